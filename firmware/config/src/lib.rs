@@ -1,0 +1,196 @@
+//! The configuration file (`flakeboot.toml`): what the user writes, with defaults that make
+//! everything but `[lan] interface` optional. Unknown keys are errors. Runtime state (the
+//! resolved appliance address, leases, machines seen) lives elsewhere.
+
+mod dhcp;
+mod error;
+mod validate;
+
+pub use dhcp::{DhcpConfig, DhcpMode, Ipv6RaConfig, Reservation};
+pub use error::ConfigError;
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use flakeboot_catalogue::MacAddr;
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub lan: LanConfig,
+    #[serde(default)]
+    pub dhcp: DhcpConfig,
+    #[serde(default)]
+    pub tftp: TftpConfig,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub ipxe: IpxeConfig,
+    #[serde(default)]
+    pub menu: MenuConfig,
+    #[serde(default)]
+    pub hosts: Vec<HostConfig>,
+    #[serde(default)]
+    pub machines: Vec<MachineConfig>,
+    /// Where the store lives; `--state-dir` overrides it.
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LanConfig {
+    /// The LAN port to serve (boot services bind to it with SO_BINDTODEVICE).
+    pub interface: String,
+    /// The appliance's address on the LAN; default: the interface's first IPv4 address.
+    pub address: Option<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct TftpConfig {
+    pub enabled: bool,
+    pub port: u16,
+    /// At most this many transfers at once; more get ERROR 3 ("busy") style refusals.
+    pub max_transfers: usize,
+    /// Retransmission timeout when the client does not ask for one.
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+    /// Retransmissions of one packet before the transfer is given up.
+    pub retries: u32,
+    /// Largest block size offered (further capped by the interface MTU).
+    pub max_blksize: u16,
+    /// Largest window offered (RFC 7440).
+    pub max_windowsize: u16,
+}
+
+impl Default for TftpConfig {
+    fn default() -> Self {
+        TftpConfig {
+            enabled: true,
+            port: 69,
+            max_transfers: 256,
+            timeout: Duration::from_secs(1),
+            retries: 5,
+            max_blksize: 1468,
+            max_windowsize: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Port of the plain-HTTP boot server (scripts, kernels, initrds, iPXE binaries).
+    pub port: u16,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig { port: 80 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct IpxeConfig {
+    /// Directory holding undionly.kpxe, ipxe.efi and snponly.efi (Debian's `ipxe` package).
+    pub dir: PathBuf,
+    /// An ARM64 iPXE EFI binary, served as `ipxe-arm64.efi` when set.
+    pub arm64_efi: Option<PathBuf>,
+    /// Which binary x86-64 UEFI PXE clients get: `ipxe.efi` (own drivers) or `snponly.efi`.
+    pub uefi_binary: UefiBinary,
+}
+
+impl Default for IpxeConfig {
+    fn default() -> Self {
+        IpxeConfig {
+            dir: PathBuf::from("/usr/lib/ipxe"),
+            arm64_efi: None,
+            uefi_binary: UefiBinary::IpxeEfi,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Default)]
+pub enum UefiBinary {
+    #[default]
+    #[serde(rename = "ipxe.efi")]
+    IpxeEfi,
+    #[serde(rename = "snponly.efi")]
+    SnponlyEfi,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MenuConfig {
+    /// Host booted when the menu times out; default: the first host. `"local"` boots the disk.
+    pub default: Option<String>,
+    #[serde(with = "humantime_serde")]
+    pub timeout: Duration,
+}
+
+impl Default for MenuConfig {
+    fn default() -> Self {
+        MenuConfig {
+            default: None,
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// A bootable host given by its files (the flake issue adds hosts built from flakes).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HostConfig {
+    pub name: String,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    #[serde(default)]
+    pub cmdline: String,
+    /// Shown next to the name in the menu.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// A machine pinned to a host by MAC.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MachineConfig {
+    pub mac: MacAddr,
+    pub host: Option<String>,
+    /// Appended to the host's command line for this machine only.
+    #[serde(default)]
+    pub extra_cmdline: String,
+    pub hostname: Option<String>,
+}
+
+fn default_state_dir() -> PathBuf {
+    PathBuf::from("/var/lib/flakeboot")
+}
+
+impl Config {
+    /// Parse and validate a config file's text. `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            file: origin.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        validate::validate(&config).map_err(|problems| ConfigError::Invalid {
+            file: origin.to_path_buf(),
+            problems,
+        })?;
+        Ok(config)
+    }
+
+    /// Read, parse and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+}
