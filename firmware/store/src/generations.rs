@@ -1,0 +1,598 @@
+//! Flakes, builds and generations (written by `flakeboot-nix`).
+//!
+//! - `flakes`: flake name -> JSON [`FlakeRecord`] (URL, lock, discovered hosts).
+//! - `builds`: build id -> JSON [`BuildRecord`]; queued and running builds survive a restart.
+//! - `generations`: (qualified host `flake#host`, number) -> JSON [`GenerationRecord`].
+//! - `generation_pins`: qualified host -> the generation the user pinned (rollback).
+//!
+//! These tables are created on first write; readers treat a missing table as empty.
+
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{decode, encode};
+use crate::{Store, StoreError};
+
+/// Flakes by name -> JSON [`FlakeRecord`].
+pub const FLAKES: TableDefinition<&str, &[u8]> = TableDefinition::new("flakes");
+/// Builds by id (ascending = queue order) -> JSON [`BuildRecord`].
+pub const BUILDS: TableDefinition<u64, &[u8]> = TableDefinition::new("builds");
+/// Generations by (qualified host, number) -> JSON [`GenerationRecord`].
+pub const GENERATIONS: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("generations");
+/// The pinned generation of a qualified host.
+pub const GENERATION_PINS: TableDefinition<&str, u32> = TableDefinition::new("generation_pins");
+
+/// A flake flakeboot builds hosts from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlakeRecord {
+    /// Its name: hosts are qualified as `<name>#<host>`.
+    pub name: String,
+    /// The reference the user gave (moving: `github:acme/fleet`).
+    pub url: String,
+    /// The locked reference of the last lock (`...?rev=...&narHash=...`).
+    pub locked_url: Option<String>,
+    /// The locked revision (git and forges; `None` for paths and tarballs).
+    pub revision: Option<String>,
+    /// When it was last locked.
+    pub locked_at: Option<SystemTime>,
+    /// The `nixosConfigurations` found at the last lock.
+    pub hosts: Vec<FlakeHostRecord>,
+    /// Why the last lock or discovery failed, if it did (nix's message).
+    pub error: Option<String>,
+}
+
+/// One `nixosConfigurations.<name>` of a flake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlakeHostRecord {
+    /// The configuration's name.
+    pub name: String,
+    /// `None` when it can netboot, else why not.
+    pub unbootable: Option<String>,
+    /// `config.system.boot.loader.kernelFile`, e.g. `bzImage`.
+    pub kernel_file: String,
+    /// `config.boot.kernelParams`.
+    pub kernel_params: Vec<String>,
+}
+
+/// Where a build is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildState {
+    /// Waiting for a free build slot.
+    Queued,
+    /// nix is running.
+    Running,
+    /// Done: a generation was made.
+    Succeeded,
+    /// nix failed (see `error`).
+    Failed,
+    /// The user cancelled it.
+    Cancelled,
+    /// It ran longer than `[nix] build_timeout`.
+    TimedOut,
+}
+
+impl BuildState {
+    /// Queued or running.
+    pub fn is_active(self) -> bool {
+        matches!(self, BuildState::Queued | BuildState::Running)
+    }
+}
+
+/// One build of one host at one locked revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BuildRecord {
+    /// Assigned by [`Store::insert_build`]; ascending.
+    pub id: u64,
+    /// The flake's name.
+    pub flake: String,
+    /// The configuration's name inside the flake.
+    pub host: String,
+    /// The flake reference as the user gave it.
+    pub flake_url: String,
+    /// The locked reference that is built (never the moving one).
+    pub locked_url: String,
+    /// The locked revision, if any.
+    pub revision: Option<String>,
+    /// `kernelFile` from discovery.
+    pub kernel_file: String,
+    /// `boot.kernelParams` from discovery.
+    pub kernel_params: Vec<String>,
+    /// Its state.
+    pub state: BuildState,
+    /// When it was asked for.
+    pub queued_at: SystemTime,
+    /// When nix last started on it.
+    pub started_at: Option<SystemTime>,
+    /// When it ended.
+    pub finished_at: Option<SystemTime>,
+    /// Why it failed, was cancelled or timed out; or a note that a restart interrupted it.
+    pub error: Option<String>,
+    /// How often a restart interrupted it while running (it is requeued each time).
+    pub interruptions: u32,
+    /// The generation it made.
+    pub generation: Option<u32>,
+    /// Its log file (human lines, appended while it runs).
+    pub log: PathBuf,
+}
+
+impl BuildRecord {
+    /// `<flake>#<host>`: the name generations are kept under.
+    pub fn qualified_host(&self) -> String {
+        format!("{}#{}", self.flake, self.host)
+    }
+}
+
+/// A successful build of a host: what a machine assigned to it boots.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GenerationRecord {
+    /// `<flake>#<host>`.
+    pub host: String,
+    /// 1, 2, ... per host; assigned by [`Store::add_generation`].
+    pub number: u32,
+    /// The flake reference as the user gave it.
+    pub flake_url: String,
+    /// The locked reference built.
+    pub locked_url: String,
+    /// The locked revision, if any.
+    pub revision: Option<String>,
+    /// `<kernel output>/<kernelFile>`.
+    pub kernel: PathBuf,
+    /// `<netbootRamdisk output>/initrd`.
+    pub initrd: PathBuf,
+    /// `<toplevel>/init` (the command line's `init=`).
+    pub init: PathBuf,
+    /// Every store path built (kernel, netbootRamdisk, toplevel outputs).
+    pub store_paths: Vec<PathBuf>,
+    /// `boot.kernelParams`.
+    pub kernel_params: Vec<String>,
+    /// When the build finished.
+    pub built_at: SystemTime,
+    /// The build that made it.
+    pub build_id: u64,
+    /// The build's log file.
+    pub log: PathBuf,
+    /// GC root symlinks that keep its store paths alive.
+    pub gc_roots: Vec<PathBuf>,
+}
+
+/// Opens a table for reading; `None` when no write has created it yet.
+macro_rules! read_table {
+    ($txn:expr, $def:expr) => {
+        match $txn.open_table($def) {
+            Ok(table) => Some(table),
+            Err(TableError::TableDoesNotExist(_)) => None,
+            Err(e) => return Err(e.into()),
+        }
+    };
+}
+
+impl Store {
+    /// Creates or replaces a flake.
+    pub fn put_flake(&self, flake: &FlakeRecord) -> Result<(), StoreError> {
+        let bytes = encode("flakes", flake)?;
+        let txn = self.db.begin_write()?;
+        txn.open_table(FLAKES)?
+            .insert(flake.name.as_str(), bytes.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The flake with this name.
+    pub fn flake(&self, name: &str) -> Result<Option<FlakeRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = read_table!(txn, FLAKES) else {
+            return Ok(None);
+        };
+        match table.get(name)? {
+            Some(v) => Ok(Some(decode("flakes", name, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every flake, by name.
+    pub fn flakes(&self) -> Result<Vec<FlakeRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = read_table!(txn, FLAKES) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push(decode("flakes", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Forgets a flake (its generations stay until removed). Returns whether it existed.
+    pub fn remove_flake(&self, name: &str) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let existed = txn.open_table(FLAKES)?.remove(name)?.is_some();
+        txn.commit()?;
+        Ok(existed)
+    }
+
+    /// Stores a new build under the next id (the record's `id` is ignored) and returns it.
+    pub fn insert_build(&self, build: &BuildRecord) -> Result<BuildRecord, StoreError> {
+        let txn = self.db.begin_write()?;
+        let record = {
+            let mut table = txn.open_table(BUILDS)?;
+            let next = table.last()?.map_or(1, |(k, _)| k.value() + 1);
+            let record = BuildRecord {
+                id: next,
+                ..build.clone()
+            };
+            table.insert(next, encode("builds", &record)?.as_slice())?;
+            record
+        };
+        txn.commit()?;
+        Ok(record)
+    }
+
+    /// Replaces a build's record (same id).
+    pub fn put_build(&self, build: &BuildRecord) -> Result<(), StoreError> {
+        let bytes = encode("builds", build)?;
+        let txn = self.db.begin_write()?;
+        txn.open_table(BUILDS)?.insert(build.id, bytes.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The build with this id.
+    pub fn build(&self, id: u64) -> Result<Option<BuildRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = read_table!(txn, BUILDS) else {
+            return Ok(None);
+        };
+        match table.get(id)? {
+            Some(v) => Ok(Some(decode("builds", id, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every build, oldest first.
+    pub fn builds(&self) -> Result<Vec<BuildRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = read_table!(txn, BUILDS) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            out.push(decode("builds", k.value(), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// After a restart: every build that was running is marked interrupted and queued again.
+    /// Returns the queue (every queued build, oldest first).
+    pub fn requeue_interrupted_builds(&self) -> Result<Vec<BuildRecord>, StoreError> {
+        let mut queue = Vec::new();
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(BUILDS)?;
+            let mut changed = Vec::new();
+            for entry in table.iter()? {
+                let (k, v) = entry?;
+                let mut build: BuildRecord = decode("builds", k.value(), v.value())?;
+                match build.state {
+                    BuildState::Running => {
+                        build.state = BuildState::Queued;
+                        build.interruptions += 1;
+                        build.error =
+                            Some("interrupted by a restart of flakeboot; requeued".into());
+                        changed.push(build.clone());
+                        queue.push(build);
+                    }
+                    BuildState::Queued => queue.push(build),
+                    _ => {}
+                }
+            }
+            for build in changed {
+                table.insert(build.id, encode("builds", &build)?.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(queue)
+    }
+
+    /// Stores a new generation of `draft.host` under the next number (the draft's `number` is
+    /// ignored) and returns it.
+    pub fn add_generation(&self, draft: &GenerationRecord) -> Result<GenerationRecord, StoreError> {
+        let host = draft.host.as_str();
+        let txn = self.db.begin_write()?;
+        let record = {
+            let mut table = txn.open_table(GENERATIONS)?;
+            let last = table
+                .range((host, 0)..=(host, u32::MAX))?
+                .next_back()
+                .transpose()?
+                .map_or(0, |(k, _)| k.value().1);
+            let record = GenerationRecord {
+                number: last + 1,
+                ..draft.clone()
+            };
+            table.insert(
+                (host, record.number),
+                encode("generations", &record)?.as_slice(),
+            )?;
+            record
+        };
+        txn.commit()?;
+        Ok(record)
+    }
+
+    /// Replaces a generation's record (same host and number).
+    pub fn put_generation(&self, generation: &GenerationRecord) -> Result<(), StoreError> {
+        let bytes = encode("generations", generation)?;
+        let txn = self.db.begin_write()?;
+        txn.open_table(GENERATIONS)?.insert(
+            (generation.host.as_str(), generation.number),
+            bytes.as_slice(),
+        )?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Every generation of a qualified host, oldest first.
+    pub fn generations(&self, host: &str) -> Result<Vec<GenerationRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = read_table!(txn, GENERATIONS) else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in table.range((host, 0)..=(host, u32::MAX))? {
+            let (k, v) = entry?;
+            let (h, n) = k.value();
+            out.push(decode("generations", format!("{h}/{n}"), v.value())?);
+        }
+        Ok(out)
+    }
+
+    /// Every qualified host that has a generation.
+    pub fn generation_hosts(&self) -> Result<Vec<String>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = read_table!(txn, GENERATIONS) else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<String> = Vec::new();
+        for entry in table.iter()? {
+            let (k, _) = entry?;
+            let host = k.value().0;
+            if out.last().is_none_or(|last| last != host) {
+                out.push(host.to_owned());
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes generations of a host (their GC roots are the caller's business). A pin on a
+    /// deleted generation is removed too.
+    pub fn remove_generations(&self, host: &str, numbers: &[u32]) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(GENERATIONS)?;
+            for n in numbers {
+                table.remove((host, *n))?;
+            }
+            let mut pins = txn.open_table(GENERATION_PINS)?;
+            let pinned = pins.get(host)?.map(|v| v.value());
+            if pinned.is_some_and(|p| numbers.contains(&p)) {
+                pins.remove(host)?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Pins a host to one of its generations (rollback), or unpins it with `None` (back to the
+    /// newest). Returns false, changing nothing, when that generation does not exist.
+    pub fn pin_generation(&self, host: &str, number: Option<u32>) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let done = {
+            let generations = txn.open_table(GENERATIONS)?;
+            let mut pins = txn.open_table(GENERATION_PINS)?;
+            match number {
+                Some(n) if generations.get((host, n))?.is_none() => false,
+                Some(n) => {
+                    pins.insert(host, n)?;
+                    true
+                }
+                None => {
+                    pins.remove(host)?;
+                    true
+                }
+            }
+        };
+        txn.commit()?;
+        Ok(done)
+    }
+
+    /// The generation a host is pinned to, if any.
+    pub fn pinned_generation(&self, host: &str) -> Result<Option<u32>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = read_table!(txn, GENERATION_PINS) else {
+            return Ok(None);
+        };
+        Ok(table.get(host)?.map(|v| v.value()))
+    }
+
+    /// What the host boots: its pinned generation, else its newest.
+    pub fn current_generation(&self, host: &str) -> Result<Option<GenerationRecord>, StoreError> {
+        let pinned = self.pinned_generation(host)?;
+        let all = self.generations(host)?;
+        Ok(match pinned {
+            Some(n) => all.into_iter().find(|g| g.number == n),
+            None => all.into_iter().next_back(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn build(host: &str) -> BuildRecord {
+        BuildRecord {
+            id: 0,
+            flake: "fleet".into(),
+            host: host.into(),
+            flake_url: "github:acme/fleet".into(),
+            locked_url: "github:acme/fleet/abc".into(),
+            revision: Some("abc".into()),
+            kernel_file: "bzImage".into(),
+            kernel_params: vec!["console=ttyS0".into()],
+            state: BuildState::Queued,
+            queued_at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            started_at: None,
+            finished_at: None,
+            error: None,
+            interruptions: 0,
+            generation: None,
+            log: "/var/lib/flakeboot/build-logs/1.log".into(),
+        }
+    }
+
+    fn generation(host: &str, rev: &str) -> GenerationRecord {
+        GenerationRecord {
+            host: host.into(),
+            number: 0,
+            flake_url: "github:acme/fleet".into(),
+            locked_url: format!("github:acme/fleet/{rev}"),
+            revision: Some(rev.into()),
+            kernel: "/nix/store/k/bzImage".into(),
+            initrd: "/nix/store/r/initrd".into(),
+            init: "/nix/store/t/init".into(),
+            store_paths: vec![],
+            kernel_params: vec![],
+            built_at: UNIX_EPOCH,
+            build_id: 1,
+            log: "/l".into(),
+            gc_roots: vec![],
+        }
+    }
+
+    #[test]
+    fn empty_store_has_no_flakes_builds_or_generations() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        assert!(store.flakes().unwrap().is_empty());
+        assert!(store.builds().unwrap().is_empty());
+        assert!(store.generation_hosts().unwrap().is_empty());
+        assert_eq!(store.current_generation("fleet#a").unwrap(), None);
+        assert!(store.requeue_interrupted_builds().unwrap().is_empty());
+    }
+
+    #[test]
+    fn flakes_round_trip() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let flake = FlakeRecord {
+            name: "fleet".into(),
+            url: "github:acme/fleet".into(),
+            locked_url: None,
+            revision: None,
+            locked_at: None,
+            hosts: vec![FlakeHostRecord {
+                name: "alpha".into(),
+                unbootable: None,
+                kernel_file: "bzImage".into(),
+                kernel_params: vec![],
+            }],
+            error: None,
+        };
+        store.put_flake(&flake).unwrap();
+        assert_eq!(store.flake("fleet").unwrap(), Some(flake.clone()));
+        assert_eq!(store.flakes().unwrap(), vec![flake]);
+        assert!(store.remove_flake("fleet").unwrap());
+        assert!(!store.remove_flake("fleet").unwrap());
+    }
+
+    #[test]
+    fn running_builds_are_requeued_after_a_restart() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(tmp.path()).unwrap();
+            let a = store.insert_build(&build("a")).unwrap();
+            let b = store.insert_build(&build("b")).unwrap();
+            let c = store.insert_build(&build("c")).unwrap();
+            assert_eq!((a.id, b.id, c.id), (1, 2, 3));
+            store
+                .put_build(&BuildRecord {
+                    state: BuildState::Running,
+                    ..a
+                })
+                .unwrap();
+            store
+                .put_build(&BuildRecord {
+                    state: BuildState::Failed,
+                    ..c
+                })
+                .unwrap();
+        }
+        let store = Store::open(tmp.path()).unwrap();
+        let queue = store.requeue_interrupted_builds().unwrap();
+        let ids: Vec<u64> = queue.iter().map(|b| b.id).collect();
+        assert_eq!(ids, vec![1, 2]);
+        let a = store.build(1).unwrap().unwrap();
+        assert_eq!(a.state, BuildState::Queued);
+        assert_eq!(a.interruptions, 1);
+        assert!(a.error.unwrap().contains("interrupted"));
+        assert_eq!(store.build(3).unwrap().unwrap().state, BuildState::Failed);
+    }
+
+    #[test]
+    fn generations_number_per_host_and_pins_roll_back() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let g1 = store.add_generation(&generation("fleet#a", "r1")).unwrap();
+        let g2 = store.add_generation(&generation("fleet#a", "r2")).unwrap();
+        let b1 = store.add_generation(&generation("fleet#b", "r1")).unwrap();
+        assert_eq!((g1.number, g2.number, b1.number), (1, 2, 1));
+        assert_eq!(
+            store.generation_hosts().unwrap(),
+            vec!["fleet#a", "fleet#b"]
+        );
+        assert_eq!(
+            store.current_generation("fleet#a").unwrap(),
+            Some(g2.clone())
+        );
+
+        assert!(store.pin_generation("fleet#a", Some(1)).unwrap());
+        assert!(!store.pin_generation("fleet#a", Some(9)).unwrap());
+        assert_eq!(store.current_generation("fleet#a").unwrap(), Some(g1));
+        // A newer build does not replace a pinned generation.
+        store.add_generation(&generation("fleet#a", "r3")).unwrap();
+        assert_eq!(
+            store.current_generation("fleet#a").unwrap().unwrap().number,
+            1
+        );
+
+        store.remove_generations("fleet#a", &[1]).unwrap();
+        assert_eq!(store.pinned_generation("fleet#a").unwrap(), None);
+        assert_eq!(
+            store.current_generation("fleet#a").unwrap().unwrap().number,
+            3
+        );
+        let numbers: Vec<u32> = store
+            .generations("fleet#a")
+            .unwrap()
+            .iter()
+            .map(|g| g.number)
+            .collect();
+        assert_eq!(numbers, vec![2, 3]);
+        // Numbers are never reused while a newer generation exists.
+        assert_eq!(
+            store
+                .add_generation(&generation("fleet#a", "r4"))
+                .unwrap()
+                .number,
+            4
+        );
+    }
+}

@@ -1,0 +1,188 @@
+//! DHCP leases (router mode), by IPv4 address. A lease is durable before `put_leases` returns.
+
+use std::net::Ipv4Addr;
+use std::time::SystemTime;
+
+use flakeboot_catalogue::MacAddr;
+use redb::{Durability, ReadableDatabase, ReadableTable};
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{LEASES, decode, encode, ip_key};
+use crate::{Store, StoreError};
+
+const TABLE: &str = "leases";
+
+/// One address handed out (or quarantined) by the DHCP server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseRecord {
+    /// The leased address (the key).
+    pub ip: Ipv4Addr,
+    /// The client's hardware address.
+    pub mac: MacAddr,
+    /// The client identifier (option 61), when the client sent one.
+    pub client_id: Option<Vec<u8>>,
+    /// The host name the client sent (option 12).
+    pub hostname: Option<String>,
+    /// When the lease (or the quarantine) ends.
+    pub expires: SystemTime,
+    /// Whether the address is leased or quarantined.
+    pub state: LeaseState,
+}
+
+/// The state of a leased address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseState {
+    /// Leased to `mac` until `expires`.
+    Bound,
+    /// A client declined it (DHCPDECLINE: someone else uses it): quarantined until `expires`.
+    Declined,
+}
+
+impl Store {
+    /// Inserts or replaces leases (by address) in ONE durable transaction: when this returns,
+    /// the whole batch is on disk (fsync), so the DHCP server may send the ACKs.
+    pub fn put_leases(&self, leases: &[LeaseRecord]) -> Result<(), StoreError> {
+        if leases.is_empty() {
+            return Ok(());
+        }
+        let mut txn = self.db.begin_write()?;
+        // The default, but leases depend on it: say so.
+        txn.set_durability(Durability::Immediate)
+            .map_err(redb::Error::from)?;
+        {
+            let mut table = txn.open_table(LEASES)?;
+            for lease in leases {
+                let bytes = encode(TABLE, lease)?;
+                table.insert(ip_key(lease.ip), bytes.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// Removes the leases of these addresses (absent ones are ignored), in one transaction.
+    pub fn delete_leases(&self, ips: &[Ipv4Addr]) -> Result<(), StoreError> {
+        if ips.is_empty() {
+            return Ok(());
+        }
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(LEASES)?;
+            for ip in ips {
+                table.remove(ip_key(*ip))?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The lease of one address.
+    pub fn lease(&self, ip: Ipv4Addr) -> Result<Option<LeaseRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(LEASES)?;
+        match table.get(ip_key(ip))? {
+            Some(value) => Ok(Some(decode(TABLE, ip, value.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every lease, ordered by address.
+    pub fn leases(&self) -> Result<Vec<LeaseRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(LEASES)?;
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (key, value) = entry?;
+            let ip = Ipv4Addr::from(key.value());
+            out.push(decode(TABLE, ip, value.value())?);
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn lease(ip: [u8; 4], mac: u8, state: LeaseState) -> LeaseRecord {
+        LeaseRecord {
+            ip: Ipv4Addr::from(ip),
+            mac: MacAddr([0x52, 0x54, 0, 0, 0, mac]),
+            client_id: None,
+            hostname: None,
+            expires: UNIX_EPOCH + Duration::from_secs(1_800_000_000 + u64::from(mac)),
+            state,
+        }
+    }
+
+    #[test]
+    fn put_upserts_by_address_and_lists_in_address_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let high = lease([10, 77, 0, 200], 1, LeaseState::Bound);
+        let low = lease([10, 77, 0, 9], 2, LeaseState::Bound);
+        store.put_leases(&[high.clone(), low.clone()]).unwrap();
+        assert_eq!(store.leases().unwrap(), vec![low.clone(), high.clone()]);
+
+        // Same address, new owner and state: replaced, not duplicated.
+        let declined = lease([10, 77, 0, 200], 3, LeaseState::Declined);
+        store.put_leases(std::slice::from_ref(&declined)).unwrap();
+        assert_eq!(store.leases().unwrap(), vec![low.clone(), declined.clone()]);
+        assert_eq!(store.lease(declined.ip).unwrap(), Some(declined));
+        assert_eq!(store.lease(Ipv4Addr::new(10, 77, 0, 1)).unwrap(), None);
+    }
+
+    #[test]
+    fn delete_removes_only_the_given_addresses() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let a = lease([10, 0, 0, 1], 1, LeaseState::Bound);
+        let b = lease([10, 0, 0, 2], 2, LeaseState::Bound);
+        let c = lease([10, 0, 0, 3], 3, LeaseState::Declined);
+        store.put_leases(&[a.clone(), b, c.clone()]).unwrap();
+        store
+            .delete_leases(&[Ipv4Addr::new(10, 0, 0, 2), Ipv4Addr::new(10, 0, 0, 99)])
+            .unwrap();
+        assert_eq!(store.leases().unwrap(), vec![a, c]);
+        store.delete_leases(&[]).unwrap();
+        store.put_leases(&[]).unwrap();
+        assert_eq!(store.leases().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_lease_is_stored_as_readable_json() {
+        let mut record = lease([192, 168, 1, 5], 0xab, LeaseState::Declined);
+        record.client_id = Some(vec![1, 2]);
+        record.hostname = Some("pc".into());
+        let json = serde_json::to_value(&record).unwrap();
+        assert_eq!(json["ip"], "192.168.1.5");
+        assert_eq!(json["mac"], "52:54:00:00:00:ab");
+        assert_eq!(json["state"], "declined");
+        assert_eq!(json["hostname"], "pc");
+        assert_eq!(serde_json::from_value::<LeaseRecord>(json).unwrap(), record);
+    }
+
+    #[test]
+    fn a_corrupt_lease_is_reported_with_its_address() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(LEASES)
+            .unwrap()
+            .insert([10, 0, 0, 7], b"{not json".as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        let err = store.leases().unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { table: "leases", key, .. } if key == "10.0.0.7"),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string().contains("`leases` at key 10.0.0.7"),
+            "{err}"
+        );
+    }
+}

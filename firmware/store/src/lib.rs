@@ -1,0 +1,256 @@
+//! flakeboot's state on disk: machines seen, DHCP leases and boot events, in one redb file
+//! (`<state dir>/flakeboot.redb`).
+//!
+//! One daemon owns the file: a second [`Store::open`] of the same directory fails with
+//! [`StoreError::AlreadyOpen`]. Every write is one redb transaction, so a crash (power loss,
+//! SIGKILL) leaves either the whole write or none of it. [`Store::put_leases`] commits durably
+//! (fsync) before it returns: the DHCP server calls it once per batch of requests before it sends
+//! the ACKs (group commit). The file carries a schema version; [`Store::open`] migrates older
+//! files (see [`migrations`]) and refuses newer ones.
+//!
+//! [`Store`] is cheap to clone and blocking: call it from `spawn_blocking` or a writer thread in
+//! async code.
+
+mod error;
+mod events;
+mod generations;
+mod leases;
+mod machines;
+pub mod migrations;
+pub mod schema;
+
+pub use error::StoreError;
+pub use generations::*;
+pub use leases::{LeaseRecord, LeaseState};
+pub use machines::MachineRecord;
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use redb::ReadableDatabase;
+
+/// The database file's name inside the state directory.
+pub const DB_FILE: &str = "flakeboot.redb";
+
+/// How many boot events are kept by default (oldest dropped first).
+pub const DEFAULT_MAX_EVENTS: usize = 10_000;
+
+/// Tuning for [`Store::open_with`]; [`Store::open`] uses the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Keep at most this many boot events; the oldest are dropped first.
+    pub max_events: usize,
+    /// Page cache of the database, in bytes (redb's default of 1 GiB is far too much for an
+    /// appliance).
+    pub cache_size: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_events: DEFAULT_MAX_EVENTS,
+            cache_size: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// flakeboot's database. Clones share one open file.
+#[derive(Clone)]
+pub struct Store {
+    db: Arc<redb::Database>,
+    dir: PathBuf,
+    max_events: usize,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("dir", &self.dir)
+            .field("max_events", &self.max_events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens or creates `<dir>/flakeboot.redb` (creating `dir`), migrating an older schema.
+    ///
+    /// A second open of the same directory while one is open (another daemon) fails with
+    /// [`StoreError::AlreadyOpen`]; a file from a newer flakeboot fails with
+    /// [`StoreError::TooNew`].
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, StoreOptions::default())
+    }
+
+    /// [`Store::open`] with options.
+    pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = dir.join(DB_FILE);
+        let db = redb::Builder::new()
+            .set_cache_size(options.cache_size)
+            .create(&path)
+            .map_err(|source| match source {
+                redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
+                    path: dir.to_owned(),
+                },
+                source => StoreError::Open { path, source },
+            })?;
+        Store::ready(db, dir.to_owned(), &options)
+    }
+
+    /// A store in memory, for tests of code that uses a store: nothing touches the disk and
+    /// nothing survives the last clone.
+    pub fn in_memory() -> Result<Store, StoreError> {
+        let options = StoreOptions::default();
+        let db = redb::Builder::new()
+            .set_cache_size(options.cache_size)
+            .create_with_backend(redb::backends::InMemoryBackend::new())
+            .map_err(|source| StoreError::Open {
+                path: PathBuf::from(":memory:"),
+                source,
+            })?;
+        Store::ready(db, PathBuf::new(), &options)
+    }
+
+    /// Brings a just-opened database up to the current schema and wraps it.
+    fn ready(
+        db: redb::Database,
+        dir: PathBuf,
+        options: &StoreOptions,
+    ) -> Result<Store, StoreError> {
+        if let Some(from) = migrations::upgrade(&db)? {
+            tracing::debug!(dir = %dir.display(), from, "opened the store");
+        } else {
+            tracing::info!(dir = %dir.display(), "created a new store");
+        }
+        Ok(Store {
+            db: Arc::new(db),
+            dir,
+            max_events: options.max_events,
+        })
+    }
+
+    /// The state directory this store lives in (empty for [`Store::in_memory`]).
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The schema version of the open file (always [`schema::SCHEMA_VERSION`] after `open`).
+    pub fn schema_version(&self) -> Result<u32, StoreError> {
+        let txn = self.db.begin_read()?;
+        migrations::read_version(&txn)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::net::Ipv4Addr;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use flakeboot_catalogue::MacAddr;
+
+    fn lease(ip: [u8; 4], mac: u8) -> LeaseRecord {
+        LeaseRecord {
+            ip: Ipv4Addr::from(ip),
+            mac: MacAddr([0x52, 0x54, 0, 0, 0, mac]),
+            client_id: Some(vec![1, 0x52, 0x54, 0, 0, 0, mac]),
+            hostname: Some(format!("pc{mac}")),
+            expires: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            state: LeaseState::Bound,
+        }
+    }
+
+    #[test]
+    fn open_creates_the_directory_and_the_current_schema() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("var/lib/flakeboot");
+        let store = Store::open(&dir).unwrap();
+        assert!(dir.join(DB_FILE).is_file());
+        assert_eq!(store.dir(), dir);
+        assert_eq!(store.schema_version().unwrap(), schema::SCHEMA_VERSION);
+        assert!(store.machines().unwrap().is_empty());
+        assert!(store.leases().unwrap().is_empty());
+        assert!(store.recent_events(10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn second_open_fails_while_the_first_is_alive_and_succeeds_after() {
+        let tmp = tempfile::tempdir().unwrap();
+        let first = Store::open(tmp.path()).unwrap();
+        let clone = first.clone();
+        let err = Store::open(tmp.path()).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::AlreadyOpen { path } if path == tmp.path()),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "another flakeboot is already using {}: stop it first",
+                tmp.path().display()
+            )
+        );
+        drop(first);
+        // A clone keeps the file open.
+        assert!(matches!(
+            Store::open(tmp.path()),
+            Err(StoreError::AlreadyOpen { .. })
+        ));
+        drop(clone);
+        Store::open(tmp.path()).unwrap();
+    }
+
+    #[test]
+    fn leases_survive_close_and_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let leases = vec![lease([10, 77, 0, 100], 1), lease([10, 77, 0, 101], 2)];
+        {
+            let store = Store::open(tmp.path()).unwrap();
+            store.put_leases(&leases).unwrap();
+        }
+        let store = Store::open(tmp.path()).unwrap();
+        assert_eq!(store.leases().unwrap(), leases);
+    }
+
+    #[test]
+    fn an_unreadable_file_is_an_open_error_naming_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join(DB_FILE), b"this is not a redb file at all").unwrap();
+        let err = Store::open(tmp.path()).unwrap_err();
+        assert!(matches!(&err, StoreError::Open { .. }), "{err:?}");
+        assert!(err.to_string().contains(DB_FILE), "{err}");
+    }
+
+    #[test]
+    fn a_file_where_the_directory_should_be_is_a_create_dir_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        std::fs::write(&dir, b"").unwrap();
+        let err = Store::open(&dir).unwrap_err();
+        assert!(matches!(&err, StoreError::CreateDir { .. }), "{err:?}");
+        assert!(err.to_string().contains("state directory"), "{err}");
+    }
+
+    #[test]
+    fn an_in_memory_store_works_and_clones_share_it() {
+        let store = Store::in_memory().unwrap();
+        let clone = store.clone();
+        store.put_leases(&[lease([10, 0, 0, 1], 1)]).unwrap();
+        assert_eq!(clone.leases().unwrap(), vec![lease([10, 0, 0, 1], 1)]);
+        assert_eq!(clone.schema_version().unwrap(), schema::SCHEMA_VERSION);
+        // Each in-memory store is its own.
+        assert!(Store::in_memory().unwrap().leases().unwrap().is_empty());
+    }
+
+    #[test]
+    fn errors_are_send_and_sync_for_anyhow() {
+        fn check<T: Send + Sync + 'static>() {}
+        check::<StoreError>();
+        check::<Store>();
+    }
+}

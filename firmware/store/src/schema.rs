@@ -1,0 +1,78 @@
+//! The tables of `flakeboot.redb` and how keys are laid out.
+//!
+//! Keys are fixed-width bytes so the file can be read with any redb tool; values are JSON
+//! (`serde_json`) so a record can be inspected by eye. Changing a key layout or a value's meaning
+//! needs a new schema version and a step in [`crate::migrations`].
+
+use std::net::Ipv4Addr;
+
+use flakeboot_catalogue::MacAddr;
+use redb::TableDefinition;
+
+/// The schema this build writes. `open` migrates older files up to it and refuses newer ones.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Key of the schema version in [`META`].
+pub const SCHEMA_VERSION_KEY: &str = "schema_version";
+
+/// Named settings of the file itself: `schema_version` -> u32. Its key and value types never
+/// change, so that every flakeboot can read the version of any file.
+pub const META: TableDefinition<&str, u32> = TableDefinition::new("meta");
+
+/// Machines by MAC (6 bytes) -> JSON [`crate::MachineRecord`].
+pub const MACHINES: TableDefinition<MacKey, &[u8]> = TableDefinition::new("machines");
+
+/// Boot events by sequence number (oldest first) -> JSON [`flakeboot_catalogue::BootEvent`].
+/// A bounded ring: the lowest sequence numbers are dropped first.
+pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+
+/// Index of [`EVENTS`] by machine: (MAC, sequence number) -> (). Added in schema 1.
+pub const EVENTS_BY_MAC: TableDefinition<(MacKey, u64), ()> = TableDefinition::new("events_by_mac");
+
+/// DHCP leases by IPv4 address (4 bytes, network order, so keys sort like addresses) -> JSON
+/// [`crate::LeaseRecord`].
+pub const LEASES: TableDefinition<IpKey, &[u8]> = TableDefinition::new("leases");
+
+/// A MAC address as a table key.
+pub type MacKey = [u8; 6];
+
+/// An IPv4 address as a table key.
+pub type IpKey = [u8; 4];
+
+/// The key of a machine.
+pub fn mac_key(mac: MacAddr) -> MacKey {
+    mac.octets()
+}
+
+/// The key of a lease.
+pub fn ip_key(ip: Ipv4Addr) -> IpKey {
+    ip.octets()
+}
+
+/// Just the MAC of a stored boot event: enough to find its index entry without decoding the
+/// rest (unknown fields are ignored).
+#[derive(serde::Deserialize)]
+pub(crate) struct EventMac {
+    pub(crate) mac: Option<MacAddr>,
+}
+
+/// Encodes a record as JSON for `table`.
+pub(crate) fn encode<T: serde::Serialize>(
+    table: &'static str,
+    value: &T,
+) -> Result<Vec<u8>, crate::StoreError> {
+    serde_json::to_vec(value).map_err(|source| crate::StoreError::Encode { table, source })
+}
+
+/// Decodes a JSON record of `table` stored under `key` (shown in the error).
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(
+    table: &'static str,
+    key: impl std::fmt::Display,
+    bytes: &[u8],
+) -> Result<T, crate::StoreError> {
+    serde_json::from_slice(bytes).map_err(|source| crate::StoreError::Corrupt {
+        table,
+        key: key.to_string(),
+        source,
+    })
+}
