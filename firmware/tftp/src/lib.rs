@@ -1,0 +1,29 @@
+//! flakeboot's TFTP server: read-only, serving only the iPXE binaries of the boot catalogue.
+//!
+//! RFC 1350 with option extension (RFC 2347): blksize (RFC 2348, capped to the interface MTU),
+//! tsize and timeout (RFC 2349) and windowsize (RFC 7440).
+//!
+//! Layers, bottom up:
+//! - [`packet`]: parse and emit datagrams, no I/O;
+//! - [`options`]: option negotiation, pure;
+//! - [`names`]: what a requested name may mean (an [`flakeboot_catalogue::IpxeBinary`] or a
+//!   refusal), pure;
+//! - [`request`]: serve, refuse or drop a datagram on the request port, pure;
+//! - [`session`]: one transfer as a state machine driven with explicit time;
+//! - [`server`]: the tokio loop: receives requests, decides through the above, spawns one task
+//!   and one socket per transfer, records a boot event at each transfer's end.
+
+pub mod names;
+pub mod options;
+pub mod packet;
+pub mod request;
+pub mod server;
+pub mod session;
+mod stats;
+mod transfer;
+
+pub use server::{TftpError, TftpServer, TftpServerConfig, bind};
+pub use stats::{TftpStats, TftpStatsSnapshot};
+
+#[cfg(test)]
+mod mutation_tests;

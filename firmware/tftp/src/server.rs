@@ -1,0 +1,317 @@
+//! The tokio server: one listening socket for requests, one task and one socket per transfer.
+//!
+//! The loop only receives, decides through [`crate::request::decide`], sends and logs; each
+//! transfer task drives a pure [`crate::session::Session`].
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flakeboot_catalogue::{BootEvent, BootFile, BootStage, Catalogue, Outcome};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::UdpSocket;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::options::Limits;
+use crate::packet::{ErrorCode, MAX_PACKET_LEN, Packet};
+use crate::request::{Decision, Refusal, decide};
+use crate::stats::TftpStats;
+use crate::transfer::{self, Transfer};
+
+/// How the server listens and what it grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TftpServerConfig {
+    /// Address of the request socket (port 69 in production, port 0 in tests).
+    pub bind: SocketAddr,
+    /// LAN interface to bind every socket to (SO_BINDTODEVICE).
+    pub interface: Option<String>,
+    /// Concurrent transfers; a request beyond this gets ERROR 0 "server busy, retry".
+    pub max_transfers: usize,
+    /// Retransmission timeout when the client negotiates none.
+    pub timeout: Duration,
+    /// Retransmissions of one window before a transfer is given up.
+    pub retries: u32,
+    /// Largest block size granted (further capped to the MTU).
+    pub max_blksize: u16,
+    /// Largest window granted (RFC 7440).
+    pub max_windowsize: u16,
+    /// MTU of the interface; `None` reads it from `/sys/class/net/<interface>/mtu` when an
+    /// interface is set, else blocks are capped by `max_blksize` alone.
+    pub mtu: Option<u32>,
+}
+
+/// Errors of the server itself (per-transfer problems are boot events, not errors).
+#[derive(Debug, thiserror::Error)]
+pub enum TftpError {
+    #[error("cannot create a UDP socket for {addr}: {source}")]
+    Socket { addr: SocketAddr, source: io::Error },
+    #[error("cannot bind the TFTP socket to interface {interface:?}: {source}")]
+    BindDevice {
+        interface: String,
+        source: io::Error,
+    },
+    #[error("cannot bind TFTP to {addr}: {source}")]
+    Bind { addr: SocketAddr, source: io::Error },
+    #[error("the TFTP socket on {addr} failed: {source}")]
+    Receive { addr: SocketAddr, source: io::Error },
+}
+
+/// A bound, not yet running, TFTP server.
+#[derive(Debug)]
+pub struct TftpServer {
+    socket: UdpSocket,
+    local_addr: SocketAddr,
+    cfg: TftpServerConfig,
+    limits: Limits,
+    stats: Arc<TftpStats>,
+}
+
+/// A non-blocking UDP socket on `addr`, bound to `interface` if set.
+pub(crate) fn udp_socket(
+    addr: SocketAddr,
+    interface: Option<&str>,
+    reuse_address: bool,
+) -> Result<UdpSocket, TftpError> {
+    let socket_err = |source| TftpError::Socket { addr, source };
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
+        .map_err(socket_err)?;
+    socket
+        .set_reuse_address(reuse_address)
+        .map_err(socket_err)?;
+    if let Some(interface) = interface {
+        socket
+            .bind_device(Some(interface.as_bytes()))
+            .map_err(|source| TftpError::BindDevice {
+                interface: interface.to_owned(),
+                source,
+            })?;
+    }
+    socket.set_nonblocking(true).map_err(socket_err)?;
+    socket
+        .bind(&addr.into())
+        .map_err(|source| TftpError::Bind { addr, source })?;
+    UdpSocket::from_std(socket.into()).map_err(socket_err)
+}
+
+fn interface_mtu(interface: &str) -> Option<u32> {
+    std::fs::read_to_string(format!("/sys/class/net/{interface}/mtu"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Binds the request socket (SO_REUSEADDR, SO_BINDTODEVICE when an interface is set).
+pub async fn bind(cfg: TftpServerConfig) -> Result<TftpServer, TftpError> {
+    TftpServer::bind(cfg).await
+}
+
+impl TftpServer {
+    /// Binds the request socket (SO_REUSEADDR, SO_BINDTODEVICE when an interface is set).
+    pub async fn bind(cfg: TftpServerConfig) -> Result<TftpServer, TftpError> {
+        let socket = udp_socket(cfg.bind, cfg.interface.as_deref(), true)?;
+        let local_addr = socket.local_addr().map_err(|source| TftpError::Socket {
+            addr: cfg.bind,
+            source,
+        })?;
+        let mtu = cfg
+            .mtu
+            .or_else(|| cfg.interface.as_deref().and_then(interface_mtu));
+        let limits = Limits {
+            max_blksize: cfg.max_blksize,
+            max_windowsize: cfg.max_windowsize,
+            mtu,
+        };
+        Ok(TftpServer {
+            socket,
+            local_addr,
+            cfg,
+            limits,
+            stats: Arc::default(),
+        })
+    }
+
+    /// The address the request socket is bound to (with the real port when bound to port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The server's counters; they stay readable while and after it runs.
+    pub fn stats(&self) -> Arc<TftpStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Serves until `shutdown` is cancelled, then ends every transfer and returns.
+    pub async fn run(
+        self,
+        catalogue: Arc<dyn Catalogue>,
+        shutdown: CancellationToken,
+    ) -> Result<(), TftpError> {
+        let permits = Arc::new(Semaphore::new(
+            self.cfg.max_transfers.min(Semaphore::MAX_PERMITS),
+        ));
+        let mut transfers = JoinSet::new();
+        let mut buf = vec![0u8; MAX_PACKET_LEN];
+        info!(addr = %self.local_addr, interface = ?self.cfg.interface, "tftp serving");
+        let result = loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break Ok(()),
+                Some(_) = transfers.join_next(), if !transfers.is_empty() => {}
+                received = self.socket.recv_from(&mut buf) => {
+                    let (len, peer) = match received {
+                        Ok(r) => r,
+                        Err(e) if is_transient(&e) => {
+                            debug!(error = %e, "tftp receive error, continuing");
+                            continue;
+                        }
+                        Err(source) => break Err(TftpError::Receive { addr: self.local_addr, source }),
+                    };
+                    let bytes = buf.get(..len).unwrap_or_default();
+                    if let Some(transfer) = self.on_datagram(bytes, peer, &catalogue, &permits, &shutdown).await {
+                        transfers.spawn(transfer);
+                    }
+                }
+            }
+        };
+        shutdown.cancel();
+        while transfers.join_next().await.is_some() {}
+        info!(addr = %self.local_addr, "tftp stopped");
+        result
+    }
+
+    /// Handles one datagram on the request port; returns the transfer to spawn, if any.
+    async fn on_datagram(
+        &self,
+        bytes: &[u8],
+        peer: SocketAddr,
+        catalogue: &Arc<dyn Catalogue>,
+        permits: &Arc<Semaphore>,
+        shutdown: &CancellationToken,
+    ) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let (binary, requested, options) = match decide(bytes) {
+            Decision::Serve {
+                binary,
+                requested,
+                options,
+            } => (binary, requested, options),
+            Decision::Drop(reason) => {
+                self.stats.bad_packet();
+                debug!(%peer, %reason, "tftp datagram dropped");
+                return None;
+            }
+            Decision::Refuse {
+                code,
+                message,
+                reason,
+            } => {
+                self.refuse(peer, code, message, &reason, catalogue).await;
+                return None;
+            }
+        };
+        debug!(%peer, file = %requested, ?options, "tftp read request");
+        let Some(path) = catalogue.boot_file(&BootFile::Ipxe(binary)) else {
+            let reason = Refusal::Name(crate::names::NameError::NotFound { name: requested });
+            self.refuse(
+                peer,
+                ErrorCode::FILE_NOT_FOUND,
+                "file not found",
+                &reason,
+                catalogue,
+            )
+            .await;
+            return None;
+        };
+        let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
+            self.stats.refused();
+            info!(%peer, file = binary.file_name(), max = self.cfg.max_transfers, "tftp busy: request refused");
+            self.send_error(peer, ErrorCode::NOT_DEFINED, "server busy, retry")
+                .await;
+            catalogue.record(
+                BootEvent::new(
+                    BootStage::Tftp,
+                    Outcome::Failed,
+                    format!(
+                        "{}: refused, server busy ({} transfers)",
+                        binary.file_name(),
+                        self.cfg.max_transfers
+                    ),
+                )
+                .peer(peer.ip()),
+            );
+            return None;
+        };
+        let transfer = Transfer {
+            peer,
+            name: binary.file_name(),
+            path,
+            options,
+            local: SocketAddr::new(self.local_ip(), 0),
+            interface: self.cfg.interface.clone(),
+            limits: self.limits,
+            timeout: self.cfg.timeout,
+            retries: self.cfg.retries,
+            catalogue: Arc::clone(catalogue),
+            stats: Arc::clone(&self.stats),
+            shutdown: shutdown.child_token(),
+            started: Instant::now(),
+        };
+        Some(transfer::run(transfer, permit))
+    }
+
+    /// Transfer sockets use the request socket's address, so replies come from the address
+    /// the client talked to (when bound to a specific address, as the daemon does).
+    fn local_ip(&self) -> IpAddr {
+        self.local_addr.ip()
+    }
+
+    async fn refuse(
+        &self,
+        peer: SocketAddr,
+        code: ErrorCode,
+        message: &str,
+        reason: &Refusal,
+        catalogue: &Arc<dyn Catalogue>,
+    ) {
+        if reason.is_bad_packet() {
+            self.stats.bad_packet();
+            debug!(%peer, %reason, "tftp malformed request");
+        } else {
+            self.stats.refused();
+            info!(%peer, %reason, "tftp request refused");
+            catalogue.record(
+                BootEvent::new(
+                    BootStage::Tftp,
+                    Outcome::Failed,
+                    format!("refused: {reason}"),
+                )
+                .peer(peer.ip()),
+            );
+        }
+        self.send_error(peer, code, message).await;
+    }
+
+    async fn send_error(&self, peer: SocketAddr, code: ErrorCode, message: &str) {
+        let bytes = Packet::error(code, message).emit();
+        if let Err(e) = self.socket.send_to(&bytes, peer).await {
+            debug!(%peer, error = %e, "tftp error packet not sent");
+        }
+    }
+}
+
+/// Errors a UDP socket reports for one datagram (ICMP feedback, interrupted calls), after which
+/// it keeps working.
+pub(crate) fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::Interrupted
+            | io::ErrorKind::WouldBlock
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}
