@@ -92,7 +92,13 @@ mod tests {
         for b in IpxeBinary::ALL {
             assert_eq!(IpxeBinary::from_file_name(b.file_name()), Some(b));
         }
-        for bad in ["", "UNDIONLY.KPXE", "/undionly.kpxe", "../ipxe.efi", "ipxe.efi\0"] {
+        for bad in [
+            "",
+            "UNDIONLY.KPXE",
+            "/undionly.kpxe",
+            "../ipxe.efi",
+            "ipxe.efi\0",
+        ] {
             assert_eq!(IpxeBinary::from_file_name(bad), None, "{bad:?}");
         }
     }

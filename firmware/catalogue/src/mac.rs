@@ -43,7 +43,9 @@ impl FromStr for MacAddr {
 
     /// Accepts `:` or `-` separators (as iPXE's `${net0/mac}` and Windows print them), any case.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || ParseMacError { input: s.to_owned() };
+        let err = || ParseMacError {
+            input: s.to_owned(),
+        };
         let mut out = [0u8; 6];
         let mut parts = s.trim().split([':', '-']);
         for byte in out.iter_mut() {
@@ -87,7 +89,13 @@ mod tests {
 
     #[test]
     fn rejects_bad_input() {
-        for bad in ["", "52:54:00:ab:cd", "52:54:00:ab:cd:0f:00", "5:254:00:ab:cd:0f", "zz:54:00:ab:cd:0f"] {
+        for bad in [
+            "",
+            "52:54:00:ab:cd",
+            "52:54:00:ab:cd:0f:00",
+            "5:254:00:ab:cd:0f",
+            "zz:54:00:ab:cd:0f",
+        ] {
             let err = bad.parse::<MacAddr>().unwrap_err();
             assert!(err.to_string().contains("six hex pairs"), "{bad}: {err}");
         }

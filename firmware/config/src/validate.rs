@@ -38,7 +38,10 @@ pub(crate) fn validate(c: &Config) -> Result<(), Vec<String>> {
             problems.push(format!("[[dhcp.reservations]] {} is reserved twice", r.mac));
         }
         if !reserved_addrs.insert(r.address) {
-            problems.push(format!("[[dhcp.reservations]] {} is reserved for two machines", r.address));
+            problems.push(format!(
+                "[[dhcp.reservations]] {} is reserved for two machines",
+                r.address
+            ));
         }
     }
 
@@ -63,26 +66,35 @@ pub(crate) fn validate(c: &Config) -> Result<(), Vec<String>> {
         if !machine_macs.insert(m.mac) {
             problems.push(format!("[[machines]] {} is listed twice", m.mac));
         }
-        if let Some(host) = &m.host {
-            if !host_names.contains(host.as_str()) {
-                problems.push(format!(
-                    "[[machines]] {} is assigned to host {host:?}, which no [[hosts]] entry defines",
-                    m.mac
-                ));
-            }
+        // Flake hosts are only known once the flakes are locked: the daemon checks those.
+        if let Some(host) = &m.host
+            && !host_names.contains(host.as_str())
+            && c.flakes.is_empty()
+        {
+            problems.push(format!(
+                "[[machines]] {} is assigned to host {host:?}, which no [[hosts]] entry defines",
+                m.mac
+            ));
         }
         if m.extra_cmdline.contains('\n') {
-            problems.push(format!("[[machines]] {}: extra_cmdline must be one line", m.mac));
-        }
-    }
-
-    if let Some(default) = &c.menu.default {
-        if default != "local" && !host_names.contains(default.as_str()) {
             problems.push(format!(
-                "[menu] default = {default:?} names no host: use a [[hosts]] name or \"local\""
+                "[[machines]] {}: extra_cmdline must be one line",
+                m.mac
             ));
         }
     }
+
+    if let Some(default) = &c.menu.default
+        && default != "local"
+        && !host_names.contains(default.as_str())
+        && c.flakes.is_empty()
+    {
+        problems.push(format!(
+            "[menu] default = {default:?} names no host: use a [[hosts]] name or \"local\""
+        ));
+    }
+
+    problems.extend(crate::flakes::problems(&c.flakes, &c.nix));
 
     if problems.is_empty() {
         Ok(())

@@ -13,11 +13,24 @@
 //! Every namespace is named `fbt-<pid>-<n>` and deleted on drop; every process is started by
 //! this crate and ended by its PID on drop. Nothing here touches the host's own network.
 
+// A test framework fails loudly: panics and slicing of its own outputs are its job.
+#![allow(clippy::panic, clippy::indexing_slicing)]
+
+mod artifacts;
+mod kvm;
 mod netns;
 mod process;
+mod qemu;
+mod serial;
 
+pub use artifacts::{
+    ArtifactError, cache_dir, kernel, marker_initramfs, marker_line, qemu_dir, unique_token,
+};
+pub use kvm::{Accel, accel};
 pub use netns::{Netns, veth};
 pub use process::{Proc, WaitError};
+pub use qemu::{ClientKind, QemuClient, QemuError};
+pub use serial::{LineSplitter, SerialConsole, SerialError, SerialLine};
 
 use std::path::PathBuf;
 

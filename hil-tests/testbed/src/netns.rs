@@ -18,7 +18,11 @@ impl Netns {
     /// `tag` is for people reading `ip netns list` while a test runs.
     pub fn new(tag: &str) -> io::Result<Netns> {
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tag: String = tag.chars().filter(|c| c.is_ascii_alphanumeric()).take(8).collect();
+        let tag: String = tag
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(8)
+            .collect();
         let name = format!("fbt-{tag}-{}-{n}", std::process::id());
         run_checked(Command::new("ip").args(["netns", "add", &name]))?;
         let ns = Netns { name };
@@ -99,7 +103,9 @@ impl Drop for Netns {
 
 /// Join two namespaces with a veth pair (`a_dev` in `a`, `b_dev` in `b`), both ends up.
 pub fn veth(a: &Netns, a_dev: &str, b: &Netns, b_dev: &str) -> io::Result<()> {
-    a.run(&["ip", "link", "add", a_dev, "type", "veth", "peer", "name", b_dev, "netns", &b.name])?;
+    a.run(&[
+        "ip", "link", "add", a_dev, "type", "veth", "peer", "name", b_dev, "netns", &b.name,
+    ])?;
     a.run(&["ip", "link", "set", a_dev, "up"])?;
     b.run(&["ip", "link", "set", b_dev, "up"])?;
     Ok(())

@@ -40,7 +40,9 @@ impl Proc {
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
             .spawn()
-            .map_err(|e| io::Error::new(e.kind(), format!("cannot start {label} ({cmd:?}): {e}")))?;
+            .map_err(|e| {
+                io::Error::new(e.kind(), format!("cannot start {label} ({cmd:?}): {e}"))
+            })?;
         Ok(Proc {
             label: label.to_owned(),
             child,
@@ -103,7 +105,9 @@ impl Proc {
                 return Ok(status);
             }
             if start.elapsed() > timeout {
-                return Err(self.wait_error(format!("{} still running after {timeout:?}", self.label)));
+                return Err(
+                    self.wait_error(format!("{} still running after {timeout:?}", self.label))
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }

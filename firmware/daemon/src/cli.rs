@@ -1,0 +1,70 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// flakeboot: netboot every machine on the LAN from Nix flakes.
+#[derive(Debug, Parser)]
+#[command(name = "flakeboot", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the boot services (DHCP, TFTP, HTTP) in the foreground until SIGTERM/SIGINT.
+    Serve(ServeArgs),
+    /// Validate a config file and print every problem found.
+    CheckConfig {
+        /// The TOML config file.
+        file: PathBuf,
+    },
+    /// Print recorded boot events (the daemon must not be running on this state dir).
+    Events(EventsArgs),
+    /// Print the machines seen (the daemon must not be running on this state dir).
+    Machines {
+        #[arg(long, default_value = "/var/lib/flakeboot")]
+        state_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the DHCP leases (the daemon must not be running on this state dir).
+    Leases {
+        #[arg(long, default_value = "/var/lib/flakeboot")]
+        state_dir: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// The TOML config file.
+    #[arg(long, short)]
+    pub config: PathBuf,
+    /// Where the store lives (overrides `state_dir` in the config).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    #[arg(long, default_value = "/var/lib/flakeboot")]
+    pub state_dir: PathBuf,
+    /// Only this machine's events.
+    #[arg(long)]
+    pub mac: Option<String>,
+    /// At most this many (the newest).
+    #[arg(long, default_value_t = 200)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}

@@ -1,0 +1,38 @@
+//! `flakeboot`: the appliance daemon and its CLI. This binary only wires the crates together:
+//! config -> store -> catalogue -> boot services (DHCP, TFTP, HTTP).
+
+mod catalogue;
+mod cli;
+mod event_writer;
+mod inspect;
+mod lan;
+mod logging;
+mod router_mode;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve(args) => {
+            logging::init(args.log_format);
+            serve::run(args)
+        }
+        Command::CheckConfig { file } => inspect::check_config(&file),
+        Command::Events(args) => inspect::events(args),
+        Command::Machines { state_dir, json } => inspect::machines(&state_dir, json),
+        Command::Leases { state_dir, json } => inspect::leases(&state_dir, json),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("flakeboot: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

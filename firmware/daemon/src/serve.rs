@@ -1,0 +1,205 @@
+//! `flakeboot serve`: load the config, open the store, bind every service, run until a signal.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use flakeboot_catalogue::{Catalogue, IpxeBinary};
+use flakeboot_config::{Config, DhcpMode, UefiBinary};
+use flakeboot_dhcp::boot::BootConfig;
+use flakeboot_dhcp::server::{DhcpServer, DhcpServerConfig, ServerMode};
+use flakeboot_store::Store;
+use flakeboot_tftp::{TftpServer, TftpServerConfig};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::catalogue::{CatalogueState, DaemonCatalogue};
+use crate::cli::ServeArgs;
+use crate::lan::LanInfo;
+use crate::{event_writer, router_mode};
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(&args.config)?;
+    if let Some(dir) = args.state_dir {
+        config.state_dir = dir;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    let store = Store::open(&config.state_dir)?;
+    let lan = LanInfo::resolve(&config.lan.interface, config.lan.address)?;
+    tracing::info!(
+        interface = %lan.interface, address = %lan.address, netmask = %lan.netmask, mac = %lan.mac,
+        mode = ?config.dhcp.mode, state_dir = %config.state_dir.display(), "starting flakeboot"
+    );
+
+    let assigned: Vec<_> = store
+        .machines()?
+        .into_iter()
+        .filter_map(|m| m.host.map(|h| (m.mac, h)))
+        .collect();
+    let (events_tx, events_rx) = mpsc::channel(4096);
+    let catalogue = Arc::new(DaemonCatalogue::new(
+        CatalogueState::from_config(&config, &assigned),
+        events_tx,
+    ));
+    let writer = tokio::spawn(event_writer::run(events_rx, store.clone()));
+
+    let shutdown = CancellationToken::new();
+    let mut services: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
+    let http_base = http_base(lan.address, config.http.port);
+    let dyn_catalogue: Arc<dyn Catalogue> = catalogue.clone();
+
+    // HTTP boot: scripts, kernels, initrds, iPXE binaries for UEFI HTTP boot.
+    let http_addr = SocketAddr::new(IpAddr::V4(lan.address), config.http.port);
+    let listener = tokio::net::TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("binding the HTTP boot server to {http_addr}"))?;
+    let app = flakeboot_httpboot::router(flakeboot_httpboot::HttpBootState {
+        catalogue: dyn_catalogue.clone(),
+        base_url: http_base.clone(),
+    });
+    let stop = shutdown.clone();
+    services.spawn(async move {
+        let result = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stop.cancelled_owned())
+        .await
+        .context("HTTP boot server");
+        ("http", result)
+    });
+
+    // TFTP: only the iPXE binaries, for firmware that is not iPXE yet.
+    if config.tftp.enabled {
+        let tftp = TftpServer::bind(TftpServerConfig {
+            bind: SocketAddr::new(IpAddr::V4(lan.address), config.tftp.port),
+            interface: Some(lan.interface.clone()),
+            max_transfers: config.tftp.max_transfers,
+            timeout: config.tftp.timeout,
+            retries: config.tftp.retries,
+            max_blksize: config.tftp.max_blksize,
+            max_windowsize: config.tftp.max_windowsize,
+            mtu: Some(lan.mtu),
+        })
+        .await
+        .with_context(|| {
+            format!(
+                "binding the TFTP server to {}:{}",
+                lan.address, config.tftp.port
+            )
+        })?;
+        let cat = dyn_catalogue.clone();
+        let stop = shutdown.clone();
+        services.spawn(async move {
+            let result = tftp.run(cat, stop).await.context("TFTP server");
+            ("tftp", result)
+        });
+    }
+
+    // DHCP: proxy (boot information only) or router (addresses too), and PXE port 4011.
+    if config.dhcp.mode != DhcpMode::Off {
+        let mode = match config.dhcp.mode {
+            DhcpMode::Router => ServerMode::Router(router_mode::pool_config(&config, &lan)),
+            _ => ServerMode::Proxy,
+        };
+        let dhcp = DhcpServer::bind(DhcpServerConfig {
+            interface: lan.interface.clone(),
+            server_ip: lan.address,
+            port: config.dhcp.port,
+            pxe_port: config.dhcp.pxe_port,
+            boot: BootConfig {
+                server_ip: lan.address,
+                http_base: http_base.clone(),
+                uefi_binary: match config.ipxe.uefi_binary {
+                    UefiBinary::IpxeEfi => IpxeBinary::IpxeEfi,
+                    UefiBinary::SnponlyEfi => IpxeBinary::SnponlyEfi,
+                },
+                arm64_efi: config.ipxe.arm64_efi.is_some(),
+            },
+            mode,
+        })
+        .await
+        .with_context(|| format!("binding the DHCP server on {}", lan.interface))?;
+        let cat = dyn_catalogue.clone();
+        let store = store.clone();
+        let stop = shutdown.clone();
+        services.spawn(async move {
+            let result = dhcp.run(cat, store, stop).await.context("DHCP server");
+            ("dhcp", result)
+        });
+    }
+    drop(dyn_catalogue);
+
+    tracing::info!(
+        http = %http_base, tftp = config.tftp.enabled, dhcp = ?config.dhcp.mode,
+        "serving"
+    );
+
+    let outcome = tokio::select! {
+        signal = wait_for_signal() => {
+            tracing::info!(signal, "stopping");
+            Ok(())
+        }
+        Some(done) = services.join_next() => match done {
+            Ok((name, Ok(()))) => Err(anyhow::anyhow!("{name} stopped unexpectedly")),
+            Ok((name, Err(err))) => Err(err.context(format!("{name} failed"))),
+            Err(err) => Err(anyhow::anyhow!("a service task failed: {err}")),
+        },
+    };
+    shutdown.cancel();
+    while let Some(done) = services.join_next().await {
+        if let Ok((name, Err(err))) = done {
+            tracing::warn!(
+                service = name,
+                error = format!("{err:#}"),
+                "service ended with an error"
+            );
+        }
+    }
+    let dropped = catalogue.dropped_events();
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "boot events were dropped because the store fell behind"
+        );
+    }
+    // The last catalogue reference goes; the writer drains what is queued and ends.
+    drop(catalogue);
+    let _ = writer.await;
+    tracing::info!("stopped");
+    outcome
+}
+
+fn http_base(address: std::net::Ipv4Addr, port: u16) -> String {
+    if port == 80 {
+        format!("http://{address}")
+    } else {
+        format!("http://{address}:{port}")
+    }
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the daemon could not stop cleanly: wait forever on Ctrl-C.
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

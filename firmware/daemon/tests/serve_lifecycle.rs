@@ -1,0 +1,108 @@
+//! The daemon's contract: clear start-up errors, one daemon per state dir, clean stop.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn flakeboot() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_flakeboot"))
+}
+
+#[test]
+fn check_config_accepts_every_shipped_example() {
+    let examples = flakeboot_testbed::workspace_root().join("examples");
+    for entry in std::fs::read_dir(examples).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            let out = flakeboot().arg("check-config").arg(&path).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{}: {}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(String::from_utf8_lossy(&out.stdout).contains("ok"));
+        }
+    }
+}
+
+#[test]
+fn check_config_lists_every_problem_and_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(
+        &path,
+        "[lan]\ninterface = \"eth0\"\n[dhcp]\nmode = \"router\"\n[[machines]]\nmac = \"52:54:00:00:00:01\"\nhost = \"ghost\"\n",
+    )
+    .unwrap();
+    let out = flakeboot().arg("check-config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 problem(s)"), "{err}");
+    assert!(err.contains("range"), "{err}");
+    assert!(err.contains("\"ghost\""), "{err}");
+}
+
+#[test]
+fn missing_interface_is_a_clear_error() {
+    let lan = Lan::new();
+    let path = lan.path("c.toml");
+    std::fs::write(&path, "[lan]\ninterface = \"nosuch0\"\n").unwrap();
+    let state = lan.state_dir();
+    let mut p = lan
+        .server
+        .spawn(
+            "flakeboot",
+            &[
+                env!("CARGO_BIN_EXE_flakeboot"),
+                "serve",
+                "-c",
+                path.to_str().unwrap(),
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    let status = p.wait_exit(Duration::from_secs(10)).unwrap();
+    assert!(!status.success());
+    let out = p.output();
+    assert!(out.contains("\"nosuch0\" does not exist"), "{out}");
+    assert!(
+        out.contains("lan0"),
+        "should list the interfaces there are: {out}"
+    );
+}
+
+#[test]
+fn a_second_daemon_on_the_same_state_dir_refuses_to_start() {
+    let lan = Lan::new();
+    let config =
+        lan.write_config("[dhcp]\nmode = \"off\"\n[http]\nport = 8080\n[tftp]\nenabled = false");
+    let mut first = lan.start(&config);
+    let state = lan.state_dir();
+    let mut second = lan
+        .server
+        .spawn(
+            "flakeboot-2",
+            &[
+                env!("CARGO_BIN_EXE_flakeboot"),
+                "serve",
+                "-c",
+                config.to_str().unwrap(),
+                "--state-dir",
+                state.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    let status = second.wait_exit(Duration::from_secs(10)).unwrap();
+    assert!(!status.success());
+    let out = second.output();
+    assert!(out.contains("already"), "{out}");
+    // The first is unharmed and stops cleanly on SIGTERM.
+    let status = first.stop().unwrap();
+    assert!(status.success(), "{}", first.tail(20));
+    assert!(first.output().contains("stopped"));
+}

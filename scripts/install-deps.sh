@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what flakeboot's build, tests and demo need on Debian 12 (as root). Idempotent.
+#   scripts/install-deps.sh          everything the test suite needs
+#   scripts/install-deps.sh demo     only what the demo needs
+set -euo pipefail
+
+demo=(qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio iproute2 curl ca-certificates)
+tests=("${demo[@]}" dnsmasq-base kea-admin isc-dhcp-client udhcpc tftp-hpa tcpdump nix-bin git)
+
+want=("${tests[@]}")
+[ "${1:-}" = demo ] && want=("${demo[@]}")
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "flakeboot: these Debian packages are missing: ${missing[*]}; run as root to install them" >&2
+    exit 1
+  fi
+  echo "==> installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if ! command -v cargo >/dev/null; then
+  echo "flakeboot: cargo is not installed: install the Rust toolchain (rustup) first" >&2
+  exit 1
+fi
+if [ "${1:-}" != demo ] && ! cargo nextest --version >/dev/null 2>&1; then
+  echo "==> installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
