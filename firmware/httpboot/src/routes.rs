@@ -1,0 +1,278 @@
+//! The HTTP handlers: map a request to a catalogue question, answer, record one boot event.
+//!
+//! Nothing from a URL is ever joined to a filesystem path: a request is mapped to a
+//! [`BootFile`] (or refused), and only the path the catalogue returns for it is opened.
+
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+
+use axum::extract::connect_info::ConnectInfo;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
+use flakeboot_catalogue::{BootEvent, BootFile, BootStage, FileKind, IpxeBinary, MacAddr, Outcome};
+
+use crate::HttpBootState;
+use crate::conditional::Conditions;
+use crate::file_response::{FileRequest, serve_file};
+use crate::ipxe_text::{check_host_name, check_version};
+use crate::query::{MacParam, mac_param};
+use crate::script::{ScriptContext, render};
+use crate::stats::HttpBootStats;
+
+/// The router's state: the daemon's [`HttpBootState`] and the counters.
+#[derive(Debug, Clone)]
+pub(crate) struct App {
+    pub boot: HttpBootState,
+    pub stats: Arc<HttpBootStats>,
+}
+
+/// The peer's IP address, when the daemon serves with `into_make_service_with_connect_info`
+/// (or a test adds `MockConnectInfo`); `None` otherwise, never a rejection.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Peer(Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for Peer {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let info = ConnectInfo::<SocketAddr>::from_request_parts(parts, state).await;
+        Ok(Peer(info.ok().map(|ConnectInfo(addr)| addr.ip())))
+    }
+}
+
+/// Who asked for what: everything a boot event needs besides the outcome.
+struct Fetch<'a> {
+    app: &'a App,
+    peer: Option<IpAddr>,
+    mac: Option<MacAddr>,
+    /// `GET /boot/demo/static/initrd` (the path without the query).
+    what: String,
+}
+
+impl<'a> Fetch<'a> {
+    /// Read the `?mac=` parameter; an invalid one is logged at debug and counted.
+    fn new(app: &'a App, peer: Peer, method: &Method, uri: &Uri, query: Option<&str>) -> Self {
+        let mac = match mac_param(query) {
+            MacParam::Valid(mac) => Some(mac),
+            MacParam::Absent => None,
+            MacParam::Invalid(raw) => {
+                tracing::debug!(peer = ?peer.0, %uri, mac = %raw, "ignoring an invalid ?mac=");
+                HttpBootStats::bump(&app.stats.bad_requests);
+                None
+            }
+        };
+        Fetch {
+            app,
+            peer: peer.0,
+            mac,
+            what: format!("{method} {}", uri.path()),
+        }
+    }
+
+    fn record(&self, stage: BootStage, outcome: Outcome, detail: &str) {
+        let mut event = BootEvent::new(stage, outcome, format!("{} {detail}", self.what));
+        event.mac = self.mac;
+        event.peer = self.peer;
+        self.app.boot.catalogue.record(event);
+    }
+}
+
+fn plain(status: StatusCode, text: &'static str) -> Response {
+    let content_type = HeaderValue::from_static("text/plain; charset=utf-8");
+    (status, [(header::CONTENT_TYPE, content_type)], text).into_response()
+}
+
+fn not_found() -> Response {
+    plain(StatusCode::NOT_FOUND, "not found\n")
+}
+
+/// `GET /`: what this port is, and nothing else.
+pub(crate) async fn index() -> Response {
+    plain(
+        StatusCode::OK,
+        "flakeboot boot server\n\nThis port serves iPXE scripts, kernels and initrds to the \
+         machines that netboot from this appliance.\nThe web interface is served separately.\n",
+    )
+}
+
+/// Anything not routed: 404, logged at debug, counted.
+pub(crate) async fn fallback(
+    State(app): State<App>,
+    Peer(peer): Peer,
+    method: Method,
+    uri: Uri,
+) -> Response {
+    tracing::debug!(?peer, %method, %uri, "no such route");
+    HttpBootStats::bump(&app.stats.not_found);
+    not_found()
+}
+
+/// `GET /boot.ipxe?mac=...`: the host's boot script, or the menu.
+pub(crate) async fn boot_script(
+    State(app): State<App>,
+    peer: Peer,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let fetch = Fetch::new(&app, peer, &method, &uri, query.as_deref());
+    let spec = app.boot.catalogue.boot_spec(fetch.mac);
+    let ctx = ScriptContext {
+        base_url: &app.boot.base_url,
+        mac: fetch.mac,
+    };
+    match render(&spec, &ctx) {
+        Ok(rendered) => {
+            for skipped in &rendered.skipped {
+                tracing::warn!(mac = ?fetch.mac, peer = ?fetch.peer, "boot menu: {skipped}");
+            }
+            HttpBootStats::bump(&app.stats.scripts);
+            fetch.record(
+                BootStage::Script,
+                Outcome::Ok,
+                &format!("200 {}", rendered.summary),
+            );
+            let headers = [
+                (
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                ),
+                (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
+            ];
+            (StatusCode::OK, headers, rendered.script).into_response()
+        }
+        Err(e) => {
+            tracing::warn!(mac = ?fetch.mac, peer = ?fetch.peer, "cannot render a boot script: {e}");
+            HttpBootStats::bump(&app.stats.errors);
+            fetch.record(BootStage::Script, Outcome::Failed, &format!("500 {e}"));
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "flakeboot cannot render a boot script for this machine: see the appliance log\n",
+            )
+        }
+    }
+}
+
+/// `GET|HEAD /boot/{host}/{version}/{kernel|initrd}`.
+pub(crate) async fn host_file(
+    State(app): State<App>,
+    peer: Peer,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+) -> Response {
+    let fetch = Fetch::new(&app, peer, &method, &uri, query.as_deref());
+    let Ok(Path((host, version, kind))) = path else {
+        return bad_path(&fetch, BootStage::Kernel);
+    };
+    let (kind, stage) = match kind.as_str() {
+        "kernel" => (FileKind::Kernel, BootStage::Kernel),
+        "initrd" => (FileKind::Initrd, BootStage::Initrd),
+        _ => return refused(&fetch, BootStage::Kernel),
+    };
+    if check_host_name(&host).is_err() || check_version(&version).is_err() {
+        return refused(&fetch, stage);
+    }
+    let file = BootFile::Host {
+        host,
+        version,
+        kind,
+    };
+    serve_boot_file(&fetch, stage, &file, &method, &headers).await
+}
+
+/// `GET|HEAD /ipxe/{name}`: an iPXE binary, for UEFI HTTP boot.
+pub(crate) async fn ipxe_binary(
+    State(app): State<App>,
+    peer: Peer,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    path: Result<Path<String>, PathRejection>,
+) -> Response {
+    let fetch = Fetch::new(&app, peer, &method, &uri, query.as_deref());
+    let Ok(Path(name)) = path else {
+        return bad_path(&fetch, BootStage::HttpIpxe);
+    };
+    match IpxeBinary::from_file_name(&name) {
+        Some(binary) => {
+            let file = BootFile::Ipxe(binary);
+            serve_boot_file(&fetch, BootStage::HttpIpxe, &file, &method, &headers).await
+        }
+        None => refused(&fetch, BootStage::HttpIpxe),
+    }
+}
+
+/// A path segment that does not decode (bad percent-encoding, not UTF-8): 400.
+fn bad_path(fetch: &Fetch<'_>, stage: BootStage) -> Response {
+    tracing::debug!(peer = ?fetch.peer, "{}: undecodable path", fetch.what);
+    HttpBootStats::bump(&fetch.app.stats.bad_requests);
+    fetch.record(stage, Outcome::Failed, "400 undecodable path");
+    plain(StatusCode::BAD_REQUEST, "bad request\n")
+}
+
+/// A name that maps to no boot file: 404, without asking the catalogue.
+fn refused(fetch: &Fetch<'_>, stage: BootStage) -> Response {
+    tracing::debug!(peer = ?fetch.peer, "{}: names no boot file", fetch.what);
+    HttpBootStats::bump(&fetch.app.stats.not_found);
+    fetch.record(stage, Outcome::Failed, "404 not a boot file");
+    not_found()
+}
+
+async fn serve_boot_file(
+    fetch: &Fetch<'_>,
+    stage: BootStage,
+    file: &BootFile,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Response {
+    let stats = &fetch.app.stats;
+    let Some(path) = fetch.app.boot.catalogue.boot_file(file) else {
+        tracing::debug!(peer = ?fetch.peer, mac = ?fetch.mac, "{}: not in the catalogue", fetch.what);
+        HttpBootStats::bump(&stats.not_found);
+        fetch.record(stage, Outcome::Failed, "404 not in the catalogue");
+        return not_found();
+    };
+    let h = |name| headers.get(name).map(HeaderValue::as_bytes);
+    let req = FileRequest {
+        head: method == Method::HEAD,
+        range: h(header::RANGE),
+        conditions: Conditions {
+            if_none_match: h(header::IF_NONE_MATCH),
+            if_modified_since: h(header::IF_MODIFIED_SINCE),
+            if_range: h(header::IF_RANGE),
+        },
+    };
+    match serve_file(&path, &req).await {
+        Ok(served) => {
+            tracing::debug!(peer = ?fetch.peer, mac = ?fetch.mac, "{} {}", fetch.what, served.detail);
+            HttpBootStats::bump(&stats.files);
+            let ok = served.status.is_success() || served.status == StatusCode::NOT_MODIFIED;
+            let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
+            fetch.record(stage, outcome, &served.detail);
+            served.response
+        }
+        Err(e) => {
+            let status = e.status();
+            tracing::warn!(peer = ?fetch.peer, mac = ?fetch.mac, "{}: {e}", fetch.what);
+            fetch.record(stage, Outcome::Failed, &format!("{} {e}", status.as_u16()));
+            if status == StatusCode::NOT_FOUND {
+                HttpBootStats::bump(&stats.not_found);
+                not_found()
+            } else {
+                HttpBootStats::bump(&stats.errors);
+                plain(
+                    status,
+                    "the boot file cannot be read: see the appliance log\n",
+                )
+            }
+        }
+    }
+}
