@@ -67,7 +67,11 @@ impl Default for DhcpConfig {
 impl DhcpConfig {
     /// Every configured range, `range` first.
     pub fn all_ranges(&self) -> Vec<[Ipv4Addr; 2]> {
-        self.range.iter().chain(self.ranges.iter()).copied().collect()
+        self.range
+            .iter()
+            .chain(self.ranges.iter())
+            .copied()
+            .collect()
     }
 }
 

@@ -10,5 +10,8 @@ pub enum ConfigError {
     #[error("{}: {message}", file.display())]
     Syntax { file: PathBuf, message: String },
     #[error("{}: {}", file.display(), problems.join("\n  "))]
-    Invalid { file: PathBuf, problems: Vec<String> },
+    Invalid {
+        file: PathBuf,
+        problems: Vec<String>,
+    },
 }

@@ -4,10 +4,12 @@
 
 mod dhcp;
 mod error;
+mod flakes;
 mod validate;
 
 pub use dhcp::{DhcpConfig, DhcpMode, Ipv6RaConfig, Reservation};
 pub use error::ConfigError;
+pub use flakes::{FlakeConfig, NixConfig};
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -34,6 +36,12 @@ pub struct Config {
     pub hosts: Vec<HostConfig>,
     #[serde(default)]
     pub machines: Vec<MachineConfig>,
+    /// Flakes whose NixOS hosts are bootable (`[[flakes]]`).
+    #[serde(default)]
+    pub flakes: Vec<FlakeConfig>,
+    /// How nix is run (`[nix]`).
+    #[serde(default)]
+    pub nix: NixConfig,
     /// Where the store lives; `--state-dir` overrides it.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,

@@ -18,11 +18,15 @@ mod leases;
 mod machines;
 pub mod migrations;
 pub mod schema;
+mod settings;
+mod users;
 
 pub use error::StoreError;
 pub use generations::*;
 pub use leases::{LeaseRecord, LeaseState};
 pub use machines::MachineRecord;
+pub use settings::*;
+pub use users::*;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,183 @@
+//! `[[flakes]]` (NixOS hosts built from flakes) and `[nix]` (how flakeboot runs nix).
+//!
+//! Only the shape and the simple checks live here; validating a flake reference, locking it and
+//! discovering its hosts is `flakeboot-nix`'s job (the same code path as flakes added later from
+//! the web UI).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// A flake whose `nixosConfigurations` become bootable hosts.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FlakeConfig {
+    /// Any flake reference nix accepts: `github:owner/repo`, `git+https://...`, `path:/dir`, ...
+    pub url: String,
+    /// Qualifies its hosts as `<name>#<host>`; default: derived from the URL.
+    pub name: Option<String>,
+}
+
+/// How flakeboot runs nix. Every setting is passed to nix as `--option <key> <value>`.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct NixConfig {
+    /// Binary caches (`substituters`); unset: nix's own default; `[]`: none at all.
+    pub substituters: Option<Vec<String>>,
+    /// Keys that sign the caches (`trusted-public-keys`); unset: nix's own default.
+    pub trusted_public_keys: Option<Vec<String>>,
+    /// Remote builders in nix's `builders` syntax (one entry per builder).
+    pub builders: Vec<String>,
+    /// Derivations nix builds at once (`max-jobs`); unset: nix's own default.
+    pub max_jobs: Option<u32>,
+    /// flakeboot builds running at once; the others wait in the queue.
+    pub max_concurrent_builds: usize,
+    /// A build still running after this long is killed and recorded as timed out.
+    #[serde(with = "humantime_serde")]
+    pub build_timeout: Duration,
+    /// Generations kept per host (older ones lose their GC roots); the pinned one is always kept.
+    pub keep_generations: usize,
+    /// Any other nix setting, e.g. `{ "sandbox-paths" = "/bin/sh=/bin/busybox" }`.
+    pub extra_options: BTreeMap<String, String>,
+}
+
+impl Default for NixConfig {
+    fn default() -> Self {
+        NixConfig {
+            substituters: None,
+            trusted_public_keys: None,
+            builders: Vec::new(),
+            max_jobs: None,
+            max_concurrent_builds: 1,
+            build_timeout: Duration::from_secs(2 * 3600),
+            keep_generations: 5,
+            extra_options: BTreeMap::new(),
+        }
+    }
+}
+
+/// Problems in `[[flakes]]` and `[nix]`, each a sentence that says what to do.
+pub(crate) fn problems(flakes: &[FlakeConfig], nix: &NixConfig) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut urls = HashSet::new();
+    let mut names = HashSet::new();
+    for f in flakes {
+        let url = f.url.trim();
+        if url.is_empty() {
+            problems.push(
+                "[[flakes]] url is empty: give a flake reference such as \"github:owner/repo\""
+                    .into(),
+            );
+        } else if !urls.insert(url) {
+            problems.push(format!("[[flakes]] {url:?} is listed twice"));
+        }
+        if let Some(name) = &f.name {
+            if !crate::validate::valid_name(name) {
+                problems.push(format!(
+                    "[[flakes]] name {name:?} is not allowed: use letters, digits, '-' and '_'"
+                ));
+            }
+            if !names.insert(name.as_str()) {
+                problems.push(format!("[[flakes]] name {name:?} is used twice"));
+            }
+        }
+    }
+    if nix.max_concurrent_builds == 0 {
+        problems.push("[nix] max_concurrent_builds must be at least 1".into());
+    }
+    if nix.keep_generations == 0 {
+        problems.push("[nix] keep_generations must be at least 1 (the current generation)".into());
+    }
+    if nix.build_timeout.is_zero() {
+        problems.push("[nix] build_timeout must be longer than 0s, e.g. \"2h\"".into());
+    }
+    for (key, value) in &nix.extra_options {
+        if key.is_empty() || key.starts_with('-') || key.chars().any(char::is_whitespace) {
+            problems.push(format!(
+                "[nix] extra_options key {key:?} is not a nix setting name"
+            ));
+        }
+        if value.contains(['\n', '\0']) {
+            problems.push(format!(
+                "[nix] extra_options {key:?}: the value must be one line"
+            ));
+        }
+    }
+    problems
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::Config;
+
+    #[test]
+    fn flakes_and_nix_sections_parse_with_defaults() {
+        let c = Config::parse(
+            r#"
+[lan]
+interface = "eth0"
+[[flakes]]
+url = "github:example/fleet"
+[[flakes]]
+url = "git+file:///srv/lab"
+name = "lab"
+[nix]
+substituters = []
+build_timeout = "30m"
+extra_options = { "sandbox-paths" = "/bin/sh=/bin/busybox" }
+"#,
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.flakes.len(), 2);
+        assert_eq!(c.flakes[1].name.as_deref(), Some("lab"));
+        assert_eq!(c.nix.substituters, Some(vec![]));
+        assert_eq!(c.nix.max_concurrent_builds, 1);
+        assert_eq!(c.nix.keep_generations, 5);
+        assert_eq!(c.nix.build_timeout.as_secs(), 1800);
+        assert_eq!(c.nix.extra_options["sandbox-paths"], "/bin/sh=/bin/busybox");
+    }
+
+    #[test]
+    fn flake_problems_are_reported() {
+        let err = Config::parse(
+            r#"
+[lan]
+interface = "eth0"
+[[flakes]]
+url = "github:a/b"
+name = "a b"
+[[flakes]]
+url = "github:a/b"
+[nix]
+max_concurrent_builds = 0
+"#,
+            Path::new("t.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("listed twice"), "{err}");
+        assert!(err.contains("\"a b\" is not allowed"), "{err}");
+        assert!(err.contains("max_concurrent_builds"), "{err}");
+    }
+
+    #[test]
+    fn machines_may_name_flake_hosts() {
+        let c = Config::parse(
+            r#"
+[lan]
+interface = "eth0"
+[[flakes]]
+url = "github:a/b"
+[[machines]]
+mac = "52:54:00:12:34:56"
+host = "b#alpha"
+"#,
+            Path::new("t.toml"),
+        );
+        assert!(c.is_ok(), "{c:?}");
+    }
+}

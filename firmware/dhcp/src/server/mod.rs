@@ -1,0 +1,239 @@
+//! The tokio DHCP server: sockets, the receive loops and the public API the daemon calls.
+//!
+//! The loops only receive, call the pure functions of this crate ([`crate::options`],
+//! [`crate::boot`], [`crate::proxy`], [`crate::lease`]), send and log. A malformed packet is
+//! counted in [`DhcpStats::malformed`], logged at debug with its sender and dropped: it never
+//! ends a loop.
+//!
+//! ```no_run
+//! # async fn f(cfg: flakeboot_dhcp::server::DhcpServerConfig,
+//! #   catalogue: std::sync::Arc<dyn flakeboot_catalogue::Catalogue>, store: flakeboot_store::Store)
+//! #   -> Result<(), flakeboot_dhcp::server::DhcpError> {
+//! let shutdown = tokio_util::sync::CancellationToken::new();
+//! let server = flakeboot_dhcp::server::DhcpServer::bind(cfg).await?;
+//! let stats = server.stats();
+//! server.run(catalogue, store, shutdown.clone()).await?;
+//! # Ok(()) }
+//! ```
+
+mod proxy_loop;
+pub(crate) mod ra_sender;
+pub(crate) mod router;
+pub mod socket;
+
+use std::io;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use flakeboot_catalogue::Catalogue;
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use crate::boot::BootConfig;
+use crate::lease::PoolConfig;
+use crate::proxy::ProxyPort;
+
+pub use proxy_loop::{Handled, handle_datagram};
+
+/// How the DHCP server is run, resolved from the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpServerConfig {
+    /// The LAN interface to serve (SO_BINDTODEVICE).
+    pub interface: String,
+    /// The appliance's address on that interface.
+    pub server_ip: Ipv4Addr,
+    /// The DHCP server port (67).
+    pub port: u16,
+    /// The PXE boot server port (4011).
+    pub pxe_port: u16,
+    /// What boot clients get.
+    pub boot: BootConfig,
+    pub mode: ServerMode,
+}
+
+/// Proxy mode answers only boot clients beside the LAN's DHCP server; router mode is the
+/// LAN's DHCP server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerMode {
+    Proxy,
+    Router(PoolConfig),
+}
+
+/// Counters for metrics and tests. Every received datagram ends in exactly one of
+/// `replied`, `ignored_non_boot`, `ignored`, `malformed`, `declined` (or a send error, logged).
+#[derive(Debug, Default)]
+pub struct DhcpStats {
+    /// Datagrams received, on any port.
+    pub received: AtomicU64,
+    /// Replies sent.
+    pub replied: AtomicU64,
+    /// Requests from clients that are not network-boot clients (proxy mode stays silent).
+    pub ignored_non_boot: AtomicU64,
+    /// Other requests not answered: message types or servers that are not ours.
+    pub ignored: AtomicU64,
+    /// Datagrams that are not valid DHCP requests.
+    pub malformed: AtomicU64,
+    /// Boot clients declined (unknown architecture, no binary configured).
+    pub declined: AtomicU64,
+    /// Router mode: DISCOVERs left without an offer because the pool was full (also `ignored`).
+    pub pool_exhausted: AtomicU64,
+}
+
+/// A point-in-time copy of [`DhcpStats`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DhcpStatsSnapshot {
+    pub received: u64,
+    pub replied: u64,
+    pub ignored_non_boot: u64,
+    pub ignored: u64,
+    pub malformed: u64,
+    pub declined: u64,
+    pub pool_exhausted: u64,
+}
+
+impl DhcpStats {
+    /// Read every counter.
+    pub fn snapshot(&self) -> DhcpStatsSnapshot {
+        DhcpStatsSnapshot {
+            received: self.received.load(Ordering::Relaxed),
+            replied: self.replied.load(Ordering::Relaxed),
+            ignored_non_boot: self.ignored_non_boot.load(Ordering::Relaxed),
+            ignored: self.ignored.load(Ordering::Relaxed),
+            malformed: self.malformed.load(Ordering::Relaxed),
+            declined: self.declined.load(Ordering::Relaxed),
+            pool_exhausted: self.pool_exhausted.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Add one to a counter.
+    pub fn bump(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Errors of the DHCP server.
+#[derive(Debug, thiserror::Error)]
+pub enum DhcpError {
+    /// A socket could not be bound (port in use, no such interface, not root).
+    #[error("cannot bind UDP port {port} on interface {interface}: {source}")]
+    Bind {
+        interface: String,
+        port: u16,
+        #[source]
+        source: io::Error,
+    },
+    /// A socket failed in a way the loop cannot continue from.
+    #[error("DHCP socket on port {port} failed: {source}")]
+    Socket {
+        port: u16,
+        #[source]
+        source: io::Error,
+    },
+    /// A mode or feature that is not available in this build.
+    #[error("{what} is not supported yet")]
+    Unsupported { what: &'static str },
+    /// The store failed (router mode: leases).
+    #[error(transparent)]
+    Store(#[from] flakeboot_store::StoreError),
+}
+
+/// A bound DHCP server, ready to [`run`](DhcpServer::run).
+#[derive(Debug)]
+pub struct DhcpServer {
+    cfg: DhcpServerConfig,
+    dhcp_socket: Arc<UdpSocket>,
+    pxe_socket: Arc<UdpSocket>,
+    stats: Arc<DhcpStats>,
+}
+
+impl DhcpServer {
+    /// Bind the DHCP port and the PXE boot server port on the configured interface.
+    /// Must be called inside a tokio runtime.
+    pub async fn bind(cfg: DhcpServerConfig) -> Result<DhcpServer, DhcpError> {
+        let bind = |ip, port| {
+            socket::bind_udp(&cfg.interface, ip, port).map_err(|source| DhcpError::Bind {
+                interface: cfg.interface.clone(),
+                port,
+                source,
+            })
+        };
+        // Port 67 on 0.0.0.0: clients without an address broadcast. Port 4011 on the server
+        // address: clients unicast there (to option 54 of the proxy offer), and a reply from
+        // a socket bound to that address carries it as source, which UEFI firmware checks.
+        let dhcp_socket = Arc::new(bind(Ipv4Addr::UNSPECIFIED, cfg.port)?);
+        let pxe_socket = Arc::new(bind(cfg.server_ip, cfg.pxe_port)?);
+        Ok(DhcpServer {
+            cfg,
+            dhcp_socket,
+            pxe_socket,
+            stats: Arc::new(DhcpStats::default()),
+        })
+    }
+
+    /// The counters, shared with the running loops.
+    pub fn stats(&self) -> Arc<DhcpStats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Serve until `shutdown` is cancelled: the port-67 loop of the configured mode and the
+    /// PXE boot server loop (both modes). Returns early only when a socket fails for good.
+    pub async fn run(
+        self,
+        catalogue: Arc<dyn Catalogue>,
+        store: flakeboot_store::Store,
+        shutdown: CancellationToken,
+    ) -> Result<(), DhcpError> {
+        let DhcpServer {
+            cfg,
+            dhcp_socket,
+            pxe_socket,
+            stats,
+        } = self;
+        tracing::info!(
+            interface = %cfg.interface,
+            server_ip = %cfg.server_ip,
+            port = cfg.port,
+            pxe_port = cfg.pxe_port,
+            mode = match cfg.mode { ServerMode::Proxy => "proxy", ServerMode::Router(_) => "router" },
+            "DHCP serving"
+        );
+        let boot_server = proxy_loop::run(
+            pxe_socket,
+            ProxyPort::BootServer,
+            cfg.boot.clone(),
+            Arc::clone(&catalogue),
+            Arc::clone(&stats),
+            shutdown.clone(),
+        );
+        let dhcp = async {
+            match &cfg.mode {
+                ServerMode::Proxy => {
+                    proxy_loop::run(
+                        dhcp_socket,
+                        ProxyPort::Dhcp,
+                        cfg.boot.clone(),
+                        Arc::clone(&catalogue),
+                        Arc::clone(&stats),
+                        shutdown.clone(),
+                    )
+                    .await
+                }
+                ServerMode::Router(pool) => {
+                    router::run(
+                        dhcp_socket,
+                        &cfg,
+                        pool.clone(),
+                        Arc::clone(&catalogue),
+                        store,
+                        Arc::clone(&stats),
+                        shutdown.clone(),
+                    )
+                    .await
+                }
+            }
+        };
+        // The first error ends both loops (try_join drops the other one).
+        tokio::try_join!(boot_server, dhcp).map(|_| ())
+    }
+}

@@ -1,0 +1,202 @@
+//! The proxyDHCP (port 67) and PXE boot server (port 4011) receive loop.
+//!
+//! [`handle_datagram`] is the whole decision for one datagram, pure (bytes, sender, time in;
+//! reply, event and counter out); [`run`] only receives, calls it, sends, records and counts.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::{Duration, SystemTime};
+
+use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, Outcome};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use super::socket::{boot_server_destination, reply_destination};
+use super::{DhcpError, DhcpStats};
+use crate::boot::{BootConfig, BootDecision};
+use crate::options::{PacketError, parse_request};
+use crate::proxy::{IgnoreReason, ProxyOutcome, ProxyPort, answer, encode_reply};
+
+/// Which counter a datagram ends in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Replied,
+    IgnoredNonBoot,
+    Ignored,
+    Malformed,
+    Declined,
+}
+
+impl Counter {
+    fn of(self, stats: &DhcpStats) -> &AtomicU64 {
+        match self {
+            Counter::Replied => &stats.replied,
+            Counter::IgnoredNonBoot => &stats.ignored_non_boot,
+            Counter::Ignored => &stats.ignored,
+            Counter::Malformed => &stats.malformed,
+            Counter::Declined => &stats.declined,
+        }
+    }
+}
+
+/// The result of one datagram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Handled {
+    /// Bytes to send and where.
+    pub reply: Option<(Vec<u8>, SocketAddr)>,
+    /// The boot event to record (boot clients only).
+    pub event: Option<BootEvent>,
+    pub counter: Counter,
+    /// Why the datagram was dropped, for the debug log.
+    pub note: Option<String>,
+}
+
+impl Handled {
+    fn dropped(counter: Counter, note: String) -> Handled {
+        Handled {
+            reply: None,
+            event: None,
+            counter,
+            note: Some(note),
+        }
+    }
+}
+
+/// Decide what to do with one datagram that arrived on `port` from `src` at `now`.
+pub fn handle_datagram(
+    port: ProxyPort,
+    bytes: &[u8],
+    src: SocketAddr,
+    cfg: &BootConfig,
+    now: SystemTime,
+) -> Handled {
+    let req = match parse_request(bytes) {
+        Ok(req) => req,
+        Err(e @ PacketError::NotRequest { .. }) => {
+            return Handled::dropped(Counter::Ignored, e.to_string());
+        }
+        Err(e) => return Handled::dropped(Counter::Malformed, e.to_string()),
+    };
+    let ans = answer(port, &req, cfg);
+    let (stage, what) = match (port, &ans.outcome) {
+        (ProxyPort::Dhcp, ProxyOutcome::Reply(r))
+            if r.opts().has_msg_type(dhcproto::v4::MessageType::Ack) =>
+        {
+            (BootStage::Dhcp, "proxy ack")
+        }
+        (ProxyPort::Dhcp, _) => (BootStage::Dhcp, "proxy offer"),
+        (ProxyPort::BootServer, _) => (BootStage::PxeBootServer, "boot server ack"),
+    };
+    let event = |outcome, detail: String| {
+        let mut ev = BootEvent::new(stage, outcome, detail);
+        ev.at = now;
+        ev.peer = Some(src.ip());
+        ev.mac = ans.info.mac;
+        ev.firmware = ans.decision.firmware();
+        ev.vendor_class.clone_from(&ans.info.vendor_class);
+        ev
+    };
+    match ans.outcome {
+        ProxyOutcome::Reply(reply) => {
+            let dest = match port {
+                ProxyPort::Dhcp => reply_destination(&req, src),
+                ProxyPort::BootServer => boot_server_destination(&req, src),
+            };
+            match encode_reply(&reply) {
+                Ok(bytes) => {
+                    let file = ans.decision.boot_file().unwrap_or_default();
+                    Handled {
+                        reply: Some((bytes, dest)),
+                        event: Some(event(Outcome::Ok, format!("{what}: {file}"))),
+                        counter: Counter::Replied,
+                        note: None,
+                    }
+                }
+                Err(e) => Handled {
+                    reply: None,
+                    event: Some(event(Outcome::Failed, format!("{what}: {e}"))),
+                    counter: Counter::Malformed,
+                    note: Some(e.to_string()),
+                },
+            }
+        }
+        ProxyOutcome::Declined => {
+            let reason = match &ans.decision {
+                BootDecision::Decline { reason, .. } => reason.clone(),
+                other => format!("{other:?}"),
+            };
+            Handled {
+                reply: None,
+                event: Some(event(Outcome::Declined, format!("declined: {reason}"))),
+                counter: Counter::Declined,
+                note: Some(reason),
+            }
+        }
+        ProxyOutcome::Ignored(IgnoreReason::NotNetboot) => {
+            Handled::dropped(Counter::IgnoredNonBoot, "not a network-boot client".into())
+        }
+        ProxyOutcome::Ignored(IgnoreReason::BadHlen(h)) => {
+            Handled::dropped(Counter::Malformed, format!("hlen {h}"))
+        }
+        ProxyOutcome::Ignored(reason) => Handled::dropped(Counter::Ignored, format!("{reason:?}")),
+    }
+}
+
+/// Receive on `socket` until `shutdown`: every datagram through [`handle_datagram`], the
+/// reply sent, the event recorded, the counter bumped.
+pub(crate) async fn run(
+    socket: Arc<UdpSocket>,
+    port: ProxyPort,
+    cfg: BootConfig,
+    catalogue: Arc<dyn Catalogue>,
+    stats: Arc<DhcpStats>,
+    shutdown: CancellationToken,
+) -> Result<(), DhcpError> {
+    let local_port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let (len, src) = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            r = socket.recv_from(&mut buf) => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    // ICMP errors from earlier sends surface here: not fatal.
+                    tracing::debug!(port = local_port, error = %e, "DHCP receive error");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                }
+            },
+        };
+        DhcpStats::bump(&stats.received);
+        let bytes = buf.get(..len).unwrap_or_default();
+        let handled = handle_datagram(port, bytes, src, &cfg, SystemTime::now());
+        if let Some(note) = &handled.note {
+            tracing::debug!(peer = %src, port = local_port, counter = ?handled.counter, "DHCP request dropped: {note}");
+        }
+        let mut counter = handled.counter;
+        if let Some((reply, dest)) = &handled.reply {
+            match socket.send_to(reply, dest).await {
+                Ok(_) => {
+                    tracing::info!(peer = %src, %dest, port = local_port,
+                        detail = handled.event.as_ref().map(|e| e.detail.as_str()).unwrap_or_default(),
+                        "DHCP reply sent");
+                }
+                Err(e) => {
+                    tracing::warn!(peer = %src, %dest, error = %e, "DHCP reply not sent");
+                    counter = Counter::Ignored;
+                }
+            }
+        }
+        if let Some(event) = handled.event {
+            if event.outcome == Outcome::Declined {
+                tracing::info!(peer = %src, mac = ?event.mac, "{}", event.detail);
+            }
+            catalogue.record(event);
+        }
+        DhcpStats::bump(counter.of(&stats));
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,341 @@
+//! The router-mode receive loop, with group commit.
+//!
+//! [`decide`] is the whole decision for one datagram, pure (bytes, sender, time and pool in;
+//! reply, lease changes, boot event and counter out). [`run`] receives a datagram, drains every
+//! datagram already queued (up to [`BATCH_CAP`]), decides each, makes the batch's lease changes
+//! durable in ONE store transaction, and only then sends the replies: an ACK never leaves
+//! before its lease is on disk, and a burst of clients costs one fsync, not one each.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use dhcproto::v4::{Message, MessageType};
+use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, Outcome};
+use flakeboot_store::{LeaseRecord, Store};
+use tokio::net::UdpSocket;
+use tokio_util::sync::CancellationToken;
+
+use super::socket::{CLIENT_PORT, reply_destination};
+use super::{DhcpError, DhcpServerConfig, DhcpStats, ra_sender};
+use crate::boot::{BootConfig, BootDecision, decide as decide_boot};
+use crate::lease::{Pool, PoolConfig, Verdict};
+use crate::options::{ClientInfo, PacketError, parse_request};
+use crate::proxy::{add_boot_options, echo_client_guid, encode_reply};
+
+/// At most this many datagrams go into one batch (one store transaction).
+pub const BATCH_CAP: usize = 256;
+
+/// Which counter of [`DhcpStats`] a datagram ends in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Replied,
+    Ignored,
+    Malformed,
+}
+
+/// The decision for one datagram.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decided {
+    /// Bytes to send and where, once the lease changes are durable.
+    pub reply: Option<(Vec<u8>, SocketAddr)>,
+    /// Lease records to write.
+    pub persist: Vec<LeaseRecord>,
+    /// Lease records to delete.
+    pub forget: Vec<Ipv4Addr>,
+    /// A boot event, for network-boot clients' OFFERs and ACKs.
+    pub event: Option<BootEvent>,
+    /// What the pool did (`None` when the datagram never reached it).
+    pub verdict: Option<Verdict>,
+    pub counter: Counter,
+    /// Why nothing is sent, for the debug log.
+    pub note: Option<String>,
+}
+
+impl Decided {
+    /// The reply to send after a commit that did (`durable`) or did not succeed: a reply
+    /// that depends on lease changes (an ACK) goes only when they are on disk.
+    pub fn sendable(&self, durable: bool) -> Option<&(Vec<u8>, SocketAddr)> {
+        let needs_commit = !self.persist.is_empty() || !self.forget.is_empty();
+        self.reply.as_ref().filter(|_| durable || !needs_commit)
+    }
+
+    fn dropped(counter: Counter, note: String) -> Decided {
+        Decided {
+            reply: None,
+            persist: Vec::new(),
+            forget: Vec::new(),
+            event: None,
+            verdict: None,
+            counter,
+            note: Some(note),
+        }
+    }
+}
+
+/// Decide what to do with one datagram from `src` at `now`: the pool's answer, with the boot
+/// information added for network-boot clients (the same decision table as proxy mode).
+pub fn decide(
+    pool: &mut Pool,
+    boot: &BootConfig,
+    bytes: &[u8],
+    src: SocketAddr,
+    now: SystemTime,
+) -> Decided {
+    let req = match parse_request(bytes) {
+        Ok(req) => req,
+        Err(e @ PacketError::NotRequest { .. }) => {
+            return Decided::dropped(Counter::Ignored, e.to_string());
+        }
+        Err(e) => return Decided::dropped(Counter::Malformed, e.to_string()),
+    };
+    let handled = pool.handle(now, &req);
+    let verdict = handled.verdict;
+    let Some(mut reply) = handled.reply else {
+        return Decided {
+            verdict: Some(verdict),
+            persist: handled.persist,
+            forget: handled.forget,
+            ..Decided::dropped(Counter::Ignored, format!("{verdict:?}"))
+        };
+    };
+
+    let mut event = None;
+    if let Verdict::Offered(ip) | Verdict::Acked(ip) = verdict {
+        let info = ClientInfo::from_message(&req);
+        let decision = decide_boot(&info, boot);
+        if decision != BootDecision::NotNetboot {
+            add_boot_options(&mut reply, &decision, pool.config().server_ip);
+            echo_client_guid(&mut reply, &req);
+            let what = if matches!(verdict, Verdict::Offered(_)) {
+                "offer"
+            } else {
+                "ack"
+            };
+            let (outcome, detail) = match &decision {
+                BootDecision::Decline { reason, .. } => (
+                    Outcome::Declined,
+                    format!("router {what} {ip}, no boot: {reason}"),
+                ),
+                other => (
+                    Outcome::Ok,
+                    format!(
+                        "router {what} {ip}: {}",
+                        other.boot_file().unwrap_or_default()
+                    ),
+                ),
+            };
+            let mut ev = BootEvent::new(BootStage::Dhcp, outcome, detail);
+            ev.at = now;
+            ev.peer = Some(src.ip());
+            ev.mac = info.mac;
+            ev.firmware = decision.firmware();
+            ev.vendor_class = info.vendor_class;
+            event = Some(ev);
+        }
+    }
+
+    let bytes = match encode_reply(&reply) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return Decided {
+                verdict: Some(verdict),
+                persist: handled.persist,
+                forget: handled.forget,
+                ..Decided::dropped(Counter::Malformed, format!("reply not encodable: {e}"))
+            };
+        }
+    };
+    Decided {
+        reply: Some((bytes, destination(&req, &reply, src))),
+        persist: handled.persist,
+        forget: handled.forget,
+        event,
+        verdict: Some(verdict),
+        counter: Counter::Replied,
+        note: None,
+    }
+}
+
+/// Where a reply goes: as [`reply_destination`], except that a NAK to a client that is not
+/// relayed is always broadcast (RFC 2131 4.3.2: its address is no longer valid).
+pub fn destination(req: &Message, reply: &Message, src: SocketAddr) -> SocketAddr {
+    if reply.opts().has_msg_type(MessageType::Nak) && req.giaddr().is_unspecified() {
+        return SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT));
+    }
+    reply_destination(req, src)
+}
+
+/// The net lease changes of a batch, in order: a later change to the same address wins.
+/// Returns (records to write, addresses to delete), disjoint.
+pub fn net_changes<'a>(
+    decided: impl IntoIterator<Item = &'a Decided>,
+) -> (Vec<LeaseRecord>, Vec<Ipv4Addr>) {
+    let mut changes: BTreeMap<Ipv4Addr, Option<&LeaseRecord>> = BTreeMap::new();
+    for d in decided {
+        for ip in &d.forget {
+            changes.insert(*ip, None);
+        }
+        for record in &d.persist {
+            changes.insert(record.ip, Some(record));
+        }
+    }
+    let mut put = Vec::new();
+    let mut delete = Vec::new();
+    for (ip, change) in changes {
+        match change {
+            Some(record) => put.push(record.clone()),
+            None => delete.push(ip),
+        }
+    }
+    (put, delete)
+}
+
+/// Serve router mode on `socket` until `shutdown`. Leases load from `store` first; the IPv6
+/// router advertisement sender runs beside it when `pool.ra` is set.
+pub(crate) async fn run(
+    socket: Arc<UdpSocket>,
+    cfg: &DhcpServerConfig,
+    pool: PoolConfig,
+    catalogue: Arc<dyn Catalogue>,
+    store: Store,
+    stats: Arc<DhcpStats>,
+    shutdown: CancellationToken,
+) -> Result<(), DhcpError> {
+    let existing = store.leases()?;
+    tracing::info!(leases = existing.len(), ranges = ?pool.ranges, "router mode: leases loaded");
+    // The RA sender stops with this loop, whichever way it ends.
+    let ra_token = shutdown.child_token();
+    let _ra_guard = ra_token.clone().drop_guard();
+    if let Some(ra) = pool.ra.clone() {
+        let interface = cfg.interface.clone();
+        tokio::spawn(async move {
+            if let Err(e) = ra_sender::run(&interface, &ra, ra_token).await {
+                tracing::error!(%interface, error = %e, "IPv6 router advertisements stopped");
+            }
+        });
+    }
+    let mut pool = Pool::new(pool, existing);
+    let local_port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
+    let mut buf = vec![0u8; 4096];
+    let mut batch: Vec<(Decided, SocketAddr)> = Vec::with_capacity(BATCH_CAP);
+    loop {
+        let first = tokio::select! {
+            () = shutdown.cancelled() => return Ok(()),
+            r = socket.recv_from(&mut buf) => r,
+        };
+        let now = SystemTime::now();
+        let mut received = Some(first);
+        while let Some(r) = received.take() {
+            match r {
+                Ok((len, src)) => {
+                    DhcpStats::bump(&stats.received);
+                    let bytes = buf.get(..len).unwrap_or_default();
+                    batch.push((decide(&mut pool, &cfg.boot, bytes, src, now), src));
+                }
+                // ICMP errors from earlier sends surface here: not fatal.
+                Err(e) => tracing::debug!(port = local_port, error = %e, "DHCP receive error"),
+            }
+            if batch.len() < BATCH_CAP {
+                match socket.try_recv_from(&mut buf) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                    r => received = Some(r),
+                }
+            }
+        }
+        if batch.is_empty() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            continue;
+        }
+        let durable = commit(&store, batch.iter().map(|(d, _)| d)).await;
+        for (decided, src) in batch.drain(..) {
+            finish(&socket, decided, src, durable, &catalogue, &stats).await;
+        }
+    }
+}
+
+/// Make a batch's lease changes durable: one `put_leases` (one fsync) and, when needed, one
+/// `delete_leases`, on a blocking thread. Whether it worked.
+async fn commit<'a>(store: &Store, decided: impl IntoIterator<Item = &'a Decided>) -> bool {
+    let (put, delete) = net_changes(decided);
+    if put.is_empty() && delete.is_empty() {
+        return true;
+    }
+    let store = store.clone();
+    let count = (put.len(), delete.len());
+    let result = tokio::task::spawn_blocking(move || {
+        if !put.is_empty() {
+            store.put_leases(&put)?;
+        }
+        if !delete.is_empty() {
+            store.delete_leases(&delete)?;
+        }
+        Ok::<(), flakeboot_store::StoreError>(())
+    })
+    .await;
+    match result {
+        Ok(Ok(())) => {
+            tracing::debug!(written = count.0, deleted = count.1, "leases committed");
+            true
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "leases not stored: no ACK for this batch");
+            false
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "lease writer task failed: no ACK for this batch");
+            false
+        }
+    }
+}
+
+/// Send one decided reply (unless it needed the failed commit), record and count.
+async fn finish(
+    socket: &UdpSocket,
+    decided: Decided,
+    src: SocketAddr,
+    durable: bool,
+    catalogue: &Arc<dyn Catalogue>,
+    stats: &DhcpStats,
+) {
+    let mut counter = decided.counter;
+    if let Some(note) = &decided.note {
+        tracing::debug!(peer = %src, "DHCP request not answered: {note}");
+    }
+    if decided.verdict == Some(Verdict::Exhausted) {
+        tracing::warn!(peer = %src, "address pool exhausted: no offer");
+        DhcpStats::bump(&stats.pool_exhausted);
+    }
+    if decided.reply.is_some() {
+        match decided.sendable(durable) {
+            None => counter = Counter::Ignored,
+            Some((reply, dest)) => match socket.send_to(reply, dest).await {
+                Ok(_) => match decided.verdict {
+                    Some(Verdict::Offered(_) | Verdict::Informed) | None => {
+                        tracing::debug!(peer = %src, %dest, verdict = ?decided.verdict, "DHCP reply sent");
+                    }
+                    Some(verdict) => {
+                        tracing::info!(peer = %src, %dest, ?verdict, "DHCP reply sent");
+                    }
+                },
+                Err(e) => {
+                    tracing::warn!(peer = %src, %dest, error = %e, "DHCP reply not sent");
+                    counter = Counter::Ignored;
+                }
+            },
+        }
+    }
+    if let Some(event) = decided.event {
+        catalogue.record(event);
+    }
+    DhcpStats::bump(match counter {
+        Counter::Replied => &stats.replied,
+        Counter::Ignored => &stats.ignored,
+        Counter::Malformed => &stats.malformed,
+    });
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,392 @@
+//! Shared set-up for the proxy-mode black-box tests: a LAN of two network namespaces over a
+//! veth pair, dnsmasq as the LAN's DHCP server and flakeboot's DHCP server (proxy mode,
+//! in-process on its own tokio runtime) in the server namespace, and a small PXE client that
+//! runs on a thread inside the client namespace.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use dhcproto::v4::{
+    Architecture, DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode,
+};
+use dhcproto::{Decodable, Decoder, Encodable};
+use flakeboot_catalogue::{BootEvent, BootFile, BootSpec, Catalogue, IpxeBinary, MacAddr, Menu};
+use flakeboot_dhcp::boot::BootConfig;
+use flakeboot_dhcp::server::{
+    DhcpServer, DhcpServerConfig, DhcpStats, DhcpStatsSnapshot, ServerMode,
+};
+use flakeboot_testbed::{Netns, Proc, require_root, require_tool, veth};
+use tokio_util::sync::CancellationToken;
+
+/// flakeboot's address on the LAN.
+pub const FLAKEBOOT_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+/// dnsmasq's address (the LAN's router), the primary address of the same interface.
+pub const DNSMASQ_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
+/// The LAN interface in the server namespace (a veth end), and the client's.
+pub const SERVER_IF: &str = "lan0";
+pub const CLIENT_IF: &str = "eth0";
+/// The LAN interface when the client is a QEMU guest on a tap in the server namespace.
+pub const TAP_IF: &str = "tap0";
+
+/// How the clients reach the LAN.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LanKind {
+    /// A veth pair to a client namespace (clients are processes or threads there).
+    Veth,
+    /// A tap device in the server namespace for a QEMU guest, with an IPv6 prefix that dnsmasq
+    /// advertises (iPXE otherwise waits ~13 s for IPv6 autoconfiguration).
+    Tap,
+}
+
+/// A catalogue that records events in memory.
+#[derive(Debug, Default)]
+pub struct Recorder(pub Mutex<Vec<BootEvent>>);
+
+impl Catalogue for Recorder {
+    fn boot_spec(&self, _mac: Option<MacAddr>) -> BootSpec {
+        BootSpec::Menu(Menu {
+            entries: Vec::new(),
+            default: None,
+            timeout: Duration::from_secs(5),
+        })
+    }
+    fn boot_file(&self, _file: &BootFile) -> Option<std::path::PathBuf> {
+        None
+    }
+    fn record(&self, event: BootEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+/// The test LAN: namespaces, dnsmasq, flakeboot. Everything stops on drop (flakeboot by its
+/// token, dnsmasq by PID, namespaces deleted).
+pub struct Lan {
+    /// The interface both DHCP servers serve.
+    pub interface: &'static str,
+    pub server: Netns,
+    pub client: Netns,
+    /// The LAN's DHCP server (absent in a proxy-only LAN).
+    pub dnsmasq: Option<Proc>,
+    pub events: Arc<Recorder>,
+    stats: Arc<DhcpStats>,
+    shutdown: CancellationToken,
+    flakeboot: Option<JoinHandle<()>>,
+    _state: tempfile::TempDir,
+}
+
+impl Lan {
+    /// Build a LAN of two namespaces over a veth pair and wait until both DHCP servers listen.
+    pub fn start() -> Lan {
+        Lan::start_with(LanKind::Veth)
+    }
+
+    /// Build the LAN and wait until both DHCP servers listen.
+    pub fn start_with(kind: LanKind) -> Lan {
+        Lan::start_opts(kind, true)
+    }
+
+    /// Build the LAN, with or without dnsmasq, and wait until the servers listen.
+    pub fn start_opts(kind: LanKind, with_dnsmasq: bool) -> Lan {
+        require_root();
+        let dnsmasq_bin = require_tool("dnsmasq");
+        let server = Netns::new("pxsrv").unwrap();
+        let client = Netns::new("pxcli").unwrap();
+        let interface = match kind {
+            LanKind::Veth => {
+                veth(&server, SERVER_IF, &client, CLIENT_IF).unwrap();
+                SERVER_IF
+            }
+            LanKind::Tap => {
+                server
+                    .run(&["ip", "tuntap", "add", "dev", TAP_IF, "mode", "tap"])
+                    .unwrap();
+                server.addr(TAP_IF, "fd77::1/64").unwrap();
+                TAP_IF
+            }
+        };
+        // dnsmasq's address first (primary: its server identifier), flakeboot's second.
+        server.addr(interface, "10.77.0.2/24").unwrap();
+        server.addr(interface, "10.77.0.1/24").unwrap();
+
+        let state = tempfile::tempdir().unwrap();
+        let leases = state.path().join("dnsmasq.leases");
+        let mut args = vec![
+            dnsmasq_bin.to_str().unwrap().to_owned(),
+            "--no-daemon".into(),
+            "--port=0".into(),
+            "--no-ping".into(),
+            "--conf-file=/dev/null".into(),
+            "--log-facility=-".into(),
+            "--log-dhcp".into(),
+            "--dhcp-range=10.77.0.100,10.77.0.200,1h".into(),
+            format!("--interface={interface}"),
+            "--bind-interfaces".into(),
+            format!("--dhcp-leasefile={}", leases.display()),
+        ];
+        if kind == LanKind::Tap {
+            args.push("--enable-ra".into());
+            args.push(format!("--dhcp-range=::,constructor:{interface},ra-only"));
+        }
+        let argv: Vec<&str> = args.iter().map(String::as_str).collect();
+        let dnsmasq = with_dnsmasq.then(|| {
+            let mut dnsmasq = server.spawn("dnsmasq", &argv).unwrap();
+            dnsmasq
+                .wait_for("DHCP, IP range", Duration::from_secs(10))
+                .unwrap();
+            dnsmasq
+        });
+
+        let events = Arc::new(Recorder::default());
+        let shutdown = CancellationToken::new();
+        let (tx, rx) = mpsc::channel();
+        let store_dir = state.path().join("store");
+        std::fs::create_dir_all(&store_dir).unwrap();
+        let catalogue: Arc<dyn Catalogue> = events.clone();
+        let token = shutdown.clone();
+        let flakeboot = server
+            .thread(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                rt.block_on(async move {
+                    let store = flakeboot_store::Store::open(&store_dir).unwrap();
+                    let server = DhcpServer::bind(server_config(interface)).await;
+                    let server = match server {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tx.send(Err(e.to_string())).unwrap();
+                            return;
+                        }
+                    };
+                    tx.send(Ok(server.stats())).unwrap();
+                    server.run(catalogue, store, token).await.unwrap();
+                });
+            })
+            .unwrap();
+        let stats = rx
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap()
+            .unwrap_or_else(|e| panic!("flakeboot's DHCP server did not bind: {e}"));
+        Lan {
+            interface,
+            server,
+            client,
+            dnsmasq,
+            events,
+            stats,
+            shutdown,
+            flakeboot: Some(flakeboot),
+            _state: state,
+        }
+    }
+
+    /// dnsmasq's log so far (empty without dnsmasq).
+    pub fn dnsmasq_log(&self) -> String {
+        self.dnsmasq.as_ref().map(Proc::output).unwrap_or_default()
+    }
+
+    /// The last lines of dnsmasq's log.
+    pub fn dnsmasq_tail(&self) -> String {
+        self.dnsmasq
+            .as_ref()
+            .map(|p| p.tail(30))
+            .unwrap_or_default()
+    }
+
+    pub fn stats(&self) -> DhcpStatsSnapshot {
+        self.stats.snapshot()
+    }
+
+    pub fn events(&self) -> Vec<BootEvent> {
+        self.events.0.lock().unwrap().clone()
+    }
+
+    /// Run `f` on a thread inside the client namespace and return its result.
+    pub fn in_client<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        self.client.thread(f).unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Lan {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.flakeboot.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn server_config(interface: &str) -> DhcpServerConfig {
+    DhcpServerConfig {
+        interface: interface.into(),
+        server_ip: FLAKEBOOT_IP,
+        port: 67,
+        pxe_port: 4011,
+        boot: BootConfig {
+            server_ip: FLAKEBOOT_IP,
+            http_base: "http://10.77.0.1".into(),
+            uefi_binary: IpxeBinary::IpxeEfi,
+            arm64_efi: false,
+        },
+        mode: ServerMode::Proxy,
+    }
+}
+
+/// What a test client puts in its request.
+#[derive(Debug, Clone)]
+pub struct ClientRequest {
+    pub mac: [u8; 6],
+    pub msg_type: MessageType,
+    pub vendor_class: Option<&'static str>,
+    pub arch: Option<u16>,
+    pub user_class: Option<&'static [u8]>,
+    pub ciaddr: Ipv4Addr,
+    pub server_id: Option<Ipv4Addr>,
+}
+
+impl ClientRequest {
+    /// A BIOS PXE ROM's DISCOVER: option 60 `PXEClient:Arch:00000:UNDI:002001`, option 93 = 0.
+    pub fn bios_pxe(mac: [u8; 6]) -> ClientRequest {
+        ClientRequest {
+            mac,
+            msg_type: MessageType::Discover,
+            vendor_class: Some("PXEClient:Arch:00000:UNDI:002001"),
+            arch: Some(0),
+            user_class: None,
+            ciaddr: Ipv4Addr::UNSPECIFIED,
+            server_id: None,
+        }
+    }
+
+    /// A client that is not a boot client (no vendor class, no arch).
+    pub fn plain(mac: [u8; 6]) -> ClientRequest {
+        ClientRequest {
+            vendor_class: None,
+            arch: None,
+            ..ClientRequest::bios_pxe(mac)
+        }
+    }
+
+    pub fn to_message(&self, xid: u32) -> Message {
+        let mut m = Message::default();
+        m.set_opcode(Opcode::BootRequest)
+            .set_htype(HType::Eth)
+            .set_xid(xid)
+            .set_chaddr(&self.mac)
+            .set_ciaddr(self.ciaddr)
+            // Broadcast flag: dnsmasq then broadcasts its offer too (the client has no address
+            // to unicast to).
+            .set_flags(Flags::default().set_broadcast());
+        let o = m.opts_mut();
+        o.insert(DhcpOption::MessageType(self.msg_type));
+        o.insert(DhcpOption::ParameterRequestList(vec![
+            OptionCode::SubnetMask,
+            OptionCode::Router,
+            OptionCode::VendorExtensions,
+            OptionCode::ClassIdentifier,
+            OptionCode::BootfileName,
+        ]));
+        if let Some(vc) = self.vendor_class {
+            o.insert(DhcpOption::ClassIdentifier(vc.as_bytes().to_vec()));
+        }
+        if let Some(a) = self.arch {
+            o.insert(DhcpOption::ClientSystemArchitecture(Architecture(a)));
+            o.insert(DhcpOption::ClientMachineIdentifier(vec![0; 17]));
+        }
+        if let Some(uc) = self.user_class {
+            o.insert(DhcpOption::UserClass(uc.to_vec()));
+        }
+        if let Some(id) = self.server_id {
+            o.insert(DhcpOption::ServerIdentifier(id));
+        }
+        m
+    }
+}
+
+/// One reply a test client received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub from: SocketAddr,
+    pub msg: Message,
+}
+
+impl Received {
+    pub fn server_id(&self) -> Option<Ipv4Addr> {
+        match self.msg.opts().get(OptionCode::ServerIdentifier) {
+            Some(DhcpOption::ServerIdentifier(ip)) => Some(*ip),
+            _ => None,
+        }
+    }
+    pub fn bytes_opt(&self, code: OptionCode) -> Option<Vec<u8>> {
+        match self.msg.opts().get(code)? {
+            DhcpOption::ClassIdentifier(v)
+            | DhcpOption::VendorExtensions(v)
+            | DhcpOption::BootfileName(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+    pub fn file(&self) -> String {
+        self.msg
+            .fname()
+            .map(|b| String::from_utf8_lossy(b).trim_end_matches('\0').to_owned())
+            .unwrap_or_default()
+    }
+}
+
+/// Send `req` from `bind` (on the client interface) to `to`, and collect every reply with
+/// our xid for `wait`. Runs inside the client namespace.
+pub fn exchange(
+    req: &ClientRequest,
+    bind: SocketAddrV4,
+    to: SocketAddrV4,
+    wait: Duration,
+) -> Vec<Received> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket.set_broadcast(true).unwrap();
+    socket.bind_device(Some(CLIENT_IF.as_bytes())).unwrap();
+    socket.bind(&SocketAddr::V4(bind).into()).unwrap();
+    let socket: UdpSocket = socket.into();
+    let xid = u32::from_be_bytes([req.mac[2], req.mac[3], req.mac[4], req.mac[5]]) ^ 0x5a5a_0000;
+    let bytes = req.to_message(xid).to_vec().unwrap();
+    socket.send_to(&bytes, to).unwrap();
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    let mut buf = [0u8; 1500];
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        let Ok((n, from)) = socket.recv_from(&mut buf) else {
+            break;
+        };
+        let Ok(msg) = Message::decode(&mut Decoder::new(&buf[..n])) else {
+            continue;
+        };
+        if msg.opcode() == Opcode::BootReply && msg.xid() == xid {
+            out.push(Received { from, msg });
+        }
+    }
+    out
+}
+
+/// Broadcast a request from 0.0.0.0:68 to 255.255.255.255:67, as a client without an address.
+pub fn broadcast(req: &ClientRequest, wait: Duration) -> Vec<Received> {
+    exchange(
+        req,
+        SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+        SocketAddrV4::new(Ipv4Addr::BROADCAST, 67),
+        wait,
+    )
+}

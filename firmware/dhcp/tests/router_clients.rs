@@ -1,0 +1,597 @@
+//! Router mode against real DHCP clients, each in network namespaces this test creates:
+//! ISC dhclient, busybox udhcpc, smoltcp's DHCP client (over a TAP device), Kea's perfdhcp,
+//! and the Linux kernel's IPv6 autoconfiguration for router advertisements.
+//!
+//! Layout of every test: namespace `srv` runs the flakeboot DHCP server in-process (its own
+//! tokio runtime on a thread inside the namespace, bound to `lan0`, 10.77.0.1/24); namespace
+//! `cli` holds the client on `eth0`, the other end of a veth pair. Nothing leaves these
+//! namespaces. Needs root (`ip netns`).
+
+// Test harness code outside #[test] functions: failing loudly is the point.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+use std::fs;
+use std::net::{Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use flakeboot_catalogue::{BootEvent, BootFile, BootSpec, Catalogue, IpxeBinary, MacAddr, Menu};
+use flakeboot_dhcp::boot::BootConfig;
+use flakeboot_dhcp::lease::{LeaseState, PoolConfig};
+use flakeboot_dhcp::ra::RaConfig;
+use flakeboot_dhcp::server::{DhcpServer, DhcpServerConfig, DhcpStats, ServerMode};
+use flakeboot_store::Store;
+use flakeboot_testbed::{Netns, Proc, require_root, require_tool, veth};
+use tokio_util::sync::CancellationToken;
+
+const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+const FIRST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 100);
+/// Short enough that a renewal (T1 = 10 s) happens inside a test.
+const LEASE: Duration = Duration::from_secs(20);
+
+fn pool(ra: Option<RaConfig>) -> PoolConfig {
+    PoolConfig {
+        server_ip: SERVER_IP,
+        ranges: vec![(FIRST, Ipv4Addr::new(10, 77, 0, 250))],
+        netmask: Ipv4Addr::new(255, 255, 255, 0),
+        router: Some(SERVER_IP),
+        dns: vec![SERVER_IP],
+        domain: Some("lan".into()),
+        lease_time: LEASE,
+        decline_quarantine: Duration::from_secs(60),
+        reservations: Vec::new(),
+        ra,
+    }
+}
+
+/// A catalogue that keeps the events it is told.
+#[derive(Debug, Default)]
+struct Recorder(Mutex<Vec<BootEvent>>);
+
+impl Catalogue for Recorder {
+    fn boot_spec(&self, _mac: Option<MacAddr>) -> BootSpec {
+        BootSpec::Menu(Menu {
+            entries: Vec::new(),
+            default: None,
+            timeout: Duration::from_secs(1),
+        })
+    }
+    fn boot_file(&self, _file: &BootFile) -> Option<PathBuf> {
+        None
+    }
+    fn record(&self, event: BootEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+/// Two namespaces joined by a veth pair: `lan0` (10.77.0.1/24) in `srv`, `eth0` in `cli`.
+struct Lan {
+    srv: Netns,
+    cli: Netns,
+    dir: tempfile::TempDir,
+}
+
+impl Lan {
+    fn new(tag: &str) -> Lan {
+        require_root();
+        // The server's log, shown for failing tests (RUST_LOG=debug for every packet).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "flakeboot_dhcp=info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let srv = Netns::new(&format!("{tag}s")).unwrap();
+        let cli = Netns::new(&format!("{tag}c")).unwrap();
+        veth(&srv, "lan0", &cli, "eth0").unwrap();
+        srv.run(&["ip", "addr", "add", "10.77.0.1/24", "dev", "lan0"])
+            .unwrap();
+        Lan {
+            srv,
+            cli,
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    fn state_dir(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).to_string_lossy().into_owned()
+    }
+
+    /// A client script (dhclient or udhcpc style) that prints what it is told and applies the
+    /// address, so that renewals can be unicast.
+    fn script(&self) -> String {
+        let path = self.dir.path().join("client-script.sh");
+        fs::write(
+            &path,
+            "#!/bin/sh\n\
+             # dhclient: $reason/$new_ip_address; udhcpc: $1/$ip\n\
+             event=\"${reason:-$1}\"; addr=\"${new_ip_address:-$ip}\"\n\
+             echo \"script: $event $addr\"\n\
+             case \"$event\" in\n\
+               BOUND|RENEW|REBIND|REBOOT|bound|renew) ip addr replace \"$addr/24\" dev \"$interface\" ;;\n\
+             esac\n\
+             exit 0\n",
+        )
+        .unwrap();
+        let mut perm = fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+        fs::set_permissions(&path, perm).unwrap();
+        path.to_string_lossy().into_owned()
+    }
+
+    fn start(&self, pool: PoolConfig) -> Server {
+        Server::start(&self.srv, pool, &self.state_dir())
+    }
+}
+
+/// The flakeboot DHCP server running in-process inside the server namespace.
+struct Server {
+    shutdown: CancellationToken,
+    thread: Option<JoinHandle<Result<(), String>>>,
+    stats: Arc<DhcpStats>,
+    events: Arc<Recorder>,
+}
+
+impl Server {
+    fn start(ns: &Netns, pool: PoolConfig, state_dir: &Path) -> Server {
+        let cfg = DhcpServerConfig {
+            interface: "lan0".into(),
+            server_ip: SERVER_IP,
+            port: 67,
+            pxe_port: 4011,
+            boot: BootConfig {
+                server_ip: SERVER_IP,
+                http_base: "http://10.77.0.1".into(),
+                uefi_binary: IpxeBinary::IpxeEfi,
+                arm64_efi: false,
+            },
+            mode: ServerMode::Router(pool),
+        };
+        let shutdown = CancellationToken::new();
+        let events = Arc::new(Recorder::default());
+        let (tx, rx) = mpsc::channel();
+        let token = shutdown.clone();
+        let catalogue: Arc<dyn Catalogue> = events.clone();
+        let state_dir = state_dir.to_owned();
+        let thread = ns
+            .thread(move || {
+                let rt = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .map_err(|e| e.to_string())?;
+                rt.block_on(async move {
+                    let started = async {
+                        let store = Store::open(&state_dir).map_err(|e| e.to_string())?;
+                        let server = DhcpServer::bind(cfg).await.map_err(|e| e.to_string())?;
+                        Ok::<_, String>((store, server))
+                    };
+                    let (store, server) = match started.await {
+                        Ok(s) => s,
+                        Err(e) => {
+                            let _ = tx.send(Err(e.clone()));
+                            return Err(e);
+                        }
+                    };
+                    let _ = tx.send(Ok(server.stats()));
+                    server
+                        .run(catalogue, store, token)
+                        .await
+                        .map_err(|e| e.to_string())
+                })
+            })
+            .unwrap();
+        let stats = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("server thread reports")
+            .expect("server starts");
+        Server {
+            shutdown,
+            thread: Some(thread),
+            stats,
+            events,
+        }
+    }
+
+    /// Stop the server and wait until it has let go of its sockets and store.
+    fn stop(mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.thread.take() {
+            t.join()
+                .expect("server thread")
+                .expect("server ran cleanly");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Wait until `cond` holds for the process's output.
+fn wait_output(p: &mut Proc, what: &str, timeout: Duration, cond: impl Fn(&str) -> bool) -> String {
+    let start = Instant::now();
+    loop {
+        let out = p.output();
+        if cond(&out) {
+            return out;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "timed out waiting for {what}\n--- log ---\n{out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn dhclient(lan: &Lan, label: &str, lease_file: &str, script: &str) -> Proc {
+    let bin = require_tool("dhclient");
+    let pid = lan.path(&format!("{label}.pid"));
+    lan.cli
+        .spawn(
+            label,
+            &[
+                bin.to_str().unwrap(),
+                "-d",
+                "-1",
+                "-v",
+                "-sf",
+                script,
+                "-lf",
+                lease_file,
+                "-pf",
+                &pid,
+                "eth0",
+            ],
+        )
+        .unwrap()
+}
+
+#[test]
+fn dhclient_gets_a_lease_and_renews_it() {
+    let lan = Lan::new("dhcl");
+    let server = lan.start(pool(None));
+    let script = lan.script();
+    let mut client = dhclient(&lan, "dhclient", &lan.path("dhclient.leases"), &script);
+    let out = wait_output(&mut client, "bound", Duration::from_secs(30), |o| {
+        o.contains("bound to")
+    });
+    assert!(
+        out.contains("DHCPOFFER of 10.77.0.100 from 10.77.0.1"),
+        "{out}"
+    );
+    assert!(
+        out.contains("DHCPACK of 10.77.0.100 from 10.77.0.1"),
+        "{out}"
+    );
+    assert!(out.contains("script: BOUND 10.77.0.100"), "{out}");
+    let addrs = lan
+        .cli
+        .run(&["ip", "-4", "addr", "show", "dev", "eth0"])
+        .unwrap();
+    assert!(addrs.contains("10.77.0.100/24"), "{addrs}");
+
+    // T1 = 10 s: dhclient renews by unicast to the server (RENEWING: ciaddr set).
+    let out = wait_output(&mut client, "a renewal", Duration::from_secs(25), |o| {
+        o.contains("script: RENEW 10.77.0.100")
+    });
+    assert!(
+        out.contains("DHCPREQUEST for 10.77.0.100 on eth0 to 10.77.0.1 port 67"),
+        "the renewal is unicast to the server:\n{out}"
+    );
+    assert_eq!(out.matches("DHCPACK of 10.77.0.100").count(), 2, "{out}");
+    drop(client);
+    assert!(
+        server.events.0.lock().unwrap().is_empty(),
+        "dhclient is no boot client"
+    );
+    server.stop();
+    let leases = Store::open(&lan.state_dir()).unwrap().leases().unwrap();
+    assert_eq!(leases.len(), 1, "{leases:?}");
+    assert_eq!(leases[0].ip, FIRST);
+    assert_eq!(leases[0].state, LeaseState::Bound);
+}
+
+#[test]
+fn udhcpc_gets_a_lease_and_renews_on_sigusr1() {
+    let lan = Lan::new("udhc");
+    let server = lan.start(pool(None));
+    let script = lan.script();
+    let bin = require_tool("udhcpc");
+    let mut client = lan
+        .cli
+        .spawn(
+            "udhcpc",
+            &[
+                bin.to_str().unwrap(),
+                "-f",
+                "-i",
+                "eth0",
+                "-s",
+                &script,
+                "-t",
+                "5",
+                "-T",
+                "1",
+                "-A",
+                "1",
+            ],
+        )
+        .unwrap();
+    wait_output(&mut client, "bound", Duration::from_secs(20), |o| {
+        o.contains("script: bound 10.77.0.100")
+    });
+    let replied = server.stats.replied.load(Ordering::Relaxed);
+    client.signal(libc_sigusr1());
+    let out = wait_output(&mut client, "renew", Duration::from_secs(20), |o| {
+        o.contains("script: renew 10.77.0.100")
+    });
+    assert!(
+        out.contains("sending renew to 10.77.0.1") || out.contains("renew"),
+        "{out}"
+    );
+    assert!(
+        server.stats.replied.load(Ordering::Relaxed) > replied,
+        "the renewal was answered"
+    );
+    drop(client);
+    server.stop();
+}
+
+/// SIGUSR1 (10 on Linux): udhcpc renews its lease.
+fn libc_sigusr1() -> i32 {
+    10
+}
+
+#[test]
+fn smoltcp_client_gets_a_lease_over_a_tap_device() {
+    let lan = Lan::new("smol");
+    // In the client namespace: a bridge joining the veth and a TAP device for smoltcp.
+    for argv in [
+        &["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"][..],
+        &["ip", "link", "add", "br0", "type", "bridge"],
+        &["ip", "link", "set", "eth0", "master", "br0"],
+        &["ip", "link", "set", "tap0", "master", "br0"],
+        &["ip", "link", "set", "br0", "up"],
+        &["ip", "link", "set", "tap0", "up"],
+    ] {
+        lan.cli.run(argv).unwrap();
+    }
+    let server = lan.start(pool(None));
+    let bin = example("smoltcp_dhcp_client");
+    let mut client = lan
+        .cli
+        .spawn(
+            "smoltcp",
+            &[bin.to_str().unwrap(), "tap0", "02:00:00:00:00:42", "30"],
+        )
+        .unwrap();
+    let status = client.wait_exit(Duration::from_secs(40)).unwrap();
+    let out = client.output();
+    assert!(status.success(), "{out}");
+    assert!(out.contains("address 10.77.0.100/24"), "{out}");
+    assert!(out.contains("router 10.77.0.1"), "{out}");
+    assert!(out.contains("server 10.77.0.1"), "{out}");
+    server.stop();
+    let leases = Store::open(&lan.state_dir()).unwrap().leases().unwrap();
+    assert!(
+        leases
+            .iter()
+            .any(|l| l.ip == FIRST && l.mac == MacAddr([2, 0, 0, 0, 0, 0x42])),
+        "{leases:?}"
+    );
+}
+
+/// An example binary of this crate (`cargo test` builds them next to the test binaries).
+fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("examples").join(name));
+    match path {
+        Some(p) if p.is_file() => p,
+        other => panic!(
+            "{other:?} missing: run `cargo build -p flakeboot-dhcp --examples` (cargo test does)"
+        ),
+    }
+}
+
+#[test]
+fn a_restarted_server_keeps_every_clients_lease() {
+    let lan = Lan::new("rest");
+    let server = lan.start(pool(None));
+    let (one, two) = ("52:54:00:00:01:01", "52:54:00:00:01:02");
+    let get = |mac: &str, lease_file: &str, label: &str| {
+        lan.cli
+            .run(&["ip", "link", "set", "eth0", "address", mac])
+            .unwrap();
+        let mut c = dhclient(&lan, label, &lan.path(lease_file), "/bin/true");
+        let out = wait_output(&mut c, "bound", Duration::from_secs(30), |o| {
+            o.contains("bound to")
+        });
+        drop(c);
+        out
+    };
+    let out = get(one, "one.leases", "one");
+    assert!(out.contains("bound to 10.77.0.100"), "{out}");
+    let out = get(two, "two.leases", "two");
+    assert!(out.contains("bound to 10.77.0.101"), "{out}");
+    server.stop();
+
+    let leases = Store::open(&lan.state_dir()).unwrap().leases().unwrap();
+    let mut seen: Vec<(Ipv4Addr, String)> =
+        leases.iter().map(|l| (l.ip, l.mac.to_string())).collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            (FIRST, one.to_owned()),
+            (Ipv4Addr::new(10, 77, 0, 101), two.to_owned())
+        ]
+    );
+
+    // After the restart: client two reboots (INIT-REBOOT, asking for .101 with no server id).
+    // A server that forgot would stay silent, and a fresh DISCOVER would get .100.
+    let server = lan.start(pool(None));
+    let out = get(two, "two.leases", "two-again");
+    assert!(out.contains("DHCPREQUEST for 10.77.0.101"), "{out}");
+    assert!(
+        !out.contains("DHCPDISCOVER"),
+        "init-reboot was answered at once:\n{out}"
+    );
+    assert!(out.contains("bound to 10.77.0.101"), "{out}");
+    // Client one starts from scratch (no lease file): its DISCOVER still gets its address.
+    let out = get(one, "one-fresh.leases", "one-again");
+    assert!(out.contains("DHCPDISCOVER"), "{out}");
+    assert!(out.contains("bound to 10.77.0.100"), "{out}");
+    server.stop();
+}
+
+#[test]
+fn perfdhcp_completes_every_dora_exchange() {
+    let lan = Lan::new("perf");
+    lan.cli
+        .run(&["ip", "addr", "add", "10.77.0.2/24", "dev", "eth0"])
+        .unwrap();
+    let server = lan.start(pool(None));
+    let bin = require_tool("perfdhcp");
+    // 200 DORA exchanges at 100/s from 50 simulated clients, relayed by perfdhcp itself
+    // (giaddr 10.77.0.2, replies to its port 67).
+    let mut perf = lan
+        .cli
+        .spawn(
+            "perfdhcp",
+            &[
+                bin.to_str().unwrap(),
+                "-4",
+                "-l",
+                "eth0",
+                "-r",
+                "100",
+                "-R",
+                "50",
+                "-n",
+                "200",
+                "-W",
+                "2000000",
+            ],
+        )
+        .unwrap();
+    let status = perf.wait_exit(Duration::from_secs(60)).unwrap();
+    let out = perf.output();
+    eprintln!("{out}");
+    assert!(status.success(), "perfdhcp exit {status}:\n{out}");
+    let drops: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("drops:"))
+        .collect();
+    assert_eq!(drops.len(), 2, "DO and RA sections:\n{out}");
+    assert!(drops.iter().all(|l| l.trim() == "drops: 0"), "{out}");
+    let received: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("received packets:"))
+        .collect();
+    assert!(
+        received.iter().all(|l| l.trim() == "received packets: 200"),
+        "{out}"
+    );
+    assert_eq!(server.stats.malformed.load(Ordering::Relaxed), 0);
+    server.stop();
+    let leases = Store::open(&lan.state_dir()).unwrap().leases().unwrap();
+    assert_eq!(leases.len(), 50, "one lease per simulated client");
+}
+
+/// The IPv6 link-local address of `dev` is usable (DAD done).
+fn wait_link_local(ns: &Netns, dev: &str) {
+    let start = Instant::now();
+    loop {
+        let out = ns
+            .run(&["ip", "-6", "addr", "show", "dev", dev, "scope", "link"])
+            .unwrap();
+        if out.contains("fe80::") && !out.contains("tentative") {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "no link-local on {dev}: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn wait_slaac(ns: &Netns, timeout: Duration) -> String {
+    let start = Instant::now();
+    loop {
+        let out = ns
+            .run(&["ip", "-6", "addr", "show", "dev", "eth0", "scope", "global"])
+            .unwrap();
+        if out.contains("inet6 fd77::") {
+            return out;
+        }
+        assert!(
+            start.elapsed() < timeout,
+            "no fd77:: address on eth0 after {timeout:?}: {out}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn router_advertisements_autoconfigure_the_clients_and_answer_solicitations() {
+    let lan = Lan::new("radv");
+    wait_link_local(&lan.srv, "lan0");
+    wait_link_local(&lan.cli, "eth0");
+    // An hour between unsolicited RAs: anything after the first one is a solicited RA.
+    let ra = RaConfig {
+        prefix: "fd77::".parse::<Ipv6Addr>().unwrap(),
+        interval: Duration::from_secs(3600),
+    };
+    let server = lan.start(pool(Some(ra)));
+    let addr = wait_slaac(&lan.cli, Duration::from_secs(10));
+    assert!(addr.contains("/64"), "{addr}");
+    // Router lifetime 0: the prefix is on-link, but flakeboot is no default router.
+    let routes = lan
+        .cli
+        .run(&["ip", "-6", "route", "show", "default"])
+        .unwrap();
+    assert!(routes.trim().is_empty(), "{routes}");
+    let onlink = lan
+        .cli
+        .run(&["ip", "-6", "route", "show", "fd77::/64"])
+        .unwrap();
+    assert!(onlink.contains("fd77::/64 dev eth0"), "{onlink}");
+
+    // Link down drops the autoconfigured address; link up sends a Router Solicitation, and
+    // only a solicited RA can bring the address back this soon.
+    lan.cli.run(&["ip", "link", "set", "eth0", "down"]).unwrap();
+    let gone = lan
+        .cli
+        .run(&["ip", "-6", "addr", "show", "dev", "eth0", "scope", "global"])
+        .unwrap();
+    assert!(!gone.contains("fd77::"), "{gone}");
+    let start = Instant::now();
+    lan.cli.run(&["ip", "link", "set", "eth0", "up"]).unwrap();
+    wait_slaac(&lan.cli, Duration::from_secs(10));
+    eprintln!("address back {:?} after link up", start.elapsed());
+    server.stop();
+}

@@ -1,0 +1,382 @@
+//! The one way flakeboot runs nix: [`nix_command`] builds the command (arguments only, never a
+//! shell; settings as `--option k v`; structured log on stderr; its own process group) and
+//! [`run_nix`] runs it to the end, feeding stderr line by line to a callback, and kills nix with
+//! everything it started on cancel or timeout.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+use flakeboot_config::NixConfig;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::procs::ProcessGroup;
+use crate::progress::{NixLogEvent, parse_line};
+
+/// How long nix gets to stop its builders after SIGTERM before everything is SIGKILLed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Longest stderr line kept (a builder may print megabytes without a newline).
+const MAX_LINE: usize = 64 * 1024;
+
+/// How nix is run: the binary and every `--option` it gets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NixSettings {
+    /// The `nix` binary (default: `nix` from `PATH`).
+    pub nix_bin: PathBuf,
+    /// `--option <key> <value>` pairs, in order.
+    pub options: Vec<(String, String)>,
+}
+
+impl Default for NixSettings {
+    fn default() -> Self {
+        NixSettings {
+            nix_bin: PathBuf::from("nix"),
+            options: Vec::new(),
+        }
+    }
+}
+
+impl NixSettings {
+    /// The settings `[nix]` asks for. Unset settings are left to nix's own configuration.
+    pub fn from_config(config: &NixConfig) -> NixSettings {
+        let mut s = NixSettings::default();
+        if let Some(subs) = &config.substituters {
+            s.options.push(("substituters".into(), subs.join(" ")));
+        }
+        if let Some(keys) = &config.trusted_public_keys {
+            s.options
+                .push(("trusted-public-keys".into(), keys.join(" ")));
+        }
+        if !config.builders.is_empty() {
+            s.options
+                .push(("builders".into(), config.builders.join(";")));
+        }
+        if let Some(jobs) = config.max_jobs {
+            s.options.push(("max-jobs".into(), jobs.to_string()));
+        }
+        for (k, v) in &config.extra_options {
+            s.options.push((k.clone(), v.clone()));
+        }
+        s
+    }
+
+    /// One more `--option key value` (later ones win in nix).
+    pub fn with_option(mut self, key: &str, value: &str) -> NixSettings {
+        self.options.push((key.to_owned(), value.to_owned()));
+        self
+    }
+}
+
+/// Why running nix did not give a result.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// nix could not be started at all.
+    #[error("cannot run {}: {source} (is nix installed?)", program.display())]
+    Spawn {
+        /// The binary.
+        program: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// nix ran and failed; `message` is nix's own error message.
+    #[error("nix {subcommand} failed ({status}): {message}")]
+    Failed {
+        /// `build`, `eval`, `flake metadata` ...
+        subcommand: String,
+        /// The exit status.
+        status: String,
+        /// nix's error message (or the end of its output when it printed none).
+        message: String,
+    },
+    /// Cancelled: nix and everything it started were killed.
+    #[error("cancelled")]
+    Cancelled,
+    /// Ran longer than allowed: nix and everything it started were killed.
+    #[error("timed out after {}s", after.as_secs())]
+    TimedOut {
+        /// The limit.
+        after: Duration,
+    },
+    /// Reading nix's output failed.
+    #[error("reading nix's output: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Build the command for `nix <args>`: the only place a nix command line is made.
+///
+/// Every argument is passed as one argv entry (no shell). nix gets the flake features, the
+/// settings as `--option`s and `--log-format internal-json`; it starts in a new process group
+/// (see [`run_nix`] for how that group is ended).
+pub fn nix_command(settings: &NixSettings, args: &[OsString]) -> Command {
+    let mut cmd = Command::new(&settings.nix_bin);
+    cmd.arg("--extra-experimental-features")
+        .arg("nix-command flakes");
+    for (key, value) in &settings.options {
+        cmd.arg("--option").arg(key).arg(value);
+    }
+    cmd.arg("--log-format").arg("internal-json");
+    cmd.args(args);
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Run `nix <args>` to completion and return its stdout. Each stderr line goes to `on_line` as
+/// it arrives. On `cancel` or after `timeout`, nix and every process it started are ended
+/// (SIGTERM, then SIGKILL after a grace period) before this returns.
+pub async fn run_nix(
+    settings: &NixSettings,
+    args: &[OsString],
+    cancel: &CancellationToken,
+    timeout: Option<Duration>,
+    on_line: &mut (dyn FnMut(&str) + Send),
+) -> Result<Vec<u8>, CommandError> {
+    let subcommand = subcommand_of(args);
+    let mut child = nix_command(settings, args)
+        .spawn()
+        .map_err(|source| CommandError::Spawn {
+            program: settings.nix_bin.clone(),
+            source,
+        })?;
+    let mut group = ProcessGroup::new(child.id().unwrap_or(0));
+    let mut stdout = child.stdout.take();
+    let stdout_task = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        if let Some(out) = stdout.as_mut() {
+            out.read_to_end(&mut buf).await?;
+        }
+        Ok::<_, std::io::Error>(buf)
+    });
+    let (line_tx, mut line_rx) = mpsc::channel::<String>(256);
+    if let Some(stderr) = child.stderr.take() {
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stderr);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        buf.truncate(MAX_LINE);
+                        let line = String::from_utf8_lossy(&buf);
+                        let line = line.trim_end_matches(['\n', '\r']).to_owned();
+                        if line_tx.send(line).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+        });
+    }
+
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let expired = async {
+        match deadline {
+            Some(d) => tokio::time::sleep_until(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(expired);
+    let mut errors = ErrorCollector::default();
+    let mut stderr_open = true;
+    let mut status = None;
+    let stopped = loop {
+        tokio::select! {
+            line = line_rx.recv(), if stderr_open => match line {
+                Some(line) => {
+                    errors.observe(&line);
+                    on_line(&line);
+                }
+                None => stderr_open = false,
+            },
+            exit = child.wait(), if status.is_none() => {
+                status = Some(exit?);
+                group.disarm();
+                if !stderr_open {
+                    break None;
+                }
+            },
+            () = cancel.cancelled() => break Some(CommandError::Cancelled),
+            () = &mut expired => break Some(CommandError::TimedOut {
+                after: timeout.unwrap_or_default(),
+            }),
+        }
+        if !stderr_open && status.is_some() {
+            break None;
+        }
+    };
+    if let Some(reason) = stopped {
+        group
+            .terminate(STOP_GRACE, async {
+                let _ = child.wait().await;
+            })
+            .await;
+        // Keep what nix said while stopping (e.g. "interrupted by the user").
+        while let Ok(Some(line)) =
+            tokio::time::timeout(Duration::from_millis(200), line_rx.recv()).await
+        {
+            on_line(&line);
+        }
+        stdout_task.abort();
+        return Err(reason);
+    }
+    let stdout = stdout_task
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))??;
+    match status {
+        Some(s) if s.success() => Ok(stdout),
+        other => Err(CommandError::Failed {
+            subcommand,
+            status: other.map_or_else(|| "unknown status".into(), |s| s.to_string()),
+            message: errors.message(),
+        }),
+    }
+}
+
+/// The words before the first option: `flake metadata`, `build`, `eval`.
+fn subcommand_of(args: &[OsString]) -> String {
+    args.iter()
+        .map(|a| a.to_string_lossy())
+        .take_while(|a| !a.starts_with('-'))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Remembers what nix said went wrong.
+#[derive(Debug, Default)]
+struct ErrorCollector {
+    errors: Vec<String>,
+    tail: Vec<String>,
+}
+
+impl ErrorCollector {
+    fn observe(&mut self, line: &str) {
+        match parse_line(line) {
+            Some(Ok(NixLogEvent::Message { level: 0, text })) => {
+                if let Some(msg) = text.strip_prefix("error:") {
+                    self.errors.push(msg.trim().to_owned());
+                }
+            }
+            Some(_) => {}
+            None => {
+                self.tail.push(line.to_owned());
+                if self.tail.len() > 5 {
+                    self.tail.remove(0);
+                }
+            }
+        }
+    }
+
+    fn message(&self) -> String {
+        if let Some(last) = self.errors.last() {
+            last.clone()
+        } else if self.tail.is_empty() {
+            "nix printed no error message".into()
+        } else {
+            self.tail.join("\n")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_become_options_in_order() {
+        let config = NixConfig {
+            substituters: Some(vec![]),
+            trusted_public_keys: Some(vec!["a:1".into(), "b:2".into()]),
+            builders: vec!["ssh://b1 aarch64-linux".into(), "ssh://b2".into()],
+            max_jobs: Some(2),
+            extra_options: [("sandbox".to_owned(), "false".to_owned())].into(),
+            ..NixConfig::default()
+        };
+        let s = NixSettings::from_config(&config);
+        assert_eq!(
+            s.options,
+            vec![
+                ("substituters".into(), String::new()),
+                ("trusted-public-keys".into(), "a:1 b:2".into()),
+                ("builders".into(), "ssh://b1 aarch64-linux;ssh://b2".into()),
+                ("max-jobs".into(), "2".into()),
+                ("sandbox".into(), "false".into()),
+            ]
+        );
+        assert!(
+            NixSettings::from_config(&NixConfig::default())
+                .options
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_command_has_arguments_only_and_its_own_group() {
+        let s = NixSettings::default().with_option("substituters", "");
+        let cmd = nix_command(
+            &s,
+            &["eval".into(), "--json".into(), "a b; rm -rf /".into()],
+        );
+        let std = cmd.as_std();
+        assert_eq!(std.get_program(), "nix");
+        let args: Vec<_> = std.get_args().map(|a| a.to_string_lossy()).collect();
+        assert_eq!(
+            args,
+            [
+                "--extra-experimental-features",
+                "nix-command flakes",
+                "--option",
+                "substituters",
+                "",
+                "--log-format",
+                "internal-json",
+                "eval",
+                "--json",
+                "a b; rm -rf /"
+            ]
+        );
+    }
+
+    #[test]
+    fn errors_are_nix_messages_without_colours() {
+        let mut c = ErrorCollector::default();
+        for line in include_str!("../tests/fixtures/logs/build-failed.log").lines() {
+            c.observe(line);
+        }
+        let m = c.message();
+        assert!(m.starts_with("builder for '/nix/store/"), "{m}");
+        assert!(m.ends_with("failed with exit code 3"), "{m}");
+        let mut plain = ErrorCollector::default();
+        plain.observe("something odd");
+        assert_eq!(plain.message(), "something odd");
+    }
+
+    #[test]
+    fn subcommand_is_named_in_errors() {
+        let args: Vec<OsString> = ["flake", "metadata", "--json", "x"]
+            .map(OsString::from)
+            .into();
+        assert_eq!(subcommand_of(&args), "flake metadata");
+    }
+
+    #[tokio::test]
+    async fn a_missing_binary_is_a_spawn_error() {
+        let s = NixSettings {
+            nix_bin: "/nonexistent/nix".into(),
+            options: vec![],
+        };
+        let err = run_nix(&s, &[], &CancellationToken::new(), None, &mut |_| {})
+            .await
+            .unwrap_err();
+        assert!(matches!(err, CommandError::Spawn { .. }), "{err}");
+    }
+}

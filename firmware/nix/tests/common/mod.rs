@@ -1,0 +1,223 @@
+//! Test scaffolding: the fixture flake in a private git repository, nix settings that need no
+//! network, and process checks.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use flakeboot_nix::{NixSettings, Runner, RunnerConfig};
+use flakeboot_store::Store;
+use flakeboot_testbed::require_tool;
+
+/// `nix-collect-garbage` must not run while another test of this binary builds: every test
+/// holds this for reading, the GC test for writing.
+pub static NIX_STORE_LOCK: tokio::sync::RwLock<()> = tokio::sync::RwLock::const_new(());
+
+/// The fixture flake (tests/fixtures/hosts) copied into a temporary git repository, with
+/// busybox-static in its `bin/` (the builders' only tool).
+#[derive(Debug)]
+pub struct FixtureRepo {
+    pub dir: tempfile::TempDir,
+    /// A marker unique to this test: it is in every store path that must not be shared.
+    pub marker: String,
+}
+
+impl FixtureRepo {
+    pub fn new(test: &str) -> FixtureRepo {
+        require_tool("nix");
+        require_tool("git");
+        let busybox = require_tool("busybox");
+        static N: AtomicU32 = AtomicU32::new(0);
+        let marker = format!(
+            "{test}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("flakeboot-nix-test-")
+            .tempdir()
+            .unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts");
+        for file in ["flake.nix", "kernel"] {
+            std::fs::copy(src.join(file), dir.path().join(file)).unwrap();
+        }
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::fs::copy(&busybox, bin.join("busybox")).unwrap();
+        for applet in [
+            "sh", "mkdir", "cp", "chmod", "cpio", "sleep", "echo", "printf",
+        ] {
+            std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+        }
+        let repo = FixtureRepo { dir, marker };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo.commit("rev1");
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn url(&self) -> String {
+        format!("git+file://{}", self.path().display())
+    }
+
+    /// Write `marker` (which ends up in initrd and init) and commit; returns the revision.
+    pub fn commit(&self, label: &str) -> String {
+        std::fs::write(
+            self.path().join("marker"),
+            format!("{}-{label}\n", self.marker),
+        )
+        .unwrap();
+        self.commit_all(label)
+    }
+
+    /// Commit whatever changed; returns the revision.
+    pub fn commit_all(&self, label: &str) -> String {
+        self.git(&["add", "--all", "."]);
+        self.git(&["commit", "-q", "-m", label]);
+        self.git(&["rev-parse", "HEAD"]).trim().to_owned()
+    }
+
+    /// Make every host's toplevel fail from the next commit on.
+    pub fn break_builds(&self) -> String {
+        std::fs::write(self.path().join("fail"), "").unwrap();
+        self.commit_all("broken")
+    }
+
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(self.path())
+            .env("GIT_AUTHOR_NAME", "flakeboot test")
+            .env("GIT_AUTHOR_EMAIL", "test@flakeboot.invalid")
+            .env("GIT_COMMITTER_NAME", "flakeboot test")
+            .env("GIT_COMMITTER_EMAIL", "test@flakeboot.invalid")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+}
+
+/// nix as root on a machine without the nixbld group, without network.
+pub fn settings() -> NixSettings {
+    NixSettings::default()
+        .with_option("build-users-group", "")
+        .with_option("substituters", "")
+}
+
+pub fn runner_config(state: &Path) -> RunnerConfig {
+    RunnerConfig {
+        settings: settings(),
+        max_concurrent: 1,
+        timeout: Duration::from_secs(300),
+        keep_generations: 5,
+        state_dir: state.to_owned(),
+    }
+}
+
+/// A state directory with a store and a runner.
+pub fn start(state: &Path, config: RunnerConfig) -> Runner {
+    Runner::start(Store::open(state).unwrap(), config).unwrap()
+}
+
+/// PIDs of processes whose environment contains `needle` (a derivation's attributes are its
+/// builder's environment: `name=slow-toplevel-<marker>` finds that builder and its children).
+pub fn pids_with_env(needle: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(env) = std::fs::read(entry.path().join("environ")) else {
+            continue;
+        };
+        if env.split(|b| *b == 0).any(|var| var == needle.as_bytes()) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// PIDs of processes whose command line contains `needle`, with their process group.
+pub fn pids_with_cmdline(needle: &str) -> Vec<(i32, i32)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if !cmdline.contains(needle) {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+        if let Some(pgrp) = after.split_whitespace().nth(2).and_then(|p| p.parse().ok()) {
+            out.push((pid, pgrp));
+        }
+    }
+    out
+}
+
+/// Processes in a process group, as `pgrep -g` sees them.
+pub fn pgrep_group(pgid: i32) -> String {
+    let out = Command::new(require_tool("pgrep"))
+        .args(["-g", &pgid.to_string()])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Poll `check` until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if check() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    check()
+}
+
+/// Open a store, waiting for a dropped runner's tasks to let go of it.
+pub fn reopen(state: &Path) -> Store {
+    let start = Instant::now();
+    loop {
+        match Store::open(state) {
+            Ok(s) => return s,
+            Err(e) if start.elapsed() < Duration::from_secs(10) => {
+                let _ = e;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("store still open after 10 s: {e}"),
+        }
+    }
+}
+
+pub fn read(path: &Path) -> Vec<u8> {
+    std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn state_dir() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("flakeboot-nix-state-")
+        .tempdir()
+        .unwrap();
+    let path = dir.path().to_owned();
+    (dir, path)
+}

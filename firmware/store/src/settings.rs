@@ -1,0 +1,248 @@
+//! What the web UI changes: the appliance's settings (LAN port, DHCP mode, ranges,
+//! reservations, menu, nix substituters and builders) and per-machine boot options (hostname,
+//! extra kernel parameters).
+//!
+//! - `settings`: a key -> JSON; the key `appliance` holds [`ApplianceSettings`].
+//! - `machine_options`: MAC (6 bytes) -> JSON [`MachineOptions`].
+//!
+//! These tables are created on first write; readers treat a missing table as empty.
+
+use std::net::Ipv4Addr;
+
+use flakeboot_catalogue::MacAddr;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use serde::{Deserialize, Serialize};
+
+use crate::schema::{MacKey, decode, encode, mac_key};
+use crate::{Store, StoreError};
+
+/// Named settings -> JSON.
+pub const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
+/// Per-machine boot options by MAC -> JSON [`MachineOptions`].
+pub const MACHINE_OPTIONS: TableDefinition<MacKey, &[u8]> =
+    TableDefinition::new("machine_options");
+
+const APPLIANCE_KEY: &str = "appliance";
+
+/// How flakeboot takes part in DHCP on the LAN (mirrors the config file's `[dhcp] mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DhcpModeSetting {
+    /// Answer only network-boot clients, beside the LAN's own DHCP server.
+    #[default]
+    Proxy,
+    /// Be the LAN's DHCP server.
+    Router,
+    /// No DHCP at all.
+    Off,
+}
+
+impl DhcpModeSetting {
+    /// The name used in the config file and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DhcpModeSetting::Proxy => "proxy",
+            DhcpModeSetting::Router => "router",
+            DhcpModeSetting::Off => "off",
+        }
+    }
+}
+
+/// A fixed address for one machine (router mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReservationSetting {
+    /// The machine.
+    pub mac: MacAddr,
+    /// Its address.
+    pub address: Ipv4Addr,
+    /// The host name it is given (option 12), if any.
+    pub hostname: Option<String>,
+}
+
+/// The appliance's settings as the web UI edits them. Seeded from the config file; once saved
+/// here they win over it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ApplianceSettings {
+    /// The LAN port (network interface) to serve.
+    pub lan_interface: String,
+    /// Proxy, router or off.
+    pub dhcp_mode: DhcpModeSetting,
+    /// Address ranges handed out in router mode (first, last; inclusive).
+    pub dhcp_ranges: Vec<[Ipv4Addr; 2]>,
+    /// Fixed addresses (router mode).
+    pub reservations: Vec<ReservationSetting>,
+    /// The menu's default entry (a host name), `None` for the first host, `"local"` for disk.
+    pub menu_default: Option<String>,
+    /// Seconds the menu waits before booting its default.
+    pub menu_timeout_secs: u64,
+    /// Nix binary caches (`substituters`), in order.
+    pub substituters: Vec<String>,
+    /// Nix remote builders (`builders`), one machine spec each.
+    pub builders: Vec<String>,
+}
+
+impl Default for ApplianceSettings {
+    fn default() -> Self {
+        ApplianceSettings {
+            lan_interface: String::new(),
+            dhcp_mode: DhcpModeSetting::Proxy,
+            dhcp_ranges: Vec::new(),
+            reservations: Vec::new(),
+            menu_default: None,
+            menu_timeout_secs: 10,
+            substituters: Vec::new(),
+            builders: Vec::new(),
+        }
+    }
+}
+
+/// Boot-time settings of one machine: need no rebuild.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct MachineOptions {
+    /// The host name the machine is given on its kernel command line.
+    pub hostname: Option<String>,
+    /// Appended to the host's kernel command line for this machine only.
+    pub kernel_params: String,
+}
+
+impl MachineOptions {
+    /// True when nothing is set (the record can be deleted).
+    pub fn is_empty(&self) -> bool {
+        self.hostname.is_none() && self.kernel_params.is_empty()
+    }
+}
+
+/// Opens a table for reading; `Ok(None)` when no write has created it yet.
+fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
+    match txn.open_table(def) {
+        Ok(table) => Ok(Some(table)),
+        Err(TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+impl Store {
+    /// The appliance settings saved from the UI, or `None` when never saved.
+    pub fn appliance_settings(&self) -> Result<Option<ApplianceSettings>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = read_table(&txn, SETTINGS)? else {
+            return Ok(None);
+        };
+        match table.get(APPLIANCE_KEY)? {
+            Some(v) => Ok(Some(decode("settings", APPLIANCE_KEY, v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Saves the appliance settings (durably, in one transaction).
+    pub fn put_appliance_settings(&self, settings: &ApplianceSettings) -> Result<(), StoreError> {
+        let bytes = encode("settings", settings)?;
+        let txn = self.db.begin_write()?;
+        txn.open_table(SETTINGS)?
+            .insert(APPLIANCE_KEY, bytes.as_slice())?;
+        txn.commit()?;
+        Ok(())
+    }
+
+    /// The boot options of one machine (empty when none were set).
+    pub fn machine_options(&self, mac: MacAddr) -> Result<MachineOptions, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = read_table(&txn, MACHINE_OPTIONS)? else {
+            return Ok(MachineOptions::default());
+        };
+        match table.get(mac_key(mac))? {
+            Some(v) => decode("machine_options", mac, v.value()),
+            None => Ok(MachineOptions::default()),
+        }
+    }
+
+    /// Every machine's boot options that are set, by MAC.
+    pub fn all_machine_options(&self) -> Result<Vec<(MacAddr, MachineOptions)>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = read_table(&txn, MACHINE_OPTIONS)? else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            let mac = MacAddr(k.value());
+            out.push((mac, decode("machine_options", mac, v.value())?));
+        }
+        Ok(out)
+    }
+
+    /// Sets one machine's boot options (empty options remove the record).
+    pub fn set_machine_options(
+        &self,
+        mac: MacAddr,
+        options: &MachineOptions,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(MACHINE_OPTIONS)?;
+            if options.is_empty() {
+                table.remove(mac_key(mac))?;
+            } else {
+                let bytes = encode("machine_options", options)?;
+                table.insert(mac_key(mac), bytes.as_slice())?;
+            }
+        }
+        txn.commit()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 9]);
+
+    #[test]
+    fn settings_are_none_until_saved_and_survive_reopen() {
+        let tmp = tempfile::tempdir().unwrap();
+        let settings = ApplianceSettings {
+            lan_interface: "lan0".into(),
+            dhcp_mode: DhcpModeSetting::Router,
+            dhcp_ranges: vec![[Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 200)]],
+            reservations: vec![ReservationSetting {
+                mac: MAC,
+                address: Ipv4Addr::new(10, 0, 0, 5),
+                hostname: Some("pc5".into()),
+            }],
+            menu_default: Some("demo".into()),
+            menu_timeout_secs: 3,
+            substituters: vec!["https://cache.example".into()],
+            builders: vec!["ssh://b x86_64-linux".into()],
+        };
+        {
+            let store = Store::open(tmp.path()).unwrap();
+            assert_eq!(store.appliance_settings().unwrap(), None);
+            store.put_appliance_settings(&settings).unwrap();
+        }
+        let store = Store::open(tmp.path()).unwrap();
+        assert_eq!(store.appliance_settings().unwrap(), Some(settings));
+    }
+
+    #[test]
+    fn machine_options_set_list_and_clear() {
+        let store = Store::in_memory().unwrap();
+        assert_eq!(store.machine_options(MAC).unwrap(), MachineOptions::default());
+        let options = MachineOptions {
+            hostname: Some("alpha".into()),
+            kernel_params: "console=ttyS0".into(),
+        };
+        store.set_machine_options(MAC, &options).unwrap();
+        assert_eq!(store.machine_options(MAC).unwrap(), options);
+        assert_eq!(store.all_machine_options().unwrap(), vec![(MAC, options)]);
+        store
+            .set_machine_options(MAC, &MachineOptions::default())
+            .unwrap();
+        assert!(store.all_machine_options().unwrap().is_empty());
+    }
+}

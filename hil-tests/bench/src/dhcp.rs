@@ -1,0 +1,216 @@
+//! DHCP router mode under perfdhcp: the highest rate with under 0.1 % drops, latency
+//! percentiles and CPU time at a fixed rate. Servers, one after the other on `lan0`: flakeboot
+//! (leases durable before the ACK), dnsmasq with its lease file, dnsmasq with `--leasefile-ro`
+//! (not durable), and Kea (memfile, persisted).
+
+use crate::clients::settle;
+use crate::error::Result;
+use crate::knobs::Knobs;
+use crate::lan::{BenchLan, CLIENT_IF};
+use crate::perfdhcp::{self, PerfReport};
+use crate::report::{Better, Collector, Row};
+use crate::servers::{self, DhcpMode, DnsmasqSetup, FlakebootSetup, Server};
+
+/// The most drops a rate may cause and still count as sustained, in percent.
+pub const MAX_DROP_PERCENT: f64 = 0.1;
+/// The share of the asked rate perfdhcp must achieve for the rate to count.
+const MIN_RATE_SHARE: f64 = 0.95;
+
+/// The DHCP servers compared, by name in the table.
+pub const SERVERS: [&str; 4] = [
+    "flakeboot",
+    "dnsmasq (lease file)",
+    "dnsmasq --leasefile-ro",
+    "kea (memfile)",
+];
+
+/// Run the router-mode DHCP comparison.
+pub fn run(k: &Knobs) -> Result<Vec<Row>> {
+    let lan = BenchLan::new("dhcp")?;
+    let mut c = Collector::new("dhcp");
+    for name in SERVERS {
+        let server = match start(&lan, k, name) {
+            Ok(s) => s,
+            Err(e) => {
+                c.add_result(
+                    "highest rate, < 0.1 % drops",
+                    "DORA/s",
+                    Better::Higher,
+                    name,
+                    Err(e),
+                );
+                continue;
+            }
+        };
+        measure(&lan, k, &mut c, name, &server, &[]);
+        server.stop();
+        settle();
+    }
+    Ok(c.rows())
+}
+
+/// Start one of [`SERVERS`] in router mode.
+pub fn start(lan: &BenchLan, k: &Knobs, name: &str) -> Result<Server> {
+    match name {
+        "flakeboot" => {
+            let files = lan.subdir("files")?;
+            let file = files.join("kernel");
+            crate::lan::write_pattern(&file, 4096)?;
+            servers::flakeboot(
+                lan,
+                &k.flakeboot_bin,
+                &FlakebootSetup {
+                    dhcp: DhcpMode::Router,
+                    ipxe_dir: files.clone(),
+                    kernel: file.clone(),
+                    initrd: file,
+                    cmdline: String::new(),
+                    machines: Vec::new(),
+                    ra: false,
+                },
+            )
+        }
+        "kea (memfile)" => servers::kea(lan),
+        other => servers::dnsmasq(
+            lan,
+            "dnsmasq",
+            &DnsmasqSetup {
+                router: true,
+                durable: other == "dnsmasq (lease file)",
+                ..DnsmasqSetup::default()
+            },
+        ),
+    }
+}
+
+/// Step the rate up until drops pass [`MAX_DROP_PERCENT`] (or the rate is not achieved);
+/// returns the highest achieved clean rate (0 if none).
+pub fn highest_rate(lan: &BenchLan, k: &Knobs, extra: &[&str]) -> Result<f64> {
+    let mut best = 0.0;
+    for &rate in &k.dhcp_rates {
+        let r = perfdhcp::run(
+            &lan.client,
+            CLIENT_IF,
+            rate,
+            k.dhcp_seconds,
+            k.dhcp_clients,
+            false,
+            extra,
+        )?;
+        eprintln!(
+            "   rate {rate}/s: achieved {:.0}/s, drops {:.3} %",
+            r.rate,
+            r.drop_percent()
+        );
+        if r.drop_percent() >= MAX_DROP_PERCENT || r.rate < f64::from(rate) * MIN_RATE_SHARE {
+            break;
+        }
+        best = r.rate;
+    }
+    Ok(best)
+}
+
+/// Measure one server: highest clean rate, then latency and CPU at the fixed rate.
+pub fn measure(
+    lan: &BenchLan,
+    k: &Knobs,
+    c: &mut Collector,
+    name: &str,
+    server: &Server,
+    extra: &[&str],
+) {
+    eprintln!("-- {name}");
+    let best = highest_rate(lan, k, extra);
+    c.add_result(
+        "highest rate, < 0.1 % drops",
+        "DORA/s",
+        Better::Higher,
+        name,
+        best,
+    );
+    let rate = k.dhcp_latency_rate;
+    let cpu_before = server.cpu_seconds();
+    let fixed = perfdhcp::run(
+        &lan.client,
+        CLIENT_IF,
+        rate,
+        k.dhcp_seconds,
+        k.dhcp_clients,
+        true,
+        extra,
+    );
+    let cpu = server.cpu_seconds() - cpu_before;
+    match fixed {
+        Ok(r) => add_fixed(c, name, rate, &r, cpu),
+        Err(e) => c.add_result(
+            &format!("p99 REQUEST-ACK at {rate}/s"),
+            "ms",
+            Better::Lower,
+            name,
+            Err(e),
+        ),
+    }
+}
+
+fn add_fixed(c: &mut Collector, name: &str, rate: u32, r: &PerfReport, cpu: f64) {
+    let Some(ra) = &r.request_ack else {
+        c.note(
+            &format!("p99 REQUEST-ACK at {rate}/s"),
+            &format!("{name}: no REQUEST-ACK exchanges"),
+        );
+        return;
+    };
+    let ms = "ms";
+    c.add(
+        &format!("p50 DISCOVER-OFFER at {rate}/s"),
+        ms,
+        Better::Lower,
+        name,
+        r.discover_offer.percentile_ms(50.0),
+    );
+    c.add(
+        &format!("p99 DISCOVER-OFFER at {rate}/s"),
+        ms,
+        Better::Lower,
+        name,
+        r.discover_offer.percentile_ms(99.0),
+    );
+    c.add(
+        &format!("p50 REQUEST-ACK at {rate}/s"),
+        ms,
+        Better::Lower,
+        name,
+        ra.percentile_ms(50.0),
+    );
+    c.add(
+        &format!("p99 REQUEST-ACK at {rate}/s"),
+        ms,
+        Better::Lower,
+        name,
+        ra.percentile_ms(99.0),
+    );
+    c.add(
+        &format!("max REQUEST-ACK at {rate}/s"),
+        ms,
+        Better::Lower,
+        name,
+        ra.max_ms,
+    );
+    c.add(
+        &format!("drops at {rate}/s"),
+        "%",
+        Better::Lower,
+        name,
+        r.drop_percent(),
+    );
+    let exchanges = ra.received as f64;
+    if exchanges > 0.0 {
+        c.add(
+            "CPU seconds per 1,000 DORA",
+            "s",
+            Better::Lower,
+            name,
+            cpu * 1000.0 / exchanges,
+        );
+    }
+}

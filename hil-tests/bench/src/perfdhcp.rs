@@ -1,0 +1,249 @@
+//! perfdhcp (Kea's DHCP load generator, Debian's `kea-admin`): run it in the client namespace
+//! and read its report: achieved rate, per-exchange drops, min/avg/max delay, and (with `-x t`)
+//! every exchange's send/receive timestamps, from which we compute percentiles ourselves.
+
+use std::process::Stdio;
+
+use flakeboot_testbed::{Netns, require_tool};
+
+use crate::clients::percentile;
+use crate::error::{BenchError, Result};
+
+/// One exchange kind's statistics (`DISCOVER-OFFER` or `REQUEST-ACK`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Exchange {
+    pub sent: u64,
+    pub received: u64,
+    pub drops: u64,
+    pub avg_ms: f64,
+    pub max_ms: f64,
+    /// Delays of every timed exchange (from `-x t`), in ms.
+    pub delays_ms: Vec<f64>,
+}
+
+impl Exchange {
+    /// Dropped share of sent packets, in percent.
+    pub fn drop_percent(&self) -> f64 {
+        if self.sent == 0 {
+            100.0
+        } else {
+            self.drops as f64 * 100.0 / self.sent as f64
+        }
+    }
+
+    /// Percentile `p` of the timed delays, in ms.
+    pub fn percentile_ms(&self, p: f64) -> f64 {
+        percentile(&self.delays_ms, p)
+    }
+}
+
+/// A perfdhcp run's report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PerfReport {
+    /// Achieved 4-way exchanges per second.
+    pub rate: f64,
+    pub discover_offer: Exchange,
+    /// Absent when perfdhcp ran 2-way exchanges only (`-i`).
+    pub request_ack: Option<Exchange>,
+}
+
+impl PerfReport {
+    /// The larger drop share of the two exchanges, in percent.
+    pub fn drop_percent(&self) -> f64 {
+        let ra = self
+            .request_ack
+            .as_ref()
+            .map_or(0.0, Exchange::drop_percent);
+        self.discover_offer.drop_percent().max(ra)
+    }
+}
+
+/// Parse perfdhcp's text report (with or without `-x t`).
+pub fn parse(text: &str) -> Option<PerfReport> {
+    let rate = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Rate:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(PerfReport {
+        rate,
+        discover_offer: exchange(text, "DISCOVER-OFFER")?,
+        request_ack: exchange(text, "REQUEST-ACK"),
+    })
+}
+
+fn section<'a>(text: &'a str, header: &str) -> Option<&'a str> {
+    let start = text.find(header)? + header.len();
+    let rest = text.get(start..)?;
+    Some(
+        rest.find("***")
+            .map_or(rest, |end| rest.get(..end).unwrap_or(rest)),
+    )
+}
+
+fn exchange(text: &str, kind: &str) -> Option<Exchange> {
+    let stats = section(text, &format!("***Statistics for: {kind}***"))?;
+    let field = |key: &str| -> Option<f64> {
+        stats
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()
+    };
+    let delays_ms = section(text, &format!("***Timestamps for packets: {kind}***"))
+        .map(|s| {
+            s.lines()
+                .filter_map(|l| {
+                    let (sent, received) =
+                        l.trim().strip_prefix("sent / received:")?.split_once('/')?;
+                    let sent: f64 = sent.trim().parse().ok()?;
+                    let received: f64 = received.trim().parse().ok()?;
+                    Some((received - sent) * 1000.0)
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(Exchange {
+        sent: field("sent packets:")? as u64,
+        received: field("received packets:")? as u64,
+        drops: field("drops:")? as u64,
+        avg_ms: field("avg delay:").unwrap_or(0.0),
+        max_ms: field("max delay:").unwrap_or(0.0),
+        delays_ms,
+    })
+}
+
+/// Run perfdhcp in `ns` on `iface` at `rate` exchanges/s for `secs` seconds with `clients`
+/// distinct MACs; `extra` adds options (e.g. `-o` for PXE vendor class). `timed` adds `-x t`.
+pub fn run(
+    ns: &Netns,
+    iface: &str,
+    rate: u32,
+    secs: u64,
+    clients: u32,
+    timed: bool,
+    extra: &[&str],
+) -> Result<PerfReport> {
+    let mut cmd = ns.command(require_tool("perfdhcp"));
+    cmd.args([
+        "-4",
+        "-l",
+        iface,
+        "-r",
+        &rate.to_string(),
+        "-p",
+        &secs.to_string(),
+        "-R",
+        &clients.to_string(),
+    ]);
+    if timed {
+        cmd.args(["-x", "t"]);
+    }
+    let out = cmd
+        .args(extra)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(BenchError::io("running perfdhcp"))?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    // perfdhcp exits non-zero when packets were dropped: that is a figure, not a failure.
+    parse(&text).ok_or_else(|| BenchError::Parse {
+        tool: "perfdhcp".to_owned(),
+        what: "its statistics".to_owned(),
+        output: format!(
+            "exit {}: {}{}",
+            out.status,
+            text.chars().take(2000).collect::<String>(),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// perfdhcp 2.2 (Debian 12) against dnsmasq, `-r 200 -p 2 -x t`, cut short.
+    const OUTPUT: &str = "Running: perfdhcp -4 -l eth0 -r 200 -p 2 -R 1000 -x t
+Scenario: basic.
+Multi-thread mode enabled.
+***Rate statistics***
+Rate: 199.439 4-way exchanges/second, expected rate: 200
+
+***Malformed Packets***
+Malformed packets: 0
+***Statistics for: DISCOVER-OFFER***
+sent packets: 399
+received packets: 399
+drops: 0
+drops ratio: 0 %
+orphans: 0
+rejected leases: 0
+non unique addresses: 0
+
+min delay: 0.031 ms
+avg delay: 0.339 ms
+max delay: 7.531 ms
+std deviation: 0.879 ms
+collected packets: 0
+
+***Statistics for: REQUEST-ACK***
+sent packets: 400
+received packets: 398
+drops: 2
+drops ratio: 0.500 %
+orphans: 0
+rejected leases: 0
+non unique addresses: 0
+
+min delay: 0.025 ms
+avg delay: 0.264 ms
+max delay: 6.249 ms
+std deviation: 0.813 ms
+collected packets: 0
+
+***Timestamps for packets: DISCOVER-OFFER***
+sent / received: 000000.000073 / 000000.000709
+sent / received: 000000.010093 / 000000.010226
+***Timestamps for packets: REQUEST-ACK***
+sent / received: 000000.001000 / 000000.001500
+sent / received: 000000.011000 / 000000.013000
+sent / received: 000000.021000 / 000000.021250
+";
+
+    #[test]
+    fn reads_rate_drops_delays_and_timestamps() {
+        let r = parse(OUTPUT).unwrap();
+        assert_eq!(r.rate, 199.439);
+        assert_eq!(r.discover_offer.sent, 399);
+        assert_eq!(r.discover_offer.drops, 0);
+        assert_eq!(r.discover_offer.avg_ms, 0.339);
+        let ra = r.request_ack.clone().unwrap();
+        assert_eq!(ra.received, 398);
+        assert_eq!(ra.drops, 2);
+        assert_eq!(ra.max_ms, 6.249);
+        assert!((r.drop_percent() - 0.5).abs() < 1e-9);
+        assert_eq!(r.discover_offer.delays_ms.len(), 2);
+        assert!((r.discover_offer.delays_ms[0] - 0.636).abs() < 1e-6);
+        assert!((ra.percentile_ms(99.0) - 2.0).abs() < 1e-6);
+        assert!((ra.percentile_ms(50.0) - 0.5).abs() < 1e-6);
+    }
+
+    #[test]
+    fn no_statistics_is_no_report() {
+        assert_eq!(parse("Error running perfdhcp: no such interface"), None);
+        assert_eq!(parse(&OUTPUT.replace("DISCOVER-OFFER", "X")), None);
+        // Two-way runs (-i) have no REQUEST-ACK section.
+        let two_way = parse(&OUTPUT.replace("REQUEST-ACK", "X")).unwrap();
+        assert_eq!(two_way.request_ack, None);
+        assert_eq!(two_way.drop_percent(), 0.0);
+    }
+
+    #[test]
+    fn nothing_sent_is_all_dropped() {
+        assert_eq!(Exchange::default().drop_percent(), 100.0);
+    }
+}

@@ -1,0 +1,134 @@
+//! TFTP: a big file and the real ipxe.efi with curl (blksize 512 and 1468, lock-step) and with
+//! the `tftpd` crate's client (windowsize 16), plus many concurrent transfers. Servers, one after
+//! the other on the same `lan0`: flakeboot, dnsmasq's TFTP, tftp-hpa.
+
+use std::path::Path;
+
+use crate::clients::{self, curl, curl_parallel, settle};
+use crate::error::{BenchError, Result};
+use crate::knobs::{Knobs, mib};
+use crate::lan::{BenchLan, SERVER_IP, mb_per_s, write_pattern};
+use crate::report::{Better, Collector, Row};
+use crate::servers::{self, DhcpMode, DnsmasqSetup, FlakebootSetup, Server};
+
+/// Where Debian's iPXE binaries live.
+pub const IPXE_DIR: &str = "/usr/lib/ipxe";
+
+/// Run the TFTP comparison.
+pub fn run(k: &Knobs) -> Result<Vec<Row>> {
+    let lan = BenchLan::new("tftp")?;
+    let root = lan.subdir("tftp-root")?;
+    // flakeboot serves only iPXE binaries by name: the big file takes snponly.efi's name.
+    let big = ("snponly.efi", mib(k.tftp_mib));
+    write_pattern(&root.join(big.0), big.1 as usize)?;
+    let ipxe_size = copy_ipxe(&root, "ipxe.efi")?;
+    let files = [
+        (format!("{} MiB", k.tftp_mib), big.0, big.1),
+        ("ipxe.efi".to_owned(), "ipxe.efi", ipxe_size),
+    ];
+    let mut c = Collector::new("tftp");
+    for name in ["flakeboot", "dnsmasq", "tftp-hpa"] {
+        let server = start(&lan, k, name, &root)?;
+        for (label, file, size) in &files {
+            measure(&lan, &mut c, name, label, file, *size)?;
+        }
+        let n = k.tftp_concurrent;
+        let url = format!("tftp://{SERVER_IP}/ipxe.efi");
+        let metric = format!("{n} concurrent ipxe.efi (curl blksize 1468): completed");
+        let batch = curl_parallel(&lan.client, &url, &["--tftp-blksize", "1468"], n, ipxe_size);
+        match batch {
+            Ok((ok, wall, _)) => {
+                c.add(&metric, "transfers", Better::Higher, name, ok as f64);
+                c.add(
+                    &format!("{n} concurrent ipxe.efi: aggregate"),
+                    "MB/s",
+                    Better::Higher,
+                    name,
+                    mb_per_s(ipxe_size * ok as u64, wall),
+                );
+                if ok < n {
+                    c.note(&metric, &format!("{name}: {} of {n} failed", n - ok));
+                }
+            }
+            Err(e) => c.add_result(&metric, "transfers", Better::Higher, name, Err(e)),
+        }
+        server.stop();
+        settle();
+    }
+    c.note(
+        &format!(
+            "{} MiB, tftpd client blksize 1468 windowsize 16",
+            k.tftp_mib
+        ),
+        "dnsmasq and tftp-hpa ignore windowsize (RFC 7440): they answer lock-step",
+    );
+    Ok(c.rows())
+}
+
+/// Copy Debian's iPXE binary `name` into `dir`; its size.
+pub fn copy_ipxe(dir: &Path, name: &str) -> Result<u64> {
+    let src = Path::new(IPXE_DIR).join(name);
+    std::fs::copy(&src, dir.join(name)).map_err(BenchError::io(format!(
+        "copying {} (apt-get install ipxe)",
+        src.display()
+    )))
+}
+
+fn start(lan: &BenchLan, k: &Knobs, name: &str, root: &Path) -> Result<Server> {
+    match name {
+        "flakeboot" => servers::flakeboot(
+            lan,
+            &k.flakeboot_bin,
+            &FlakebootSetup {
+                dhcp: DhcpMode::Off,
+                ipxe_dir: root.to_owned(),
+                kernel: root.join("ipxe.efi"),
+                initrd: root.join("ipxe.efi"),
+                cmdline: String::new(),
+                machines: Vec::new(),
+                ra: false,
+            },
+        ),
+        "dnsmasq" => servers::dnsmasq(
+            lan,
+            "dnsmasq",
+            &DnsmasqSetup {
+                tftp_root: Some(root.to_owned()),
+                ..DnsmasqSetup::default()
+            },
+        ),
+        _ => servers::tftp_hpa(lan, root),
+    }
+}
+
+fn measure(
+    lan: &BenchLan,
+    c: &mut Collector,
+    server: &str,
+    label: &str,
+    file: &str,
+    size: u64,
+) -> Result<()> {
+    let url = format!("tftp://{SERVER_IP}/{file}");
+    for blksize in ["512", "1468"] {
+        let t = curl(&lan.client, &url, &["--tftp-blksize", blksize], size);
+        c.add_result(
+            &format!("{label}, curl blksize {blksize}"),
+            "MB/s",
+            Better::Higher,
+            server,
+            t.map(|t| mb_per_s(t.bytes, t.secs)),
+        );
+    }
+    let dir = lan.subdir(&format!("tftpd-client-{server}"))?;
+    let t = clients::tftpd_get(&lan.client, SERVER_IP, file, &dir, 1468, 16, size);
+    c.add_result(
+        &format!("{label}, tftpd client blksize 1468 windowsize 16"),
+        "MB/s",
+        Better::Higher,
+        server,
+        t.map(|t| mb_per_s(t.bytes, t.secs)),
+    );
+    let _ = std::fs::remove_file(dir.join(file));
+    Ok(())
+}

@@ -1,0 +1,285 @@
+//! The real `flakeboot serve` on the test LAN: its config, its log, its boot events, its store.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use flakeboot_testbed::{Proc, WaitError, flakeboot_bin, workspace_root};
+use serde_json::Value;
+
+use crate::events::LoggedEvent;
+use crate::lan::{LAN_IF, LAN_V6_PREFIX, Lan, POOL};
+
+/// Something went wrong running the appliance.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplianceError {
+    #[error("flakeboot binary {path} is missing: build it first (cargo build -p flakeboot)")]
+    NoBinary { path: PathBuf },
+    #[error("writing the appliance's config {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("starting flakeboot: {0}")]
+    Spawn(#[source] std::io::Error),
+    #[error("flakeboot did not start serving: {0}")]
+    NotServing(#[source] WaitError),
+    #[error("`flakeboot {command}` failed: {message}")]
+    Inspect { command: String, message: String },
+}
+
+/// DHCP mode of the appliance under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// flakeboot is the LAN's DHCP server (pool 10.77.0.100-199) and sends RAs for fd77::/64.
+    Router,
+    /// Another DHCP server hands out addresses; flakeboot answers boot requests only.
+    Proxy,
+}
+
+/// The appliance's config, built like the TOML a user writes.
+#[derive(Debug, Clone)]
+pub struct ApplianceConfig {
+    mode: Mode,
+    hosts: Vec<(String, String, PathBuf, PathBuf, String)>,
+    machines: Vec<(String, String, String)>,
+    menu: Option<(String, Duration)>,
+}
+
+impl ApplianceConfig {
+    pub fn new(mode: Mode) -> ApplianceConfig {
+        ApplianceConfig {
+            mode,
+            hosts: Vec::new(),
+            machines: Vec::new(),
+            menu: None,
+        }
+    }
+
+    /// A bootable host from files.
+    pub fn host(
+        mut self,
+        name: &str,
+        description: &str,
+        kernel: &Path,
+        initrd: &Path,
+        cmdline: &str,
+    ) -> Self {
+        self.hosts.push((
+            name.to_owned(),
+            description.to_owned(),
+            kernel.to_owned(),
+            initrd.to_owned(),
+            cmdline.to_owned(),
+        ));
+        self
+    }
+
+    /// Assign the machine `mac` to `host`, with extra kernel parameters for it alone.
+    pub fn machine(mut self, mac: &str, host: &str, extra_cmdline: &str) -> Self {
+        self.machines
+            .push((mac.to_owned(), host.to_owned(), extra_cmdline.to_owned()));
+        self
+    }
+
+    /// The menu unassigned machines get: its default entry and timeout.
+    pub fn menu(mut self, default: &str, timeout: Duration) -> Self {
+        self.menu = Some((default.to_owned(), timeout));
+        self
+    }
+
+    /// The config file's text.
+    pub fn to_toml(&self) -> String {
+        let mut t = format!("[lan]\ninterface = \"{LAN_IF}\"\n\n[dhcp]\n");
+        match self.mode {
+            Mode::Router => {
+                let _ = writeln!(t, "mode = \"router\"");
+                let _ = writeln!(t, "range = [\"{}\", \"{}\"]", POOL[0], POOL[1]);
+                let _ = writeln!(
+                    t,
+                    "\n[dhcp.ipv6_ra]\nenabled = true\nprefix = \"{LAN_V6_PREFIX}\""
+                );
+            }
+            Mode::Proxy => {
+                let _ = writeln!(t, "mode = \"proxy\"");
+            }
+        }
+        if let Some((default, timeout)) = &self.menu {
+            let _ = writeln!(
+                t,
+                "\n[menu]\ndefault = \"{default}\"\ntimeout = \"{}ms\"",
+                timeout.as_millis()
+            );
+        }
+        for (name, description, kernel, initrd, cmdline) in &self.hosts {
+            let _ = writeln!(
+                t,
+                "\n[[hosts]]\nname = \"{name}\"\ndescription = \"{description}\"\n\
+                 kernel = \"{}\"\ninitrd = \"{}\"\ncmdline = \"{cmdline}\"",
+                kernel.display(),
+                initrd.display()
+            );
+        }
+        for (mac, host, extra) in &self.machines {
+            let _ = writeln!(
+                t,
+                "\n[[machines]]\nmac = \"{mac}\"\nhost = \"{host}\"\nextra_cmdline = \"{extra}\""
+            );
+        }
+        t
+    }
+}
+
+/// A running `flakeboot serve` (ended by PID on drop).
+#[derive(Debug)]
+pub struct Appliance {
+    proc: Proc,
+    state_dir: PathBuf,
+    config_path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Appliance {
+    /// Write the config, start `flakeboot serve --log-format json` in the LAN's namespace and wait
+    /// for "serving".
+    pub fn start(lan: &Lan, config: &ApplianceConfig) -> Result<Appliance, ApplianceError> {
+        let bin = flakeboot_bin();
+        if !bin.is_file() {
+            return Err(ApplianceError::NoBinary { path: bin });
+        }
+        let stale = std::env::var_os("FLAKEBOOT_BIN")
+            .is_none()
+            .then(|| newer_source(&bin))
+            .flatten();
+        if let Some(newer) = stale {
+            eprintln!(
+                "WARNING: {} is older than {}: this tests an old daemon \
+                 (cargo build -p flakeboot rebuilds it)",
+                bin.display(),
+                newer.display()
+            );
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("fbt-appliance-")
+            .tempdir()
+            .map_err(ApplianceError::Spawn)?;
+        let config_path = dir.path().join("flakeboot.toml");
+        std::fs::write(&config_path, config.to_toml()).map_err(|source| ApplianceError::Write {
+            path: config_path.clone(),
+            source,
+        })?;
+        let state_dir = dir.path().join("state");
+        let mut proc = lan
+            .ns()
+            .spawn(
+                "flakeboot",
+                &[
+                    &bin.to_string_lossy(),
+                    "serve",
+                    "--config",
+                    &config_path.to_string_lossy(),
+                    "--state-dir",
+                    &state_dir.to_string_lossy(),
+                    "--log-format",
+                    "json",
+                ],
+            )
+            .map_err(ApplianceError::Spawn)?;
+        proc.wait_for("serving", Duration::from_secs(20))
+            .map_err(ApplianceError::NotServing)?;
+        Ok(Appliance {
+            proc,
+            state_dir,
+            config_path,
+            _dir: dir,
+        })
+    }
+
+    /// Every boot event logged so far.
+    pub fn events(&self) -> Vec<LoggedEvent> {
+        LoggedEvent::parse_log(&self.proc.output())
+    }
+
+    /// The last `n` log lines.
+    pub fn log_tail(&self, n: usize) -> String {
+        self.proc.tail(n)
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// Stop the daemon (SIGTERM), so its store can be read.
+    pub fn stop(&mut self) {
+        self.proc.stop();
+    }
+
+    /// `flakeboot machines --json` (call [`Appliance::stop`] first): the machines the store knows.
+    pub fn stored_machines(&self) -> Result<Vec<Value>, ApplianceError> {
+        let out = self.inspect(&["machines", "--json"])?;
+        match serde_json::from_str::<Value>(&out) {
+            Ok(Value::Array(items)) => Ok(items),
+            Ok(other) => Ok(vec![other]),
+            Err(e) => Err(ApplianceError::Inspect {
+                command: "machines --json".into(),
+                message: format!("unexpected output ({e}): {out}"),
+            }),
+        }
+    }
+
+    /// `flakeboot events --mac MAC` (call [`Appliance::stop`] first), as printed.
+    pub fn stored_events(&self, mac: &str) -> Result<String, ApplianceError> {
+        self.inspect(&["events", "--mac", mac])
+    }
+
+    fn inspect(&self, args: &[&str]) -> Result<String, ApplianceError> {
+        let out = Command::new(flakeboot_bin())
+            .args(args)
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .output()
+            .map_err(|e| ApplianceError::Inspect {
+                command: args.join(" "),
+                message: e.to_string(),
+            })?;
+        if !out.status.success() {
+            return Err(ApplianceError::Inspect {
+                command: args.join(" "),
+                message: String::from_utf8_lossy(&out.stderr).into_owned(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+}
+
+/// `cargo test -p flakeboot-hil-tests` does not rebuild the daemon: find a source file under
+/// `firmware/*/src/` (or a crate manifest) newer than the binary, if any.
+fn newer_source(bin: &Path) -> Option<PathBuf> {
+    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok()?;
+    let newer = |path: &Path| {
+        std::fs::metadata(path)
+            .and_then(|m| m.modified())
+            .is_ok_and(|m| m > built)
+    };
+    let crates = std::fs::read_dir(workspace_root().join("firmware")).ok()?;
+    for krate in crates.flatten() {
+        let manifest = krate.path().join("Cargo.toml");
+        if newer(&manifest) {
+            return Some(manifest);
+        }
+        let mut dirs = vec![krate.path().join("src")];
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    dirs.push(path);
+                } else if path.extension().is_some_and(|e| e == "rs") && newer(&path) {
+                    return Some(path);
+                }
+            }
+        }
+    }
+    None
+}

@@ -1,0 +1,41 @@
+//! Scenario 3: UEFI's own PXE client (OVMF, no iPXE option ROM) on a LAN whose DHCP server is
+//! dnsmasq with no PXE options; flakeboot in proxy mode adds the boot information. The path:
+//! DHCP from dnsmasq + proxyDHCP from flakeboot, TFTP ipxe.efi, iPXE, HTTP script, kernel,
+//! initrd.
+
+use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Script, Tftp};
+use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, MAC, Mode, Scenario};
+use flakeboot_testbed::ClientKind;
+
+#[test]
+fn uefi_native_pxe_boots_through_proxy_dhcp_beside_dnsmasq() {
+    let mut s = Scenario::new("uefi_pxe_proxy", 1);
+    s.start_lan_dhcp_server();
+    let config = s
+        .config(Mode::Proxy)
+        .machine(MAC[0], HOST, "fbt.marker=pxe1");
+    s.start_appliance(&config);
+
+    let client = s.power_on("pxe1", ClientKind::UefiPxe, 0, MAC[0]);
+    let marker = s.expect_marker(&client, "pxe1", BOOT_TIMEOUT);
+
+    assert!(marker.text.contains("fbt.marker=pxe1"), "{marker}");
+    // The address came from dnsmasq's pool, the boot file from flakeboot.
+    let dnsmasq = s.lan_dhcp_log();
+    assert!(
+        dnsmasq
+            .lines()
+            .any(|l| l.contains("DHCPACK(eth0)") && l.contains(MAC[0])),
+        "dnsmasq did not lease an address to {}:\n{dnsmasq}",
+        MAC[0]
+    );
+    assert!(
+        client
+            .console()
+            .find("NBP file downloaded successfully")
+            .is_some(),
+        "the firmware never loaded ipxe.efi over TFTP"
+    );
+    s.expect_stages(&client, &[Dhcp, Tftp, Script, Kernel, Initrd], true);
+    s.report(&client, true);
+}

@@ -1,0 +1,215 @@
+//! The middleware in front of every protected route: a session cookie or an API bearer token,
+//! and a CSRF token on every state-changing request made with a session.
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use crate::auth::secret::{constant_time_eq, sha256_hex};
+use crate::error::{ApiError, WebError};
+use crate::state::WebState;
+
+/// The session cookie. `__Host-` makes browsers insist on Secure, Path=/ and no Domain.
+pub const SESSION_COOKIE: &str = "__Host-flakeboot";
+
+/// The header that carries the CSRF token on script (fetch) requests made with a session.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// The form field that carries the CSRF token.
+pub const CSRF_FIELD: &str = "csrf";
+
+/// Largest form body read to find the CSRF token (certificate uploads are the biggest).
+const MAX_FORM: usize = 256 * 1024;
+
+/// Who made a request (inserted into the request's extensions by [`require_auth`]).
+#[derive(Debug, Clone)]
+pub enum Principal {
+    /// A browser session.
+    Session {
+        /// The user.
+        user: String,
+        /// The session's CSRF token (pages put it in their forms).
+        csrf: String,
+        /// The cookie value (to log out or keep on password change).
+        cookie: String,
+    },
+    /// An API token.
+    Token {
+        /// Its id.
+        id: u64,
+    },
+}
+
+impl Principal {
+    /// The CSRF token to put in forms (empty for tokens, which never render forms).
+    pub fn csrf(&self) -> &str {
+        match self {
+            Principal::Session { csrf, .. } => csrf,
+            Principal::Token { .. } => "",
+        }
+    }
+}
+
+/// The value of a cookie in a request.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The `Set-Cookie` value of a new session.
+pub fn session_cookie(id: &str) -> String {
+    format!("{SESSION_COOKIE}={id}; Path=/; Secure; HttpOnly; SameSite=Strict")
+}
+
+/// The `Set-Cookie` value that removes the session cookie.
+pub fn clear_session_cookie() -> String {
+    format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
+}
+
+/// Finds who makes the request: a bearer token first, then the session cookie.
+async fn authenticate(state: &WebState, headers: &HeaderMap) -> Result<Option<Principal>, WebError> {
+    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+        let Some(token) = auth
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+        else {
+            return Ok(None);
+        };
+        let digest = sha256_hex(token);
+        let tokens = state.db(|s| s.api_tokens()).await?;
+        return Ok(tokens
+            .iter()
+            .find(|t| constant_time_eq(&t.token_sha256, &digest))
+            .map(|t| Principal::Token { id: t.id }));
+    }
+    let Some(id) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    let now = state.clock().now();
+    Ok(state
+        .sessions()
+        .touch(id, now)
+        .map(|s| Principal::Session {
+            user: s.user,
+            csrf: s.csrf,
+            cookie: id.to_owned(),
+        }))
+}
+
+fn is_api(req: &Request) -> bool {
+    req.uri().path().starts_with("/api/")
+}
+
+fn changes_state(method: &Method) -> bool {
+    !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
+}
+
+/// Refuses anonymous requests (pages: redirect to login or setup; API: 401) and
+/// state-changing session requests without the session's CSRF token (403).
+pub async fn require_auth(State(state): State<WebState>, req: Request, next: Next) -> Response {
+    let api = is_api(&req);
+    let refuse = |e: WebError| -> Response {
+        if api {
+            ApiError(e).into_response()
+        } else {
+            e.into_response()
+        }
+    };
+    if !state.setup_done() {
+        return if api {
+            refuse(WebError::Unauthorized)
+        } else {
+            Redirect::to("/setup").into_response()
+        };
+    }
+    let principal = match authenticate(&state, req.headers()).await {
+        Ok(Some(p)) => p,
+        Ok(None) => {
+            return if api || changes_state(req.method()) {
+                refuse(WebError::Unauthorized)
+            } else {
+                Redirect::to("/login").into_response()
+            };
+        }
+        Err(e) => return refuse(e),
+    };
+    let mut req = req;
+    if let Principal::Session { csrf, .. } = &principal
+        && changes_state(req.method())
+    {
+        match check_csrf(req, csrf).await {
+            Ok(checked) => req = checked,
+            Err(e) => {
+                tracing::debug!("refused a request without a valid CSRF token");
+                return refuse(e);
+            }
+        }
+    }
+    req.extensions_mut().insert(principal);
+    next.run(req).await
+}
+
+/// Checks the CSRF token of a session request (header, else the form field) and gives the
+/// request back with its body intact.
+async fn check_csrf(req: Request, expected: &str) -> Result<Request, WebError> {
+    if let Some(v) = req.headers().get(CSRF_HEADER) {
+        return if v.to_str().is_ok_and(|v| constant_time_eq(v, expected)) {
+            Ok(req)
+        } else {
+            Err(WebError::BadCsrf)
+        };
+    }
+    let is_form = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return Err(WebError::BadCsrf);
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = to_bytes(body, MAX_FORM)
+        .await
+        .map_err(|_| WebError::BadRequest {
+            message: "the form is too large".into(),
+        })?;
+    let fields: Vec<(String, String)> =
+        serde_urlencoded::from_bytes(&bytes).map_err(|_| WebError::BadCsrf)?;
+    let ok = fields
+        .iter()
+        .any(|(k, v)| k == CSRF_FIELD && constant_time_eq(v, expected));
+    if !ok {
+        return Err(WebError::BadCsrf);
+    }
+    Ok(Request::from_parts(parts, Body::from(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_found_among_others_and_set_securely() {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::COOKIE,
+            "a=1; __Host-flakeboot=abc; b=2".parse().unwrap(),
+        );
+        assert_eq!(cookie(&headers, SESSION_COOKIE), Some("abc"));
+        assert_eq!(cookie(&headers, "c"), None);
+        let set = session_cookie("abc");
+        for attr in ["Secure", "HttpOnly", "SameSite=Strict", "Path=/"] {
+            assert!(set.contains(attr), "{set}");
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Who may do what: passwords, sessions, login rate limits, the setup code, API tokens, and the
+//! middleware that guards every non-public route.
+
+pub mod guard;
+pub mod password;
+pub mod ratelimit;
+pub mod secret;
+pub mod sessions;
+pub mod setup_code;

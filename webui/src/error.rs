@@ -1,0 +1,140 @@
+//! One error type for the handlers. Users see a plain message; the cause goes to the log.
+//! Pages render [`WebError`] as an HTML page; the API wraps it in [`ApiError`] (JSON).
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use flakeboot_store::StoreError;
+
+use crate::auth::secret::RandomError;
+use crate::flake_service::FlakeServiceError;
+use crate::pages::layout;
+use crate::tls::TlsError;
+
+/// Why a request failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WebError {
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// A flake operation failed.
+    #[error("flakes: {0}")]
+    Flake(#[from] FlakeServiceError),
+    /// No random bytes.
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// A certificate problem.
+    #[error("certificate: {0}")]
+    Tls(#[from] TlsError),
+    /// A blocking task died.
+    #[error("background task failed: {0}")]
+    Task(String),
+    /// Nothing here.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+    /// The request is malformed.
+    #[error("{message}")]
+    BadRequest {
+        /// What is wrong, for the user.
+        message: String,
+    },
+    /// The form's CSRF token is missing or wrong.
+    #[error("the form has expired or did not come from this appliance")]
+    BadCsrf,
+    /// No session and no token.
+    #[error("sign in first")]
+    Unauthorized,
+    /// Too many failed attempts from this address.
+    #[error("too many failed attempts: try again in {} s", retry_after.as_secs().max(1))]
+    RateLimited {
+        /// When to try again.
+        retry_after: Duration,
+    },
+}
+
+impl WebError {
+    /// The status code and the message a user may see (never an internal cause).
+    fn public(&self) -> (StatusCode, String) {
+        match self {
+            WebError::NotFound { .. } => (StatusCode::NOT_FOUND, self.to_string()),
+            WebError::BadRequest { .. } => (StatusCode::BAD_REQUEST, self.to_string()),
+            WebError::BadCsrf => (StatusCode::FORBIDDEN, self.to_string()),
+            WebError::Unauthorized => (StatusCode::UNAUTHORIZED, self.to_string()),
+            WebError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, self.to_string()),
+            WebError::Flake(FlakeServiceError::Invalid { message, .. }) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, message.clone())
+            }
+            WebError::Flake(e @ FlakeServiceError::NotFound { .. }) => {
+                (StatusCode::NOT_FOUND, e.to_string())
+            }
+            WebError::Flake(FlakeServiceError::Internal { .. })
+            | WebError::Store(_)
+            | WebError::Random(_)
+            | WebError::Tls(_)
+            | WebError::Task(_) => {
+                tracing::error!("request failed: {self}");
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "Something went wrong on the appliance. The details are in its log.".into(),
+                )
+            }
+        }
+    }
+
+    fn retry_after(&self) -> Option<HeaderValue> {
+        match self {
+            WebError::RateLimited { retry_after } => {
+                HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()).ok()
+            }
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.public();
+        let title = status.canonical_reason().unwrap_or("Error");
+        let mut response = (status, layout::message_page(title, &message)).into_response();
+        if let Some(v) = self.retry_after() {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        response
+    }
+}
+
+/// A [`WebError`] rendered as `{"error": "..."}` for the JSON API.
+#[derive(Debug)]
+pub struct ApiError(pub WebError);
+
+impl<E: Into<WebError>> From<E> for ApiError {
+    fn from(e: E) -> Self {
+        ApiError(e.into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message) = self.0.public();
+        let mut body = serde_json::json!({ "error": message });
+        if let WebError::Flake(FlakeServiceError::Invalid { field, .. }) = &self.0 {
+            body["field"] = serde_json::json!(field);
+        }
+        let mut response = (status, Json(body)).into_response();
+        if let Some(v) = self.0.retry_after() {
+            response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"flakeboot\""),
+            );
+        }
+        response
+    }
+}

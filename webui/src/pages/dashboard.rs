@@ -1,0 +1,194 @@
+//! The dashboard: services and their state, warnings, builds in progress, recent boots.
+
+use std::time::SystemTime;
+
+use axum::Extension;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use flakeboot_catalogue::Outcome;
+use flakeboot_store::{BuildRecord, BuildState};
+use maud::{Markup, html};
+
+use crate::auth::guard::Principal;
+use crate::error::WebError;
+use crate::pages::layout::{Frame, Nav, ago, page, timestamp};
+use crate::state::WebState;
+use crate::status::ServiceState;
+
+/// How many recent boot events the dashboard lists.
+const RECENT: usize = 12;
+
+/// A boot event's outcome as a badge.
+pub fn outcome_badge(outcome: Outcome) -> Markup {
+    match outcome {
+        Outcome::Ok => html! { span.badge.ok { "ok" } },
+        Outcome::Declined => html! { span.badge.warn { "declined" } },
+        Outcome::Failed => html! { span.badge.bad { "failed" } },
+    }
+}
+
+/// A build's state as a badge class and word.
+pub fn build_badge(state: BuildState) -> (&'static str, &'static str) {
+    match state {
+        BuildState::Queued => ("badge", "queued"),
+        BuildState::Running => ("badge run", "building"),
+        BuildState::Succeeded => ("badge ok", "succeeded"),
+        BuildState::Failed => ("badge bad", "failed"),
+        BuildState::Cancelled => ("badge warn", "cancelled"),
+        BuildState::TimedOut => ("badge bad", "timed out"),
+    }
+}
+
+fn service_badge(state: ServiceState) -> Markup {
+    let class = match state {
+        ServiceState::Running => "badge ok",
+        ServiceState::Disabled => "badge",
+        ServiceState::Starting => "badge run",
+        ServiceState::Failed => "badge bad",
+    };
+    html! { span class=(class) { (state.as_str()) } }
+}
+
+/// Warnings the UI finds itself, beside the daemon's.
+fn own_warnings(state: &WebState, builds: &[BuildRecord]) -> Vec<String> {
+    let mut out = Vec::new();
+    if state.assignable_hosts().is_empty() {
+        out.push(
+            "There is nothing to boot yet: add a flake on the Flakes page, and machines get a menu of its hosts."
+                .to_owned(),
+        );
+    }
+    if let Some(b) = builds
+        .iter()
+        .rev()
+        .find(|b| matches!(b.state, BuildState::Failed | BuildState::TimedOut))
+    {
+        let newer_ok = builds.iter().any(|o| {
+            o.id > b.id && o.flake == b.flake && o.host == b.host && o.state == BuildState::Succeeded
+        });
+        if !newer_ok {
+            out.push(format!(
+                "The last build of {}#{} failed: machines keep booting its previous generation.",
+                b.flake, b.host
+            ));
+        }
+    }
+    out
+}
+
+/// GET /
+pub async fn show(
+    State(state): State<WebState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Response, WebError> {
+    let status = state.status();
+    let events = state.db(|s| s.recent_events(RECENT)).await?;
+    let machines = state.db(|s| s.machines()).await?;
+    let builds = state.flakes().builds()?;
+    let active: Vec<&BuildRecord> = builds.iter().filter(|b| b.state.is_active()).collect();
+    let mut warnings = status.warnings.clone();
+    warnings.extend(own_warnings(&state, &builds));
+    let settings = state.settings();
+    let now = SystemTime::now();
+    let label_of = |mac| {
+        machines
+            .iter()
+            .find(|m| m.mac == mac)
+            .and_then(|m| m.label.clone())
+    };
+
+    let body = html! {
+        h1 { "Dashboard" }
+        @for w in &warnings { div.notice.warn role="alert" { (w) } }
+        div.grid {
+            div.card {
+                h2 { "Services" }
+                p.small.muted { "DHCP mode: " strong { (settings.dhcp_mode.as_str()) }
+                    @if !settings.lan_interface.is_empty() { " · LAN port " code { (settings.lan_interface) } } }
+                @if status.services.is_empty() {
+                    p.empty { "The daemon has not reported its services yet." }
+                } @else {
+                    div.table-wrap { table {
+                        tbody {
+                            @for s in &status.services {
+                                tr {
+                                    td { strong { (s.name) } div.muted.small { (s.detail) } }
+                                    td.right { (service_badge(s.state)) }
+                                }
+                            }
+                        }
+                    } }
+                }
+            }
+            div.card {
+                h2 { "Builds in progress" }
+                @if active.is_empty() {
+                    p.empty { "No build is running." }
+                } @else {
+                    @for b in &active {
+                        @let (class, word) = build_badge(b.state);
+                        @let progress = state.flakes().progress(b.id).unwrap_or_default();
+                        div style="margin-bottom:0.75rem" {
+                            div.actions {
+                                a href={ "/builds/" (b.id) } { (b.flake) "#" (b.host) }
+                                span class=(class) { (word) }
+                            }
+                            @if progress.total > 0 {
+                                div.progress style="margin-top:0.3rem" {
+                                    div style={ "width:" (progress.done * 100 / progress.total.max(1)) "%" } {}
+                                }
+                                div.small.muted { (progress.done) " of " (progress.total) " built" }
+                            }
+                        }
+                    }
+                }
+                p.small { a href="/flakes" { "All flakes and builds →" } }
+            }
+            div.card {
+                h2 { "Machines" }
+                p { strong { (machines.len()) } " machines seen, "
+                    strong { (machines.iter().filter(|m| m.host.is_some()).count()) } " assigned to a host." }
+                p.small { a href="/machines" { "All machines →" } }
+            }
+        }
+        div.card style="margin-top:1rem" {
+            h2 { "Recent boots" }
+            @if events.is_empty() {
+                p.empty { "No machine has booted yet." }
+            } @else {
+                div.table-wrap {
+                    table.responsive {
+                        thead { tr { th { "When" } th { "Machine" } th { "Step" } th { "Result" } th { "Detail" } } }
+                        tbody {
+                            @for e in events.iter().rev() {
+                                tr {
+                                    td.nowrap data-label="When" title=(timestamp(e.at)) { (ago(e.at, now)) }
+                                    td data-label="Machine" {
+                                        @match e.mac {
+                                            Some(mac) => a href={ "/machines/" (mac) } {
+                                                (label_of(mac).unwrap_or_else(|| mac.to_string()))
+                                            },
+                                            None => span.muted { (e.peer.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into())) },
+                                        }
+                                    }
+                                    td data-label="Step" { (e.stage.as_str()) }
+                                    td data-label="Result" { (outcome_badge(e.outcome)) }
+                                    td.small data-label="Detail" { (e.detail) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(page(
+        Frame {
+            title: "Dashboard",
+            nav: Nav::Dashboard,
+            csrf: principal.csrf(),
+        },
+        body,
+    )
+    .into_response())
+}

@@ -1,0 +1,122 @@
+//! Sign in and out. Failed sign-ins are rate-limited per client address.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use crate::auth::guard::{Principal, clear_session_cookie, session_cookie};
+use crate::auth::password;
+use crate::error::WebError;
+use crate::pages::layout::{bare_page, field_error};
+use crate::pages::{Peer, check_form_token, new_form_token, with_cookie};
+use crate::state::WebState;
+
+/// The sign-in form.
+#[derive(Debug, Default, Deserialize)]
+pub struct LoginForm {
+    #[serde(default)]
+    form: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    password: String,
+}
+
+fn render(token: &str, user: &str, error: Option<&str>) -> Markup {
+    bare_page(
+        "Sign in",
+        html! {
+            h1 { "Sign in" }
+            form.stack method="post" action="/login" {
+                input type="hidden" name="form" value=(token);
+                div {
+                    label for="user" { "User" }
+                    input #user type="text" name="user" value=(user) autocomplete="username";
+                }
+                div {
+                    label for="password" { "Password" }
+                    input #password type="password" name="password" autocomplete="current-password"
+                        class=[error.is_some().then_some("invalid")];
+                    (field_error(error))
+                }
+                div.actions { button type="submit" { "Sign in" } }
+            }
+        },
+    )
+}
+
+fn header_value(s: &str) -> Result<HeaderValue, WebError> {
+    HeaderValue::from_str(s).map_err(|e| WebError::Task(e.to_string()))
+}
+
+/// GET /login
+pub async fn show(State(state): State<WebState>) -> Result<Response, WebError> {
+    if !state.setup_done() {
+        return Ok(Redirect::to("/setup").into_response());
+    }
+    let (token, cookie) = new_form_token()?;
+    Ok(with_cookie(render(&token, "admin", None), cookie))
+}
+
+/// POST /login
+pub async fn submit(
+    State(state): State<WebState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    Form(form): Form<LoginForm>,
+) -> Result<Response, WebError> {
+    if !state.setup_done() {
+        return Ok(Redirect::to("/setup").into_response());
+    }
+    check_form_token(&headers, &form.form)?;
+    state
+        .login_allowed(peer)
+        .map_err(|retry_after| WebError::RateLimited { retry_after })?;
+    let name = form.user.trim().to_owned();
+    let user = {
+        let name = name.clone();
+        state.db(move |s| s.user(&name)).await?
+    };
+    let ok = match user {
+        Some(user) => {
+            let pw = form.password.clone();
+            tokio::task::spawn_blocking(move || password::verify(&pw, &user.password_hash))
+                .await
+                .map_err(|e| WebError::Task(e.to_string()))?
+        }
+        None => false,
+    };
+    if !ok {
+        state.login_failed(peer);
+        tracing::info!(?peer, user = %name, "failed sign-in");
+        let (token, cookie) = new_form_token()?;
+        let page = render(&token, &name, Some("Wrong user or password."));
+        return Ok(with_cookie((StatusCode::UNAUTHORIZED, page), cookie));
+    }
+    state.limiter().succeed(peer);
+    let id = state.sessions().create(&name, state.clock().now())?;
+    tracing::info!(?peer, user = %name, "signed in");
+    let mut response = Redirect::to("/").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, header_value(&session_cookie(&id))?);
+    Ok(response)
+}
+
+/// POST /logout
+pub async fn logout(
+    State(state): State<WebState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Response, WebError> {
+    if let Principal::Session { cookie, .. } = &principal {
+        state.sessions().remove(cookie);
+    }
+    let mut response = Redirect::to("/login").into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, header_value(&clear_session_cookie())?);
+    Ok(response)
+}

@@ -1,0 +1,246 @@
+//! First-run setup: the setup code from the console, the admin password, the LAN port and the
+//! DHCP mode. Reachable only until an admin exists.
+
+use std::time::SystemTime;
+
+use axum::Form;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Redirect, Response};
+use flakeboot_store::{DhcpModeSetting, UserRecord};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use crate::auth::guard::session_cookie;
+use crate::auth::password;
+use crate::error::WebError;
+use crate::pages::layout::{bare_page, field_error};
+use crate::pages::{Peer, check_form_token, new_form_token, with_cookie};
+use crate::state::WebState;
+
+/// The admin account's name.
+pub const ADMIN: &str = "admin";
+
+/// The setup form.
+#[derive(Debug, Default, Deserialize)]
+pub struct SetupForm {
+    #[serde(default)]
+    form: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    password: String,
+    #[serde(default)]
+    confirm: String,
+    #[serde(default)]
+    lan_interface: String,
+    #[serde(default)]
+    dhcp_mode: String,
+}
+
+#[derive(Debug, Default)]
+struct Errors {
+    code: Option<String>,
+    password: Option<String>,
+    lan: Option<String>,
+    mode: Option<String>,
+}
+
+/// The plain explanation of the DHCP modes, shared with the settings page.
+pub fn dhcp_mode_choices(current: DhcpModeSetting) -> Markup {
+    let choice = |value: DhcpModeSetting, title: &str, text: &str| {
+        html! {
+            label.choice {
+                input type="radio" name="dhcp_mode" value=(value.as_str()) checked[current == value];
+                span { strong { (title) } span.muted.small { (text) } }
+            }
+        }
+    };
+    html! {
+        div.choices {
+            (choice(DhcpModeSetting::Proxy, "Proxy mode (recommended)",
+                "Your router keeps handing out addresses. flakeboot only answers machines that \
+                 ask to boot from the network and tells them where to get their boot files. \
+                 Nothing else on your network changes."))
+            (choice(DhcpModeSetting::Router, "Router mode",
+                "flakeboot becomes the DHCP server of this network: it hands out every address. \
+                 Use it only on a network without another DHCP server (turn your router's off), \
+                 or two servers will fight over the addresses."))
+            (choice(DhcpModeSetting::Off, "Off",
+                "flakeboot answers no DHCP at all; another DHCP server must send the boot \
+                 options itself."))
+        }
+    }
+}
+
+fn render(state: &WebState, form: &SetupForm, token: &str, errors: &Errors) -> Markup {
+    let mode = parse_mode(&form.dhcp_mode).unwrap_or_default();
+    let interfaces = &state.config().interfaces;
+    let lan = if form.lan_interface.is_empty() {
+        state.settings().lan_interface
+    } else {
+        form.lan_interface.clone()
+    };
+    bare_page(
+        "Set up",
+        html! {
+            h1 { "Set up this appliance" }
+            p.muted { "This page is only here until setup is done." }
+            form.stack method="post" action="/setup" {
+                input type="hidden" name="form" value=(token);
+                div {
+                    label for="code" { "Setup code"
+                        span.hint { "Printed on the appliance's console and in its log when it started. \
+                                     It proves you have the appliance in front of you." } }
+                    input #code type="text" name="code" autocomplete="off" autocapitalize="characters"
+                        placeholder="XXXX-XXXX-XXXX" class=[errors.code.is_some().then_some("invalid")];
+                    (field_error(errors.code.as_deref()))
+                }
+                div {
+                    label for="password" { "Admin password"
+                        span.hint { "At least " (password::MIN_PASSWORD_LEN) " characters. You sign in as “admin”." } }
+                    input #password type="password" name="password" autocomplete="new-password"
+                        class=[errors.password.is_some().then_some("invalid")];
+                }
+                div {
+                    label for="confirm" { "Admin password again" }
+                    input #confirm type="password" name="confirm" autocomplete="new-password"
+                        class=[errors.password.is_some().then_some("invalid")];
+                    (field_error(errors.password.as_deref()))
+                }
+                div {
+                    label for="lan_interface" { "LAN port"
+                        span.hint { "The network port that faces the machines to boot." } }
+                    @if interfaces.is_empty() {
+                        input #lan_interface type="text" name="lan_interface" value=(lan);
+                    } @else {
+                        select #lan_interface name="lan_interface" {
+                            @for i in interfaces {
+                                option value=(i) selected[*i == lan] { (i) }
+                            }
+                        }
+                    }
+                    (field_error(errors.lan.as_deref()))
+                }
+                fieldset style="border:0;padding:0;margin:0" {
+                    legend style="font-weight:600;margin-bottom:0.4rem" { "DHCP mode" }
+                    (dhcp_mode_choices(mode))
+                    (field_error(errors.mode.as_deref()))
+                }
+                div.actions { button type="submit" { "Finish setup" } }
+            }
+        },
+    )
+}
+
+/// Parses a DHCP mode from a form.
+pub fn parse_mode(s: &str) -> Option<DhcpModeSetting> {
+    match s {
+        "proxy" => Some(DhcpModeSetting::Proxy),
+        "router" => Some(DhcpModeSetting::Router),
+        "off" => Some(DhcpModeSetting::Off),
+        _ => None,
+    }
+}
+
+/// A network interface name as Linux accepts it.
+pub fn valid_interface(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() < 16
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
+}
+
+fn done() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+/// GET /setup
+pub async fn show(State(state): State<WebState>) -> Result<Response, WebError> {
+    if state.setup_done() {
+        return Ok(done());
+    }
+    let (token, cookie) = new_form_token()?;
+    let form = SetupForm {
+        dhcp_mode: "proxy".into(),
+        ..SetupForm::default()
+    };
+    Ok(with_cookie(
+        render(&state, &form, &token, &Errors::default()),
+        cookie,
+    ))
+}
+
+/// POST /setup
+pub async fn submit(
+    State(state): State<WebState>,
+    Peer(peer): Peer,
+    headers: HeaderMap,
+    Form(form): Form<SetupForm>,
+) -> Result<Response, WebError> {
+    if state.setup_done() {
+        return Ok(done());
+    }
+    check_form_token(&headers, &form.form)?;
+    state
+        .login_allowed(peer)
+        .map_err(|retry_after| WebError::RateLimited { retry_after })?;
+
+    let mut errors = Errors::default();
+    let code_ok = state.setup_code().is_some_and(|c| c.matches(&form.code));
+    if !code_ok {
+        state.login_failed(peer);
+        tracing::info!(?peer, "setup attempt with a wrong setup code");
+        errors.code = Some("That is not the setup code shown on the console.".into());
+    }
+    if let Err(e) = password::check_new(&form.password, &form.confirm) {
+        errors.password = Some(e.to_string());
+    }
+    if !valid_interface(&form.lan_interface)
+        || (!state.config().interfaces.is_empty()
+            && !state.config().interfaces.contains(&form.lan_interface))
+    {
+        errors.lan = Some("Choose the network port that faces the machines.".into());
+    }
+    let mode = parse_mode(&form.dhcp_mode);
+    if mode.is_none() {
+        errors.mode = Some("Choose a DHCP mode.".into());
+    }
+    let (Some(mode), None, None, None) = (mode, &errors.code, &errors.password, &errors.lan) else {
+        let (token, cookie) = new_form_token()?;
+        let page = render(&state, &form, &token, &errors);
+        return Ok(with_cookie((StatusCode::UNPROCESSABLE_ENTITY, page), cookie));
+    };
+
+    let hash = tokio::task::spawn_blocking({
+        let pw = form.password.clone();
+        move || password::hash(&pw)
+    })
+    .await
+    .map_err(|e| WebError::Task(e.to_string()))?
+    .map_err(|e| WebError::Task(e.to_string()))?;
+    let user = UserRecord {
+        name: ADMIN.into(),
+        password_hash: hash,
+        created: SystemTime::now(),
+    };
+    let created = state.db(move |s| s.create_first_user(&user)).await?;
+    if !created {
+        state.finish_setup();
+        return Ok(done());
+    }
+    let mut settings = state.settings();
+    settings.lan_interface = form.lan_interface.clone();
+    settings.dhcp_mode = mode;
+    state.save_settings(settings).await?;
+    state.finish_setup();
+    state.limiter().succeed(peer);
+    tracing::info!(?peer, lan = %form.lan_interface, mode = mode.as_str(), "first-run setup done");
+
+    let id = state.sessions().create(ADMIN, state.clock().now())?;
+    let mut response = Redirect::to("/").into_response();
+    let value = HeaderValue::from_str(&session_cookie(&id)).map_err(|e| WebError::Task(e.to_string()))?;
+    response.headers_mut().append(header::SET_COOKIE, value);
+    Ok(response)
+}

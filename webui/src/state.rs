@@ -1,0 +1,246 @@
+//! Everything the handlers share: the store, the flake service, sessions, the setup code,
+//! and the change notifications the daemon subscribes to.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use flakeboot_store::{ApplianceSettings, Store, StoreError};
+use tokio::sync::watch;
+
+use crate::auth::ratelimit::LoginLimiter;
+use crate::auth::sessions::{SessionLimits, Sessions};
+use crate::auth::setup_code::SetupCode;
+use crate::clock::Clock;
+use crate::error::WebError;
+use crate::flake_service::FlakeService;
+use crate::status::DaemonStatus;
+use crate::tls::CertStore;
+
+/// How the UI is set up by the daemon.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// The appliance's name, shown in the title bar.
+    pub appliance_name: String,
+    /// Hosts from the config file (`[[hosts]]`), offered for assignment beside flake hosts.
+    pub static_hosts: Vec<String>,
+    /// Network interfaces the setup page offers as the LAN port.
+    pub interfaces: Vec<String>,
+    /// The settings from the config file: used until the UI saves its own.
+    pub default_settings: ApplianceSettings,
+    /// Session lifetimes.
+    pub session_limits: SessionLimits,
+    /// Failed logins (or setup codes) allowed per address per window.
+    pub login_failures: usize,
+    /// The window of `login_failures`.
+    pub login_window: Duration,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            appliance_name: "flakeboot".into(),
+            static_hosts: Vec::new(),
+            interfaces: Vec::new(),
+            default_settings: ApplianceSettings::default(),
+            session_limits: SessionLimits::default(),
+            login_failures: 5,
+            login_window: Duration::from_secs(300),
+        }
+    }
+}
+
+/// The shared state of the web UI; cheap to clone.
+#[derive(Clone)]
+pub struct WebState {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Store,
+    flakes: Arc<dyn FlakeService>,
+    config: WebConfig,
+    clock: Clock,
+    sessions: Mutex<Sessions>,
+    limiter: Mutex<LoginLimiter>,
+    setup_code: Mutex<Option<SetupCode>>,
+    setup_done: AtomicBool,
+    settings: watch::Sender<ApplianceSettings>,
+    machines: watch::Sender<u64>,
+    status: watch::Receiver<DaemonStatus>,
+    certs: Option<CertStore>,
+}
+
+impl std::fmt::Debug for WebState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WebState")
+            .field("store", &self.inner.store)
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebState {
+    /// The UI over `store` and `flakes`. When no admin exists yet, a setup code is generated:
+    /// the daemon prints [`WebState::setup_code`] to its log and console.
+    /// `status` is the daemon's report for the dashboard; `certs` the TLS certificate (for the
+    /// settings page's upload), `None` when served without TLS (tests).
+    pub fn new(
+        store: Store,
+        flakes: Arc<dyn FlakeService>,
+        config: WebConfig,
+        status: watch::Receiver<DaemonStatus>,
+        certs: Option<CertStore>,
+    ) -> Result<WebState, WebError> {
+        let settings = store
+            .appliance_settings()?
+            .unwrap_or_else(|| config.default_settings.clone());
+        let setup_done = !store.users()?.is_empty();
+        let setup_code = if setup_done {
+            None
+        } else {
+            Some(SetupCode::generate()?)
+        };
+        let inner = Inner {
+            sessions: Mutex::new(Sessions::new(config.session_limits)),
+            limiter: Mutex::new(LoginLimiter::new(config.login_failures, config.login_window)),
+            store,
+            flakes,
+            config,
+            clock: Clock::default(),
+            setup_code: Mutex::new(setup_code),
+            setup_done: AtomicBool::new(setup_done),
+            settings: watch::Sender::new(settings),
+            machines: watch::Sender::new(0),
+            status,
+            certs,
+        };
+        Ok(WebState {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// The one-time setup code while setup is not done (print it on the console and log).
+    pub fn setup_code(&self) -> Option<SetupCode> {
+        lock(&self.inner.setup_code).clone()
+    }
+
+    /// The settings in effect; the receiver sees every change saved from the UI or API.
+    pub fn settings_changes(&self) -> watch::Receiver<ApplianceSettings> {
+        self.inner.settings.subscribe()
+    }
+
+    /// Bumped whenever a machine's host, label or boot options change: the daemon reloads its
+    /// assignments from the store.
+    pub fn machine_changes(&self) -> watch::Receiver<u64> {
+        self.inner.machines.subscribe()
+    }
+
+    /// The clock sessions and rate limits use (tests advance it).
+    pub fn clock(&self) -> &Clock {
+        &self.inner.clock
+    }
+
+    pub(crate) fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub(crate) fn flakes(&self) -> &dyn FlakeService {
+        self.inner.flakes.as_ref()
+    }
+
+    pub(crate) fn config(&self) -> &WebConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn certs(&self) -> Option<&CertStore> {
+        self.inner.certs.as_ref()
+    }
+
+    pub(crate) fn sessions(&self) -> MutexGuard<'_, Sessions> {
+        lock(&self.inner.sessions)
+    }
+
+    pub(crate) fn limiter(&self) -> MutexGuard<'_, LoginLimiter> {
+        lock(&self.inner.limiter)
+    }
+
+    pub(crate) fn status(&self) -> DaemonStatus {
+        self.inner.status.borrow().clone()
+    }
+
+    pub(crate) fn settings(&self) -> ApplianceSettings {
+        self.inner.settings.borrow().clone()
+    }
+
+    /// True once an admin exists.
+    pub fn setup_done(&self) -> bool {
+        self.inner.setup_done.load(Ordering::Acquire)
+    }
+
+    /// Marks setup done and forgets the setup code.
+    pub(crate) fn finish_setup(&self) {
+        self.inner.setup_done.store(true, Ordering::Release);
+        *lock(&self.inner.setup_code) = None;
+    }
+
+    /// Runs a blocking store call off the async threads.
+    pub(crate) async fn db<T, F>(&self, f: F) -> Result<T, WebError>
+    where
+        F: FnOnce(&Store) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let store = self.inner.store.clone();
+        tokio::task::spawn_blocking(move || f(&store))
+            .await
+            .map_err(|e| WebError::Task(e.to_string()))?
+            .map_err(WebError::from)
+    }
+
+    /// Saves settings and tells subscribers.
+    pub(crate) async fn save_settings(&self, settings: ApplianceSettings) -> Result<(), WebError> {
+        let copy = settings.clone();
+        self.db(move |s| s.put_appliance_settings(&copy)).await?;
+        self.inner.settings.send_replace(settings);
+        Ok(())
+    }
+
+    /// Tells subscribers that machine assignments changed.
+    pub(crate) fn machines_changed(&self) {
+        self.inner.machines.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Every host a machine can be assigned to: config hosts, then `flake#host` of every
+    /// bootable host of every flake.
+    pub(crate) fn assignable_hosts(&self) -> Vec<String> {
+        let mut hosts = self.inner.config.static_hosts.clone();
+        match self.inner.flakes.flakes() {
+            Ok(flakes) => {
+                for flake in flakes {
+                    for host in flake.hosts.iter().filter(|h| h.unbootable.is_none()) {
+                        hosts.push(format!("{}#{}", flake.name, host.name));
+                    }
+                }
+            }
+            Err(e) => tracing::warn!("cannot list flake hosts: {e}"),
+        }
+        hosts
+    }
+
+    /// Whether a login or setup attempt from `peer` may go ahead (`Err`: wait this long).
+    pub(crate) fn login_allowed(&self, peer: Option<IpAddr>) -> Result<(), Duration> {
+        let now = self.inner.clock.now();
+        self.limiter().check(peer, now)
+    }
+
+    /// Counts a failed login or setup attempt.
+    pub(crate) fn login_failed(&self, peer: Option<IpAddr>) {
+        let now = self.inner.clock.now();
+        self.limiter().fail(peer, now);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
