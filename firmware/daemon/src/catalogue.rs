@@ -11,6 +11,7 @@ use flakeboot_catalogue::{
     MenuEntry,
 };
 use flakeboot_config::Config;
+use flakeboot_nix::{FlakeBoot, FlakeCatalogue};
 use tokio::sync::mpsc;
 
 /// Version label of hosts that come from `[[hosts]]` in the config file.
@@ -41,12 +42,18 @@ pub struct CatalogueState {
     menu_timeout: std::time::Duration,
     ipxe_dir: PathBuf,
     arm64_efi: Option<PathBuf>,
+    /// Hosts built from flakes: a live view the build runner refreshes.
+    flakes: FlakeCatalogue,
 }
 
 impl CatalogueState {
     /// Build from the config; `assigned` are assignments made at run time (the store), which
     /// apply to machines the config file does not pin.
-    pub fn from_config(config: &Config, assigned: &[(MacAddr, String)]) -> CatalogueState {
+    pub fn from_config(
+        config: &Config,
+        assigned: &[(MacAddr, String)],
+        flakes: FlakeCatalogue,
+    ) -> CatalogueState {
         let hosts = config
             .hosts
             .iter()
@@ -96,6 +103,7 @@ impl CatalogueState {
             menu_timeout: config.menu.timeout,
             ipxe_dir: config.ipxe.dir.clone(),
             arm64_efi: config.ipxe.arm64_efi.clone(),
+            flakes,
         }
     }
 
@@ -103,18 +111,31 @@ impl CatalogueState {
         self.hosts.iter().find(|(n, _)| n == name).map(|(_, h)| h)
     }
 
+    /// What `name` boots: a flake host's current generation, or a `[[hosts]]` entry. A bare
+    /// name that both define (or two flakes define) is ambiguous: logged, and nothing boots.
     fn host_boot(&self, name: &str, machine: Option<&MachinePolicy>) -> Option<HostBoot> {
-        let host = self.host(name)?;
-        let mut cmdline = host.cmdline.clone();
-        if let Some(m) = machine {
-            if let Some(hostname) = &m.hostname {
-                push_arg(&mut cmdline, &format!("flakeboot.hostname={hostname}"));
+        let is_static = self.host(name).is_some();
+        let (host, version, mut cmdline) = match self.flakes.boot(name, is_static) {
+            Ok(Some(boot)) => (boot.host.clone(), flake_version(&boot), boot.cmdline),
+            Ok(None) => {
+                let host = self.host(name)?;
+                (
+                    name.to_owned(),
+                    STATIC_VERSION.to_owned(),
+                    host.cmdline.clone(),
+                )
             }
-            push_arg(&mut cmdline, &m.extra_cmdline);
+            Err(err) => {
+                tracing::warn!(error = %err, "a machine's host name is ambiguous");
+                return None;
+            }
+        };
+        if let Some(m) = machine {
+            append_machine_args(&mut cmdline, m);
         }
         Some(HostBoot {
-            host: name.to_owned(),
-            version: STATIC_VERSION.to_owned(),
+            host,
+            version,
             cmdline,
         })
     }
@@ -127,7 +148,7 @@ impl CatalogueState {
         {
             return BootSpec::Host(boot);
         }
-        let entries = self
+        let mut entries: Vec<MenuEntry> = self
             .hosts
             .iter()
             .filter_map(|(name, host)| {
@@ -137,6 +158,23 @@ impl CatalogueState {
                 })
             })
             .collect();
+        for flake_host in self.flakes.hosts() {
+            let mut boot = HostBoot {
+                host: flake_host.host.clone(),
+                version: flake_version(&flake_host),
+                cmdline: flake_host.cmdline.clone(),
+            };
+            if let Some(m) = machine {
+                append_machine_args(&mut boot.cmdline, m);
+            }
+            entries.push(MenuEntry {
+                description: format!(
+                    "{} generation {} (rev {})",
+                    flake_host.qualified, flake_host.generation, flake_host.rev
+                ),
+                boot,
+            });
+        }
         BootSpec::Menu(Menu {
             entries,
             default: self.menu_default.clone(),
@@ -156,17 +194,43 @@ impl CatalogueState {
                 version,
                 kind,
             } => {
-                if version != STATIC_VERSION {
-                    return None;
-                }
-                let h = self.host(host)?;
+                let (kernel, initrd) = if version == STATIC_VERSION {
+                    let h = self.host(host)?;
+                    (h.kernel.clone(), h.initrd.clone())
+                } else {
+                    let (flake, number) = parse_flake_version(version)?;
+                    let g = self.flakes.generation(&format!("{flake}#{host}"), number)?;
+                    (g.kernel, g.initrd)
+                };
                 Some(match kind {
-                    FileKind::Kernel => h.kernel.clone(),
-                    FileKind::Initrd => h.initrd.clone(),
+                    FileKind::Kernel => kernel,
+                    FileKind::Initrd => initrd,
                 })
             }
         }
     }
+}
+
+/// The version label of a flake generation in URLs: `<flake>.g<n>` (flake names are
+/// `[A-Za-z0-9_-]`, so the last `.g` splits it unambiguously).
+fn flake_version(boot: &FlakeBoot) -> String {
+    let flake = boot
+        .qualified
+        .split_once('#')
+        .map_or(boot.qualified.as_str(), |(f, _)| f);
+    format!("{flake}.g{}", boot.generation)
+}
+
+fn parse_flake_version(version: &str) -> Option<(&str, u32)> {
+    let (flake, number) = version.rsplit_once(".g")?;
+    Some((flake, number.parse().ok()?))
+}
+
+fn append_machine_args(cmdline: &mut String, m: &MachinePolicy) {
+    if let Some(hostname) = &m.hostname {
+        push_arg(cmdline, &format!("flakeboot.hostname={hostname}"));
+    }
+    push_arg(cmdline, &m.extra_cmdline);
 }
 
 fn push_arg(cmdline: &mut String, arg: &str) {
@@ -293,7 +357,7 @@ hostname = "node1"
 
     #[test]
     fn assigned_machine_boots_its_host_with_machine_parameters() {
-        let state = CatalogueState::from_config(&config(BASE), &[]);
+        let state = CatalogueState::from_config(&config(BASE), &[], FlakeCatalogue::default());
         let spec = state.boot_spec(Some("52:54:00:12:34:56".parse().unwrap()));
         let BootSpec::Host(boot) = spec else {
             panic!("{spec:?}")
@@ -307,7 +371,7 @@ hostname = "node1"
 
     #[test]
     fn unknown_machine_gets_the_menu_with_first_host_default() {
-        let state = CatalogueState::from_config(&config(BASE), &[]);
+        let state = CatalogueState::from_config(&config(BASE), &[], FlakeCatalogue::default());
         let BootSpec::Menu(menu) = state.boot_spec(Some(MacAddr([2, 0, 0, 0, 0, 1]))) else {
             panic!()
         };
@@ -324,6 +388,7 @@ hostname = "node1"
         let state = CatalogueState::from_config(
             &config(BASE),
             &[(pinned, "other".into()), (free, "other".into())],
+            FlakeCatalogue::default(),
         );
         let host = |mac| match state.boot_spec(Some(mac)) {
             BootSpec::Host(b) => b.host,
@@ -335,7 +400,7 @@ hostname = "node1"
 
     #[test]
     fn only_catalogue_files_resolve() {
-        let state = CatalogueState::from_config(&config(BASE), &[]);
+        let state = CatalogueState::from_config(&config(BASE), &[], FlakeCatalogue::default());
         let kernel = BootFile::Host {
             host: "demo".into(),
             version: STATIC_VERSION.into(),
@@ -359,6 +424,18 @@ hostname = "node1"
         assert_eq!(state.boot_file(&unknown), None);
         // arm64 is not configured: nothing, even though the directory exists.
         assert_eq!(state.boot_file(&BootFile::Ipxe(IpxeBinary::Arm64Efi)), None);
+    }
+
+    #[test]
+    fn flake_versions_round_trip_through_urls() {
+        assert_eq!(parse_flake_version("lab.g3"), Some(("lab", 3)));
+        assert_eq!(
+            parse_flake_version("my.gadgets.g12"),
+            Some(("my.gadgets", 12))
+        );
+        for bad in ["static", "lab.gx", "lab.g", "lab3", "lab.g-1"] {
+            assert_eq!(parse_flake_version(bad), None, "{bad}");
+        }
     }
 
     #[test]

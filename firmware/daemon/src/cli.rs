@@ -28,6 +28,8 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Manage flakes on the running daemon (through its control socket).
+    Flake(FlakeArgs),
     /// Print the DHCP leases (the daemon must not be running on this state dir).
     Leases {
         #[arg(long, default_value = "/var/lib/flakeboot")]
@@ -67,4 +69,50 @@ pub struct EventsArgs {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[derive(Debug, Args)]
+pub struct FlakeArgs {
+    /// The running daemon's state directory (its control socket lives there).
+    #[arg(long, global = true, default_value = "/var/lib/flakeboot")]
+    pub state_dir: PathBuf,
+    /// Print the daemon's answer as JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: FlakeCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlakeCommand {
+    /// List flakes, their locked revisions and hosts.
+    List,
+    /// Add a flake by URL (locks it and discovers its hosts).
+    Add {
+        url: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Re-lock a flake to its newest revision and build every netbootable host.
+    Update {
+        flake: String,
+        /// Wait until the builds end; fail if one fails.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Build one host of a flake at its current lock.
+    Build {
+        flake: String,
+        host: String,
+        #[arg(long)]
+        wait: bool,
+    },
+    /// A host's generations, oldest first.
+    Generations { host: String },
+    /// Pin a host to one of its generations (rollback).
+    Rollback { host: String, generation: u32 },
+    /// Undo a pin: boot the newest generation again.
+    Unpin { host: String },
+    /// Cancel a queued or running build.
+    Cancel { build: u64 },
 }

@@ -3,7 +3,9 @@
 
 mod catalogue;
 mod cli;
+mod control;
 mod event_writer;
+mod flake_cmd;
 mod inspect;
 mod lan;
 mod logging;
@@ -27,6 +29,7 @@ fn main() -> ExitCode {
         Command::Events(args) => inspect::events(args),
         Command::Machines { state_dir, json } => inspect::machines(&state_dir, json),
         Command::Leases { state_dir, json } => inspect::leases(&state_dir, json),
+        Command::Flake(args) => flake_cmd::run(args),
     };
     match result {
         Ok(code) => code,

@@ -15,10 +15,12 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use flakeboot_nix::{Flakes, Runner, RunnerConfig};
+
 use crate::catalogue::{CatalogueState, DaemonCatalogue};
 use crate::cli::ServeArgs;
 use crate::lan::LanInfo;
-use crate::{event_writer, router_mode};
+use crate::{control, event_writer, router_mode};
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(&args.config)?;
@@ -46,9 +48,18 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         .into_iter()
         .filter_map(|m| m.host.map(|h| (m.mac, h)))
         .collect();
+    // Flakes: the build runner requeues builds a crash interrupted and keeps the flake
+    // catalogue current; config flakes are synced in the background once serving.
+    let runner = Runner::start(
+        store.clone(),
+        RunnerConfig::from_config(&config.nix, &config.state_dir),
+    )
+    .context("starting the nix build runner")?;
+    let flakes = Flakes::new(runner);
+
     let (events_tx, events_rx) = mpsc::channel(4096);
     let catalogue = Arc::new(DaemonCatalogue::new(
-        CatalogueState::from_config(&config, &assigned),
+        CatalogueState::from_config(&config, &assigned, flakes.catalogue().clone()),
         events_tx,
     ));
     let writer = tokio::spawn(event_writer::run(events_rx, store.clone()));
@@ -139,6 +150,31 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         });
     }
     drop(dyn_catalogue);
+
+    // The local control socket (`flakeboot flake ...`).
+    let control = control::bind(&config.state_dir)?;
+    let stop = shutdown.clone();
+    let control_flakes = flakes.clone();
+    services.spawn(async move {
+        control::serve(control, control_flakes, stop).await;
+        ("control", Ok(()))
+    });
+    if !config.flakes.is_empty() {
+        let flakes = flakes.clone();
+        let wanted = config.flakes.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                errors = flakes.sync_config(&wanted) => {
+                    for err in &errors {
+                        tracing::error!(error = %err, "a configured flake could not be added");
+                    }
+                    tracing::info!(flakes = wanted.len(), failed = errors.len(), "flake synced");
+                }
+            }
+        });
+    }
 
     tracing::info!(
         http = %http_base, tftp = config.tftp.enabled, dhcp = ?config.dhcp.mode,

@@ -106,3 +106,47 @@ fn a_second_daemon_on_the_same_state_dir_refuses_to_start() {
     assert!(status.success(), "{}", first.tail(20));
     assert!(first.output().contains("stopped"));
 }
+
+#[test]
+fn the_control_socket_is_owner_only_and_answers_the_flake_cli() {
+    use std::os::unix::fs::PermissionsExt;
+    let lan = Lan::new();
+    let state = lan.state_dir();
+    // Without a daemon: a clear message, not a stack of errors.
+    let out = flakeboot()
+        .args(["flake", "list", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is `flakeboot serve` running"), "{err}");
+
+    let config = lan.write_config("[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false");
+    let mut daemon = lan.start(&config);
+    let socket = state.join("control.sock");
+    let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "control socket mode {mode:o}");
+
+    let out = flakeboot()
+        .args(["flake", "list", "--json", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+
+    let out = flakeboot()
+        .args(["flake", "rollback", "nosuch", "1", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("nosuch"), "{err}");
+    daemon.stop();
+}

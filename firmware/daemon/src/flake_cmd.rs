@@ -1,0 +1,40 @@
+//! `flakeboot flake ...`: thin commands over the daemon's control socket.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use crate::cli::{FlakeArgs, FlakeCommand};
+use crate::control::{self, Request};
+
+pub fn run(args: FlakeArgs) -> anyhow::Result<ExitCode> {
+    let request = match args.command {
+        FlakeCommand::List => Request::List,
+        FlakeCommand::Add { url, name } => Request::Add { url, name },
+        FlakeCommand::Update { flake, wait } => Request::Update { flake, wait },
+        FlakeCommand::Build { flake, host, wait } => Request::Build { flake, host, wait },
+        FlakeCommand::Generations { host } => Request::Generations { host },
+        FlakeCommand::Rollback { host, generation } => Request::Rollback { host, generation },
+        FlakeCommand::Unpin { host } => Request::Unpin { host },
+        FlakeCommand::Cancel { build } => Request::Cancel { build },
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let response = runtime.block_on(control::call(&args.state_dir, &request))?;
+    // The answer is structured data either way; --json only makes an empty answer explicit.
+    if args.json || !response.data.is_null() {
+        println!("{}", serde_json::to_string_pretty(&response.data)?);
+    }
+    match response.error {
+        None if response.ok => Ok(ExitCode::SUCCESS),
+        error => {
+            eprintln!(
+                "flakeboot: {}",
+                error.unwrap_or_else(|| "the daemon refused the request".into())
+            );
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
