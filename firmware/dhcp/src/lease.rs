@@ -5,6 +5,7 @@
 //! bound and declined leases are [`LeaseRecord`]s, persisted by the caller (flakeboot-store).
 
 mod client;
+mod outcome;
 mod pool;
 mod reply;
 #[cfg(test)]
@@ -16,7 +17,8 @@ use std::time::Duration;
 use flakeboot_catalogue::MacAddr;
 
 pub use flakeboot_store::{LeaseRecord, LeaseState};
-pub use pool::{Handled, Ignored, NakReason, Pool, Verdict};
+pub use outcome::{Handled, Ignored, NakReason, Verdict};
+pub use pool::{OFFER_HOLD, Pool};
 
 use crate::ra::RaConfig;
 

@@ -58,14 +58,18 @@ pub enum ProxyOutcome {
 /// One request, fully decided: who asked, what they get, and what to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyAnswer {
+    /// What the client said about itself.
     pub info: ClientInfo,
+    /// What it gets (recorded in the boot event).
     pub decision: BootDecision,
+    /// What to send.
     pub outcome: ProxyOutcome,
 }
 
 /// Why a reply could not be serialised.
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
+    /// dhcproto could not serialise the message.
     #[error("cannot encode DHCP reply: {0}")]
     Encode(#[from] dhcproto::error::EncodeError),
 }

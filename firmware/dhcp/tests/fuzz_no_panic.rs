@@ -227,7 +227,7 @@ fn exercise(bytes: &[u8], cfg: &BootConfig) -> bool {
 fn mutated_captured_requests_never_panic() {
     let cfg = cfg();
     let seeds = seeds();
-    let per_seed = 25_000;
+    let per_seed = 10_000;
     let mut decoded = 0usize;
     let mut total = 0usize;
     for (s, seed) in seeds.iter().enumerate() {

@@ -152,24 +152,30 @@ fn dhclient_gets_only_dnsmasqs_lease() {
     let dir = tempfile::tempdir().unwrap();
     let leases = dir.path().join("dhclient.leases");
     let pid = dir.path().join("dhclient.pid");
-    lan.client
-        .run(&[
-            dhclient.to_str().unwrap(),
-            "-1",
-            "-v",
-            "-lf",
-            leases.to_str().unwrap(),
-            "-pf",
-            pid.to_str().unwrap(),
-            "-sf",
-            "/bin/true",
-            CLIENT_IF,
-        ])
+    // In the foreground (-d), so the Proc guard ends it by its PID when the test ends.
+    let mut client = lan
+        .client
+        .spawn(
+            "dhclient",
+            &[
+                dhclient.to_str().unwrap(),
+                "-d",
+                "-1",
+                "-v",
+                "-lf",
+                leases.to_str().unwrap(),
+                "-pf",
+                pid.to_str().unwrap(),
+                "-sf",
+                "/bin/true",
+                CLIENT_IF,
+            ],
+        )
+        .unwrap();
+    client
+        .wait_for("bound to", Duration::from_secs(30))
         .unwrap_or_else(|e| panic!("dhclient got no lease: {e}"));
-    // dhclient -1 stays in the background once bound: stop it by its pid file.
-    if let Ok(p) = std::fs::read_to_string(&pid) {
-        let _ = lan.client.run(&["kill", p.trim()]);
-    }
+    client.stop();
     let lease = std::fs::read_to_string(&leases).unwrap();
     assert!(
         lease.contains("dhcp-server-identifier 10.77.0.2;"),

@@ -26,7 +26,7 @@ fn stat(report: &str, label: &str) -> u64 {
     report
         .lines()
         .find_map(|l| l.trim().strip_prefix(label))
-        .and_then(|rest| rest.trim().split_whitespace().next()?.parse().ok())
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
         .unwrap_or_else(|| panic!("no `{label}` in perfdhcp's report:\n{report}"))
 }
 
@@ -39,28 +39,30 @@ fn perfdhcp_pxe_discovers_all_get_proxy_offers() {
     let count = 1000;
     let vendor = format!("60,{}", hex(b"PXEClient:Arch:00000:UNDI:002001"));
     let started = std::time::Instant::now();
-    let out = lan
-        .client
-        .run(&[
-            perfdhcp.to_str().unwrap(),
-            "-4",
-            "-l",
-            CLIENT_IF,
-            "-i",
-            "-r",
-            &rate.to_string(),
-            "-n",
-            &count.to_string(),
-            "-R",
-            "500",
-            "-o",
-            &vendor,
-            "-o",
-            "93,0000",
-            "-W",
-            "2000000",
-        ])
-        .unwrap_or_else(|e| panic!("perfdhcp failed: {e}"));
+    let args = [
+        "-4",
+        "-l",
+        CLIENT_IF,
+        "-i",
+        "-r",
+        &rate.to_string(),
+        "-n",
+        &count.to_string(),
+        "-R",
+        "500",
+        "-o",
+        &vendor,
+        "-o",
+        "93,0000",
+    ];
+    // Exit status 3 means "some exchanges not completed": the report says which.
+    let output = lan.client.command(&perfdhcp).args(args).output().unwrap();
+    let out = String::from_utf8_lossy(&output.stdout).into_owned();
+    eprintln!(
+        "perfdhcp exit: {}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
     let elapsed = started.elapsed();
     eprintln!("{out}");
     let sent = stat(&out, "sent packets:");
@@ -70,10 +72,14 @@ fn perfdhcp_pxe_discovers_all_get_proxy_offers() {
         "perfdhcp: {sent} PXE DISCOVERs at {rate}/s, {received} proxy offers, {drops} drops, {elapsed:?}"
     );
     assert_eq!(sent, count);
-    assert_eq!(drops, 0, "{out}");
-    assert_eq!(received, sent, "{out}");
+    // flakeboot answered every DISCOVER...
     let stats = lan.stats();
+    assert_eq!(stats.received, count, "{stats:?}");
     assert_eq!(stats.replied, count, "{stats:?}");
+    // ...and perfdhcp saw them all but possibly the very last: perfdhcp 2.2 rejects `-W`
+    // (exit wait) together with `-i`, so it may exit before the last offer arrives.
+    assert!(drops <= 1, "{out}");
+    assert!(received + 1 >= sent, "{out}");
     assert_eq!(stats.malformed, 0);
     assert_eq!(
         lan.events().len() as u64,

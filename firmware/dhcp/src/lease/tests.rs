@@ -205,7 +205,7 @@ fn an_offer_holds_its_address_for_a_while_then_lets_go() {
         pool.handle(clock.now(), &discover(MAC_A)).verdict,
         Verdict::Offered(ip(100))
     );
-    clock.advance(super::pool::OFFER_HOLD + Duration::from_secs(1));
+    clock.advance(super::OFFER_HOLD + Duration::from_secs(1));
     let mac_c = MacAddr([2, 0, 0, 0, 0, 0xc]);
     assert_eq!(
         pool.handle(clock.now(), &discover(mac_c)).verdict,
@@ -680,4 +680,41 @@ fn the_servers_and_routers_addresses_and_the_subnet_edges_are_never_handed_out()
     assert_eq!(dora(&mut pool, &clock, MAC_B), ip(254));
     let handled = pool.handle(clock.now(), &discover(MacAddr([2, 0, 0, 0, 0, 3])));
     assert_eq!(handled.verdict, Verdict::Exhausted);
+}
+
+#[test]
+fn a_renewal_of_a_free_pool_address_we_have_no_record_of_is_adopted() {
+    // For example after the state directory was lost: the client keeps its address.
+    let mut pool = Pool::new(config(), Vec::new());
+    let clock = Clock::new();
+    let handled = pool.handle(clock.now(), &renew(MAC_A, ip(101)));
+    assert_eq!(handled.verdict, Verdict::Acked(ip(101)));
+    assert_eq!(handled.persist[0].mac, MAC_A);
+    // Outside the ranges it is NAKed, even in our subnet.
+    let handled = pool.handle(clock.now(), &renew(MAC_B, ip(20)));
+    assert_eq!(handled.verdict, Verdict::Nacked(NakReason::NotItsLease));
+}
+
+#[test]
+fn a_persisted_lease_outside_the_new_ranges_is_nacked_and_replaced() {
+    let clock = Clock::new();
+    let old = LeaseRecord {
+        ip: ip(150),
+        mac: MAC_A,
+        client_id: None,
+        hostname: None,
+        expires: clock.now() + HOUR,
+        state: LeaseState::Bound,
+    };
+    let mut pool = Pool::new(config(), vec![old]);
+    let handled = pool.handle(clock.now(), &renew(MAC_A, ip(150)));
+    assert_eq!(handled.verdict, Verdict::Nacked(NakReason::NotItsLease));
+    // Its next DISCOVER gets an address of the current ranges, and the ACK drops the old one.
+    let Verdict::Offered(addr) = pool.handle(clock.now(), &discover(MAC_A)).verdict else {
+        panic!("no offer");
+    };
+    assert_eq!(addr, ip(100));
+    let handled = pool.handle(clock.now(), &select(MAC_A, addr, SERVER));
+    assert_eq!(handled.verdict, Verdict::Acked(addr));
+    assert_eq!(handled.forget, vec![ip(150)]);
 }

@@ -34,7 +34,7 @@ use crate::boot::BootConfig;
 use crate::lease::PoolConfig;
 use crate::proxy::ProxyPort;
 
-pub use proxy_loop::{Handled, handle_datagram};
+pub use proxy_loop::{Counter, Handled, handle_datagram};
 
 /// How the DHCP server is run, resolved from the config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,6 +49,7 @@ pub struct DhcpServerConfig {
     pub pxe_port: u16,
     /// What boot clients get.
     pub boot: BootConfig,
+    /// Proxy or router.
     pub mode: ServerMode,
 }
 
@@ -56,7 +57,9 @@ pub struct DhcpServerConfig {
 /// LAN's DHCP server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServerMode {
+    /// proxyDHCP: boot information only, no addresses.
     Proxy,
+    /// The LAN's DHCP server, with this pool.
     Router(PoolConfig),
 }
 

@@ -21,10 +21,15 @@ use crate::proxy::{IgnoreReason, ProxyOutcome, ProxyPort, answer, encode_reply};
 /// Which counter a datagram ends in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Counter {
+    /// [`DhcpStats::replied`].
     Replied,
+    /// [`DhcpStats::ignored_non_boot`].
     IgnoredNonBoot,
+    /// [`DhcpStats::ignored`].
     Ignored,
+    /// [`DhcpStats::malformed`].
     Malformed,
+    /// [`DhcpStats::declined`].
     Declined,
 }
 
@@ -47,6 +52,7 @@ pub struct Handled {
     pub reply: Option<(Vec<u8>, SocketAddr)>,
     /// The boot event to record (boot clients only).
     pub event: Option<BootEvent>,
+    /// The [`DhcpStats`] counter this datagram ends in.
     pub counter: Counter,
     /// Why the datagram was dropped, for the debug log.
     pub note: Option<String>,

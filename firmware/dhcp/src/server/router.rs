@@ -204,6 +204,7 @@ pub(crate) async fn run(
     stats: Arc<DhcpStats>,
     shutdown: CancellationToken,
 ) -> Result<(), DhcpError> {
+    // One read at start-up, before the loop: blocking the runtime briefly here is harmless.
     let existing = store.leases()?;
     tracing::info!(leases = existing.len(), ranges = ?pool.ranges, "router mode: leases loaded");
     // The RA sender stops with this loop, whichever way it ends.
@@ -301,16 +302,31 @@ async fn finish(
     stats: &DhcpStats,
 ) {
     let mut counter = decided.counter;
-    if let Some(note) = &decided.note {
-        tracing::debug!(peer = %src, "DHCP request not answered: {note}");
+    match decided.verdict {
+        Some(Verdict::Exhausted) => {
+            tracing::warn!(peer = %src, "address pool exhausted: no offer");
+            DhcpStats::bump(&stats.pool_exhausted);
+        }
+        Some(Verdict::Declined(ip)) if durable => {
+            tracing::info!(peer = %src, %ip, "address declined by its client: quarantined");
+        }
+        Some(Verdict::Released(ip)) if durable => {
+            tracing::info!(peer = %src, %ip, "lease released");
+        }
+        _ => {
+            if let Some(note) = &decided.note {
+                tracing::debug!(peer = %src, "DHCP request not answered: {note}");
+            }
+        }
     }
-    if decided.verdict == Some(Verdict::Exhausted) {
-        tracing::warn!(peer = %src, "address pool exhausted: no offer");
-        DhcpStats::bump(&stats.pool_exhausted);
-    }
+    let mut event = decided.event.clone();
     if decided.reply.is_some() {
         match decided.sendable(durable) {
-            None => counter = Counter::Ignored,
+            None => {
+                // The commit failed (logged): no ACK, and no boot event claiming one.
+                counter = Counter::Ignored;
+                event = None;
+            }
             Some((reply, dest)) => match socket.send_to(reply, dest).await {
                 Ok(_) => match decided.verdict {
                     Some(Verdict::Offered(_) | Verdict::Informed) | None => {
@@ -327,7 +343,7 @@ async fn finish(
             },
         }
     }
-    if let Some(event) = decided.event {
+    if let Some(event) = event {
         catalogue.record(event);
     }
     DhcpStats::bump(match counter {
