@@ -28,6 +28,11 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Exit 0 when a daemon serves on this state dir (services bound, store open).
+    Health {
+        #[arg(long, default_value = "/var/lib/flakeboot")]
+        state_dir: PathBuf,
+    },
     /// Manage flakes on the running daemon (through its control socket).
     Flake(FlakeArgs),
     /// Print the DHCP leases (the daemon must not be running on this state dir).

@@ -17,6 +17,9 @@ const MAX_REQUEST: usize = 64 * 1024;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "kebab-case")]
 pub enum Request {
+    /// Answered only once every service is bound and the store is open (the socket is
+    /// served after both): what an A/B update waits for before it blesses a slot.
+    Health,
     List,
     Add {
         url: String,
@@ -143,6 +146,12 @@ async fn execute(request: Request, flakes: &Flakes) -> Response {
 async fn run(request: Request, flakes: &Flakes) -> anyhow::Result<Response> {
     let f = flakes.clone();
     let data = match request {
+        Request::Health => serde_json::json!({
+            "healthy": true,
+            "store": "open",
+            "services": "bound",
+            "version": env!("CARGO_PKG_VERSION"),
+        }),
         Request::List => {
             let store = f.runner().store().clone();
             serde_json::to_value(tokio::task::spawn_blocking(move || store.flakes()).await??)?

@@ -7,6 +7,25 @@ use anyhow::Context;
 use crate::cli::{FlakeArgs, FlakeCommand};
 use crate::control::{self, Request};
 
+/// `flakeboot health`: ask the running daemon; exit 0 only if it answers healthy.
+pub fn health(state_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let response = runtime.block_on(control::call(state_dir, &Request::Health))?;
+    if response.ok {
+        println!("{}", serde_json::to_string(&response.data)?);
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!(
+            "flakeboot: not healthy: {}",
+            response.error.unwrap_or_default()
+        );
+        Ok(ExitCode::FAILURE)
+    }
+}
+
 pub fn run(args: FlakeArgs) -> anyhow::Result<ExitCode> {
     let request = match args.command {
         FlakeCommand::List => Request::List,

@@ -30,6 +30,7 @@ fn main() -> ExitCode {
         Command::Machines { state_dir, json } => inspect::machines(&state_dir, json),
         Command::Leases { state_dir, json } => inspect::leases(&state_dir, json),
         Command::Flake(args) => flake_cmd::run(args),
+        Command::Health { state_dir } => flake_cmd::health(&state_dir),
     };
     match result {
         Ok(code) => code,

@@ -113,12 +113,20 @@ fn the_control_socket_is_owner_only_and_answers_the_flake_cli() {
     let lan = Lan::new();
     let state = lan.state_dir();
     // Without a daemon: a clear message, not a stack of errors.
+    for args in [&["flake", "list"][..], &["health"][..]] {
+        let out = flakeboot()
+            .args(args)
+            .arg("--state-dir")
+            .arg(&state)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?} without a daemon");
+    }
     let out = flakeboot()
         .args(["flake", "list", "--state-dir"])
         .arg(&state)
         .output()
         .unwrap();
-    assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("is `flakeboot serve` running"), "{err}");
 
@@ -127,6 +135,18 @@ fn the_control_socket_is_owner_only_and_answers_the_flake_cli() {
     let socket = state.join("control.sock");
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600, "control socket mode {mode:o}");
+
+    let out = flakeboot()
+        .args(["health", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\"healthy\":true"));
 
     let out = flakeboot()
         .args(["flake", "list", "--json", "--state-dir"])
