@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use dhcproto::v4::{Message, MessageType};
+use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode, UnknownOption};
 use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, Outcome};
 use flakeboot_store::{LeaseRecord, Store};
 use tokio::net::UdpSocket;
@@ -24,6 +24,20 @@ use crate::boot::{BootConfig, BootDecision, decide as decide_boot};
 use crate::lease::{Pool, PoolConfig, Verdict};
 use crate::options::{ClientInfo, PacketError, parse_request};
 use crate::proxy::{add_boot_options, echo_client_guid, encode_reply};
+
+/// iPXE option 175.176 (`no-pxedhcp`) = 1: this reply already has the boot file, so iPXE need
+/// not wait (about 3 s) for ProxyDHCP offers. Only router mode says so: in proxy mode flakeboot
+/// *is* the ProxyDHCP server.
+fn skip_ipxe_proxydhcp_wait(reply: &mut Message) {
+    const IPXE_ENCAPSULATED: u8 = 175;
+    const NO_PXEDHCP: u8 = 176;
+    reply
+        .opts_mut()
+        .insert(DhcpOption::Unknown(UnknownOption::new(
+            OptionCode::from(IPXE_ENCAPSULATED),
+            vec![NO_PXEDHCP, 1, 1],
+        )));
+}
 
 /// At most this many datagrams go into one batch (one store transaction).
 pub const BATCH_CAP: usize = 256;
@@ -108,6 +122,9 @@ pub fn decide(
         let decision = decide_boot(&info, boot);
         if decision != BootDecision::NotNetboot {
             add_boot_options(&mut reply, &decision, pool.config().server_ip);
+            if matches!(decision, BootDecision::Ipxe { .. }) {
+                skip_ipxe_proxydhcp_wait(&mut reply);
+            }
             echo_client_guid(&mut reply, &req);
             let what = if matches!(verdict, Verdict::Offered(_)) {
                 "offer"

@@ -287,3 +287,37 @@ fn an_ack_is_sendable_only_once_its_lease_is_durable() {
     assert!(ack.sendable(true).is_some());
     assert!(ack.sendable(false).is_none());
 }
+
+#[test]
+fn ipxe_clients_are_told_not_to_wait_for_proxydhcp_and_pxe_roms_are_not() {
+    let ipxe_175 = |user_class: Option<&[u8]>| {
+        let mut m = Message::default();
+        m.set_opcode(Opcode::BootRequest)
+            .set_xid(9)
+            .set_chaddr(&[0x52, 0x54, 0, 0x12, 0x34, 0x57]);
+        let opts = m.opts_mut();
+        opts.insert(DhcpOption::MessageType(MessageType::Discover));
+        opts.insert(DhcpOption::ClassIdentifier(
+            b"PXEClient:Arch:00000:UNDI:002001".to_vec(),
+        ));
+        if let Some(uc) = user_class {
+            opts.insert(DhcpOption::UserClass(uc.to_vec()));
+        }
+        let mut pool = pool();
+        let d = decide(
+            &mut pool,
+            &boot(),
+            &m.to_vec().unwrap(),
+            SRC.parse().unwrap(),
+            now(),
+        );
+        let offer = reply_of(&d);
+        offer
+            .opts()
+            .get(OptionCode::from(175))
+            .map(|o| o.to_vec().unwrap())
+    };
+    // The option as encoded: code 175, length 3, sub-option 176 of length 1 with value 1.
+    assert_eq!(ipxe_175(Some(b"\x04iPXE")), Some(vec![175, 3, 176, 1, 1]));
+    assert_eq!(ipxe_175(None), None, "a PXE ROM gets no iPXE options");
+}
