@@ -21,6 +21,20 @@ if [ "$(id -u)" != 0 ]; then
     exit 1
 fi
 
+# Under sudo, PATH no longer has the invoking user's rustup toolchain: look for it, and build as
+# that user so target/ stays theirs.
+build_as=()
+if [ -n "${SUDO_USER:-}" ] && [ "$SUDO_USER" != root ]; then
+    user_home=$(getent passwd "$SUDO_USER" | cut -d: -f6)
+    if ! command -v cargo >/dev/null && [ -x "$user_home/.cargo/bin/cargo" ]; then
+        PATH="$user_home/.cargo/bin:$PATH"
+    fi
+    build_as=(sudo -u "$SUDO_USER" -H env "PATH=$PATH")
+fi
+if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
+    PATH="$HOME/.cargo/bin:$PATH"
+fi
+
 say "checking packages (QEMU, iPXE, busybox; installed with apt-get when missing)"
 "$repo/scripts/install-deps.sh" demo
 if ! command -v cargo >/dev/null; then
@@ -29,7 +43,7 @@ if ! command -v cargo >/dev/null; then
 fi
 
 say "building flakeboot (cargo build -p flakeboot)"
-(cd "$repo" && cargo build --quiet -p flakeboot)
+(cd "$repo" && "${build_as[@]}" cargo build --quiet -p flakeboot)
 flakeboot="${CARGO_TARGET_DIR:-$repo/target}/debug/flakeboot"
 
 ns="flakeboot-demo-$$"
@@ -111,6 +125,7 @@ say "it powers off by itself after the banner; Ctrl-C stops everything"
 sleep 1
 # SeaBIOS's serial console resets the terminal (ESC c), clears it and turns off line wrapping when
 # it starts and again when the kernel starts; drop those so the whole boot stays on screen.
+# shellcheck disable=SC2016 # $$ and $@ are the inner shell's: it records QEMU's PID, then execs it.
 ip netns exec "$ns" env QEMU_ACCEL="$accel" sh -c 'echo $$ >"$1"; shift; exec "$@"' sh \
     "$tmp/qemu.pid" "$qemu_dir/client.sh" bios tap0 "$mac" terminal |
     sed -u -e 's/\x1bc//g' -e 's/\x1b\[?7l//g' -e 's/\x1b\[2J//g' || true

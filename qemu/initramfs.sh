@@ -16,8 +16,10 @@ arg=${3:?usage: initramfs.sh marker|demo OUT TOKEN|HOSTNAME}
 
 busybox=/bin/busybox
 [ -x "$busybox" ] || busybox=/usr/bin/busybox
-if ! "$busybox" --list 2>/dev/null | grep -qx poweroff; then
-    echo "initramfs.sh: needs busybox-static (apt-get install busybox-static)" >&2
+# A dynamically linked busybox would find no libc in the initramfs: the kernel would panic.
+if ! "$busybox" --list 2>/dev/null | grep -qx poweroff ||
+    ! LC_ALL=C ldd "$busybox" 2>&1 | grep -q 'not a dynamic executable'; then
+    echo "initramfs.sh: needs a static busybox at /bin/busybox (apt-get install busybox-static)" >&2
     exit 1
 fi
 

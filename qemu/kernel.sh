@@ -38,7 +38,11 @@ work=$(mktemp -d "$cache/.fetch.XXXXXX")
 trap 'rm -rf "$work"' EXIT INT TERM
 (
     cd "$work"
-    if ! apt-get download -q -o APT::Sandbox::User=root "$KERNEL_PACKAGE=$KERNEL_VERSION" >&2; then
+    # A machine whose package lists were never fetched (or were cleaned) knows no such package:
+    # refresh them once before giving up.
+    if ! apt-get download -q -o APT::Sandbox::User=root "$KERNEL_PACKAGE=$KERNEL_VERSION" >&2 &&
+        ! { apt-get update -qq >&2 &&
+            apt-get download -q -o APT::Sandbox::User=root "$KERNEL_PACKAGE=$KERNEL_VERSION" >&2; }; then
         echo "kernel.sh: cannot download $KERNEL_PACKAGE=$KERNEL_VERSION (is apt's package list" \
             "current? run apt-get update; if the mirror dropped this version, pick one from" \
             "'apt-cache policy linux-image-amd64' and update the pin in qemu/kernel.sh)" >&2
@@ -46,7 +50,7 @@ trap 'rm -rf "$work"' EXIT INT TERM
     fi
     dpkg -x ./*.deb root
 )
-vmlinuz=$(ls "$work"/root/boot/vmlinuz-* 2>/dev/null | head -n1)
+vmlinuz=$(find "$work/root/boot" -name 'vmlinuz-*' -type f 2>/dev/null | head -n1)
 if [ -z "$vmlinuz" ]; then
     echo "kernel.sh: $KERNEL_PACKAGE has no boot/vmlinuz-*" >&2
     exit 1

@@ -6,7 +6,7 @@
 //! let client = Netns::new("dhcp").unwrap();
 //! veth(&server, "lan0", &client, "eth0").unwrap();
 //! server.run(&["ip", "addr", "add", "10.77.0.1/24", "dev", "lan0"]).unwrap();
-//! let daemon = server.spawn("flakeboot", &[flakeboot_bin().to_str().unwrap(), "serve"]).unwrap();
+//! let mut daemon = server.spawn("flakeboot", &[flakeboot_bin().to_str().unwrap(), "serve"]).unwrap();
 //! daemon.wait_for("serving", std::time::Duration::from_secs(10)).unwrap();
 //! ```
 //!
