@@ -204,7 +204,7 @@ impl Runner {
             info!(id, host = %request.host, "identical build already queued or running: joined");
             return Ok(*id);
         }
-        let record = inner.store.insert_build(&BuildRecord {
+        let build = BuildRecord {
             id: 0,
             flake: request.flake.clone(),
             host: request.host.clone(),
@@ -221,12 +221,8 @@ impl Runner {
             interruptions: 0,
             generation: None,
             log: PathBuf::new(),
-        })?;
-        let record = BuildRecord {
-            log: inner.log_path(record.id),
-            ..record
         };
-        inner.store.put_build(&record)?;
+        let record = inner.store.insert_build(&build, &inner.log_dir())?;
         queue
             .live
             .insert(record.id, Arc::new(LiveBuild::new(&record)));
@@ -348,11 +344,8 @@ impl Runner {
 }
 
 impl Inner {
-    fn log_path(&self, id: u64) -> PathBuf {
-        self.config
-            .state_dir
-            .join("build-logs")
-            .join(format!("{id}.log"))
+    fn log_dir(&self) -> PathBuf {
+        self.config.state_dir.join("build-logs")
     }
 
     /// Queue a build found in the store at start. A build interrupted by a restart keeps its
@@ -390,7 +383,12 @@ impl Inner {
             tokio::select! {
                 result = self.run(id, &live) => {
                     if let Err(e) = result {
+                        // The store could not record it: followers still learn that it ended.
                         warn!(worker, id, "build bookkeeping failed: {e}");
+                        live.status.send_modify(|s| {
+                            s.state = BuildState::Failed;
+                            s.error = Some(format!("flakeboot could not record the build: {e}"));
+                        });
                     }
                 }
                 // Dropping `run` kills nix; the store still says "running": requeued at start.

@@ -182,3 +182,39 @@ fn a_restart_mid_build_requeues_it_and_it_completes() {
         assert_eq!(boot.generation, 1);
     });
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_concurrent_builds_run_side_by_side() {
+    let _nix = NIX_STORE_LOCK.read().await;
+    let repo = FixtureRepo::new("concurrent");
+    let (_tmp, state) = state_dir();
+    let config = RunnerConfig {
+        max_concurrent: 2,
+        ..runner_config(&state)
+    };
+    let flakes = Flakes::new(start(&state, config));
+    flakes.add(&repo.url(), Some("lab")).await.unwrap();
+
+    let slow = flakes.build("lab", "slow").unwrap();
+    let sleepy = flakes.build("lab", "sleepy").unwrap();
+    let mut a = flakes.runner().status(slow).unwrap();
+    let mut b = flakes.runner().status(sleepy).unwrap();
+    let both = async {
+        a.wait_for(|s| s.state == BuildState::Running)
+            .await
+            .unwrap();
+        b.wait_for(|s| s.state == BuildState::Running)
+            .await
+            .unwrap();
+        // Both at once: the first is still running while the second runs.
+        assert_eq!(a.borrow().state, BuildState::Running);
+    };
+    tokio::time::timeout(Duration::from_secs(30), both)
+        .await
+        .expect("two builds did not run at once");
+    let record = flakes.runner().wait(sleepy).await.unwrap();
+    assert_eq!(record.state, BuildState::Succeeded);
+    flakes.runner().cancel(slow).unwrap();
+    let slow = flakes.runner().wait(slow).await.unwrap();
+    assert_eq!(slow.state, BuildState::Cancelled);
+}

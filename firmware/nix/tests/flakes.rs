@@ -284,3 +284,33 @@ async fn config_flakes_are_added_and_their_hosts_built_once() {
         flakes.runner().cancel(*id).unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_path_flake_is_labelled_by_its_content_hash() {
+    let _nix = NIX_STORE_LOCK.read().await;
+    let repo = FixtureRepo::new("path");
+    let (_tmp, state) = state_dir();
+    let flakes = Flakes::new(start(&state, runner_config(&state)));
+    let url = format!("path:{}", repo.path().display());
+    let flake = flakes.add(&url, None).await.unwrap();
+    assert_eq!(flake.revision, None);
+    let locked = flake.locked_url.unwrap();
+    assert!(locked.contains("narHash=sha256-"), "{locked}");
+
+    let id = flakes.build(&flake.name, "beta").unwrap();
+    assert_eq!(
+        flakes.runner().wait(id).await.unwrap().state,
+        BuildState::Succeeded
+    );
+    let boot = flakes.catalogue().boot("beta", false).unwrap().unwrap();
+    assert_eq!(boot.rev.len(), 12);
+    assert!(boot.rev.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert!(
+        boot.cmdline.ends_with(&format!(
+            "flakeboot.host=beta flakeboot.generation=1 flakeboot.rev={}",
+            boot.rev
+        )),
+        "{}",
+        boot.cmdline
+    );
+}
