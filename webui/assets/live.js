@@ -21,15 +21,14 @@
     if (state) { state.textContent = s.state; state.className = "badge " + s.class; }
     if (s.progress) {
       var p = s.progress;
-      if (bar && p.total > 0) { bar.style.width = Math.round(100 * p.done / p.total) + "%"; }
+      if (bar && p.total > 0) { bar.value = Math.round(100 * p.done / p.total); }
       if (counts) { counts.textContent = p.done + " of " + p.total + " built"; }
       if (current) { current.textContent = p.current || ""; }
     }
     if (s.finished) {
-      if (bar) { bar.style.width = "100%"; }
+      // The finished page (generation, end time, whole log) comes from the server.
       source.close();
-      var cancel = document.getElementById("cancel-form");
-      if (cancel) { cancel.remove(); }
+      window.setTimeout(function () { window.location.reload(); }, 300);
     }
   });
   source.onerror = function () { source.close(); };

@@ -121,10 +121,12 @@ impl<E: Into<WebError>> From<E> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, message) = self.0.public();
-        let mut body = serde_json::json!({ "error": message });
-        if let WebError::Flake(FlakeServiceError::Invalid { field, .. }) = &self.0 {
-            body["field"] = serde_json::json!(field);
-        }
+        let body = match &self.0 {
+            WebError::Flake(FlakeServiceError::Invalid { field, .. }) => {
+                serde_json::json!({ "error": message, "field": field })
+            }
+            _ => serde_json::json!({ "error": message }),
+        };
         let mut response = (status, Json(body)).into_response();
         if let Some(v) = self.0.retry_after() {
             response.headers_mut().insert(header::RETRY_AFTER, v);

@@ -1,1 +1,35 @@
-//! placeholder
+//! flakeboot's web UI and JSON API, served over TLS on the management addresses.
+//!
+//! - [`app`] is the whole UI and API as an axum router (tested with `oneshot`); [`routes()`] is its
+//!   route table.
+//! - [`serve_tls`] serves it with rustls (ring) on given addresses, never all interfaces;
+//!   [`redirect_router`] sends plain-HTTP visitors of the boot port to HTTPS.
+//! - [`WebState`] holds the store, the [`FlakeService`] (the seam to `flakeboot-nix`), sessions
+//!   and the one-time [`SetupCode`]; it announces settings and machine changes on tokio watch
+//!   channels the daemon subscribes to.
+//!
+//! Pages are server-rendered (maud) and work without JavaScript; every asset is embedded.
+
+pub mod api;
+pub mod auth;
+pub mod clock;
+pub mod error;
+pub mod flake_service;
+pub mod from_config;
+pub mod pages;
+pub mod routes;
+pub mod serve;
+pub mod state;
+pub mod status;
+pub mod tls;
+
+pub use auth::sessions::SessionLimits;
+pub use auth::setup_code::SetupCode;
+pub use error::{ApiError, WebError};
+pub use flake_service::{BuildProgressView, FlakeService, FlakeServiceError};
+pub use from_config::settings_from_config;
+pub use routes::{Access, RouteInfo, app, routes};
+pub use serve::{ServeError, redirect_router, serve_tls};
+pub use state::{WebConfig, WebState};
+pub use status::{DaemonStatus, ServiceState, ServiceStatus};
+pub use tls::{CertInfo, CertStore, TlsError, TlsSetup};

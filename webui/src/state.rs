@@ -1,11 +1,13 @@
 //! Everything the handlers share: the store, the flake service, sessions, the setup code,
 //! and the change notifications the daemon subscribes to.
 
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use flakeboot_catalogue::MacAddr;
 use flakeboot_store::{ApplianceSettings, Store, StoreError};
 use tokio::sync::watch;
 
@@ -25,6 +27,9 @@ pub struct WebConfig {
     pub appliance_name: String,
     /// Hosts from the config file (`[[hosts]]`), offered for assignment beside flake hosts.
     pub static_hosts: Vec<String>,
+    /// Machines the config file pins (`[[machines]]`), with the host it gives them (`None`: the
+    /// menu). The daemon lets the file win over the UI, so the UI shows these as pinned.
+    pub pinned_machines: BTreeMap<MacAddr, Option<String>>,
     /// Network interfaces the setup page offers as the LAN port.
     pub interfaces: Vec<String>,
     /// The settings from the config file: used until the UI saves its own.
@@ -42,6 +47,7 @@ impl Default for WebConfig {
         WebConfig {
             appliance_name: "flakeboot".into(),
             static_hosts: Vec::new(),
+            pinned_machines: BTreeMap::new(),
             interfaces: Vec::new(),
             default_settings: ApplianceSettings::default(),
             session_limits: SessionLimits::default(),
@@ -104,7 +110,10 @@ impl WebState {
         };
         let inner = Inner {
             sessions: Mutex::new(Sessions::new(config.session_limits)),
-            limiter: Mutex::new(LoginLimiter::new(config.login_failures, config.login_window)),
+            limiter: Mutex::new(LoginLimiter::new(
+                config.login_failures,
+                config.login_window,
+            )),
             store,
             flakes,
             config,
@@ -142,7 +151,8 @@ impl WebState {
         &self.inner.clock
     }
 
-    pub(crate) fn store(&self) -> &Store {
+    /// The store (the daemon may share it).
+    pub fn store(&self) -> &Store {
         &self.inner.store
     }
 

@@ -11,6 +11,7 @@
 //! [`Store`] is cheap to clone and blocking: call it from `spawn_blocking` or a writer thread in
 //! async code.
 
+mod builds;
 mod error;
 mod events;
 mod generations;
@@ -21,6 +22,7 @@ pub mod schema;
 mod settings;
 mod users;
 
+pub use builds::*;
 pub use error::StoreError;
 pub use generations::*;
 pub use leases::{LeaseRecord, LeaseState};

@@ -19,8 +19,7 @@ use crate::{Store, StoreError};
 /// Named settings -> JSON.
 pub const SETTINGS: TableDefinition<&str, &[u8]> = TableDefinition::new("settings");
 /// Per-machine boot options by MAC -> JSON [`MachineOptions`].
-pub const MACHINE_OPTIONS: TableDefinition<MacKey, &[u8]> =
-    TableDefinition::new("machine_options");
+pub const MACHINE_OPTIONS: TableDefinition<MacKey, &[u8]> = TableDefinition::new("machine_options");
 
 const APPLIANCE_KEY: &str = "appliance";
 
@@ -232,7 +231,10 @@ mod tests {
     #[test]
     fn machine_options_set_list_and_clear() {
         let store = Store::in_memory().unwrap();
-        assert_eq!(store.machine_options(MAC).unwrap(), MachineOptions::default());
+        assert_eq!(
+            store.machine_options(MAC).unwrap(),
+            MachineOptions::default()
+        );
         let options = MachineOptions {
             hostname: Some("alpha".into()),
             kernel_params: "console=ttyS0".into(),

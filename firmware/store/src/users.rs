@@ -115,7 +115,9 @@ impl Store {
         let txn = self.db.begin_write()?;
         let record = {
             let mut table = txn.open_table(API_TOKENS)?;
-            let next = table.last()?.map_or(1, |(k, _)| k.value().saturating_add(1));
+            let next = table
+                .last()?
+                .map_or(1, |(k, _)| k.value().saturating_add(1));
             let record = ApiTokenRecord {
                 id: next,
                 ..token.clone()

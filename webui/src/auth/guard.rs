@@ -75,7 +75,10 @@ pub fn clear_session_cookie() -> String {
 }
 
 /// Finds who makes the request: a bearer token first, then the session cookie.
-async fn authenticate(state: &WebState, headers: &HeaderMap) -> Result<Option<Principal>, WebError> {
+async fn authenticate(
+    state: &WebState,
+    headers: &HeaderMap,
+) -> Result<Option<Principal>, WebError> {
     if let Some(auth) = headers.get(header::AUTHORIZATION) {
         let Some(token) = auth
             .to_str()
@@ -96,14 +99,11 @@ async fn authenticate(state: &WebState, headers: &HeaderMap) -> Result<Option<Pr
         return Ok(None);
     };
     let now = state.clock().now();
-    Ok(state
-        .sessions()
-        .touch(id, now)
-        .map(|s| Principal::Session {
-            user: s.user,
-            csrf: s.csrf,
-            cookie: id.to_owned(),
-        }))
+    Ok(state.sessions().touch(id, now).map(|s| Principal::Session {
+        user: s.user,
+        csrf: s.csrf,
+        cookie: id.to_owned(),
+    }))
 }
 
 fn is_api(req: &Request) -> bool {

@@ -73,6 +73,6 @@ mod tests {
         // The first failure leaves the window at 300 s.
         limiter.check(a, t0 + Duration::from_secs(300)).unwrap();
         limiter.succeed(a);
-        assert!(limiter.failures.get(&a).is_none());
+        assert!(!limiter.failures.contains_key(&a));
     }
 }

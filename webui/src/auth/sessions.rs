@@ -130,7 +130,10 @@ mod tests {
         let mut sessions = Sessions::new(limits());
         let id = sessions.create("admin", t0).unwrap();
         assert_eq!(id.len(), 64);
-        assert!(!sessions.by_hash.contains_key(&id), "the id itself is not kept");
+        assert!(
+            !sessions.by_hash.contains_key(&id),
+            "the id itself is not kept"
+        );
         let s = sessions.touch(&id, t0 + Duration::from_secs(50)).unwrap();
         assert_eq!(s.user, "admin");
         assert_eq!(s.csrf.len(), 64);
@@ -144,14 +147,22 @@ mod tests {
         let t0 = Instant::now();
         let mut sessions = Sessions::new(limits());
         let idle = sessions.create("admin", t0).unwrap();
-        assert!(sessions.touch(&idle, t0 + Duration::from_secs(61)).is_none());
+        assert!(
+            sessions
+                .touch(&idle, t0 + Duration::from_secs(61))
+                .is_none()
+        );
         assert!(sessions.touch(&idle, t0).is_none(), "dropped once expired");
 
         let busy = sessions.create("admin", t0).unwrap();
         for s in (30..300).step_by(30) {
             assert!(sessions.touch(&busy, t0 + Duration::from_secs(s)).is_some());
         }
-        assert!(sessions.touch(&busy, t0 + Duration::from_secs(300)).is_none());
+        assert!(
+            sessions
+                .touch(&busy, t0 + Duration::from_secs(300))
+                .is_none()
+        );
     }
 
     #[test]

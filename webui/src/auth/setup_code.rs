@@ -19,7 +19,14 @@ impl SetupCode {
         let bytes = random_bytes::<12>()?;
         let symbols: Vec<char> = bytes
             .iter()
-            .map(|b| char::from(ALPHABET.get(usize::from(*b) % ALPHABET.len()).copied().unwrap_or(b'Z')))
+            .map(|b| {
+                char::from(
+                    ALPHABET
+                        .get(usize::from(*b) % ALPHABET.len())
+                        .copied()
+                        .unwrap_or(b'Z'),
+                )
+            })
             .collect();
         let groups: Vec<String> = symbols.chunks(4).map(|c| c.iter().collect()).collect();
         Ok(SetupCode(groups.join("-")))

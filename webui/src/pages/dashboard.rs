@@ -5,18 +5,40 @@ use std::time::SystemTime;
 use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use flakeboot_catalogue::Outcome;
+use std::collections::BTreeMap;
+
+use flakeboot_catalogue::{BootEvent, MacAddr, Outcome};
 use flakeboot_store::{BuildRecord, BuildState};
 use maud::{Markup, html};
 
 use crate::auth::guard::Principal;
 use crate::error::WebError;
 use crate::pages::layout::{Frame, Nav, ago, page, timestamp};
+use crate::pages::timeline::{self, Attempt};
 use crate::state::WebState;
 use crate::status::ServiceState;
 
-/// How many recent boot events the dashboard lists.
-const RECENT: usize = 12;
+/// How many recent boot events the dashboard reads.
+const RECENT_EVENTS: usize = 400;
+/// How many boots it lists.
+const RECENT_BOOTS: usize = 8;
+
+/// The newest boot attempts of all machines, newest first.
+fn recent_boots(events: &[BootEvent]) -> Vec<(MacAddr, Attempt)> {
+    let mut by_mac: BTreeMap<MacAddr, Vec<BootEvent>> = BTreeMap::new();
+    for e in events {
+        if let Some(mac) = e.mac {
+            by_mac.entry(mac).or_default().push(e.clone());
+        }
+    }
+    let mut boots: Vec<(MacAddr, Attempt)> = by_mac
+        .iter()
+        .flat_map(|(mac, evs)| timeline::attempts(evs).into_iter().map(move |a| (*mac, a)))
+        .collect();
+    boots.sort_by_key(|(_, a)| std::cmp::Reverse(a.started));
+    boots.truncate(RECENT_BOOTS);
+    boots
+}
 
 /// A boot event's outcome as a badge.
 pub fn outcome_badge(outcome: Outcome) -> Markup {
@@ -64,7 +86,10 @@ fn own_warnings(state: &WebState, builds: &[BuildRecord]) -> Vec<String> {
         .find(|b| matches!(b.state, BuildState::Failed | BuildState::TimedOut))
     {
         let newer_ok = builds.iter().any(|o| {
-            o.id > b.id && o.flake == b.flake && o.host == b.host && o.state == BuildState::Succeeded
+            o.id > b.id
+                && o.flake == b.flake
+                && o.host == b.host
+                && o.state == BuildState::Succeeded
         });
         if !newer_ok {
             out.push(format!(
@@ -82,7 +107,8 @@ pub async fn show(
     Extension(principal): Extension<Principal>,
 ) -> Result<Response, WebError> {
     let status = state.status();
-    let events = state.db(|s| s.recent_events(RECENT)).await?;
+    let events = state.db(|s| s.recent_events(RECENT_EVENTS)).await?;
+    let boots = recent_boots(&events);
     let machines = state.db(|s| s.machines()).await?;
     let builds = state.flakes().builds()?;
     let active: Vec<&BuildRecord> = builds.iter().filter(|b| b.state.is_active()).collect();
@@ -128,15 +154,13 @@ pub async fn show(
                     @for b in &active {
                         @let (class, word) = build_badge(b.state);
                         @let progress = state.flakes().progress(b.id).unwrap_or_default();
-                        div style="margin-bottom:0.75rem" {
+                        div.entry {
                             div.actions {
                                 a href={ "/builds/" (b.id) } { (b.flake) "#" (b.host) }
                                 span class=(class) { (word) }
                             }
                             @if progress.total > 0 {
-                                div.progress style="margin-top:0.3rem" {
-                                    div style={ "width:" (progress.done * 100 / progress.total.max(1)) "%" } {}
-                                }
+                                progress.bar.mt-s max=(progress.total) value=(progress.done) {}
                                 div.small.muted { (progress.done) " of " (progress.total) " built" }
                             }
                         }
@@ -151,29 +175,33 @@ pub async fn show(
                 p.small { a href="/machines" { "All machines →" } }
             }
         }
-        div.card style="margin-top:1rem" {
+        div.card {
             h2 { "Recent boots" }
-            @if events.is_empty() {
+            @if boots.is_empty() {
                 p.empty { "No machine has booted yet." }
             } @else {
                 div.table-wrap {
                     table.responsive {
-                        thead { tr { th { "When" } th { "Machine" } th { "Step" } th { "Result" } th { "Detail" } } }
+                        thead { tr { th { "When" } th { "Machine" } th { "Firmware" } th { "Result" } th { "Where it got" } } }
                         tbody {
-                            @for e in events.iter().rev() {
+                            @for (mac, a) in &boots {
                                 tr {
-                                    td.nowrap data-label="When" title=(timestamp(e.at)) { (ago(e.at, now)) }
+                                    td.nowrap data-label="When" title=(timestamp(a.started)) { (ago(a.started, now)) }
                                     td data-label="Machine" {
-                                        @match e.mac {
-                                            Some(mac) => a href={ "/machines/" (mac) } {
-                                                (label_of(mac).unwrap_or_else(|| mac.to_string()))
-                                            },
-                                            None => span.muted { (e.peer.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into())) },
+                                        a href={ "/machines/" (mac) "#timeline" } {
+                                            (label_of(*mac).unwrap_or_else(|| mac.to_string()))
                                         }
                                     }
-                                    td data-label="Step" { (e.stage.as_str()) }
-                                    td data-label="Result" { (outcome_badge(e.outcome)) }
-                                    td.small data-label="Detail" { (e.detail) }
+                                    td.small data-label="Firmware" { (a.firmware.map_or("unknown", |f| f.as_str())) }
+                                    td data-label="Result" {
+                                        @if a.complete { span.badge.ok { "booted" } } @else { span.badge.bad { "stopped" } }
+                                    }
+                                    td.small.wide data-label="Where it got" {
+                                        @match &a.stopped {
+                                            Some(why) => (why),
+                                            None => "Kernel and initrd delivered.",
+                                        }
+                                    }
                                 }
                             }
                         }

@@ -64,10 +64,10 @@ pub fn page(frame: Frame<'_>, body: Markup) -> Markup {
                             (link(Nav::Machines, "/machines", "Machines"))
                             (link(Nav::Flakes, "/flakes", "Flakes"))
                             (link(Nav::Settings, "/settings", "Settings"))
-                            form method="post" action="/logout" {
-                                (csrf_field(frame.csrf))
-                                button type="submit" { "Sign out" }
-                            }
+                        }
+                        form.logout method="post" action="/logout" {
+                            (csrf_field(frame.csrf))
+                            button type="submit" { "Sign out" }
                         }
                     }
                 }

@@ -80,15 +80,16 @@ pub async fn submit(
         let name = name.clone();
         state.db(move |s| s.user(&name)).await?
     };
-    let ok = match user {
-        Some(user) => {
-            let pw = form.password.clone();
-            tokio::task::spawn_blocking(move || password::verify(&pw, &user.password_hash))
-                .await
-                .map_err(|e| WebError::Task(e.to_string()))?
-        }
-        None => false,
+    // An unknown user costs the same argon2 work as a wrong password: no name probing.
+    let (known, phc) = match user {
+        Some(user) => (true, user.password_hash),
+        None => (false, password::dummy_hash().to_owned()),
     };
+    let pw = form.password.clone();
+    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &phc))
+        .await
+        .map_err(|e| WebError::Task(e.to_string()))?
+        && known;
     if !ok {
         state.login_failed(peer);
         tracing::info!(?peer, user = %name, "failed sign-in");

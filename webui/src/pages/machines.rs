@@ -82,7 +82,11 @@ pub(crate) fn validate(state: &WebState, update: &MachineUpdate) -> Result<(), M
     {
         errors.label = Some("Use at most 64 characters, on one line.".into());
     }
-    if let Some(h) = update.hostname.as_deref().map(str::trim).filter(|h| !h.is_empty())
+    if let Some(h) = update
+        .hostname
+        .as_deref()
+        .map(str::trim)
+        .filter(|h| !h.is_empty())
         && !valid_hostname(h)
     {
         errors.hostname = Some("Use letters, digits, '-' and '.', like “rack3-node1”.".into());
@@ -160,7 +164,7 @@ pub async fn list(
         let events = state.db(move |s| s.events_for(mac, 20)).await?;
         rows.push((m, events));
     }
-    rows.sort_by(|a, b| b.0.last_seen.cmp(&a.0.last_seen));
+    rows.sort_by_key(|r| std::cmp::Reverse(r.0.last_seen));
     let now = SystemTime::now();
     let body = html! {
         h1 { "Machines" }
@@ -170,20 +174,28 @@ pub async fn list(
             } @else {
                 div.table-wrap {
                     table.responsive {
-                        thead { tr { th { "Machine" } th { "MAC" } th { "Firmware" } th { "Boots" } th { "Last seen" } th { "Last boot" } } }
+                        thead { tr { th { "Machine" } th { "Firmware" } th { "Boots" } th { "Last seen" } th { "Last boot" } } }
                         tbody {
                             @for (m, events) in &rows {
                                 tr {
-                                    td data-label="Machine" {
-                                        a href={ "/machines/" (m.mac) } {
-                                            (m.label.clone().unwrap_or_else(|| "Unnamed machine".into()))
+                                    td.wide data-label="Machine" {
+                                        @match &m.label {
+                                            Some(label) => {
+                                                a href={ "/machines/" (m.mac) } { (label) }
+                                                " " span.mono.small.muted { (m.mac) }
+                                            }
+                                            None => a.mono href={ "/machines/" (m.mac) } { (m.mac) },
                                         }
                                         @if let Some(v) = &m.vendor_class { div.muted.small { (v) } }
                                     }
-                                    td.mono.nowrap data-label="MAC" { (m.mac) }
                                     td data-label="Firmware" { (m.firmware.map_or("unknown", |f| f.as_str())) }
                                     td data-label="Boots" {
-                                        @match &m.host { Some(h) => code { (h) }, None => span.muted { "boot menu" } }
+                                        @let pinned = state.config().pinned_machines.get(&m.mac);
+                                        @match pinned.cloned().unwrap_or_else(|| m.host.clone()) {
+                                            Some(h) => code { (h) },
+                                            None => span.muted { "boot menu" },
+                                        }
+                                        @if pinned.is_some() { " " span.badge.warn title="Set in flakeboot.toml" { "config file" } }
                                     }
                                     td.nowrap data-label="Last seen" title=(timestamp(m.last_seen)) { (ago(m.last_seen, now)) }
                                     td data-label="Last boot" { (outcome_badge(events)) }
@@ -250,8 +262,16 @@ fn render_detail(
     let m = &d.machine;
     let now = SystemTime::now();
     let hosts = state.assignable_hosts();
-    let current_host = form.host.clone().or_else(|| m.host.clone()).unwrap_or_default();
-    let label = form.label.clone().or_else(|| m.label.clone()).unwrap_or_default();
+    let current_host = form
+        .host
+        .clone()
+        .or_else(|| m.host.clone())
+        .unwrap_or_default();
+    let label = form
+        .label
+        .clone()
+        .or_else(|| m.label.clone())
+        .unwrap_or_default();
     let hostname = form
         .hostname
         .clone()
@@ -267,6 +287,13 @@ fn render_detail(
         p.small { a href="/machines" { "← Machines" } }
         h1 { (title) }
         @if saved { div.notice.ok role="status" { "Saved. The machine gets it at its next boot." } }
+        @if let Some(pinned) = state.config().pinned_machines.get(&m.mac) {
+            div.notice.info {
+                "The config file (flakeboot.toml) pins this machine to "
+                @match pinned { Some(h) => code { (h) }, None => "the boot menu" }
+                ". The file wins over the choice below until you remove it there."
+            }
+        }
         div.grid {
             div.card {
                 h2 { "Machine" }
@@ -336,7 +363,7 @@ fn render_detail(
                                     td.nowrap data-label="Time" { (timestamp(e.at)) }
                                     td data-label="Step" { (e.stage.as_str()) }
                                     td data-label="Result" { (crate::pages::dashboard::outcome_badge(e.outcome)) }
-                                    td data-label="Detail" { (e.detail) }
+                                    td.wide data-label="Detail" { (e.detail) }
                                 }
                             }
                         }

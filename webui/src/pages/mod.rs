@@ -1,12 +1,15 @@
 //! Server-rendered pages (maud). They work without JavaScript; only the build page adds a
 //! small embedded script for its live log.
 
+pub mod account;
+pub mod build;
 pub mod dashboard;
 pub mod flakes;
 pub mod layout;
 pub mod login;
 pub mod machines;
 pub mod settings;
+pub mod settings_input;
 pub mod setup;
 pub mod timeline;
 
@@ -51,7 +54,10 @@ pub(crate) fn new_form_token() -> Result<(String, HeaderValue), WebError> {
 }
 
 /// Checks a pre-session form's token against its cookie.
-pub(crate) fn check_form_token(headers: &axum::http::HeaderMap, field: &str) -> Result<(), WebError> {
+pub(crate) fn check_form_token(
+    headers: &axum::http::HeaderMap,
+    field: &str,
+) -> Result<(), WebError> {
     match cookie(headers, FORM_COOKIE) {
         Some(c) if !field.is_empty() && constant_time_eq(c, field) => Ok(()),
         _ => Err(WebError::BadCsrf),

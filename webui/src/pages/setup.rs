@@ -122,8 +122,8 @@ fn render(state: &WebState, form: &SetupForm, token: &str, errors: &Errors) -> M
                     }
                     (field_error(errors.lan.as_deref()))
                 }
-                fieldset style="border:0;padding:0;margin:0" {
-                    legend style="font-weight:600;margin-bottom:0.4rem" { "DHCP mode" }
+                fieldset.plain {
+                    legend { "DHCP mode" }
                     (dhcp_mode_choices(mode))
                     (field_error(errors.mode.as_deref()))
                 }
@@ -210,7 +210,10 @@ pub async fn submit(
     let (Some(mode), None, None, None) = (mode, &errors.code, &errors.password, &errors.lan) else {
         let (token, cookie) = new_form_token()?;
         let page = render(&state, &form, &token, &errors);
-        return Ok(with_cookie((StatusCode::UNPROCESSABLE_ENTITY, page), cookie));
+        return Ok(with_cookie(
+            (StatusCode::UNPROCESSABLE_ENTITY, page),
+            cookie,
+        ));
     };
 
     let hash = tokio::task::spawn_blocking({
@@ -240,7 +243,8 @@ pub async fn submit(
 
     let id = state.sessions().create(ADMIN, state.clock().now())?;
     let mut response = Redirect::to("/").into_response();
-    let value = HeaderValue::from_str(&session_cookie(&id)).map_err(|e| WebError::Task(e.to_string()))?;
+    let value =
+        HeaderValue::from_str(&session_cookie(&id)).map_err(|e| WebError::Task(e.to_string()))?;
     response.headers_mut().append(header::SET_COOKIE, value);
     Ok(response)
 }

@@ -30,7 +30,13 @@ pub enum Step {
 
 impl Step {
     /// Every step, in boot order.
-    pub const ALL: [Step; 5] = [Step::Dhcp, Step::Tftp, Step::Script, Step::Kernel, Step::Initrd];
+    pub const ALL: [Step; 5] = [
+        Step::Dhcp,
+        Step::Tftp,
+        Step::Script,
+        Step::Kernel,
+        Step::Initrd,
+    ];
 
     fn of(stage: BootStage) -> Step {
         match stage {
@@ -170,7 +176,11 @@ fn fold(events: &[&BootEvent]) -> Attempt {
             view.at = Some(event.at);
         }
     }
-    let reached = |s: Step| steps.get(s.index()).is_some_and(|v| v.state != StepState::NotReached);
+    let reached = |s: Step| {
+        steps
+            .get(s.index())
+            .is_some_and(|v| v.state != StepState::NotReached)
+    };
     let later_reached = reached(Step::Script) || reached(Step::Kernel) || reached(Step::Initrd);
     if let Some(tftp) = steps.get_mut(Step::Tftp.index())
         && tftp.state == StepState::NotReached
@@ -188,16 +198,22 @@ fn fold(events: &[&BootEvent]) -> Attempt {
         .iter()
         .find(|v| matches!(v.state, StepState::Failed | StepState::Declined))
     {
-        let verb = if bad.state == StepState::Failed { "failed" } else { "was declined" };
-        Some(format!("Stopped at {}: it {verb} ({}).", bad.step.label(), bad.detail))
+        let verb = if bad.state == StepState::Failed {
+            "failed"
+        } else {
+            "was declined"
+        };
+        Some(format!(
+            "Stopped at {}: it {verb} ({}).",
+            bad.step.label(),
+            bad.detail
+        ))
     } else {
         let last = steps
             .iter()
             .rev()
             .find(|v| matches!(v.state, StepState::Ok));
-        let next = steps
-            .iter()
-            .find(|v| v.state == StepState::NotReached);
+        let next = steps.iter().find(|v| v.state == StepState::NotReached);
         match (last, next) {
             (Some(last), Some(next)) => Some(format!(
                 "Stopped after {}: the machine never asked for the {}.",
@@ -262,7 +278,7 @@ pub fn render(attempt: &Attempt) -> Markup {
                 }
             }
             @if let Some(why) = &attempt.stopped {
-                p.small style="margin:0.4rem 0 0" { (why) }
+                p.small.verdict { (why) }
             }
         }
     }
@@ -336,7 +352,10 @@ mod tests {
             Some("Stopped after DHCP: the machine never asked for the iPXE binary over TFTP.")
         );
         let html = render(oldest).into_string();
-        assert!(html.contains("failed") && html.contains("client aborted"), "{html}");
+        assert!(
+            html.contains("failed") && html.contains("client aborted"),
+            "{html}"
+        );
     }
 
     #[test]

@@ -1,0 +1,341 @@
+//! The JSON API under `/api/v1`: the UI's operations for scripts and the CLI. Authenticated by
+//! a bearer token (or a browser session plus the `X-CSRF-Token` header for writes). See
+//! docs/api.md.
+
+pub mod builds;
+
+use std::collections::BTreeMap;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use flakeboot_catalogue::BootEvent;
+use flakeboot_store::{
+    ApplianceSettings, FlakeRecord, GenerationRecord, MachineOptions, MachineRecord,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::error::{ApiError, WebError};
+use crate::flake_service::FlakeServiceError;
+use crate::pages::machines::{self, MachineUpdate, parse_mac};
+use crate::pages::settings_input;
+use crate::pages::timeline::{self, Attempt};
+use crate::state::WebState;
+use crate::status::DaemonStatus;
+
+/// A JSON result.
+pub type ApiResult<T> = Result<T, ApiError>;
+
+fn unprocessable(errors: impl Serialize) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        Json(json!({ "error": "invalid input", "fields": errors })),
+    )
+        .into_response()
+}
+
+/// The dashboard's data.
+#[derive(Debug, Serialize)]
+pub struct StatusView {
+    /// The daemon's services and warnings.
+    #[serde(flatten)]
+    pub daemon: DaemonStatus,
+    /// The DHCP mode in effect.
+    pub dhcp_mode: &'static str,
+    /// Machines seen.
+    pub machines: usize,
+    /// Builds queued or running.
+    pub active_builds: usize,
+}
+
+/// GET /api/v1/status
+pub async fn status(State(state): State<WebState>) -> ApiResult<Json<StatusView>> {
+    let machines = state.db(|s| s.machines()).await?.len();
+    let active_builds = state
+        .flakes()
+        .builds()?
+        .iter()
+        .filter(|b| b.state.is_active())
+        .count();
+    Ok(Json(StatusView {
+        daemon: state.status(),
+        dhcp_mode: state.settings().dhcp_mode.as_str(),
+        machines,
+        active_builds,
+    }))
+}
+
+/// GET /api/v1/flakes
+pub async fn flakes(State(state): State<WebState>) -> ApiResult<Json<Vec<FlakeRecord>>> {
+    Ok(Json(state.flakes().flakes()?))
+}
+
+/// The body of POST /api/v1/flakes.
+#[derive(Debug, Deserialize)]
+pub struct AddFlake {
+    /// The flake reference.
+    pub url: String,
+    /// Its name (default: from the URL).
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// POST /api/v1/flakes
+pub async fn add_flake(
+    State(state): State<WebState>,
+    Json(body): Json<AddFlake>,
+) -> ApiResult<Response> {
+    let flake = state
+        .flakes()
+        .add(
+            body.url.trim(),
+            body.name.as_deref().filter(|n| !n.is_empty()),
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(flake)).into_response())
+}
+
+/// POST /api/v1/flakes/{name}/update
+pub async fn update_flake(
+    State(state): State<WebState>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let ids = state.flakes().update(&name).await?;
+    Ok(Json(json!({ "builds": ids })))
+}
+
+/// One host a machine can boot.
+#[derive(Debug, Serialize)]
+pub struct HostView {
+    /// The name machines are assigned by.
+    pub name: String,
+    /// `config` (the config file) or `flake`.
+    pub source: &'static str,
+}
+
+/// GET /api/v1/hosts
+pub async fn hosts(State(state): State<WebState>) -> ApiResult<Json<Vec<HostView>>> {
+    Ok(Json(
+        state
+            .assignable_hosts()
+            .into_iter()
+            .map(|name| HostView {
+                source: if name.contains('#') {
+                    "flake"
+                } else {
+                    "config"
+                },
+                name,
+            })
+            .collect(),
+    ))
+}
+
+/// `?host=` of the generations call.
+#[derive(Debug, Deserialize)]
+pub struct HostQuery {
+    /// A qualified host (`flake#host`).
+    #[serde(default)]
+    pub host: Option<String>,
+}
+
+/// A host's generations and its pin.
+#[derive(Debug, Serialize)]
+pub struct GenerationsView {
+    /// Oldest first.
+    pub generations: Vec<GenerationRecord>,
+    /// The pinned generation, if rolled back.
+    pub pinned: Option<u32>,
+}
+
+/// GET /api/v1/generations[?host=flake%23host]
+pub async fn generations(
+    State(state): State<WebState>,
+    Query(q): Query<HostQuery>,
+) -> ApiResult<Json<BTreeMap<String, GenerationsView>>> {
+    let hosts = match q.host {
+        Some(h) => vec![h],
+        None => state.flakes().generation_hosts()?,
+    };
+    let mut out = BTreeMap::new();
+    for h in hosts {
+        let view = GenerationsView {
+            generations: state.flakes().generations(&h)?,
+            pinned: state.flakes().pinned(&h)?,
+        };
+        out.insert(h, view);
+    }
+    Ok(Json(out))
+}
+
+/// The body of the rollback and unpin calls.
+#[derive(Debug, Deserialize)]
+pub struct Rollback {
+    /// A qualified host.
+    pub host: String,
+    /// The generation to boot (rollback only).
+    #[serde(default)]
+    pub number: Option<u32>,
+}
+
+/// POST /api/v1/generations/rollback
+pub async fn rollback(
+    State(state): State<WebState>,
+    Json(body): Json<Rollback>,
+) -> ApiResult<Json<serde_json::Value>> {
+    let number = body.number.ok_or_else(|| {
+        WebError::Flake(FlakeServiceError::Invalid {
+            field: "number",
+            message: "which generation?".into(),
+        })
+    })?;
+    state.flakes().rollback(&body.host, number)?;
+    Ok(Json(json!({ "host": body.host, "pinned": number })))
+}
+
+/// POST /api/v1/generations/unpin
+pub async fn unpin(
+    State(state): State<WebState>,
+    Json(body): Json<Rollback>,
+) -> ApiResult<Json<serde_json::Value>> {
+    state.flakes().unpin(&body.host)?;
+    Ok(Json(json!({ "host": body.host, "pinned": null })))
+}
+
+/// A machine with its boot options.
+#[derive(Debug, Serialize)]
+pub struct MachineView {
+    /// What the store knows.
+    #[serde(flatten)]
+    pub machine: MachineRecord,
+    /// Host name and extra kernel parameters.
+    pub options: MachineOptions,
+}
+
+/// GET /api/v1/machines
+pub async fn machines(State(state): State<WebState>) -> ApiResult<Json<Vec<MachineView>>> {
+    let (list, options) = state
+        .db(|s| Ok((s.machines()?, s.all_machine_options()?)))
+        .await?;
+    Ok(Json(
+        list.into_iter()
+            .map(|m| MachineView {
+                options: options
+                    .iter()
+                    .find(|(mac, _)| *mac == m.mac)
+                    .map(|(_, o)| o.clone())
+                    .unwrap_or_default(),
+                machine: m,
+            })
+            .collect(),
+    ))
+}
+
+/// One machine with its boot attempts.
+#[derive(Debug, Serialize)]
+pub struct MachineDetail {
+    /// The machine.
+    #[serde(flatten)]
+    pub view: MachineView,
+    /// Its boots, newest first.
+    pub attempts: Vec<Attempt>,
+}
+
+async fn machine_detail(
+    state: &WebState,
+    mac: flakeboot_catalogue::MacAddr,
+) -> Result<MachineDetail, WebError> {
+    let (m, options, events) = state
+        .db(move |s| {
+            Ok((
+                s.machine(mac)?,
+                s.machine_options(mac)?,
+                s.events_for(mac, 200)?,
+            ))
+        })
+        .await?;
+    let machine = m.ok_or_else(|| WebError::NotFound {
+        what: format!("machine {mac}"),
+    })?;
+    Ok(MachineDetail {
+        view: MachineView { machine, options },
+        attempts: timeline::attempts(&events),
+    })
+}
+
+/// GET /api/v1/machines/{mac}
+pub async fn machine(
+    State(state): State<WebState>,
+    Path(mac): Path<String>,
+) -> ApiResult<Json<MachineDetail>> {
+    let mac = parse_mac(&mac)?;
+    Ok(Json(machine_detail(&state, mac).await?))
+}
+
+/// POST /api/v1/machines/{mac}: assign, label, host name, kernel parameters.
+pub async fn update_machine(
+    State(state): State<WebState>,
+    Path(mac): Path<String>,
+    Json(update): Json<MachineUpdate>,
+) -> ApiResult<Response> {
+    let mac = parse_mac(&mac)?;
+    if let Err(errors) = machines::validate(&state, &update) {
+        return Ok(unprocessable(errors));
+    }
+    machines::apply(&state, mac, update).await?;
+    Ok(Json(machine_detail(&state, mac).await?).into_response())
+}
+
+/// `?limit=` of the event calls.
+#[derive(Debug, Deserialize)]
+pub struct Limit {
+    /// At most this many (default 100, at most 10000).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+impl Limit {
+    fn get(&self) -> usize {
+        self.limit.unwrap_or(100).min(10_000)
+    }
+}
+
+/// GET /api/v1/machines/{mac}/events
+pub async fn machine_events(
+    State(state): State<WebState>,
+    Path(mac): Path<String>,
+    Query(limit): Query<Limit>,
+) -> ApiResult<Json<Vec<BootEvent>>> {
+    let mac = parse_mac(&mac)?;
+    let n = limit.get();
+    Ok(Json(state.db(move |s| s.events_for(mac, n)).await?))
+}
+
+/// GET /api/v1/events
+pub async fn events(
+    State(state): State<WebState>,
+    Query(limit): Query<Limit>,
+) -> ApiResult<Json<Vec<BootEvent>>> {
+    let n = limit.get();
+    Ok(Json(state.db(move |s| s.recent_events(n)).await?))
+}
+
+/// GET /api/v1/settings
+pub async fn get_settings(State(state): State<WebState>) -> Json<ApplianceSettings> {
+    Json(state.settings())
+}
+
+/// PUT /api/v1/settings: replaces every setting (GET, edit, PUT).
+pub async fn put_settings(
+    State(state): State<WebState>,
+    Json(next): Json<ApplianceSettings>,
+) -> ApiResult<Response> {
+    let errors = settings_input::validate(&next);
+    if !errors.is_empty() {
+        return Ok(unprocessable(errors));
+    }
+    state.save_settings(next.clone()).await?;
+    Ok(Json(next).into_response())
+}

@@ -1,0 +1,111 @@
+//! The UI's starting point from the config file: the settings it shows until the UI saves its
+//! own, the hosts it offers, and the machines the file pins.
+
+use std::collections::BTreeMap;
+
+use flakeboot_config::{Config, DhcpMode};
+use flakeboot_store::{ApplianceSettings, DhcpModeSetting, ReservationSetting};
+
+use crate::state::WebConfig;
+
+/// The config file's settings in the UI's terms.
+pub fn settings_from_config(config: &Config) -> ApplianceSettings {
+    ApplianceSettings {
+        lan_interface: config.lan.interface.clone(),
+        dhcp_mode: match config.dhcp.mode {
+            DhcpMode::Proxy => DhcpModeSetting::Proxy,
+            DhcpMode::Router => DhcpModeSetting::Router,
+            DhcpMode::Off => DhcpModeSetting::Off,
+        },
+        dhcp_ranges: config.dhcp.all_ranges(),
+        reservations: config
+            .dhcp
+            .reservations
+            .iter()
+            .map(|r| ReservationSetting {
+                mac: r.mac,
+                address: r.address,
+                hostname: r.hostname.clone(),
+            })
+            .collect(),
+        menu_default: config.menu.default.clone(),
+        menu_timeout_secs: config.menu.timeout.as_secs(),
+        substituters: config.nix.substituters.clone().unwrap_or_default(),
+        builders: config.nix.builders.clone(),
+    }
+}
+
+impl WebConfig {
+    /// A UI configuration from the config file: its hosts, its pinned machines and its
+    /// settings; `interfaces` are the ports the setup page offers (e.g. from /sys/class/net).
+    pub fn from_config(config: &Config, interfaces: Vec<String>) -> WebConfig {
+        WebConfig {
+            static_hosts: config.hosts.iter().map(|h| h.name.clone()).collect(),
+            pinned_machines: config
+                .machines
+                .iter()
+                .map(|m| (m.mac, m.host.clone()))
+                .collect::<BTreeMap<_, _>>(),
+            interfaces,
+            default_settings: settings_from_config(config),
+            ..WebConfig::default()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::net::Ipv4Addr;
+    use std::path::Path;
+
+    #[test]
+    fn a_config_file_becomes_the_uis_starting_point() {
+        let text = r#"
+            [lan]
+            interface = "lan0"
+            [dhcp]
+            mode = "router"
+            range = ["10.0.0.100", "10.0.0.200"]
+            [[dhcp.reservations]]
+            mac = "52:54:00:00:00:05"
+            address = "10.0.0.5"
+            [menu]
+            default = "demo"
+            timeout = "3s"
+            [nix]
+            builders = ["ssh://b x86_64-linux"]
+            [[hosts]]
+            name = "demo"
+            kernel = "/srv/k"
+            initrd = "/srv/i"
+            [[machines]]
+            mac = "52:54:00:00:00:01"
+            host = "demo"
+        "#;
+        let config = Config::parse(text, Path::new("test.toml")).unwrap();
+        let web = WebConfig::from_config(&config, vec!["lan0".into()]);
+        assert_eq!(web.static_hosts, ["demo"]);
+        assert_eq!(
+            web.pinned_machines
+                .get(&"52:54:00:00:00:01".parse().unwrap()),
+            Some(&Some("demo".to_owned()))
+        );
+        let s = web.default_settings;
+        assert_eq!(
+            (s.lan_interface.as_str(), s.dhcp_mode),
+            ("lan0", DhcpModeSetting::Router)
+        );
+        assert_eq!(
+            s.dhcp_ranges,
+            [[Ipv4Addr::new(10, 0, 0, 100), Ipv4Addr::new(10, 0, 0, 200)]]
+        );
+        assert_eq!(s.reservations.len(), 1);
+        assert_eq!(
+            (s.menu_default.as_deref(), s.menu_timeout_secs),
+            (Some("demo"), 3)
+        );
+        assert_eq!(s.builders, ["ssh://b x86_64-linux"]);
+    }
+}

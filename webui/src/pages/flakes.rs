@@ -1,0 +1,394 @@
+//! Flakes: add a URL, its hosts, update, build, cancel, the live build log, generations with
+//! one-click rollback. Everything goes through [`crate::flake_service::FlakeService`].
+
+use std::time::SystemTime;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::{Extension, Form};
+use flakeboot_store::{BuildRecord, FlakeRecord, GenerationRecord};
+use maud::{Markup, html};
+use serde::Deserialize;
+
+use crate::auth::guard::Principal;
+use crate::error::WebError;
+use crate::flake_service::FlakeServiceError;
+use crate::pages::dashboard::build_badge;
+use crate::pages::layout::{Frame, Nav, ago, csrf_field, field_error, page, timestamp};
+use crate::state::WebState;
+
+/// The add-a-flake form.
+#[derive(Debug, Default, Deserialize)]
+pub struct AddForm {
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    name: String,
+}
+
+/// The build-a-host form.
+#[derive(Debug, Deserialize)]
+pub struct BuildForm {
+    host: String,
+}
+
+/// The rollback form.
+#[derive(Debug, Deserialize)]
+pub struct RollbackForm {
+    host: String,
+    #[serde(default)]
+    number: Option<u32>,
+}
+
+fn frame<'a>(title: &'a str, principal: &'a Principal) -> Frame<'a> {
+    Frame {
+        title,
+        nav: Nav::Flakes,
+        csrf: principal.csrf(),
+    }
+}
+
+fn short_rev(rev: Option<&str>) -> String {
+    rev.map_or_else(|| "—".to_owned(), |r| r.chars().take(10).collect())
+}
+
+fn builds_table(builds: &[&BuildRecord], csrf: &str) -> Markup {
+    let now = SystemTime::now();
+    html! {
+        div.table-wrap {
+            table.responsive {
+                thead { tr { th { "Build" } th { "Host" } th { "State" } th { "Queued" } th {} } }
+                tbody {
+                    @for b in builds {
+                        @let (class, word) = build_badge(b.state);
+                        tr {
+                            td data-label="Build" { a href={ "/builds/" (b.id) } { "#" (b.id) } }
+                            td data-label="Host" { code { (b.flake) "#" (b.host) } }
+                            td data-label="State" { span class=(class) { (word) } }
+                            td.nowrap data-label="Queued" title=(timestamp(b.queued_at)) { (ago(b.queued_at, now)) }
+                            td.right {
+                                @if b.state.is_active() {
+                                    form.inline method="post" action={ "/builds/" (b.id) "/cancel" } {
+                                        (csrf_field(csrf))
+                                        button.small.secondary type="submit" { "Cancel" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn add_form(csrf: &str, form: &AddForm, error: Option<&FlakeServiceError>) -> Markup {
+    let (url_error, name_error) = match error {
+        Some(FlakeServiceError::Invalid {
+            field: "name",
+            message,
+        }) => (None, Some(message.as_str())),
+        Some(FlakeServiceError::Invalid { message, .. }) => (Some(message.as_str()), None),
+        _ => (None, None),
+    };
+    html! {
+        div.card {
+            h2 { "Add a flake" }
+            form.stack method="post" action="/flakes" {
+                (csrf_field(csrf))
+                div {
+                    label for="url" { "Flake URL"
+                        span.hint { "For example github:owner/repo, git+https://host/repo.git, or path:/srv/fleet. \
+                                     flakeboot locks it and lists the NixOS hosts it can boot." } }
+                    input #url type="text" name="url" value=(form.url) placeholder="github:owner/repo"
+                        autocomplete="off" spellcheck="false" class=[url_error.is_some().then_some("invalid")];
+                    (field_error(url_error))
+                }
+                div {
+                    label for="name" { "Name " span.muted { "(optional)" }
+                        span.hint { "Hosts are named “name#host”. Default: from the URL." } }
+                    input #name type="text" name="name" value=(form.name) autocomplete="off"
+                        class=[name_error.is_some().then_some("invalid")];
+                    (field_error(name_error))
+                }
+                div.actions { button type="submit" { "Add flake" } }
+            }
+        }
+    }
+}
+
+async fn render_list(
+    state: &WebState,
+    principal: &Principal,
+    form: &AddForm,
+    error: Option<&FlakeServiceError>,
+) -> Result<Markup, WebError> {
+    let flakes = state.flakes().flakes()?;
+    let builds = state.flakes().builds()?;
+    let recent: Vec<&BuildRecord> = builds.iter().rev().take(15).collect();
+    let csrf = principal.csrf();
+    let body = html! {
+        h1 { "Flakes" }
+        (add_form(csrf, form, error))
+        @for f in &flakes {
+            div.card {
+                div.titlebar {
+                    h2 { a href={ "/flakes/" (f.name) } { (f.name) } }
+                    form.inline method="post" action={ "/flakes/" (f.name) "/update" } {
+                        (csrf_field(csrf))
+                        button.small.secondary type="submit" { "Update and build" }
+                    }
+                }
+                p.small.muted.mt-s { code { (f.url) } " · revision " code { (short_rev(f.revision.as_deref())) } }
+                @if let Some(e) = &f.error { div.notice.bad { (e) } }
+                (hosts_table(state, f, csrf))
+            }
+        }
+        @if flakes.is_empty() { p.empty { "No flake yet." } }
+        div.card {
+            h2 { "Recent builds" }
+            @if recent.is_empty() { p.empty { "Nothing was built yet." } } @else { (builds_table(&recent, csrf)) }
+        }
+    };
+    Ok(page(frame("Flakes", principal), body))
+}
+
+fn hosts_table(state: &WebState, f: &FlakeRecord, csrf: &str) -> Markup {
+    html! {
+        @if f.hosts.is_empty() {
+            p.empty { "This flake defines no nixosConfigurations." }
+        } @else {
+            div.table-wrap {
+                table.responsive {
+                    thead { tr { th { "Host" } th { "Boots" } th {} } }
+                    tbody {
+                        @for h in &f.hosts {
+                            @let q = format!("{}#{}", f.name, h.name);
+                            @let current = current_generation(state, &q);
+                            tr {
+                                td data-label="Host" { strong { (h.name) } }
+                                td data-label="Boots" {
+                                    @if let Some(why) = &h.unbootable {
+                                        span.badge.warn { "cannot netboot" } " " span.small.muted { (why) }
+                                    } @else if let Some((g, pinned)) = &current {
+                                        "generation " (g.number)
+                                        @if *pinned { " " span.badge.warn { "pinned" } }
+                                        span.small.muted { " · " (short_rev(g.revision.as_deref())) }
+                                    } @else {
+                                        span.muted { "not built yet" }
+                                    }
+                                }
+                                td.right {
+                                    @if h.unbootable.is_none() {
+                                        form.inline method="post" action={ "/flakes/" (f.name) "/build" } {
+                                            (csrf_field(csrf))
+                                            input type="hidden" name="host" value=(h.name);
+                                            button.small type="submit" { "Build" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The generation a qualified host boots, and whether it is pinned.
+fn current_generation(state: &WebState, host: &str) -> Option<(GenerationRecord, bool)> {
+    let gens = state.flakes().generations(host).ok()?;
+    let pinned = state.flakes().pinned(host).ok().flatten();
+    match pinned {
+        Some(n) => gens.into_iter().find(|g| g.number == n).map(|g| (g, true)),
+        None => gens.into_iter().next_back().map(|g| (g, false)),
+    }
+}
+
+/// GET /flakes
+pub async fn list(
+    State(state): State<WebState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Response, WebError> {
+    Ok(render_list(&state, &principal, &AddForm::default(), None)
+        .await?
+        .into_response())
+}
+
+/// POST /flakes
+pub async fn add(
+    State(state): State<WebState>,
+    Extension(principal): Extension<Principal>,
+    Form(form): Form<AddForm>,
+) -> Result<Response, WebError> {
+    let url = form.url.trim().to_owned();
+    let name = form.name.trim().to_owned();
+    let result = if url.is_empty() {
+        Err(FlakeServiceError::Invalid {
+            field: "url",
+            message: "Enter a flake URL.".into(),
+        })
+    } else {
+        state
+            .flakes()
+            .add(&url, (!name.is_empty()).then_some(name.as_str()))
+            .await
+    };
+    match result {
+        Ok(flake) => {
+            tracing::info!(name = %flake.name, url = %flake.url, "flake added");
+            Ok(Redirect::to(&format!("/flakes/{}", flake.name)).into_response())
+        }
+        Err(e @ FlakeServiceError::Invalid { .. }) => {
+            let page = render_list(&state, &principal, &form, Some(&e)).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// GET /flakes/{name}: hosts and their generations with rollback.
+pub async fn show(
+    State(state): State<WebState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<Response, WebError> {
+    let flake = state
+        .flakes()
+        .flakes()?
+        .into_iter()
+        .find(|f| f.name == name)
+        .ok_or_else(|| WebError::NotFound {
+            what: format!("flake “{name}”"),
+        })?;
+    let builds = state.flakes().builds()?;
+    let mine: Vec<&BuildRecord> = builds
+        .iter()
+        .rev()
+        .filter(|b| b.flake == name)
+        .take(10)
+        .collect();
+    let csrf = principal.csrf();
+    let now = SystemTime::now();
+    let mut host_gens = Vec::new();
+    for h in &flake.hosts {
+        let q = format!("{}#{}", flake.name, h.name);
+        let gens = state.flakes().generations(&q)?;
+        let pinned = state.flakes().pinned(&q)?;
+        host_gens.push((q, gens, pinned));
+    }
+    let body = html! {
+        p.small { a href="/flakes" { "← Flakes" } }
+        div.titlebar {
+            h1 { (flake.name) }
+            form.inline method="post" action={ "/flakes/" (flake.name) "/update" } {
+                (csrf_field(csrf))
+                button.secondary type="submit" { "Update and build" }
+            }
+        }
+        div.card {
+            dl.facts {
+                dt { "URL" } dd { code { (flake.url) } }
+                dt { "Revision" } dd { code { (flake.revision.as_deref().unwrap_or("—")) } }
+                dt { "Locked" } dd { (flake.locked_at.map_or_else(|| "never".to_owned(), |t| ago(t, now))) }
+            }
+            @if let Some(e) = &flake.error { div.notice.bad.mt { (e) } }
+        }
+        div.card {
+            h2 { "Hosts" }
+            (hosts_table(&state, &flake, csrf))
+        }
+        @for (q, gens, pinned) in &host_gens {
+            @if !gens.is_empty() {
+                div.card {
+                    h2 { "Generations of " code { (q) } }
+                    @if pinned.is_some() {
+                        form.inline method="post" action="/generations/unpin" {
+                            (csrf_field(csrf))
+                            input type="hidden" name="host" value=(q);
+                            p.small { "Pinned: machines boot the pinned generation, not the newest. "
+                                button.small.secondary type="submit" { "Boot the newest again" } }
+                        }
+                    }
+                    div.table-wrap {
+                        table.responsive {
+                            thead { tr { th { "Generation" } th { "Revision" } th { "Built" } th {} } }
+                            tbody {
+                                @for g in gens.iter().rev() {
+                                    @let boots = match pinned { Some(p) => *p == g.number, None => Some(g) == gens.last() };
+                                    tr {
+                                        td data-label="Generation" { strong { (g.number) } @if boots { " " span.badge.ok { "booting" } } }
+                                        td.mono data-label="Revision" { (short_rev(g.revision.as_deref())) }
+                                        td.nowrap data-label="Built" title=(timestamp(g.built_at)) { (ago(g.built_at, now)) }
+                                        td.right {
+                                            @if !boots {
+                                                form.inline method="post" action="/generations/rollback" {
+                                                    (csrf_field(csrf))
+                                                    input type="hidden" name="host" value=(q);
+                                                    input type="hidden" name="number" value=(g.number);
+                                                    button.small.secondary type="submit" { "Boot this one" }
+                                                }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        div.card {
+            h2 { "Builds" }
+            @if mine.is_empty() { p.empty { "Nothing was built yet." } } @else { (builds_table(&mine, csrf)) }
+        }
+    };
+    Ok(page(frame(&flake.name, &principal), body).into_response())
+}
+
+/// POST /flakes/{name}/update
+pub async fn update(
+    State(state): State<WebState>,
+    Path(name): Path<String>,
+) -> Result<Response, WebError> {
+    let ids = state.flakes().update(&name).await?;
+    tracing::info!(flake = %name, builds = ?ids, "flake updated");
+    Ok(Redirect::to(&format!("/flakes/{name}")).into_response())
+}
+
+/// POST /flakes/{name}/build
+pub async fn build(
+    State(state): State<WebState>,
+    Path(name): Path<String>,
+    Form(form): Form<BuildForm>,
+) -> Result<Response, WebError> {
+    let id = state.flakes().build(&name, &form.host)?;
+    tracing::info!(flake = %name, host = %form.host, id, "build queued");
+    Ok(Redirect::to(&format!("/builds/{id}")).into_response())
+}
+
+/// POST /generations/rollback
+pub async fn rollback(
+    State(state): State<WebState>,
+    Form(form): Form<RollbackForm>,
+) -> Result<Response, WebError> {
+    let number = form.number.ok_or_else(|| WebError::BadRequest {
+        message: "which generation?".into(),
+    })?;
+    state.flakes().rollback(&form.host, number)?;
+    tracing::info!(host = %form.host, number, "rolled back");
+    let flake = form.host.split('#').next().unwrap_or_default();
+    Ok(Redirect::to(&format!("/flakes/{flake}")).into_response())
+}
+
+/// POST /generations/unpin
+pub async fn unpin(
+    State(state): State<WebState>,
+    Form(form): Form<RollbackForm>,
+) -> Result<Response, WebError> {
+    state.flakes().unpin(&form.host)?;
+    let flake = form.host.split('#').next().unwrap_or_default();
+    Ok(Redirect::to(&format!("/flakes/{flake}")).into_response())
+}

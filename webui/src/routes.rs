@@ -1,0 +1,245 @@
+//! The route table: every route, its method and who may call it, in one place. [`app`] builds
+//! the router from it, and a test walks it to prove every protected route refuses anonymous
+//! requests.
+
+use axum::Router;
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get, post, put};
+
+use crate::api;
+use crate::auth::guard::require_auth;
+use crate::error::WebError;
+use crate::pages::{account, build, dashboard, flakes, layout, login, machines, settings, setup};
+use crate::state::WebState;
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone: sign-in, first-run setup, static assets.
+    Public,
+    /// A session or an API token.
+    Protected,
+}
+
+/// One entry of the route table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RouteInfo {
+    /// The HTTP method.
+    pub method: &'static str,
+    /// The path, axum syntax (`/machines/{mac}`).
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+type Entry = (RouteInfo, MethodRouter<WebState>);
+
+fn r(
+    method: &'static str,
+    path: &'static str,
+    access: Access,
+    handler: MethodRouter<WebState>,
+) -> Entry {
+    (
+        RouteInfo {
+            method,
+            path,
+            access,
+        },
+        handler,
+    )
+}
+
+/// Every route with its handler.
+fn table() -> Vec<Entry> {
+    use Access::{Protected as P, Public as O};
+    vec![
+        r("GET", "/static/style.css", O, get(style)),
+        r("GET", "/static/live.js", O, get(script)),
+        r("GET", "/setup", O, get(setup::show)),
+        r("POST", "/setup", O, post(setup::submit)),
+        r("GET", "/login", O, get(login::show)),
+        r("POST", "/login", O, post(login::submit)),
+        r("POST", "/logout", P, post(login::logout)),
+        r("GET", "/", P, get(dashboard::show)),
+        r("GET", "/machines", P, get(machines::list)),
+        r("GET", "/machines/{mac}", P, get(machines::show)),
+        r("POST", "/machines/{mac}", P, post(machines::update)),
+        r("GET", "/flakes", P, get(flakes::list)),
+        r("POST", "/flakes", P, post(flakes::add)),
+        r("GET", "/flakes/{name}", P, get(flakes::show)),
+        r("POST", "/flakes/{name}/update", P, post(flakes::update)),
+        r("POST", "/flakes/{name}/build", P, post(flakes::build)),
+        r("GET", "/builds/{id}", P, get(build::build_page)),
+        r("POST", "/builds/{id}/cancel", P, post(build::cancel)),
+        r("POST", "/generations/rollback", P, post(flakes::rollback)),
+        r("POST", "/generations/unpin", P, post(flakes::unpin)),
+        r("GET", "/settings", P, get(settings::show)),
+        r("POST", "/settings/network", P, post(settings::network)),
+        r("POST", "/settings/menu", P, post(settings::menu)),
+        r("POST", "/settings/nix", P, post(settings::nix)),
+        r(
+            "POST",
+            "/settings/password",
+            P,
+            post(account::change_password),
+        ),
+        r("POST", "/settings/tokens", P, post(account::create_token)),
+        r(
+            "POST",
+            "/settings/tokens/{id}/delete",
+            P,
+            post(account::delete_token),
+        ),
+        r(
+            "POST",
+            "/settings/certificate",
+            P,
+            post(account::certificate),
+        ),
+        r("GET", "/api/v1/status", P, get(api::status)),
+        r("GET", "/api/v1/flakes", P, get(api::flakes)),
+        r("POST", "/api/v1/flakes", P, post(api::add_flake)),
+        r(
+            "POST",
+            "/api/v1/flakes/{name}/update",
+            P,
+            post(api::update_flake),
+        ),
+        r("GET", "/api/v1/hosts", P, get(api::hosts)),
+        r("GET", "/api/v1/builds", P, get(api::builds::list)),
+        r("POST", "/api/v1/builds", P, post(api::builds::create)),
+        r("GET", "/api/v1/builds/{id}", P, get(api::builds::get)),
+        r(
+            "POST",
+            "/api/v1/builds/{id}/cancel",
+            P,
+            post(api::builds::cancel),
+        ),
+        r("GET", "/api/v1/builds/{id}/log", P, get(api::builds::log)),
+        r(
+            "GET",
+            "/api/v1/builds/{id}/events",
+            P,
+            get(api::builds::events),
+        ),
+        r("GET", "/api/v1/generations", P, get(api::generations)),
+        r(
+            "POST",
+            "/api/v1/generations/rollback",
+            P,
+            post(api::rollback),
+        ),
+        r("POST", "/api/v1/generations/unpin", P, post(api::unpin)),
+        r("GET", "/api/v1/machines", P, get(api::machines)),
+        r("GET", "/api/v1/machines/{mac}", P, get(api::machine)),
+        r(
+            "POST",
+            "/api/v1/machines/{mac}",
+            P,
+            post(api::update_machine),
+        ),
+        r(
+            "GET",
+            "/api/v1/machines/{mac}/events",
+            P,
+            get(api::machine_events),
+        ),
+        r("GET", "/api/v1/events", P, get(api::events)),
+        r("GET", "/api/v1/settings", P, get(api::get_settings)),
+        r("PUT", "/api/v1/settings", P, put(api::put_settings)),
+    ]
+}
+
+/// Every route: method, path and access (for tests and docs).
+pub fn routes() -> Vec<RouteInfo> {
+    table().into_iter().map(|(info, _)| info).collect()
+}
+
+/// The paths the plain-HTTP boot port redirects to HTTPS (see [`crate::redirect_router`]).
+pub fn ui_paths() -> Vec<&'static str> {
+    let mut paths: Vec<&'static str> = table()
+        .into_iter()
+        .filter(|(i, _)| i.method == "GET" && !i.path.starts_with("/api/"))
+        .map(|(i, _)| i.path)
+        .collect();
+    paths.dedup();
+    paths
+}
+
+/// The web UI and API. Serve it with `into_make_service_with_connect_info::<SocketAddr>()`
+/// (login rate limits are per client address); [`crate::serve_tls`] does.
+pub fn app(state: WebState) -> Router {
+    let mut public: Router<WebState> = Router::new();
+    let mut protected: Router<WebState> = Router::new();
+    for (info, handler) in table() {
+        match info.access {
+            Access::Public => public = public.route(info.path, handler),
+            Access::Protected => protected = protected.route(info.path, handler),
+        }
+    }
+    let protected =
+        protected.route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
+    Router::new()
+        .merge(public)
+        .merge(protected)
+        .fallback(not_found)
+        .layer(middleware::map_response(security_headers))
+        .with_state(state)
+}
+
+async fn not_found() -> WebError {
+    WebError::NotFound {
+        what: "this page".into(),
+    }
+}
+
+/// Headers on every response: a strict content security policy (only this origin's styles and
+/// scripts), no framing, no sniffing, no referrer, HSTS, and no caching of pages.
+async fn security_headers(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    let set = |h: &mut axum::http::HeaderMap, name: header::HeaderName, value: &'static str| {
+        h.entry(name).or_insert(HeaderValue::from_static(value));
+    };
+    set(
+        h,
+        header::CONTENT_SECURITY_POLICY,
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    );
+    set(h, header::X_CONTENT_TYPE_OPTIONS, "nosniff");
+    set(h, header::X_FRAME_OPTIONS, "DENY");
+    set(h, header::REFERRER_POLICY, "no-referrer");
+    set(h, header::STRICT_TRANSPORT_SECURITY, "max-age=31536000");
+    set(h, header::CACHE_CONTROL, "no-store");
+    response
+}
+
+async fn style() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        layout::STYLE_CSS,
+    )
+        .into_response()
+}
+
+async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=3600"),
+        ],
+        layout::LIVE_JS,
+    )
+        .into_response()
+}
+
+/// The method of a route entry as an `http::Method` (for tests).
+pub fn method_of(info: &RouteInfo) -> Method {
+    Method::from_bytes(info.method.as_bytes()).unwrap_or(Method::GET)
+}
