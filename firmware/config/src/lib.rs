@@ -31,6 +31,8 @@ pub struct Config {
     #[serde(default)]
     pub ipxe: IpxeConfig,
     #[serde(default)]
+    pub web: WebUiConfig,
+    #[serde(default)]
     pub menu: MenuConfig,
     #[serde(default)]
     pub hosts: Vec<HostConfig>,
@@ -98,6 +100,27 @@ pub struct HttpConfig {
 impl Default for HttpConfig {
     fn default() -> Self {
         HttpConfig { port: 80 }
+    }
+}
+
+/// The management web UI and API (HTTPS only, on the LAN address: never on all interfaces).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebUiConfig {
+    pub enabled: bool,
+    /// HTTPS port on the LAN address.
+    pub port: u16,
+    /// Names for the generated certificate besides the LAN address (e.g. "flakeboot.lan").
+    pub names: Vec<String>,
+}
+
+impl Default for WebUiConfig {
+    fn default() -> Self {
+        WebUiConfig {
+            enabled: true,
+            port: 443,
+            names: vec!["flakeboot".to_owned()],
+        }
     }
 }
 

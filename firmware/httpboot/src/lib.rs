@@ -63,8 +63,13 @@ pub fn router(state: HttpBootState) -> Router {
 
 /// [`router`], counting requests into `stats`.
 pub fn router_with_stats(state: HttpBootState, stats: Arc<HttpBootStats>) -> Router {
+    boot_router(state, stats).route("/", get(routes::index))
+}
+
+/// Only the boot paths (scripts, host files, iPXE binaries) and the 404 fallback, without the
+/// `GET /` index page: for a daemon that merges its own `/` (the redirect to the HTTPS web UI).
+pub fn boot_router(state: HttpBootState, stats: Arc<HttpBootStats>) -> Router {
     Router::new()
-        .route("/", get(routes::index))
         .route("/boot.ipxe", get(routes::boot_script))
         .route("/boot/{host}/{version}/{kind}", get(routes::host_file))
         .route("/ipxe/{name}", get(routes::ipxe_binary))
