@@ -25,8 +25,9 @@ struct StaticHost {
     description: String,
 }
 
+/// What one machine boots and with which extra parameters.
 #[derive(Debug, Clone, Default)]
-struct MachinePolicy {
+pub struct MachinePolicy {
     host: Option<String>,
     extra_cmdline: String,
     hostname: Option<String>,
@@ -47,11 +48,11 @@ pub struct CatalogueState {
 }
 
 impl CatalogueState {
-    /// Build from the config; `assigned` are assignments made at run time (the store), which
-    /// apply to machines the config file does not pin.
+    /// Build from the config; `stored` are policies set at run time (the store: web UI, API),
+    /// which apply to machines the config file does not pin.
     pub fn from_config(
         config: &Config,
-        assigned: &[(MacAddr, String)],
+        stored: Vec<(MacAddr, MachinePolicy)>,
         flakes: FlakeCatalogue,
     ) -> CatalogueState {
         let hosts = config
@@ -69,18 +70,7 @@ impl CatalogueState {
                 )
             })
             .collect();
-        let mut machines: HashMap<MacAddr, MachinePolicy> = assigned
-            .iter()
-            .map(|(mac, host)| {
-                (
-                    *mac,
-                    MachinePolicy {
-                        host: Some(host.clone()),
-                        ..MachinePolicy::default()
-                    },
-                )
-            })
-            .collect();
+        let mut machines: HashMap<MacAddr, MachinePolicy> = stored.into_iter().collect();
         for m in &config.machines {
             machines.insert(
                 m.mac,
@@ -233,6 +223,31 @@ fn append_machine_args(cmdline: &mut String, m: &MachinePolicy) {
     push_arg(cmdline, &m.extra_cmdline);
 }
 
+/// Per-machine policies the web UI and API keep in the store.
+pub fn stored_policies(
+    store: &flakeboot_store::Store,
+) -> Result<Vec<(MacAddr, MachinePolicy)>, flakeboot_store::StoreError> {
+    let mut policies: HashMap<MacAddr, MachinePolicy> = store
+        .machines()?
+        .into_iter()
+        .map(|m| {
+            (
+                m.mac,
+                MachinePolicy {
+                    host: m.host,
+                    ..MachinePolicy::default()
+                },
+            )
+        })
+        .collect();
+    for (mac, options) in store.all_machine_options()? {
+        let policy = policies.entry(mac).or_default();
+        policy.hostname = options.hostname;
+        policy.extra_cmdline = options.kernel_params;
+    }
+    Ok(policies.into_iter().collect())
+}
+
 fn push_arg(cmdline: &mut String, arg: &str) {
     let arg = arg.trim();
     if arg.is_empty() {
@@ -277,7 +292,6 @@ impl DaemonCatalogue {
     }
 
     /// Replace the whole state (config reload, assignment change).
-    #[allow(dead_code)]
     pub fn replace(&self, state: CatalogueState) {
         match self.state.write() {
             Ok(mut guard) => *guard = Arc::new(state),
@@ -357,7 +371,8 @@ hostname = "node1"
 
     #[test]
     fn assigned_machine_boots_its_host_with_machine_parameters() {
-        let state = CatalogueState::from_config(&config(BASE), &[], FlakeCatalogue::default());
+        let state =
+            CatalogueState::from_config(&config(BASE), Vec::new(), FlakeCatalogue::default());
         let spec = state.boot_spec(Some("52:54:00:12:34:56".parse().unwrap()));
         let BootSpec::Host(boot) = spec else {
             panic!("{spec:?}")
@@ -371,7 +386,8 @@ hostname = "node1"
 
     #[test]
     fn unknown_machine_gets_the_menu_with_first_host_default() {
-        let state = CatalogueState::from_config(&config(BASE), &[], FlakeCatalogue::default());
+        let state =
+            CatalogueState::from_config(&config(BASE), Vec::new(), FlakeCatalogue::default());
         let BootSpec::Menu(menu) = state.boot_spec(Some(MacAddr([2, 0, 0, 0, 0, 1]))) else {
             panic!()
         };
@@ -381,13 +397,20 @@ hostname = "node1"
         assert!(matches!(state.boot_spec(None), BootSpec::Menu(_)));
     }
 
+    fn assigned(host: &str) -> MachinePolicy {
+        MachinePolicy {
+            host: Some(host.into()),
+            ..MachinePolicy::default()
+        }
+    }
+
     #[test]
     fn store_assignment_applies_unless_config_pins_the_machine() {
         let pinned: MacAddr = "52:54:00:12:34:56".parse().unwrap();
         let free = MacAddr([2, 0, 0, 0, 0, 9]);
         let state = CatalogueState::from_config(
             &config(BASE),
-            &[(pinned, "other".into()), (free, "other".into())],
+            vec![(pinned, assigned("other")), (free, assigned("other"))],
             FlakeCatalogue::default(),
         );
         let host = |mac| match state.boot_spec(Some(mac)) {
@@ -400,7 +423,8 @@ hostname = "node1"
 
     #[test]
     fn only_catalogue_files_resolve() {
-        let state = CatalogueState::from_config(&config(BASE), &[], FlakeCatalogue::default());
+        let state =
+            CatalogueState::from_config(&config(BASE), Vec::new(), FlakeCatalogue::default());
         let kernel = BootFile::Host {
             host: "demo".into(),
             version: STATIC_VERSION.into(),

@@ -35,6 +35,8 @@ pub enum Command {
     },
     /// Manage flakes on the running daemon (through its control socket).
     Flake(FlakeArgs),
+    /// Install an update bundle into the other A/B slot of the appliance.
+    Update(UpdateArgs),
     /// Print the DHCP leases (the daemon must not be running on this state dir).
     Leases {
         #[arg(long, default_value = "/var/lib/flakeboot")]
@@ -120,4 +122,31 @@ pub enum FlakeCommand {
     Unpin { host: String },
     /// Cancel a queued or running build.
     Cancel { build: u64 },
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(subcommand)]
+    pub command: UpdateCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UpdateCommand {
+    /// Write BUNDLE to the slot not running, verify its hashes, install its UKI with a try
+    /// counter, then reboot.
+    Apply {
+        /// The bundle (a tar file, or a disk holding one).
+        bundle: PathBuf,
+        /// Work on this disk image instead of the running appliance (no reboot).
+        #[arg(long)]
+        disk: Option<PathBuf>,
+        /// Where the running appliance's ESP is mounted.
+        #[arg(long, default_value = "/efi")]
+        esp: PathBuf,
+        /// Do not reboot after installing.
+        #[arg(long)]
+        no_reboot: bool,
+    },
+    /// Print the bundle's identity (its manifest's sha256) and version.
+    Id { bundle: PathBuf },
 }

@@ -63,7 +63,8 @@ impl LanInfo {
     }
 }
 
-fn list_interfaces() -> Vec<String> {
+/// Every network interface's name, sorted.
+pub fn list_interfaces() -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
         .map(|dir| {
             dir.filter_map(|e| e.ok())

@@ -11,6 +11,8 @@ mod lan;
 mod logging;
 mod router_mode;
 mod serve;
+mod update;
+mod web;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,7 @@ fn main() -> ExitCode {
         Command::Leases { state_dir, json } => inspect::leases(&state_dir, json),
         Command::Flake(args) => flake_cmd::run(args),
         Command::Health { state_dir } => flake_cmd::health(&state_dir),
+        Command::Update(args) => update::run(args),
     };
     match result {
         Ok(code) => code,

@@ -11,16 +11,17 @@ use flakeboot_dhcp::boot::BootConfig;
 use flakeboot_dhcp::server::{DhcpServer, DhcpServerConfig, ServerMode};
 use flakeboot_store::Store;
 use flakeboot_tftp::{TftpServer, TftpServerConfig};
-use tokio::sync::mpsc;
+use flakeboot_webui::{DaemonStatus, ServiceState, ServiceStatus};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use flakeboot_nix::{Flakes, Runner, RunnerConfig};
 
-use crate::catalogue::{CatalogueState, DaemonCatalogue};
+use crate::catalogue::{CatalogueState, DaemonCatalogue, stored_policies};
 use crate::cli::ServeArgs;
 use crate::lan::LanInfo;
-use crate::{control, event_writer, router_mode};
+use crate::{control, event_writer, router_mode, web};
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(&args.config)?;
@@ -43,11 +44,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         mode = ?config.dhcp.mode, state_dir = %config.state_dir.display(), "starting flakeboot"
     );
 
-    let assigned: Vec<_> = store
-        .machines()?
-        .into_iter()
-        .filter_map(|m| m.host.map(|h| (m.mac, h)))
-        .collect();
     // Flakes: the build runner requeues builds a crash interrupted and keeps the flake
     // catalogue current; config flakes are synced in the background once serving.
     let runner = Runner::start(
@@ -59,7 +55,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
     let (events_tx, events_rx) = mpsc::channel(4096);
     let catalogue = Arc::new(DaemonCatalogue::new(
-        CatalogueState::from_config(&config, &assigned, flakes.catalogue().clone()),
+        CatalogueState::from_config(
+            &config,
+            stored_policies(&store)?,
+            flakes.catalogue().clone(),
+        ),
         events_tx,
     ));
     let writer = tokio::spawn(event_writer::run(events_rx, store.clone()));
@@ -69,15 +69,28 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let http_base = http_base(lan.address, config.http.port);
     let dyn_catalogue: Arc<dyn Catalogue> = catalogue.clone();
 
+    // The web UI over HTTPS on the LAN address; the plain-HTTP port only redirects to it.
+    let (status_tx, status_rx) = watch::channel(DaemonStatus::default());
+    let web = if config.web.enabled {
+        Some(web::prepare(&config, &lan, &store, &flakes, status_rx)?)
+    } else {
+        None
+    };
+
     // HTTP boot: scripts, kernels, initrds, iPXE binaries for UEFI HTTP boot.
     let http_addr = SocketAddr::new(IpAddr::V4(lan.address), config.http.port);
     let listener = tokio::net::TcpListener::bind(http_addr)
         .await
         .with_context(|| format!("binding the HTTP boot server to {http_addr}"))?;
-    let app = flakeboot_httpboot::router(flakeboot_httpboot::HttpBootState {
+    let boot_state = flakeboot_httpboot::HttpBootState {
         catalogue: dyn_catalogue.clone(),
         base_url: http_base.clone(),
-    });
+    };
+    let app = match &web {
+        Some(web) => flakeboot_httpboot::boot_router(boot_state, Default::default())
+            .merge(flakeboot_webui::redirect_router(&web.https_base)),
+        None => flakeboot_httpboot::router(boot_state),
+    };
     let stop = shutdown.clone();
     services.spawn(async move {
         let result = axum::serve(
@@ -151,6 +164,67 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     drop(dyn_catalogue);
 
+    let mut status = DaemonStatus::default();
+    status.services.push(running("HTTP boot", &http_base));
+    status.services.push(if config.tftp.enabled {
+        running("TFTP", &format!("{}:{}", lan.address, config.tftp.port))
+    } else {
+        disabled("TFTP")
+    });
+    status.services.push(match config.dhcp.mode {
+        DhcpMode::Off => disabled("DHCP"),
+        mode => running(
+            &format!(
+                "DHCP ({})",
+                if mode == DhcpMode::Router {
+                    "router"
+                } else {
+                    "proxy"
+                }
+            ),
+            &lan.interface,
+        ),
+    });
+    if let Some(web) = web {
+        status.services.push(running("Web UI", &web.https_base));
+        let state = web.state.clone();
+        let stop = shutdown.clone();
+        services.spawn(async move {
+            let result = flakeboot_webui::serve_tls(web.addrs, web.state, web.tls, stop)
+                .await
+                .context("web UI");
+            ("web", result)
+        });
+        // Assignments and per-machine options changed in the UI or API take effect at once.
+        let mut changes = state.machine_changes();
+        let (catalogue, store, config, flake_catalogue) = (
+            catalogue.clone(),
+            store.clone(),
+            config.clone(),
+            flakes.catalogue().clone(),
+        );
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    changed = changes.changed() => if changed.is_err() { return },
+                }
+                match stored_policies(&store) {
+                    Ok(policies) => catalogue.replace(CatalogueState::from_config(
+                        &config,
+                        policies,
+                        flake_catalogue.clone(),
+                    )),
+                    Err(err) => {
+                        tracing::error!(error = %err, "could not reload machine assignments")
+                    }
+                }
+            }
+        });
+    }
+    status_tx.send_replace(status);
+
     // The local control socket (`flakeboot flake ...`).
     let control = control::bind(&config.state_dir)?;
     let stop = shutdown.clone();
@@ -214,6 +288,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let _ = writer.await;
     tracing::info!("stopped");
     outcome
+}
+
+fn running(name: &str, detail: &str) -> ServiceStatus {
+    ServiceStatus {
+        name: name.to_owned(),
+        state: ServiceState::Running,
+        detail: detail.to_owned(),
+    }
+}
+
+fn disabled(name: &str) -> ServiceStatus {
+    ServiceStatus {
+        name: name.to_owned(),
+        state: ServiceState::Disabled,
+        detail: "off in the configuration".to_owned(),
+    }
 }
 
 fn http_base(address: std::net::Ipv4Addr, port: u16) -> String {

@@ -1,6 +1,9 @@
 //! Router mode through the real daemon: ISC dhclient gets a lease, the lease is on disk, and a
 //! restarted daemon gives the same client the same address.
 
+// Helpers here run only inside tests: a failed step panics with its message.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use common::*;
@@ -26,8 +29,8 @@ fn dhclient(lan: &Lan) -> String {
     let text = std::fs::read_to_string(&leases).unwrap();
     let last = text
         .lines()
-        .filter_map(|l| l.trim().strip_prefix("fixed-address "))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("fixed-address "))
         .unwrap_or_else(|| panic!("no lease in {text}"));
     last.trim_end_matches(';').to_owned()
 }

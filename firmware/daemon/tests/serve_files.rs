@@ -1,6 +1,9 @@
 //! The real daemon serves its boot files to real clients: tftp-hpa and curl over TFTP, curl
 //! over HTTP (scripts, Range requests).
 
+// Helpers here run only inside tests: a failed step panics with its message.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use common::*;

@@ -1,5 +1,8 @@
 //! The daemon's contract: clear start-up errors, one daemon per state dir, clean stop.
 
+// Helpers here run only inside tests: a failed step panics with its message.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
 mod common;
 
 use std::process::Command;
@@ -51,21 +54,7 @@ fn missing_interface_is_a_clear_error() {
     let lan = Lan::new();
     let path = lan.path("c.toml");
     std::fs::write(&path, "[lan]\ninterface = \"nosuch0\"\n").unwrap();
-    let state = lan.state_dir();
-    let mut p = lan
-        .server
-        .spawn(
-            "flakeboot",
-            &[
-                env!("CARGO_BIN_EXE_flakeboot"),
-                "serve",
-                "-c",
-                path.to_str().unwrap(),
-                "--state-dir",
-                state.to_str().unwrap(),
-            ],
-        )
-        .unwrap();
+    let mut p = lan.spawn("flakeboot", &path);
     let status = p.wait_exit(Duration::from_secs(10)).unwrap();
     assert!(!status.success());
     let out = p.output();
@@ -82,21 +71,7 @@ fn a_second_daemon_on_the_same_state_dir_refuses_to_start() {
     let config =
         lan.write_config("[dhcp]\nmode = \"off\"\n[http]\nport = 8080\n[tftp]\nenabled = false");
     let mut first = lan.start(&config);
-    let state = lan.state_dir();
-    let mut second = lan
-        .server
-        .spawn(
-            "flakeboot-2",
-            &[
-                env!("CARGO_BIN_EXE_flakeboot"),
-                "serve",
-                "-c",
-                config.to_str().unwrap(),
-                "--state-dir",
-                state.to_str().unwrap(),
-            ],
-        )
-        .unwrap();
+    let mut second = lan.spawn("flakeboot-2", &config);
     let status = second.wait_exit(Duration::from_secs(10)).unwrap();
     assert!(!status.success());
     let out = second.output();

@@ -1,7 +1,8 @@
 //! Shared set-up for the daemon's black-box tests: a server namespace and a client namespace
 //! joined by a veth pair, and a `flakeboot serve` running in the server namespace.
 
-#![allow(dead_code)]
+// Test support: a failed set-up step should panic with its message, as in a test body.
+#![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -73,16 +74,14 @@ host = "demo"
         path
     }
 
-    /// Start the real daemon in the server namespace and wait until it serves.
-    pub fn start(&self, config: &Path) -> Proc {
-        let bin = env!("CARGO_BIN_EXE_flakeboot");
+    /// Start the real daemon in the server namespace on this LAN's state dir (not waiting).
+    pub fn spawn(&self, label: &str, config: &Path) -> Proc {
         let state = self.state_dir();
-        let mut p = self
-            .server
+        self.server
             .spawn(
-                "flakeboot",
+                label,
                 &[
-                    bin,
+                    env!("CARGO_BIN_EXE_flakeboot"),
                     "serve",
                     "--config",
                     config.to_str().unwrap(),
@@ -90,7 +89,12 @@ host = "demo"
                     state.to_str().unwrap(),
                 ],
             )
-            .unwrap();
+            .unwrap()
+    }
+
+    /// Start the real daemon and wait until it serves.
+    pub fn start(&self, config: &Path) -> Proc {
+        let mut p = self.spawn("flakeboot", config);
         p.wait_for("serving", Duration::from_secs(20))
             .unwrap_or_else(|e| panic!("{e}"));
         p
