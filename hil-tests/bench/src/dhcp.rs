@@ -83,11 +83,11 @@ pub fn start(lan: &BenchLan, k: &Knobs, name: &str) -> Result<Server> {
     }
 }
 
-/// Step the rate up until drops pass [`MAX_DROP_PERCENT`] (or the rate is not achieved);
-/// returns the highest achieved clean rate (0 if none).
-pub fn highest_rate(lan: &BenchLan, k: &Knobs, extra: &[&str]) -> Result<f64> {
-    let mut best = 0.0;
-    for &rate in &k.dhcp_rates {
+/// Step the rate up through `rates` until drops pass [`MAX_DROP_PERCENT`] (or the
+/// rate is not achieved), then bisect twice between the last clean rate and the first failing
+/// one; returns the highest achieved clean rate (0 if none).
+pub fn highest_rate(lan: &BenchLan, k: &Knobs, rates: &[u32], extra: &[&str]) -> Result<f64> {
+    let try_rate = |rate: u32| -> Result<Option<f64>> {
         let r = perfdhcp::run(
             &lan.client,
             CLIENT_IF,
@@ -97,17 +97,40 @@ pub fn highest_rate(lan: &BenchLan, k: &Knobs, extra: &[&str]) -> Result<f64> {
             false,
             extra,
         )?;
+        let clean =
+            r.drop_percent() < MAX_DROP_PERCENT && r.rate >= f64::from(rate) * MIN_RATE_SHARE;
         eprintln!(
-            "   rate {rate}/s: achieved {:.0}/s, drops {:.3} %",
+            "   rate {rate}/s: achieved {:.0}/s, drops {:.3} %{}",
             r.rate,
-            r.drop_percent()
+            r.drop_percent(),
+            if clean { "" } else { " (not sustained)" }
         );
-        if r.drop_percent() >= MAX_DROP_PERCENT || r.rate < f64::from(rate) * MIN_RATE_SHARE {
-            break;
+        Ok(clean.then_some(r.rate))
+    };
+    let mut best = (0u32, 0.0);
+    let mut failed = None;
+    for &rate in rates {
+        match try_rate(rate)? {
+            Some(achieved) => best = (rate, achieved),
+            None => {
+                failed = Some(rate);
+                break;
+            }
         }
-        best = r.rate;
     }
-    Ok(best)
+    if let Some(mut high) = failed {
+        for _ in 0..2 {
+            let mid = best.0 + (high - best.0) / 2;
+            if mid <= best.0 || mid >= high {
+                break;
+            }
+            match try_rate(mid)? {
+                Some(achieved) => best = (mid, achieved),
+                None => high = mid,
+            }
+        }
+    }
+    Ok(best.1)
 }
 
 /// Measure one server: highest clean rate, then latency and CPU at the fixed rate.
@@ -120,7 +143,7 @@ pub fn measure(
     extra: &[&str],
 ) {
     eprintln!("-- {name}");
-    let best = highest_rate(lan, k, extra);
+    let best = highest_rate(lan, k, &k.dhcp_rates, extra);
     c.add_result(
         "highest rate, < 0.1 % drops",
         "DORA/s",

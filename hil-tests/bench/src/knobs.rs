@@ -23,6 +23,8 @@ pub struct Knobs {
     pub dhcp_seconds: u64,
     /// DHCP: the rates (exchanges/s) tried when searching for the highest clean rate.
     pub dhcp_rates: Vec<u32>,
+    /// Proxy: the rates (DISCOVERs/s) tried when searching for the highest clean rate.
+    pub proxy_rates: Vec<u32>,
     /// DHCP: the fixed rate for latency percentiles.
     pub dhcp_latency_rate: u32,
     /// DHCP: distinct simulated clients (perfdhcp -R).
@@ -33,6 +35,10 @@ pub struct Knobs {
     pub storm_initrd_mib: u64,
     /// Whole QEMU boots (slow under TCG).
     pub boots: bool,
+    /// Boots per side and scenario (the median counts).
+    pub boot_repeats: usize,
+    /// The UEFI native PXE boot too (about 20 s per boot under TCG), not only the BIOS one.
+    pub boot_uefi: bool,
 }
 
 impl Knobs {
@@ -47,12 +53,15 @@ impl Knobs {
             http_clients: 64,
             http_seconds: 10,
             dhcp_seconds: 10,
-            dhcp_rates: vec![250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000],
+            dhcp_rates: vec![100, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000],
+            proxy_rates: vec![1000, 2000, 4000, 8000, 12000, 16000, 24000],
             dhcp_latency_rate: 1000,
             dhcp_clients: 50_000,
             storm_clients: 200,
             storm_initrd_mib: 50,
             boots: true,
+            boot_repeats: 3,
+            boot_uefi: true,
         }
     }
 
@@ -68,11 +77,14 @@ impl Knobs {
             http_seconds: 2,
             dhcp_seconds: 2,
             dhcp_rates: vec![100],
+            proxy_rates: vec![100],
             dhcp_latency_rate: 100,
             dhcp_clients: 1000,
             storm_clients: 10,
             storm_initrd_mib: 1,
-            boots: false,
+            boots: true,
+            boot_repeats: 1,
+            boot_uefi: false,
         }
     }
 }

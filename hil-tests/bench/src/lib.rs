@@ -3,6 +3,7 @@
 //! same run, drives them with load generators this project did not write, and returns rows of
 //! figures (flakeboot against each peer).
 
+pub mod boot;
 pub mod clients;
 pub mod dhcp;
 pub mod error;

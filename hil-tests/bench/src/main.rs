@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, ValueEnum};
 use flakeboot_bench::report::{Machine, load_average};
-use flakeboot_bench::{Knobs, Report, dhcp, http, memory, proxy, storm, tftp};
+use flakeboot_bench::{Knobs, Report, boot, dhcp, http, memory, proxy, storm, tftp};
 
 /// Benchmarks of flakeboot against dnsmasq, Kea, tftp-hpa and nginx.
 #[derive(Debug, Parser)]
@@ -21,9 +21,12 @@ struct Cli {
     /// The flakeboot binary under test (default: target/release/flakeboot, else target/debug).
     #[arg(long)]
     flakeboot: Option<PathBuf>,
-    /// Where to write the JSON results.
-    #[arg(long, default_value = "bench-results.json")]
-    out: PathBuf,
+    /// Where to write the JSON results (default: target/bench-results.json in the workspace).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write the table as Markdown here.
+    #[arg(long)]
+    markdown: Option<PathBuf>,
     /// TFTP: size of the big file in MiB.
     #[arg(long)]
     tftp_mib: Option<u64>,
@@ -42,9 +45,12 @@ struct Cli {
     /// Storm: initrd size in MiB.
     #[arg(long)]
     storm_initrd_mib: Option<u64>,
-    /// Run the whole-boot QEMU comparisons even with --smoke.
+    /// Skip the whole-boot QEMU comparisons (slow under TCG).
     #[arg(long)]
-    boots: bool,
+    no_boots: bool,
+    /// Run the UEFI native PXE boot even with --smoke (smoke boots only the BIOS client).
+    #[arg(long)]
+    uefi: bool,
 }
 
 /// One comparison (subcommand).
@@ -104,7 +110,7 @@ fn main() -> ExitCode {
     };
     for comparison in todo {
         if comparison == Comparison::Boot && !knobs.boots {
-            eprintln!("== boot: skipped (--smoke without --boots)");
+            eprintln!("== boot: skipped (--no-boots)");
             continue;
         }
         eprintln!("== {} (load {})", comparison.name(), load_average());
@@ -129,11 +135,21 @@ fn main() -> ExitCode {
         report.machine.loadavg_start,
         report.machine.loadavg_end
     );
-    if let Err(e) = report.write_json(&cli.out) {
+    let out = cli
+        .out
+        .clone()
+        .unwrap_or_else(|| flakeboot_testbed::workspace_root().join("target/bench-results.json"));
+    if let Err(e) = report.write_json(&out) {
         eprintln!("{e}");
         return ExitCode::FAILURE;
     }
-    println!("results: {}", cli.out.display());
+    println!("results: {}", out.display());
+    if let Some(md) = &cli.markdown
+        && let Err(e) = std::fs::write(md, report.markdown())
+    {
+        eprintln!("writing {}: {e}", md.display());
+        return ExitCode::FAILURE;
+    }
     if report.failures.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -145,14 +161,13 @@ fn run(comparison: Comparison, k: &Knobs) -> flakeboot_bench::Result<Vec<flakebo
     match comparison {
         Comparison::Tftp => tftp::run(k),
         Comparison::Http => http::run(k),
+        Comparison::Boot => boot::run(k),
         Comparison::Dhcp => dhcp::run(k),
         Comparison::Proxy => proxy::run(k),
         Comparison::Memory => memory::run(k),
         Comparison::Storm => storm::run(k),
-        other => Err(flakeboot_bench::BenchError::Incomplete {
-            what: other.name().to_owned(),
-            detail: "not implemented yet".to_owned(),
-        }),
+        // `all` is expanded into each comparison by `main`.
+        Comparison::All => Ok(Vec::new()),
     }
 }
 
@@ -181,7 +196,8 @@ fn knobs(cli: &Cli) -> Knobs {
     if let Some(v) = cli.storm_initrd_mib {
         k.storm_initrd_mib = v;
     }
-    k.boots |= cli.boots;
+    k.boots &= !cli.no_boots;
+    k.boot_uefi |= cli.uefi;
     k
 }
 

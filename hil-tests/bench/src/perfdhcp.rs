@@ -40,7 +40,8 @@ impl Exchange {
 /// A perfdhcp run's report.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct PerfReport {
-    /// Achieved 4-way exchanges per second.
+    /// Achieved exchanges per second (perfdhcp's figure; [`run`] replaces it with completed
+    /// exchanges over the sending period).
     pub rate: f64,
     pub discover_offer: Exchange,
     /// Absent when perfdhcp ran 2-way exchanges only (`-i`).
@@ -48,6 +49,13 @@ pub struct PerfReport {
 }
 
 impl PerfReport {
+    /// Exchanges that completed: ACKs received (4-way), or OFFERs (2-way, `-i`).
+    pub fn completed(&self) -> u64 {
+        self.request_ack
+            .as_ref()
+            .map_or(self.discover_offer.received, |ra| ra.received)
+    }
+
     /// The larger drop share of the two exchanges, in percent.
     pub fn drop_percent(&self) -> f64 {
         let ra = self
@@ -139,6 +147,9 @@ pub fn run(
         &secs.to_string(),
         "-R",
         &clients.to_string(),
+        // Wait 1 s after the run for answers still in flight: they are late, not dropped.
+        "-W",
+        "1000000",
     ]);
     if timed {
         cmd.args(["-x", "t"]);
@@ -150,7 +161,7 @@ pub fn run(
         .map_err(BenchError::io("running perfdhcp"))?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     // perfdhcp exits non-zero when packets were dropped: that is a figure, not a failure.
-    parse(&text).ok_or_else(|| BenchError::Parse {
+    let mut report = parse(&text).ok_or_else(|| BenchError::Parse {
         tool: "perfdhcp".to_owned(),
         what: "its statistics".to_owned(),
         output: format!(
@@ -159,7 +170,11 @@ pub fn run(
             text.chars().take(2000).collect::<String>(),
             String::from_utf8_lossy(&out.stderr)
         ),
-    })
+    })?;
+    // perfdhcp's own rate divides by the run plus the exit wait: count completed exchanges
+    // over the sending period instead.
+    report.rate = report.completed() as f64 / secs.max(1) as f64;
+    Ok(report)
 }
 
 #[cfg(test)]
@@ -226,6 +241,7 @@ sent / received: 000000.021000 / 000000.021250
         assert_eq!(ra.drops, 2);
         assert_eq!(ra.max_ms, 6.249);
         assert!((r.drop_percent() - 0.5).abs() < 1e-9);
+        assert_eq!(r.completed(), 398);
         assert_eq!(r.discover_offer.delays_ms.len(), 2);
         assert!((r.discover_offer.delays_ms[0] - 0.636).abs() < 1e-6);
         assert!((ra.percentile_ms(99.0) - 2.0).abs() < 1e-6);

@@ -82,7 +82,7 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
             }
         };
         eprintln!("-- {name}");
-        let best = highest_rate(&lan, k, &extra);
+        let best = highest_rate(&lan, k, &k.proxy_rates, &extra);
         c.add_result(
             "PXE DISCOVERs answered, < 0.1 % drops",
             "1/s",

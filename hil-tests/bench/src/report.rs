@@ -211,6 +211,31 @@ impl Report {
         out
     }
 
+    /// The table as Markdown (for docs/benchmarks.md).
+    pub fn markdown(&self) -> String {
+        let mut out = String::from(
+            "| comparison | metric | unit | flakeboot | peer | peer's figure | advantage |\n\
+             |---|---|---|---:|---|---:|---:|\n",
+        );
+        for row in &self.rows {
+            for peer in &row.peers {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    row.comparison,
+                    row.metric,
+                    row.unit,
+                    fmt_value(row.flakeboot),
+                    peer.peer,
+                    fmt_value(peer.value),
+                    row.advantage(peer)
+                        .map_or_else(|| "n/a".to_owned(), |a| format!("{a:.2}x")),
+                );
+            }
+        }
+        out
+    }
+
     /// Write the report as pretty JSON.
     pub fn write_json(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self).map_err(|e| BenchError::Io {
@@ -269,18 +294,27 @@ mod tests {
         assert!(table.contains("2.00x"), "{table}");
         assert!(table.contains("4.00x"), "{table}");
         assert!(table.contains("note [tftp]"), "{table}");
+        let md = report.markdown();
+        assert_eq!(md.lines().count(), 4, "{md}");
+        assert!(
+            md.contains("| tftp | 32 MiB blksize 1468 | MB/s | 20.0 | tftp-hpa | 5.00 | 4.00x |"),
+            "{md}"
+        );
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["rows"][0]["peers"][1]["peer"], "tftp-hpa");
     }
 }
+
+/// One metric's figures while collecting: (metric, unit, better, [(server, value)]).
+type Metric = (String, String, Better, Vec<(String, f64)>);
 
 /// Gathers figures server by server (each server runs once, measuring every metric), then
 /// turns them into rows with flakeboot's figure against each peer's.
 #[derive(Debug, Default)]
 pub struct Collector {
     comparison: String,
-    /// (metric, unit, better, [(server, value)]), in first-seen order.
-    metrics: Vec<(String, String, Better, Vec<(String, f64)>)>,
+    /// Every metric, in first-seen order.
+    metrics: Vec<Metric>,
     notes: Vec<(String, String)>,
 }
 

@@ -1,10 +1,11 @@
 //! TFTP: a big file and the real ipxe.efi with curl (blksize 512 and 1468, lock-step) and with
-//! the `tftpd` crate's client (windowsize 16), plus many concurrent transfers. Servers, one after
+//! the `tftpd` crate's client (windowsize 16), each the median of three, plus many concurrent
+//! transfers. Servers, one after
 //! the other on the same `lan0`: flakeboot, dnsmasq's TFTP, tftp-hpa.
 
 use std::path::Path;
 
-use crate::clients::{self, curl, curl_parallel, settle};
+use crate::clients::{self, Transfer, curl, curl_parallel, percentile, settle};
 use crate::error::{BenchError, Result};
 use crate::knobs::{Knobs, mib};
 use crate::lan::{BenchLan, SERVER_IP, mb_per_s, write_pattern};
@@ -101,6 +102,9 @@ fn start(lan: &BenchLan, k: &Knobs, name: &str, root: &Path) -> Result<Server> {
     }
 }
 
+/// How many times each TFTP transfer is repeated: the median counts (the machine is noisy).
+const REPEATS: usize = 3;
+
 fn measure(
     lan: &BenchLan,
     c: &mut Collector,
@@ -111,24 +115,32 @@ fn measure(
 ) -> Result<()> {
     let url = format!("tftp://{SERVER_IP}/{file}");
     for blksize in ["512", "1468"] {
-        let t = curl(&lan.client, &url, &["--tftp-blksize", blksize], size);
+        let t = median_of(|| curl(&lan.client, &url, &["--tftp-blksize", blksize], size));
         c.add_result(
             &format!("{label}, curl blksize {blksize}"),
             "MB/s",
             Better::Higher,
             server,
-            t.map(|t| mb_per_s(t.bytes, t.secs)),
+            t,
         );
     }
     let dir = lan.subdir(&format!("tftpd-client-{server}"))?;
-    let t = clients::tftpd_get(&lan.client, SERVER_IP, file, &dir, 1468, 16, size);
+    let t = median_of(|| clients::tftpd_get(&lan.client, SERVER_IP, file, &dir, 1468, 16, size));
     c.add_result(
         &format!("{label}, tftpd client blksize 1468 windowsize 16"),
         "MB/s",
         Better::Higher,
         server,
-        t.map(|t| mb_per_s(t.bytes, t.secs)),
+        t,
     );
     let _ = std::fs::remove_file(dir.join(file));
     Ok(())
+}
+
+/// The median throughput (MB/s) of [`REPEATS`] transfers; the first failure fails it.
+fn median_of(mut transfer: impl FnMut() -> Result<Transfer>) -> Result<f64> {
+    let speeds = (0..REPEATS)
+        .map(|_| transfer().map(|t| mb_per_s(t.bytes, t.secs)))
+        .collect::<Result<Vec<f64>>>()?;
+    Ok(percentile(&speeds, 50.0))
 }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Benchmarks of flakeboot against dnsmasq, Kea, tftp-hpa and nginx: one command for every
+# comparison, each in its own network namespaces, with real load generators (perfdhcp, curl,
+# wrk, the tftpd crate's client, QEMU). Results: a table on stdout and JSON in bench-results.json.
+#
+#   sudo ./bench.sh [dhcp|proxy|tftp|http|boot|storm|memory|all] [--smoke] [flakeboot-bench options]
+#
+# Measures a release build of the daemon. See docs/benchmarks.md for the figures and what they mean.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+if [ "$(id -u)" != 0 ]; then
+  echo "bench.sh creates network namespaces and installs packages: run it as root (sudo ./bench.sh)" >&2
+  exit 1
+fi
+
+./scripts/install-deps.sh
+
+echo "==> building flakeboot and flakeboot-bench (release)"
+cargo build --release --locked -p flakeboot -p flakeboot-bench
+
+exec ./target/release/flakeboot-bench --flakeboot ./target/release/flakeboot "${@:-all}"

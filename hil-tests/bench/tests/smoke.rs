@@ -1,0 +1,94 @@
+//! CI smoke test: `flakeboot-bench all --smoke` runs every comparison at tiny sizes against the
+//! real peers and produces, for every comparison, rows where flakeboot and every peer have a
+//! figure. It proves the harness works; it asserts no performance goal (benchmarks are not
+//! timed tests).
+
+use std::process::Command;
+
+use flakeboot_testbed::{flakeboot_bin, require_root, require_tool};
+
+/// The comparisons `all --smoke` runs (of the QEMU boots, only the BIOS one: the UEFI native
+/// PXE boot is left to `./bench.sh boot`).
+const COMPARISONS: [&str; 7] = ["tftp", "http", "dhcp", "proxy", "memory", "storm", "boot"];
+
+#[test]
+fn every_comparison_produces_figures_for_both_sides() {
+    require_root();
+    for tool in [
+        "perfdhcp",
+        "dnsmasq",
+        "kea-dhcp4",
+        "in.tftpd",
+        "nginx",
+        "wrk",
+        "curl",
+        "udhcpc",
+        "qemu-system-x86_64",
+    ] {
+        require_tool(tool);
+    }
+    let daemon = flakeboot_bin();
+    assert!(
+        daemon.is_file(),
+        "{} is missing: build the daemon first (cargo build -p flakeboot)",
+        daemon.display()
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("results.json");
+    let out = Command::new(env!("CARGO_BIN_EXE_flakeboot-bench"))
+        .args(["all", "--smoke", "--flakeboot"])
+        .arg(&daemon)
+        .arg("--out")
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "flakeboot-bench failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["smoke"], true);
+    assert_eq!(report["failures"].as_array().unwrap().len(), 0, "{stdout}");
+    let rows = report["rows"].as_array().unwrap();
+    for comparison in COMPARISONS {
+        let mine: Vec<&serde_json::Value> = rows
+            .iter()
+            .filter(|r| r["comparison"] == comparison)
+            .collect();
+        assert!(!mine.is_empty(), "no rows for {comparison}:\n{stdout}");
+        for row in mine {
+            // Drop percentages are legitimately zero; every other figure must be measured.
+            if row["unit"] == "%" {
+                continue;
+            }
+            let metric = &row["metric"];
+            assert!(
+                row["flakeboot"].as_f64().unwrap() > 0.0,
+                "{comparison} {metric}: no figure for flakeboot:\n{stdout}"
+            );
+            let peers = row["peers"].as_array().unwrap();
+            assert!(
+                !peers.is_empty(),
+                "{comparison} {metric}: no peer\n{stdout}"
+            );
+            for peer in peers {
+                assert!(
+                    peer["value"].as_f64().unwrap() > 0.0,
+                    "{comparison} {metric}: no figure for {}:\n{stdout}",
+                    peer["peer"]
+                );
+            }
+        }
+    }
+    // The table people read names every peer.
+    for peer in ["dnsmasq", "kea", "tftp-hpa", "nginx"] {
+        assert!(
+            stdout.contains(peer),
+            "{peer} missing from the table:\n{stdout}"
+        );
+    }
+}
