@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The images the hil-tests boot (hil-tests/scenarios/tests/image_*.rs), rebuilt only when an
+# input changed (the flakeboot binary, image/, the board file):
+#   image/test-artifacts.sh OUTDIR
+# OUTDIR/flakeboot-0.1.0-qemu-x86_64.img                 the appliance image (slot A)
+# OUTDIR/flakeboot-0.1.0+update-qemu-x86_64.bundle.tar   a good update (another version)
+# OUTDIR/flakeboot-0.1.0+broken-qemu-x86_64.bundle.tar   a bad update: its daemon exits 1
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/.." && pwd)"
+out="${1:?usage: image/test-artifacts.sh OUTDIR}"
+board=qemu-x86_64
+mkdir -p "$out"
+exec 9>"$out/.lock"
+flock 9
+(cd "$root" && cargo build --release --locked -q -p flakeboot -p flakeboot-board)
+key="$(cd "$root" && { find image -path image/out -prune -o -path image/cache -prune -o -type f -print; \
+  echo "board/$board.toml"; echo target/release/flakeboot; } | sort | xargs sha256sum | sha256sum | cut -c1-16)"
+if [ "$(cat "$out/.key" 2>/dev/null)" = "$key" ]; then
+  echo "test images are up to date ($key)"
+  exit 0
+fi
+rm -f "$out/.key" "$out"/*.img "$out"/*.tar "$out"/*.zst
+t0=$(date +%s)
+export FLAKEBOOT_NO_CARGO=1
+FLAKEBOOT_OUT="$out" "$here/build.sh" "$board"
+t1=$(date +%s)
+FLAKEBOOT_OUT="$out" FLAKEBOOT_VERSION=0.1.0+update FLAKEBOOT_NO_IMAGE=1 "$here/build.sh" "$board"
+printf '#!/bin/sh\necho "flakeboot: broken test build" >&2\nexit 1\n' > "$out/broken-flakeboot"
+chmod +x "$out/broken-flakeboot"
+FLAKEBOOT_OUT="$out" FLAKEBOOT_VERSION=0.1.0+broken FLAKEBOOT_BIN="$out/broken-flakeboot" \
+  FLAKEBOOT_NO_IMAGE=1 "$here/build.sh" "$board"
+rm -rf "$out"/work-*
+echo "HIL-TIMING image build $((t1 - t0))s, all test images $(( $(date +%s) - t0 ))s"
+echo "$key" > "$out/.key"
