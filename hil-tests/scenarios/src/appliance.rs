@@ -43,9 +43,29 @@ pub enum Mode {
 #[derive(Debug, Clone)]
 pub struct ApplianceConfig {
     mode: Mode,
-    hosts: Vec<(String, String, PathBuf, PathBuf, String)>,
-    machines: Vec<(String, String, String)>,
+    hosts: Vec<HostEntry>,
+    machines: Vec<MachineEntry>,
     menu: Option<(String, Duration)>,
+    /// `[[flakes]]` entries: (url, name).
+    flakes: Vec<(String, String)>,
+}
+
+/// A `[[hosts]]` entry.
+#[derive(Debug, Clone)]
+struct HostEntry {
+    name: String,
+    description: String,
+    kernel: PathBuf,
+    initrd: PathBuf,
+    cmdline: String,
+}
+
+/// A `[[machines]]` entry.
+#[derive(Debug, Clone)]
+struct MachineEntry {
+    mac: String,
+    host: String,
+    extra_cmdline: String,
 }
 
 impl ApplianceConfig {
@@ -55,6 +75,7 @@ impl ApplianceConfig {
             hosts: Vec::new(),
             machines: Vec::new(),
             menu: None,
+            flakes: Vec::new(),
         }
     }
 
@@ -67,26 +88,36 @@ impl ApplianceConfig {
         initrd: &Path,
         cmdline: &str,
     ) -> Self {
-        self.hosts.push((
-            name.to_owned(),
-            description.to_owned(),
-            kernel.to_owned(),
-            initrd.to_owned(),
-            cmdline.to_owned(),
-        ));
+        self.hosts.push(HostEntry {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            kernel: kernel.to_owned(),
+            initrd: initrd.to_owned(),
+            cmdline: cmdline.to_owned(),
+        });
         self
     }
 
     /// Assign the machine `mac` to `host`, with extra kernel parameters for it alone.
     pub fn machine(mut self, mac: &str, host: &str, extra_cmdline: &str) -> Self {
-        self.machines
-            .push((mac.to_owned(), host.to_owned(), extra_cmdline.to_owned()));
+        self.machines.push(MachineEntry {
+            mac: mac.to_owned(),
+            host: host.to_owned(),
+            extra_cmdline: extra_cmdline.to_owned(),
+        });
         self
     }
 
     /// The menu unassigned machines get: its default entry and timeout.
     pub fn menu(mut self, default: &str, timeout: Duration) -> Self {
         self.menu = Some((default.to_owned(), timeout));
+        self
+    }
+
+    /// A `[[flakes]]` entry (assign its hosts with [`ApplianceConfig::machine`]). With any flake,
+    /// nix runs offline as root: `[nix] substituters = []`, `build-users-group = ""`.
+    pub fn flake(mut self, url: &str, name: &str) -> Self {
+        self.flakes.push((url.to_owned(), name.to_owned()));
         self
     }
 
@@ -113,19 +144,32 @@ impl ApplianceConfig {
                 timeout.as_millis()
             );
         }
-        for (name, description, kernel, initrd, cmdline) in &self.hosts {
+        for h in &self.hosts {
             let _ = writeln!(
                 t,
-                "\n[[hosts]]\nname = \"{name}\"\ndescription = \"{description}\"\n\
-                 kernel = \"{}\"\ninitrd = \"{}\"\ncmdline = \"{cmdline}\"",
-                kernel.display(),
-                initrd.display()
+                "\n[[hosts]]\nname = \"{}\"\ndescription = \"{}\"\nkernel = \"{}\"\n\
+                 initrd = \"{}\"\ncmdline = \"{}\"",
+                h.name,
+                h.description,
+                h.kernel.display(),
+                h.initrd.display(),
+                h.cmdline
             );
         }
-        for (mac, host, extra) in &self.machines {
+        for m in &self.machines {
             let _ = writeln!(
                 t,
-                "\n[[machines]]\nmac = \"{mac}\"\nhost = \"{host}\"\nextra_cmdline = \"{extra}\""
+                "\n[[machines]]\nmac = \"{}\"\nhost = \"{}\"\nextra_cmdline = \"{}\"",
+                m.mac, m.host, m.extra_cmdline
+            );
+        }
+        for (url, name) in &self.flakes {
+            let _ = writeln!(t, "\n[[flakes]]\nurl = \"{url}\"\nname = \"{name}\"");
+        }
+        if !self.flakes.is_empty() {
+            let _ = writeln!(
+                t,
+                "\n[nix]\nsubstituters = []\nextra_options = {{ \"build-users-group\" = \"\" }}"
             );
         }
         t
@@ -207,8 +251,18 @@ impl Appliance {
         self.proc.tail(n)
     }
 
+    /// The daemon's log file (stdout and stderr).
+    pub fn log_path(&self) -> &Path {
+        self.proc.log_path()
+    }
+
     pub fn config_path(&self) -> &Path {
         &self.config_path
+    }
+
+    /// The daemon's `--state-dir` (its store and control socket).
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
     /// Stop the daemon (SIGTERM), so its store can be read.
@@ -282,4 +336,32 @@ fn newer_source(bin: &Path) -> Option<PathBuf> {
         }
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What the scenarios generate is a config the real daemon accepts.
+    #[test]
+    fn generated_configs_pass_the_config_crate() {
+        let dir = tempfile::tempdir().unwrap();
+        let kernel = dir.path().join("vmlinuz");
+        let initrd = dir.path().join("initrd.gz");
+        std::fs::write(&kernel, b"k").unwrap();
+        std::fs::write(&initrd, b"i").unwrap();
+        for mode in [Mode::Router, Mode::Proxy] {
+            let config = ApplianceConfig::new(mode)
+                .host("marker", "a host", &kernel, &initrd, "console=ttyS0")
+                .machine("52:54:00:fb:00:01", "marker", "fbt.marker=c1")
+                .menu("marker", Duration::from_secs(3));
+            let text = config.to_toml();
+            let parsed = flakeboot_config::Config::parse(&text, Path::new("generated.toml"))
+                .unwrap_or_else(|e| panic!("{e}\n{text}"));
+            assert_eq!(parsed.lan.interface, LAN_IF);
+            assert_eq!(parsed.hosts.len(), 1);
+            assert_eq!(parsed.machines[0].extra_cmdline, "fbt.marker=c1");
+            assert_eq!(parsed.menu.timeout, Duration::from_secs(3));
+        }
+    }
 }

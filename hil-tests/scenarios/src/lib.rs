@@ -19,6 +19,8 @@
 
 mod appliance;
 mod events;
+mod flake_cli;
+mod flake_repo;
 mod lan;
 mod peers;
 mod scenario;
@@ -26,6 +28,8 @@ mod timeline;
 
 pub use appliance::{Appliance, ApplianceConfig, ApplianceError, Mode};
 pub use events::{LoggedEvent, events_for, first_ok, missing_stages};
+pub use flake_cli::{FlakeCli, FlakeCliError, Generation};
+pub use flake_repo::{FlakeRepo, FlakeRepoError};
 pub use lan::{APPLIANCE_V4, LAN_IF, Lan};
 pub use scenario::{HOST, HOST_CMDLINE, HOST_DESCRIPTION, Scenario};
 pub use timeline::{Row, Timeline, console_stages};

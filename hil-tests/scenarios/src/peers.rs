@@ -1,6 +1,6 @@
 //! Other servers on the test LAN, all real programs: dnsmasq as the LAN's existing DHCP server
-//! (proxy-mode scenarios), and a reference boot server (dnsmasq + `python3 -m http.server`) that
-//! proves the QEMU plumbing independently of flakeboot.
+//! (proxy-mode scenarios), and a reference boot server (dnsmasq + busybox httpd) that proves the
+//! QEMU plumbing independently of flakeboot.
 
 use std::io;
 use std::path::Path;
@@ -36,10 +36,10 @@ pub fn lan_dhcp_server(ns: &Netns, dir: &Path) -> io::Result<Proc> {
 }
 
 /// The reference boot server on the appliance's LAN port: dnsmasq (DHCP, RAs, and
-/// `http://10.77.0.1:8080/boot.ipxe` as boot file) and python's http.server serving `www`.
+/// `http://10.77.0.1:8080/boot.ipxe` as boot file) and busybox's httpd serving `www`.
 pub fn reference_boot_server(ns: &Netns, dir: &Path, www: &Path) -> io::Result<(Proc, Proc)> {
     let dnsmasq = require_tool("dnsmasq");
-    let python = require_tool("python3");
+    let busybox = require_tool("busybox");
     let dhcp = ns.spawn(
         "dnsmasq-reference",
         &[
@@ -66,13 +66,13 @@ pub fn reference_boot_server(ns: &Netns, dir: &Path, www: &Path) -> io::Result<(
     let http = ns.spawn(
         "http-reference",
         &[
-            &python.to_string_lossy(),
-            "-m",
-            "http.server",
-            "8080",
-            "--bind",
-            APPLIANCE_V4,
-            "--directory",
+            &busybox.to_string_lossy(),
+            "httpd",
+            "-f",
+            "-vv",
+            "-p",
+            &format!("{APPLIANCE_V4}:8080"),
+            "-h",
             &www.to_string_lossy(),
         ],
     )?;

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use flakeboot_catalogue::BootStage;
+use flakeboot_catalogue::{BootStage, Firmware};
 use flakeboot_testbed::{
     ClientKind, Proc, QemuClient, SerialConsole, SerialLine, kernel, marker_initramfs, marker_line,
-    require_root, require_tool, unique_token,
+    require_root, require_tool, unique_token, workspace_root,
 };
 
 use crate::appliance::{Appliance, ApplianceConfig, Mode};
@@ -152,7 +152,7 @@ impl Scenario {
             .unwrap_or_default()
     }
 
-    /// Start the reference boot server (dnsmasq + python http.server) serving a script that boots
+    /// Start the reference boot server (dnsmasq + busybox httpd) serving a script that boots
     /// the marker host with `fbt.marker=<client_marker>`.
     pub fn start_reference_server(&mut self, client_marker: &str) {
         let www = self.dir.path().join("www");
@@ -176,8 +176,8 @@ impl Scenario {
             Ok((dhcp, http)) => self.peers.extend([dhcp, http]),
             Err(e) => self.fail(&format!("cannot start the reference server: {e}")),
         }
-        // python needs a moment to bind.
-        std::thread::sleep(Duration::from_millis(500));
+        // Let the HTTP server bind before a client can ask it.
+        std::thread::sleep(Duration::from_millis(300));
     }
 
     /// Power on a client on tap `tap`.
@@ -254,6 +254,20 @@ impl Scenario {
         ));
     }
 
+    /// Assert the appliance's first DHCP event for `client` identified its firmware as `firmware`.
+    pub fn expect_firmware(&self, client: &QemuClient, firmware: Firmware) {
+        let events = self.client_events(client, false);
+        let first = events.iter().find(|e| e.is_stage(BootStage::Dhcp));
+        if first.and_then(LoggedEvent::firmware) != Some(firmware) {
+            self.fail(&format!(
+                "{} should have been seen as {} first, the appliance logged {:?}",
+                client.name(),
+                firmware.as_str(),
+                first.map(|e| e.firmware.clone())
+            ));
+        }
+    }
+
     /// Print the client's stage timings (appliance events and console) and return them.
     pub fn report(&self, client: &QemuClient, lone_client: bool) -> Timeline {
         let events = self.client_events(client, lone_client);
@@ -277,16 +291,39 @@ impl Scenario {
         panic!("scenario {}: {what}", self.name)
     }
 
-    /// Consoles, the appliance's log and boot events, the peers' logs.
+    /// Consoles, the appliance's log and boot events, the peers' logs; the full logs are also
+    /// copied to `target/hil-logs/<scenario>/` (for CI to keep).
     pub fn print_diagnostics(&self) {
         eprintln!(
             "==================== {}: diagnostics ====================",
             self.name
         );
+        let keep = std::env::var_os("CARGO_TARGET_DIR")
+            .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+            .join("hil-logs")
+            .join(&self.name);
+        let _ = std::fs::remove_dir_all(&keep);
+        let _ = std::fs::create_dir_all(&keep);
         let consoles = self
             .consoles
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for (console, _) in consoles.iter() {
+            let _ = std::fs::copy(
+                console.log_path(),
+                keep.join(format!("serial-{}.log", console.name())),
+            );
+        }
+        if let Some(a) = &self.appliance {
+            let _ = std::fs::copy(a.log_path(), keep.join("flakeboot.log"));
+            let _ = std::fs::copy(a.config_path(), keep.join("flakeboot.toml"));
+        }
+        for p in &self.peers {
+            if let Some(name) = p.log_path().file_name() {
+                let _ = std::fs::copy(p.log_path(), keep.join(name));
+            }
+        }
+        eprintln!("(full logs kept in {})", keep.display());
         for (console, mac) in consoles.iter() {
             eprintln!(
                 "--- serial console of {} ({mac}), last 40 lines ({}) ---\n{}",
@@ -297,7 +334,7 @@ impl Scenario {
         }
         match &self.appliance {
             Some(a) => {
-                eprintln!("--- appliance log, last 60 lines ---\n{}", a.log_tail(60));
+                eprintln!("--- appliance log, last 40 lines ---\n{}", a.log_tail(40));
                 eprintln!("--- appliance boot events ---");
                 for e in a.events() {
                     eprintln!("  {e}");

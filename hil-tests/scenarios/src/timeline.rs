@@ -55,15 +55,15 @@ impl Timeline {
         }
     }
 
-    /// `HIL-TIMING scenario=.. client=.. dhcp=3.21 ...`: one greppable line (appliance time, else
-    /// console time, per stage).
+    /// `HIL-TIMING scenario=.. client=.. dhcp=5.26 ...`: one greppable line, per stage the time
+    /// the client's console showed it done (comparable between servers), else the appliance's.
     pub fn summary(&self) -> String {
         let mut s = format!(
             "HIL-TIMING scenario={} client={} firmware={} accel={}",
             self.scenario, self.client, self.kind, self.accel
         );
         for r in &self.rows {
-            match r.appliance.or(r.console) {
+            match r.console.or(r.appliance) {
                 Some(t) => s.push_str(&format!(" {}={t:.2}", r.stage)),
                 None => s.push_str(&format!(" {}=-", r.stage)),
             }

@@ -3,6 +3,7 @@
 use std::time::{Duration, Instant};
 
 use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Script};
+use flakeboot_catalogue::Firmware;
 use flakeboot_hil_tests::{HOST, MAC, Mode, Scenario};
 use flakeboot_testbed::ClientKind;
 
@@ -32,8 +33,13 @@ fn two_bios_and_two_uefi_clients_boot_at_once() {
         s.expect_marker(client, name, left);
     }
 
-    for client in &clients {
+    for (client, kind) in clients.iter().zip(kinds) {
         s.expect_stages(client, &[Dhcp, Script, Kernel, Initrd], false);
+        let firmware = match kind {
+            ClientKind::Bios => Firmware::IpxeBios,
+            _ => Firmware::IpxeEfi,
+        };
+        s.expect_firmware(client, firmware);
     }
     for client in &clients {
         s.report(client, false);

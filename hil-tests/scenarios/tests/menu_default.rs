@@ -4,14 +4,16 @@
 use std::time::Duration;
 
 use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Script};
-use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, HOST_DESCRIPTION, MAC, Mode, Scenario};
+use flakeboot_catalogue::Firmware;
+use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, HOST_DESCRIPTION, MAC, Mode, Scenario, first_ok};
 use flakeboot_testbed::ClientKind;
 
 #[test]
 fn unassigned_machine_boots_the_menu_default_and_is_recorded() {
     let mut s = Scenario::new("menu_default", 1);
-    // No [[machines]] entry: the host's own command line carries the marker.
-    let config = s.config(Mode::Router).menu(HOST, Duration::from_secs(3));
+    // No [[machines]] entry: no per-machine parameters, so the marker line says `<token>:none`.
+    let menu_timeout = Duration::from_secs(3);
+    let config = s.config(Mode::Router).menu(HOST, menu_timeout);
     s.start_appliance(&config);
 
     let client = s.power_on("menu1", ClientKind::Bios, 0, MAC[0]);
@@ -23,8 +25,21 @@ fn unassigned_machine_boots_the_menu_default_and_is_recorded() {
         client.console().find(HOST_DESCRIPTION).is_some(),
         "no menu entry {HOST_DESCRIPTION:?} on the console"
     );
-    s.expect_stages(&client, &[Dhcp, Script, Kernel, Initrd], true);
-    s.report(&client, true);
+    s.expect_stages(&client, &[Dhcp, Script, Kernel, Initrd], false);
+    s.expect_firmware(&client, Firmware::IpxeBios);
+    // Nobody pressed a key: the kernel was fetched only after the menu's timeout ran out.
+    let events = s.client_events(&client, false);
+    let script = first_ok(&events, Script).map(|e| e.at);
+    let kernel = first_ok(&events, Kernel).map(|e| e.at);
+    let waited = kernel
+        .zip(script)
+        .and_then(|(k, s)| k.duration_since(s).ok())
+        .unwrap_or_default();
+    assert!(
+        waited >= menu_timeout - Duration::from_millis(500),
+        "the kernel came {waited:?} after the script: the menu did not wait its {menu_timeout:?}"
+    );
+    s.report(&client, false);
 
     s.stop_appliance();
     let machines = s

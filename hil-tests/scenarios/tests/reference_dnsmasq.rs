@@ -1,4 +1,4 @@
-//! The harness itself, against a reference boot server (dnsmasq + python's http.server) instead
+//! The harness itself, against a reference boot server (dnsmasq + busybox httpd) instead
 //! of flakeboot: when this passes and a flakeboot scenario fails, the fault is flakeboot's.
 
 use flakeboot_hil_tests::{BOOT_TIMEOUT, MAC, Scenario};

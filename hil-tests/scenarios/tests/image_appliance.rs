@@ -1,0 +1,459 @@
+//! The appliance image itself (image/build.sh) booted in QEMU under OVMF on the test LAN, next
+//! to dnsmasq as the LAN's DHCP server:
+//! - it boots to flakeboot serving on its LAN port, and a second QEMU machine netboots from it;
+//! - a good update (from an update disk) boots the new slot, which is blessed;
+//! - a bad update (its daemon fails health) falls back to the old slot with /var intact;
+//! - a corrupted slot (written offline, then bytes overwritten) falls back too;
+//! - with no DHCP server on the LAN it takes the documented static fallback address.
+//!
+//! The images come from `image/test-artifacts.sh` (rebuilt only when an input changed). Each
+//! boot under TCG takes 60-90 s; the rollback tests boot 4-5 times.
+
+// A test fails loudly: a panic with the console tail is how it reports failure.
+#![allow(clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use flakeboot_hil_tests::{LAN_IF, MAC, Scenario};
+use flakeboot_testbed::{ClientKind, Proc, require_tool, workspace_root};
+
+const APPLIANCE_MAC: &str = "52:54:00:fb:a0:01";
+const VERSION: &str = "0.1.0";
+/// One boot of the appliance to a healthy daemon, generously (measured: 60-90 s under TCG).
+const BOOT: Duration = Duration::from_secs(300);
+
+fn artifacts() -> PathBuf {
+    for tool in [
+        "mmdebstrap",
+        "mksquashfs",
+        "veritysetup",
+        "mkfs.fat",
+        "mcopy",
+        "sfdisk",
+        "zstd",
+        "qemu-system-x86_64",
+        "curl",
+    ] {
+        require_tool(tool);
+    }
+    let root = workspace_root();
+    let out = std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| root.join("target"), PathBuf::from)
+        .join("image-tests");
+    let started = Instant::now();
+    let status = Command::new(root.join("image/test-artifacts.sh"))
+        .arg(&out)
+        .status()
+        .unwrap_or_else(|e| panic!("image/test-artifacts.sh: {e}"));
+    assert!(status.success(), "image/test-artifacts.sh failed: {status}");
+    eprintln!(
+        "HIL-TIMING test images ready in {:.0}s",
+        started.elapsed().as_secs_f64()
+    );
+    out
+}
+
+fn image(out: &Path) -> PathBuf {
+    out.join(format!("flakeboot-{VERSION}-qemu-x86_64.img"))
+}
+
+fn bundle(out: &Path, flavour: &str) -> PathBuf {
+    out.join(format!(
+        "flakeboot-{VERSION}+{flavour}-qemu-x86_64.bundle.tar"
+    ))
+}
+
+/// A private copy of the built image (the VM writes to its disk).
+fn disk_copy(s: &Scenario, out: &Path) -> PathBuf {
+    let disk = s.dir().join("disk.img");
+    let status = Command::new("cp")
+        .arg("--sparse=always")
+        .arg(image(out))
+        .arg(&disk)
+        .status()
+        .unwrap_or_else(|e| panic!("cp: {e}"));
+    assert!(status.success(), "copying the image failed");
+    disk
+}
+
+/// The appliance VM on tap 0 with its serial console in a file.
+struct ApplianceVm {
+    _qemu: Proc,
+    serial: PathBuf,
+    started: Instant,
+}
+
+impl ApplianceVm {
+    fn start(s: &Scenario, disk: &Path, update: Option<&Path>) -> ApplianceVm {
+        let serial = s.dir().join("appliance-serial.log");
+        let script = workspace_root().join("qemu/image.sh");
+        let mut argv: Vec<String> = vec![
+            script.display().to_string(),
+            disk.display().to_string(),
+            s.lan().tap(0).to_owned(),
+            APPLIANCE_MAC.to_owned(),
+            serial.display().to_string(),
+        ];
+        if let Some(bundle) = update {
+            argv.extend([
+                "-drive".to_owned(),
+                format!(
+                    "if=none,id=upd,format=raw,readonly=on,file={}",
+                    bundle.display()
+                ),
+                "-device".to_owned(),
+                "virtio-blk-pci,drive=upd,serial=flakeboot-update".to_owned(),
+            ]);
+        }
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+        let qemu = s
+            .lan()
+            .ns()
+            .spawn("appliance-vm", &argv)
+            .unwrap_or_else(|e| panic!("starting the appliance VM: {e}"));
+        eprintln!(
+            "== appliance VM started, serial console {}",
+            serial.display()
+        );
+        ApplianceVm {
+            _qemu: qemu,
+            serial,
+            started: Instant::now(),
+        }
+    }
+
+    fn console(&self) -> String {
+        let bytes = std::fs::read(&self.serial).unwrap_or_default();
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// Waits until `pred` holds for the console's lines containing `needle`; returns them.
+    fn wait_lines(
+        &self,
+        needle: &str,
+        timeout: Duration,
+        pred: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let lines: Vec<String> = self
+                .console()
+                .lines()
+                .filter(|l| l.contains(needle))
+                .map(str::to_owned)
+                .collect();
+            if pred(&lines) {
+                return lines;
+            }
+            if Instant::now() > deadline {
+                let console = self.console();
+                let tail: Vec<&str> = console.lines().rev().take(60).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                panic!(
+                    "appliance console: no matching {needle:?} line after {timeout:?}; last lines:\n{}",
+                    tail.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+
+    fn wait_for(&self, needle: &str, timeout: Duration) -> String {
+        let lines = self.wait_lines(needle, timeout, |l| !l.is_empty());
+        lines.first().cloned().unwrap_or_default()
+    }
+
+    fn secs(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+}
+
+/// The HTTP status of GET `url`, from the test side of the LAN.
+fn http_status(s: &Scenario, url: &str) -> String {
+    let argv = [
+        "curl",
+        "-s",
+        "--noproxy",
+        "*",
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        url,
+    ];
+    let got = s
+        .lan()
+        .ns()
+        .run(&argv)
+        .unwrap_or_else(|e| panic!("curl {url}: {e}"));
+    got.trim().to_owned()
+}
+
+/// `flakeboot-data: data-id ID boot N slot S version V` lines, parsed.
+fn data_lines(lines: &[String]) -> Vec<(String, u32, String, String)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let rest = l.split("flakeboot-data: data-id ").nth(1)?;
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            match words.as_slice() {
+                [id, "boot", n, "slot", slot, "version", version, ..] => Some((
+                    (*id).to_owned(),
+                    n.parse().ok()?,
+                    (*slot).to_owned(),
+                    (*version).to_owned(),
+                )),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn image_boots_to_flakeboot_serving_and_a_client_netboots_from_it() {
+    let out = artifacts();
+    let mut s = Scenario::new("image_boot", 2);
+    s.start_lan_dhcp_server();
+    let disk = disk_copy(&s, &out);
+    let vm = ApplianceVm::start(&s, &disk, None);
+
+    let banner = vm.wait_for("FLAKEBOOT-ADDRESS eth0 ", BOOT);
+    let cidr = banner
+        .split("FLAKEBOOT-ADDRESS eth0 ")
+        .nth(1)
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let ip = cidr.split('/').next().unwrap_or_default().to_owned();
+    assert!(
+        ip.starts_with("10.77.0.1"),
+        "the LAN port should have an address from the LAN's dnsmasq, banner: {banner}"
+    );
+    vm.wait_for("flakeboot-health: healthy", BOOT);
+    let boot_secs = vm.secs();
+    println!("HIL-TIMING image boot to a healthy flakeboot: {boot_secs:.0}s (LAN address {cidr})");
+
+    // flakeboot serves HTTP on the LAN port: the image's iPXE binaries.
+    let got = http_status(&s, &format!("http://{ip}/ipxe/ipxe.efi"));
+    assert_eq!(got, "200", "GET /ipxe/ipxe.efi from the appliance");
+    // The web UI's one-time setup code is on the console.
+    vm.wait_for("enter the setup code", BOOT);
+
+    // A second machine netboots: its address from dnsmasq, its boot file from the appliance
+    // (proxyDHCP), then the iPXE script over HTTP from the appliance.
+    let client = s.power_on("client", ClientKind::Uefi, 1, MAC[0]);
+    let needle = format!("{ip}/boot.ipxe");
+    let line = client
+        .wait_for_serial(&needle, Duration::from_secs(180))
+        .unwrap_or_else(|e| {
+            panic!(
+                "the client never fetched {needle}: {e}\n{}",
+                client.console_tail(40)
+            )
+        });
+    eprintln!("== client: {line}");
+    // The appliance's own log (on its console) records the script it served to this client.
+    let served = vm.wait_lines("stage=\"script\"", Duration::from_secs(180), |l| {
+        l.iter()
+            .any(|l| l.contains(&format!("mac=\"{}\"", MAC[0])) && l.contains("outcome=Ok"))
+    });
+    eprintln!(
+        "== appliance: {}",
+        served.last().cloned().unwrap_or_default()
+    );
+    let data = data_lines(&vm.wait_lines("flakeboot-data:", BOOT, |l| !l.is_empty()));
+    assert_eq!(data.first().map(|d| (d.1, d.2.as_str())), Some((1, "a")));
+}
+
+#[test]
+fn image_good_update_boots_the_new_slot_and_blesses_it() {
+    let out = artifacts();
+    let mut s = Scenario::new("image_update", 1);
+    s.start_lan_dhcp_server();
+    let disk = disk_copy(&s, &out);
+    let vm = ApplianceVm::start(&s, &disk, Some(&bundle(&out, "update")));
+
+    vm.wait_for("flakeboot-update: applying bundle", BOOT);
+    vm.wait_for("installed in slot b as flakeboot-2-b+3.efi", BOOT);
+    let applied = vm.secs();
+    let data = data_lines(&vm.wait_lines("flakeboot-data:", 2 * BOOT, |l| {
+        data_lines(l).iter().any(|d| d.2 == "b")
+    }));
+    let healthy = vm.wait_lines("flakeboot-health: healthy", BOOT, |l| {
+        l.iter().any(|l| l.contains("slot b"))
+    });
+    let slots = vm.wait_lines("flakeboot-slots:", BOOT, |l| {
+        l.iter().any(|l| l.contains("running slot b"))
+    });
+    println!(
+        "HIL-TIMING update applied at {applied:.0}s, new slot healthy at {:.0}s",
+        vm.secs()
+    );
+    let first = data.first().cloned().unwrap_or_default();
+    let second = data.get(1).cloned().unwrap_or_default();
+    assert_eq!(
+        (first.1, first.2.as_str(), first.3.as_str()),
+        (1, "a", VERSION)
+    );
+    assert_eq!(
+        (second.1, second.2.as_str(), second.3.as_str()),
+        (2, "b", "0.1.0+update")
+    );
+    assert_eq!(
+        first.0, second.0,
+        "the data partition changed across the update"
+    );
+    assert!(healthy.iter().any(|l| l.contains("slot b")));
+    // systemd-bless-boot renamed flakeboot-2-b+3.efi (or +2-1) to flakeboot-2-b.efi.
+    let last = slots.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("flakeboot-2-b.efi") && !last.contains("flakeboot-2-b+"),
+        "slot b was not blessed: {last}"
+    );
+}
+
+#[test]
+fn image_bad_update_falls_back_to_the_old_slot_with_var_intact() {
+    let out = artifacts();
+    let mut s = Scenario::new("image_bad_update", 1);
+    s.start_lan_dhcp_server();
+    let disk = disk_copy(&s, &out);
+    let vm = ApplianceVm::start(&s, &disk, Some(&bundle(&out, "broken")));
+
+    vm.wait_for("installed in slot b as flakeboot-2-b+3.efi", BOOT);
+    // Three tries of slot b (each reboots when flakeboot-health fails), then slot a again.
+    let data = data_lines(&vm.wait_lines("flakeboot-data:", 5 * BOOT, |l| {
+        data_lines(l).iter().any(|d| d.1 > 1 && d.2 == "a")
+    }));
+    println!(
+        "HIL-TIMING bad update: back on slot a after {:.0}s",
+        vm.secs()
+    );
+    let slots = vm.wait_lines("flakeboot-slots:", BOOT, |l| {
+        l.iter().filter(|l| l.contains("running slot a")).count() >= 2
+    });
+    let ids: Vec<&str> = data.iter().map(|d| d.0.as_str()).collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "the data partition changed: {data:?}"
+    );
+    let on_b: Vec<_> = data.iter().filter(|d| d.2 == "b").collect();
+    assert_eq!(on_b.len(), 3, "slot b should get exactly 3 tries: {data:?}");
+    assert!(on_b.iter().all(|d| d.3 == "0.1.0+broken"), "{data:?}");
+    let back = data.last().cloned().unwrap_or_default();
+    assert_eq!(
+        (back.1, back.2.as_str(), back.3.as_str()),
+        (5, "a", VERSION)
+    );
+    let last = slots.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("flakeboot-2-b+0-3.efi") && last.contains("flakeboot-1-a.efi"),
+        "slot b should be marked bad, slot a good: {last}"
+    );
+    // The same bundle is not applied again on the old slot.
+    assert_eq!(
+        vm.console()
+            .matches("flakeboot-update: applying bundle")
+            .count(),
+        1
+    );
+}
+
+#[test]
+fn image_corrupted_slot_falls_back() {
+    let out = artifacts();
+    let mut s = Scenario::new("image_corrupt", 1);
+    s.start_lan_dhcp_server();
+    let disk = disk_copy(&s, &out);
+
+    // Install the good update into slot b offline, then overwrite 4 MiB at the start of root-b.
+    let flakeboot = workspace_root().join("target/release/flakeboot");
+    let apply = Command::new(&flakeboot)
+        .args(["update", "apply"])
+        .arg(bundle(&out, "update"))
+        .arg("--disk")
+        .arg(&disk)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", flakeboot.display()));
+    let said = String::from_utf8_lossy(&apply.stdout).into_owned();
+    assert!(
+        apply.status.success() && said.contains("installed in slot b"),
+        "offline apply failed: {said}{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    let layout = Command::new("sfdisk")
+        .args(["--json"])
+        .arg(&disk)
+        .output()
+        .unwrap_or_else(|e| panic!("sfdisk: {e}"));
+    let layout: serde_json::Value =
+        serde_json::from_slice(&layout.stdout).unwrap_or_else(|e| panic!("sfdisk --json: {e}"));
+    let start = layout["partitiontable"]["partitions"]
+        .as_array()
+        .and_then(|p| p.iter().find(|p| p["name"] == "root-b"))
+        .and_then(|p| p["start"].as_u64())
+        .unwrap_or_else(|| panic!("no root-b in {layout}"));
+    let status = Command::new("dd")
+        .args([
+            "if=/dev/urandom",
+            &format!("of={}", disk.display()),
+            "bs=512",
+            &format!("seek={start}"),
+            "count=8192",
+            "conv=notrunc",
+            "status=none",
+        ])
+        .status()
+        .unwrap_or_else(|e| panic!("dd: {e}"));
+    assert!(status.success());
+
+    let vm = ApplianceVm::start(&s, &disk, None);
+    let data = data_lines(&vm.wait_lines("flakeboot-data:", 4 * BOOT, |l| !l.is_empty()));
+    println!(
+        "HIL-TIMING corrupted slot b: slot a up after {:.0}s",
+        vm.secs()
+    );
+    let console = vm.console();
+    let tries = console
+        .lines()
+        .filter(|l| l.contains("Command line:") && l.contains("flakeboot.slot=b"))
+        .count();
+    assert_eq!(tries, 3, "slot b should be tried 3 times");
+    assert!(
+        console.contains("verity") || console.contains("Kernel panic"),
+        "no dm-verity failure on the console"
+    );
+    let first = data.first().cloned().unwrap_or_default();
+    assert_eq!(
+        (first.1, first.2.as_str(), first.3.as_str()),
+        (1, "a", VERSION)
+    );
+    let slots = vm.wait_for("flakeboot-slots:", BOOT);
+    assert!(slots.contains("flakeboot-2-b+0-3.efi"), "{slots}");
+}
+
+#[test]
+fn image_without_a_dhcp_server_takes_the_static_fallback_address() {
+    let out = artifacts();
+    let s = Scenario::new("image_fallback", 1);
+    // No DHCP server on this LAN; the test side joins the documented fallback subnet.
+    s.lan()
+        .ns()
+        .addr(LAN_IF, "192.168.1.1/24")
+        .unwrap_or_else(|e| panic!("address on {LAN_IF}: {e}"));
+    let disk = disk_copy(&s, &out);
+    let vm = ApplianceVm::start(&s, &disk, None);
+
+    vm.wait_for("no DHCP answer on eth0", BOOT);
+    let banner = vm.wait_for("FLAKEBOOT-ADDRESS eth0 ", BOOT);
+    assert!(banner.contains("192.168.1.2/24"), "{banner}");
+    vm.wait_for("flakeboot-health: healthy", BOOT);
+    println!(
+        "HIL-TIMING fallback address and healthy flakeboot after {:.0}s",
+        vm.secs()
+    );
+    let got = http_status(&s, "http://192.168.1.2/ipxe/ipxe.efi");
+    assert_eq!(got, "200", "GET /ipxe/ipxe.efi from the fallback address");
+}
