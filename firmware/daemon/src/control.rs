@@ -166,7 +166,24 @@ async fn run(request: Request, flakes: &Flakes) -> anyhow::Result<Response> {
             return Ok(finish_builds(flakes, vec![id], wait).await);
         }
         Request::Generations { host } => {
-            serde_json::to_value(tokio::task::spawn_blocking(move || f.generations(&host)).await??)?
+            let name = host.clone();
+            let generations = tokio::task::spawn_blocking(move || f.generations(&name)).await??;
+            // What machines assigned to this host boot now: the pinned generation, else the newest.
+            let current = flakes.catalogue().boot(&host, false).ok().flatten();
+            let mut list = Vec::with_capacity(generations.len());
+            for g in &generations {
+                let mut value = serde_json::to_value(g)?;
+                let is_current = current.as_ref().is_some_and(|c| c.generation == g.number);
+                if let Some(obj) = value.as_object_mut() {
+                    obj.insert("current".into(), is_current.into());
+                    obj.insert(
+                        "pinned".into(),
+                        (is_current && current.as_ref().is_some_and(|c| c.pinned)).into(),
+                    );
+                }
+                list.push(value);
+            }
+            serde_json::Value::Array(list)
         }
         Request::Rollback { host, generation } => {
             tokio::task::spawn_blocking(move || f.rollback(&host, generation)).await??;
