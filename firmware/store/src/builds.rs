@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::generations::read_table;
+use crate::schema::read_table;
 use crate::schema::{decode, encode};
 use crate::{Store, StoreError};
 

@@ -9,13 +9,10 @@
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-use redb::{
-    Key, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
-    TableError, Value,
-};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{decode, encode};
+use crate::schema::{decode, encode, read_table};
 use crate::{Store, StoreError};
 
 /// Flakes by name -> JSON [`FlakeRecord`].
@@ -88,18 +85,6 @@ pub struct GenerationRecord {
     pub log: PathBuf,
     /// GC root symlinks that keep its store paths alive.
     pub gc_roots: Vec<PathBuf>,
-}
-
-/// Opens a table for reading; `None` when no write has created it yet.
-pub(crate) fn read_table<K: Key + 'static, V: Value + 'static>(
-    txn: &ReadTransaction,
-    table: TableDefinition<K, V>,
-) -> Result<Option<ReadOnlyTable<K, V>>, StoreError> {
-    match txn.open_table(table) {
-        Ok(table) => Ok(Some(table)),
-        Err(TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 impl Store {

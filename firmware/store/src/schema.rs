@@ -76,3 +76,16 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(
         source,
     })
 }
+
+/// Opens a table for reading; `Ok(None)` when no write has created it yet (tables added after
+/// schema 1 are created by their first write, so a missing one reads as empty).
+pub(crate) fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
+    txn: &redb::ReadTransaction,
+    def: TableDefinition<K, V>,
+) -> Result<Option<redb::ReadOnlyTable<K, V>>, crate::StoreError> {
+    match txn.open_table(def) {
+        Ok(table) => Ok(Some(table)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}

@@ -10,10 +10,10 @@
 use std::net::Ipv4Addr;
 
 use flakeboot_catalogue::MacAddr;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{MacKey, decode, encode, mac_key};
+use crate::schema::{MacKey, decode, encode, mac_key, read_table};
 use crate::{Store, StoreError};
 
 /// Named settings -> JSON.
@@ -110,18 +110,6 @@ impl MachineOptions {
     /// True when nothing is set (the record can be deleted).
     pub fn is_empty(&self) -> bool {
         self.hostname.is_none() && self.kernel_params.is_empty()
-    }
-}
-
-/// Opens a table for reading; `Ok(None)` when no write has created it yet.
-fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
-    txn: &redb::ReadTransaction,
-    def: TableDefinition<K, V>,
-) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
-    match txn.open_table(def) {
-        Ok(table) => Ok(Some(table)),
-        Err(TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(e) => Err(e.into()),
     }
 }
 

@@ -9,10 +9,10 @@
 
 use std::time::SystemTime;
 
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableError};
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{decode, encode};
+use crate::schema::{decode, encode, read_table};
 use crate::{Store, StoreError};
 
 /// Users by name -> JSON [`UserRecord`].
@@ -42,17 +42,6 @@ pub struct ApiTokenRecord {
     pub token_sha256: String,
     /// When it was made.
     pub created: SystemTime,
-}
-
-fn read_table<K: redb::Key + 'static, V: redb::Value + 'static>(
-    txn: &redb::ReadTransaction,
-    def: TableDefinition<K, V>,
-) -> Result<Option<redb::ReadOnlyTable<K, V>>, StoreError> {
-    match txn.open_table(def) {
-        Ok(table) => Ok(Some(table)),
-        Err(TableError::TableDoesNotExist(_)) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
 
 impl Store {
