@@ -179,7 +179,26 @@ pub fn pgrep_group(pgid: i32) -> String {
         .args(["-g", &pgid.to_string()])
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    // A zombie has exited and runs nothing: it only waits to be reaped by its parent, which is
+    // this test process when a test drops the tokio runtime that would have reaped it (the
+    // daemon's runtime lives on and does). Only live processes count as left behind.
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter(|pid| !is_zombie(pid))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// True when /proc says the process is a zombie (state `Z`); false when it is gone too.
+fn is_zombie(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // The state follows the command name, which is in parentheses and may hold spaces.
+            let after = stat.rsplit_once(')')?.1;
+            after.split_whitespace().next().map(|state| state == "Z")
+        })
+        .unwrap_or(false)
 }
 
 /// Poll `check` until it holds or `timeout` passes.
