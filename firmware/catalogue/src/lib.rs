@@ -7,11 +7,13 @@
 mod event;
 mod file;
 mod mac;
+mod recording;
 mod spec;
 
 pub use event::{BootEvent, BootStage, Firmware, Outcome};
 pub use file::{BootFile, FileKind, IpxeBinary};
 pub use mac::{MacAddr, ParseMacError};
+pub use recording::RecordingCatalogue;
 pub use spec::{BootSpec, HostBoot, Menu, MenuEntry};
 
 use std::path::PathBuf;

@@ -86,7 +86,7 @@ fn dhclient_gets_a_lease_and_renews_it() {
     assert_eq!(out.matches("DHCPACK of 10.77.0.100").count(), 2, "{out}");
     drop(client);
     assert!(
-        server.events.0.lock().unwrap().is_empty(),
+        server.events.events().is_empty(),
         "dhclient is no boot client"
     );
     server.stop();

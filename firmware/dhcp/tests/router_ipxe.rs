@@ -114,7 +114,7 @@ fn ipxe_gets_a_lease_and_its_script_url_without_waiting_for_ipv6() {
     let log = vm.tail(20);
     drop(vm);
     let (at, line) = request.unwrap_or_else(|| panic!("iPXE never fetched its script\n{log}"));
-    let events = server.events.0.lock().unwrap().clone();
+    let events = server.events.events();
     server.stop();
     assert!(
         line.starts_with("GET /boot.ipxe?mac=52%3A54%3A00%3A12%3A34%3A56 "),

@@ -6,7 +6,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -14,7 +14,7 @@ use dhcproto::v4::{
     Architecture, DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode,
 };
 use dhcproto::{Decodable, Decoder, Encodable};
-use flakeboot_catalogue::{BootEvent, BootFile, BootSpec, Catalogue, IpxeBinary, MacAddr, Menu};
+use flakeboot_catalogue::{BootEvent, Catalogue, IpxeBinary, RecordingCatalogue};
 use flakeboot_dhcp::boot::BootConfig;
 use flakeboot_dhcp::server::{
     DhcpServer, DhcpServerConfig, DhcpStats, DhcpStatsSnapshot, ServerMode,
@@ -42,26 +42,6 @@ pub enum LanKind {
     Tap,
 }
 
-/// A catalogue that records events in memory.
-#[derive(Debug, Default)]
-pub struct Recorder(pub Mutex<Vec<BootEvent>>);
-
-impl Catalogue for Recorder {
-    fn boot_spec(&self, _mac: Option<MacAddr>) -> BootSpec {
-        BootSpec::Menu(Menu {
-            entries: Vec::new(),
-            default: None,
-            timeout: Duration::from_secs(5),
-        })
-    }
-    fn boot_file(&self, _file: &BootFile) -> Option<std::path::PathBuf> {
-        None
-    }
-    fn record(&self, event: BootEvent) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
 /// The test LAN: namespaces, dnsmasq, flakeboot. Everything stops on drop (flakeboot by its
 /// token, dnsmasq by PID, namespaces deleted).
 pub struct Lan {
@@ -71,7 +51,7 @@ pub struct Lan {
     pub client: Netns,
     /// The LAN's DHCP server (absent in a proxy-only LAN).
     pub dnsmasq: Option<Proc>,
-    pub events: Arc<Recorder>,
+    pub events: Arc<RecordingCatalogue>,
     stats: Arc<DhcpStats>,
     shutdown: CancellationToken,
     flakeboot: Option<JoinHandle<()>>,
@@ -140,7 +120,7 @@ impl Lan {
             dnsmasq
         });
 
-        let events = Arc::new(Recorder::default());
+        let events = Arc::new(RecordingCatalogue::default());
         let shutdown = CancellationToken::new();
         let (tx, rx) = mpsc::channel();
         let store_dir = state.path().join("store");
@@ -204,7 +184,7 @@ impl Lan {
     }
 
     pub fn events(&self) -> Vec<BootEvent> {
-        self.events.0.lock().unwrap().clone()
+        self.events.events()
     }
 
     /// Run `f` on a thread inside the client namespace and return its result.

@@ -11,12 +11,12 @@
 use std::fs;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::mpsc;
-use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use flakeboot_catalogue::{BootEvent, BootFile, BootSpec, Catalogue, IpxeBinary, MacAddr, Menu};
+use flakeboot_catalogue::{Catalogue, IpxeBinary, RecordingCatalogue};
 use flakeboot_dhcp::boot::BootConfig;
 use flakeboot_dhcp::lease::PoolConfig;
 use flakeboot_dhcp::ra::RaConfig;
@@ -42,26 +42,6 @@ pub fn pool(ra: Option<RaConfig>) -> PoolConfig {
         decline_quarantine: Duration::from_secs(60),
         reservations: Vec::new(),
         ra,
-    }
-}
-
-/// A catalogue that keeps the events it is told.
-#[derive(Debug, Default)]
-pub struct Recorder(pub Mutex<Vec<BootEvent>>);
-
-impl Catalogue for Recorder {
-    fn boot_spec(&self, _mac: Option<MacAddr>) -> BootSpec {
-        BootSpec::Menu(Menu {
-            entries: Vec::new(),
-            default: None,
-            timeout: Duration::from_secs(1),
-        })
-    }
-    fn boot_file(&self, _file: &BootFile) -> Option<PathBuf> {
-        None
-    }
-    fn record(&self, event: BootEvent) {
-        self.0.lock().unwrap().push(event);
     }
 }
 
@@ -135,7 +115,7 @@ pub struct Server {
     shutdown: CancellationToken,
     thread: Option<JoinHandle<Result<(), String>>>,
     pub stats: Arc<DhcpStats>,
-    pub events: Arc<Recorder>,
+    pub events: Arc<RecordingCatalogue>,
 }
 
 impl Server {
@@ -155,7 +135,7 @@ impl Server {
             mode: ServerMode::Router(pool),
         };
         let shutdown = CancellationToken::new();
-        let events = Arc::new(Recorder::default());
+        let events = Arc::new(RecordingCatalogue::default());
         let (tx, rx) = mpsc::channel();
         let token = shutdown.clone();
         let catalogue: Arc<dyn Catalogue> = events.clone();

@@ -1,11 +1,10 @@
 use super::*;
 
 use std::net::Ipv4Addr;
-use std::sync::Mutex;
 
 use dhcproto::v4::{DhcpOption, Message, MessageType};
 use dhcproto::{Decodable, Decoder, Encodable};
-use flakeboot_catalogue::{BootFile, BootSpec, Firmware, IpxeBinary, MacAddr, Menu};
+use flakeboot_catalogue::{Firmware, IpxeBinary, RecordingCatalogue};
 
 use crate::options::parse_request;
 
@@ -117,26 +116,6 @@ fn boot_server_reply_goes_back_to_the_source() {
     );
 }
 
-/// A catalogue that keeps what it is told.
-#[derive(Debug, Default)]
-struct Recorder(Mutex<Vec<BootEvent>>);
-
-impl Catalogue for Recorder {
-    fn boot_spec(&self, _mac: Option<MacAddr>) -> BootSpec {
-        BootSpec::Menu(Menu {
-            entries: Vec::new(),
-            default: None,
-            timeout: Duration::from_secs(1),
-        })
-    }
-    fn boot_file(&self, _file: &BootFile) -> Option<std::path::PathBuf> {
-        None
-    }
-    fn record(&self, event: BootEvent) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
 #[tokio::test]
 async fn loop_survives_garbage_and_answers_on_loopback() {
     // Server and client on 127.0.0.1 (lo), ephemeral ports: the loop's receive/send/record
@@ -145,7 +124,7 @@ async fn loop_survives_garbage_and_answers_on_loopback() {
     let server = Arc::new(super::super::socket::bind_udp("lo", Ipv4Addr::LOCALHOST, 0).unwrap());
     let addr = server.local_addr().unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    let catalogue = Arc::new(Recorder::default());
+    let catalogue = Arc::new(RecordingCatalogue::default());
     let stats = Arc::new(DhcpStats::default());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(run(
@@ -180,7 +159,7 @@ async fn loop_survives_garbage_and_answers_on_loopback() {
     assert_eq!(snap.received, 4);
     assert_eq!(snap.malformed, 3);
     assert_eq!(snap.replied, 1);
-    let events = catalogue.0.lock().unwrap().clone();
+    let events = catalogue.events();
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].stage, BootStage::PxeBootServer);
     assert_eq!(events[0].peer, Some(Ipv4Addr::LOCALHOST.into()));
