@@ -7,13 +7,18 @@ use anyhow::Context;
 use crate::cli::{FlakeArgs, FlakeCommand};
 use crate::control::{self, Request};
 
-/// `flakeboot health`: ask the running daemon; exit 0 only if it answers healthy.
-pub fn health(state_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+/// One request to the daemon's control socket, from a synchronous CLI command.
+fn call(state_dir: &std::path::Path, request: &Request) -> anyhow::Result<control::Response> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let response = runtime.block_on(control::call(state_dir, &Request::Health))?;
+    runtime.block_on(control::call(state_dir, request))
+}
+
+/// `flakeboot health`: ask the running daemon; exit 0 only if it answers healthy.
+pub fn health(state_dir: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let response = call(state_dir, &Request::Health)?;
     if response.ok {
         println!("{}", serde_json::to_string(&response.data)?);
         Ok(ExitCode::SUCCESS)
@@ -37,11 +42,7 @@ pub fn run(args: FlakeArgs) -> anyhow::Result<ExitCode> {
         FlakeCommand::Unpin { host } => Request::Unpin { host },
         FlakeCommand::Cancel { build } => Request::Cancel { build },
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    let response = runtime.block_on(control::call(&args.state_dir, &request))?;
+    let response = call(&args.state_dir, &request)?;
     // The answer is structured data either way; --json only makes an empty answer explicit.
     if args.json || !response.data.is_null() {
         println!("{}", serde_json::to_string_pretty(&response.data)?);
