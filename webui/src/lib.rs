@@ -22,6 +22,7 @@ pub mod serve;
 pub mod state;
 pub mod status;
 pub mod tls;
+pub mod vpn_service;
 
 pub use auth::sessions::SessionLimits;
 pub use auth::setup_code::SetupCode;
@@ -33,3 +34,7 @@ pub use serve::{ServeError, redirect_router, serve_tls};
 pub use state::{WebConfig, WebState};
 pub use status::{DaemonStatus, ServiceState, ServiceStatus};
 pub use tls::{CertInfo, CertStore, TlsError, TlsSetup};
+pub use vpn_service::{
+    NewPeer, TunnelState, VpnHubSettings, VpnHubView, VpnPeerView, VpnServerSettings, VpnService,
+    VpnServiceError, VpnStatus,
+};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use flakeboot_catalogue::MacAddr;
@@ -19,6 +19,7 @@ use crate::error::WebError;
 use crate::flake_service::FlakeService;
 use crate::status::DaemonStatus;
 use crate::tls::CertStore;
+use crate::vpn_service::VpnService;
 
 /// How the UI is set up by the daemon.
 #[derive(Debug, Clone)]
@@ -76,6 +77,7 @@ struct Inner {
     machines: watch::Sender<u64>,
     status: watch::Receiver<DaemonStatus>,
     certs: Option<CertStore>,
+    vpn: OnceLock<Arc<dyn VpnService>>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -124,6 +126,7 @@ impl WebState {
             machines: watch::Sender::new(0),
             status,
             certs,
+            vpn: OnceLock::new(),
         };
         Ok(WebState {
             inner: Arc::new(inner),
@@ -158,6 +161,16 @@ impl WebState {
 
     pub(crate) fn flakes(&self) -> &dyn FlakeService {
         self.inner.flakes.as_ref()
+    }
+
+    /// Wires remote management over WireGuard (once; later calls are ignored). Without it the
+    /// VPN page and API say the feature is not available on this appliance.
+    pub fn set_vpn(&self, vpn: Arc<dyn VpnService>) {
+        let _ = self.inner.vpn.set(vpn);
+    }
+
+    pub(crate) fn vpn(&self) -> Option<&dyn VpnService> {
+        self.inner.vpn.get().map(|v| v.as_ref())
     }
 
     pub(crate) fn config(&self) -> &WebConfig {
