@@ -3,6 +3,8 @@
 //! - [`app`] is the whole UI and API as an axum router (tested with `oneshot`); [`routes()`] is its
 //!   route table.
 //! - [`serve_tls`] serves it with rustls (ring) on given addresses, never all interfaces;
+//!   [`serve_tls_on`] (or [`bind_tls_on`] then [`TlsServer::run`]) on a set of [`ListenAddr`]s
+//!   that changes while serving (LAN plus VPN tunnels), each bound to its interface;
 //!   [`redirect_router`] sends plain-HTTP visitors of the boot port to HTTPS.
 //! - [`WebState`] holds the store, the [`FlakeService`] (the seam to `flakeboot-nix`), sessions
 //!   and the one-time [`SetupCode`]; it announces settings and machine changes on tokio watch
@@ -30,7 +32,9 @@ pub use error::{ApiError, WebError};
 pub use flake_service::{BuildProgressView, FlakeService, FlakeServiceError};
 pub use from_config::settings_from_config;
 pub use routes::{Access, RouteInfo, app, routes};
-pub use serve::{ServeError, redirect_router, serve_tls};
+pub use serve::{
+    ListenAddr, ServeError, TlsServer, bind_tls_on, redirect_router, serve_tls, serve_tls_on,
+};
 pub use state::{WebConfig, WebState};
 pub use status::{DaemonStatus, ServiceState, ServiceStatus};
 pub use tls::{CertInfo, CertStore, TlsError, TlsSetup};

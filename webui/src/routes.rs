@@ -6,12 +6,14 @@ use axum::Router;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodRouter, get, post, put};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 use crate::api;
 use crate::auth::guard::require_auth;
 use crate::error::WebError;
-use crate::pages::{account, build, dashboard, flakes, layout, login, machines, settings, setup};
+use crate::pages::{
+    account, build, dashboard, flakes, layout, login, machines, settings, setup, vpn, vpn_peers,
+};
 use crate::state::WebState;
 
 /// Who may call a route.
@@ -99,6 +101,12 @@ fn table() -> Vec<Entry> {
             P,
             post(account::certificate),
         ),
+        r("GET", "/vpn", P, get(vpn::show)),
+        r("POST", "/vpn/server", P, post(vpn::server)),
+        r("POST", "/vpn/hub", P, post(vpn::hub)),
+        r("POST", "/vpn/peers", P, post(vpn_peers::add)),
+        r("POST", "/vpn/peers/{id}/rename", P, post(vpn_peers::rename)),
+        r("POST", "/vpn/peers/{id}/revoke", P, post(vpn_peers::revoke)),
         r("GET", "/api/v1/status", P, get(api::status)),
         r("GET", "/api/v1/flakes", P, get(api::flakes)),
         r("POST", "/api/v1/flakes", P, post(api::add_flake)),
@@ -150,6 +158,22 @@ fn table() -> Vec<Entry> {
         r("GET", "/api/v1/events", P, get(api::events)),
         r("GET", "/api/v1/settings", P, get(api::get_settings)),
         r("PUT", "/api/v1/settings", P, put(api::put_settings)),
+        r("GET", "/api/v1/vpn", P, get(api::vpn::status)),
+        r("PUT", "/api/v1/vpn/server", P, put(api::vpn::put_server)),
+        r("PUT", "/api/v1/vpn/hub", P, put(api::vpn::put_hub)),
+        r("POST", "/api/v1/vpn/peers", P, post(api::vpn::add_peer)),
+        r(
+            "PATCH",
+            "/api/v1/vpn/peers/{id}",
+            P,
+            patch(api::vpn::rename_peer),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/vpn/peers/{id}",
+            P,
+            delete(api::vpn::revoke_peer),
+        ),
     ]
 }
 

@@ -1,6 +1,12 @@
 //! Serving the UI: HTTPS on the management addresses only (never all interfaces), and the
 //! plain-HTTP redirect the daemon merges into its boot port.
+//!
+//! The set of addresses may change while serving ([`serve_tls_on`]): the daemon adds a VPN
+//! tunnel's address when the tunnel comes up and removes it when it goes down. Each listener is
+//! bound to its interface (SO_BINDTODEVICE), so a packet for the LAN address that arrives on
+//! another port (the WAN: Linux accepts it there otherwise, the weak host model) gets no answer.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +19,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
@@ -26,6 +33,18 @@ use crate::tls::{CertStore, TlsError, TlsSetup};
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long open connections get to finish after shutdown.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an address that could not be bound is tried again.
+const REBIND_INTERVAL: Duration = Duration::from_secs(2);
+
+/// One address the management UI listens on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListenAddr {
+    /// The address and port (never `0.0.0.0` or `::`).
+    pub addr: SocketAddr,
+    /// The interface the listener is bound to (SO_BINDTODEVICE): connections arriving on any
+    /// other interface get no answer. `None`: any interface that reaches `addr`.
+    pub interface: Option<String>,
+}
 
 /// Why the management server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -63,37 +82,195 @@ pub async fn serve_tls(
     tls: TlsSetup,
     shutdown: CancellationToken,
 ) -> Result<(), ServeError> {
-    if addrs.is_empty() {
+    let addrs = addrs
+        .into_iter()
+        .map(|addr| ListenAddr {
+            addr,
+            interface: None,
+        })
+        .collect();
+    let (_keep, rx) = watch::channel(addrs);
+    serve_tls_on(rx, state, tls, shutdown).await
+}
+
+/// Like [`serve_tls`], on a set of addresses that may change while serving: every address of
+/// the first set must bind (or this fails); later, new addresses are bound (retried every
+/// [`REBIND_INTERVAL`] while they fail) and removed ones stop listening. When the sender is
+/// dropped, the last set stays until `shutdown`.
+pub async fn serve_tls_on(
+    addrs: watch::Receiver<Vec<ListenAddr>>,
+    state: WebState,
+    tls: TlsSetup,
+    shutdown: CancellationToken,
+) -> Result<(), ServeError> {
+    bind_tls_on(addrs, state, tls, shutdown).await?.run().await
+}
+
+/// The management server with its first addresses bound and accepting: [`TlsServer::run`]
+/// follows later changes of the address set until shutdown.
+pub struct TlsServer {
+    addrs: watch::Receiver<Vec<ListenAddr>>,
+    listeners: Listeners,
+}
+
+impl std::fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsServer")
+            .field(
+                "listening",
+                &self.listeners.active.keys().collect::<Vec<_>>(),
+            )
+            .finish_non_exhaustive()
+    }
+}
+
+/// The first half of [`serve_tls_on`]: checks and binds the first set of addresses (every one
+/// must bind) and starts accepting on them, so the caller knows the UI answers before it says
+/// it is serving.
+pub async fn bind_tls_on(
+    mut addrs: watch::Receiver<Vec<ListenAddr>>,
+    state: WebState,
+    tls: TlsSetup,
+    shutdown: CancellationToken,
+) -> Result<TlsServer, ServeError> {
+    let first = addrs.borrow_and_update().clone();
+    if first.is_empty() {
         return Err(ServeError::NoAddress);
     }
-    if let Some(addr) = addrs.iter().find(|a| a.ip().is_unspecified()) {
-        return Err(ServeError::AllInterfaces { addr: *addr });
+    if let Some(l) = first.iter().find(|l| l.addr.ip().is_unspecified()) {
+        return Err(ServeError::AllInterfaces { addr: l.addr });
     }
     let certs = match state.certs() {
         Some(c) => c.clone(),
         None => CertStore::load_or_generate(&tls)?,
     };
     let acceptor = TlsAcceptor::from(certs.server_config()?);
-    let mut listeners = Vec::new();
-    for addr in addrs {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| ServeError::Bind { addr, source })?;
-        tracing::info!(%addr, "web UI listening (https)");
-        listeners.push(listener);
+    let mut bound = Vec::new();
+    for l in first {
+        let listener = bind(&l).map_err(|source| ServeError::Bind {
+            addr: l.addr,
+            source,
+        })?;
+        bound.push((l, listener));
     }
-    let router = app(state);
-    let mut tasks = tokio::task::JoinSet::new();
-    for listener in listeners {
-        tasks.spawn(accept_loop(
+    let mut listeners = Listeners {
+        active: HashMap::new(),
+        tasks: tokio::task::JoinSet::new(),
+        acceptor,
+        router: app(state),
+        shutdown: shutdown.clone(),
+    };
+    for (l, listener) in bound {
+        listeners.start(l, listener);
+    }
+    Ok(TlsServer { addrs, listeners })
+}
+
+impl TlsServer {
+    /// Serves until shutdown, binding and unbinding as the address set changes.
+    pub async fn run(self) -> Result<(), ServeError> {
+        let TlsServer {
+            mut addrs,
+            mut listeners,
+        } = self;
+        let shutdown = listeners.shutdown.clone();
+        run_listeners(&mut addrs, &mut listeners, &shutdown).await;
+        while listeners.tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+async fn run_listeners(
+    addrs: &mut watch::Receiver<Vec<ListenAddr>>,
+    listeners: &mut Listeners,
+    shutdown: &CancellationToken,
+) {
+    let mut sender_gone = false;
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            changed = addrs.changed(), if !sender_gone => {
+                if changed.is_err() {
+                    sender_gone = true;
+                    continue;
+                }
+            }
+            _ = tokio::time::sleep(REBIND_INTERVAL), if failing => {}
+            Some(_) = listeners.tasks.join_next(), if !listeners.tasks.is_empty() => continue,
+        }
+        let wanted = addrs.borrow_and_update().clone();
+        listeners.active.retain(|l, stop| {
+            let keep = wanted.contains(l);
+            if !keep {
+                tracing::info!(
+                    addr = %l.addr, interface = l.interface.as_deref().unwrap_or("any"),
+                    "web UI stopped listening"
+                );
+                stop.cancel();
+            }
+            keep
+        });
+        failing = false;
+        for l in wanted {
+            if listeners.active.contains_key(&l) {
+                continue;
+            }
+            if l.addr.ip().is_unspecified() {
+                tracing::error!("{}", ServeError::AllInterfaces { addr: l.addr });
+                continue;
+            }
+            match bind(&l) {
+                Ok(listener) => listeners.start(l, listener),
+                Err(source) => {
+                    let addr = l.addr;
+                    tracing::warn!("{}; trying again", ServeError::Bind { addr, source });
+                    failing = true;
+                }
+            }
+        }
+    }
+}
+
+/// The accept loops running now, each with its own stop token.
+struct Listeners {
+    active: HashMap<ListenAddr, CancellationToken>,
+    tasks: tokio::task::JoinSet<()>,
+    acceptor: TlsAcceptor,
+    router: Router,
+    shutdown: CancellationToken,
+}
+
+impl Listeners {
+    fn start(&mut self, l: ListenAddr, listener: TcpListener) {
+        tracing::info!(
+            addr = %l.addr, interface = l.interface.as_deref().unwrap_or("any"),
+            "web UI listening (https)"
+        );
+        let stop = self.shutdown.child_token();
+        self.active.insert(l, stop.clone());
+        self.tasks.spawn(accept_loop(
             listener,
-            acceptor.clone(),
-            router.clone(),
-            shutdown.clone(),
+            self.acceptor.clone(),
+            self.router.clone(),
+            stop,
         ));
     }
-    while tasks.join_next().await.is_some() {}
-    Ok(())
+}
+
+/// A listening socket on `l.addr`, bound to `l.interface` when given.
+fn bind(l: &ListenAddr) -> std::io::Result<TcpListener> {
+    let socket = if l.addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if let Some(interface) = &l.interface {
+        socket.bind_device(Some(interface.as_bytes()))?;
+    }
+    socket.bind(l.addr)?;
+    socket.listen(1024)
 }
 
 async fn accept_loop(

@@ -54,7 +54,7 @@ pub struct VpnServerSettings {
     pub enabled: bool,
     /// The UDP port it listens on (the only port that answers on the WAN side).
     pub listen_port: u16,
-    /// The appliance's own address in the tunnel, with the tunnel's prefix, e.g. `10.77.0.1/24`.
+    /// The appliance's own address in the tunnel, with the tunnel's prefix, e.g. `10.78.0.1/24`.
     /// Peers get the next free addresses in that prefix.
     pub address: String,
     /// The host (and optional `:port`) peers dial, written into each peer's config, e.g.
@@ -67,7 +67,7 @@ impl Default for VpnServerSettings {
         VpnServerSettings {
             enabled: false,
             listen_port: 51820,
-            address: "10.77.0.1/24".into(),
+            address: "10.78.0.1/24".into(),
             endpoint: String::new(),
         }
     }
@@ -197,10 +197,8 @@ pub trait VpnService: Send + Sync + 'static {
 
     /// Saves server-mode settings and applies them (brings the interface up, down, or changes
     /// its port or address). `Unavailable` when saved but not brought up.
-    fn set_server(
-        &self,
-        settings: VpnServerSettings,
-    ) -> BoxFuture<'_, Result<(), VpnServiceError>>;
+    fn set_server(&self, settings: VpnServerSettings)
+    -> BoxFuture<'_, Result<(), VpnServiceError>>;
 
     /// Adds a peer named `name`: generates its key pair, gives it the next free address, adds it
     /// to the live interface, and returns its config (the only time the private key exists).

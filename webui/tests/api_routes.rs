@@ -183,6 +183,14 @@ async fn flakes_hosts_builds_logs_and_generations_over_the_api() {
     )
     .await;
     assert_eq!(gens["prod#alpha"]["pinned"], 1);
+    // A bare host name answers under its qualified name, with its pin.
+    let gens = json(
+        h.api("GET", "/api/v1/generations?host=alpha", &t, None)
+            .await,
+    )
+    .await;
+    assert_eq!(gens["prod#alpha"]["pinned"], 1);
+    assert_eq!(gens.as_object().unwrap().len(), 1);
     let resp = h
         .api(
             "POST",

@@ -1,8 +1,8 @@
 //! End to end in a real browser: Debian's chromium (headless, driven through chromedriver with
 //! fantoccini) against the app served over TLS on 127.0.0.1, inside a network namespace of its
 //! own (only `lo`: nothing leaves it). Walks setup, sign-in, the dashboard, adding a flake,
-//! watching its build finish live, assigning a machine and reading its boot timeline, and
-//! saves a screenshot of every page at laptop (1366 px) and phone (390 px) widths into
+//! watching its build finish live, assigning a machine and reading its boot timeline, adding a
+//! remote-access device (its one-time config page with the QR code), and saves a screenshot of every page at laptop (1366 px) and phone (390 px) widths into
 //! `target/webui-screenshots/`.
 #![allow(
     clippy::unwrap_used,
@@ -13,20 +13,22 @@
 
 mod common;
 
-use common::browser::{DRIVER_PORT, Shots, click, connect, fill, path, wait_path, wait_text};
+use common::browser::{DRIVER_PORT, Shots, cdp, click, connect, fill, path, wait_path, wait_text};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use common::fake_vpn::{FakeVpn, PRIVATE_MARKER};
 use common::{FakeFlakes, PASSWORD};
 use fantoccini::Locator;
 use flakeboot_catalogue::{BootEvent, BootStage, Firmware, MacAddr, Outcome};
 use flakeboot_store::Store;
 use flakeboot_testbed::{Netns, require_root, require_tool, workspace_root};
 use flakeboot_webui::{
-    CertStore, DaemonStatus, ServiceState, ServiceStatus, TlsSetup, WebConfig, WebState, serve_tls,
+    CertStore, DaemonStatus, ServiceState, ServiceStatus, TlsSetup, VpnServerSettings, VpnService,
+    WebConfig, WebState, serve_tls,
 };
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
@@ -177,6 +179,17 @@ async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
         Some(certs),
     )
     .unwrap();
+    let vpn = FakeVpn::new();
+    vpn.set_server(VpnServerSettings {
+        enabled: true,
+        endpoint: "office.example.net".into(),
+        ..VpnServerSettings::default()
+    })
+    .await
+    .unwrap();
+    vpn.add_peer("work-laptop").await.unwrap();
+    vpn.traffic(1, 12, 3_400_000, 41_000_000);
+    state.set_vpn(Arc::new(vpn.clone()));
     let code = state.setup_code().unwrap().to_string();
     let shutdown = CancellationToken::new();
     let server = tokio::spawn(serve_tls(
@@ -328,6 +341,8 @@ async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
     c.goto(&format!("{BASE}/")).await.unwrap();
     shots.take(&c, "14-dashboard-after").await;
 
+    remote_access(&c, &shots, &vpn, &profile_downloads(&state_dir)).await;
+
     c.close().await.unwrap();
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(10), server)
@@ -335,4 +350,109 @@ async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+fn profile_downloads(state_dir: &std::path::Path) -> PathBuf {
+    let dir = state_dir.join("downloads");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Remote access: add a device, land on its one-time config page (QR code big enough to scan
+/// and inside a phone's screen, the download is the config), then see it listed without it.
+async fn remote_access(
+    c: &fantoccini::Client,
+    shots: &Shots,
+    vpn: &FakeVpn,
+    downloads: &std::path::Path,
+) {
+    click(c, "nav.main a[href='/vpn']").await;
+    wait_path(c, "/vpn").await;
+    let page = wait_text(c, "work-laptop").await;
+    assert!(
+        page.contains(" ago") && page.contains("Up on fb-wg0"),
+        "{page}"
+    );
+    shots.take(c, "15-remote-access").await;
+
+    fill(c, "#peer_name", "alice-phone").await;
+    click(c, "form[action='/vpn/peers'] button").await;
+    wait_text(c, "This is the only time this config is shown").await;
+    assert_eq!(path(c).await, "/vpn/peers");
+    assert_eq!(vpn.peer_names(), ["work-laptop", "alice-phone"]);
+    let config = c
+        .find(Locator::Css("#config-text"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        config.contains(&format!("PrivateKey = {PRIVATE_MARKER}")),
+        "{config}"
+    );
+    for (width, height, mobile) in [(1366u32, 768u32, false), (390, 844, true)] {
+        cdp(
+            c,
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let qr = c.find(Locator::Css(".qr svg")).await.unwrap();
+        assert!(qr.is_displayed().await.unwrap());
+        let (x, _, w, h) = qr.rectangle().await.unwrap();
+        assert!((w - h).abs() < 1.0, "square: {w}x{h}");
+        assert!(w >= 240.0, "{w} px wide at {width}: too small to scan");
+        assert!(
+            x >= 0.0 && x + w <= f64::from(width),
+            "overflows at {width}: x {x}, {w} px"
+        );
+    }
+    cdp(
+        c,
+        "Emulation.clearDeviceMetricsOverride",
+        serde_json::json!({}),
+    )
+    .await;
+    shots.take(c, "16-device-config").await;
+
+    // The download link holds the config itself (a data: URL, allowed by the page's policy).
+    cdp(
+        c,
+        "Browser.setDownloadBehavior",
+        serde_json::json!({"behavior": "allow", "downloadPath": downloads.to_str().unwrap()}),
+    )
+    .await;
+    click(c, "#download").await;
+    let file = downloads.join("fb-alice-phone.conf");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let downloaded = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(downloaded.trim_end(), config.trim_end());
+
+    // Gone afterwards: the page lists the device, never its key.
+    click(c, "main a.button[href='/vpn']").await;
+    wait_path(c, "/vpn").await;
+    wait_text(c, "alice-phone").await;
+    assert!(!c.source().await.unwrap().contains(PRIVATE_MARKER));
+
+    // Rename inline (no script: a details element), then revoke.
+    click(c, "#peer-2 summary").await;
+    fill(c, "#peer-2 input[name=name]", "alice-pixel").await;
+    shots.take(c, "17-remote-access-rename").await;
+    click(c, "#peer-2 form.rename button").await;
+    wait_text(c, "Device renamed.").await;
+    assert_eq!(vpn.peer_names(), ["work-laptop", "alice-pixel"]);
+    click(c, "#peer-1 form[action='/vpn/peers/1/revoke'] button").await;
+    wait_text(c, "Device revoked").await;
+    assert_eq!(vpn.peer_names(), ["alice-pixel"]);
+    shots.take(c, "18-remote-access-revoked").await;
 }

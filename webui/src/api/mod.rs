@@ -3,6 +3,7 @@
 //! docs/api.md.
 
 pub mod builds;
+pub mod vpn;
 
 use std::collections::BTreeMap;
 
@@ -161,11 +162,14 @@ pub async fn generations(
     };
     let mut out = BTreeMap::new();
     for h in hosts {
+        let generations = state.flakes().generations(&h)?;
+        // `?host=alpha` resolves a short name; pins are kept under the qualified `flake#host`.
+        let qualified = generations.first().map_or(h, |g| g.host.clone());
         let view = GenerationsView {
-            generations: state.flakes().generations(&h)?,
-            pinned: state.flakes().pinned(&h)?,
+            pinned: state.flakes().pinned(&qualified)?,
+            generations,
         };
-        out.insert(h, view);
+        out.insert(qualified, view);
     }
     Ok(Json(out))
 }

@@ -145,7 +145,7 @@ async fn render_list(
                 (hosts_table(state, f, csrf))
             }
         }
-        @if flakes.is_empty() { p.empty { "No flake yet." } }
+        @if flakes.is_empty() { div.card { p.empty { "No flake yet." } } }
         div.card {
             h2 { "Recent builds" }
             @if recent.is_empty() { p.empty { "Nothing was built yet." } } @else { (builds_table(&recent, csrf)) }

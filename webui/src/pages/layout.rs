@@ -20,6 +20,8 @@ pub enum Nav {
     Machines,
     /// Flakes and builds.
     Flakes,
+    /// Remote access over WireGuard.
+    RemoteAccess,
     /// Settings.
     Settings,
 }
@@ -63,6 +65,9 @@ pub fn page(frame: Frame<'_>, body: Markup) -> Markup {
                             (link(Nav::Dashboard, "/", "Dashboard"))
                             (link(Nav::Machines, "/machines", "Machines"))
                             (link(Nav::Flakes, "/flakes", "Flakes"))
+                            a href="/vpn" class=[(frame.nav == Nav::RemoteAccess).then_some("active")] {
+                                "Remote" span.wide-only { " access" }
+                            }
                             (link(Nav::Settings, "/settings", "Settings"))
                         }
                         form.logout method="post" action="/logout" {

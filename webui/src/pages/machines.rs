@@ -327,7 +327,7 @@ fn render_detail(
                         input #label type="text" name="label" value=(label);
                         (field_error(errors.label.as_deref()))
                     }
-                    div.row {
+                    div.row.aligned {
                         div {
                             label for="hostname" { "Host name" span.hint { "Given on the kernel command line." } }
                             input #hostname type="text" name="hostname" value=(hostname) placeholder="node1";

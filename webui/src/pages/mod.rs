@@ -12,6 +12,10 @@ pub mod settings;
 pub mod settings_input;
 pub mod setup;
 pub mod timeline;
+pub mod vpn;
+pub mod vpn_config;
+pub mod vpn_form;
+pub mod vpn_peers;
 
 use std::net::{IpAddr, SocketAddr};
 

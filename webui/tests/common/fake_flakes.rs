@@ -328,11 +328,17 @@ impl FlakeService for FakeFlakes {
     }
 
     fn generations(&self, host: &str) -> Result<Vec<GenerationRecord>, FlakeServiceError> {
-        Ok(lock(&self.inner)
-            .generations
-            .get(host)
-            .cloned()
-            .unwrap_or_default())
+        // Like `Flakes::generations`: a bare host name resolves to its one `flake#host`.
+        let inner = lock(&self.inner);
+        let found = inner.generations.get(host).or_else(|| {
+            let suffix = format!("#{host}");
+            inner
+                .generations
+                .iter()
+                .find(|(q, _)| q.ends_with(&suffix))
+                .map(|(_, g)| g)
+        });
+        Ok(found.cloned().unwrap_or_default())
     }
 
     fn generation_hosts(&self) -> Result<Vec<String>, FlakeServiceError> {

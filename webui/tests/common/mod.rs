@@ -10,6 +10,7 @@
 
 pub mod browser;
 pub mod fake_flakes;
+pub mod fake_vpn;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
