@@ -6,10 +6,12 @@ mod dhcp;
 mod error;
 mod flakes;
 mod validate;
+mod vpn;
 
 pub use dhcp::{DhcpConfig, DhcpMode, Ipv6RaConfig, Reservation};
 pub use error::ConfigError;
 pub use flakes::{FlakeConfig, NixConfig};
+pub use vpn::VpnConfig;
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -44,6 +46,9 @@ pub struct Config {
     /// How nix is run (`[nix]`).
     #[serde(default)]
     pub nix: NixConfig,
+    /// Names of the WireGuard interfaces for remote management (`[vpn]`).
+    #[serde(default)]
+    pub vpn: VpnConfig,
     /// Where the store lives; `--state-dir` overrides it.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,

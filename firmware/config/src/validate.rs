@@ -95,6 +95,7 @@ pub(crate) fn validate(c: &Config) -> Result<(), Vec<String>> {
     }
 
     problems.extend(crate::flakes::problems(&c.flakes, &c.nix));
+    problems.extend(crate::vpn::problems(&c.vpn));
 
     if problems.is_empty() {
         Ok(())

@@ -6,8 +6,38 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "flakeboot", version, about)]
 pub struct Cli {
+    #[command(flatten)]
+    pub remote: RemoteArgs,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Where the appliance is when the CLI runs elsewhere (a laptop on the LAN or VPN). Without
+/// `--server`, commands work on this machine's daemon (control socket, store).
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Remote appliance (flake, build, machine, machines, events)")]
+pub struct RemoteArgs {
+    /// The appliance's management address, like https://10.0.0.2 or https://10.0.0.2:8443.
+    #[arg(long, global = true, env = "FLAKEBOOT_SERVER", value_name = "URL")]
+    pub server: Option<String>,
+    /// A file holding an API token (Settings > API tokens). Or put the token itself in the
+    /// FLAKEBOOT_TOKEN variable; never on the command line.
+    #[arg(long, global = true, env = "FLAKEBOOT_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+    /// Trust the certificates in this PEM file: the appliance's own certificate, or the CA
+    /// that signed one you uploaded.
+    #[arg(long, global = true, env = "FLAKEBOOT_CACERT", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+    /// Trust exactly the certificate with this SHA-256, as Settings > HTTPS certificate
+    /// shows it (AB:CD:...; colons optional).
+    #[arg(
+        long,
+        global = true,
+        env = "FLAKEBOOT_PIN",
+        value_name = "SHA256",
+        conflicts_with = "cacert"
+    )]
+    pub pin: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -19,9 +49,9 @@ pub enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
-    /// Print recorded boot events (the daemon must not be running on this state dir).
+    /// Print recorded boot events (locally: the daemon must not be running on this state dir).
     Events(EventsArgs),
-    /// Print the machines seen (the daemon must not be running on this state dir).
+    /// Print the machines seen (locally: the daemon must not be running on this state dir).
     Machines {
         #[arg(long, default_value = "/var/lib/flakeboot")]
         state_dir: PathBuf,
@@ -33,8 +63,12 @@ pub enum Command {
         #[arg(long, default_value = "/var/lib/flakeboot")]
         state_dir: PathBuf,
     },
-    /// Manage flakes on the running daemon (through its control socket).
+    /// Manage flakes on the running daemon (its control socket, or the API with --server).
     Flake(FlakeArgs),
+    /// List builds and follow one's log (over the API: needs --server).
+    Build(BuildArgs),
+    /// Assign a machine to a host or to the boot menu (over the API: needs --server).
+    Machine(MachineArgs),
     /// Install an update bundle into the other A/B slot of the appliance.
     Update(UpdateArgs),
     /// Print the DHCP leases (the daemon must not be running on this state dir).
@@ -44,6 +78,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+}
+
+impl Command {
+    /// Works over the appliance's API with `--server`.
+    pub fn over_api(&self) -> bool {
+        matches!(
+            self,
+            Command::Flake(_)
+                | Command::Build(_)
+                | Command::Machine(_)
+                | Command::Machines { .. }
+                | Command::Events(_)
+        )
+    }
+
+    /// Reads the appliance's own files only (no API call exists for it). `health` is not one
+    /// of these: it always asks this machine's daemon (the A/B update relies on it).
+    pub fn store_only(&self) -> bool {
+        matches!(self, Command::Leases { .. })
+    }
 }
 
 #[derive(Debug, Args)]
@@ -65,7 +119,7 @@ pub struct EventsArgs {
     /// Only this machine's events.
     #[arg(long)]
     pub mac: Option<String>,
-    /// At most this many (the newest).
+    /// At most this many (the newest; the API gives at most 10000).
     #[arg(long, default_value_t = 200)]
     pub limit: usize,
     #[arg(long)]
@@ -80,10 +134,11 @@ pub enum LogFormat {
 
 #[derive(Debug, Args)]
 pub struct FlakeArgs {
-    /// The running daemon's state directory (its control socket lives there).
+    /// The running daemon's state directory (its control socket lives there; unused with
+    /// --server).
     #[arg(long, global = true, default_value = "/var/lib/flakeboot")]
     pub state_dir: PathBuf,
-    /// Print the daemon's answer as JSON.
+    /// Print the answer as JSON (the daemon's, or the API's with --server).
     #[arg(long, global = true)]
     pub json: bool,
     #[command(subcommand)]
@@ -149,4 +204,46 @@ pub enum UpdateCommand {
     },
     /// Print the bundle's identity (its manifest's sha256) and version.
     Id { bundle: PathBuf },
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Print the API's JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: BuildCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BuildCommand {
+    /// Every build, oldest first.
+    List,
+    /// Print a build's log as it is written, with its progress, until it ends; fail unless it
+    /// succeeded.
+    Log { build: u64 },
+}
+
+#[derive(Debug, Args)]
+pub struct MachineArgs {
+    /// Print the API's JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: MachineCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MachineCommand {
+    /// Make a machine boot a host (`flake#host`, or a config host), or the boot menu.
+    Assign {
+        /// The machine's MAC, like 52:54:00:12:34:56.
+        mac: String,
+        /// The host to boot.
+        #[arg(required_unless_present = "menu")]
+        host: Option<String>,
+        /// Boot the menu instead of a host.
+        #[arg(long, conflicts_with = "host")]
+        menu: bool,
+    },
 }

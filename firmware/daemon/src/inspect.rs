@@ -1,4 +1,5 @@
-//! Read-only subcommands: check a config, print what the store recorded.
+//! Read-only subcommands: check a config, print what the store recorded (on the appliance;
+//! `remote_cmd` prints the same over the API).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,6 +10,7 @@ use flakeboot_config::{Config, ConfigError};
 use flakeboot_store::Store;
 
 use crate::cli::EventsArgs;
+use crate::tables;
 
 pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
     match Config::load(file) {
@@ -50,18 +52,7 @@ pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&events)?);
     } else {
         for e in events {
-            let at =
-                e.at.duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs_f64())
-                    .unwrap_or(0.0);
-            println!(
-                "{at:.3} {} {} {:?} {} {}",
-                e.mac.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
-                e.stage.as_str(),
-                e.outcome,
-                e.firmware.map(|f| f.as_str()).unwrap_or("-"),
-                e.detail
-            );
+            println!("{}", tables::event_line(&e));
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -74,13 +65,7 @@ pub fn machines(state_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&machines)?);
     } else {
         for m in machines {
-            println!(
-                "{} firmware={} host={} vendor={}",
-                m.mac,
-                m.firmware.map(|f| f.as_str()).unwrap_or("-"),
-                m.host.as_deref().unwrap_or("(menu)"),
-                m.vendor_class.as_deref().unwrap_or("-")
-            );
+            println!("{}", tables::machine_line(&m));
         }
     }
     Ok(ExitCode::SUCCESS)

@@ -1,6 +1,10 @@
 //! `flakeboot`: the appliance daemon and its CLI. This binary only wires the crates together:
 //! config -> store -> catalogue -> boot services (DHCP, TFTP, HTTP).
 
+mod api_client;
+mod api_tls;
+mod boot_services;
+mod build_log;
 mod catalogue;
 mod cli;
 mod control;
@@ -8,10 +12,16 @@ mod event_writer;
 mod flake_cmd;
 mod inspect;
 mod lan;
+mod listen_addrs;
 mod logging;
+mod remote_cmd;
 mod router_mode;
 mod serve;
+mod settings_apply;
+mod settings_plan;
+mod tables;
 mod update;
+mod vpn;
 mod web;
 
 use std::process::ExitCode;
@@ -22,7 +32,34 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = match cli.command {
+    let result = if cli.remote.server.is_some() && cli.command.over_api() {
+        remote_cmd::run(cli.command, &cli.remote)
+    } else if cli.remote.server.is_some() && cli.command.store_only() {
+        Err(anyhow::anyhow!(
+            "this command reads the appliance's own files: run it on the appliance, without \
+             --server (and without FLAKEBOOT_SERVER)"
+        ))
+    } else {
+        run_local(cli.command)
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("flakeboot: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Every command on this machine (the daemon, its control socket, its store).
+fn run_local(command: Command) -> anyhow::Result<ExitCode> {
+    let api_only = |what: &str| {
+        anyhow::anyhow!(
+            "`flakeboot {what}` works over the appliance's API: pass --server https://ADDR with \
+             a token (--token-file) and --pin or --cacert (see `flakeboot --help`)"
+        )
+    };
+    match command {
         Command::Serve(args) => {
             logging::init(args.log_format);
             serve::run(args)
@@ -32,14 +69,9 @@ fn main() -> ExitCode {
         Command::Machines { state_dir, json } => inspect::machines(&state_dir, json),
         Command::Leases { state_dir, json } => inspect::leases(&state_dir, json),
         Command::Flake(args) => flake_cmd::run(args),
+        Command::Build(_) => Err(api_only("build")),
+        Command::Machine(_) => Err(api_only("machine")),
         Command::Health { state_dir } => flake_cmd::health(&state_dir),
         Command::Update(args) => update::run(args),
-    };
-    match result {
-        Ok(code) => code,
-        Err(err) => {
-            eprintln!("flakeboot: error: {err:#}");
-            ExitCode::FAILURE
-        }
     }
 }

@@ -1,16 +1,11 @@
 //! `flakeboot serve`: load the config, open the store, bind every service, run until a signal.
 
-use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use flakeboot_catalogue::{Catalogue, IpxeBinary};
-use flakeboot_config::{Config, DhcpMode, UefiBinary};
-use flakeboot_dhcp::boot::BootConfig;
-use flakeboot_dhcp::server::{DhcpServer, DhcpServerConfig, ServerMode};
+use flakeboot_config::Config;
 use flakeboot_store::Store;
-use flakeboot_tftp::{TftpServer, TftpServerConfig};
 use flakeboot_webui::{DaemonStatus, ServiceState, ServiceStatus};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -18,10 +13,14 @@ use tokio_util::sync::CancellationToken;
 
 use flakeboot_nix::{Flakes, Runner, RunnerConfig};
 
+use crate::boot_services::{BootContext, BootServices, http_base};
 use crate::catalogue::{CatalogueState, DaemonCatalogue, stored_policies};
 use crate::cli::ServeArgs;
-use crate::lan::LanInfo;
-use crate::{control, event_writer, router_mode, web};
+use crate::listen_addrs::ManagementAddrs;
+use crate::settings_apply::{Changes, SettingsApplier, resolve_start_lan};
+use crate::settings_plan::effective_config;
+use crate::vpn::{VpnManager, VpnOptions};
+use crate::{control, event_writer, web};
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(&args.config)?;
@@ -36,9 +35,15 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
-    let store = Store::open(&config.state_dir)?;
-    let lan = LanInfo::resolve(&config.lan.interface, config.lan.address)?;
+async fn serve(file_config: Config) -> anyhow::Result<()> {
+    let store = Store::open(&file_config.state_dir)?;
+    // Settings saved in the web UI or API win over the file's (they are the file's until saved).
+    let settings = match store.appliance_settings()? {
+        Some(saved) => saved,
+        None => flakeboot_webui::settings_from_config(&file_config),
+    };
+    let mut config = effective_config(&file_config, &settings);
+    let (lan, lan_warning) = resolve_start_lan(&file_config, &mut config)?;
     tracing::info!(
         interface = %lan.interface, address = %lan.address, netmask = %lan.netmask, mac = %lan.mac,
         mode = ?config.dhcp.mode, state_dir = %config.state_dir.display(), "starting flakeboot"
@@ -67,7 +72,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let mut services: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
     let http_base = http_base(lan.address, config.http.port);
-    let dyn_catalogue: Arc<dyn Catalogue> = catalogue.clone();
 
     // The web UI over HTTPS on the LAN address; the plain-HTTP port only redirects to it.
     let (status_tx, status_rx) = watch::channel(DaemonStatus::default());
@@ -77,153 +81,65 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         None
     };
 
-    // HTTP boot: scripts, kernels, initrds, iPXE binaries for UEFI HTTP boot.
-    let http_addr = SocketAddr::new(IpAddr::V4(lan.address), config.http.port);
-    let listener = tokio::net::TcpListener::bind(http_addr)
+    // The boot services (HTTP boot, TFTP, DHCP) on the LAN port: moved or restarted when the
+    // settings change (settings_apply.rs).
+    let boot = BootServices::start(
+        BootContext {
+            store: store.clone(),
+            catalogue: catalogue.clone(),
+            web_port: web.as_ref().map(|_| config.web.port),
+            shutdown: shutdown.clone(),
+            status: status_tx.clone(),
+        },
+        config.clone(),
+        lan.clone(),
+        lan_warning,
+    )
+    .await?;
+
+    let mut changes = Changes::default();
+    let mut management = None;
+    let mut vpn = None;
+    if let Some(web) = web {
+        status_tx.send_modify(|s| s.services.push(running("Web UI", &web.https_base)));
+        changes.settings = Some(web.state.settings_changes());
+        changes.machines = Some(web.state.machine_changes());
+        // Management listens on the LAN port and on each VPN tunnel while it is up (vpn.rs).
+        let lan_listen = web
+            .addrs
+            .first()
+            .copied()
+            .context("the web UI has no LAN address")?;
+        let (mgmt_addrs, mgmt_rx) = ManagementAddrs::new(lan_listen, &lan.interface);
+        // The LAN entry follows the LAN port when the settings move it (settings_apply.rs).
+        management = Some(mgmt_addrs.clone());
+        let manager = VpnManager::start(
+            store.clone(),
+            VpnOptions::from_config(&config, &lan),
+            mgmt_addrs,
+        )
         .await
-        .with_context(|| format!("binding the HTTP boot server to {http_addr}"))?;
-    let boot_state = flakeboot_httpboot::HttpBootState {
-        catalogue: dyn_catalogue.clone(),
-        base_url: http_base.clone(),
-    };
-    let app = match &web {
-        Some(web) => flakeboot_httpboot::boot_router(boot_state, Default::default())
-            .merge(flakeboot_webui::redirect_router(&web.https_base)),
-        None => flakeboot_httpboot::router(boot_state),
+        .context("starting remote management over WireGuard")?;
+        web.state.set_vpn(manager.clone());
+        vpn = Some(manager);
+        // Bound before "serving" is logged: the UI answers once the daemon says it serves.
+        let server = flakeboot_webui::bind_tls_on(mgmt_rx, web.state, web.tls, shutdown.clone())
+            .await
+            .context("starting the web UI")?;
+        services.spawn(async move { ("web", server.run().await.context("web UI")) });
+    }
+    // Settings, assignments and machine options changed in the UI or API take effect at once.
+    let applier = SettingsApplier {
+        file: file_config,
+        services: boot,
+        catalogue: catalogue.clone(),
+        store: store.clone(),
+        flakes: flakes.clone(),
+        management,
+        status: status_tx.clone(),
     };
     let stop = shutdown.clone();
-    services.spawn(async move {
-        let result = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stop.cancelled_owned())
-        .await
-        .context("HTTP boot server");
-        ("http", result)
-    });
-
-    // TFTP: only the iPXE binaries, for firmware that is not iPXE yet.
-    if config.tftp.enabled {
-        let tftp = TftpServer::bind(TftpServerConfig {
-            bind: SocketAddr::new(IpAddr::V4(lan.address), config.tftp.port),
-            interface: Some(lan.interface.clone()),
-            max_transfers: config.tftp.max_transfers,
-            timeout: config.tftp.timeout,
-            retries: config.tftp.retries,
-            max_blksize: config.tftp.max_blksize,
-            max_windowsize: config.tftp.max_windowsize,
-            mtu: Some(lan.mtu),
-        })
-        .await
-        .with_context(|| {
-            format!(
-                "binding the TFTP server to {}:{}",
-                lan.address, config.tftp.port
-            )
-        })?;
-        let cat = dyn_catalogue.clone();
-        let stop = shutdown.clone();
-        services.spawn(async move {
-            let result = tftp.run(cat, stop).await.context("TFTP server");
-            ("tftp", result)
-        });
-    }
-
-    // DHCP: proxy (boot information only) or router (addresses too), and PXE port 4011.
-    if config.dhcp.mode != DhcpMode::Off {
-        let mode = match config.dhcp.mode {
-            DhcpMode::Router => ServerMode::Router(router_mode::pool_config(&config, &lan)),
-            _ => ServerMode::Proxy,
-        };
-        let dhcp = DhcpServer::bind(DhcpServerConfig {
-            interface: lan.interface.clone(),
-            server_ip: lan.address,
-            port: config.dhcp.port,
-            pxe_port: config.dhcp.pxe_port,
-            boot: BootConfig {
-                server_ip: lan.address,
-                http_base: http_base.clone(),
-                uefi_binary: match config.ipxe.uefi_binary {
-                    UefiBinary::IpxeEfi => IpxeBinary::IpxeEfi,
-                    UefiBinary::SnponlyEfi => IpxeBinary::SnponlyEfi,
-                },
-                arm64_efi: config.ipxe.arm64_efi.is_some(),
-            },
-            mode,
-        })
-        .await
-        .with_context(|| format!("binding the DHCP server on {}", lan.interface))?;
-        let cat = dyn_catalogue.clone();
-        let store = store.clone();
-        let stop = shutdown.clone();
-        services.spawn(async move {
-            let result = dhcp.run(cat, store, stop).await.context("DHCP server");
-            ("dhcp", result)
-        });
-    }
-    drop(dyn_catalogue);
-
-    let mut status = DaemonStatus::default();
-    status.services.push(running("HTTP boot", &http_base));
-    status.services.push(if config.tftp.enabled {
-        running("TFTP", &format!("{}:{}", lan.address, config.tftp.port))
-    } else {
-        disabled("TFTP")
-    });
-    status.services.push(match config.dhcp.mode {
-        DhcpMode::Off => disabled("DHCP"),
-        mode => running(
-            &format!(
-                "DHCP ({})",
-                if mode == DhcpMode::Router {
-                    "router"
-                } else {
-                    "proxy"
-                }
-            ),
-            &lan.interface,
-        ),
-    });
-    if let Some(web) = web {
-        status.services.push(running("Web UI", &web.https_base));
-        let state = web.state.clone();
-        let stop = shutdown.clone();
-        services.spawn(async move {
-            let result = flakeboot_webui::serve_tls(web.addrs, web.state, web.tls, stop)
-                .await
-                .context("web UI");
-            ("web", result)
-        });
-        // Assignments and per-machine options changed in the UI or API take effect at once.
-        let mut changes = state.machine_changes();
-        let (catalogue, store, config, flake_catalogue) = (
-            catalogue.clone(),
-            store.clone(),
-            config.clone(),
-            flakes.catalogue().clone(),
-        );
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    changed = changes.changed() => if changed.is_err() { return },
-                }
-                match stored_policies(&store) {
-                    Ok(policies) => catalogue.replace(CatalogueState::from_config(
-                        &config,
-                        policies,
-                        flake_catalogue.clone(),
-                    )),
-                    Err(err) => {
-                        tracing::error!(error = %err, "could not reload machine assignments")
-                    }
-                }
-            }
-        });
-    }
-    status_tx.send_replace(status);
+    services.spawn(async move { ("boot services", applier.run(changes, stop).await) });
 
     // The local control socket (`flakeboot flake ...`).
     let control = control::bind(&config.state_dir)?;
@@ -276,6 +192,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             );
         }
     }
+    // WireGuard interfaces go with the daemon (a kernel one would otherwise outlive it).
+    if let Some(vpn) = vpn {
+        vpn.stop().await;
+    }
     let dropped = catalogue.dropped_events();
     if dropped > 0 {
         tracing::warn!(
@@ -295,22 +215,6 @@ fn running(name: &str, detail: &str) -> ServiceStatus {
         name: name.to_owned(),
         state: ServiceState::Running,
         detail: detail.to_owned(),
-    }
-}
-
-fn disabled(name: &str) -> ServiceStatus {
-    ServiceStatus {
-        name: name.to_owned(),
-        state: ServiceState::Disabled,
-        detail: "off in the configuration".to_owned(),
-    }
-}
-
-fn http_base(address: std::net::Ipv4Addr, port: u16) -> String {
-    if port == 80 {
-        format!("http://{address}")
-    } else {
-        format!("http://{address}:{port}")
     }
 }
 

@@ -151,6 +151,9 @@ pub fn prepare(
         names,
     };
     let certs = CertStore::load_or_generate(&tls).context("preparing the web UI's certificate")?;
+    // What the browser's certificate warning and `flakeboot --pin` compare against.
+    let fingerprint = certs.info().fingerprint;
+    tracing::info!(sha256 = %fingerprint, "web UI certificate");
     let state = WebState::new(
         store.clone(),
         Arc::new(NixFlakeService(flakes.clone())),
@@ -172,11 +175,15 @@ pub fn prepare(
     };
     if let Some(code) = state.setup_code() {
         // Proves physical access: only someone who sees the log or the console has it.
-        tracing::warn!("first-run setup: open {https_base}/ and enter the setup code {code}");
+        tracing::warn!(
+            "first-run setup: open {https_base}/ and enter the setup code {code} \
+             (certificate SHA-256 {fingerprint})"
+        );
         let _ = std::fs::write(
             "/dev/console",
             format!(
-                "flakeboot: first-run setup: open {https_base}/ and enter the setup code {code}\n"
+                "flakeboot: first-run setup: open {https_base}/ and enter the setup code {code}\n\
+                 flakeboot: the certificate's SHA-256 fingerprint is {fingerprint}\n"
             ),
         );
     }

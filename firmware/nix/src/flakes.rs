@@ -160,10 +160,10 @@ impl Flakes {
         name: &str,
         flake_ref: &FlakeRef,
     ) -> Result<FlakeRecord, FlakeError> {
-        let settings = &self.runner.config().settings;
+        let settings = self.runner.settings();
         let cancel = CancellationToken::new();
-        let locked = lock(settings, flake_ref, &cancel).await?;
-        let hosts = discover(settings, &locked.locked_url, &cancel).await?;
+        let locked = lock(&settings, flake_ref, &cancel).await?;
+        let hosts = discover(&settings, &locked.locked_url, &cancel).await?;
         let record = FlakeRecord {
             name: name.to_owned(),
             url: flake_ref.as_str().to_owned(),

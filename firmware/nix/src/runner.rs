@@ -9,7 +9,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use flakeboot_config::NixConfig;
@@ -28,7 +28,7 @@ use crate::progress::{BuildProgress, ProgressTracker};
 /// How the runner works.
 #[derive(Debug, Clone)]
 pub struct RunnerConfig {
-    /// How nix is run.
+    /// How nix is run at start; [`Runner::set_settings`] replaces it for later builds.
     pub settings: NixSettings,
     /// Builds at once.
     pub max_concurrent: usize,
@@ -133,6 +133,9 @@ struct Queue {
 struct Inner {
     store: Store,
     config: RunnerConfig,
+    /// How nix is run now: each build (and each lock or discovery) takes a snapshot when it
+    /// starts, so a change applies to the next one and never to one already running.
+    settings: RwLock<Arc<NixSettings>>,
     queue: Mutex<Queue>,
     wake: Notify,
     shutdown: CancellationToken,
@@ -171,6 +174,7 @@ impl Runner {
         let inner = Arc::new(Inner {
             catalogue,
             store,
+            settings: RwLock::new(Arc::new(config.settings.clone())),
             config,
             queue: Mutex::new(Queue::default()),
             wake: Notify::new(),
@@ -337,13 +341,37 @@ impl Runner {
         &self.inner.store
     }
 
-    /// How the runner works.
+    /// How the runner works (as started: the nix settings in effect are [`Runner::settings`]).
     pub fn config(&self) -> &RunnerConfig {
         &self.inner.config
+    }
+
+    /// How nix is run now (a snapshot: later changes do not alter it).
+    pub fn settings(&self) -> Arc<NixSettings> {
+        self.inner.settings()
+    }
+
+    /// Replace how nix is run (e.g. substituters or builders saved in the web UI). Builds that
+    /// start from now on use `settings`; running builds keep the settings they started with.
+    pub fn set_settings(&self, settings: NixSettings) {
+        let settings = Arc::new(settings);
+        match self.inner.settings.write() {
+            Ok(mut guard) => *guard = settings,
+            // A poisoned lock only means a writer panicked while swapping an Arc: replace it.
+            Err(poisoned) => *poisoned.into_inner() = settings,
+        }
+        info!("nix settings replaced: the next build uses them");
     }
 }
 
 impl Inner {
+    fn settings(&self) -> Arc<NixSettings> {
+        match self.settings.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
     fn log_dir(&self) -> PathBuf {
         self.config.state_dir.join("build-logs")
     }
@@ -422,8 +450,10 @@ impl Inner {
         }
         let mut tracker = ProgressTracker::new();
         let args = build_args(&record);
+        // This build's nix settings: a change made while it runs applies to the next build.
+        let settings = self.settings();
         let result = run_nix(
-            &self.config.settings,
+            &settings,
             &args,
             &live.cancel,
             Some(self.config.timeout),
@@ -442,7 +472,7 @@ impl Inner {
         .await;
 
         let (state, error, generation) = match result {
-            Ok(stdout) => match self.make_generation(&record, &stdout).await {
+            Ok(stdout) => match self.make_generation(&record, &settings, &stdout).await {
                 Ok(n) => (BuildState::Succeeded, None, Some(n)),
                 Err(e) => (BuildState::Failed, Some(e.to_string()), None),
             },
@@ -481,14 +511,13 @@ impl Inner {
     async fn make_generation(
         &self,
         record: &BuildRecord,
+        settings: &NixSettings,
         stdout: &[u8],
     ) -> Result<u32, generation::GenerationError> {
         let outputs = generation::parse_build_output(stdout)?;
         let draft = generation::draft_generation(record, outputs, SystemTime::now());
         let roots = generation::roots_dir(&self.config.state_dir, record);
-        let made =
-            generation::record_generation(&self.store, &self.config.settings, &roots, &draft)
-                .await?;
+        let made = generation::record_generation(&self.store, settings, &roots, &draft).await?;
         let (host, keep) = (record.qualified_host(), self.config.keep_generations);
         info!(host, generation = made.number, "new generation");
         on_store(&self.store, move |s| generation::prune(s, &host, keep)).await??;

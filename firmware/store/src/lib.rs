@@ -21,6 +21,7 @@ pub mod migrations;
 pub mod schema;
 mod settings;
 mod users;
+mod vpn;
 
 pub use builds::*;
 pub use error::StoreError;
@@ -29,6 +30,7 @@ pub use leases::{LeaseRecord, LeaseState};
 pub use machines::MachineRecord;
 pub use settings::*;
 pub use users::*;
+pub use vpn::*;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

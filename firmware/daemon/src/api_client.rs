@@ -1,0 +1,637 @@
+//! A small blocking client for the appliance's JSON API (`/api/v1`) over HTTPS: one HTTP/1.1
+//! connection per call (hyper over tokio-rustls, ring), a bearer token, and errors that say
+//! what to do (a refused token, a certificate that does not match, an address that does not
+//! answer).
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::header::{self, HeaderValue};
+use hyper::{Method, Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsConnector;
+
+use crate::api_tls::{self, Trust, TrustError, WHERE_FINGERPRINT};
+
+/// Connecting (TCP and TLS) gives up after this long.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// A call's answer (adding a flake locks it with nix: it can take a while).
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(600);
+/// A stream with nothing for this long has stalled (the API sends keep-alives every 15 s).
+const STREAM_IDLE: Duration = Duration::from_secs(60);
+
+const TOKEN_HINT: &str = "create one under Settings > API tokens on the appliance's page and \
+     pass it with --token-file FILE (or in the FLAKEBOOT_TOKEN variable)";
+
+/// Why a call to the appliance failed, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "--server {given:?}: {why}; give the appliance's management address like \
+         https://10.0.0.2 or https://10.0.0.2:8443"
+    )]
+    BadServer { given: String, why: &'static str },
+    #[error("no API token: {TOKEN_HINT}")]
+    NoToken,
+    #[error("cannot read the token file {}: {err}", path.display())]
+    ReadToken { path: PathBuf, err: std::io::Error },
+    #[error("the token in {what} is not one line of text: {TOKEN_HINT}")]
+    BadToken { what: String },
+    #[error(
+        "how should the appliance's certificate be trusted? Pass --pin SHA256 ({WHERE_FINGERPRINT}) \
+         or --cacert FILE (the appliance's certificate, or the CA that signed an uploaded one)"
+    )]
+    NoTrust,
+    #[error(transparent)]
+    Trust(#[from] TrustError),
+    #[error("cannot find the address of {host}: {err}")]
+    Resolve { host: String, err: std::io::Error },
+    #[error(
+        "cannot reach the appliance at {addr}: {reason}. Its web UI and API listen only on its \
+         LAN and VPN addresses, over HTTPS (port 443 unless [web] port says otherwise): check \
+         --server and that this machine is on that LAN or VPN"
+    )]
+    Unreachable { addr: SocketAddr, reason: String },
+    #[error(
+        "the appliance's certificate does not match --pin: it presented SHA-256 {got}, the pin \
+         is {expected}. Compare with the fingerprint {WHERE_FINGERPRINT}; if the certificate \
+         was replaced, pin the new one"
+    )]
+    PinMismatch { expected: String, got: String },
+    #[error(
+        "the appliance's certificate is not trusted by --cacert {}: {reason}. Use the \
+         appliance's own certificate (or the CA that signed an uploaded one), or --pin the \
+         SHA-256 {WHERE_FINGERPRINT}",
+        cacert.display()
+    )]
+    Untrusted { cacert: PathBuf, reason: String },
+    #[error("TLS with {addr} failed: {err}")]
+    Tls {
+        addr: SocketAddr,
+        err: std::io::Error,
+    },
+    #[error("the connection to {addr} failed: {reason}")]
+    Http { addr: SocketAddr, reason: String },
+    #[error("{addr} did not answer within {} s", waited.as_secs())]
+    Timeout { addr: SocketAddr, waited: Duration },
+    #[error("the token was refused: {TOKEN_HINT}")]
+    Unauthorized,
+    /// The API's own error message (`{"error": ...}`).
+    #[error("{message}")]
+    Api { status: StatusCode, message: String },
+    #[error("the appliance's answer to {path} is not what the API sends ({status}): {why}")]
+    BadAnswer {
+        path: String,
+        status: StatusCode,
+        why: String,
+    },
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// The appliance's management address, from `--server`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// An IP address or a name (no brackets).
+    pub host: String,
+    pub port: u16,
+}
+
+impl Server {
+    /// `https://ADDR[:PORT]` (a trailing `/` is fine; `https://` may be left out).
+    pub fn parse(given: &str) -> Result<Server, ClientError> {
+        let bad = |why| ClientError::BadServer {
+            given: given.to_owned(),
+            why,
+        };
+        let rest = match given.trim().split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => rest,
+            Some(_) => return Err(bad("the API is served over HTTPS only")),
+            None => given.trim(),
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains(['/', '?', '#', '@']) {
+            return Err(bad("give only the address and port, no path"));
+        }
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (host, after) = v6.split_once(']').ok_or_else(|| bad("unclosed '['"))?;
+            host.parse::<std::net::Ipv6Addr>()
+                .map_err(|_| bad("not an IPv6 address inside [ ]"))?;
+            (host, after.strip_prefix(':'))
+        } else if rest.matches(':').count() > 1 {
+            return Err(bad(
+                "write an IPv6 address in brackets, like https://[fd00::2]",
+            ));
+        } else {
+            match rest.split_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (rest, None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no address"));
+        }
+        let port = match port {
+            Some(p) => p
+                .parse::<u16>()
+                .map_err(|_| bad("the port is not a number"))?,
+            None => 443,
+        };
+        Ok(Server {
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    fn server_name(&self) -> Result<ServerName<'static>, ClientError> {
+        match self.host.parse::<IpAddr>() {
+            Ok(ip) => Ok(ServerName::IpAddress(ip.into())),
+            Err(_) => ServerName::try_from(self.host.clone()).map_err(|_| ClientError::BadServer {
+                given: self.host.clone(),
+                why: "not a valid host name",
+            }),
+        }
+    }
+
+    /// `host[:port]` for the Host header.
+    fn authority(&self) -> String {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        if self.port == 443 {
+            host
+        } else {
+            format!("{host}:{}", self.port)
+        }
+    }
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "https://{}", self.authority())
+    }
+}
+
+/// An API token; never printed.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl fmt::Debug for Token {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Token(<redacted>)")
+    }
+}
+
+impl Token {
+    /// From `--token-file`, else the `FLAKEBOOT_TOKEN` variable's value.
+    pub fn find(file: Option<&Path>, env: Option<String>) -> Result<Token, ClientError> {
+        match (file, env) {
+            (Some(path), _) => {
+                let text = std::fs::read_to_string(path).map_err(|err| ClientError::ReadToken {
+                    path: path.to_owned(),
+                    err,
+                })?;
+                Token::new(&text, &path.display().to_string())
+            }
+            (None, Some(value)) => Token::new(&value, "FLAKEBOOT_TOKEN"),
+            (None, None) => Err(ClientError::NoToken),
+        }
+    }
+
+    fn new(text: &str, what: &str) -> Result<Token, ClientError> {
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(ClientError::NoToken);
+        }
+        if token.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(ClientError::BadToken {
+                what: what.to_owned(),
+            });
+        }
+        Ok(Token(token.to_owned()))
+    }
+
+    fn header(&self) -> Result<HeaderValue, ClientError> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", self.0)).map_err(|_| {
+            ClientError::BadToken {
+                what: "the token".into(),
+            }
+        })?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+}
+
+/// A client for one appliance.
+pub struct ApiClient {
+    server: Server,
+    token: Token,
+    trust: Trust,
+    tls: TlsConnector,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("server", &self.server)
+            .field("trust", &self.trust)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ApiClient {
+    pub fn new(server: Server, token: Token, trust: Trust) -> Result<ApiClient, ClientError> {
+        let tls = TlsConnector::from(Arc::new(trust.client_config()?));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(ClientError::Runtime)?;
+        Ok(ApiClient {
+            server,
+            token,
+            trust,
+            tls,
+            runtime,
+        })
+    }
+
+    /// GET `path` (under `/api/v1`) as JSON.
+    pub fn get(&self, path: &str) -> Result<Value, ClientError> {
+        self.call(Method::GET, path, None)
+    }
+
+    /// POST `body` to `path` (under `/api/v1`); the answer as JSON.
+    pub fn post(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.call(Method::POST, path, Some(body))
+    }
+
+    fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
+        self.runtime.block_on(async {
+            let addr = self.resolve().await?;
+            let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
+                let response = self.request(addr, method, path, body).await?;
+                let status = response.status();
+                let bytes = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| http_error(addr, &e))?
+                    .to_bytes();
+                answer(path, status, &bytes)
+            })
+            .await;
+            answer.unwrap_or(Err(ClientError::Timeout {
+                addr,
+                waited: ANSWER_TIMEOUT,
+            }))
+        })
+    }
+
+    /// GET `path` and hand every chunk of the body to `chunk` until the server ends it.
+    pub fn stream(&self, path: &str, mut chunk: impl FnMut(&[u8])) -> Result<(), ClientError> {
+        self.runtime.block_on(async {
+            let addr = self.resolve().await?;
+            let response =
+                tokio::time::timeout(ANSWER_TIMEOUT, self.request(addr, Method::GET, path, None))
+                    .await
+                    .unwrap_or(Err(ClientError::Timeout {
+                        addr,
+                        waited: ANSWER_TIMEOUT,
+                    }))?;
+            let status = response.status();
+            if !status.is_success() {
+                let bytes = response
+                    .into_body()
+                    .collect()
+                    .await
+                    .map_err(|e| http_error(addr, &e))?
+                    .to_bytes();
+                return answer(path, status, &bytes).map(drop);
+            }
+            let mut body = response.into_body();
+            loop {
+                let frame = tokio::time::timeout(STREAM_IDLE, body.frame())
+                    .await
+                    .map_err(|_| ClientError::Timeout {
+                        addr,
+                        waited: STREAM_IDLE,
+                    })?;
+                match frame {
+                    None => return Ok(()),
+                    Some(Err(e)) => return Err(http_error(addr, &e)),
+                    Some(Ok(frame)) => {
+                        if let Some(data) = frame.data_ref() {
+                            chunk(data);
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    async fn resolve(&self) -> Result<SocketAddr, ClientError> {
+        let resolve_err = |err| ClientError::Resolve {
+            host: self.server.host.clone(),
+            err,
+        };
+        tokio::net::lookup_host((self.server.host.as_str(), self.server.port))
+            .await
+            .map_err(resolve_err)?
+            .next()
+            .ok_or_else(|| {
+                resolve_err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    "no address",
+                ))
+            })
+    }
+
+    async fn request(
+        &self,
+        addr: SocketAddr,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Unreachable {
+                addr,
+                reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            })?
+            .map_err(|e| ClientError::Unreachable {
+                addr,
+                reason: e.to_string(),
+            })?;
+        let tls = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            self.tls.connect(self.server.server_name()?, tcp),
+        )
+        .await
+        .map_err(|_| ClientError::Unreachable {
+            addr,
+            reason: "the TLS handshake did not finish".into(),
+        })?
+        .map_err(|e| self.tls_error(addr, e))?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .map_err(|e| http_error(addr, &e))?;
+        tokio::spawn(async move {
+            if let Err(err) = connection.await {
+                tracing::debug!(error = %err, "API connection ended");
+            }
+        });
+        let uri = format!("/api/v1{path}");
+        let mut request = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header(header::HOST, self.server.authority())
+            .header(header::AUTHORIZATION, self.token.header()?)
+            .header(header::ACCEPT, "application/json")
+            .header(
+                header::USER_AGENT,
+                concat!("flakeboot-cli/", env!("CARGO_PKG_VERSION")),
+            );
+        let bytes = match body {
+            Some(v) => {
+                request = request.header(header::CONTENT_TYPE, "application/json");
+                Bytes::from(serde_json::to_vec(v).map_err(|e| ClientError::Http {
+                    addr,
+                    reason: e.to_string(),
+                })?)
+            }
+            None => Bytes::new(),
+        };
+        let request = request
+            .body(Full::new(bytes))
+            .map_err(|e| ClientError::Http {
+                addr,
+                reason: format!("cannot make the request for {uri}: {e}"),
+            })?;
+        sender
+            .send_request(request)
+            .await
+            .map_err(|e| http_error(addr, &e))
+    }
+
+    fn tls_error(&self, addr: SocketAddr, err: std::io::Error) -> ClientError {
+        let rustls_err = err
+            .get_ref()
+            .and_then(|e| e.downcast_ref::<rustls::Error>());
+        if let Some(mismatch) = rustls_err.and_then(api_tls::pin_mismatch) {
+            return ClientError::PinMismatch {
+                expected: mismatch.expected.clone(),
+                got: mismatch.got.clone(),
+            };
+        }
+        if let (Some(rustls::Error::InvalidCertificate(reason)), Trust::CaFile(cacert)) =
+            (rustls_err, &self.trust)
+        {
+            return ClientError::Untrusted {
+                cacert: cacert.clone(),
+                reason: reason.to_string(),
+            };
+        }
+        ClientError::Tls { addr, err }
+    }
+}
+
+fn http_error(addr: SocketAddr, err: &dyn std::error::Error) -> ClientError {
+    let mut reason = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        reason.push_str(": ");
+        reason.push_str(&s.to_string());
+        source = s.source();
+    }
+    ClientError::Http { addr, reason }
+}
+
+/// A call's answer: the JSON of a success, else the API's error message.
+fn answer(path: &str, status: StatusCode, body: &[u8]) -> Result<Value, ClientError> {
+    let bad = |why: String| ClientError::BadAnswer {
+        path: format!("/api/v1{path}"),
+        status,
+        why,
+    };
+    if status == StatusCode::UNAUTHORIZED {
+        return Err(ClientError::Unauthorized);
+    }
+    let json = if body.is_empty() {
+        Value::Null
+    } else {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(v) => v,
+            Err(e) => {
+                let start = String::from_utf8_lossy(body.get(..body.len().min(80)).unwrap_or(body))
+                    .into_owned();
+                return Err(bad(format!("{e} (it starts with {start:?})")));
+            }
+        }
+    };
+    if status.is_success() {
+        return Ok(json);
+    }
+    match error_message(&json) {
+        Some(message) => Err(ClientError::Api { status, message }),
+        None => Err(bad("no error message".into())),
+    }
+}
+
+/// `{"error": m}`, `{"error": m, "field": f}` or `{"error": m, "fields": {f: m2, ...}}` as one
+/// line: "m", "f: m", "m: f: m2; g: m3".
+fn error_message(json: &Value) -> Option<String> {
+    let message = json.get("error")?.as_str()?.to_owned();
+    if let Some(field) = json.get("field").and_then(Value::as_str) {
+        return Some(format!("{field}: {message}"));
+    }
+    if let Some(fields) = json.get("fields").and_then(Value::as_object) {
+        let list: Vec<String> = fields
+            .iter()
+            .filter_map(|(k, v)| v.as_str().map(|m| format!("{k}: {m}")))
+            .collect();
+        if !list.is_empty() {
+            return Some(format!("{message}: {}", list.join("; ")));
+        }
+    }
+    Some(message)
+}
+
+/// `s` for a URL path segment or query value (everything but unreserved characters escaped).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses_parse_with_and_without_scheme_and_port() {
+        let s = |h: &str, p| Server {
+            host: h.into(),
+            port: p,
+        };
+        assert_eq!(
+            Server::parse("https://10.0.0.2").unwrap(),
+            s("10.0.0.2", 443)
+        );
+        assert_eq!(
+            Server::parse("10.0.0.2:8443/").unwrap(),
+            s("10.0.0.2", 8443)
+        );
+        assert_eq!(
+            Server::parse("HTTPS://flakeboot.lan").unwrap(),
+            s("flakeboot.lan", 443)
+        );
+        assert_eq!(
+            Server::parse("https://[fd00::2]:444").unwrap(),
+            s("fd00::2", 444)
+        );
+        assert_eq!(
+            Server::parse("https://[fd00::2]:444").unwrap().to_string(),
+            "https://[fd00::2]:444"
+        );
+        for bad in [
+            "http://10.0.0.2",
+            "https://10.0.0.2/api/v1",
+            "fd00::2",
+            "https://",
+            "https://10.0.0.2:x",
+            "https://10.0.0.2:70000",
+            "https://user@10.0.0.2",
+        ] {
+            let err = Server::parse(bad).unwrap_err();
+            assert!(matches!(err, ClientError::BadServer { .. }), "{bad}: {err}");
+            assert!(err.to_string().contains("https://10.0.0.2"), "{err}");
+        }
+    }
+
+    #[test]
+    fn tokens_come_from_the_file_first_and_never_show_in_debug_output() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("token");
+        std::fs::write(&file, "fbt_secret123\n").unwrap();
+        let t = Token::find(Some(&file), Some("fbt_env".into())).unwrap();
+        assert_eq!(t.0, "fbt_secret123");
+        assert!(!format!("{t:?}").contains("secret"));
+        assert_eq!(
+            Token::find(None, Some(" fbt_env ".into())).unwrap().0,
+            "fbt_env"
+        );
+        assert!(matches!(Token::find(None, None), Err(ClientError::NoToken)));
+        std::fs::write(&file, "fbt_a fbt_b").unwrap();
+        assert!(matches!(
+            Token::find(Some(&file), None),
+            Err(ClientError::BadToken { .. })
+        ));
+        let err = Token::find(Some(&tmp.path().join("nope")), None).unwrap_err();
+        assert!(err.to_string().contains("nope"), "{err}");
+        assert!(
+            ClientError::Unauthorized
+                .to_string()
+                .contains("Settings > API tokens")
+        );
+    }
+
+    #[test]
+    fn api_errors_become_their_message_with_the_fields() {
+        let err = answer(
+            "/flakes",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            br#"{"error":"nix cannot lock the flake","field":"url"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "url: nix cannot lock the flake");
+        let err = answer(
+            "/machines/x",
+            StatusCode::UNPROCESSABLE_ENTITY,
+            br#"{"error":"invalid input","fields":{"host":"There is no host named x.","label":null}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "invalid input: host: There is no host named x."
+        );
+        let err = answer(
+            "/builds/9",
+            StatusCode::NOT_FOUND,
+            br#"{"error":"build 9 not found"}"#,
+        )
+        .unwrap_err();
+        assert!(matches!(err, ClientError::Api { status, .. } if status == StatusCode::NOT_FOUND));
+        assert!(matches!(
+            answer("/flakes", StatusCode::UNAUTHORIZED, b""),
+            Err(ClientError::Unauthorized)
+        ));
+        let err = answer("/flakes", StatusCode::OK, b"<html>").unwrap_err();
+        assert!(err.to_string().contains("/api/v1/flakes"), "{err}");
+        assert_eq!(answer("/x", StatusCode::OK, b"").unwrap(), Value::Null);
+    }
+
+    #[test]
+    fn path_parts_are_escaped() {
+        assert_eq!(encode("lab#alpha"), "lab%23alpha");
+        assert_eq!(encode("52:54:00:12:34:56"), "52%3A54%3A00%3A12%3A34%3A56");
+        assert_eq!(encode("a b/c"), "a%20b%2Fc");
+    }
+}

@@ -1,0 +1,520 @@
+//! The boot services (HTTP boot, TFTP, DHCP) as one set that is started at start-up and moved
+//! or restarted when settings change, and their lines on the dashboard.
+//!
+//! Each service runs as its own task under a child of the daemon's shutdown token: stopping one
+//! cancels its token and waits for it (leases are durable, so a restarted DHCP server hands
+//! clients their addresses again where they are still in range).
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use flakeboot_catalogue::{Catalogue, IpxeBinary};
+use flakeboot_config::{Config, DhcpMode, UefiBinary};
+use flakeboot_dhcp::boot::BootConfig;
+use flakeboot_dhcp::server::{DhcpServer, DhcpServerConfig, ServerMode};
+use flakeboot_store::Store;
+use flakeboot_tftp::{TftpServer, TftpServerConfig};
+use flakeboot_webui::{DaemonStatus, ServiceState, ServiceStatus};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::lan::LanInfo;
+use crate::router_mode;
+use crate::settings_plan::Plan;
+
+/// How long a stopping service may take (an HTTP download in progress) before it is aborted.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// The dashboard names of the boot services (DHCP's carries its mode: "DHCP (proxy)").
+const HTTP: &str = "HTTP boot";
+const TFTP: &str = "TFTP";
+const DHCP: &str = "DHCP";
+
+/// What every boot service shares, whatever the settings.
+pub struct BootContext {
+    pub store: Store,
+    pub catalogue: Arc<dyn Catalogue>,
+    /// The web UI's HTTPS port when the UI is on: the boot port redirects UI paths there.
+    pub web_port: Option<u16>,
+    /// The daemon's shutdown: every service stops with it.
+    pub shutdown: CancellationToken,
+    /// The dashboard's report; the boot services own their lines and their warnings in it.
+    pub status: watch::Sender<DaemonStatus>,
+}
+
+impl std::fmt::Debug for BootContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BootContext")
+            .field("web_port", &self.web_port)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A service task and the token that stops it.
+#[derive(Debug)]
+struct Running {
+    stop: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Running {
+    async fn stop(mut self, name: &str) {
+        self.stop.cancel();
+        let result = match tokio::time::timeout(STOP_GRACE, &mut self.task).await {
+            Ok(result) => result,
+            Err(_) => {
+                tracing::warn!(
+                    service = name,
+                    "did not stop within {}s: aborted",
+                    STOP_GRACE.as_secs()
+                );
+                self.task.abort();
+                (&mut self.task).await
+            }
+        };
+        match result {
+            Ok(Err(err)) => {
+                tracing::warn!(
+                    service = name,
+                    error = format!("{err:#}"),
+                    "ended with an error"
+                )
+            }
+            Err(err) if !err.is_cancelled() => {
+                tracing::warn!(service = name, error = %err, "its task failed")
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The running boot services.
+#[derive(Debug)]
+pub struct BootServices {
+    ctx: BootContext,
+    /// The configuration they run with (the file with the saved settings over it).
+    config: Config,
+    lan: LanInfo,
+    http: Option<Running>,
+    tftp: Option<Running>,
+    dhcp: Option<Running>,
+    lines: [ServiceStatus; 3],
+    /// Why the LAN port of the settings is not the one in use, if it is not.
+    lan_warning: Option<String>,
+    /// The warnings last put on the dashboard (to replace them, and only them).
+    published: Vec<String>,
+}
+
+impl BootServices {
+    /// Start every service the configuration turns on. A service that cannot start is an
+    /// error here: the daemon does not start half-configured. `lan_warning` says why `lan` is
+    /// not the port the settings ask for (shown until that is resolved).
+    pub async fn start(
+        ctx: BootContext,
+        config: Config,
+        lan: LanInfo,
+        lan_warning: Option<String>,
+    ) -> anyhow::Result<BootServices> {
+        let http = spawn_http(&ctx, &config, &lan).await?;
+        let tftp = match config.tftp.enabled {
+            true => Some(spawn_tftp(&ctx, &config, &lan).await?),
+            false => None,
+        };
+        let dhcp = match dhcp_server_config(&config, &lan) {
+            Some(cfg) => Some(spawn_dhcp(&ctx, cfg).await?),
+            None => None,
+        };
+        let lines = [
+            http_line(&config, &lan),
+            tftp_line(&config, &lan),
+            dhcp_line(&config, &lan),
+        ];
+        let mut services = BootServices {
+            ctx,
+            config,
+            lan,
+            http: Some(http),
+            tftp,
+            dhcp,
+            lines,
+            lan_warning,
+            published: Vec::new(),
+        };
+        services.publish();
+        Ok(services)
+    }
+
+    /// The configuration in effect.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The LAN port in use.
+    pub fn lan(&self) -> &LanInfo {
+        &self.lan
+    }
+
+    /// Go to `next`: move to a new LAN port, restart DHCP with its new mode or pool. Never
+    /// fails: a LAN port that cannot be used keeps the services where they are (with a warning),
+    /// a service that cannot start shows as failed with its reason. Returns what was done.
+    pub async fn apply(&mut self, next: &Config) -> Plan {
+        let mut next = next.clone();
+        let mut lan = self.lan.clone();
+        if next.lan == self.config.lan {
+            self.lan_warning = None;
+        } else {
+            match LanInfo::resolve(&next.lan.interface, next.lan.address) {
+                Ok(resolved) => {
+                    lan = resolved;
+                    self.lan_warning = None;
+                }
+                Err(err) => {
+                    tracing::error!(
+                        interface = %next.lan.interface, error = format!("{err:#}"),
+                        "the new LAN port cannot be used: the boot services stay on {}",
+                        self.lan.interface
+                    );
+                    self.lan_warning = Some(format!(
+                        "The LAN port “{}” cannot be used ({err:#}). flakeboot keeps serving on \
+                         {}: choose another port in Settings.",
+                        next.lan.interface, self.lan.interface
+                    ));
+                    next.lan = self.config.lan.clone();
+                }
+            }
+        }
+        let plan = Plan::between(&self.config, &next);
+        if plan.move_lan {
+            tracing::info!(from = %self.lan.interface, to = %lan.interface, address = %lan.address, "moving the boot services to a new LAN port");
+            self.stop_dhcp().await;
+            if let Some(http) = self.http.take() {
+                http.stop(HTTP).await;
+            }
+            if let Some(tftp) = self.tftp.take() {
+                tftp.stop(TFTP).await;
+            }
+            self.lan = lan;
+            self.http = started(
+                &mut self.lines[0],
+                spawn_http(&self.ctx, &next, &self.lan).await,
+                || http_line(&next, &self.lan),
+            );
+            if next.tftp.enabled {
+                self.tftp = started(
+                    &mut self.lines[1],
+                    spawn_tftp(&self.ctx, &next, &self.lan).await,
+                    || tftp_line(&next, &self.lan),
+                );
+            }
+        }
+        if plan.restart_dhcp {
+            self.stop_dhcp().await;
+            self.lines[2] = dhcp_line(&next, &self.lan);
+            if let Some(cfg) = dhcp_server_config(&next, &self.lan) {
+                tracing::info!(mode = ?next.dhcp.mode, ranges = ?next.dhcp.all_ranges(), "restarting DHCP with new settings");
+                let lan = self.lan.clone();
+                self.dhcp = started(&mut self.lines[2], spawn_dhcp(&self.ctx, cfg).await, || {
+                    dhcp_line(&next, &lan)
+                });
+            } else {
+                tracing::info!("DHCP turned off");
+            }
+        }
+        self.config = next;
+        self.publish();
+        plan
+    }
+
+    async fn stop_dhcp(&mut self) {
+        if let Some(dhcp) = self.dhcp.take() {
+            dhcp.stop(DHCP).await;
+        }
+    }
+
+    /// Resolves when a service stops by itself (a socket failed for good): its name and why.
+    pub async fn exited(&mut self) -> (&'static str, anyhow::Result<()>) {
+        tokio::select! {
+            r = ended(self.http.as_mut()) => (HTTP, r),
+            r = ended(self.tftp.as_mut()) => (TFTP, r),
+            r = ended(self.dhcp.as_mut()) => (DHCP, r),
+        }
+    }
+
+    /// Stop every service and wait for them.
+    pub async fn stop(&mut self) {
+        self.stop_dhcp().await;
+        if let Some(tftp) = self.tftp.take() {
+            tftp.stop(TFTP).await;
+        }
+        if let Some(http) = self.http.take() {
+            http.stop(HTTP).await;
+        }
+    }
+
+    /// Put the services' lines and warnings on the dashboard, leaving everyone else's.
+    pub fn publish(&mut self) {
+        let warnings: Vec<String> = self.lan_warning.iter().cloned().collect();
+        let (lines, old) = (&self.lines, &self.published);
+        self.ctx.status.send_modify(|status| {
+            status.services.retain(|s| !is_boot_service(&s.name));
+            for (i, line) in lines.iter().enumerate() {
+                status
+                    .services
+                    .insert(i.min(status.services.len()), line.clone());
+            }
+            status.warnings.retain(|w| !old.contains(w));
+            status.warnings.extend(warnings.iter().cloned());
+        });
+        self.published = warnings;
+    }
+}
+
+/// The URL of the HTTP boot server on `address`.
+pub fn http_base(address: std::net::Ipv4Addr, port: u16) -> String {
+    if port == 80 {
+        format!("http://{address}")
+    } else {
+        format!("http://{address}:{port}")
+    }
+}
+
+fn is_boot_service(name: &str) -> bool {
+    name == HTTP || name == TFTP || name == DHCP || name.starts_with("DHCP (")
+}
+
+/// The service's line after a start attempt: running, or failed with the reason.
+fn started(
+    line: &mut ServiceStatus,
+    result: anyhow::Result<Running>,
+    running: impl FnOnce() -> ServiceStatus,
+) -> Option<Running> {
+    match result {
+        Ok(r) => {
+            *line = running();
+            Some(r)
+        }
+        Err(err) => {
+            tracing::error!(service = %line.name, error = format!("{err:#}"), "could not start");
+            line.state = ServiceState::Failed;
+            line.detail = format!("{err:#}");
+            None
+        }
+    }
+}
+
+async fn ended(running: Option<&mut Running>) -> anyhow::Result<()> {
+    let Some(running) = running else {
+        return std::future::pending().await;
+    };
+    match (&mut running.task).await {
+        Ok(Ok(())) => Err(anyhow::anyhow!("it stopped unexpectedly")),
+        Ok(Err(err)) => Err(err),
+        Err(err) => Err(anyhow::anyhow!("its task failed: {err}")),
+    }
+}
+
+fn spawn(
+    ctx: &BootContext,
+    run: impl FnOnce(CancellationToken) -> futures_util::future::BoxFuture<'static, anyhow::Result<()>>,
+) -> Running {
+    let stop = ctx.shutdown.child_token();
+    let task = tokio::spawn(run(stop.clone()));
+    Running { stop, task }
+}
+
+/// HTTP boot: scripts, kernels, initrds, iPXE binaries for UEFI HTTP boot; with the web UI on,
+/// the UI's paths redirect to HTTPS.
+async fn spawn_http(ctx: &BootContext, config: &Config, lan: &LanInfo) -> anyhow::Result<Running> {
+    let addr = SocketAddr::new(IpAddr::V4(lan.address), config.http.port);
+    let listener = bind_http(addr, &lan.interface).with_context(|| {
+        format!(
+            "binding the HTTP boot server to {addr} on {}",
+            lan.interface
+        )
+    })?;
+    let boot_state = flakeboot_httpboot::HttpBootState {
+        catalogue: ctx.catalogue.clone(),
+        base_url: http_base(lan.address, config.http.port),
+    };
+    let app = match ctx.web_port {
+        Some(port) => flakeboot_httpboot::boot_router(boot_state, Default::default()).merge(
+            flakeboot_webui::redirect_router(&https_base(lan.address, port)),
+        ),
+        None => flakeboot_httpboot::router(boot_state),
+    };
+    tracing::info!(%addr, "HTTP boot listening");
+    Ok(spawn(ctx, move |stop| {
+        Box::pin(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+            .context("HTTP boot server")
+        })
+    }))
+}
+
+/// The HTTP boot listener, on the LAN port only (SO_BINDTODEVICE): a request for the LAN
+/// address that arrives on another interface (WAN, VPN) gets no answer.
+fn bind_http(addr: SocketAddr, interface: &str) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind_device(Some(interface.as_bytes()))?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    tokio::net::TcpListener::from_std(socket.into())
+}
+
+/// The web UI's address as the boot port's redirect names it.
+pub fn https_base(address: std::net::Ipv4Addr, port: u16) -> String {
+    if port == 443 {
+        format!("https://{address}")
+    } else {
+        format!("https://{address}:{port}")
+    }
+}
+
+/// TFTP: only the iPXE binaries, for firmware that is not iPXE yet.
+async fn spawn_tftp(ctx: &BootContext, config: &Config, lan: &LanInfo) -> anyhow::Result<Running> {
+    let tftp = TftpServer::bind(TftpServerConfig {
+        bind: SocketAddr::new(IpAddr::V4(lan.address), config.tftp.port),
+        interface: Some(lan.interface.clone()),
+        max_transfers: config.tftp.max_transfers,
+        timeout: config.tftp.timeout,
+        retries: config.tftp.retries,
+        max_blksize: config.tftp.max_blksize,
+        max_windowsize: config.tftp.max_windowsize,
+        mtu: Some(lan.mtu),
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "binding the TFTP server to {}:{}",
+            lan.address, config.tftp.port
+        )
+    })?;
+    let catalogue = ctx.catalogue.clone();
+    Ok(spawn(ctx, move |stop| {
+        Box::pin(async move { tftp.run(catalogue, stop).await.context("TFTP server") })
+    }))
+}
+
+/// DHCP: proxy (boot information only) or router (addresses too), and PXE port 4011.
+async fn spawn_dhcp(ctx: &BootContext, cfg: DhcpServerConfig) -> anyhow::Result<Running> {
+    let interface = cfg.interface.clone();
+    let dhcp = DhcpServer::bind(cfg)
+        .await
+        .with_context(|| format!("binding the DHCP server on {interface}"))?;
+    let (catalogue, store) = (ctx.catalogue.clone(), ctx.store.clone());
+    Ok(spawn(ctx, move |stop| {
+        Box::pin(async move {
+            dhcp.run(catalogue, store, stop)
+                .await
+                .context("DHCP server")
+        })
+    }))
+}
+
+/// The DHCP server `config` asks for on `lan`; `None` when DHCP is off.
+fn dhcp_server_config(config: &Config, lan: &LanInfo) -> Option<DhcpServerConfig> {
+    let mode = match config.dhcp.mode {
+        DhcpMode::Off => return None,
+        DhcpMode::Router => ServerMode::Router(router_mode::pool_config(config, lan)),
+        DhcpMode::Proxy => ServerMode::Proxy,
+    };
+    Some(DhcpServerConfig {
+        interface: lan.interface.clone(),
+        server_ip: lan.address,
+        port: config.dhcp.port,
+        pxe_port: config.dhcp.pxe_port,
+        boot: BootConfig {
+            server_ip: lan.address,
+            http_base: http_base(lan.address, config.http.port),
+            uefi_binary: match config.ipxe.uefi_binary {
+                UefiBinary::IpxeEfi => IpxeBinary::IpxeEfi,
+                UefiBinary::SnponlyEfi => IpxeBinary::SnponlyEfi,
+            },
+            arm64_efi: config.ipxe.arm64_efi.is_some(),
+        },
+        mode,
+    })
+}
+
+fn line(name: &str, state: ServiceState, detail: String) -> ServiceStatus {
+    ServiceStatus {
+        name: name.to_owned(),
+        state,
+        detail,
+    }
+}
+
+fn http_line(config: &Config, lan: &LanInfo) -> ServiceStatus {
+    line(
+        HTTP,
+        ServiceState::Running,
+        http_base(lan.address, config.http.port),
+    )
+}
+
+fn tftp_line(config: &Config, lan: &LanInfo) -> ServiceStatus {
+    if config.tftp.enabled {
+        line(
+            TFTP,
+            ServiceState::Running,
+            format!("{}:{}", lan.address, config.tftp.port),
+        )
+    } else {
+        line(
+            TFTP,
+            ServiceState::Disabled,
+            "off in the configuration".into(),
+        )
+    }
+}
+
+fn dhcp_line(config: &Config, lan: &LanInfo) -> ServiceStatus {
+    match config.dhcp.mode {
+        DhcpMode::Off => line(DHCP, ServiceState::Disabled, "off in the settings".into()),
+        DhcpMode::Router => line(
+            "DHCP (router)",
+            ServiceState::Running,
+            lan.interface.clone(),
+        ),
+        DhcpMode::Proxy => line("DHCP (proxy)", ServiceState::Running, lan.interface.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_service_names_are_recognised_and_others_left_alone() {
+        for name in [HTTP, TFTP, DHCP, "DHCP (router)", "DHCP (proxy)"] {
+            assert!(is_boot_service(name), "{name}");
+        }
+        for name in ["Web UI", "VPN", "DHCPv6 relay"] {
+            assert!(!is_boot_service(name), "{name}");
+        }
+    }
+
+    #[test]
+    fn a_failed_start_shows_its_reason() {
+        let mut l = line("DHCP (proxy)", ServiceState::Running, "lan0".into());
+        let r = started(
+            &mut l,
+            Err(anyhow::anyhow!("cannot bind UDP port 67")),
+            || line("DHCP (proxy)", ServiceState::Running, "lan0".into()),
+        );
+        assert!(r.is_none());
+        assert_eq!(l.state, ServiceState::Failed);
+        assert_eq!(l.detail, "cannot bind UDP port 67");
+    }
+}

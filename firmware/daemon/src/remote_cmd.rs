@@ -1,0 +1,273 @@
+//! The CLI with `--server`: the same commands as on the appliance, over its HTTPS API with a
+//! token. Human tables by default (the same as local mode), the API's JSON with `--json`.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use flakeboot_catalogue::{BootEvent, MacAddr};
+use flakeboot_store::{FlakeRecord, GenerationRecord, MachineRecord};
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::api_client::{ApiClient, Server, Token, encode};
+use crate::api_tls::Trust;
+use crate::build_log;
+use crate::cli::{
+    BuildArgs, BuildCommand, Command, EventsArgs, FlakeArgs, FlakeCommand, MachineArgs,
+    MachineCommand, RemoteArgs,
+};
+use crate::tables::{self, GenerationRow};
+
+/// Runs a command ([`Command::over_api`]) against the appliance at `--server`.
+pub fn run(command: Command, remote: &RemoteArgs) -> anyhow::Result<ExitCode> {
+    let client = connect(remote)?;
+    match command {
+        Command::Flake(args) => flake(&client, args),
+        Command::Build(args) => build(&client, args),
+        Command::Machine(args) => machine(&client, args),
+        Command::Machines { json, .. } => machines(&client, json),
+        Command::Events(args) => events(&client, args),
+        other => Err(anyhow::anyhow!(
+            "{other:?} does not work over --server: run it on the appliance"
+        )),
+    }
+}
+
+/// The API client for `--server`, its token and how to trust its certificate.
+fn connect(remote: &RemoteArgs) -> anyhow::Result<ApiClient> {
+    let server = remote.server.as_deref().unwrap_or_default();
+    let server = Server::parse(server)?;
+    let token = Token::find(
+        remote.token_file.as_deref(),
+        std::env::var("FLAKEBOOT_TOKEN").ok(),
+    )?;
+    let trust = match (&remote.cacert, &remote.pin) {
+        (Some(file), None) => Trust::CaFile(file.clone()),
+        (None, Some(pin)) => Trust::pin(pin)?,
+        _ => return Err(crate::api_client::ClientError::NoTrust.into()),
+    };
+    Ok(ApiClient::new(server, token, trust)?)
+}
+
+fn typed<T: DeserializeOwned>(value: Value, what: &str) -> anyhow::Result<T> {
+    serde_json::from_value(value)
+        .with_context(|| format!("the appliance's answer is not {what} (is it the same version?)"))
+}
+
+fn print_json(value: &Value) -> anyhow::Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn ids(value: &Value, key: &str) -> Vec<u64> {
+    match value.get(key) {
+        Some(Value::Array(list)) => list.iter().filter_map(Value::as_u64).collect(),
+        Some(v) => v.as_u64().into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// `flakeboot flake ...` over the API.
+fn flake(client: &ApiClient, args: FlakeArgs) -> anyhow::Result<ExitCode> {
+    let json = args.json;
+    match args.command {
+        FlakeCommand::List => {
+            let v = client.get("/flakes")?;
+            if json {
+                return print_json(&v);
+            }
+            print!(
+                "{}",
+                tables::flakes(&typed::<Vec<FlakeRecord>>(v, "a flake list")?)
+            );
+        }
+        FlakeCommand::Add { url, name } => {
+            let v = client.post("/flakes", &json!({ "url": url, "name": name }))?;
+            if json {
+                return print_json(&v);
+            }
+            print!("{}", tables::flake_added(&typed(v, "a flake")?));
+        }
+        FlakeCommand::Update { flake, wait } => {
+            let v = client.post(&format!("/flakes/{}/update", encode(&flake)), &json!({}))?;
+            return queued_builds(client, &v, "builds", wait, json);
+        }
+        FlakeCommand::Build { flake, host, wait } => {
+            let v = client.post("/builds", &json!({ "flake": flake, "host": host }))?;
+            return queued_builds(client, &v, "id", wait, json);
+        }
+        FlakeCommand::Generations { host } => return generations(client, &host, json),
+        FlakeCommand::Rollback { host, generation } => {
+            let v = client.post(
+                "/generations/rollback",
+                &json!({ "host": host, "number": generation }),
+            )?;
+            if json {
+                return print_json(&v);
+            }
+            println!(
+                "{host} boots generation {generation} now (pinned; `flakeboot flake unpin {host}` undoes it)."
+            );
+        }
+        FlakeCommand::Unpin { host } => {
+            let v = client.post("/generations/unpin", &json!({ "host": host }))?;
+            if json {
+                return print_json(&v);
+            }
+            println!("{host} boots its newest generation again.");
+        }
+        FlakeCommand::Cancel { build } => {
+            let v = client.post(&format!("/builds/{build}/cancel"), &json!({}))?;
+            if json {
+                return print_json(&v);
+            }
+            if v.get("cancelled").and_then(Value::as_bool) == Some(true) {
+                println!("Build {build} cancelled.");
+            } else {
+                println!("Build {build} had already ended.");
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn queued_builds(
+    client: &ApiClient,
+    answer: &Value,
+    key: &str,
+    wait: bool,
+    json: bool,
+) -> anyhow::Result<ExitCode> {
+    let ids = ids(answer, key);
+    if wait {
+        return build_log::report(&build_log::wait(client, &ids)?, json);
+    }
+    if json {
+        return print_json(answer);
+    }
+    print!("{}", tables::queued(&ids));
+    if let Some(id) = ids.first() {
+        println!("Follow it with `flakeboot build log {id}`.");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The API's view of one host's generations.
+#[derive(Debug, serde::Deserialize)]
+struct GenerationsView {
+    generations: Vec<GenerationRecord>,
+    pinned: Option<u32>,
+}
+
+fn generations(client: &ApiClient, host: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let v = client.get(&format!("/generations?host={}", encode(host)))?;
+    // The API answers under the qualified name (`flake#host`), also for a short name.
+    let (key, view) = match v.as_object().and_then(|m| m.iter().next()) {
+        Some((key, view)) => (key.clone(), Some(view.clone())),
+        None => (host.to_owned(), None),
+    };
+    if json {
+        return print_json(&v);
+    }
+    let view: GenerationsView = match view {
+        Some(view) => typed(view, "a host's generations")?,
+        None => GenerationsView {
+            generations: Vec::new(),
+            pinned: None,
+        },
+    };
+    let newest = view.generations.iter().map(|g| g.number).max();
+    let current = view.pinned.or(newest);
+    let rows: Vec<GenerationRow> = view
+        .generations
+        .into_iter()
+        .map(|record| GenerationRow {
+            current: Some(record.number) == current,
+            pinned: view.pinned == Some(record.number),
+            record,
+        })
+        .collect();
+    print!("{}", tables::generations(&key, &rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flakeboot build ...` (API only).
+fn build(client: &ApiClient, args: BuildArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        BuildCommand::List => {
+            let v = client.get("/builds")?;
+            if args.json {
+                return print_json(&v);
+            }
+            print!("{}", tables::builds(&typed::<Vec<_>>(v, "a build list")?));
+            Ok(ExitCode::SUCCESS)
+        }
+        BuildCommand::Log { build } => build_log::follow(client, build, args.json),
+    }
+}
+
+/// `flakeboot machine ...` (API only).
+fn machine(client: &ApiClient, args: MachineArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        MachineCommand::Assign { mac, host, menu } => {
+            let mac: MacAddr = mac.parse().map_err(|e| {
+                anyhow::anyhow!("{mac:?} is not a MAC address like 52:54:00:12:34:56: {e}")
+            })?;
+            let host = if menu {
+                String::new()
+            } else {
+                host.unwrap_or_default()
+            };
+            let v = client.post(
+                &format!("/machines/{}", encode(&mac.to_string())),
+                &json!({ "host": host }),
+            )?;
+            if args.json {
+                return print_json(&v);
+            }
+            let m: MachineRecord = typed(v, "a machine")?;
+            match &m.host {
+                Some(h) => println!("{} boots {h} now.", m.mac),
+                None => println!("{} boots the menu now.", m.mac),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// `flakeboot machines` over the API.
+fn machines(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode> {
+    let v = client.get("/machines")?;
+    if json {
+        return print_json(&v);
+    }
+    for m in typed::<Vec<MachineRecord>>(v, "a machine list")? {
+        println!("{}", tables::machine_line(&m));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flakeboot events` over the API.
+fn events(client: &ApiClient, args: EventsArgs) -> anyhow::Result<ExitCode> {
+    let path = match &args.mac {
+        Some(mac) => {
+            let mac: MacAddr = mac
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{mac:?} is not a MAC address: {e}"))?;
+            format!(
+                "/machines/{}/events?limit={}",
+                encode(&mac.to_string()),
+                args.limit
+            )
+        }
+        None => format!("/events?limit={}", args.limit),
+    };
+    let v = client.get(&path)?;
+    if args.json {
+        return print_json(&v);
+    }
+    for e in typed::<Vec<BootEvent>>(v, "a list of boot events")? {
+        println!("{}", tables::event_line(&e));
+    }
+    Ok(ExitCode::SUCCESS)
+}

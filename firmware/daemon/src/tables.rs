@@ -1,0 +1,246 @@
+//! The CLI's human output: the same tables and lines whether the data came from the local
+//! daemon (control socket, store) or from the appliance's API (`--server`).
+
+use std::time::SystemTime;
+
+use flakeboot_catalogue::BootEvent;
+use flakeboot_store::{BuildRecord, BuildState, FlakeRecord, GenerationRecord, MachineRecord};
+
+/// Columns padded to their widest cell (the last one is not padded).
+fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        out.trim_end().to_owned() + "\n"
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}
+
+/// `2025-01-31T12:00:00Z`.
+pub fn time(at: SystemTime) -> String {
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+fn short_rev(rev: Option<&str>) -> String {
+    rev.map(|r| r.chars().take(12).collect())
+        .unwrap_or_else(|| "-".into())
+}
+
+fn hosts_of(flake: &FlakeRecord) -> String {
+    if flake.hosts.is_empty() {
+        return "-".into();
+    }
+    flake
+        .hosts
+        .iter()
+        .map(|h| match h.unbootable {
+            None => h.name.clone(),
+            Some(_) => format!("{} (no netboot)", h.name),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `flake list`.
+pub fn flakes(list: &[FlakeRecord]) -> String {
+    if list.is_empty() {
+        return "No flakes yet: add one with `flakeboot flake add URL`.\n".into();
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|f| {
+            vec![
+                f.name.clone(),
+                short_rev(f.revision.as_deref()),
+                f.locked_at.map(time).unwrap_or_else(|| "never".into()),
+                hosts_of(f),
+                f.url.clone(),
+            ]
+        })
+        .collect();
+    let mut out = table(&["NAME", "REVISION", "LOCKED", "HOSTS", "URL"], &rows);
+    for f in list {
+        if let Some(e) = &f.error {
+            out.push_str(&format!("{}: the last lock failed: {e}\n", f.name));
+        }
+    }
+    out
+}
+
+/// `flake add`.
+pub fn flake_added(f: &FlakeRecord) -> String {
+    format!(
+        "Added flake {} ({}) at revision {}; hosts: {}.\n",
+        f.name,
+        f.url,
+        short_rev(f.revision.as_deref()),
+        hosts_of(f)
+    )
+}
+
+/// A word for a build's state (as the web UI says it).
+pub fn state_word(state: BuildState) -> &'static str {
+    match state {
+        BuildState::Queued => "queued",
+        BuildState::Running => "building",
+        BuildState::Succeeded => "succeeded",
+        BuildState::Failed => "failed",
+        BuildState::Cancelled => "cancelled",
+        BuildState::TimedOut => "timed out",
+    }
+}
+
+/// `build list`, and the builds `--wait` waited for.
+pub fn builds(list: &[BuildRecord]) -> String {
+    if list.is_empty() {
+        return "No builds yet.\n".into();
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|b| {
+            let outcome = match (b.generation, &b.error) {
+                (Some(g), _) => format!("generation {g}"),
+                (None, Some(e)) => e.lines().next().unwrap_or_default().to_owned(),
+                (None, None) => String::new(),
+            };
+            vec![
+                b.id.to_string(),
+                format!("{}#{}", b.flake, b.host),
+                state_word(b.state).to_owned(),
+                short_rev(b.revision.as_deref()),
+                time(b.queued_at),
+                outcome,
+            ]
+        })
+        .collect();
+    table(
+        &["ID", "HOST", "STATE", "REVISION", "QUEUED", "RESULT"],
+        &rows,
+    )
+}
+
+/// Builds just queued.
+pub fn queued(ids: &[u64]) -> String {
+    match ids {
+        [] => "Nothing to build (no netbootable host).\n".into(),
+        [id] => format!("Queued build {id}.\n"),
+        ids => format!(
+            "Queued builds {}.\n",
+            ids.iter()
+                .map(u64::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// One generation and whether machines boot it now.
+#[derive(Debug, Clone)]
+pub struct GenerationRow {
+    pub record: GenerationRecord,
+    /// What machines assigned to the host boot now.
+    pub current: bool,
+    /// Current because it is pinned (a rollback).
+    pub pinned: bool,
+}
+
+/// `flake generations HOST`.
+pub fn generations(host: &str, rows: &[GenerationRow]) -> String {
+    if rows.is_empty() {
+        return format!("{host} has no generations yet: build it first.\n");
+    }
+    let cells: Vec<Vec<String>> = rows
+        .iter()
+        .map(|g| {
+            vec![
+                g.record.number.to_string(),
+                short_rev(g.record.revision.as_deref()),
+                time(g.record.built_at),
+                g.record.build_id.to_string(),
+                match (g.current, g.pinned) {
+                    (true, true) => "current (pinned)".into(),
+                    (true, false) => "current".into(),
+                    _ => String::new(),
+                },
+            ]
+        })
+        .collect();
+    let qualified = rows.first().map(|g| g.record.host.as_str()).unwrap_or(host);
+    format!(
+        "{qualified}\n{}",
+        table(&["GEN", "REVISION", "BUILT", "BUILD", "BOOTS"], &cells)
+    )
+}
+
+/// `machines`: one line per machine.
+pub fn machine_line(m: &MachineRecord) -> String {
+    format!(
+        "{} firmware={} host={} vendor={}",
+        m.mac,
+        m.firmware.map(|f| f.as_str()).unwrap_or("-"),
+        m.host.as_deref().unwrap_or("(menu)"),
+        m.vendor_class.as_deref().unwrap_or("-")
+    )
+}
+
+/// `events`: one line per boot event.
+pub fn event_line(e: &BootEvent) -> String {
+    let at =
+        e.at.duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+    format!(
+        "{at:.3} {} {} {:?} {} {}",
+        e.mac.map(|m| m.to_string()).unwrap_or_else(|| "-".into()),
+        e.stage.as_str(),
+        e.outcome,
+        e.firmware.map(|f| f.as_str()).unwrap_or("-"),
+        e.detail
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up_and_the_last_is_not_padded() {
+        let out = table(
+            &["A", "LONGER", "Z"],
+            &[
+                vec!["x".into(), "y".into(), "last".into()],
+                vec!["wide-cell".into(), "".into(), "".into()],
+            ],
+        );
+        assert_eq!(
+            out,
+            "A          LONGER  Z\n\
+             x          y       last\n\
+             wide-cell\n"
+        );
+    }
+
+    #[test]
+    fn queued_builds_read_as_a_sentence() {
+        assert_eq!(queued(&[3]), "Queued build 3.\n");
+        assert_eq!(queued(&[3, 4]), "Queued builds 3, 4.\n");
+        assert!(queued(&[]).contains("Nothing"));
+    }
+}

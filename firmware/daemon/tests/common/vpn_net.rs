@@ -1,0 +1,326 @@
+//! The remote-management test network: the appliance's namespace with its LAN (`lan0`, from
+//! [`Lan`]) and a WAN port on a small "internet" (a bridge in its own namespace) where a remote
+//! admin and a WireGuard hub live. The admin and the hub run Debian's userspace `wireguard-go`
+//! (in the foreground, killed by PID) configured with `wg`; curl talks HTTPS to the appliance.
+
+// Test support: a page or reply too short to index is a failed test.
+#![allow(clippy::indexing_slicing)]
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use flakeboot_testbed::{Netns, Proc, require_tool, veth};
+use serde_json::Value;
+
+use super::Lan;
+
+/// The appliance's WAN address.
+pub const WAN_IP: &str = "203.0.113.1";
+/// The remote admin's address on the internet.
+pub const ADMIN_IP: &str = "203.0.113.20";
+/// The hub's address on the internet.
+pub const HUB_IP: &str = "203.0.113.30";
+
+/// The appliance (in `lan.server`, LAN and WAN), its LAN client, the internet, the admin, the hub.
+pub struct VpnNet {
+    pub lan: Lan,
+    pub inet: Netns,
+    pub admin: Netns,
+    pub hub: Netns,
+}
+
+impl VpnNet {
+    pub fn new() -> VpnNet {
+        let lan = Lan::new();
+        let inet = Netns::new("inet").unwrap();
+        let admin = Netns::new("admin").unwrap();
+        let hub = Netns::new("hub").unwrap();
+        inet.run(&["ip", "link", "add", "br0", "type", "bridge"])
+            .unwrap();
+        inet.run(&["ip", "link", "set", "br0", "up"]).unwrap();
+        for (ns, dev, port, ip) in [
+            (&lan.server, "wan0", "p-app", WAN_IP),
+            (&admin, "eth0", "p-admin", ADMIN_IP),
+            (&hub, "eth0", "p-hub", HUB_IP),
+        ] {
+            veth(ns, dev, &inet, port).unwrap();
+            inet.run(&["ip", "link", "set", port, "master", "br0"])
+                .unwrap();
+            ns.addr(dev, &format!("{ip}/24")).unwrap();
+        }
+        VpnNet {
+            lan,
+            inet,
+            admin,
+            hub,
+        }
+    }
+}
+
+/// A userspace WireGuard interface (`wireguard-go -f`) in a namespace, removed when dropped (the
+/// process is stopped by its PID and the namespace takes the TUN device with it).
+pub struct WgGo {
+    pub ifname: String,
+    ns_name: String,
+    proc: Proc,
+}
+
+impl WgGo {
+    /// Starts `wireguard-go` for `ifname` (unique on the machine: its control socket is
+    /// `/var/run/wireguard/<ifname>.sock`) and waits for its interface.
+    pub fn start(ns: &Netns, ifname: &str) -> WgGo {
+        let wg_go = require_tool("wireguard-go");
+        require_tool("wg");
+        let proc = ns
+            .spawn(ifname, &[wg_go.to_str().unwrap(), "-f", ifname])
+            .unwrap();
+        let sock = PathBuf::from(format!("/var/run/wireguard/{ifname}.sock"));
+        let start = Instant::now();
+        while !(sock.exists() && ns.run(&["wg", "show", ifname]).is_ok()) {
+            assert!(
+                start.elapsed() < Duration::from_secs(10),
+                "wireguard-go did not come up:\n{}",
+                proc.tail(20)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        WgGo {
+            ifname: ifname.to_owned(),
+            ns_name: ns.name().to_owned(),
+            proc,
+        }
+    }
+
+    /// `wg show <if> <what>` (e.g. `latest-handshakes`, `public-key`).
+    pub fn show(&self, ns: &Netns, what: &str) -> String {
+        assert_eq!(ns.name(), self.ns_name);
+        ns.run(&["wg", "show", &self.ifname, what]).unwrap()
+    }
+
+    /// The latest handshake with any peer, as a Unix time (0: none yet).
+    pub fn latest_handshake(&self, ns: &Netns) -> u64 {
+        self.show(ns, "latest-handshakes")
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for WgGo {
+    fn drop(&mut self) {
+        self.proc.stop();
+    }
+}
+
+/// Brings an admin's device up from a `wg-quick` config file as the appliance gave it:
+/// `wg-quick strip` for the WireGuard part (`wg setconf`), then what `wg-quick up` does with
+/// the rest (`Address`, link up, a route to each `AllowedIPs`).
+pub fn wg_quick_up_userspace(ns: &Netns, ifname: &str, config: &Path) -> WgGo {
+    require_tool("wg-quick");
+    let wg = WgGo::start(ns, ifname);
+    let stripped = ns
+        .run(&["wg-quick", "strip", config.to_str().unwrap()])
+        .unwrap();
+    let stripped_path = config.with_extension("stripped");
+    std::fs::write(&stripped_path, stripped).unwrap();
+    ns.run(&["wg", "setconf", ifname, stripped_path.to_str().unwrap()])
+        .unwrap();
+    let text = std::fs::read_to_string(config).unwrap();
+    let field = |name: &str| -> Vec<String> {
+        text.lines()
+            .filter_map(|l| {
+                let (k, v) = l.split_once('=')?;
+                (k.trim() == name).then(|| v.trim().to_owned())
+            })
+            .flat_map(|v| {
+                v.split(',')
+                    .map(|s| s.trim().to_owned())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    for address in field("Address") {
+        ns.run(&["ip", "addr", "add", &address, "dev", ifname])
+            .unwrap();
+    }
+    ns.run(&["ip", "link", "set", ifname, "up"]).unwrap();
+    for net in field("AllowedIPs") {
+        ns.run(&["ip", "route", "replace", &net, "dev", ifname])
+            .unwrap();
+    }
+    wg
+}
+
+/// curl in a namespace trusting the appliance's certificate, with a cookie jar.
+pub struct Curl<'a> {
+    pub ns: &'a Netns,
+    pub cacert: PathBuf,
+    pub jar: PathBuf,
+}
+
+impl Curl<'_> {
+    /// curl with these arguments: Ok(stdout) or Err(what curl said).
+    pub fn run(&self, args: &[&str]) -> Result<String, String> {
+        let cacert = self.cacert.to_str().unwrap();
+        let jar = self.jar.to_str().unwrap();
+        let mut argv = vec![
+            "curl",
+            "-sS",
+            "--max-time",
+            "10",
+            "--cacert",
+            cacert,
+            "-b",
+            jar,
+            "-c",
+            jar,
+        ];
+        argv.extend_from_slice(args);
+        self.ns.run(&argv).map_err(|e| e.to_string())
+    }
+
+    /// Like [`Curl::run`], panicking on failure.
+    pub fn ok(&self, args: &[&str]) -> String {
+        self.run(args)
+            .unwrap_or_else(|e| panic!("curl {args:?}: {e}"))
+    }
+
+    /// An API call with a bearer token: (HTTP status, JSON body).
+    pub fn api(
+        &self,
+        base: &str,
+        token: &str,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> (u16, Value) {
+        let auth = format!("Authorization: Bearer {token}");
+        let url = format!("{base}{path}");
+        let body = body.map(Value::to_string);
+        let mut argv = vec!["-X", method, "-H", &auth, "-w", "\n%{http_code}"];
+        if let Some(body) = &body {
+            argv.extend([
+                "-H",
+                "Content-Type: application/json",
+                "--data-binary",
+                body,
+            ]);
+        }
+        argv.push(&url);
+        let out = self.ok(&argv);
+        let (json, code) = out.rsplit_once('\n').unwrap();
+        let value = serde_json::from_str(json).unwrap_or(Value::String(json.to_owned()));
+        (code.trim().parse().unwrap(), value)
+    }
+
+    /// The UI's login form: fetch it (form token cookie), post user and password; then the
+    /// dashboard must open with the session. Returns the dashboard page.
+    pub fn log_in(&self, base: &str, password: &str) -> String {
+        let page = self.ok(&[&format!("{base}/login")]);
+        let form = hidden(&page, "form");
+        let done = self.ok(&[
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{redirect_url}",
+            "--data-urlencode",
+            &format!("form={form}"),
+            "--data-urlencode",
+            "user=admin",
+            "--data-urlencode",
+            &format!("password={password}"),
+            &format!("{base}/login"),
+        ]);
+        assert!(done.starts_with("303"), "login failed: {done}");
+        self.ok(&["--fail-with-body", &format!("{base}/")])
+    }
+
+    /// Whether anything answers `url` within `secs` (connection refused and time-outs are
+    /// "no"; an HTTP error status is still an answer).
+    pub fn answers(&self, url: &str, secs: u32) -> bool {
+        let secs = secs.to_string();
+        let cacert = self.cacert.to_str().unwrap();
+        self.ns
+            .run(&[
+                "curl",
+                "-s",
+                "-k",
+                "--max-time",
+                &secs,
+                "-o",
+                "/dev/null",
+                "--cacert",
+                cacert,
+                url,
+            ])
+            .is_ok()
+    }
+}
+
+/// The value of the hidden input `name` in a page.
+pub fn hidden(page: &str, name: &str) -> String {
+    let marker = format!("name=\"{name}\" value=\"");
+    let start = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("no {name} field in the page:\n{page}"))
+        + marker.len();
+    page[start..].chars().take_while(|c| *c != '"').collect()
+}
+
+/// First-run setup from the LAN (setup code from the log, password, LAN port `lan0`, DHCP
+/// `dhcp_mode`), then an API token from the settings page. Returns the token.
+pub fn set_up(
+    curl: &Curl<'_>,
+    base: &str,
+    daemon: &Proc,
+    password: &str,
+    dhcp_mode: &str,
+) -> String {
+    let page = curl.ok(&[&format!("{base}/setup")]);
+    let form = hidden(&page, "form");
+    let log = daemon.output();
+    let code: String = log
+        .rsplit_once("enter the setup code ")
+        .unwrap_or_else(|| panic!("no setup code in the log:\n{log}"))
+        .1
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .collect();
+    let done = curl.ok(&[
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code}",
+        "--data-urlencode",
+        &format!("form={form}"),
+        "--data-urlencode",
+        &format!("code={code}"),
+        "--data-urlencode",
+        &format!("password={password}"),
+        "--data-urlencode",
+        &format!("confirm={password}"),
+        "--data-urlencode",
+        "lan_interface=lan0",
+        "--data-urlencode",
+        &format!("dhcp_mode={dhcp_mode}"),
+        &format!("{base}/setup"),
+    ]);
+    assert_eq!(done, "303", "setup failed");
+    let settings = curl.ok(&[&format!("{base}/settings")]);
+    let csrf = hidden(&settings, "csrf");
+    let created = curl.ok(&[
+        "--data-urlencode",
+        &format!("csrf={csrf}"),
+        "--data-urlencode",
+        "name=vpn-test",
+        &format!("{base}/settings/tokens"),
+    ]);
+    let at = created
+        .find("fbt_")
+        .unwrap_or_else(|| panic!("no token in the page:\n{created}"));
+    created[at..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .collect()
+}
