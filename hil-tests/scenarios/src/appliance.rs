@@ -48,6 +48,8 @@ pub struct ApplianceConfig {
     menu: Option<(String, Duration)>,
     /// `[[flakes]]` entries: (url, name).
     flakes: Vec<(String, String)>,
+    /// Run nix offline as root even without `[[flakes]]` (flakes added later, from the UI).
+    offline_nix: bool,
 }
 
 /// A `[[hosts]]` entry.
@@ -76,6 +78,7 @@ impl ApplianceConfig {
             machines: Vec::new(),
             menu: None,
             flakes: Vec::new(),
+            offline_nix: false,
         }
     }
 
@@ -118,6 +121,13 @@ impl ApplianceConfig {
     /// nix runs offline as root: `[nix] substituters = []`, `build-users-group = ""`.
     pub fn flake(mut self, url: &str, name: &str) -> Self {
         self.flakes.push((url.to_owned(), name.to_owned()));
+        self
+    }
+
+    /// Let nix run offline as root (as [`ApplianceConfig::flake`] does) with no `[[flakes]]`
+    /// entry: for flakes added at run time, through the web UI or the API.
+    pub fn offline_nix(mut self) -> Self {
+        self.offline_nix = true;
         self
     }
 
@@ -166,7 +176,7 @@ impl ApplianceConfig {
         for (url, name) in &self.flakes {
             let _ = writeln!(t, "\n[[flakes]]\nurl = \"{url}\"\nname = \"{name}\"");
         }
-        if !self.flakes.is_empty() {
+        if !self.flakes.is_empty() || self.offline_nix {
             let _ = writeln!(
                 t,
                 "\n[nix]\nsubstituters = []\nextra_options = {{ \"build-users-group\" = \"\" }}"
@@ -363,5 +373,18 @@ mod tests {
             assert_eq!(parsed.machines[0].extra_cmdline, "fbt.marker=c1");
             assert_eq!(parsed.menu.timeout, Duration::from_secs(3));
         }
+    }
+
+    /// Without `[[flakes]]`, nix runs offline only when asked (flakes added from the web UI).
+    #[test]
+    fn offline_nix_without_config_flakes() {
+        let plain = ApplianceConfig::new(Mode::Router).to_toml();
+        assert!(!plain.contains("[nix]"), "{plain}");
+        let text = ApplianceConfig::new(Mode::Router).offline_nix().to_toml();
+        let parsed = flakeboot_config::Config::parse(&text, Path::new("generated.toml"))
+            .unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert!(parsed.flakes.is_empty());
+        assert_eq!(parsed.nix.substituters, Some(vec![]));
+        assert_eq!(parsed.nix.extra_options["build-users-group"], "");
     }
 }

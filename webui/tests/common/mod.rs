@@ -11,6 +11,7 @@
 pub mod browser;
 pub mod fake_flakes;
 pub mod fake_vpn;
+pub mod real_daemon;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
