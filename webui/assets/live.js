@@ -22,10 +22,13 @@
     if (s.progress) {
       var p = s.progress;
       if (bar && p.total > 0) { bar.value = Math.round(100 * p.done / p.total); }
-      if (counts) { counts.textContent = p.done + " of " + p.total + " built"; }
+      // nix reports no totals for some builds: say nothing rather than "0 of 0".
+      if (counts) { counts.textContent = p.total > 0 ? p.done + " of " + p.total + " built" : ""; }
       if (current) { current.textContent = p.current || ""; }
     }
     if (s.finished) {
+      var cancel = document.getElementById("cancel-form");
+      if (cancel) { cancel.hidden = true; }
       // The finished page (generation, end time, whole log) comes from the server.
       source.close();
       window.setTimeout(function () { window.location.reload(); }, 300);

@@ -123,6 +123,11 @@ async fn before_setup_every_page_leads_to_setup_and_the_api_refuses() {
         StatusCode::UNAUTHORIZED
     );
     let html = body(h.get("/setup", None).await).await;
+    // The mode in effect now is preselected (proxy here: the default settings).
+    assert!(
+        html.contains(r#"value="proxy" checked"#),
+        "proxy preselected: {html}"
+    );
     for text in [
         "Setup code",
         "Admin password",
@@ -132,6 +137,20 @@ async fn before_setup_every_page_leads_to_setup_and_the_api_refuses() {
     ] {
         assert!(html.contains(text), "{text}");
     }
+}
+
+#[tokio::test]
+async fn setup_preselects_the_dhcp_mode_the_appliance_runs_in() {
+    let mut config = common::config();
+    config.default_settings.dhcp_mode = flakeboot_store::DhcpModeSetting::Router;
+    let h = Harness::with(
+        common::FakeFlakes::manual(),
+        flakeboot_store::Store::in_memory().unwrap(),
+        config,
+    );
+    let html = body(h.get("/setup", None).await).await;
+    assert!(html.contains(r#"value="router" checked"#), "{html}");
+    assert!(!html.contains(r#"value="proxy" checked"#), "{html}");
 }
 
 #[tokio::test]

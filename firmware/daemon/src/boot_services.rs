@@ -235,12 +235,20 @@ impl BootServices {
     }
 
     /// Resolves when a service stops by itself (a socket failed for good): its name and why.
+    /// The ended service is forgotten: its task must not be awaited again (a finished
+    /// `JoinHandle` polled again panics).
     pub async fn exited(&mut self) -> (&'static str, anyhow::Result<()>) {
-        tokio::select! {
+        let (name, result) = tokio::select! {
             r = ended(self.http.as_mut()) => (HTTP, r),
             r = ended(self.tftp.as_mut()) => (TFTP, r),
             r = ended(self.dhcp.as_mut()) => (DHCP, r),
+        };
+        match name {
+            HTTP => self.http = None,
+            TFTP => self.tftp = None,
+            _ => self.dhcp = None,
         }
+        (name, result)
     }
 
     /// Stop every service and wait for them.

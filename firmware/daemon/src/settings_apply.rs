@@ -60,6 +60,8 @@ impl SettingsApplier {
     ) -> anyhow::Result<()> {
         loop {
             tokio::select! {
+                // Shutdown first: the services stop with it, and that is not a failure.
+                biased;
                 () = shutdown.cancelled() => break,
                 next = next_value(&mut changes.settings) => match next {
                     Some(settings) => self.apply(&settings).await,
@@ -71,6 +73,9 @@ impl SettingsApplier {
                 },
                 (name, result) = self.services.exited() => {
                     self.services.stop().await;
+                    if shutdown.is_cancelled() {
+                        return Ok(());
+                    }
                     return result.map_err(|e| e.context(format!("{name} failed")));
                 }
             }

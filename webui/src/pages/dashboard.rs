@@ -170,7 +170,7 @@ pub async fn show(
             }
             div.card {
                 h2 { "Machines" }
-                p { strong { (machines.len()) } " machines seen, "
+                p { strong { (machines.len()) } @if machines.len() == 1 { " machine seen, " } @else { " machines seen, " }
                     strong { (machines.iter().filter(|m| m.host.is_some()).count()) } " assigned to a host." }
                 p.small { a href="/machines" { "All machines →" } }
             }

@@ -162,8 +162,10 @@ pub async fn show(State(state): State<WebState>) -> Result<Response, WebError> {
         return Ok(done());
     }
     let (token, cookie) = new_form_token()?;
+    // Preselect the mode the appliance runs in now (the config file's), so someone who only
+    // types the code and a password does not switch a router-mode appliance to proxy.
     let form = SetupForm {
-        dhcp_mode: "proxy".into(),
+        dhcp_mode: state.settings().dhcp_mode.as_str().into(),
         ..SetupForm::default()
     };
     Ok(with_cookie(
