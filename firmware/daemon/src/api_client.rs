@@ -281,14 +281,7 @@ impl ApiClient {
             let addr = self.resolve().await?;
             let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
                 let response = self.request(addr, method, path, body).await?;
-                let status = response.status();
-                let bytes = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| http_error(addr, &e))?
-                    .to_bytes();
-                answer(path, status, &bytes)
+                read_answer(addr, path, response).await
             })
             .await;
             answer.unwrap_or(Err(ClientError::Timeout {
@@ -309,15 +302,8 @@ impl ApiClient {
                         addr,
                         waited: ANSWER_TIMEOUT,
                     }))?;
-            let status = response.status();
-            if !status.is_success() {
-                let bytes = response
-                    .into_body()
-                    .collect()
-                    .await
-                    .map_err(|e| http_error(addr, &e))?
-                    .to_bytes();
-                return answer(path, status, &bytes).map(drop);
+            if !response.status().is_success() {
+                return read_answer(addr, path, response).await.map(drop);
             }
             let mut body = response.into_body();
             loop {
@@ -458,6 +444,22 @@ fn http_error(addr: SocketAddr, err: &dyn std::error::Error) -> ClientError {
     ClientError::Http { addr, reason }
 }
 
+/// The whole answer from `addr` to a request for `path`, read as [`answer`] does.
+async fn read_answer(
+    addr: SocketAddr,
+    path: &str,
+    response: hyper::Response<hyper::body::Incoming>,
+) -> Result<Value, ClientError> {
+    let status = response.status();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| http_error(addr, &e))?
+        .to_bytes();
+    answer(path, status, &bytes)
+}
+
 /// A call's answer: the JSON of a success, else the API's error message.
 fn answer(path: &str, status: StatusCode, body: &[u8]) -> Result<Value, ClientError> {
     let bad = |why: String| ClientError::BadAnswer {
@@ -527,26 +529,18 @@ mod tests {
 
     #[test]
     fn server_addresses_parse_with_and_without_scheme_and_port() {
-        let s = |h: &str, p| Server {
-            host: h.into(),
-            port: p,
-        };
-        assert_eq!(
-            Server::parse("https://10.0.0.2").unwrap(),
-            s("10.0.0.2", 443)
-        );
-        assert_eq!(
-            Server::parse("10.0.0.2:8443/").unwrap(),
-            s("10.0.0.2", 8443)
-        );
-        assert_eq!(
-            Server::parse("HTTPS://flakeboot.lan").unwrap(),
-            s("flakeboot.lan", 443)
-        );
-        assert_eq!(
-            Server::parse("https://[fd00::2]:444").unwrap(),
-            s("fd00::2", 444)
-        );
+        for (text, host, port) in [
+            ("https://10.0.0.2", "10.0.0.2", 443),
+            ("10.0.0.2:8443/", "10.0.0.2", 8443),
+            ("HTTPS://flakeboot.lan", "flakeboot.lan", 443),
+            ("https://[fd00::2]:444", "fd00::2", 444),
+        ] {
+            let want = Server {
+                host: host.into(),
+                port,
+            };
+            assert_eq!(Server::parse(text).unwrap(), want, "{text}");
+        }
         assert_eq!(
             Server::parse("https://[fd00::2]:444").unwrap().to_string(),
             "https://[fd00::2]:444"

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::web_admin::set_up_and_create_token;
+use common::https_admin::{Admin, Curl};
 use common::*;
 use flakeboot_hil_tests::FlakeRepo;
 use flakeboot_testbed::require_tool;
@@ -86,14 +86,8 @@ fn the_cli_drives_the_appliance_over_https_with_a_token() {
     );
     let mut daemon = lan.start(&config);
     let cert = lan.state_dir().join("tls/cert.pem");
-    let admin = set_up_and_create_token(
-        &lan.client,
-        BASE,
-        &cert,
-        &daemon.output(),
-        "lan0",
-        lan.dir.path(),
-    );
+    let curl = Curl::new(&lan.client, Some(&cert), lan.path("cookies.txt"));
+    let admin = Admin::set_up(curl, BASE, &daemon, "off");
 
     // A flake with bootable hosts (the fixture's alpha, beta; diskonly cannot netboot).
     std::fs::write(lan.path("k"), b"fake kernel").unwrap();

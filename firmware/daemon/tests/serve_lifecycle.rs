@@ -79,7 +79,11 @@ fn a_second_daemon_on_the_same_state_dir_refuses_to_start() {
     // The first is unharmed and stops cleanly on SIGTERM.
     let status = first.stop().unwrap();
     assert!(status.success(), "{}", first.tail(20));
-    assert!(first.output().contains("stopped"));
+    let out = first.output();
+    assert!(out.contains("stopped"));
+    // Services stopping because of the shutdown are neither failures nor awaited twice.
+    assert!(!out.contains("panicked"), "{out}");
+    assert!(!out.contains("stopped unexpectedly"), "{out}");
 }
 
 #[test]

@@ -11,25 +11,36 @@ mod common;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
-use common::admin_api::Admin;
 use common::dhcp_clients::{OFFER, pxe_discover, pxe_discover_on, set_mac, udhcpc};
+use common::https_admin::{Admin, Curl};
 use common::*;
-use flakeboot_testbed::{Proc, require_tool, veth};
+use flakeboot_testbed::{Proc, veth};
 use serde_json::json;
 
 const RANGE_A: [&str; 2] = ["10.77.0.100", "10.77.0.120"];
 const RANGE_B: [&str; 2] = ["10.77.0.200", "10.77.0.220"];
 
-fn router_config(lan: &Lan) -> std::path::PathBuf {
-    lan.write_config(&format!(
+/// The daemon in router mode (range A), started from the config file it returns.
+fn start_router(lan: &Lan) -> (std::path::PathBuf, Proc) {
+    let config = lan.write_config(&format!(
         "[dhcp]\nmode = \"router\"\nrange = [\"{}\", \"{}\"]\nlease_time = \"10m\"",
         RANGE_A[0], RANGE_A[1]
-    ))
+    ));
+    let daemon = lan.start(&config);
+    (config, daemon)
 }
 
 fn in_range(ip: Ipv4Addr, [first, last]: [&str; 2]) -> bool {
     let (first, last): (Ipv4Addr, Ipv4Addr) = (first.parse().unwrap(), last.parse().unwrap());
     (u32::from(first)..=u32::from(last)).contains(&u32::from(ip))
+}
+
+/// The admin's laptop on the LAN (10.77.0.50) sets the appliance up (DHCP `dhcp_mode`) and takes
+/// an API token; curl does not check the certificate (the LAN address moves in one test).
+fn admin<'a>(lan: &'a Lan, daemon: &Proc, dhcp_mode: &str) -> Admin<'a> {
+    lan.client.addr("eth0", "10.77.0.50/24").unwrap();
+    let curl = Curl::new(&lan.client, None, lan.path("cookies.txt"));
+    Admin::set_up(curl, &format!("https://{SERVER_IP}"), daemon, dhcp_mode)
 }
 
 /// Waits until `needle` appears `count` times in the daemon's log (a restart announced).
@@ -58,12 +69,10 @@ fn assert_same_daemon(daemon: &mut Proc, pid: u32) {
 
 #[test]
 fn a_new_range_applies_without_a_restart_and_survives_one() {
-    require_tool("curl");
     let lan = Lan::new();
-    let config = router_config(&lan);
-    let mut daemon = lan.start(&config);
+    let (config, mut daemon) = start_router(&lan);
     let pid = daemon.pid();
-    let admin = Admin::setup(&lan, &daemon, "router");
+    let admin = admin(&lan, &daemon, "router");
 
     let first = udhcpc(&lan.client).expect("no lease in range A");
     assert!(in_range(first, RANGE_A), "{first}");
@@ -97,12 +106,10 @@ fn a_new_range_applies_without_a_restart_and_survives_one() {
 
 #[test]
 fn router_to_proxy_the_menu_and_a_bad_lan_port_apply_live() {
-    require_tool("curl");
     let lan = Lan::new();
-    let config = router_config(&lan);
-    let mut daemon = lan.start(&config);
+    let (_, mut daemon) = start_router(&lan);
     let pid = daemon.pid();
-    let admin = Admin::setup(&lan, &daemon, "router");
+    let admin = admin(&lan, &daemon, "router");
     let pxe_mac = [0x52, 0x54, 0, 0, 0x0c, 1];
 
     // Router mode: a PXE client gets an address with its boot offer.
@@ -198,7 +205,6 @@ fn router_to_proxy_the_menu_and_a_bad_lan_port_apply_live() {
 
 #[test]
 fn a_new_lan_port_moves_the_boot_services() {
-    require_tool("curl");
     let lan = Lan::new();
     // A second port of the appliance, with a machine behind it.
     veth(&lan.server, "lan1", &lan.client, "eth1").unwrap();
@@ -207,7 +213,7 @@ fn a_new_lan_port_moves_the_boot_services() {
     let config = lan.write_config("[dhcp]\nmode = \"proxy\"");
     let mut daemon = lan.start(&config);
     let pid = daemon.pid();
-    let mut admin = Admin::setup(&lan, &daemon, "proxy");
+    let mut admin = admin(&lan, &daemon, "proxy");
     let fetch = |ip: &str| {
         lan.client.run(&[
             "curl",

@@ -15,14 +15,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::dhcp_clients::{OFFER, pxe_discover, pxe_discover_on};
-use common::vpn_net::{
-    ADMIN_IP, Curl, HUB_IP, VpnNet, WAN_IP, WgGo, set_up, wg_quick_up_userspace,
-};
+use common::https_admin::{Admin, Curl};
+use common::vpn_net::{ADMIN_IP, HUB_IP, VpnNet, WAN_IP, WgGo, wg_quick_up_userspace};
 use common::{Lan, SERVER_IP};
 use flakeboot_testbed::{Proc, require_tool};
-use serde_json::{Value, json};
+use serde_json::json;
 
-const PASSWORD: &str = "correct horse battery staple";
 const TUNNEL_IP: &str = "10.78.0.1";
 const HUB_TUNNEL_IP: &str = "10.99.0.5";
 const WG_PORT: u16 = 51820;
@@ -103,17 +101,10 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
     let mut private_keys = Vec::new();
 
     // --- Set up on the LAN, then server mode and a device, through the API.
-    let on_lan = Curl {
-        ns: &lan.client,
-        cacert: cacert.clone(),
-        jar: lan.path("lan-cookies.txt"),
-    };
-    let lan_base = format!("https://{SERVER_IP}");
-    let token = set_up(&on_lan, &lan_base, &daemon, PASSWORD, "proxy");
-    let api_lan = |method: &str, path: &str, body: Option<&Value>| {
-        on_lan.api(&lan_base, &token, method, path, body)
-    };
-    let (code, status) = api_lan("GET", "/api/v1/vpn", None);
+    let on_lan = Curl::new(&lan.client, Some(&cacert), lan.path("lan-cookies.txt"));
+    let admin = Admin::set_up(on_lan, &format!("https://{SERVER_IP}"), &daemon, "proxy");
+    let token = &admin.token;
+    let (code, status) = admin.api("GET", "/api/v1/vpn", None);
     assert_eq!(code, 200, "{status}");
     assert_eq!(status["server_tunnel"]["state"], "off", "{status}");
     let mut server = status["server"].clone();
@@ -122,7 +113,7 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
     server["endpoint"] = json!(WAN_IP);
     // The default tunnel prefix would overlap this LAN: refused, saying which field and why.
     server["address"] = json!("10.77.0.200/24");
-    let (code, refused) = api_lan("PUT", "/api/v1/vpn/server", Some(&server));
+    let (code, refused) = admin.api("PUT", "/api/v1/vpn/server", Some(&server));
     assert_eq!(code, 422, "{refused}");
     assert_eq!(refused["field"], "address", "{refused}");
     assert!(
@@ -130,7 +121,7 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
         "{refused}"
     );
     server["address"] = json!(format!("{TUNNEL_IP}/24"));
-    let (code, status) = api_lan("PUT", "/api/v1/vpn/server", Some(&server));
+    let (code, status) = admin.api("PUT", "/api/v1/vpn/server", Some(&server));
     assert_eq!(code, 200, "{status}");
     assert_eq!(status["server_tunnel"]["state"], "up", "{status}");
     assert_eq!(status["server_tunnel"]["interface"], server_if.as_str());
@@ -138,7 +129,7 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (code, added) = api_lan(
+    let (code, added) = admin.api(
         "POST",
         "/api/v1/vpn/peers",
         Some(&json!({"name": "laptop"})),
@@ -153,7 +144,7 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
     );
     private_keys.push(private_key_of(&laptop_config));
     // The status never carries a private key.
-    let (_, status) = api_lan("GET", "/api/v1/vpn", None);
+    let (_, status) = admin.api("GET", "/api/v1/vpn", None);
     assert!(!status.to_string().contains(&private_keys[0]));
 
     // --- The admin brings the tunnel up with the real tools and the config as given.
@@ -161,11 +152,7 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
     std::fs::write(&conf_path, &laptop_config).unwrap();
     std::fs::set_permissions(&conf_path, std::fs::Permissions::from_mode(0o600)).unwrap();
     let admin_wg = wg_quick_up_userspace(&net.admin, &format!("fbadm{id}"), &conf_path);
-    let over_tunnel = Curl {
-        ns: &net.admin,
-        cacert: cacert.clone(),
-        jar: lan.path("admin-cookies.txt"),
-    };
+    let over_tunnel = Curl::new(&net.admin, Some(&cacert), lan.path("admin-cookies.txt"));
     let tunnel_base = format!("https://{TUNNEL_IP}");
     let t = Instant::now();
     let first = over_tunnel.ok(&[
@@ -183,12 +170,12 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
         "no handshake after a request over the tunnel"
     );
     // Sign in to the UI with its login form, and call the API with the token, over the tunnel.
-    let dashboard = over_tunnel.log_in(&tunnel_base, PASSWORD);
+    let dashboard = over_tunnel.log_in(&tunnel_base);
     assert!(dashboard.contains("Sign out"), "{dashboard}");
     let mut latencies = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
-        let (code, status) = over_tunnel.api(&tunnel_base, &token, "GET", "/api/v1/vpn", None);
+        let (code, status) = over_tunnel.api(&tunnel_base, token, "GET", "/api/v1/vpn", None);
         latencies.push(t.elapsed());
         assert_eq!(code, 200, "{status}");
     }
@@ -201,7 +188,7 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
         "%{time_connect} %{time_appconnect} %{time_total}",
         &format!("{tunnel_base}/login"),
     ]);
-    let (_, status) = over_tunnel.api(&tunnel_base, &token, "GET", "/api/v1/vpn", None);
+    let (_, status) = over_tunnel.api(&tunnel_base, token, "GET", "/api/v1/vpn", None);
     let laptop = &status["peers"][0];
     assert_eq!(laptop["name"], "laptop", "{status}");
     assert!(!laptop["last_handshake"].is_null(), "{status}");
@@ -233,8 +220,16 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
         "DHCP answered on the WAN"
     );
     // Boot services answer on the LAN and never on the tunnel.
-    assert!(on_lan.answers(&format!("http://{SERVER_IP}/boot.ipxe"), 5));
-    assert!(on_lan.answers(&format!("tftp://{SERVER_IP}/undionly.kpxe"), 5));
+    assert!(
+        admin
+            .curl
+            .answers(&format!("http://{SERVER_IP}/boot.ipxe"), 5)
+    );
+    assert!(
+        admin
+            .curl
+            .answers(&format!("tftp://{SERVER_IP}/undionly.kpxe"), 5)
+    );
     for url in [
         format!("http://{TUNNEL_IP}/boot.ipxe"),
         format!("tftp://{TUNNEL_IP}/undionly.kpxe"),
@@ -265,7 +260,7 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
         .unwrap();
     net.hub.addr(&hub_wg.ifname, "10.99.0.1/24").unwrap();
     let hub_public = hub_wg.show(&net.hub, "public-key").trim().to_owned();
-    let (_, status) = api_lan("GET", "/api/v1/vpn", None);
+    let (_, status) = admin.api("GET", "/api/v1/vpn", None);
     let appliance_hub_key = status["hub"]["public_key"].as_str().unwrap().to_owned();
     assert_ne!(
         appliance_hub_key,
@@ -290,14 +285,10 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
         "keepalive": 25,
         "address": format!("{HUB_TUNNEL_IP}/24"),
     });
-    let (code, status) = api_lan("PUT", "/api/v1/vpn/hub", Some(&hub_settings));
+    let (code, status) = admin.api("PUT", "/api/v1/vpn/hub", Some(&hub_settings));
     assert_eq!(code, 200, "{status}");
     assert_eq!(status["hub"]["tunnel"]["state"], "up", "{status}");
-    let from_hub = Curl {
-        ns: &net.hub,
-        cacert: cacert.clone(),
-        jar: lan.path("hub-cookies.txt"),
-    };
+    let from_hub = Curl::new(&net.hub, Some(&cacert), lan.path("hub-cookies.txt"));
     let hub_base = format!("https://{HUB_TUNNEL_IP}");
     let t = Instant::now();
     // The appliance dials the hub; the hub reaches it once the first handshake is done.
@@ -309,19 +300,19 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
         std::thread::sleep(Duration::from_millis(50));
     }
     let hub_handshake = t.elapsed();
-    let (code, status) = from_hub.api(&hub_base, &token, "GET", "/api/v1/vpn", None);
+    let (code, status) = from_hub.api(&hub_base, token, "GET", "/api/v1/vpn", None);
     assert_eq!(code, 200, "{status}");
     assert!(!status["hub"]["last_handshake"].is_null(), "{status}");
-    from_hub.log_in(&hub_base, PASSWORD);
+    from_hub.log_in(&hub_base);
     // The hub is not the LAN either: boot services stay off its tunnel too.
     assert!(!from_hub.answers(&format!("http://{HUB_TUNNEL_IP}/boot.ipxe"), 2));
 
     // --- A second device, then revoke the first: a fresh handshake fails, requests time out.
-    let (code, added) = api_lan("POST", "/api/v1/vpn/peers", Some(&json!({"name": "phone"})));
+    let (code, added) = admin.api("POST", "/api/v1/vpn/peers", Some(&json!({"name": "phone"})));
     assert_eq!(code, 201, "{added}");
     assert_eq!(added["peer"]["address"], "10.78.0.3");
     private_keys.push(private_key_of(added["config"].as_str().unwrap()));
-    let (code, _) = api_lan("DELETE", &format!("/api/v1/vpn/peers/{laptop_id}"), None);
+    let (code, _) = admin.api("DELETE", &format!("/api/v1/vpn/peers/{laptop_id}"), None);
     assert_eq!(code, 204);
     // Forget the session on the admin's side, so only a fresh handshake could help.
     net.admin
@@ -348,7 +339,7 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
         before,
         "a revoked device completed a handshake"
     );
-    let (_, status) = api_lan("GET", "/api/v1/vpn", None);
+    let (_, status) = admin.api("GET", "/api/v1/vpn", None);
     let names: Vec<&str> = status["peers"]
         .as_array()
         .unwrap()
@@ -368,7 +359,7 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
     let phone_conf = lan.path(format!("fbph{id}.conf").as_str());
     std::fs::write(&phone_conf, added["config"].as_str().unwrap()).unwrap();
     let phone_wg = wg_quick_up_userspace(&net.admin, &format!("fbph{id}"), &phone_conf);
-    let (code, status) = over_tunnel.api(&tunnel_base, &token, "GET", "/api/v1/vpn", None);
+    let (code, status) = over_tunnel.api(&tunnel_base, token, "GET", "/api/v1/vpn", None);
     assert_eq!(code, 200, "{status}");
     assert_eq!(status["peers"].as_array().unwrap().len(), 1, "{status}");
     assert_eq!(status["peers"][0]["name"], "phone");
@@ -376,7 +367,7 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
     assert_eq!(status["hub"]["tunnel"]["state"], "up", "{status}");
     assert!(phone_wg.latest_handshake(&net.admin) > 0);
     // The hub reaches the restarted appliance too.
-    let (code, _) = from_hub.api(&hub_base, &token, "GET", "/api/v1/vpn", None);
+    let (code, _) = from_hub.api(&hub_base, token, "GET", "/api/v1/vpn", None);
     assert_eq!(code, 200);
 
     // --- Keys: owner-only files; no private key (the appliance's, a device's, the hub's) in

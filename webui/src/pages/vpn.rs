@@ -484,6 +484,44 @@ pub async fn show(
     render(vpn, &principal, view, StatusCode::OK).await
 }
 
+/// The answer to the server or hub settings form (`section`): its settings as `parse`d, applied
+/// with `apply`, then back to the page with "saved"; or the page again with the form as typed
+/// (`keep` puts it in the view) and the errors next to its fields.
+async fn save_settings<F, S, Fut>(
+    vpn: &dyn VpnService,
+    principal: &Principal,
+    section: Section,
+    form: F,
+    parsed: Result<S, FieldErrors>,
+    apply: impl FnOnce(S) -> Fut,
+    keep: fn(F) -> View,
+) -> Response
+where
+    Fut: Future<Output = Result<(), VpnServiceError>>,
+{
+    let settings = match parsed {
+        Ok(s) => s,
+        Err(errors) => {
+            let view = keep(form).with_errors(section, errors);
+            return render(vpn, principal, view, StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+    };
+    match apply(settings).await {
+        Ok(()) => saved(if section == Section::Hub {
+            "hub"
+        } else {
+            "server"
+        }),
+        Err(e) => {
+            let view = match e {
+                VpnServiceError::Invalid { .. } => keep(form),
+                _ => View::default(),
+            };
+            refused(vpn, principal, section, view, e).await
+        }
+    }
+}
+
 /// POST /vpn/server
 pub async fn server(
     State(state): State<WebState>,
@@ -493,28 +531,13 @@ pub async fn server(
     let Some(vpn) = state.vpn() else {
         return not_available(&principal);
     };
-    let settings = match form.parse() {
-        Ok(s) => s,
-        Err(errors) => {
-            let view = View {
-                server: Some(form),
-                ..View::default()
-            }
-            .with_errors(Section::Server, errors);
-            return render(vpn, &principal, view, StatusCode::UNPROCESSABLE_ENTITY).await;
-        }
+    let parsed = form.parse();
+    let keep = |form| View {
+        server: Some(form),
+        ..View::default()
     };
-    match vpn.set_server(settings).await {
-        Ok(()) => saved("server"),
-        Err(e) => {
-            let keep = matches!(e, VpnServiceError::Invalid { .. });
-            let view = View {
-                server: keep.then_some(form),
-                ..View::default()
-            };
-            refused(vpn, &principal, Section::Server, view, e).await
-        }
-    }
+    let apply = |s| vpn.set_server(s);
+    save_settings(vpn, &principal, Section::Server, form, parsed, apply, keep).await
 }
 
 /// POST /vpn/hub
@@ -526,26 +549,11 @@ pub async fn hub(
     let Some(vpn) = state.vpn() else {
         return not_available(&principal);
     };
-    let settings = match form.parse() {
-        Ok(s) => s,
-        Err(errors) => {
-            let view = View {
-                hub: Some(form),
-                ..View::default()
-            }
-            .with_errors(Section::Hub, errors);
-            return render(vpn, &principal, view, StatusCode::UNPROCESSABLE_ENTITY).await;
-        }
+    let parsed = form.parse();
+    let keep = |form| View {
+        hub: Some(form),
+        ..View::default()
     };
-    match vpn.set_hub(settings).await {
-        Ok(()) => saved("hub"),
-        Err(e) => {
-            let keep = matches!(e, VpnServiceError::Invalid { .. });
-            let view = View {
-                hub: keep.then_some(form),
-                ..View::default()
-            };
-            refused(vpn, &principal, Section::Hub, view, e).await
-        }
-    }
+    let apply = |s| vpn.set_hub(s);
+    save_settings(vpn, &principal, Section::Hub, form, parsed, apply, keep).await
 }

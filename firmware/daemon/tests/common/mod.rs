@@ -4,11 +4,9 @@
 // Test support: a failed set-up step should panic with its message, as in a test body.
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
-pub mod admin_api;
 pub mod dhcp_clients;
-
+pub mod https_admin;
 pub mod vpn_net;
-pub mod web_admin;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
