@@ -292,6 +292,10 @@ async fn accept_loop(
                 }
             },
         };
+        // Small TLS records (headers, then body) must not wait for the peer's delayed ACK.
+        if let Err(e) = stream.set_nodelay(true) {
+            tracing::debug!("cannot set TCP_NODELAY: {e}");
+        }
         conns.spawn(connection(
             stream,
             peer,
