@@ -13,7 +13,10 @@
 
 mod common;
 
-use common::browser::{DRIVER_PORT, Shots, cdp, click, connect, fill, path, wait_path, wait_text};
+use common::browser::{
+    Shots, cdp, click, connect, fill, path, screenshots, start_driver, text_of, wait_path,
+    wait_text,
+};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -25,7 +28,7 @@ use common::{FakeFlakes, PASSWORD};
 use fantoccini::Locator;
 use flakeboot_catalogue::{BootEvent, BootStage, Firmware, MacAddr, Outcome};
 use flakeboot_store::Store;
-use flakeboot_testbed::{Netns, require_root, require_tool, workspace_root};
+use flakeboot_testbed::{Netns, require_root, require_tool};
 use flakeboot_webui::{
     CertStore, DaemonStatus, ServiceState, ServiceStatus, TlsSetup, VpnServerSettings, VpnService,
     WebConfig, WebState, serve_tls,
@@ -105,18 +108,12 @@ fn a_real_browser_sets_up_signs_in_builds_assigns_and_reads_a_timeline() {
     require_root();
     require_tool("chromium");
     let driver = require_tool("chromedriver");
-    let shots = workspace_root().join("target/webui-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots();
 
     let ns = Netns::new("webui").unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let profile = tmp.path().join("chromium-profile");
-    let driver = ns
-        .spawn(
-            "chromedriver",
-            &[driver.to_str().unwrap(), &format!("--port={DRIVER_PORT}")],
-        )
-        .unwrap();
+    let driver = start_driver(&ns, &driver);
     let state_dir = tmp.path().join("state");
     let handle = ns
         .thread(move || {
@@ -124,7 +121,7 @@ fn a_real_browser_sets_up_signs_in_builds_assigns_and_reads_a_timeline() {
                 .enable_all()
                 .build()
                 .unwrap();
-            rt.block_on(scenario(state_dir, profile, Shots { dir: shots }))
+            rt.block_on(scenario(state_dir, profile, shots))
         })
         .unwrap();
     let result = handle.join();
@@ -270,13 +267,7 @@ async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
         .expect("the live view shows the build succeeded");
     // The live view reloads the finished page from the server.
     wait_text(&c, "Generation").await;
-    let log = c
-        .find(Locator::Css("#build-log"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = text_of(&c, "#build-log").await;
     assert!(log.contains("[12/12] building"), "{log}");
     assert!(
         c.find(Locator::Css("#cancel-form")).await.is_err(),
@@ -329,13 +320,7 @@ async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
     fill(&c, "#token_name", "laptop").await;
     click(&c, "form[action='/settings/tokens'] button").await;
     wait_text(&c, "Copy it now").await;
-    let token = c
-        .find(Locator::Css("#new-token"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let token = text_of(&c, "#new-token").await;
     assert!(token.starts_with("fbt_"));
     shots.take(&c, "13-token").await;
     c.goto(&format!("{BASE}/")).await.unwrap();
@@ -380,13 +365,7 @@ async fn remote_access(
     wait_text(c, "This is the only time this config is shown").await;
     assert_eq!(path(c).await, "/vpn/peers");
     assert_eq!(vpn.peer_names(), ["work-laptop", "alice-phone"]);
-    let config = c
-        .find(Locator::Css("#config-text"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let config = text_of(c, "#config-text").await;
     assert!(
         config.contains(&format!("PrivateKey = {PRIVATE_MARKER}")),
         "{config}"

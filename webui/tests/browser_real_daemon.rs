@@ -27,7 +27,9 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use common::PASSWORD;
-use common::browser::{DRIVER_PORT, Shots, click, connect, fill, wait_path, wait_text};
+use common::browser::{
+    Shots, click, connect, fill, screenshots, start_driver, text_of, wait_path, wait_text,
+};
 use common::real_daemon::{
     laptop, newest_attempt_steps, page_dump, reload_until, setup_code, text, wait_path_prefix,
 };
@@ -36,7 +38,7 @@ use fantoccini::{Client, Locator};
 use flakeboot_hil_tests::{
     APPLIANCE_V4, ApplianceConfig, BOOT_TIMEOUT, FlakeRepo, LAN_IF, MAC, Mode, Scenario,
 };
-use flakeboot_testbed::{ClientKind, require_tool, workspace_root};
+use flakeboot_testbed::{ClientKind, require_tool};
 use futures_util::FutureExt;
 
 /// The flake's name, given on the Flakes page.
@@ -115,21 +117,14 @@ fn the_real_appliance_is_set_up_builds_a_flake_and_shows_a_booted_machine_in_chr
     let code = setup_code(s.appliance(), Duration::from_secs(10));
     timings.mark("serving");
 
-    let shots = workspace_root().join("target/webui-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let profile = tmp.path().join("chromium-profile");
-    let driver = laptop
-        .spawn(
-            "chromedriver",
-            &[driver.to_str().unwrap(), &format!("--port={DRIVER_PORT}")],
-        )
-        .unwrap();
+    let driver = start_driver(&laptop, &driver);
     let run = Run {
         url: repo.url(),
         rev,
         code,
-        shots: Shots { dir: shots },
+        shots: screenshots(),
     };
     let browser = laptop
         .thread(move || {
@@ -255,13 +250,7 @@ async fn story(c: &Client, s: &Scenario, run: &Run, timings: &mut Timings) {
     watch_build(c).await;
     let page = wait_text(c, "Generation").await;
     assert!(page.contains(QUALIFIED), "{page}");
-    let log = c
-        .find(Locator::Css("#build-log"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let log = text_of(c, "#build-log").await;
     // The initrd holds this run's marker token: nix really builds it every run.
     assert!(
         log.contains("-alpha-netboot-ramdisk.drv") && log.contains("generation 1"),

@@ -16,12 +16,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use common::browser::{DRIVER_PORT, Shots, click, connect, fill, wait_path, wait_text};
+use common::browser::{
+    Shots, click, connect, fill, screenshots, start_driver, wait_path, wait_text,
+};
 use common::{FakeFlakes, PASSWORD};
 use fantoccini::Locator;
 use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, MAC, Mode, Scenario};
 use flakeboot_store::{Store, UserRecord};
-use flakeboot_testbed::{ClientKind, Netns, require_tool, workspace_root};
+use flakeboot_testbed::{ClientKind, Netns, require_tool};
 use flakeboot_webui::auth::password;
 use flakeboot_webui::{CertStore, DaemonStatus, TlsSetup, WebConfig, WebState, serve_tls};
 use tokio::sync::watch;
@@ -44,24 +46,18 @@ fn a_machine_booted_by_qemu_shows_its_timeline_in_the_browser() {
     let state_dir = s.appliance().state_dir().to_owned();
 
     // The UI over the daemon's store, in a namespace of its own.
-    let shots = workspace_root().join("target/webui-screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = screenshots();
     let ns = Netns::new("webqemu").unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let profile = tmp.path().join("chromium-profile");
     let tls_dir = tmp.path().join("tls");
-    let _driver = ns
-        .spawn(
-            "chromedriver",
-            &[driver.to_str().unwrap(), &format!("--port={DRIVER_PORT}")],
-        )
-        .unwrap();
+    let _driver = start_driver(&ns, &driver);
     ns.thread(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(browse(state_dir, tls_dir, profile, Shots { dir: shots }));
+        rt.block_on(browse(state_dir, tls_dir, profile, shots));
     })
     .unwrap()
     .join()

@@ -24,6 +24,7 @@ mod flake_repo;
 mod lan;
 mod peers;
 mod scenario;
+mod setup_code;
 mod timeline;
 
 pub use appliance::{Appliance, ApplianceConfig, ApplianceError, Mode};
@@ -32,6 +33,7 @@ pub use flake_cli::{FlakeCli, FlakeCliError, Generation};
 pub use flake_repo::{FlakeRepo, FlakeRepoError};
 pub use lan::{APPLIANCE_V4, LAN_IF, Lan};
 pub use scenario::{HOST, HOST_CMDLINE, HOST_DESCRIPTION, Scenario};
+pub use setup_code::{setup_code_in, wait_for_setup_code};
 pub use timeline::{Row, Timeline, console_stages};
 
 use std::time::Duration;

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use fantoccini::{Client, ClientBuilder, Locator};
+use flakeboot_testbed::{Netns, Proc, workspace_root};
 
 /// chromedriver's port (inside the test's own network namespace).
 pub const DRIVER_PORT: u16 = 9515;
@@ -34,6 +35,35 @@ pub async fn cdp(c: &Client, cmd: &str, params: serde_json::Value) -> serde_json
     c.issue_cmd(Cdp(serde_json::json!({ "cmd": cmd, "params": params })))
         .await
         .unwrap_or_else(|e| panic!("{cmd}: {e}"))
+}
+
+/// chromedriver on [`DRIVER_PORT`] inside `ns` (ended by its PID when dropped).
+pub fn start_driver(ns: &Netns, driver: &Path) -> Proc {
+    ns.spawn(
+        "chromedriver",
+        &[
+            driver.to_str().expect("a UTF-8 path"),
+            &format!("--port={DRIVER_PORT}"),
+        ],
+    )
+    .expect("starting chromedriver")
+}
+
+/// The screenshot folder every browser test writes to (`target/webui-screenshots`), created.
+pub fn screenshots() -> Shots {
+    let dir = workspace_root().join("target/webui-screenshots");
+    std::fs::create_dir_all(&dir).expect("creating the screenshot folder");
+    Shots { dir }
+}
+
+/// The visible text of the element `css`.
+pub async fn text_of(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("{css}: {e}"))
 }
 
 pub struct Shots {

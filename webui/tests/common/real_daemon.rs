@@ -40,25 +40,13 @@ pub fn laptop(lan: &Lan) -> Netns {
 
 /// The one-time setup code from the daemon's log ("... enter the setup code XXXX-XXXX-XXXX").
 pub fn setup_code(appliance: &Appliance, timeout: Duration) -> String {
-    let start = Instant::now();
-    loop {
-        let log = std::fs::read_to_string(appliance.log_path()).unwrap_or_default();
-        if let Some((_, rest)) = log.rsplit_once("enter the setup code ") {
-            let code: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect();
-            if !code.is_empty() {
-                return code;
-            }
-        }
-        assert!(
-            start.elapsed() < timeout,
+    let log = || std::fs::read_to_string(appliance.log_path()).unwrap_or_default();
+    flakeboot_hil_tests::wait_for_setup_code(log, timeout).unwrap_or_else(|| {
+        panic!(
             "the daemon printed no setup code within {timeout:?}:\n{}",
             appliance.log_tail(40)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        )
+    })
 }
 
 /// The page's visible text (empty while a page loads).

@@ -224,25 +224,8 @@ impl<'a> Admin<'a> {
 
 /// The one-time setup code from the daemon's log ("... enter the setup code XXXX-XXXX-XXXX").
 fn setup_code(daemon: &Proc) -> String {
-    let start = Instant::now();
-    loop {
-        let log = daemon.output();
-        if let Some((_, rest)) = log.rsplit_once("enter the setup code ") {
-            let code: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '-')
-                .collect();
-            if !code.is_empty() {
-                return code;
-            }
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(10),
-            "no setup code in the log:\n{}",
-            daemon.tail(30)
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    flakeboot_hil_tests::wait_for_setup_code(|| daemon.output(), Duration::from_secs(10))
+        .unwrap_or_else(|| panic!("no setup code in the log:\n{}", daemon.tail(30)))
 }
 
 /// `value="..."` of the input named `name` in a page.
