@@ -33,7 +33,8 @@ pub use flake_service::{BuildProgressView, FlakeService, FlakeServiceError};
 pub use from_config::settings_from_config;
 pub use routes::{Access, RouteInfo, app, routes};
 pub use serve::{
-    ListenAddr, ServeError, TlsServer, bind_tls_on, redirect_router, serve_tls, serve_tls_on,
+    ListenAddr, ServeError, TlsServer, bind_listener, bind_tls_on, redirect_router, serve_tls,
+    serve_tls_on,
 };
 pub use state::{WebConfig, WebState};
 pub use status::{DaemonStatus, ServiceState, ServiceStatus};

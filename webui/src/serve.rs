@@ -147,7 +147,7 @@ pub async fn bind_tls_on(
     let acceptor = TlsAcceptor::from(certs.server_config()?);
     let mut bound = Vec::new();
     for l in first {
-        let listener = bind(&l).map_err(|source| ServeError::Bind {
+        let listener = bind_listener(&l).map_err(|source| ServeError::Bind {
             addr: l.addr,
             source,
         })?;
@@ -220,7 +220,7 @@ async fn run_listeners(
                 tracing::error!("{}", ServeError::AllInterfaces { addr: l.addr });
                 continue;
             }
-            match bind(&l) {
+            match bind_listener(&l) {
                 Ok(listener) => listeners.start(l, listener),
                 Err(source) => {
                     let addr = l.addr;
@@ -259,7 +259,10 @@ impl Listeners {
 }
 
 /// A listening socket on `l.addr`, bound to `l.interface` when given.
-fn bind(l: &ListenAddr) -> std::io::Result<TcpListener> {
+/// A TCP listener on `l.addr`, bound to `l.interface` when given (SO_BINDTODEVICE): a packet
+/// for that address arriving on another interface gets no answer. The daemon's HTTP boot
+/// listener uses it too.
+pub fn bind_listener(l: &ListenAddr) -> std::io::Result<TcpListener> {
     let socket = if l.addr.is_ipv4() {
         TcpSocket::new_v4()?
     } else {

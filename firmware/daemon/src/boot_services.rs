@@ -16,7 +16,7 @@ use flakeboot_dhcp::boot::BootConfig;
 use flakeboot_dhcp::server::{DhcpServer, DhcpServerConfig, ServerMode};
 use flakeboot_store::Store;
 use flakeboot_tftp::{TftpServer, TftpServerConfig};
-use flakeboot_webui::{DaemonStatus, ServiceState, ServiceStatus};
+use flakeboot_webui::{DaemonStatus, ListenAddr, ServiceState, ServiceStatus};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -189,13 +189,7 @@ impl BootServices {
         let plan = Plan::between(&self.config, &next);
         if plan.move_lan {
             tracing::info!(from = %self.lan.interface, to = %lan.interface, address = %lan.address, "moving the boot services to a new LAN port");
-            self.stop_dhcp().await;
-            if let Some(http) = self.http.take() {
-                http.stop(HTTP).await;
-            }
-            if let Some(tftp) = self.tftp.take() {
-                tftp.stop(TFTP).await;
-            }
+            self.stop().await;
             self.lan = lan;
             self.http = started(
                 &mut self.lines[0],
@@ -367,17 +361,14 @@ async fn spawn_http(ctx: &BootContext, config: &Config, lan: &LanInfo) -> anyhow
     }))
 }
 
-/// The HTTP boot listener, on the LAN port only (SO_BINDTODEVICE): a request for the LAN
-/// address that arrives on another interface (WAN, VPN) gets no answer.
+/// The HTTP boot listener, on the LAN port only (SO_BINDTODEVICE, as the web UI binds its
+/// addresses): a request for the LAN address that arrives on another interface (WAN, VPN) gets
+/// no answer.
 fn bind_http(addr: SocketAddr, interface: &str) -> std::io::Result<tokio::net::TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV4, Type::STREAM, None)?;
-    socket.set_reuse_address(true)?;
-    socket.bind_device(Some(interface.as_bytes()))?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
-    tokio::net::TcpListener::from_std(socket.into())
+    flakeboot_webui::bind_listener(&ListenAddr {
+        addr,
+        interface: Some(interface.to_owned()),
+    })
 }
 
 /// The web UI's address as the boot port's redirect names it.

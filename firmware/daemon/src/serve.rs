@@ -105,12 +105,7 @@ async fn serve(file_config: Config) -> anyhow::Result<()> {
         changes.settings = Some(web.state.settings_changes());
         changes.machines = Some(web.state.machine_changes());
         // Management listens on the LAN port and on each VPN tunnel while it is up (vpn.rs).
-        let lan_listen = web
-            .addrs
-            .first()
-            .copied()
-            .context("the web UI has no LAN address")?;
-        let (mgmt_addrs, mgmt_rx) = ManagementAddrs::new(lan_listen, &lan.interface);
+        let (mgmt_addrs, mgmt_rx) = ManagementAddrs::new(web.lan, &lan.interface);
         // The LAN entry follows the LAN port when the settings move it (settings_apply.rs).
         management = Some(mgmt_addrs.clone());
         let manager = VpnManager::start(

@@ -196,7 +196,7 @@ fn overlap_error(field: &'static str, net: Ipv4Net, other: Ipv4Net, what: &str) 
     Invalid {
         field,
         message: format!(
-            "{net} overlaps {what} ({}): pick a prefix of its own, e.g. 10.77.0.1/24 or 10.99.0.5/24",
+            "{net} overlaps {what} ({}): pick a prefix of its own, e.g. 10.78.0.1/24 or 10.99.0.5/24",
             other.normalized()
         ),
     }

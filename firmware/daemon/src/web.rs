@@ -16,6 +16,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use tokio::sync::watch;
 
+use crate::boot_services::https_base;
 use crate::lan::{LanInfo, list_interfaces};
 
 /// The web UI's flake operations over the daemon's [`Flakes`].
@@ -133,7 +134,8 @@ impl FlakeService for NixFlakeService {
 pub struct Web {
     pub state: WebState,
     pub tls: TlsSetup,
-    pub addrs: Vec<SocketAddr>,
+    /// Where the UI listens on the LAN (tunnel addresses are added by vpn.rs).
+    pub lan: SocketAddr,
     pub https_base: String,
 }
 
@@ -168,11 +170,7 @@ pub fn prepare(
         Some(certs),
     )
     .context("starting the web UI")?;
-    let https_base = if config.web.port == 443 {
-        format!("https://{}", lan.address)
-    } else {
-        format!("https://{}:{}", lan.address, config.web.port)
-    };
+    let https_base = https_base(lan.address, config.web.port);
     if let Some(code) = state.setup_code() {
         // Proves physical access: only someone who sees the log or the console has it.
         tracing::warn!(
@@ -190,7 +188,7 @@ pub fn prepare(
     Ok(Web {
         state,
         tls,
-        addrs: vec![SocketAddr::new(lan.address.into(), config.web.port)],
+        lan: SocketAddr::new(lan.address.into(), config.web.port),
         https_base,
     })
 }
