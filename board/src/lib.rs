@@ -24,7 +24,7 @@ pub struct Board {
     /// CPU architecture.
     pub arch: Arch,
     /// How the board boots.
-    pub firmware: Firmware,
+    pub firmware: ClientFirmware,
     /// Whether `image/build.sh` can build this board yet.
     pub built: bool,
     /// The console the kernel and the address banner write to.
@@ -51,7 +51,7 @@ pub enum Arch {
 /// Boot firmware of a board.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "kebab-case")]
-pub enum Firmware {
+pub enum ClientFirmware {
     /// UEFI: systemd-boot on a FAT ESP loads one UKI per slot.
     Uefi,
     /// Legacy PC BIOS.
@@ -163,10 +163,10 @@ impl Board {
         if !is_word(&self.name) {
             return Err(invalid("name", "only a-z, 0-9, '-', '_' and '.'"));
         }
-        if self.arch == Arch::Aarch64 && self.firmware == Firmware::Bios {
+        if self.arch == Arch::Aarch64 && self.firmware == ClientFirmware::Bios {
             return Err(invalid("firmware", "an aarch64 board has no PC BIOS"));
         }
-        if self.built && (self.arch, self.firmware) != (Arch::X86_64, Firmware::Uefi) {
+        if self.built && (self.arch, self.firmware) != (Arch::X86_64, ClientFirmware::Uefi) {
             return Err(invalid(
                 "built",
                 "image/build.sh builds x86_64 UEFI boards only so far",
@@ -258,7 +258,7 @@ mod tests {
         let b = parse(QEMU).unwrap();
         assert_eq!(b.cmdline(), "console=ttyS0,115200 net.ifnames=0");
         assert_eq!(b.ports.lan, "eth0");
-        assert_eq!(b.firmware, Firmware::Uefi);
+        assert_eq!(b.firmware, ClientFirmware::Uefi);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The board as shell variable assignments, for `image/build.sh` (`eval "$(flakeboot-board shell FILE)"`).
 
-use crate::{Arch, Board, Firmware};
+use crate::{Arch, Board, ClientFirmware};
 
 /// Renders `FB_*=value` lines, every value single-quoted.
 pub fn to_shell(board: &Board) -> String {
@@ -9,9 +9,9 @@ pub fn to_shell(board: &Board) -> String {
         Arch::Aarch64 => "aarch64",
     };
     let firmware = match board.firmware {
-        Firmware::Uefi => "uefi",
-        Firmware::Bios => "bios",
-        Firmware::UBoot => "u-boot",
+        ClientFirmware::Uefi => "uefi",
+        ClientFirmware::Bios => "bios",
+        ClientFirmware::UBoot => "u-boot",
     };
     let d = board.disk;
     let vars = [

@@ -318,8 +318,8 @@ impl Appliance {
     }
 }
 
-/// `cargo test -p flakeboot-hil-tests` does not rebuild the daemon: find a source file under
-/// `firmware/*/src/` (or a crate manifest) newer than the binary, if any.
+/// `cargo test -p flakeboot-hil-tests` does not rebuild the daemon: find a crate manifest or a
+/// source file under `crates/**/src/` newer than the binary, if any.
 fn newer_source(bin: &Path) -> Option<PathBuf> {
     let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok()?;
     let newer = |path: &Path| {
@@ -327,21 +327,23 @@ fn newer_source(bin: &Path) -> Option<PathBuf> {
             .and_then(|m| m.modified())
             .is_ok_and(|m| m > built)
     };
-    let crates = std::fs::read_dir(workspace_root().join("firmware")).ok()?;
-    for krate in crates.flatten() {
-        let manifest = krate.path().join("Cargo.toml");
-        if newer(&manifest) {
-            return Some(manifest);
-        }
-        let mut dirs = vec![krate.path().join("src")];
-        while let Some(dir) = dirs.pop() {
-            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let path = entry.path();
-                if path.is_dir() {
+    let mut dirs = vec![workspace_root().join("crates")];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            let in_src = path.components().any(|c| c.as_os_str() == "src");
+            if path.is_dir() {
+                if !matches!(
+                    entry.file_name().to_str(),
+                    Some("tests" | "target" | "fixtures")
+                ) {
                     dirs.push(path);
-                } else if path.extension().is_some_and(|e| e == "rs") && newer(&path) {
-                    return Some(path);
                 }
+            } else if (path.file_name().is_some_and(|n| n == "Cargo.toml")
+                || (in_src && path.extension().is_some_and(|e| e == "rs")))
+                && newer(&path)
+            {
+                return Some(path);
             }
         }
     }

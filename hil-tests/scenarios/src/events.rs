@@ -4,7 +4,7 @@
 use std::fmt;
 use std::time::SystemTime;
 
-use flakeboot_catalogue::{BootStage, Firmware};
+use flakeboot_catalogue::{BootStage, ClientFirmware};
 use serde_json::Value;
 
 /// One `boot event` log line.
@@ -70,7 +70,7 @@ impl LoggedEvent {
     }
 
     /// The firmware type, when the event named one flakeboot knows.
-    pub fn firmware(&self) -> Option<Firmware> {
+    pub fn firmware(&self) -> Option<ClientFirmware> {
         serde_json::from_value(Value::String(self.firmware.clone())).ok()
     }
 
@@ -156,7 +156,7 @@ mod tests {
         let events = LoggedEvent::parse_log(LOG);
         assert_eq!(events.len(), 4);
         assert_eq!(events[0].stage, "dhcp");
-        assert_eq!(events[0].firmware(), Some(Firmware::IpxeBios));
+        assert_eq!(events[0].firmware(), Some(ClientFirmware::IpxeBios));
         assert!(events[0].is_ok());
         assert_eq!(events[3].outcome, "Failed");
         let origin = humantime::parse_rfc3339("2026-11-22T00:30:00Z").unwrap();

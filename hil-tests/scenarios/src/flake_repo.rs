@@ -1,5 +1,5 @@
 //! A bootable flake in a private git repository: `flakeboot-nix`'s fixture flake
-//! (`firmware/nix/tests/fixtures/hosts`, NixOS-shaped hosts without nixpkgs) with busybox-static
+//! (`crates/adapters/nix/tests/fixtures/hosts`, NixOS-shaped hosts without nixpkgs) with busybox-static
 //! in `bin/` (its builders' only tool), the scenario's real kernel as `./vmlinuz` and its marker
 //! initramfs as `./initrd.img`, so host `alpha` really boots in QEMU. Each commit of `./marker`
 //! is a new revision whose initrd and toplevel store paths differ.
@@ -14,7 +14,7 @@ use std::process::Command;
 use flakeboot_testbed::{require_tool, workspace_root};
 
 /// Where the fixture flake lives (owned by `flakeboot-nix`'s tests; only read here).
-const FIXTURE: &str = "firmware/nix/tests/fixtures/hosts";
+const FIXTURE: &str = "crates/adapters/nix/tests/fixtures/hosts";
 
 /// The repository's flake: the fixture's `alpha` and `beta` (netboot) and `diskonly` (no
 /// netboot outputs: listed, never built).

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use flakeboot_catalogue::{BootStage, Firmware};
+use flakeboot_catalogue::{BootStage, ClientFirmware};
 use flakeboot_testbed::{
     ClientKind, Proc, QemuClient, SerialConsole, SerialLine, kernel, marker_initramfs, marker_line,
     require_root, require_tool, unique_token, workspace_root,
@@ -255,7 +255,7 @@ impl Scenario {
     }
 
     /// Assert the appliance's first DHCP event for `client` identified its firmware as `firmware`.
-    pub fn expect_firmware(&self, client: &QemuClient, firmware: Firmware) {
+    pub fn expect_firmware(&self, client: &QemuClient, firmware: ClientFirmware) {
         let events = self.client_events(client, false);
         let first = events.iter().find(|e| e.is_stage(BootStage::Dhcp));
         if first.and_then(LoggedEvent::firmware) != Some(firmware) {

@@ -2,7 +2,7 @@
 //! directly, with flakeboot as the LAN's DHCP server (router mode, router advertisements on).
 
 use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Script};
-use flakeboot_catalogue::Firmware;
+use flakeboot_catalogue::ClientFirmware;
 use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, MAC, Mode, Scenario};
 use flakeboot_testbed::ClientKind;
 
@@ -19,6 +19,6 @@ fn bios_client_boots_its_assigned_host_in_router_mode() {
 
     assert!(marker.text.contains("fbt.marker=bios1"), "{marker}");
     s.expect_stages(&client, &[Dhcp, Script, Kernel, Initrd], false);
-    s.expect_firmware(&client, Firmware::IpxeBios);
+    s.expect_firmware(&client, ClientFirmware::IpxeBios);
     s.report(&client, false);
 }

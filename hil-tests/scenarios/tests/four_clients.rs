@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Script};
-use flakeboot_catalogue::Firmware;
+use flakeboot_catalogue::ClientFirmware;
 use flakeboot_hil_tests::{HOST, MAC, Mode, Scenario};
 use flakeboot_testbed::ClientKind;
 
@@ -36,8 +36,8 @@ fn two_bios_and_two_uefi_clients_boot_at_once() {
     for (client, kind) in clients.iter().zip(kinds) {
         s.expect_stages(client, &[Dhcp, Script, Kernel, Initrd], false);
         let firmware = match kind {
-            ClientKind::Bios => Firmware::IpxeBios,
-            _ => Firmware::IpxeEfi,
+            ClientKind::Bios => ClientFirmware::IpxeBios,
+            _ => ClientFirmware::IpxeEfi,
         };
         s.expect_firmware(client, firmware);
     }

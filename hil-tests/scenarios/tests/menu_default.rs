@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Script};
-use flakeboot_catalogue::Firmware;
+use flakeboot_catalogue::ClientFirmware;
 use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, HOST_DESCRIPTION, MAC, Mode, Scenario, first_ok};
 use flakeboot_testbed::ClientKind;
 
@@ -26,7 +26,7 @@ fn unassigned_machine_boots_the_menu_default_and_is_recorded() {
         "no menu entry {HOST_DESCRIPTION:?} on the console"
     );
     s.expect_stages(&client, &[Dhcp, Script, Kernel, Initrd], false);
-    s.expect_firmware(&client, Firmware::IpxeBios);
+    s.expect_firmware(&client, ClientFirmware::IpxeBios);
     // Nobody pressed a key: the kernel was fetched only after the menu's timeout ran out.
     let events = s.client_events(&client, false);
     let script = first_ok(&events, Script).map(|e| e.at);

@@ -4,7 +4,7 @@
 //! initrd.
 
 use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Script, Tftp};
-use flakeboot_catalogue::Firmware;
+use flakeboot_catalogue::ClientFirmware;
 use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, MAC, Mode, Scenario};
 use flakeboot_testbed::ClientKind;
 
@@ -39,6 +39,6 @@ fn uefi_native_pxe_boots_through_proxy_dhcp_beside_dnsmasq() {
     );
     // The TFTP server does not learn MACs: with one client on the LAN, its events are this one's.
     s.expect_stages(&client, &[Dhcp, Tftp, Script, Kernel, Initrd], true);
-    s.expect_firmware(&client, Firmware::UefiX64Pxe);
+    s.expect_firmware(&client, ClientFirmware::UefiX64Pxe);
     s.report(&client, true);
 }

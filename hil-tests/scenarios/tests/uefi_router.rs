@@ -2,7 +2,7 @@
 //! flakeboot in router mode.
 
 use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Script};
-use flakeboot_catalogue::Firmware;
+use flakeboot_catalogue::ClientFirmware;
 use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, MAC, Mode, Scenario};
 use flakeboot_testbed::ClientKind;
 
@@ -21,6 +21,6 @@ fn uefi_client_boots_its_assigned_host_in_router_mode() {
     // Debian's 2019 iPXE needs initrd=NAME for the EFI stub to load the initrd at all.
     assert!(marker.text.contains("initrd="), "{marker}");
     s.expect_stages(&client, &[Dhcp, Script, Kernel, Initrd], false);
-    s.expect_firmware(&client, Firmware::IpxeEfi);
+    s.expect_firmware(&client, ClientFirmware::IpxeEfi);
     s.report(&client, false);
 }

@@ -1,0 +1,35 @@
+//! Flakes for flakeboot: the NixOS hosts a flake defines become bootable.
+//!
+//! Pure parts (no I/O, unit-tested with captured nix output):
+//! - [`flakeref`]: check a flake reference and derive its default name;
+//! - [`progress`]: read nix's structured log into build progress and log lines;
+//! - parsing in [`lock`], [`discover`] and [`generation`].
+//!
+//! Running nix: [`command`] is the one way nix is started (arguments only, settings as
+//! `--option`, its own process group, killed with everything it started on cancel/timeout).
+//! [`lock`] and [`discover`] lock a flake and list its hosts; [`runner`] is the build queue;
+//! [`generation`] turns builds into generations with GC roots; [`flakes`] is the operations
+//! API (add, update, build, rollback) and [`current`] the generations the boot services serve now.
+
+mod blocking;
+pub mod command;
+pub mod current;
+pub mod discover;
+pub mod flakeref;
+pub mod flakes;
+pub mod generation;
+mod live;
+pub mod lock;
+mod procs;
+pub mod progress;
+pub mod runner;
+
+pub use command::{CommandError, NixSettings};
+pub use current::{CurrentGenerations, FlakeBoot, ResolveError};
+pub use discover::{DiscoveredHost, HostStatus, NetbootInfo};
+pub use flakeref::{FlakeRef, FlakeRefError, FlakeRefKind};
+pub use flakes::{FlakeError, Flakes};
+pub use live::LogFollower;
+pub use lock::LockedFlake;
+pub use progress::{BuildProgress, NixLogEvent, ProgressError, ProgressTracker};
+pub use runner::{BuildRequest, BuildStatus, Runner, RunnerConfig, RunnerError};

@@ -1,0 +1,302 @@
+//! Schema versions and the steps between them.
+//!
+//! The `meta` table holds `schema_version`. [`crate::Store::open`] reads it and runs every step
+//! from that version up to [`SCHEMA_VERSION`], in order, in ONE write transaction with the new
+//! version: a crash mid-migration leaves the old file untouched. A file from a newer flakeboot is
+//! refused rather than guessed at.
+//!
+//! History:
+//! - 0: the pre-release layout: `machines`, `events`, `leases`, no `meta` table and no
+//!   `events_by_mac` index.
+//! - 1: adds `meta` (with `schema_version`) and the `events_by_mac` index.
+//!
+//! To change the layout: bump [`SCHEMA_VERSION`], append a step to [`MIGRATIONS`] (the array's
+//! length is the schema version, so the compiler insists), and add a test that opens a file of
+//! the previous version.
+
+use redb::{ReadTransaction, ReadableTable, TableHandle, WriteTransaction};
+
+use crate::StoreError;
+use crate::schema::{
+    EVENTS, EVENTS_BY_MAC, EventMac, LEASES, MACHINES, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
+    mac_key,
+};
+
+/// One step from schema `from` to `from + 1`, run inside the transaction of the upgrade.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// The version this step starts from.
+    pub from: u32,
+    /// What the step does, for the log.
+    pub description: &'static str,
+    /// The step itself.
+    pub run: fn(&WriteTransaction) -> Result<(), StoreError>,
+}
+
+/// Every step, in order: `MIGRATIONS[n]` goes from schema `n` to `n + 1`.
+pub const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [Migration {
+    from: 0,
+    description: "add the meta table and index boot events by machine",
+    run: v0_to_v1,
+}];
+
+/// Brings the file up to [`SCHEMA_VERSION`] (or initialises an empty one) in one transaction.
+/// Returns the version the file had (`None` for a new file).
+pub(crate) fn upgrade(db: &redb::Database) -> Result<Option<u32>, StoreError> {
+    let txn = db.begin_write()?;
+    let tables: Vec<String> = txn.list_tables()?.map(|t| t.name().to_owned()).collect();
+    let found = if tables.iter().any(|name| name == META.name()) {
+        // A meta table without a version is as old as no meta table.
+        let meta = txn.open_table(META)?;
+        let version = meta.get(SCHEMA_VERSION_KEY)?.map(|v| v.value());
+        Some(version.unwrap_or(0))
+    } else if tables.is_empty() {
+        None
+    } else {
+        Some(0)
+    };
+    let from = found.unwrap_or(SCHEMA_VERSION);
+    if from > SCHEMA_VERSION {
+        txn.abort()?;
+        return Err(StoreError::TooNew {
+            found: from,
+            known: SCHEMA_VERSION,
+        });
+    }
+    for step in MIGRATIONS.iter().skip(from as usize) {
+        tracing::info!(
+            from = step.from,
+            to = step.from + 1,
+            "migrating the database: {}",
+            step.description
+        );
+        (step.run)(&txn).map_err(|error| StoreError::Migration {
+            from: step.from,
+            reason: error.to_string(),
+        })?;
+    }
+    create_tables(&txn)?;
+    txn.open_table(META)?
+        .insert(SCHEMA_VERSION_KEY, SCHEMA_VERSION)?;
+    txn.commit()?;
+    Ok(found)
+}
+
+/// The schema version of a file that has been through [`upgrade`].
+pub(crate) fn read_version(txn: &ReadTransaction) -> Result<u32, StoreError> {
+    let meta = txn.open_table(META)?;
+    Ok(meta.get(SCHEMA_VERSION_KEY)?.map_or(0, |v| v.value()))
+}
+
+/// Creates every table of the current schema that does not exist yet, so that readers never
+/// meet a missing table.
+fn create_tables(txn: &WriteTransaction) -> Result<(), StoreError> {
+    txn.open_table(META)?;
+    txn.open_table(MACHINES)?;
+    txn.open_table(EVENTS)?;
+    txn.open_table(EVENTS_BY_MAC)?;
+    txn.open_table(LEASES)?;
+    Ok(())
+}
+
+/// 0 -> 1: create `meta` (done by the caller) and build `events_by_mac` from `events`.
+fn v0_to_v1(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let events = txn.open_table(EVENTS)?;
+    let mut index = txn.open_table(EVENTS_BY_MAC)?;
+    for entry in events.iter()? {
+        let (seq, value) = entry?;
+        let seq = seq.value();
+        match serde_json::from_slice::<EventMac>(value.value()) {
+            Ok(EventMac { mac: Some(mac) }) => {
+                index.insert((mac_key(mac), seq), ())?;
+            }
+            Ok(EventMac { mac: None }) => {}
+            // An unreadable event stays out of the index; reading it reports it as corrupt.
+            Err(error) => tracing::warn!(seq, %error, "boot event not indexed: unreadable"),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    use std::net::Ipv4Addr;
+    use std::path::Path;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use flakeboot_catalogue::{BootEvent, BootStage, ClientFirmware, MacAddr, Outcome};
+    use redb::{ReadableDatabase, ReadableTableMetadata, TableDefinition};
+
+    use crate::{DB_FILE, LeaseRecord, LeaseState, MachineRecord, Store};
+
+    const MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+
+    // The version-0 layout, spelled out here as it was, independent of `schema`.
+    const V0_MACHINES: TableDefinition<[u8; 6], &[u8]> = TableDefinition::new("machines");
+    const V0_EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
+    const V0_LEASES: TableDefinition<[u8; 4], &[u8]> = TableDefinition::new("leases");
+
+    fn event(n: u64, mac: Option<MacAddr>) -> BootEvent {
+        let mut event = BootEvent::new(BootStage::Dhcp, Outcome::Ok, format!("event {n}"));
+        event.mac = mac;
+        event.at = UNIX_EPOCH + Duration::from_secs(1_700_000_000 + n);
+        event.firmware = Some(ClientFirmware::BiosPxe);
+        event
+    }
+
+    /// A version-0 file, written with redb directly: no meta table, no event index.
+    fn write_v0(dir: &Path) -> (MachineRecord, Vec<BootEvent>, LeaseRecord) {
+        let db = redb::Database::create(dir.join(DB_FILE)).unwrap();
+        let mut machine = MachineRecord::new(MAC, UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+        machine.label = Some("old".into());
+        let events = vec![event(0, Some(MAC)), event(1, None), event(2, Some(MAC))];
+        let lease = LeaseRecord {
+            ip: Ipv4Addr::new(10, 77, 0, 100),
+            mac: MAC,
+            client_id: None,
+            hostname: Some("pc".into()),
+            expires: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            state: LeaseState::Bound,
+        };
+        let txn = db.begin_write().unwrap();
+        {
+            let json = serde_json::to_vec(&machine).unwrap();
+            txn.open_table(V0_MACHINES)
+                .unwrap()
+                .insert(MAC.octets(), json.as_slice())
+                .unwrap();
+            let mut table = txn.open_table(V0_EVENTS).unwrap();
+            for (seq, event) in (10u64..).zip(&events) {
+                table
+                    .insert(seq, serde_json::to_vec(event).unwrap().as_slice())
+                    .unwrap();
+            }
+            table.insert(13, b"garbage".as_slice()).unwrap();
+            let json = serde_json::to_vec(&lease).unwrap();
+            txn.open_table(V0_LEASES)
+                .unwrap()
+                .insert(lease.ip.octets(), json.as_slice())
+                .unwrap();
+        }
+        txn.commit().unwrap();
+        (machine, events, lease)
+    }
+
+    #[test]
+    fn every_step_starts_where_the_previous_one_ended() {
+        for (n, step) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(step.from as usize, n, "{}", step.description);
+        }
+        assert_eq!(MIGRATIONS.len() as u32, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn a_version_0_file_is_migrated_on_open() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (machine, events, lease) = write_v0(tmp.path());
+
+        let store = Store::open(tmp.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.machines().unwrap(), vec![machine]);
+        assert_eq!(store.leases().unwrap(), vec![lease]);
+        // The index was built from the old events (the unreadable one is left out).
+        assert_eq!(
+            store.events_for(MAC, 10).unwrap(),
+            vec![events[0].clone(), events[2].clone()]
+        );
+        // New events continue after the old sequence numbers.
+        store.record_events(&[event(3, Some(MAC))]).unwrap();
+        let mine = store.events_for(MAC, 10).unwrap();
+        assert_eq!(mine.len(), 3);
+        assert_eq!(mine[2].detail, "event 3");
+        drop(store);
+
+        // Opening again is a no-op: still version 1, index not duplicated.
+        let store = Store::open(tmp.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.events_for(MAC, 10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn a_failed_step_says_which_and_leaves_the_file_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            // Not a version-0 layout: `events` keyed by strings.
+            let db = redb::Database::create(tmp.path().join(DB_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            let odd: TableDefinition<&str, &[u8]> = TableDefinition::new("events");
+            txn.open_table(odd)
+                .unwrap()
+                .insert("x", b"{}".as_slice())
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = Store::open(tmp.path()).unwrap_err();
+        assert!(
+            matches!(err, StoreError::Migration { from: 0, .. }),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("cannot migrate the database from schema 0 to 1: "),
+            "{err}"
+        );
+        let db = redb::Database::open(tmp.path().join(DB_FILE)).unwrap();
+        let names: Vec<String> = db
+            .begin_read()
+            .unwrap()
+            .list_tables()
+            .unwrap()
+            .map(|t| t.name().to_owned())
+            .collect();
+        assert_eq!(names, ["events"]);
+    }
+
+    #[test]
+    fn an_empty_file_is_a_new_store_not_a_version_0_one() {
+        let tmp = tempfile::tempdir().unwrap();
+        let db = redb::Database::create(tmp.path().join(DB_FILE)).unwrap();
+        drop(db);
+        let found = upgrade(&redb::Database::open(tmp.path().join(DB_FILE)).unwrap()).unwrap();
+        assert_eq!(found, None);
+        let found = upgrade(&redb::Database::open(tmp.path().join(DB_FILE)).unwrap()).unwrap();
+        assert_eq!(found, Some(SCHEMA_VERSION));
+    }
+
+    #[test]
+    fn a_file_from_a_newer_flakeboot_is_refused_and_left_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let db = redb::Database::create(tmp.path().join(DB_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(SCHEMA_VERSION_KEY, 7)
+                .unwrap();
+            txn.commit().unwrap();
+        }
+        let err = Store::open(tmp.path()).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                StoreError::TooNew {
+                    found: 7,
+                    known: SCHEMA_VERSION
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .contains("created by a newer flakeboot (schema 7); this build knows up to 1"),
+            "{err}"
+        );
+        // Nothing was written: no table of ours was created.
+        let db = redb::Database::open(tmp.path().join(DB_FILE)).unwrap();
+        let txn = db.begin_read().unwrap();
+        assert_eq!(txn.list_tables().unwrap().count(), 1);
+        assert_eq!(txn.open_table(META).unwrap().len().unwrap(), 1);
+    }
+}

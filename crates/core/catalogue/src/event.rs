@@ -1,0 +1,138 @@
+use std::net::IpAddr;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+
+use crate::mac::MacAddr;
+
+/// What kind of boot firmware (ROM) a network-boot client runs, as told by its DHCP options (93, 60, 77).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClientFirmware {
+    /// Legacy BIOS PXE ROM (arch 0).
+    BiosPxe,
+    /// x86-64 UEFI native PXE (arch 7 or 9).
+    UefiX64Pxe,
+    /// ARM64 UEFI PXE (arch 11).
+    UefiArm64Pxe,
+    /// x86-64 UEFI HTTP boot (arch 16).
+    UefiX64Http,
+    /// ARM64 UEFI HTTP boot (arch 19).
+    UefiArm64Http,
+    /// iPXE running under BIOS.
+    IpxeBios,
+    /// iPXE running under UEFI.
+    IpxeEfi,
+    /// A PXE client of an architecture flakeboot has no binary for.
+    Unknown,
+}
+
+impl ClientFirmware {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientFirmware::BiosPxe => "bios-pxe",
+            ClientFirmware::UefiX64Pxe => "uefi-x64-pxe",
+            ClientFirmware::UefiArm64Pxe => "uefi-arm64-pxe",
+            ClientFirmware::UefiX64Http => "uefi-x64-http",
+            ClientFirmware::UefiArm64Http => "uefi-arm64-http",
+            ClientFirmware::IpxeBios => "ipxe-bios",
+            ClientFirmware::IpxeEfi => "ipxe-efi",
+            ClientFirmware::Unknown => "unknown",
+        }
+    }
+}
+
+/// A step in a network boot, in the order a boot normally takes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum BootStage {
+    /// A DHCP exchange (router mode, or proxyDHCP boot information).
+    Dhcp,
+    /// The PXE boot server on port 4011.
+    PxeBootServer,
+    /// A TFTP transfer (the iPXE binary).
+    Tftp,
+    /// The iPXE script over HTTP.
+    Script,
+    Kernel,
+    Initrd,
+    /// The iPXE binary over HTTP (UEFI HTTP boot).
+    HttpIpxe,
+}
+
+impl BootStage {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootStage::Dhcp => "dhcp",
+            BootStage::PxeBootServer => "pxe-boot-server",
+            BootStage::Tftp => "tftp",
+            BootStage::Script => "script",
+            BootStage::Kernel => "kernel",
+            BootStage::Initrd => "initrd",
+            BootStage::HttpIpxe => "http-ipxe",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// The step was served.
+    Ok,
+    /// flakeboot chose not to serve it (for example an unknown architecture).
+    Declined,
+    /// The step was attempted and failed (a TFTP timeout, a missing file, a client abort).
+    Failed,
+}
+
+/// One step of one machine's boot, as recorded by a boot service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BootEvent {
+    /// `None` where the protocol does not carry the MAC (a TFTP or HTTP fetch from an address
+    /// the DHCP server has not seen).
+    pub mac: Option<MacAddr>,
+    pub peer: Option<IpAddr>,
+    pub at: SystemTime,
+    pub stage: BootStage,
+    pub outcome: Outcome,
+    pub firmware: Option<ClientFirmware>,
+    /// DHCP vendor class (option 60) when the event comes from DHCP.
+    pub vendor_class: Option<String>,
+    /// Human-readable detail: the file served, the reason for a decline or failure.
+    pub detail: String,
+}
+
+impl BootEvent {
+    pub fn new(stage: BootStage, outcome: Outcome, detail: impl Into<String>) -> Self {
+        BootEvent {
+            mac: None,
+            peer: None,
+            at: SystemTime::now(),
+            stage,
+            outcome,
+            firmware: None,
+            vendor_class: None,
+            detail: detail.into(),
+        }
+    }
+
+    pub fn mac(mut self, mac: MacAddr) -> Self {
+        self.mac = Some(mac);
+        self
+    }
+
+    pub fn peer(mut self, peer: IpAddr) -> Self {
+        self.peer = Some(peer);
+        self
+    }
+
+    pub fn firmware(mut self, firmware: ClientFirmware) -> Self {
+        self.firmware = Some(firmware);
+        self
+    }
+
+    pub fn vendor_class(mut self, vendor_class: impl Into<String>) -> Self {
+        self.vendor_class = Some(vendor_class.into());
+        self
+    }
+}

@@ -1,0 +1,36 @@
+//! The seam between the boot services (DHCP, TFTP, HTTP) and policy.
+//!
+//! The boot services never decide *what* a machine boots: they ask a [`Catalogue`]. The daemon
+//! wires an implementation backed by the config file and the store; tests wire fakes. The trait is
+//! deliberately narrow (three questions), in the spirit of Pixiecore's `Booter`.
+
+mod event;
+mod file;
+mod mac;
+mod recording;
+mod spec;
+
+pub use event::{BootEvent, BootStage, ClientFirmware, Outcome};
+pub use file::{BootFile, FileKind, IpxeBinary};
+pub use mac::{MacAddr, ParseMacError};
+pub use recording::RecordingCatalogue;
+pub use spec::{BootSpec, HostBoot, Menu, MenuEntry};
+
+use std::path::PathBuf;
+
+/// "What does machine X boot now?" and "which file on disk is boot file Y?".
+///
+/// Implementations must be cheap and non-blocking enough to be called from a packet loop: they
+/// answer from memory; recording an event may queue it for a writer.
+pub trait Catalogue: Send + Sync + 'static {
+    /// What the machine with this MAC boots now. `None` when the client did not say (for example
+    /// an iPXE script fetched without `?mac=`): the catalogue then answers with its menu.
+    fn boot_spec(&self, mac: Option<MacAddr>) -> BootSpec;
+
+    /// The file on disk behind a boot file, or `None` when it is not in the catalogue. Only files
+    /// this returns are ever served: this is what keeps TFTP and HTTP inside the catalogue.
+    fn boot_file(&self, file: &BootFile) -> Option<PathBuf>;
+
+    /// Record one step of a machine's boot (a DHCP decision, a TFTP or HTTP fetch).
+    fn record(&self, event: BootEvent);
+}

@@ -1,0 +1,96 @@
+//! Every config shipped in the repository parses and validates.
+
+use std::path::Path;
+
+use flakeboot_config::{Config, ConfigError, DhcpMode};
+
+fn examples_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../examples")
+}
+
+#[test]
+fn every_shipped_example_parses() {
+    let mut count = 0;
+    for entry in std::fs::read_dir(examples_dir()).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "toml") {
+            Config::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            count += 1;
+        }
+    }
+    assert!(count >= 2, "expected the shipped examples, found {count}");
+}
+
+#[test]
+fn minimal_config_gets_defaults() {
+    let c = Config::parse("[lan]\ninterface = \"eth0\"\n", Path::new("t.toml")).unwrap();
+    assert_eq!(c.dhcp.mode, DhcpMode::Proxy);
+    assert_eq!(c.http.port, 80);
+    assert_eq!(c.tftp.port, 69);
+    assert_eq!(c.dhcp.port, 67);
+    assert_eq!(c.dhcp.pxe_port, 4011);
+    assert_eq!(c.state_dir, Path::new("/var/lib/flakeboot"));
+}
+
+#[test]
+fn unknown_keys_are_errors_that_name_the_key() {
+    let err = Config::parse(
+        "[lan]\ninterface = \"eth0\"\n[dhcp]\nmdoe = \"router\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(matches!(err, ConfigError::Syntax { .. }));
+    assert!(msg.contains("mdoe"), "{msg}");
+    assert!(msg.contains("t.toml"), "{msg}");
+}
+
+#[test]
+fn semantic_problems_are_all_reported() {
+    let text = r#"
+[lan]
+interface = "tap0"
+[dhcp]
+mode = "router"
+range = ["10.0.0.200", "10.0.0.100"]
+[[hosts]]
+name = "demo"
+kernel = "/k"
+initrd = "/i"
+[[hosts]]
+name = "demo"
+kernel = "/k"
+initrd = "/i"
+[[machines]]
+mac = "52:54:00:12:34:56"
+host = "nope"
+"#;
+    let err = Config::parse(text, Path::new("t.toml")).unwrap_err();
+    let ConfigError::Invalid { problems, .. } = &err else {
+        panic!("{err}")
+    };
+    let all = problems.join("\n");
+    assert!(all.contains("backwards"), "{all}");
+    assert!(all.contains("defined twice"), "{all}");
+    assert!(all.contains("\"nope\""), "{all}");
+}
+
+#[test]
+fn router_mode_without_range_says_what_to_add() {
+    let err = Config::parse(
+        "[lan]\ninterface = \"eth0\"\n[dhcp]\nmode = \"router\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("range = ["), "{err}");
+}
+
+#[test]
+fn bad_mac_is_explained() {
+    let err = Config::parse(
+        "[lan]\ninterface = \"eth0\"\n[[machines]]\nmac = \"52:54\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("six hex pairs"), "{err}");
+}

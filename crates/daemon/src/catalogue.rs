@@ -1,0 +1,498 @@
+//! The daemon's [`Catalogue`]: hosts and machine assignments from the config file and the
+//! store, answered from memory; boot events handed to the event writer without blocking.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use flakeboot_catalogue::{
+    BootEvent, BootFile, BootSpec, Catalogue, FileKind, HostBoot, IpxeBinary, MacAddr, Menu,
+    MenuEntry,
+};
+use flakeboot_config::Config;
+use flakeboot_nix::{CurrentGenerations, FlakeBoot};
+use tokio::sync::mpsc;
+
+/// Version label of hosts that come from `[[hosts]]` in the config file.
+pub const STATIC_VERSION: &str = "static";
+
+#[derive(Debug, Clone)]
+struct StaticHost {
+    kernel: PathBuf,
+    initrd: PathBuf,
+    cmdline: String,
+    description: String,
+}
+
+/// What one machine boots and with which extra parameters.
+#[derive(Debug, Clone, Default)]
+pub struct MachinePolicy {
+    host: Option<String>,
+    extra_cmdline: String,
+    hostname: Option<String>,
+}
+
+/// Everything the catalogue answers from; replaced whole when the config or the store changes.
+#[derive(Debug, Clone, Default)]
+pub struct CatalogueState {
+    /// Host name -> files, in config order (the menu's order).
+    hosts: Vec<(String, StaticHost)>,
+    machines: HashMap<MacAddr, MachinePolicy>,
+    menu_default: Option<String>,
+    menu_timeout: std::time::Duration,
+    ipxe_dir: PathBuf,
+    arm64_efi: Option<PathBuf>,
+    /// Hosts built from flakes: a live view the build runner refreshes.
+    flakes: CurrentGenerations,
+}
+
+impl CatalogueState {
+    /// Build from the config; `stored` are policies set at run time (the store: web UI, API),
+    /// which apply to machines the config file does not pin.
+    pub fn from_config(
+        config: &Config,
+        stored: Vec<(MacAddr, MachinePolicy)>,
+        flakes: CurrentGenerations,
+    ) -> CatalogueState {
+        let hosts = config
+            .hosts
+            .iter()
+            .map(|h| {
+                (
+                    h.name.clone(),
+                    StaticHost {
+                        kernel: h.kernel.clone(),
+                        initrd: h.initrd.clone(),
+                        cmdline: h.cmdline.clone(),
+                        description: h.description.clone(),
+                    },
+                )
+            })
+            .collect();
+        let mut machines: HashMap<MacAddr, MachinePolicy> = stored.into_iter().collect();
+        for m in &config.machines {
+            machines.insert(
+                m.mac,
+                MachinePolicy {
+                    host: m.host.clone(),
+                    extra_cmdline: m.extra_cmdline.clone(),
+                    hostname: m.hostname.clone(),
+                },
+            );
+        }
+        let menu_default = match config.menu.default.as_deref() {
+            Some("local") => None,
+            Some(name) => Some(name.to_owned()),
+            None => config.hosts.first().map(|h| h.name.clone()),
+        };
+        CatalogueState {
+            hosts,
+            machines,
+            menu_default,
+            menu_timeout: config.menu.timeout,
+            ipxe_dir: config.ipxe.dir.clone(),
+            arm64_efi: config.ipxe.arm64_efi.clone(),
+            flakes,
+        }
+    }
+
+    fn host(&self, name: &str) -> Option<&StaticHost> {
+        self.hosts.iter().find(|(n, _)| n == name).map(|(_, h)| h)
+    }
+
+    /// What `name` boots: a flake host's current generation, or a `[[hosts]]` entry. A bare
+    /// name that both define (or two flakes define) is ambiguous: logged, and nothing boots.
+    fn host_boot(&self, name: &str, machine: Option<&MachinePolicy>) -> Option<HostBoot> {
+        let is_static = self.host(name).is_some();
+        let (host, version, mut cmdline) = match self.flakes.boot(name, is_static) {
+            Ok(Some(boot)) => (boot.host.clone(), flake_version(&boot), boot.cmdline),
+            Ok(None) => {
+                let host = self.host(name)?;
+                (
+                    name.to_owned(),
+                    STATIC_VERSION.to_owned(),
+                    host.cmdline.clone(),
+                )
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, "a machine's host name is ambiguous");
+                return None;
+            }
+        };
+        if let Some(m) = machine {
+            append_machine_args(&mut cmdline, m);
+        }
+        Some(HostBoot {
+            host,
+            version,
+            cmdline,
+        })
+    }
+
+    pub fn boot_spec(&self, mac: Option<MacAddr>) -> BootSpec {
+        let machine = mac.and_then(|m| self.machines.get(&m));
+        if let Some(boot) = machine
+            .and_then(|m| m.host.as_deref())
+            .and_then(|name| self.host_boot(name, machine))
+        {
+            return BootSpec::Host(boot);
+        }
+        let mut entries: Vec<MenuEntry> = self
+            .hosts
+            .iter()
+            .filter_map(|(name, host)| {
+                Some(MenuEntry {
+                    boot: self.host_boot(name, machine)?,
+                    description: host.description.clone(),
+                })
+            })
+            .collect();
+        for flake_host in self.flakes.hosts() {
+            let mut boot = HostBoot {
+                host: flake_host.host.clone(),
+                version: flake_version(&flake_host),
+                cmdline: flake_host.cmdline.clone(),
+            };
+            if let Some(m) = machine {
+                append_machine_args(&mut boot.cmdline, m);
+            }
+            entries.push(MenuEntry {
+                description: format!(
+                    "{} generation {} (rev {})",
+                    flake_host.qualified, flake_host.generation, flake_host.rev
+                ),
+                boot,
+            });
+        }
+        BootSpec::Menu(Menu {
+            entries,
+            default: self.menu_default.clone(),
+            timeout: self.menu_timeout,
+        })
+    }
+
+    pub fn boot_file(&self, file: &BootFile) -> Option<PathBuf> {
+        match file {
+            BootFile::Ipxe(IpxeBinary::Arm64Efi) => self.arm64_efi.clone(),
+            BootFile::Ipxe(binary) => {
+                let path = self.ipxe_dir.join(binary.file_name());
+                path.is_file().then_some(path)
+            }
+            BootFile::Host {
+                host,
+                version,
+                kind,
+            } => {
+                let (kernel, initrd) = if version == STATIC_VERSION {
+                    let h = self.host(host)?;
+                    (h.kernel.clone(), h.initrd.clone())
+                } else {
+                    let (flake, number) = parse_flake_version(version)?;
+                    let g = self.flakes.generation(&format!("{flake}#{host}"), number)?;
+                    (g.kernel, g.initrd)
+                };
+                Some(match kind {
+                    FileKind::Kernel => kernel,
+                    FileKind::Initrd => initrd,
+                })
+            }
+        }
+    }
+}
+
+/// The version label of a flake generation in URLs: `<flake>.g<n>` (flake names are
+/// `[A-Za-z0-9_-]`, so the last `.g` splits it unambiguously).
+fn flake_version(boot: &FlakeBoot) -> String {
+    let flake = boot
+        .qualified
+        .split_once('#')
+        .map_or(boot.qualified.as_str(), |(f, _)| f);
+    format!("{flake}.g{}", boot.generation)
+}
+
+fn parse_flake_version(version: &str) -> Option<(&str, u32)> {
+    let (flake, number) = version.rsplit_once(".g")?;
+    Some((flake, number.parse().ok()?))
+}
+
+fn append_machine_args(cmdline: &mut String, m: &MachinePolicy) {
+    if let Some(hostname) = &m.hostname {
+        push_arg(cmdline, &format!("flakeboot.hostname={hostname}"));
+    }
+    push_arg(cmdline, &m.extra_cmdline);
+}
+
+/// Per-machine policies the web UI and API keep in the store.
+pub fn stored_policies(
+    store: &flakeboot_store::Store,
+) -> Result<Vec<(MacAddr, MachinePolicy)>, flakeboot_store::StoreError> {
+    let mut policies: HashMap<MacAddr, MachinePolicy> = store
+        .machines()?
+        .into_iter()
+        .map(|m| {
+            (
+                m.mac,
+                MachinePolicy {
+                    host: m.host,
+                    ..MachinePolicy::default()
+                },
+            )
+        })
+        .collect();
+    for (mac, options) in store.all_machine_options()? {
+        let policy = policies.entry(mac).or_default();
+        policy.hostname = options.hostname;
+        policy.extra_cmdline = options.kernel_params;
+    }
+    Ok(policies.into_iter().collect())
+}
+
+fn push_arg(cmdline: &mut String, arg: &str) {
+    let arg = arg.trim();
+    if arg.is_empty() {
+        return;
+    }
+    if !cmdline.is_empty() {
+        cmdline.push(' ');
+    }
+    cmdline.push_str(arg);
+}
+
+/// The catalogue the boot services share.
+#[derive(Debug)]
+pub struct DaemonCatalogue {
+    state: RwLock<Arc<CatalogueState>>,
+    events: mpsc::Sender<BootEvent>,
+    dropped_events: std::sync::atomic::AtomicU64,
+    /// Which MAC was last seen at which address: TFTP and HTTP file fetches carry no MAC, so
+    /// their events get it from the DHCP exchange or script fetch that came before.
+    peers: Mutex<HashMap<IpAddr, MacAddr>>,
+}
+
+/// Bound on remembered peers; the map is cleared when it is reached (a new boot re-learns).
+const MAX_PEERS: usize = 4096;
+
+impl DaemonCatalogue {
+    pub fn new(state: CatalogueState, events: mpsc::Sender<BootEvent>) -> DaemonCatalogue {
+        DaemonCatalogue {
+            state: RwLock::new(Arc::new(state)),
+            events,
+            dropped_events: std::sync::atomic::AtomicU64::new(0),
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn snapshot(&self) -> Arc<CatalogueState> {
+        // A poisoned lock only means a writer panicked mid-swap of an Arc: the value is intact.
+        match self.state.read() {
+            Ok(guard) => Arc::clone(&guard),
+            Err(poisoned) => Arc::clone(&poisoned.into_inner()),
+        }
+    }
+
+    /// Replace the whole state (config reload, assignment change).
+    pub fn replace(&self, state: CatalogueState) {
+        match self.state.write() {
+            Ok(mut guard) => *guard = Arc::new(state),
+            Err(poisoned) => *poisoned.into_inner() = Arc::new(state),
+        }
+    }
+
+    pub fn dropped_events(&self) -> u64 {
+        self.dropped_events
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+impl Catalogue for DaemonCatalogue {
+    fn boot_spec(&self, mac: Option<MacAddr>) -> BootSpec {
+        self.snapshot().boot_spec(mac)
+    }
+
+    fn boot_file(&self, file: &BootFile) -> Option<PathBuf> {
+        self.snapshot().boot_file(file)
+    }
+
+    fn record(&self, mut event: BootEvent) {
+        if let Some(peer) = event.peer.filter(|p| !p.is_unspecified()) {
+            let mut peers = match self.peers.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            match event.mac {
+                Some(mac) => {
+                    if peers.len() >= MAX_PEERS {
+                        peers.clear();
+                    }
+                    peers.insert(peer, mac);
+                }
+                None => event.mac = peers.get(&peer).copied(),
+            }
+        }
+        // Never block a packet loop: when the writer is behind, count and drop.
+        if self.events.try_send(event).is_err() {
+            self.dropped_events
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        Config::parse(text, Path::new("test.toml")).unwrap()
+    }
+
+    const BASE: &str = r#"
+[lan]
+interface = "tap0"
+[ipxe]
+dir = "/usr/lib/ipxe"
+[[hosts]]
+name = "demo"
+kernel = "/srv/demo/vmlinuz"
+initrd = "/srv/demo/initrd"
+cmdline = "console=ttyS0"
+[[hosts]]
+name = "other"
+kernel = "/srv/other/vmlinuz"
+initrd = "/srv/other/initrd"
+[[machines]]
+mac = "52:54:00:12:34:56"
+host = "demo"
+extra_cmdline = "loglevel=7"
+hostname = "node1"
+"#;
+
+    #[test]
+    fn assigned_machine_boots_its_host_with_machine_parameters() {
+        let state =
+            CatalogueState::from_config(&config(BASE), Vec::new(), CurrentGenerations::default());
+        let spec = state.boot_spec(Some("52:54:00:12:34:56".parse().unwrap()));
+        let BootSpec::Host(boot) = spec else {
+            panic!("{spec:?}")
+        };
+        assert_eq!(boot.host, "demo");
+        assert_eq!(
+            boot.cmdline,
+            "console=ttyS0 flakeboot.hostname=node1 loglevel=7"
+        );
+    }
+
+    #[test]
+    fn unknown_machine_gets_the_menu_with_first_host_default() {
+        let state =
+            CatalogueState::from_config(&config(BASE), Vec::new(), CurrentGenerations::default());
+        let BootSpec::Menu(menu) = state.boot_spec(Some(MacAddr([2, 0, 0, 0, 0, 1]))) else {
+            panic!()
+        };
+        let names: Vec<_> = menu.entries.iter().map(|e| e.boot.host.as_str()).collect();
+        assert_eq!(names, ["demo", "other"]);
+        assert_eq!(menu.default.as_deref(), Some("demo"));
+        assert!(matches!(state.boot_spec(None), BootSpec::Menu(_)));
+    }
+
+    fn assigned(host: &str) -> MachinePolicy {
+        MachinePolicy {
+            host: Some(host.into()),
+            ..MachinePolicy::default()
+        }
+    }
+
+    #[test]
+    fn store_assignment_applies_unless_config_pins_the_machine() {
+        let pinned: MacAddr = "52:54:00:12:34:56".parse().unwrap();
+        let free = MacAddr([2, 0, 0, 0, 0, 9]);
+        let state = CatalogueState::from_config(
+            &config(BASE),
+            vec![(pinned, assigned("other")), (free, assigned("other"))],
+            CurrentGenerations::default(),
+        );
+        let host = |mac| match state.boot_spec(Some(mac)) {
+            BootSpec::Host(b) => b.host,
+            BootSpec::Menu(_) => "menu".into(),
+        };
+        assert_eq!(host(pinned), "demo");
+        assert_eq!(host(free), "other");
+    }
+
+    #[test]
+    fn only_catalogue_files_resolve() {
+        let state =
+            CatalogueState::from_config(&config(BASE), Vec::new(), CurrentGenerations::default());
+        let kernel = BootFile::Host {
+            host: "demo".into(),
+            version: STATIC_VERSION.into(),
+            kind: FileKind::Kernel,
+        };
+        assert_eq!(
+            state.boot_file(&kernel),
+            Some(PathBuf::from("/srv/demo/vmlinuz"))
+        );
+        let wrong_version = BootFile::Host {
+            host: "demo".into(),
+            version: "7".into(),
+            kind: FileKind::Kernel,
+        };
+        assert_eq!(state.boot_file(&wrong_version), None);
+        let unknown = BootFile::Host {
+            host: "../etc".into(),
+            version: STATIC_VERSION.into(),
+            kind: FileKind::Initrd,
+        };
+        assert_eq!(state.boot_file(&unknown), None);
+        // arm64 is not configured: nothing, even though the directory exists.
+        assert_eq!(state.boot_file(&BootFile::Ipxe(IpxeBinary::Arm64Efi)), None);
+    }
+
+    #[test]
+    fn flake_versions_round_trip_through_urls() {
+        assert_eq!(parse_flake_version("lab.g3"), Some(("lab", 3)));
+        assert_eq!(
+            parse_flake_version("my.gadgets.g12"),
+            Some(("my.gadgets", 12))
+        );
+        for bad in ["static", "lab.gx", "lab.g", "lab3", "lab.g-1"] {
+            assert_eq!(parse_flake_version(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn record_never_blocks_when_the_writer_is_behind() {
+        let (tx, _rx) = mpsc::channel(1);
+        let cat = DaemonCatalogue::new(CatalogueState::default(), tx);
+        for _ in 0..5 {
+            cat.record(BootEvent::new(
+                flakeboot_catalogue::BootStage::Dhcp,
+                flakeboot_catalogue::Outcome::Ok,
+                "x",
+            ));
+        }
+        assert_eq!(cat.dropped_events(), 4);
+    }
+
+    #[test]
+    fn file_fetches_get_the_mac_last_seen_at_their_address() {
+        use flakeboot_catalogue::{BootStage, Outcome};
+        let (tx, mut rx) = mpsc::channel(8);
+        let cat = DaemonCatalogue::new(CatalogueState::default(), tx);
+        let mac: MacAddr = "52:54:00:12:34:56".parse().unwrap();
+        let ip: IpAddr = "10.77.0.100".parse().unwrap();
+        let other: IpAddr = "10.77.0.101".parse().unwrap();
+        cat.record(
+            BootEvent::new(BootStage::Script, Outcome::Ok, "s")
+                .mac(mac)
+                .peer(ip),
+        );
+        cat.record(BootEvent::new(BootStage::Kernel, Outcome::Ok, "k").peer(ip));
+        cat.record(BootEvent::new(BootStage::Kernel, Outcome::Ok, "k").peer(other));
+        let _script = rx.try_recv().unwrap();
+        assert_eq!(rx.try_recv().unwrap().mac, Some(mac));
+        assert_eq!(rx.try_recv().unwrap().mac, None);
+    }
+}

@@ -1,0 +1,226 @@
+//! `flakeboot serve`: load the config, open the store, bind every service, run until a signal.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use flakeboot_config::Config;
+use flakeboot_store::Store;
+use flakeboot_webui::{DaemonStatus, ServiceState, ServiceStatus};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use flakeboot_nix::{Flakes, Runner, RunnerConfig};
+
+use crate::boot_services::{BootContext, BootServices, http_base};
+use crate::catalogue::{CatalogueState, DaemonCatalogue, stored_policies};
+use crate::cli::ServeArgs;
+use crate::listen_addrs::ManagementAddrs;
+use crate::settings_apply::{Changes, SettingsApplier, resolve_start_lan};
+use crate::settings_plan::effective_config;
+use crate::vpn::{VpnManager, VpnOptions};
+use crate::{control, event_writer, web};
+
+pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let mut config = Config::load(&args.config)?;
+    if let Some(dir) = args.state_dir {
+        config.state_dir = dir;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(file_config: Config) -> anyhow::Result<()> {
+    let store = Store::open(&file_config.state_dir)?;
+    // Settings saved in the web UI or API win over the file's (they are the file's until saved).
+    let settings = match store.appliance_settings()? {
+        Some(saved) => saved,
+        None => flakeboot_webui::settings_from_config(&file_config),
+    };
+    let mut config = effective_config(&file_config, &settings);
+    let (lan, lan_warning) = resolve_start_lan(&file_config, &mut config)?;
+    tracing::info!(
+        interface = %lan.interface, address = %lan.address, netmask = %lan.netmask, mac = %lan.mac,
+        mode = ?config.dhcp.mode, state_dir = %config.state_dir.display(), "starting flakeboot"
+    );
+
+    // Flakes: the build runner requeues builds a crash interrupted and keeps the flake
+    // catalogue current; config flakes are synced in the background once serving.
+    let runner = Runner::start(
+        store.clone(),
+        RunnerConfig::from_config(&config.nix, &config.state_dir),
+    )
+    .context("starting the nix build runner")?;
+    let flakes = Flakes::new(runner);
+
+    let (events_tx, events_rx) = mpsc::channel(4096);
+    let catalogue = Arc::new(DaemonCatalogue::new(
+        CatalogueState::from_config(&config, stored_policies(&store)?, flakes.current().clone()),
+        events_tx,
+    ));
+    let writer = tokio::spawn(event_writer::run(events_rx, store.clone()));
+
+    let shutdown = CancellationToken::new();
+    let mut services: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
+    let http_base = http_base(lan.address, config.http.port);
+
+    // The web UI over HTTPS on the LAN address; the plain-HTTP port only redirects to it.
+    let (status_tx, status_rx) = watch::channel(DaemonStatus::default());
+    let web = if config.web.enabled {
+        Some(web::prepare(&config, &lan, &store, &flakes, status_rx)?)
+    } else {
+        None
+    };
+
+    // The boot services (HTTP boot, TFTP, DHCP) on the LAN port: moved or restarted when the
+    // settings change (settings_apply.rs).
+    let boot = BootServices::start(
+        BootContext {
+            store: store.clone(),
+            catalogue: catalogue.clone(),
+            web_port: web.as_ref().map(|_| config.web.port),
+            shutdown: shutdown.clone(),
+            status: status_tx.clone(),
+        },
+        config.clone(),
+        lan.clone(),
+        lan_warning,
+    )
+    .await?;
+
+    let mut changes = Changes::default();
+    let mut management = None;
+    let mut vpn = None;
+    if let Some(web) = web {
+        status_tx.send_modify(|s| s.services.push(running("Web UI", &web.https_base)));
+        changes.settings = Some(web.state.settings_changes());
+        changes.machines = Some(web.state.machine_changes());
+        // Management listens on the LAN port and on each VPN tunnel while it is up (vpn.rs).
+        let (mgmt_addrs, mgmt_rx) = ManagementAddrs::new(web.lan, &lan.interface);
+        // The LAN entry follows the LAN port when the settings move it (settings_apply.rs).
+        management = Some(mgmt_addrs.clone());
+        let manager = VpnManager::start(
+            store.clone(),
+            VpnOptions::from_config(&config, &lan),
+            mgmt_addrs,
+        )
+        .await
+        .context("starting remote management over WireGuard")?;
+        web.state.set_vpn(manager.clone());
+        vpn = Some(manager);
+        // Bound before "serving" is logged: the UI answers once the daemon says it serves.
+        let server = flakeboot_webui::bind_tls_on(mgmt_rx, web.state, web.tls, shutdown.clone())
+            .await
+            .context("starting the web UI")?;
+        services.spawn(async move { ("web", server.run().await.context("web UI")) });
+    }
+    // Settings, assignments and machine options changed in the UI or API take effect at once.
+    let applier = SettingsApplier {
+        file: file_config,
+        services: boot,
+        catalogue: catalogue.clone(),
+        store: store.clone(),
+        flakes: flakes.clone(),
+        management,
+        status: status_tx.clone(),
+    };
+    let stop = shutdown.clone();
+    services.spawn(async move { ("boot services", applier.run(changes, stop).await) });
+
+    // The local control socket (`flakeboot flake ...`).
+    let control = control::bind(&config.state_dir)?;
+    let stop = shutdown.clone();
+    let control_flakes = flakes.clone();
+    services.spawn(async move {
+        control::serve(control, control_flakes, stop).await;
+        ("control", Ok(()))
+    });
+    if !config.flakes.is_empty() {
+        let flakes = flakes.clone();
+        let wanted = config.flakes.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                errors = flakes.sync_config(&wanted) => {
+                    for err in &errors {
+                        tracing::error!(error = %err, "a configured flake could not be added");
+                    }
+                    tracing::info!(flakes = wanted.len(), failed = errors.len(), "flake synced");
+                }
+            }
+        });
+    }
+
+    tracing::info!(
+        http = %http_base, tftp = config.tftp.enabled, dhcp = ?config.dhcp.mode,
+        "serving"
+    );
+
+    let outcome = tokio::select! {
+        signal = wait_for_signal() => {
+            tracing::info!(signal, "stopping");
+            Ok(())
+        }
+        Some(done) = services.join_next() => match done {
+            Ok((name, Ok(()))) => Err(anyhow::anyhow!("{name} stopped unexpectedly")),
+            Ok((name, Err(err))) => Err(err.context(format!("{name} failed"))),
+            Err(err) => Err(anyhow::anyhow!("a service task failed: {err}")),
+        },
+    };
+    shutdown.cancel();
+    while let Some(done) = services.join_next().await {
+        if let Ok((name, Err(err))) = done {
+            tracing::warn!(
+                service = name,
+                error = format!("{err:#}"),
+                "service ended with an error"
+            );
+        }
+    }
+    // WireGuard interfaces go with the daemon (a kernel one would otherwise outlive it).
+    if let Some(vpn) = vpn {
+        vpn.stop().await;
+    }
+    let dropped = catalogue.dropped_events();
+    if dropped > 0 {
+        tracing::warn!(
+            dropped,
+            "boot events were dropped because the store fell behind"
+        );
+    }
+    // The last catalogue reference goes; the writer drains what is queued and ends.
+    drop(catalogue);
+    let _ = writer.await;
+    tracing::info!("stopped");
+    outcome
+}
+
+fn running(name: &str, detail: &str) -> ServiceStatus {
+    ServiceStatus {
+        name: name.to_owned(),
+        state: ServiceState::Running,
+        detail: detail.to_owned(),
+    }
+}
+
+async fn wait_for_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the daemon could not stop cleanly: wait forever on Ctrl-C.
+        let _ = tokio::signal::ctrl_c().await;
+        return "SIGINT";
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

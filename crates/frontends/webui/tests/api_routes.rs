@@ -1,0 +1,322 @@
+//! Route-level tests of every JSON API call with a bearer token, including refusals.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use axum::http::{StatusCode, header};
+use common::{Harness, body, json};
+use flakeboot_catalogue::{BootEvent, BootStage, ClientFirmware, MacAddr, Outcome};
+use serde_json::json;
+
+const MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0xab, 0, 2]);
+
+async fn ready() -> (Harness, String) {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    let token = h.token(&browser).await;
+    (h, token)
+}
+
+#[tokio::test]
+async fn flakes_hosts_builds_logs_and_generations_over_the_api() {
+    let (h, t) = ready().await;
+    let resp = h
+        .api(
+            "POST",
+            "/api/v1/flakes",
+            &t,
+            Some(json!({"url": "nonsense"})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let err = json(resp).await;
+    assert_eq!(err["field"], "url");
+    assert!(
+        err["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a flake reference")
+    );
+
+    let resp = h
+        .api(
+            "POST",
+            "/api/v1/flakes",
+            &t,
+            Some(json!({"url": "github:acme/fleet", "name": "prod"})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CREATED);
+    assert_eq!(json(resp).await["name"], "prod");
+    let flakes = json(h.api("GET", "/api/v1/flakes", &t, None).await).await;
+    assert_eq!(flakes[0]["hosts"].as_array().unwrap().len(), 3);
+    let hosts = json(h.api("GET", "/api/v1/hosts", &t, None).await).await;
+    assert_eq!(
+        hosts,
+        json!([
+            {"name": "demo", "source": "config"},
+            {"name": "prod#alpha", "source": "flake"},
+            {"name": "prod#beta", "source": "flake"}
+        ])
+    );
+
+    let resp = h
+        .api(
+            "POST",
+            "/api/v1/builds",
+            &t,
+            Some(json!({"flake": "prod", "host": "alpha"})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    assert_eq!(json(resp).await["id"], 1);
+    let resp = h
+        .api(
+            "POST",
+            "/api/v1/builds",
+            &t,
+            Some(json!({"flake": "prod", "host": "gamma"})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let resp = h
+        .api(
+            "POST",
+            "/api/v1/builds",
+            &t,
+            Some(json!({"flake": "nope", "host": "alpha"})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+
+    let build = json(h.api("GET", "/api/v1/builds/1", &t, None).await).await;
+    assert_eq!(build["state"], "running");
+    assert_eq!(build["progress"]["total"], 4);
+
+    // The log streams until the build ends.
+    let log = tokio::spawn({
+        let resp = h.api("GET", "/api/v1/builds/1/log", &t, None).await;
+        assert_eq!(
+            resp.headers()[header::CONTENT_TYPE],
+            "text/plain; charset=utf-8"
+        );
+        body(resp)
+    });
+    let events = tokio::spawn(body(
+        h.api("GET", "/api/v1/builds/1/events", &t, None).await,
+    ));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    h.flakes.log_line(1, "building '/nix/store/k.drv'");
+    h.flakes.finish(1, true);
+    let log = tokio::time::timeout(Duration::from_secs(5), log)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(log, "building prod#alpha\nbuilding '/nix/store/k.drv'\n");
+    let events = tokio::time::timeout(Duration::from_secs(10), events)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        events.contains("event: line\ndata: building '/nix/store/k.drv'"),
+        "{events}"
+    );
+    assert!(
+        events.contains("event: status")
+            && events.contains("\"finished\":true")
+            && events.contains("succeeded"),
+        "{events}"
+    );
+
+    let all = json(h.api("GET", "/api/v1/builds", &t, None).await).await;
+    assert_eq!(all[0]["state"], "succeeded");
+    let resp = json(h.api("POST", "/api/v1/builds/1/cancel", &t, None).await).await;
+    assert_eq!(resp["cancelled"], false);
+    h.api(
+        "POST",
+        "/api/v1/builds",
+        &t,
+        Some(json!({"flake": "prod", "host": "alpha"})),
+    )
+    .await;
+    let resp = json(h.api("POST", "/api/v1/builds/2/cancel", &t, None).await).await;
+    assert_eq!(resp["cancelled"], true);
+    assert_eq!(
+        h.api("GET", "/api/v1/builds/9", &t, None).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.api("GET", "/api/v1/builds/9/log", &t, None)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let ids = json(h.api("POST", "/api/v1/flakes/prod/update", &t, None).await).await;
+    assert_eq!(ids["builds"], json!([3, 4]));
+    h.flakes.finish(3, true);
+    let gens = json(h.api("GET", "/api/v1/generations", &t, None).await).await;
+    assert_eq!(
+        gens["prod#alpha"]["generations"].as_array().unwrap().len(),
+        2
+    );
+    assert_eq!(gens["prod#alpha"]["pinned"], serde_json::Value::Null);
+    let resp = h
+        .api(
+            "POST",
+            "/api/v1/generations/rollback",
+            &t,
+            Some(json!({"host": "prod#alpha", "number": 1})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let gens = json(
+        h.api("GET", "/api/v1/generations?host=prod%23alpha", &t, None)
+            .await,
+    )
+    .await;
+    assert_eq!(gens["prod#alpha"]["pinned"], 1);
+    // A bare host name answers under its qualified name, with its pin.
+    let gens = json(
+        h.api("GET", "/api/v1/generations?host=alpha", &t, None)
+            .await,
+    )
+    .await;
+    assert_eq!(gens["prod#alpha"]["pinned"], 1);
+    assert_eq!(gens.as_object().unwrap().len(), 1);
+    let resp = h
+        .api(
+            "POST",
+            "/api/v1/generations/rollback",
+            &t,
+            Some(json!({"host": "prod#alpha", "number": 7})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    h.api(
+        "POST",
+        "/api/v1/generations/unpin",
+        &t,
+        Some(json!({"host": "prod#alpha"})),
+    )
+    .await;
+    assert_eq!(h.flakes.pinned_of("prod#alpha"), None);
+    assert_eq!(
+        h.api("POST", "/api/v1/flakes/nope/update", &t, None)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn machines_events_and_settings_over_the_api() {
+    let (h, t) = ready().await;
+    let mut e = BootEvent::new(BootStage::Dhcp, Outcome::Ok, "offer")
+        .mac(MAC)
+        .firmware(ClientFirmware::UefiX64Pxe);
+    e.at = SystemTime::now();
+    let mut k = BootEvent::new(BootStage::Tftp, Outcome::Failed, "timeout").mac(MAC);
+    k.at = SystemTime::now();
+    h.store.record_events(&[e, k]).unwrap();
+
+    let list = json(h.api("GET", "/api/v1/machines", &t, None).await).await;
+    assert_eq!(list[0]["mac"], "52:54:00:ab:00:02");
+    assert_eq!(list[0]["firmware"], "uefi-x64-pxe");
+    let one = json(
+        h.api("GET", "/api/v1/machines/52:54:00:ab:00:02", &t, None)
+            .await,
+    )
+    .await;
+    assert_eq!(
+        one["attempts"][0]["stopped"],
+        "Stopped at TFTP: it failed (timeout)."
+    );
+    assert_eq!(
+        h.api("GET", "/api/v1/machines/52:54:00:ab:00:09", &t, None)
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+
+    let resp = h
+        .api(
+            "POST",
+            "/api/v1/machines/52:54:00:ab:00:02",
+            &t,
+            Some(json!({"host": "nosuch"})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        json(resp).await["fields"]["host"]
+            .as_str()
+            .unwrap()
+            .contains("nosuch")
+    );
+    let mut changes = h.state.machine_changes();
+    changes.borrow_and_update();
+    let resp = h
+        .api(
+            "POST",
+            "/api/v1/machines/52:54:00:ab:00:02",
+            &t,
+            Some(json!({"host": "demo", "hostname": "n2", "kernel_params": "quiet"})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let m = json(resp).await;
+    assert_eq!(
+        (m["host"].as_str(), m["options"]["hostname"].as_str()),
+        (Some("demo"), Some("n2"))
+    );
+    assert!(changes.has_changed().unwrap());
+
+    let ev = json(
+        h.api(
+            "GET",
+            "/api/v1/machines/52:54:00:ab:00:02/events?limit=1",
+            &t,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(ev.as_array().unwrap().len(), 1);
+    assert_eq!(ev[0]["stage"], "tftp");
+    let ev = json(h.api("GET", "/api/v1/events", &t, None).await).await;
+    assert_eq!(ev.as_array().unwrap().len(), 2);
+
+    let mut s = json(h.api("GET", "/api/v1/settings", &t, None).await).await;
+    assert_eq!(s["dhcp_mode"], "proxy");
+    s["dhcp_mode"] = json!("router");
+    let resp = h.api("PUT", "/api/v1/settings", &t, Some(s.clone())).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(json(resp).await["fields"]["dhcp_ranges"].is_string());
+    s["dhcp_ranges"] = json!([["10.0.0.100", "10.0.0.200"]]);
+    let resp = h.api("PUT", "/api/v1/settings", &t, Some(s)).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(h.state.settings_changes().borrow().dhcp_ranges.len(), 1);
+    let resp = h
+        .api(
+            "PUT",
+            "/api/v1/settings",
+            &t,
+            Some(json!({"dhcp_mode": "bridge"})),
+        )
+        .await;
+    assert!(resp.status().is_client_error());
+
+    let status = json(h.api("GET", "/api/v1/status", &t, None).await).await;
+    assert_eq!(
+        (status["machines"].as_u64(), status["dhcp_mode"].as_str()),
+        (Some(1), Some("router"))
+    );
+}

@@ -1,0 +1,437 @@
+//! End to end in a real browser: Debian's chromium (headless, driven through chromedriver with
+//! fantoccini) against the app served over TLS on 127.0.0.1, inside a network namespace of its
+//! own (only `lo`: nothing leaves it). Walks setup, sign-in, the dashboard, adding a flake,
+//! watching its build finish live, assigning a machine and reading its boot timeline, adding a
+//! remote-access device (its one-time config page with the QR code), and saves a screenshot of every page at laptop (1366 px) and phone (390 px) widths into
+//! `target/webui-screenshots/`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use common::browser::{
+    Shots, cdp, click, connect, fill, path, screenshots, start_driver, text_of, wait_path,
+    wait_text,
+};
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use common::fake_vpn::{FakeVpn, PRIVATE_MARKER};
+use common::{FakeFlakes, PASSWORD};
+use fantoccini::Locator;
+use flakeboot_catalogue::{BootEvent, BootStage, ClientFirmware, MacAddr, Outcome};
+use flakeboot_store::Store;
+use flakeboot_testbed::{Netns, require_root, require_tool};
+use flakeboot_webui::{
+    CertStore, DaemonStatus, ServiceState, ServiceStatus, TlsSetup, VpnServerSettings, VpnService,
+    WebConfig, WebState, serve_tls,
+};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+const ADDR: &str = "127.0.0.1:8443";
+const BASE: &str = "https://127.0.0.1:8443";
+const MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+const OTHER: MacAddr = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x57]);
+
+fn ev(mac: MacAddr, secs_ago: u64, stage: BootStage, outcome: Outcome, detail: &str) -> BootEvent {
+    let mut e = BootEvent::new(stage, outcome, detail)
+        .mac(mac)
+        .peer("10.77.0.100".parse().unwrap())
+        .firmware(ClientFirmware::BiosPxe)
+        .vendor_class("PXEClient:Arch:00000:UNDI:002001");
+    e.at = SystemTime::now() - Duration::from_secs(secs_ago);
+    e
+}
+
+/// Two boots of MAC (one stopped at the initrd, then one complete) and one of OTHER.
+fn seed(store: &Store) {
+    use BootStage::*;
+    store
+        .record_events(&[
+            ev(MAC, 3000, Dhcp, Outcome::Ok, "proxyDHCP: undionly.kpxe"),
+            ev(MAC, 2999, Tftp, Outcome::Ok, "undionly.kpxe 72 KB"),
+            ev(MAC, 2997, Dhcp, Outcome::Ok, "proxyDHCP: iPXE script"),
+            ev(MAC, 2996, Script, Outcome::Ok, "menu"),
+            ev(
+                MAC,
+                2995,
+                Kernel,
+                Outcome::Ok,
+                "/boot/demo/static/kernel 8.1 MB",
+            ),
+            ev(
+                MAC,
+                2990,
+                Initrd,
+                Outcome::Failed,
+                "client closed the connection after 12 MB of 40 MB",
+            ),
+            ev(MAC, 400, Dhcp, Outcome::Ok, "proxyDHCP: undionly.kpxe"),
+            ev(MAC, 399, Tftp, Outcome::Ok, "undionly.kpxe 72 KB"),
+            ev(MAC, 397, Dhcp, Outcome::Ok, "proxyDHCP: iPXE script"),
+            ev(MAC, 396, Script, Outcome::Ok, "menu"),
+            ev(
+                MAC,
+                395,
+                Kernel,
+                Outcome::Ok,
+                "/boot/demo/static/kernel 8.1 MB",
+            ),
+            ev(
+                MAC,
+                390,
+                Initrd,
+                Outcome::Ok,
+                "/boot/demo/static/initrd 40 MB",
+            ),
+            ev(
+                OTHER,
+                120,
+                Dhcp,
+                Outcome::Declined,
+                "unknown client architecture 11",
+            ),
+        ])
+        .unwrap();
+}
+
+#[test]
+fn a_real_browser_sets_up_signs_in_builds_assigns_and_reads_a_timeline() {
+    require_root();
+    require_tool("chromium");
+    let driver = require_tool("chromedriver");
+    let shots = screenshots();
+
+    let ns = Netns::new("webui").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = tmp.path().join("chromium-profile");
+    let driver = start_driver(&ns, &driver);
+    let state_dir = tmp.path().join("state");
+    let handle = ns
+        .thread(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(scenario(state_dir, profile, shots))
+        })
+        .unwrap();
+    let result = handle.join();
+    if result.is_err() {
+        eprintln!(
+            "--- chromedriver log ---\n{}",
+            std::fs::read_to_string(driver.log_path()).unwrap_or_default()
+        );
+    }
+    result.unwrap();
+}
+
+async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
+    let store = Store::open(&state_dir).unwrap();
+    seed(&store);
+    let flakes = FakeFlakes::auto(Duration::from_millis(250), 12);
+    let certs = CertStore::load_or_generate(&TlsSetup {
+        dir: state_dir.join("tls"),
+        names: vec!["127.0.0.1".into(), "flakeboot.lan".into()],
+    })
+    .unwrap();
+    let (_status_tx, status) = watch::channel(DaemonStatus {
+        services: vec![
+            ServiceStatus {
+                name: "DHCP (proxy)".into(),
+                state: ServiceState::Running,
+                detail: "lan0 · 10.77.0.1:67 and :4011".into(),
+            },
+            ServiceStatus {
+                name: "TFTP".into(),
+                state: ServiceState::Running,
+                detail: "10.77.0.1:69".into(),
+            },
+            ServiceStatus {
+                name: "HTTP boot".into(),
+                state: ServiceState::Running,
+                detail: "http://10.77.0.1/".into(),
+            },
+        ],
+        warnings: vec![],
+    });
+    let config = WebConfig {
+        static_hosts: vec!["demo".into()],
+        interfaces: vec!["lan0".into(), "wan0".into()],
+        ..WebConfig::default()
+    };
+    let state = WebState::new(
+        store.clone(),
+        Arc::new(flakes.clone()),
+        config,
+        status,
+        Some(certs),
+    )
+    .unwrap();
+    let vpn = FakeVpn::new();
+    vpn.set_server(VpnServerSettings {
+        enabled: true,
+        endpoint: "office.example.net".into(),
+        ..VpnServerSettings::default()
+    })
+    .await
+    .unwrap();
+    vpn.add_peer("work-laptop").await.unwrap();
+    vpn.traffic(1, 12, 3_400_000, 41_000_000);
+    state.set_vpn(Arc::new(vpn.clone()));
+    let code = state.setup_code().unwrap().to_string();
+    let shutdown = CancellationToken::new();
+    let server = tokio::spawn(serve_tls(
+        vec![ADDR.parse::<SocketAddr>().unwrap()],
+        state.clone(),
+        TlsSetup {
+            dir: state_dir.join("tls"),
+            names: vec![],
+        },
+        shutdown.clone(),
+    ));
+
+    let c = connect(&profile).await;
+    c.set_window_size(1366, 768).await.unwrap();
+
+    // First visit: setup.
+    c.goto(&format!("{BASE}/")).await.unwrap();
+    assert_eq!(path(&c).await, "/setup");
+    shots.take(&c, "01-setup").await;
+    fill(&c, "#code", "WRONG-CODE").await;
+    fill(&c, "#password", PASSWORD).await;
+    fill(&c, "#confirm", PASSWORD).await;
+    click(&c, "button[type=submit]").await;
+    wait_text(&c, "That is not the setup code").await;
+    shots.take(&c, "02-setup-error").await;
+    fill(&c, "#code", &code.to_lowercase()).await;
+    fill(&c, "#password", PASSWORD).await;
+    fill(&c, "#confirm", PASSWORD).await;
+    c.find(Locator::Css("#lan_interface"))
+        .await
+        .unwrap()
+        .select_by_value("lan0")
+        .await
+        .unwrap();
+    click(&c, "input[name=dhcp_mode][value=proxy]").await;
+    click(&c, "button[type=submit]").await;
+    wait_path(&c, "/").await;
+    wait_text(&c, "Dashboard").await;
+
+    // Sign out and in again.
+    click(&c, "form.logout button").await;
+    wait_path(&c, "/login").await;
+    shots.take(&c, "03-login").await;
+    fill(&c, "#password", PASSWORD).await;
+    click(&c, "button[type=submit]").await;
+    wait_path(&c, "/").await;
+    let dash = wait_text(&c, "Recent boots").await;
+    for t in [
+        "DHCP (proxy)",
+        "TFTP",
+        "HTTP boot",
+        "Recent boots",
+        "unknown client architecture 11",
+    ] {
+        assert!(dash.contains(t), "{t} not on the dashboard");
+    }
+    shots.take(&c, "04-dashboard").await;
+
+    // Add a flake: a bad URL first (error next to the field), then the fixture.
+    c.goto(&format!("{BASE}/flakes")).await.unwrap();
+    fill(&c, "#url", "not-a-flake").await;
+    click(&c, "form[action='/flakes'] button").await;
+    wait_text(&c, "not a flake reference").await;
+    shots.take(&c, "05-flakes-error").await;
+    fill(&c, "#url", "path:/srv/flakes/fixture").await;
+    click(&c, "form[action='/flakes'] button").await;
+    wait_path(&c, "/flakes/fixture").await;
+
+    // Build alpha and watch the live log until the build finishes.
+    click(&c, "form[action='/flakes/fixture/build'] button").await;
+    wait_path(&c, "/builds/1").await;
+    tokio::time::sleep(Duration::from_millis(900)).await;
+    shots.take(&c, "06-build-running").await;
+    c.wait()
+        .at_most(Duration::from_secs(20))
+        .for_element(Locator::Css("#build-state.ok"))
+        .await
+        .expect("the live view shows the build succeeded");
+    // The live view reloads the finished page from the server.
+    wait_text(&c, "Generation").await;
+    let log = text_of(&c, "#build-log").await;
+    assert!(log.contains("[12/12] building"), "{log}");
+    assert!(
+        c.find(Locator::Css("#cancel-form")).await.is_err(),
+        "cancel is gone once done"
+    );
+    shots.take(&c, "07-build-done").await;
+    c.goto(&format!("{BASE}/flakes/fixture")).await.unwrap();
+    wait_text(&c, "generation 1").await;
+    shots.take(&c, "08-flake").await;
+    c.goto(&format!("{BASE}/flakes")).await.unwrap();
+    shots.take(&c, "09-flakes").await;
+
+    // Machines: assign one to the built host, and read its timeline.
+    c.goto(&format!("{BASE}/machines")).await.unwrap();
+    shots.take(&c, "10-machines").await;
+    click(&c, "a[href='/machines/52:54:00:12:34:56']").await;
+    wait_path(&c, "/machines/52:54:00:12:34:56").await;
+    c.find(Locator::Css("#host"))
+        .await
+        .unwrap()
+        .select_by_value("fixture#alpha")
+        .await
+        .unwrap();
+    fill(&c, "#label", "Rack 3, top").await;
+    fill(&c, "#hostname", "node1").await;
+    fill(&c, "#kernel_params", "console=ttyS0").await;
+    click(&c, "form[action='/machines/52:54:00:12:34:56'] button").await;
+    let page = wait_text(&c, "Saved.").await;
+    assert!(page.contains(
+        "Stopped at Initrd: it failed (client closed the connection after 12 MB of 40 MB)."
+    ));
+    assert!(page.contains("booted"));
+    let m = store.machine(MAC).unwrap().unwrap();
+    assert_eq!(
+        (m.host.as_deref(), m.label.as_deref()),
+        (Some("fixture#alpha"), Some("Rack 3, top"))
+    );
+    shots.take(&c, "11-machine").await;
+    c.goto(&format!("{BASE}/machines")).await.unwrap();
+    wait_text(&c, "fixture#alpha").await;
+    shots.take(&c, "11-machines-assigned").await;
+    c.goto(&format!("{BASE}/machines/52:54:00:12:34:57"))
+        .await
+        .unwrap();
+    wait_text(&c, "Stopped at DHCP: it was declined").await;
+
+    // Settings and a token.
+    c.goto(&format!("{BASE}/settings")).await.unwrap();
+    shots.take(&c, "12-settings").await;
+    fill(&c, "#token_name", "laptop").await;
+    click(&c, "form[action='/settings/tokens'] button").await;
+    wait_text(&c, "Copy it now").await;
+    let token = text_of(&c, "#new-token").await;
+    assert!(token.starts_with("fbt_"));
+    shots.take(&c, "13-token").await;
+    c.goto(&format!("{BASE}/")).await.unwrap();
+    shots.take(&c, "14-dashboard-after").await;
+
+    remote_access(&c, &shots, &vpn, &profile_downloads(&state_dir)).await;
+
+    c.close().await.unwrap();
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+}
+
+fn profile_downloads(state_dir: &std::path::Path) -> PathBuf {
+    let dir = state_dir.join("downloads");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Remote access: add a device, land on its one-time config page (QR code big enough to scan
+/// and inside a phone's screen, the download is the config), then see it listed without it.
+async fn remote_access(
+    c: &fantoccini::Client,
+    shots: &Shots,
+    vpn: &FakeVpn,
+    downloads: &std::path::Path,
+) {
+    click(c, "nav.main a[href='/vpn']").await;
+    wait_path(c, "/vpn").await;
+    let page = wait_text(c, "work-laptop").await;
+    assert!(
+        page.contains(" ago") && page.contains("Up on fb-wg0"),
+        "{page}"
+    );
+    shots.take(c, "15-remote-access").await;
+
+    fill(c, "#peer_name", "alice-phone").await;
+    click(c, "form[action='/vpn/peers'] button").await;
+    wait_text(c, "This is the only time this config is shown").await;
+    assert_eq!(path(c).await, "/vpn/peers");
+    assert_eq!(vpn.peer_names(), ["work-laptop", "alice-phone"]);
+    let config = text_of(c, "#config-text").await;
+    assert!(
+        config.contains(&format!("PrivateKey = {PRIVATE_MARKER}")),
+        "{config}"
+    );
+    for (width, height, mobile) in [(1366u32, 768u32, false), (390, 844, true)] {
+        cdp(
+            c,
+            "Emulation.setDeviceMetricsOverride",
+            serde_json::json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+        )
+        .await;
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let qr = c.find(Locator::Css(".qr svg")).await.unwrap();
+        assert!(qr.is_displayed().await.unwrap());
+        let (x, _, w, h) = qr.rectangle().await.unwrap();
+        assert!((w - h).abs() < 1.0, "square: {w}x{h}");
+        assert!(w >= 240.0, "{w} px wide at {width}: too small to scan");
+        assert!(
+            x >= 0.0 && x + w <= f64::from(width),
+            "overflows at {width}: x {x}, {w} px"
+        );
+    }
+    cdp(
+        c,
+        "Emulation.clearDeviceMetricsOverride",
+        serde_json::json!({}),
+    )
+    .await;
+    shots.take(c, "16-device-config").await;
+
+    // The download link holds the config itself (a data: URL, allowed by the page's policy).
+    cdp(
+        c,
+        "Browser.setDownloadBehavior",
+        serde_json::json!({"behavior": "allow", "downloadPath": downloads.to_str().unwrap()}),
+    )
+    .await;
+    click(c, "#download").await;
+    let file = downloads.join("fb-alice-phone.conf");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !file.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the download never arrived"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let downloaded = std::fs::read_to_string(&file).unwrap();
+    assert_eq!(downloaded.trim_end(), config.trim_end());
+
+    // Gone afterwards: the page lists the device, never its key.
+    click(c, "main a.button[href='/vpn']").await;
+    wait_path(c, "/vpn").await;
+    wait_text(c, "alice-phone").await;
+    assert!(!c.source().await.unwrap().contains(PRIVATE_MARKER));
+
+    // Rename inline (no script: a details element), then revoke.
+    click(c, "#peer-2 summary").await;
+    fill(c, "#peer-2 input[name=name]", "alice-pixel").await;
+    shots.take(c, "17-remote-access-rename").await;
+    click(c, "#peer-2 form.rename button").await;
+    wait_text(c, "Device renamed.").await;
+    assert_eq!(vpn.peer_names(), ["work-laptop", "alice-pixel"]);
+    click(c, "#peer-1 form[action='/vpn/peers/1/revoke'] button").await;
+    wait_text(c, "Device revoked").await;
+    assert_eq!(vpn.peer_names(), ["alice-pixel"]);
+    shots.take(c, "18-remote-access-revoked").await;
+}

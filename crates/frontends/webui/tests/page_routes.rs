@@ -1,0 +1,632 @@
+//! Route-level tests of every page: dashboard, machines and timelines, flakes and builds,
+//! settings, errors, and the plain-HTTP redirect.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::time::{Duration, SystemTime};
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::{Harness, PASSWORD, body, location};
+use flakeboot_catalogue::{BootEvent, BootStage, ClientFirmware, MacAddr, Outcome};
+use flakeboot_store::DhcpModeSetting;
+use flakeboot_webui::{DaemonStatus, ServiceState, ServiceStatus, redirect_router};
+use tower::ServiceExt;
+
+const MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0xab, 0, 1]);
+
+fn event(secs_ago: u64, stage: BootStage, outcome: Outcome, detail: &str) -> BootEvent {
+    let mut e = BootEvent::new(stage, outcome, detail)
+        .mac(MAC)
+        .firmware(ClientFirmware::IpxeBios)
+        .vendor_class("PXEClient:Arch:00000:UNDI:002001");
+    e.at = SystemTime::now() - Duration::from_secs(secs_ago);
+    e
+}
+
+fn seed_failed_boot(h: &Harness) {
+    h.store
+        .record_events(&[
+            event(60, BootStage::Dhcp, Outcome::Ok, "proxy offer: http script"),
+            event(59, BootStage::Script, Outcome::Ok, "menu"),
+            event(
+                58,
+                BootStage::Kernel,
+                Outcome::Failed,
+                "client closed after 2 MB",
+            ),
+        ])
+        .unwrap();
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_services_warnings_builds_and_recent_boots() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    h.status.send_replace(DaemonStatus {
+        services: vec![ServiceStatus {
+            name: "DHCP (proxy)".into(),
+            state: ServiceState::Running,
+            detail: "lan0 10.0.0.2:67, 4011".into(),
+        }],
+        warnings: vec![
+            "Another DHCP server (10.0.0.1) answers on the LAN while flakeboot is in router mode."
+                .into(),
+        ],
+    });
+    seed_failed_boot(&h);
+    h.post("/flakes", &browser, &[("url", "github:acme/fleet")])
+        .await;
+    h.post("/flakes/fleet/build", &browser, &[("host", "alpha")])
+        .await;
+
+    let html = body(h.get("/", Some(&browser)).await).await;
+    for text in [
+        "DHCP (proxy)",
+        "running",
+        "lan0 10.0.0.2:67, 4011",
+        "Another DHCP server (10.0.0.1)",
+        "fleet#alpha",
+        "building",
+        "Recent boots",
+        "client closed after 2 MB",
+        "/machines/52:54:00:ab:00:01",
+    ] {
+        assert!(html.contains(text), "{text} missing");
+    }
+}
+
+#[tokio::test]
+async fn the_machines_page_lists_machines_and_a_machine_page_shows_where_its_boot_stopped() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    let empty = body(h.get("/machines", Some(&browser)).await).await;
+    assert!(empty.contains("No machine has booted"));
+    seed_failed_boot(&h);
+
+    let html = body(h.get("/machines", Some(&browser)).await).await;
+    for text in [
+        "52:54:00:ab:00:01",
+        "ipxe-bios",
+        "PXEClient:Arch:00000",
+        "boot menu",
+        "stopped",
+        " s ago",
+    ] {
+        assert!(html.contains(text), "{text} missing from the list");
+    }
+    let html = body(h.get("/machines/52:54:00:ab:00:01", Some(&browser)).await).await;
+    for text in [
+        "Boot timeline",
+        "DHCP",
+        "TFTP",
+        "skipped",
+        "Script",
+        "Kernel",
+        "✗ failed",
+        "Initrd",
+        "not reached",
+        "Stopped at Kernel: it failed (client closed after 2 MB).",
+    ] {
+        assert!(html.contains(text), "{text} missing from the machine page");
+    }
+    assert_eq!(
+        h.get("/machines/52:54:00:ab:00:99", Some(&browser))
+            .await
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.get("/machines/not-a-mac", Some(&browser)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn assigning_a_machine_persists_and_tells_the_daemon() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    seed_failed_boot(&h);
+    h.post("/flakes", &browser, &[("url", "github:acme/fleet")])
+        .await;
+    let changes = h.state.machine_changes();
+    let path = "/machines/52:54:00:ab:00:01";
+
+    let resp = h
+        .post(
+            path,
+            &browser,
+            &[
+                ("host", "fleet#gamma"),
+                ("label", "x"),
+                ("hostname", "-bad-"),
+                ("kernel_params", "a\tb"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = body(resp).await;
+    assert!(
+        html.contains("There is no host named “fleet#gamma”"),
+        "unbootable hosts are not offered"
+    );
+    assert!(html.contains("Use letters, digits"));
+    assert!(html.contains("printable ASCII"));
+    assert!(!changes.has_changed().unwrap());
+
+    let resp = h
+        .post(
+            path,
+            &browser,
+            &[
+                ("host", "fleet#alpha"),
+                ("label", "rack 3"),
+                ("hostname", "node1"),
+                ("kernel_params", "console=ttyS0"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        (resp.status(), location(&resp)),
+        (StatusCode::SEE_OTHER, format!("{path}?saved=1"))
+    );
+    assert!(changes.has_changed().unwrap());
+    let m = h.store.machine(MAC).unwrap().unwrap();
+    assert_eq!(
+        (m.host.as_deref(), m.label.as_deref()),
+        (Some("fleet#alpha"), Some("rack 3"))
+    );
+    let o = h.store.machine_options(MAC).unwrap();
+    assert_eq!(
+        (o.hostname.as_deref(), o.kernel_params.as_str()),
+        (Some("node1"), "console=ttyS0")
+    );
+    let html = body(h.get(&format!("{path}?saved=1"), Some(&browser)).await).await;
+    assert!(html.contains("Saved."));
+    assert!(
+        html.contains(r#"<option value="fleet#alpha" selected>"#),
+        "{html}"
+    );
+
+    // Back to the menu; config hosts are offered too.
+    h.post(path, &browser, &[("host", "demo")]).await;
+    assert_eq!(
+        h.store.machine(MAC).unwrap().unwrap().host.as_deref(),
+        Some("demo")
+    );
+    h.post(path, &browser, &[("host", "")]).await;
+    assert_eq!(h.store.machine(MAC).unwrap().unwrap().host, None);
+}
+
+#[tokio::test]
+async fn flakes_add_with_errors_next_to_the_field_build_cancel_and_roll_back() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+
+    let resp = h
+        .post("/flakes", &browser, &[("url", "path:/missing")])
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = body(resp).await;
+    let field = html.find("name=\"url\"").unwrap();
+    let error = html
+        .find("path &#39;/missing&#39; does not exist")
+        .or_else(|| html.find("path '/missing' does not exist"))
+        .unwrap();
+    assert!(
+        error > field && error - field < 400,
+        "the error sits right under the field"
+    );
+    assert!(
+        html.contains("value=\"path:/missing\""),
+        "the input is kept"
+    );
+
+    let resp = h
+        .post("/flakes", &browser, &[("url", "github:acme/fleet")])
+        .await;
+    assert_eq!(location(&resp), "/flakes/fleet");
+    let resp = h
+        .post("/flakes", &browser, &[("url", "github:other/fleet")])
+        .await;
+    assert!(body(resp).await.contains("already exists"));
+
+    let html = body(h.get("/flakes/fleet", Some(&browser)).await).await;
+    for text in [
+        "alpha",
+        "beta",
+        "cannot netboot",
+        "not built yet",
+        "1111aaaa22",
+    ] {
+        assert!(html.contains(text), "{text}");
+    }
+
+    // Build, watch the log, cancel.
+    let resp = h
+        .post("/flakes/fleet/build", &browser, &[("host", "alpha")])
+        .await;
+    assert_eq!(location(&resp), "/builds/1");
+    h.flakes.log_line(1, "building '/nix/store/abc-kernel.drv'");
+    let html = body(h.get("/builds/1", Some(&browser)).await).await;
+    assert!(
+        html.contains("building &#39;/nix/store/abc-kernel.drv&#39;")
+            || html.contains("building '/nix/store/abc-kernel.drv'"),
+        "{html}"
+    );
+    assert!(html.contains("Cancel build") && html.contains("/static/live.js"));
+    let resp = h.post("/builds/1/cancel", &browser, &[]).await;
+    assert_eq!(location(&resp), "/builds/1");
+    let html = body(h.get("/builds/1", Some(&browser)).await).await;
+    assert!(html.contains("cancelled") && !html.contains("Cancel build"));
+
+    // Two successful builds, then roll back to the first and forward again.
+    for id in [2, 3] {
+        h.post("/flakes/fleet/build", &browser, &[("host", "alpha")])
+            .await;
+        h.flakes.finish(id, true);
+    }
+    let html = body(h.get("/flakes/fleet", Some(&browser)).await).await;
+    assert!(html.contains("Generations of") && html.contains("generation 2"));
+    let resp = h
+        .post(
+            "/generations/rollback",
+            &browser,
+            &[("host", "fleet#alpha"), ("number", "1")],
+        )
+        .await;
+    assert_eq!(location(&resp), "/flakes/fleet");
+    let html = body(h.get("/flakes/fleet", Some(&browser)).await).await;
+    assert!(html.contains("pinned") && html.contains("Boot the newest again"));
+    assert_eq!(h.flakes.pinned_of("fleet#alpha"), Some(1));
+    h.post("/generations/unpin", &browser, &[("host", "fleet#alpha")])
+        .await;
+    assert_eq!(h.flakes.pinned_of("fleet#alpha"), None);
+
+    // Update queues builds of the bootable hosts.
+    let resp = h.post("/flakes/fleet/update", &browser, &[]).await;
+    assert_eq!(location(&resp), "/flakes/fleet");
+    assert_eq!(h.flakes.builds_len(), 5);
+    let resp = h
+        .post(
+            "/generations/rollback",
+            &browser,
+            &[("host", "fleet#alpha"), ("number", "9")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(
+        h.get("/flakes/nope", Some(&browser)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        h.get("/builds/99", Some(&browser)).await.status(),
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn a_finished_build_page_shows_its_whole_log_and_generation() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    h.post("/flakes", &browser, &[("url", "github:acme/fleet")])
+        .await;
+    h.post("/flakes/fleet/build", &browser, &[("host", "beta")])
+        .await;
+    for i in 0..50 {
+        h.flakes.log_line(1, &format!("line {i}"));
+    }
+    h.flakes.finish(1, true);
+    let html = body(h.get("/builds/1", Some(&browser)).await).await;
+    assert!(html.contains("line 0\n") && html.contains("line 49\n"));
+    assert!(html.contains("succeeded") && !html.contains("live.js"));
+}
+
+#[tokio::test]
+async fn settings_are_validated_saved_and_announced() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    let mut changes = h.state.settings_changes();
+    changes.borrow_and_update();
+
+    let resp = h
+        .post(
+            "/settings/network",
+            &browser,
+            &[
+                ("lan_interface", "lan0"),
+                ("dhcp_mode", "router"),
+                ("dhcp_ranges", ""),
+                ("reservations", "zz 1.2.3.4"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = body(resp).await;
+    assert!(html.contains("is not like 52:54:00:12:34:56"), "{html}");
+    assert!(!changes.has_changed().unwrap());
+
+    let resp = h
+        .post(
+            "/settings/network",
+            &browser,
+            &[
+                ("lan_interface", "lan0"),
+                ("dhcp_mode", "router"),
+                ("dhcp_ranges", "10.0.0.100-10.0.0.200"),
+                ("reservations", "52:54:00:ab:00:01 10.0.0.5 node5"),
+            ],
+        )
+        .await;
+    assert_eq!(location(&resp), "/settings?saved=network");
+    assert!(changes.has_changed().unwrap());
+    let s = changes.borrow_and_update().clone();
+    assert_eq!(s.dhcp_mode, DhcpModeSetting::Router);
+    assert_eq!(s.reservations.len(), 1);
+    assert_eq!(h.store.appliance_settings().unwrap(), Some(s));
+
+    let resp = h
+        .post(
+            "/settings/menu",
+            &browser,
+            &[("menu_default", "nosuch"), ("menu_timeout_secs", "x")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let resp = h
+        .post(
+            "/settings/menu",
+            &browser,
+            &[("menu_default", "local"), ("menu_timeout_secs", "3")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let resp = h
+        .post(
+            "/settings/nix",
+            &browser,
+            &[("substituters", "cache.example"), ("builders", "")],
+        )
+        .await;
+    assert!(body(resp).await.contains("is not a cache URL"));
+    let resp = h
+        .post(
+            "/settings/nix",
+            &browser,
+            &[
+                (
+                    "substituters",
+                    "https://cache.example\n\nhttp://10.0.0.3:5000",
+                ),
+                ("builders", "ssh://b x86_64-linux"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let s = h.store.appliance_settings().unwrap().unwrap();
+    assert_eq!(
+        s.substituters,
+        ["https://cache.example", "http://10.0.0.3:5000"]
+    );
+    assert_eq!(
+        (s.menu_default.as_deref(), s.menu_timeout_secs),
+        (Some("local"), 3)
+    );
+    let html = body(h.get("/settings?saved=nix", Some(&browser)).await).await;
+    assert!(html.contains("Saved.") && html.contains("http://10.0.0.3:5000"));
+    // Without TLS there is no certificate to replace.
+    let resp = h
+        .post(
+            "/settings/certificate",
+            &browser,
+            &[("cert_pem", "x"), ("key_pem", "y")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn changing_the_password_ends_other_sessions() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    let other = h.browser_from(&h.login(PASSWORD).await).await;
+    let resp = h
+        .post(
+            "/settings/password",
+            &browser,
+            &[
+                ("current", "nope"),
+                ("password", "new password 1"),
+                ("confirm", "new password 2"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = body(resp).await;
+    assert!(html.contains("not the current password") && html.contains("do not match"));
+    let resp = h
+        .post(
+            "/settings/password",
+            &browser,
+            &[
+                ("current", PASSWORD),
+                ("password", "new password 1"),
+                ("confirm", "new password 1"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(h.get("/", Some(&browser)).await.status(), StatusCode::OK);
+    assert_eq!(location(&h.get("/", Some(&other)).await), "/login");
+    assert_eq!(h.login(PASSWORD).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        h.login("new password 1").await.status(),
+        StatusCode::SEE_OTHER
+    );
+}
+
+#[tokio::test]
+async fn api_tokens_are_shown_once_stored_hashed_and_revocable() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    let token = h.token(&browser).await;
+    assert!(token.starts_with("fbt_") && token.len() == 68, "{token}");
+    let stored = h.store.api_tokens().unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_ne!(stored[0].token_sha256, token);
+    let html = body(h.get("/settings", Some(&browser)).await).await;
+    assert!(!html.contains(&token), "shown once only");
+    assert!(html.contains("ci") && html.contains("Revoke"));
+    assert_eq!(
+        h.api("GET", "/api/v1/status", &token, None).await.status(),
+        StatusCode::OK
+    );
+    let resp = h
+        .post(
+            &format!("/settings/tokens/{}/delete", stored[0].id),
+            &browser,
+            &[],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        h.api("GET", "/api/v1/status", &token, None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    let resp = h.post("/settings/tokens", &browser, &[("name", "")]).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+}
+
+#[tokio::test]
+async fn failures_show_a_plain_page_without_the_cause() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    h.flakes
+        .fail_with("database locked at /var/lib/flakeboot/secret.redb");
+    let resp = h.get("/flakes", Some(&browser)).await;
+    assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let html = body(resp).await;
+    assert!(html.contains("Something went wrong on the appliance"));
+    assert!(!html.contains("secret.redb") && !html.contains("database locked"));
+    let resp = h.get("/no/such/page", Some(&browser)).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert!(body(resp).await.contains("not found"));
+}
+
+#[tokio::test]
+async fn plain_http_redirects_ui_paths_to_https_and_leaves_boot_paths_alone() {
+    let router = redirect_router("https://10.0.0.2/");
+    let send = |path: &str| {
+        router
+            .clone()
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+    };
+    let resp = send("/").await.unwrap();
+    assert_eq!(resp.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(location(&resp), "https://10.0.0.2/");
+    let resp = send("/machines/52:54:00:ab:00:01?saved=1").await.unwrap();
+    assert_eq!(
+        location(&resp),
+        "https://10.0.0.2/machines/52:54:00:ab:00:01?saved=1"
+    );
+    assert_eq!(
+        location(&send("/login").await.unwrap()),
+        "https://10.0.0.2/login"
+    );
+    for boot in [
+        "/boot/demo/static/kernel",
+        "/ipxe/undionly.kpxe",
+        "/api/v1/status",
+        "/static/style.css",
+    ] {
+        assert_eq!(
+            send(boot).await.unwrap().status(),
+            StatusCode::NOT_FOUND,
+            "{boot}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_uploaded_certificate_replaces_the_self_signed_one_and_a_bad_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let certs = flakeboot_webui::CertStore::load_or_generate(&flakeboot_webui::TlsSetup {
+        dir: tmp.path().to_owned(),
+        names: vec!["10.0.0.2".into()],
+    })
+    .unwrap();
+    let h = Harness::with_certs(
+        common::FakeFlakes::manual(),
+        flakeboot_store::Store::in_memory().unwrap(),
+        common::config(),
+        Some(certs.clone()),
+    );
+    let browser = h.setup().await;
+    let before = certs.info();
+    let html = body(h.get("/settings", Some(&browser)).await).await;
+    assert!(html.contains("A self-signed certificate") && html.contains(&before.fingerprint));
+
+    let other = rcgen::generate_simple_self_signed(vec!["nas.lan".to_owned()]).unwrap();
+    let wrong_key = rcgen::generate_simple_self_signed(vec!["x".to_owned()]).unwrap();
+    let resp = h
+        .post(
+            "/settings/certificate",
+            &browser,
+            &[
+                ("cert_pem", &other.cert.pem()),
+                ("key_pem", &wrong_key.signing_key.serialize_pem()),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = body(resp).await;
+    assert!(html.contains("does not fit the certificate"), "{html}");
+    assert!(
+        !html.contains("PRIVATE KEY-----\n"),
+        "the key is not echoed back"
+    );
+    assert_eq!(certs.info(), before);
+
+    let resp = h
+        .post(
+            "/settings/certificate",
+            &browser,
+            &[
+                ("cert_pem", &other.cert.pem()),
+                ("key_pem", &other.signing_key.serialize_pem()),
+            ],
+        )
+        .await;
+    assert_eq!(location(&resp), "/settings?saved=certificate");
+    let html = body(h.get("/settings", Some(&browser)).await).await;
+    assert!(html.contains("An uploaded certificate") && html.contains(&certs.info().fingerprint));
+}
+
+#[tokio::test]
+async fn machines_pinned_in_the_config_file_say_so() {
+    let mut config = common::config();
+    config.pinned_machines = [(MAC, Some("demo".to_owned()))].into();
+    let h = Harness::with(
+        common::FakeFlakes::manual(),
+        flakeboot_store::Store::in_memory().unwrap(),
+        config,
+    );
+    let browser = h.setup().await;
+    seed_failed_boot(&h);
+    let html = body(h.get("/machines", Some(&browser)).await).await;
+    assert!(
+        html.contains("<code>demo</code>") && html.contains("config file"),
+        "{html}"
+    );
+    let html = body(h.get("/machines/52:54:00:ab:00:01", Some(&browser)).await).await;
+    assert!(
+        html.contains("pins this machine to <code>demo</code>"),
+        "{html}"
+    );
+}
