@@ -3,25 +3,16 @@
 
 mod api_client;
 mod api_tls;
-mod boot_services;
 mod build_log;
-mod catalogue;
 mod cli;
 mod control;
-mod event_writer;
 mod flake_cmd;
 mod inspect;
-mod lan;
-mod listen_addrs;
 mod logging;
 mod remote_cmd;
-mod router_mode;
 mod serve;
-mod settings_apply;
-mod settings_plan;
 mod tables;
 mod update;
-mod vpn;
 mod web;
 
 use std::process::ExitCode;

@@ -4,23 +4,23 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use flakeboot_appliance::boot_policy::{BootPolicy, PolicyState, stored_policies};
+use flakeboot_appliance::boot_services::{BootContext, BootServices, RedirectRoutes, http_base};
+use flakeboot_appliance::listen_addrs::ManagementAddrs;
+use flakeboot_appliance::settings::apply::{Changes, SettingsApplier, resolve_start_lan};
+use flakeboot_appliance::settings::plan::effective_config;
+use flakeboot_appliance::vpn::{VpnManager, VpnOptions};
+use flakeboot_appliance::{DaemonStatus, ServiceState, ServiceStatus, events};
 use flakeboot_config::Config;
 use flakeboot_store::Store;
-use flakeboot_webui::{DaemonStatus, ServiceState, ServiceStatus};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use flakeboot_nix::{Flakes, Runner, RunnerConfig};
 
-use crate::boot_services::{BootContext, BootServices, http_base};
-use crate::catalogue::{CatalogueState, DaemonCatalogue, stored_policies};
 use crate::cli::ServeArgs;
-use crate::listen_addrs::ManagementAddrs;
-use crate::settings_apply::{Changes, SettingsApplier, resolve_start_lan};
-use crate::settings_plan::effective_config;
-use crate::vpn::{VpnManager, VpnOptions};
-use crate::{control, event_writer, web};
+use crate::{control, web};
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(&args.config)?;
@@ -40,7 +40,7 @@ async fn serve(file_config: Config) -> anyhow::Result<()> {
     // Settings saved in the web UI or API win over the file's (they are the file's until saved).
     let settings = match store.appliance_settings()? {
         Some(saved) => saved,
-        None => flakeboot_webui::settings_from_config(&file_config),
+        None => flakeboot_appliance::settings_from_config(&file_config),
     };
     let mut config = effective_config(&file_config, &settings);
     let (lan, lan_warning) = resolve_start_lan(&file_config, &mut config)?;
@@ -59,11 +59,11 @@ async fn serve(file_config: Config) -> anyhow::Result<()> {
     let flakes = Flakes::new(runner);
 
     let (events_tx, events_rx) = mpsc::channel(4096);
-    let catalogue = Arc::new(DaemonCatalogue::new(
-        CatalogueState::from_config(&config, stored_policies(&store)?, flakes.current().clone()),
+    let catalogue = Arc::new(BootPolicy::new(
+        PolicyState::from_config(&config, stored_policies(&store)?, flakes.current().clone()),
         events_tx,
     ));
-    let writer = tokio::spawn(event_writer::run(events_rx, store.clone()));
+    let writer = tokio::spawn(events::run(events_rx, store.clone()));
 
     let shutdown = CancellationToken::new();
     let mut services: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
@@ -83,7 +83,10 @@ async fn serve(file_config: Config) -> anyhow::Result<()> {
         BootContext {
             store: store.clone(),
             catalogue: catalogue.clone(),
-            web_port: web.as_ref().map(|_| config.web.port),
+            web: web.as_ref().map(|_| {
+                let redirect: RedirectRoutes = Arc::new(flakeboot_webui::redirect_router);
+                (config.web.port, redirect)
+            }),
             shutdown: shutdown.clone(),
             status: status_tx.clone(),
         },
@@ -130,7 +133,12 @@ async fn serve(file_config: Config) -> anyhow::Result<()> {
         status: status_tx.clone(),
     };
     let stop = shutdown.clone();
-    services.spawn(async move { ("boot services", applier.run(changes, stop).await) });
+    services.spawn(async move {
+        (
+            "boot services",
+            applier.run(changes, stop).await.map_err(Into::into),
+        )
+    });
 
     // The local control socket (`flakeboot flake ...`).
     let control = control::bind(&config.state_dir)?;

@@ -5,130 +5,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use flakeboot_appliance::boot_services::https_base;
+use flakeboot_appliance::lan::{LanInfo, list_interfaces};
+use flakeboot_appliance::{DaemonStatus, NixFlakeService};
 use flakeboot_config::Config;
-use flakeboot_nix::{FlakeError, Flakes, RunnerError};
-use flakeboot_store::{BuildRecord, FlakeRecord, GenerationRecord, Store};
-use flakeboot_webui::{
-    BuildProgressView, CertStore, DaemonStatus, FlakeService, FlakeServiceError, TlsSetup,
-    WebConfig, WebState,
-};
-use futures_util::future::BoxFuture;
-use futures_util::stream::BoxStream;
+use flakeboot_nix::Flakes;
+use flakeboot_store::Store;
+use flakeboot_webui::{CertStore, TlsSetup, WebConfig, WebState};
 use tokio::sync::watch;
-
-use crate::boot_services::https_base;
-use crate::lan::{LanInfo, list_interfaces};
-
-/// The web UI's flake operations over the daemon's [`Flakes`].
-#[derive(Debug, Clone)]
-pub struct NixFlakeService(pub Flakes);
-
-fn map(e: FlakeError) -> FlakeServiceError {
-    match e {
-        FlakeError::NameTaken { .. } | FlakeError::BadName { .. } => FlakeServiceError::Invalid {
-            field: "name",
-            message: e.to_string(),
-        },
-        FlakeError::BadRef(_) | FlakeError::Lock(_) | FlakeError::Discover(_) => {
-            FlakeServiceError::Invalid {
-                field: "url",
-                message: e.to_string(),
-            }
-        }
-        FlakeError::Unbootable { .. } | FlakeError::Resolve(_) => FlakeServiceError::Invalid {
-            field: "host",
-            message: e.to_string(),
-        },
-        FlakeError::NoSuchFlake { .. }
-        | FlakeError::NoSuchHost { .. }
-        | FlakeError::NoSuchGeneration { .. }
-        | FlakeError::Runner(RunnerError::NoSuchBuild { .. }) => FlakeServiceError::NotFound {
-            what: e.to_string(),
-        },
-        other => FlakeServiceError::Internal {
-            message: other.to_string(),
-        },
-    }
-}
-
-fn internal(e: impl std::fmt::Display) -> FlakeServiceError {
-    FlakeServiceError::Internal {
-        message: e.to_string(),
-    }
-}
-
-impl FlakeService for NixFlakeService {
-    fn flakes(&self) -> Result<Vec<FlakeRecord>, FlakeServiceError> {
-        self.0.runner().store().flakes().map_err(internal)
-    }
-
-    fn add<'a>(
-        &'a self,
-        url: &'a str,
-        name: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<FlakeRecord, FlakeServiceError>> {
-        Box::pin(async move { self.0.add(url, name).await.map_err(map) })
-    }
-
-    fn update<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<u64>, FlakeServiceError>> {
-        Box::pin(async move { self.0.update(name).await.map_err(map) })
-    }
-
-    fn build(&self, flake: &str, host: &str) -> Result<u64, FlakeServiceError> {
-        self.0.build(flake, host).map_err(map)
-    }
-
-    fn cancel(&self, id: u64) -> Result<bool, FlakeServiceError> {
-        self.0.runner().cancel(id).map_err(|e| map(e.into()))
-    }
-
-    fn builds(&self) -> Result<Vec<BuildRecord>, FlakeServiceError> {
-        self.0.runner().store().builds().map_err(internal)
-    }
-
-    fn progress(&self, id: u64) -> Option<BuildProgressView> {
-        let status = self.0.runner().status(id).ok()?;
-        let s = status.borrow();
-        s.state.is_active().then(|| BuildProgressView {
-            done: s.progress.done,
-            total: s.progress.total,
-            running: s.progress.running,
-            current: s.progress.current.clone(),
-        })
-    }
-
-    fn log(&self, id: u64) -> Result<BoxStream<'static, String>, FlakeServiceError> {
-        let follower = self.0.runner().follow(id).map_err(|e| map(e.into()))?;
-        Ok(Box::pin(futures_util::stream::unfold(
-            follower,
-            |mut f| async move { f.next_line().await.map(|line| (line, f)) },
-        )))
-    }
-
-    fn generations(&self, host: &str) -> Result<Vec<GenerationRecord>, FlakeServiceError> {
-        self.0.generations(host).map_err(map)
-    }
-
-    fn generation_hosts(&self) -> Result<Vec<String>, FlakeServiceError> {
-        self.0.runner().store().generation_hosts().map_err(internal)
-    }
-
-    fn pinned(&self, host: &str) -> Result<Option<u32>, FlakeServiceError> {
-        self.0
-            .runner()
-            .store()
-            .pinned_generation(host)
-            .map_err(internal)
-    }
-
-    fn rollback(&self, host: &str, number: u32) -> Result<(), FlakeServiceError> {
-        self.0.rollback(host, number).map_err(map)
-    }
-
-    fn unpin(&self, host: &str) -> Result<(), FlakeServiceError> {
-        self.0.unpin(host).map_err(map)
-    }
-}
 
 /// The web UI's state and TLS set-up, ready to serve.
 pub struct Web {

@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use flakeboot_store::StoreError;
 
 use crate::auth::secret::RandomError;
-use crate::flake_service::FlakeServiceError;
 use crate::pages::layout;
 use crate::tls::TlsError;
+use flakeboot_appliance::flakes::FlakeServiceError;
 
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]

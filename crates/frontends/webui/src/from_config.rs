@@ -1,39 +1,12 @@
-//! The UI's starting point from the config file: the settings it shows until the UI saves its
-//! own, the hosts it offers, and the machines the file pins.
+//! The UI's starting point from the config file: the hosts it offers, the machines the file
+//! pins, and the settings it shows until the UI saves its own.
 
 use std::collections::BTreeMap;
 
-use flakeboot_config::{Config, DhcpMode};
-use flakeboot_store::{ApplianceSettings, DhcpModeSetting, ReservationSetting};
+use flakeboot_appliance::settings_from_config;
+use flakeboot_config::Config;
 
 use crate::state::WebConfig;
-
-/// The config file's settings in the UI's terms.
-pub fn settings_from_config(config: &Config) -> ApplianceSettings {
-    ApplianceSettings {
-        lan_interface: config.lan.interface.clone(),
-        dhcp_mode: match config.dhcp.mode {
-            DhcpMode::Proxy => DhcpModeSetting::Proxy,
-            DhcpMode::Router => DhcpModeSetting::Router,
-            DhcpMode::Off => DhcpModeSetting::Off,
-        },
-        dhcp_ranges: config.dhcp.all_ranges(),
-        reservations: config
-            .dhcp
-            .reservations
-            .iter()
-            .map(|r| ReservationSetting {
-                mac: r.mac,
-                address: r.address,
-                hostname: r.hostname.clone(),
-            })
-            .collect(),
-        menu_default: config.menu.default.clone(),
-        menu_timeout_secs: config.menu.timeout.as_secs(),
-        substituters: config.nix.substituters.clone().unwrap_or_default(),
-        builders: config.nix.builders.clone(),
-    }
-}
 
 impl WebConfig {
     /// A UI configuration from the config file: its hosts, its pinned machines and its
@@ -56,6 +29,7 @@ impl WebConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use flakeboot_store::DhcpModeSetting;
 
     use std::net::Ipv4Addr;
     use std::path::Path;

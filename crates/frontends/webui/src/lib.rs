@@ -16,30 +16,17 @@ pub mod api;
 pub mod auth;
 pub mod clock;
 pub mod error;
-pub mod flake_service;
 pub mod from_config;
 pub mod pages;
 pub mod routes;
 pub mod serve;
 pub mod state;
-pub mod status;
 pub mod tls;
-pub mod vpn_service;
 
 pub use auth::sessions::SessionLimits;
 pub use auth::setup_code::SetupCode;
 pub use error::{ApiError, WebError};
-pub use flake_service::{BuildProgressView, FlakeService, FlakeServiceError};
-pub use from_config::settings_from_config;
 pub use routes::{Access, RouteInfo, app, routes};
-pub use serve::{
-    ListenAddr, ServeError, TlsServer, bind_listener, bind_tls_on, redirect_router, serve_tls,
-    serve_tls_on,
-};
+pub use serve::{ServeError, TlsServer, bind_tls_on, redirect_router, serve_tls, serve_tls_on};
 pub use state::{WebConfig, WebState};
-pub use status::{DaemonStatus, ServiceState, ServiceStatus};
 pub use tls::{CertInfo, CertStore, TlsError, TlsSetup};
-pub use vpn_service::{
-    NewPeer, TunnelState, VpnHubSettings, VpnHubView, VpnPeerView, VpnServerSettings, VpnService,
-    VpnServiceError, VpnStatus,
-};

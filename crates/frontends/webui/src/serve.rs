@@ -19,11 +19,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
+
+use flakeboot_appliance::listen_addrs::{ListenAddr, bind_listener};
 
 use crate::routes::{app, ui_paths};
 use crate::state::WebState;
@@ -35,16 +37,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often an address that could not be bound is tried again.
 const REBIND_INTERVAL: Duration = Duration::from_secs(2);
-
-/// One address the management UI listens on.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ListenAddr {
-    /// The address and port (never `0.0.0.0` or `::`).
-    pub addr: SocketAddr,
-    /// The interface the listener is bound to (SO_BINDTODEVICE): connections arriving on any
-    /// other interface get no answer. `None`: any interface that reaches `addr`.
-    pub interface: Option<String>,
-}
 
 /// Why the management server could not start.
 #[derive(Debug, thiserror::Error)]
@@ -256,24 +248,6 @@ impl Listeners {
             stop,
         ));
     }
-}
-
-/// A listening socket on `l.addr`, bound to `l.interface` when given.
-/// A TCP listener on `l.addr`, bound to `l.interface` when given (SO_BINDTODEVICE): a packet
-/// for that address arriving on another interface gets no answer. The daemon's HTTP boot
-/// listener uses it too.
-pub fn bind_listener(l: &ListenAddr) -> std::io::Result<TcpListener> {
-    let socket = if l.addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
-    socket.set_reuseaddr(true)?;
-    if let Some(interface) = &l.interface {
-        socket.bind_device(Some(interface.as_bytes()))?;
-    }
-    socket.bind(l.addr)?;
-    socket.listen(1024)
 }
 
 async fn accept_loop(

@@ -16,10 +16,10 @@ use crate::auth::sessions::{SessionLimits, Sessions};
 use crate::auth::setup_code::SetupCode;
 use crate::clock::Clock;
 use crate::error::WebError;
-use crate::flake_service::FlakeService;
-use crate::status::DaemonStatus;
 use crate::tls::CertStore;
-use crate::vpn_service::VpnService;
+use flakeboot_appliance::flakes::FlakeService;
+use flakeboot_appliance::status::DaemonStatus;
+use flakeboot_appliance::vpn::VpnService;
 
 /// How the UI is set up by the daemon.
 #[derive(Debug, Clone)]

@@ -26,13 +26,13 @@ use std::time::{Duration, SystemTime};
 use common::fake_vpn::{FakeVpn, PRIVATE_MARKER};
 use common::{FakeFlakes, PASSWORD};
 use fantoccini::Locator;
+use flakeboot_appliance::{
+    DaemonStatus, ServiceState, ServiceStatus, VpnServerSettings, VpnService,
+};
 use flakeboot_catalogue::{BootEvent, BootStage, ClientFirmware, MacAddr, Outcome};
 use flakeboot_store::Store;
 use flakeboot_testbed::{Netns, require_root, require_tool};
-use flakeboot_webui::{
-    CertStore, DaemonStatus, ServiceState, ServiceStatus, TlsSetup, VpnServerSettings, VpnService,
-    WebConfig, WebState, serve_tls,
-};
+use flakeboot_webui::{CertStore, TlsSetup, WebConfig, WebState, serve_tls};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 

@@ -14,9 +14,10 @@ use std::time::{Duration, SystemTime};
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::{Harness, PASSWORD, body, location};
+use flakeboot_appliance::{DaemonStatus, ServiceState, ServiceStatus};
 use flakeboot_catalogue::{BootEvent, BootStage, ClientFirmware, MacAddr, Outcome};
 use flakeboot_store::DhcpModeSetting;
-use flakeboot_webui::{DaemonStatus, ServiceState, ServiceStatus, redirect_router};
+use flakeboot_webui::redirect_router;
 use tower::ServiceExt;
 
 const MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0xab, 0, 1]);

@@ -21,11 +21,12 @@ use common::browser::{
 };
 use common::{FakeFlakes, PASSWORD};
 use fantoccini::Locator;
+use flakeboot_appliance::DaemonStatus;
 use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, MAC, Mode, Scenario};
 use flakeboot_store::{Store, UserRecord};
 use flakeboot_testbed::{ClientKind, Netns, require_tool};
 use flakeboot_webui::auth::password;
-use flakeboot_webui::{CertStore, DaemonStatus, TlsSetup, WebConfig, WebState, serve_tls};
+use flakeboot_webui::{CertStore, TlsSetup, WebConfig, WebState, serve_tls};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 

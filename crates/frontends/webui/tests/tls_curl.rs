@@ -18,11 +18,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::FakeFlakes;
+use flakeboot_appliance::DaemonStatus;
 use flakeboot_store::Store;
 use flakeboot_testbed::{Netns, require_root, require_tool};
-use flakeboot_webui::{
-    CertStore, DaemonStatus, ServeError, TlsSetup, WebConfig, WebState, serve_tls,
-};
+use flakeboot_webui::{CertStore, ServeError, TlsSetup, WebConfig, WebState, serve_tls};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 

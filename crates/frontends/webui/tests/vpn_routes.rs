@@ -17,7 +17,7 @@ use axum::http::{Request, StatusCode, header};
 use base64::Engine;
 use common::fake_vpn::{FakeVpn, HUB_KEY, PRIVATE_MARKER, SERVER_KEY};
 use common::{Browser, Harness, body, json, location};
-use flakeboot_webui::VpnService;
+use flakeboot_appliance::VpnService;
 use serde_json::json;
 
 const NOT_AVAILABLE: &str = "Remote access over WireGuard is not available on this appliance.";

@@ -19,9 +19,9 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::api::ApiResult;
 use crate::error::WebError;
-use crate::flake_service::BuildProgressView;
 use crate::pages::dashboard::build_badge;
 use crate::state::WebState;
+use flakeboot_appliance::flakes::BuildProgressView;
 
 /// How often the event stream sends the build's status.
 const STATUS_EVERY: Duration = Duration::from_millis(700);

@@ -19,12 +19,12 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::error::{ApiError, WebError};
-use crate::flake_service::FlakeServiceError;
 use crate::pages::machines::{self, MachineUpdate, parse_mac};
 use crate::pages::settings_input;
 use crate::pages::timeline::{self, Attempt};
 use crate::state::WebState;
-use crate::status::DaemonStatus;
+use flakeboot_appliance::flakes::FlakeServiceError;
+use flakeboot_appliance::status::DaemonStatus;
 
 /// A JSON result.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::pages::vpn::{INTERNAL, NOT_AVAILABLE};
 use crate::state::WebState;
-use crate::vpn_service::{
+use flakeboot_appliance::vpn::{
     TunnelState, VpnHubSettings, VpnServerSettings, VpnService, VpnServiceError, VpnStatus,
 };
 

@@ -16,7 +16,7 @@ use crate::error::WebError;
 use crate::pages::layout::{Frame, Nav, ago, page, timestamp};
 use crate::pages::timeline::{self, Attempt};
 use crate::state::WebState;
-use crate::status::ServiceState;
+use flakeboot_appliance::status::ServiceState;
 
 /// How many recent boot events the dashboard reads.
 const RECENT_EVENTS: usize = 400;

@@ -1,5 +1,5 @@
 //! Flakes: add a URL, its hosts, update, build, cancel, the live build log, generations with
-//! one-click rollback. Everything goes through [`crate::flake_service::FlakeService`].
+//! one-click rollback. Everything goes through [`flakeboot_appliance::flakes::FlakeService`].
 
 use std::time::SystemTime;
 
@@ -13,10 +13,10 @@ use serde::Deserialize;
 
 use crate::auth::guard::Principal;
 use crate::error::WebError;
-use crate::flake_service::FlakeServiceError;
 use crate::pages::dashboard::build_badge;
 use crate::pages::layout::{Frame, Nav, ago, csrf_field, field_error, page, timestamp};
 use crate::state::WebState;
+use flakeboot_appliance::flakes::FlakeServiceError;
 
 /// The add-a-flake form.
 #[derive(Debug, Default, Deserialize)]

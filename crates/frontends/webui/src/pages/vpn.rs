@@ -18,7 +18,7 @@ use crate::pages::layout::{Frame, Nav, ago, csrf_field, field_error, page};
 use crate::pages::vpn_config::human_bytes;
 use crate::pages::vpn_form::{FieldErrors, HubForm, ServerForm};
 use crate::state::WebState;
-use crate::vpn_service::{TunnelState, VpnPeerView, VpnService, VpnServiceError, VpnStatus};
+use flakeboot_appliance::vpn::{TunnelState, VpnPeerView, VpnService, VpnServiceError, VpnStatus};
 
 /// What pages and the API say when the daemon runs without a VPN service.
 pub const NOT_AVAILABLE: &str = "Remote access over WireGuard is not available on this appliance.";

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::vpn_service::{VpnHubSettings, VpnServerSettings};
+use flakeboot_appliance::vpn::{VpnHubSettings, VpnServerSettings};
 
 /// Messages by form field name.
 pub type FieldErrors = BTreeMap<&'static str, String>;

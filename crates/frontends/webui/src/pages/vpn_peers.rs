@@ -13,7 +13,7 @@ use crate::pages::vpn::{Section, View, not_available, refused, saved};
 use crate::pages::vpn_config::{config_file_name, data_url, qr_svg};
 use crate::pages::vpn_form::NameForm;
 use crate::state::WebState;
-use crate::vpn_service::NewPeer;
+use flakeboot_appliance::vpn::NewPeer;
 
 /// POST /vpn/peers: adds a device and shows its config, once.
 pub async fn add(

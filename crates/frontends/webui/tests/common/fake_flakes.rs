@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use flakeboot_appliance::{BuildProgressView, FlakeService, FlakeServiceError};
 use flakeboot_store::{BuildRecord, BuildState, FlakeHostRecord, FlakeRecord, GenerationRecord};
-use flakeboot_webui::{BuildProgressView, FlakeService, FlakeServiceError};
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use tokio::sync::broadcast;

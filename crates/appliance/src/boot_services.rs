@@ -9,21 +9,21 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use flakeboot_catalogue::{Catalogue, IpxeBinary};
 use flakeboot_config::{Config, DhcpMode, UefiBinary};
 use flakeboot_dhcp::boot::BootConfig;
 use flakeboot_dhcp::server::{DhcpServer, DhcpServerConfig, ServerMode};
 use flakeboot_store::Store;
 use flakeboot_tftp::{TftpServer, TftpServerConfig};
-use flakeboot_webui::{DaemonStatus, ListenAddr, ServiceState, ServiceStatus};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::lan::LanInfo;
+use crate::listen_addrs::ListenAddr;
 use crate::router_mode;
-use crate::settings_plan::Plan;
+use crate::settings::plan::Plan;
+use crate::status::{DaemonStatus, ServiceState, ServiceStatus};
 
 /// How long a stopping service may take (an HTTP download in progress) before it is aborted.
 const STOP_GRACE: Duration = Duration::from_secs(5);
@@ -33,12 +33,58 @@ const HTTP: &str = "HTTP boot";
 const TFTP: &str = "TFTP";
 const DHCP: &str = "DHCP";
 
+/// Why a boot service could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BootServiceError {
+    /// Its socket could not be bound (the port is taken, the address is gone).
+    #[error("{what}: {message}")]
+    Bind {
+        /// What was bound, e.g. "binding the TFTP server to 10.0.0.2:69".
+        what: String,
+        /// Why it failed.
+        message: String,
+    },
+    /// It failed while serving.
+    #[error("{service} server: {message}")]
+    Failed {
+        /// Which service.
+        service: &'static str,
+        /// Why.
+        message: String,
+    },
+    /// It ended although nothing stopped it.
+    #[error("it stopped unexpectedly")]
+    StoppedUnexpectedly,
+    /// Its task panicked or was aborted.
+    #[error("its task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+fn bind_error(what: String) -> impl FnOnce(&dyn std::fmt::Display) -> BootServiceError {
+    move |e| BootServiceError::Bind {
+        what,
+        message: e.to_string(),
+    }
+}
+
+fn failed(service: &'static str) -> impl FnOnce(&dyn std::fmt::Display) -> BootServiceError {
+    move |e| BootServiceError::Failed {
+        service,
+        message: e.to_string(),
+    }
+}
+
+/// The routes the HTTP boot port adds for the web UI, given the UI's HTTPS base URL (its
+/// paths redirect there).
+pub type RedirectRoutes = Arc<dyn Fn(&str) -> axum::Router + Send + Sync>;
+
 /// What every boot service shares, whatever the settings.
 pub struct BootContext {
     pub store: Store,
     pub catalogue: Arc<dyn Catalogue>,
-    /// The web UI's HTTPS port when the UI is on: the boot port redirects UI paths there.
-    pub web_port: Option<u16>,
+    /// The web UI's HTTPS port when the UI is on, and its redirect routes: the boot port
+    /// redirects UI paths there.
+    pub web: Option<(u16, RedirectRoutes)>,
     /// The daemon's shutdown: every service stops with it.
     pub shutdown: CancellationToken,
     /// The dashboard's report; the boot services own their lines and their warnings in it.
@@ -48,7 +94,7 @@ pub struct BootContext {
 impl std::fmt::Debug for BootContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("BootContext")
-            .field("web_port", &self.web_port)
+            .field("web_port", &self.web.as_ref().map(|w| w.0))
             .finish_non_exhaustive()
     }
 }
@@ -57,7 +103,7 @@ impl std::fmt::Debug for BootContext {
 #[derive(Debug)]
 struct Running {
     stop: CancellationToken,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<Result<(), BootServiceError>>,
 }
 
 impl Running {
@@ -117,7 +163,7 @@ impl BootServices {
         config: Config,
         lan: LanInfo,
         lan_warning: Option<String>,
-    ) -> anyhow::Result<BootServices> {
+    ) -> Result<BootServices, BootServiceError> {
         let http = spawn_http(&ctx, &config, &lan).await?;
         let tftp = match config.tftp.enabled {
             true => Some(spawn_tftp(&ctx, &config, &lan).await?),
@@ -231,7 +277,7 @@ impl BootServices {
     /// Resolves when a service stops by itself (a socket failed for good): its name and why.
     /// The ended service is forgotten: its task must not be awaited again (a finished
     /// `JoinHandle` polled again panics).
-    pub async fn exited(&mut self) -> (&'static str, anyhow::Result<()>) {
+    pub async fn exited(&mut self) -> (&'static str, Result<(), BootServiceError>) {
         let (name, result) = tokio::select! {
             r = ended(self.http.as_mut()) => (HTTP, r),
             r = ended(self.tftp.as_mut()) => (TFTP, r),
@@ -290,7 +336,7 @@ fn is_boot_service(name: &str) -> bool {
 /// The service's line after a start attempt: running, or failed with the reason.
 fn started(
     line: &mut ServiceStatus,
-    result: anyhow::Result<Running>,
+    result: Result<Running, BootServiceError>,
     running: impl FnOnce() -> ServiceStatus,
 ) -> Option<Running> {
     match result {
@@ -307,20 +353,22 @@ fn started(
     }
 }
 
-async fn ended(running: Option<&mut Running>) -> anyhow::Result<()> {
+async fn ended(running: Option<&mut Running>) -> Result<(), BootServiceError> {
     let Some(running) = running else {
         return std::future::pending().await;
     };
     match (&mut running.task).await {
-        Ok(Ok(())) => Err(anyhow::anyhow!("it stopped unexpectedly")),
+        Ok(Ok(())) => Err(BootServiceError::StoppedUnexpectedly),
         Ok(Err(err)) => Err(err),
-        Err(err) => Err(anyhow::anyhow!("its task failed: {err}")),
+        Err(err) => Err(BootServiceError::Task(err)),
     }
 }
 
 fn spawn(
     ctx: &BootContext,
-    run: impl FnOnce(CancellationToken) -> futures_util::future::BoxFuture<'static, anyhow::Result<()>>,
+    run: impl FnOnce(
+        CancellationToken,
+    ) -> futures_util::future::BoxFuture<'static, Result<(), BootServiceError>>,
 ) -> Running {
     let stop = ctx.shutdown.child_token();
     let task = tokio::spawn(run(stop.clone()));
@@ -329,22 +377,25 @@ fn spawn(
 
 /// HTTP boot: scripts, kernels, initrds, iPXE binaries for UEFI HTTP boot; with the web UI on,
 /// the UI's paths redirect to HTTPS.
-async fn spawn_http(ctx: &BootContext, config: &Config, lan: &LanInfo) -> anyhow::Result<Running> {
+async fn spawn_http(
+    ctx: &BootContext,
+    config: &Config,
+    lan: &LanInfo,
+) -> Result<Running, BootServiceError> {
     let addr = SocketAddr::new(IpAddr::V4(lan.address), config.http.port);
-    let listener = bind_http(addr, &lan.interface).with_context(|| {
-        format!(
+    let listener = bind_http(addr, &lan.interface).map_err(|e| {
+        bind_error(format!(
             "binding the HTTP boot server to {addr} on {}",
             lan.interface
-        )
+        ))(&e)
     })?;
     let boot_state = flakeboot_httpboot::HttpBootState {
         catalogue: ctx.catalogue.clone(),
         base_url: http_base(lan.address, config.http.port),
     };
-    let app = match ctx.web_port {
-        Some(port) => flakeboot_httpboot::boot_router(boot_state, Default::default()).merge(
-            flakeboot_webui::redirect_router(&https_base(lan.address, port)),
-        ),
+    let app = match &ctx.web {
+        Some((port, redirect)) => flakeboot_httpboot::boot_router(boot_state, Default::default())
+            .merge(redirect(&https_base(lan.address, *port))),
         None => flakeboot_httpboot::router(boot_state),
     };
     tracing::info!(%addr, "HTTP boot listening");
@@ -356,7 +407,7 @@ async fn spawn_http(ctx: &BootContext, config: &Config, lan: &LanInfo) -> anyhow
             )
             .with_graceful_shutdown(stop.cancelled_owned())
             .await
-            .context("HTTP boot server")
+            .map_err(|e| failed(HTTP)(&e))
         })
     }))
 }
@@ -365,7 +416,7 @@ async fn spawn_http(ctx: &BootContext, config: &Config, lan: &LanInfo) -> anyhow
 /// addresses): a request for the LAN address that arrives on another interface (WAN, VPN) gets
 /// no answer.
 fn bind_http(addr: SocketAddr, interface: &str) -> std::io::Result<tokio::net::TcpListener> {
-    flakeboot_webui::bind_listener(&ListenAddr {
+    crate::listen_addrs::bind_listener(&ListenAddr {
         addr,
         interface: Some(interface.to_owned()),
     })
@@ -381,7 +432,11 @@ pub fn https_base(address: std::net::Ipv4Addr, port: u16) -> String {
 }
 
 /// TFTP: only the iPXE binaries, for firmware that is not iPXE yet.
-async fn spawn_tftp(ctx: &BootContext, config: &Config, lan: &LanInfo) -> anyhow::Result<Running> {
+async fn spawn_tftp(
+    ctx: &BootContext,
+    config: &Config,
+    lan: &LanInfo,
+) -> Result<Running, BootServiceError> {
     let tftp = TftpServer::bind(TftpServerConfig {
         bind: SocketAddr::new(IpAddr::V4(lan.address), config.tftp.port),
         interface: Some(lan.interface.clone()),
@@ -393,30 +448,34 @@ async fn spawn_tftp(ctx: &BootContext, config: &Config, lan: &LanInfo) -> anyhow
         mtu: Some(lan.mtu),
     })
     .await
-    .with_context(|| {
-        format!(
+    .map_err(|e| {
+        bind_error(format!(
             "binding the TFTP server to {}:{}",
             lan.address, config.tftp.port
-        )
+        ))(&e)
     })?;
     let catalogue = ctx.catalogue.clone();
     Ok(spawn(ctx, move |stop| {
-        Box::pin(async move { tftp.run(catalogue, stop).await.context("TFTP server") })
+        Box::pin(async move {
+            tftp.run(catalogue, stop)
+                .await
+                .map_err(|e| failed(TFTP)(&e))
+        })
     }))
 }
 
 /// DHCP: proxy (boot information only) or router (addresses too), and PXE port 4011.
-async fn spawn_dhcp(ctx: &BootContext, cfg: DhcpServerConfig) -> anyhow::Result<Running> {
+async fn spawn_dhcp(ctx: &BootContext, cfg: DhcpServerConfig) -> Result<Running, BootServiceError> {
     let interface = cfg.interface.clone();
     let dhcp = DhcpServer::bind(cfg)
         .await
-        .with_context(|| format!("binding the DHCP server on {interface}"))?;
+        .map_err(|e| bind_error(format!("binding the DHCP server on {interface}"))(&e))?;
     let (catalogue, store) = (ctx.catalogue.clone(), ctx.store.clone());
     Ok(spawn(ctx, move |stop| {
         Box::pin(async move {
             dhcp.run(catalogue, store, stop)
                 .await
-                .context("DHCP server")
+                .map_err(|e| failed(DHCP)(&e))
         })
     }))
 }
@@ -509,11 +568,17 @@ mod tests {
         let mut l = line("DHCP (proxy)", ServiceState::Running, "lan0".into());
         let r = started(
             &mut l,
-            Err(anyhow::anyhow!("cannot bind UDP port 67")),
+            Err(BootServiceError::Bind {
+                what: "binding the DHCP server on lan0".into(),
+                message: "cannot bind UDP port 67".into(),
+            }),
             || line("DHCP (proxy)", ServiceState::Running, "lan0".into()),
         );
         assert!(r.is_none());
         assert_eq!(l.state, ServiceState::Failed);
-        assert_eq!(l.detail, "cannot bind UDP port 67");
+        assert_eq!(
+            l.detail,
+            "binding the DHCP server on lan0: cannot bind UDP port 67"
+        );
     }
 }

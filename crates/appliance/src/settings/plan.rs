@@ -97,8 +97,8 @@ mod tests {
     use std::net::Ipv4Addr;
     use std::path::Path;
 
+    use crate::settings::from_config::settings_from_config;
     use flakeboot_store::ReservationSetting;
-    use flakeboot_webui::settings_from_config;
 
     use super::*;
 

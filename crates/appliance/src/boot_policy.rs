@@ -1,4 +1,5 @@
-//! The daemon's [`Catalogue`]: hosts and machine assignments from the config file and the
+//! The boot policy: the appliance's [`Catalogue`] ("what does MAC x boot now?"): hosts and
+//! machine assignments from the config file and the
 //! store, answered from memory; boot events handed to the event writer without blocking.
 
 use std::collections::HashMap;
@@ -35,7 +36,7 @@ pub struct MachinePolicy {
 
 /// Everything the catalogue answers from; replaced whole when the config or the store changes.
 #[derive(Debug, Clone, Default)]
-pub struct CatalogueState {
+pub struct PolicyState {
     /// Host name -> files, in config order (the menu's order).
     hosts: Vec<(String, StaticHost)>,
     machines: HashMap<MacAddr, MachinePolicy>,
@@ -47,14 +48,14 @@ pub struct CatalogueState {
     flakes: CurrentGenerations,
 }
 
-impl CatalogueState {
+impl PolicyState {
     /// Build from the config; `stored` are policies set at run time (the store: web UI, API),
     /// which apply to machines the config file does not pin.
     pub fn from_config(
         config: &Config,
         stored: Vec<(MacAddr, MachinePolicy)>,
         flakes: CurrentGenerations,
-    ) -> CatalogueState {
+    ) -> PolicyState {
         let hosts = config
             .hosts
             .iter()
@@ -86,7 +87,7 @@ impl CatalogueState {
             Some(name) => Some(name.to_owned()),
             None => config.hosts.first().map(|h| h.name.clone()),
         };
-        CatalogueState {
+        PolicyState {
             hosts,
             machines,
             menu_default,
@@ -261,8 +262,8 @@ fn push_arg(cmdline: &mut String, arg: &str) {
 
 /// The catalogue the boot services share.
 #[derive(Debug)]
-pub struct DaemonCatalogue {
-    state: RwLock<Arc<CatalogueState>>,
+pub struct BootPolicy {
+    state: RwLock<Arc<PolicyState>>,
     events: mpsc::Sender<BootEvent>,
     dropped_events: std::sync::atomic::AtomicU64,
     /// Which MAC was last seen at which address: TFTP and HTTP file fetches carry no MAC, so
@@ -273,9 +274,9 @@ pub struct DaemonCatalogue {
 /// Bound on remembered peers; the map is cleared when it is reached (a new boot re-learns).
 const MAX_PEERS: usize = 4096;
 
-impl DaemonCatalogue {
-    pub fn new(state: CatalogueState, events: mpsc::Sender<BootEvent>) -> DaemonCatalogue {
-        DaemonCatalogue {
+impl BootPolicy {
+    pub fn new(state: PolicyState, events: mpsc::Sender<BootEvent>) -> BootPolicy {
+        BootPolicy {
             state: RwLock::new(Arc::new(state)),
             events,
             dropped_events: std::sync::atomic::AtomicU64::new(0),
@@ -283,7 +284,7 @@ impl DaemonCatalogue {
         }
     }
 
-    fn snapshot(&self) -> Arc<CatalogueState> {
+    fn snapshot(&self) -> Arc<PolicyState> {
         // A poisoned lock only means a writer panicked mid-swap of an Arc: the value is intact.
         match self.state.read() {
             Ok(guard) => Arc::clone(&guard),
@@ -292,7 +293,7 @@ impl DaemonCatalogue {
     }
 
     /// Replace the whole state (config reload, assignment change).
-    pub fn replace(&self, state: CatalogueState) {
+    pub fn replace(&self, state: PolicyState) {
         match self.state.write() {
             Ok(mut guard) => *guard = Arc::new(state),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(state),
@@ -305,7 +306,7 @@ impl DaemonCatalogue {
     }
 }
 
-impl Catalogue for DaemonCatalogue {
+impl Catalogue for BootPolicy {
     fn boot_spec(&self, mac: Option<MacAddr>) -> BootSpec {
         self.snapshot().boot_spec(mac)
     }
@@ -372,7 +373,7 @@ hostname = "node1"
     #[test]
     fn assigned_machine_boots_its_host_with_machine_parameters() {
         let state =
-            CatalogueState::from_config(&config(BASE), Vec::new(), CurrentGenerations::default());
+            PolicyState::from_config(&config(BASE), Vec::new(), CurrentGenerations::default());
         let spec = state.boot_spec(Some("52:54:00:12:34:56".parse().unwrap()));
         let BootSpec::Host(boot) = spec else {
             panic!("{spec:?}")
@@ -387,7 +388,7 @@ hostname = "node1"
     #[test]
     fn unknown_machine_gets_the_menu_with_first_host_default() {
         let state =
-            CatalogueState::from_config(&config(BASE), Vec::new(), CurrentGenerations::default());
+            PolicyState::from_config(&config(BASE), Vec::new(), CurrentGenerations::default());
         let BootSpec::Menu(menu) = state.boot_spec(Some(MacAddr([2, 0, 0, 0, 0, 1]))) else {
             panic!()
         };
@@ -408,7 +409,7 @@ hostname = "node1"
     fn store_assignment_applies_unless_config_pins_the_machine() {
         let pinned: MacAddr = "52:54:00:12:34:56".parse().unwrap();
         let free = MacAddr([2, 0, 0, 0, 0, 9]);
-        let state = CatalogueState::from_config(
+        let state = PolicyState::from_config(
             &config(BASE),
             vec![(pinned, assigned("other")), (free, assigned("other"))],
             CurrentGenerations::default(),
@@ -424,7 +425,7 @@ hostname = "node1"
     #[test]
     fn only_catalogue_files_resolve() {
         let state =
-            CatalogueState::from_config(&config(BASE), Vec::new(), CurrentGenerations::default());
+            PolicyState::from_config(&config(BASE), Vec::new(), CurrentGenerations::default());
         let kernel = BootFile::Host {
             host: "demo".into(),
             version: STATIC_VERSION.into(),
@@ -465,7 +466,7 @@ hostname = "node1"
     #[test]
     fn record_never_blocks_when_the_writer_is_behind() {
         let (tx, _rx) = mpsc::channel(1);
-        let cat = DaemonCatalogue::new(CatalogueState::default(), tx);
+        let cat = BootPolicy::new(PolicyState::default(), tx);
         for _ in 0..5 {
             cat.record(BootEvent::new(
                 flakeboot_catalogue::BootStage::Dhcp,
@@ -480,7 +481,7 @@ hostname = "node1"
     fn file_fetches_get_the_mac_last_seen_at_their_address() {
         use flakeboot_catalogue::{BootStage, Outcome};
         let (tx, mut rx) = mpsc::channel(8);
-        let cat = DaemonCatalogue::new(CatalogueState::default(), tx);
+        let cat = BootPolicy::new(PolicyState::default(), tx);
         let mac: MacAddr = "52:54:00:12:34:56".parse().unwrap();
         let ip: IpAddr = "10.77.0.100".parse().unwrap();
         let other: IpAddr = "10.77.0.101".parse().unwrap();

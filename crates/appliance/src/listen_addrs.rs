@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use flakeboot_webui::serve::ListenAddr;
+use tokio::net::{TcpListener, TcpSocket};
 use tokio::sync::watch;
 
 /// The management addresses now; the web server follows the receiver.
@@ -85,6 +85,33 @@ impl ManagementAddrs {
             }
         });
     }
+}
+
+/// One address the management UI listens on.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ListenAddr {
+    /// The address and port (never `0.0.0.0` or `::`).
+    pub addr: SocketAddr,
+    /// The interface the listener is bound to (SO_BINDTODEVICE): connections arriving on any
+    /// other interface get no answer. `None`: any interface that reaches `addr`.
+    pub interface: Option<String>,
+}
+
+/// A TCP listener on `l.addr`, bound to `l.interface` when given (SO_BINDTODEVICE): a packet
+/// for that address arriving on another interface gets no answer. The HTTP boot
+/// listener uses it too.
+pub fn bind_listener(l: &ListenAddr) -> std::io::Result<TcpListener> {
+    let socket = if l.addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    if let Some(interface) = &l.interface {
+        socket.bind_device(Some(interface.as_bytes()))?;
+    }
+    socket.bind(l.addr)?;
+    socket.listen(1024)
 }
 
 #[cfg(test)]

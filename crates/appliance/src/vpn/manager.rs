@@ -8,14 +8,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use anyhow::Context;
+use super::service::{
+    NewPeer, TunnelState, VpnHubSettings, VpnHubView, VpnPeerView, VpnServerSettings, VpnService,
+    VpnServiceError, VpnStatus,
+};
 use flakeboot_store::{Store, StoreError, VpnHubRecord, VpnPeerRecord, VpnServerRecord};
 use flakeboot_vpn::{
     Invalid, Ipv4Net, PeerConfig, PeerSpec, PeerStats, PrivateKey, Tunnel, TunnelSpec, validate,
-};
-use flakeboot_webui::{
-    NewPeer, TunnelState, VpnHubSettings, VpnHubView, VpnPeerView, VpnServerSettings, VpnService,
-    VpnServiceError, VpnStatus,
 };
 use futures_util::future::BoxFuture;
 use tokio::sync::Mutex;
@@ -232,6 +231,17 @@ fn peer_view(p: VpnPeerRecord, stats: &[PeerStats]) -> VpnPeerView {
     }
 }
 
+/// Why remote management could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum VpnStartError {
+    /// The appliance's WireGuard keys could not be read or made.
+    #[error("loading the WireGuard keys: {0}")]
+    Keys(String),
+    /// The saved tunnels could not be read.
+    #[error("reading the saved tunnels: {0}")]
+    Saved(#[from] VpnServiceError),
+}
+
 impl VpnManager {
     /// Loads (or makes) the appliance's keys and brings the saved tunnels back up with every
     /// peer. A tunnel that cannot come up is reported on the VPN page, not fatal.
@@ -239,7 +249,7 @@ impl VpnManager {
         store: Store,
         options: VpnOptions,
         addrs: ManagementAddrs,
-    ) -> anyhow::Result<Arc<VpnManager>> {
+    ) -> Result<Arc<VpnManager>, VpnStartError> {
         let dir = options.state_dir.clone();
         let (server_key, hub_key) = tokio::task::spawn_blocking(move || {
             Ok::<_, flakeboot_vpn::KeyError>((
@@ -248,8 +258,8 @@ impl VpnManager {
             ))
         })
         .await
-        .context("loading the WireGuard keys")?
-        .context("loading the WireGuard keys")?;
+        .map_err(|e| VpnStartError::Keys(e.to_string()))?
+        .map_err(|e| VpnStartError::Keys(e.to_string()))?;
         let manager = Arc::new(VpnManager {
             store,
             options,

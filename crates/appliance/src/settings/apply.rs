@@ -15,18 +15,19 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::status::DaemonStatus;
 use flakeboot_config::Config;
 use flakeboot_nix::Flakes;
 use flakeboot_store::{ApplianceSettings, Store};
-use flakeboot_webui::DaemonStatus;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::boot_policy::{BootPolicy, PolicyState, stored_policies};
+use crate::boot_services::BootServiceError;
 use crate::boot_services::{BootServices, https_base};
-use crate::catalogue::{CatalogueState, DaemonCatalogue, stored_policies};
-use crate::lan::LanInfo;
+use crate::lan::{LanError, LanInfo};
 use crate::listen_addrs::ManagementAddrs;
-use crate::settings_plan::{Plan, effective_config, nix_settings};
+use crate::settings::plan::{Plan, effective_config, nix_settings};
 
 /// What the settings task changes.
 #[derive(Debug)]
@@ -34,13 +35,23 @@ pub struct SettingsApplier {
     /// The config file as loaded: saved settings are laid over it each time.
     pub file: Config,
     pub services: BootServices,
-    pub catalogue: Arc<DaemonCatalogue>,
+    pub catalogue: Arc<BootPolicy>,
     pub store: Store,
     pub flakes: Flakes,
     /// Where the web UI listens (with the UI on): its LAN entry follows the LAN port.
     pub management: Option<ManagementAddrs>,
     /// The dashboard's report (the "Web UI" line names the address it moved to).
     pub status: watch::Sender<DaemonStatus>,
+}
+
+/// A boot service stopped by itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{service} failed: {source}")]
+pub struct ServiceStopped {
+    /// Which one.
+    pub service: &'static str,
+    /// Why.
+    pub source: BootServiceError,
 }
 
 /// Where changes come from (the web UI; `None` when it is off).
@@ -57,7 +68,7 @@ impl SettingsApplier {
         mut self,
         mut changes: Changes,
         shutdown: CancellationToken,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), ServiceStopped> {
         loop {
             tokio::select! {
                 // Shutdown first: the services stop with it, and that is not a failure.
@@ -76,7 +87,7 @@ impl SettingsApplier {
                     if shutdown.is_cancelled() {
                         return Ok(());
                     }
-                    return result.map_err(|e| e.context(format!("{name} failed")));
+                    return result.map_err(|source| ServiceStopped { service: name, source });
                 }
             }
         }
@@ -131,7 +142,7 @@ impl SettingsApplier {
     fn rebuild_catalogue(&self, why: &str) {
         match stored_policies(&self.store) {
             Ok(policies) => {
-                self.catalogue.replace(CatalogueState::from_config(
+                self.catalogue.replace(PolicyState::from_config(
                     self.services.config(),
                     policies,
                     self.flakes.current().clone(),
@@ -149,7 +160,7 @@ impl SettingsApplier {
 pub fn resolve_start_lan(
     file: &Config,
     config: &mut Config,
-) -> anyhow::Result<(LanInfo, Option<String>)> {
+) -> Result<(LanInfo, Option<String>), LanError> {
     match LanInfo::resolve(&config.lan.interface, config.lan.address) {
         Ok(lan) => Ok((lan, None)),
         Err(err) if config.lan != file.lan => {

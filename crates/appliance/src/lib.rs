@@ -1,0 +1,34 @@
+//! flakeboot's application layer: what the appliance does, whoever asks (the web UI, the JSON
+//! API, the CLI over the API). The daemon binary only wires it; the web UI only renders it.
+//!
+//! - [`boot_policy`]: the [`flakeboot_catalogue::Catalogue`] the boot services ask ("what does
+//!   MAC x boot now?"), answered from a snapshot of config hosts, assignments and flake
+//!   generations; [`events`] stores the boot events it records.
+//! - [`boot_services`]: HTTP boot, TFTP and DHCP on the LAN port, started, moved and restarted
+//!   as one set; [`router_mode`] their router-mode configuration; [`lan`] the LAN port.
+//! - [`settings`]: settings from the config file and the store, what a change needs
+//!   ([`settings::plan`]) and applying it live ([`settings::apply`]).
+//! - [`flakes`]: the [`FlakeService`] seam and its implementation over `flakeboot_nix`.
+//! - [`vpn`]: remote management over WireGuard: the [`VpnService`] seam and [`vpn::VpnManager`].
+//! - [`listen_addrs`]: where management listens (LAN plus tunnels), each bound to its interface.
+//! - [`status`]: what the daemon reports about itself.
+
+pub mod boot_policy;
+pub mod boot_services;
+pub mod events;
+pub mod flakes;
+pub mod lan;
+pub mod listen_addrs;
+pub mod router_mode;
+pub mod settings;
+pub mod status;
+pub mod vpn;
+
+pub use flakes::{BuildProgressView, FlakeService, FlakeServiceError, NixFlakeService};
+pub use listen_addrs::{ListenAddr, ManagementAddrs, bind_listener};
+pub use settings::from_config::settings_from_config;
+pub use status::{DaemonStatus, ServiceState, ServiceStatus};
+pub use vpn::{
+    NewPeer, TunnelState, VpnHubSettings, VpnHubView, VpnPeerView, VpnServerSettings, VpnService,
+    VpnServiceError, VpnStatus,
+};
