@@ -1,7 +1,8 @@
-//! A small blocking client for the appliance's JSON API (`/api/v1`) over HTTPS: one HTTP/1.1
-//! connection per call (hyper over tokio-rustls, ring), a bearer token, and errors that say
-//! what to do (a refused token, a certificate that does not match, an address that does not
-//! answer).
+//! A small blocking client for the appliance's JSON API (`/api/v1`): over HTTPS with a bearer
+//! token from a laptop (hyper over tokio-rustls, ring), or over the daemon's owner-only Unix
+//! socket on the appliance (no token: the socket's permissions are the authentication). One
+//! HTTP/1.1 connection per call; errors say what to do (a refused token, a certificate that
+//! does not match, an address that does not answer, a daemon that is not running).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -16,7 +17,7 @@ use hyper::{Method, Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::ServerName;
 use serde_json::Value;
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UnixStream};
 use tokio_rustls::TlsConnector;
 
 use crate::api_tls::{self, Trust, TrustError, WHERE_FINGERPRINT};
@@ -30,6 +31,22 @@ const STREAM_IDLE: Duration = Duration::from_secs(60);
 
 const TOKEN_HINT: &str = "create one under Settings > API tokens on the appliance's page and \
      pass it with --token-file FILE (or in the FLAKEBOOT_TOKEN variable)";
+
+/// Where a call went: the appliance's address, or the daemon's socket on this machine.
+#[derive(Debug, Clone)]
+pub enum Peer {
+    Tcp(SocketAddr),
+    Socket(PathBuf),
+}
+
+impl fmt::Display for Peer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer::Tcp(addr) => write!(f, "{addr}"),
+            Peer::Socket(path) => write!(f, "the daemon's socket {}", path.display()),
+        }
+    }
+}
 
 /// Why a call to the appliance failed, in words a user can act on.
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +78,13 @@ pub enum ClientError {
     )]
     Unreachable { addr: SocketAddr, reason: String },
     #[error(
+        "cannot reach the flakeboot daemon through {}: {reason}. Is `flakeboot serve` running \
+         with this state directory (--state-dir, default /var/lib/flakeboot)? From another \
+         machine, use --server",
+        socket.display()
+    )]
+    NoDaemon { socket: PathBuf, reason: String },
+    #[error(
         "the appliance's certificate does not match --pin: it presented SHA-256 {got}, the pin \
          is {expected}. Compare with the fingerprint {WHERE_FINGERPRINT}; if the certificate \
          was replaced, pin the new one"
@@ -74,14 +98,11 @@ pub enum ClientError {
     )]
     Untrusted { cacert: PathBuf, reason: String },
     #[error("TLS with {addr} failed: {err}")]
-    Tls {
-        addr: SocketAddr,
-        err: std::io::Error,
-    },
+    Tls { addr: Peer, err: std::io::Error },
     #[error("the connection to {addr} failed: {reason}")]
-    Http { addr: SocketAddr, reason: String },
+    Http { addr: Peer, reason: String },
     #[error("{addr} did not answer within {} s", waited.as_secs())]
-    Timeout { addr: SocketAddr, waited: Duration },
+    Timeout { addr: Peer, waited: Duration },
     #[error("the token was refused: {TOKEN_HINT}")]
     Unauthorized,
     /// The API's own error message (`{"error": ...}`).
@@ -232,37 +253,65 @@ impl Token {
     }
 }
 
+/// How the client reaches the API.
+enum Endpoint {
+    /// A laptop: HTTPS to the appliance's management address with a token.
+    Https {
+        server: Server,
+        token: Token,
+        trust: Trust,
+        tls: TlsConnector,
+    },
+    /// On the appliance: the daemon's owner-only socket.
+    Local { socket: PathBuf },
+}
+
 /// A client for one appliance.
 pub struct ApiClient {
-    server: Server,
-    token: Token,
-    trust: Trust,
-    tls: TlsConnector,
+    endpoint: Endpoint,
     runtime: tokio::runtime::Runtime,
 }
 
 impl fmt::Debug for ApiClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiClient")
-            .field("server", &self.server)
-            .field("trust", &self.trust)
-            .finish_non_exhaustive()
+        let mut d = f.debug_struct("ApiClient");
+        match &self.endpoint {
+            Endpoint::Https { server, trust, .. } => {
+                d.field("server", server).field("trust", trust)
+            }
+            Endpoint::Local { socket } => d.field("socket", socket),
+        };
+        d.finish_non_exhaustive()
     }
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, ClientError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(ClientError::Runtime)
+}
+
 impl ApiClient {
+    /// A client of the appliance at `server` over HTTPS.
     pub fn new(server: Server, token: Token, trust: Trust) -> Result<ApiClient, ClientError> {
         let tls = TlsConnector::from(Arc::new(trust.client_config()?));
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(ClientError::Runtime)?;
         Ok(ApiClient {
-            server,
-            token,
-            trust,
-            tls,
-            runtime,
+            endpoint: Endpoint::Https {
+                server,
+                token,
+                trust,
+                tls,
+            },
+            runtime: runtime()?,
+        })
+    }
+
+    /// A client of the daemon on this machine, over its API socket.
+    pub fn local(socket: PathBuf) -> Result<ApiClient, ClientError> {
+        Ok(ApiClient {
+            endpoint: Endpoint::Local { socket },
+            runtime: runtime()?,
         })
     }
 
@@ -278,14 +327,14 @@ impl ApiClient {
 
     fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
         self.runtime.block_on(async {
-            let addr = self.resolve().await?;
+            let (peer, sender) = self.connect().await?;
             let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
-                let response = self.request(addr, method, path, body).await?;
-                read_answer(addr, path, response).await
+                let response = self.send(&peer, sender, method, path, body).await?;
+                read_answer(&peer, path, response).await
             })
             .await;
             answer.unwrap_or(Err(ClientError::Timeout {
-                addr,
+                addr: peer,
                 waited: ANSWER_TIMEOUT,
             }))
         })
@@ -294,28 +343,30 @@ impl ApiClient {
     /// GET `path` and hand every chunk of the body to `chunk` until the server ends it.
     pub fn stream(&self, path: &str, mut chunk: impl FnMut(&[u8])) -> Result<(), ClientError> {
         self.runtime.block_on(async {
-            let addr = self.resolve().await?;
-            let response =
-                tokio::time::timeout(ANSWER_TIMEOUT, self.request(addr, Method::GET, path, None))
-                    .await
-                    .unwrap_or(Err(ClientError::Timeout {
-                        addr,
-                        waited: ANSWER_TIMEOUT,
-                    }))?;
+            let (peer, sender) = self.connect().await?;
+            let response = tokio::time::timeout(
+                ANSWER_TIMEOUT,
+                self.send(&peer, sender, Method::GET, path, None),
+            )
+            .await
+            .unwrap_or(Err(ClientError::Timeout {
+                addr: peer.clone(),
+                waited: ANSWER_TIMEOUT,
+            }))?;
             if !response.status().is_success() {
-                return read_answer(addr, path, response).await.map(drop);
+                return read_answer(&peer, path, response).await.map(drop);
             }
             let mut body = response.into_body();
             loop {
                 let frame = tokio::time::timeout(STREAM_IDLE, body.frame())
                     .await
                     .map_err(|_| ClientError::Timeout {
-                        addr,
+                        addr: peer.clone(),
                         waited: STREAM_IDLE,
                     })?;
                 match frame {
                     None => return Ok(()),
-                    Some(Err(e)) => return Err(http_error(addr, &e)),
+                    Some(Err(e)) => return Err(http_error(&peer, &e)),
                     Some(Ok(frame)) => {
                         if let Some(data) = frame.data_ref() {
                             chunk(data);
@@ -326,74 +377,81 @@ impl ApiClient {
         })
     }
 
-    async fn resolve(&self) -> Result<SocketAddr, ClientError> {
-        let resolve_err = |err| ClientError::Resolve {
-            host: self.server.host.clone(),
-            err,
-        };
-        tokio::net::lookup_host((self.server.host.as_str(), self.server.port))
-            .await
-            .map_err(resolve_err)?
-            .next()
-            .ok_or_else(|| {
-                resolve_err(std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no address",
-                ))
-            })
+    /// One HTTP/1.1 connection to the API.
+    async fn connect(&self) -> Result<(Peer, Sender), ClientError> {
+        match &self.endpoint {
+            Endpoint::Https {
+                server, trust, tls, ..
+            } => {
+                let addr = resolve(server).await?;
+                let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+                    .await
+                    .map_err(|_| ClientError::Unreachable {
+                        addr,
+                        reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                    })?
+                    .map_err(|e| ClientError::Unreachable {
+                        addr,
+                        reason: e.to_string(),
+                    })?;
+                let stream =
+                    tokio::time::timeout(CONNECT_TIMEOUT, tls.connect(server.server_name()?, tcp))
+                        .await
+                        .map_err(|_| ClientError::Unreachable {
+                            addr,
+                            reason: "the TLS handshake did not finish".into(),
+                        })?
+                        .map_err(|e| tls_error(trust, addr, e))?;
+                let peer = Peer::Tcp(addr);
+                let sender = handshake(&peer, stream).await?;
+                Ok((peer, sender))
+            }
+            Endpoint::Local { socket } => {
+                let no_daemon = |reason: String| ClientError::NoDaemon {
+                    socket: socket.clone(),
+                    reason,
+                };
+                let stream = tokio::time::timeout(CONNECT_TIMEOUT, UnixStream::connect(socket))
+                    .await
+                    .map_err(|_| {
+                        no_daemon(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))
+                    })?
+                    .map_err(|e| no_daemon(e.to_string()))?;
+                let peer = Peer::Socket(socket.clone());
+                let sender = handshake(&peer, stream).await?;
+                Ok((peer, sender))
+            }
+        }
     }
 
-    async fn request(
+    async fn send(
         &self,
-        addr: SocketAddr,
+        peer: &Peer,
+        mut sender: Sender,
         method: Method,
         path: &str,
         body: Option<&Value>,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
-        let tcp = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
-            .await
-            .map_err(|_| ClientError::Unreachable {
-                addr,
-                reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
-            })?
-            .map_err(|e| ClientError::Unreachable {
-                addr,
-                reason: e.to_string(),
-            })?;
-        let tls = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            self.tls.connect(self.server.server_name()?, tcp),
-        )
-        .await
-        .map_err(|_| ClientError::Unreachable {
-            addr,
-            reason: "the TLS handshake did not finish".into(),
-        })?
-        .map_err(|e| self.tls_error(addr, e))?;
-        let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
-            .await
-            .map_err(|e| http_error(addr, &e))?;
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(error = %err, "API connection ended");
-            }
-        });
         let uri = format!("/api/v1{path}");
         let mut request = Request::builder()
             .method(method)
             .uri(&uri)
-            .header(header::HOST, self.server.authority())
-            .header(header::AUTHORIZATION, self.token.header()?)
             .header(header::ACCEPT, "application/json")
             .header(
                 header::USER_AGENT,
                 concat!("flakeboot-cli/", env!("CARGO_PKG_VERSION")),
             );
+        request = match &self.endpoint {
+            Endpoint::Https { server, token, .. } => request
+                .header(header::HOST, server.authority())
+                .header(header::AUTHORIZATION, token.header()?),
+            Endpoint::Local { .. } => request.header(header::HOST, "localhost"),
+        };
         let bytes = match body {
             Some(v) => {
                 request = request.header(header::CONTENT_TYPE, "application/json");
                 Bytes::from(serde_json::to_vec(v).map_err(|e| ClientError::Http {
-                    addr,
+                    addr: peer.clone(),
                     reason: e.to_string(),
                 })?)
             }
@@ -402,38 +460,75 @@ impl ApiClient {
         let request = request
             .body(Full::new(bytes))
             .map_err(|e| ClientError::Http {
-                addr,
+                addr: peer.clone(),
                 reason: format!("cannot make the request for {uri}: {e}"),
             })?;
         sender
             .send_request(request)
             .await
-            .map_err(|e| http_error(addr, &e))
-    }
-
-    fn tls_error(&self, addr: SocketAddr, err: std::io::Error) -> ClientError {
-        let rustls_err = err
-            .get_ref()
-            .and_then(|e| e.downcast_ref::<rustls::Error>());
-        if let Some(mismatch) = rustls_err.and_then(api_tls::pin_mismatch) {
-            return ClientError::PinMismatch {
-                expected: mismatch.expected.clone(),
-                got: mismatch.got.clone(),
-            };
-        }
-        if let (Some(rustls::Error::InvalidCertificate(reason)), Trust::CaFile(cacert)) =
-            (rustls_err, &self.trust)
-        {
-            return ClientError::Untrusted {
-                cacert: cacert.clone(),
-                reason: reason.to_string(),
-            };
-        }
-        ClientError::Tls { addr, err }
+            .map_err(|e| http_error(peer, &e))
     }
 }
 
-fn http_error(addr: SocketAddr, err: &dyn std::error::Error) -> ClientError {
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn handshake<IO>(peer: &Peer, io: IO) -> Result<Sender, ClientError>
+where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(io))
+        .await
+        .map_err(|e| http_error(peer, &e))?;
+    tokio::spawn(async move {
+        if let Err(err) = connection.await {
+            tracing::debug!(error = %err, "API connection ended");
+        }
+    });
+    Ok(sender)
+}
+
+async fn resolve(server: &Server) -> Result<SocketAddr, ClientError> {
+    let resolve_err = |err| ClientError::Resolve {
+        host: server.host.clone(),
+        err,
+    };
+    tokio::net::lookup_host((server.host.as_str(), server.port))
+        .await
+        .map_err(resolve_err)?
+        .next()
+        .ok_or_else(|| {
+            resolve_err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no address",
+            ))
+        })
+}
+
+fn tls_error(trust: &Trust, addr: SocketAddr, err: std::io::Error) -> ClientError {
+    let rustls_err = err
+        .get_ref()
+        .and_then(|e| e.downcast_ref::<rustls::Error>());
+    if let Some(mismatch) = rustls_err.and_then(api_tls::pin_mismatch) {
+        return ClientError::PinMismatch {
+            expected: mismatch.expected.clone(),
+            got: mismatch.got.clone(),
+        };
+    }
+    if let (Some(rustls::Error::InvalidCertificate(reason)), Trust::CaFile(cacert)) =
+        (rustls_err, trust)
+    {
+        return ClientError::Untrusted {
+            cacert: cacert.clone(),
+            reason: reason.to_string(),
+        };
+    }
+    ClientError::Tls {
+        addr: Peer::Tcp(addr),
+        err,
+    }
+}
+
+fn http_error(addr: &Peer, err: &dyn std::error::Error) -> ClientError {
     let mut reason = err.to_string();
     let mut source = err.source();
     while let Some(s) = source {
@@ -441,12 +536,15 @@ fn http_error(addr: SocketAddr, err: &dyn std::error::Error) -> ClientError {
         reason.push_str(&s.to_string());
         source = s.source();
     }
-    ClientError::Http { addr, reason }
+    ClientError::Http {
+        addr: addr.clone(),
+        reason,
+    }
 }
 
 /// The whole answer from `addr` to a request for `path`, read as [`answer`] does.
 async fn read_answer(
-    addr: SocketAddr,
+    addr: &Peer,
     path: &str,
     response: hyper::Response<hyper::body::Incoming>,
 ) -> Result<Value, ClientError> {

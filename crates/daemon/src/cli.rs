@@ -13,9 +13,10 @@ pub struct Cli {
 }
 
 /// Where the appliance is when the CLI runs elsewhere (a laptop on the LAN or VPN). Without
-/// `--server`, commands work on this machine's daemon (control socket, store).
+/// `--server`, commands ask this machine's daemon over the API socket in its state directory
+/// (owner-only, no token).
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Remote appliance (flake, build, machine, machines, events)")]
+#[command(next_help_heading = "Remote appliance (every command but serve, check-config, update)")]
 pub struct RemoteArgs {
     /// The appliance's management address, like https://10.0.0.2 or https://10.0.0.2:8443.
     #[arg(long, global = true, env = "FLAKEBOOT_SERVER", value_name = "URL")]
@@ -49,29 +50,29 @@ pub enum Command {
         /// The TOML config file.
         file: PathBuf,
     },
-    /// Print recorded boot events (locally: the daemon must not be running on this state dir).
+    /// Print recorded boot events (with the daemon stopped, read from its store).
     Events(EventsArgs),
-    /// Print the machines seen (locally: the daemon must not be running on this state dir).
+    /// Print the machines seen (with the daemon stopped, read from its store).
     Machines {
         #[arg(long, default_value = "/var/lib/flakeboot")]
         state_dir: PathBuf,
         #[arg(long)]
         json: bool,
     },
-    /// Exit 0 when a daemon serves on this state dir (services bound, store open).
+    /// Exit 0 when the daemon serves (services bound, store open).
     Health {
         #[arg(long, default_value = "/var/lib/flakeboot")]
         state_dir: PathBuf,
     },
-    /// Manage flakes on the running daemon (its control socket, or the API with --server).
+    /// Manage flakes, builds and generations.
     Flake(FlakeArgs),
-    /// List builds and follow one's log (over the API: needs --server).
+    /// List builds and follow one's log.
     Build(BuildArgs),
-    /// Assign a machine to a host or to the boot menu (over the API: needs --server).
+    /// Assign a machine to a host or to the boot menu.
     Machine(MachineArgs),
     /// Install an update bundle into the other A/B slot of the appliance.
     Update(UpdateArgs),
-    /// Print the DHCP leases (the daemon must not be running on this state dir).
+    /// Print the DHCP leases (with the daemon stopped, read from its store).
     Leases {
         #[arg(long, default_value = "/var/lib/flakeboot")]
         state_dir: PathBuf,
@@ -81,22 +82,20 @@ pub enum Command {
 }
 
 impl Command {
-    /// Works over the appliance's API with `--server`.
-    pub fn over_api(&self) -> bool {
-        matches!(
-            self,
-            Command::Flake(_)
-                | Command::Build(_)
-                | Command::Machine(_)
-                | Command::Machines { .. }
-                | Command::Events(_)
-        )
-    }
-
-    /// Reads the appliance's own files only (no API call exists for it). `health` is not one
-    /// of these: it always asks this machine's daemon (the A/B update relies on it).
-    pub fn store_only(&self) -> bool {
-        matches!(self, Command::Leases { .. })
+    /// A command over the appliance's JSON API: with `--server` from anywhere on the LAN or
+    /// VPN, else through the API socket in this state directory (the daemon on this machine).
+    /// `None` for the commands that work on this machine's files (serve, check-config, update).
+    pub fn api_state_dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Flake(a) => Some(&a.state_dir),
+            Command::Build(a) => Some(&a.state_dir),
+            Command::Machine(a) => Some(&a.state_dir),
+            Command::Machines { state_dir, .. }
+            | Command::Leases { state_dir, .. }
+            | Command::Health { state_dir } => Some(state_dir),
+            Command::Events(a) => Some(&a.state_dir),
+            Command::Serve(_) | Command::CheckConfig { .. } | Command::Update(_) => None,
+        }
     }
 }
 
@@ -134,8 +133,7 @@ pub enum LogFormat {
 
 #[derive(Debug, Args)]
 pub struct FlakeArgs {
-    /// The running daemon's state directory (its control socket lives there; unused with
-    /// --server).
+    /// The daemon's state directory (its API socket lives there; unused with --server).
     #[arg(long, global = true, default_value = "/var/lib/flakeboot")]
     pub state_dir: PathBuf,
     /// Print the answer as JSON (the daemon's, or the API's with --server).
@@ -208,6 +206,9 @@ pub enum UpdateCommand {
 
 #[derive(Debug, Args)]
 pub struct BuildArgs {
+    /// The daemon's state directory (its API socket lives there; unused with --server).
+    #[arg(long, global = true, default_value = "/var/lib/flakeboot")]
+    pub state_dir: PathBuf,
     /// Print the API's JSON.
     #[arg(long, global = true)]
     pub json: bool,
@@ -226,6 +227,9 @@ pub enum BuildCommand {
 
 #[derive(Debug, Args)]
 pub struct MachineArgs {
+    /// The daemon's state directory (its API socket lives there; unused with --server).
+    #[arg(long, global = true, default_value = "/var/lib/flakeboot")]
+    pub state_dir: PathBuf,
     /// Print the API's JSON.
     #[arg(long, global = true)]
     pub json: bool,

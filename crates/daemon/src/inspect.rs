@@ -1,5 +1,5 @@
-//! Read-only subcommands: check a config, print what the store recorded (on the appliance;
-//! `remote_cmd` prints the same over the API).
+//! Commands on this machine's files: check a config; with the daemon stopped, print what its
+//! store recorded (as `commands` prints it over the API).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -9,7 +9,7 @@ use flakeboot_catalogue::MacAddr;
 use flakeboot_config::{Config, ConfigError};
 use flakeboot_store::Store;
 
-use crate::cli::EventsArgs;
+use crate::cli::{Command, EventsArgs};
 use crate::tables;
 
 pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
@@ -39,47 +39,57 @@ pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-pub fn events(args: EventsArgs) -> anyhow::Result<ExitCode> {
-    let store = Store::open(&args.state_dir)?;
+/// `events`, `machines` and `leases` with the daemon stopped: read from its store, printed as
+/// over the API. `None` for other commands, or where `state_dir` holds no store (a typo must
+/// not create an empty one).
+pub fn offline(command: &Command, state_dir: &Path) -> Option<anyhow::Result<ExitCode>> {
+    let run = |f: &dyn Fn(&Store) -> anyhow::Result<ExitCode>| {
+        if !state_dir.join(flakeboot_store::DB_FILE).exists() {
+            return Err(anyhow::anyhow!(
+                "{} holds no flakeboot state (no {}): check --state-dir",
+                state_dir.display(),
+                flakeboot_store::DB_FILE
+            ));
+        }
+        let store = Store::open(state_dir)?;
+        f(&store)
+    };
+    match command {
+        Command::Events(args) => Some(run(&|store| events(store, args))),
+        Command::Machines { json, .. } => Some(run(&|store| {
+            let machines = store.machines().context("reading machines")?;
+            print(&machines, *json, tables::machines)
+        })),
+        Command::Leases { json, .. } => Some(run(&|store| {
+            let leases = store.leases().context("reading leases")?;
+            print(&leases, *json, tables::leases)
+        })),
+        _ => None,
+    }
+}
+
+fn print<T: serde::Serialize>(
+    items: &[T],
+    json: bool,
+    table: fn(&[T]) -> String,
+) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(items)?);
+    } else {
+        print!("{}", table(items));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn events(store: &Store, args: &EventsArgs) -> anyhow::Result<ExitCode> {
     let events = match &args.mac {
         Some(mac) => {
-            let mac: MacAddr = mac.parse()?;
+            let mac: MacAddr = mac
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{mac:?} is not a MAC address: {e}"))?;
             store.events_for(mac, args.limit)?
         }
         None => store.recent_events(args.limit)?,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&events)?);
-    } else {
-        for e in events {
-            println!("{}", tables::event_line(&e));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn machines(state_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let store = Store::open(state_dir)?;
-    let machines = store.machines().context("reading machines")?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&machines)?);
-    } else {
-        for m in machines {
-            println!("{}", tables::machine_line(&m));
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-pub fn leases(state_dir: &Path, json: bool) -> anyhow::Result<ExitCode> {
-    let store = Store::open(state_dir)?;
-    let leases = store.leases().context("reading leases")?;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&leases)?);
-    } else {
-        for l in leases {
-            println!("{} {} {:?}", l.ip, l.mac, l.state);
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    print(&events, args.json, tables::events)
 }

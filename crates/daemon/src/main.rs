@@ -5,11 +5,9 @@ mod api_client;
 mod api_tls;
 mod build_log;
 mod cli;
-mod control;
-mod flake_cmd;
+mod commands;
 mod inspect;
 mod logging;
-mod remote_cmd;
 mod serve;
 mod tables;
 mod update;
@@ -23,15 +21,12 @@ use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let result = if cli.remote.server.is_some() && cli.command.over_api() {
-        remote_cmd::run(cli.command, &cli.remote)
-    } else if cli.remote.server.is_some() && cli.command.store_only() {
-        Err(anyhow::anyhow!(
-            "this command reads the appliance's own files: run it on the appliance, without \
-             --server (and without FLAKEBOOT_SERVER)"
-        ))
-    } else {
-        run_local(cli.command)
+    let result = match cli.command.api_state_dir() {
+        Some(state_dir) => {
+            let state_dir = state_dir.to_owned();
+            commands::run(cli.command, &cli.remote, &state_dir)
+        }
+        None => run_local(cli.command),
     };
     match result {
         Ok(code) => code,
@@ -42,27 +37,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// Every command on this machine (the daemon, its control socket, its store).
+/// The commands that work on this machine's files: the daemon itself, a config file, the
+/// A/B slots.
 fn run_local(command: Command) -> anyhow::Result<ExitCode> {
-    let api_only = |what: &str| {
-        anyhow::anyhow!(
-            "`flakeboot {what}` works over the appliance's API: pass --server https://ADDR with \
-             a token (--token-file) and --pin or --cacert (see `flakeboot --help`)"
-        )
-    };
     match command {
         Command::Serve(args) => {
             logging::init(args.log_format);
             serve::run(args)
         }
         Command::CheckConfig { file } => inspect::check_config(&file),
-        Command::Events(args) => inspect::events(args),
-        Command::Machines { state_dir, json } => inspect::machines(&state_dir, json),
-        Command::Leases { state_dir, json } => inspect::leases(&state_dir, json),
-        Command::Flake(args) => flake_cmd::run(args),
-        Command::Build(_) => Err(api_only("build")),
-        Command::Machine(_) => Err(api_only("machine")),
-        Command::Health { state_dir } => flake_cmd::health(&state_dir),
         Command::Update(args) => update::run(args),
+        other => Err(anyhow::anyhow!("{other:?} works over the API")),
     }
 }

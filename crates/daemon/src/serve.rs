@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use flakeboot_nix::{Flakes, Runner, RunnerConfig};
 
 use crate::cli::ServeArgs;
-use crate::{control, web};
+use crate::web;
 
 pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(&args.config)?;
@@ -75,6 +75,10 @@ async fn serve(file_config: Config) -> anyhow::Result<()> {
         Some(web::prepare(&config, &lan, &store, &flakes, status_rx)?)
     } else {
         None
+    };
+    let api_state = match &web {
+        Some(web) => web.state.clone(),
+        None => web::api_only(&config, &store, &flakes, status_tx.subscribe())?,
     };
 
     // The boot services (HTTP boot, TFTP, DHCP) on the LAN port: moved or restarted when the
@@ -140,13 +144,15 @@ async fn serve(file_config: Config) -> anyhow::Result<()> {
         )
     });
 
-    // The local control socket (`flakeboot flake ...`).
-    let control = control::bind(&config.state_dir)?;
+    // The API on the owner-only socket (the CLI on this machine), bound once every service
+    // is: `flakeboot health` answering means the daemon serves.
+    let socket = config.state_dir.join(flakeboot_webui::API_SOCKET);
+    let api_socket = flakeboot_webui::bind_api_socket(&socket)
+        .with_context(|| format!("binding the API socket {}", socket.display()))?;
     let stop = shutdown.clone();
-    let control_flakes = flakes.clone();
     services.spawn(async move {
-        control::serve(control, control_flakes, stop).await;
-        ("control", Ok(()))
+        flakeboot_webui::serve_api_socket(api_socket, api_state, stop).await;
+        ("API socket", Ok(()))
     });
     if !config.flakes.is_empty() {
         let flakes = flakes.clone();

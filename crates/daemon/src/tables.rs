@@ -4,7 +4,9 @@
 use std::time::SystemTime;
 
 use flakeboot_catalogue::BootEvent;
-use flakeboot_store::{BuildRecord, BuildState, FlakeRecord, GenerationRecord, MachineRecord};
+use flakeboot_store::{
+    BuildRecord, BuildState, FlakeRecord, GenerationRecord, LeaseRecord, MachineRecord,
+};
 
 /// Columns padded to their widest cell (the last one is not padded).
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -190,7 +192,23 @@ pub fn generations(host: &str, rows: &[GenerationRow]) -> String {
 }
 
 /// `machines`: one line per machine.
-pub fn machine_line(m: &MachineRecord) -> String {
+pub fn machines(list: &[MachineRecord]) -> String {
+    list.iter().map(|m| machine_line(m) + "\n").collect()
+}
+
+/// `events`: one line per boot event.
+pub fn events(list: &[BootEvent]) -> String {
+    list.iter().map(|e| event_line(e) + "\n").collect()
+}
+
+/// `leases`: one line per lease.
+pub fn leases(list: &[LeaseRecord]) -> String {
+    list.iter()
+        .map(|l| format!("{} {} {:?}\n", l.ip, l.mac, l.state))
+        .collect()
+}
+
+fn machine_line(m: &MachineRecord) -> String {
     format!(
         "{} firmware={} host={} vendor={}",
         m.mac,
@@ -200,8 +218,7 @@ pub fn machine_line(m: &MachineRecord) -> String {
     )
 }
 
-/// `events`: one line per boot event.
-pub fn event_line(e: &BootEvent) -> String {
+fn event_line(e: &BootEvent) -> String {
     let at =
         e.at.duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())

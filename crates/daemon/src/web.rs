@@ -1,5 +1,5 @@
-//! The management web UI and API: the flake seam to `flakeboot-nix`, and start-up over TLS on
-//! the LAN address only (never all interfaces).
+//! The management web UI and API: its state over the appliance's services, TLS on the LAN
+//! address only (never all interfaces), and the API state for the owner-only socket.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +21,24 @@ pub struct Web {
     /// Where the UI listens on the LAN (tunnel addresses are added by vpn.rs).
     pub lan: SocketAddr,
     pub https_base: String,
+}
+
+/// The API's state when the web UI is off: the CLI on this machine still works through the
+/// API socket (nothing listens on the network).
+pub fn api_only(
+    config: &Config,
+    store: &Store,
+    flakes: &Flakes,
+    status: watch::Receiver<DaemonStatus>,
+) -> anyhow::Result<WebState> {
+    WebState::new(
+        store.clone(),
+        Arc::new(NixFlakeService(flakes.clone())),
+        WebConfig::from_config(config, Vec::new()),
+        status,
+        None,
+    )
+    .context("starting the API")
 }
 
 pub fn prepare(

@@ -87,7 +87,7 @@ fn a_second_daemon_on_the_same_state_dir_refuses_to_start() {
 }
 
 #[test]
-fn the_control_socket_is_owner_only_and_answers_the_flake_cli() {
+fn the_api_socket_is_owner_only_and_answers_the_cli_without_a_token() {
     use std::os::unix::fs::PermissionsExt;
     let lan = Lan::new();
     let state = lan.state_dir();
@@ -107,13 +107,25 @@ fn the_control_socket_is_owner_only_and_answers_the_flake_cli() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is `flakeboot serve` running"), "{err}");
+    assert!(err.contains("Is `flakeboot serve` running"), "{err}");
+    // With the daemon stopped, `machines` reads the store; a mistyped directory is an error,
+    // never a new empty store.
+    let typo = state.join("typo");
+    let out = flakeboot()
+        .args(["machines", "--state-dir"])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("holds no flakeboot state"), "{err}");
+    assert!(!typo.exists(), "a mistyped --state-dir was created");
 
     let config = lan.write_config("[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false");
     let mut daemon = lan.start(&config);
-    let socket = state.join("control.sock");
+    let socket = state.join("api.sock");
     let mode = std::fs::metadata(&socket).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600, "control socket mode {mode:o}");
+    assert_eq!(mode & 0o777, 0o600, "API socket mode {mode:o}");
 
     let out = flakeboot()
         .args(["health", "--state-dir"])

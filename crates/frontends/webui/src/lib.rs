@@ -27,6 +27,9 @@ pub use auth::sessions::SessionLimits;
 pub use auth::setup_code::SetupCode;
 pub use error::{ApiError, WebError};
 pub use routes::{Access, RouteInfo, app, routes};
-pub use serve::{ServeError, TlsServer, bind_tls_on, redirect_router, serve_tls, serve_tls_on};
+pub use serve::{
+    API_SOCKET, ServeError, TlsServer, bind_api_socket, bind_tls_on, redirect_router,
+    serve_api_socket, serve_tls, serve_tls_on,
+};
 pub use state::{WebConfig, WebState};
 pub use tls::{CertInfo, CertStore, TlsError, TlsSetup};

@@ -108,6 +108,8 @@ fn table() -> Vec<Entry> {
         r("POST", "/vpn/peers/{id}/rename", P, post(vpn_peers::rename)),
         r("POST", "/vpn/peers/{id}/revoke", P, post(vpn_peers::revoke)),
         r("GET", "/api/v1/status", P, get(api::status)),
+        r("GET", "/api/v1/health", P, get(api::health)),
+        r("GET", "/api/v1/leases", P, get(api::leases)),
         r("GET", "/api/v1/flakes", P, get(api::flakes)),
         r("POST", "/api/v1/flakes", P, post(api::add_flake)),
         r(

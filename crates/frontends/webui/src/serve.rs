@@ -19,7 +19,7 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
@@ -27,6 +27,7 @@ use tower::Service;
 
 use flakeboot_appliance::listen_addrs::{ListenAddr, bind_listener};
 
+use crate::auth::guard::LocalOwner;
 use crate::routes::{app, ui_paths};
 use crate::state::WebState;
 use crate::tls::{CertStore, TlsError, TlsSetup};
@@ -323,6 +324,72 @@ async fn connection(
             let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn).await;
         }
     }
+}
+
+/// The file name of the owner-only API socket in the state directory.
+pub const API_SOCKET: &str = "api.sock";
+
+/// Binds the owner-only API socket `path` (mode 0600; a stale socket file is replaced: the
+/// store's lock proves no other daemon uses this state directory).
+pub fn bind_api_socket(path: &std::path::Path) -> std::io::Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    Ok(listener)
+}
+
+/// Serves `/api/v1` on the owner-only socket until `shutdown`: the CLI on the appliance uses
+/// the same API as a laptop with `--server`, without a token (whoever can open the socket owns
+/// the state directory). Requests are marked [`LocalOwner`]; every other path is 404.
+pub async fn serve_api_socket(
+    listener: UnixListener,
+    state: WebState,
+    shutdown: CancellationToken,
+) {
+    let router = app(state);
+    let local: SocketAddr = SocketAddr::from(([127, 0, 0, 1], 0));
+    let conns = tokio_util::task::TaskTracker::new();
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::debug!("API socket accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        conns.spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let mut router = router.clone();
+                let mut req = req.map(Body::new);
+                req.extensions_mut().insert(LocalOwner);
+                req.extensions_mut().insert(ConnectInfo(local));
+                async move { router.call(req).await }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(conn);
+            tokio::select! {
+                result = conn.as_mut() => {
+                    if let Err(e) = result {
+                        tracing::debug!("API socket connection ended: {e}");
+                    }
+                }
+                _ = shutdown.cancelled() => {
+                    conn.as_mut().graceful_shutdown();
+                    let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn).await;
+                }
+            }
+        });
+    }
+    conns.close();
+    let _ = tokio::time::timeout(DRAIN_TIMEOUT, conns.wait()).await;
 }
 
 /// A router for the plain-HTTP boot port: `/` and every UI page redirect (308) to the same

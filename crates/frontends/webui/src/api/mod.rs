@@ -68,6 +68,20 @@ pub async fn status(State(state): State<WebState>) -> ApiResult<Json<StatusView>
     }))
 }
 
+/// GET /api/v1/health: answered once the daemon serves (its services bound, the store open);
+/// what an A/B update waits for before it blesses a slot.
+pub async fn health(State(state): State<WebState>) -> ApiResult<Json<serde_json::Value>> {
+    state.db(|s| s.schema_version()).await?;
+    Ok(Json(serde_json::json!({ "healthy": true })))
+}
+
+/// GET /api/v1/leases: router mode's DHCP leases.
+pub async fn leases(
+    State(state): State<WebState>,
+) -> ApiResult<Json<Vec<flakeboot_store::LeaseRecord>>> {
+    Ok(Json(state.db(|s| s.leases()).await?))
+}
+
 /// GET /api/v1/flakes
 pub async fn flakes(State(state): State<WebState>) -> ApiResult<Json<Vec<FlakeRecord>>> {
     Ok(Json(state.flakes().flakes()?))

@@ -40,14 +40,22 @@ pub enum Principal {
         /// Its id.
         id: u64,
     },
+    /// The owner of the state directory, over the owner-only API socket in it (the CLI on the
+    /// appliance): the socket's file permissions are the authentication.
+    Local,
 }
+
+/// Marks a request that came over the owner-only API socket (inserted by
+/// [`crate::serve::serve_api_socket`]; extensions cannot be set from the network).
+#[derive(Debug, Clone, Copy)]
+pub struct LocalOwner;
 
 impl Principal {
     /// The CSRF token to put in forms (empty for tokens, which never render forms).
     pub fn csrf(&self) -> &str {
         match self {
             Principal::Session { csrf, .. } => csrf,
-            Principal::Token { .. } => "",
+            Principal::Token { .. } | Principal::Local => "",
         }
     }
 }
@@ -125,6 +133,17 @@ pub async fn require_auth(State(state): State<WebState>, req: Request, next: Nex
             e.into_response()
         }
     };
+    if req.extensions().get::<LocalOwner>().is_some() {
+        // The API only: pages are for browsers, which never reach the socket.
+        if !api {
+            return refuse(WebError::NotFound {
+                what: "this page (the API socket serves /api/v1 only)".into(),
+            });
+        }
+        let mut req = req;
+        req.extensions_mut().insert(Principal::Local);
+        return next.run(req).await;
+    }
     if !state.setup_done() {
         return if api {
             refuse(WebError::Unauthorized)

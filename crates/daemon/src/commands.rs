@@ -1,41 +1,56 @@
-//! The CLI with `--server`: the same commands as on the appliance, over its HTTPS API with a
-//! token. Human tables by default (the same as local mode), the API's JSON with `--json`.
+//! Every CLI command but serve, check-config and update, over the appliance's JSON API: with
+//! `--server` over HTTPS with a token, else through the daemon's owner-only API socket. One
+//! code path, so the appliance and a laptop print the same. Human tables by default, the
+//! API's JSON with `--json`. With the daemon stopped, `events`, `machines` and `leases` read
+//! its store (printed the same way).
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use flakeboot_catalogue::{BootEvent, MacAddr};
-use flakeboot_store::{FlakeRecord, GenerationRecord, MachineRecord};
+use flakeboot_store::{FlakeRecord, GenerationRecord, LeaseRecord, MachineRecord};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::api_client::{ApiClient, Server, Token, encode};
 use crate::api_tls::Trust;
-use crate::build_log;
 use crate::cli::{
     BuildArgs, BuildCommand, Command, EventsArgs, FlakeArgs, FlakeCommand, MachineArgs,
     MachineCommand, RemoteArgs,
 };
 use crate::tables::{self, GenerationRow};
+use crate::{build_log, inspect};
 
-/// Runs a command ([`Command::over_api`]) against the appliance at `--server`.
-pub fn run(command: Command, remote: &RemoteArgs) -> anyhow::Result<ExitCode> {
-    let client = connect(remote)?;
+/// Runs a command ([`Command::api_state_dir`]) against the appliance at `--server`, or the
+/// daemon serving `state_dir` on this machine.
+pub fn run(command: Command, remote: &RemoteArgs, state_dir: &Path) -> anyhow::Result<ExitCode> {
+    let client = match &remote.server {
+        Some(server) => connect(server, remote)?,
+        None => {
+            let socket = state_dir.join(flakeboot_webui::API_SOCKET);
+            // No daemon answers (not running, or a stale socket file): read the store.
+            let answers = std::os::unix::net::UnixStream::connect(&socket).is_ok();
+            if !answers && let Some(offline) = inspect::offline(&command, state_dir) {
+                return offline;
+            }
+            ApiClient::local(socket)?
+        }
+    };
     match command {
         Command::Flake(args) => flake(&client, args),
         Command::Build(args) => build(&client, args),
         Command::Machine(args) => machine(&client, args),
         Command::Machines { json, .. } => machines(&client, json),
         Command::Events(args) => events(&client, args),
-        other => Err(anyhow::anyhow!(
-            "{other:?} does not work over --server: run it on the appliance"
-        )),
+        Command::Leases { json, .. } => leases(&client, json),
+        Command::Health { .. } => health(&client),
+        other => Err(anyhow::anyhow!("{other:?} does not work over the API")),
     }
 }
 
 /// The API client for `--server`, its token and how to trust its certificate.
-fn connect(remote: &RemoteArgs) -> anyhow::Result<ApiClient> {
-    let server = remote.server.as_deref().unwrap_or_default();
+fn connect(server: &str, remote: &RemoteArgs) -> anyhow::Result<ApiClient> {
     let server = Server::parse(server)?;
     let token = Token::find(
         remote.token_file.as_deref(),
@@ -191,7 +206,7 @@ fn generations(client: &ApiClient, host: &str, json: bool) -> anyhow::Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-/// `flakeboot build ...` (API only).
+/// `flakeboot build ...`.
 fn build(client: &ApiClient, args: BuildArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         BuildCommand::List => {
@@ -206,7 +221,7 @@ fn build(client: &ApiClient, args: BuildArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `flakeboot machine ...` (API only).
+/// `flakeboot machine ...`.
 fn machine(client: &ApiClient, args: MachineArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         MachineCommand::Assign { mac, host, menu } => {
@@ -235,19 +250,40 @@ fn machine(client: &ApiClient, args: MachineArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `flakeboot machines` over the API.
+/// `flakeboot machines`.
 fn machines(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode> {
     let v = client.get("/machines")?;
     if json {
         return print_json(&v);
     }
-    for m in typed::<Vec<MachineRecord>>(v, "a machine list")? {
-        println!("{}", tables::machine_line(&m));
-    }
+    print!(
+        "{}",
+        tables::machines(&typed::<Vec<MachineRecord>>(v, "a machine list")?)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
-/// `flakeboot events` over the API.
+/// `flakeboot leases`.
+fn leases(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode> {
+    let v = client.get("/leases")?;
+    if json {
+        return print_json(&v);
+    }
+    print!(
+        "{}",
+        tables::leases(&typed::<Vec<LeaseRecord>>(v, "a lease list")?)
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flakeboot health`: exit 0 once the daemon serves (the A/B update blesses a slot on it).
+fn health(client: &ApiClient) -> anyhow::Result<ExitCode> {
+    let v = client.get("/health")?;
+    println!("{}", serde_json::to_string(&v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flakeboot events`.
 fn events(client: &ApiClient, args: EventsArgs) -> anyhow::Result<ExitCode> {
     let path = match &args.mac {
         Some(mac) => {
@@ -266,8 +302,9 @@ fn events(client: &ApiClient, args: EventsArgs) -> anyhow::Result<ExitCode> {
     if args.json {
         return print_json(&v);
     }
-    for e in typed::<Vec<BootEvent>>(v, "a list of boot events")? {
-        println!("{}", tables::event_line(&e));
-    }
+    print!(
+        "{}",
+        tables::events(&typed::<Vec<BootEvent>>(v, "a list of boot events")?)
+    );
     Ok(ExitCode::SUCCESS)
 }
