@@ -411,10 +411,10 @@ async fn spawn_dhcp(ctx: &BootContext, cfg: DhcpServerConfig) -> anyhow::Result<
     let dhcp = DhcpServer::bind(cfg)
         .await
         .with_context(|| format!("binding the DHCP server on {interface}"))?;
-    let (catalogue, store) = (ctx.catalogue.clone(), ctx.store.clone());
+    let (catalogue, leases) = (ctx.catalogue.clone(), Arc::new(ctx.store.clone()));
     Ok(spawn(ctx, move |stop| {
         Box::pin(async move {
-            dhcp.run(catalogue, store, stop)
+            dhcp.run(catalogue, leases, stop)
                 .await
                 .context("DHCP server")
         })
