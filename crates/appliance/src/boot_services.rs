@@ -470,10 +470,10 @@ async fn spawn_dhcp(ctx: &BootContext, cfg: DhcpServerConfig) -> Result<Running,
     let dhcp = DhcpServer::bind(cfg)
         .await
         .map_err(|e| bind_error(format!("binding the DHCP server on {interface}"))(&e))?;
-    let (catalogue, store) = (ctx.catalogue.clone(), ctx.store.clone());
+    let (catalogue, leases) = (ctx.catalogue.clone(), Arc::new(ctx.store.clone()));
     Ok(spawn(ctx, move |stop| {
         Box::pin(async move {
-            dhcp.run(catalogue, store, stop)
+            dhcp.run(catalogue, leases, stop)
                 .await
                 .map_err(|e| failed(DHCP)(&e))
         })

@@ -1,9 +1,14 @@
 //! DHCP leases (router mode), by IPv4 address. A lease is durable before `put_leases` returns.
+//!
+//! [`Store`] is the DHCP server's [`flakeboot_dhcp::LeaseStore`]: the server's
+//! [`flakeboot_dhcp::Lease`] is converted to and from this crate's [`LeaseRecord`] (the JSON
+//! stored on disk) at this boundary.
 
 use std::net::Ipv4Addr;
 use std::time::SystemTime;
 
 use flakeboot_catalogue::MacAddr;
+use flakeboot_dhcp::{Lease, LeaseStore, LeaseStoreError};
 use redb::{Durability, ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
@@ -98,6 +103,89 @@ impl Store {
             out.push(decode(TABLE, ip, value.value())?);
         }
         Ok(out)
+    }
+}
+
+impl From<flakeboot_dhcp::LeaseState> for LeaseState {
+    fn from(state: flakeboot_dhcp::LeaseState) -> Self {
+        match state {
+            flakeboot_dhcp::LeaseState::Bound => LeaseState::Bound,
+            flakeboot_dhcp::LeaseState::Declined => LeaseState::Declined,
+        }
+    }
+}
+
+impl From<LeaseState> for flakeboot_dhcp::LeaseState {
+    fn from(state: LeaseState) -> Self {
+        match state {
+            LeaseState::Bound => flakeboot_dhcp::LeaseState::Bound,
+            LeaseState::Declined => flakeboot_dhcp::LeaseState::Declined,
+        }
+    }
+}
+
+impl From<Lease> for LeaseRecord {
+    fn from(lease: Lease) -> Self {
+        let Lease {
+            ip,
+            mac,
+            client_id,
+            hostname,
+            expires,
+            state,
+        } = lease;
+        LeaseRecord {
+            ip,
+            mac,
+            client_id,
+            hostname,
+            expires,
+            state: state.into(),
+        }
+    }
+}
+
+impl From<LeaseRecord> for Lease {
+    fn from(record: LeaseRecord) -> Self {
+        let LeaseRecord {
+            ip,
+            mac,
+            client_id,
+            hostname,
+            expires,
+            state,
+        } = record;
+        Lease {
+            ip,
+            mac,
+            client_id,
+            hostname,
+            expires,
+            state: state.into(),
+        }
+    }
+}
+
+/// The DHCP server's leases: [`Store::leases`] to load, and a batch committed as one durable
+/// [`Store::put_leases`] (one fsync) followed, when the batch releases addresses, by one
+/// [`Store::delete_leases`]. Blocking, like every `Store` method.
+impl LeaseStore for Store {
+    fn load(&self) -> Result<Vec<Lease>, LeaseStoreError> {
+        let records = self.leases().map_err(|e| LeaseStoreError::Load {
+            source: Box::new(e),
+        })?;
+        Ok(records.into_iter().map(Lease::from).collect())
+    }
+
+    fn commit(&self, write: &[Lease], delete: &[Ipv4Addr]) -> Result<(), LeaseStoreError> {
+        let records: Vec<LeaseRecord> = write.iter().cloned().map(LeaseRecord::from).collect();
+        self.put_leases(&records)
+            .and_then(|()| self.delete_leases(delete))
+            .map_err(|e| LeaseStoreError::Commit {
+                written: write.len(),
+                deleted: delete.len(),
+                source: Box::new(e),
+            })
     }
 }
 

@@ -2,12 +2,13 @@
 //!
 //! [`Pool::handle`] takes the time and one request and returns the reply, the lease records to
 //! make durable before the reply is sent, and the addresses to forget. Offers live only in memory;
-//! bound and declined leases are [`LeaseRecord`]s, persisted by the caller (flakeboot-store).
+//! bound and declined leases are [`Lease`]s, persisted by the caller through a [`LeaseStore`].
 
 mod client;
 mod outcome;
 mod pool;
 mod reply;
+mod store;
 #[cfg(test)]
 mod tests;
 
@@ -16,9 +17,9 @@ use std::time::Duration;
 
 use flakeboot_catalogue::MacAddr;
 
-pub use flakeboot_store::{LeaseRecord, LeaseState};
 pub use outcome::{Handled, Ignored, NakReason, Verdict};
 pub use pool::{OFFER_HOLD, Pool};
+pub use store::{Lease, LeaseState, LeaseStore, LeaseStoreError, StorageFailure};
 
 use crate::ra::RaConfig;
 

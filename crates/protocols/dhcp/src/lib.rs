@@ -5,7 +5,8 @@
 //! - [`boot`]: the boot decision table (options 93/60/77/175 -> what to hand the client);
 //! - [`options`]: reading client options and encoding PXE option 43;
 //! - [`proxy`]: proxyDHCP and PXE boot server (port 4011) replies;
-//! - [`lease`]: router-mode address pool and lease state machine;
+//! - [`lease`]: router-mode address pool and lease state machine, and [`LeaseStore`], the seam
+//!   through which the server keeps leases on disk;
 //! - [`ra`]: IPv6 router advertisement packets.
 
 pub mod boot;
@@ -14,3 +15,5 @@ pub mod options;
 pub mod proxy;
 pub mod ra;
 pub mod server;
+
+pub use lease::{Lease, LeaseState, LeaseStore, LeaseStoreError};

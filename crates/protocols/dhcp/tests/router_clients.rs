@@ -1,6 +1,8 @@
 //! Router mode against real DHCP clients, each in network namespaces this test creates:
 //! ISC dhclient, busybox udhcpc, smoltcp's DHCP client (over a TAP device), Kea's perfdhcp,
 //! and the Linux kernel's IPv6 autoconfiguration for router advertisements.
+//! The server keeps its leases in the real redb store (flakeboot-store's `LeaseStore`), and the
+//! tests read them back through the same trait.
 //!
 //! Layout of every test ([`router_common::Lan`]): namespace `srv` runs the flakeboot DHCP
 //! server in-process, bound to `lan0` (10.77.0.1/24); namespace `cli` holds the client on
@@ -22,8 +24,8 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use flakeboot_catalogue::MacAddr;
-use flakeboot_dhcp::lease::LeaseState;
 use flakeboot_dhcp::ra::RaConfig;
+use flakeboot_dhcp::{LeaseState, LeaseStore};
 use flakeboot_store::Store;
 use flakeboot_testbed::{Netns, Proc, require_tool};
 use router_common::{FIRST, Lan, pool, wait_output};
@@ -90,7 +92,7 @@ fn dhclient_gets_a_lease_and_renews_it() {
         "dhclient is no boot client"
     );
     server.stop();
-    let leases = Store::open(&lan.state_dir()).unwrap().leases().unwrap();
+    let leases = Store::open(&lan.state_dir()).unwrap().load().unwrap();
     assert_eq!(leases.len(), 1, "{leases:?}");
     assert_eq!(leases[0].ip, FIRST);
     assert_eq!(leases[0].state, LeaseState::Bound);
@@ -176,7 +178,7 @@ fn smoltcp_client_gets_a_lease_over_a_tap_device() {
     assert!(out.contains("router 10.77.0.1"), "{out}");
     assert!(out.contains("server 10.77.0.1"), "{out}");
     server.stop();
-    let leases = Store::open(&lan.state_dir()).unwrap().leases().unwrap();
+    let leases = Store::open(&lan.state_dir()).unwrap().load().unwrap();
     assert!(
         leases
             .iter()
@@ -222,7 +224,7 @@ fn a_restarted_server_keeps_every_clients_lease() {
     assert!(out.contains("bound to 10.77.0.101"), "{out}");
     server.stop();
 
-    let leases = Store::open(&lan.state_dir()).unwrap().leases().unwrap();
+    let leases = Store::open(&lan.state_dir()).unwrap().load().unwrap();
     let mut seen: Vec<(Ipv4Addr, String)> =
         leases.iter().map(|l| (l.ip, l.mac.to_string())).collect();
     seen.sort();
@@ -301,7 +303,7 @@ fn perfdhcp_completes_every_dora_exchange() {
     );
     assert_eq!(server.stats.malformed.load(Ordering::Relaxed), 0);
     server.stop();
-    let leases = Store::open(&lan.state_dir()).unwrap().leases().unwrap();
+    let leases = Store::open(&lan.state_dir()).unwrap().load().unwrap();
     assert_eq!(leases.len(), 50, "one lease per simulated client");
 }
 

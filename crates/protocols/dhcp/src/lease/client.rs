@@ -2,7 +2,8 @@
 
 use dhcproto::v4::{DhcpOption, HType, Message, OptionCode};
 use flakeboot_catalogue::MacAddr;
-use flakeboot_store::LeaseRecord;
+
+use super::Lease;
 
 /// The identity of the client that sent a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,7 +52,7 @@ impl Client {
     }
 
     /// Whether a stored lease belongs to this client.
-    pub(crate) fn owns(&self, record: &LeaseRecord) -> bool {
+    pub(crate) fn owns(&self, record: &Lease) -> bool {
         self.is(record.mac, record.client_id.as_deref())
     }
 }

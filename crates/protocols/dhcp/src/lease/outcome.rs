@@ -4,7 +4,8 @@
 use std::net::Ipv4Addr;
 
 use dhcproto::v4::Message;
-use flakeboot_store::LeaseRecord;
+
+use super::Lease;
 
 /// The outcome of one request, for the caller to act on.
 #[derive(Debug, Clone, PartialEq)]
@@ -12,7 +13,7 @@ pub struct Handled {
     /// The reply to send, once `persist` and `forget` are durable.
     pub reply: Option<Message>,
     /// Lease records to write (bound or declined) before the reply goes out.
-    pub persist: Vec<LeaseRecord>,
+    pub persist: Vec<Lease>,
     /// Addresses whose lease records to delete.
     pub forget: Vec<Ipv4Addr>,
     /// What happened, for logs and counters.

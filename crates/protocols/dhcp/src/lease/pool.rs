@@ -7,12 +7,12 @@ use std::time::{Duration, SystemTime};
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use flakeboot_catalogue::MacAddr;
-use flakeboot_store::{LeaseRecord, LeaseState};
 
 use super::PoolConfig;
 use super::client::Client;
 use super::outcome::{Handled, Ignored, NakReason, Verdict, ignored};
 use super::reply::{self, Grant};
+use super::store::{Lease, LeaseState};
 
 /// How long an OFFER holds its address for the client (in memory only).
 pub const OFFER_HOLD: Duration = Duration::from_secs(60);
@@ -31,13 +31,13 @@ pub struct Pool {
     cfg: PoolConfig,
     /// Bound and declined leases by address, expired ones included until reused (so a returning
     /// client gets its old address back).
-    leases: BTreeMap<Ipv4Addr, LeaseRecord>,
+    leases: BTreeMap<Ipv4Addr, Lease>,
     offers: HashMap<Ipv4Addr, Offer>,
 }
 
 impl Pool {
     /// A pool with the leases persisted by an earlier run.
-    pub fn new(cfg: PoolConfig, existing: Vec<LeaseRecord>) -> Pool {
+    pub fn new(cfg: PoolConfig, existing: Vec<Lease>) -> Pool {
         let leases = existing.into_iter().map(|r| (r.ip, r)).collect();
         Pool {
             cfg,
@@ -52,7 +52,7 @@ impl Pool {
     }
 
     /// The lease record of an address (bound or declined, possibly expired).
-    pub fn lease(&self, ip: Ipv4Addr) -> Option<&LeaseRecord> {
+    pub fn lease(&self, ip: Ipv4Addr) -> Option<&Lease> {
         self.leases.get(&ip)
     }
 
@@ -281,7 +281,7 @@ impl Pool {
             .cfg
             .reservation_of(client.mac)
             .and_then(|(_, name)| name.map(str::to_owned));
-        let record = LeaseRecord {
+        let record = Lease {
             ip,
             mac: client.mac,
             client_id: client.client_id.clone(),
@@ -353,7 +353,7 @@ impl Pool {
             return ignored(Ignored::NotItsLease);
         }
         self.offers.remove(&ip);
-        let record = LeaseRecord {
+        let record = Lease {
             ip,
             mac: client.mac,
             client_id: client.client_id.clone(),

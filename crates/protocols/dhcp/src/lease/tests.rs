@@ -9,9 +9,8 @@ use dhcproto::v4::{
 };
 use dhcproto::{Decodable, Decoder, Encodable};
 use flakeboot_catalogue::MacAddr;
-use flakeboot_store::{LeaseRecord, LeaseState};
 
-use super::{Ignored, NakReason, Pool, PoolConfig, Verdict};
+use super::{Ignored, Lease, LeaseState, NakReason, Pool, PoolConfig, Verdict};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const OTHER_SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
@@ -165,7 +164,7 @@ fn request_for_our_offer_is_acked_and_persisted() {
     );
     assert_eq!(
         handled.persist,
-        vec![LeaseRecord {
+        vec![Lease {
             ip: ip(100),
             mac: MAC_A,
             client_id: None,
@@ -597,7 +596,7 @@ fn a_pool_rebuilt_from_persisted_records_keeps_every_clients_address() {
     let mut clock = Clock::new();
     let a = dora(&mut pool, &clock, MAC_A);
     let b = dora(&mut pool, &clock, MAC_B);
-    let mut persisted: Vec<LeaseRecord> = [a, b]
+    let mut persisted: Vec<Lease> = [a, b]
         .iter()
         .filter_map(|ip| pool.lease(*ip).cloned())
         .collect();
@@ -698,7 +697,7 @@ fn a_renewal_of_a_free_pool_address_we_have_no_record_of_is_adopted() {
 #[test]
 fn a_persisted_lease_outside_the_new_ranges_is_nacked_and_replaced() {
     let clock = Clock::new();
-    let old = LeaseRecord {
+    let old = Lease {
         ip: ip(150),
         mac: MAC_A,
         client_id: None,

@@ -7,12 +7,13 @@
 //!
 //! ```no_run
 //! # async fn f(cfg: flakeboot_dhcp::server::DhcpServerConfig,
-//! #   catalogue: std::sync::Arc<dyn flakeboot_catalogue::Catalogue>, store: flakeboot_store::Store)
+//! #   catalogue: std::sync::Arc<dyn flakeboot_catalogue::Catalogue>,
+//! #   leases: std::sync::Arc<dyn flakeboot_dhcp::LeaseStore>)
 //! #   -> Result<(), flakeboot_dhcp::server::DhcpError> {
 //! let shutdown = tokio_util::sync::CancellationToken::new();
 //! let server = flakeboot_dhcp::server::DhcpServer::bind(cfg).await?;
 //! let stats = server.stats();
-//! server.run(catalogue, store, shutdown.clone()).await?;
+//! server.run(catalogue, leases, shutdown.clone()).await?;
 //! # Ok(()) }
 //! ```
 
@@ -31,7 +32,7 @@ use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use crate::boot::BootConfig;
-use crate::lease::PoolConfig;
+use crate::lease::{LeaseStore, LeaseStoreError, PoolConfig};
 use crate::proxy::ProxyPort;
 
 pub use proxy_loop::{Counter, Handled, handle_datagram};
@@ -136,9 +137,9 @@ pub enum DhcpError {
     /// A mode or feature that is not available in this build.
     #[error("{what} is not supported yet")]
     Unsupported { what: &'static str },
-    /// The store failed (router mode: leases).
+    /// The lease store failed (router mode).
     #[error(transparent)]
-    Store(#[from] flakeboot_store::StoreError),
+    Leases(#[from] LeaseStoreError),
 }
 
 /// A bound DHCP server, ready to [`run`](DhcpServer::run).
@@ -180,11 +181,13 @@ impl DhcpServer {
     }
 
     /// Serve until `shutdown` is cancelled: the port-67 loop of the configured mode and the
-    /// PXE boot server loop (both modes). Returns early only when a socket fails for good.
+    /// PXE boot server loop (both modes). Router mode loads its leases from `leases` first and
+    /// commits every batch of changes there before it sends the ACKs; proxy mode never touches
+    /// it. Returns early only when a socket fails for good (or the leases cannot be loaded).
     pub async fn run(
         self,
         catalogue: Arc<dyn Catalogue>,
-        store: flakeboot_store::Store,
+        leases: Arc<dyn LeaseStore>,
         shutdown: CancellationToken,
     ) -> Result<(), DhcpError> {
         let DhcpServer {
@@ -228,7 +231,7 @@ impl DhcpServer {
                         &cfg,
                         pool.clone(),
                         Arc::clone(&catalogue),
-                        store,
+                        leases,
                         Arc::clone(&stats),
                         shutdown.clone(),
                     )

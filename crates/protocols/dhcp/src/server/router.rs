@@ -3,7 +3,7 @@
 //! [`decide`] is the whole decision for one datagram, pure (bytes, sender, time and pool in;
 //! reply, lease changes, boot event and counter out). [`run`] receives a datagram, drains every
 //! datagram already queued (up to [`BATCH_CAP`]), decides each, makes the batch's lease changes
-//! durable in ONE store transaction, and only then sends the replies: an ACK never leaves
+//! durable in ONE [`LeaseStore::commit`], and only then sends the replies: an ACK never leaves
 //! before its lease is on disk, and a burst of clients costs one fsync, not one each.
 
 use std::collections::BTreeMap;
@@ -14,14 +14,13 @@ use std::time::{Duration, SystemTime};
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode, UnknownOption};
 use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, Outcome};
-use flakeboot_store::{LeaseRecord, Store};
 use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use super::socket::{CLIENT_PORT, reply_destination};
 use super::{DhcpError, DhcpServerConfig, DhcpStats, ra_sender};
 use crate::boot::{BootConfig, BootDecision, decide as decide_boot};
-use crate::lease::{Pool, PoolConfig, Verdict};
+use crate::lease::{Lease, LeaseStore, Pool, PoolConfig, Verdict};
 use crate::options::{ClientInfo, PacketError, parse_request};
 use crate::proxy::{add_boot_options, echo_client_guid, encode_reply};
 
@@ -39,7 +38,7 @@ fn skip_ipxe_proxydhcp_wait(reply: &mut Message) {
         )));
 }
 
-/// At most this many datagrams go into one batch (one store transaction).
+/// At most this many datagrams go into one batch (one [`LeaseStore::commit`]).
 pub const BATCH_CAP: usize = 256;
 
 /// Which counter of [`DhcpStats`] a datagram ends in.
@@ -55,9 +54,9 @@ pub enum Counter {
 pub struct Decided {
     /// Bytes to send and where, once the lease changes are durable.
     pub reply: Option<(Vec<u8>, SocketAddr)>,
-    /// Lease records to write.
-    pub persist: Vec<LeaseRecord>,
-    /// Lease records to delete.
+    /// Leases to write.
+    pub persist: Vec<Lease>,
+    /// Addresses whose leases to delete.
     pub forget: Vec<Ipv4Addr>,
     /// A boot event, for network-boot clients' OFFERs and ACKs.
     pub event: Option<BootEvent>,
@@ -186,11 +185,11 @@ pub fn destination(req: &Message, reply: &Message, src: SocketAddr) -> SocketAdd
 }
 
 /// The net lease changes of a batch, in order: a later change to the same address wins.
-/// Returns (records to write, addresses to delete), disjoint.
+/// Returns (leases to write, addresses to delete), disjoint.
 pub fn net_changes<'a>(
     decided: impl IntoIterator<Item = &'a Decided>,
-) -> (Vec<LeaseRecord>, Vec<Ipv4Addr>) {
-    let mut changes: BTreeMap<Ipv4Addr, Option<&LeaseRecord>> = BTreeMap::new();
+) -> (Vec<Lease>, Vec<Ipv4Addr>) {
+    let mut changes: BTreeMap<Ipv4Addr, Option<&Lease>> = BTreeMap::new();
     for d in decided {
         for ip in &d.forget {
             changes.insert(*ip, None);
@@ -210,19 +209,19 @@ pub fn net_changes<'a>(
     (put, delete)
 }
 
-/// Serve router mode on `socket` until `shutdown`. Leases load from `store` first; the IPv6
+/// Serve router mode on `socket` until `shutdown`. Leases load from `leases` first; the IPv6
 /// router advertisement sender runs beside it when `pool.ra` is set.
 pub(crate) async fn run(
     socket: Arc<UdpSocket>,
     cfg: &DhcpServerConfig,
     pool: PoolConfig,
     catalogue: Arc<dyn Catalogue>,
-    store: Store,
+    leases: Arc<dyn LeaseStore>,
     stats: Arc<DhcpStats>,
     shutdown: CancellationToken,
 ) -> Result<(), DhcpError> {
     // One read at start-up, before the loop: blocking the runtime briefly here is harmless.
-    let existing = store.leases()?;
+    let existing = leases.load()?;
     tracing::info!(leases = existing.len(), ranges = ?pool.ranges, "router mode: leases loaded");
     // The RA sender stops with this loop, whichever way it ends.
     let ra_token = shutdown.child_token();
@@ -267,32 +266,26 @@ pub(crate) async fn run(
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         }
-        let durable = commit(&store, batch.iter().map(|(d, _)| d)).await;
+        let durable = commit(&leases, batch.iter().map(|(d, _)| d)).await;
         for (decided, src) in batch.drain(..) {
             finish(&socket, decided, src, durable, &catalogue, &stats).await;
         }
     }
 }
 
-/// Make a batch's lease changes durable: one `put_leases` (one fsync) and, when needed, one
-/// `delete_leases`, on a blocking thread. Whether it worked.
-async fn commit<'a>(store: &Store, decided: impl IntoIterator<Item = &'a Decided>) -> bool {
+/// Make a batch's net lease changes durable: one [`LeaseStore::commit`], on a blocking thread.
+/// Whether it worked.
+async fn commit<'a>(
+    leases: &Arc<dyn LeaseStore>,
+    decided: impl IntoIterator<Item = &'a Decided>,
+) -> bool {
     let (put, delete) = net_changes(decided);
     if put.is_empty() && delete.is_empty() {
         return true;
     }
-    let store = store.clone();
+    let leases = Arc::clone(leases);
     let count = (put.len(), delete.len());
-    let result = tokio::task::spawn_blocking(move || {
-        if !put.is_empty() {
-            store.put_leases(&put)?;
-        }
-        if !delete.is_empty() {
-            store.delete_leases(&delete)?;
-        }
-        Ok::<(), flakeboot_store::StoreError>(())
-    })
-    .await;
+    let result = tokio::task::spawn_blocking(move || leases.commit(&put, &delete)).await;
     match result {
         Ok(Ok(())) => {
             tracing::debug!(written = count.0, deleted = count.1, "leases committed");

@@ -145,7 +145,7 @@ impl Lan {
                         }
                     };
                     tx.send(Ok(server.stats())).unwrap();
-                    server.run(catalogue, store, token).await.unwrap();
+                    server.run(catalogue, Arc::new(store), token).await.unwrap();
                 });
             })
             .unwrap();

@@ -162,7 +162,7 @@ impl Server {
                     };
                     let _ = tx.send(Ok(server.stats()));
                     server
-                        .run(catalogue, store, token)
+                        .run(catalogue, Arc::new(store), token)
                         .await
                         .map_err(|e| e.to_string())
                 })

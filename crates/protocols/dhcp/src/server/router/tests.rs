@@ -1,16 +1,17 @@
-//! Router loop decisions: the pure [`decide`], [`destination`] and [`net_changes`].
+//! Router loop decisions: the pure [`decide`], [`destination`] and [`net_changes`]; and
+//! [`commit`] of a batch to an in-memory [`LeaseStore`].
 
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
 use flakeboot_catalogue::{BootStage, ClientFirmware, IpxeBinary, MacAddr, Outcome};
-use flakeboot_store::{LeaseRecord, LeaseState};
 
-use super::{Counter, Decided, decide, net_changes};
+use super::{Counter, Decided, commit, decide, net_changes};
 use crate::boot::BootConfig;
-use crate::lease::{Pool, PoolConfig, Verdict};
+use crate::lease::{Lease, LeaseState, LeaseStore, LeaseStoreError, Pool, PoolConfig, Verdict};
 
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 
@@ -221,8 +222,8 @@ fn a_nak_to_a_renewing_client_is_broadcast() {
     );
 }
 
-fn record(ip: Ipv4Addr, last: u8) -> LeaseRecord {
-    LeaseRecord {
+fn record(ip: Ipv4Addr, last: u8) -> Lease {
+    Lease {
         ip,
         mac: MacAddr([2, 0, 0, 0, 0, last]),
         client_id: None,
@@ -232,7 +233,7 @@ fn record(ip: Ipv4Addr, last: u8) -> LeaseRecord {
     }
 }
 
-fn with_changes(persist: Vec<LeaseRecord>, forget: Vec<Ipv4Addr>) -> Decided {
+fn with_changes(persist: Vec<Lease>, forget: Vec<Ipv4Addr>) -> Decided {
     Decided {
         persist,
         forget,
@@ -259,6 +260,84 @@ fn a_batchs_lease_changes_are_netted_in_order() {
     let (put, delete) = net_changes(&batch);
     assert_eq!(put, vec![record(b, 2), record(c, 4)]);
     assert_eq!(delete, vec![a]);
+}
+
+/// An in-memory [`LeaseStore`] that records every commit, or refuses every one (a full disk).
+#[derive(Debug, Default)]
+struct FakeLeases {
+    commits: Mutex<Vec<(Vec<Lease>, Vec<Ipv4Addr>)>>,
+    failing: bool,
+}
+
+impl LeaseStore for FakeLeases {
+    fn load(&self) -> Result<Vec<Lease>, LeaseStoreError> {
+        Ok(Vec::new())
+    }
+
+    fn commit(&self, write: &[Lease], delete: &[Ipv4Addr]) -> Result<(), LeaseStoreError> {
+        if self.failing {
+            return Err(LeaseStoreError::Commit {
+                written: write.len(),
+                deleted: delete.len(),
+                source: "no space left on device".into(),
+            });
+        }
+        self.commits
+            .lock()
+            .unwrap()
+            .push((write.to_vec(), delete.to_vec()));
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_batch_is_one_commit_of_its_net_changes() {
+    let fake = Arc::new(FakeLeases::default());
+    let leases: Arc<dyn LeaseStore> = fake.clone();
+    let (a, b) = (Ipv4Addr::new(10, 77, 0, 100), Ipv4Addr::new(10, 77, 0, 101));
+    let batch = [
+        with_changes(vec![record(a, 1)], vec![]),
+        with_changes(vec![], vec![a]),
+        with_changes(vec![record(b, 2)], vec![]),
+    ];
+    assert!(commit(&leases, &batch).await);
+    assert_eq!(
+        *fake.commits.lock().unwrap(),
+        vec![(vec![record(b, 2)], vec![a])]
+    );
+    // A batch without lease changes (offers, NAKs) needs no commit.
+    assert!(commit(&leases, &[with_changes(vec![], vec![])]).await);
+    assert_eq!(fake.commits.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_failed_commit_holds_back_the_ack_but_not_the_offer() {
+    let leases: Arc<dyn LeaseStore> = Arc::new(FakeLeases {
+        failing: true,
+        ..FakeLeases::default()
+    });
+    let mut pool = pool();
+    let src: SocketAddr = SRC.parse().unwrap();
+    let ip = Ipv4Addr::new(10, 77, 0, 100);
+    let offer = decide(
+        &mut pool,
+        &boot(),
+        &pxe_request(MessageType::Discover, None),
+        src,
+        now(),
+    );
+    let ack = decide(
+        &mut pool,
+        &boot(),
+        &pxe_request(MessageType::Request, Some(ip)),
+        src,
+        now(),
+    );
+    assert_eq!(ack.verdict, Some(Verdict::Acked(ip)));
+    let durable = commit(&leases, [&offer, &ack]).await;
+    assert!(!durable);
+    assert!(offer.sendable(durable).is_some());
+    assert!(ack.sendable(durable).is_none());
 }
 
 #[test]
