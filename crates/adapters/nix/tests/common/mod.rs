@@ -120,7 +120,14 @@ impl FixtureRepo {
     }
 }
 
-/// nix as root on a machine without the nixbld group, without network.
+/// nix without network and nothing else: as root on a machine without the nixbld group,
+/// flakeboot itself must see that builds need `build-users-group = ''`.
+pub fn offline_settings() -> NixSettings {
+    NixSettings::default().with_option("substituters", "")
+}
+
+/// nix as root on a machine without the nixbld group, without network (`build-users-group` set
+/// as `[nix] extra_options` would).
 pub fn settings() -> NixSettings {
     NixSettings::default()
         .with_option("build-users-group", "")
