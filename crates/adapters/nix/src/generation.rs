@@ -4,8 +4,8 @@
 //! GC roots are indirect roots made by `nix build --out-link <state>/gcroots/<flake>/<host>/<n>
 //! <store paths>` (nix 2.8 names them `<n>`, `<n>-1`, `<n>-2` in its own order, by store path
 //! name, not in the order given, and registers each under `/nix/var/nix/gcroots/auto`); a
-//! generation lists each root next to the store path it holds. Removing a generation removes its symlinks; nix drops the stale
-//! registration at its next collection.
+//! generation lists each root next to the store path it holds. Removing a generation removes
+//! its symlinks; nix drops the stale registration at its next collection.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -245,8 +245,8 @@ mod tests {
 
     #[test]
     fn build_output_is_read_by_derivation() {
-        // Captured from nix 2.8 building the fixture's alpha; the evaluation lists the
-        // derivations by output, the build answers in its own order (here: toplevel first).
+        // Captured from nix 2.8 evaluating and building the fixture's alpha, the build's results
+        // reordered (toplevel first): the evaluation names each output's derivation.
         let derivations = br#"{"kernel":{"drvPath":"/nix/store/1lv3qb1vlcl30yv1g7v1fywaccq4s3h0-alpha-kernel.drv","outputName":"out"},"netbootRamdisk":{"drvPath":"/nix/store/8f7srwhrwq9r5gfp3k9y6af54glmc2dn-alpha-netboot-ramdisk.drv","outputName":"out"},"toplevel":{"drvPath":"/nix/store/i7wvmxi95gkpz1d29yzx124ri3pc28mi-alpha-toplevel.drv","outputName":"out"}}"#;
         let built = br#"[{"drvPath":"/nix/store/i7wvmxi95gkpz1d29yzx124ri3pc28mi-alpha-toplevel.drv","outputs":{"out":"/nix/store/840jbidk8xdx47aj3mcvvaypwdy50qx3-alpha-toplevel"}},{"drvPath":"/nix/store/1lv3qb1vlcl30yv1g7v1fywaccq4s3h0-alpha-kernel.drv","outputs":{"out":"/nix/store/cvha88ylqrjrm1jfdzxhrb63cq854f4h-alpha-kernel"}},{"drvPath":"/nix/store/8f7srwhrwq9r5gfp3k9y6af54glmc2dn-alpha-netboot-ramdisk.drv","outputs":{"out":"/nix/store/vvyx234hycbhbcc8hbvi44kn5nk2ym0p-alpha-netboot-ramdisk"}}]"#;
         let [k, r, t] = built_outputs(derivations, built).unwrap();
