@@ -2,10 +2,17 @@
 //! shell; settings as `--option k v`; structured log on stderr; its own process group) and
 //! [`run_nix`] runs it to the end, feeding stderr line by line to a callback, and kills nix with
 //! everything it started on cancel or timeout.
+//!
+//! As root on a machine without the `nixbld` group (Debian's `nix-bin` creates none), nix's
+//! default `build-users-group = nixbld` makes every build fail; unless the user set
+//! `build-users-group`, [`nix_command`] then passes `--option build-users-group ''` (builds run
+//! as root without build users) and says so once in the log.
 
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::Stdio;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use flakeboot_config::NixConfig;
@@ -72,6 +79,45 @@ impl NixSettings {
     }
 }
 
+/// The nix setting that names the group whose members run builds.
+const BUILD_USERS_GROUP: &str = "build-users-group";
+
+/// The group nix builds as by default.
+const DEFAULT_BUILD_GROUP: &str = "nixbld";
+
+/// What decides whether nix may use its default build users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BuildUsers {
+    /// flakeboot runs as root (nix then builds as members of `build-users-group`).
+    pub is_root: bool,
+    /// The group `nixbld` exists.
+    pub group_exists: bool,
+}
+
+impl BuildUsers {
+    /// This process's, looked up once (effective uid; `getgrnam("nixbld")`).
+    pub fn of_this_process() -> BuildUsers {
+        static FACTS: OnceLock<BuildUsers> = OnceLock::new();
+        *FACTS.get_or_init(|| BuildUsers {
+            is_root: nix::unistd::Uid::effective().is_root(),
+            group_exists: match nix::unistd::Group::from_name(DEFAULT_BUILD_GROUP) {
+                Ok(group) => group.is_some(),
+                Err(e) => {
+                    // Cannot tell: leave nix's own setting alone.
+                    tracing::debug!("cannot look up group {DEFAULT_BUILD_GROUP:?}: {e}");
+                    true
+                }
+            },
+        })
+    }
+
+    /// Whether nix needs `--option build-users-group ''` (pure): as root without the `nixbld`
+    /// group, unless the user set `build-users-group` themselves.
+    pub fn need_empty_group(self, options: &[(String, String)]) -> bool {
+        self.is_root && !self.group_exists && !options.iter().any(|(k, _)| k == BUILD_USERS_GROUP)
+    }
+}
+
 /// Why running nix did not give a result.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -112,12 +158,31 @@ pub enum CommandError {
 /// Every argument is passed as one argv entry (no shell). nix gets the flake features, the
 /// settings as `--option`s and `--log-format internal-json`; it starts in a new process group
 /// (see [`run_nix`] for how that group is ended).
+/// As root without a `nixbld` group, `--option build-users-group ''` is added unless the settings
+/// name `build-users-group` (see [`BuildUsers`]).
 pub fn nix_command(settings: &NixSettings, args: &[OsString]) -> Command {
+    command_for(settings, args, BuildUsers::of_this_process())
+}
+
+/// [`nix_command`] for a machine described by `build_users`.
+fn command_for(settings: &NixSettings, args: &[OsString], build_users: BuildUsers) -> Command {
     let mut cmd = Command::new(&settings.nix_bin);
     cmd.arg("--extra-experimental-features")
         .arg("nix-command flakes");
     for (key, value) in &settings.options {
         cmd.arg("--option").arg(key).arg(value);
+    }
+    if build_users.need_empty_group(&settings.options) {
+        static WARNED: AtomicBool = AtomicBool::new(false);
+        if !WARNED.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                "running as root and the group {DEFAULT_BUILD_GROUP:?} (nix's build-users-group) \
+                 does not exist: nix runs with --option build-users-group '' (builds run as \
+                 root, without build users); create the group and its build users, or set \
+                 [nix] extra_options build-users-group, to choose otherwise"
+            );
+        }
+        cmd.arg("--option").arg(BUILD_USERS_GROUP).arg("");
     }
     cmd.arg("--log-format").arg("internal-json");
     cmd.args(args);
@@ -322,9 +387,13 @@ mod tests {
     #[test]
     fn the_command_has_arguments_only_and_its_own_group() {
         let s = NixSettings::default().with_option("substituters", "");
-        let cmd = nix_command(
+        let cmd = command_for(
             &s,
             &["eval".into(), "--json".into(), "a b; rm -rf /".into()],
+            BuildUsers {
+                is_root: false,
+                group_exists: false,
+            },
         );
         let std = cmd.as_std();
         assert_eq!(std.get_program(), "nix");
@@ -342,6 +411,65 @@ mod tests {
                 "eval",
                 "--json",
                 "a b; rm -rf /"
+            ]
+        );
+    }
+
+    #[test]
+    fn build_users_group_is_emptied_only_for_root_without_nixbld_and_unset() {
+        let root_alone = BuildUsers {
+            is_root: true,
+            group_exists: false,
+        };
+        let none: Vec<(String, String)> = vec![];
+        let unrelated = vec![("substituters".to_owned(), String::new())];
+        let set = |v: &str| vec![("build-users-group".to_owned(), v.to_owned())];
+        assert!(root_alone.need_empty_group(&none));
+        assert!(root_alone.need_empty_group(&unrelated));
+        // The user's own choice wins, whatever it is.
+        assert!(!root_alone.need_empty_group(&set("")));
+        assert!(!root_alone.need_empty_group(&set("builders")));
+        // With the group, or not as root (nix then builds as this user), nix's default works.
+        for facts in [(true, true), (false, false), (false, true)] {
+            let b = BuildUsers {
+                is_root: facts.0,
+                group_exists: facts.1,
+            };
+            assert!(!b.need_empty_group(&none), "{b:?}");
+        }
+
+        let args = |s: &NixSettings| -> Vec<String> {
+            command_for(s, &["build".into()], root_alone)
+                .as_std()
+                .get_args()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect()
+        };
+        let offline = NixSettings::default().with_option("substituters", "");
+        assert_eq!(
+            args(&offline)[2..],
+            [
+                "--option",
+                "substituters",
+                "",
+                "--option",
+                "build-users-group",
+                "",
+                "--log-format",
+                "internal-json",
+                "build"
+            ]
+        );
+        let chosen = NixSettings::default().with_option("build-users-group", "mybld");
+        assert_eq!(
+            args(&chosen)[2..],
+            [
+                "--option",
+                "build-users-group",
+                "mybld",
+                "--log-format",
+                "internal-json",
+                "build"
             ]
         );
     }

@@ -2,23 +2,21 @@
 //! `nix-collect-garbage`, and pruning to the last N generations per host.
 //!
 //! GC roots are indirect roots made by `nix build --out-link <state>/gcroots/<flake>/<host>/<n>
-//! <store paths>` (nix 2.8 names them `<n>`, `<n>-1`, `<n>-2` and registers each under
-//! `/nix/var/nix/gcroots/auto`). Removing a generation removes its symlinks; nix drops the stale
-//! registration at its next collection.
+//! <store paths>` (nix 2.8 names them `<n>`, `<n>-1`, `<n>-2` in its own order, by store path
+//! name, not in the order given, and registers each under `/nix/var/nix/gcroots/auto`); a
+//! generation lists each root next to the store path it holds. Removing a generation removes
+//! its symlinks; nix drops the stale registration at its next collection.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use flakeboot_store::{BuildRecord, GenerationRecord, Store, StoreError};
-use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::blocking::on_store;
 use crate::command::{CommandError, NixSettings, run_nix};
-
-/// The outputs a build asks for, in the order of the installables.
-pub const BUILD_OUTPUTS: [&str; 3] = ["kernel", "netbootRamdisk", "toplevel"];
+use crate::outputs::{OutputDerivation, OutputsError, match_build_output, parse_derivations};
 
 /// How long registering GC roots may take (it only symlinks existing paths).
 const ROOT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -26,11 +24,16 @@ const ROOT_TIMEOUT: Duration = Duration::from_secs(120);
 /// Why a generation could not be recorded or pruned.
 #[derive(Debug, thiserror::Error)]
 pub enum GenerationError {
-    /// `nix build --json` printed something flakeboot cannot read.
-    #[error("cannot read `nix build --json` output: {reason}")]
-    BadBuildOutput {
-        /// What was wrong.
-        reason: String,
+    /// nix's answers do not say which store path is which output.
+    #[error(transparent)]
+    Outputs(#[from] OutputsError),
+    /// nix made no GC root for a store path of the generation.
+    #[error("nix made no GC root for {} under {}", path.display(), dir.display())]
+    Unrooted {
+        /// The store path.
+        path: PathBuf,
+        /// The generation's root directory.
+        dir: PathBuf,
     },
     /// Registering the GC roots failed.
     #[error("cannot register GC roots under {}: {source}", dir.display())]
@@ -67,26 +70,11 @@ impl From<tokio::task::JoinError> for GenerationError {
     }
 }
 
-#[derive(Deserialize)]
-struct BuiltPath {
-    outputs: std::collections::BTreeMap<String, PathBuf>,
-}
-
-/// The `out` path of each installable from `nix build --json` (pure): kernel, netbootRamdisk and
-/// toplevel, in that order.
-pub fn parse_build_output(json: &[u8]) -> Result<[PathBuf; 3], GenerationError> {
-    let bad = |reason: String| GenerationError::BadBuildOutput { reason };
-    let built: Vec<BuiltPath> = serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?;
-    if built.len() != BUILD_OUTPUTS.len() {
-        return Err(bad(format!("{} results for 3 installables", built.len())));
-    }
-    let mut outs = built.into_iter().map(|b| b.outputs.get("out").cloned());
-    match (outs.next(), outs.next(), outs.next()) {
-        (Some(Some(kernel)), Some(Some(ramdisk)), Some(Some(toplevel))) => {
-            Ok([kernel, ramdisk, toplevel])
-        }
-        _ => Err(bad("a result has no \"out\" output".into())),
-    }
+/// The store paths of a build (kernel, ramdisk, toplevel) from the evaluation of its outputs'
+/// derivations and `nix build --json` (pure; see [`crate::outputs`]).
+pub fn built_outputs(derivations: &[u8], built: &[u8]) -> Result<[PathBuf; 3], GenerationError> {
+    let derivations: [OutputDerivation; 3] = parse_derivations(derivations)?;
+    Ok(match_build_output(built, &derivations)?)
 }
 
 /// The generation a successful build makes (its number is assigned by the store).
@@ -175,13 +163,40 @@ async fn add_roots(
         dir: roots_dir.to_owned(),
         source,
     })?;
-    generation.gc_roots = (0..generation.store_paths.len())
+    // nix names the roots `<n>`, `<n>-1` ... in its own order (by name), not in the order of
+    // the paths it was given: read where each points.
+    let links: Vec<(PathBuf, PathBuf)> = (0..generation.store_paths.len())
         .map(|i| match i {
             0 => link.clone(),
             i => roots_dir.join(format!("{}-{i}", generation.number)),
         })
+        .filter_map(|root| std::fs::read_link(&root).ok().map(|target| (root, target)))
         .collect();
+    generation.gc_roots = roots_in_order(&generation.store_paths, &links).map_err(|path| {
+        GenerationError::Unrooted {
+            path,
+            dir: roots_dir.to_owned(),
+        }
+    })?;
     Ok(generation)
+}
+
+/// The GC root of each store path, in the order of the paths (pure); `links` are the roots nix
+/// made with their targets. Returns the first path no root holds.
+fn roots_in_order(
+    store_paths: &[PathBuf],
+    links: &[(PathBuf, PathBuf)],
+) -> Result<Vec<PathBuf>, PathBuf> {
+    store_paths
+        .iter()
+        .map(|path| {
+            links
+                .iter()
+                .find(|(_, target)| target == path)
+                .map(|(root, _)| root.clone())
+                .ok_or_else(|| path.clone())
+        })
+        .collect()
 }
 
 /// The generations to drop to keep the newest `keep` (pure). A pinned generation is never
@@ -229,20 +244,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn build_output_gives_three_out_paths_in_order() {
-        // Captured from nix 2.8 building the fixture's alpha.
-        let json = br#"[{"drvPath":"/nix/store/1lv3qb1vlcl30yv1g7v1fywaccq4s3h0-alpha-kernel.drv","outputs":{"out":"/nix/store/cvha88ylqrjrm1jfdzxhrb63cq854f4h-alpha-kernel"}},{"drvPath":"/nix/store/8f7srwhrwq9r5gfp3k9y6af54glmc2dn-alpha-netboot-ramdisk.drv","outputs":{"out":"/nix/store/vvyx234hycbhbcc8hbvi44kn5nk2ym0p-alpha-netboot-ramdisk"}},{"drvPath":"/nix/store/i7wvmxi95gkpz1d29yzx124ri3pc28mi-alpha-toplevel.drv","outputs":{"out":"/nix/store/840jbidk8xdx47aj3mcvvaypwdy50qx3-alpha-toplevel"}}]"#;
-        let [k, r, t] = parse_build_output(json).unwrap();
+    fn build_output_is_read_by_derivation() {
+        // Captured from nix 2.8 evaluating and building the fixture's alpha, the build's results
+        // reordered (toplevel first): the evaluation names each output's derivation.
+        let derivations = br#"{"kernel":{"drvPath":"/nix/store/1lv3qb1vlcl30yv1g7v1fywaccq4s3h0-alpha-kernel.drv","outputName":"out"},"netbootRamdisk":{"drvPath":"/nix/store/8f7srwhrwq9r5gfp3k9y6af54glmc2dn-alpha-netboot-ramdisk.drv","outputName":"out"},"toplevel":{"drvPath":"/nix/store/i7wvmxi95gkpz1d29yzx124ri3pc28mi-alpha-toplevel.drv","outputName":"out"}}"#;
+        let built = br#"[{"drvPath":"/nix/store/i7wvmxi95gkpz1d29yzx124ri3pc28mi-alpha-toplevel.drv","outputs":{"out":"/nix/store/840jbidk8xdx47aj3mcvvaypwdy50qx3-alpha-toplevel"}},{"drvPath":"/nix/store/1lv3qb1vlcl30yv1g7v1fywaccq4s3h0-alpha-kernel.drv","outputs":{"out":"/nix/store/cvha88ylqrjrm1jfdzxhrb63cq854f4h-alpha-kernel"}},{"drvPath":"/nix/store/8f7srwhrwq9r5gfp3k9y6af54glmc2dn-alpha-netboot-ramdisk.drv","outputs":{"out":"/nix/store/vvyx234hycbhbcc8hbvi44kn5nk2ym0p-alpha-netboot-ramdisk"}}]"#;
+        let [k, r, t] = built_outputs(derivations, built).unwrap();
         assert!(k.ends_with("cvha88ylqrjrm1jfdzxhrb63cq854f4h-alpha-kernel"));
         assert!(r.ends_with("vvyx234hycbhbcc8hbvi44kn5nk2ym0p-alpha-netboot-ramdisk"));
         assert!(t.ends_with("840jbidk8xdx47aj3mcvvaypwdy50qx3-alpha-toplevel"));
-        for bad in [
-            &b"[]"[..],
-            b"{}",
-            b"[{\"outputs\":{}},{\"outputs\":{}},{\"outputs\":{}}]",
-        ] {
-            assert!(parse_build_output(bad).is_err());
+        for bad in [&b"[]"[..], b"{}", b"garbage"] {
+            assert!(matches!(
+                built_outputs(derivations, bad),
+                Err(GenerationError::Outputs(_))
+            ));
+            assert!(built_outputs(bad, built).is_err());
         }
+    }
+
+    #[test]
+    fn roots_are_listed_next_to_the_paths_they_hold() {
+        let paths = ["/nix/store/k-c", "/nix/store/r-a", "/nix/store/t-b"].map(PathBuf::from);
+        // nix names the roots in its own order (by name: r-a, t-b, k-c).
+        let links = [
+            ("/g/1", "/nix/store/r-a"),
+            ("/g/1-1", "/nix/store/t-b"),
+            ("/g/1-2", "/nix/store/k-c"),
+        ]
+        .map(|(l, t)| (PathBuf::from(l), PathBuf::from(t)));
+        assert_eq!(
+            roots_in_order(&paths, &links),
+            Ok(["/g/1-2", "/g/1", "/g/1-1"].map(PathBuf::from).to_vec())
+        );
+        assert_eq!(
+            roots_in_order(&paths, &links[..2]),
+            Err(PathBuf::from("/nix/store/k-c"))
+        );
     }
 
     #[test]

@@ -3,11 +3,12 @@
 //! Pure parts (no I/O, unit-tested with captured nix output):
 //! - [`flakeref`]: check a flake reference and derive its default name;
 //! - [`progress`]: read nix's structured log into build progress and log lines;
-//! - parsing in [`lock`], [`discover`] and [`generation`].
+//! - parsing in [`lock`], [`discover`], [`outputs`] and [`generation`].
 //!
 //! Running nix: [`command`] is the one way nix is started (arguments only, settings as
 //! `--option`, its own process group, killed with everything it started on cancel/timeout).
-//! [`lock`] and [`discover`] lock a flake and list its hosts; [`runner`] is the build queue;
+//! [`lock`] and [`discover`] lock a flake and list its hosts; [`runner`] is the build queue,
+//! which builds what [`outputs`] names and matches nix's results to it by derivation;
 //! [`generation`] turns builds into generations with GC roots; [`flakes`] is the operations
 //! API (add, update, build, rollback) and [`current`] the generations the boot services serve now.
 
@@ -20,6 +21,7 @@ pub mod flakes;
 pub mod generation;
 mod live;
 pub mod lock;
+pub mod outputs;
 mod procs;
 pub mod progress;
 pub mod runner;

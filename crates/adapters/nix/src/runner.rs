@@ -7,7 +7,6 @@
 //! [`ProgressTracker`], and generations are made by [`crate::generation`].
 
 use std::collections::{HashMap, VecDeque};
-use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
@@ -21,8 +20,9 @@ use tracing::{info, warn};
 use crate::blocking::on_store;
 use crate::command::{CommandError, NixSettings, run_nix};
 use crate::current::CurrentGenerations;
-use crate::generation::{self, BUILD_OUTPUTS};
+use crate::generation;
 use crate::live::{LiveBuild, LogFile, LogFollower, lock};
+use crate::outputs;
 use crate::progress::{BuildProgress, ProgressTracker};
 
 /// How the runner works.
@@ -449,30 +449,50 @@ impl Inner {
             ));
         }
         let mut tracker = ProgressTracker::new();
-        let args = build_args(&record);
+        let mut on_line = |line: &str| {
+            if let Some(text) = tracker.feed(line) {
+                log(text);
+            }
+            let progress = tracker.progress().clone();
+            live.status.send_if_modified(|s| {
+                let changed = s.progress != progress;
+                s.progress = progress;
+                changed
+            });
+        };
         // This build's nix settings: a change made while it runs applies to the next build.
         let settings = self.settings();
-        let result = run_nix(
-            &settings,
-            &args,
-            &live.cancel,
-            Some(self.config.timeout),
-            &mut |line| {
-                if let Some(text) = tracker.feed(line) {
-                    log(text);
-                }
-                let progress = tracker.progress().clone();
-                live.status.send_if_modified(|s| {
-                    let changed = s.progress != progress;
-                    s.progress = progress;
-                    changed
-                });
-            },
-        )
+        let started = tokio::time::Instant::now();
+        let timeout = self.config.timeout;
+        // First the outputs' derivations (evaluation only), then the build: nix's results are
+        // matched to the outputs by derivation (see `outputs`). Both count against the timeout.
+        let result = async {
+            let (url, host) = (&record.locked_url, &record.host);
+            let derivations = run_nix(
+                &settings,
+                &outputs::derivations_args(url, host),
+                &live.cancel,
+                Some(timeout),
+                &mut on_line,
+            )
+            .await?;
+            let built = run_nix(
+                &settings,
+                &outputs::build_args(url, host),
+                &live.cancel,
+                Some(timeout.saturating_sub(started.elapsed())),
+                &mut on_line,
+            )
+            .await?;
+            Ok::<_, CommandError>((derivations, built))
+        }
         .await;
 
         let (state, error, generation) = match result {
-            Ok(stdout) => match self.make_generation(&record, &settings, &stdout).await {
+            Ok((derivations, built)) => match self
+                .make_generation(&record, &settings, &derivations, &built)
+                .await
+            {
                 Ok(n) => (BuildState::Succeeded, None, Some(n)),
                 Err(e) => (BuildState::Failed, Some(e.to_string()), None),
             },
@@ -481,11 +501,11 @@ impl Inner {
                 Some("cancelled by the user".into()),
                 None,
             ),
-            Err(CommandError::TimedOut { after }) => (
+            Err(CommandError::TimedOut { .. }) => (
                 BuildState::TimedOut,
                 Some(format!(
                     "timed out after {}s ([nix] build_timeout): nix was killed",
-                    after.as_secs()
+                    timeout.as_secs()
                 )),
                 None,
             ),
@@ -512,9 +532,10 @@ impl Inner {
         &self,
         record: &BuildRecord,
         settings: &NixSettings,
-        stdout: &[u8],
+        derivations: &[u8],
+        built: &[u8],
     ) -> Result<u32, generation::GenerationError> {
-        let outputs = generation::parse_build_output(stdout)?;
+        let outputs = generation::built_outputs(derivations, built)?;
         let draft = generation::draft_generation(record, outputs, SystemTime::now());
         let roots = generation::roots_dir(&self.config.state_dir, record);
         let made = generation::record_generation(&self.store, settings, &roots, &draft).await?;
@@ -556,63 +577,4 @@ fn settle(
     record.error = error;
     record.generation = generation;
     record
-}
-
-/// `nix build --json --no-link <locked>#nixosConfigurations."<host>".config.system.build.<out>`
-/// for each output.
-pub fn build_args(record: &BuildRecord) -> Vec<OsString> {
-    let mut args: Vec<OsString> = vec!["build".into(), "--json".into(), "--no-link".into()];
-    let host = record.host.replace('\\', "\\\\").replace('"', "\\\"");
-    for out in BUILD_OUTPUTS {
-        args.push(
-            format!(
-                "{}#nixosConfigurations.\"{host}\".config.system.build.{out}",
-                record.locked_url
-            )
-            .into(),
-        );
-    }
-    args
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn builds_the_locked_reference_with_a_quoted_host() {
-        let record = BuildRecord {
-            id: 1,
-            flake: "f".into(),
-            host: "web.1".into(),
-            flake_url: "github:a/f".into(),
-            locked_url: "github:a/f/0123".into(),
-            revision: None,
-            kernel_file: "bzImage".into(),
-            kernel_params: vec![],
-            state: BuildState::Queued,
-            queued_at: SystemTime::UNIX_EPOCH,
-            started_at: None,
-            finished_at: None,
-            error: None,
-            interruptions: 0,
-            generation: None,
-            log: PathBuf::new(),
-        };
-        let args: Vec<String> = build_args(&record)
-            .iter()
-            .map(|a| a.to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(
-            args,
-            [
-                "build",
-                "--json",
-                "--no-link",
-                "github:a/f/0123#nixosConfigurations.\"web.1\".config.system.build.kernel",
-                "github:a/f/0123#nixosConfigurations.\"web.1\".config.system.build.netbootRamdisk",
-                "github:a/f/0123#nixosConfigurations.\"web.1\".config.system.build.toplevel",
-            ]
-        );
-    }
 }

@@ -221,3 +221,52 @@ async fn only_the_last_generations_keep_roots_and_gc_spares_them() {
     let (ok, out) = nix_store(&["--delete", &kept[1].store_paths[1].display().to_string()]);
     assert!(!ok, "deleting a rooted path must fail: {out}");
 }
+
+/// `nix build --json` answers in its own order (nix 2.8 sorts by derivation name), not in the
+/// order of the installables: with derivations named in every order, each generation's kernel,
+/// initrd and init must still be the host's kernel, initrd and init, and each GC root must
+/// hold the store path recorded next to it. No `build-users-group` is configured: as root
+/// without a nixbld group (this test machine), flakeboot must empty it by itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn outputs_are_matched_by_derivation_whatever_their_names() {
+    let _nix = NIX_STORE_LOCK.read().await;
+    let repo = FixtureRepo::of("permuted", "permuted");
+    let (_tmp, state) = state_dir();
+    let config = RunnerConfig {
+        settings: offline_settings(),
+        ..runner_config(&state)
+    };
+    let flakes = Flakes::new(start(&state, config));
+    flakes.add(&repo.url(), Some("order")).await.unwrap();
+    let hosts = ["krt", "ktr", "rkt", "rtk", "tkr", "trk"];
+    let ids: Vec<u64> = hosts
+        .iter()
+        .map(|h| flakes.build("order", h).unwrap())
+        .collect();
+    for (host, record) in hosts.iter().zip(wait_all(&flakes, &ids).await) {
+        assert_eq!(record.state, BuildState::Succeeded, "{host}: {record:?}");
+        let g = flakes.generations(host).unwrap().remove(0);
+        let says = |path: &Path, what: &str| {
+            let text = String::from_utf8_lossy(&read(path)).into_owned();
+            assert!(
+                text.starts_with(&format!("{what} of {host} ")),
+                "{host}'s {what} is {} holding {text:?}",
+                path.display()
+            );
+        };
+        says(&g.kernel, "kernel");
+        says(&g.initrd, "initrd");
+        says(&g.init, "init");
+        assert_eq!(g.gc_roots.len(), g.store_paths.len(), "{host}: {g:?}");
+        for (root, path) in g.gc_roots.iter().zip(&g.store_paths) {
+            assert_eq!(
+                &std::fs::read_link(root).unwrap(),
+                path,
+                "{host}: {} roots another path",
+                root.display()
+            );
+        }
+        let current = flakes.current().boot(host, false).unwrap().unwrap();
+        assert_eq!((&current.kernel, &current.initrd), (&g.kernel, &g.initrd));
+    }
+}

@@ -26,7 +26,14 @@ pub struct FixtureRepo {
 }
 
 impl FixtureRepo {
+    /// The `hosts` fixture.
     pub fn new(test: &str) -> FixtureRepo {
+        FixtureRepo::of("hosts", test)
+    }
+
+    /// The flake in `tests/fixtures/<fixture>` (every file but `marker`, which
+    /// [`FixtureRepo::commit`] writes).
+    pub fn of(fixture: &str, test: &str) -> FixtureRepo {
         require_tool("nix");
         require_tool("git");
         let busybox = require_tool("busybox");
@@ -40,9 +47,14 @@ impl FixtureRepo {
             .prefix("flakeboot-nix-test-")
             .tempdir()
             .unwrap();
-        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/hosts");
-        for file in ["flake.nix", "kernel"] {
-            std::fs::copy(src.join(file), dir.path().join(file)).unwrap();
+        let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(fixture);
+        for entry in std::fs::read_dir(&src).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_type().unwrap().is_file() && entry.file_name() != "marker" {
+                std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+            }
         }
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
@@ -108,7 +120,14 @@ impl FixtureRepo {
     }
 }
 
-/// nix as root on a machine without the nixbld group, without network.
+/// nix without network and nothing else: as root on a machine without the nixbld group,
+/// flakeboot itself must see that builds need `build-users-group = ''`.
+pub fn offline_settings() -> NixSettings {
+    NixSettings::default().with_option("substituters", "")
+}
+
+/// nix as root on a machine without the nixbld group, without network (`build-users-group` set
+/// as `[nix] extra_options` would).
 pub fn settings() -> NixSettings {
     NixSettings::default()
         .with_option("build-users-group", "")
