@@ -4,7 +4,7 @@
 //! namespace, and serve on it.
 
 // Helpers here run only inside tests: a failed step panics with its message.
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -21,7 +21,7 @@ const CLIENT_MAC: &str = "52:54:00:79:00:02";
 const SCRIPT: &str = r#"set -e
 ip link set lo up
 ip tuntap add dev tap0 mode tap
-ip link set tap0 address 02:fb:79:00:00:01
+ip link set tap0 address 02:fb:79:00:00:01 mtu 1000
 ip addr add 10.79.0.1/24 dev tap0
 ip link set tap0 up
 exec "$0" serve --config "$1" --state-dir "$2"
@@ -109,6 +109,27 @@ host = "demo"
     assert!(script.starts_with("#!ipxe"), "{script}");
     assert!(script.contains("/boot/demo/static/kernel"), "{script}");
 
+    // And the iPXE binary over TFTP (its sockets bound to tap0, the MTU from the namespace).
+    let undionly = std::fs::read("/usr/lib/ipxe/undionly.kpxe").unwrap();
+    let out = curl_in(
+        &daemon,
+        &[
+            "--tftp-blksize",
+            "1468",
+            &format!("tftp://{SERVER_IP}/undionly.kpxe"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "TFTP failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        daemon.tail(30)
+    );
+    assert!(out.stdout == undionly, "TFTP download differs");
+
+    // The MTU (1000) is the namespace's: a 1468-byte block is capped to 1000 - 32 in the OACK.
+    assert_eq!(tftp_granted_blksize(&daemon, "1468"), "968");
+
     // The setup page offers the namespace's ports: tap0, not lo, none of the host's.
     let setup = format!("https://{SERVER_IP}/setup");
     let start = Instant::now();
@@ -149,4 +170,38 @@ fn curl_in(daemon: &Proc, args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
+}
+
+/// The block size the daemon's TFTP server grants to a read request for `undionly.kpxe` asking
+/// for `blksize`, from a socket in the daemon's namespace (the transfer is then aborted).
+fn tftp_granted_blksize(daemon: &Proc, blksize: &str) -> String {
+    let netns = std::fs::File::open(format!("/proc/{}/ns/net", daemon.pid())).unwrap();
+    let blksize = blksize.to_owned();
+    std::thread::spawn(move || {
+        nix::sched::setns(&netns, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+        let socket = std::net::UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        let mut rrq = vec![0, 1];
+        for field in ["undionly.kpxe", "octet", "blksize", &blksize] {
+            rrq.extend_from_slice(field.as_bytes());
+            rrq.push(0);
+        }
+        socket.send_to(&rrq, (SERVER_IP, 69)).unwrap();
+        let mut buf = [0u8; 1500];
+        let (len, tid) = socket.recv_from(&mut buf).unwrap();
+        // ERROR 0: the client aborts, so the server does not retransmit.
+        socket.send_to(b"\0\x05\0\0done\0", tid).unwrap();
+        let oack = &buf[..len];
+        assert_eq!(oack[..2], [0, 6], "not an OACK: {oack:?}");
+        let fields: Vec<String> = oack[2..]
+            .split(|b| *b == 0)
+            .map(|f| String::from_utf8_lossy(f).into_owned())
+            .collect();
+        let at = fields.iter().position(|f| f == "blksize").unwrap();
+        fields[at + 1].clone()
+    })
+    .join()
+    .unwrap()
 }
