@@ -16,12 +16,12 @@ pub enum LanError {
         existing: Vec<String>,
     },
     /// The kernel could not be asked.
-    #[error("{what}: {source}")]
+    #[error("{what}: {message}")]
     Read {
-        /// What was read.
+        /// What was asked.
         what: String,
         /// Why it failed.
-        source: std::io::Error,
+        message: String,
     },
     /// The pinned address is not on the interface.
     #[error(
@@ -56,40 +56,20 @@ pub struct LanInfo {
 impl LanInfo {
     /// Look the interface up; `address` pins one of its IPv4 addresses (default: the first).
     pub fn resolve(interface: &str, address: Option<Ipv4Addr>) -> Result<LanInfo, LanError> {
-        let sys = std::path::Path::new("/sys/class/net").join(interface);
-        if !sys.exists() {
-            return Err(LanError::NoSuchInterface {
+        // This network namespace's kernel, not /sys: after a plain `unshare --net`, /sys still
+        // shows the host's interfaces.
+        let port = flakeboot_netif::interface(interface)
+            .map_err(|e| LanError::Read {
+                what: format!("looking up the LAN interface {interface}"),
+                message: e.to_string(),
+            })?
+            .ok_or_else(|| LanError::NoSuchInterface {
                 interface: interface.to_owned(),
                 existing: list_interfaces(),
-            });
-        }
-        let mac_text =
-            std::fs::read_to_string(sys.join("address")).map_err(|source| LanError::Read {
-                what: format!("reading the MAC address of {interface}"),
-                source,
             })?;
-        let mac: MacAddr = mac_text.trim().parse().unwrap_or_default();
-        let mtu = std::fs::read_to_string(sys.join("mtu"))
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(1500);
-
-        let mut found = Vec::new();
-        let addrs = nix::ifaddrs::getifaddrs().map_err(|e| LanError::Read {
-            what: "listing interface addresses".into(),
-            source: e.into(),
-        })?;
-        for ifa in addrs {
-            if ifa.interface_name != interface {
-                continue;
-            }
-            let (Some(addr), Some(mask)) = (ifa.address, ifa.netmask) else {
-                continue;
-            };
-            if let (Some(a), Some(m)) = (addr.as_sockaddr_in(), mask.as_sockaddr_in()) {
-                found.push((a.ip(), m.ip()));
-            }
-        }
+        let mac = port.mac.map(MacAddr).unwrap_or_default();
+        let mtu = port.mtu;
+        let found: Vec<(Ipv4Addr, Ipv4Addr)> = port.ipv4().collect();
         let (address, netmask) = match address {
             Some(want) => found.into_iter().find(|(a, _)| *a == want).ok_or_else(|| {
                 LanError::AddressNotOnInterface {
@@ -114,15 +94,15 @@ impl LanInfo {
     }
 }
 
-/// Every network interface's name, sorted.
+/// Every network interface's name in this network namespace, sorted.
 pub fn list_interfaces() -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
-        .map(|dir| {
-            dir.filter_map(|e| e.ok())
-                .map(|e| e.file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut names: Vec<String> = match flakeboot_netif::interfaces() {
+        Ok(interfaces) => interfaces.into_iter().map(|i| i.name).collect(),
+        Err(e) => {
+            tracing::warn!("cannot list network interfaces: {e}");
+            Vec::new()
+        }
+    };
     names.sort();
     names
 }

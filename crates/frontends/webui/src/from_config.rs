@@ -10,7 +10,7 @@ use crate::state::WebConfig;
 
 impl WebConfig {
     /// A UI configuration from the config file: its hosts, its pinned machines and its
-    /// settings; `interfaces` are the ports the setup page offers (e.g. from /sys/class/net).
+    /// settings; `interfaces` are the ports the setup page offers (the daemon lists them from the kernel through flakeboot-netif).
     pub fn from_config(config: &Config, interfaces: Vec<String>) -> WebConfig {
         WebConfig {
             static_hosts: config.hosts.iter().map(|h| h.name.clone()).collect(),

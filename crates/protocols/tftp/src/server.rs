@@ -39,8 +39,8 @@ pub struct TftpServerConfig {
     pub max_blksize: u16,
     /// Largest window granted (RFC 7440).
     pub max_windowsize: u16,
-    /// MTU of the interface; `None` reads it from `/sys/class/net/<interface>/mtu` when an
-    /// interface is set, else blocks are capped by `max_blksize` alone.
+    /// MTU of the interface, from the caller (who asks the kernel of its network namespace);
+    /// `None` caps blocks by `max_blksize` alone.
     pub mtu: Option<u32>,
 }
 
@@ -97,14 +97,6 @@ pub(crate) fn udp_socket(
     UdpSocket::from_std(socket.into()).map_err(socket_err)
 }
 
-fn interface_mtu(interface: &str) -> Option<u32> {
-    std::fs::read_to_string(format!("/sys/class/net/{interface}/mtu"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// Binds the request socket (SO_REUSEADDR, SO_BINDTODEVICE when an interface is set).
 pub async fn bind(cfg: TftpServerConfig) -> Result<TftpServer, TftpError> {
     TftpServer::bind(cfg).await
@@ -118,13 +110,10 @@ impl TftpServer {
             addr: cfg.bind,
             source,
         })?;
-        let mtu = cfg
-            .mtu
-            .or_else(|| cfg.interface.as_deref().and_then(interface_mtu));
         let limits = Limits {
             max_blksize: cfg.max_blksize,
             max_windowsize: cfg.max_windowsize,
-            mtu,
+            mtu: cfg.mtu,
         };
         Ok(TftpServer {
             socket,
