@@ -17,7 +17,7 @@ use crate::auth::setup_code::SetupCode;
 use crate::clock::Clock;
 use crate::error::WebError;
 use crate::tls::CertStore;
-use flakeboot_appliance::flakes::FlakeService;
+use flakeboot_appliance::flakes::{FlakeService, FlakeServiceError};
 use flakeboot_appliance::status::DaemonStatus;
 use flakeboot_appliance::vpn::VpnService;
 
@@ -206,6 +206,20 @@ impl WebState {
     pub(crate) fn finish_setup(&self) {
         self.inner.setup_done.store(true, Ordering::Release);
         *lock(&self.inner.setup_code) = None;
+    }
+
+    /// Runs a flake-service call that may block (store reads and writes, the build queue) off
+    /// the async threads.
+    pub(crate) async fn flake<T, F>(&self, f: F) -> Result<T, WebError>
+    where
+        F: FnOnce(&dyn FlakeService) -> Result<T, FlakeServiceError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let flakes = self.inner.flakes.clone();
+        tokio::task::spawn_blocking(move || f(flakes.as_ref()))
+            .await
+            .map_err(|e| WebError::Task(e.to_string()))?
+            .map_err(WebError::from)
     }
 
     /// Runs a blocking store call off the async threads.

@@ -26,10 +26,10 @@ use flakeboot_appliance::flakes::BuildProgressView;
 /// How often the event stream sends the build's status.
 const STATUS_EVERY: Duration = Duration::from_millis(700);
 
-fn find(state: &WebState, id: u64) -> Result<BuildRecord, WebError> {
+async fn find(state: &WebState, id: u64) -> Result<BuildRecord, WebError> {
     state
-        .flakes()
-        .builds()?
+        .flake(|f| f.builds())
+        .await?
         .into_iter()
         .find(|b| b.id == id)
         .ok_or_else(|| WebError::NotFound {
@@ -49,7 +49,7 @@ pub struct BuildView {
 
 /// GET /api/v1/builds
 pub async fn list(State(state): State<WebState>) -> ApiResult<Json<Vec<BuildRecord>>> {
-    Ok(Json(state.flakes().builds()?))
+    Ok(Json(state.flake(|f| f.builds()).await?))
 }
 
 /// The body of POST /api/v1/builds.
@@ -66,13 +66,18 @@ pub async fn create(
     State(state): State<WebState>,
     Json(body): Json<NewBuild>,
 ) -> ApiResult<Response> {
-    let id = state.flakes().build(&body.flake, &body.host)?;
+    let id = state
+        .flake({
+            let (a0, a1) = (body.flake.clone(), body.host.clone());
+            move |f| f.build(&a0, &a1)
+        })
+        .await?;
     Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response())
 }
 
 /// GET /api/v1/builds/{id}
 pub async fn get(State(state): State<WebState>, Path(id): Path<u64>) -> ApiResult<Json<BuildView>> {
-    let build = find(&state, id)?;
+    let build = find(&state, id).await?;
     Ok(Json(BuildView {
         progress: state.flakes().progress(id),
         build,
@@ -84,14 +89,14 @@ pub async fn cancel(
     State(state): State<WebState>,
     Path(id): Path<u64>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    find(&state, id)?;
-    let cancelled = state.flakes().cancel(id)?;
+    find(&state, id).await?;
+    let cancelled = state.flake(move |f| f.cancel(id)).await?;
     Ok(Json(json!({ "id": id, "cancelled": cancelled })))
 }
 
 /// GET /api/v1/builds/{id}/log: the log as plain text, streamed until the build ends.
 pub async fn log(State(state): State<WebState>, Path(id): Path<u64>) -> ApiResult<Response> {
-    find(&state, id)?;
+    find(&state, id).await?;
     let stream = state
         .flakes()
         .log(id)?
@@ -103,8 +108,8 @@ pub async fn log(State(state): State<WebState>, Path(id): Path<u64>) -> ApiResul
         .into_response())
 }
 
-fn status_event(state: &WebState, id: u64, finished: bool) -> Option<Event> {
-    let build = find(state, id).ok()?;
+async fn status_event(state: &WebState, id: u64, finished: bool) -> Option<Event> {
+    let build = find(state, id).await.ok()?;
     let (class, word) = build_badge(build.state);
     let finished = finished || !build.state.is_active();
     let data = json!({
@@ -121,7 +126,7 @@ fn status_event(state: &WebState, id: u64, finished: bool) -> Option<Event> {
 /// GET /api/v1/builds/{id}/events: server-sent events `line` (one log line) and `status`
 /// (state and progress), until the build has ended and its log is read.
 pub async fn events(State(state): State<WebState>, Path(id): Path<u64>) -> ApiResult<Response> {
-    find(&state, id)?;
+    find(&state, id).await?;
     let mut lines = state.flakes().log(id)?;
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(256);
     tokio::spawn(async move {
@@ -137,7 +142,7 @@ pub async fn events(State(state): State<WebState>, Path(id): Path<u64>) -> ApiRe
                     None => break,
                 },
                 _ = tick.tick() => {
-                    if let Some(ev) = status_event(&state, id, false)
+                    if let Some(ev) = status_event(&state, id, false).await
                         && tx.send(Ok(ev)).await.is_err()
                     {
                         return;
@@ -147,12 +152,15 @@ pub async fn events(State(state): State<WebState>, Path(id): Path<u64>) -> ApiRe
         }
         // The log ended: wait briefly for the record to say how, then send the final status.
         for _ in 0..20 {
-            if find(&state, id).is_ok_and(|b| b.state != BuildState::Running) {
+            if find(&state, id)
+                .await
+                .is_ok_and(|b| b.state != BuildState::Running)
+            {
                 break;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        if let Some(ev) = status_event(&state, id, true) {
+        if let Some(ev) = status_event(&state, id, true).await {
             let _ = tx.send(Ok(ev)).await;
         }
     });

@@ -55,8 +55,8 @@ pub struct StatusView {
 pub async fn status(State(state): State<WebState>) -> ApiResult<Json<StatusView>> {
     let machines = state.db(|s| s.machines()).await?.len();
     let active_builds = state
-        .flakes()
-        .builds()?
+        .flake(|f| f.builds())
+        .await?
         .iter()
         .filter(|b| b.state.is_active())
         .count();
@@ -84,7 +84,7 @@ pub async fn leases(
 
 /// GET /api/v1/flakes
 pub async fn flakes(State(state): State<WebState>) -> ApiResult<Json<Vec<FlakeRecord>>> {
-    Ok(Json(state.flakes().flakes()?))
+    Ok(Json(state.flake(|f| f.flakes()).await?))
 }
 
 /// The body of POST /api/v1/flakes.
@@ -172,15 +172,25 @@ pub async fn generations(
 ) -> ApiResult<Json<BTreeMap<String, GenerationsView>>> {
     let hosts = match q.host {
         Some(h) => vec![h],
-        None => state.flakes().generation_hosts()?,
+        None => state.flake(|f| f.generation_hosts()).await?,
     };
     let mut out = BTreeMap::new();
     for h in hosts {
-        let generations = state.flakes().generations(&h)?;
+        let generations = state
+            .flake({
+                let a0 = h.clone();
+                move |f| f.generations(&a0)
+            })
+            .await?;
         // `?host=alpha` resolves a short name; pins are kept under the qualified `flake#host`.
         let qualified = generations.first().map_or(h, |g| g.host.clone());
         let view = GenerationsView {
-            pinned: state.flakes().pinned(&qualified)?,
+            pinned: state
+                .flake({
+                    let a0 = qualified.clone();
+                    move |f| f.pinned(&a0)
+                })
+                .await?,
             generations,
         };
         out.insert(qualified, view);
@@ -209,7 +219,12 @@ pub async fn rollback(
             message: "which generation?".into(),
         })
     })?;
-    state.flakes().rollback(&body.host, number)?;
+    state
+        .flake({
+            let a0 = body.host.clone();
+            move |f| f.rollback(&a0, number)
+        })
+        .await?;
     Ok(Json(json!({ "host": body.host, "pinned": number })))
 }
 
@@ -218,7 +233,12 @@ pub async fn unpin(
     State(state): State<WebState>,
     Json(body): Json<Rollback>,
 ) -> ApiResult<Json<serde_json::Value>> {
-    state.flakes().unpin(&body.host)?;
+    state
+        .flake({
+            let a0 = body.host.clone();
+            move |f| f.unpin(&a0)
+        })
+        .await?;
     Ok(Json(json!({ "host": body.host, "pinned": null })))
 }
 

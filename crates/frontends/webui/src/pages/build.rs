@@ -23,7 +23,7 @@ pub async fn cancel(
     State(state): State<WebState>,
     Path(id): Path<u64>,
 ) -> Result<Response, WebError> {
-    state.flakes().cancel(id)?;
+    state.flake(move |f| f.cancel(id)).await?;
     Ok(Redirect::to(&format!("/builds/{id}")).into_response())
 }
 
@@ -58,8 +58,8 @@ pub async fn build_page(
     Path(id): Path<u64>,
 ) -> Result<Response, WebError> {
     let build = state
-        .flakes()
-        .builds()?
+        .flake(|f| f.builds())
+        .await?
         .into_iter()
         .find(|b| b.id == id)
         .ok_or_else(|| WebError::NotFound {

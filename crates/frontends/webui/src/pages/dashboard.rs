@@ -110,7 +110,7 @@ pub async fn show(
     let events = state.db(|s| s.recent_events(RECENT_EVENTS)).await?;
     let boots = recent_boots(&events);
     let machines = state.db(|s| s.machines()).await?;
-    let builds = state.flakes().builds()?;
+    let builds = state.flake(|f| f.builds()).await?;
     let active: Vec<&BuildRecord> = builds.iter().filter(|b| b.state.is_active()).collect();
     let mut warnings = status.warnings.clone();
     warnings.extend(own_warnings(&state, &builds));

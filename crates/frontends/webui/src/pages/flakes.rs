@@ -1,6 +1,7 @@
 //! Flakes: add a URL, its hosts, update, build, cancel, the live build log, generations with
 //! one-click rollback. Everything goes through [`flakeboot_appliance::flakes::FlakeService`].
 
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use axum::extract::{Path, State};
@@ -124,8 +125,9 @@ async fn render_list(
     form: &AddForm,
     error: Option<&FlakeServiceError>,
 ) -> Result<Markup, WebError> {
-    let flakes = state.flakes().flakes()?;
-    let builds = state.flakes().builds()?;
+    let flakes = state.flake(|f| f.flakes()).await?;
+    let builds = state.flake(|f| f.builds()).await?;
+    let currents = current_generations(state, &flakes).await?;
     let recent: Vec<&BuildRecord> = builds.iter().rev().take(15).collect();
     let csrf = principal.csrf();
     let body = html! {
@@ -142,7 +144,7 @@ async fn render_list(
                 }
                 p.small.muted.mt-s { code { (f.url) } " · revision " code { (short_rev(f.revision.as_deref())) } }
                 @if let Some(e) = &f.error { div.notice.bad { (e) } }
-                (hosts_table(state, f, csrf))
+                (hosts_table(&currents, f, csrf))
             }
         }
         @if flakes.is_empty() { div.card { p.empty { "No flake yet." } } }
@@ -154,7 +156,7 @@ async fn render_list(
     Ok(page(frame("Flakes", principal), body))
 }
 
-fn hosts_table(state: &WebState, f: &FlakeRecord, csrf: &str) -> Markup {
+fn hosts_table(currents: &Currents, f: &FlakeRecord, csrf: &str) -> Markup {
     html! {
         @if f.hosts.is_empty() {
             p.empty { "This flake defines no nixosConfigurations." }
@@ -165,13 +167,13 @@ fn hosts_table(state: &WebState, f: &FlakeRecord, csrf: &str) -> Markup {
                     tbody {
                         @for h in &f.hosts {
                             @let q = format!("{}#{}", f.name, h.name);
-                            @let current = current_generation(state, &q);
+                            @let current = currents.get(&q);
                             tr {
                                 td data-label="Host" { strong { (h.name) } }
                                 td data-label="Boots" {
                                     @if let Some(why) = &h.unbootable {
                                         span.badge.warn { "cannot netboot" } " " span.small.muted { (why) }
-                                    } @else if let Some((g, pinned)) = &current {
+                                    } @else if let Some((g, pinned)) = current {
                                         "generation " (g.number)
                                         @if *pinned { " " span.badge.warn { "pinned" } }
                                         span.small.muted { " · " (short_rev(g.revision.as_deref())) }
@@ -197,14 +199,40 @@ fn hosts_table(state: &WebState, f: &FlakeRecord, csrf: &str) -> Markup {
     }
 }
 
-/// The generation a qualified host boots, and whether it is pinned.
-fn current_generation(state: &WebState, host: &str) -> Option<(GenerationRecord, bool)> {
-    let gens = state.flakes().generations(host).ok()?;
-    let pinned = state.flakes().pinned(host).ok().flatten();
-    match pinned {
-        Some(n) => gens.into_iter().find(|g| g.number == n).map(|g| (g, true)),
-        None => gens.into_iter().next_back().map(|g| (g, false)),
-    }
+/// The generation each qualified host boots, and whether it is pinned.
+type Currents = BTreeMap<String, (GenerationRecord, bool)>;
+
+/// The current generation of every host of `flakes`, read off the async threads.
+async fn current_generations(
+    state: &WebState,
+    flakes: &[FlakeRecord],
+) -> Result<Currents, WebError> {
+    let hosts: Vec<String> = flakes
+        .iter()
+        .flat_map(|f| {
+            f.hosts
+                .iter()
+                .map(move |h| format!("{}#{}", f.name, h.name))
+        })
+        .collect();
+    state
+        .flake(move |svc| {
+            let mut out = Currents::new();
+            for q in hosts {
+                let Ok(gens) = svc.generations(&q) else {
+                    continue;
+                };
+                let current = match svc.pinned(&q).ok().flatten() {
+                    Some(n) => gens.into_iter().find(|g| g.number == n).map(|g| (g, true)),
+                    None => gens.into_iter().next_back().map(|g| (g, false)),
+                };
+                if let Some(current) = current {
+                    out.insert(q, current);
+                }
+            }
+            Ok(out)
+        })
+        .await
 }
 
 /// GET /flakes
@@ -256,14 +284,14 @@ pub async fn show(
     Path(name): Path<String>,
 ) -> Result<Response, WebError> {
     let flake = state
-        .flakes()
-        .flakes()?
+        .flake(|f| f.flakes())
+        .await?
         .into_iter()
         .find(|f| f.name == name)
         .ok_or_else(|| WebError::NotFound {
             what: format!("flake “{name}”"),
         })?;
-    let builds = state.flakes().builds()?;
+    let builds = state.flake(|f| f.builds()).await?;
     let mine: Vec<&BuildRecord> = builds
         .iter()
         .rev()
@@ -272,13 +300,23 @@ pub async fn show(
         .collect();
     let csrf = principal.csrf();
     let now = SystemTime::now();
-    let mut host_gens = Vec::new();
-    for h in &flake.hosts {
-        let q = format!("{}#{}", flake.name, h.name);
-        let gens = state.flakes().generations(&q)?;
-        let pinned = state.flakes().pinned(&q)?;
-        host_gens.push((q, gens, pinned));
-    }
+    let currents = current_generations(&state, std::slice::from_ref(&flake)).await?;
+    let qualified: Vec<String> = flake
+        .hosts
+        .iter()
+        .map(|h| format!("{}#{}", flake.name, h.name))
+        .collect();
+    let host_gens = state
+        .flake(move |f| {
+            let mut out = Vec::new();
+            for q in qualified {
+                let gens = f.generations(&q)?;
+                let pinned = f.pinned(&q)?;
+                out.push((q, gens, pinned));
+            }
+            Ok(out)
+        })
+        .await?;
     let body = html! {
         p.small { a href="/flakes" { "← Flakes" } }
         div.titlebar {
@@ -298,7 +336,7 @@ pub async fn show(
         }
         div.card {
             h2 { "Hosts" }
-            (hosts_table(&state, &flake, csrf))
+            (hosts_table(&currents, &flake, csrf))
         }
         @for (q, gens, pinned) in &host_gens {
             @if !gens.is_empty() {
@@ -364,7 +402,12 @@ pub async fn build(
     Path(name): Path<String>,
     Form(form): Form<BuildForm>,
 ) -> Result<Response, WebError> {
-    let id = state.flakes().build(&name, &form.host)?;
+    let id = state
+        .flake({
+            let (a0, a1) = (name.clone(), form.host.clone());
+            move |f| f.build(&a0, &a1)
+        })
+        .await?;
     tracing::info!(flake = %name, host = %form.host, id, "build queued");
     Ok(Redirect::to(&format!("/builds/{id}")).into_response())
 }
@@ -377,7 +420,12 @@ pub async fn rollback(
     let number = form.number.ok_or_else(|| WebError::BadRequest {
         message: "which generation?".into(),
     })?;
-    state.flakes().rollback(&form.host, number)?;
+    state
+        .flake({
+            let a0 = form.host.clone();
+            move |f| f.rollback(&a0, number)
+        })
+        .await?;
     tracing::info!(host = %form.host, number, "rolled back");
     let flake = form.host.split('#').next().unwrap_or_default();
     Ok(Redirect::to(&format!("/flakes/{flake}")).into_response())
@@ -388,7 +436,12 @@ pub async fn unpin(
     State(state): State<WebState>,
     Form(form): Form<RollbackForm>,
 ) -> Result<Response, WebError> {
-    state.flakes().unpin(&form.host)?;
+    state
+        .flake({
+            let a0 = form.host.clone();
+            move |f| f.unpin(&a0)
+        })
+        .await?;
     let flake = form.host.split('#').next().unwrap_or_default();
     Ok(Redirect::to(&format!("/flakes/{flake}")).into_response())
 }
