@@ -89,7 +89,7 @@ pub fn start(lan: &BenchLan, k: &Knobs, name: &str) -> Result<Server> {
 pub fn highest_rate(lan: &BenchLan, k: &Knobs, rates: &[u32], extra: &[&str]) -> Result<f64> {
     let try_rate = |rate: u32| -> Result<Option<f64>> {
         let r = perfdhcp::run(
-            &lan.client,
+            lan.client(),
             CLIENT_IF,
             rate,
             k.dhcp_seconds,
@@ -154,7 +154,7 @@ pub fn measure(
     let rate = k.dhcp_latency_rate;
     let cpu_before = server.cpu_seconds();
     let fixed = perfdhcp::run(
-        &lan.client,
+        lan.client(),
         CLIENT_IF,
         rate,
         k.dhcp_seconds,

@@ -67,7 +67,7 @@ fn measure(lan: &BenchLan, k: &Knobs, c: &mut Collector, name: &str, url: &str, 
     let label = format!("{} MiB", k.http_mib);
     // One client: the median of three downloads.
     let single: Result<f64> = (0..3)
-        .map(|_| curl(&lan.client, url, &[], size).map(|t| mb_per_s(t.bytes, t.secs)))
+        .map(|_| curl(lan.client(), url, &[], size).map(|t| mb_per_s(t.bytes, t.secs)))
         .collect::<Result<Vec<f64>>>()
         .map(|v| percentile(&v, 50.0));
     c.add_result(
@@ -79,7 +79,7 @@ fn measure(lan: &BenchLan, k: &Knobs, c: &mut Collector, name: &str, url: &str, 
     );
     let n = k.http_clients;
     let metric = format!("{label}, {n} curl clients at once: aggregate");
-    match curl_parallel(&lan.client, url, &[], n, size) {
+    match curl_parallel(lan.client(), url, &[], n, size) {
         Ok((ok, wall, times)) => {
             c.add(
                 &metric,
@@ -112,7 +112,7 @@ fn measure(lan: &BenchLan, k: &Knobs, c: &mut Collector, name: &str, url: &str, 
     // Range: correctness with curl, then the request rate with wrk.
     let range = format!("bytes=4096-{}", 4096 + RANGE_LEN - 1);
     let check = curl(
-        &lan.client,
+        lan.client(),
         url,
         &["-H", &format!("Range: {range}")],
         RANGE_LEN,
@@ -141,7 +141,7 @@ pub struct Wrk {
 }
 
 fn wrk(lan: &BenchLan, url: &str, conns: usize, secs: u64, range: Option<&str>) -> Result<Wrk> {
-    let mut cmd = lan.client.command(require_tool("wrk"));
+    let mut cmd = lan.client().command(require_tool("wrk"));
     cmd.args([
         "-t2",
         &format!("-c{conns}"),

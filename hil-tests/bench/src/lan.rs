@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use flakeboot_testbed::{Netns, veth};
+use flakeboot_testbed::TestLan;
 
 use crate::error::{BenchError, Result};
 
@@ -19,37 +19,28 @@ pub const POOL: (&str, &str) = ("10.77.1.0", "10.77.250.250");
 /// The server side's interface.
 pub const SERVER_IF: &str = "lan0";
 /// The client side's interface.
-pub const CLIENT_IF: &str = "eth0";
+pub const CLIENT_IF: &str = flakeboot_testbed::CLIENT_IF;
 
-/// Two namespaces over a veth, and a scratch directory.
+/// Two namespaces over a veth (or a bridge), and a scratch directory.
 #[derive(Debug)]
-pub struct BenchLan {
-    pub server: Netns,
-    pub client: Netns,
-    pub dir: tempfile::TempDir,
+pub struct BenchLan(TestLan);
+
+impl std::ops::Deref for BenchLan {
+    type Target = TestLan;
+    fn deref(&self) -> &TestLan {
+        &self.0
+    }
 }
 
 impl BenchLan {
     /// Create the namespaces (server `lan0` = [`SERVER_IP`], client `eth0` = [`CLIENT_IP`]).
     pub fn new(tag: &str) -> Result<BenchLan> {
-        let server = Netns::new(&format!("bs{tag}")).map_err(BenchError::io("server netns"))?;
-        let client = Netns::new(&format!("bc{tag}")).map_err(BenchError::io("client netns"))?;
-        veth(&server, SERVER_IF, &client, CLIENT_IF).map_err(BenchError::io("veth pair"))?;
-        server
-            .addr(SERVER_IF, &format!("{SERVER_IP}/{PREFIX}"))
-            .map_err(BenchError::io("server address"))?;
-        client
-            .addr(CLIENT_IF, &format!("{CLIENT_IP}/{PREFIX}"))
-            .map_err(BenchError::io("client address"))?;
-        let dir = tempfile::Builder::new()
-            .prefix("flakeboot-bench-")
-            .tempdir()
-            .map_err(BenchError::io("scratch directory"))?;
-        Ok(BenchLan {
-            server,
-            client,
-            dir,
-        })
+        TestLan::veth(&format!("b{tag}"), SERVER_IF)
+            .server_addr(&format!("{SERVER_IP}/{PREFIX}"))
+            .client_addr(&format!("{CLIENT_IP}/{PREFIX}"))
+            .build()
+            .map(BenchLan)
+            .map_err(BenchError::io("bench LAN"))
     }
 
     /// A LAN for QEMU clients: the server side's `lan0` is a bridge (with [`SERVER_IP`] and
@@ -57,67 +48,15 @@ impl BenchLan {
     /// machine on that LAN (`eth0`, [`CLIENT_IP`] and `fd77::2/64`: the LAN's router when the
     /// server runs in proxy mode).
     pub fn bridged(tag: &str, taps: usize) -> Result<BenchLan> {
-        let server = Netns::new(&format!("bs{tag}")).map_err(BenchError::io("server netns"))?;
-        let client = Netns::new(&format!("bc{tag}")).map_err(BenchError::io("client netns"))?;
-        let io = |what: &str| BenchError::io(what.to_owned());
-        server
-            .run(&[
-                "ip",
-                "link",
-                "add",
-                SERVER_IF,
-                "type",
-                "bridge",
-                "stp_state",
-                "0",
-                "forward_delay",
-                "0",
-                "mcast_snooping",
-                "0",
-            ])
-            .map_err(io("bridge"))?;
-        server
-            .addr(SERVER_IF, &format!("{SERVER_IP}/{PREFIX}"))
-            .map_err(io("server address"))?;
-        server
-            .addr(SERVER_IF, "fd77::1/64")
-            .map_err(io("server IPv6 address"))?;
-        veth(&server, "to-client", &client, CLIENT_IF).map_err(io("veth pair"))?;
-        server
-            .run(&["ip", "link", "set", "to-client", "master", SERVER_IF])
-            .map_err(io("veth on the bridge"))?;
-        client
-            .addr(CLIENT_IF, &format!("{CLIENT_IP}/{PREFIX}"))
-            .map_err(io("client address"))?;
-        client
-            .addr(CLIENT_IF, "fd77::2/64")
-            .map_err(io("client IPv6 address"))?;
-        for i in 0..taps {
-            let tap = format!("tap{i}");
-            server
-                .run(&["ip", "tuntap", "add", "dev", &tap, "mode", "tap"])
-                .map_err(io("tap"))?;
-            server
-                .run(&["ip", "link", "set", &tap, "master", SERVER_IF])
-                .map_err(io("tap on the bridge"))?;
-            server
-                .run(&["ip", "link", "set", &tap, "up"])
-                .map_err(io("tap up"))?;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("flakeboot-bench-")
-            .tempdir()
-            .map_err(io("scratch directory"))?;
-        Ok(BenchLan {
-            server,
-            client,
-            dir,
-        })
-    }
-
-    /// A path in the scratch directory.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
+        TestLan::bridge(&format!("b{tag}"), SERVER_IF)
+            .server_addr(&format!("{SERVER_IP}/{PREFIX}"))
+            .server_addr("fd77::1/64")
+            .client_addr(&format!("{CLIENT_IP}/{PREFIX}"))
+            .client_addr("fd77::2/64")
+            .taps(taps)
+            .build()
+            .map(BenchLan)
+            .map_err(BenchError::io("bridged bench LAN"))
     }
 
     /// A fresh sub-directory of the scratch directory.

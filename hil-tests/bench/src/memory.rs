@@ -75,7 +75,7 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
         let before = cpu(&group);
         let rate = k.dhcp_latency_rate;
         let r = perfdhcp::run(
-            &lan.client,
+            lan.client(),
             CLIENT_IF,
             rate,
             k.dhcp_seconds,

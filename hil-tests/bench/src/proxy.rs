@@ -92,7 +92,7 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
         );
         let rate = k.dhcp_latency_rate;
         let fixed = perfdhcp::run(
-            &lan.client,
+            lan.client(),
             CLIENT_IF,
             rate,
             k.dhcp_seconds,

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use flakeboot_testbed::{Proc, require_tool};
+use flakeboot_testbed::{Proc, Serve, require_tool};
 
 use crate::error::{BenchError, Result};
 use crate::lan::{BenchLan, CLIENT_IF, POOL, PREFIX, SERVER_IF, SERVER_IP};
@@ -155,18 +155,17 @@ pub fn flakeboot(lan: &BenchLan, bin: &Path, setup: &FlakebootSetup) -> Result<S
     let config = lan.path(&format!("flakeboot-{n}.toml"));
     write(&config, &setup.to_toml())?;
     let state = lan.subdir(&format!("flakeboot-state-{n}"))?;
-    spawn(
-        lan,
-        "flakeboot",
-        &[
-            &path_str(bin),
-            "serve",
-            "--config",
-            &path_str(&config),
-            "--state-dir",
-            &path_str(&state),
-        ],
-    )?
+    let proc = Serve::new(&config, &state)
+        .bin(bin)
+        .spawn(&lan.server)
+        .map_err(|e| BenchError::NotReady {
+            server: "flakeboot".to_owned(),
+            detail: e.to_string(),
+        })?;
+    Server {
+        name: "flakeboot".to_owned(),
+        proc,
+    }
     .wait_ready("serving")
 }
 
@@ -216,7 +215,7 @@ pub fn dnsmasq(lan: &BenchLan, name: &str, setup: &DnsmasqSetup) -> Result<Serve
     .map(String::from)
     .to_vec();
     let (ns, iface) = if setup.lan_router {
-        (&lan.client, CLIENT_IF)
+        (lan.client(), CLIENT_IF)
     } else {
         (&lan.server, SERVER_IF)
     };

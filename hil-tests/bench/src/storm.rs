@@ -72,7 +72,7 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
                 .map(|i| {
                     let lan = &lan;
                     let urls = &urls;
-                    s.spawn(move || one_client(&lan.client, i, urls, ipxe_size, initrd_size))
+                    s.spawn(move || one_client(lan.client(), i, urls, ipxe_size, initrd_size))
                 })
                 .collect();
             handles
@@ -192,7 +192,7 @@ fn add_macvlans(lan: &BenchLan, n: usize) -> Result<()> {
     }
     let path = lan.path("macvlans.batch");
     std::fs::write(&path, batch).map_err(BenchError::io("writing the ip batch"))?;
-    lan.client
+    lan.client()
         .run(&["ip", "-batch", &path.display().to_string()])
         .map_err(BenchError::io("creating macvlans"))?;
     Ok(())

@@ -36,7 +36,13 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
         let n = k.tftp_concurrent;
         let url = format!("tftp://{SERVER_IP}/ipxe.efi");
         let metric = format!("{n} concurrent ipxe.efi (curl blksize 1468): completed");
-        let batch = curl_parallel(&lan.client, &url, &["--tftp-blksize", "1468"], n, ipxe_size);
+        let batch = curl_parallel(
+            lan.client(),
+            &url,
+            &["--tftp-blksize", "1468"],
+            n,
+            ipxe_size,
+        );
         match batch {
             Ok((ok, wall, _)) => {
                 c.add(&metric, "transfers", Better::Higher, name, ok as f64);
@@ -115,7 +121,7 @@ fn measure(
 ) -> Result<()> {
     let url = format!("tftp://{SERVER_IP}/{file}");
     for blksize in ["512", "1468"] {
-        let t = median_of(|| curl(&lan.client, &url, &["--tftp-blksize", blksize], size));
+        let t = median_of(|| curl(lan.client(), &url, &["--tftp-blksize", blksize], size));
         c.add_result(
             &format!("{label}, curl blksize {blksize}"),
             "MB/s",
@@ -125,7 +131,7 @@ fn measure(
         );
     }
     let dir = lan.subdir(&format!("tftpd-client-{server}"))?;
-    let t = median_of(|| clients::tftpd_get(&lan.client, SERVER_IP, file, &dir, 1468, 16, size));
+    let t = median_of(|| clients::tftpd_get(lan.client(), SERVER_IP, file, &dir, 1468, 16, size));
     c.add_result(
         &format!("{label}, tftpd client blksize 1468 windowsize 16"),
         "MB/s",

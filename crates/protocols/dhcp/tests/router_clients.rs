@@ -28,10 +28,11 @@ use flakeboot_store::Store;
 use flakeboot_testbed::{Netns, Proc, require_tool};
 use router_common::{FIRST, Lan, pool, wait_output};
 
-fn dhclient(lan: &Lan, label: &str, lease_file: &str, script: &str) -> Proc {
+fn dhclient(lan: &Lan, label: &str, lease_file: &Path, script: &str) -> Proc {
     let bin = require_tool("dhclient");
     let pid = lan.path(&format!("{label}.pid"));
-    lan.cli
+    let (lease_file, pid) = (lease_file.to_str().unwrap(), pid.to_str().unwrap());
+    lan.client()
         .spawn(
             label,
             &[
@@ -44,7 +45,7 @@ fn dhclient(lan: &Lan, label: &str, lease_file: &str, script: &str) -> Proc {
                 "-lf",
                 lease_file,
                 "-pf",
-                &pid,
+                pid,
                 "eth0",
             ],
         )
@@ -70,7 +71,7 @@ fn dhclient_gets_a_lease_and_renews_it() {
     );
     assert!(out.contains("script: BOUND 10.77.0.100"), "{out}");
     let addrs = lan
-        .cli
+        .client()
         .run(&["ip", "-4", "addr", "show", "dev", "eth0"])
         .unwrap();
     assert!(addrs.contains("10.77.0.100/24"), "{addrs}");
@@ -103,7 +104,7 @@ fn udhcpc_gets_a_lease_and_renews_on_sigusr1() {
     let script = lan.script();
     let bin = require_tool("udhcpc");
     let mut client = lan
-        .cli
+        .client()
         .spawn(
             "udhcpc",
             &[
@@ -158,12 +159,12 @@ fn smoltcp_client_gets_a_lease_over_a_tap_device() {
         &["ip", "link", "set", "br0", "up"],
         &["ip", "link", "set", "tap0", "up"],
     ] {
-        lan.cli.run(argv).unwrap();
+        lan.client().run(argv).unwrap();
     }
     let server = lan.start(pool(None));
     let bin = example("smoltcp_dhcp_client");
     let mut client = lan
-        .cli
+        .client()
         .spawn(
             "smoltcp",
             &[bin.to_str().unwrap(), "tap0", "02:00:00:00:00:42", "30"],
@@ -206,7 +207,7 @@ fn a_restarted_server_keeps_every_clients_lease() {
     let server = lan.start(pool(None));
     let (one, two) = ("52:54:00:00:01:01", "52:54:00:00:01:02");
     let get = |mac: &str, lease_file: &str, label: &str| {
-        lan.cli
+        lan.client()
             .run(&["ip", "link", "set", "eth0", "address", mac])
             .unwrap();
         let mut c = dhclient(&lan, label, &lan.path(lease_file), "/bin/true");
@@ -254,7 +255,7 @@ fn a_restarted_server_keeps_every_clients_lease() {
 #[test]
 fn perfdhcp_completes_every_dora_exchange() {
     let lan = Lan::new("perf");
-    lan.cli
+    lan.client()
         .run(&["ip", "addr", "add", "10.77.0.2/24", "dev", "eth0"])
         .unwrap();
     let server = lan.start(pool(None));
@@ -262,7 +263,7 @@ fn perfdhcp_completes_every_dora_exchange() {
     // 200 DORA exchanges at 100/s from 50 simulated clients, relayed by perfdhcp itself
     // (giaddr 10.77.0.2, replies to its port 67).
     let mut perf = lan
-        .cli
+        .client()
         .spawn(
             "perfdhcp",
             &[
@@ -343,39 +344,43 @@ fn wait_slaac(ns: &Netns, timeout: Duration) -> String {
 #[test]
 fn router_advertisements_autoconfigure_the_clients_and_answer_solicitations() {
     let lan = Lan::new("radv");
-    wait_link_local(&lan.srv, "lan0");
-    wait_link_local(&lan.cli, "eth0");
+    wait_link_local(&lan.server, "lan0");
+    wait_link_local(lan.client(), "eth0");
     // An hour between unsolicited RAs: anything after the first one is a solicited RA.
     let ra = RaConfig {
         prefix: "fd77::".parse::<Ipv6Addr>().unwrap(),
         interval: Duration::from_secs(3600),
     };
     let server = lan.start(pool(Some(ra)));
-    let addr = wait_slaac(&lan.cli, Duration::from_secs(10));
+    let addr = wait_slaac(lan.client(), Duration::from_secs(10));
     assert!(addr.contains("/64"), "{addr}");
     // Router lifetime 0: the prefix is on-link, but flakeboot is no default router.
     let routes = lan
-        .cli
+        .client()
         .run(&["ip", "-6", "route", "show", "default"])
         .unwrap();
     assert!(routes.trim().is_empty(), "{routes}");
     let onlink = lan
-        .cli
+        .client()
         .run(&["ip", "-6", "route", "show", "fd77::/64"])
         .unwrap();
     assert!(onlink.contains("fd77::/64 dev eth0"), "{onlink}");
 
     // Link down drops the autoconfigured address; link up sends a Router Solicitation, and
     // only a solicited RA can bring the address back this soon.
-    lan.cli.run(&["ip", "link", "set", "eth0", "down"]).unwrap();
+    lan.client()
+        .run(&["ip", "link", "set", "eth0", "down"])
+        .unwrap();
     let gone = lan
-        .cli
+        .client()
         .run(&["ip", "-6", "addr", "show", "dev", "eth0", "scope", "global"])
         .unwrap();
     assert!(!gone.contains("fd77::"), "{gone}");
     let start = Instant::now();
-    lan.cli.run(&["ip", "link", "set", "eth0", "up"]).unwrap();
-    wait_slaac(&lan.cli, Duration::from_secs(10));
+    lan.client()
+        .run(&["ip", "link", "set", "eth0", "up"])
+        .unwrap();
+    wait_slaac(lan.client(), Duration::from_secs(10));
     eprintln!("address back {:?} after link up", start.elapsed());
     server.stop();
 }

@@ -19,7 +19,7 @@ use flakeboot_dhcp::boot::BootConfig;
 use flakeboot_dhcp::server::{
     DhcpServer, DhcpServerConfig, DhcpStats, DhcpStatsSnapshot, ServerMode,
 };
-use flakeboot_testbed::{Netns, Proc, require_root, require_tool, veth};
+use flakeboot_testbed::{Proc, TestLan, require_root, require_tool};
 use tokio_util::sync::CancellationToken;
 
 /// flakeboot's address on the LAN.
@@ -43,19 +43,25 @@ pub enum LanKind {
 }
 
 /// The test LAN: namespaces, dnsmasq, flakeboot. Everything stops on drop (flakeboot by its
-/// token, dnsmasq by PID, namespaces deleted).
+/// token, dnsmasq by PID, namespaces deleted). The namespaces (`lan.server`, `lan.client()`)
+/// are the [`TestLan`]'s.
 pub struct Lan {
     /// The interface both DHCP servers serve.
     pub interface: &'static str,
-    pub server: Netns,
-    pub client: Netns,
+    pub net: TestLan,
     /// The LAN's DHCP server (absent in a proxy-only LAN).
     pub dnsmasq: Option<Proc>,
     pub events: Arc<RecordingCatalogue>,
     stats: Arc<DhcpStats>,
     shutdown: CancellationToken,
     flakeboot: Option<JoinHandle<()>>,
-    _state: tempfile::TempDir,
+}
+
+impl std::ops::Deref for Lan {
+    type Target = TestLan;
+    fn deref(&self) -> &TestLan {
+        &self.net
+    }
 }
 
 impl Lan {
@@ -73,27 +79,19 @@ impl Lan {
     pub fn start_opts(kind: LanKind, with_dnsmasq: bool) -> Lan {
         require_root();
         let dnsmasq_bin = require_tool("dnsmasq");
-        let server = Netns::new("pxsrv").unwrap();
-        let client = Netns::new("pxcli").unwrap();
-        let interface = match kind {
-            LanKind::Veth => {
-                veth(&server, SERVER_IF, &client, CLIENT_IF).unwrap();
-                SERVER_IF
-            }
-            LanKind::Tap => {
-                server
-                    .run(&["ip", "tuntap", "add", "dev", TAP_IF, "mode", "tap"])
-                    .unwrap();
-                server.addr(TAP_IF, "fd77::1/64").unwrap();
-                TAP_IF
-            }
+        let (interface, lan) = match kind {
+            LanKind::Veth => (SERVER_IF, TestLan::veth("px", SERVER_IF)),
+            LanKind::Tap => (TAP_IF, TestLan::tap("px", TAP_IF).server_addr("fd77::1/64")),
         };
         // dnsmasq's address first (primary: its server identifier), flakeboot's second.
-        server.addr(interface, "10.77.0.2/24").unwrap();
-        server.addr(interface, "10.77.0.1/24").unwrap();
+        let net = lan
+            .server_addr("10.77.0.2/24")
+            .server_addr("10.77.0.1/24")
+            .build()
+            .unwrap();
+        let server = &net.server;
 
-        let state = tempfile::tempdir().unwrap();
-        let leases = state.path().join("dnsmasq.leases");
+        let leases = net.path("dnsmasq.leases");
         let mut args = vec![
             dnsmasq_bin.to_str().unwrap().to_owned(),
             "--no-daemon".into(),
@@ -123,7 +121,7 @@ impl Lan {
         let events = Arc::new(RecordingCatalogue::default());
         let shutdown = CancellationToken::new();
         let (tx, rx) = mpsc::channel();
-        let store_dir = state.path().join("store");
+        let store_dir = net.path("store");
         std::fs::create_dir_all(&store_dir).unwrap();
         let catalogue: Arc<dyn Catalogue> = events.clone();
         let token = shutdown.clone();
@@ -155,14 +153,12 @@ impl Lan {
             .unwrap_or_else(|e| panic!("flakeboot's DHCP server did not bind: {e}"));
         Lan {
             interface,
-            server,
-            client,
+            net,
             dnsmasq,
             events,
             stats,
             shutdown,
             flakeboot: Some(flakeboot),
-            _state: state,
         }
     }
 
@@ -189,7 +185,7 @@ impl Lan {
 
     /// Run `f` on a thread inside the client namespace and return its result.
     pub fn in_client<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        self.client.thread(f).unwrap().join().unwrap()
+        self.client().thread(f).unwrap().join().unwrap()
     }
 }
 

@@ -22,7 +22,7 @@ use flakeboot_dhcp::lease::PoolConfig;
 use flakeboot_dhcp::ra::RaConfig;
 use flakeboot_dhcp::server::{DhcpServer, DhcpServerConfig, DhcpStats, ServerMode};
 use flakeboot_store::Store;
-use flakeboot_testbed::{Netns, Proc, require_root, veth};
+use flakeboot_testbed::{Netns, Proc, TestLan, require_root};
 use tokio_util::sync::CancellationToken;
 
 pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
@@ -45,11 +45,14 @@ pub fn pool(ra: Option<RaConfig>) -> PoolConfig {
     }
 }
 
-/// Two namespaces joined by a veth pair: `lan0` (10.77.0.1/24) in `srv`, `eth0` in `cli`.
-pub struct Lan {
-    pub srv: Netns,
-    pub cli: Netns,
-    pub dir: tempfile::TempDir,
+/// Two namespaces joined by a veth pair: `lan0` (10.77.0.1/24) in `server`, `eth0` in `client()`.
+pub struct Lan(TestLan);
+
+impl std::ops::Deref for Lan {
+    type Target = TestLan;
+    fn deref(&self) -> &TestLan {
+        &self.0
+    }
 }
 
 impl Lan {
@@ -63,30 +66,20 @@ impl Lan {
             )
             .with_test_writer()
             .try_init();
-        let srv = Netns::new(&format!("{tag}s")).unwrap();
-        let cli = Netns::new(&format!("{tag}c")).unwrap();
-        veth(&srv, "lan0", &cli, "eth0").unwrap();
-        srv.run(&["ip", "addr", "add", "10.77.0.1/24", "dev", "lan0"])
-            .unwrap();
-        Lan {
-            srv,
-            cli,
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Lan(TestLan::veth(tag, "lan0")
+            .server_addr("10.77.0.1/24")
+            .build()
+            .unwrap())
     }
 
     pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    pub fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_string_lossy().into_owned()
+        self.path("state")
     }
 
     /// A client script (dhclient or udhcpc style) that prints what it is told and applies the
     /// address, so that renewals can be unicast.
     pub fn script(&self) -> String {
-        let path = self.dir.path().join("client-script.sh");
+        let path = self.path("client-script.sh");
         fs::write(
             &path,
             "#!/bin/sh\n\
@@ -106,7 +99,7 @@ impl Lan {
     }
 
     pub fn start(&self, pool: PoolConfig) -> Server {
-        Server::start(&self.srv, "lan0", pool, &self.state_dir())
+        Server::start(&self.server, "lan0", pool, &self.state_dir())
     }
 }
 
