@@ -1,5 +1,5 @@
-//! The bench LAN: a server namespace and a client namespace joined by one veth pair, and a
-//! scratch directory for files, configs and lease databases. Every server of a comparison binds
+//! The bench LAN (a [`TestLan`]): a server namespace and a client namespace joined by one veth
+//! pair, and a scratch directory for files, configs and lease databases. Every server of a comparison binds
 //! the same interface (`lan0`) in turn, so all of them see the same link.
 
 use std::path::{Path, PathBuf};
@@ -21,50 +21,36 @@ pub const SERVER_IF: &str = "lan0";
 /// The client side's interface.
 pub const CLIENT_IF: &str = flakeboot_testbed::CLIENT_IF;
 
-/// Two namespaces over a veth (or a bridge), and a scratch directory.
-#[derive(Debug)]
-pub struct BenchLan(TestLan);
-
-impl std::ops::Deref for BenchLan {
-    type Target = TestLan;
-    fn deref(&self) -> &TestLan {
-        &self.0
-    }
+/// Two namespaces over a veth (server `lan0` = [`SERVER_IP`], client `eth0` = [`CLIENT_IP`])
+/// and a scratch directory.
+pub fn veth_lan(tag: &str) -> Result<TestLan> {
+    TestLan::veth(&format!("b{tag}"), SERVER_IF)
+        .server_addr(&format!("{SERVER_IP}/{PREFIX}"))
+        .client_addr(&format!("{CLIENT_IP}/{PREFIX}"))
+        .build()
+        .map_err(BenchError::io("bench LAN"))
 }
 
-impl BenchLan {
-    /// Create the namespaces (server `lan0` = [`SERVER_IP`], client `eth0` = [`CLIENT_IP`]).
-    pub fn new(tag: &str) -> Result<BenchLan> {
-        TestLan::veth(&format!("b{tag}"), SERVER_IF)
-            .server_addr(&format!("{SERVER_IP}/{PREFIX}"))
-            .client_addr(&format!("{CLIENT_IP}/{PREFIX}"))
-            .build()
-            .map(BenchLan)
-            .map_err(BenchError::io("bench LAN"))
-    }
+/// A LAN for QEMU clients: the server side's `lan0` is a bridge (with [`SERVER_IP`] and
+/// `fd77::1/64`) holding `taps` tap devices (`tap0`..), and the client namespace is another
+/// machine on that LAN (`eth0`, [`CLIENT_IP`] and `fd77::2/64`: the LAN's router when the
+/// server runs in proxy mode).
+pub fn bridged_lan(tag: &str, taps: usize) -> Result<TestLan> {
+    TestLan::bridge(&format!("b{tag}"), SERVER_IF)
+        .server_addr(&format!("{SERVER_IP}/{PREFIX}"))
+        .server_addr("fd77::1/64")
+        .client_addr(&format!("{CLIENT_IP}/{PREFIX}"))
+        .client_addr("fd77::2/64")
+        .taps(taps)
+        .build()
+        .map_err(BenchError::io("bridged bench LAN"))
+}
 
-    /// A LAN for QEMU clients: the server side's `lan0` is a bridge (with [`SERVER_IP`] and
-    /// `fd77::1/64`) holding `taps` tap devices (`tap0`..), and the client namespace is another
-    /// machine on that LAN (`eth0`, [`CLIENT_IP`] and `fd77::2/64`: the LAN's router when the
-    /// server runs in proxy mode).
-    pub fn bridged(tag: &str, taps: usize) -> Result<BenchLan> {
-        TestLan::bridge(&format!("b{tag}"), SERVER_IF)
-            .server_addr(&format!("{SERVER_IP}/{PREFIX}"))
-            .server_addr("fd77::1/64")
-            .client_addr(&format!("{CLIENT_IP}/{PREFIX}"))
-            .client_addr("fd77::2/64")
-            .taps(taps)
-            .build()
-            .map(BenchLan)
-            .map_err(BenchError::io("bridged bench LAN"))
-    }
-
-    /// A fresh sub-directory of the scratch directory.
-    pub fn subdir(&self, name: &str) -> Result<PathBuf> {
-        let p = self.path(name);
-        std::fs::create_dir_all(&p).map_err(BenchError::io(format!("creating {}", p.display())))?;
-        Ok(p)
-    }
+/// A fresh sub-directory `name` of the LAN's scratch directory.
+pub fn subdir(lan: &TestLan, name: &str) -> Result<PathBuf> {
+    let p = lan.path(name);
+    std::fs::create_dir_all(&p).map_err(BenchError::io(format!("creating {}", p.display())))?;
+    Ok(p)
 }
 
 /// Write `len` bytes of deterministic, incompressible-looking content to `path`.

@@ -196,6 +196,11 @@ impl TestLan {
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
+
+    /// `state` in the scratch directory: the server's `--state-dir` (its store), not created.
+    pub fn state_dir(&self) -> PathBuf {
+        self.path("state")
+    }
 }
 
 impl LanBuilder {

@@ -36,10 +36,6 @@ impl Lan {
             .unwrap())
     }
 
-    pub fn state_dir(&self) -> PathBuf {
-        self.path("state")
-    }
-
     /// Write files for a host `demo` (a fake kernel and initrd with known bytes) and a config.
     pub fn write_config(&self, dhcp: &str) -> PathBuf {
         std::fs::write(self.path("vmlinuz"), pattern(3 * 1024 * 1024 + 17)).unwrap();

@@ -109,6 +109,7 @@ fn pxe_client_receives_both_offers_plain_client_only_dnsmasqs() {
     // flakeboot sends it nothing.
     let udhcpc = require_tool("udhcpc");
     let out = lan
+        .net
         .client()
         .run(&[
             udhcpc.to_str().unwrap(),
@@ -154,6 +155,7 @@ fn dhclient_gets_only_dnsmasqs_lease() {
     let pid = dir.path().join("dhclient.pid");
     // In the foreground (-d), so the Proc guard ends it by its PID when the test ends.
     let mut client = lan
+        .net
         .client()
         .spawn(
             "dhclient",
@@ -190,7 +192,7 @@ fn dhclient_gets_only_dnsmasqs_lease() {
 #[test]
 fn uefi_request_to_4011_gets_an_ack() {
     let lan = Lan::start();
-    lan.client().addr(CLIENT_IF, "10.77.0.50/24").unwrap();
+    lan.net.client().addr(CLIENT_IF, "10.77.0.50/24").unwrap();
     let req = ClientRequest {
         msg_type: MessageType::Request,
         vendor_class: Some("PXEClient:Arch:00007:UNDI:003000"),
@@ -254,7 +256,7 @@ fn ipxe_client_gets_the_script_url_not_a_binary() {
     }
 
     // iPXE's "ProxyDHCP REQUEST" to 4011, from its leased address.
-    lan.client().addr(CLIENT_IF, "10.77.0.51/24").unwrap();
+    lan.net.client().addr(CLIENT_IF, "10.77.0.51/24").unwrap();
     let req = ClientRequest {
         msg_type: MessageType::Request,
         user_class: Some(b"iPXE"),

@@ -2,9 +2,9 @@
 //! ISC dhclient, busybox udhcpc, smoltcp's DHCP client (over a TAP device), Kea's perfdhcp,
 //! and the Linux kernel's IPv6 autoconfiguration for router advertisements.
 //!
-//! Layout of every test ([`router_common::Lan`]): namespace `srv` runs the flakeboot DHCP
-//! server in-process, bound to `lan0` (10.77.0.1/24); namespace `cli` holds the client on
-//! `eth0`, the other end of a veth pair. Nothing leaves these namespaces. Needs root.
+//! Layout of every test ([`router_common::router_lan`]): namespace `lan.server` runs the
+//! flakeboot DHCP server in-process, bound to `lan0` (10.77.0.1/24); namespace `lan.client()`
+//! holds the client on `eth0`, the other end of a veth pair. Nothing leaves these namespaces. Needs root.
 
 // Test harness code outside #[test] functions: failing loudly is the point.
 #![allow(
@@ -25,10 +25,10 @@ use flakeboot_catalogue::MacAddr;
 use flakeboot_dhcp::lease::LeaseState;
 use flakeboot_dhcp::ra::RaConfig;
 use flakeboot_store::Store;
-use flakeboot_testbed::{Netns, Proc, require_tool};
-use router_common::{FIRST, Lan, pool, wait_output};
+use flakeboot_testbed::{Netns, Proc, TestLan, require_tool};
+use router_common::{FIRST, Server, client_script, pool, router_lan, wait_output};
 
-fn dhclient(lan: &Lan, label: &str, lease_file: &Path, script: &str) -> Proc {
+fn dhclient(lan: &TestLan, label: &str, lease_file: &Path, script: &str) -> Proc {
     let bin = require_tool("dhclient");
     let pid = lan.path(&format!("{label}.pid"));
     let (lease_file, pid) = (lease_file.to_str().unwrap(), pid.to_str().unwrap());
@@ -54,9 +54,9 @@ fn dhclient(lan: &Lan, label: &str, lease_file: &Path, script: &str) -> Proc {
 
 #[test]
 fn dhclient_gets_a_lease_and_renews_it() {
-    let lan = Lan::new("dhcl");
-    let server = lan.start(pool(None));
-    let script = lan.script();
+    let lan = router_lan("dhcl");
+    let server = Server::on_lan(&lan, pool(None));
+    let script = client_script(&lan);
     let mut client = dhclient(&lan, "dhclient", &lan.path("dhclient.leases"), &script);
     let out = wait_output(&mut client, "bound", Duration::from_secs(30), |o| {
         o.contains("bound to")
@@ -99,9 +99,9 @@ fn dhclient_gets_a_lease_and_renews_it() {
 
 #[test]
 fn udhcpc_gets_a_lease_and_renews_on_sigusr1() {
-    let lan = Lan::new("udhc");
-    let server = lan.start(pool(None));
-    let script = lan.script();
+    let lan = router_lan("udhc");
+    let server = Server::on_lan(&lan, pool(None));
+    let script = client_script(&lan);
     let bin = require_tool("udhcpc");
     let mut client = lan
         .client()
@@ -149,7 +149,7 @@ fn udhcpc_gets_a_lease_and_renews_on_sigusr1() {
 
 #[test]
 fn smoltcp_client_gets_a_lease_over_a_tap_device() {
-    let lan = Lan::new("smol");
+    let lan = router_lan("smol");
     // In the client namespace: a bridge joining the veth and a TAP device for smoltcp.
     for argv in [
         &["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"][..],
@@ -161,7 +161,7 @@ fn smoltcp_client_gets_a_lease_over_a_tap_device() {
     ] {
         lan.client().run(argv).unwrap();
     }
-    let server = lan.start(pool(None));
+    let server = Server::on_lan(&lan, pool(None));
     let bin = example("smoltcp_dhcp_client");
     let mut client = lan
         .client()
@@ -203,8 +203,8 @@ fn example(name: &str) -> PathBuf {
 
 #[test]
 fn a_restarted_server_keeps_every_clients_lease() {
-    let lan = Lan::new("rest");
-    let server = lan.start(pool(None));
+    let lan = router_lan("rest");
+    let server = Server::on_lan(&lan, pool(None));
     let (one, two) = ("52:54:00:00:01:01", "52:54:00:00:01:02");
     let get = |mac: &str, lease_file: &str, label: &str| {
         lan.client()
@@ -237,7 +237,7 @@ fn a_restarted_server_keeps_every_clients_lease() {
 
     // After the restart: client two reboots (INIT-REBOOT, asking for .101 with no server id).
     // A server that forgot would stay silent, and a fresh DISCOVER would get .100.
-    let server = lan.start(pool(None));
+    let server = Server::on_lan(&lan, pool(None));
     let out = get(two, "two.leases", "two-again");
     assert!(out.contains("DHCPREQUEST for 10.77.0.101"), "{out}");
     assert!(
@@ -254,11 +254,11 @@ fn a_restarted_server_keeps_every_clients_lease() {
 
 #[test]
 fn perfdhcp_completes_every_dora_exchange() {
-    let lan = Lan::new("perf");
+    let lan = router_lan("perf");
     lan.client()
         .run(&["ip", "addr", "add", "10.77.0.2/24", "dev", "eth0"])
         .unwrap();
-    let server = lan.start(pool(None));
+    let server = Server::on_lan(&lan, pool(None));
     let bin = require_tool("perfdhcp");
     // 200 DORA exchanges at 100/s from 50 simulated clients, relayed by perfdhcp itself
     // (giaddr 10.77.0.2, replies to its port 67).
@@ -343,7 +343,7 @@ fn wait_slaac(ns: &Netns, timeout: Duration) -> String {
 
 #[test]
 fn router_advertisements_autoconfigure_the_clients_and_answer_solicitations() {
-    let lan = Lan::new("radv");
+    let lan = router_lan("radv");
     wait_link_local(&lan.server, "lan0");
     wait_link_local(lan.client(), "eth0");
     // An hour between unsolicited RAs: anything after the first one is a solicited RA.
@@ -351,7 +351,7 @@ fn router_advertisements_autoconfigure_the_clients_and_answer_solicitations() {
         prefix: "fd77::".parse::<Ipv6Addr>().unwrap(),
         interval: Duration::from_secs(3600),
     };
-    let server = lan.start(pool(Some(ra)));
+    let server = Server::on_lan(&lan, pool(Some(ra)));
     let addr = wait_slaac(lan.client(), Duration::from_secs(10));
     assert!(addr.contains("/64"), "{addr}");
     // Router lifetime 0: the prefix is on-link, but flakeboot is no default router.

@@ -43,11 +43,11 @@ pub enum LanKind {
 }
 
 /// The test LAN: namespaces, dnsmasq, flakeboot. Everything stops on drop (flakeboot by its
-/// token, dnsmasq by PID, namespaces deleted). The namespaces (`lan.server`, `lan.client()`)
-/// are the [`TestLan`]'s.
+/// token, dnsmasq by PID, namespaces deleted).
 pub struct Lan {
     /// The interface both DHCP servers serve.
     pub interface: &'static str,
+    /// The server namespace (`net.server`) and the client's (`net.client()`).
     pub net: TestLan,
     /// The LAN's DHCP server (absent in a proxy-only LAN).
     pub dnsmasq: Option<Proc>,
@@ -55,13 +55,6 @@ pub struct Lan {
     stats: Arc<DhcpStats>,
     shutdown: CancellationToken,
     flakeboot: Option<JoinHandle<()>>,
-}
-
-impl std::ops::Deref for Lan {
-    type Target = TestLan;
-    fn deref(&self) -> &TestLan {
-        &self.net
-    }
 }
 
 impl Lan {
@@ -185,7 +178,7 @@ impl Lan {
 
     /// Run `f` on a thread inside the client namespace and return its result.
     pub fn in_client<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        self.client().thread(f).unwrap().join().unwrap()
+        self.net.client().thread(f).unwrap().join().unwrap()
     }
 }
 

@@ -1,8 +1,9 @@
 //! The harness of the router-mode black-box tests (`tests/router_*.rs`): namespaces, the
 //! in-process server, a recording catalogue.
 //!
-//! Namespace `srv` runs the flakeboot DHCP server in-process (its own tokio runtime on a thread
-//! inside the namespace); clients run in namespace `cli` or, for QEMU, on a TAP device in `srv`.
+//! The LAN's server namespace runs the flakeboot DHCP server in-process (its own tokio runtime on
+//! a thread inside the namespace); clients run in its client namespace or, for QEMU, on a TAP
+//! device in the server namespace.
 //! Nothing leaves these namespaces. Needs root (`ip netns`).
 
 // Each test crate uses part of this module.
@@ -10,7 +11,7 @@
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -45,62 +46,44 @@ pub fn pool(ra: Option<RaConfig>) -> PoolConfig {
     }
 }
 
-/// Two namespaces joined by a veth pair: `lan0` (10.77.0.1/24) in `server`, `eth0` in `client()`.
-pub struct Lan(TestLan);
-
-impl std::ops::Deref for Lan {
-    type Target = TestLan;
-    fn deref(&self) -> &TestLan {
-        &self.0
-    }
+/// Two namespaces joined by a veth pair: `lan0` (10.77.0.1/24) in `server`, `eth0` in `client()`;
+/// the server's store in `state_dir()`.
+pub fn router_lan(tag: &str) -> TestLan {
+    require_root();
+    // The server's log, shown for failing tests (RUST_LOG=debug for every packet).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "flakeboot_dhcp=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
+    TestLan::veth(tag, "lan0")
+        .server_addr("10.77.0.1/24")
+        .build()
+        .unwrap()
 }
 
-impl Lan {
-    pub fn new(tag: &str) -> Lan {
-        require_root();
-        // The server's log, shown for failing tests (RUST_LOG=debug for every packet).
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "flakeboot_dhcp=info".into()),
-            )
-            .with_test_writer()
-            .try_init();
-        Lan(TestLan::veth(tag, "lan0")
-            .server_addr("10.77.0.1/24")
-            .build()
-            .unwrap())
-    }
-
-    pub fn state_dir(&self) -> PathBuf {
-        self.path("state")
-    }
-
-    /// A client script (dhclient or udhcpc style) that prints what it is told and applies the
-    /// address, so that renewals can be unicast.
-    pub fn script(&self) -> String {
-        let path = self.path("client-script.sh");
-        fs::write(
-            &path,
-            "#!/bin/sh\n\
-             # dhclient: $reason/$new_ip_address; udhcpc: $1/$ip\n\
-             event=\"${reason:-$1}\"; addr=\"${new_ip_address:-$ip}\"\n\
-             echo \"script: $event $addr\"\n\
-             case \"$event\" in\n\
-               BOUND|RENEW|REBIND|REBOOT|bound|renew) ip addr replace \"$addr/24\" dev \"$interface\" ;;\n\
-             esac\n\
-             exit 0\n",
-        )
-        .unwrap();
-        let mut perm = fs::metadata(&path).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-        fs::set_permissions(&path, perm).unwrap();
-        path.to_string_lossy().into_owned()
-    }
-
-    pub fn start(&self, pool: PoolConfig) -> Server {
-        Server::start(&self.server, "lan0", pool, &self.state_dir())
-    }
+/// A client script (dhclient or udhcpc style) in the LAN's scratch directory that prints what
+/// it is told and applies the address, so that renewals can be unicast.
+pub fn client_script(lan: &TestLan) -> String {
+    let path = lan.path("client-script.sh");
+    fs::write(
+        &path,
+        "#!/bin/sh\n\
+         # dhclient: $reason/$new_ip_address; udhcpc: $1/$ip\n\
+         event=\"${reason:-$1}\"; addr=\"${new_ip_address:-$ip}\"\n\
+         echo \"script: $event $addr\"\n\
+         case \"$event\" in\n\
+           BOUND|RENEW|REBIND|REBOOT|bound|renew) ip addr replace \"$addr/24\" dev \"$interface\" ;;\n\
+         esac\n\
+         exit 0\n",
+    )
+    .unwrap();
+    let mut perm = fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    fs::set_permissions(&path, perm).unwrap();
+    path.to_string_lossy().into_owned()
 }
 
 /// The flakeboot DHCP server running in-process inside the server namespace.
@@ -112,6 +95,11 @@ pub struct Server {
 }
 
 impl Server {
+    /// Start serving router mode on the LAN's `lan0`, with the store in its `state_dir()`.
+    pub fn on_lan(lan: &TestLan, pool: PoolConfig) -> Server {
+        Server::start(&lan.server, "lan0", pool, &lan.state_dir())
+    }
+
     /// Start serving router mode on `dev` in `ns`, with the store in `state_dir`.
     pub fn start(ns: &Netns, dev: &str, pool: PoolConfig, state_dir: &Path) -> Server {
         let cfg = DhcpServerConfig {
