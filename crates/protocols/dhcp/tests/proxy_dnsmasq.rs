@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )]
 
+mod dhcp_server;
 mod proxy_common;
 
 use std::net::{Ipv4Addr, SocketAddrV4};

@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )]
 
+mod dhcp_server;
 mod proxy_common;
 
 use flakeboot_testbed::require_tool;

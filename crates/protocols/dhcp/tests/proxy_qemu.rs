@@ -17,6 +17,7 @@
     clippy::indexing_slicing
 )]
 
+mod dhcp_server;
 mod proxy_common;
 
 use std::io::{Read, Write};

@@ -14,6 +14,7 @@
     clippy::indexing_slicing
 )]
 
+mod dhcp_server;
 mod router_common;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -26,7 +27,7 @@ use flakeboot_dhcp::lease::LeaseState;
 use flakeboot_dhcp::ra::RaConfig;
 use flakeboot_store::Store;
 use flakeboot_testbed::{Netns, Proc, TestLan, require_tool};
-use router_common::{FIRST, Server, client_script, pool, router_lan, wait_output};
+use router_common::{FIRST, client_script, pool, router_lan, serve, wait_output};
 
 fn dhclient(lan: &TestLan, label: &str, lease_file: &Path, script: &str) -> Proc {
     let bin = require_tool("dhclient");
@@ -55,7 +56,7 @@ fn dhclient(lan: &TestLan, label: &str, lease_file: &Path, script: &str) -> Proc
 #[test]
 fn dhclient_gets_a_lease_and_renews_it() {
     let lan = router_lan("dhcl");
-    let server = Server::on_lan(&lan, pool(None));
+    let server = serve(&lan, pool(None));
     let script = client_script(&lan);
     let mut client = dhclient(&lan, "dhclient", &lan.path("dhclient.leases"), &script);
     let out = wait_output(&mut client, "bound", Duration::from_secs(30), |o| {
@@ -100,7 +101,7 @@ fn dhclient_gets_a_lease_and_renews_it() {
 #[test]
 fn udhcpc_gets_a_lease_and_renews_on_sigusr1() {
     let lan = router_lan("udhc");
-    let server = Server::on_lan(&lan, pool(None));
+    let server = serve(&lan, pool(None));
     let script = client_script(&lan);
     let bin = require_tool("udhcpc");
     let mut client = lan
@@ -161,7 +162,7 @@ fn smoltcp_client_gets_a_lease_over_a_tap_device() {
     ] {
         lan.client().run(argv).unwrap();
     }
-    let server = Server::on_lan(&lan, pool(None));
+    let server = serve(&lan, pool(None));
     let bin = example("smoltcp_dhcp_client");
     let mut client = lan
         .client()
@@ -204,7 +205,7 @@ fn example(name: &str) -> PathBuf {
 #[test]
 fn a_restarted_server_keeps_every_clients_lease() {
     let lan = router_lan("rest");
-    let server = Server::on_lan(&lan, pool(None));
+    let server = serve(&lan, pool(None));
     let (one, two) = ("52:54:00:00:01:01", "52:54:00:00:01:02");
     let get = |mac: &str, lease_file: &str, label: &str| {
         lan.client()
@@ -237,7 +238,7 @@ fn a_restarted_server_keeps_every_clients_lease() {
 
     // After the restart: client two reboots (INIT-REBOOT, asking for .101 with no server id).
     // A server that forgot would stay silent, and a fresh DISCOVER would get .100.
-    let server = Server::on_lan(&lan, pool(None));
+    let server = serve(&lan, pool(None));
     let out = get(two, "two.leases", "two-again");
     assert!(out.contains("DHCPREQUEST for 10.77.0.101"), "{out}");
     assert!(
@@ -258,7 +259,7 @@ fn perfdhcp_completes_every_dora_exchange() {
     lan.client()
         .run(&["ip", "addr", "add", "10.77.0.2/24", "dev", "eth0"])
         .unwrap();
-    let server = Server::on_lan(&lan, pool(None));
+    let server = serve(&lan, pool(None));
     let bin = require_tool("perfdhcp");
     // 200 DORA exchanges at 100/s from 50 simulated clients, relayed by perfdhcp itself
     // (giaddr 10.77.0.2, replies to its port 67).
@@ -351,7 +352,7 @@ fn router_advertisements_autoconfigure_the_clients_and_answer_solicitations() {
         prefix: "fd77::".parse::<Ipv6Addr>().unwrap(),
         interval: Duration::from_secs(3600),
     };
-    let server = Server::on_lan(&lan, pool(Some(ra)));
+    let server = serve(&lan, pool(Some(ra)));
     let addr = wait_slaac(lan.client(), Duration::from_secs(10));
     assert!(addr.contains("/64"), "{addr}");
     // Router lifetime 0: the prefix is on-link, but flakeboot is no default router.
