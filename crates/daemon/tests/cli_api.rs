@@ -33,7 +33,7 @@ struct Laptop<'a> {
 impl Laptop<'_> {
     /// `flakeboot --server BASE --token-file F <trust> <args>` in the client namespace.
     fn run(&self, args: &[&str]) -> Output {
-        let mut cmd = self.lan.client.command(env!("CARGO_BIN_EXE_flakeboot"));
+        let mut cmd = self.lan.client().command(env!("CARGO_BIN_EXE_flakeboot"));
         cmd.args(["--server", BASE, "--token-file", &self.token_file])
             .args(&self.trust)
             .args(args)
@@ -79,14 +79,14 @@ fn the_cli_drives_the_appliance_over_https_with_a_token() {
     require_tool("curl");
     let started = Instant::now();
     let lan = Lan::new();
-    lan.client.addr("eth0", "10.77.0.50/24").unwrap();
+    lan.client().addr("eth0", "10.77.0.50/24").unwrap();
     let config = lan.write_config(
         "[dhcp]\nmode = \"off\"\n\n[tftp]\nenabled = false\n\n[nix]\nsubstituters = []\n\
          extra_options = { \"build-users-group\" = \"\" }",
     );
     let mut daemon = lan.start(&config);
     let cert = lan.state_dir().join("tls/cert.pem");
-    let curl = Curl::new(&lan.client, Some(&cert), lan.path("cookies.txt"));
+    let curl = Curl::new(lan.client(), Some(&cert), lan.path("cookies.txt"));
     let admin = Admin::set_up(curl, BASE, &daemon, "off");
 
     // A flake with bootable hosts (the fixture's alpha, beta; diskonly cannot netboot).
@@ -213,7 +213,7 @@ fn the_cli_drives_the_appliance_over_https_with_a_token() {
     assert_eq!(out.trim(), format!("{NEW_MAC} boots the menu now."));
 
     // Boot events: the client fetches the boot script over plain HTTP; the event shows.
-    lan.client
+    lan.client()
         .run(&["curl", "-sf", "http://10.77.0.1/boot.ipxe"])
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -323,7 +323,7 @@ fn the_cli_drives_the_appliance_over_https_with_a_token() {
     .fails(&["machines"]);
     assert!(err.contains("not trusted by --cacert"), "{err}");
 
-    let mut cmd = lan.client.command(env!("CARGO_BIN_EXE_flakeboot"));
+    let mut cmd = lan.client().command(env!("CARGO_BIN_EXE_flakeboot"));
     cmd.args([
         "--server",
         "https://10.77.0.1:9",

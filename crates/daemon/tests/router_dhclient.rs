@@ -12,7 +12,7 @@ use flakeboot_testbed::require_tool;
 fn dhclient(lan: &Lan) -> String {
     let leases = lan.path("dhclient.leases");
     let pid = lan.path("dhclient.pid");
-    lan.client
+    lan.client()
         .run(&[
             "dhclient",
             "-1",

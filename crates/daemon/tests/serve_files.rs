@@ -14,14 +14,14 @@ fn tftp_and_http_clients_get_byte_identical_files() {
     require_tool("tftp");
     require_tool("curl");
     let lan = Lan::new();
-    lan.client.addr("eth0", "10.77.0.50/24").unwrap();
+    lan.client().addr("eth0", "10.77.0.50/24").unwrap();
     let config = lan.write_config("[dhcp]\nmode = \"off\"");
     let mut daemon = lan.start(&config);
     let undionly = std::fs::read("/usr/lib/ipxe/undionly.kpxe").unwrap();
 
     // tftp-hpa
     let out = lan.path("undionly-hpa.kpxe");
-    lan.client
+    lan.client()
         .run(&[
             "tftp",
             SERVER_IP,
@@ -47,14 +47,14 @@ fn tftp_and_http_clients_get_byte_identical_files() {
             args.extend(["--tftp-blksize", b]);
         }
         args.push("tftp://10.77.0.1/undionly.kpxe");
-        lan.client.run(&args).unwrap();
+        lan.client().run(&args).unwrap();
         assert_eq!(std::fs::read(&out).unwrap(), undionly, "curl {blksize:?}");
     }
 
     // Nothing outside the catalogue over TFTP.
     for bad in ["../etc/passwd", "/etc/passwd", "flakeboot.toml", "vmlinuz"] {
         let out = lan.path("bad");
-        let result = lan.client.run(&[
+        let result = lan.client().run(&[
             "curl",
             "-sS",
             "-o",
@@ -66,7 +66,7 @@ fn tftp_and_http_clients_get_byte_identical_files() {
 
     // The assigned machine's script boots its host.
     let script = lan
-        .client
+        .client()
         .run(&[
             "curl",
             "-sSf",
@@ -82,7 +82,7 @@ fn tftp_and_http_clients_get_byte_identical_files() {
     let url = format!("http://{SERVER_IP}/boot/demo/static/initrd");
     let part = lan.path("part");
     let code = lan
-        .client
+        .client()
         .run(&[
             "curl",
             "-sS",
@@ -98,7 +98,7 @@ fn tftp_and_http_clients_get_byte_identical_files() {
     assert_eq!(code.trim(), "206");
     assert_eq!(std::fs::read(&part).unwrap(), initrd[1000..5000]);
     let full = lan.path("full");
-    lan.client
+    lan.client()
         .run(&["curl", "-sSf", "-o", full.to_str().unwrap(), &url])
         .unwrap();
     assert_eq!(std::fs::read(&full).unwrap(), initrd);

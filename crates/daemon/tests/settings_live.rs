@@ -38,8 +38,8 @@ fn in_range(ip: Ipv4Addr, [first, last]: [&str; 2]) -> bool {
 /// The admin's laptop on the LAN (10.77.0.50) sets the appliance up (DHCP `dhcp_mode`) and takes
 /// an API token; curl does not check the certificate (the LAN address moves in one test).
 fn admin<'a>(lan: &'a Lan, daemon: &Proc, dhcp_mode: &str) -> Admin<'a> {
-    lan.client.addr("eth0", "10.77.0.50/24").unwrap();
-    let curl = Curl::new(&lan.client, None, lan.path("cookies.txt"));
+    lan.client().addr("eth0", "10.77.0.50/24").unwrap();
+    let curl = Curl::new(lan.client(), None, lan.path("cookies.txt"));
     Admin::set_up(curl, &format!("https://{SERVER_IP}"), daemon, dhcp_mode)
 }
 
@@ -74,7 +74,7 @@ fn a_new_range_applies_without_a_restart_and_survives_one() {
     let pid = daemon.pid();
     let admin = admin(&lan, &daemon, "router");
 
-    let first = udhcpc(&lan.client).expect("no lease in range A");
+    let first = udhcpc(lan.client()).expect("no lease in range A");
     assert!(in_range(first, RANGE_A), "{first}");
 
     let started = Instant::now();
@@ -84,8 +84,8 @@ fn a_new_range_applies_without_a_restart_and_survives_one() {
     eprintln!("DHCP restarted {:?} after the PUT", started.elapsed());
 
     // A new machine gets an address in the new range from the same daemon.
-    set_mac(&lan.client, "52:54:00:00:0b:01");
-    let second = udhcpc(&lan.client).expect("no lease in range B");
+    set_mac(lan.client(), "52:54:00:00:0b:01");
+    let second = udhcpc(lan.client()).expect("no lease in range B");
     assert!(in_range(second, RANGE_B), "{second}");
     assert_same_daemon(&mut daemon, pid);
     let (name, state, _) = admin.service("DHCP");
@@ -98,8 +98,8 @@ fn a_new_range_applies_without_a_restart_and_survives_one() {
     // range A) hands out range B.
     assert!(daemon.stop().unwrap().success(), "{}", daemon.tail(20));
     let mut daemon = lan.start(&config);
-    set_mac(&lan.client, "52:54:00:00:0b:02");
-    let third = udhcpc(&lan.client).expect("no lease after the restart");
+    set_mac(lan.client(), "52:54:00:00:0b:02");
+    let third = udhcpc(lan.client()).expect("no lease after the restart");
     assert!(in_range(third, RANGE_B), "{third}");
     daemon.stop();
 }
@@ -113,7 +113,7 @@ fn router_to_proxy_the_menu_and_a_bad_lan_port_apply_live() {
     let pxe_mac = [0x52, 0x54, 0, 0, 0x0c, 1];
 
     // Router mode: a PXE client gets an address with its boot offer.
-    let offer = pxe_discover(&lan.client, pxe_mac).expect("no offer in router mode");
+    let offer = pxe_discover(lan.client(), pxe_mac).expect("no offer in router mode");
     assert_eq!(offer.message_type, OFFER);
     assert!(in_range(offer.yiaddr, RANGE_A), "{offer:?}");
 
@@ -121,14 +121,14 @@ fn router_to_proxy_the_menu_and_a_bad_lan_port_apply_live() {
     admin.change_settings(|s| s["dhcp_mode"] = json!("proxy"));
     wait_count(&daemon, "DHCP serving", 2);
     // A plain client gets nothing (the LAN's own DHCP server would answer it)...
-    set_mac(&lan.client, "52:54:00:00:0c:02");
+    set_mac(lan.client(), "52:54:00:00:0c:02");
     assert_eq!(
-        udhcpc(&lan.client),
+        udhcpc(lan.client()),
         None,
         "a plain client got a lease in proxy mode"
     );
     // ...a PXE client gets a proxy offer: boot information, no address.
-    let offer = pxe_discover(&lan.client, pxe_mac).expect("no proxy offer");
+    let offer = pxe_discover(lan.client(), pxe_mac).expect("no proxy offer");
     assert_eq!(offer.message_type, OFFER);
     assert_eq!(offer.yiaddr, Ipv4Addr::UNSPECIFIED, "{offer:?}");
     assert_eq!(
@@ -147,7 +147,7 @@ fn router_to_proxy_the_menu_and_a_bad_lan_port_apply_live() {
 
     // The menu's timeout and default: the next fetch of the menu has them.
     let menu = || {
-        lan.client
+        lan.client()
             .run(&["curl", "-sSf", &format!("http://{SERVER_IP}/boot.ipxe")])
             .unwrap()
     };
@@ -187,7 +187,7 @@ fn router_to_proxy_the_menu_and_a_bad_lan_port_apply_live() {
         "{warnings}"
     );
     assert!(menu().contains("#!ipxe"));
-    let offer = pxe_discover(&lan.client, pxe_mac).expect("DHCP stopped after a bad LAN port");
+    let offer = pxe_discover(lan.client(), pxe_mac).expect("DHCP stopped after a bad LAN port");
     assert_eq!(offer.yiaddr, Ipv4Addr::UNSPECIFIED);
     // Back to the real port: the warning goes.
     admin.change_settings(|s| s["lan_interface"] = json!("lan0"));
@@ -207,15 +207,15 @@ fn router_to_proxy_the_menu_and_a_bad_lan_port_apply_live() {
 fn a_new_lan_port_moves_the_boot_services() {
     let lan = Lan::new();
     // A second port of the appliance, with a machine behind it.
-    veth(&lan.server, "lan1", &lan.client, "eth1").unwrap();
+    veth(&lan.server, "lan1", lan.client(), "eth1").unwrap();
     lan.server.addr("lan1", "10.78.0.1/24").unwrap();
-    lan.client.addr("eth1", "10.78.0.50/24").unwrap();
+    lan.client().addr("eth1", "10.78.0.50/24").unwrap();
     let config = lan.write_config("[dhcp]\nmode = \"proxy\"");
     let mut daemon = lan.start(&config);
     let pid = daemon.pid();
     let mut admin = admin(&lan, &daemon, "proxy");
     let fetch = |ip: &str| {
-        lan.client.run(&[
+        lan.client().run(&[
             "curl",
             "-sSf",
             "--max-time",
@@ -240,15 +240,15 @@ fn a_new_lan_port_moves_the_boot_services() {
     assert!(fetch(SERVER_IP).is_err(), "HTTP boot still answers on lan0");
     // DHCP answers PXE clients on lan1 (pointing them at lan1's address), not on lan0.
     let mac = [0x52, 0x54, 0, 0, 0x0d, 1];
-    let offer = pxe_discover_on(&lan.client, "eth1", mac).expect("no proxy offer on lan1");
+    let offer = pxe_discover_on(lan.client(), "eth1", mac).expect("no proxy offer on lan1");
     assert_eq!(offer.siaddr, Ipv4Addr::new(10, 78, 0, 1), "{offer:?}");
     assert_eq!(
-        pxe_discover(&lan.client, mac),
+        pxe_discover(lan.client(), mac),
         None,
         "DHCP still answers on lan0"
     );
     // TFTP too.
-    let tftp = lan.client.run(&[
+    let tftp = lan.client().run(&[
         "curl",
         "-sS",
         "--max-time",

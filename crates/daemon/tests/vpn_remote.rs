@@ -51,18 +51,14 @@ hub_interface = "{hub_if}"
 /// The daemon with debug logs from flakeboot and trace logs from the WireGuard crates, so the
 /// "no private key in the log" check sees everything they could print.
 fn start_daemon(lan: &Lan, config: &Path, label: &str) -> Proc {
-    let state = lan.state_dir();
-    let mut cmd = lan.server.command(env!("CARGO_BIN_EXE_flakeboot"));
-    cmd.args(["serve", "--config", config.to_str().unwrap()])
-        .args(["--state-dir", state.to_str().unwrap()])
+    lan.serve(config)
+        .label(label)
         .env(
             "RUST_LOG",
             "info,flakeboot=debug,flakeboot_vpn=trace,defguard_wireguard_rs=trace,defguard_boringtun=trace",
-        );
-    let mut p = Proc::spawn(label, cmd).unwrap();
-    p.wait_for("serving", Duration::from_secs(20))
-        .unwrap_or_else(|e| panic!("{e}"));
-    p
+        )
+        .start(&lan.server)
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn private_key_of(config: &str) -> String {
@@ -87,7 +83,7 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
     require_tool("wg-quick");
     let net = VpnNet::new();
     let lan = &net.lan;
-    lan.client.addr("eth0", "10.77.0.50/24").unwrap();
+    lan.client().addr("eth0", "10.77.0.50/24").unwrap();
     // The admin's side knows a route to the appliance's LAN through its WAN address (a
     // neighbour on the same upstream network could send exactly that).
     net.admin
@@ -101,7 +97,7 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
     let mut private_keys = Vec::new();
 
     // --- Set up on the LAN, then server mode and a device, through the API.
-    let on_lan = Curl::new(&lan.client, Some(&cacert), lan.path("lan-cookies.txt"));
+    let on_lan = Curl::new(lan.client(), Some(&cacert), lan.path("lan-cookies.txt"));
     let admin = Admin::set_up(on_lan, &format!("https://{SERVER_IP}"), &daemon, "proxy");
     let token = &admin.token;
     let (code, status) = admin.api("GET", "/api/v1/vpn", None);
@@ -213,7 +209,7 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
     }
     // Proxy DHCP answers a PXE client on the LAN, and nobody on the WAN.
     let mac = [0x52, 0x54, 0, 0x77, 0, 1];
-    let offer = pxe_discover(&lan.client, mac).expect("no proxy DHCP offer on the LAN");
+    let offer = pxe_discover(lan.client(), mac).expect("no proxy DHCP offer on the LAN");
     assert_eq!(offer.message_type, OFFER);
     assert!(
         pxe_discover_on(&net.admin, "eth0", mac).is_none(),

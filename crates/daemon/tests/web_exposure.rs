@@ -13,7 +13,7 @@ use flakeboot_testbed::require_tool;
 fn web_ui_is_https_only_and_only_on_the_lan_address() {
     require_tool("curl");
     let lan = Lan::new();
-    lan.client.addr("eth0", "10.77.0.50/24").unwrap();
+    lan.client().addr("eth0", "10.77.0.50/24").unwrap();
     // A second interface of the appliance that is not its LAN port (say, the WAN side).
     lan.server
         .run(&[
@@ -26,7 +26,7 @@ fn web_ui_is_https_only_and_only_on_the_lan_address() {
 
     // HTTPS on the LAN address answers (self-signed: -k), and leads to the first-run setup.
     let code = lan
-        .client
+        .client()
         .run(&[
             "curl",
             "-sk",
@@ -42,7 +42,7 @@ fn web_ui_is_https_only_and_only_on_the_lan_address() {
 
     // Plain HTTP only redirects the UI to HTTPS; boot paths still work.
     let redirect = lan
-        .client
+        .client()
         .run(&[
             "curl",
             "-s",
@@ -55,7 +55,7 @@ fn web_ui_is_https_only_and_only_on_the_lan_address() {
         .unwrap();
     assert!(redirect.starts_with("https://10.77.0.1"), "{redirect}");
     let script = lan
-        .client
+        .client()
         .run(&["curl", "-sf", "http://10.77.0.1/boot.ipxe"])
         .unwrap();
     assert!(script.starts_with("#!ipxe"), "{script}");

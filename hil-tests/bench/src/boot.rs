@@ -8,12 +8,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use flakeboot_testbed::{
-    ClientKind, QemuClient, kernel, marker_initramfs, marker_line, require_tool, unique_token,
+    ClientKind, QemuClient, TestLan, kernel, marker_initramfs, marker_line, require_tool,
+    unique_token,
 };
 
 use crate::clients::{percentile, settle};
 use crate::error::{BenchError, Result};
-use crate::lan::{BenchLan, SERVER_IP};
+use crate::lan::{SERVER_IP, bridged_lan, subdir};
 use crate::report::{Better, Collector, Row};
 use crate::servers::{self, DhcpMode, DnsmasqSetup, FlakebootSetup, Server};
 
@@ -120,7 +121,7 @@ fn boot_once(
     initrd: &Path,
     token: &str,
 ) -> Result<f64> {
-    let lan = BenchLan::bridged("boot", 1)?;
+    let lan = bridged_lan("boot", 1)?;
     let client_name = if name == "flakeboot" { "fb" } else { "ref" };
     let cmdline = format!("{CMDLINE} fbt.marker={client_name}");
     let _servers = start(
@@ -159,7 +160,7 @@ fn boot_once(
 }
 
 fn start(
-    lan: &BenchLan,
+    lan: &TestLan,
     scenario: &Scenario,
     name: &str,
     flakeboot_bin: &Path,
@@ -167,7 +168,7 @@ fn start(
     initrd: &Path,
     cmdline: &str,
 ) -> Result<Vec<Server>> {
-    let www = lan.subdir("www")?;
+    let www = subdir(lan, "www")?;
     crate::tftp::copy_ipxe(&www, "ipxe.efi")?;
     crate::tftp::copy_ipxe(&www, "undionly.kpxe")?;
     let mut servers = Vec::new();

@@ -6,7 +6,9 @@
 use crate::clients::settle;
 use crate::error::Result;
 use crate::knobs::Knobs;
-use crate::lan::{BenchLan, CLIENT_IF};
+use flakeboot_testbed::TestLan;
+
+use crate::lan::{CLIENT_IF, subdir, veth_lan};
 use crate::perfdhcp::{self, PerfReport};
 use crate::report::{Better, Collector, Row};
 use crate::servers::{self, DhcpMode, DnsmasqSetup, FlakebootSetup, Server};
@@ -26,7 +28,7 @@ pub const SERVERS: [&str; 4] = [
 
 /// Run the router-mode DHCP comparison.
 pub fn run(k: &Knobs) -> Result<Vec<Row>> {
-    let lan = BenchLan::new("dhcp")?;
+    let lan = veth_lan("dhcp")?;
     let mut c = Collector::new("dhcp");
     for name in SERVERS {
         let server = match start(&lan, k, name) {
@@ -50,10 +52,10 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
 }
 
 /// Start one of [`SERVERS`] in router mode.
-pub fn start(lan: &BenchLan, k: &Knobs, name: &str) -> Result<Server> {
+pub fn start(lan: &TestLan, k: &Knobs, name: &str) -> Result<Server> {
     match name {
         "flakeboot" => {
-            let files = lan.subdir("files")?;
+            let files = subdir(lan, "files")?;
             let file = files.join("kernel");
             crate::lan::write_pattern(&file, 4096)?;
             servers::flakeboot(
@@ -86,10 +88,10 @@ pub fn start(lan: &BenchLan, k: &Knobs, name: &str) -> Result<Server> {
 /// Step the rate up through `rates` until drops pass [`MAX_DROP_PERCENT`] (or the
 /// rate is not achieved), then bisect twice between the last clean rate and the first failing
 /// one; returns the highest achieved clean rate (0 if none).
-pub fn highest_rate(lan: &BenchLan, k: &Knobs, rates: &[u32], extra: &[&str]) -> Result<f64> {
+pub fn highest_rate(lan: &TestLan, k: &Knobs, rates: &[u32], extra: &[&str]) -> Result<f64> {
     let try_rate = |rate: u32| -> Result<Option<f64>> {
         let r = perfdhcp::run(
-            &lan.client,
+            lan.client(),
             CLIENT_IF,
             rate,
             k.dhcp_seconds,
@@ -135,7 +137,7 @@ pub fn highest_rate(lan: &BenchLan, k: &Knobs, rates: &[u32], extra: &[&str]) ->
 
 /// Measure one server: highest clean rate, then latency and CPU at the fixed rate.
 pub fn measure(
-    lan: &BenchLan,
+    lan: &TestLan,
     k: &Knobs,
     c: &mut Collector,
     name: &str,
@@ -154,7 +156,7 @@ pub fn measure(
     let rate = k.dhcp_latency_rate;
     let cpu_before = server.cpu_seconds();
     let fixed = perfdhcp::run(
-        &lan.client,
+        lan.client(),
         CLIENT_IF,
         rate,
         k.dhcp_seconds,

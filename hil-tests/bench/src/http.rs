@@ -4,12 +4,12 @@
 
 use std::process::Stdio;
 
-use flakeboot_testbed::require_tool;
+use flakeboot_testbed::{TestLan, require_tool};
 
 use crate::clients::{curl, curl_parallel, percentile, settle};
 use crate::error::{BenchError, Result};
 use crate::knobs::{Knobs, mib};
-use crate::lan::{BenchLan, SERVER_IP, mb_per_s, write_pattern};
+use crate::lan::{SERVER_IP, mb_per_s, subdir, veth_lan, write_pattern};
 use crate::report::{Better, Collector, Row};
 use crate::servers::{self, DhcpMode, FlakebootSetup, Server};
 
@@ -18,8 +18,8 @@ const RANGE_LEN: u64 = 64 * 1024;
 
 /// Run the HTTP comparison.
 pub fn run(k: &Knobs) -> Result<Vec<Row>> {
-    let lan = BenchLan::new("http")?;
-    let www = lan.subdir("www")?;
+    let lan = veth_lan("http")?;
+    let www = subdir(&lan, "www")?;
     let size = mib(k.http_mib);
     write_pattern(&www.join("initrd"), size as usize)?;
     write_pattern(&www.join("kernel"), 1024 * 1024)?;
@@ -43,7 +43,7 @@ pub fn url(server: &str, file: &str) -> String {
     }
 }
 
-fn start(lan: &BenchLan, k: &Knobs, name: &str, www: &std::path::Path) -> Result<Server> {
+fn start(lan: &TestLan, k: &Knobs, name: &str, www: &std::path::Path) -> Result<Server> {
     if name == "flakeboot" {
         servers::flakeboot(
             lan,
@@ -63,11 +63,11 @@ fn start(lan: &BenchLan, k: &Knobs, name: &str, www: &std::path::Path) -> Result
     }
 }
 
-fn measure(lan: &BenchLan, k: &Knobs, c: &mut Collector, name: &str, url: &str, size: u64) {
+fn measure(lan: &TestLan, k: &Knobs, c: &mut Collector, name: &str, url: &str, size: u64) {
     let label = format!("{} MiB", k.http_mib);
     // One client: the median of three downloads.
     let single: Result<f64> = (0..3)
-        .map(|_| curl(&lan.client, url, &[], size).map(|t| mb_per_s(t.bytes, t.secs)))
+        .map(|_| curl(lan.client(), url, &[], size).map(|t| mb_per_s(t.bytes, t.secs)))
         .collect::<Result<Vec<f64>>>()
         .map(|v| percentile(&v, 50.0));
     c.add_result(
@@ -79,7 +79,7 @@ fn measure(lan: &BenchLan, k: &Knobs, c: &mut Collector, name: &str, url: &str, 
     );
     let n = k.http_clients;
     let metric = format!("{label}, {n} curl clients at once: aggregate");
-    match curl_parallel(&lan.client, url, &[], n, size) {
+    match curl_parallel(lan.client(), url, &[], n, size) {
         Ok((ok, wall, times)) => {
             c.add(
                 &metric,
@@ -112,7 +112,7 @@ fn measure(lan: &BenchLan, k: &Knobs, c: &mut Collector, name: &str, url: &str, 
     // Range: correctness with curl, then the request rate with wrk.
     let range = format!("bytes=4096-{}", 4096 + RANGE_LEN - 1);
     let check = curl(
-        &lan.client,
+        lan.client(),
         url,
         &["-H", &format!("Range: {range}")],
         RANGE_LEN,
@@ -140,8 +140,8 @@ pub struct Wrk {
     pub mb_per_s: f64,
 }
 
-fn wrk(lan: &BenchLan, url: &str, conns: usize, secs: u64, range: Option<&str>) -> Result<Wrk> {
-    let mut cmd = lan.client.command(require_tool("wrk"));
+fn wrk(lan: &TestLan, url: &str, conns: usize, secs: u64, range: Option<&str>) -> Result<Wrk> {
+    let mut cmd = lan.client().command(require_tool("wrk"));
     cmd.args([
         "-t2",
         &format!("-c{conns}"),

@@ -1,10 +1,10 @@
-//! The bench LAN: a server namespace and a client namespace joined by one veth pair, and a
-//! scratch directory for files, configs and lease databases. Every server of a comparison binds
+//! The bench LAN (a [`TestLan`]): a server namespace and a client namespace joined by one veth
+//! pair, and a scratch directory for files, configs and lease databases. Every server of a comparison binds
 //! the same interface (`lan0`) in turn, so all of them see the same link.
 
 use std::path::{Path, PathBuf};
 
-use flakeboot_testbed::{Netns, veth};
+use flakeboot_testbed::TestLan;
 
 use crate::error::{BenchError, Result};
 
@@ -19,113 +19,38 @@ pub const POOL: (&str, &str) = ("10.77.1.0", "10.77.250.250");
 /// The server side's interface.
 pub const SERVER_IF: &str = "lan0";
 /// The client side's interface.
-pub const CLIENT_IF: &str = "eth0";
+pub const CLIENT_IF: &str = flakeboot_testbed::CLIENT_IF;
 
-/// Two namespaces over a veth, and a scratch directory.
-#[derive(Debug)]
-pub struct BenchLan {
-    pub server: Netns,
-    pub client: Netns,
-    pub dir: tempfile::TempDir,
+/// Two namespaces over a veth (server `lan0` = [`SERVER_IP`], client `eth0` = [`CLIENT_IP`])
+/// and a scratch directory.
+pub fn veth_lan(tag: &str) -> Result<TestLan> {
+    TestLan::veth(&format!("b{tag}"), SERVER_IF)
+        .server_addr(&format!("{SERVER_IP}/{PREFIX}"))
+        .client_addr(&format!("{CLIENT_IP}/{PREFIX}"))
+        .build()
+        .map_err(BenchError::io("bench LAN"))
 }
 
-impl BenchLan {
-    /// Create the namespaces (server `lan0` = [`SERVER_IP`], client `eth0` = [`CLIENT_IP`]).
-    pub fn new(tag: &str) -> Result<BenchLan> {
-        let server = Netns::new(&format!("bs{tag}")).map_err(BenchError::io("server netns"))?;
-        let client = Netns::new(&format!("bc{tag}")).map_err(BenchError::io("client netns"))?;
-        veth(&server, SERVER_IF, &client, CLIENT_IF).map_err(BenchError::io("veth pair"))?;
-        server
-            .addr(SERVER_IF, &format!("{SERVER_IP}/{PREFIX}"))
-            .map_err(BenchError::io("server address"))?;
-        client
-            .addr(CLIENT_IF, &format!("{CLIENT_IP}/{PREFIX}"))
-            .map_err(BenchError::io("client address"))?;
-        let dir = tempfile::Builder::new()
-            .prefix("flakeboot-bench-")
-            .tempdir()
-            .map_err(BenchError::io("scratch directory"))?;
-        Ok(BenchLan {
-            server,
-            client,
-            dir,
-        })
-    }
+/// A LAN for QEMU clients: the server side's `lan0` is a bridge (with [`SERVER_IP`] and
+/// `fd77::1/64`) holding `taps` tap devices (`tap0`..), and the client namespace is another
+/// machine on that LAN (`eth0`, [`CLIENT_IP`] and `fd77::2/64`: the LAN's router when the
+/// server runs in proxy mode).
+pub fn bridged_lan(tag: &str, taps: usize) -> Result<TestLan> {
+    TestLan::bridge(&format!("b{tag}"), SERVER_IF)
+        .server_addr(&format!("{SERVER_IP}/{PREFIX}"))
+        .server_addr("fd77::1/64")
+        .client_addr(&format!("{CLIENT_IP}/{PREFIX}"))
+        .client_addr("fd77::2/64")
+        .taps(taps)
+        .build()
+        .map_err(BenchError::io("bridged bench LAN"))
+}
 
-    /// A LAN for QEMU clients: the server side's `lan0` is a bridge (with [`SERVER_IP`] and
-    /// `fd77::1/64`) holding `taps` tap devices (`tap0`..), and the client namespace is another
-    /// machine on that LAN (`eth0`, [`CLIENT_IP`] and `fd77::2/64`: the LAN's router when the
-    /// server runs in proxy mode).
-    pub fn bridged(tag: &str, taps: usize) -> Result<BenchLan> {
-        let server = Netns::new(&format!("bs{tag}")).map_err(BenchError::io("server netns"))?;
-        let client = Netns::new(&format!("bc{tag}")).map_err(BenchError::io("client netns"))?;
-        let io = |what: &str| BenchError::io(what.to_owned());
-        server
-            .run(&[
-                "ip",
-                "link",
-                "add",
-                SERVER_IF,
-                "type",
-                "bridge",
-                "stp_state",
-                "0",
-                "forward_delay",
-                "0",
-                "mcast_snooping",
-                "0",
-            ])
-            .map_err(io("bridge"))?;
-        server
-            .addr(SERVER_IF, &format!("{SERVER_IP}/{PREFIX}"))
-            .map_err(io("server address"))?;
-        server
-            .addr(SERVER_IF, "fd77::1/64")
-            .map_err(io("server IPv6 address"))?;
-        veth(&server, "to-client", &client, CLIENT_IF).map_err(io("veth pair"))?;
-        server
-            .run(&["ip", "link", "set", "to-client", "master", SERVER_IF])
-            .map_err(io("veth on the bridge"))?;
-        client
-            .addr(CLIENT_IF, &format!("{CLIENT_IP}/{PREFIX}"))
-            .map_err(io("client address"))?;
-        client
-            .addr(CLIENT_IF, "fd77::2/64")
-            .map_err(io("client IPv6 address"))?;
-        for i in 0..taps {
-            let tap = format!("tap{i}");
-            server
-                .run(&["ip", "tuntap", "add", "dev", &tap, "mode", "tap"])
-                .map_err(io("tap"))?;
-            server
-                .run(&["ip", "link", "set", &tap, "master", SERVER_IF])
-                .map_err(io("tap on the bridge"))?;
-            server
-                .run(&["ip", "link", "set", &tap, "up"])
-                .map_err(io("tap up"))?;
-        }
-        let dir = tempfile::Builder::new()
-            .prefix("flakeboot-bench-")
-            .tempdir()
-            .map_err(io("scratch directory"))?;
-        Ok(BenchLan {
-            server,
-            client,
-            dir,
-        })
-    }
-
-    /// A path in the scratch directory.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// A fresh sub-directory of the scratch directory.
-    pub fn subdir(&self, name: &str) -> Result<PathBuf> {
-        let p = self.path(name);
-        std::fs::create_dir_all(&p).map_err(BenchError::io(format!("creating {}", p.display())))?;
-        Ok(p)
-    }
+/// A fresh sub-directory `name` of the LAN's scratch directory.
+pub fn subdir(lan: &TestLan, name: &str) -> Result<PathBuf> {
+    let p = lan.path(name);
+    std::fs::create_dir_all(&p).map_err(BenchError::io(format!("creating {}", p.display())))?;
+    Ok(p)
 }
 
 /// Write `len` bytes of deterministic, incompressible-looking content to `path`.

@@ -8,7 +8,8 @@ use std::time::Duration;
 use crate::clients::settle;
 use crate::error::Result;
 use crate::knobs::Knobs;
-use crate::lan::{BenchLan, CLIENT_IF, write_pattern};
+
+use crate::lan::{CLIENT_IF, subdir, veth_lan, write_pattern};
 use crate::perfdhcp;
 use crate::report::{Better, Collector, Row};
 use crate::servers::{self, DhcpMode, DnsmasqSetup, FlakebootSetup, Server};
@@ -20,8 +21,8 @@ pub fn mib_of(kib: u64) -> f64 {
 
 /// Run the memory comparison.
 pub fn run(k: &Knobs) -> Result<Vec<Row>> {
-    let lan = BenchLan::new("mem")?;
-    let www = lan.subdir("www")?;
+    let lan = veth_lan("mem")?;
+    let www = subdir(&lan, "www")?;
     write_pattern(&www.join("kernel"), 1024 * 1024)?;
     write_pattern(&www.join("initrd"), 1024 * 1024)?;
     crate::tftp::copy_ipxe(&www, "ipxe.efi")?;
@@ -75,7 +76,7 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
         let before = cpu(&group);
         let rate = k.dhcp_latency_rate;
         let r = perfdhcp::run(
-            &lan.client,
+            lan.client(),
             CLIENT_IF,
             rate,
             k.dhcp_seconds,

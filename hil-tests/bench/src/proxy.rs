@@ -7,7 +7,8 @@ use crate::clients::settle;
 use crate::dhcp::highest_rate;
 use crate::error::Result;
 use crate::knobs::Knobs;
-use crate::lan::{BenchLan, CLIENT_IF};
+
+use crate::lan::{CLIENT_IF, subdir, veth_lan};
 use crate::perfdhcp;
 use crate::report::{Better, Collector, Row};
 use crate::servers::{self, DhcpMode, DnsmasqSetup, FlakebootSetup};
@@ -36,8 +37,8 @@ pub fn pxe_options() -> Vec<String> {
 
 /// Run the proxy comparison.
 pub fn run(k: &Knobs) -> Result<Vec<Row>> {
-    let lan = BenchLan::new("proxy")?;
-    let files = lan.subdir("ipxe")?;
+    let lan = veth_lan("proxy")?;
+    let files = subdir(&lan, "ipxe")?;
     let kernel = files.join("kernel");
     crate::lan::write_pattern(&kernel, 4096)?;
     let opts = pxe_options();
@@ -92,7 +93,7 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
         );
         let rate = k.dhcp_latency_rate;
         let fixed = perfdhcp::run(
-            &lan.client,
+            lan.client(),
             CLIENT_IF,
             rate,
             k.dhcp_seconds,

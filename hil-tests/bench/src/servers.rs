@@ -6,10 +6,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use flakeboot_testbed::{Proc, require_tool};
+use flakeboot_testbed::{Proc, Serve, TestLan, require_tool};
 
 use crate::error::{BenchError, Result};
-use crate::lan::{BenchLan, CLIENT_IF, POOL, PREFIX, SERVER_IF, SERVER_IP};
+use crate::lan::{CLIENT_IF, POOL, PREFIX, SERVER_IF, SERVER_IP, subdir};
 use crate::procfs;
 
 /// How long a server may take to say it is ready.
@@ -59,7 +59,7 @@ impl Server {
     }
 }
 
-fn spawn(lan: &BenchLan, name: &str, argv: &[&str]) -> Result<Server> {
+fn spawn(lan: &TestLan, name: &str, argv: &[&str]) -> Result<Server> {
     let proc = lan
         .server
         .spawn(name, argv)
@@ -141,7 +141,7 @@ impl FlakebootSetup {
 }
 
 /// Start `flakeboot serve` (binary `bin`) with a fresh state directory; ready at "serving".
-pub fn flakeboot(lan: &BenchLan, bin: &Path, setup: &FlakebootSetup) -> Result<Server> {
+pub fn flakeboot(lan: &TestLan, bin: &Path, setup: &FlakebootSetup) -> Result<Server> {
     if !bin.is_file() {
         return Err(BenchError::NotReady {
             server: "flakeboot".to_owned(),
@@ -154,19 +154,18 @@ pub fn flakeboot(lan: &BenchLan, bin: &Path, setup: &FlakebootSetup) -> Result<S
     let n = next_id();
     let config = lan.path(&format!("flakeboot-{n}.toml"));
     write(&config, &setup.to_toml())?;
-    let state = lan.subdir(&format!("flakeboot-state-{n}"))?;
-    spawn(
-        lan,
-        "flakeboot",
-        &[
-            &path_str(bin),
-            "serve",
-            "--config",
-            &path_str(&config),
-            "--state-dir",
-            &path_str(&state),
-        ],
-    )?
+    let state = subdir(lan, &format!("flakeboot-state-{n}"))?;
+    let proc = Serve::new(&config, &state)
+        .bin(bin)
+        .spawn(&lan.server)
+        .map_err(|e| BenchError::NotReady {
+            server: "flakeboot".to_owned(),
+            detail: e.to_string(),
+        })?;
+    Server {
+        name: "flakeboot".to_owned(),
+        proc,
+    }
     .wait_ready("serving")
 }
 
@@ -197,7 +196,7 @@ pub struct DnsmasqSetup {
 }
 
 /// Start dnsmasq (`--no-daemon --port=0 --no-ping`) on `lan0`; ready at "started".
-pub fn dnsmasq(lan: &BenchLan, name: &str, setup: &DnsmasqSetup) -> Result<Server> {
+pub fn dnsmasq(lan: &TestLan, name: &str, setup: &DnsmasqSetup) -> Result<Server> {
     let bin = require_tool("dnsmasq");
     let n = next_id();
     let mut args: Vec<String> = [
@@ -216,7 +215,7 @@ pub fn dnsmasq(lan: &BenchLan, name: &str, setup: &DnsmasqSetup) -> Result<Serve
     .map(String::from)
     .to_vec();
     let (ns, iface) = if setup.lan_router {
-        (&lan.client, CLIENT_IF)
+        (lan.client(), CLIENT_IF)
     } else {
         (&lan.server, SERVER_IF)
     };
@@ -279,10 +278,10 @@ pub fn dnsmasq(lan: &BenchLan, name: &str, setup: &DnsmasqSetup) -> Result<Serve
 
 /// Start Kea's DHCPv4 server (memfile lease database, persisted to a CSV in the scratch dir)
 /// on `lan0`, raw sockets; ready when it logs that it opened its sockets.
-pub fn kea(lan: &BenchLan) -> Result<Server> {
+pub fn kea(lan: &TestLan) -> Result<Server> {
     let bin = require_tool("kea-dhcp4");
     let n = next_id();
-    let dir = lan.subdir(&format!("kea-{n}"))?;
+    let dir = subdir(lan, &format!("kea-{n}"))?;
     let config = serde_json::json!({
         "Dhcp4": {
             "interfaces-config": { "interfaces": [SERVER_IF], "dhcp-socket-type": "raw" },
@@ -322,7 +321,7 @@ pub fn kea(lan: &BenchLan) -> Result<Server> {
 }
 
 /// Start tftp-hpa (`in.tftpd -L -s ROOT`) on the server address.
-pub fn tftp_hpa(lan: &BenchLan, root: &Path) -> Result<Server> {
+pub fn tftp_hpa(lan: &TestLan, root: &Path) -> Result<Server> {
     let bin = require_tool("in.tftpd");
     let server = spawn(
         lan,
@@ -343,10 +342,10 @@ pub fn tftp_hpa(lan: &BenchLan, root: &Path) -> Result<Server> {
 }
 
 /// Start nginx (`daemon off;`, its own prefix in the scratch dir) serving `root` on port 80.
-pub fn nginx(lan: &BenchLan, root: &Path) -> Result<Server> {
+pub fn nginx(lan: &TestLan, root: &Path) -> Result<Server> {
     let bin = require_tool("nginx");
     let n = next_id();
-    let prefix = lan.subdir(&format!("nginx-{n}"))?;
+    let prefix = subdir(lan, &format!("nginx-{n}"))?;
     let p = |name: &str| path_str(&prefix.join(name));
     let conf = format!(
         "daemon off;\nuser root;\nworker_processes auto;\npid {pid};\nerror_log {err} warn;\n\
@@ -382,16 +381,16 @@ pub fn nginx(lan: &BenchLan, root: &Path) -> Result<Server> {
 }
 
 /// Wait until something in the server namespace listens on UDP `port`.
-fn wait_for_udp_port(lan: &BenchLan, port: u16) -> Result<()> {
+fn wait_for_udp_port(lan: &TestLan, port: u16) -> Result<()> {
     wait_for_socket(lan, "-ulnH", port)
 }
 
 /// Wait until something in the server namespace listens on TCP `port`.
-fn wait_for_tcp_port(lan: &BenchLan, port: u16) -> Result<()> {
+fn wait_for_tcp_port(lan: &TestLan, port: u16) -> Result<()> {
     wait_for_socket(lan, "-tlnH", port)
 }
 
-fn wait_for_socket(lan: &BenchLan, flags: &str, port: u16) -> Result<()> {
+fn wait_for_socket(lan: &TestLan, flags: &str, port: u16) -> Result<()> {
     let start = std::time::Instant::now();
     let needle = format!(":{port} ");
     while start.elapsed() < READY_TIMEOUT {

@@ -8,12 +8,12 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::Instant;
 
-use flakeboot_testbed::{Netns, require_tool};
+use flakeboot_testbed::{Netns, TestLan, require_tool};
 
 use crate::clients::{curl, percentile, settle};
 use crate::error::{BenchError, Result};
 use crate::knobs::{Knobs, mib};
-use crate::lan::{BenchLan, CLIENT_IF, SERVER_IP, write_pattern};
+use crate::lan::{CLIENT_IF, SERVER_IP, subdir, veth_lan, write_pattern};
 use crate::memory::mib_of;
 use crate::report::{Better, Collector, Row};
 use crate::servers::{self, DhcpMode, DnsmasqSetup, FlakebootSetup, Server};
@@ -25,10 +25,10 @@ pub fn client_mac(i: usize) -> String {
 
 /// Run the storm comparison.
 pub fn run(k: &Knobs) -> Result<Vec<Row>> {
-    let lan = BenchLan::new("storm")?;
+    let lan = veth_lan("storm")?;
     let n = k.storm_clients;
     add_macvlans(&lan, n)?;
-    let www = lan.subdir("www")?;
+    let www = subdir(&lan, "www")?;
     let initrd_size = mib(k.storm_initrd_mib);
     write_pattern(&www.join("initrd"), initrd_size as usize)?;
     write_pattern(&www.join("kernel"), 1024 * 1024)?;
@@ -72,7 +72,7 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
                 .map(|i| {
                     let lan = &lan;
                     let urls = &urls;
-                    s.spawn(move || one_client(&lan.client, i, urls, ipxe_size, initrd_size))
+                    s.spawn(move || one_client(lan.client(), i, urls, ipxe_size, initrd_size))
                 })
                 .collect();
             handles
@@ -150,7 +150,7 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
     Ok(c.rows())
 }
 
-fn start(lan: &BenchLan, k: &Knobs, name: &str, www: &Path) -> Result<Vec<Server>> {
+fn start(lan: &TestLan, k: &Knobs, name: &str, www: &Path) -> Result<Vec<Server>> {
     if name == "flakeboot" {
         return servers::flakeboot(
             lan,
@@ -182,7 +182,7 @@ fn start(lan: &BenchLan, k: &Knobs, name: &str, www: &Path) -> Result<Vec<Server
 }
 
 /// One macvlan per simulated client on the client side's `eth0`, each with its own MAC.
-fn add_macvlans(lan: &BenchLan, n: usize) -> Result<()> {
+fn add_macvlans(lan: &TestLan, n: usize) -> Result<()> {
     let mut batch = String::new();
     for i in 0..n {
         batch.push_str(&format!(
@@ -192,7 +192,7 @@ fn add_macvlans(lan: &BenchLan, n: usize) -> Result<()> {
     }
     let path = lan.path("macvlans.batch");
     std::fs::write(&path, batch).map_err(BenchError::io("writing the ip batch"))?;
-    lan.client
+    lan.client()
         .run(&["ip", "-batch", &path.display().to_string()])
         .map_err(BenchError::io("creating macvlans"))?;
     Ok(())

@@ -8,7 +8,9 @@ use std::path::Path;
 use crate::clients::{self, Transfer, curl, curl_parallel, percentile, settle};
 use crate::error::{BenchError, Result};
 use crate::knobs::{Knobs, mib};
-use crate::lan::{BenchLan, SERVER_IP, mb_per_s, write_pattern};
+use flakeboot_testbed::TestLan;
+
+use crate::lan::{SERVER_IP, mb_per_s, subdir, veth_lan, write_pattern};
 use crate::report::{Better, Collector, Row};
 use crate::servers::{self, DhcpMode, DnsmasqSetup, FlakebootSetup, Server};
 
@@ -17,8 +19,8 @@ pub const IPXE_DIR: &str = "/usr/lib/ipxe";
 
 /// Run the TFTP comparison.
 pub fn run(k: &Knobs) -> Result<Vec<Row>> {
-    let lan = BenchLan::new("tftp")?;
-    let root = lan.subdir("tftp-root")?;
+    let lan = veth_lan("tftp")?;
+    let root = subdir(&lan, "tftp-root")?;
     // flakeboot serves only iPXE binaries by name: the big file takes snponly.efi's name.
     let big = ("snponly.efi", mib(k.tftp_mib));
     write_pattern(&root.join(big.0), big.1 as usize)?;
@@ -36,7 +38,13 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
         let n = k.tftp_concurrent;
         let url = format!("tftp://{SERVER_IP}/ipxe.efi");
         let metric = format!("{n} concurrent ipxe.efi (curl blksize 1468): completed");
-        let batch = curl_parallel(&lan.client, &url, &["--tftp-blksize", "1468"], n, ipxe_size);
+        let batch = curl_parallel(
+            lan.client(),
+            &url,
+            &["--tftp-blksize", "1468"],
+            n,
+            ipxe_size,
+        );
         match batch {
             Ok((ok, wall, _)) => {
                 c.add(&metric, "transfers", Better::Higher, name, ok as f64);
@@ -75,7 +83,7 @@ pub fn copy_ipxe(dir: &Path, name: &str) -> Result<u64> {
     )))
 }
 
-fn start(lan: &BenchLan, k: &Knobs, name: &str, root: &Path) -> Result<Server> {
+fn start(lan: &TestLan, k: &Knobs, name: &str, root: &Path) -> Result<Server> {
     match name {
         "flakeboot" => servers::flakeboot(
             lan,
@@ -106,7 +114,7 @@ fn start(lan: &BenchLan, k: &Knobs, name: &str, root: &Path) -> Result<Server> {
 const REPEATS: usize = 3;
 
 fn measure(
-    lan: &BenchLan,
+    lan: &TestLan,
     c: &mut Collector,
     server: &str,
     label: &str,
@@ -115,7 +123,7 @@ fn measure(
 ) -> Result<()> {
     let url = format!("tftp://{SERVER_IP}/{file}");
     for blksize in ["512", "1468"] {
-        let t = median_of(|| curl(&lan.client, &url, &["--tftp-blksize", blksize], size));
+        let t = median_of(|| curl(lan.client(), &url, &["--tftp-blksize", blksize], size));
         c.add_result(
             &format!("{label}, curl blksize {blksize}"),
             "MB/s",
@@ -124,8 +132,8 @@ fn measure(
             t,
         );
     }
-    let dir = lan.subdir(&format!("tftpd-client-{server}"))?;
-    let t = median_of(|| clients::tftpd_get(&lan.client, SERVER_IP, file, &dir, 1468, 16, size));
+    let dir = subdir(lan, &format!("tftpd-client-{server}"))?;
+    let t = median_of(|| clients::tftpd_get(lan.client(), SERVER_IP, file, &dir, 1468, 16, size));
     c.add_result(
         &format!("{label}, tftpd client blksize 1468 windowsize 16"),
         "MB/s",

@@ -5,27 +5,25 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use flakeboot_testbed::{Proc, WaitError, flakeboot_bin, workspace_root};
+use flakeboot_testbed::{Proc, Serve, ServeError, TestLan, flakeboot_bin};
 use serde_json::Value;
 
 use crate::events::LoggedEvent;
-use crate::lan::{LAN_IF, LAN_V6_PREFIX, Lan, POOL};
+use crate::lan::{LAN_IF, LAN_V6_PREFIX, POOL};
 
 /// Something went wrong running the appliance.
 #[derive(Debug, thiserror::Error)]
 pub enum ApplianceError {
-    #[error("flakeboot binary {path} is missing: build it first (cargo build -p flakeboot)")]
-    NoBinary { path: PathBuf },
+    #[error("scratch directory for the appliance: {0}")]
+    TempDir(#[source] std::io::Error),
     #[error("writing the appliance's config {path}: {source}")]
     Write {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("starting flakeboot: {0}")]
-    Spawn(#[source] std::io::Error),
-    #[error("flakeboot did not start serving: {0}")]
-    NotServing(#[source] WaitError),
+    #[error(transparent)]
+    Serve(#[from] ServeError),
     #[error("`flakeboot {command}` failed: {message}")]
     Inspect { command: String, message: String },
 }
@@ -198,51 +196,21 @@ pub struct Appliance {
 impl Appliance {
     /// Write the config, start `flakeboot serve --log-format json` in the LAN's namespace and wait
     /// for "serving".
-    pub fn start(lan: &Lan, config: &ApplianceConfig) -> Result<Appliance, ApplianceError> {
-        let bin = flakeboot_bin();
-        if !bin.is_file() {
-            return Err(ApplianceError::NoBinary { path: bin });
-        }
-        let stale = std::env::var_os("FLAKEBOOT_BIN")
-            .is_none()
-            .then(|| newer_source(&bin))
-            .flatten();
-        if let Some(newer) = stale {
-            eprintln!(
-                "WARNING: {} is older than {}: this tests an old daemon \
-                 (cargo build -p flakeboot rebuilds it)",
-                bin.display(),
-                newer.display()
-            );
-        }
+    pub fn start(lan: &TestLan, config: &ApplianceConfig) -> Result<Appliance, ApplianceError> {
         let dir = tempfile::Builder::new()
             .prefix("fbt-appliance-")
             .tempdir()
-            .map_err(ApplianceError::Spawn)?;
+            .map_err(ApplianceError::TempDir)?;
         let config_path = dir.path().join("flakeboot.toml");
         std::fs::write(&config_path, config.to_toml()).map_err(|source| ApplianceError::Write {
             path: config_path.clone(),
             source,
         })?;
         let state_dir = dir.path().join("state");
-        let mut proc = lan
-            .ns()
-            .spawn(
-                "flakeboot",
-                &[
-                    &bin.to_string_lossy(),
-                    "serve",
-                    "--config",
-                    &config_path.to_string_lossy(),
-                    "--state-dir",
-                    &state_dir.to_string_lossy(),
-                    "--log-format",
-                    "json",
-                ],
-            )
-            .map_err(ApplianceError::Spawn)?;
-        proc.wait_for("serving", Duration::from_secs(20))
-            .map_err(ApplianceError::NotServing)?;
+        let proc = Serve::new(&config_path, &state_dir)
+            .arg("--log-format")
+            .arg("json")
+            .start(&lan.server)?;
         Ok(Appliance {
             proc,
             state_dir,
@@ -316,38 +284,6 @@ impl Appliance {
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
-}
-
-/// `cargo test -p flakeboot-hil-tests` does not rebuild the daemon: find a crate manifest or a
-/// source file under `crates/**/src/` newer than the binary, if any.
-fn newer_source(bin: &Path) -> Option<PathBuf> {
-    let built = std::fs::metadata(bin).and_then(|m| m.modified()).ok()?;
-    let newer = |path: &Path| {
-        std::fs::metadata(path)
-            .and_then(|m| m.modified())
-            .is_ok_and(|m| m > built)
-    };
-    let mut dirs = vec![workspace_root().join("crates")];
-    while let Some(dir) = dirs.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let in_src = path.components().any(|c| c.as_os_str() == "src");
-            if path.is_dir() {
-                if !matches!(
-                    entry.file_name().to_str(),
-                    Some("tests" | "target" | "fixtures")
-                ) {
-                    dirs.push(path);
-                }
-            } else if (path.file_name().is_some_and(|n| n == "Cargo.toml")
-                || (in_src && path.extension().is_some_and(|e| e == "rs")))
-                && newer(&path)
-            {
-                return Some(path);
-            }
-        }
-    }
-    None
 }
 
 #[cfg(test)]

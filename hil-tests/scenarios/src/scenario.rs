@@ -8,13 +8,13 @@ use std::time::Duration;
 
 use flakeboot_catalogue::{BootStage, ClientFirmware};
 use flakeboot_testbed::{
-    ClientKind, Proc, QemuClient, SerialConsole, SerialLine, kernel, marker_initramfs, marker_line,
-    require_root, require_tool, unique_token, workspace_root,
+    ClientKind, Netns, Proc, QemuClient, SerialConsole, SerialLine, TestLan, kernel,
+    marker_initramfs, marker_line, require_root, require_tool, unique_token, workspace_root,
 };
 
 use crate::appliance::{Appliance, ApplianceConfig, Mode};
 use crate::events::{LoggedEvent, events_for, missing_stages};
-use crate::lan::Lan;
+use crate::lan::{add_router, scenario_lan};
 use crate::peers;
 use crate::timeline::Timeline;
 
@@ -32,7 +32,9 @@ pub struct Scenario {
     token: String,
     kernel: PathBuf,
     initrd: PathBuf,
-    lan: Lan,
+    lan: TestLan,
+    /// The LAN's existing router, once [`Scenario::start_lan_dhcp_server`] added it.
+    router: Option<Netns>,
     appliance: Option<Appliance>,
     peers: Vec<Proc>,
     consoles: Mutex<Vec<(SerialConsole, String)>>,
@@ -61,7 +63,7 @@ impl Scenario {
         let token = unique_token();
         let initrd = dir.path().join("marker-initrd.gz");
         marker_initramfs(&initrd, &token).unwrap_or_else(|e| panic!("{name}: initramfs: {e}"));
-        let lan = Lan::new(name, clients).unwrap_or_else(|e| panic!("{name}: LAN: {e}"));
+        let lan = scenario_lan(name, clients).unwrap_or_else(|e| panic!("{name}: LAN: {e}"));
         eprintln!("== scenario {name}: marker token {token}");
         Scenario {
             name: name.to_owned(),
@@ -69,6 +71,7 @@ impl Scenario {
             kernel,
             initrd,
             lan,
+            router: None,
             appliance: None,
             peers: Vec::new(),
             consoles: Mutex::new(Vec::new()),
@@ -95,7 +98,7 @@ impl Scenario {
         &self.initrd
     }
 
-    pub fn lan(&self) -> &Lan {
+    pub fn lan(&self) -> &TestLan {
         &self.lan
     }
 
@@ -133,10 +136,10 @@ impl Scenario {
     pub fn start_lan_dhcp_server(&mut self) {
         require_tool("dnsmasq");
         let dir = self.dir.path().to_owned();
-        let proc = self
-            .lan
-            .add_router()
-            .and_then(|ns| peers::lan_dhcp_server(ns, &dir));
+        let proc = add_router(&self.lan).and_then(|ns| {
+            let router = self.router.insert(ns);
+            peers::lan_dhcp_server(router, &dir)
+        });
         match proc {
             Ok(p) => self.peers.push(p),
             Err(e) => self.fail(&format!("cannot start the LAN's dnsmasq: {e}")),
@@ -172,7 +175,7 @@ impl Scenario {
         if let Err(e) = setup {
             self.fail(&format!("reference server files: {e}"));
         }
-        match peers::reference_boot_server(self.lan.ns(), self.dir.path(), &www) {
+        match peers::reference_boot_server(&self.lan.server, self.dir.path(), &www) {
             Ok((dhcp, http)) => self.peers.extend([dhcp, http]),
             Err(e) => self.fail(&format!("cannot start the reference server: {e}")),
         }
@@ -182,7 +185,7 @@ impl Scenario {
 
     /// Power on a client on tap `tap`.
     pub fn power_on(&self, name: &str, kind: ClientKind, tap: usize, mac: &str) -> QemuClient {
-        match QemuClient::start(self.lan.ns(), name, kind, self.lan.tap(tap), mac) {
+        match QemuClient::start(&self.lan.server, name, kind, self.lan.tap_dev(tap), mac) {
             Ok(c) => {
                 self.consoles
                     .lock()

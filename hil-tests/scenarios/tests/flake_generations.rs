@@ -140,7 +140,7 @@ fn expect_current(s: &Scenario, gens: &[Generation], g: &Generation) {
     loop {
         let script = s
             .lan()
-            .ns()
+            .server
             .run(&["curl", "-sS", "--fail", "--max-time", "10", &url])
             .unwrap_or_else(|e| s.fail(&format!("curl {url}: {e}")));
         let missing = expected

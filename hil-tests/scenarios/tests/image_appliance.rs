@@ -92,7 +92,7 @@ impl ApplianceVm {
         let mut argv: Vec<String> = vec![
             script.display().to_string(),
             disk.display().to_string(),
-            s.lan().tap(0).to_owned(),
+            s.lan().tap_dev(0).to_owned(),
             APPLIANCE_MAC.to_owned(),
             serial.display().to_string(),
         ];
@@ -110,7 +110,7 @@ impl ApplianceVm {
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         let qemu = s
             .lan()
-            .ns()
+            .server
             .spawn("appliance-vm", &argv)
             .unwrap_or_else(|e| panic!("starting the appliance VM: {e}"));
         eprintln!(
@@ -185,7 +185,7 @@ fn http_status(s: &Scenario, url: &str) -> String {
     ];
     let got = s
         .lan()
-        .ns()
+        .server
         .run(&argv)
         .unwrap_or_else(|e| panic!("curl {url}: {e}"));
     got.trim().to_owned()
@@ -440,7 +440,7 @@ fn image_without_a_dhcp_server_takes_the_static_fallback_address() {
     let s = Scenario::new("image_fallback", 1);
     // No DHCP server on this LAN; the test side joins the documented fallback subnet.
     s.lan()
-        .ns()
+        .server
         .addr(LAN_IF, "192.168.1.1/24")
         .unwrap_or_else(|e| panic!("address on {LAN_IF}: {e}"));
     let disk = disk_copy(&s, &out);

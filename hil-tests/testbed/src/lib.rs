@@ -2,12 +2,10 @@
 //!
 //! ```no_run
 //! # use flakeboot_testbed::*;
-//! let server = Netns::new("dhcp").unwrap();
-//! let client = Netns::new("dhcp").unwrap();
-//! veth(&server, "lan0", &client, "eth0").unwrap();
-//! server.run(&["ip", "addr", "add", "10.77.0.1/24", "dev", "lan0"]).unwrap();
-//! let mut daemon = server.spawn("flakeboot", &[flakeboot_bin().to_str().unwrap(), "serve"]).unwrap();
-//! daemon.wait_for("serving", std::time::Duration::from_secs(10)).unwrap();
+//! let lan = TestLan::veth("dhcp", "lan0").server_addr("10.77.0.1/24").build().unwrap();
+//! let config = lan.path("flakeboot.toml");
+//! let daemon = Serve::new(&config, &lan.path("state")).start(&lan.server).unwrap();
+//! lan.client().run(&["ping", "-c1", "10.77.0.1"]).unwrap();
 //! ```
 //!
 //! Every namespace is named `fbt-<pid>-<n>` and deleted on drop; every process is started by
@@ -18,19 +16,23 @@
 
 mod artifacts;
 mod kvm;
+mod lan;
 mod netns;
 mod process;
 mod qemu;
 mod serial;
+mod serve;
 
 pub use artifacts::{
     ArtifactError, cache_dir, kernel, marker_initramfs, marker_line, qemu_dir, unique_token,
 };
 pub use kvm::{Accel, accel};
+pub use lan::{CLIENT_IF, LanBuilder, LanPort, TestLan, add_bridge, plug};
 pub use netns::{Netns, veth};
 pub use process::{Proc, WaitError};
 pub use qemu::{ClientKind, QemuClient, QemuError};
 pub use serial::{LineSplitter, SerialConsole, SerialError, SerialLine};
+pub use serve::{SERVING_TIMEOUT, Serve, ServeError};
 
 use std::path::PathBuf;
 

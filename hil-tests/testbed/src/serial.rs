@@ -238,7 +238,7 @@ mod tests {
     /// The start of OVMF + iPXE's console output as captured from QEMU's serial port.
     const IPXE_BANNER: &[u8] = b"\x1b[2J\x1b[01;01H\x1b[=3h\x1b[2J\x1b[01;01H\r\n\r\n\
         \x1b[1m\x1b[37m\x1b[40miPXE 1.0.0+git-20190125.36a4c85-5.1\x1b[0m\x1b[37m\x1b[40m -- \
-        Open Source Network Boot ClientFirmware\r\n\
+        Open Source Network Boot Firmware\r\n\
         Configuring (net0 52:54:00:12:34:56)...... ok\r\n\
         http://10.77.0.1/boot.ipxe... 4";
 

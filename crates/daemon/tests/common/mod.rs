@@ -9,44 +9,31 @@ pub mod https_admin;
 pub mod vpn_net;
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use flakeboot_testbed::{Netns, Proc, require_root, veth};
+use flakeboot_testbed::{Proc, Serve, TestLan, require_root};
 
 pub const SERVER_IP: &str = "10.77.0.1";
 pub const CLIENT_MAC: &str = "52:54:00:12:34:56";
 
-pub struct Lan {
-    pub server: Netns,
-    pub client: Netns,
-    pub dir: tempfile::TempDir,
+/// Server side `lan0` (10.77.0.1/24), client side `eth0` with a fixed MAC ([`TestLan`]'s
+/// `server` and `client()`), and the daemon's config and state in its scratch directory.
+pub struct Lan(TestLan);
+
+impl std::ops::Deref for Lan {
+    type Target = TestLan;
+    fn deref(&self) -> &TestLan {
+        &self.0
+    }
 }
 
 impl Lan {
-    /// Server side `lan0` (10.77.0.1/24), client side `eth0` with a fixed MAC.
     pub fn new() -> Lan {
         require_root();
-        let server = Netns::new("srv").unwrap();
-        let client = Netns::new("cli").unwrap();
-        veth(&server, "lan0", &client, "eth0").unwrap();
-        server.addr("lan0", &format!("{SERVER_IP}/24")).unwrap();
-        client
-            .run(&["ip", "link", "set", "eth0", "address", CLIENT_MAC])
-            .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        Lan {
-            server,
-            client,
-            dir,
-        }
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    pub fn state_dir(&self) -> PathBuf {
-        self.path("state")
+        Lan(TestLan::veth("daemon", "lan0")
+            .server_addr(&format!("{SERVER_IP}/24"))
+            .client_mac(CLIENT_MAC)
+            .build()
+            .unwrap())
     }
 
     /// Write files for a host `demo` (a fake kernel and initrd with known bytes) and a config.
@@ -78,30 +65,24 @@ host = "demo"
         path
     }
 
-    /// Start the real daemon in the server namespace on this LAN's state dir (not waiting).
+    /// The real daemon on this LAN's state dir (the test's own build of it).
+    pub fn serve(&self, config: &Path) -> Serve {
+        Serve::new(config, &self.state_dir()).bin(env!("CARGO_BIN_EXE_flakeboot"))
+    }
+
+    /// Start the real daemon in the server namespace (not waiting).
     pub fn spawn(&self, label: &str, config: &Path) -> Proc {
-        let state = self.state_dir();
-        self.server
-            .spawn(
-                label,
-                &[
-                    env!("CARGO_BIN_EXE_flakeboot"),
-                    "serve",
-                    "--config",
-                    config.to_str().unwrap(),
-                    "--state-dir",
-                    state.to_str().unwrap(),
-                ],
-            )
-            .unwrap()
+        self.serve(config)
+            .label(label)
+            .spawn(&self.server)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 
     /// Start the real daemon and wait until it serves.
     pub fn start(&self, config: &Path) -> Proc {
-        let mut p = self.spawn("flakeboot", config);
-        p.wait_for("serving", Duration::from_secs(20))
-            .unwrap_or_else(|e| panic!("{e}"));
-        p
+        self.serve(config)
+            .start(&self.server)
+            .unwrap_or_else(|e| panic!("{e}"))
     }
 }
 

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use flakeboot_testbed::{Netns, Proc, require_tool, veth};
+use flakeboot_testbed::{Netns, Proc, add_bridge, plug, require_tool};
 
 use super::Lan;
 
@@ -31,17 +31,13 @@ impl VpnNet {
         let inet = Netns::new("inet").unwrap();
         let admin = Netns::new("admin").unwrap();
         let hub = Netns::new("hub").unwrap();
-        inet.run(&["ip", "link", "add", "br0", "type", "bridge"])
-            .unwrap();
-        inet.run(&["ip", "link", "set", "br0", "up"]).unwrap();
+        add_bridge(&inet, "br0").unwrap();
         for (ns, dev, port, ip) in [
             (&lan.server, "wan0", "p-app", WAN_IP),
             (&admin, "eth0", "p-admin", ADMIN_IP),
             (&hub, "eth0", "p-hub", HUB_IP),
         ] {
-            veth(ns, dev, &inet, port).unwrap();
-            inet.run(&["ip", "link", "set", port, "master", "br0"])
-                .unwrap();
+            plug(&inet, "br0", port, ns, dev).unwrap();
             ns.addr(dev, &format!("{ip}/24")).unwrap();
         }
         VpnNet {

@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )]
 
+mod dhcp_server;
 mod proxy_common;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -109,7 +110,8 @@ fn pxe_client_receives_both_offers_plain_client_only_dnsmasqs() {
     // flakeboot sends it nothing.
     let udhcpc = require_tool("udhcpc");
     let out = lan
-        .client
+        .net
+        .client()
         .run(&[
             udhcpc.to_str().unwrap(),
             "-i",
@@ -154,7 +156,8 @@ fn dhclient_gets_only_dnsmasqs_lease() {
     let pid = dir.path().join("dhclient.pid");
     // In the foreground (-d), so the Proc guard ends it by its PID when the test ends.
     let mut client = lan
-        .client
+        .net
+        .client()
         .spawn(
             "dhclient",
             &[
@@ -190,7 +193,7 @@ fn dhclient_gets_only_dnsmasqs_lease() {
 #[test]
 fn uefi_request_to_4011_gets_an_ack() {
     let lan = Lan::start();
-    lan.client.addr(CLIENT_IF, "10.77.0.50/24").unwrap();
+    lan.net.client().addr(CLIENT_IF, "10.77.0.50/24").unwrap();
     let req = ClientRequest {
         msg_type: MessageType::Request,
         vendor_class: Some("PXEClient:Arch:00007:UNDI:003000"),
@@ -254,7 +257,7 @@ fn ipxe_client_gets_the_script_url_not_a_binary() {
     }
 
     // iPXE's "ProxyDHCP REQUEST" to 4011, from its leased address.
-    lan.client.addr(CLIENT_IF, "10.77.0.51/24").unwrap();
+    lan.net.client().addr(CLIENT_IF, "10.77.0.51/24").unwrap();
     let req = ClientRequest {
         msg_type: MessageType::Request,
         user_class: Some(b"iPXE"),

@@ -12,6 +12,7 @@
     clippy::indexing_slicing
 )]
 
+mod dhcp_server;
 mod proxy_common;
 
 use flakeboot_testbed::require_tool;
@@ -34,7 +35,7 @@ fn stat(report: &str, label: &str) -> u64 {
 fn perfdhcp_pxe_discovers_all_get_proxy_offers() {
     let perfdhcp = require_tool("perfdhcp");
     let lan = Lan::start_opts(LanKind::Veth, false);
-    lan.client.addr(CLIENT_IF, "10.77.0.9/24").unwrap();
+    lan.net.client().addr(CLIENT_IF, "10.77.0.9/24").unwrap();
     let rate = 200;
     let count = 1000;
     let vendor = format!("60,{}", hex(b"PXEClient:Arch:00000:UNDI:002001"));
@@ -56,7 +57,13 @@ fn perfdhcp_pxe_discovers_all_get_proxy_offers() {
         "93,0000",
     ];
     // Exit status 3 means "some exchanges not completed": the report says which.
-    let output = lan.client.command(&perfdhcp).args(args).output().unwrap();
+    let output = lan
+        .net
+        .client()
+        .command(&perfdhcp)
+        .args(args)
+        .output()
+        .unwrap();
     let out = String::from_utf8_lossy(&output.stdout).into_owned();
     eprintln!(
         "perfdhcp exit: {}\n{}",

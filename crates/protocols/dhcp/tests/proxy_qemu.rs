@@ -17,6 +17,7 @@
     clippy::indexing_slicing
 )]
 
+mod dhcp_server;
 mod proxy_common;
 
 use std::io::{Read, Write};
@@ -48,7 +49,7 @@ fn http_requests(lan: &Lan) -> (mpsc::Receiver<String>, Stop) {
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
-    lan.server
+    lan.net.server
         .thread(move || {
             let listener = TcpListener::bind("10.77.0.1:80").unwrap();
             listener.set_nonblocking(true).unwrap();
@@ -87,7 +88,8 @@ fn tftp_requests(lan: &Lan) -> (mpsc::Receiver<(SocketAddr, String)>, Stop) {
     let (tx, rx) = mpsc::channel();
     let stop = Arc::new(AtomicBool::new(false));
     let flag = Arc::clone(&stop);
-    lan.server
+    lan.net
+        .server
         .thread(move || {
             let socket = UdpSocket::bind("10.77.0.1:69").unwrap();
             socket
@@ -116,7 +118,7 @@ fn start_qemu(lan: &Lan, kind: &str, mac: &str, dir: &std::path::Path) -> Proc {
     assert!(script.is_file(), "{} is missing", script.display());
     let serial = dir.join("serial.log");
     let vars = dir.join("vars.fd");
-    let mut cmd = lan.server.command("env");
+    let mut cmd = lan.net.server.command("env");
     cmd.arg("QEMU_ACCEL=tcg")
         .arg(format!("QEMU_VARS={}", vars.display()))
         .arg("sh")

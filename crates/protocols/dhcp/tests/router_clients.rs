@@ -4,9 +4,9 @@
 //! The server keeps its leases in the real redb store (flakeboot-store's `LeaseStore`), and the
 //! tests read them back through the same trait.
 //!
-//! Layout of every test ([`router_common::Lan`]): namespace `srv` runs the flakeboot DHCP
-//! server in-process, bound to `lan0` (10.77.0.1/24); namespace `cli` holds the client on
-//! `eth0`, the other end of a veth pair. Nothing leaves these namespaces. Needs root.
+//! Layout of every test ([`router_common::router_lan`]): namespace `lan.server` runs the
+//! flakeboot DHCP server in-process, bound to `lan0` (10.77.0.1/24); namespace `lan.client()`
+//! holds the client on `eth0`, the other end of a veth pair. Nothing leaves these namespaces. Needs root.
 
 // Test harness code outside #[test] functions: failing loudly is the point.
 #![allow(
@@ -16,6 +16,7 @@
     clippy::indexing_slicing
 )]
 
+mod dhcp_server;
 mod router_common;
 
 use std::net::{Ipv4Addr, Ipv6Addr};
@@ -27,13 +28,14 @@ use flakeboot_catalogue::MacAddr;
 use flakeboot_dhcp::ra::RaConfig;
 use flakeboot_dhcp::{LeaseState, LeaseStore};
 use flakeboot_store::Store;
-use flakeboot_testbed::{Netns, Proc, require_tool};
-use router_common::{FIRST, Lan, pool, wait_output};
+use flakeboot_testbed::{Netns, Proc, TestLan, require_tool};
+use router_common::{FIRST, client_script, pool, router_lan, serve, wait_output};
 
-fn dhclient(lan: &Lan, label: &str, lease_file: &str, script: &str) -> Proc {
+fn dhclient(lan: &TestLan, label: &str, lease_file: &Path, script: &str) -> Proc {
     let bin = require_tool("dhclient");
     let pid = lan.path(&format!("{label}.pid"));
-    lan.cli
+    let (lease_file, pid) = (lease_file.to_str().unwrap(), pid.to_str().unwrap());
+    lan.client()
         .spawn(
             label,
             &[
@@ -46,7 +48,7 @@ fn dhclient(lan: &Lan, label: &str, lease_file: &str, script: &str) -> Proc {
                 "-lf",
                 lease_file,
                 "-pf",
-                &pid,
+                pid,
                 "eth0",
             ],
         )
@@ -55,9 +57,9 @@ fn dhclient(lan: &Lan, label: &str, lease_file: &str, script: &str) -> Proc {
 
 #[test]
 fn dhclient_gets_a_lease_and_renews_it() {
-    let lan = Lan::new("dhcl");
-    let server = lan.start(pool(None));
-    let script = lan.script();
+    let lan = router_lan("dhcl");
+    let server = serve(&lan, pool(None));
+    let script = client_script(&lan);
     let mut client = dhclient(&lan, "dhclient", &lan.path("dhclient.leases"), &script);
     let out = wait_output(&mut client, "bound", Duration::from_secs(30), |o| {
         o.contains("bound to")
@@ -72,7 +74,7 @@ fn dhclient_gets_a_lease_and_renews_it() {
     );
     assert!(out.contains("script: BOUND 10.77.0.100"), "{out}");
     let addrs = lan
-        .cli
+        .client()
         .run(&["ip", "-4", "addr", "show", "dev", "eth0"])
         .unwrap();
     assert!(addrs.contains("10.77.0.100/24"), "{addrs}");
@@ -100,12 +102,12 @@ fn dhclient_gets_a_lease_and_renews_it() {
 
 #[test]
 fn udhcpc_gets_a_lease_and_renews_on_sigusr1() {
-    let lan = Lan::new("udhc");
-    let server = lan.start(pool(None));
-    let script = lan.script();
+    let lan = router_lan("udhc");
+    let server = serve(&lan, pool(None));
+    let script = client_script(&lan);
     let bin = require_tool("udhcpc");
     let mut client = lan
-        .cli
+        .client()
         .spawn(
             "udhcpc",
             &[
@@ -150,7 +152,7 @@ fn udhcpc_gets_a_lease_and_renews_on_sigusr1() {
 
 #[test]
 fn smoltcp_client_gets_a_lease_over_a_tap_device() {
-    let lan = Lan::new("smol");
+    let lan = router_lan("smol");
     // In the client namespace: a bridge joining the veth and a TAP device for smoltcp.
     for argv in [
         &["ip", "tuntap", "add", "dev", "tap0", "mode", "tap"][..],
@@ -160,12 +162,12 @@ fn smoltcp_client_gets_a_lease_over_a_tap_device() {
         &["ip", "link", "set", "br0", "up"],
         &["ip", "link", "set", "tap0", "up"],
     ] {
-        lan.cli.run(argv).unwrap();
+        lan.client().run(argv).unwrap();
     }
-    let server = lan.start(pool(None));
+    let server = serve(&lan, pool(None));
     let bin = example("smoltcp_dhcp_client");
     let mut client = lan
-        .cli
+        .client()
         .spawn(
             "smoltcp",
             &[bin.to_str().unwrap(), "tap0", "02:00:00:00:00:42", "30"],
@@ -204,11 +206,11 @@ fn example(name: &str) -> PathBuf {
 
 #[test]
 fn a_restarted_server_keeps_every_clients_lease() {
-    let lan = Lan::new("rest");
-    let server = lan.start(pool(None));
+    let lan = router_lan("rest");
+    let server = serve(&lan, pool(None));
     let (one, two) = ("52:54:00:00:01:01", "52:54:00:00:01:02");
     let get = |mac: &str, lease_file: &str, label: &str| {
-        lan.cli
+        lan.client()
             .run(&["ip", "link", "set", "eth0", "address", mac])
             .unwrap();
         let mut c = dhclient(&lan, label, &lan.path(lease_file), "/bin/true");
@@ -238,7 +240,7 @@ fn a_restarted_server_keeps_every_clients_lease() {
 
     // After the restart: client two reboots (INIT-REBOOT, asking for .101 with no server id).
     // A server that forgot would stay silent, and a fresh DISCOVER would get .100.
-    let server = lan.start(pool(None));
+    let server = serve(&lan, pool(None));
     let out = get(two, "two.leases", "two-again");
     assert!(out.contains("DHCPREQUEST for 10.77.0.101"), "{out}");
     assert!(
@@ -255,16 +257,16 @@ fn a_restarted_server_keeps_every_clients_lease() {
 
 #[test]
 fn perfdhcp_completes_every_dora_exchange() {
-    let lan = Lan::new("perf");
-    lan.cli
+    let lan = router_lan("perf");
+    lan.client()
         .run(&["ip", "addr", "add", "10.77.0.2/24", "dev", "eth0"])
         .unwrap();
-    let server = lan.start(pool(None));
+    let server = serve(&lan, pool(None));
     let bin = require_tool("perfdhcp");
     // 200 DORA exchanges at 100/s from 50 simulated clients, relayed by perfdhcp itself
     // (giaddr 10.77.0.2, replies to its port 67).
     let mut perf = lan
-        .cli
+        .client()
         .spawn(
             "perfdhcp",
             &[
@@ -344,40 +346,44 @@ fn wait_slaac(ns: &Netns, timeout: Duration) -> String {
 
 #[test]
 fn router_advertisements_autoconfigure_the_clients_and_answer_solicitations() {
-    let lan = Lan::new("radv");
-    wait_link_local(&lan.srv, "lan0");
-    wait_link_local(&lan.cli, "eth0");
+    let lan = router_lan("radv");
+    wait_link_local(&lan.server, "lan0");
+    wait_link_local(lan.client(), "eth0");
     // An hour between unsolicited RAs: anything after the first one is a solicited RA.
     let ra = RaConfig {
         prefix: "fd77::".parse::<Ipv6Addr>().unwrap(),
         interval: Duration::from_secs(3600),
     };
-    let server = lan.start(pool(Some(ra)));
-    let addr = wait_slaac(&lan.cli, Duration::from_secs(10));
+    let server = serve(&lan, pool(Some(ra)));
+    let addr = wait_slaac(lan.client(), Duration::from_secs(10));
     assert!(addr.contains("/64"), "{addr}");
     // Router lifetime 0: the prefix is on-link, but flakeboot is no default router.
     let routes = lan
-        .cli
+        .client()
         .run(&["ip", "-6", "route", "show", "default"])
         .unwrap();
     assert!(routes.trim().is_empty(), "{routes}");
     let onlink = lan
-        .cli
+        .client()
         .run(&["ip", "-6", "route", "show", "fd77::/64"])
         .unwrap();
     assert!(onlink.contains("fd77::/64 dev eth0"), "{onlink}");
 
     // Link down drops the autoconfigured address; link up sends a Router Solicitation, and
     // only a solicited RA can bring the address back this soon.
-    lan.cli.run(&["ip", "link", "set", "eth0", "down"]).unwrap();
+    lan.client()
+        .run(&["ip", "link", "set", "eth0", "down"])
+        .unwrap();
     let gone = lan
-        .cli
+        .client()
         .run(&["ip", "-6", "addr", "show", "dev", "eth0", "scope", "global"])
         .unwrap();
     assert!(!gone.contains("fd77::"), "{gone}");
     let start = Instant::now();
-    lan.cli.run(&["ip", "link", "set", "eth0", "up"]).unwrap();
-    wait_slaac(&lan.cli, Duration::from_secs(10));
+    lan.client()
+        .run(&["ip", "link", "set", "eth0", "up"])
+        .unwrap();
+    wait_slaac(lan.client(), Duration::from_secs(10));
     eprintln!("address back {:?} after link up", start.elapsed());
     server.stop();
 }

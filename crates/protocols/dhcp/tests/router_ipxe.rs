@@ -15,6 +15,7 @@
     clippy::indexing_slicing
 )]
 
+mod dhcp_server;
 mod router_common;
 
 use std::io::{ErrorKind, Read, Write};
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use flakeboot_catalogue::{BootStage, ClientFirmware, MacAddr};
 use flakeboot_dhcp::ra::RaConfig;
+use flakeboot_dhcp::server::ServerMode;
 use flakeboot_store::Store;
 use flakeboot_testbed::{Netns, require_root, require_tool};
 use router_common::{FIRST, Server, pool};
@@ -81,7 +83,12 @@ fn ipxe_gets_a_lease_and_its_script_url_without_waiting_for_ipv6() {
         interval: Duration::from_secs(30),
     }));
     cfg.lease_time = Duration::from_secs(600);
-    let server = Server::start(&srv, "tap0", cfg, &dir.path().join("state"));
+    let server = Server::start(
+        &srv,
+        "tap0",
+        ServerMode::Router(cfg),
+        &dir.path().join("state"),
+    );
 
     let started = SystemTime::now();
     let vm = srv

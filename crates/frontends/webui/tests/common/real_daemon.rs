@@ -6,8 +6,8 @@
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, Locator};
-use flakeboot_hil_tests::{Appliance, LAN_IF, Lan};
-use flakeboot_testbed::{Netns, veth};
+use flakeboot_hil_tests::Appliance;
+use flakeboot_testbed::{Netns, TestLan};
 
 /// The laptop's address on the LAN (outside the appliance's DHCP pool).
 pub const LAPTOP_V4: &str = "10.77.0.50";
@@ -18,7 +18,7 @@ pub const LAPTOP_V4: &str = "10.77.0.50";
 /// of its namespace changes, and the appliance's router advertisements would give `eth0` a
 /// SLAAC address (after duplicate address detection) during the first seconds of the test: 2 of
 /// 9 runs lost the setup form's POST that way.
-pub fn laptop(lan: &Lan) -> Netns {
+pub fn laptop(lan: &TestLan) -> Netns {
     let ns = Netns::new("laptop").unwrap();
     // A thread inside the namespace sees the namespace's own /proc/sys/net.
     ns.thread(|| std::fs::write("/proc/sys/net/ipv6/conf/default/disable_ipv6", "1"))
@@ -26,10 +26,7 @@ pub fn laptop(lan: &Lan) -> Netns {
         .join()
         .unwrap()
         .unwrap();
-    veth(lan.ns(), "to-laptop", &ns, "eth0").unwrap();
-    lan.ns()
-        .run(&["ip", "link", "set", "to-laptop", "master", LAN_IF])
-        .unwrap();
+    lan.plug("to-laptop", &ns).unwrap();
     ns.addr("eth0", &format!("{LAPTOP_V4}/24")).unwrap();
     let v6 = ns
         .run(&["ip", "-6", "addr", "show", "dev", "eth0"])

@@ -6,24 +6,20 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
-use std::sync::{Arc, mpsc};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use dhcproto::v4::{
     Architecture, DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode,
 };
 use dhcproto::{Decodable, Decoder, Encodable};
-use flakeboot_catalogue::{BootEvent, Catalogue, IpxeBinary, RecordingCatalogue};
-use flakeboot_dhcp::boot::BootConfig;
-use flakeboot_dhcp::server::{
-    DhcpServer, DhcpServerConfig, DhcpStats, DhcpStatsSnapshot, ServerMode,
-};
-use flakeboot_testbed::{Netns, Proc, require_root, require_tool, veth};
-use tokio_util::sync::CancellationToken;
+use flakeboot_catalogue::BootEvent;
+use flakeboot_dhcp::server::{DhcpStatsSnapshot, ServerMode};
+use flakeboot_testbed::{Proc, TestLan, require_root, require_tool};
+
+use crate::dhcp_server::Server;
 
 /// flakeboot's address on the LAN.
-pub const FLAKEBOOT_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub const FLAKEBOOT_IP: Ipv4Addr = crate::dhcp_server::SERVER_IP;
 /// dnsmasq's address (the LAN's router), the primary address of the same interface.
 pub const DNSMASQ_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 /// The LAN interface in the server namespace (a veth end), and the client's.
@@ -43,19 +39,16 @@ pub enum LanKind {
 }
 
 /// The test LAN: namespaces, dnsmasq, flakeboot. Everything stops on drop (flakeboot by its
-/// token, dnsmasq by PID, namespaces deleted).
+/// token, namespaces deleted, dnsmasq by PID).
 pub struct Lan {
+    /// flakeboot's DHCP server in proxy mode (stopped first).
+    pub flakeboot: Server,
     /// The interface both DHCP servers serve.
     pub interface: &'static str,
-    pub server: Netns,
-    pub client: Netns,
+    /// The server namespace (`net.server`) and the client's (`net.client()`).
+    pub net: TestLan,
     /// The LAN's DHCP server (absent in a proxy-only LAN).
     pub dnsmasq: Option<Proc>,
-    pub events: Arc<RecordingCatalogue>,
-    stats: Arc<DhcpStats>,
-    shutdown: CancellationToken,
-    flakeboot: Option<JoinHandle<()>>,
-    _state: tempfile::TempDir,
 }
 
 impl Lan {
@@ -73,27 +66,19 @@ impl Lan {
     pub fn start_opts(kind: LanKind, with_dnsmasq: bool) -> Lan {
         require_root();
         let dnsmasq_bin = require_tool("dnsmasq");
-        let server = Netns::new("pxsrv").unwrap();
-        let client = Netns::new("pxcli").unwrap();
-        let interface = match kind {
-            LanKind::Veth => {
-                veth(&server, SERVER_IF, &client, CLIENT_IF).unwrap();
-                SERVER_IF
-            }
-            LanKind::Tap => {
-                server
-                    .run(&["ip", "tuntap", "add", "dev", TAP_IF, "mode", "tap"])
-                    .unwrap();
-                server.addr(TAP_IF, "fd77::1/64").unwrap();
-                TAP_IF
-            }
+        let (interface, lan) = match kind {
+            LanKind::Veth => (SERVER_IF, TestLan::veth("px", SERVER_IF)),
+            LanKind::Tap => (TAP_IF, TestLan::tap("px", TAP_IF).server_addr("fd77::1/64")),
         };
         // dnsmasq's address first (primary: its server identifier), flakeboot's second.
-        server.addr(interface, "10.77.0.2/24").unwrap();
-        server.addr(interface, "10.77.0.1/24").unwrap();
+        let net = lan
+            .server_addr("10.77.0.2/24")
+            .server_addr("10.77.0.1/24")
+            .build()
+            .unwrap();
+        let server = &net.server;
 
-        let state = tempfile::tempdir().unwrap();
-        let leases = state.path().join("dnsmasq.leases");
+        let leases = net.path("dnsmasq.leases");
         let mut args = vec![
             dnsmasq_bin.to_str().unwrap().to_owned(),
             "--no-daemon".into(),
@@ -120,49 +105,12 @@ impl Lan {
             dnsmasq
         });
 
-        let events = Arc::new(RecordingCatalogue::default());
-        let shutdown = CancellationToken::new();
-        let (tx, rx) = mpsc::channel();
-        let store_dir = state.path().join("store");
-        std::fs::create_dir_all(&store_dir).unwrap();
-        let catalogue: Arc<dyn Catalogue> = events.clone();
-        let token = shutdown.clone();
-        let flakeboot = server
-            .thread(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(1)
-                    .enable_all()
-                    .build()
-                    .unwrap();
-                rt.block_on(async move {
-                    let store = flakeboot_store::Store::open(&store_dir).unwrap();
-                    let server = DhcpServer::bind(server_config(interface)).await;
-                    let server = match server {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tx.send(Err(e.to_string())).unwrap();
-                            return;
-                        }
-                    };
-                    tx.send(Ok(server.stats())).unwrap();
-                    server.run(catalogue, Arc::new(store), token).await.unwrap();
-                });
-            })
-            .unwrap();
-        let stats = rx
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap()
-            .unwrap_or_else(|e| panic!("flakeboot's DHCP server did not bind: {e}"));
+        let flakeboot = Server::start(server, interface, ServerMode::Proxy, &net.path("store"));
         Lan {
+            flakeboot,
             interface,
-            server,
-            client,
+            net,
             dnsmasq,
-            events,
-            stats,
-            shutdown,
-            flakeboot: Some(flakeboot),
-            _state: state,
         }
     }
 
@@ -180,41 +128,16 @@ impl Lan {
     }
 
     pub fn stats(&self) -> DhcpStatsSnapshot {
-        self.stats.snapshot()
+        self.flakeboot.stats.snapshot()
     }
 
     pub fn events(&self) -> Vec<BootEvent> {
-        self.events.events()
+        self.flakeboot.events.events()
     }
 
     /// Run `f` on a thread inside the client namespace and return its result.
     pub fn in_client<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        self.client.thread(f).unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Lan {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(t) = self.flakeboot.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-pub fn server_config(interface: &str) -> DhcpServerConfig {
-    DhcpServerConfig {
-        interface: interface.into(),
-        server_ip: FLAKEBOOT_IP,
-        port: 67,
-        pxe_port: 4011,
-        boot: BootConfig {
-            server_ip: FLAKEBOOT_IP,
-            http_base: "http://10.77.0.1".into(),
-            uefi_binary: IpxeBinary::IpxeEfi,
-            arm64_efi: false,
-        },
-        mode: ServerMode::Proxy,
+        self.net.client().thread(f).unwrap().join().unwrap()
     }
 }
 

@@ -1,8 +1,8 @@
-//! The harness of the router-mode black-box tests (`tests/router_*.rs`): namespaces, the
-//! in-process server, a recording catalogue.
+//! The harness of the router-mode black-box tests (`tests/router_*.rs`): the LAN, the pool,
+//! the in-process server ([`crate::dhcp_server`]) in router mode, client helpers.
 //!
-//! Namespace `srv` runs the flakeboot DHCP server in-process (its own tokio runtime on a thread
-//! inside the namespace); clients run in namespace `cli` or, for QEMU, on a TAP device in `srv`.
+//! The LAN's server namespace runs the flakeboot DHCP server; clients run in its client
+//! namespace or, for QEMU, on a TAP device in the server namespace.
 //! Nothing leaves these namespaces. Needs root (`ip netns`).
 
 // Each test crate uses part of this module.
@@ -10,22 +10,15 @@
 
 use std::fs;
 use std::net::Ipv4Addr;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::mpsc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use flakeboot_catalogue::{Catalogue, IpxeBinary, RecordingCatalogue};
-use flakeboot_dhcp::boot::BootConfig;
 use flakeboot_dhcp::lease::PoolConfig;
 use flakeboot_dhcp::ra::RaConfig;
-use flakeboot_dhcp::server::{DhcpServer, DhcpServerConfig, DhcpStats, ServerMode};
-use flakeboot_store::Store;
-use flakeboot_testbed::{Netns, Proc, require_root, veth};
-use tokio_util::sync::CancellationToken;
+use flakeboot_dhcp::server::ServerMode;
+use flakeboot_testbed::{Proc, TestLan, require_root};
 
-pub const SERVER_IP: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
+pub use crate::dhcp_server::{SERVER_IP, Server};
+
 pub const FIRST: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 100);
 /// Short enough that a renewal (T1 = 10 s) happens inside a test.
 pub const LEASE: Duration = Duration::from_secs(20);
@@ -45,159 +38,54 @@ pub fn pool(ra: Option<RaConfig>) -> PoolConfig {
     }
 }
 
-/// Two namespaces joined by a veth pair: `lan0` (10.77.0.1/24) in `srv`, `eth0` in `cli`.
-pub struct Lan {
-    pub srv: Netns,
-    pub cli: Netns,
-    pub dir: tempfile::TempDir,
-}
-
-impl Lan {
-    pub fn new(tag: &str) -> Lan {
-        require_root();
-        // The server's log, shown for failing tests (RUST_LOG=debug for every packet).
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_default_env()
-                    .unwrap_or_else(|_| "flakeboot_dhcp=info".into()),
-            )
-            .with_test_writer()
-            .try_init();
-        let srv = Netns::new(&format!("{tag}s")).unwrap();
-        let cli = Netns::new(&format!("{tag}c")).unwrap();
-        veth(&srv, "lan0", &cli, "eth0").unwrap();
-        srv.run(&["ip", "addr", "add", "10.77.0.1/24", "dev", "lan0"])
-            .unwrap();
-        Lan {
-            srv,
-            cli,
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-
-    pub fn state_dir(&self) -> PathBuf {
-        self.dir.path().join("state")
-    }
-
-    pub fn path(&self, name: &str) -> String {
-        self.dir.path().join(name).to_string_lossy().into_owned()
-    }
-
-    /// A client script (dhclient or udhcpc style) that prints what it is told and applies the
-    /// address, so that renewals can be unicast.
-    pub fn script(&self) -> String {
-        let path = self.dir.path().join("client-script.sh");
-        fs::write(
-            &path,
-            "#!/bin/sh\n\
-             # dhclient: $reason/$new_ip_address; udhcpc: $1/$ip\n\
-             event=\"${reason:-$1}\"; addr=\"${new_ip_address:-$ip}\"\n\
-             echo \"script: $event $addr\"\n\
-             case \"$event\" in\n\
-               BOUND|RENEW|REBIND|REBOOT|bound|renew) ip addr replace \"$addr/24\" dev \"$interface\" ;;\n\
-             esac\n\
-             exit 0\n",
+/// Two namespaces joined by a veth pair: `lan0` (10.77.0.1/24) in `server`, `eth0` in `client()`;
+/// the server's store in `state_dir()`.
+pub fn router_lan(tag: &str) -> TestLan {
+    require_root();
+    // The server's log, shown for failing tests (RUST_LOG=debug for every packet).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "flakeboot_dhcp=info".into()),
         )
-        .unwrap();
-        let mut perm = fs::metadata(&path).unwrap().permissions();
-        std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-        fs::set_permissions(&path, perm).unwrap();
-        path.to_string_lossy().into_owned()
-    }
-
-    pub fn start(&self, pool: PoolConfig) -> Server {
-        Server::start(&self.srv, "lan0", pool, &self.state_dir())
-    }
+        .with_test_writer()
+        .try_init();
+    TestLan::veth(tag, "lan0")
+        .server_addr("10.77.0.1/24")
+        .build()
+        .unwrap()
 }
 
-/// The flakeboot DHCP server running in-process inside the server namespace.
-pub struct Server {
-    shutdown: CancellationToken,
-    thread: Option<JoinHandle<Result<(), String>>>,
-    pub stats: Arc<DhcpStats>,
-    pub events: Arc<RecordingCatalogue>,
+/// Start serving router mode with `pool` on the LAN's `lan0`, the store in its `state_dir()`.
+pub fn serve(lan: &TestLan, pool: PoolConfig) -> Server {
+    Server::start(
+        &lan.server,
+        "lan0",
+        ServerMode::Router(pool),
+        &lan.state_dir(),
+    )
 }
 
-impl Server {
-    /// Start serving router mode on `dev` in `ns`, with the store in `state_dir`.
-    pub fn start(ns: &Netns, dev: &str, pool: PoolConfig, state_dir: &Path) -> Server {
-        let cfg = DhcpServerConfig {
-            interface: dev.into(),
-            server_ip: SERVER_IP,
-            port: 67,
-            pxe_port: 4011,
-            boot: BootConfig {
-                server_ip: SERVER_IP,
-                http_base: "http://10.77.0.1".into(),
-                uefi_binary: IpxeBinary::IpxeEfi,
-                arm64_efi: false,
-            },
-            mode: ServerMode::Router(pool),
-        };
-        let shutdown = CancellationToken::new();
-        let events = Arc::new(RecordingCatalogue::default());
-        let (tx, rx) = mpsc::channel();
-        let token = shutdown.clone();
-        let catalogue: Arc<dyn Catalogue> = events.clone();
-        let state_dir = state_dir.to_owned();
-        let thread = ns
-            .thread(move || {
-                let rt = tokio::runtime::Builder::new_multi_thread()
-                    .worker_threads(2)
-                    .enable_all()
-                    .build()
-                    .map_err(|e| e.to_string())?;
-                rt.block_on(async move {
-                    let started = async {
-                        let store = Store::open(&state_dir).map_err(|e| e.to_string())?;
-                        let server = DhcpServer::bind(cfg).await.map_err(|e| e.to_string())?;
-                        Ok::<_, String>((store, server))
-                    };
-                    let (store, server) = match started.await {
-                        Ok(s) => s,
-                        Err(e) => {
-                            let _ = tx.send(Err(e.clone()));
-                            return Err(e);
-                        }
-                    };
-                    let _ = tx.send(Ok(server.stats()));
-                    server
-                        .run(catalogue, Arc::new(store), token)
-                        .await
-                        .map_err(|e| e.to_string())
-                })
-            })
-            .unwrap();
-        let stats = rx
-            .recv_timeout(Duration::from_secs(20))
-            .expect("server thread reports")
-            .expect("server starts");
-        Server {
-            shutdown,
-            thread: Some(thread),
-            stats,
-            events,
-        }
-    }
-
-    /// Stop the server and wait until it has let go of its sockets and store.
-    pub fn stop(mut self) {
-        self.shutdown.cancel();
-        if let Some(t) = self.thread.take() {
-            t.join()
-                .expect("server thread")
-                .expect("server ran cleanly");
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.shutdown.cancel();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
+/// A client script (dhclient or udhcpc style) in the LAN's scratch directory that prints what
+/// it is told and applies the address, so that renewals can be unicast.
+pub fn client_script(lan: &TestLan) -> String {
+    let path = lan.path("client-script.sh");
+    fs::write(
+        &path,
+        "#!/bin/sh\n\
+         # dhclient: $reason/$new_ip_address; udhcpc: $1/$ip\n\
+         event=\"${reason:-$1}\"; addr=\"${new_ip_address:-$ip}\"\n\
+         echo \"script: $event $addr\"\n\
+         case \"$event\" in\n\
+           BOUND|RENEW|REBIND|REBOOT|bound|renew) ip addr replace \"$addr/24\" dev \"$interface\" ;;\n\
+         esac\n\
+         exit 0\n",
+    )
+    .unwrap();
+    let mut perm = fs::metadata(&path).unwrap().permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+    fs::set_permissions(&path, perm).unwrap();
+    path.to_string_lossy().into_owned()
 }
 
 /// Wait until `cond` holds for the process's output.
