@@ -5,6 +5,7 @@
 
 mod error;
 mod shell;
+pub mod update;
 
 pub use error::BoardError;
 pub use shell::to_shell;
