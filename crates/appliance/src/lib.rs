@@ -23,6 +23,7 @@ pub mod router_mode;
 pub mod settings;
 pub mod status;
 pub mod vpn;
+pub mod wire;
 
 pub use flakes::{BuildProgressView, FlakeService, FlakeServiceError, NixFlakeService};
 pub use listen_addrs::{ListenAddr, ManagementAddrs, bind_listener};

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use flakeboot_store::{BuildRecord, BuildState};
+use flakeboot_appliance::wire::{Build, BuildState};
 use serde_json::Value;
 
 use crate::api_client::ApiClient;
@@ -89,14 +89,14 @@ fn progress_text(status: &Value) -> String {
     text
 }
 
-fn build_record(client: &ApiClient, id: u64) -> anyhow::Result<(Value, BuildRecord)> {
+fn build_record(client: &ApiClient, id: u64) -> anyhow::Result<(Value, Build)> {
     let json = client.get(&format!("/builds/{id}"))?;
     let record = serde_json::from_value(json.clone())
         .with_context(|| format!("the appliance's answer for build {id} is not a build"))?;
     Ok((json, record))
 }
 
-fn summary(b: &BuildRecord) -> String {
+fn summary(b: &Build) -> String {
     let mut s = format!(
         "build {} ({}#{}) {}",
         b.id,
@@ -161,7 +161,7 @@ pub fn follow(client: &ApiClient, id: u64, json: bool) -> anyhow::Result<ExitCod
 }
 
 /// Waits until every build has ended (for `--wait`): their JSON and records, in order.
-pub fn wait(client: &ApiClient, ids: &[u64]) -> anyhow::Result<Vec<(Value, BuildRecord)>> {
+pub fn wait(client: &ApiClient, ids: &[u64]) -> anyhow::Result<Vec<(Value, Build)>> {
     let mut done = Vec::with_capacity(ids.len());
     for &id in ids {
         loop {
@@ -177,12 +177,12 @@ pub fn wait(client: &ApiClient, ids: &[u64]) -> anyhow::Result<Vec<(Value, Build
 }
 
 /// Prints the builds `--wait` waited for; fails when one did not succeed.
-pub fn report(builds: &[(Value, BuildRecord)], json: bool) -> anyhow::Result<ExitCode> {
+pub fn report(builds: &[(Value, Build)], json: bool) -> anyhow::Result<ExitCode> {
     if json {
         let list: Vec<&Value> = builds.iter().map(|(v, _)| v).collect();
         println!("{}", serde_json::to_string_pretty(&list)?);
     } else {
-        let records: Vec<BuildRecord> = builds.iter().map(|(_, r)| r.clone()).collect();
+        let records: Vec<Build> = builds.iter().map(|(_, r)| r.clone()).collect();
         print!("{}", tables::builds(&records));
     }
     let failed: Vec<String> = builds

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use flakeboot_catalogue::{BootEvent, MacAddr};
-use flakeboot_store::{FlakeRecord, GenerationRecord, LeaseRecord, MachineRecord};
+use flakeboot_appliance::wire::{Event, Flake, Generation, Lease, Machine};
+use flakeboot_catalogue::MacAddr;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
@@ -93,7 +93,7 @@ fn flake(client: &ApiClient, args: FlakeArgs) -> anyhow::Result<ExitCode> {
             }
             print!(
                 "{}",
-                tables::flakes(&typed::<Vec<FlakeRecord>>(v, "a flake list")?)
+                tables::flakes(&typed::<Vec<Flake>>(v, "a flake list")?)
             );
         }
         FlakeCommand::Add { url, name } => {
@@ -170,7 +170,7 @@ fn queued_builds(
 /// The API's view of one host's generations.
 #[derive(Debug, serde::Deserialize)]
 struct GenerationsView {
-    generations: Vec<GenerationRecord>,
+    generations: Vec<Generation>,
     pinned: Option<u32>,
 }
 
@@ -240,7 +240,7 @@ fn machine(client: &ApiClient, args: MachineArgs) -> anyhow::Result<ExitCode> {
             if args.json {
                 return print_json(&v);
             }
-            let m: MachineRecord = typed(v, "a machine")?;
+            let m: Machine = typed(v, "a machine")?;
             match &m.host {
                 Some(h) => println!("{} boots {h} now.", m.mac),
                 None => println!("{} boots the menu now.", m.mac),
@@ -258,7 +258,7 @@ fn machines(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode> {
     }
     print!(
         "{}",
-        tables::machines(&typed::<Vec<MachineRecord>>(v, "a machine list")?)
+        tables::machines(&typed::<Vec<Machine>>(v, "a machine list")?)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -271,7 +271,7 @@ fn leases(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode> {
     }
     print!(
         "{}",
-        tables::leases(&typed::<Vec<LeaseRecord>>(v, "a lease list")?)
+        tables::leases(&typed::<Vec<Lease>>(v, "a lease list")?)
     );
     Ok(ExitCode::SUCCESS)
 }
@@ -304,7 +304,7 @@ fn events(client: &ApiClient, args: EventsArgs) -> anyhow::Result<ExitCode> {
     }
     print!(
         "{}",
-        tables::events(&typed::<Vec<BootEvent>>(v, "a list of boot events")?)
+        tables::events(&typed::<Vec<Event>>(v, "a list of boot events")?)
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use flakeboot_appliance::wire;
 use flakeboot_catalogue::MacAddr;
 use flakeboot_config::{Config, ConfigError};
 use flakeboot_store::Store;
@@ -58,11 +59,11 @@ pub fn offline(command: &Command, state_dir: &Path) -> Option<anyhow::Result<Exi
         Command::Events(args) => Some(run(&|store| events(store, args))),
         Command::Machines { json, .. } => Some(run(&|store| {
             let machines = store.machines().context("reading machines")?;
-            print(&machines, *json, tables::machines)
+            print(&wire::all(machines), *json, tables::machines)
         })),
         Command::Leases { json, .. } => Some(run(&|store| {
             let leases = store.leases().context("reading leases")?;
-            print(&leases, *json, tables::leases)
+            print(&wire::all(leases), *json, tables::leases)
         })),
         _ => None,
     }
@@ -91,5 +92,5 @@ fn events(store: &Store, args: &EventsArgs) -> anyhow::Result<ExitCode> {
         }
         None => store.recent_events(args.limit)?,
     };
-    print(&events, args.json, tables::events)
+    print(&wire::all(events), args.json, tables::events)
 }

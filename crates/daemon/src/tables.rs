@@ -3,10 +3,7 @@
 
 use std::time::SystemTime;
 
-use flakeboot_catalogue::BootEvent;
-use flakeboot_store::{
-    BuildRecord, BuildState, FlakeRecord, GenerationRecord, LeaseRecord, MachineRecord,
-};
+use flakeboot_appliance::wire::{Build, BuildState, Event, Flake, Generation, Lease, Machine};
 
 /// Columns padded to their widest cell (the last one is not padded).
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -45,7 +42,7 @@ fn short_rev(rev: Option<&str>) -> String {
         .unwrap_or_else(|| "-".into())
 }
 
-fn hosts_of(flake: &FlakeRecord) -> String {
+fn hosts_of(flake: &Flake) -> String {
     if flake.hosts.is_empty() {
         return "-".into();
     }
@@ -61,7 +58,7 @@ fn hosts_of(flake: &FlakeRecord) -> String {
 }
 
 /// `flake list`.
-pub fn flakes(list: &[FlakeRecord]) -> String {
+pub fn flakes(list: &[Flake]) -> String {
     if list.is_empty() {
         return "No flakes yet: add one with `flakeboot flake add URL`.\n".into();
     }
@@ -87,7 +84,7 @@ pub fn flakes(list: &[FlakeRecord]) -> String {
 }
 
 /// `flake add`.
-pub fn flake_added(f: &FlakeRecord) -> String {
+pub fn flake_added(f: &Flake) -> String {
     format!(
         "Added flake {} ({}) at revision {}; hosts: {}.\n",
         f.name,
@@ -110,7 +107,7 @@ pub fn state_word(state: BuildState) -> &'static str {
 }
 
 /// `build list`, and the builds `--wait` waited for.
-pub fn builds(list: &[BuildRecord]) -> String {
+pub fn builds(list: &[Build]) -> String {
     if list.is_empty() {
         return "No builds yet.\n".into();
     }
@@ -156,7 +153,7 @@ pub fn queued(ids: &[u64]) -> String {
 /// One generation and whether machines boot it now.
 #[derive(Debug, Clone)]
 pub struct GenerationRow {
-    pub record: GenerationRecord,
+    pub record: Generation,
     /// What machines assigned to the host boot now.
     pub current: bool,
     /// Current because it is pinned (a rollback).
@@ -192,23 +189,23 @@ pub fn generations(host: &str, rows: &[GenerationRow]) -> String {
 }
 
 /// `machines`: one line per machine.
-pub fn machines(list: &[MachineRecord]) -> String {
+pub fn machines(list: &[Machine]) -> String {
     list.iter().map(|m| machine_line(m) + "\n").collect()
 }
 
 /// `events`: one line per boot event.
-pub fn events(list: &[BootEvent]) -> String {
+pub fn events(list: &[Event]) -> String {
     list.iter().map(|e| event_line(e) + "\n").collect()
 }
 
 /// `leases`: one line per lease.
-pub fn leases(list: &[LeaseRecord]) -> String {
+pub fn leases(list: &[Lease]) -> String {
     list.iter()
         .map(|l| format!("{} {} {:?}\n", l.ip, l.mac, l.state))
         .collect()
 }
 
-fn machine_line(m: &MachineRecord) -> String {
+fn machine_line(m: &Machine) -> String {
     format!(
         "{} firmware={} host={} vendor={}",
         m.mac,
@@ -218,7 +215,7 @@ fn machine_line(m: &MachineRecord) -> String {
     )
 }
 
-fn event_line(e: &BootEvent) -> String {
+fn event_line(e: &Event) -> String {
     let at =
         e.at.duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs_f64())

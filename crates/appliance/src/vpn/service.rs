@@ -136,8 +136,10 @@ pub struct VpnPeerView {
     /// Its address in the tunnel, without prefix, e.g. `10.77.0.2`.
     pub address: String,
     /// When it was added.
+    #[serde(with = "crate::wire::time::rfc3339")]
     pub created: SystemTime,
     /// The last completed handshake, if any since the interface came up.
+    #[serde(with = "crate::wire::time::rfc3339_opt")]
     pub last_handshake: Option<SystemTime>,
     /// Bytes received from it.
     pub rx_bytes: u64,
@@ -157,6 +159,7 @@ pub struct VpnHubView {
     /// The appliance's public key for this connection: the admin adds it as a peer on the hub.
     pub public_key: String,
     /// The last completed handshake with the hub.
+    #[serde(with = "crate::wire::time::rfc3339_opt")]
     pub last_handshake: Option<SystemTime>,
     /// Bytes received from the hub.
     pub rx_bytes: u64,

@@ -22,6 +22,7 @@ use crate::error::WebError;
 use crate::pages::dashboard::build_badge;
 use crate::state::WebState;
 use flakeboot_appliance::flakes::BuildProgressView;
+use flakeboot_appliance::wire;
 
 /// How often the event stream sends the build's status.
 const STATUS_EVERY: Duration = Duration::from_millis(700);
@@ -40,16 +41,16 @@ async fn find(state: &WebState, id: u64) -> Result<BuildRecord, WebError> {
 /// A build and where it is.
 #[derive(Debug, Serialize)]
 pub struct BuildView {
-    /// The record.
+    /// The build.
     #[serde(flatten)]
-    pub build: BuildRecord,
+    pub build: wire::Build,
     /// Progress while it runs.
     pub progress: Option<BuildProgressView>,
 }
 
 /// GET /api/v1/builds
-pub async fn list(State(state): State<WebState>) -> ApiResult<Json<Vec<BuildRecord>>> {
-    Ok(Json(state.flake(|f| f.builds()).await?))
+pub async fn list(State(state): State<WebState>) -> ApiResult<Json<Vec<wire::Build>>> {
+    Ok(Json(wire::all(state.flake(|f| f.builds()).await?)))
 }
 
 /// The body of POST /api/v1/builds.
@@ -80,7 +81,7 @@ pub async fn get(State(state): State<WebState>, Path(id): Path<u64>) -> ApiResul
     let build = find(&state, id).await?;
     Ok(Json(BuildView {
         progress: state.flakes().progress(id),
-        build,
+        build: build.into(),
     }))
 }
 

@@ -11,10 +11,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use flakeboot_catalogue::BootEvent;
-use flakeboot_store::{
-    ApplianceSettings, FlakeRecord, GenerationRecord, MachineOptions, MachineRecord,
-};
+use flakeboot_store::{ApplianceSettings, MachineOptions};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -25,6 +22,7 @@ use crate::pages::timeline::{self, Attempt};
 use crate::state::WebState;
 use flakeboot_appliance::flakes::FlakeServiceError;
 use flakeboot_appliance::status::DaemonStatus;
+use flakeboot_appliance::wire;
 
 /// A JSON result.
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -76,15 +74,13 @@ pub async fn health(State(state): State<WebState>) -> ApiResult<Json<serde_json:
 }
 
 /// GET /api/v1/leases: router mode's DHCP leases.
-pub async fn leases(
-    State(state): State<WebState>,
-) -> ApiResult<Json<Vec<flakeboot_store::LeaseRecord>>> {
-    Ok(Json(state.db(|s| s.leases()).await?))
+pub async fn leases(State(state): State<WebState>) -> ApiResult<Json<Vec<wire::Lease>>> {
+    Ok(Json(wire::all(state.db(|s| s.leases()).await?)))
 }
 
 /// GET /api/v1/flakes
-pub async fn flakes(State(state): State<WebState>) -> ApiResult<Json<Vec<FlakeRecord>>> {
-    Ok(Json(state.flake(|f| f.flakes()).await?))
+pub async fn flakes(State(state): State<WebState>) -> ApiResult<Json<Vec<wire::Flake>>> {
+    Ok(Json(wire::all(state.flake(|f| f.flakes()).await?)))
 }
 
 /// The body of POST /api/v1/flakes.
@@ -109,7 +105,7 @@ pub async fn add_flake(
             body.name.as_deref().filter(|n| !n.is_empty()),
         )
         .await?;
-    Ok((StatusCode::CREATED, Json(flake)).into_response())
+    Ok((StatusCode::CREATED, Json(wire::Flake::from(flake))).into_response())
 }
 
 /// POST /api/v1/flakes/{name}/update
@@ -160,7 +156,7 @@ pub struct HostQuery {
 #[derive(Debug, Serialize)]
 pub struct GenerationsView {
     /// Oldest first.
-    pub generations: Vec<GenerationRecord>,
+    pub generations: Vec<wire::Generation>,
     /// The pinned generation, if rolled back.
     pub pinned: Option<u32>,
 }
@@ -174,27 +170,22 @@ pub async fn generations(
         Some(h) => vec![h],
         None => state.flake(|f| f.generation_hosts()).await?,
     };
-    let mut out = BTreeMap::new();
-    for h in hosts {
-        let generations = state
-            .flake({
-                let a0 = h.clone();
-                move |f| f.generations(&a0)
-            })
-            .await?;
-        // `?host=alpha` resolves a short name; pins are kept under the qualified `flake#host`.
-        let qualified = generations.first().map_or(h, |g| g.host.clone());
-        let view = GenerationsView {
-            pinned: state
-                .flake({
-                    let a0 = qualified.clone();
-                    move |f| f.pinned(&a0)
-                })
-                .await?,
-            generations,
-        };
-        out.insert(qualified, view);
-    }
+    let out = state
+        .flake(move |f| {
+            let mut out = BTreeMap::new();
+            for h in hosts {
+                let generations = f.generations(&h)?;
+                // `?host=alpha` resolves a short name; pins are kept under `flake#host`.
+                let qualified = generations.first().map_or(h, |g| g.host.clone());
+                let view = GenerationsView {
+                    pinned: f.pinned(&qualified)?,
+                    generations: wire::all(generations),
+                };
+                out.insert(qualified, view);
+            }
+            Ok(out)
+        })
+        .await?;
     Ok(Json(out))
 }
 
@@ -247,7 +238,7 @@ pub async fn unpin(
 pub struct MachineView {
     /// What the store knows.
     #[serde(flatten)]
-    pub machine: MachineRecord,
+    pub machine: wire::Machine,
     /// Host name and extra kernel parameters.
     pub options: MachineOptions,
 }
@@ -265,7 +256,7 @@ pub async fn machines(State(state): State<WebState>) -> ApiResult<Json<Vec<Machi
                     .find(|(mac, _)| *mac == m.mac)
                     .map(|(_, o)| o.clone())
                     .unwrap_or_default(),
-                machine: m,
+                machine: m.into(),
             })
             .collect(),
     ))
@@ -298,7 +289,10 @@ async fn machine_detail(
         what: format!("machine {mac}"),
     })?;
     Ok(MachineDetail {
-        view: MachineView { machine, options },
+        view: MachineView {
+            machine: machine.into(),
+            options,
+        },
         attempts: timeline::attempts(&events),
     })
 }
@@ -345,19 +339,23 @@ pub async fn machine_events(
     State(state): State<WebState>,
     Path(mac): Path<String>,
     Query(limit): Query<Limit>,
-) -> ApiResult<Json<Vec<BootEvent>>> {
+) -> ApiResult<Json<Vec<wire::Event>>> {
     let mac = parse_mac(&mac)?;
     let n = limit.get();
-    Ok(Json(state.db(move |s| s.events_for(mac, n)).await?))
+    Ok(Json(wire::all(
+        state.db(move |s| s.events_for(mac, n)).await?,
+    )))
 }
 
 /// GET /api/v1/events
 pub async fn events(
     State(state): State<WebState>,
     Query(limit): Query<Limit>,
-) -> ApiResult<Json<Vec<BootEvent>>> {
+) -> ApiResult<Json<Vec<wire::Event>>> {
     let n = limit.get();
-    Ok(Json(state.db(move |s| s.recent_events(n)).await?))
+    Ok(Json(wire::all(
+        state.db(move |s| s.recent_events(n)).await?,
+    )))
 }
 
 /// GET /api/v1/settings

@@ -101,6 +101,7 @@ pub struct StepView {
     /// The last event's detail (file served, failure reason).
     pub detail: String,
     /// When its last event happened.
+    #[serde(with = "flakeboot_appliance::wire::time::rfc3339_opt")]
     pub at: Option<SystemTime>,
 }
 
@@ -108,8 +109,10 @@ pub struct StepView {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attempt {
     /// Its first event.
+    #[serde(with = "flakeboot_appliance::wire::time::rfc3339")]
     pub started: SystemTime,
     /// Its last event.
+    #[serde(with = "flakeboot_appliance::wire::time::rfc3339")]
     pub ended: SystemTime,
     /// The firmware it reported.
     pub firmware: Option<ClientFirmware>,

@@ -1,0 +1,274 @@
+//! The JSON API's own types: what `/api/v1` sends and the CLI reads. They are made from the
+//! store's records (`From`), so the store's encoding can change without breaking clients; times
+//! are RFC 3339 strings ([`time`]).
+
+pub mod time;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use flakeboot_catalogue::{BootEvent, BootStage, ClientFirmware, MacAddr, Outcome};
+use flakeboot_store::{
+    BuildRecord, FlakeHostRecord, FlakeRecord, GenerationRecord, LeaseRecord, MachineRecord,
+};
+use serde::{Deserialize, Serialize};
+
+use time::{rfc3339, rfc3339_opt};
+
+/// A flake: its URL, lock and hosts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flake {
+    pub name: String,
+    pub url: String,
+    pub locked_url: Option<String>,
+    pub revision: Option<String>,
+    #[serde(with = "rfc3339_opt")]
+    pub locked_at: Option<SystemTime>,
+    pub hosts: Vec<FlakeHost>,
+    pub error: Option<String>,
+}
+
+/// One `nixosConfiguration` of a flake.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlakeHost {
+    pub name: String,
+    /// `None` when it can netboot, else why not.
+    pub unbootable: Option<String>,
+    pub kernel_file: String,
+    pub kernel_params: Vec<String>,
+}
+
+/// Where a build is in its life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BuildState {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+}
+
+impl BuildState {
+    /// Queued or running.
+    pub fn is_active(self) -> bool {
+        matches!(self, BuildState::Queued | BuildState::Running)
+    }
+}
+
+/// A build of one host at one revision.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Build {
+    pub id: u64,
+    pub flake: String,
+    pub host: String,
+    pub flake_url: String,
+    pub locked_url: String,
+    pub revision: Option<String>,
+    pub state: BuildState,
+    #[serde(with = "rfc3339")]
+    pub queued_at: SystemTime,
+    #[serde(with = "rfc3339_opt")]
+    pub started_at: Option<SystemTime>,
+    #[serde(with = "rfc3339_opt")]
+    pub finished_at: Option<SystemTime>,
+    pub error: Option<String>,
+    pub interruptions: u32,
+    pub generation: Option<u32>,
+}
+
+/// A successful build: what machines assigned to the host boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Generation {
+    /// `<flake>#<host>`.
+    pub host: String,
+    pub number: u32,
+    pub flake_url: String,
+    pub locked_url: String,
+    pub revision: Option<String>,
+    pub kernel: PathBuf,
+    pub initrd: PathBuf,
+    pub init: PathBuf,
+    pub store_paths: Vec<PathBuf>,
+    pub kernel_params: Vec<String>,
+    #[serde(with = "rfc3339")]
+    pub built_at: SystemTime,
+    pub build_id: u64,
+}
+
+/// A machine seen on the LAN.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Machine {
+    pub mac: MacAddr,
+    #[serde(with = "rfc3339")]
+    pub first_seen: SystemTime,
+    #[serde(with = "rfc3339")]
+    pub last_seen: SystemTime,
+    pub firmware: Option<ClientFirmware>,
+    pub vendor_class: Option<String>,
+    /// The host it boots (`None`: the menu).
+    pub host: Option<String>,
+    pub label: Option<String>,
+}
+
+/// One step of a machine's boot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    pub mac: Option<MacAddr>,
+    pub peer: Option<IpAddr>,
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    pub stage: BootStage,
+    pub outcome: Outcome,
+    pub firmware: Option<ClientFirmware>,
+    pub vendor_class: Option<String>,
+    pub detail: String,
+}
+
+/// The state of a leased address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LeaseState {
+    Bound,
+    Declined,
+}
+
+/// A DHCP lease (router mode).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub ip: Ipv4Addr,
+    pub mac: MacAddr,
+    pub hostname: Option<String>,
+    #[serde(with = "rfc3339")]
+    pub expires: SystemTime,
+    pub state: LeaseState,
+}
+
+impl From<FlakeRecord> for Flake {
+    fn from(r: FlakeRecord) -> Flake {
+        Flake {
+            name: r.name,
+            url: r.url,
+            locked_url: r.locked_url,
+            revision: r.revision,
+            locked_at: r.locked_at,
+            hosts: r.hosts.into_iter().map(FlakeHost::from).collect(),
+            error: r.error,
+        }
+    }
+}
+
+impl From<FlakeHostRecord> for FlakeHost {
+    fn from(r: FlakeHostRecord) -> FlakeHost {
+        FlakeHost {
+            name: r.name,
+            unbootable: r.unbootable,
+            kernel_file: r.kernel_file,
+            kernel_params: r.kernel_params,
+        }
+    }
+}
+
+impl From<flakeboot_store::BuildState> for BuildState {
+    fn from(s: flakeboot_store::BuildState) -> BuildState {
+        use flakeboot_store::BuildState as S;
+        match s {
+            S::Queued => BuildState::Queued,
+            S::Running => BuildState::Running,
+            S::Succeeded => BuildState::Succeeded,
+            S::Failed => BuildState::Failed,
+            S::Cancelled => BuildState::Cancelled,
+            S::TimedOut => BuildState::TimedOut,
+        }
+    }
+}
+
+impl From<BuildRecord> for Build {
+    fn from(r: BuildRecord) -> Build {
+        Build {
+            id: r.id,
+            flake: r.flake,
+            host: r.host,
+            flake_url: r.flake_url,
+            locked_url: r.locked_url,
+            revision: r.revision,
+            state: r.state.into(),
+            queued_at: r.queued_at,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            error: r.error,
+            interruptions: r.interruptions,
+            generation: r.generation,
+        }
+    }
+}
+
+impl From<GenerationRecord> for Generation {
+    fn from(r: GenerationRecord) -> Generation {
+        Generation {
+            host: r.host,
+            number: r.number,
+            flake_url: r.flake_url,
+            locked_url: r.locked_url,
+            revision: r.revision,
+            kernel: r.kernel,
+            initrd: r.initrd,
+            init: r.init,
+            store_paths: r.store_paths,
+            kernel_params: r.kernel_params,
+            built_at: r.built_at,
+            build_id: r.build_id,
+        }
+    }
+}
+
+impl From<MachineRecord> for Machine {
+    fn from(r: MachineRecord) -> Machine {
+        Machine {
+            mac: r.mac,
+            first_seen: r.first_seen,
+            last_seen: r.last_seen,
+            firmware: r.firmware,
+            vendor_class: r.vendor_class,
+            host: r.host,
+            label: r.label,
+        }
+    }
+}
+
+impl From<BootEvent> for Event {
+    fn from(e: BootEvent) -> Event {
+        Event {
+            mac: e.mac,
+            peer: e.peer,
+            at: e.at,
+            stage: e.stage,
+            outcome: e.outcome,
+            firmware: e.firmware,
+            vendor_class: e.vendor_class,
+            detail: e.detail,
+        }
+    }
+}
+
+impl From<LeaseRecord> for Lease {
+    fn from(r: LeaseRecord) -> Lease {
+        Lease {
+            ip: r.ip,
+            mac: r.mac,
+            hostname: r.hostname,
+            expires: r.expires,
+            state: match r.state {
+                flakeboot_store::LeaseState::Bound => LeaseState::Bound,
+                flakeboot_store::LeaseState::Declined => LeaseState::Declined,
+            },
+        }
+    }
+}
+
+/// Every item of `list` in its wire form.
+pub fn all<R, W: From<R>>(list: Vec<R>) -> Vec<W> {
+    list.into_iter().map(W::from).collect()
+}
