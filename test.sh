@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The whole test suite, on a fresh Debian 12 machine, as root:   sudo ./test.sh
+# The whole test suite, on a fresh Debian 12 machine, as root:   ./test.sh
 # Installs what it needs, then: rustfmt, clippy -D warnings, every unit, black-box and
 # hardware-in-the-loop test (real QEMU firmware, real DHCP/TFTP/HTTP clients, real nix).
 set -euo pipefail

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The flakeboot demo, one command on a fresh Debian 12 machine, as root:   sudo ./qemu/demo.sh
+# The flakeboot demo, one command on a fresh Debian 12 machine, as root:   ./qemu/demo.sh
 #
 # Installs what it needs, builds flakeboot, fetches a Debian kernel and builds a tiny demo
 # initramfs, creates an isolated network namespace with a tap device, starts flakeboot there in
