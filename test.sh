@@ -18,6 +18,21 @@ echo "==> clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "==> build"
 cargo build --workspace --all-targets --locked
+echo "==> the application layer's tests as an unprivileged user (no root, no namespaces)"
+unpriv=$(mktemp -d)
+chmod 755 "$unpriv"
+cargo test -p flakeboot-appliance --locked --no-run --message-format=json 2>/dev/null |
+  python3 -c 'import json,sys
+for l in sys.stdin:
+    m = json.loads(l)
+    if m.get("profile", {}).get("test") and m.get("executable"):
+        print(m["executable"])' |
+  while read -r bin; do
+    cp "$bin" "$unpriv/"
+    setpriv --reuid=65534 --regid=65534 --clear-groups env HOME=/tmp TMPDIR=/tmp \
+      "$unpriv/$(basename "$bin")" -q
+  done
+rm -rf "$unpriv"
 echo "==> tests"
 cargo test --workspace --doc --locked -q
 cargo nextest run --workspace --locked --no-fail-fast --profile ci

@@ -689,3 +689,122 @@ mod tests {
         assert_eq!((idle.last_handshake, idle.rx_bytes), (None, 0));
     }
 }
+
+/// Remote management without a tunnel up (server mode saved but off): keys, peers, validation
+/// and persistence against a real store in a temporary directory; no root needed.
+#[cfg(test)]
+mod manager_tests {
+    use super::*;
+
+    fn options(dir: &std::path::Path) -> VpnOptions {
+        VpnOptions {
+            state_dir: dir.to_owned(),
+            server_interface: "fb-wg".into(),
+            hub_interface: "fb-hub".into(),
+            web_port: 443,
+            lan: Ipv4Net {
+                addr: Ipv4Addr::new(192, 168, 1, 2),
+                prefix: 24,
+            },
+        }
+    }
+
+    async fn manager(dir: &std::path::Path) -> Arc<VpnManager> {
+        let store = Store::open(&dir.join("state")).unwrap();
+        let (addrs, _rx) = ManagementAddrs::new("192.168.1.2:443".parse().unwrap(), "lan0");
+        VpnManager::start(store, options(dir), addrs).await.unwrap()
+    }
+
+    fn server(enabled: bool, address: &str) -> VpnServerSettings {
+        VpnServerSettings {
+            enabled,
+            listen_port: 51820,
+            address: address.into(),
+            endpoint: "office.example.net".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn peers_get_one_time_configs_and_persist_without_their_private_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let vpn = manager(dir.path()).await;
+        vpn.set_server(server(false, "10.78.0.1/24")).await.unwrap();
+
+        let new = vpn.add_peer("laptop").await.unwrap();
+        assert_eq!(new.peer.address, "10.78.0.2");
+        assert!(new.config.contains("PrivateKey = "), "{}", new.config);
+        assert!(
+            new.config.contains("Address = 10.78.0.2/32"),
+            "{}",
+            new.config
+        );
+        assert!(
+            new.config.contains("Endpoint = office.example.net"),
+            "{}",
+            new.config
+        );
+        let private = new
+            .config
+            .lines()
+            .find_map(|l| l.strip_prefix("PrivateKey = "))
+            .unwrap()
+            .to_owned();
+        let second = vpn.add_peer("phone").await.unwrap();
+        assert_eq!(second.peer.address, "10.78.0.3");
+
+        vpn.rename_peer(new.peer.id, "work-laptop").await.unwrap();
+        vpn.revoke_peer(second.peer.id).await.unwrap();
+        let err = vpn.add_peer("").await.unwrap_err();
+        assert!(matches!(err, VpnServiceError::Invalid { .. }), "{err:?}");
+
+        // A restart (a new manager over the same state) has the same keys and peers; the
+        // device's private key was never kept anywhere.
+        let public = vpn.status().await.unwrap().server_public_key;
+        drop(vpn);
+        let again = manager(dir.path()).await;
+        let status = again.status().await.unwrap();
+        assert_eq!(status.server_public_key, public);
+        let names: Vec<&str> = status.peers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["work-laptop"]);
+        for entry in walk(dir.path()) {
+            let bytes = std::fs::read(&entry).unwrap();
+            assert!(
+                !bytes
+                    .windows(private.len())
+                    .any(|w| w == private.as_bytes()),
+                "the device's private key is in {}",
+                entry.display()
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tunnel_prefix_that_overlaps_the_lan_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let vpn = manager(dir.path()).await;
+        let err = vpn
+            .set_server(server(false, "192.168.1.200/24"))
+            .await
+            .unwrap_err();
+        match err {
+            VpnServiceError::Invalid { field, .. } => assert_eq!(field, "address"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<PathBuf> {
+        let mut out = Vec::new();
+        let mut dirs = vec![dir.to_owned()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    dirs.push(p);
+                } else {
+                    out.push(p);
+                }
+            }
+        }
+        out
+    }
+}
