@@ -206,6 +206,14 @@ mod tests {
     }
 
     #[test]
+    fn the_newest_report_of_a_boot_wins() {
+        let mut events = boot("lab.g3");
+        events.push(ev(60, BootStage::System, Outcome::Ok, "up"));
+        events.push(ev(4000, BootStage::System, Outcome::Failed, "disk full"));
+        assert_eq!(end_of(&events, 5000).unwrap().text(), "failed: disk full");
+    }
+
+    #[test]
     fn a_failed_report_shows_its_detail() {
         let mut events = boot("lab.g3");
         events.push(ev(

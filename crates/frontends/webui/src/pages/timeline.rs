@@ -152,10 +152,8 @@ pub fn attempts(events: &[BootEvent]) -> Vec<Attempt> {
         let start_new = match groups.last() {
             None => true,
             // A system's report ends the boot that fetched a kernel, however long the system
-            // took to come up; a second report (a later boot's, events lost) starts its own.
-            Some(group) if step.is_none() => {
-                !reached(group, Step::Kernel) || group.iter().any(|e| Step::of(e.stage).is_none())
-            }
+            // took to come up (a later report of the same boot, e.g. up then failed, wins).
+            Some(group) if step.is_none() => !reached(group, Step::Kernel),
             Some(group) => {
                 let last_at = group.last().map_or(event.at, |e| e.at);
                 let gap = event.at.duration_since(last_at).unwrap_or_default();
