@@ -1,11 +1,17 @@
 //! The boot policy: the appliance's [`Catalogue`] ("what does MAC x boot now?"): hosts and
 //! machine assignments from the config file and the
 //! store, answered from memory; boot events handed to the event writer without blocking.
+//!
+//! Every host's command line names the boot server (`flakeboot.server=http://<LAN address>`)
+//! beside `flakeboot.host=` (and `flakeboot.generation=` for flake hosts), so the booted system
+//! knows where to report (`POST /boot/report`); a report is accepted only from the address the
+//! MAC holds (its router-mode lease) or last booted from.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, RwLock};
+use std::time::SystemTime;
 
 use flakeboot_catalogue::{
     BootEvent, BootFile, BootSpec, Catalogue, FileKind, HostBoot, IpxeBinary, MacAddr, Menu,
@@ -46,15 +52,20 @@ pub struct PolicyState {
     arm64_efi: Option<PathBuf>,
     /// Hosts built from flakes: a live view the build runner refreshes.
     flakes: CurrentGenerations,
+    /// The HTTP boot server's base URL (`http://10.0.0.2`, `http://10.0.0.2:8080`), given to
+    /// every host as `flakeboot.server=`; empty: not added.
+    server: String,
 }
 
 impl PolicyState {
     /// Build from the config; `stored` are policies set at run time (the store: web UI, API),
-    /// which apply to machines the config file does not pin.
+    /// which apply to machines the config file does not pin. `server` is the HTTP boot base URL
+    /// on the LAN address in use (`boot_services::http_base`).
     pub fn from_config(
         config: &Config,
         stored: Vec<(MacAddr, MachinePolicy)>,
         flakes: CurrentGenerations,
+        server: String,
     ) -> PolicyState {
         let hosts = config
             .hosts
@@ -95,6 +106,14 @@ impl PolicyState {
             ipxe_dir: config.ipxe.dir.clone(),
             arm64_efi: config.ipxe.arm64_efi.clone(),
             flakes,
+            server,
+        }
+    }
+
+    /// `flakeboot.server=<base URL>`, beside the host's `flakeboot.host=`.
+    fn push_server(&self, cmdline: &mut String) {
+        if !self.server.is_empty() {
+            push_arg(cmdline, &format!("flakeboot.server={}", self.server));
         }
     }
 
@@ -110,17 +129,16 @@ impl PolicyState {
             Ok(Some(boot)) => (boot.host.clone(), flake_version(&boot), boot.cmdline),
             Ok(None) => {
                 let host = self.host(name)?;
-                (
-                    name.to_owned(),
-                    STATIC_VERSION.to_owned(),
-                    host.cmdline.clone(),
-                )
+                let mut cmdline = host.cmdline.clone();
+                push_arg(&mut cmdline, &format!("flakeboot.host={name}"));
+                (name.to_owned(), STATIC_VERSION.to_owned(), cmdline)
             }
             Err(err) => {
                 tracing::warn!(error = %err, "a machine's host name is ambiguous");
                 return None;
             }
         };
+        self.push_server(&mut cmdline);
         if let Some(m) = machine {
             append_machine_args(&mut cmdline, m);
         }
@@ -155,6 +173,7 @@ impl PolicyState {
                 version: flake_version(&flake_host),
                 cmdline: flake_host.cmdline.clone(),
             };
+            self.push_server(&mut boot.cmdline);
             if let Some(m) = machine {
                 append_machine_args(&mut boot.cmdline, m);
             }
@@ -268,7 +287,10 @@ pub struct BootPolicy {
     dropped_events: std::sync::atomic::AtomicU64,
     /// Which MAC was last seen at which address: TFTP and HTTP file fetches carry no MAC, so
     /// their events get it from the DHCP exchange or script fetch that came before.
+    /// The same map answers who may report (`accept_report`): the MAC last seen at an address.
     peers: Mutex<HashMap<IpAddr, MacAddr>>,
+    /// Router-mode leases: a report is also accepted from the address a MAC holds.
+    leases: Option<flakeboot_store::Store>,
 }
 
 /// Bound on remembered peers; the map is cleared when it is reached (a new boot re-learns).
@@ -281,6 +303,32 @@ impl BootPolicy {
             events,
             dropped_events: std::sync::atomic::AtomicU64::new(0),
             peers: Mutex::new(HashMap::new()),
+            leases: None,
+        }
+    }
+
+    /// Also accept reports from the address a MAC holds in the store's (router-mode) leases.
+    pub fn with_leases(mut self, store: flakeboot_store::Store) -> BootPolicy {
+        self.leases = Some(store);
+        self
+    }
+
+    /// Whether `from` is leased to `mac` now (a bound lease that has not expired).
+    fn holds_lease(&self, mac: MacAddr, from: Ipv4Addr) -> bool {
+        let Some(store) = &self.leases else {
+            return false;
+        };
+        match store.lease(from) {
+            Ok(Some(lease)) => {
+                lease.mac == mac
+                    && lease.state == flakeboot_store::LeaseState::Bound
+                    && lease.expires > SystemTime::now()
+            }
+            Ok(None) => false,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read a lease to check a boot report");
+                false
+            }
         }
     }
 
@@ -337,6 +385,25 @@ impl Catalogue for BootPolicy {
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
     }
+
+    fn accept_report(&self, mac: MacAddr, from: IpAddr) -> bool {
+        let last_seen = {
+            let peers = match self.peers.lock() {
+                Ok(guard) => guard,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            peers.get(&from).copied()
+        };
+        if last_seen == Some(mac) {
+            return true;
+        }
+        match from {
+            IpAddr::V4(v4) => self.holds_lease(mac, v4),
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .is_some_and(|v4| self.holds_lease(mac, v4)),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -348,6 +415,8 @@ mod tests {
     fn config(text: &str) -> Config {
         Config::parse(text, Path::new("test.toml")).unwrap()
     }
+
+    const SERVER: &str = "http://10.77.0.1";
 
     const BASE: &str = r#"
 [lan]
@@ -372,8 +441,12 @@ hostname = "node1"
 
     #[test]
     fn assigned_machine_boots_its_host_with_machine_parameters() {
-        let state =
-            PolicyState::from_config(&config(BASE), Vec::new(), CurrentGenerations::default());
+        let state = PolicyState::from_config(
+            &config(BASE),
+            Vec::new(),
+            CurrentGenerations::default(),
+            SERVER.into(),
+        );
         let spec = state.boot_spec(Some("52:54:00:12:34:56".parse().unwrap()));
         let BootSpec::Host(boot) = spec else {
             panic!("{spec:?}")
@@ -381,14 +454,124 @@ hostname = "node1"
         assert_eq!(boot.host, "demo");
         assert_eq!(
             boot.cmdline,
-            "console=ttyS0 flakeboot.hostname=node1 loglevel=7"
+            "console=ttyS0 flakeboot.host=demo flakeboot.server=http://10.77.0.1 \
+             flakeboot.hostname=node1 loglevel=7"
+        );
+    }
+
+    #[test]
+    fn static_hosts_name_themselves_and_the_boot_server_in_the_menu_too() {
+        let state = PolicyState::from_config(
+            &config(BASE),
+            Vec::new(),
+            CurrentGenerations::default(),
+            "http://10.77.0.1:8080".into(),
+        );
+        let BootSpec::Menu(menu) = state.boot_spec(None) else {
+            panic!()
+        };
+        let lines: Vec<_> = menu
+            .entries
+            .iter()
+            .map(|e| e.boot.cmdline.as_str())
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "console=ttyS0 flakeboot.host=demo flakeboot.server=http://10.77.0.1:8080",
+                "flakeboot.host=other flakeboot.server=http://10.77.0.1:8080",
+            ]
+        );
+    }
+
+    fn flake_generations(store: &flakeboot_store::Store) -> CurrentGenerations {
+        use flakeboot_store::{FlakeHostRecord, FlakeRecord, GenerationRecord};
+        store
+            .put_flake(&FlakeRecord {
+                name: "lab".into(),
+                url: "path:/lab".into(),
+                locked_url: None,
+                revision: None,
+                locked_at: None,
+                hosts: vec![FlakeHostRecord {
+                    name: "alpha".into(),
+                    unbootable: None,
+                    kernel_file: "bzImage".into(),
+                    kernel_params: vec![],
+                }],
+                error: None,
+            })
+            .unwrap();
+        for _ in 0..2 {
+            store
+                .add_generation(&GenerationRecord {
+                    host: "lab#alpha".into(),
+                    number: 0,
+                    flake_url: "path:/lab".into(),
+                    locked_url: "path:/lab?narHash=sha256-abcdefabcdefabcdef".into(),
+                    revision: Some("0123456789abcdef".into()),
+                    kernel: "/nix/store/k/bzImage".into(),
+                    initrd: "/nix/store/r/initrd".into(),
+                    init: "/nix/store/t/init".into(),
+                    store_paths: vec![],
+                    kernel_params: vec!["console=ttyS0".into()],
+                    built_at: std::time::SystemTime::UNIX_EPOCH,
+                    build_id: 1,
+                    log: "/l".into(),
+                    gc_roots: vec![],
+                })
+                .unwrap();
+        }
+        CurrentGenerations::load(store).unwrap()
+    }
+
+    #[test]
+    fn flake_hosts_get_the_boot_server_beside_host_and_generation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = flakeboot_store::Store::open(tmp.path()).unwrap();
+        let mac = MacAddr([0x52, 0x54, 0, 0, 0, 2]);
+        let state = PolicyState::from_config(
+            &config(BASE),
+            vec![(mac, assigned("alpha"))],
+            flake_generations(&store),
+            SERVER.into(),
+        );
+        let BootSpec::Host(boot) = state.boot_spec(Some(mac)) else {
+            panic!()
+        };
+        assert_eq!(boot.version, "lab.g2");
+        assert_eq!(
+            boot.cmdline,
+            "init=/nix/store/t/init console=ttyS0 flakeboot.host=alpha flakeboot.generation=2 \
+             flakeboot.rev=0123456789ab flakeboot.server=http://10.77.0.1"
+        );
+        // The menu's flake entries too.
+        let BootSpec::Menu(menu) = state.boot_spec(None) else {
+            panic!()
+        };
+        let alpha = menu
+            .entries
+            .iter()
+            .find(|e| e.boot.host == "alpha")
+            .unwrap();
+        assert!(
+            alpha
+                .boot
+                .cmdline
+                .ends_with(" flakeboot.server=http://10.77.0.1"),
+            "{}",
+            alpha.boot.cmdline
         );
     }
 
     #[test]
     fn unknown_machine_gets_the_menu_with_first_host_default() {
-        let state =
-            PolicyState::from_config(&config(BASE), Vec::new(), CurrentGenerations::default());
+        let state = PolicyState::from_config(
+            &config(BASE),
+            Vec::new(),
+            CurrentGenerations::default(),
+            SERVER.into(),
+        );
         let BootSpec::Menu(menu) = state.boot_spec(Some(MacAddr([2, 0, 0, 0, 0, 1]))) else {
             panic!()
         };
@@ -413,6 +596,7 @@ hostname = "node1"
             &config(BASE),
             vec![(pinned, assigned("other")), (free, assigned("other"))],
             CurrentGenerations::default(),
+            SERVER.into(),
         );
         let host = |mac| match state.boot_spec(Some(mac)) {
             BootSpec::Host(b) => b.host,
@@ -424,8 +608,12 @@ hostname = "node1"
 
     #[test]
     fn only_catalogue_files_resolve() {
-        let state =
-            PolicyState::from_config(&config(BASE), Vec::new(), CurrentGenerations::default());
+        let state = PolicyState::from_config(
+            &config(BASE),
+            Vec::new(),
+            CurrentGenerations::default(),
+            SERVER.into(),
+        );
         let kernel = BootFile::Host {
             host: "demo".into(),
             version: STATIC_VERSION.into(),
@@ -495,5 +683,70 @@ hostname = "node1"
         let _script = rx.try_recv().unwrap();
         assert_eq!(rx.try_recv().unwrap().mac, Some(mac));
         assert_eq!(rx.try_recv().unwrap().mac, None);
+    }
+
+    fn script(mac: MacAddr, peer: &str) -> BootEvent {
+        use flakeboot_catalogue::{BootStage, Outcome};
+        BootEvent::new(BootStage::Script, Outcome::Ok, "s")
+            .mac(mac)
+            .peer(peer.parse().unwrap())
+    }
+
+    #[test]
+    fn reports_are_accepted_from_the_address_a_mac_last_booted_from_only() {
+        let (tx, _rx) = mpsc::channel(64);
+        let cat = BootPolicy::new(PolicyState::default(), tx);
+        let a: MacAddr = "52:54:00:12:34:56".parse().unwrap();
+        let b: MacAddr = "52:54:00:12:34:57".parse().unwrap();
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        assert!(!cat.accept_report(a, ip("10.77.0.100")), "never seen");
+        cat.record(script(a, "10.77.0.100"));
+        cat.record(script(b, "10.77.0.101"));
+        assert!(cat.accept_report(a, ip("10.77.0.100")));
+        assert!(cat.accept_report(b, ip("10.77.0.101")));
+        assert!(!cat.accept_report(a, ip("10.77.0.101")), "b's address");
+        assert!(!cat.accept_report(b, ip("10.77.0.100")), "a's address");
+        assert!(!cat.accept_report(a, ip("10.77.0.199")), "nobody's");
+        // b boots again from a's old address: that address is b's now.
+        cat.record(script(b, "10.77.0.100"));
+        assert!(!cat.accept_report(a, ip("10.77.0.100")));
+        assert!(cat.accept_report(b, ip("10.77.0.100")));
+        // An unspecified address (DHCP from 0.0.0.0) teaches nothing.
+        cat.record(script(a, "0.0.0.0"));
+        assert!(!cat.accept_report(a, ip("0.0.0.0")));
+    }
+
+    #[test]
+    fn reports_are_accepted_from_the_address_a_mac_holds_a_lease_for() {
+        use flakeboot_store::{LeaseRecord, LeaseState};
+        use std::time::{Duration, SystemTime};
+        let tmp = tempfile::tempdir().unwrap();
+        let store = flakeboot_store::Store::open(tmp.path()).unwrap();
+        let mac: MacAddr = "52:54:00:12:34:56".parse().unwrap();
+        let lease = |ip: [u8; 4], state, expires| LeaseRecord {
+            ip: ip.into(),
+            mac,
+            client_id: None,
+            hostname: None,
+            expires,
+            state,
+        };
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        let earlier = SystemTime::now() - Duration::from_secs(60);
+        store
+            .put_leases(&[
+                lease([10, 77, 0, 150], LeaseState::Bound, later),
+                lease([10, 77, 0, 151], LeaseState::Bound, earlier),
+                lease([10, 77, 0, 152], LeaseState::Declined, later),
+            ])
+            .unwrap();
+        let (tx, _rx) = mpsc::channel(8);
+        let cat = BootPolicy::new(PolicyState::default(), tx).with_leases(store);
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        assert!(cat.accept_report(mac, ip("10.77.0.150")));
+        assert!(!cat.accept_report(mac, ip("10.77.0.151")), "expired");
+        assert!(!cat.accept_report(mac, ip("10.77.0.152")), "declined");
+        assert!(!cat.accept_report(MacAddr([2, 0, 0, 0, 0, 1]), ip("10.77.0.150")));
+        assert!(cat.accept_report(mac, ip("::ffff:10.77.0.150")));
     }
 }

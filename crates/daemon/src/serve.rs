@@ -58,16 +58,24 @@ async fn serve(file_config: Config) -> anyhow::Result<()> {
     .context("starting the nix build runner")?;
     let flakes = Flakes::new(runner);
 
+    let http_base = http_base(lan.address, config.http.port);
     let (events_tx, events_rx) = mpsc::channel(4096);
-    let catalogue = Arc::new(BootPolicy::new(
-        PolicyState::from_config(&config, stored_policies(&store)?, flakes.current().clone()),
-        events_tx,
-    ));
+    let catalogue = Arc::new(
+        BootPolicy::new(
+            PolicyState::from_config(
+                &config,
+                stored_policies(&store)?,
+                flakes.current().clone(),
+                http_base.clone(),
+            ),
+            events_tx,
+        )
+        .with_leases(store.clone()),
+    );
     let writer = tokio::spawn(events::run(events_rx, store.clone()));
 
     let shutdown = CancellationToken::new();
     let mut services: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
-    let http_base = http_base(lan.address, config.http.port);
 
     // The web UI over HTTPS on the LAN address; the plain-HTTP port only redirects to it.
     let (status_tx, status_rx) = watch::channel(DaemonStatus::default());

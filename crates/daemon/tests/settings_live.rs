@@ -223,7 +223,12 @@ fn a_new_lan_port_moves_the_boot_services() {
             &format!("http://{ip}/boot.ipxe"),
         ])
     };
-    assert!(fetch(SERVER_IP).unwrap().starts_with("#!ipxe"));
+    let before = fetch(SERVER_IP).unwrap();
+    assert!(before.starts_with("#!ipxe"));
+    assert!(
+        before.contains(" flakeboot.server=http://10.77.0.1 "),
+        "{before}"
+    );
     assert!(
         fetch("10.78.0.1").is_err(),
         "HTTP boot answered on lan1 already"
@@ -237,6 +242,19 @@ fn a_new_lan_port_moves_the_boot_services() {
     // HTTP boot now serves on lan1's address, with URLs of that address, and no longer on lan0.
     let script = fetch("10.78.0.1").unwrap();
     assert!(script.contains("http://10.78.0.1/boot/demo/"), "{script}");
+    // Command lines name the boot server at its new address (the catalogue is rebuilt just
+    // after the services move: allow it a moment).
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut script = script;
+    while !script.contains(" flakeboot.server=http://10.78.0.1 ") {
+        assert!(Instant::now() < deadline, "{script}");
+        std::thread::sleep(Duration::from_millis(100));
+        script = fetch("10.78.0.1").unwrap();
+    }
+    assert!(
+        !script.contains("flakeboot.server=http://10.77.0.1"),
+        "{script}"
+    );
     assert!(fetch(SERVER_IP).is_err(), "HTTP boot still answers on lan0");
     // DHCP answers PXE clients on lan1 (pointing them at lan1's address), not on lan0.
     let mac = [0x52, 0x54, 0, 0, 0x0d, 1];

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::boot_policy::{BootPolicy, PolicyState, stored_policies};
 use crate::boot_services::BootServiceError;
-use crate::boot_services::{BootServices, https_base};
+use crate::boot_services::{BootServices, http_base, https_base};
 use crate::lan::{LanError, LanInfo};
 use crate::listen_addrs::ManagementAddrs;
 use crate::settings::plan::{Plan, effective_config, nix_settings};
@@ -111,8 +111,9 @@ impl SettingsApplier {
         let done = self.services.apply(&next).await;
         if done.move_lan {
             self.management_follows_lan();
-        }
-        if plan.rebuild_catalogue {
+            // Command lines name the boot server (`flakeboot.server=`) on the LAN address.
+            self.rebuild_catalogue("the LAN port moved");
+        } else if plan.rebuild_catalogue {
             self.rebuild_catalogue("menu settings changed");
         }
         if plan.nix {
@@ -142,10 +143,12 @@ impl SettingsApplier {
     fn rebuild_catalogue(&self, why: &str) {
         match stored_policies(&self.store) {
             Ok(policies) => {
+                let config = self.services.config();
                 self.catalogue.replace(PolicyState::from_config(
-                    self.services.config(),
+                    config,
                     policies,
                     self.flakes.current().clone(),
+                    http_base(self.services.lan().address, config.http.port),
                 ));
                 tracing::debug!(why, "catalogue rebuilt");
             }

@@ -58,6 +58,8 @@ pub enum BootStage {
     Initrd,
     /// The iPXE binary over HTTP (UEFI HTTP boot).
     HttpIpxe,
+    /// The booted system's own report (`POST /boot/report`): up, or failed with a reason.
+    System,
 }
 
 impl BootStage {
@@ -70,6 +72,7 @@ impl BootStage {
             BootStage::Kernel => "kernel",
             BootStage::Initrd => "initrd",
             BootStage::HttpIpxe => "http-ipxe",
+            BootStage::System => "system",
         }
     }
 }
@@ -134,5 +137,33 @@ impl BootEvent {
     pub fn vendor_class(mut self, vendor_class: impl Into<String>) -> Self {
         self.vendor_class = Some(vendor_class.into());
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stages_serialize_as_their_names_and_system_is_new_not_renumbered() {
+        let all = [
+            BootStage::Dhcp,
+            BootStage::PxeBootServer,
+            BootStage::Tftp,
+            BootStage::Script,
+            BootStage::Kernel,
+            BootStage::Initrd,
+            BootStage::HttpIpxe,
+            BootStage::System,
+        ];
+        for stage in all {
+            let json = serde_json::to_string(&stage).unwrap();
+            assert_eq!(json, format!("\"{}\"", stage.as_str()));
+            assert_eq!(serde_json::from_str::<BootStage>(&json).unwrap(), stage);
+        }
+        // An event stored before `system` existed still reads back.
+        let old = r#"{"mac":"52:54:00:12:34:56","peer":"10.0.0.5","at":{"secs_since_epoch":1800000000,"nanos_since_epoch":0},"stage":"initrd","outcome":"ok","firmware":null,"vendor_class":null,"detail":"GET /boot/demo/static/initrd 200"}"#;
+        let e: BootEvent = serde_json::from_str(old).unwrap();
+        assert_eq!(e.stage, BootStage::Initrd);
     }
 }

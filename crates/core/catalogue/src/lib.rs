@@ -2,7 +2,7 @@
 //!
 //! The boot services never decide *what* a machine boots: they ask a [`Catalogue`]. The daemon
 //! wires an implementation backed by the config file and the store; tests wire fakes. The trait is
-//! deliberately narrow (three questions), in the spirit of Pixiecore's `Booter`.
+//! deliberately narrow (four questions), in the spirit of Pixiecore's `Booter`.
 
 mod event;
 mod file;
@@ -16,6 +16,7 @@ pub use mac::{MacAddr, ParseMacError};
 pub use recording::RecordingCatalogue;
 pub use spec::{BootSpec, HostBoot, Menu, MenuEntry};
 
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// "What does machine X boot now?" and "which file on disk is boot file Y?".
@@ -31,6 +32,13 @@ pub trait Catalogue: Send + Sync + 'static {
     /// this returns are ever served: this is what keeps TFTP and HTTP inside the catalogue.
     fn boot_file(&self, file: &BootFile) -> Option<PathBuf>;
 
-    /// Record one step of a machine's boot (a DHCP decision, a TFTP or HTTP fetch).
+    /// Record one step of a machine's boot (a DHCP decision, a TFTP or HTTP fetch, a booted
+    /// system's report).
     fn record(&self, event: BootEvent);
+
+    /// May a booted system at `from` report for the machine `mac` (`POST /boot/report`)? Only
+    /// from the address that MAC holds or last booted from: anyone else could otherwise mark
+    /// another machine up or failed. The boot service records an accepted report with
+    /// [`Catalogue::record`] (stage [`BootStage::System`]).
+    fn accept_report(&self, mac: MacAddr, from: IpAddr) -> bool;
 }

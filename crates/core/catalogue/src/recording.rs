@@ -1,3 +1,4 @@
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
@@ -6,6 +7,8 @@ use crate::{BootEvent, BootFile, BootSpec, Catalogue, MacAddr, Menu};
 
 /// A catalogue for tests of the boot services: it serves nothing (an empty menu, no files) and
 /// keeps every event it is told, for the test to read back with [`RecordingCatalogue::events`].
+/// It accepts a system report for a MAC only from the peer of that MAC's newest recorded event
+/// that had one (as the appliance does: the address the machine last booted from).
 #[derive(Debug, Default)]
 pub struct RecordingCatalogue {
     events: Mutex<Vec<BootEvent>>,
@@ -39,5 +42,43 @@ impl Catalogue for RecordingCatalogue {
             Ok(mut events) => events.push(event),
             Err(poisoned) => poisoned.into_inner().push(event),
         }
+    }
+
+    fn accept_report(&self, mac: MacAddr, from: IpAddr) -> bool {
+        let last_peer = self
+            .events()
+            .iter()
+            .rev()
+            .filter(|e| e.mac == Some(mac))
+            .find_map(|e| e.peer);
+        last_peer == Some(from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{BootStage, Outcome};
+
+    #[test]
+    fn reports_are_accepted_only_from_the_address_the_mac_last_used() {
+        let cat = RecordingCatalogue::default();
+        let mac = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
+        let (a, b): (IpAddr, IpAddr) = ("10.0.0.5".parse().unwrap(), "10.0.0.6".parse().unwrap());
+        assert!(!cat.accept_report(mac, a), "nothing recorded yet");
+        cat.record(
+            BootEvent::new(BootStage::Script, Outcome::Ok, "s")
+                .mac(mac)
+                .peer(a),
+        );
+        assert!(cat.accept_report(mac, a));
+        assert!(!cat.accept_report(mac, b));
+        assert!(!cat.accept_report(MacAddr([2, 0, 0, 0, 0, 2]), a));
+        cat.record(
+            BootEvent::new(BootStage::Script, Outcome::Ok, "s")
+                .mac(mac)
+                .peer(b),
+        );
+        assert!(cat.accept_report(mac, b) && !cat.accept_report(mac, a));
     }
 }

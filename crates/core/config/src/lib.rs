@@ -36,6 +36,9 @@ pub struct Config {
     pub web: WebUiConfig,
     #[serde(default)]
     pub menu: MenuConfig,
+    /// What flakeboot expects of a booted system (`[boot]`).
+    #[serde(default)]
+    pub boot: BootReportConfig,
     #[serde(default)]
     pub hosts: Vec<HostConfig>,
     #[serde(default)]
@@ -173,6 +176,25 @@ impl Default for MenuConfig {
         MenuConfig {
             default: None,
             timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `[boot]`: the booted system reports to `POST /boot/report` (the boot server it finds in
+/// `flakeboot.server=` on its command line).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct BootReportConfig {
+    /// How long after its initrd a system has to report before its boot shows "no report"
+    /// (between 1m and 24h).
+    #[serde(with = "humantime_serde")]
+    pub report_timeout: Duration,
+}
+
+impl Default for BootReportConfig {
+    fn default() -> Self {
+        BootReportConfig {
+            report_timeout: Duration::from_secs(600),
         }
     }
 }

@@ -45,6 +45,14 @@ pub(crate) fn validate(c: &Config) -> Result<(), Vec<String>> {
         }
     }
 
+    let timeout = c.boot.report_timeout.as_secs();
+    if !(60..=86_400).contains(&timeout) {
+        problems.push(
+            "[boot] report_timeout must be between 1m and 24h: a booted system needs a while to report, and a day later nobody is waiting"
+                .into(),
+        );
+    }
+
     let mut host_names = HashSet::new();
     for h in &c.hosts {
         if !valid_name(&h.name) {

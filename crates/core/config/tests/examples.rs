@@ -94,3 +94,35 @@ fn bad_mac_is_explained() {
     .unwrap_err();
     assert!(err.to_string().contains("six hex pairs"), "{err}");
 }
+
+#[test]
+fn report_timeout_defaults_to_ten_minutes_and_is_checked() {
+    use std::time::Duration;
+    let c = Config::parse("[lan]\ninterface = \"eth0\"\n", Path::new("t.toml")).unwrap();
+    assert_eq!(c.boot.report_timeout, Duration::from_secs(600));
+    let full = Config::load(&examples_dir().join("full.toml")).unwrap();
+    assert_eq!(full.boot.report_timeout, Duration::from_secs(600));
+    let c = Config::parse(
+        "[lan]\ninterface = \"eth0\"\n[boot]\nreport_timeout = \"3m\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap();
+    assert_eq!(c.boot.report_timeout, Duration::from_secs(180));
+    for bad in ["5s", "2days"] {
+        let err = Config::parse(
+            &format!("[lan]\ninterface = \"eth0\"\n[boot]\nreport_timeout = \"{bad}\"\n"),
+            Path::new("t.toml"),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("[boot] report_timeout"),
+            "{bad}: {err}"
+        );
+    }
+    let err = Config::parse(
+        "[lan]\ninterface = \"eth0\"\n[boot]\nreport_timout = \"3m\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("report_timout"), "{err}");
+}

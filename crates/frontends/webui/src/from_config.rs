@@ -21,6 +21,7 @@ impl WebConfig {
                 .collect::<BTreeMap<_, _>>(),
             interfaces,
             default_settings: settings_from_config(config),
+            report_timeout: config.boot.report_timeout,
             ..WebConfig::default()
         }
     }

@@ -41,6 +41,9 @@ pub struct WebConfig {
     pub login_failures: usize,
     /// The window of `login_failures`.
     pub login_window: Duration,
+    /// How long after the initrd a booted system has to report before the timeline says
+    /// "no report" (`[boot] report_timeout`).
+    pub report_timeout: Duration,
 }
 
 impl Default for WebConfig {
@@ -54,6 +57,7 @@ impl Default for WebConfig {
             session_limits: SessionLimits::default(),
             login_failures: 5,
             login_window: Duration::from_secs(300),
+            report_timeout: Duration::from_secs(600),
         }
     }
 }
@@ -171,6 +175,11 @@ impl WebState {
 
     pub(crate) fn vpn(&self) -> Option<&dyn VpnService> {
         self.inner.vpn.get().map(|v| v.as_ref())
+    }
+
+    /// How long a booted system has to report after its initrd (`[boot] report_timeout`).
+    pub(crate) fn report_timeout(&self) -> Duration {
+        self.inner.config.report_timeout
     }
 
     pub(crate) fn config(&self) -> &WebConfig {

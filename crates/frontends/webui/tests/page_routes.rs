@@ -631,3 +631,102 @@ async fn machines_pinned_in_the_config_file_say_so() {
         "{html}"
     );
 }
+
+/// One boot of `mac` that got its kernel and initrd of `version`, `secs_ago` seconds ago,
+/// and then (if any) the system's report.
+fn booted(
+    mac: MacAddr,
+    secs_ago: u64,
+    version: &str,
+    report: Option<(Outcome, &str)>,
+) -> Vec<BootEvent> {
+    let at = |back: u64| SystemTime::now() - Duration::from_secs(secs_ago - back);
+    let ev = |back, stage, outcome, detail: String| {
+        let mut e = BootEvent::new(stage, outcome, detail)
+            .mac(mac)
+            .peer("10.0.0.50".parse().unwrap());
+        e.at = at(back);
+        e
+    };
+    let mut events = vec![
+        ev(0, BootStage::Dhcp, Outcome::Ok, "proxy offer".into()),
+        ev(
+            1,
+            BootStage::Script,
+            Outcome::Ok,
+            "GET /boot.ipxe 200 host alpha".into(),
+        ),
+        ev(
+            2,
+            BootStage::Kernel,
+            Outcome::Ok,
+            format!("GET /boot/alpha/{version}/kernel 200 bytes 0-9/10"),
+        ),
+        ev(
+            3,
+            BootStage::Initrd,
+            Outcome::Ok,
+            format!("GET /boot/alpha/{version}/initrd 200 bytes 0-9/10"),
+        ),
+    ];
+    if let Some((outcome, detail)) = report {
+        events.push(ev(60, BootStage::System, outcome, detail.into()));
+    }
+    events
+}
+
+#[tokio::test]
+async fn the_timeline_says_how_each_boot_ended_and_the_dashboard_counts_machines_up() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    let up = MacAddr([0x52, 0x54, 0, 0xab, 0, 0x11]);
+    let failed = MacAddr([0x52, 0x54, 0, 0xab, 0, 0x12]);
+    let silent = MacAddr([0x52, 0x54, 0, 0xab, 0, 0x13]);
+    let booting = MacAddr([0x52, 0x54, 0, 0xab, 0, 0x14]);
+    let mut events = booted(up, 300, "lab.g3", Some((Outcome::Ok, "up")));
+    events.extend(booted(
+        failed,
+        300,
+        "lab.g2",
+        Some((Outcome::Failed, "sshd.service failed: exit code 1")),
+    ));
+    // The default report timeout is 10 minutes: 20 minutes of silence is too long ...
+    events.extend(booted(silent, 1200, "static", None));
+    // ... 2 minutes is not yet.
+    events.extend(booted(booting, 120, "static", None));
+    h.store.record_events(&events).unwrap();
+
+    let page = |mac: MacAddr| {
+        let h = &h;
+        let browser = &browser;
+        async move { body(h.get(&format!("/machines/{mac}"), Some(browser)).await).await }
+    };
+    let html = page(up).await;
+    assert!(html.contains("up (generation 3)"), "{html}");
+    let html = page(failed).await;
+    assert!(
+        html.contains("failed: sshd.service failed: exit code 1"),
+        "{html}"
+    );
+    let html = page(silent).await;
+    assert!(
+        html.contains("no report 10 minutes after the initrd"),
+        "{html}"
+    );
+    let html = page(booting).await;
+    assert!(html.contains("waiting for the system"), "{html}");
+    assert!(!html.contains("no report"), "{html}");
+
+    let html = body(h.get("/", Some(&browser)).await).await;
+    assert!(
+        html.contains(r#"<strong id="machines-up">1</strong> up"#),
+        "{html}"
+    );
+    for text in [
+        "up (generation 3)",
+        "failed: sshd.service failed",
+        "no report 10 minutes after the initrd",
+    ] {
+        assert!(html.contains(text), "{text} missing from the dashboard");
+    }
+}

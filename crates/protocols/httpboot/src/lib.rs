@@ -5,11 +5,15 @@
 //! - `GET /boot.ipxe?mac=52:54:00:12:34:56`: the machine's host script, or the menu of all hosts.
 //! - `GET|HEAD /boot/{host}/{version}/{kernel|initrd}`: a host's files.
 //! - `GET|HEAD /ipxe/{name}`: an iPXE binary (`ipxe.efi`, `snponly.efi`, ...).
+//! - `POST /boot/report`: a booted system reports `mac=<MAC>&stage=up` (or `stage=failed&
+//!   detail=<text>`); 204, or 403 from an address that MAC neither holds nor last booted from
+//!   ([`Catalogue::accept_report`]), 400 for a malformed body, 413 over 4 KiB.
 //! - `GET /`: a line saying what this port is.
 //!
 //! Files are served with `Content-Length`, `Accept-Ranges`, single byte ranges (206/416),
 //! `ETag`/`Last-Modified` and conditional requests (304), streamed from disk. Every script and
-//! file request records one [`BootEvent`](flakeboot_catalogue::BootEvent).
+//! file request, and every accepted report, records one
+//! [`BootEvent`](flakeboot_catalogue::BootEvent).
 //!
 //! The pure parts (script rendering, range and conditional logic) live in their own modules; the
 //! handlers in `routes` only map, call and record.
@@ -19,6 +23,7 @@ mod file_response;
 mod ipxe_text;
 mod query;
 mod range;
+mod report;
 mod routes;
 pub mod script;
 mod stats;
@@ -27,13 +32,17 @@ use std::fmt;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 use flakeboot_catalogue::Catalogue;
 
 pub use conditional::{Conditions, Precondition, Validators};
 pub use file_response::FileError;
 pub use ipxe_text::TextError;
 pub use range::RangeDecision;
+pub use report::{
+    MAX_BODY as MAX_REPORT_BODY, MAX_DETAIL as MAX_REPORT_DETAIL, Report, ReportError,
+    SystemStatus, parse_report,
+};
 pub use stats::{HttpBootCounts, HttpBootStats};
 
 /// What the HTTP boot routes need: the catalogue, and the URL machines reach this server at.
@@ -66,11 +75,12 @@ pub fn router_with_stats(state: HttpBootState, stats: Arc<HttpBootStats>) -> Rou
     boot_router(state, stats).route("/", get(routes::index))
 }
 
-/// Only the boot paths (scripts, host files, iPXE binaries) and the 404 fallback, without the
+/// Only the boot paths (scripts, host files, iPXE binaries, system reports) and the 404 fallback, without the
 /// `GET /` index page: for a daemon that merges its own `/` (the redirect to the HTTPS web UI).
 pub fn boot_router(state: HttpBootState, stats: Arc<HttpBootStats>) -> Router {
     Router::new()
         .route("/boot.ipxe", get(routes::boot_script))
+        .route("/boot/report", post(report::report))
         .route("/boot/{host}/{version}/{kind}", get(routes::host_file))
         .route("/ipxe/{name}", get(routes::ipxe_binary))
         .fallback(routes::fallback)

@@ -34,7 +34,7 @@ pub fn mac_param(query: Option<&str>) -> MacParam {
 }
 
 /// Decode `%XX` escapes (and `+` as a space); `None` for a bad escape or non-UTF-8 result.
-fn percent_decode(s: &str) -> Option<String> {
+pub(crate) fn percent_decode(s: &str) -> Option<String> {
     let mut out = Vec::with_capacity(s.len());
     let mut bytes = s.bytes();
     while let Some(b) = bytes.next() {

@@ -33,7 +33,7 @@ pub(crate) struct App {
 /// The peer's IP address, when the daemon serves with `into_make_service_with_connect_info`
 /// (or a test adds `MockConnectInfo`); `None` otherwise, never a rejection.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Peer(Option<IpAddr>);
+pub(crate) struct Peer(pub(crate) Option<IpAddr>);
 
 impl<S: Send + Sync> FromRequestParts<S> for Peer {
     type Rejection = Infallible;
@@ -81,7 +81,7 @@ impl<'a> Fetch<'a> {
     }
 }
 
-fn plain(status: StatusCode, text: &'static str) -> Response {
+pub(crate) fn plain(status: StatusCode, text: &'static str) -> Response {
     let content_type = HeaderValue::from_static("text/plain; charset=utf-8");
     (status, [(header::CONTENT_TYPE, content_type)], text).into_response()
 }

@@ -11,10 +11,14 @@ pub struct HttpBootStats {
     pub files: AtomicU64,
     /// Requests for something that is not a boot file, or not in the catalogue (404).
     pub not_found: AtomicU64,
-    /// Malformed input: undecodable paths, invalid `?mac=` values.
+    /// Malformed input: undecodable paths, invalid `?mac=` values, bad report bodies.
     pub bad_requests: AtomicU64,
     /// Failures on our side: unrenderable scripts, unreadable files (500).
     pub errors: AtomicU64,
+    /// System reports accepted (`POST /boot/report`, 204).
+    pub reports: AtomicU64,
+    /// System reports from an address that may not report for that MAC (403).
+    pub refused_reports: AtomicU64,
 }
 
 /// A copy of the counters at one moment.
@@ -25,6 +29,8 @@ pub struct HttpBootCounts {
     pub not_found: u64,
     pub bad_requests: u64,
     pub errors: u64,
+    pub reports: u64,
+    pub refused_reports: u64,
 }
 
 impl HttpBootStats {
@@ -37,6 +43,8 @@ impl HttpBootStats {
             not_found: get(&self.not_found),
             bad_requests: get(&self.bad_requests),
             errors: get(&self.errors),
+            reports: get(&self.reports),
+            refused_reports: get(&self.refused_reports),
         }
     }
 

@@ -530,6 +530,10 @@ async fn unsafe_catalogue_data_is_a_500_not_a_script() {
         fn record(&self, e: BootEvent) {
             self.0.lock().unwrap().push(e);
         }
+
+        fn accept_report(&self, _mac: MacAddr, _from: std::net::IpAddr) -> bool {
+            false
+        }
     }
     let evil = Arc::new(Evil::default());
     let state = flakeboot_httpboot::HttpBootState {
@@ -581,6 +585,8 @@ async fn requests_are_counted() {
             not_found: 3,
             bad_requests: 2,
             errors: 0,
+            reports: 0,
+            refused_reports: 0,
         }
     );
 }

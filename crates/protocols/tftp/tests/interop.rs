@@ -56,6 +56,10 @@ impl Catalogue for FakeCatalogue {
     fn record(&self, event: BootEvent) {
         self.events.lock().unwrap().push(event);
     }
+
+    fn accept_report(&self, _mac: MacAddr, _from: std::net::IpAddr) -> bool {
+        false
+    }
 }
 
 struct Server {

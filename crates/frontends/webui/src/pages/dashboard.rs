@@ -23,21 +23,35 @@ const RECENT_EVENTS: usize = 400;
 /// How many boots it lists.
 const RECENT_BOOTS: usize = 8;
 
-/// The newest boot attempts of all machines, newest first.
-fn recent_boots(events: &[BootEvent]) -> Vec<(MacAddr, Attempt)> {
+/// The newest boot attempts of all machines, newest first, and how many machines are up (their
+/// newest boot among the recent events reported up).
+fn recent_boots(events: &[BootEvent]) -> (Vec<(MacAddr, Attempt)>, usize) {
     let mut by_mac: BTreeMap<MacAddr, Vec<BootEvent>> = BTreeMap::new();
     for e in events {
         if let Some(mac) = e.mac {
             by_mac.entry(mac).or_default().push(e.clone());
         }
     }
-    let mut boots: Vec<(MacAddr, Attempt)> = by_mac
+    let per_machine: Vec<(MacAddr, Vec<Attempt>)> = by_mac
         .iter()
-        .flat_map(|(mac, evs)| timeline::attempts(evs).into_iter().map(move |a| (*mac, a)))
+        .map(|(mac, evs)| (*mac, timeline::attempts(evs)))
+        .collect();
+    let up = per_machine
+        .iter()
+        .filter(|(_, attempts)| {
+            attempts
+                .first()
+                .and_then(|a| a.system.as_ref())
+                .is_some_and(|r| r.up)
+        })
+        .count();
+    let mut boots: Vec<(MacAddr, Attempt)> = per_machine
+        .into_iter()
+        .flat_map(|(mac, attempts)| attempts.into_iter().map(move |a| (mac, a)))
         .collect();
     boots.sort_by_key(|(_, a)| std::cmp::Reverse(a.started));
     boots.truncate(RECENT_BOOTS);
-    boots
+    (boots, up)
 }
 
 /// A boot event's outcome as a badge.
@@ -108,7 +122,8 @@ pub async fn show(
 ) -> Result<Response, WebError> {
     let status = state.status();
     let events = state.db(|s| s.recent_events(RECENT_EVENTS)).await?;
-    let boots = recent_boots(&events);
+    let (boots, machines_up) = recent_boots(&events);
+    let report_timeout = state.report_timeout();
     let machines = state.db(|s| s.machines()).await?;
     let builds = state.flake(|f| f.builds()).await?;
     let active: Vec<&BuildRecord> = builds.iter().filter(|b| b.state.is_active()).collect();
@@ -172,6 +187,7 @@ pub async fn show(
                 h2 { "Machines" }
                 p { strong { (machines.len()) } @if machines.len() == 1 { " machine seen, " } @else { " machines seen, " }
                     strong { (machines.iter().filter(|m| m.host.is_some()).count()) } " assigned to a host." }
+                p { strong #machines-up { (machines_up) } " up" span.muted.small { " (their last boot reported up)" } }
                 p.small { a href="/machines" { "All machines →" } }
             }
         }
@@ -185,6 +201,7 @@ pub async fn show(
                         thead { tr { th { "When" } th { "Machine" } th { "Firmware" } th { "Result" } th { "Where it got" } } }
                         tbody {
                             @for (mac, a) in &boots {
+                                @let end = a.end(now, report_timeout);
                                 tr {
                                     td.nowrap data-label="When" title=(timestamp(a.started)) { (ago(a.started, now)) }
                                     td data-label="Machine" {
@@ -194,12 +211,14 @@ pub async fn show(
                                     }
                                     td.small data-label="Firmware" { (a.firmware.map_or("unknown", |f| f.as_str())) }
                                     td data-label="Result" {
-                                        @if a.complete { span.badge.ok { "booted" } } @else { span.badge.bad { "stopped" } }
+                                        @if let Some(end) = &end { (end.badge()) }
+                                        @else if a.complete { span.badge.ok { "booted" } } @else { span.badge.bad { "stopped" } }
                                     }
                                     td.small.wide data-label="Where it got" {
-                                        @match &a.stopped {
-                                            Some(why) => (why),
-                                            None => "Kernel and initrd delivered.",
+                                        @match (&end, &a.stopped) {
+                                            (Some(end), _) => (end.text()),
+                                            (None, Some(why)) => (why),
+                                            (None, None) => "Kernel and initrd delivered.",
                                         }
                                     }
                                 }

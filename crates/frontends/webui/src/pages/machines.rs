@@ -146,6 +146,8 @@ pub(crate) fn parse_mac(s: &str) -> Result<MacAddr, WebError> {
 
 fn outcome_badge(machine_events: &[BootEvent]) -> Markup {
     match timeline::attempts(machine_events).first() {
+        Some(a) if a.system.as_ref().is_some_and(|r| r.up) => html! { span.badge.ok { "up" } },
+        Some(a) if a.system.is_some() => html! { span.badge.bad { "failed" } },
         Some(a) if a.complete => html! { span.badge.ok { "booted" } },
         Some(_) => html! { span.badge.bad { "stopped" } },
         None => html! { span.badge { "no boots" } },
@@ -348,7 +350,7 @@ fn render_detail(
             @if attempts.is_empty() {
                 p.empty { "No boot recorded yet." }
             } @else {
-                @for a in attempts.iter().take(5) { (timeline::render(a)) }
+                @for a in attempts.iter().take(5) { (timeline::render(a, a.end(now, state.report_timeout()).as_ref())) }
             }
         }
         @if !d.events.is_empty() {

@@ -2,6 +2,7 @@
 //! small embedded script for its live log.
 
 pub mod account;
+pub mod boot_end;
 pub mod build;
 pub mod dashboard;
 pub mod flakes;

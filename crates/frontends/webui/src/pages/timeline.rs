@@ -1,5 +1,7 @@
 //! A machine's boot events folded into boot attempts (DHCP, TFTP, script, kernel, initrd), each
-//! saying where a failed boot stopped. Pure: events in, attempts out.
+//! saying where a failed boot stopped, and how it ended once the initrd was served: the booted
+//! system's own report (`system` events; [`boot_end`](crate::pages::boot_end)). Pure: events
+//! in, attempts out.
 
 use std::time::{Duration, SystemTime};
 
@@ -7,6 +9,7 @@ use flakeboot_catalogue::{BootEvent, BootStage, ClientFirmware, Outcome};
 use maud::{Markup, html};
 use serde::Serialize;
 
+use crate::pages::boot_end::{BootEnd, SystemReport};
 use crate::pages::layout::timestamp;
 
 /// A silence this long between two events starts a new attempt.
@@ -38,13 +41,16 @@ impl Step {
         Step::Initrd,
     ];
 
-    fn of(stage: BootStage) -> Step {
+    /// The step of a boot service's event; `None` for the system's own report, which is not a
+    /// step the boot server serves but how the attempt ended.
+    fn of(stage: BootStage) -> Option<Step> {
         match stage {
-            BootStage::Dhcp | BootStage::PxeBootServer => Step::Dhcp,
-            BootStage::Tftp | BootStage::HttpIpxe => Step::Tftp,
-            BootStage::Script => Step::Script,
-            BootStage::Kernel => Step::Kernel,
-            BootStage::Initrd => Step::Initrd,
+            BootStage::Dhcp | BootStage::PxeBootServer => Some(Step::Dhcp),
+            BootStage::Tftp | BootStage::HttpIpxe => Some(Step::Tftp),
+            BootStage::Script => Some(Step::Script),
+            BootStage::Kernel => Some(Step::Kernel),
+            BootStage::Initrd => Some(Step::Initrd),
+            BootStage::System => None,
         }
     }
 
@@ -122,6 +128,16 @@ pub struct Attempt {
     pub complete: bool,
     /// Where and why it stopped, when it did not complete.
     pub stopped: Option<String>,
+    /// The booted system's report (its newest), if one came.
+    pub system: Option<SystemReport>,
+}
+
+impl Attempt {
+    /// How the boot ended, `now`, when a report is due `report_timeout` after the initrd:
+    /// `None` when it stopped before the initrd.
+    pub fn end(&self, now: SystemTime, report_timeout: Duration) -> Option<BootEnd> {
+        BootEnd::of(self, now, report_timeout)
+    }
 }
 
 /// Folds events (any order) into attempts, newest first.
@@ -129,17 +145,22 @@ pub fn attempts(events: &[BootEvent]) -> Vec<Attempt> {
     let mut sorted: Vec<&BootEvent> = events.iter().collect();
     sorted.sort_by_key(|e| e.at);
     let mut groups: Vec<Vec<&BootEvent>> = Vec::new();
+    let reached = |group: &[&BootEvent], step: Step| {
+        group
+            .iter()
+            .any(|e| Step::of(e.stage).is_some_and(|s| s.index() >= step.index()))
+    };
     for event in sorted {
         let step = Step::of(event.stage);
         let start_new = match groups.last() {
             None => true,
+            // A system's report ends the boot that fetched a kernel, however long the system
+            // took to come up (a later report of the same boot, e.g. up then failed, wins).
+            Some(group) if step.is_none() => !reached(group, Step::Kernel),
             Some(group) => {
                 let last_at = group.last().map_or(event.at, |e| e.at);
-                let reached_script = group
-                    .iter()
-                    .any(|e| Step::of(e.stage).index() >= Step::Script.index());
                 let gap = event.at.duration_since(last_at).unwrap_or_default();
-                (step == Step::Dhcp && reached_script) || gap > NEW_ATTEMPT_GAP
+                (step == Some(Step::Dhcp) && reached(group, Step::Script)) || gap > NEW_ATTEMPT_GAP
             }
         };
         if start_new {
@@ -165,11 +186,16 @@ fn fold(events: &[&BootEvent]) -> Attempt {
         })
         .collect();
     let mut firmware = None;
+    let mut system = None;
     for event in events {
         if event.firmware.is_some() {
             firmware = event.firmware;
         }
-        if let Some(view) = steps.get_mut(Step::of(event.stage).index()) {
+        let Some(step) = Step::of(event.stage) else {
+            system = Some(SystemReport::from_event(event));
+            continue;
+        };
+        if let Some(view) = steps.get_mut(step.index()) {
             view.state = match event.outcome {
                 Outcome::Ok => StepState::Ok,
                 Outcome::Declined => StepState::Declined,
@@ -235,6 +261,7 @@ fn fold(events: &[&BootEvent]) -> Attempt {
         steps,
         complete,
         stopped,
+        system,
     }
 }
 
@@ -258,13 +285,16 @@ fn state_text(state: StepState) -> &'static str {
     }
 }
 
-/// One attempt as a row of steps with its verdict.
-pub fn render(attempt: &Attempt) -> Markup {
+/// One attempt as a row of steps with its verdict; `end` is how it ended
+/// ([`Attempt::end`]).
+pub fn render(attempt: &Attempt, end: Option<&BootEnd>) -> Markup {
     html! {
         div.attempt {
             div.actions {
                 strong { (timestamp(attempt.started)) }
-                @if attempt.complete {
+                @if let Some(end) = end {
+                    (end.badge())
+                } @else if attempt.complete {
                     span.badge.ok { "booted" }
                 } @else {
                     span.badge.bad { "stopped" }
@@ -282,6 +312,9 @@ pub fn render(attempt: &Attempt) -> Markup {
             }
             @if let Some(why) = &attempt.stopped {
                 p.small.verdict { (why) }
+            }
+            @if let Some(end) = end {
+                p.small.verdict.system { (end.text()) }
             }
         }
     }
@@ -354,7 +387,7 @@ mod tests {
             newest.stopped.as_deref(),
             Some("Stopped after DHCP: the machine never asked for the iPXE binary over TFTP.")
         );
-        let html = render(oldest).into_string();
+        let html = render(oldest, None).into_string();
         assert!(
             html.contains("failed") && html.contains("client aborted"),
             "{html}"

@@ -60,6 +60,10 @@ impl Catalogue for FakeCatalogue {
             events.push(event);
         }
     }
+
+    fn accept_report(&self, _mac: MacAddr, _from: std::net::IpAddr) -> bool {
+        false
+    }
 }
 
 impl FakeCatalogue {
