@@ -19,6 +19,7 @@
 //! handlers in `routes` only map, call and record.
 
 mod conditional;
+mod delivery;
 mod file_response;
 mod ipxe_text;
 mod query;

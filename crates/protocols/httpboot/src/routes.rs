@@ -17,6 +17,7 @@ use flakeboot_catalogue::{BootEvent, BootFile, BootStage, FileKind, IpxeBinary, 
 
 use crate::HttpBootState;
 use crate::conditional::Conditions;
+use crate::delivery::{Pending, tracked};
 use crate::file_response::{FileRequest, serve_file};
 use crate::ipxe_text::{check_host_name, check_version};
 use crate::query::{MacParam, mac_param};
@@ -255,9 +256,28 @@ async fn serve_boot_file(
             tracing::debug!(peer = ?fetch.peer, mac = ?fetch.mac, "{} {}", fetch.what, served.detail);
             HttpBootStats::bump(&stats.files);
             let ok = served.status.is_success() || served.status == StatusCode::NOT_MODIFIED;
-            let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
-            fetch.record(stage, outcome, &served.detail);
-            served.response
+            let expected = served
+                .response
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+                .unwrap_or(0);
+            if !ok || *method == Method::HEAD || expected == 0 {
+                let outcome = if ok { Outcome::Ok } else { Outcome::Failed };
+                fetch.record(stage, outcome, &served.detail);
+                return served.response;
+            }
+            // A body to send: the event says whether all of it went (recorded when it ends).
+            let (parts, body) = served.response.into_parts();
+            let pending = Pending {
+                catalogue: fetch.app.boot.catalogue.clone(),
+                stage,
+                mac: fetch.mac,
+                peer: fetch.peer,
+                detail: format!("{} {}", fetch.what, served.detail),
+                expected,
+            };
+            Response::from_parts(parts, tracked(body, pending))
         }
         Err(e) => {
             let status = e.status();

@@ -203,3 +203,71 @@ async fn curl_gets_the_script_with_the_servers_base_url() {
     assert_eq!(stages, [BootStage::Script, BootStage::Kernel]);
     server.shutdown().await;
 }
+
+/// A client that hangs up part way through the initrd (a cut-off download) is recorded as a
+/// failed initrd with how far it got, never as delivered; a whole download is `ok`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_initrd_is_recorded_as_failed_with_how_far_it_got() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let fx = Fixture::new(1024, 8 * 1024 * 1024);
+    let server = serve(&fx).await;
+    let addr = server.base.trim_start_matches("http://").to_owned();
+    let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let request =
+        format!("GET /boot/demo/static/initrd?mac={ASSIGNED} HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    conn.write_all(request.as_bytes()).await.unwrap();
+    let mut got = 0usize;
+    let mut buf = vec![0u8; 64 * 1024];
+    while got < 1024 * 1024 {
+        let n = conn.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the server ended the body early");
+        got += n;
+    }
+    drop(conn);
+
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    let event = loop {
+        let events = fx.catalogue.events();
+        if let Some(e) = events.iter().find(|e| e.stage == BootStage::Initrd) {
+            break e.clone();
+        }
+        assert!(Instant::now() < deadline, "no initrd event: {events:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert_eq!(event.outcome, Outcome::Failed, "{}", event.detail);
+    assert!(
+        event.detail.contains("cut off after") && event.detail.contains("of 8388608 bytes"),
+        "{}",
+        event.detail
+    );
+    assert_eq!(event.mac, Some(ASSIGNED));
+
+    // The whole file: one `ok` event, recorded when the last byte went out.
+    let dest = tempfile::NamedTempFile::new().unwrap();
+    let url = format!("{}/boot/demo/static/initrd?mac={ASSIGNED}", server.base);
+    let out = curl(&[
+        "-sS",
+        "-o",
+        dest.path().to_str().unwrap(),
+        "-w",
+        "%{http_code}",
+        &url,
+    ])
+    .await;
+    assert_eq!(out, "200");
+    let deadline = Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let events = fx.catalogue.events();
+        let initrd: Vec<_> = events
+            .iter()
+            .filter(|e| e.stage == BootStage::Initrd)
+            .collect();
+        if initrd.len() == 2 {
+            assert_eq!(initrd[1].outcome, Outcome::Ok, "{}", initrd[1].detail);
+            break;
+        }
+        assert!(Instant::now() < deadline, "{events:#?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    server.shutdown().await;
+}
