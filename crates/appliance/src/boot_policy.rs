@@ -363,6 +363,20 @@ impl Catalogue for BootPolicy {
         self.snapshot().boot_file(file)
     }
 
+    fn client_address(&self, mac: MacAddr, ip: IpAddr) {
+        if ip.is_unspecified() {
+            return;
+        }
+        let mut peers = match self.peers.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if peers.len() >= MAX_PEERS {
+            peers.clear();
+        }
+        peers.insert(ip, mac);
+    }
+
     fn record(&self, mut event: BootEvent) {
         if let Some(peer) = event.peer.filter(|p| !p.is_unspecified()) {
             let mut peers = match self.peers.lock() {
@@ -683,6 +697,21 @@ hostname = "node1"
         let _script = rx.try_recv().unwrap();
         assert_eq!(rx.try_recv().unwrap().mac, Some(mac));
         assert_eq!(rx.try_recv().unwrap().mac, None);
+    }
+
+    /// A BIOS machine in proxy mode: its DHCP packets come from 0.0.0.0, its REQUEST to the
+    /// LAN's router names its address, and the TFTP download of `undionly.kpxe` from that
+    /// address is this machine's (the timeline shows TFTP, not "skipped").
+    #[test]
+    fn tftp_from_the_address_a_client_requested_is_that_machine() {
+        use flakeboot_catalogue::{BootStage, Outcome};
+        let (tx, mut rx) = mpsc::channel(8);
+        let cat = BootPolicy::new(PolicyState::default(), tx);
+        let mac: MacAddr = "52:54:00:12:34:56".parse().unwrap();
+        let ip: IpAddr = "10.77.0.123".parse().unwrap();
+        cat.client_address(mac, ip);
+        cat.record(BootEvent::new(BootStage::Tftp, Outcome::Ok, "undionly.kpxe").peer(ip));
+        assert_eq!(rx.try_recv().unwrap().mac, Some(mac));
     }
 
     fn script(mac: MacAddr, peer: &str) -> BootEvent {

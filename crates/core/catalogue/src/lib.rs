@@ -41,4 +41,11 @@ pub trait Catalogue: Send + Sync + 'static {
     /// another machine up or failed. The boot service records an accepted report with
     /// [`Catalogue::record`] (stage [`BootStage::System`]).
     fn accept_report(&self, mac: MacAddr, from: IpAddr) -> bool;
+
+    /// A network-boot client `mac` takes the address `ip` (seen in its DHCP REQUEST, also one
+    /// sent to the LAN's own DHCP server in proxy mode): its TFTP and HTTP requests from `ip`
+    /// are this machine's. Default: ignored.
+    fn client_address(&self, mac: MacAddr, ip: IpAddr) {
+        let _ = (mac, ip);
+    }
 }

@@ -56,6 +56,9 @@ pub struct Handled {
     pub counter: Counter,
     /// Why the datagram was dropped, for the debug log.
     pub note: Option<String>,
+    /// A network-boot client and the address it takes (its REQUEST's option 50 or ciaddr),
+    /// whoever the REQUEST is for: [`Catalogue::client_address`].
+    pub learned: Option<(flakeboot_catalogue::MacAddr, std::net::IpAddr)>,
 }
 
 impl Handled {
@@ -65,8 +68,41 @@ impl Handled {
             event: None,
             counter,
             note: Some(note),
+            learned: None,
         }
     }
+}
+
+/// The address a client uses: `ciaddr` once it has one, else the address it asks the LAN's
+/// DHCP server for (option 50, in its broadcast REQUEST), else where the packet came from. It is
+/// what later TFTP and HTTP requests come from, so the boot policy can tell whose they are.
+fn client_address(req: &dhcproto::v4::Message, src: SocketAddr) -> std::net::IpAddr {
+    if !req.ciaddr().is_unspecified() {
+        return req.ciaddr().into();
+    }
+    match req.opts().get(dhcproto::v4::OptionCode::RequestedIpAddress) {
+        Some(dhcproto::v4::DhcpOption::RequestedIpAddress(ip)) if !ip.is_unspecified() => {
+            (*ip).into()
+        }
+        _ => src.ip(),
+    }
+}
+
+/// The address a network-boot client takes, from a REQUEST that says it (ciaddr or option 50),
+/// whichever server the REQUEST is for.
+fn learned_address(
+    req: &dhcproto::v4::Message,
+    ans: &crate::proxy::ProxyAnswer,
+    src: SocketAddr,
+) -> Option<(flakeboot_catalogue::MacAddr, std::net::IpAddr)> {
+    if ans.decision == BootDecision::NotNetboot
+        || ans.info.message_type != Some(dhcproto::v4::MessageType::Request)
+    {
+        return None;
+    }
+    let ip = client_address(req, src);
+    (!ip.is_unspecified()).then_some(())?;
+    Some((ans.info.mac?, ip))
 }
 
 /// Decide what to do with one datagram that arrived on `port` from `src` at `now`.
@@ -85,6 +121,7 @@ pub fn handle_datagram(
         Err(e) => return Handled::dropped(Counter::Malformed, e.to_string()),
     };
     let ans = answer(port, &req, cfg);
+    let learned = learned_address(&req, &ans, src);
     let (stage, what) = match (port, &ans.outcome) {
         (ProxyPort::Dhcp, ProxyOutcome::Reply(r))
             if r.opts().has_msg_type(dhcproto::v4::MessageType::Ack) =>
@@ -97,13 +134,13 @@ pub fn handle_datagram(
     let event = |outcome, detail: String| {
         let mut ev = BootEvent::new(stage, outcome, detail);
         ev.at = now;
-        ev.peer = Some(src.ip());
+        ev.peer = Some(client_address(&req, src));
         ev.mac = ans.info.mac;
         ev.firmware = ans.decision.firmware();
         ev.vendor_class.clone_from(&ans.info.vendor_class);
         ev
     };
-    match ans.outcome {
+    let mut handled = match ans.outcome {
         ProxyOutcome::Reply(reply) => {
             let dest = match port {
                 ProxyPort::Dhcp => reply_destination(&req, src),
@@ -117,6 +154,7 @@ pub fn handle_datagram(
                         event: Some(event(Outcome::Ok, format!("{what}: {file}"))),
                         counter: Counter::Replied,
                         note: None,
+                        learned: None,
                     }
                 }
                 Err(e) => Handled {
@@ -124,6 +162,7 @@ pub fn handle_datagram(
                     event: Some(event(Outcome::Failed, format!("{what}: {e}"))),
                     counter: Counter::Malformed,
                     note: Some(e.to_string()),
+                    learned: None,
                 },
             }
         }
@@ -137,6 +176,7 @@ pub fn handle_datagram(
                 event: Some(event(Outcome::Declined, format!("declined: {reason}"))),
                 counter: Counter::Declined,
                 note: Some(reason),
+                learned: None,
             }
         }
         ProxyOutcome::Ignored(IgnoreReason::NotNetboot) => {
@@ -146,7 +186,9 @@ pub fn handle_datagram(
             Handled::dropped(Counter::Malformed, format!("hlen {h}"))
         }
         ProxyOutcome::Ignored(reason) => Handled::dropped(Counter::Ignored, format!("{reason:?}")),
-    }
+    };
+    handled.learned = learned;
+    handled
 }
 
 /// Receive on `socket` until `shutdown`: every datagram through [`handle_datagram`], the
@@ -193,6 +235,9 @@ pub(crate) async fn run(
                     counter = Counter::Ignored;
                 }
             }
+        }
+        if let Some((mac, ip)) = handled.learned {
+            catalogue.client_address(mac, ip);
         }
         if let Some(event) = handled.event {
             if event.outcome == Outcome::Declined {

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
+use std::net::IpAddr;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -145,7 +146,9 @@ pub fn decide(
             };
             let mut ev = BootEvent::new(BootStage::Dhcp, outcome, detail);
             ev.at = now;
-            ev.peer = Some(src.ip());
+            // The address the client uses from now on (it sent from 0.0.0.0): TFTP and HTTP
+            // events from that address are this machine's.
+            ev.peer = Some(IpAddr::V4(ip));
             ev.mac = info.mac;
             ev.firmware = decision.firmware();
             ev.vendor_class = info.vendor_class;

@@ -46,6 +46,36 @@ fn boot_client_gets_a_broadcast_offer_and_an_event() {
     assert_eq!(ev.detail, "proxy offer: ipxe.efi");
 }
 
+/// The PXE client's broadcast REQUEST to the LAN's router names the address it takes (option
+/// 50): flakeboot learns it, so the TFTP and HTTP requests that come from it later are this
+/// machine's.
+#[test]
+fn a_request_to_any_server_teaches_the_address_the_client_takes() {
+    let mut req = Message::decode(&mut Decoder::new(&OVMF_PXE_DISCOVER)).unwrap();
+    req.opts_mut()
+        .insert(DhcpOption::MessageType(MessageType::Request));
+    req.opts_mut()
+        .insert(DhcpOption::RequestedIpAddress(Ipv4Addr::new(
+            10, 77, 0, 123,
+        )));
+    let mut bytes = Vec::new();
+    req.encode(&mut dhcproto::Encoder::new(&mut bytes)).unwrap();
+    // A REQUEST to the LAN's router: not answered, but the address is learned.
+    let h = handle_datagram(ProxyPort::Dhcp, &bytes, src(), &cfg(), NOW);
+    assert_eq!(h.reply, None);
+    assert_eq!(
+        h.learned,
+        Some((
+            "52:54:00:65:43:21".parse().unwrap(),
+            Ipv4Addr::new(10, 77, 0, 123).into()
+        ))
+    );
+    // A DISCOVER says nothing about the address.
+    let h = handle_datagram(ProxyPort::Dhcp, &OVMF_PXE_DISCOVER, src(), &cfg(), NOW);
+    assert_eq!(h.learned, None);
+    assert_eq!(h.event.unwrap().peer, Some(Ipv4Addr::UNSPECIFIED.into()));
+}
+
 #[test]
 fn plain_client_is_counted_and_gets_nothing() {
     for bytes in [&DHCLIENT_DISCOVER[..], &UDHCPC_DISCOVER[..]] {
