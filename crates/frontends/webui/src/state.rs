@@ -11,7 +11,7 @@ use flakeboot_catalogue::MacAddr;
 use flakeboot_store::{ApplianceSettings, Store, StoreError};
 use tokio::sync::watch;
 
-use crate::auth::hash_gate::{HashGate, HashLimits};
+use crate::auth::hash_gate::{HashGate, HashGateError, HashLimits};
 use crate::auth::ratelimit::{Attempt, LoginLimiter, UserKey};
 use crate::auth::sessions::{SessionLimits, Sessions};
 use crate::auth::setup_code::SetupCode;
@@ -293,6 +293,27 @@ impl WebState {
     /// Un-counts a successful attempt (and the address's earlier failures).
     pub(crate) fn attempt_succeeded(&self, attempt: Attempt) {
         self.limiter().succeed(attempt);
+    }
+
+    /// Checks a password (or makes a hash) for a counted attempt behind the hash gate. When
+    /// the gate refuses (busy), no password was tried, so the attempt is un-counted.
+    pub(crate) async fn hash_for<T, F>(
+        &self,
+        attempt: Attempt,
+        f: F,
+    ) -> Result<(Attempt, T), WebError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.inner.hash_gate.run(f).await {
+            Ok(out) => Ok((attempt, out)),
+            Err(e @ HashGateError::Busy) => {
+                self.limiter().cancel(attempt);
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

@@ -530,6 +530,7 @@ async fn a_parallel_burst_of_wrong_passwords_gets_only_the_limit_checked() {
         .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
         .count();
     assert_eq!(checked + refused, 150, "{statuses:?}");
+    assert!(checked >= 1, "no sign-in was checked");
     assert!(
         checked <= 5,
         "{checked} wrong passwords were checked, not at most 5"
@@ -540,7 +541,14 @@ async fn a_parallel_burst_of_wrong_passwords_gets_only_the_limit_checked() {
     let grown_mb = proc_status_kb("VmHWM").saturating_sub(peak_before) / 1024;
     assert!(grown_mb < 256, "peak memory grew by {grown_mb} MB");
 
-    // The address is used up, even with the right password...
+    // The address has at most what the burst left of its five attempts (a check refused as
+    // busy, which tried no password, does not count), then it waits, even with the right
+    // password.
+    let mut more = 0;
+    while h.login("wrong password!").await.status() == StatusCode::UNAUTHORIZED {
+        more += 1;
+        assert!(checked + more <= 5, "{checked} + {more}");
+    }
     assert_eq!(
         h.login(PASSWORD).await.status(),
         StatusCode::TOO_MANY_REQUESTS
@@ -802,4 +810,72 @@ async fn a_forged_user_name_is_logged_escaped() {
     );
     assert!(text.contains("admin\\n2026-12-02"), "{text}");
     assert!(text.contains("\\u{1b}[1A"), "{text}");
+}
+
+/// Sign-ins from many addresses at once: the password checks run a few at a time with a short
+/// queue, the rest are refused at once (429, Retry-After 1) and do not count as attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_ins_beyond_the_hash_queue_are_refused_not_queued() {
+    let mut config = common::config();
+    config.login_user_failures = 1000;
+    config.hash_limits = flakeboot_webui::auth::hash_gate::HashLimits {
+        permits: 1,
+        queue: 1,
+        wait: Duration::from_secs(30),
+    };
+    let h = std::sync::Arc::new(Harness::with(
+        common::FakeFlakes::manual(),
+        flakeboot_store::Store::in_memory().unwrap(),
+        config,
+    ));
+    h.setup().await;
+    let (cookie, token) = h.form_token("/login").await;
+    let hashes_before = h.state.password_hashes();
+    let burst: Vec<_> = (0..40u8)
+        .map(|i| {
+            let (h, cookie, token) = (h.clone(), cookie.clone(), token.clone());
+            tokio::spawn(async move {
+                let fields = [
+                    ("form", token.as_str()),
+                    ("user", "admin"),
+                    ("password", "wrong password!"),
+                ];
+                let body = serde_urlencoded::to_string(fields).unwrap();
+                let mut req = Request::post("/login")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::COOKIE, &cookie)
+                    .body(Body::from(body))
+                    .unwrap();
+                let peer: std::net::SocketAddr = format!("10.9.0.{i}:40000").parse().unwrap();
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let resp = tower::ServiceExt::oneshot(h.app.clone(), req)
+                    .await
+                    .unwrap();
+                let retry = resp
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .map(|v| v.to_str().unwrap().to_owned());
+                (resp.status(), retry)
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    let mut checked = 0;
+    for task in burst {
+        match task.await.unwrap() {
+            (StatusCode::UNAUTHORIZED, _) => checked += 1,
+            (StatusCode::TOO_MANY_REQUESTS, retry) => {
+                assert_eq!(retry.as_deref(), Some("1"));
+                busy += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(busy + checked, 40);
+    assert!(busy > 0, "every sign-in waited for the one permit");
+    assert_eq!(h.state.password_hashes() - hashes_before, checked);
+    // A refused (unchecked) sign-in did not use up its address's attempts.
+    *h.peer.lock().unwrap() = "10.9.0.39:40000".parse().unwrap();
+    assert_eq!(h.login(PASSWORD).await.status(), StatusCode::SEE_OTHER);
 }

@@ -93,6 +93,20 @@ impl LoginLimiter {
     /// failures. The user name's earlier failures stay (others may be guessing it).
     pub fn succeed(&mut self, attempt: Attempt) {
         self.by_addr.remove(&attempt.peer);
+        self.forget_user(&attempt);
+    }
+
+    /// The attempt was never checked (the password checks were all busy): it does not count.
+    pub fn cancel(&mut self, attempt: Attempt) {
+        if let Some(times) = self.by_addr.get_mut(&attempt.peer)
+            && let Some(pos) = times.iter().position(|t| *t == attempt.at)
+        {
+            times.swap_remove(pos);
+        }
+        self.forget_user(&attempt);
+    }
+
+    fn forget_user(&mut self, attempt: &Attempt) {
         if let Some(key) = &attempt.user
             && let Some(times) = self.by_user.get_mut(key)
             && let Some(pos) = times.iter().position(|t| *t == attempt.at)
@@ -161,9 +175,13 @@ mod tests {
             .filter_map(|_| limiter.reserve(a, admin(), t0).ok())
             .collect();
         assert_eq!(admitted.len(), 5);
-        // One of them succeeds: the address may try again.
+        // One is cancelled (never checked): one more may go ahead, no more.
         let mut admitted = admitted;
-        limiter.succeed(admitted.remove(0));
+        limiter.cancel(admitted.remove(0));
+        let again = limiter.reserve(a, admin(), t0).unwrap();
+        assert!(limiter.reserve(a, admin(), t0).is_err());
+        // One succeeds: the address may try again.
+        limiter.succeed(again);
         let _again = limiter.reserve(a, admin(), t0).unwrap();
     }
 

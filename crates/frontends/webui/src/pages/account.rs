@@ -12,8 +12,10 @@ use serde::Deserialize;
 use crate::auth::escape_for_log;
 use crate::auth::guard::Principal;
 use crate::auth::password;
+use crate::auth::ratelimit::UserKey;
 use crate::auth::secret::{random_token, sha256_hex};
 use crate::error::WebError;
+use crate::pages::Peer;
 use crate::pages::settings::{MAX_TOKEN_DAYS, View, failed, render, saved};
 use crate::state::WebState;
 
@@ -31,6 +33,7 @@ pub struct PasswordForm {
 /// POST /settings/password
 pub async fn change_password(
     State(state): State<WebState>,
+    Peer(peer): Peer,
     Extension(principal): Extension<Principal>,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
@@ -42,9 +45,16 @@ pub async fn change_password(
     let Some(mut record) = state.db(move |s| s.user(&name)).await? else {
         return Err(WebError::Unauthorized);
     };
+    // The current password is a guess like a sign-in, counted the same way: a stolen session
+    // must not become a way to try passwords without limit.
+    let attempt = state.reserve_attempt(peer, Some(UserKey::Account(user.clone())))?;
     let (current, phc) = (form.current.clone(), record.password_hash.clone());
-    let ok = state.hash(move || password::verify(&current, &phc)).await?;
-    if !ok {
+    let (attempt, ok) = state
+        .hash_for(attempt, move || password::verify(&current, &phc))
+        .await?;
+    if ok {
+        state.attempt_succeeded(attempt);
+    } else {
         view.errors
             .insert("current", "That is not the current password.".into());
     }

@@ -96,11 +96,11 @@ pub async fn submit(
         None => (false, password::dummy_hash().to_owned()),
     };
     let pw = form.password.clone();
-    let ok = state
-        .hash(move || password::verify(&pw, &phc))
+    let (attempt, verified) = state
+        .hash_for(attempt, move || password::verify(&pw, &phc))
         .await
-        .inspect_err(|e| tracing::info!(?peer, user = %logged_name, "sign-in not checked: {e}"))?
-        && known;
+        .inspect_err(|e| tracing::info!(?peer, user = %logged_name, "sign-in not checked: {e}"))?;
+    let ok = verified && known;
     if !ok {
         tracing::info!(?peer, user = %logged_name, "failed sign-in");
         let (token, cookie) = new_form_token()?;
