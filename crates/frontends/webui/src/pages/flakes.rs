@@ -11,6 +11,7 @@ use flakeboot_store::{BuildRecord, FlakeRecord, GenerationRecord};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use crate::auth::escape_for_log;
 use crate::auth::guard::Principal;
 use crate::error::WebError;
 use crate::pages::dashboard::build_badge;
@@ -238,7 +239,7 @@ pub async fn add(
     };
     match result {
         Ok(flake) => {
-            tracing::info!(name = %flake.name, url = %flake.url, "flake added");
+            tracing::info!(name = %escape_for_log(&flake.name), url = %escape_for_log(&flake.url), "flake added");
             Ok(Redirect::to(&format!("/flakes/{}", flake.name)).into_response())
         }
         Err(e @ FlakeServiceError::Invalid { .. }) => {
@@ -354,7 +355,7 @@ pub async fn update(
     Path(name): Path<String>,
 ) -> Result<Response, WebError> {
     let ids = state.flakes().update(&name).await?;
-    tracing::info!(flake = %name, builds = ?ids, "flake updated");
+    tracing::info!(flake = %escape_for_log(&name), builds = ?ids, "flake updated");
     Ok(Redirect::to(&format!("/flakes/{name}")).into_response())
 }
 
@@ -365,7 +366,7 @@ pub async fn build(
     Form(form): Form<BuildForm>,
 ) -> Result<Response, WebError> {
     let id = state.flakes().build(&name, &form.host)?;
-    tracing::info!(flake = %name, host = %form.host, id, "build queued");
+    tracing::info!(flake = %escape_for_log(&name), host = %escape_for_log(&form.host), id, "build queued");
     Ok(Redirect::to(&format!("/builds/{id}")).into_response())
 }
 
@@ -378,7 +379,7 @@ pub async fn rollback(
         message: "which generation?".into(),
     })?;
     state.flakes().rollback(&form.host, number)?;
-    tracing::info!(host = %form.host, number, "rolled back");
+    tracing::info!(host = %escape_for_log(&form.host), number, "rolled back");
     let flake = form.host.split('#').next().unwrap_or_default();
     Ok(Redirect::to(&format!("/flakes/{flake}")).into_response())
 }
