@@ -8,6 +8,10 @@
 //! the ACKs (group commit). The file carries a schema version; [`Store::open`] migrates older
 //! files (see [`migrations`]) and refuses newer ones.
 //!
+//! The state is the owner's alone: [`Store::open`] creates the state directory 0700 and the
+//! database 0600, and tightens them (with a warning) when it finds them looser, since the file
+//! holds the admin's password hash and the API tokens' digests.
+//!
 //! [`Store`] is cheap to clone and blocking: call it from `spawn_blocking` or a writer thread in
 //! async code.
 
@@ -40,6 +44,44 @@ use redb::ReadableDatabase;
 
 /// The database file's name inside the state directory.
 pub const DB_FILE: &str = "flakeboot.redb";
+
+/// Permissions of the state directory: the owner's only.
+pub const STATE_DIR_MODE: u32 = 0o700;
+
+/// Permissions of the database file: the owner may read and write it, nobody else anything.
+pub const DB_FILE_MODE: u32 = 0o600;
+
+/// Takes away every permission of `path` beyond `mode` (group and others). `loose_is_news`:
+/// the path existed before this start, so finding it looser is worth a warning. A failure (not
+/// the owner, a file system without modes) is logged, not fatal: the appliance still starts.
+fn restrict(path: &Path, mode: u32, loose_is_news: bool) {
+    use std::os::unix::fs::PermissionsExt;
+    let current = match std::fs::metadata(path) {
+        Ok(meta) => meta.permissions().mode() & 0o7777,
+        Err(error) => {
+            tracing::warn!(path = %path.display(), %error, "cannot check the permissions");
+            return;
+        }
+    };
+    if current & !mode == 0 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        Ok(()) if loose_is_news => tracing::warn!(
+            path = %path.display(),
+            was = format_args!("{current:04o}"),
+            now = format_args!("{mode:04o}"),
+            "state was readable by others: permissions tightened"
+        ),
+        Ok(()) => {}
+        Err(error) => tracing::warn!(
+            path = %path.display(),
+            was = format_args!("{current:04o}"),
+            %error,
+            "state is readable by others and its permissions cannot be tightened"
+        ),
+    }
+}
 
 /// How many boot events are kept by default (oldest dropped first).
 pub const DEFAULT_MAX_EVENTS: usize = 10_000;
@@ -92,11 +134,20 @@ impl Store {
 
     /// [`Store::open`] with options.
     pub fn open_with(dir: &Path, options: StoreOptions) -> Result<Store, StoreError> {
+        let dir_existed = dir.is_dir();
+        // Parents get the usual modes; the state directory itself is made private while it is
+        // still empty.
         std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_owned(),
             source,
         })?;
+        restrict(dir, STATE_DIR_MODE, dir_existed);
         let path = dir.join(DB_FILE);
+        let existed = path.exists();
+        if existed {
+            // Before redb reads it: no window in which a loose file is in use.
+            restrict(&path, DB_FILE_MODE, true);
+        }
         let db = redb::Builder::new()
             .set_cache_size(options.cache_size)
             .create(&path)
@@ -104,8 +155,15 @@ impl Store {
                 redb::DatabaseError::DatabaseAlreadyOpen => StoreError::AlreadyOpen {
                     path: dir.to_owned(),
                 },
-                source => StoreError::Open { path, source },
+                source => StoreError::Open {
+                    path: path.clone(),
+                    source,
+                },
             })?;
+        if !existed {
+            // redb created it with the process's umask.
+            restrict(&path, DB_FILE_MODE, false);
+        }
         Store::ready(db, dir.to_owned(), &options)
     }
 
@@ -184,6 +242,38 @@ mod tests {
         assert!(store.machines().unwrap().is_empty());
         assert!(store.leases().unwrap().is_empty());
         assert!(store.recent_events(10).unwrap().is_empty());
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    #[test]
+    fn a_new_store_is_the_owners_alone() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+        drop(store);
+    }
+
+    #[test]
+    fn loose_permissions_are_tightened_at_open() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("state");
+        drop(Store::open(&dir).unwrap());
+        // As an older flakeboot left them: a world-readable file in a world-readable directory.
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(dir.join(DB_FILE), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        let store = Store::open(&dir).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&dir.join(DB_FILE)), 0o600);
+        // The data is still there.
+        assert_eq!(store.schema_version().unwrap(), schema::SCHEMA_VERSION);
     }
 
     #[test]

@@ -9,6 +9,10 @@
 //! - 0: the pre-release layout: `machines`, `events`, `leases`, no `meta` table and no
 //!   `events_by_mac` index.
 //! - 1: adds `meta` (with `schema_version`) and the `events_by_mac` index.
+//! - 2: API tokens carry a scope (`read_only` or `admin`) and an optional expiry; existing
+//!   tokens are rewritten as admin tokens that never expire. The bump also keeps an older
+//!   flakeboot, which would ignore the scope and treat a read-only token as an admin one, from
+//!   opening the file.
 //!
 //! To change the layout: bump [`SCHEMA_VERSION`], append a step to [`MIGRATIONS`] (the array's
 //! length is the schema version, so the compiler insists), and add a test that opens a file of
@@ -16,11 +20,11 @@
 
 use redb::{ReadTransaction, ReadableTable, TableHandle, WriteTransaction};
 
-use crate::StoreError;
 use crate::schema::{
     EVENTS, EVENTS_BY_MAC, EventMac, LEASES, MACHINES, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
-    mac_key,
+    decode, encode, mac_key,
 };
+use crate::{API_TOKENS, ApiTokenRecord, StoreError};
 
 /// One step from schema `from` to `from + 1`, run inside the transaction of the upgrade.
 #[derive(Debug, Clone, Copy)]
@@ -34,11 +38,18 @@ pub struct Migration {
 }
 
 /// Every step, in order: `MIGRATIONS[n]` goes from schema `n` to `n + 1`.
-pub const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [Migration {
-    from: 0,
-    description: "add the meta table and index boot events by machine",
-    run: v0_to_v1,
-}];
+pub const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
+    Migration {
+        from: 0,
+        description: "add the meta table and index boot events by machine",
+        run: v0_to_v1,
+    },
+    Migration {
+        from: 1,
+        description: "give API tokens a scope (existing ones: admin) and an expiry (none)",
+        run: v1_to_v2,
+    },
+];
 
 /// Brings the file up to [`SCHEMA_VERSION`] (or initialises an empty one) in one transaction.
 /// Returns the version the file had (`None` for a new file).
@@ -114,6 +125,26 @@ fn v0_to_v1(txn: &WriteTransaction) -> Result<(), StoreError> {
             // An unreadable event stays out of the index; reading it reports it as corrupt.
             Err(error) => tracing::warn!(seq, %error, "boot event not indexed: unreadable"),
         }
+    }
+    Ok(())
+}
+
+/// 1 -> 2: rewrite every API token with its scope and expiry spelled out (admin, never), so
+/// the file says what each token may do rather than relying on a default.
+fn v1_to_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut table = txn.open_table(API_TOKENS)?;
+    let mut rewritten = Vec::new();
+    for entry in table.iter()? {
+        let (id, value) = entry?;
+        let id = id.value();
+        match decode::<ApiTokenRecord>("api_tokens", id, value.value()) {
+            Ok(record) => rewritten.push((id, encode("api_tokens", &record)?)),
+            // An unreadable token stays as it is; reading it reports it as corrupt.
+            Err(error) => tracing::warn!(id, %error, "API token not migrated: unreadable"),
+        }
+    }
+    for (id, bytes) in rewritten {
+        table.insert(id, bytes.as_slice())?;
     }
     Ok(())
 }
@@ -198,7 +229,7 @@ mod tests {
         let (machine, events, lease) = write_v0(tmp.path());
 
         let store = Store::open(tmp.path()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(store.machines().unwrap(), vec![machine]);
         assert_eq!(store.leases().unwrap(), vec![lease]);
         // The index was built from the old events (the unreadable one is left out).
@@ -213,10 +244,56 @@ mod tests {
         assert_eq!(mine[2].detail, "event 3");
         drop(store);
 
-        // Opening again is a no-op: still version 1, index not duplicated.
+        // Opening again is a no-op: still the current version, index not duplicated.
         let store = Store::open(tmp.path()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         assert_eq!(store.events_for(MAC, 10).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn version_1_tokens_become_admin_tokens_that_never_expire() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            // A version-1 file with one token as schema 1 wrote it (no scope, no expiry) and
+            // one unreadable record.
+            let db = redb::Database::create(tmp.path().join(DB_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(SCHEMA_VERSION_KEY, 1)
+                .unwrap();
+            let v1: TableDefinition<u64, &[u8]> = TableDefinition::new("api_tokens");
+            let mut table = txn.open_table(v1).unwrap();
+            let old = br#"{"id":1,"name":"ci","token_sha256":"abcd","created":{"secs_since_epoch":1700000000,"nanos_since_epoch":0}}"#;
+            table.insert(1, old.as_slice()).unwrap();
+            table.insert(2, b"garbage".as_slice()).unwrap();
+            drop(table);
+            txn.commit().unwrap();
+        }
+        let store = Store::open(tmp.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), 2);
+        // The unreadable record is still reported, not dropped silently.
+        assert!(matches!(
+            store.api_tokens(),
+            Err(StoreError::Corrupt {
+                table: "api_tokens",
+                ..
+            })
+        ));
+        assert!(store.remove_api_token(2).unwrap());
+        let tokens = store.api_tokens().unwrap();
+        assert_eq!(tokens.len(), 1);
+        assert_eq!(tokens[0].name, "ci");
+        assert_eq!(tokens[0].scope, crate::TokenScope::Admin);
+        assert_eq!(tokens[0].expires, None);
+        drop(store);
+        // The record on disk spells the scope out.
+        let db = redb::Database::open(tmp.path().join(DB_FILE)).unwrap();
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(API_TOKENS).unwrap();
+        let raw = String::from_utf8(table.get(1).unwrap().unwrap().value().to_vec()).unwrap();
+        assert!(raw.contains(r#""scope":"admin""#), "{raw}");
+        assert!(raw.contains(r#""expires":null"#), "{raw}");
     }
 
     #[test]
@@ -290,7 +367,7 @@ mod tests {
         );
         assert!(
             err.to_string()
-                .contains("created by a newer flakeboot (schema 7); this build knows up to 1"),
+                .contains("created by a newer flakeboot (schema 7); this build knows up to 2"),
             "{err}"
         );
         // Nothing was written: no table of ours was created.

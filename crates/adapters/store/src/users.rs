@@ -3,7 +3,8 @@
 //! shown once when it is created).
 //!
 //! - `users`: user name -> JSON [`UserRecord`].
-//! - `api_tokens`: token id -> JSON [`ApiTokenRecord`].
+//! - `api_tokens`: token id -> JSON [`ApiTokenRecord`] (with a [`TokenScope`] and an optional
+//!   expiry since schema 2).
 //!
 //! These tables are created on first write; readers treat a missing table as empty.
 
@@ -31,6 +32,36 @@ pub struct UserRecord {
     pub created: SystemTime,
 }
 
+/// What an API token may do.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TokenScope {
+    /// Read only: `GET` and `HEAD` on the API.
+    ReadOnly,
+    /// Everything the API offers (tokens made before scopes existed are admin tokens).
+    #[default]
+    Admin,
+}
+
+impl TokenScope {
+    /// The name used in forms, JSON and docs: `read_only` or `admin`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenScope::ReadOnly => "read_only",
+            TokenScope::Admin => "admin",
+        }
+    }
+
+    /// Parses [`TokenScope::as_str`].
+    pub fn parse(s: &str) -> Option<TokenScope> {
+        match s {
+            "read_only" => Some(TokenScope::ReadOnly),
+            "admin" => Some(TokenScope::Admin),
+            _ => None,
+        }
+    }
+}
+
 /// One API bearer token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiTokenRecord {
@@ -42,6 +73,19 @@ pub struct ApiTokenRecord {
     pub token_sha256: String,
     /// When it was made.
     pub created: SystemTime,
+    /// What it may do (added in schema 2; older records are admin tokens).
+    #[serde(default)]
+    pub scope: TokenScope,
+    /// When it stops working; `None`: never (added in schema 2).
+    #[serde(default)]
+    pub expires: Option<SystemTime>,
+}
+
+impl ApiTokenRecord {
+    /// True when the token has expired at `now`.
+    pub fn expired(&self, now: SystemTime) -> bool {
+        self.expires.is_some_and(|at| now >= at)
+    }
 }
 
 impl Store {
@@ -174,12 +218,29 @@ mod tests {
             name: "ci".into(),
             token_sha256: "ab".repeat(32),
             created: SystemTime::UNIX_EPOCH,
+            scope: TokenScope::ReadOnly,
+            expires: Some(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(86_400)),
         };
         let a = store.insert_api_token(&draft).unwrap();
         let b = store.insert_api_token(&draft).unwrap();
         assert_eq!((a.id, b.id), (1, 2));
         assert!(store.remove_api_token(1).unwrap());
         assert!(!store.remove_api_token(1).unwrap());
-        assert_eq!(store.api_tokens().unwrap(), vec![b]);
+        assert_eq!(store.api_tokens().unwrap(), vec![b.clone()]);
+        // Scope and expiry are kept.
+        assert_eq!(b.scope, TokenScope::ReadOnly);
+        assert!(!b.expired(SystemTime::UNIX_EPOCH));
+        assert!(b.expired(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(86_400)));
+    }
+
+    #[test]
+    fn a_token_record_without_scope_or_expiry_is_an_admin_token_for_ever() {
+        let old = br#"{"id":3,"name":"ci","token_sha256":"ab","created":{"secs_since_epoch":0,"nanos_since_epoch":0}}"#;
+        let record: ApiTokenRecord = crate::schema::decode("api_tokens", 3, old).unwrap();
+        assert_eq!((record.scope, record.expires), (TokenScope::Admin, None));
+        for scope in [TokenScope::ReadOnly, TokenScope::Admin] {
+            assert_eq!(TokenScope::parse(scope.as_str()), Some(scope));
+        }
+        assert_eq!(TokenScope::parse("root"), None);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A monotonic clock. Clones share one offset: [`Clock::advance`] moves every clone (tests use
 /// it to expire sessions and rate-limit windows without sleeping).
@@ -15,6 +15,11 @@ impl Clock {
     /// Now, plus whatever tests advanced.
     pub fn now(&self) -> Instant {
         Instant::now() + Duration::from_millis(self.offset_ms.load(Ordering::Relaxed))
+    }
+
+    /// Wall-clock time, plus whatever tests advanced (API token expiry).
+    pub fn wall(&self) -> SystemTime {
+        SystemTime::now() + Duration::from_millis(self.offset_ms.load(Ordering::Relaxed))
     }
 
     /// Moves this clock (and its clones) forward.

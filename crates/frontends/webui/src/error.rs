@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use flakeboot_store::StoreError;
 
+use crate::auth::hash_gate::HashGateError;
 use crate::auth::secret::RandomError;
 use crate::pages::layout;
 use crate::tls::TlsError;
@@ -49,6 +50,15 @@ pub enum WebError {
     /// No session and no token.
     #[error("sign in first")]
     Unauthorized,
+    /// Not allowed for this credential (a read-only API token asking to change something).
+    #[error("{message}")]
+    Forbidden {
+        /// Why, for the user.
+        message: String,
+    },
+    /// Too many password checks running or waiting: try again in a moment.
+    #[error("too many sign-in attempts at once: try again in a moment")]
+    Busy,
     /// Too many failed attempts from this address.
     #[error("too many failed attempts: try again in {} s", retry_after.as_secs().max(1))]
     RateLimited {
@@ -65,7 +75,10 @@ impl WebError {
             WebError::BadRequest { .. } => (StatusCode::BAD_REQUEST, self.to_string()),
             WebError::BadCsrf => (StatusCode::FORBIDDEN, self.to_string()),
             WebError::Unauthorized => (StatusCode::UNAUTHORIZED, self.to_string()),
-            WebError::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, self.to_string()),
+            WebError::RateLimited { .. } | WebError::Busy => {
+                (StatusCode::TOO_MANY_REQUESTS, self.to_string())
+            }
+            WebError::Forbidden { .. } => (StatusCode::FORBIDDEN, self.to_string()),
             WebError::Flake(FlakeServiceError::Invalid { message, .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, message.clone())
             }
@@ -91,6 +104,7 @@ impl WebError {
             WebError::RateLimited { retry_after } => {
                 HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()).ok()
             }
+            WebError::Busy => Some(HeaderValue::from_static("1")),
             _ => None,
         }
     }
@@ -105,6 +119,15 @@ impl IntoResponse for WebError {
             response.headers_mut().insert(header::RETRY_AFTER, v);
         }
         response
+    }
+}
+
+impl From<HashGateError> for WebError {
+    fn from(e: HashGateError) -> Self {
+        match e {
+            HashGateError::Busy => WebError::Busy,
+            HashGateError::Task(cause) => WebError::Task(cause),
+        }
     }
 }
 

@@ -11,7 +11,8 @@ use flakeboot_catalogue::MacAddr;
 use flakeboot_store::{ApplianceSettings, Store, StoreError};
 use tokio::sync::watch;
 
-use crate::auth::ratelimit::LoginLimiter;
+use crate::auth::hash_gate::{HashGate, HashGateError, HashLimits};
+use crate::auth::ratelimit::{Attempt, LoginLimiter, UserKey};
 use crate::auth::sessions::{SessionLimits, Sessions};
 use crate::auth::setup_code::SetupCode;
 use crate::clock::Clock;
@@ -39,11 +40,15 @@ pub struct WebConfig {
     pub session_limits: SessionLimits,
     /// Failed logins (or setup codes) allowed per address per window.
     pub login_failures: usize,
-    /// The window of `login_failures`.
+    /// Failed logins allowed per user name (from any address) per window.
+    pub login_user_failures: usize,
+    /// The window of `login_failures` and `login_user_failures`.
     pub login_window: Duration,
     /// How long after the initrd a booted system has to report before the timeline says
     /// "no report" (`[boot] report_timeout`).
     pub report_timeout: Duration,
+    /// Password hashes at once, and how many requests may wait for one.
+    pub hash_limits: HashLimits,
 }
 
 impl Default for WebConfig {
@@ -56,8 +61,10 @@ impl Default for WebConfig {
             default_settings: ApplianceSettings::default(),
             session_limits: SessionLimits::default(),
             login_failures: 5,
+            login_user_failures: 10,
             login_window: Duration::from_secs(300),
             report_timeout: Duration::from_secs(600),
+            hash_limits: HashLimits::default(),
         }
     }
 }
@@ -75,6 +82,7 @@ struct Inner {
     clock: Clock,
     sessions: Mutex<Sessions>,
     limiter: Mutex<LoginLimiter>,
+    hash_gate: HashGate,
     setup_code: Mutex<Option<SetupCode>>,
     setup_done: AtomicBool,
     settings: watch::Sender<ApplianceSettings>,
@@ -118,8 +126,10 @@ impl WebState {
             sessions: Mutex::new(Sessions::new(config.session_limits)),
             limiter: Mutex::new(LoginLimiter::new(
                 config.login_failures,
+                config.login_user_failures,
                 config.login_window,
             )),
+            hash_gate: HashGate::new(config.hash_limits),
             store,
             flakes,
             config,
@@ -198,6 +208,21 @@ impl WebState {
         lock(&self.inner.limiter)
     }
 
+    /// Runs a password hash or verification behind the gate (a few at a time, short queue).
+    pub(crate) async fn hash<T, F>(&self, f: F) -> Result<T, WebError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        Ok(self.inner.hash_gate.run(f).await?)
+    }
+
+    /// How many password hashes (sign-in, setup, password change) have run: a metric, and how
+    /// tests prove that refused attempts cost no hash.
+    pub fn password_hashes(&self) -> u64 {
+        self.inner.hash_gate.runs()
+    }
+
     pub(crate) fn status(&self) -> DaemonStatus {
         self.inner.status.borrow().clone()
     }
@@ -274,16 +299,44 @@ impl WebState {
         hosts
     }
 
-    /// Whether a login or setup attempt from `peer` may go ahead (`Err`: wait this long).
-    pub(crate) fn login_allowed(&self, peer: Option<IpAddr>) -> Result<(), Duration> {
+    /// Counts a sign-in or setup attempt from `peer` for `user` before it is checked, or
+    /// refuses it (429) when the address or the user name has no attempts left. Hand the
+    /// attempt to [`WebState::attempt_succeeded`] if it succeeds; a failure stays counted.
+    pub(crate) fn reserve_attempt(
+        &self,
+        peer: Option<IpAddr>,
+        user: Option<UserKey>,
+    ) -> Result<Attempt, WebError> {
         let now = self.inner.clock.now();
-        self.limiter().check(peer, now)
+        self.limiter()
+            .reserve(peer, user, now)
+            .map_err(|retry_after| WebError::RateLimited { retry_after })
     }
 
-    /// Counts a failed login or setup attempt.
-    pub(crate) fn login_failed(&self, peer: Option<IpAddr>) {
-        let now = self.inner.clock.now();
-        self.limiter().fail(peer, now);
+    /// Un-counts a successful attempt (and the address's earlier failures).
+    pub(crate) fn attempt_succeeded(&self, attempt: Attempt) {
+        self.limiter().succeed(attempt);
+    }
+
+    /// Checks a password (or makes a hash) for a counted attempt behind the hash gate. When
+    /// the gate refuses (busy), no password was tried, so the attempt is un-counted.
+    pub(crate) async fn hash_for<T, F>(
+        &self,
+        attempt: Attempt,
+        f: F,
+    ) -> Result<(Attempt, T), WebError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        match self.inner.hash_gate.run(f).await {
+            Ok(out) => Ok((attempt, out)),
+            Err(e @ HashGateError::Busy) => {
+                self.limiter().cancel(attempt);
+                Err(e.into())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }
 

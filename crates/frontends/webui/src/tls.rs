@@ -95,6 +95,14 @@ impl CertStore {
     pub fn load_or_generate(setup: &TlsSetup) -> Result<CertStore, TlsError> {
         let cert_path = setup.dir.join(CERT_FILE);
         let key_path = setup.dir.join(KEY_FILE);
+        // The key directory and the key are the owner's alone; older builds left the
+        // directory world-readable.
+        if setup.dir.is_dir() {
+            restrict(&setup.dir, KEY_DIR_MODE);
+        }
+        if key_path.is_file() {
+            restrict(&key_path, 0o600);
+        }
         if !(cert_path.is_file() && key_path.is_file()) {
             let names = if setup.names.is_empty() {
                 vec!["flakeboot".to_owned()]
@@ -219,11 +227,19 @@ fn info_of(key: &CertifiedKey, self_signed: bool) -> CertInfo {
 }
 
 fn write_pair(dir: &Path, cert_pem: &str, key_pem: &str) -> Result<(), TlsError> {
+    use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(dir).map_err(|source| TlsError::Io {
         action: "create",
         path: dir.to_owned(),
         source,
     })?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(KEY_DIR_MODE)).map_err(
+        |source| TlsError::Io {
+            action: "restrict",
+            path: dir.to_owned(),
+            source,
+        },
+    )?;
     write_file(&dir.join(KEY_FILE), key_pem.as_bytes(), 0o600)?;
     write_file(&dir.join(CERT_FILE), cert_pem.as_bytes(), 0o644)
 }
@@ -247,6 +263,35 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
     file.write_all(bytes).map_err(err)?;
     file.sync_all().map_err(err)?;
     std::fs::rename(&tmp, path).map_err(err)
+}
+
+/// Permissions of the directory holding the private key.
+const KEY_DIR_MODE: u32 = 0o700;
+
+/// Takes away permissions of `path` beyond `mode`, with a warning (a failure is logged: the
+/// appliance still starts).
+fn restrict(path: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let current = meta.permissions().mode() & 0o7777;
+    if current & !mode == 0 {
+        return;
+    }
+    match std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)) {
+        Ok(()) => tracing::warn!(
+            path = %path.display(),
+            was = format_args!("{current:04o}"),
+            now = format_args!("{mode:04o}"),
+            "TLS key was readable by others: permissions tightened"
+        ),
+        Err(error) => tracing::warn!(
+            path = %path.display(),
+            %error,
+            "TLS key is readable by others and its permissions cannot be tightened"
+        ),
+    }
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
@@ -277,8 +322,19 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+        let mode_of = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode_of(&setup.dir), 0o700);
+        // A directory and key an older build left readable are tightened at the next start.
+        std::fs::set_permissions(&setup.dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(
+            setup.dir.join(KEY_FILE),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .unwrap();
         let again = CertStore::load_or_generate(&setup).unwrap();
         assert_eq!(first.info(), again.info(), "kept, not regenerated");
+        assert_eq!(mode_of(&setup.dir), 0o700);
+        assert_eq!(mode_of(&setup.dir.join(KEY_FILE)), 0o600);
         first.server_config().unwrap();
     }
 

@@ -480,3 +480,415 @@ async fn every_response_carries_the_security_headers_and_assets_are_public() {
         );
     }
 }
+
+/// Kilobytes of a field of /proc/self/status (`VmRSS`, `VmHWM`).
+fn proc_status_kb(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+/// The security report's attack: 150 wrong-password sign-ins from one address at once. Only
+/// the limit's worth is checked (hashed); the rest are refused at once, and memory stays flat
+/// (each argon2 run takes 19 MiB: 150 at once took the daemon from 39 MB to 4.6 GB).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_parallel_burst_of_wrong_passwords_gets_only_the_limit_checked() {
+    let h = std::sync::Arc::new(Harness::new());
+    h.setup().await;
+    let (cookie, token) = h.form_token("/login").await;
+    let hashes_before = h.state.password_hashes();
+    let peak_before = proc_status_kb("VmHWM");
+
+    let burst: Vec<_> = (0..150)
+        .map(|i| {
+            let (h, cookie, token) = (h.clone(), cookie.clone(), token.clone());
+            tokio::spawn(async move {
+                let password = format!("wrong password {i}");
+                h.post_raw(
+                    "/login",
+                    Some(&cookie),
+                    &[("form", &token), ("user", "admin"), ("password", &password)],
+                )
+                .await
+                .status()
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for task in burst {
+        statuses.push(task.await.unwrap());
+    }
+    let checked = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(checked + refused, 150, "{statuses:?}");
+    assert!(checked >= 1, "no sign-in was checked");
+    assert!(
+        checked <= 5,
+        "{checked} wrong passwords were checked, not at most 5"
+    );
+    assert!(refused >= 145, "{refused}");
+    let hashed = h.state.password_hashes() - hashes_before;
+    assert!(hashed <= 5, "{hashed} password hashes ran for the burst");
+    let grown_mb = proc_status_kb("VmHWM").saturating_sub(peak_before) / 1024;
+    println!(
+        "burst of 150: {checked} checked, {refused} refused, {hashed} hashes, peak memory +{grown_mb} MB"
+    );
+    assert!(grown_mb < 256, "peak memory grew by {grown_mb} MB");
+
+    // The address has at most what the burst left of its five attempts (a check refused as
+    // busy, which tried no password, does not count), then it waits, even with the right
+    // password.
+    let mut more = 0;
+    while h.login("wrong password!").await.status() == StatusCode::UNAUTHORIZED {
+        more += 1;
+        assert!(checked + more <= 5, "{checked} + {more}");
+    }
+    assert_eq!(
+        h.login(PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // ...and the admin, signing in from elsewhere, is not locked out by it.
+    *h.peer.lock().unwrap() = "192.168.1.60:40000".parse().unwrap();
+    assert_eq!(h.login(PASSWORD).await.status(), StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn a_user_name_is_limited_across_addresses() {
+    let mut config = common::config();
+    config.login_user_failures = 3;
+    let h = Harness::with(
+        common::FakeFlakes::manual(),
+        flakeboot_store::Store::in_memory().unwrap(),
+        config,
+    );
+    h.setup().await;
+    for i in 0..3 {
+        *h.peer.lock().unwrap() = format!("192.168.1.{}:40000", 100 + i).parse().unwrap();
+        assert_eq!(
+            h.login("wrong password!").await.status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let hashes = h.state.password_hashes();
+    *h.peer.lock().unwrap() = "192.168.1.200:40000".parse().unwrap();
+    assert_eq!(
+        h.login(PASSWORD).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(h.state.password_hashes(), hashes, "refused without a hash");
+    h.state.clock().advance(Duration::from_secs(301));
+    assert_eq!(h.login(PASSWORD).await.status(), StatusCode::SEE_OTHER);
+}
+
+/// An API token is for /api/v1 only: on every page and form route it is not a credential.
+#[tokio::test]
+async fn an_api_token_opens_no_page_and_no_form() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    let token = h.token(&browser).await;
+    assert_eq!(
+        h.api("GET", "/api/v1/status", &token, None).await.status(),
+        StatusCode::OK
+    );
+    h.store
+        .set_machine_label(MAC.parse().unwrap(), Some("m".into()))
+        .unwrap();
+    for route in routes()
+        .iter()
+        .filter(|r| r.access == Access::Protected && !r.path.starts_with("/api/"))
+    {
+        let path = concrete(route.path);
+        let mut req = Request::builder()
+            .method(route.method)
+            .uri(&path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        if route.method != "GET" {
+            req = req.header(header::CONTENT_TYPE, "application/x-www-form-urlencoded");
+        }
+        let resp = h
+            .send(
+                req.body(Body::from("name=more&host=demo&cert_pem=x&key_pem=y"))
+                    .unwrap(),
+            )
+            .await;
+        if route.method == "GET" {
+            assert_eq!(
+                (resp.status(), location(&resp)),
+                (StatusCode::SEE_OTHER, "/login".to_owned()),
+                "GET {path}"
+            );
+        } else {
+            assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "POST {path}");
+        }
+    }
+    // The report's escalation: no second token, no new certificate, nothing changed.
+    assert_eq!(h.store.api_tokens().unwrap().len(), 1);
+    assert_eq!(
+        h.store.machine(MAC.parse().unwrap()).unwrap().unwrap().host,
+        None
+    );
+}
+
+/// Creates a token through the settings form with these extra fields.
+async fn token_with(h: &Harness, browser: &common::Browser, fields: &[(&str, &str)]) -> String {
+    let mut all = vec![("name", "script")];
+    all.extend_from_slice(fields);
+    let resp = h.post("/settings/tokens", browser, &all).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let html = body(resp).await;
+    let start = html.find("id=\"new-token\">").expect("token shown") + "id=\"new-token\">".len();
+    html[start..].split('<').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_read_only_token_reads_and_changes_nothing() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    let mac: MacAddr = MAC.parse().unwrap();
+    h.store.set_machine_label(mac, Some("m".into())).unwrap();
+    let token = token_with(&h, &browser, &[("scope", "read_only")]).await;
+    let stored = h.store.api_tokens().unwrap();
+    assert_eq!(stored[0].scope, flakeboot_store::TokenScope::ReadOnly);
+    assert_eq!(stored[0].expires, None);
+
+    for path in ["/api/v1/status", "/api/v1/machines", "/api/v1/settings"] {
+        assert_eq!(
+            h.api("GET", path, &token, None).await.status(),
+            StatusCode::OK,
+            "{path}"
+        );
+        assert_eq!(
+            h.api("HEAD", path, &token, None).await.status(),
+            StatusCode::OK,
+            "HEAD {path}"
+        );
+    }
+    let settings = common::json(h.api("GET", "/api/v1/settings", &token, None).await).await;
+    let writes = [
+        (
+            "POST",
+            format!("/api/v1/machines/{MAC}"),
+            serde_json::json!({"host": "demo"}),
+        ),
+        ("PUT", "/api/v1/settings".to_owned(), settings),
+        (
+            "POST",
+            "/api/v1/flakes".to_owned(),
+            serde_json::json!({"url": "github:acme/fleet"}),
+        ),
+        (
+            "POST",
+            "/api/v1/vpn/peers".to_owned(),
+            serde_json::json!({"name": "x"}),
+        ),
+        (
+            "DELETE",
+            "/api/v1/vpn/peers/1".to_owned(),
+            serde_json::json!({}),
+        ),
+    ];
+    for (method, path, payload) in writes {
+        let resp = h.api(method, &path, &token, Some(payload)).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{method} {path}");
+        assert!(body(resp).await.contains("read-only"));
+    }
+    assert_eq!(h.store.machine(mac).unwrap().unwrap().host, None);
+    assert_eq!(h.flakes.builds_len(), 0);
+    // The list says what each token may do.
+    let html = body(h.get("/settings", Some(&browser)).await).await;
+    assert!(html.contains("read only"), "{html}");
+
+    // An admin token may write.
+    let admin = token_with(&h, &browser, &[("scope", "admin")]).await;
+    let resp = h
+        .api(
+            "POST",
+            &format!("/api/v1/machines/{MAC}"),
+            &admin,
+            Some(serde_json::json!({"host": "demo"})),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn an_expired_token_is_refused() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    let token = token_with(&h, &browser, &[("scope", "admin"), ("expires_days", "1")]).await;
+    let stored = h.store.api_tokens().unwrap();
+    assert!(stored[0].expires.is_some());
+    assert_eq!(
+        h.api("GET", "/api/v1/status", &token, None).await.status(),
+        StatusCode::OK
+    );
+    h.state.clock().advance(Duration::from_secs(86_400 + 1));
+    assert_eq!(
+        h.api("GET", "/api/v1/status", &token, None).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // A day later the session has ended too.
+    let browser = h.browser_from(&h.login(PASSWORD).await).await;
+    let html = body(h.get("/settings", Some(&browser)).await).await;
+    assert!(html.contains("<strong>expired</strong>"), "{html}");
+
+    // Bad scopes and lifetimes are refused next to their fields; nothing is created.
+    for fields in [
+        [("scope", "root"), ("expires_days", "")],
+        [("scope", "admin"), ("expires_days", "0")],
+        [("scope", "admin"), ("expires_days", "99999")],
+        [("scope", "admin"), ("expires_days", "-1")],
+    ] {
+        let mut all = vec![("name", "x")];
+        all.extend_from_slice(&fields);
+        let resp = h.post("/settings/tokens", &browser, &all).await;
+        assert_eq!(
+            resp.status(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{fields:?}"
+        );
+    }
+    assert_eq!(h.store.api_tokens().unwrap().len(), 1);
+}
+
+/// Collects what the log subscriber writes.
+#[derive(Clone, Default)]
+struct LogBuffer(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The process's log, captured once for the whole test binary. A global subscriber, not a
+/// thread-local one: with tests running in parallel, a thread-local subscriber can miss events
+/// whose call sites other threads registered first.
+fn captured_logs() -> LogBuffer {
+    static LOGS: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = LogBuffer::default();
+        let writer = logs.clone();
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_max_level(tracing::Level::INFO)
+            .with_writer(move || writer.clone())
+            .try_init()
+            .expect("the only global subscriber of this test binary");
+        logs
+    })
+    .clone()
+}
+
+#[tokio::test]
+async fn a_forged_user_name_is_logged_escaped() {
+    let logs = captured_logs();
+    let h = Harness::new();
+    h.setup().await;
+    let forged = "admin\n1999-01-01T00:00:00.000000Z  INFO flakeboot_webui::pages::login: signed in user=admin\x1b[1A\x1b[2K";
+    let (cookie, token) = h.form_token("/login").await;
+    let resp = h
+        .post_raw(
+            "/login",
+            Some(&cookie),
+            &[("form", &token), ("user", forged), ("password", "x")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+
+    let text = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    assert!(text.contains("failed sign-in"), "{text}");
+    for line in text.lines() {
+        assert!(
+            !line.starts_with("1999-01-01T00:00:00"),
+            "a forged log line: {line:?}"
+        );
+    }
+    assert!(
+        !text.contains('\x1b'),
+        "raw escape codes in the log: {text:?}"
+    );
+    assert!(text.contains("admin\\n1999-01-01"), "{text}");
+    assert!(text.contains("\\u{1b}[1A"), "{text}");
+}
+
+/// Sign-ins from many addresses at once: the password checks run a few at a time with a short
+/// queue, the rest are refused at once (429, Retry-After 1) and do not count as attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sign_ins_beyond_the_hash_queue_are_refused_not_queued() {
+    let mut config = common::config();
+    config.login_user_failures = 1000;
+    config.hash_limits = flakeboot_webui::auth::hash_gate::HashLimits {
+        permits: 1,
+        queue: 1,
+        wait: Duration::from_secs(30),
+    };
+    let h = std::sync::Arc::new(Harness::with(
+        common::FakeFlakes::manual(),
+        flakeboot_store::Store::in_memory().unwrap(),
+        config,
+    ));
+    h.setup().await;
+    let (cookie, token) = h.form_token("/login").await;
+    let hashes_before = h.state.password_hashes();
+    let burst: Vec<_> = (0..40u8)
+        .map(|i| {
+            let (h, cookie, token) = (h.clone(), cookie.clone(), token.clone());
+            tokio::spawn(async move {
+                let fields = [
+                    ("form", token.as_str()),
+                    ("user", "admin"),
+                    ("password", "wrong password!"),
+                ];
+                let body = serde_urlencoded::to_string(fields).unwrap();
+                let mut req = Request::post("/login")
+                    .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                    .header(header::COOKIE, &cookie)
+                    .body(Body::from(body))
+                    .unwrap();
+                let peer: std::net::SocketAddr = format!("10.9.0.{i}:40000").parse().unwrap();
+                req.extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                let resp = tower::ServiceExt::oneshot(h.app.clone(), req)
+                    .await
+                    .unwrap();
+                let retry = resp
+                    .headers()
+                    .get(header::RETRY_AFTER)
+                    .map(|v| v.to_str().unwrap().to_owned());
+                (resp.status(), retry)
+            })
+        })
+        .collect();
+    let mut busy = 0;
+    let mut checked = 0;
+    for task in burst {
+        match task.await.unwrap() {
+            (StatusCode::UNAUTHORIZED, _) => checked += 1,
+            (StatusCode::TOO_MANY_REQUESTS, retry) => {
+                assert_eq!(retry.as_deref(), Some("1"));
+                busy += 1;
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(busy + checked, 40);
+    assert!(busy > 0, "every sign-in waited for the one permit");
+    assert_eq!(h.state.password_hashes() - hashes_before, checked);
+    // A refused (unchecked) sign-in did not use up its address's attempts.
+    *h.peer.lock().unwrap() = "10.9.0.39:40000".parse().unwrap();
+    assert_eq!(h.login(PASSWORD).await.status(), StatusCode::SEE_OTHER);
+}

@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
+use crate::auth::escape_for_log;
 use crate::pages::vpn::{INTERNAL, NOT_AVAILABLE};
 use crate::state::WebState;
 use flakeboot_appliance::vpn::{
@@ -132,7 +133,7 @@ pub async fn add_peer(
     Json(body): Json<PeerName>,
 ) -> VpnResult<Response> {
     let new = service(&state)?.add_peer(body.name.trim()).await?;
-    tracing::info!(id = new.peer.id, name = %new.peer.name, "remote access: device added");
+    tracing::info!(id = new.peer.id, name = %escape_for_log(&new.peer.name), "remote access: device added");
     Ok((
         StatusCode::CREATED,
         [(header::CACHE_CONTROL, "no-store")],

@@ -1,11 +1,17 @@
 //! The middleware in front of every protected route: a session cookie or an API bearer token,
 //! and a CSRF token on every state-changing request made with a session.
+//!
+//! Bearer tokens are for `/api/v1` only: on a page or form route an `Authorization` header is
+//! ignored, so only a session (with its CSRF token) gets in there. On the API a token is
+//! refused once expired, and a read-only token may only `GET` and `HEAD`.
 
 use axum::body::{Body, to_bytes};
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
+
+use flakeboot_store::TokenScope;
 
 use crate::auth::secret::{constant_time_eq, sha256_hex};
 use crate::error::{ApiError, WebError};
@@ -35,10 +41,12 @@ pub enum Principal {
         /// The cookie value (to log out or keep on password change).
         cookie: String,
     },
-    /// An API token.
+    /// An API token (on `/api/v1` only).
     Token {
         /// Its id.
         id: u64,
+        /// What it may do.
+        scope: TokenScope,
     },
     /// The owner of the state directory, over the owner-only API socket in it (the CLI on the
     /// appliance): the socket's file permissions are the authentication.
@@ -82,12 +90,14 @@ pub fn clear_session_cookie() -> String {
     format!("{SESSION_COOKIE}=; Path=/; Secure; HttpOnly; SameSite=Strict; Max-Age=0")
 }
 
-/// Finds who makes the request: a bearer token first, then the session cookie.
+/// Finds who makes the request: on the API a bearer token first, then the session cookie;
+/// elsewhere the session cookie only.
 async fn authenticate(
     state: &WebState,
     headers: &HeaderMap,
+    api: bool,
 ) -> Result<Option<Principal>, WebError> {
-    if let Some(auth) = headers.get(header::AUTHORIZATION) {
+    if let Some(auth) = headers.get(header::AUTHORIZATION).filter(|_| api) {
         let Some(token) = auth
             .to_str()
             .ok()
@@ -98,10 +108,20 @@ async fn authenticate(
         };
         let digest = sha256_hex(token);
         let tokens = state.db(|s| s.api_tokens()).await?;
-        return Ok(tokens
+        let Some(found) = tokens
             .iter()
             .find(|t| constant_time_eq(&t.token_sha256, &digest))
-            .map(|t| Principal::Token { id: t.id }));
+        else {
+            return Ok(None);
+        };
+        if found.expired(state.clock().wall()) {
+            tracing::debug!(id = found.id, "refused an expired API token");
+            return Ok(None);
+        }
+        return Ok(Some(Principal::Token {
+            id: found.id,
+            scope: found.scope,
+        }));
     }
     let Some(id) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
@@ -151,7 +171,7 @@ pub async fn require_auth(State(state): State<WebState>, req: Request, next: Nex
             Redirect::to("/setup").into_response()
         };
     }
-    let principal = match authenticate(&state, req.headers()).await {
+    let principal = match authenticate(&state, req.headers(), api).await {
         Ok(Some(p)) => p,
         Ok(None) => {
             return if api || changes_state(req.method()) {
@@ -162,6 +182,17 @@ pub async fn require_auth(State(state): State<WebState>, req: Request, next: Nex
         }
         Err(e) => return refuse(e),
     };
+    if let Principal::Token {
+        id,
+        scope: TokenScope::ReadOnly,
+    } = &principal
+        && !matches!(*req.method(), Method::GET | Method::HEAD)
+    {
+        tracing::debug!(id, method = %req.method(), "refused a write with a read-only API token");
+        return refuse(WebError::Forbidden {
+            message: "this API token is read-only".into(),
+        });
+    }
     let mut req = req;
     if let Principal::Session { csrf, .. } = &principal
         && changes_state(req.method())

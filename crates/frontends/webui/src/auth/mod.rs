@@ -2,8 +2,12 @@
 //! middleware that guards every non-public route.
 
 pub mod guard;
+pub mod hash_gate;
+pub mod logsafe;
 pub mod password;
 pub mod ratelimit;
 pub mod secret;
 pub mod sessions;
 pub mod setup_code;
+
+pub use logsafe::escape_for_log;

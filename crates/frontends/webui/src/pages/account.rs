@@ -1,19 +1,22 @@
 //! The account part of the settings: the admin password, API tokens and the HTTPS certificate.
 
-use std::time::SystemTime;
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
-use flakeboot_store::ApiTokenRecord;
+use flakeboot_store::{ApiTokenRecord, TokenScope};
 use maud::html;
 use serde::Deserialize;
 
+use crate::auth::escape_for_log;
 use crate::auth::guard::Principal;
 use crate::auth::password;
+use crate::auth::ratelimit::UserKey;
 use crate::auth::secret::{random_token, sha256_hex};
 use crate::error::WebError;
-use crate::pages::settings::{View, failed, render, saved};
+use crate::pages::Peer;
+use crate::pages::settings::{MAX_TOKEN_DAYS, View, failed, render, saved};
 use crate::state::WebState;
 
 /// The password form.
@@ -30,6 +33,7 @@ pub struct PasswordForm {
 /// POST /settings/password
 pub async fn change_password(
     State(state): State<WebState>,
+    Peer(peer): Peer,
     Extension(principal): Extension<Principal>,
     Form(form): Form<PasswordForm>,
 ) -> Result<Response, WebError> {
@@ -41,11 +45,16 @@ pub async fn change_password(
     let Some(mut record) = state.db(move |s| s.user(&name)).await? else {
         return Err(WebError::Unauthorized);
     };
+    // The current password is a guess like a sign-in, counted the same way: a stolen session
+    // must not become a way to try passwords without limit.
+    let attempt = state.reserve_attempt(peer, Some(UserKey::Account(user.clone())))?;
     let (current, phc) = (form.current.clone(), record.password_hash.clone());
-    let ok = tokio::task::spawn_blocking(move || password::verify(&current, &phc))
-        .await
-        .map_err(|e| WebError::Task(e.to_string()))?;
-    if !ok {
+    let (attempt, ok) = state
+        .hash_for(attempt, move || password::verify(&current, &phc))
+        .await?;
+    if ok {
+        state.attempt_succeeded(attempt);
+    } else {
         view.errors
             .insert("current", "That is not the current password.".into());
     }
@@ -56,13 +65,13 @@ pub async fn change_password(
         return failed(&state, &principal, view).await;
     }
     let pw = form.password.clone();
-    record.password_hash = tokio::task::spawn_blocking(move || password::hash(&pw))
-        .await
-        .map_err(|e| WebError::Task(e.to_string()))?
+    record.password_hash = state
+        .hash(move || password::hash(&pw))
+        .await?
         .map_err(|e| WebError::Task(e.to_string()))?;
     state.db(move |s| s.put_user(&record)).await?;
     state.sessions().remove_user(user, Some(cookie));
-    tracing::info!(%user, "password changed; other sessions ended");
+    tracing::info!(user = %escape_for_log(user), "password changed; other sessions ended");
     Ok(saved("password"))
 }
 
@@ -71,6 +80,12 @@ pub async fn change_password(
 pub struct TokenForm {
     #[serde(default)]
     name: String,
+    /// `read_only` or `admin`; missing (an older form or script): admin, as before scopes.
+    #[serde(default)]
+    scope: Option<String>,
+    /// Days until it expires; empty or missing: never.
+    #[serde(default)]
+    expires_days: String,
 }
 
 /// POST /settings/tokens: creates a token and shows it once.
@@ -79,27 +94,64 @@ pub async fn create_token(
     Extension(principal): Extension<Principal>,
     Form(form): Form<TokenForm>,
 ) -> Result<Response, WebError> {
+    // Tokens are made in a browser session only (the guard lets no token reach this page).
+    if !matches!(principal, Principal::Session { .. }) {
+        return Err(WebError::Unauthorized);
+    }
     let name = form.name.trim().to_owned();
+    let mut view = View::default();
     if name.is_empty() || name.chars().count() > 64 || name.chars().any(char::is_control) {
-        let mut view = View::default();
         view.errors.insert(
             "token_name",
             "Give the token a short name (at most 64 characters).".into(),
         );
-        return failed(&state, &principal, view).await;
     }
+    let scope = match form.scope.as_deref().map(str::trim) {
+        None => Some(TokenScope::Admin),
+        Some(s) => TokenScope::parse(s),
+    };
+    if scope.is_none() {
+        view.errors
+            .insert("token_scope", "Choose read only or admin.".into());
+    }
+    let days = match form.expires_days.trim() {
+        "" => Ok(None),
+        s => match s.parse::<u32>() {
+            Ok(d @ 1..=MAX_TOKEN_DAYS) => Ok(Some(d)),
+            _ => Err(()),
+        },
+    };
+    if days.is_err() {
+        view.errors.insert(
+            "token_expires",
+            format!("A number of days from 1 to {MAX_TOKEN_DAYS}, or empty for never."),
+        );
+    }
+    let (Some(scope), Ok(days), true) = (scope, days, view.errors.is_empty()) else {
+        return failed(&state, &principal, view).await;
+    };
+    let created = state.clock().wall();
+    let expires = days.map(|d| created + Duration::from_secs(u64::from(d) * 86_400));
     let token = format!("fbt_{}", random_token()?);
     let record = ApiTokenRecord {
         id: 0,
         name: name.clone(),
         token_sha256: sha256_hex(&token),
-        created: SystemTime::now(),
+        created,
+        scope,
+        expires,
     };
-    state.db(move |s| s.insert_api_token(&record)).await?;
-    tracing::info!(%name, "API token created");
+    let record = state.db(move |s| s.insert_api_token(&record)).await?;
+    tracing::info!(
+        id = record.id,
+        name = %escape_for_log(&name),
+        scope = scope.as_str(),
+        expires_days = ?days,
+        "API token created"
+    );
     let notice = html! {
         div.notice.ok role="status" {
-            p { "Token “" (name) "” created. Copy it now: it is not shown again." }
+            p { "Token “" (name) "” (" (scope.as_str()) ") created. Copy it now: it is not shown again." }
             div.token #new-token { (token) }
         }
     };

@@ -12,6 +12,7 @@ use flakeboot_store::{BuildRecord, FlakeRecord, GenerationRecord};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use crate::auth::escape_for_log;
 use crate::auth::guard::Principal;
 use crate::error::WebError;
 use crate::pages::dashboard::build_badge;
@@ -266,7 +267,7 @@ pub async fn add(
     };
     match result {
         Ok(flake) => {
-            tracing::info!(name = %flake.name, url = %flake.url, "flake added");
+            tracing::info!(name = %escape_for_log(&flake.name), url = %escape_for_log(&flake.url), "flake added");
             Ok(Redirect::to(&format!("/flakes/{}", flake.name)).into_response())
         }
         Err(e @ FlakeServiceError::Invalid { .. }) => {
@@ -392,7 +393,7 @@ pub async fn update(
     Path(name): Path<String>,
 ) -> Result<Response, WebError> {
     let ids = state.flakes().update(&name).await?;
-    tracing::info!(flake = %name, builds = ?ids, "flake updated");
+    tracing::info!(flake = %escape_for_log(&name), builds = ?ids, "flake updated");
     Ok(Redirect::to(&format!("/flakes/{name}")).into_response())
 }
 
@@ -408,7 +409,7 @@ pub async fn build(
             move |f| f.build(&a0, &a1)
         })
         .await?;
-    tracing::info!(flake = %name, host = %form.host, id, "build queued");
+    tracing::info!(flake = %escape_for_log(&name), host = %escape_for_log(&form.host), id, "build queued");
     Ok(Redirect::to(&format!("/builds/{id}")).into_response())
 }
 
@@ -426,7 +427,7 @@ pub async fn rollback(
             move |f| f.rollback(&a0, number)
         })
         .await?;
-    tracing::info!(host = %form.host, number, "rolled back");
+    tracing::info!(host = %escape_for_log(&form.host), number, "rolled back");
     let flake = form.host.split('#').next().unwrap_or_default();
     Ok(Redirect::to(&format!("/flakes/{flake}")).into_response())
 }

@@ -1,4 +1,5 @@
-//! Sign in and out. Failed sign-ins are rate-limited per client address.
+//! Sign in and out. Sign-ins are rate-limited per client address and per user name, counted
+//! before the password is checked, and the checks run a few at a time (see [`crate::auth`]).
 
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -7,8 +8,10 @@ use axum::{Extension, Form};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use crate::auth::escape_for_log;
 use crate::auth::guard::{Principal, clear_session_cookie, session_cookie};
 use crate::auth::password;
+use crate::auth::ratelimit::UserKey;
 use crate::error::WebError;
 use crate::pages::layout::{bare_page, field_error};
 use crate::pages::{Peer, check_form_token, new_form_token, with_cookie};
@@ -72,34 +75,41 @@ pub async fn submit(
         return Ok(Redirect::to("/setup").into_response());
     }
     check_form_token(&headers, &form.form)?;
-    state
-        .login_allowed(peer)
-        .map_err(|retry_after| WebError::RateLimited { retry_after })?;
     let name = form.user.trim().to_owned();
+    let logged_name = escape_for_log(&name);
     let user = {
         let name = name.clone();
         state.db(move |s| s.user(&name)).await?
     };
+    // Counted before the slow hash, against the address and the user name; un-counted only if
+    // it succeeds. A burst of parallel attempts gets no more hashes than the limit.
+    let key = match &user {
+        Some(user) => UserKey::Account(user.name.clone()),
+        None => UserKey::Unknown,
+    };
+    let attempt = state.reserve_attempt(peer, Some(key)).inspect_err(|_| {
+        tracing::info!(?peer, user = %logged_name, "sign-in refused: too many attempts");
+    })?;
     // An unknown user costs the same argon2 work as a wrong password: no name probing.
     let (known, phc) = match user {
         Some(user) => (true, user.password_hash),
         None => (false, password::dummy_hash().to_owned()),
     };
     let pw = form.password.clone();
-    let ok = tokio::task::spawn_blocking(move || password::verify(&pw, &phc))
+    let (attempt, verified) = state
+        .hash_for(attempt, move || password::verify(&pw, &phc))
         .await
-        .map_err(|e| WebError::Task(e.to_string()))?
-        && known;
+        .inspect_err(|e| tracing::info!(?peer, user = %logged_name, "sign-in not checked: {e}"))?;
+    let ok = verified && known;
     if !ok {
-        state.login_failed(peer);
-        tracing::info!(?peer, user = %name, "failed sign-in");
+        tracing::info!(?peer, user = %logged_name, "failed sign-in");
         let (token, cookie) = new_form_token()?;
         let page = render(&token, &name, Some("Wrong user or password."));
         return Ok(with_cookie((StatusCode::UNAUTHORIZED, page), cookie));
     }
-    state.limiter().succeed(peer);
+    state.attempt_succeeded(attempt);
     let id = state.sessions().create(&name, state.clock().now())?;
-    tracing::info!(?peer, user = %name, "signed in");
+    tracing::info!(?peer, user = %logged_name, "signed in");
     let mut response = Redirect::to("/").into_response();
     response
         .headers_mut()

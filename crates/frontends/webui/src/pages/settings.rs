@@ -3,12 +3,13 @@
 //! restart); its password, token and certificate forms are handled in [`super::account`].
 
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
-use flakeboot_store::ApiTokenRecord;
+use flakeboot_store::{ApiTokenRecord, TokenScope};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -172,11 +173,12 @@ pub(crate) async fn render(
             }
             div.card #tokens {
                 h2 { "API tokens" }
-                p.small.muted { "For scripts and the command line: " code { "Authorization: Bearer TOKEN" } ". A token is shown once." }
+                p.small.muted { "For scripts and the command line, on " code { "/api/v1" } " only: " code { "Authorization: Bearer TOKEN" } ". A token is shown once." }
                 @if !tokens.is_empty() {
                     div.table-wrap { table {
+                        thead { tr { th { "Name" } th { "Scope" } th { "Expires" } th {} } }
                         tbody {
-                            @for t in &tokens { (token_row(t, csrf)) }
+                            @for t in &tokens { (token_row(t, csrf, state.clock().wall())) }
                         }
                     } }
                 }
@@ -186,6 +188,23 @@ pub(crate) async fn render(
                         label for="token_name" { "New token's name" }
                         input #token_name type="text" name="name" placeholder="laptop";
                         (field_error(err("token_name")))
+                    }
+                    div.row {
+                        div {
+                            label for="token_scope" { "Scope"
+                                span.hint { "Read only: look, never change. Admin: everything the API can do (the command line's builds, assignments and settings need it)." } }
+                            select #token_scope name="scope" {
+                                option value=(TokenScope::ReadOnly.as_str()) selected { "Read only" }
+                                option value=(TokenScope::Admin.as_str()) { "Admin" }
+                            }
+                            (field_error(err("token_scope")))
+                        }
+                        div {
+                            label for="token_expires" { "Expires after (days)"
+                                span.hint { "Empty: never." } }
+                            input #token_expires type="number" name="expires_days" min="1" max=(MAX_TOKEN_DAYS) placeholder="90";
+                            (field_error(err("token_expires")))
+                        }
                     }
                     div.actions { button type="submit" { "Create token" } }
                 }
@@ -228,10 +247,25 @@ pub(crate) async fn render(
     ))
 }
 
-fn token_row(t: &ApiTokenRecord, csrf: &str) -> Markup {
+/// Longest lifetime a token can be given in the form, in days (ten years).
+pub const MAX_TOKEN_DAYS: u32 = 3650;
+
+fn token_row(t: &ApiTokenRecord, csrf: &str, now: SystemTime) -> Markup {
+    let scope = match t.scope {
+        TokenScope::ReadOnly => "read only",
+        TokenScope::Admin => "admin",
+    };
     html! {
         tr {
             td { strong { (t.name) } div.small.muted { "created " (timestamp(t.created)) } }
+            td.token-scope { (scope) }
+            td.token-expires {
+                @match t.expires {
+                    None => "never",
+                    Some(at) if t.expired(now) => { strong { "expired" } " " span.small.muted { (timestamp(at)) } },
+                    Some(at) => (timestamp(at)),
+                }
+            }
             td.right {
                 form.inline method="post" action={ "/settings/tokens/" (t.id) "/delete" } {
                     (csrf_field(csrf))

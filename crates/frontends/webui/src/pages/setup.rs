@@ -11,6 +11,7 @@ use flakeboot_store::{DhcpModeSetting, UserRecord};
 use maud::{Markup, html};
 use serde::Deserialize;
 
+use crate::auth::escape_for_log;
 use crate::auth::guard::session_cookie;
 use crate::auth::password;
 use crate::error::WebError;
@@ -185,14 +186,19 @@ pub async fn submit(
         return Ok(done());
     }
     check_form_token(&headers, &form.form)?;
-    state
-        .login_allowed(peer)
-        .map_err(|retry_after| WebError::RateLimited { retry_after })?;
+    // Counted before the code is checked (per address; the code has 60 bits), un-counted when
+    // the code is right.
+    let attempt = state.reserve_attempt(peer, None).inspect_err(|_| {
+        tracing::info!(?peer, "setup attempt refused: too many attempts");
+    })?;
 
     let mut errors = Errors::default();
     let code_ok = state.setup_code().is_some_and(|c| c.matches(&form.code));
-    if !code_ok {
-        state.login_failed(peer);
+    if code_ok {
+        // The code is what the limit guards: a right code with a mistyped password is no
+        // guess.
+        state.attempt_succeeded(attempt);
+    } else {
         tracing::info!(?peer, "setup attempt with a wrong setup code");
         errors.code = Some("That is not the setup code shown on the console.".into());
     }
@@ -218,13 +224,13 @@ pub async fn submit(
         ));
     };
 
-    let hash = tokio::task::spawn_blocking({
-        let pw = form.password.clone();
-        move || password::hash(&pw)
-    })
-    .await
-    .map_err(|e| WebError::Task(e.to_string()))?
-    .map_err(|e| WebError::Task(e.to_string()))?;
+    let hash = state
+        .hash({
+            let pw = form.password.clone();
+            move || password::hash(&pw)
+        })
+        .await?
+        .map_err(|e| WebError::Task(e.to_string()))?;
     let user = UserRecord {
         name: ADMIN.into(),
         password_hash: hash,
@@ -240,8 +246,7 @@ pub async fn submit(
     settings.dhcp_mode = mode;
     state.save_settings(settings).await?;
     state.finish_setup();
-    state.limiter().succeed(peer);
-    tracing::info!(?peer, lan = %form.lan_interface, mode = mode.as_str(), "first-run setup done");
+    tracing::info!(?peer, lan = %escape_for_log(&form.lan_interface), mode = mode.as_str(), "first-run setup done");
 
     let id = state.sessions().create(ADMIN, state.clock().now())?;
     let mut response = Redirect::to("/").into_response();

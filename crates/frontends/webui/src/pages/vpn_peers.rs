@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form};
 use maud::{Markup, html};
 
+use crate::auth::escape_for_log;
 use crate::auth::guard::Principal;
 use crate::pages::layout::{Frame, Nav, page};
 use crate::pages::vpn::{Section, View, not_available, refused, saved};
@@ -26,7 +27,7 @@ pub async fn add(
     };
     match vpn.add_peer(form.name.trim()).await {
         Ok(new) => {
-            tracing::info!(id = new.peer.id, name = %new.peer.name, "remote access: device added");
+            tracing::info!(id = new.peer.id, name = %escape_for_log(&new.peer.name), "remote access: device added");
             let markup = page(
                 Frame {
                     title: "Device added",
