@@ -441,6 +441,8 @@ async fn spawn_tftp(
         bind: SocketAddr::new(IpAddr::V4(lan.address), config.tftp.port),
         interface: Some(lan.interface.clone()),
         max_transfers: config.tftp.max_transfers,
+        max_per_client: config.tftp.max_per_client,
+        first_ack_timeout: config.tftp.first_ack_timeout,
         timeout: config.tftp.timeout,
         retries: config.tftp.retries,
         max_blksize: config.tftp.max_blksize,

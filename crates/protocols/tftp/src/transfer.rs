@@ -12,7 +12,6 @@ use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, Outcome};
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::UdpSocket;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -35,9 +34,12 @@ pub(crate) struct Transfer {
     pub limits: Limits,
     pub timeout: Duration,
     pub retries: u32,
+    pub first_ack_timeout: Duration,
     pub catalogue: Arc<dyn Catalogue>,
     pub stats: Arc<TftpStats>,
     pub shutdown: CancellationToken,
+    /// Cancelled when the server gives this transfer's slot to a client with fewer transfers.
+    pub evicted: CancellationToken,
     pub started: Instant,
 }
 
@@ -47,9 +49,9 @@ enum End {
     Failed(String),
 }
 
-/// Runs one transfer to its end and records exactly one boot event. The permit is held until
-/// the end (the concurrent-transfer cap).
-pub(crate) async fn run(t: Transfer, _permit: OwnedSemaphorePermit) {
+/// Runs one transfer to its end and records exactly one boot event. Its slot is the server's
+/// until the task ends (the server watches its transfer tasks).
+pub(crate) async fn run(t: Transfer) {
     let (end, negotiated, retransmissions) = drive(&t).await;
     record(&t, end, negotiated.as_ref(), retransmissions);
 }
@@ -83,7 +85,8 @@ async fn drive(t: &Transfer) -> (End, Option<Negotiated>, u64) {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let negotiated = negotiate(&requested, size, &t.limits);
-    let mut session = Session::new(&negotiated, size, t.timeout, t.retries);
+    let mut session = Session::new(&negotiated, size, t.timeout, t.retries)
+        .with_first_ack_timeout(t.first_ack_timeout);
     let mut reader = Reader {
         file: &mut file,
         position: 0,
@@ -101,6 +104,11 @@ async fn drive(t: &Transfer) -> (End, Option<Negotiated>, u64) {
                 let msg = Packet::error(ErrorCode::NOT_DEFINED, "server shutting down").emit();
                 send(&socket, t.peer, &msg).await;
                 break End::Failed("server shutting down".into());
+            }
+            () = t.evicted.cancelled() => {
+                let msg = Packet::error(ErrorCode::NOT_DEFINED, "server busy, retry").emit();
+                send(&socket, t.peer, &msg).await;
+                break End::Failed("evicted: its slot went to a client with fewer transfers".into());
             }
             () = sleep_until(deadline) => {
                 queue.extend(session.on_timeout(Instant::now()));

@@ -72,6 +72,8 @@ fn config() -> TftpServerConfig {
         bind: "127.0.0.1:0".parse().unwrap(),
         interface: None,
         max_transfers: 16,
+        max_per_client: 4,
+        first_ack_timeout: Duration::from_secs(2),
         timeout: Duration::from_secs(1),
         retries: 5,
         max_blksize: 1468,
@@ -529,11 +531,9 @@ async fn forbidden_and_unknown_names_get_errors() {
     assert_eq!(stats.requests_refused, cases.len() as u64 + 1);
     assert_eq!(stats.bad_packets, 1);
     assert_eq!(stats.transfers_ok + stats.transfers_failed, 0);
-    assert_eq!(
-        s.events().len(),
-        cases.len() + 1,
-        "each refusal is a boot event"
-    );
+    // Refusals are reported at most once a second: the first as a boot event, the rest in a
+    // summary line (each is counted above).
+    assert_eq!(s.events().len(), 1, "{:#?}", s.events());
     s.stop().await;
 }
 
