@@ -32,7 +32,9 @@ pub(crate) fn validate(c: &Config) -> Result<(), Vec<String>> {
     }
 
     if c.tftp.max_transfers == 0 {
-        problems.push("[tftp] max_transfers must be at least 1 (set enabled = false to turn TFTP off)".into());
+        problems.push(
+            "[tftp] max_transfers must be at least 1 (set enabled = false to turn TFTP off)".into(),
+        );
     }
     if c.tftp.max_per_client == 0 || c.tftp.max_per_client > c.tftp.max_transfers {
         problems.push(format!(

@@ -178,10 +178,7 @@ mod tests {
         let verdicts: Vec<_> = (0..300u16)
             .map(|i| request(&mut a, u32::from(i), peer(1, 2000 + i)))
             .collect();
-        assert_eq!(
-            verdicts.iter().filter(|v| **v == Verdict::Admit).count(),
-            4
-        );
+        assert_eq!(verdicts.iter().filter(|v| **v == Verdict::Admit).count(), 4);
         assert_eq!(
             verdicts
                 .iter()
@@ -205,22 +202,13 @@ mod tests {
         request(&mut a, 11, peer(2, 101));
         assert_eq!(a.len(), 6);
         // Client 3 has none: client 1's newest (key 3) makes room.
-        assert_eq!(
-            request(&mut a, 20, peer(3, 100)),
-            Verdict::AdmitEvicting(3)
-        );
+        assert_eq!(request(&mut a, 20, peer(3, 100)), Verdict::AdmitEvicting(3));
         // Now 3 / 2 / 1: client 3's second request evicts from client 1 again (3 > 1 + 1).
-        assert_eq!(
-            request(&mut a, 21, peer(3, 101)),
-            Verdict::AdmitEvicting(2)
-        );
+        assert_eq!(request(&mut a, 21, peer(3, 101)), Verdict::AdmitEvicting(2));
         // 2 / 2 / 2: nobody is heavier than 2 + 1, so client 3's third is refused.
         assert_eq!(request(&mut a, 22, peer(3, 102)), Verdict::ServerBusy);
         // But a client with nothing still gets in (2 > 0 + 1).
-        assert_eq!(
-            request(&mut a, 30, peer(4, 100)),
-            Verdict::AdmitEvicting(1)
-        );
+        assert_eq!(request(&mut a, 30, peer(4, 100)), Verdict::AdmitEvicting(1));
         assert_eq!(a.len(), 6);
     }
 

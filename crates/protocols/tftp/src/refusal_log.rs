@@ -158,7 +158,10 @@ mod tests {
         assert_eq!(log.refused(t0 + 2 * MS, peer(3), "c"), Report::Counted);
         assert_eq!(log.on_timeout(t0 + 500 * MS), None, "not due yet");
         let s = log.on_timeout(t0 + REPORT_INTERVAL).unwrap();
-        assert_eq!((s.count, s.last_peer, s.last_reason.as_str()), (2, peer(3), "c"));
+        assert_eq!(
+            (s.count, s.last_peer, s.last_reason.as_str()),
+            (2, peer(3), "c")
+        );
         // A refusal just after a summary is counted, not reported: still one line a second.
         assert_eq!(
             log.refused(t0 + REPORT_INTERVAL + MS, peer(4), "d"),

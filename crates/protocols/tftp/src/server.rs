@@ -280,15 +280,32 @@ impl TftpServer {
                     self.cfg.max_per_client,
                     peer.ip()
                 ));
-                self.refuse(peer, ErrorCode::NOT_DEFINED, "server busy, retry", &reason, catalogue, slots)
-                    .await;
+                self.refuse(
+                    peer,
+                    ErrorCode::NOT_DEFINED,
+                    "server busy, retry",
+                    &reason,
+                    catalogue,
+                    slots,
+                )
+                .await;
                 return;
             }
             Verdict::ServerBusy => {
                 self.stats.refused_server_busy();
-                let reason = busy(&format!("server busy ({} transfers)", self.cfg.max_transfers));
-                self.refuse(peer, ErrorCode::NOT_DEFINED, "server busy, retry", &reason, catalogue, slots)
-                    .await;
+                let reason = busy(&format!(
+                    "server busy ({} transfers)",
+                    self.cfg.max_transfers
+                ));
+                self.refuse(
+                    peer,
+                    ErrorCode::NOT_DEFINED,
+                    "server busy, retry",
+                    &reason,
+                    catalogue,
+                    slots,
+                )
+                .await;
                 return;
             }
         }
@@ -336,8 +353,12 @@ impl TftpServer {
         debug!(%peer, %reason, "tftp request refused");
         if slots.refusals.refused(Instant::now(), peer, reason) == Report::Now {
             catalogue.record(
-                BootEvent::new(BootStage::Tftp, Outcome::Failed, format!("refused: {reason}"))
-                    .peer(peer.ip()),
+                BootEvent::new(
+                    BootStage::Tftp,
+                    Outcome::Failed,
+                    format!("refused: {reason}"),
+                )
+                .peer(peer.ip()),
             );
         }
         self.send_error(peer, code, message).await;

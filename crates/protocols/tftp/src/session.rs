@@ -180,7 +180,8 @@ impl Session {
     /// When [`Session::on_timeout`] must be called next; `None` when no timer runs.
     pub fn poll_at(&self) -> Option<Instant> {
         match self.state {
-            State::AwaitOackAck | State::AwaitAck => match (self.deadline, self.first_ack_deadline) {
+            State::AwaitOackAck | State::AwaitAck => match (self.deadline, self.first_ack_deadline)
+            {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),
             },

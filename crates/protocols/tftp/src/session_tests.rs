@@ -434,7 +434,10 @@ fn first_ack_timeout_applies_to_the_oack_even_with_a_longer_negotiated_timeout()
     let (sent, ends) = h.advance(FIRST_ACK);
     assert_eq!(sent, vec![Sent::Error(0)]);
     assert!(
-        matches!(ends.as_slice(), [Output::Failed(Failure::NoFirstAck { what: "OACK", .. })]),
+        matches!(
+            ends.as_slice(),
+            [Output::Failed(Failure::NoFirstAck { what: "OACK", .. })]
+        ),
         "{ends:?}"
     );
 }
@@ -453,7 +456,13 @@ fn once_acknowledged_the_full_retransmission_budget_applies() {
     let (sent, ends) = h.advance(T);
     assert_eq!(sent, vec![Sent::Error(0)]);
     assert!(
-        matches!(ends.as_slice(), [Output::Failed(Failure::Timeout { block: 2, retries: 5 })]),
+        matches!(
+            ends.as_slice(),
+            [Output::Failed(Failure::Timeout {
+                block: 2,
+                retries: 5
+            })]
+        ),
         "{ends:?}"
     );
 }
