@@ -6,6 +6,7 @@
 //!   (request line and headers) must arrive within this time of the server waiting for it:
 //!   after the connection opens and, on a kept-alive connection, after the previous response
 //!   (hyper's HTTP/1 `header_read_timeout`, which needs a timer);
+//!   A connection that sends nothing at all is closed after the same time;
 //! - **idle timeout** ([`ConnLimits::idle_timeout`], 60 s): a connection on which no byte
 //!   moves either way while no request is being handled is closed (an idle HTTP/2 connection,
 //!   a client that stopped reading its download);
@@ -23,7 +24,7 @@ use std::future::Future;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -221,7 +222,13 @@ async fn connection<I>(
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     loop {
-        let idle_at = activity.last() + limits.idle_timeout;
+        // Before its first byte a connection gets the header-read timeout: hyper's timer only
+        // starts once the protocol is known, which takes a byte.
+        let quiet_limit = match activity.has_read() {
+            true => limits.idle_timeout,
+            false => limits.header_read_timeout,
+        };
+        let idle_at = activity.last() + quiet_limit;
         tokio::select! {
             result = conn.as_mut() => {
                 if let Err(e) = result {
@@ -235,9 +242,9 @@ async fn connection<I>(
                 return;
             }
             () = tokio::time::sleep_until(idle_at) => {
-                if activity.is_idle(limits.idle_timeout) {
+                if activity.is_idle(quiet_limit) {
                     ConnStats::count(&stats.closed_idle);
-                    tracing::debug!(%peer, "connection closed: idle for {}s", limits.idle_timeout.as_secs());
+                    tracing::debug!(%peer, "connection closed: quiet for {} ms", quiet_limit.as_millis());
                     return;
                 }
             }
@@ -252,6 +259,7 @@ struct Activity {
     /// Milliseconds since `origin` of the last byte read or written.
     last_ms: AtomicU64,
     handling: AtomicUsize,
+    read_any: AtomicBool,
 }
 
 impl Activity {
@@ -260,12 +268,17 @@ impl Activity {
             origin: Instant::now(),
             last_ms: AtomicU64::new(0),
             handling: AtomicUsize::new(0),
+            read_any: AtomicBool::new(false),
         }
     }
 
     fn touch(&self) {
         let ms = u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX);
         self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn has_read(&self) -> bool {
+        self.read_any.load(Ordering::Relaxed)
     }
 
     fn last(&self) -> Instant {
@@ -307,6 +320,7 @@ impl<I: AsyncRead + Unpin> AsyncRead for Tracked<I> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
+            self.activity.read_any.store(true, Ordering::Relaxed);
             self.activity.touch();
         }
         result
