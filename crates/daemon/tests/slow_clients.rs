@@ -36,6 +36,17 @@ fn connect(source: &str, port: u16) -> TcpStream {
     s
 }
 
+/// Waits (at most 10 s) until the server accepts on `port`: "serving" in the log may be
+/// TFTP's line, printed before the web UI listens.
+fn wait_listening(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let addr = SocketAddr::new(SERVER_IP.parse().unwrap(), port);
+    while TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err() {
+        assert!(Instant::now() < deadline, "nothing listens on port {port}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Reads until the server closes the connection; panics when it stays open 20 s.
 fn wait_closed(s: &mut TcpStream, what: &str) -> Vec<u8> {
     let mut got = Vec::new();
@@ -63,6 +74,8 @@ fn slow_and_piled_up_connections_are_bounded_on_both_http_ports() {
     let slow = lan
         .client
         .thread(|| {
+            wait_listening(80);
+            wait_listening(443);
             let started = Instant::now();
             let mut http = connect(SLOW, 80);
             http.write_all(b"GET /boot.ip").unwrap();
