@@ -4,6 +4,14 @@
 //! extra connection at once while another address is served, and `ConnectInfo` reaches the
 //! handler. Clients come from 127.0.0.1 and 127.0.0.2 (all of 127/8 is loopback).
 
+// Test helpers outside `#[test]` functions: a failed unwrap is a failed test.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
@@ -89,8 +97,9 @@ fn until_closed(s: &mut TcpStream) -> (String, Duration) {
     )
 }
 
-fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> impl Future<Output = T> {
-    async move { tokio::task::spawn_blocking(f).await.unwrap() }
+/// Runs a blocking client off the runtime's workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    tokio::task::spawn_blocking(f).await.unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -154,11 +154,11 @@ impl Session {
         }
     }
 
-    /// Ends the transfer when the client has not acknowledged the first packet (OACK or DATA
-    /// 1) within `timeout` of [`Session::start`], whatever the retransmission budget. A real
-    /// client answers in milliseconds; a request with a forged source, or from a flood that
-    /// never reads its answers, would otherwise hold a transfer slot for `timeout` x
-    /// `retries`.
+    /// Ends the transfer when the client has not acknowledged the first packet (the OACK or
+    /// the first DATA block) within `timeout` of [`Session::start`], whatever the
+    /// retransmission budget. A real client answers in milliseconds; a request with a forged
+    /// source, or from a flood that never reads its answers, would otherwise hold a transfer
+    /// slot for `timeout` x `retries`.
     pub fn with_first_ack_timeout(mut self, timeout: Duration) -> Self {
         self.first_ack_timeout = Some(timeout);
         self
