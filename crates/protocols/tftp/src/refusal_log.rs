@@ -1,5 +1,6 @@
-//! Rate-limited reporting of refused requests: at most one line per second, however fast
-//! requests are refused. Pure, driven with explicit time like [`crate::session::Session`].
+//! Rate-limited reporting of refused requests (and of transfers nobody answered, which a
+//! flood of forged requests produces): at most one line per second, however fast they come.
+//! Pure, driven with explicit time like [`crate::session::Session`].
 //!
 //! After a quiet second, a refusal is reported on its own (a boot event with its peer and
 //! reason: what a user debugging one machine wants). Refusals in the second after that are

@@ -167,7 +167,12 @@ impl TftpServer {
                 () = shutdown.cancelled() => break Ok(()),
                 Some(ended) = slots.transfers.join_next_with_id(), if !slots.transfers.is_empty() => {
                     let id = match ended {
-                        Ok((id, ())) => id,
+                        Ok((id, unanswered)) => {
+                            if let Some(u) = unanswered {
+                                report(&mut slots.refusals, catalogue.as_ref(), u.peer, &u.detail);
+                            }
+                            id
+                        }
                         Err(e) => e.id(),
                     };
                     slots.admission.remove(id);
@@ -180,7 +185,7 @@ impl TftpServer {
                             over_ms = summary.over.as_millis() as u64,
                             last_peer = %summary.last_peer,
                             last_reason = %summary.last_reason,
-                            "tftp requests refused (one line a second at most)"
+                            "tftp requests refused or unanswered (one line a second at most)"
                         );
                     }
                 }
@@ -255,7 +260,7 @@ impl TftpServer {
             return;
         };
         let verdict = slots.admission.decide(peer);
-        let busy = |why: &str| format!("{}: refused, {why}", binary.file_name());
+        let busy = |why: &str| format!("{}: {why}", binary.file_name());
         match verdict {
             Verdict::Admit => {}
             Verdict::AdmitEvicting(id) => {
@@ -351,16 +356,12 @@ impl TftpServer {
     ) {
         self.stats.refused();
         debug!(%peer, %reason, "tftp request refused");
-        if slots.refusals.refused(Instant::now(), peer, reason) == Report::Now {
-            catalogue.record(
-                BootEvent::new(
-                    BootStage::Tftp,
-                    Outcome::Failed,
-                    format!("refused: {reason}"),
-                )
-                .peer(peer.ip()),
-            );
-        }
+        report(
+            &mut slots.refusals,
+            catalogue.as_ref(),
+            peer,
+            &format!("refused: {reason}"),
+        );
         self.send_error(peer, code, message).await;
     }
 
@@ -372,12 +373,22 @@ impl TftpServer {
     }
 }
 
+/// Reports a refusal or an unanswered transfer through the rate limiter: a boot event now,
+/// or a count in the next summary line.
+fn report(log: &mut RefusalLog, catalogue: &dyn Catalogue, peer: SocketAddr, detail: &str) {
+    if log.refused(Instant::now(), peer, detail) == Report::Now {
+        catalogue.record(
+            BootEvent::new(BootStage::Tftp, Outcome::Failed, detail.to_owned()).peer(peer.ip()),
+        );
+    }
+}
+
 /// The server loop's bookkeeping of running transfers and refusals.
 struct Slots {
     admission: Admission<task::Id>,
     /// Each running transfer's eviction token.
     evict: HashMap<task::Id, CancellationToken>,
-    transfers: JoinSet<()>,
+    transfers: JoinSet<Option<transfer::Unanswered>>,
     refusals: RefusalLog,
 }
 
