@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::http_serve::{self, ConnLimits, Plain};
 use crate::lan::LanInfo;
 use crate::listen_addrs::ListenAddr;
 use crate::router_mode;
@@ -398,16 +399,15 @@ async fn spawn_http(
             .merge(redirect(&https_base(lan.address, *port))),
         None => flakeboot_httpboot::router(boot_state),
     };
-    tracing::info!(%addr, "HTTP boot listening");
+    let limits = ConnLimits {
+        max_per_client: config.http.max_connections_per_client,
+        ..ConnLimits::UNAUTHENTICATED
+    };
+    tracing::info!(%addr, ?limits, "HTTP boot listening");
     Ok(spawn(ctx, move |stop| {
         Box::pin(async move {
-            axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<SocketAddr>(),
-            )
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-            .map_err(|e| failed(HTTP)(&e))
+            http_serve::serve(listener, app, limits, Arc::default(), Plain, stop).await;
+            Ok(())
         })
     }))
 }
@@ -441,6 +441,8 @@ async fn spawn_tftp(
         bind: SocketAddr::new(IpAddr::V4(lan.address), config.tftp.port),
         interface: Some(lan.interface.clone()),
         max_transfers: config.tftp.max_transfers,
+        max_per_client: config.tftp.max_per_client,
+        first_ack_timeout: config.tftp.first_ack_timeout,
         timeout: config.tftp.timeout,
         retries: config.tftp.retries,
         max_blksize: config.tftp.max_blksize,

@@ -10,6 +10,8 @@
 //!   ([`settings::plan`]) and applying it live ([`settings::apply`]).
 //! - [`flakes`]: the [`FlakeService`] seam and its implementation over `flakeboot_nix`.
 //! - [`vpn`]: remote management over WireGuard: the [`VpnService`] seam and [`vpn::VpnManager`].
+//! - [`http_serve`]: the accept loop of the HTTP boot and management listeners: header-read
+//!   and idle timeouts, a per-address connection cap.
 //! - [`listen_addrs`]: where management listens (LAN plus tunnels), each bound to its interface.
 //! - [`status`]: what the daemon reports about itself.
 
@@ -17,6 +19,7 @@ pub mod boot_policy;
 pub mod boot_services;
 pub mod events;
 pub mod flakes;
+pub mod http_serve;
 pub mod lan;
 pub mod listen_addrs;
 pub mod router_mode;

@@ -121,7 +121,8 @@ impl FlakebootSetup {
         let _ = write!(
             t,
             "\n[dhcp.ipv6_ra]\nenabled = {}\nprefix = \"fd77::\"\n\n[tftp]\nmax_transfers = 1024\n\
-             max_windowsize = 64\n\n[ipxe]\ndir = \"{}\"\n\n[menu]\ndefault = \"demo\"\n\
+             max_per_client = 1024\nmax_windowsize = 64\n\n\
+             [http]\nmax_connections_per_client = 1024\n\n[ipxe]\ndir = \"{}\"\n\n[menu]\ndefault = \"demo\"\n\
              timeout = \"0s\"\n\n[[hosts]]\nname = \"demo\"\ndescription = \"bench\"\n\
              kernel = \"{}\"\ninitrd = \"{}\"\ncmdline = \"{}\"\n",
             self.ra,

@@ -71,8 +71,16 @@ pub struct LanConfig {
 pub struct TftpConfig {
     pub enabled: bool,
     pub port: u16,
-    /// At most this many transfers at once; more get ERROR 3 ("busy") style refusals.
+    /// At most this many transfers at once; more get ERROR 0 "server busy, retry".
     pub max_transfers: usize,
+    /// At most this many transfers at once to one client address (and one per address and
+    /// port: a repeated request from a port that is being served is dropped). A client at its
+    /// cap gets ERROR 0 "server busy, retry"; other clients are not affected.
+    pub max_per_client: usize,
+    /// A new transfer whose first block (or OACK) is not acknowledged within this time is
+    /// dropped, instead of retransmitting for the whole `timeout` x `retries` budget.
+    #[serde(with = "humantime_serde")]
+    pub first_ack_timeout: Duration,
     /// Retransmission timeout when the client does not ask for one.
     #[serde(with = "humantime_serde")]
     pub timeout: Duration,
@@ -90,6 +98,8 @@ impl Default for TftpConfig {
             enabled: true,
             port: 69,
             max_transfers: 256,
+            max_per_client: 4,
+            first_ack_timeout: Duration::from_secs(2),
             timeout: Duration::from_secs(1),
             retries: 5,
             max_blksize: 1468,
@@ -103,11 +113,16 @@ impl Default for TftpConfig {
 pub struct HttpConfig {
     /// Port of the plain-HTTP boot server (scripts, kernels, initrds, iPXE binaries).
     pub port: u16,
+    /// Open connections from one client address; the next one is closed at once.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        HttpConfig { port: 80 }
+        HttpConfig {
+            port: 80,
+            max_connections_per_client: 32,
+        }
     }
 }
 

@@ -31,6 +31,26 @@ pub(crate) fn validate(c: &Config) -> Result<(), Vec<String>> {
         problems.push("[dhcp] lease_time must be at least 1m".into());
     }
 
+    if c.tftp.max_transfers == 0 {
+        problems.push(
+            "[tftp] max_transfers must be at least 1 (set enabled = false to turn TFTP off)".into(),
+        );
+    }
+    if c.tftp.max_per_client == 0 || c.tftp.max_per_client > c.tftp.max_transfers {
+        problems.push(format!(
+            "[tftp] max_per_client = {} must be between 1 and max_transfers ({})",
+            c.tftp.max_per_client, c.tftp.max_transfers
+        ));
+    }
+    if c.tftp.first_ack_timeout < std::time::Duration::from_millis(100)
+        || c.tftp.first_ack_timeout > std::time::Duration::from_secs(60)
+    {
+        problems.push("[tftp] first_ack_timeout must be between 100ms and 60s".into());
+    }
+    if c.http.max_connections_per_client == 0 {
+        problems.push("[http] max_connections_per_client must be at least 1".into());
+    }
+
     let mut reserved_macs = HashSet::new();
     let mut reserved_addrs: HashSet<Ipv4Addr> = HashSet::new();
     for r in &c.dhcp.reservations {

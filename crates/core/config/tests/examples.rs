@@ -126,3 +126,23 @@ fn report_timeout_defaults_to_ten_minutes_and_is_checked() {
     .unwrap_err();
     assert!(err.to_string().contains("report_timout"), "{err}");
 }
+
+#[test]
+fn per_client_caps_default_and_are_checked() {
+    let c = Config::parse("[lan]\ninterface = \"eth0\"\n", Path::new("t.toml")).unwrap();
+    assert_eq!(c.tftp.max_per_client, 4);
+    assert_eq!(c.tftp.first_ack_timeout, std::time::Duration::from_secs(2));
+    assert_eq!(c.http.max_connections_per_client, 32);
+    let full = Config::load(&examples_dir().join("full.toml")).unwrap();
+    assert_eq!(full.tftp.max_per_client, 4);
+    assert_eq!(full.http.max_connections_per_client, 32);
+    let err = Config::parse(
+        "[lan]\ninterface = \"eth0\"\n[tftp]\nmax_transfers = 8\nmax_per_client = 9\nfirst_ack_timeout = \"0s\"\n[http]\nmax_connections_per_client = 0\n",
+        Path::new("t.toml"),
+    )
+    .unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("max_per_client = 9"), "{msg}");
+    assert!(msg.contains("first_ack_timeout"), "{msg}");
+    assert!(msg.contains("max_connections_per_client"), "{msg}");
+}

@@ -17,14 +17,14 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, Uri};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream, UnixListener};
 use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
 
+use flakeboot_appliance::http_serve::{self, ConnLimits, Handshake};
 use flakeboot_appliance::listen_addrs::{ListenAddr, bind_listener};
 
 use crate::auth::guard::LocalOwner;
@@ -251,79 +251,49 @@ impl Listeners {
     }
 }
 
+/// The TLS handshake of a management connection, within [`HANDSHAKE_TIMEOUT`].
+#[derive(Clone)]
+struct Tls(TlsAcceptor);
+
+impl Handshake for Tls {
+    type Io = tokio_rustls::server::TlsStream<TcpStream>;
+
+    async fn handshake(&self, stream: TcpStream, peer: SocketAddr) -> Option<Self::Io> {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.0.accept(stream)).await {
+            Ok(Ok(tls)) => Some(tls),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, "TLS handshake failed: {e}");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(%peer, "TLS handshake timed out");
+                None
+            }
+        }
+    }
+}
+
+/// One management listener: [`http_serve::serve`] (header-read and idle timeouts, at most
+/// [`ConnLimits::UNAUTHENTICATED`]`.max_per_client` connections per address) over TLS.
 async fn accept_loop(
     listener: TcpListener,
     acceptor: TlsAcceptor,
     router: Router,
     shutdown: CancellationToken,
 ) {
-    let conns = tokio_util::task::TaskTracker::new();
-    loop {
-        let (stream, peer) = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok(a) => a,
-                Err(e) => {
-                    tracing::debug!("accept failed: {e}");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-        };
-        // Small TLS records (headers, then body) must not wait for the peer's delayed ACK.
-        if let Err(e) = stream.set_nodelay(true) {
-            tracing::debug!("cannot set TCP_NODELAY: {e}");
-        }
-        conns.spawn(connection(
-            stream,
-            peer,
-            acceptor.clone(),
-            router.clone(),
-            shutdown.clone(),
-        ));
-    }
-    conns.close();
-    let _ = tokio::time::timeout(DRAIN_TIMEOUT, conns.wait()).await;
-}
-
-async fn connection(
-    stream: TcpStream,
-    peer: SocketAddr,
-    acceptor: TlsAcceptor,
-    router: Router,
-    shutdown: CancellationToken,
-) {
-    let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => tls,
-        Ok(Err(e)) => {
-            tracing::debug!(%peer, "TLS handshake failed: {e}");
-            return;
-        }
-        Err(_) => {
-            tracing::debug!(%peer, "TLS handshake timed out");
-            return;
-        }
+    let limits = ConnLimits {
+        drain_timeout: DRAIN_TIMEOUT,
+        ..ConnLimits::UNAUTHENTICATED
     };
-    let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
-        let mut router = router.clone();
-        let mut req = req.map(Body::new);
-        req.extensions_mut().insert(ConnectInfo(peer));
-        async move { router.call(req).await }
-    });
-    let builder = auto::Builder::new(TokioExecutor::new());
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        result = conn.as_mut() => {
-            if let Err(e) = result {
-                tracing::debug!(%peer, "connection ended: {e}");
-            }
-        }
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = tokio::time::timeout(DRAIN_TIMEOUT, conn).await;
-        }
-    }
+    http_serve::serve(
+        listener,
+        router,
+        limits,
+        Arc::default(),
+        Tls(acceptor),
+        shutdown,
+    )
+    .await;
 }
 
 /// The file name of the owner-only API socket in the state directory.

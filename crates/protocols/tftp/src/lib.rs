@@ -9,13 +9,18 @@
 //! - [`names`]: what a requested name may mean (an [`flakeboot_catalogue::IpxeBinary`] or a
 //!   refusal), pure;
 //! - [`request`]: serve, refuse or drop a datagram on the request port, pure;
+//! - [`admission`]: which requests get a transfer slot (per-client caps, fair eviction), pure;
+//! - [`refusal_log`]: at most one report line a second about refusals, driven with explicit
+//!   time;
 //! - [`session`]: one transfer as a state machine driven with explicit time;
 //! - [`server`]: the tokio loop: receives requests, decides through the above, spawns one task
 //!   and one socket per transfer, records a boot event at each transfer's end.
 
+pub mod admission;
 pub mod names;
 pub mod options;
 pub mod packet;
+pub mod refusal_log;
 pub mod request;
 pub mod server;
 pub mod session;

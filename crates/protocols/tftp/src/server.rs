@@ -3,6 +3,7 @@
 //! The loop only receives, decides through [`crate::request::decide`], sends and logs; each
 //! transfer task drives a pure [`crate::session::Session`].
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -11,13 +12,14 @@ use std::time::{Duration, Instant};
 use flakeboot_catalogue::{BootEvent, BootFile, BootStage, Catalogue, Outcome};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
-use tokio::sync::Semaphore;
-use tokio::task::JoinSet;
+use tokio::task::{self, JoinSet};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use crate::admission::{Admission, AdmissionLimits, Verdict};
 use crate::options::Limits;
 use crate::packet::{ErrorCode, MAX_PACKET_LEN, Packet};
+use crate::refusal_log::{RefusalLog, Report};
 use crate::request::{Decision, Refusal, decide};
 use crate::stats::TftpStats;
 use crate::transfer::{self, Transfer};
@@ -29,8 +31,13 @@ pub struct TftpServerConfig {
     pub bind: SocketAddr,
     /// LAN interface to bind every socket to (SO_BINDTODEVICE).
     pub interface: Option<String>,
-    /// Concurrent transfers; a request beyond this gets ERROR 0 "server busy, retry".
+    /// Concurrent transfers; a request beyond this gets ERROR 0 "server busy, retry" (or
+    /// evicts a heavier client's transfer: [`crate::admission`]).
     pub max_transfers: usize,
+    /// Concurrent transfers to one client address (and always one per address and port).
+    pub max_per_client: usize,
+    /// How long a new transfer waits for its first ACK before it is dropped.
+    pub first_ack_timeout: Duration,
     /// Retransmission timeout when the client negotiates none.
     pub timeout: Duration,
     /// Retransmissions of one window before a transfer is given up.
@@ -140,16 +147,48 @@ impl TftpServer {
         catalogue: Arc<dyn Catalogue>,
         shutdown: CancellationToken,
     ) -> Result<(), TftpError> {
-        let permits = Arc::new(Semaphore::new(
-            self.cfg.max_transfers.min(Semaphore::MAX_PERMITS),
-        ));
-        let mut transfers = JoinSet::new();
+        let mut slots = Slots {
+            admission: Admission::new(AdmissionLimits {
+                max_transfers: self.cfg.max_transfers,
+                max_per_client: self.cfg.max_per_client,
+            }),
+            evict: HashMap::new(),
+            transfers: JoinSet::new(),
+            refusals: RefusalLog::default(),
+        };
         let mut buf = vec![0u8; MAX_PACKET_LEN];
-        info!(addr = %self.local_addr, interface = ?self.cfg.interface, "tftp serving");
+        info!(
+            addr = %self.local_addr, interface = ?self.cfg.interface,
+            max_transfers = self.cfg.max_transfers, max_per_client = self.cfg.max_per_client,
+            "tftp serving"
+        );
         let result = loop {
             tokio::select! {
                 () = shutdown.cancelled() => break Ok(()),
-                Some(_) = transfers.join_next(), if !transfers.is_empty() => {}
+                Some(ended) = slots.transfers.join_next_with_id(), if !slots.transfers.is_empty() => {
+                    let id = match ended {
+                        Ok((id, unanswered)) => {
+                            if let Some(u) = unanswered {
+                                report(&mut slots.refusals, catalogue.as_ref(), u.peer, &u.detail);
+                            }
+                            id
+                        }
+                        Err(e) => e.id(),
+                    };
+                    slots.admission.remove(id);
+                    slots.evict.remove(&id);
+                }
+                () = sleep_until(slots.refusals.poll_at()) => {
+                    if let Some(summary) = slots.refusals.on_timeout(Instant::now()) {
+                        info!(
+                            count = summary.count,
+                            over_ms = summary.over.as_millis() as u64,
+                            last_peer = %summary.last_peer,
+                            last_reason = %summary.last_reason,
+                            "tftp requests refused or unanswered (one line a second at most)"
+                        );
+                    }
+                }
                 received = self.socket.recv_from(&mut buf) => {
                     let (len, peer) = match received {
                         Ok(r) => r,
@@ -160,27 +199,25 @@ impl TftpServer {
                         Err(source) => break Err(TftpError::Receive { addr: self.local_addr, source }),
                     };
                     let bytes = buf.get(..len).unwrap_or_default();
-                    if let Some(transfer) = self.on_datagram(bytes, peer, &catalogue, &permits, &shutdown).await {
-                        transfers.spawn(transfer);
-                    }
+                    self.on_datagram(bytes, peer, &catalogue, &mut slots, &shutdown).await;
                 }
             }
         };
         shutdown.cancel();
-        while transfers.join_next().await.is_some() {}
+        while slots.transfers.join_next().await.is_some() {}
         info!(addr = %self.local_addr, "tftp stopped");
         result
     }
 
-    /// Handles one datagram on the request port; returns the transfer to spawn, if any.
+    /// Handles one datagram on the request port; starts a transfer if it earns one.
     async fn on_datagram(
         &self,
         bytes: &[u8],
         peer: SocketAddr,
         catalogue: &Arc<dyn Catalogue>,
-        permits: &Arc<Semaphore>,
+        slots: &mut Slots,
         shutdown: &CancellationToken,
-    ) -> Option<impl Future<Output = ()> + Send + 'static> {
+    ) {
         let (binary, requested, options) = match decide(bytes) {
             Decision::Serve {
                 binary,
@@ -190,15 +227,22 @@ impl TftpServer {
             Decision::Drop(reason) => {
                 self.stats.bad_packet();
                 debug!(%peer, %reason, "tftp datagram dropped");
-                return None;
+                return;
             }
             Decision::Refuse {
                 code,
                 message,
                 reason,
             } => {
-                self.refuse(peer, code, message, &reason, catalogue).await;
-                return None;
+                if reason.is_bad_packet() {
+                    self.stats.bad_packet();
+                    debug!(%peer, %reason, "tftp malformed request");
+                    self.send_error(peer, code, message).await;
+                } else {
+                    self.refuse(peer, code, message, &reason.to_string(), catalogue, slots)
+                        .await;
+                }
+                return;
             }
         };
         debug!(%peer, file = %requested, ?options, "tftp read request");
@@ -208,31 +252,69 @@ impl TftpServer {
                 peer,
                 ErrorCode::FILE_NOT_FOUND,
                 "file not found",
-                &reason,
+                &reason.to_string(),
                 catalogue,
+                slots,
             )
             .await;
-            return None;
+            return;
         };
-        let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
-            self.stats.refused();
-            info!(%peer, file = binary.file_name(), max = self.cfg.max_transfers, "tftp busy: request refused");
-            self.send_error(peer, ErrorCode::NOT_DEFINED, "server busy, retry")
-                .await;
-            catalogue.record(
-                BootEvent::new(
-                    BootStage::Tftp,
-                    Outcome::Failed,
-                    format!(
-                        "{}: refused, server busy ({} transfers)",
-                        binary.file_name(),
-                        self.cfg.max_transfers
-                    ),
+        let verdict = slots.admission.decide(peer);
+        let busy = |why: &str| format!("{}: {why}", binary.file_name());
+        match verdict {
+            Verdict::Admit => {}
+            Verdict::AdmitEvicting(id) => {
+                self.stats.evicted();
+                slots.admission.remove(id);
+                if let Some(token) = slots.evict.remove(&id) {
+                    token.cancel();
+                }
+                debug!(%peer, "tftp server full: a heavier client's newest transfer makes room");
+            }
+            Verdict::Duplicate => {
+                // A retransmitted RRQ (or a flood from one socket): an ERROR would end the
+                // transfer this port already has.
+                self.stats.duplicate_request();
+                debug!(%peer, "tftp request from a port being served: dropped");
+                return;
+            }
+            Verdict::ClientBusy => {
+                self.stats.refused_client_busy();
+                let reason = busy(&format!(
+                    "client busy ({} transfers to {})",
+                    self.cfg.max_per_client,
+                    peer.ip()
+                ));
+                self.refuse(
+                    peer,
+                    ErrorCode::NOT_DEFINED,
+                    "server busy, retry",
+                    &reason,
+                    catalogue,
+                    slots,
                 )
-                .peer(peer.ip()),
-            );
-            return None;
-        };
+                .await;
+                return;
+            }
+            Verdict::ServerBusy => {
+                self.stats.refused_server_busy();
+                let reason = busy(&format!(
+                    "server busy ({} transfers)",
+                    self.cfg.max_transfers
+                ));
+                self.refuse(
+                    peer,
+                    ErrorCode::NOT_DEFINED,
+                    "server busy, retry",
+                    &reason,
+                    catalogue,
+                    slots,
+                )
+                .await;
+                return;
+            }
+        }
+        let evicted = CancellationToken::new();
         let transfer = Transfer {
             peer,
             name: binary.file_name(),
@@ -243,12 +325,16 @@ impl TftpServer {
             limits: self.limits,
             timeout: self.cfg.timeout,
             retries: self.cfg.retries,
+            first_ack_timeout: self.cfg.first_ack_timeout,
             catalogue: Arc::clone(catalogue),
             stats: Arc::clone(&self.stats),
             shutdown: shutdown.child_token(),
+            evicted: evicted.clone(),
             started: Instant::now(),
         };
-        Some(transfer::run(transfer, permit))
+        let id = slots.transfers.spawn(transfer::run(transfer)).id();
+        slots.admission.insert(id, peer);
+        slots.evict.insert(id, evicted);
     }
 
     /// Transfer sockets use the request socket's address, so replies come from the address
@@ -257,29 +343,25 @@ impl TftpServer {
         self.local_addr.ip()
     }
 
+    /// Answers a declined request with an ERROR and counts it; reports it through the rate
+    /// limiter (a boot event for the first after a quiet second, else a summary line later).
     async fn refuse(
         &self,
         peer: SocketAddr,
         code: ErrorCode,
         message: &str,
-        reason: &Refusal,
+        reason: &str,
         catalogue: &Arc<dyn Catalogue>,
+        slots: &mut Slots,
     ) {
-        if reason.is_bad_packet() {
-            self.stats.bad_packet();
-            debug!(%peer, %reason, "tftp malformed request");
-        } else {
-            self.stats.refused();
-            info!(%peer, %reason, "tftp request refused");
-            catalogue.record(
-                BootEvent::new(
-                    BootStage::Tftp,
-                    Outcome::Failed,
-                    format!("refused: {reason}"),
-                )
-                .peer(peer.ip()),
-            );
-        }
+        self.stats.refused();
+        debug!(%peer, %reason, "tftp request refused");
+        report(
+            &mut slots.refusals,
+            catalogue.as_ref(),
+            peer,
+            &format!("refused: {reason}"),
+        );
         self.send_error(peer, code, message).await;
     }
 
@@ -288,6 +370,32 @@ impl TftpServer {
         if let Err(e) = self.socket.send_to(&bytes, peer).await {
             debug!(%peer, error = %e, "tftp error packet not sent");
         }
+    }
+}
+
+/// Reports a refusal or an unanswered transfer through the rate limiter: a boot event now,
+/// or a count in the next summary line.
+fn report(log: &mut RefusalLog, catalogue: &dyn Catalogue, peer: SocketAddr, detail: &str) {
+    if log.refused(Instant::now(), peer, detail) == Report::Now {
+        catalogue.record(
+            BootEvent::new(BootStage::Tftp, Outcome::Failed, detail.to_owned()).peer(peer.ip()),
+        );
+    }
+}
+
+/// The server loop's bookkeeping of running transfers and refusals.
+struct Slots {
+    admission: Admission<task::Id>,
+    /// Each running transfer's eviction token.
+    evict: HashMap<task::Id, CancellationToken>,
+    transfers: JoinSet<Option<transfer::Unanswered>>,
+    refusals: RefusalLog,
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
     }
 }
 

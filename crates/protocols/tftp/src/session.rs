@@ -46,6 +46,8 @@ pub enum Done {
 pub enum Failure {
     #[error("no acknowledgement of block {block} after {retries} retransmissions")]
     Timeout { block: u16, retries: u32 },
+    #[error("the first {what} was not acknowledged within {} ms", after.as_millis())]
+    NoFirstAck { what: &'static str, after: Duration },
     #[error("aborted by the client at block {block} (error {code}: {message:?})")]
     AbortedByClient {
         block: u16,
@@ -104,6 +106,11 @@ pub struct Session {
     attempts: u32,
     retransmissions: u64,
     deadline: Option<Instant>,
+    /// How long the client has to acknowledge the first packet (see
+    /// [`Session::with_first_ack_timeout`]).
+    first_ack_timeout: Option<Duration>,
+    /// When the transfer fails unless the client acknowledged something; `None` once it did.
+    first_ack_deadline: Option<Instant>,
 }
 
 /// The wire block number of the block with index `i`: blocks count from 1 and wrap from
@@ -142,11 +149,24 @@ impl Session {
             attempts: 0,
             retransmissions: 0,
             deadline: None,
+            first_ack_timeout: None,
+            first_ack_deadline: None,
         }
+    }
+
+    /// Ends the transfer when the client has not acknowledged the first packet (the OACK or
+    /// the first DATA block) within `timeout` of [`Session::start`], whatever the
+    /// retransmission budget. A real client answers in milliseconds; a request with a forged
+    /// source, or from a flood that never reads its answers, would otherwise hold a transfer
+    /// slot for `timeout` x `retries`.
+    pub fn with_first_ack_timeout(mut self, timeout: Duration) -> Self {
+        self.first_ack_timeout = Some(timeout);
+        self
     }
 
     /// Starts the transfer: the OACK, or a read of the first window.
     pub fn start(&mut self, now: Instant) -> Vec<Output> {
+        self.first_ack_deadline = self.first_ack_timeout.map(|t| now + t);
         match self.oack.clone() {
             Some(oack) => {
                 self.state = State::AwaitOackAck;
@@ -160,7 +180,11 @@ impl Session {
     /// When [`Session::on_timeout`] must be called next; `None` when no timer runs.
     pub fn poll_at(&self) -> Option<Instant> {
         match self.state {
-            State::AwaitOackAck | State::AwaitAck => self.deadline,
+            State::AwaitOackAck | State::AwaitAck => match (self.deadline, self.first_ack_deadline)
+            {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            },
             State::Reading { .. } | State::Finished => None,
         }
     }
@@ -215,6 +239,7 @@ impl Session {
         match self.state {
             State::AwaitOackAck if block == 0 => {
                 self.attempts = 0;
+                self.first_ack_deadline = None;
                 self.fill_window(now)
             }
             State::AwaitAck => {
@@ -223,6 +248,7 @@ impl Session {
                     return vec![Output::Ignored(Ignored::StaleAck(block))];
                 };
                 let acked = self.base + k;
+                self.first_ack_deadline = None;
                 if acked + 1 == self.total_blocks {
                     self.finish();
                     return vec![Output::Done(Done::Complete {
@@ -312,6 +338,20 @@ impl Session {
 
     /// Handles the timer: retransmits, or gives up after `retries` retransmissions.
     pub fn on_timeout(&mut self, now: Instant) -> Vec<Output> {
+        if let (State::AwaitOackAck | State::AwaitAck, Some(at), Some(after)) =
+            (self.state, self.first_ack_deadline, self.first_ack_timeout)
+            && now >= at
+        {
+            let what = match self.state {
+                State::AwaitOackAck => "OACK",
+                _ => "DATA block",
+            };
+            self.finish();
+            return vec![
+                Output::Send(Packet::error(ErrorCode::NOT_DEFINED, "timed out").emit()),
+                Output::Failed(Failure::NoFirstAck { what, after }),
+            ];
+        }
         match (self.state, self.deadline) {
             (State::AwaitOackAck | State::AwaitAck, Some(at)) if now >= at => {}
             _ => return Vec::new(),
@@ -344,6 +384,7 @@ impl Session {
     fn finish(&mut self) {
         self.state = State::Finished;
         self.deadline = None;
+        self.first_ack_deadline = None;
         self.window = Vec::new();
     }
 }

@@ -21,6 +21,14 @@ enum Sent {
 }
 
 impl Harness {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_blksize: 1468,
+            max_windowsize: 64,
+            mtu: None,
+        }
+    }
+
     fn new(size: usize, options: &[(&str, &str)], retries: u32) -> Self {
         let file: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
         let limits = Limits {
@@ -390,4 +398,78 @@ fn unexpected_and_malformed_packets_change_nothing() {
     }
     assert_eq!(h.session.poll_at(), deadline);
     assert_eq!(h.ack(1).0, data(&[(2, 488)]));
+}
+
+const FIRST_ACK: Duration = Duration::from_secs(2);
+
+#[test]
+fn unacknowledged_first_block_fails_at_the_first_ack_timeout() {
+    let mut h = Harness::new(1000, &[], 5);
+    with_first_ack(&mut h);
+    assert_eq!(h.start().0, data(&[(1, 512)]));
+    assert_eq!(h.session.poll_at(), Some(h.now + T));
+    // 1 s: the normal retransmission.
+    assert_eq!(h.advance(T).0, data(&[(1, 512)]));
+    assert_eq!(h.session.poll_at(), Some(h.now + T));
+    // 2 s: given up, although 4 of 5 retransmissions are left.
+    let (sent, ends) = h.advance(T);
+    assert_eq!(sent, vec![Sent::Error(0)]);
+    assert_eq!(
+        ends,
+        vec![Output::Failed(Failure::NoFirstAck {
+            what: "DATA block",
+            after: FIRST_ACK
+        })]
+    );
+    assert_eq!(h.session.poll_at(), None);
+    assert_eq!(h.session.retransmissions(), 1);
+}
+
+#[test]
+fn first_ack_timeout_applies_to_the_oack_even_with_a_longer_negotiated_timeout() {
+    let mut h = Harness::new(1000, &[("timeout", "10")], 5);
+    with_first_ack(&mut h);
+    assert!(matches!(h.start().0.as_slice(), [Sent::Oack(_)]));
+    assert_eq!(h.session.poll_at(), Some(h.now + FIRST_ACK));
+    let (sent, ends) = h.advance(FIRST_ACK);
+    assert_eq!(sent, vec![Sent::Error(0)]);
+    assert!(
+        matches!(
+            ends.as_slice(),
+            [Output::Failed(Failure::NoFirstAck { what: "OACK", .. })]
+        ),
+        "{ends:?}"
+    );
+}
+
+#[test]
+fn once_acknowledged_the_full_retransmission_budget_applies() {
+    let mut h = Harness::new(5000, &[], 5);
+    with_first_ack(&mut h);
+    h.start();
+    h.advance(T);
+    assert_eq!(h.ack(1).0, data(&[(2, 512)]));
+    // Block 2 is never acknowledged: five retransmissions, one a second, then the end.
+    for _ in 0..5 {
+        assert_eq!(h.advance(T).0, data(&[(2, 512)]));
+    }
+    let (sent, ends) = h.advance(T);
+    assert_eq!(sent, vec![Sent::Error(0)]);
+    assert!(
+        matches!(
+            ends.as_slice(),
+            [Output::Failed(Failure::Timeout {
+                block: 2,
+                retries: 5
+            })]
+        ),
+        "{ends:?}"
+    );
+}
+
+/// Gives the harness's session the first-ACK timeout (before it starts).
+fn with_first_ack(h: &mut Harness) {
+    let placeholder = Session::new(&negotiate(&[], 0, &h.limits()), 0, T, 0);
+    let session = std::mem::replace(&mut h.session, placeholder);
+    h.session = session.with_first_ack_timeout(FIRST_ACK);
 }

@@ -9,6 +9,10 @@ pub struct TftpStats {
     transfers_aborted: AtomicU64,
     transfers_failed: AtomicU64,
     requests_refused: AtomicU64,
+    refused_client_busy: AtomicU64,
+    refused_server_busy: AtomicU64,
+    duplicate_requests: AtomicU64,
+    transfers_evicted: AtomicU64,
     bad_packets: AtomicU64,
     retransmissions: AtomicU64,
 }
@@ -24,6 +28,14 @@ pub struct TftpStatsSnapshot {
     pub transfers_failed: u64,
     /// Requests answered with an ERROR (unknown or forbidden name, WRQ, busy).
     pub requests_refused: u64,
+    /// Of those, refused because the client address had `max_per_client` transfers.
+    pub refused_client_busy: u64,
+    /// Of those, refused because every slot was taken by clients no heavier than this one.
+    pub refused_server_busy: u64,
+    /// Requests dropped unanswered: a transfer to the same address and port was running.
+    pub duplicate_requests: u64,
+    /// Transfers ended early to give their slot to a client with fewer transfers.
+    pub transfers_evicted: u64,
     /// Datagrams that were malformed or unexpected.
     pub bad_packets: u64,
     /// DATA and OACK packets sent again after a timeout.
@@ -39,6 +51,10 @@ impl TftpStats {
             transfers_aborted: get(&self.transfers_aborted),
             transfers_failed: get(&self.transfers_failed),
             requests_refused: get(&self.requests_refused),
+            refused_client_busy: get(&self.refused_client_busy),
+            refused_server_busy: get(&self.refused_server_busy),
+            duplicate_requests: get(&self.duplicate_requests),
+            transfers_evicted: get(&self.transfers_evicted),
             bad_packets: get(&self.bad_packets),
             retransmissions: get(&self.retransmissions),
         }
@@ -58,6 +74,22 @@ impl TftpStats {
 
     pub(crate) fn refused(&self) {
         self.requests_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn refused_client_busy(&self) {
+        self.refused_client_busy.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn refused_server_busy(&self) {
+        self.refused_server_busy.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn duplicate_request(&self) {
+        self.duplicate_requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn evicted(&self) {
+        self.transfers_evicted.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn bad_packet(&self) {

@@ -12,14 +12,13 @@ use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, Outcome};
 use tokio::fs::File;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use tokio::net::UdpSocket;
-use tokio::sync::OwnedSemaphorePermit;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::options::{Limits, Negotiated, negotiate};
 use crate::packet::{ErrorCode, MAX_PACKET_LEN, Packet};
 use crate::server::{is_transient, udp_socket};
-use crate::session::{Done, Output, Session};
+use crate::session::{Done, Failure, Output, Session};
 use crate::stats::TftpStats;
 
 /// Everything a transfer task needs, decided by the server loop.
@@ -35,9 +34,12 @@ pub(crate) struct Transfer {
     pub limits: Limits,
     pub timeout: Duration,
     pub retries: u32,
+    pub first_ack_timeout: Duration,
     pub catalogue: Arc<dyn Catalogue>,
     pub stats: Arc<TftpStats>,
     pub shutdown: CancellationToken,
+    /// Cancelled when the server gives this transfer's slot to a client with fewer transfers.
+    pub evicted: CancellationToken,
     pub started: Instant,
 }
 
@@ -45,13 +47,25 @@ pub(crate) struct Transfer {
 enum End {
     Done(Done),
     Failed(String),
+    /// The client never acknowledged the first packet (a forged or flooding request, mostly):
+    /// reported through the server's rate limiter, not here.
+    Unanswered(String),
 }
 
-/// Runs one transfer to its end and records exactly one boot event. The permit is held until
-/// the end (the concurrent-transfer cap).
-pub(crate) async fn run(t: Transfer, _permit: OwnedSemaphorePermit) {
+/// A transfer nobody answered, for the server's rate-limited report.
+#[derive(Debug)]
+pub(crate) struct Unanswered {
+    pub peer: SocketAddr,
+    /// The boot event's detail, should it be reported.
+    pub detail: String,
+}
+
+/// Runs one transfer to its end and records its boot event, except for a transfer nobody
+/// answered: that one is returned for the server to report (at most one report a second).
+/// Its slot is the server's until the task ends (the server watches its transfer tasks).
+pub(crate) async fn run(t: Transfer) -> Option<Unanswered> {
     let (end, negotiated, retransmissions) = drive(&t).await;
-    record(&t, end, negotiated.as_ref(), retransmissions);
+    record(&t, end, negotiated.as_ref(), retransmissions)
 }
 
 async fn drive(t: &Transfer) -> (End, Option<Negotiated>, u64) {
@@ -83,7 +97,8 @@ async fn drive(t: &Transfer) -> (End, Option<Negotiated>, u64) {
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
     let negotiated = negotiate(&requested, size, &t.limits);
-    let mut session = Session::new(&negotiated, size, t.timeout, t.retries);
+    let mut session = Session::new(&negotiated, size, t.timeout, t.retries)
+        .with_first_ack_timeout(t.first_ack_timeout);
     let mut reader = Reader {
         file: &mut file,
         position: 0,
@@ -101,6 +116,11 @@ async fn drive(t: &Transfer) -> (End, Option<Negotiated>, u64) {
                 let msg = Packet::error(ErrorCode::NOT_DEFINED, "server shutting down").emit();
                 send(&socket, t.peer, &msg).await;
                 break End::Failed("server shutting down".into());
+            }
+            () = t.evicted.cancelled() => {
+                let msg = Packet::error(ErrorCode::NOT_DEFINED, "server busy, retry").emit();
+                send(&socket, t.peer, &msg).await;
+                break End::Failed("evicted: its slot went to a client with fewer transfers".into());
             }
             () = sleep_until(deadline) => {
                 queue.extend(session.on_timeout(Instant::now()));
@@ -149,6 +169,9 @@ async fn carry_out(
                 debug!(peer = %t.peer, %reason, "tftp packet ignored");
             }
             Output::Done(done) => return Some(End::Done(done)),
+            Output::Failed(failure @ Failure::NoFirstAck { .. }) => {
+                return Some(End::Unanswered(failure.to_string()));
+            }
             Output::Failed(failure) => return Some(End::Failed(failure.to_string())),
         }
     }
@@ -207,8 +230,14 @@ async fn send(socket: &UdpSocket, to: SocketAddr, bytes: &[u8]) {
     }
 }
 
-/// Counts, logs and records the one boot event of this transfer.
-fn record(t: &Transfer, end: End, negotiated: Option<&Negotiated>, retransmissions: u64) {
+/// Counts, logs and records the one boot event of this transfer (or hands an unanswered one
+/// back to the server).
+fn record(
+    t: &Transfer,
+    end: End,
+    negotiated: Option<&Negotiated>,
+    retransmissions: u64,
+) -> Option<Unanswered> {
     let elapsed = t.started.elapsed();
     let params = negotiated
         .map(|n| {
@@ -239,6 +268,15 @@ fn record(t: &Transfer, end: End, negotiated: Option<&Negotiated>, retransmissio
             debug!(peer = %t.peer, %detail, "tftp option probe ended");
             (Outcome::Ok, detail)
         }
+        End::Unanswered(reason) => {
+            t.stats.failed();
+            let detail = format!("{}: {reason}", t.name);
+            debug!(peer = %t.peer, %detail, "tftp transfer unanswered");
+            return Some(Unanswered {
+                peer: t.peer,
+                detail,
+            });
+        }
         End::Failed(reason) => {
             t.stats.failed();
             let detail = format!(
@@ -252,4 +290,5 @@ fn record(t: &Transfer, end: End, negotiated: Option<&Negotiated>, retransmissio
     };
     t.catalogue
         .record(BootEvent::new(BootStage::Tftp, outcome, detail).peer(t.peer.ip()));
+    None
 }
