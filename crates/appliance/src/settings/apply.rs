@@ -192,3 +192,121 @@ async fn next_value<T: Clone>(rx: &mut Option<watch::Receiver<T>>) -> Option<T> 
         Err(_) => None,
     }
 }
+
+/// Settings applied to running services, as an ordinary user: HTTP boot on the loopback
+/// interface (DHCP and TFTP off), a real store in a temporary directory and a real build runner
+/// (no build is queued, so nix never runs).
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use flakeboot_catalogue::{BootSpec, Catalogue};
+    use flakeboot_nix::{Runner, RunnerConfig};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::boot_services::BootContext;
+    use crate::settings::from_config::settings_from_config;
+
+    fn free_port() -> u16 {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    }
+
+    async fn get(port: u16, path: &str) -> String {
+        let mut c = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        c.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        c.read_to_string(&mut out).await.unwrap();
+        out
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_saved_menu_and_nix_settings_take_effect_without_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (kernel, initrd) = (dir.path().join("k"), dir.path().join("i"));
+        std::fs::write(&kernel, b"kernel").unwrap();
+        std::fs::write(&initrd, b"initrd").unwrap();
+        let port = free_port();
+        let text = format!(
+            "state_dir = {state:?}\n[lan]\ninterface = \"lo\"\n[dhcp]\nmode = \"off\"\n\
+             [tftp]\nenabled = false\n[http]\nport = {port}\n[web]\nenabled = false\n\
+             [menu]\ntimeout = \"5s\"\n[[hosts]]\nname = \"demo\"\nkernel = {kernel:?}\n\
+             initrd = {initrd:?}\n",
+            state = dir.path().join("state"),
+        );
+        let file = Config::parse(&text, std::path::Path::new("t.toml")).unwrap();
+        let store = Store::open(&file.state_dir).unwrap();
+        let lan = LanInfo::resolve("lo", None).unwrap();
+        let flakes = Flakes::new(
+            Runner::start(
+                store.clone(),
+                RunnerConfig::from_config(&file.nix, &file.state_dir),
+            )
+            .unwrap(),
+        );
+        let (events, _events_rx) = mpsc::channel(64);
+        let policy = Arc::new(BootPolicy::new(
+            PolicyState::from_config(
+                &file,
+                Vec::new(),
+                flakes.current().clone(),
+                http_base(lan.address, port),
+            ),
+            events,
+        ));
+        let (status, _status_rx) = watch::channel(DaemonStatus::default());
+        let shutdown = CancellationToken::new();
+        let services = BootServices::start(
+            BootContext {
+                store: store.clone(),
+                catalogue: policy.clone(),
+                web: None,
+                shutdown: shutdown.clone(),
+                status: status.clone(),
+            },
+            file.clone(),
+            lan,
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(get(port, "/boot.ipxe").await.contains("timeout 5000"));
+
+        let mut applier = SettingsApplier {
+            file: file.clone(),
+            services,
+            catalogue: policy.clone(),
+            store,
+            flakes: flakes.clone(),
+            management: None,
+            status,
+        };
+        let mut settings = settings_from_config(&file);
+        settings.menu_timeout_secs = 9;
+        settings.substituters = vec!["file:///srv/cache".into()];
+        applier.apply(&settings).await;
+
+        // The running HTTP boot service answers with the new menu; nothing restarted it.
+        let BootSpec::Menu(menu) = policy.boot_spec(None) else {
+            panic!("no menu")
+        };
+        assert_eq!(menu.timeout, Duration::from_secs(9));
+        assert!(get(port, "/boot.ipxe").await.contains("timeout 9000"));
+        // The next build uses the new substituters.
+        let nix = flakes.runner().settings();
+        assert!(
+            nix.options
+                .iter()
+                .any(|(k, v)| k == "substituters" && v.contains("file:///srv/cache")),
+            "{:?}",
+            nix.options
+        );
+        shutdown.cancel();
+        applier.services.stop().await;
+    }
+}
