@@ -11,7 +11,7 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use flakeboot_store::{ApplianceSettings, MachineOptions};
+use flakeboot_store::ApplianceSettings;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -240,7 +240,7 @@ pub struct MachineView {
     #[serde(flatten)]
     pub machine: wire::Machine,
     /// Host name and extra kernel parameters.
-    pub options: MachineOptions,
+    pub options: wire::MachineOptions,
 }
 
 /// GET /api/v1/machines
@@ -254,7 +254,7 @@ pub async fn machines(State(state): State<WebState>) -> ApiResult<Json<Vec<Machi
                 options: options
                     .iter()
                     .find(|(mac, _)| *mac == m.mac)
-                    .map(|(_, o)| o.clone())
+                    .map(|(_, o)| o.clone().into())
                     .unwrap_or_default(),
                 machine: m.into(),
             })
@@ -291,7 +291,7 @@ async fn machine_detail(
     Ok(MachineDetail {
         view: MachineView {
             machine: machine.into(),
-            options,
+            options: options.into(),
         },
         attempts: timeline::attempts(&events),
     })
@@ -359,19 +359,20 @@ pub async fn events(
 }
 
 /// GET /api/v1/settings
-pub async fn get_settings(State(state): State<WebState>) -> Json<ApplianceSettings> {
-    Json(state.settings())
+pub async fn get_settings(State(state): State<WebState>) -> Json<wire::Settings> {
+    Json(state.settings().into())
 }
 
 /// PUT /api/v1/settings: replaces every setting (GET, edit, PUT).
 pub async fn put_settings(
     State(state): State<WebState>,
-    Json(next): Json<ApplianceSettings>,
+    Json(next): Json<wire::Settings>,
 ) -> ApiResult<Response> {
+    let next = ApplianceSettings::from(next);
     let errors = settings_input::validate(&next);
     if !errors.is_empty() {
         return Ok(unprocessable(errors));
     }
     state.save_settings(next.clone()).await?;
-    Ok(Json(next).into_response())
+    Ok(Json(wire::Settings::from(next)).into_response())
 }
