@@ -238,7 +238,7 @@ impl Appliance {
         &self.config_path
     }
 
-    /// The daemon's `--state-dir` (its store and control socket).
+    /// The daemon's `--state-dir` (its store and API socket).
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }

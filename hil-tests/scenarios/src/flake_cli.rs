@@ -38,7 +38,7 @@ pub enum FlakeCliError {
     },
 }
 
-/// One generation of a host, as `flakeboot flake generations HOST --json` prints it.
+/// One generation of a host, from `flakeboot flake generations HOST --json`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Generation {
     /// 1, 2, ... per host.
@@ -52,7 +52,7 @@ pub struct Generation {
 }
 
 impl Generation {
-    /// Parse one element of the JSON list.
+    /// Parse one generation of the API's list.
     fn from_json(v: &Value) -> Option<Generation> {
         Some(Generation {
             number: u32::try_from(v.get("number")?.as_u64()?).ok()?,
@@ -61,6 +61,27 @@ impl Generation {
             current: v.get("current").and_then(Value::as_bool),
         })
     }
+}
+
+/// The API's answer for one host, `{"flake#host": {"generations": [...], "pinned": n|null}}`
+/// (`{}` before its first build), as generations oldest first, each marked current or not (the
+/// pinned one, else the newest).
+fn generations_from_api(json: &Value) -> Option<Vec<Generation>> {
+    let Some(view) = json.as_object()?.values().next() else {
+        return Some(Vec::new());
+    };
+    let pinned = view.get("pinned").and_then(Value::as_u64);
+    let mut gens: Vec<Generation> = view
+        .get("generations")?
+        .as_array()?
+        .iter()
+        .map(Generation::from_json)
+        .collect::<Option<_>>()?;
+    let current = pinned.or_else(|| gens.iter().map(|g| u64::from(g.number)).max());
+    for g in &mut gens {
+        g.current = Some(Some(u64::from(g.number)) == current);
+    }
+    Some(gens)
 }
 
 /// The CLI pointed at one appliance's state directory.
@@ -109,11 +130,7 @@ impl FlakeCli {
             output: text.clone(),
         };
         let json: Value = serde_json::from_str(&text).map_err(|e| bad(&e.to_string()))?;
-        json.as_array()
-            .ok_or_else(|| bad("not a list"))?
-            .iter()
-            .map(|g| Generation::from_json(g).ok_or_else(|| bad("a generation without a number")))
-            .collect()
+        generations_from_api(&json).ok_or_else(|| bad("not the API's generations of one host"))
     }
 
     /// Poll until `host` has generation `number` (the daemon adds, locks and builds config flakes
@@ -167,25 +184,25 @@ impl FlakeCli {
 mod tests {
     use super::*;
 
-    /// The fields the scenario relies on, from a generation record as the store serializes it.
+    /// The fields the scenario relies on, from the API's answer (`flakeboot flake generations
+    /// HOST --json`): the pinned generation is current, else the newest.
     #[test]
     fn generation_json_is_read() {
-        let json = r#"[{"host":"lab#alpha","number":2,"revision":"0123456789abcdef",
-            "init":"/nix/store/x-alpha-toplevel/init","current":true},
-            {"host":"lab#alpha","number":3,"revision":null,"init":"/i"}]"#;
-        let v: Value = serde_json::from_str(json).unwrap();
-        let gens: Vec<Generation> = v
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|g| Generation::from_json(g).unwrap())
-            .collect();
+        let json = r#"{"lab#alpha": {"generations": [
+            {"host":"lab#alpha","number":2,"revision":"0123456789abcdef",
+             "init":"/nix/store/x-alpha-toplevel/init"},
+            {"host":"lab#alpha","number":3,"revision":null,"init":"/i"}], "pinned": 2}}"#;
+        let gens = generations_from_api(&serde_json::from_str(json).unwrap()).unwrap();
         assert_eq!(gens[0].number, 2);
         assert_eq!(gens[0].revision.as_deref(), Some("0123456789abcdef"));
         assert_eq!(gens[0].init, Path::new("/nix/store/x-alpha-toplevel/init"));
         assert_eq!(gens[0].current, Some(true));
         assert_eq!(gens[1].revision, None);
-        assert_eq!(gens[1].current, None);
+        assert_eq!(gens[1].current, Some(false));
+        let unpinned = json.replace("\"pinned\": 2", "\"pinned\": null");
+        let gens = generations_from_api(&serde_json::from_str(&unpinned).unwrap()).unwrap();
+        assert_eq!(gens[1].current, Some(true));
+        assert_eq!(generations_from_api(&serde_json::json!({})), Some(vec![]));
         assert!(Generation::from_json(&serde_json::json!({"revision": "r"})).is_none());
     }
 }
