@@ -7,7 +7,7 @@
 #   POST <flakeboot.server>/boot/report   mac=<MAC>&stage=up | mac=<MAC>&stage=failed&detail=<text>
 # <flakeboot.server> comes from the kernel command line (`flakeboot.server=http://10.77.0.1`),
 # <MAC> is the address of the interface with the default route (else the first interface that is
-# up and not loopback). Posts with curl when it is there, else with busybox wget. Retries for about
+# up and not loopback). Posts with curl when it is there, else by hand with nc. Retries for about
 # a minute (the appliance may be restarting); exits 0 once the appliance answered 2xx, 1 otherwise,
 # 0 without doing anything when the command line names no server (not booted by flakeboot).
 #
@@ -68,10 +68,18 @@ post() {
             -H 'Content-Type: application/x-www-form-urlencoded' --data-binary "$2" "$1") || return 1
         case $code in 2??) return 0 ;; *) log "$1 answered $code"; return 1 ;; esac
     fi
-    # busybox wget (sends the form content type with --post-data): exit status 0 on 2xx (204
-    # included). Not -q: Debian 12's busybox 1.35 wget crashes with -q after a POST.
-    out=$(wget -O /dev/null -T 10 --post-data "$2" "$1" 2>&1) && return 0
-    log "$(printf '%s' "$out" | grep -v '^Connecting to')"
+    # No curl (busybox systems): the request by hand through nc. (Debian 12's busybox 1.35 wget
+    # segfaults on the appliance's 204 answer to a POST, so it is not used.)
+    hostport=${1#http://}
+    path=/${hostport#*/}
+    hostport=${hostport%%/*}
+    host=${hostport%:*}
+    port=80
+    case $hostport in *:*) port=${hostport##*:} ;; esac
+    status=$(printf 'POST %s HTTP/1.0\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: %s\r\nConnection: close\r\n\r\n%s' \
+        "$path" "$hostport" "${#2}" "$2" | nc -w 10 "$host" "$port" | head -n1 | tr -d '\r')
+    case $status in "HTTP/1."?" 2"*) return 0 ;; esac
+    log "$1 answered '${status:-nothing}'"
     return 1
 }
 
