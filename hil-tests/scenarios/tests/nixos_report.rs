@@ -40,8 +40,21 @@ fn nixos_shaped_host_sets_its_hostname_and_reports_up() {
         .machine(MAC[0], "node", "flakeboot.hostname=hil-node");
     s.start_appliance(&config);
     let cli = FlakeCli::new(s.appliance().state_dir());
-    cli.wait_for_generation("lab#node", 1, Duration::from_secs(120))
-        .unwrap_or_else(|e| s.fail(&format!("host node was not built: {e}")));
+    // `flake generations` answers an object keyed by the qualified host here (two hosts in the
+    // flake), which FlakeCli::generations does not parse: wait for a built init in its output.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let out = cli
+            .run(&["generations", "lab#node", "--json"])
+            .unwrap_or_default();
+        if out.contains("-node-toplevel/init") {
+            break;
+        }
+        if Instant::now() > deadline {
+            s.fail(&format!("host node was not built: {out}"));
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let built = start.elapsed();
 
     let client = s.power_on("node1", ClientKind::Bios, 0, MAC[0]);
