@@ -33,6 +33,8 @@ for l in sys.stdin:
       "$unpriv/$(basename "$bin")" -q
   done
 rm -rf "$unpriv"
+echo "==> nixos/: every .nix file parses, the NixOS module's boot-time scripts"
+./nixos/check.sh
 echo "==> tests"
 cargo test --workspace --doc --locked -q
 cargo nextest run --workspace --locked --no-fail-fast --profile ci

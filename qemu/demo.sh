@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # The flakeboot demo, one command on a fresh Debian 12 machine, as root:   ./qemu/demo.sh
 #
-# Installs what it needs, builds flakeboot, fetches a Debian kernel and builds a tiny demo
-# initramfs, creates an isolated network namespace with a tap device, starts flakeboot there in
-# router mode with one bundled host ("demo"), and boots a QEMU BIOS machine from it with its serial
-# console on this terminal: SeaBIOS, iPXE, DHCP, the iPXE script, kernel and initrd over HTTP, and
-# the demo system's banner. The machine powers off by itself; then the boot events flakeboot
-# recorded are shown. Everything is removed on exit, also on Ctrl-C. Nothing touches the host's
+# Installs what it needs (QEMU, iPXE, busybox, nix, git), builds flakeboot, fetches a Debian kernel
+# and its virtio_net modules, and makes a git repository holding a NixOS-shaped flake
+# (hil-tests/fixtures/nixos-shaped: no nixpkgs; its stage 2 runs the NixOS module's scripts from
+# nixos/). In an isolated network namespace flakeboot, in router mode with that flake, builds host
+# `node` with nix (its log follows on the terminal), then a QEMU BIOS machine assigned to `node`
+# (host name demo-machine) netboots it with its serial console on this terminal: SeaBIOS, iPXE,
+# DHCP, kernel and initrd over HTTP, stage 1 execs init= from /nix/store, stage 2 loads
+# virtio_net, sets the host name, takes an address by DHCP and reports up to flakeboot. The machine
+# powers off by itself; then its timeline (`flakeboot events --mac`) is shown. Everything is removed on exit, also on Ctrl-C. Nothing touches the host's
 # own network interfaces.
 set -euo pipefail
 
@@ -35,7 +38,7 @@ if ! command -v cargo >/dev/null && [ -x "$HOME/.cargo/bin/cargo" ]; then
     PATH="$HOME/.cargo/bin:$PATH"
 fi
 
-say "checking packages (QEMU, iPXE, busybox; installed with apt-get when missing)"
+say "checking packages (QEMU, iPXE, busybox, nix, git; installed with apt-get when missing)"
 "$repo/scripts/install-deps.sh" demo
 if ! command -v cargo >/dev/null; then
     echo "demo.sh: cargo is not installed: install the Rust toolchain (https://rustup.rs) first" >&2
@@ -67,9 +70,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'echo; say "interrupted"; exit 130' INT TERM
 
-say "fetching the demo kernel (Debian linux-image, cached in hil-tests/.cache) and building the demo initramfs"
+say "fetching the kernel and its virtio_net modules (Debian linux-image, cached in hil-tests/.cache)"
 kernel=$("$qemu_dir/kernel.sh" "$repo/hil-tests/.cache")
-"$qemu_dir/initramfs.sh" demo "$tmp/initrd.gz" demo
+say "creating the NixOS-shaped flake in a git repository ($tmp/flake)"
+"$repo/hil-tests/fixtures/nixos-shaped/prepare.sh" "$tmp/flake" "$kernel"
 
 say "creating the isolated network: namespace $ns, tap0 10.77.0.1/24 + fd77::1/64"
 ip netns add "$ns"
@@ -91,16 +95,17 @@ range = ["10.77.0.100", "10.77.0.199"]
 [dhcp.ipv6_ra]
 prefix = "fd77::"
 
-[[hosts]]
+[[flakes]]
+url = "git+file://$tmp/flake"
 name = "demo"
-description = "flakeboot demo system"
-kernel = "$kernel"
-initrd = "$tmp/initrd.gz"
-cmdline = "console=ttyS0 panic=-1 quiet"
+
+[nix]
+substituters = []
+extra_options = { "build-users-group" = "" }
 
 [[machines]]
 mac = "$mac"
-host = "demo"
+host = "node"
 hostname = "demo-machine"
 TOML
 
@@ -119,6 +124,22 @@ for _ in $(seq 100); do
 done
 grep -q serving "$tmp/flakeboot.log" || { cat "$tmp/flakeboot.log" >&2; exit 1; }
 
+say "flakeboot builds host node with nix (its log follows)"
+tail -n +1 -f "$tmp/flakeboot.log" | grep --line-buffered -iE 'build|nix' | sed -u -E 's/\x1b\[[0-9;]*m//g' &
+tail_pid=$!
+built=""
+for _ in $(seq 300); do
+    if "$flakeboot" flake generations node --json --state-dir "$tmp/state" 2>/dev/null | grep -q '"number"'; then
+        built=yes
+        break
+    fi
+    sleep 0.5
+done
+kill "$tail_pid" 2>/dev/null || true
+[ -n "$built" ] || { echo "demo.sh: host node was not built within 150 s" >&2; tail -n 30 "$tmp/flakeboot.log" >&2; exit 1; }
+say "generations of node:"
+"$flakeboot" flake generations node --state-dir "$tmp/state" || true
+
 accel=$("$qemu_dir/kvm-probe.sh" "$kernel" "$repo/hil-tests/.cache")
 say "booting a BIOS machine ($mac, QEMU -accel $accel) from flakeboot; its serial console follows."
 say "it powers off by itself after the banner; Ctrl-C stops everything"
@@ -133,6 +154,12 @@ rm -f "$tmp/qemu.pid"
 [ -t 0 ] && stty sane 2>/dev/null
 echo
 
-say "what flakeboot recorded for $mac (its 'boot event' log lines):"
-grep 'boot event' "$tmp/flakeboot.log" | sed -E -e 's/\x1b\[[0-9;]*m//g' \
-    -e 's/^[0-9-]+T([0-9:.]{12}).*stage="([a-z-]+)" outcome=([A-Za-z]+).* detail=(.*)$/    \1  \2  \3  \4/' || true
+sleep 1
+say "the timeline of $mac (flakeboot events --mac $mac, over the daemon's API socket):"
+"$flakeboot" events --mac "$mac" --state-dir "$tmp/state" || true
+if "$flakeboot" events --mac "$mac" --json --state-dir "$tmp/state" | grep -q '"system"'; then
+    say "the machine reported: see the 'system' event above"
+else
+    say "no 'system' event: the machine did not report"
+    exit 1
+fi

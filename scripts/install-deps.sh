@@ -4,7 +4,7 @@
 #   scripts/install-deps.sh demo     only what the demo needs
 set -euo pipefail
 
-demo=(qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio iproute2 curl ca-certificates)
+demo=(qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio iproute2 curl ca-certificates nix-bin git)
 tests=("${demo[@]}" dnsmasq-base kea-admin isc-dhcp-client udhcpc tftp-hpa tcpdump nix-bin git kea-dhcp4-server tftpd-hpa nginx-light wrk chromium chromium-driver mmdebstrap cryptsetup-bin squashfs-tools dosfstools mtools fdisk zstd binutils e2fsprogs wireguard-go wireguard-tools)
 
 want=("${tests[@]}")
