@@ -29,9 +29,12 @@ pub fn run(command: Command, remote: &RemoteArgs, state_dir: &Path) -> anyhow::R
         Some(server) => connect(server, remote)?,
         None => {
             let socket = state_dir.join(flakeboot_webui::API_SOCKET);
-            // No daemon answers (not running, or a stale socket file): read the store.
-            let answers = std::os::unix::net::UnixStream::connect(&socket).is_ok();
-            if !answers && let Some(offline) = inspect::offline(&command, state_dir) {
+            // A command that can read the store, and no daemon answers (not running, or a
+            // stale socket file): read the store. Other commands do not probe the socket.
+            if inspect::reads_store(&command)
+                && std::os::unix::net::UnixStream::connect(&socket).is_err()
+                && let Some(offline) = inspect::offline(&command, state_dir)
+            {
                 return offline;
             }
             ApiClient::local(socket)?

@@ -40,6 +40,14 @@ pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The commands [`offline`] can answer from the store.
+pub fn reads_store(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Events(_) | Command::Machines { .. } | Command::Leases { .. }
+    )
+}
+
 /// `events`, `machines` and `leases` with the daemon stopped: read from its store, printed as
 /// over the API. `None` for other commands, or where `state_dir` holds no store (a typo must
 /// not create an empty one).
