@@ -278,6 +278,29 @@ impl Config {
         })
     }
 
+    /// Every default, serving `interface`: a config file that names only its LAN port.
+    pub fn with_defaults(interface: &str) -> Config {
+        Config {
+            lan: LanConfig {
+                interface: interface.to_owned(),
+                address: None,
+            },
+            dhcp: DhcpConfig::default(),
+            tftp: TftpConfig::default(),
+            http: HttpConfig::default(),
+            ipxe: IpxeConfig::default(),
+            web: WebUiConfig::default(),
+            menu: MenuConfig::default(),
+            boot: BootReportConfig::default(),
+            hosts: Vec::new(),
+            machines: Vec::new(),
+            flakes: Vec::new(),
+            nix: NixConfig::default(),
+            vpn: VpnConfig::default(),
+            state_dir: default_state_dir(),
+        }
+    }
+
     /// Read, parse and validate a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -30,6 +30,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.dhcp.port, 67);
     assert_eq!(c.dhcp.pxe_port, 4011);
     assert_eq!(c.state_dir, Path::new("/var/lib/flakeboot"));
+    assert_eq!(c, Config::with_defaults("eth0"));
 }
 
 #[test]
