@@ -279,6 +279,88 @@ mod tests {
         );
     }
 
+    /// Whatever passes the checks boots: random host names, command lines, machine host names
+    /// and kernel parameters (built from the pieces iPXE cares about); every combination the
+    /// config's rules accept gives a boot script for the machine and a menu with no entry left
+    /// out, every one they refuse was refused for a reason the renderer has too.
+    #[test]
+    fn any_validated_values_render() {
+        use flakeboot_catalogue::BootSpec;
+        use flakeboot_config::HostConfig;
+        use flakeboot_httpboot::script::{ScriptContext, render};
+
+        use crate::boot_policy::PolicyState;
+
+        // Mostly harmless pieces, so that a fair share of the combinations passes.
+        const PARAMS: &[&str] = &["console=ttyS0", "a", "-", "_", ".", "=", "/", " ", ","];
+        const NAMES: &[&str] = &["demo", "a", "-", "_", "01"];
+        const HOSTNAMES: &[&str] = &["node", "a", "-", ".", "3"];
+        const RISKY: &[&str] = &[
+            "||", "&&", ";", "#", "#!ipxe", "${x}", "$", "\n", "\t", "\"", "'", "\\", "é", "x#y",
+            "a|b", "a&&b",
+        ];
+        let mut seed: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut text = move |safe: &[&'static str], max: u64| {
+            let mut s = String::new();
+            for _ in 0..=next() % max {
+                let pieces = if next() % 12 == 0 { RISKY } else { safe };
+                s.push_str(pieces[usize::try_from(next() % pieces.len() as u64).unwrap()]);
+            }
+            s
+        };
+        let mac: MacAddr = "52:54:00:00:00:01".parse().unwrap();
+        let ctx = ScriptContext {
+            base_url: "http://10.0.0.2",
+            mac: Some(mac),
+        };
+        let (mut valid, mut invalid) = (0, 0);
+        for _ in 0..5_000 {
+            let name = text(NAMES, 4);
+            let mut config = Config::with_defaults("lan0");
+            config.hosts.push(HostConfig {
+                name: name.clone(),
+                kernel: "/k".into(),
+                initrd: "/i".into(),
+                cmdline: text(PARAMS, 6),
+                description: text(PARAMS, 3),
+            });
+            let hostname = text(HOSTNAMES, 3);
+            config.machines.push(MachineConfig {
+                mac,
+                host: Some(name),
+                extra_cmdline: text(PARAMS, 6),
+                hostname: (!hostname.is_empty()).then_some(hostname),
+            });
+            if !flakeboot_config::problems(&config, Some(&[])).is_empty() {
+                invalid += 1;
+                continue;
+            }
+            valid += 1;
+            let state = PolicyState::from_config(
+                &config,
+                Vec::new(),
+                flakeboot_nix::CurrentGenerations::default(),
+                ctx.base_url.to_owned(),
+            );
+            let spec = state.boot_spec(Some(mac));
+            assert!(matches!(spec, BootSpec::Host(_)), "{config:?}");
+            let rendered = render(&spec, &ctx);
+            assert!(rendered.is_ok(), "{config:?}: {rendered:?}");
+            let menu = render(&state.boot_spec(None), &ctx).unwrap();
+            assert!(menu.skipped.is_empty(), "{config:?}: {:?}", menu.skipped);
+        }
+        assert!(
+            valid > 500 && invalid > 500,
+            "{valid} valid, {invalid} invalid"
+        );
+    }
+
     #[test]
     fn a_machines_settings_are_checked_like_the_files() {
         let (check, _) = check();
