@@ -167,7 +167,16 @@ impl PolicyState {
                 })
             })
             .collect();
-        for flake_host in self.flakes.hosts() {
+        let flake_hosts = self.flakes.hosts();
+        // The settings name flake hosts as `flake#host` (what a machine is assigned); the menu's
+        // entries are labelled by the host's own name.
+        let default = self.menu_default.as_ref().map(|d| {
+            flake_hosts
+                .iter()
+                .find(|h| h.qualified == *d)
+                .map_or_else(|| d.clone(), |h| h.host.clone())
+        });
+        for flake_host in flake_hosts {
             let mut boot = HostBoot {
                 host: flake_host.host.clone(),
                 version: flake_version(&flake_host),
@@ -187,7 +196,7 @@ impl PolicyState {
         }
         BootSpec::Menu(Menu {
             entries,
-            default: self.menu_default.clone(),
+            default,
             timeout: self.menu_timeout,
         })
     }
@@ -575,6 +584,36 @@ hostname = "node1"
                 .ends_with(" flakeboot.server=http://10.77.0.1"),
             "{}",
             alpha.boot.cmdline
+        );
+    }
+
+    #[test]
+    fn a_flake_host_as_menu_default_is_the_menus_default_entry() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = flakeboot_store::Store::open(tmp.path()).unwrap();
+        let mut config = config(BASE);
+        config.menu.default = Some("lab#alpha".into());
+        let state = PolicyState::from_config(
+            &config,
+            Vec::new(),
+            flake_generations(&store),
+            SERVER.into(),
+        );
+        let spec = state.boot_spec(None);
+        let BootSpec::Menu(menu) = &spec else {
+            panic!()
+        };
+        assert_eq!(menu.default.as_deref(), Some("alpha"));
+        let ctx = flakeboot_httpboot::script::ScriptContext {
+            base_url: SERVER,
+            mac: None,
+        };
+        let rendered = flakeboot_httpboot::script::render(&spec, &ctx).unwrap();
+        assert!(rendered.skipped.is_empty(), "{:?}", rendered.skipped);
+        assert!(
+            rendered.script.contains("--default boot-alpha "),
+            "{}",
+            rendered.script
         );
     }
 

@@ -6,8 +6,10 @@
 //!   generations; [`events`] stores the boot events it records.
 //! - [`boot_services`]: HTTP boot, TFTP and DHCP on the LAN port, started, moved and restarted
 //!   as one set; [`router_mode`] their router-mode configuration; [`lan`] the LAN port.
-//! - [`settings`]: settings from the config file and the store, what a change needs
-//!   ([`settings::plan`]) and applying it live ([`settings::apply`]).
+//! - [`settings`]: settings from the config file and the store, checked before they are saved
+//!   ([`settings::check`], the config's own rules), what a change needs ([`settings::plan`])
+//!   and applying it live ([`settings::apply`]).
+//! - [`system`]: this machine (interfaces, files) for the config's checks.
 //! - [`flakes`]: the [`FlakeService`] seam and its implementation over `flakeboot_nix`.
 //! - [`vpn`]: remote management over WireGuard: the [`VpnService`] seam and [`vpn::VpnManager`].
 //! - [`http_serve`]: the accept loop of the HTTP boot and management listeners: header-read
@@ -25,11 +27,13 @@ pub mod listen_addrs;
 pub mod router_mode;
 pub mod settings;
 pub mod status;
+pub mod system;
 pub mod vpn;
 pub mod wire;
 
 pub use flakes::{BuildProgressView, FlakeService, FlakeServiceError, NixFlakeService};
 pub use listen_addrs::{ListenAddr, ManagementAddrs, bind_listener};
+pub use settings::check::{FieldError, MachineSettings, SettingsCheck};
 pub use settings::from_config::settings_from_config;
 pub use status::{DaemonStatus, ServiceState, ServiceStatus};
 pub use vpn::{

@@ -45,10 +45,16 @@ pub struct RemoteArgs {
 pub enum Command {
     /// Run the boot services (DHCP, TFTP, HTTP) in the foreground until SIGTERM/SIGINT.
     Serve(ServeArgs),
-    /// Validate a config file and print every problem found.
+    /// Validate a config file and print every problem found, in file order, as `FILE:LINE:
+    /// FIELD: MESSAGE`; exits 2 when there is one. Checks it against this machine too (the LAN
+    /// port and its subnet, the files and directories it names).
     CheckConfig {
         /// The TOML config file.
         file: PathBuf,
+        /// The file is for another machine: what does not fit this one (a missing interface,
+        /// file or directory) is a warning, not a problem.
+        #[arg(long)]
+        for_another_machine: bool,
     },
     /// Print recorded boot events (with the daemon stopped, read from its store).
     Events(EventsArgs),

@@ -5,19 +5,45 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
+use flakeboot_appliance::system::LiveSystem;
 use flakeboot_appliance::wire;
 use flakeboot_catalogue::MacAddr;
-use flakeboot_config::{Config, ConfigError};
+use flakeboot_config::{Config, ConfigError, Lines, Problem, System};
 use flakeboot_store::Store;
 
 use crate::cli::{Command, EventsArgs};
 use crate::tables;
 
-pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
-    match Config::load(file) {
-        Ok(c) => {
+/// `flakeboot check-config`: every problem of the file, then what does not fit this machine
+/// (as problems, or as warnings `for_another_machine`), in file order with line numbers.
+pub fn check_config(file: &Path, for_another_machine: bool) -> anyhow::Result<ExitCode> {
+    let text = match std::fs::read_to_string(file) {
+        Ok(text) => text,
+        Err(source) => {
+            let err = ConfigError::Read {
+                file: file.to_path_buf(),
+                source,
+            };
+            eprintln!("{err}");
+            return Ok(ExitCode::from(2));
+        }
+    };
+    let report = check_text(file, &text, &LiveSystem, for_another_machine);
+    for line in &report.lines {
+        eprintln!("{line}");
+    }
+    match &report.config {
+        Some(c) if report.problems == 0 => {
+            let warnings = if report.warnings == 0 {
+                String::new()
+            } else {
+                format!(
+                    "; {} warning(s) about this machine, which the file is not for",
+                    report.warnings
+                )
+            };
             println!(
-                "{}: ok (interface {}, dhcp {:?}, {} host(s), {} machine(s))",
+                "{}: ok (interface {}, dhcp {:?}, {} host(s), {} machine(s){warnings})",
                 file.display(),
                 c.lan.interface,
                 c.dhcp.mode,
@@ -26,17 +52,75 @@ pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        Err(ConfigError::Invalid { file, problems }) => {
-            eprintln!("{}: {} problem(s):", file.display(), problems.len());
-            for p in problems {
-                eprintln!("  - {p}");
-            }
+        _ => {
+            eprintln!("{}: {} problem(s)", file.display(), report.problems);
             Ok(ExitCode::from(2))
         }
+    }
+}
+
+/// What `check-config` says about a file's text.
+#[derive(Debug)]
+pub struct CheckReport {
+    /// The config, when it parsed.
+    pub config: Option<Config>,
+    /// `FILE:LINE: FIELD: MESSAGE` (or `FILE:LINE: warning: ...`), in file order; problems
+    /// the file does not place (defaults it leaves alone) last.
+    pub lines: Vec<String>,
+    pub problems: usize,
+    pub warnings: usize,
+}
+
+/// Checks a config file's text: its syntax, the config's rules ([`flakeboot_config::problems`])
+/// and, against `system`, the LAN port and the paths it names.
+pub fn check_text(
+    file: &Path,
+    text: &str,
+    system: &dyn System,
+    for_another_machine: bool,
+) -> CheckReport {
+    let config = match Config::parse_unchecked(text, file) {
+        Ok(config) => config,
         Err(err) => {
-            eprintln!("{err}");
-            Ok(ExitCode::from(2))
+            return CheckReport {
+                config: None,
+                lines: vec![err.to_string()],
+                problems: 1,
+                warnings: 0,
+            };
         }
+    };
+    let mut found: Vec<(Problem, bool)> = flakeboot_config::problems(&config, None)
+        .into_iter()
+        .map(|p| (p, false))
+        .collect();
+    found.extend(
+        flakeboot_config::system::problems(&config, system)
+            .into_iter()
+            .map(|p| (p, for_another_machine)),
+    );
+    let lines = Lines::new(text);
+    let mut placed: Vec<(Option<usize>, String, bool)> = found
+        .into_iter()
+        .map(|(p, warning)| (lines.line(&p.field), p.to_string(), warning))
+        .collect();
+    placed.sort_by_key(|(line, _, _)| line.unwrap_or(usize::MAX));
+    let warnings = placed.iter().filter(|(_, _, w)| *w).count();
+    CheckReport {
+        config: Some(config),
+        problems: placed.len() - warnings,
+        warnings,
+        lines: placed
+            .into_iter()
+            .map(|(line, message, warning)| {
+                let at = match line {
+                    Some(n) => format!("{}:{n}", file.display()),
+                    None => file.display().to_string(),
+                };
+                let warning = if warning { "warning: " } else { "" };
+                format!("{at}: {warning}{message}")
+            })
+            .collect(),
     }
 }
 

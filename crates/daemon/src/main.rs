@@ -45,7 +45,10 @@ fn run_local(command: Command) -> anyhow::Result<ExitCode> {
             logging::init(args.log_format);
             serve::run(args)
         }
-        Command::CheckConfig { file } => inspect::check_config(&file),
+        Command::CheckConfig {
+            file,
+            for_another_machine,
+        } => inspect::check_config(&file, for_another_machine),
         Command::Update(args) => update::run(args),
         other => Err(anyhow::anyhow!("{other:?} works over the API")),
     }

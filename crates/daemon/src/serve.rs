@@ -43,6 +43,10 @@ async fn serve(file_config: Config) -> anyhow::Result<()> {
         None => flakeboot_appliance::settings_from_config(&file_config),
     };
     let mut config = effective_config(&file_config, &settings);
+    // Saved settings are checked when they are saved; ones an older version saved may not pass.
+    for problem in flakeboot_config::problems(&config, None) {
+        tracing::warn!(%problem, "the settings saved in the UI or API have a problem: save them again in Settings");
+    }
     let (lan, lan_warning) = resolve_start_lan(&file_config, &mut config)?;
     tracing::info!(
         interface = %lan.interface, address = %lan.address, netmask = %lan.netmask, mac = %lan.mac,
@@ -79,14 +83,22 @@ async fn serve(file_config: Config) -> anyhow::Result<()> {
 
     // The web UI over HTTPS on the LAN address; the plain-HTTP port only redirects to it.
     let (status_tx, status_rx) = watch::channel(DaemonStatus::default());
+    // The UI and API get the config file: saved settings are laid over it, and checked with
+    // its rules, before they are saved (`SettingsCheck`). Settings do not touch `[web]`.
     let web = if config.web.enabled {
-        Some(web::prepare(&config, &lan, &store, &flakes, status_rx)?)
+        Some(web::prepare(
+            &file_config,
+            &lan,
+            &store,
+            &flakes,
+            status_rx,
+        )?)
     } else {
         None
     };
     let api_state = match &web {
         Some(web) => web.state.clone(),
-        None => web::api_only(&config, &store, &flakes, status_tx.subscribe())?,
+        None => web::api_only(&file_config, &store, &flakes, status_tx.subscribe())?,
     };
 
     // The boot services (HTTP boot, TFTP, DHCP) on the LAN port: moved or restarted when the

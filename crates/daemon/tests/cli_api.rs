@@ -208,7 +208,10 @@ fn the_cli_drives_the_appliance_over_https_with_a_token() {
         "{machines}"
     );
     let err = laptop.fails(&["machine", "assign", NEW_MAC, "lab#nosuch"]);
-    assert!(err.contains("host: There is no host named"), "{err}");
+    assert!(
+        err.contains("host: there is no host named \"lab#nosuch\""),
+        "{err}"
+    );
     let out = laptop.ok(&["machine", "assign", NEW_MAC, "--menu"]);
     assert_eq!(out.trim(), format!("{NEW_MAC} boots the menu now."));
 

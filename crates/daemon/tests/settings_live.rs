@@ -1,6 +1,9 @@
 //! Settings saved through the real HTTPS API take effect in the running daemon (same PID, no
 //! restart) and persist in the store: a new DHCP range, router -> proxy, the boot menu, a new
-//! LAN port (boot services and the management UI move to it), a LAN port that does not exist.
+//! LAN port (boot services and the management UI move to it; a saved port gone at the next
+//! start falls back to the file's). Settings that would break a boot (a LAN port that does not
+//! exist, a range outside its subnet, a menu default naming no host, kernel parameters iPXE
+//! cannot carry) are refused with field errors by the API and the forms, and change nothing.
 //! Real clients: busybox udhcpc, a PXE DISCOVER, curl (HTTP, HTTPS, TFTP).
 
 // Helpers here run only inside tests: a failed step panics with its message.
@@ -105,7 +108,7 @@ fn a_new_range_applies_without_a_restart_and_survives_one() {
 }
 
 #[test]
-fn router_to_proxy_the_menu_and_a_bad_lan_port_apply_live() {
+fn router_to_proxy_and_the_menu_apply_live() {
     let lan = Lan::new();
     let (_, mut daemon) = start_router(&lan);
     let pid = daemon.pid();
@@ -170,35 +173,6 @@ fn router_to_proxy_the_menu_and_a_bad_lan_port_apply_live() {
         after.contains("choose --timeout 3000 --default local"),
         "{after}"
     );
-
-    // A LAN port that does not exist: the services stay where they are, the dashboard says why.
-    admin.change_settings(|s| s["lan_interface"] = json!("nosuch0"));
-    let start = Instant::now();
-    let warnings = loop {
-        let status = admin.status();
-        let warnings = status["warnings"].to_string();
-        if warnings.contains("nosuch0") || start.elapsed() > Duration::from_secs(5) {
-            break warnings;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(
-        warnings.contains("nosuch0") && warnings.contains("lan0"),
-        "{warnings}"
-    );
-    assert!(menu().contains("#!ipxe"));
-    let offer = pxe_discover(lan.client(), pxe_mac).expect("DHCP stopped after a bad LAN port");
-    assert_eq!(offer.yiaddr, Ipv4Addr::UNSPECIFIED);
-    // Back to the real port: the warning goes.
-    admin.change_settings(|s| s["lan_interface"] = json!("lan0"));
-    let start = Instant::now();
-    while admin.status()["warnings"].to_string().contains("nosuch0") {
-        assert!(
-            start.elapsed() < Duration::from_secs(5),
-            "the warning stayed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
     assert_same_daemon(&mut daemon, pid);
     daemon.stop();
 }
@@ -307,6 +281,126 @@ fn a_new_lan_port_moves_the_boot_services() {
     );
     let (name, _, detail) = admin.service("DHCP");
     assert_eq!((name.as_str(), detail.as_str()), ("DHCP (proxy)", "lan1"));
+    assert_same_daemon(&mut daemon, pid);
+    assert!(daemon.stop().unwrap().success(), "{}", daemon.tail(20));
+
+    // The saved port is gone at the next start (an unplugged adapter): the daemon serves on
+    // the config file's port and says why on the dashboard.
+    lan.server.run(&["ip", "link", "del", "lan1"]).unwrap();
+    let mut daemon = lan.start(&config);
+    admin.set_server(SERVER_IP);
+    let start = Instant::now();
+    while !admin.answers_at(SERVER_IP) {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            daemon.tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let warnings = admin.status()["warnings"].to_string();
+    assert!(
+        warnings.contains("lan1") && warnings.contains("lan0"),
+        "{warnings}"
+    );
+    assert!(fetch(SERVER_IP).unwrap().starts_with("#!ipxe"));
+    daemon.stop();
+}
+
+#[test]
+fn settings_that_would_break_a_boot_are_refused_with_field_errors() {
+    let lan = Lan::new();
+    let (_, mut daemon) = start_router(&lan);
+    let pid = daemon.pid();
+    let admin = admin(&lan, &daemon, "router");
+    let (code, before) = admin.api("GET", "/api/v1/settings", None);
+    assert_eq!(code, 200, "{before}");
+    let script = || {
+        lan.client()
+            .run(&["curl", "-sSf", &format!("http://{SERVER_IP}/boot.ipxe")])
+            .unwrap()
+    };
+    let script_before = script();
+
+    // The JSON API: 422 with every problem as {field, message}.
+    let refused = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut s = before.clone();
+        edit(&mut s);
+        let (code, body) = admin.api("PUT", "/api/v1/settings", Some(&s));
+        assert_eq!(code, 422, "{body}");
+        body["errors"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no error list: {body}"))
+            .iter()
+            .map(|e| {
+                (
+                    e["field"].as_str().unwrap().to_owned(),
+                    e["message"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    let e = refused(&|s| s["dhcp_ranges"] = json!([["10.78.0.100", "10.78.0.200"]]));
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].0, "dhcp_ranges");
+    assert!(
+        e[0].1
+            .contains("not inside the LAN's subnet 10.77.0.0/24 (lan0's address 10.77.0.1/24)"),
+        "{e:?}"
+    );
+    let e = refused(&|s| s["dhcp_ranges"] = json!([["10.77.0.200", "10.77.0.100"]]));
+    assert_eq!(e[0].0, "dhcp_ranges");
+    assert!(e[0].1.contains("backwards"), "{e:?}");
+    let e = refused(&|s| s["menu_default"] = json!("ghost"));
+    assert_eq!(e[0].0, "menu_default");
+    assert!(e[0].1.contains("\"ghost\" names no host"), "{e:?}");
+    // A port this machine does not have (the kernel says so, over netlink).
+    let e = refused(&|s| s["lan_interface"] = json!("nosuch0"));
+    assert_eq!(e[0].0, "lan_interface");
+    assert!(
+        e[0].1.contains("\"nosuch0\" does not exist") && e[0].1.contains("lan0"),
+        "{e:?}"
+    );
+    // A machine's kernel parameters that would end iPXE's `kernel` command.
+    let (code, body) = admin.api(
+        "POST",
+        &format!("/api/v1/machines/{CLIENT_MAC}"),
+        Some(&json!({"kernel_params": "quiet || shell", "hostname": "node_1"})),
+    );
+    assert_eq!(code, 422, "{body}");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["hostname", "kernel_params"], "{body}");
+
+    // The UI's form: the page again (422), the message next to the field.
+    let (code, page) = admin.post_settings_form(
+        "/settings/network",
+        &[
+            ("lan_interface", "lan0"),
+            ("dhcp_mode", "router"),
+            ("dhcp_ranges", "10.78.0.100-10.78.0.200"),
+            ("reservations", ""),
+        ],
+    );
+    assert_eq!(code, 422, "{page}");
+    let near = page
+        .split(r#"id="dhcp_ranges""#)
+        .nth(1)
+        .and_then(|rest| rest.split("<label").next())
+        .unwrap_or_default();
+    assert!(
+        near.contains("field-error") && near.contains("not inside the LAN's subnet"),
+        "{page}"
+    );
+
+    // Nothing changed: the settings, the running DHCP server (never restarted), the script.
+    assert_eq!(admin.api("GET", "/api/v1/settings", None).1, before);
+    assert_eq!(daemon.output().matches("DHCP serving").count(), 1);
+    assert_eq!(script(), script_before);
     assert_same_daemon(&mut daemon, pid);
     daemon.stop();
 }

@@ -8,9 +8,11 @@
 //!   next menu fetched has them);
 //! - substituters and builders: the build runner gets new nix settings for its next build.
 //!
-//! A change that cannot be applied is logged and shown on the dashboard; it never stops the
-//! daemon. A boot service that dies by itself still does (as at start-up), so the service
-//! manager restarts the daemon.
+//! Settings are checked before they are saved ([`crate::settings::check`]); settings that
+//! still break one of the config's rules are logged and not applied. A change that cannot be
+//! applied is logged and shown on the dashboard; it never stops the daemon. A boot service
+//! that dies by itself still does (as at start-up), so the service manager restarts the
+//! daemon.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -98,6 +100,15 @@ impl SettingsApplier {
     /// Apply one saved version of the settings.
     pub async fn apply(&mut self, settings: &ApplianceSettings) {
         let next = effective_config(&self.file, settings);
+        // The UI and API check settings before saving them (`SettingsCheck`); settings that
+        // still break a rule are not applied.
+        let problems = flakeboot_config::problems(&next, None);
+        if !problems.is_empty() {
+            for problem in &problems {
+                tracing::error!(%problem, "saved settings not applied");
+            }
+            return;
+        }
         let before = self.services.config().clone();
         let plan = Plan::between(&before, &next);
         if plan.is_empty() {
@@ -306,6 +317,11 @@ mod tests {
             "{:?}",
             nix.options
         );
+        // Settings that break a rule (saved around the checks) are not applied.
+        settings.menu_timeout_secs = 7200;
+        settings.menu_default = Some("ghost".into());
+        applier.apply(&settings).await;
+        assert!(get(port, "/boot.ipxe").await.contains("timeout 9000"));
         shutdown.cancel();
         applier.services.stop().await;
     }

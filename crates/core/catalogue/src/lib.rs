@@ -9,6 +9,7 @@ mod file;
 mod mac;
 mod recording;
 mod spec;
+pub mod text;
 
 pub use event::{BootEvent, BootStage, ClientFirmware, Outcome};
 pub use file::{BootFile, FileKind, IpxeBinary};

@@ -5,12 +5,21 @@
 mod dhcp;
 mod error;
 mod flakes;
+mod locate;
+mod problem;
+pub mod system;
 mod validate;
 mod vpn;
 
 pub use dhcp::{DhcpConfig, DhcpMode, Ipv6RaConfig, Reservation};
 pub use error::ConfigError;
 pub use flakes::{FlakeConfig, NixConfig};
+pub use locate::Lines;
+pub use problem::{Field, Problem, Segment};
+pub use system::{InterfaceFacts, PathKind, System};
+pub use validate::{
+    HostNames, MAX_CMDLINE, MAX_MENU_TIMEOUT, machine_problems, problems, valid_hostname,
+};
 pub use vpn::VpnConfig;
 
 use std::net::Ipv4Addr;
@@ -247,15 +256,49 @@ fn default_state_dir() -> PathBuf {
 impl Config {
     /// Parse and validate a config file's text. `origin` names the file in errors.
     pub fn parse(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+        let config = Config::parse_unchecked(text, origin)?;
+        let problems = problems(&config, None);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid {
+                file: origin.to_path_buf(),
+                problems,
+            })
+        }
+    }
+
+    /// Parse a config file's text without the checks of [`problems`]: its syntax, keys and
+    /// types only (`check-config` runs the checks itself to place each problem on its line).
+    pub fn parse_unchecked(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Syntax {
             file: origin.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        validate::validate(&config).map_err(|problems| ConfigError::Invalid {
-            file: origin.to_path_buf(),
-            problems,
-        })?;
-        Ok(config)
+            line: e.span().map(|span| locate::line_at(text, span.start)),
+            message: e.message().trim_end().to_owned(),
+        })
+    }
+
+    /// Every default, serving `interface`: a config file that names only its LAN port.
+    pub fn with_defaults(interface: &str) -> Config {
+        Config {
+            lan: LanConfig {
+                interface: interface.to_owned(),
+                address: None,
+            },
+            dhcp: DhcpConfig::default(),
+            tftp: TftpConfig::default(),
+            http: HttpConfig::default(),
+            ipxe: IpxeConfig::default(),
+            web: WebUiConfig::default(),
+            menu: MenuConfig::default(),
+            boot: BootReportConfig::default(),
+            hosts: Vec::new(),
+            machines: Vec::new(),
+            flakes: Vec::new(),
+            nix: NixConfig::default(),
+            vpn: VpnConfig::default(),
+            state_dir: default_state_dir(),
+        }
     }
 
     /// Read, parse and validate a config file.

@@ -1,142 +1,566 @@
-//! Checks serde cannot express: references between sections, ranges, duplicates.
+//! Checks serde cannot express: references between sections, ranges, duplicates, and what may
+//! go into a boot script. This is the one place these rules live: the config file
+//! ([`Config::parse`], `flakeboot check-config`), the settings saved in the web UI and the API
+//! and each machine's settings (through `flakeboot-appliance`) all go through them, so nothing
+//! that passes can make a boot fail later. Checks against the machine the config runs on
+//! (interfaces, files) are in [`crate::system`].
 
 use std::collections::HashSet;
 use std::net::Ipv4Addr;
+use std::time::Duration;
 
-use crate::{Config, DhcpMode};
+use flakeboot_catalogue::text::{MAX_HOST_NAME, check_cmdline, valid_host_name};
 
-/// Every problem found, each a sentence that says what is wrong and what to do.
-pub(crate) fn validate(c: &Config) -> Result<(), Vec<String>> {
-    let mut problems = Vec::new();
+use crate::problem::{Field, Problem};
+use crate::{Config, DhcpMode, FlakeConfig, MachineConfig};
 
-    if c.lan.interface.trim().is_empty() {
-        problems.push("[lan] interface is empty: name the LAN port to serve, e.g. \"eth0\"".into());
+/// Longest extra kernel command line a host or a machine may add (Linux takes 2048 bytes in
+/// all on x86; flakeboot adds its own parameters).
+pub const MAX_CMDLINE: usize = 1024;
+
+/// Longest menu timeout.
+pub const MAX_MENU_TIMEOUT: Duration = Duration::from_secs(3600);
+
+/// The hosts a machine or the menu may name.
+#[derive(Debug, Clone)]
+pub struct HostNames<'a> {
+    statics: HashSet<&'a str>,
+    /// The bootable flake hosts (`flake#host`), when known; `None` (the config file alone): a
+    /// config with flakes may name hosts that only locking the flakes reveals.
+    flake_hosts: Option<&'a [String]>,
+    has_flakes: bool,
+}
+
+impl<'a> HostNames<'a> {
+    /// The `[[hosts]]` of `config`, and the flake hosts when the caller knows them.
+    pub fn of(config: &'a Config, flake_hosts: Option<&'a [String]>) -> HostNames<'a> {
+        HostNames {
+            statics: config.hosts.iter().map(|h| h.name.as_str()).collect(),
+            flake_hosts,
+            has_flakes: !config.flakes.is_empty(),
+        }
     }
 
-    let ranges = c.dhcp.all_ranges();
+    /// Whether `name` boots something (or may, once the flakes are locked).
+    pub fn knows(&self, name: &str) -> bool {
+        self.statics.contains(name)
+            || match self.flake_hosts {
+                Some(list) => list.iter().any(|h| h == name),
+                None => self.has_flakes,
+            }
+    }
+}
+
+/// Every problem of `c`, in no particular order. `flake_hosts`: the flake hosts that can be
+/// booted now, when known (the daemon knows; `check-config` does not).
+pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut add = |field: Field, message: String| problems.push(Problem::new(field, message));
+    let lan = Field::key("lan");
+    if c.lan.interface.trim().is_empty() {
+        add(
+            lan.clone().then("interface"),
+            "is empty: name the LAN port to serve, e.g. \"eth0\"".into(),
+        );
+    } else if !crate::vpn::valid_ifname(&c.lan.interface) {
+        add(
+            lan.clone().then("interface"),
+            format!(
+                "{:?} is not an interface name: use 1 to 15 letters, digits, '-', '_' or '.'",
+                c.lan.interface
+            ),
+        );
+    }
+
+    let dhcp = Field::key("dhcp");
+    let ranges = range_fields(c);
     if c.dhcp.mode == DhcpMode::Router && ranges.is_empty() {
-        problems.push(
-            "[dhcp] mode = \"router\" needs an address range: add range = [\"10.0.0.100\", \"10.0.0.200\"]"
+        add(
+            dhcp.clone().then("range"),
+            "mode = \"router\" needs an address range: add range = [\"10.0.0.100\", \"10.0.0.200\"]"
                 .into(),
         );
     }
-    for [first, last] in &ranges {
+    for (field, [first, last]) in &ranges {
         if u32::from(*first) > u32::from(*last) {
-            problems.push(format!(
-                "[dhcp] range {first} - {last} is backwards: the first address must not be above the last"
-            ));
+            add(
+                field.clone(),
+                format!(
+                    "{first} - {last} is backwards: the first address must not be above the last"
+                ),
+            );
         }
     }
     if c.dhcp.lease_time.as_secs() < 60 {
-        problems.push("[dhcp] lease_time must be at least 1m".into());
+        add(
+            dhcp.clone().then("lease_time"),
+            "must be at least 1m".into(),
+        );
+    }
+    if let Some(domain) = &c.dhcp.domain
+        && !valid_hostname(domain)
+    {
+        add(
+            dhcp.clone().then("domain"),
+            format!("{domain:?} is not a domain name: use letters, digits, '-' and '.'"),
+        );
+    }
+    let mut reserved_macs = HashSet::new();
+    let mut reserved_addrs: HashSet<Ipv4Addr> = HashSet::new();
+    for (i, r) in c.dhcp.reservations.iter().enumerate() {
+        let field = dhcp.clone().then("reservations").at(i);
+        if !reserved_macs.insert(r.mac) {
+            add(
+                field.clone().then("mac"),
+                format!("{} is reserved twice", r.mac),
+            );
+        }
+        if !reserved_addrs.insert(r.address) {
+            add(
+                field.clone().then("address"),
+                format!("{} is reserved for two machines", r.address),
+            );
+        }
+        if let Some(h) = &r.hostname
+            && !valid_hostname(h)
+        {
+            add(field.then("hostname"), hostname_message(h));
+        }
+    }
+    // The subnet is known from the file alone when it pins both; else from the interface
+    // (`system::problems`).
+    if let (Some(address), Some(netmask)) = (c.lan.address, c.dhcp.netmask) {
+        problems.extend(subnet_problems(
+            c,
+            address,
+            netmask,
+            "[lan] address and [dhcp] netmask",
+        ));
     }
 
+    let mut add = |field: Field, message: String| problems.push(Problem::new(field, message));
+    let tftp = Field::key("tftp");
     if c.tftp.max_transfers == 0 {
-        problems.push(
-            "[tftp] max_transfers must be at least 1 (set enabled = false to turn TFTP off)".into(),
+        add(
+            tftp.clone().then("max_transfers"),
+            "must be at least 1 (set enabled = false to turn TFTP off)".into(),
         );
     }
     if c.tftp.max_per_client == 0 || c.tftp.max_per_client > c.tftp.max_transfers {
-        problems.push(format!(
-            "[tftp] max_per_client = {} must be between 1 and max_transfers ({})",
-            c.tftp.max_per_client, c.tftp.max_transfers
-        ));
+        add(
+            tftp.clone().then("max_per_client"),
+            format!(
+                "max_per_client = {} must be between 1 and max_transfers ({})",
+                c.tftp.max_per_client, c.tftp.max_transfers
+            ),
+        );
     }
-    if c.tftp.first_ack_timeout < std::time::Duration::from_millis(100)
-        || c.tftp.first_ack_timeout > std::time::Duration::from_secs(60)
+    if c.tftp.first_ack_timeout < Duration::from_millis(100)
+        || c.tftp.first_ack_timeout > Duration::from_secs(60)
     {
-        problems.push("[tftp] first_ack_timeout must be between 100ms and 60s".into());
+        add(
+            tftp.then("first_ack_timeout"),
+            "must be between 100ms and 60s".into(),
+        );
     }
     if c.http.max_connections_per_client == 0 {
-        problems.push("[http] max_connections_per_client must be at least 1".into());
-    }
-
-    let mut reserved_macs = HashSet::new();
-    let mut reserved_addrs: HashSet<Ipv4Addr> = HashSet::new();
-    for r in &c.dhcp.reservations {
-        if !reserved_macs.insert(r.mac) {
-            problems.push(format!("[[dhcp.reservations]] {} is reserved twice", r.mac));
-        }
-        if !reserved_addrs.insert(r.address) {
-            problems.push(format!(
-                "[[dhcp.reservations]] {} is reserved for two machines",
-                r.address
-            ));
-        }
+        add(
+            Field::key("http").then("max_connections_per_client"),
+            "must be at least 1".into(),
+        );
     }
 
     let timeout = c.boot.report_timeout.as_secs();
     if !(60..=86_400).contains(&timeout) {
-        problems.push(
-            "[boot] report_timeout must be between 1m and 24h: a booted system needs a while to report, and a day later nobody is waiting"
+        add(
+            Field::key("boot").then("report_timeout"),
+            "must be between 1m and 24h: a booted system needs a while to report, and a day later nobody is waiting"
                 .into(),
         );
     }
 
     let mut host_names = HashSet::new();
-    for h in &c.hosts {
-        if !valid_name(&h.name) {
-            problems.push(format!(
-                "[[hosts]] name {:?} is not allowed: use letters, digits, '-' and '_' (it appears in URLs and menus)",
-                h.name
-            ));
+    for (i, h) in c.hosts.iter().enumerate() {
+        let field = Field::key("hosts").at(i);
+        if !valid_host_name(&h.name) {
+            add(
+                field.clone().then("name"),
+                format!(
+                    "{:?} is not allowed: use 1 to {MAX_HOST_NAME} letters, digits, '-' and '_' (it appears in URLs and menus)",
+                    h.name
+                ),
+            );
         }
         if !host_names.insert(h.name.as_str()) {
-            problems.push(format!("[[hosts]] {:?} is defined twice", h.name));
+            add(
+                field.clone().then("name"),
+                format!("{:?} is defined twice", h.name),
+            );
         }
-        if h.cmdline.contains('\n') {
-            problems.push(format!("[[hosts]] {:?}: cmdline must be one line", h.name));
+        if let Some(message) = cmdline_message(&h.cmdline) {
+            add(field.then("cmdline"), message);
         }
     }
 
+    let hosts = HostNames::of(c, flake_hosts);
     let mut machine_macs = HashSet::new();
-    for m in &c.machines {
+    for (i, m) in c.machines.iter().enumerate() {
+        let field = Field::key("machines").at(i);
         if !machine_macs.insert(m.mac) {
-            problems.push(format!("[[machines]] {} is listed twice", m.mac));
+            add(
+                field.clone().then("mac"),
+                format!("{} is listed twice", m.mac),
+            );
         }
-        // Flake hosts are only known once the flakes are locked: the daemon checks those.
-        if let Some(host) = &m.host
-            && !host_names.contains(host.as_str())
-            && c.flakes.is_empty()
-        {
-            problems.push(format!(
-                "[[machines]] {} is assigned to host {host:?}, which no [[hosts]] entry defines",
-                m.mac
-            ));
-        }
-        if m.extra_cmdline.contains('\n') {
-            problems.push(format!(
-                "[[machines]] {}: extra_cmdline must be one line",
-                m.mac
-            ));
+        for p in machine_problems(m, &hosts) {
+            add(field.clone().join(&p.field), p.message);
         }
     }
 
+    let menu = Field::key("menu");
     if let Some(default) = &c.menu.default
         && default != "local"
-        && !host_names.contains(default.as_str())
-        && c.flakes.is_empty()
+        && !hosts.knows(default)
     {
-        problems.push(format!(
-            "[menu] default = {default:?} names no host: use a [[hosts]] name or \"local\""
-        ));
+        add(
+            menu.clone().then("default"),
+            format!("{default:?} names no host: use a [[hosts]] name, a flake's host or \"local\""),
+        );
+    }
+    if c.menu.timeout > MAX_MENU_TIMEOUT {
+        add(menu.then("timeout"), "must be at most 1h".into());
     }
 
-    problems.extend(crate::flakes::problems(&c.flakes, &c.nix));
-    problems.extend(crate::vpn::problems(&c.vpn));
+    let nix = Field::key("nix");
+    for (i, s) in c.nix.substituters.iter().flatten().enumerate() {
+        if !valid_substituter(s) {
+            add(
+                nix.clone().then("substituters").at(i),
+                format!("{s:?} is not a cache URL like https://cache.example.org"),
+            );
+        }
+    }
+    for (i, b) in c.nix.builders.iter().enumerate() {
+        if b.trim().is_empty() || b.chars().any(|ch| ch.is_control() || ch == ';') {
+            add(
+                nix.clone().then("builders").at(i),
+                format!("{b:?} is not a builder line like \"ssh://user@host x86_64-linux\""),
+            );
+        }
+    }
 
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(problems)
+    problems.extend(
+        crate::flakes::problems(&c.flakes, &c.nix)
+            .into_iter()
+            .map(|message| sectioned(message, &c.flakes)),
+    );
+    problems.extend(crate::vpn::problems(&c.vpn));
+    problems
+}
+
+/// Problems of one machine's settings (`[[machines]]`, or a machine's page in the UI), with
+/// fields relative to the machine (`host`, `hostname`, `extra_cmdline`).
+pub fn machine_problems(m: &MachineConfig, hosts: &HostNames<'_>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if let Some(host) = &m.host
+        && !hosts.knows(host)
+    {
+        problems.push(Problem::new(
+            Field::key("host"),
+            format!("there is no host named {host:?}: use a [[hosts]] name or a flake's host (flake#host)"),
+        ));
+    }
+    if let Some(h) = &m.hostname
+        && !valid_hostname(h)
+    {
+        problems.push(Problem::new(Field::key("hostname"), hostname_message(h)));
+    }
+    if let Some(message) = cmdline_message(&m.extra_cmdline) {
+        problems.push(Problem::new(Field::key("extra_cmdline"), message));
+    }
+    problems
+}
+
+/// Why a kernel command line (a host's, or a machine's extra one) cannot be booted, or `None`.
+fn cmdline_message(cmdline: &str) -> Option<String> {
+    if cmdline.len() > MAX_CMDLINE {
+        return Some(format!(
+            "is {} characters long: at most {MAX_CMDLINE}",
+            cmdline.len()
+        ));
+    }
+    check_cmdline(cmdline).err().map(|reason| {
+        format!(
+            "{reason}: the iPXE boot script could not carry it safely; use kernel parameters \
+             like \"console=ttyS0 loglevel=4\" on one line"
+        )
+    })
+}
+
+fn hostname_message(name: &str) -> String {
+    format!("{name:?} is not a host name: use letters, digits, '-' and '.', like \"rack3-node1\"")
+}
+
+/// A host name as DHCP and Linux accept it (RFC 1123 labels, dots allowed).
+pub fn valid_hostname(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+}
+
+fn valid_substituter(s: &str) -> bool {
+    [
+        "https://",
+        "http://",
+        "file://",
+        "ssh://",
+        "ssh-ng://",
+        "s3://",
+    ]
+    .iter()
+    .any(|p| s.starts_with(p))
+        && !s.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Every DHCP range with its field: `dhcp.range`, then `dhcp.ranges[i]`.
+pub(crate) fn range_fields(c: &Config) -> Vec<(Field, [Ipv4Addr; 2])> {
+    let dhcp = Field::key("dhcp");
+    c.dhcp
+        .range
+        .iter()
+        .map(|r| (dhcp.clone().then("range"), *r))
+        .chain(
+            c.dhcp
+                .ranges
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (dhcp.clone().then("ranges").at(i), *r)),
+        )
+        .collect()
+}
+
+/// Router mode hands out addresses of the LAN's subnet only: every range, reservation and the
+/// router option must lie in it. `how` says where the subnet comes from.
+pub(crate) fn subnet_problems(
+    c: &Config,
+    address: Ipv4Addr,
+    netmask: Ipv4Addr,
+    how: &str,
+) -> Vec<Problem> {
+    if c.dhcp.mode != DhcpMode::Router {
+        return Vec::new();
+    }
+    let mask = u32::from(netmask);
+    let network = u32::from(address) & mask;
+    let inside = |ip: Ipv4Addr| u32::from(ip) & mask == network;
+    let subnet = format!("{}/{}", Ipv4Addr::from(network), mask.leading_ones());
+    let mut problems = Vec::new();
+    for (field, [first, last]) in range_fields(c) {
+        if !inside(first) || !inside(last) {
+            problems.push(Problem::new(
+                field,
+                format!(
+                    "{first} - {last} is not inside the LAN's subnet {subnet} ({how}): no machine there could use those addresses"
+                ),
+            ));
+        }
+    }
+    for (i, r) in c.dhcp.reservations.iter().enumerate() {
+        if !inside(r.address) {
+            problems.push(Problem::new(
+                Field::key("dhcp")
+                    .then("reservations")
+                    .at(i)
+                    .then("address"),
+                format!(
+                    "{} is not inside the LAN's subnet {subnet} ({how})",
+                    r.address
+                ),
+            ));
+        }
+    }
+    if let Some(router) = c.dhcp.router
+        && !inside(router)
+    {
+        problems.push(Problem::new(
+            Field::key("dhcp").then("router"),
+            format!("{router} is not inside the LAN's subnet {subnet} ({how})"),
+        ));
+    }
+    problems
+}
+
+/// A problem from `flakes.rs`, which says where itself (`[nix] max_jobs ...`, `[[flakes]] ...`):
+/// the section (and the key, or the flake it quotes) becomes the field.
+fn sectioned(message: String, flakes: &[FlakeConfig]) -> Problem {
+    let (section, rest) = match message
+        .strip_prefix("[[")
+        .and_then(|m| m.split_once("]] "))
+        .or_else(|| message.strip_prefix('[').and_then(|m| m.split_once("] ")))
+    {
+        Some((section, rest)) => (section, rest),
+        None => return Problem::new(Field::default(), message.clone()),
+    };
+    let mut field = Field::key(section);
+    if section == "flakes" {
+        let quoted = |s: &str| rest.contains(&format!("{s:?}"));
+        let index = flakes
+            .iter()
+            .rposition(|f| quoted(f.url.trim()) || f.name.as_deref().is_some_and(quoted));
+        let index = index.or_else(|| flakes.iter().position(|f| f.url.trim().is_empty()));
+        if let Some(i) = index {
+            field = field.at(i);
+        }
+    }
+    match rest.split_once(' ') {
+        Some((key, after))
+            if !key.is_empty() && key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') =>
+        {
+            Problem::new(field.then(key), after.to_owned())
+        }
+        _ => Problem::new(field, rest.to_owned()),
     }
 }
 
-/// Host names appear in URL paths and iPXE scripts: keep them to a safe alphabet.
+/// Names that appear in URL paths, versions and iPXE scripts (flake names): a safe alphabet.
 pub(crate) fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
         && name
             .chars()
             .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    fn fields(text: &str, flake_hosts: Option<&[String]>) -> Vec<String> {
+        let c = Config::parse_unchecked(text, Path::new("t.toml")).unwrap();
+        problems(&c, flake_hosts)
+            .iter()
+            .map(|p| p.to_string())
+            .collect()
+    }
+
+    const HOST: &str = "[[hosts]]\nname = \"demo\"\nkernel = \"/k\"\ninitrd = \"/i\"\n";
+
+    #[test]
+    fn command_lines_that_would_break_the_boot_script_are_refused() {
+        for bad in [
+            "quiet || shell",
+            "root=${x}",
+            "a && b",
+            "x #!ipxe",
+            "a ; b",
+            "x=\"y\"",
+        ] {
+            let text = format!(
+                "[lan]\ninterface = \"eth0\"\n{HOST}cmdline = {bad:?}\n\
+                 [[machines]]\nmac = \"52:54:00:00:00:01\"\nextra_cmdline = {bad:?}\n"
+            );
+            let p = fields(&text, None);
+            assert_eq!(p.len(), 2, "{bad:?}: {p:?}");
+            assert!(p[0].starts_with("hosts[0].cmdline: contains"), "{p:?}");
+            assert!(
+                p[1].starts_with("machines[0].extra_cmdline: contains"),
+                "{p:?}"
+            );
+        }
+        let long = "a".repeat(MAX_CMDLINE + 1);
+        let text = format!("[lan]\ninterface = \"eth0\"\n{HOST}cmdline = {long:?}\n");
+        assert!(fields(&text, None)[0].contains("at most 1024"));
+    }
+
+    #[test]
+    fn machine_host_names_and_reservation_names_are_host_names() {
+        let text = "[lan]\ninterface = \"eth0\"\n\
+            [[dhcp.reservations]]\nmac = \"52:54:00:00:00:01\"\naddress = \"10.0.0.5\"\nhostname = \"a b\"\n\
+            [[machines]]\nmac = \"52:54:00:00:00:01\"\nhostname = \"-x\"\n";
+        let p = fields(text, None);
+        assert!(
+            p[0].starts_with("dhcp.reservations[0].hostname: \"a b\" is not a host name"),
+            "{p:?}"
+        );
+        assert!(p[1].starts_with("machines[0].hostname: \"-x\""), "{p:?}");
+    }
+
+    #[test]
+    fn a_menu_default_or_machine_host_must_name_a_host() {
+        let text = format!(
+            "[lan]\ninterface = \"eth0\"\n[menu]\ndefault = \"ghost\"\n{HOST}\
+             [[machines]]\nmac = \"52:54:00:00:00:01\"\nhost = \"lab#gone\"\n"
+        );
+        let p = fields(&text, None);
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].starts_with("machines[0].host: there is no host named \"lab#gone\""));
+        assert!(
+            p[1].starts_with("menu.default: \"ghost\" names no host"),
+            "{p:?}"
+        );
+        // With flakes, the file alone cannot tell; the daemon knows the flake hosts.
+        let with_flake = format!("{text}[[flakes]]\nurl = \"github:a/lab\"\n");
+        assert!(fields(&with_flake, None).is_empty());
+        let known = ["lab#alpha".to_owned()];
+        let p = fields(&with_flake, Some(&known));
+        assert_eq!(p.len(), 2, "{p:?}");
+        let known = ["lab#gone".to_owned(), "ghost".to_owned()];
+        assert!(fields(&with_flake, Some(&known)).is_empty());
+    }
+
+    #[test]
+    fn a_pinned_subnet_holds_the_router_mode_ranges() {
+        let text = "[lan]\ninterface = \"eth0\"\naddress = \"10.0.0.2\"\n[dhcp]\nmode = \"router\"\n\
+             netmask = \"255.255.255.0\"\nrange = [\"10.0.1.100\", \"10.0.1.200\"]\n";
+        let p = fields(text, None);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with(
+                "dhcp.range: 10.0.1.100 - 10.0.1.200 is not inside the LAN's subnet 10.0.0.0/24"
+            ),
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn the_settings_rules_apply_to_the_file_too() {
+        let text = "[lan]\ninterface = \"eth 0\"\n[menu]\ntimeout = \"2h\"\n[nix]\n\
+             substituters = [\"https://ok\", \"cache.example\"]\nbuilders = [\"a; rm\"]\n";
+        let p = fields(text, None);
+        let fields: Vec<&str> = p.iter().map(|p| p.split(':').next().unwrap()).collect();
+        assert_eq!(
+            fields,
+            [
+                "lan.interface",
+                "menu.timeout",
+                "nix.substituters[1]",
+                "nix.builders[0]"
+            ],
+            "{p:?}"
+        );
+    }
+
+    #[test]
+    fn flake_problems_get_the_entry_they_are_about() {
+        let text = "[lan]\ninterface = \"eth0\"\n[[flakes]]\nurl = \"github:a/b\"\n\
+             [[flakes]]\nurl = \"github:a/b\"\n[[flakes]]\nurl = \"github:c/d\"\nname = \"c d\"\n\
+             [nix]\nmax_concurrent_builds = 0\n";
+        let p = fields(text, None);
+        assert_eq!(
+            p,
+            [
+                "flakes[1]: \"github:a/b\" is listed twice",
+                "flakes[2].name: \"c d\" is not allowed: use letters, digits, '-' and '_'",
+                "nix.max_concurrent_builds: must be at least 1",
+            ]
+        );
+    }
 }

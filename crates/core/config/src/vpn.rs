@@ -6,6 +6,8 @@
 
 use serde::Deserialize;
 
+use crate::problem::{Field, Problem};
+
 /// `[vpn]` in the config file.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
@@ -28,7 +30,7 @@ impl Default for VpnConfig {
 /// Linux allows at most 15 bytes in an interface name.
 const MAX_IFNAME: usize = 15;
 
-fn valid_ifname(name: &str) -> bool {
+pub(crate) fn valid_ifname(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_IFNAME
         && name
@@ -39,22 +41,28 @@ fn valid_ifname(name: &str) -> bool {
 }
 
 /// Problems in `[vpn]`, each a sentence that says what to do.
-pub(crate) fn problems(vpn: &VpnConfig) -> Vec<String> {
+pub(crate) fn problems(vpn: &VpnConfig) -> Vec<Problem> {
     let mut problems = Vec::new();
     for (key, name) in [
         ("server_interface", &vpn.server_interface),
         ("hub_interface", &vpn.hub_interface),
     ] {
         if !valid_ifname(name) {
-            problems.push(format!(
-                "[vpn] {key} {name:?} is not a usable interface name: use 1 to 15 letters, digits, '-', '_' or '.'"
+            problems.push(Problem::new(
+                Field::key("vpn").then(key),
+                format!(
+                    "{name:?} is not a usable interface name: use 1 to 15 letters, digits, '-', '_' or '.'"
+                ),
             ));
         }
     }
     if vpn.server_interface == vpn.hub_interface {
-        problems.push(format!(
-            "[vpn] server_interface and hub_interface are both {:?}: give them different names",
-            vpn.server_interface
+        problems.push(Problem::new(
+            Field::key("vpn").then("hub_interface"),
+            format!(
+                "server_interface and hub_interface are both {:?}: give them different names",
+                vpn.server_interface
+            ),
         ));
     }
     problems
@@ -77,11 +85,11 @@ mod tests {
         };
         let p = problems(&vpn);
         assert_eq!(p.len(), 2, "{p:?}");
-        assert!(p[0].contains("server_interface"), "{p:?}");
+        assert_eq!(p[0].field.to_string(), "vpn.server_interface", "{p:?}");
         let same = VpnConfig {
             server_interface: "wg0".into(),
             hub_interface: "wg0".into(),
         };
-        assert!(problems(&same)[0].contains("different names"));
+        assert!(problems(&same)[0].message.contains("different names"));
     }
 }

@@ -30,6 +30,7 @@ fn minimal_config_gets_defaults() {
     assert_eq!(c.dhcp.port, 67);
     assert_eq!(c.dhcp.pxe_port, 4011);
     assert_eq!(c.state_dir, Path::new("/var/lib/flakeboot"));
+    assert_eq!(c, Config::with_defaults("eth0"));
 }
 
 #[test]
@@ -69,7 +70,8 @@ host = "nope"
     let ConfigError::Invalid { problems, .. } = &err else {
         panic!("{err}")
     };
-    let all = problems.join("\n");
+    let all: Vec<String> = problems.iter().map(ToString::to_string).collect();
+    let all = all.join("\n");
     assert!(all.contains("backwards"), "{all}");
     assert!(all.contains("defined twice"), "{all}");
     assert!(all.contains("\"nope\""), "{all}");
@@ -115,7 +117,7 @@ fn report_timeout_defaults_to_ten_minutes_and_is_checked() {
         )
         .unwrap_err();
         assert!(
-            err.to_string().contains("[boot] report_timeout"),
+            err.to_string().contains("boot.report_timeout"),
             "{bad}: {err}"
         );
     }

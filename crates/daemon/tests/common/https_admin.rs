@@ -201,6 +201,25 @@ impl<'a> Admin<'a> {
         saved
     }
 
+    /// A settings form (`/settings/network`, ...) posted with the session set-up signed in:
+    /// (HTTP status, the page answered).
+    pub fn post_settings_form(&self, path: &str, fields: &[(&str, &str)]) -> (u16, String) {
+        let settings = self
+            .curl
+            .ok(&["--fail-with-body", &format!("{}/settings", self.base)]);
+        let mut data = vec![format!("csrf={}", input_value(&settings, "csrf"))];
+        data.extend(fields.iter().map(|(k, v)| format!("{k}={v}")));
+        let url = format!("{}{path}", self.base);
+        let mut argv = vec!["-w", "\n%{http_code}"];
+        for field in &data {
+            argv.extend(["--data-urlencode", field.as_str()]);
+        }
+        argv.push(&url);
+        let out = self.curl.ok(&argv);
+        let (page, code) = out.rsplit_once('\n').unwrap();
+        (code.trim().parse().unwrap(), page.to_owned())
+    }
+
     /// GET /api/v1/status.
     pub fn status(&self) -> Value {
         let (code, status) = self.api("GET", "/api/v1/status", None);

@@ -3,14 +3,19 @@
 
 use std::collections::BTreeMap;
 
-use flakeboot_appliance::settings_from_config;
+use std::sync::Arc;
+
+use flakeboot_appliance::system::LiveSystem;
+use flakeboot_appliance::{SettingsCheck, settings_from_config};
 use flakeboot_config::Config;
 
 use crate::state::WebConfig;
 
 impl WebConfig {
     /// A UI configuration from the config file: its hosts, its pinned machines and its
-    /// settings; `interfaces` are the ports the setup page offers (the daemon lists them from the kernel through flakeboot-netif).
+    /// settings, checked with the file's rules on this machine before they are saved;
+    /// `interfaces` are the ports the setup page offers (the daemon lists them from the kernel
+    /// through flakeboot-netif).
     pub fn from_config(config: &Config, interfaces: Vec<String>) -> WebConfig {
         WebConfig {
             static_hosts: config.hosts.iter().map(|h| h.name.clone()).collect(),
@@ -22,6 +27,7 @@ impl WebConfig {
             interfaces,
             default_settings: settings_from_config(config),
             report_timeout: config.boot.report_timeout,
+            check: SettingsCheck::new(config.clone(), Some(Arc::new(LiveSystem))),
             ..WebConfig::default()
         }
     }

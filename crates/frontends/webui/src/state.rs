@@ -21,6 +21,7 @@ use crate::tls::CertStore;
 use flakeboot_appliance::flakes::{FlakeService, FlakeServiceError};
 use flakeboot_appliance::status::DaemonStatus;
 use flakeboot_appliance::vpn::VpnService;
+use flakeboot_appliance::{FieldError, MachineSettings, SettingsCheck};
 
 /// How the UI is set up by the daemon.
 #[derive(Debug, Clone)]
@@ -49,6 +50,9 @@ pub struct WebConfig {
     pub report_timeout: Duration,
     /// Password hashes at once, and how many requests may wait for one.
     pub hash_limits: HashLimits,
+    /// The config's rules every saved setting goes through (the config file the settings are
+    /// laid over, this machine's interfaces).
+    pub check: SettingsCheck,
 }
 
 impl Default for WebConfig {
@@ -65,6 +69,7 @@ impl Default for WebConfig {
             login_window: Duration::from_secs(300),
             report_timeout: Duration::from_secs(600),
             hash_limits: HashLimits::default(),
+            check: SettingsCheck::default(),
         }
     }
 }
@@ -275,6 +280,36 @@ impl WebState {
         self.db(move |s| s.put_appliance_settings(&copy)).await?;
         self.inner.settings.send_replace(settings);
         Ok(())
+    }
+
+    /// Checks settings before they are saved (the config's rules, this machine's interfaces),
+    /// off the async threads (netlink, the store's flake list).
+    pub(crate) async fn check_settings(
+        &self,
+        settings: ApplianceSettings,
+    ) -> Result<Vec<FieldError>, WebError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let hosts = state.assignable_hosts();
+            state.inner.config.check.settings(&settings, &hosts)
+        })
+        .await
+        .map_err(|e| WebError::Task(e.to_string()))
+    }
+
+    /// Checks one machine's settings before they are saved.
+    pub(crate) async fn check_machine(
+        &self,
+        mac: MacAddr,
+        machine: MachineSettings,
+    ) -> Result<Vec<FieldError>, WebError> {
+        let state = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let hosts = state.assignable_hosts();
+            state.inner.config.check.machine(mac, &machine, &hosts)
+        })
+        .await
+        .map_err(|e| WebError::Task(e.to_string()))
     }
 
     /// Tells subscribers that machine assignments changed.

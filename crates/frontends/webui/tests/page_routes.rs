@@ -154,11 +154,27 @@ async fn assigning_a_machine_persists_and_tells_the_daemon() {
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = body(resp).await;
     assert!(
-        html.contains("There is no host named “fleet#gamma”"),
-        "unbootable hosts are not offered"
+        html.contains("there is no host named &quot;fleet#gamma&quot;"),
+        "unbootable hosts are not offered: {html}"
     );
-    assert!(html.contains("Use letters, digits"));
-    assert!(html.contains("printable ASCII"));
+    assert!(html.contains("is not a host name: use letters, digits"));
+    assert!(html.contains("contains a control character"));
+    assert!(!changes.has_changed().unwrap());
+    // Kernel parameters that would break the boot script (iPXE reads `||` as the end of the
+    // command and expands `${...}`): refused next to the field, with what the script needs.
+    for params in ["quiet || shell", "root=${x}", "a #!ipxe"] {
+        let resp = h.post(path, &browser, &[("kernel_params", params)]).await;
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{params}");
+        let html = body(resp).await;
+        let field = html
+            .split(r#"id="kernel_params""#)
+            .nth(1)
+            .unwrap_or_default();
+        assert!(
+            field.contains("iPXE boot script could not carry it safely"),
+            "{params}: {html}"
+        );
+    }
     assert!(!changes.has_changed().unwrap());
 
     let resp = h
@@ -327,6 +343,126 @@ async fn a_finished_build_page_shows_its_whole_log_and_generation() {
     let html = body(h.get("/builds/1", Some(&browser)).await).await;
     assert!(html.contains("line 0\n") && html.contains("line 49\n"));
     assert!(html.contains("succeeded") && !html.contains("live.js"));
+}
+
+/// The part of a page from the input `id` to the next label: where its error shows.
+fn next_to(html: &str, id: &str) -> String {
+    let after = html
+        .split(&format!(r#"id="{id}""#))
+        .nth(1)
+        .unwrap_or_default();
+    after.split("<label").next().unwrap_or_default().to_owned()
+}
+
+/// Values that would break a boot later are refused where they are saved (the forms and the
+/// API), with the config file's rules on this machine, next to their field; nothing is saved.
+#[tokio::test]
+async fn bad_settings_are_refused_next_to_their_field() {
+    let config = common::config_on_fake_machine(
+        "[lan]\ninterface = \"lan0\"\n[dhcp]\nmode = \"router\"\n\
+         range = [\"10.0.0.100\", \"10.0.0.200\"]\n\
+         [[hosts]]\nname = \"demo\"\nkernel = \"/k\"\ninitrd = \"/i\"\n",
+    );
+    let h = Harness::with(
+        common::FakeFlakes::manual(),
+        flakeboot_store::Store::in_memory().unwrap(),
+        config,
+    );
+    let browser = h.setup().await;
+    let before = h.store.appliance_settings().unwrap();
+    let changes = h.state.settings_changes();
+    let network = |lan: &'static str, ranges: &'static str| {
+        [
+            ("lan_interface", lan),
+            ("dhcp_mode", "router"),
+            ("dhcp_ranges", ranges),
+            ("reservations", ""),
+        ]
+    };
+    for (form, field, message) in [
+        (
+            network("nosuch0", "10.0.0.100-10.0.0.200"),
+            "lan_interface",
+            "&quot;nosuch0&quot; does not exist on this machine: use one of: lan0, wan0",
+        ),
+        (
+            network("lan0", "192.168.1.10-192.168.1.20"),
+            "dhcp_ranges",
+            "192.168.1.10 - 192.168.1.20 is not inside the LAN's subnet 10.0.0.0/24",
+        ),
+        (
+            network("lan0", "10.0.0.20-10.0.0.10"),
+            "dhcp_ranges",
+            "the first address is after the last",
+        ),
+        // Another port: the ranges must move along to its subnet.
+        (
+            network("wan0", "10.0.0.100-10.0.0.200"),
+            "dhcp_ranges",
+            "is not inside the LAN's subnet 192.0.2.0/24",
+        ),
+    ] {
+        let resp = h.post("/settings/network", &browser, &form).await;
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{form:?}");
+        let html = body(resp).await;
+        let near = next_to(&html, field);
+        assert!(
+            near.contains("field-error") && near.contains(message),
+            "{form:?}: {message} not next to {field}: {near}"
+        );
+    }
+    let resp = h
+        .post(
+            "/settings/menu",
+            &browser,
+            &[("menu_default", "ghost"), ("menu_timeout_secs", "5")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let near = next_to(&body(resp).await, "menu_default");
+    assert!(near.contains("&quot;ghost&quot; names no host"), "{near}");
+    assert_eq!(h.store.appliance_settings().unwrap(), before);
+    assert!(!changes.has_changed().unwrap());
+
+    // The API: 422, every problem as a field and a message.
+    let token = h.token(&browser).await;
+    let mut s = common::json(h.api("GET", "/api/v1/settings", &token, None).await).await;
+    s["dhcp_ranges"] = serde_json::json!([["10.9.0.1", "10.9.0.9"], ["10.0.0.9", "10.0.0.1"]]);
+    s["menu_default"] = serde_json::json!("ghost");
+    s["dhcp_mode"] = serde_json::json!("router");
+    let resp = h.api("PUT", "/api/v1/settings", &token, Some(s)).await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let errors = common::json(resp).await;
+    let list: Vec<(String, String)> = errors["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_owned(),
+                e["message"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let fields: Vec<&str> = list.iter().map(|(f, _)| f.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["dhcp_ranges", "menu_default", "dhcp_ranges"],
+        "{errors}"
+    );
+    assert!(
+        list[2].1.contains("10.9.0.1 - 10.9.0.9 is not inside"),
+        "{errors}"
+    );
+    assert!(list[0].1.contains("backwards"), "{errors}");
+    assert!(
+        errors["fields"]["menu_default"]
+            .as_str()
+            .unwrap()
+            .contains("names no host")
+    );
+    assert_eq!(h.store.appliance_settings().unwrap(), before);
+    assert!(!changes.has_changed().unwrap());
 }
 
 #[tokio::test]

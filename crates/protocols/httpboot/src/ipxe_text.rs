@@ -6,6 +6,11 @@
 //! `command_terminator`). So a value from the catalogue could inject commands through a newline,
 //! a terminator token or a settings expansion. Names and command lines are refused when they
 //! contain any of that; free display text is sanitised instead.
+//!
+//! Host names and command lines follow [`flakeboot_catalogue::text`], the rules the config's
+//! validation applies to every value a user saves: what passes there renders here.
+
+use flakeboot_catalogue::text::{self, CmdlineError};
 
 /// Why a value cannot go into a script.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -14,19 +19,16 @@ pub enum TextError {
     HostName(String),
     #[error("version {0:?} is not 1-64 characters of [A-Za-z0-9._-] (not starting with '.')")]
     Version(String),
-    #[error("kernel command line of host {host:?} contains {what}")]
-    Cmdline { host: String, what: &'static str },
+    #[error("kernel command line of host {host:?} {reason}")]
+    Cmdline { host: String, reason: CmdlineError },
     #[error("base URL {0:?} is not a single http(s) URL without spaces")]
     BaseUrl(String),
 }
 
-/// Host names, as used in paths and menu labels: 1-63 of `[A-Za-z0-9_-]`.
+/// Host names, as used in paths and menu labels: 1-63 of `[A-Za-z0-9_-]`
+/// ([`text::valid_host_name`]).
 pub fn check_host_name(name: &str) -> Result<(), TextError> {
-    let ok = (1..=63).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if ok {
+    if text::valid_host_name(name) {
         Ok(())
     } else {
         Err(TextError::HostName(name.to_owned()))
@@ -48,33 +50,12 @@ pub fn check_version(version: &str) -> Result<(), TextError> {
     }
 }
 
-/// A kernel command line is one line of printable ASCII that iPXE passes through unchanged:
-/// no control characters (newlines), no `$` (settings expansion), no `\`, `"` or `'` (quoting in
-/// newer iPXE builds), and no token that iPXE reads as a terminator or a comment.
+/// A kernel command line iPXE passes through unchanged ([`text::check_cmdline`]).
 pub fn check_cmdline(host: &str, cmdline: &str) -> Result<(), TextError> {
-    let err = |what| TextError::Cmdline {
+    text::check_cmdline(cmdline).map_err(|reason| TextError::Cmdline {
         host: host.to_owned(),
-        what,
-    };
-    for c in cmdline.chars() {
-        match c {
-            '\n' | '\r' => return Err(err("a line break")),
-            c if c.is_control() => return Err(err("a control character")),
-            c if !c.is_ascii() => return Err(err("a non-ASCII character")),
-            '$' => return Err(err("'$' (iPXE would expand settings)")),
-            '\\' | '"' | '\'' => return Err(err("a quote or backslash")),
-            _ => {}
-        }
-    }
-    for token in cmdline.split_ascii_whitespace() {
-        if matches!(token, "||" | "&&" | ";") {
-            return Err(err("an iPXE command separator token (||, && or ;)"));
-        }
-        if token.starts_with('#') {
-            return Err(err("a token starting with '#' (an iPXE comment)"));
-        }
-    }
-    Ok(())
+        reason,
+    })
 }
 
 /// The appliance's base URL: `http://` or `https://`, then printable ASCII without whitespace,

@@ -350,6 +350,129 @@ mod tests {
         assert!(render(&BootSpec::Host(host("demo", "")), &bad_base).is_err());
     }
 
+    /// The rule the config's validation applies ([`flakeboot_catalogue::text::check_cmdline`])
+    /// is exactly what renders: any command line it accepts renders, as one `kernel` command
+    /// that carries its words unchanged; any it refuses is refused here too (never served
+    /// half-broken). Random command lines built from the pieces iPXE cares about.
+    #[test]
+    fn a_command_line_renders_exactly_when_validation_accepts_it() {
+        const PIECES: &[&str] = &[
+            "console=ttyS0",
+            "panic=-1",
+            "init=/nix/store/abc-system/init",
+            "a",
+            "=",
+            "|",
+            "||",
+            "&",
+            "&&",
+            ";",
+            "#",
+            "#!",
+            "#!ipxe",
+            "x#y",
+            "$",
+            "${x}",
+            "${",
+            "}",
+            "\n",
+            "\n",
+            "\r",
+            "\t",
+            "\"",
+            "'",
+            "\\",
+            "é",
+            " ",
+            "  ",
+            "goto",
+            "shell",
+            "chain",
+            ":failed",
+            "-",
+            "--",
+            ",",
+            "/",
+            "\0",
+            "\x7f",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            // xorshift64: deterministic, so a failure reproduces.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut accepted, mut refused) = (0, 0);
+        for _ in 0..20_000 {
+            let len = next() % 8;
+            let mut cmdline = String::new();
+            for _ in 0..len {
+                let piece = PIECES[usize::try_from(next() % PIECES.len() as u64).unwrap()];
+                cmdline.push_str(piece);
+                if next() % 2 == 0 {
+                    cmdline.push(' ');
+                }
+            }
+            let valid = flakeboot_catalogue::text::check_cmdline(&cmdline).is_ok();
+            let boot = host("demo", &cmdline);
+            let rendered = render(&BootSpec::Host(boot.clone()), &ctx(Some(mac())));
+            assert_eq!(rendered.is_ok(), valid, "{cmdline:?}: {rendered:?}");
+            let menu = render(
+                &menu(
+                    vec![MenuEntry {
+                        boot,
+                        description: String::new(),
+                    }],
+                    Some("demo"),
+                ),
+                &ctx(None),
+            )
+            .unwrap();
+            assert_eq!(
+                menu.skipped.is_empty(),
+                valid,
+                "{cmdline:?}: {:?}",
+                menu.skipped
+            );
+            let Ok(rendered) = rendered else {
+                refused += 1;
+                continue;
+            };
+            accepted += 1;
+            // Exactly the lines of a script with an empty command line, the kernel line aside.
+            let plain = render(&BootSpec::Host(host("demo", "")), &ctx(Some(mac()))).unwrap();
+            assert_eq!(
+                rendered.script.lines().count(),
+                plain.script.lines().count(),
+                "{cmdline:?}"
+            );
+            let kernel = rendered
+                .script
+                .lines()
+                .find(|l| l.starts_with("kernel "))
+                .unwrap();
+            assert!(!kernel.contains('$'), "{kernel}");
+            let words: Vec<&str> = kernel.split_ascii_whitespace().collect();
+            let mut expected = vec!["initrd=initrd"];
+            expected.extend(cmdline.split_ascii_whitespace());
+            expected.extend(["||", "goto", "failed"]);
+            assert_eq!(words[2..], expected[..], "{cmdline:?}");
+            // No word before the final `|| goto failed` ends the command or starts a comment.
+            for word in &words[..words.len() - 3] {
+                assert!(
+                    !matches!(*word, "||" | "&&" | ";") && !word.starts_with('#'),
+                    "{kernel}"
+                );
+            }
+        }
+        assert!(
+            accepted > 1000 && refused > 1000,
+            "{accepted} accepted, {refused} refused"
+        );
+    }
+
     #[test]
     fn menu_skips_unsafe_entries_and_unknown_defaults() {
         let mut evil = entry("evil", "");

@@ -20,6 +20,7 @@ use crate::pages::machines::{self, MachineUpdate, parse_mac};
 use crate::pages::settings_input;
 use crate::pages::timeline::{self, Attempt};
 use crate::state::WebState;
+use flakeboot_appliance::FieldError;
 use flakeboot_appliance::flakes::FlakeServiceError;
 use flakeboot_appliance::status::DaemonStatus;
 use flakeboot_appliance::wire;
@@ -27,10 +28,13 @@ use flakeboot_appliance::wire;
 /// A JSON result.
 pub type ApiResult<T> = Result<T, ApiError>;
 
-fn unprocessable(errors: impl Serialize) -> Response {
+/// 422 with the field errors: `errors` lists every problem (`{"field", "message"}`), `fields`
+/// maps each field to its messages (the shape older clients read).
+fn unprocessable(errors: &[FieldError]) -> Response {
+    let fields = settings_input::by_field(errors.to_vec());
     (
         StatusCode::UNPROCESSABLE_ENTITY,
-        Json(json!({ "error": "invalid input", "fields": errors })),
+        Json(json!({ "error": "invalid input", "fields": fields, "errors": errors })),
     )
         .into_response()
 }
@@ -313,8 +317,9 @@ pub async fn update_machine(
     Json(update): Json<MachineUpdate>,
 ) -> ApiResult<Response> {
     let mac = parse_mac(&mac)?;
-    if let Err(errors) = machines::validate(&state, &update) {
-        return Ok(unprocessable(errors));
+    let errors = machines::validate(&state, mac, &update).await?;
+    if !errors.is_empty() {
+        return Ok(unprocessable(&errors));
     }
     machines::apply(&state, mac, update).await?;
     Ok(Json(machine_detail(&state, mac).await?).into_response())
@@ -369,9 +374,9 @@ pub async fn put_settings(
     Json(next): Json<wire::Settings>,
 ) -> ApiResult<Response> {
     let next = ApplianceSettings::from(next);
-    let errors = settings_input::validate(&next);
+    let errors = state.check_settings(next.clone()).await?;
     if !errors.is_empty() {
-        return Ok(unprocessable(errors));
+        return Ok(unprocessable(&errors));
     }
     state.save_settings(next.clone()).await?;
     Ok(Json(wire::Settings::from(next)).into_response())

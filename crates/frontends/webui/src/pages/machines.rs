@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use flakeboot_appliance::{FieldError, MachineSettings};
 use flakeboot_catalogue::{BootEvent, MacAddr};
 use flakeboot_store::{MachineOptions, MachineRecord};
 use maud::{Markup, html};
@@ -48,56 +49,56 @@ pub struct MachineErrors {
 }
 
 impl MachineErrors {
-    fn any(&self) -> bool {
-        self.host.is_some()
-            || self.label.is_some()
-            || self.hostname.is_some()
-            || self.kernel_params.is_some()
+    fn from_errors(errors: Vec<FieldError>) -> MachineErrors {
+        let mut out = MachineErrors::default();
+        for e in errors {
+            let slot = match e.field {
+                "host" => &mut out.host,
+                "label" => &mut out.label,
+                "hostname" => &mut out.hostname,
+                _ => &mut out.kernel_params,
+            };
+            match slot {
+                Some(m) => {
+                    m.push(' ');
+                    m.push_str(&e.message);
+                }
+                None => *slot = Some(e.message),
+            }
+        }
+        out
     }
 }
 
-/// A host name as DHCP and Linux accept it (RFC 1123 labels, dots allowed).
-pub fn valid_hostname(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
-        })
-}
-
-/// Checks an update; `Ok` when it may be applied.
-pub(crate) fn validate(state: &WebState, update: &MachineUpdate) -> Result<(), MachineErrors> {
-    let mut errors = MachineErrors::default();
-    if let Some(host) = update.host.as_deref().filter(|h| !h.is_empty())
-        && !state.assignable_hosts().iter().any(|h| h == host)
-    {
-        errors.host = Some(format!("There is no host named “{host}”."));
-    }
+/// Checks an update: the label here, the rest with the config's rules for `[[machines]]`
+/// ([`flakeboot_appliance::SettingsCheck::machine`]). Empty when it may be applied; a field
+/// the update leaves alone is not checked.
+pub(crate) async fn validate(
+    state: &WebState,
+    mac: MacAddr,
+    update: &MachineUpdate,
+) -> Result<Vec<FieldError>, WebError> {
+    let mut errors = Vec::new();
     if let Some(label) = &update.label
         && (label.chars().count() > 64 || label.chars().any(char::is_control))
     {
-        errors.label = Some("Use at most 64 characters, on one line.".into());
+        errors.push(FieldError {
+            field: "label",
+            message: "Use at most 64 characters, on one line.".into(),
+        });
     }
-    if let Some(h) = update
-        .hostname
-        .as_deref()
-        .map(str::trim)
-        .filter(|h| !h.is_empty())
-        && !valid_hostname(h)
-    {
-        errors.hostname = Some("Use letters, digits, '-' and '.', like “rack3-node1”.".into());
-    }
-    if let Some(p) = &update.kernel_params
-        && (p.len() > 1024 || p.chars().any(|c| !(c == ' ' || c.is_ascii_graphic())))
-    {
-        errors.kernel_params =
-            Some("Use printable ASCII on one line (at most 1024 characters).".into());
-    }
-    if errors.any() { Err(errors) } else { Ok(()) }
+    let machine = MachineSettings {
+        host: update.host.as_deref().and_then(none_if_empty),
+        hostname: update.hostname.as_deref().and_then(none_if_empty),
+        kernel_params: update
+            .kernel_params
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    errors.extend(state.check_machine(mac, machine).await?);
+    Ok(errors)
 }
 
 fn none_if_empty(s: &str) -> Option<String> {
@@ -413,7 +414,9 @@ pub async fn update(
 ) -> Result<Response, WebError> {
     let mac = parse_mac(&mac)?;
     let detail = load(&state, mac).await?;
-    if let Err(errors) = validate(&state, &form) {
+    let errors = validate(&state, mac, &form).await?;
+    if !errors.is_empty() {
+        let errors = MachineErrors::from_errors(errors);
         let page = render_detail(&state, &principal, &detail, &form, &errors, false);
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }

@@ -17,7 +17,7 @@ use crate::auth::guard::Principal;
 use crate::error::WebError;
 use crate::pages::layout::{Frame, Nav, csrf_field, field_error, page, timestamp};
 use crate::pages::settings_input::{
-    FieldErrors, lines, parse_ranges, parse_reservations, validate,
+    FieldErrors, by_field, lines, parse_ranges, parse_reservations,
 };
 use crate::pages::setup::{dhcp_mode_choices, parse_mode};
 use crate::state::WebState;
@@ -92,6 +92,7 @@ pub(crate) async fn render(
                 fieldset.plain {
                     legend { "DHCP mode" }
                     (dhcp_mode_choices(s.dhcp_mode))
+                    (field_error(err("dhcp_mode")))
                 }
                 div.row {
                     div {
@@ -120,7 +121,11 @@ pub(crate) async fn render(
                             option value="" selected[menu_default.is_empty()] { "The first host" }
                             option value="local" selected[menu_default == "local"] { "Local disk" }
                             @for h in &hosts { option value=(h) selected[*h == menu_default] { (h) } }
+                            @if !menu_default.is_empty() && menu_default != "local" && !hosts.contains(&menu_default) {
+                                option value=(menu_default) selected { (menu_default) " (no longer available)" }
+                            }
                         }
+                        (field_error(err("menu_default")))
                     }
                     div {
                         label for="menu_timeout_secs" { "Timeout (seconds)" }
@@ -359,7 +364,7 @@ pub async fn network(
         }
     }
     if view.errors.is_empty() {
-        view.errors = validate(&next);
+        view.errors = by_field(state.check_settings(next.clone()).await?);
     }
     if !view.errors.is_empty() {
         view.drafts.insert("lan_interface", form.lan_interface);
@@ -390,13 +395,6 @@ pub async fn menu(
     let mut next = state.settings();
     let default = form.menu_default.trim();
     next.menu_default = (!default.is_empty()).then(|| default.to_owned());
-    if let Some(d) = &next.menu_default
-        && d != "local"
-        && !state.assignable_hosts().contains(d)
-    {
-        view.errors
-            .insert("menu_default", format!("There is no host named “{d}”."));
-    }
     match form.menu_timeout_secs.trim().parse::<u64>() {
         Ok(t) => next.menu_timeout_secs = t,
         Err(_) => {
@@ -404,7 +402,9 @@ pub async fn menu(
                 .insert("menu_timeout_secs", "Enter a number of seconds.".into());
         }
     }
-    view.errors.extend(validate(&next));
+    for (field, message) in by_field(state.check_settings(next.clone()).await?) {
+        view.errors.entry(field).or_insert(message);
+    }
     if !view.errors.is_empty() {
         view.drafts
             .insert("menu_timeout_secs", form.menu_timeout_secs);
@@ -432,7 +432,7 @@ pub async fn nix(
     let mut next = state.settings();
     next.substituters = lines(&form.substituters);
     next.builders = lines(&form.builders);
-    let errors = validate(&next);
+    let errors = by_field(state.check_settings(next.clone()).await?);
     if !errors.is_empty() {
         let mut view = View {
             errors,

@@ -1,15 +1,29 @@
-//! Reading and checking what the settings forms and the API send: address ranges,
-//! reservations, lists, and the settings as a whole.
+//! Reading what the settings forms send: address ranges, reservations, lists. The settings
+//! as a whole are checked by the appliance ([`flakeboot_appliance::SettingsCheck`], the
+//! config file's rules), for the forms and the API alike.
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
-use flakeboot_store::{ApplianceSettings, ReservationSetting};
+use flakeboot_appliance::FieldError;
+use flakeboot_store::ReservationSetting;
 
-use crate::pages::setup::valid_interface;
-
-/// Field errors by field name.
+/// Field errors by field name (a field's messages joined).
 pub type FieldErrors = BTreeMap<&'static str, String>;
+
+/// The appliance's field errors, by field.
+pub fn by_field(errors: Vec<FieldError>) -> FieldErrors {
+    let mut out = FieldErrors::new();
+    for e in errors {
+        out.entry(e.field)
+            .and_modify(|m| {
+                m.push(' ');
+                m.push_str(&e.message);
+            })
+            .or_insert(e.message);
+    }
+    out
+}
 
 /// Parses `first-last` ranges, one per line.
 pub fn parse_ranges(text: &str) -> Result<Vec<[Ipv4Addr; 2]>, String> {
@@ -40,7 +54,7 @@ pub fn parse_reservations(text: &str) -> Result<Vec<ReservationSetting>, String>
             return Err(bad());
         }
         if let Some(h) = &hostname
-            && !crate::pages::machines::valid_hostname(h)
+            && !flakeboot_config::valid_hostname(h)
         {
             return Err(format!("“{h}” is not a valid host name"));
         }
@@ -62,60 +76,6 @@ pub(crate) fn lines(text: &str) -> Vec<String> {
         .filter(|l| !l.is_empty())
         .map(str::to_owned)
         .collect()
-}
-
-/// Checks settings from the UI or the API.
-pub fn validate(settings: &ApplianceSettings) -> FieldErrors {
-    let mut errors = FieldErrors::new();
-    if !settings.lan_interface.is_empty() && !valid_interface(&settings.lan_interface) {
-        errors.insert("lan_interface", "Not a network interface name.".into());
-    }
-    if settings
-        .dhcp_ranges
-        .iter()
-        .any(|[a, b]| u32::from(*a) > u32::from(*b))
-    {
-        errors.insert(
-            "dhcp_ranges",
-            "A range's first address is after its last.".into(),
-        );
-    }
-    if settings.dhcp_mode == flakeboot_store::DhcpModeSetting::Router
-        && settings.dhcp_ranges.is_empty()
-    {
-        errors.insert(
-            "dhcp_ranges",
-            "Router mode needs at least one address range.".into(),
-        );
-    }
-    if settings.menu_timeout_secs > 3600 {
-        errors.insert("menu_timeout_secs", "At most 3600 seconds.".into());
-    }
-    for s in &settings.substituters {
-        let ok = [
-            "https://",
-            "http://",
-            "file://",
-            "ssh://",
-            "ssh-ng://",
-            "s3://",
-        ]
-        .iter()
-        .any(|p| s.starts_with(p))
-            && !s.chars().any(char::is_whitespace);
-        if !ok {
-            errors.insert(
-                "substituters",
-                format!("“{s}” is not a cache URL like https://cache.example.org"),
-            );
-        }
-    }
-    for b in &settings.builders {
-        if b.chars().any(|c| c.is_control() || c == ';') {
-            errors.insert("builders", format!("“{b}” is not a builder line"));
-        }
-    }
-    errors
 }
 
 #[cfg(test)]
@@ -146,23 +106,5 @@ mod tests {
         );
         assert!(parse_reservations("zz 10.0.0.5").is_err());
         assert!(parse_reservations("52:54:00:12:34:56 10.0.0.5 bad_name!").is_err());
-    }
-
-    #[test]
-    fn settings_validation_names_the_field() {
-        let mut s = ApplianceSettings {
-            dhcp_mode: flakeboot_store::DhcpModeSetting::Router,
-            substituters: vec!["cache.example".into()],
-            menu_timeout_secs: 7200,
-            ..ApplianceSettings::default()
-        };
-        let errors = validate(&s);
-        assert!(errors.contains_key("dhcp_ranges"));
-        assert!(errors.contains_key("substituters"));
-        assert!(errors.contains_key("menu_timeout_secs"));
-        s.dhcp_ranges = vec![[Ipv4Addr::new(10, 0, 0, 1), Ipv4Addr::new(10, 0, 0, 9)]];
-        s.substituters = vec!["https://cache.example".into()];
-        s.menu_timeout_secs = 5;
-        assert!(validate(&s).is_empty());
     }
 }

@@ -144,15 +144,6 @@ pub fn parse_mode(s: &str) -> Option<DhcpModeSetting> {
     }
 }
 
-/// A network interface name as Linux accepts it.
-pub fn valid_interface(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() < 16
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@'))
-}
-
 fn done() -> Response {
     Redirect::to("/login").into_response()
 }
@@ -205,7 +196,7 @@ pub async fn submit(
     if let Err(e) = password::check_new(&form.password, &form.confirm) {
         errors.password = Some(e.to_string());
     }
-    if !valid_interface(&form.lan_interface)
+    if form.lan_interface.is_empty()
         || (!state.config().interfaces.is_empty()
             && !state.config().interfaces.contains(&form.lan_interface))
     {
@@ -215,7 +206,33 @@ pub async fn submit(
     if mode.is_none() {
         errors.mode = Some("Choose a DHCP mode.".into());
     }
-    let (Some(mode), None, None, None) = (mode, &errors.code, &errors.password, &errors.lan) else {
+    if let (Some(mode), None) = (mode, &errors.lan) {
+        // The settings setup saves, checked like any others.
+        let mut next = state.settings();
+        next.lan_interface = form.lan_interface.clone();
+        next.dhcp_mode = mode;
+        for e in state.check_settings(next).await? {
+            match e.field {
+                "lan_interface" => errors.lan = Some(e.message),
+                "dhcp_ranges" => {
+                    errors.mode = Some(
+                        "Router mode needs address ranges, and the config file has none (or none \
+                         in this port's subnet): choose proxy mode now, and set the ranges and \
+                         router mode in Settings."
+                            .into(),
+                    );
+                }
+                _ => errors.mode = Some(e.message),
+            }
+        }
+    }
+    let (Some(mode), None, None, None, None) = (
+        mode,
+        &errors.code,
+        &errors.password,
+        &errors.lan,
+        &errors.mode,
+    ) else {
         let (token, cookie) = new_form_token()?;
         let page = render(&state, &form, &token, &errors);
         return Ok(with_cookie(

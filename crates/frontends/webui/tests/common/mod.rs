@@ -56,6 +56,40 @@ pub fn config() -> WebConfig {
     }
 }
 
+/// A machine for the settings' checks: `lan0` (10.0.0.2/24) and `wan0` (192.0.2.2/24).
+#[derive(Debug)]
+pub struct FakeMachine;
+
+impl flakeboot_config::System for FakeMachine {
+    fn interface(&self, name: &str) -> Result<Option<flakeboot_config::InterfaceFacts>, String> {
+        let address = match name {
+            "lan0" => [10, 0, 0, 2],
+            "wan0" => [192, 0, 2, 2],
+            _ => return Ok(None),
+        };
+        Ok(Some(flakeboot_config::InterfaceFacts {
+            ipv4: vec![(address.into(), 24)],
+        }))
+    }
+    fn interface_names(&self) -> Vec<String> {
+        vec!["lan0".into(), "wan0".into()]
+    }
+    fn path(&self, _: &std::path::Path) -> flakeboot_config::PathKind {
+        flakeboot_config::PathKind::File
+    }
+}
+
+/// [`config`], with a config file (`text`) the settings are laid over and checked against, on
+/// [`FakeMachine`].
+pub fn config_on_fake_machine(text: &str) -> WebConfig {
+    let file = flakeboot_config::Config::parse(text, std::path::Path::new("test.toml")).unwrap();
+    WebConfig {
+        default_settings: flakeboot_appliance::settings_from_config(&file),
+        check: flakeboot_appliance::SettingsCheck::new(file, Some(Arc::new(FakeMachine))),
+        ..config()
+    }
+}
+
 impl Harness {
     pub fn new() -> Harness {
         Harness::with(FakeFlakes::manual(), Store::in_memory().unwrap(), config())
