@@ -77,6 +77,12 @@ mode = "proxy"
 
 [ipxe]
 dir = "/usr/lib/ipxe"
+
+[nix]
+# The store is on the data partition: collect garbage after builds and daily, and refuse a
+# build that would leave less than this free.
+gc = true
+min_free = "2G"
 TOML
 write /etc/systemd/network/20-lan.network 644 <<NET
 # The LAN port: an address from the LAN's DHCP server (flakeboot-lan adds a static fallback).

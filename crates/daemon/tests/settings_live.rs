@@ -142,6 +142,14 @@ fn router_to_proxy_and_the_menu_apply_live() {
     assert_eq!(offer.siaddr, SERVER_IP.parse::<Ipv4Addr>().unwrap());
     let status = admin.status();
     assert_eq!(status["dhcp_mode"], "proxy", "{status}");
+    // The nix store's disk, measured by the daemon ([nix] gc is off outside the image).
+    let disk = &status["storage"];
+    let (free, total) = (disk["free_bytes"].as_u64(), disk["total_bytes"].as_u64());
+    assert!(
+        matches!((free, total), (Some(f), Some(t)) if t > 0 && f <= t),
+        "{status}"
+    );
+    assert_eq!(disk["gc"], false, "{status}");
     let (name, state, detail) = admin.service("DHCP");
     assert_eq!(
         (name.as_str(), state.as_str(), detail.as_str()),

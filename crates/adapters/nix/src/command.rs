@@ -15,12 +15,13 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use flakeboot_config::NixConfig;
+use flakeboot_config::{DEFAULT_SUBSTITUTERS, DEFAULT_TRUSTED_PUBLIC_KEYS, NixConfig};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::Command;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use crate::conf::{ConfError, NixFiles, read_access_tokens, render};
 use crate::procs::ProcessGroup;
 use crate::progress::{NixLogEvent, parse_line};
 
@@ -30,13 +31,19 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// Longest stderr line kept (a builder may print megabytes without a newline).
 const MAX_LINE: usize = 64 * 1024;
 
-/// How nix is run: the binary and every `--option` it gets.
+/// How nix is run: the binary, every setting it gets and where its files are.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NixSettings {
     /// The `nix` binary (default: `nix` from `PATH`).
     pub nix_bin: PathBuf,
-    /// `--option <key> <value>` pairs, in order.
+    /// Settings as `key`, `value` pairs, in order (later ones win in nix).
     pub options: Vec<(String, String)>,
+    /// Where nix's configuration file, HOME and cache live. Set: the settings and access tokens
+    /// go into that owner-only `nix.conf` (`NIX_USER_CONF_FILES`); unset (tests): the settings
+    /// are `--option` arguments and access tokens are not used.
+    pub files: Option<NixFiles>,
+    /// `[nix] access_tokens_file`, read before each nix run.
+    pub access_tokens_file: Option<PathBuf>,
 }
 
 impl Default for NixSettings {
@@ -44,21 +51,31 @@ impl Default for NixSettings {
         NixSettings {
             nix_bin: PathBuf::from("nix"),
             options: Vec::new(),
+            files: None,
+            access_tokens_file: None,
         }
     }
 }
 
 impl NixSettings {
-    /// The settings `[nix]` asks for. Unset settings are left to nix's own configuration.
+    /// The settings `[nix]` asks for; unset caches and keys are cache.nixos.org's.
     pub fn from_config(config: &NixConfig) -> NixSettings {
-        let mut s = NixSettings::default();
-        if let Some(subs) = &config.substituters {
-            s.options.push(("substituters".into(), subs.join(" ")));
-        }
-        if let Some(keys) = &config.trusted_public_keys {
-            s.options
-                .push(("trusted-public-keys".into(), keys.join(" ")));
-        }
+        let mut s = NixSettings {
+            access_tokens_file: config.access_tokens_file.clone(),
+            ..NixSettings::default()
+        };
+        let or_default = |set: &Option<Vec<String>>, default: &[&str]| match set {
+            Some(v) => v.join(" "),
+            None => default.join(" "),
+        };
+        s.options.push((
+            "substituters".into(),
+            or_default(&config.substituters, DEFAULT_SUBSTITUTERS),
+        ));
+        s.options.push((
+            "trusted-public-keys".into(),
+            or_default(&config.trusted_public_keys, DEFAULT_TRUSTED_PUBLIC_KEYS),
+        ));
         if !config.builders.is_empty() {
             s.options
                 .push(("builders".into(), config.builders.join(";")));
@@ -70,6 +87,24 @@ impl NixSettings {
             s.options.push((k.clone(), v.clone()));
         }
         s
+    }
+
+    /// nix's configuration file, HOME and cache under `<state>/nix` (see [`crate::conf`]).
+    pub fn with_files(mut self, state_dir: &std::path::Path) -> NixSettings {
+        self.files = Some(NixFiles::under(state_dir));
+        self
+    }
+
+    /// Write `nix.conf` from these settings (and the access tokens), when nix's files are set.
+    pub fn write_files(&self) -> Result<(), ConfError> {
+        let Some(files) = &self.files else {
+            return Ok(());
+        };
+        let tokens = match &self.access_tokens_file {
+            Some(path) => read_access_tokens(path)?,
+            None => Vec::new(),
+        };
+        files.write(&render(&self.options, &tokens)?)
     }
 
     /// One more `--option key value` (later ones win in nix).
@@ -151,6 +186,12 @@ pub enum CommandError {
     /// Reading nix's output failed.
     #[error("reading nix's output: {0}")]
     Io(#[from] std::io::Error),
+    /// flakeboot refused to start nix (e.g. the disk is below `[nix] min_free`).
+    #[error("{0}")]
+    Refused(String),
+    /// nix's configuration file could not be written.
+    #[error(transparent)]
+    Config(#[from] ConfError),
 }
 
 /// Build the command for `nix <args>`: the only place a nix command line is made.
@@ -169,8 +210,17 @@ fn command_for(settings: &NixSettings, args: &[OsString], build_users: BuildUser
     let mut cmd = Command::new(&settings.nix_bin);
     cmd.arg("--extra-experimental-features")
         .arg("nix-command flakes");
-    for (key, value) in &settings.options {
-        cmd.arg("--option").arg(key).arg(value);
+    match &settings.files {
+        Some(files) => {
+            cmd.env("NIX_USER_CONF_FILES", files.conf())
+                .env("HOME", files.home())
+                .env("XDG_CACHE_HOME", files.cache());
+        }
+        None => {
+            for (key, value) in &settings.options {
+                cmd.arg("--option").arg(key).arg(value);
+            }
+        }
     }
     if build_users.need_empty_group(&settings.options) {
         static WARNED: AtomicBool = AtomicBool::new(false);
@@ -205,6 +255,7 @@ pub async fn run_nix(
     on_line: &mut (dyn FnMut(&str) + Send),
 ) -> Result<Vec<u8>, CommandError> {
     let subcommand = subcommand_of(args);
+    settings.write_files()?;
     let mut child = nix_command(settings, args)
         .spawn()
         .map_err(|source| CommandError::Spawn {
@@ -377,11 +428,72 @@ mod tests {
                 ("sandbox".into(), "false".into()),
             ]
         );
-        assert!(
-            NixSettings::from_config(&NixConfig::default())
-                .options
-                .is_empty()
+        assert_eq!(
+            NixSettings::from_config(&NixConfig::default()).options,
+            vec![
+                ("substituters".into(), "https://cache.nixos.org".into()),
+                (
+                    "trusted-public-keys".into(),
+                    "cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY=".into()
+                ),
+            ]
         );
+    }
+
+    #[test]
+    fn with_files_settings_go_to_the_conf_not_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::write(&tokens, "github.com=ghp_secret\n").unwrap();
+        std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let config = NixConfig {
+            max_jobs: Some(3),
+            access_tokens_file: Some(tokens),
+            ..NixConfig::default()
+        };
+        let s = NixSettings::from_config(&config).with_files(dir.path());
+        s.write_files().unwrap();
+        let cmd = command_for(
+            &s,
+            &["build".into()],
+            BuildUsers {
+                is_root: true,
+                group_exists: false,
+            },
+        );
+        let std = cmd.as_std();
+        let args: Vec<_> = std.get_args().map(|a| a.to_string_lossy()).collect();
+        assert_eq!(
+            args,
+            [
+                "--extra-experimental-features",
+                "nix-command flakes",
+                "--option",
+                "build-users-group",
+                "",
+                "--log-format",
+                "internal-json",
+                "build"
+            ]
+        );
+        let envs: Vec<_> = std
+            .get_envs()
+            .map(|(k, v)| (k.to_string_lossy(), v.map(|v| v.to_string_lossy())))
+            .collect();
+        let conf = dir.path().join("nix/nix.conf");
+        assert!(envs.contains(&("NIX_USER_CONF_FILES".into(), Some(conf.to_string_lossy()))));
+        assert!(envs.contains(&(
+            "HOME".into(),
+            Some(dir.path().join("nix/home").to_string_lossy())
+        )));
+        let text = std::fs::read_to_string(conf).unwrap();
+        assert!(text.contains("max-jobs = 3\n"), "{text}");
+        assert!(
+            text.contains("access-tokens = github.com=ghp_secret\n"),
+            "{text}"
+        );
+        assert!(!format!("{s:?}").contains("ghp_secret"));
     }
 
     #[test]
@@ -500,7 +612,7 @@ mod tests {
     async fn a_missing_binary_is_a_spawn_error() {
         let s = NixSettings {
             nix_bin: "/nonexistent/nix".into(),
-            options: vec![],
+            ..NixSettings::default()
         };
         let err = run_nix(&s, &[], &CancellationToken::new(), None, &mut |_| {})
             .await

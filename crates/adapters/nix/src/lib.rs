@@ -14,10 +14,12 @@
 
 mod blocking;
 pub mod command;
+pub mod conf;
 pub mod current;
 pub mod discover;
 pub mod flakeref;
 pub mod flakes;
+pub mod gc;
 pub mod generation;
 mod live;
 pub mod lock;
@@ -27,10 +29,12 @@ pub mod progress;
 pub mod runner;
 
 pub use command::{CommandError, NixSettings};
+pub use conf::{ConfError, NixFiles};
 pub use current::{CurrentGenerations, FlakeBoot, ResolveError};
 pub use discover::{DiscoveredHost, HostStatus, NetbootInfo};
 pub use flakeref::{FlakeRef, FlakeRefError, FlakeRefKind};
 pub use flakes::{FlakeError, Flakes};
+pub use gc::{DiskUsage, GcReport, Storage, StorageReport};
 pub use live::LogFollower;
 pub use lock::LockedFlake;
 pub use progress::{BuildProgress, NixLogEvent, ProgressError, ProgressTracker};

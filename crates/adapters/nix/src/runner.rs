@@ -20,6 +20,7 @@ use tracing::{info, warn};
 use crate::blocking::on_store;
 use crate::command::{CommandError, NixSettings, run_nix};
 use crate::current::CurrentGenerations;
+use crate::gc::{self, Storage, StorageReport};
 use crate::generation;
 use crate::live::{LiveBuild, LogFile, LogFollower, lock};
 use crate::outputs;
@@ -38,17 +39,23 @@ pub struct RunnerConfig {
     pub keep_generations: usize,
     /// `<state>/build-logs/<id>.log` and `<state>/gcroots/`.
     pub state_dir: PathBuf,
+    /// `[nix] min_free` in bytes: below it a build first collects garbage, then is refused.
+    pub min_free: Option<u64>,
+    /// `[nix] gc`: collect garbage after each successful build and daily.
+    pub gc: bool,
 }
 
 impl RunnerConfig {
     /// From `[nix]` and the state directory.
     pub fn from_config(config: &NixConfig, state_dir: &Path) -> RunnerConfig {
         RunnerConfig {
-            settings: NixSettings::from_config(config),
+            settings: NixSettings::from_config(config).with_files(state_dir),
             max_concurrent: config.max_concurrent_builds.max(1),
             timeout: config.build_timeout,
             keep_generations: config.keep_generations.max(1),
             state_dir: state_dir.to_owned(),
+            min_free: config.min_free,
+            gc: config.gc,
         }
     }
 }
@@ -143,7 +150,12 @@ struct Inner {
     /// Refreshed before a successful build is announced: whoever waited for the build finds
     /// its generation in the current.
     current: CurrentGenerations,
+    /// Disk space: `[nix] min_free` and garbage collection.
+    storage: Storage,
 }
+
+/// How often garbage is collected with `[nix] gc`, besides after builds.
+const DAILY: Duration = Duration::from_secs(24 * 3600);
 
 /// Stops the workers (killing any running nix) when the last [`Runner`] clone is dropped.
 #[derive(Debug)]
@@ -171,7 +183,9 @@ impl Runner {
         let pending = store.requeue_interrupted_builds()?;
         let current = CurrentGenerations::load(&store)?;
         let (generations, _) = watch::channel(0);
+        let storage = Storage::new(Path::new(gc::STORE_DIR), config.min_free, config.gc);
         let inner = Arc::new(Inner {
+            storage,
             current,
             store,
             settings: RwLock::new(Arc::new(config.settings.clone())),
@@ -190,6 +204,22 @@ impl Runner {
         for worker in 0..inner.config.max_concurrent {
             let inner = inner.clone();
             tokio::spawn(async move { inner.work(worker).await });
+        }
+        if inner.storage.scheduled() {
+            let inner = inner.clone();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(DAILY) => {}
+                        () = inner.shutdown.cancelled() => return,
+                    }
+                    let settings = inner.settings();
+                    inner
+                        .storage
+                        .collect(&settings, &inner.shutdown, "daily")
+                        .await;
+                }
+            });
         }
         Ok(Runner {
             _shutdown: Arc::new(ShutdownOnDrop(inner.shutdown.clone())),
@@ -346,6 +376,11 @@ impl Runner {
         &self.inner.config
     }
 
+    /// Disk space on the store's file system and the last garbage collection.
+    pub fn storage(&self) -> StorageReport {
+        self.inner.storage.report()
+    }
+
     /// How nix is run now (a snapshot: later changes do not alter it).
     pub fn settings(&self) -> Arc<NixSettings> {
         self.inner.settings()
@@ -467,6 +502,9 @@ impl Inner {
         // First the outputs' derivations (evaluation only), then the build: nix's results are
         // matched to the outputs by derivation (see `outputs`). Both count against the timeout.
         let result = async {
+            if let Err(refused) = self.storage.before_build(&settings, &live.cancel).await {
+                return Err(CommandError::Refused(refused));
+            }
             let (url, host) = (&record.locked_url, &record.host);
             let derivations = run_nix(
                 &settings,
@@ -525,6 +563,9 @@ impl Inner {
             on_store(&self.store, move |s| current.refresh(s)).await??;
         }
         self.announce(live, &record);
+        if record.generation.is_some() {
+            self.storage.after_build(&settings, &self.shutdown).await;
+        }
         Ok(())
     }
 

@@ -117,4 +117,8 @@ impl FlakeService for NixFlakeService {
     fn unpin(&self, host: &str) -> Result<(), FlakeServiceError> {
         self.0.unpin(host).map_err(map)
     }
+
+    fn storage(&self) -> Option<crate::wire::Storage> {
+        Some(self.0.runner().storage().into())
+    }
 }

@@ -102,4 +102,9 @@ pub trait FlakeService: Send + Sync + 'static {
 
     /// Unpins a host: it boots its newest generation again.
     fn unpin(&self, host: &str) -> Result<(), FlakeServiceError>;
+
+    /// The nix store's disk and garbage collection (`None` where no store is managed).
+    fn storage(&self) -> Option<crate::wire::Storage> {
+        None
+    }
 }

@@ -88,6 +88,7 @@ impl Plan {
 pub fn nix_settings(config: &Config, current: &NixSettings) -> NixSettings {
     NixSettings {
         nix_bin: current.nix_bin.clone(),
+        files: current.files.clone(),
         ..NixSettings::from_config(&config.nix)
     }
 }
@@ -226,7 +227,7 @@ initrd = "/srv/i"
         );
         let current = NixSettings {
             nix_bin: "/opt/nix/bin/nix".into(),
-            options: vec![],
+            ..NixSettings::default()
         };
         let nix = nix_settings(&c, &current);
         assert_eq!(nix.nix_bin, current.nix_bin);

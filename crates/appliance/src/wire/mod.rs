@@ -384,3 +384,50 @@ impl From<flakeboot_store::MachineOptions> for MachineOptions {
         }
     }
 }
+
+/// The nix store's disk (`/api/v1/status` `storage`): space now, `[nix] min_free` and `gc`, and
+/// what the last garbage collection freed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Storage {
+    /// Size of the store's file system in bytes (`None` when it cannot be measured).
+    pub total_bytes: Option<u64>,
+    /// Bytes free there.
+    pub free_bytes: Option<u64>,
+    /// `[nix] min_free`: builds are refused below it.
+    pub min_free_bytes: Option<u64>,
+    /// `[nix] gc`: garbage is collected after builds and daily.
+    pub gc: bool,
+    /// The last collection since the daemon started.
+    pub last_gc: Option<GcRun>,
+}
+
+/// One garbage collection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GcRun {
+    /// When it ended.
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    /// Bytes freed.
+    pub freed_bytes: u64,
+    /// Store paths deleted.
+    pub paths: u64,
+    /// "after a build", "daily" or "below min_free".
+    pub reason: String,
+}
+
+impl From<flakeboot_nix::StorageReport> for Storage {
+    fn from(r: flakeboot_nix::StorageReport) -> Storage {
+        Storage {
+            total_bytes: r.usage.map(|u| u.total),
+            free_bytes: r.usage.map(|u| u.free),
+            min_free_bytes: r.min_free,
+            gc: r.gc,
+            last_gc: r.last_gc.map(|g| GcRun {
+                at: g.at,
+                freed_bytes: g.freed,
+                paths: g.paths,
+                reason: g.reason,
+            }),
+        }
+    }
+}

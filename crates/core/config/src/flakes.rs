@@ -5,6 +5,7 @@
 //! the web UI).
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -23,9 +24,9 @@ pub struct FlakeConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct NixConfig {
-    /// Binary caches (`substituters`); unset: nix's own default; `[]`: none at all.
+    /// Binary caches (`substituters`); unset: [`DEFAULT_SUBSTITUTERS`]; `[]`: none at all.
     pub substituters: Option<Vec<String>>,
-    /// Keys that sign the caches (`trusted-public-keys`); unset: nix's own default.
+    /// Keys that sign the caches (`trusted-public-keys`); unset: [`DEFAULT_TRUSTED_PUBLIC_KEYS`].
     pub trusted_public_keys: Option<Vec<String>>,
     /// Remote builders in nix's `builders` syntax (one entry per builder).
     pub builders: Vec<String>,
@@ -40,7 +41,26 @@ pub struct NixConfig {
     pub keep_generations: usize,
     /// Any other nix setting, e.g. `{ "sandbox-paths" = "/bin/sh=/bin/busybox" }`.
     pub extra_options: BTreeMap<String, String>,
+    /// Access tokens for private flakes on GitHub/GitLab: a file only its owner may read, one
+    /// `host=token` a line (`github.com=ghp_...`, `gitlab.com=PAT:glpat-...`). They reach nix
+    /// through its owner-only configuration file, never a command line or a log.
+    pub access_tokens_file: Option<PathBuf>,
+    /// Free space the nix store's file system keeps, e.g. "10G": below it a build first
+    /// collects garbage and is refused when that does not free enough. Unset: no minimum.
+    #[serde(deserialize_with = "size::option")]
+    pub min_free: Option<u64>,
+    /// Collect garbage (`nix store gc`) after every successful build and daily. Only what no
+    /// kept generation needs is deleted, but on a machine where the store holds other work,
+    /// that work goes too: on by default only in the appliance image's config.
+    pub gc: bool,
 }
+
+/// The binary cache nix builds from when `[nix] substituters` is unset.
+pub const DEFAULT_SUBSTITUTERS: &[&str] = &["https://cache.nixos.org"];
+
+/// The key that signs [`DEFAULT_SUBSTITUTERS`].
+pub const DEFAULT_TRUSTED_PUBLIC_KEYS: &[&str] =
+    &["cache.nixos.org-1:6NCHdD59X431o0gWypbMrAURkbJ16ZPMQFGspcDShjY="];
 
 impl Default for NixConfig {
     fn default() -> Self {
@@ -53,6 +73,9 @@ impl Default for NixConfig {
             build_timeout: Duration::from_secs(2 * 3600),
             keep_generations: 5,
             extra_options: BTreeMap::new(),
+            access_tokens_file: None,
+            min_free: None,
+            gc: false,
         }
     }
 }
@@ -179,5 +202,60 @@ host = "b#alpha"
             Path::new("t.toml"),
         );
         assert!(c.is_ok(), "{c:?}");
+    }
+}
+
+/// Sizes in the config: "10G", "512M", "2GiB", "1T" or a number of bytes.
+mod size {
+    use serde::{Deserialize, Deserializer, de::Error};
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Bytes(u64),
+        Text(String),
+    }
+
+    pub(super) fn option<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        match Option::<Raw>::deserialize(d)? {
+            None => Ok(None),
+            Some(Raw::Bytes(n)) => Ok(Some(n)),
+            Some(Raw::Text(t)) => parse(&t).map(Some).ok_or_else(|| {
+                D::Error::custom(format!(
+                    "{t:?} is not a size: write e.g. \"10G\", \"512M\" or a number of bytes"
+                ))
+            }),
+        }
+    }
+
+    pub(super) fn parse(text: &str) -> Option<u64> {
+        let t = text.trim();
+        let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+        let (n, unit) = t.split_at(digits);
+        let n: u64 = n.parse().ok()?;
+        let shift = match unit.trim().trim_end_matches("iB").trim_end_matches('B') {
+            "" => 0,
+            "K" | "k" => 10,
+            "M" => 20,
+            "G" => 30,
+            "T" => 40,
+            _ => return None,
+        };
+        n.checked_mul(1u64 << shift)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn sizes_parse() {
+            assert_eq!(super::parse("10G"), Some(10 << 30));
+            assert_eq!(super::parse("512M"), Some(512 << 20));
+            assert_eq!(super::parse("2GiB"), Some(2 << 30));
+            assert_eq!(super::parse("100"), Some(100));
+            assert_eq!(super::parse("1 T"), Some(1 << 40));
+            assert_eq!(super::parse("ten"), None);
+            assert_eq!(super::parse("5X"), None);
+            assert_eq!(super::parse("99999999999999T"), None);
+        }
     }
 }

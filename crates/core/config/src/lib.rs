@@ -13,7 +13,7 @@ mod vpn;
 
 pub use dhcp::{DhcpConfig, DhcpMode, Ipv6RaConfig, Reservation};
 pub use error::ConfigError;
-pub use flakes::{FlakeConfig, NixConfig};
+pub use flakes::{DEFAULT_SUBSTITUTERS, DEFAULT_TRUSTED_PUBLIC_KEYS, FlakeConfig, NixConfig};
 pub use locate::Lines;
 pub use problem::{Field, Problem, Segment};
 pub use system::{InterfaceFacts, PathKind, System};

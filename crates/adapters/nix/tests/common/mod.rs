@@ -134,13 +134,16 @@ pub fn settings() -> NixSettings {
         .with_option("substituters", "")
 }
 
+/// The runner as the daemon makes it: settings in `<state>/nix/nix.conf`, nix's HOME there.
 pub fn runner_config(state: &Path) -> RunnerConfig {
     RunnerConfig {
-        settings: settings(),
+        settings: settings().with_files(state),
         max_concurrent: 1,
         timeout: Duration::from_secs(300),
         keep_generations: 5,
         state_dir: state.to_owned(),
+        min_free: None,
+        gc: false,
     }
 }
 

@@ -51,6 +51,8 @@ pub struct StatusView {
     pub machines: usize,
     /// Builds queued or running.
     pub active_builds: usize,
+    /// The nix store's disk and garbage collection.
+    pub storage: Option<wire::Storage>,
 }
 
 /// GET /api/v1/status
@@ -62,7 +64,9 @@ pub async fn status(State(state): State<WebState>) -> ApiResult<Json<StatusView>
         .iter()
         .filter(|b| b.state.is_active())
         .count();
+    let storage = state.flake(|f| Ok(f.storage())).await?;
     Ok(Json(StatusView {
+        storage,
         daemon: state.status(),
         dhcp_mode: state.settings().dhcp_mode.as_str(),
         machines,

@@ -15,8 +15,10 @@ use crate::auth::guard::Principal;
 use crate::error::WebError;
 use crate::pages::layout::{Frame, Nav, ago, page, timestamp};
 use crate::pages::timeline::{self, Attempt};
+use crate::pages::vpn_config::human_bytes as human;
 use crate::state::WebState;
 use flakeboot_appliance::status::ServiceState;
+use flakeboot_appliance::wire;
 
 /// How many recent boot events the dashboard reads.
 const RECENT_EVENTS: usize = 400;
@@ -116,6 +118,33 @@ fn own_warnings(state: &WebState, builds: &[BuildRecord]) -> Vec<String> {
 }
 
 /// GET /
+/// The nix store's disk: free space, `[nix] min_free`, the last garbage collection.
+fn disk_card(disk: &wire::Storage) -> Markup {
+    let low = matches!((disk.free_bytes, disk.min_free_bytes), (Some(f), Some(m)) if f < m);
+    html! {
+        div.card #disk {
+            h2 { "Disk" }
+            @match (disk.free_bytes, disk.total_bytes) {
+                (Some(free), Some(total)) => {
+                    p { strong { (human(free)) } " free of " (human(total)) " for the nix store"
+                        @if low { " " span.badge.bad { "below min_free" } } }
+                    progress.bar max=(total) value=(total.saturating_sub(free)) {}
+                }
+                _ => { p.muted { "The nix store's disk cannot be measured." } }
+            }
+            @if let Some(min) = disk.min_free_bytes {
+                p.small.muted { "Builds are refused below " (human(min)) " free ([nix] min_free)." }
+            }
+            @match &disk.last_gc {
+                Some(gc) => p.small { "Last garbage collection (" (gc.reason) "): freed "
+                    (human(gc.freed_bytes)) ", " (gc.paths) " store paths." },
+                None if disk.gc => p.small.muted { "Garbage is collected after each build and daily ([nix] gc)." },
+                None => p.small.muted { "Garbage collection is off ([nix] gc = false)." },
+            }
+        }
+    }
+}
+
 pub async fn show(
     State(state): State<WebState>,
     Extension(principal): Extension<Principal>,
@@ -126,6 +155,7 @@ pub async fn show(
     let report_timeout = state.report_timeout();
     let machines = state.db(|s| s.machines()).await?;
     let builds = state.flake(|f| f.builds()).await?;
+    let storage = state.flake(|f| Ok(f.storage())).await?;
     let active: Vec<&BuildRecord> = builds.iter().filter(|b| b.state.is_active()).collect();
     let mut warnings = status.warnings.clone();
     warnings.extend(own_warnings(&state, &builds));
@@ -190,6 +220,7 @@ pub async fn show(
                 p { strong #machines-up { (machines_up) } " up" span.muted.small { " (their last boot reported up)" } }
                 p.small { a href="/machines" { "All machines →" } }
             }
+            @if let Some(disk) = &storage { (disk_card(disk)) }
         }
         div.card {
             h2 { "Recent boots" }
