@@ -19,7 +19,7 @@ pub const EVENTS_FOR_LAST_BOOT: usize = 48;
 pub const EVENTS_FOR_ATTEMPTS: usize = 400;
 /// Machines per page unless asked otherwise.
 pub const DEFAULT_PER_PAGE: usize = 50;
-/// At most this many machines per page.
+/// At most this many machines per page a client may ask for.
 pub const MAX_PER_PAGE: usize = 1000;
 
 /// Which machines, which page.
@@ -32,7 +32,7 @@ pub struct Query {
     pub state: Option<BootState>,
     /// The page, from 1 (past the last: the last).
     pub page: usize,
-    /// Machines per page (1 to [`MAX_PER_PAGE`]).
+    /// Machines per page (at least 1; [`Query::all`]: every machine on one page).
     pub per_page: usize,
 }
 
@@ -140,7 +140,7 @@ pub fn overview(
         .filter(|m| matches_text(m, ctx, &words))
         .collect();
     matching.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.mac.cmp(&b.mac)));
-    let per_page = query.per_page.clamp(1, MAX_PER_PAGE);
+    let per_page = query.per_page.max(1);
     let rows: Vec<Row> = match query.state {
         None => {
             let total = matching.len();
