@@ -183,18 +183,21 @@ pub fn overview(
     })
 }
 
+/// An attempt with its verdict.
+pub type Judged = (Attempt, Verdict);
+
 /// One machine with its boot attempts (newest first) and the verdict of each.
 pub fn machine_attempts(
     store: &Store,
     ctx: &Context,
     mac: MacAddr,
     now: SystemTime,
-) -> Result<Option<(Row, Vec<(Attempt, Verdict)>)>, StoreError> {
+) -> Result<Option<(Row, Vec<Judged>)>, StoreError> {
     let Some(machine) = store.machine(mac)? else {
         return Ok(None);
     };
     let events = store.events_for(mac, EVENTS_FOR_ATTEMPTS)?;
-    let list: Vec<(Attempt, Verdict)> = attempts(&events)
+    let list: Vec<Judged> = attempts(&events)
         .into_iter()
         .map(|a| {
             let v = Verdict::of(&a, now, ctx.report_timeout);
