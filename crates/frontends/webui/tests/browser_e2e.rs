@@ -423,7 +423,7 @@ async fn hosts_and_a_big_lan(c: &fantoccini::Client, shots: &Shots, store: &Stor
         page.contains("Rack 3, top") && page.contains("demo"),
         "{page}"
     );
-    shots.take(c, "16-hosts").await;
+    shots.take(c, "21-hosts").await;
     c.goto(&format!("{BASE}/machines/52:54:00:12:34:56"))
         .await
         .unwrap();
@@ -433,7 +433,7 @@ async fn hosts_and_a_big_lan(c: &fantoccini::Client, shots: &Shots, store: &Stor
         .await
         .unwrap();
     assert!(bars.len() >= 5, "{} bars", bars.len());
-    shots.take(c, "17-machine-timeline").await;
+    shots.take(c, "22-machine-timeline").await;
 
     seed_big_lan(store);
     let started = std::time::Instant::now();
@@ -451,11 +451,11 @@ async fn hosts_and_a_big_lan(c: &fantoccini::Client, shots: &Shots, store: &Stor
         let h = page_height(c, width, height, mobile).await;
         assert!(h < 15_000.0, "{h} px tall at {width} px");
     }
-    shots.take(c, "18-machines-1000").await;
+    shots.take(c, "23-machines-1000").await;
     click(c, "nav.pager a[rel=next]").await;
     let page = wait_text(c, "page 2 of 21").await;
     assert!(page.contains("← Newer"), "{page}");
-    shots.take(c, "19-machines-1000-page-2").await;
+    shots.take(c, "24-machines-1000-page-2").await;
     c.find(Locator::Css("form.filters select[name=state]"))
         .await
         .unwrap()
@@ -468,7 +468,7 @@ async fn hosts_and_a_big_lan(c: &fantoccini::Client, shots: &Shots, store: &Stor
         page.contains("up (static)") && !page.contains("Stopped"),
         "{page}"
     );
-    shots.take(c, "20-machines-up").await;
+    shots.take(c, "25-machines-up").await;
     fill(c, "form.filters input[name=q]", "52:54:00:77:03:e7").await;
     click(c, "form.filters button").await;
     wait_text(c, "0 machines match").await;

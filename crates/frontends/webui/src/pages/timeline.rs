@@ -123,16 +123,18 @@ pub fn svg(attempt: &Attempt, verdict: &Verdict, now: SystemTime) -> Markup {
                 @let y = ROW * i as f64 + 2.0;
                 @let x1 = s.started.map_or(GUTTER, x);
                 @let x2 = s.ended.map_or(x1, x).max(x1 + 3.0);
-                @let took = s.duration().map(short_span).unwrap_or_default();
+                // An instant step (one event, no start of its own) gets no label: "0 ms" would
+                // claim a measurement.
+                @let took = s.duration().filter(|d| !d.is_zero()).map(short_span).unwrap_or_default();
                 @let bytes = s.bytes.map(size).unwrap_or_default();
                 g class={ "bar " (class(s.state)) } {
                     title { (s.stage.label()) ": " (state_text(s.state)) " " (took) " " (bytes) " — " (s.detail) }
                     text x="0" y=(format!("{:.1}", y + 11.0)) font-size="11" fill="#4a5560" { (s.stage.label()) }
                     rect x=(format!("{x1:.1}")) y=(format!("{y:.1}")) width=(format!("{:.1}", x2 - x1))
                         height="12" rx="2" fill=(fill(s.state)) {}
-                    @if !took.is_empty() {
+                    @if !took.is_empty() || !bytes.is_empty() {
                         text x=(format!("{:.1}", x2 + 4.0)) y=(format!("{:.1}", y + 10.5)) font-size="10" fill="#4a5560" {
-                            (took) @if !bytes.is_empty() { ", " (bytes) }
+                            (took) @if !took.is_empty() && !bytes.is_empty() { ", " } (bytes)
                         }
                     }
                 }
@@ -234,6 +236,10 @@ mod tests {
         assert!(svg.contains("#c8372d") && svg.contains("stopped"), "{svg}");
         assert!(svg.contains("8.0 s, 1.2 MB"), "{svg}");
         assert!(svg.contains(">10.0 s<"), "{svg}");
+        assert!(
+            !svg.contains("0 ms"),
+            "instant steps claim no duration: {svg}"
+        );
         let html = render(a, &v, at(20)).into_string();
         assert!(
             html.contains("Stopped at Initrd: it failed (cut off)."),
