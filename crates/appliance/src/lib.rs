@@ -16,7 +16,10 @@
 //!   and idle timeouts, a per-address connection cap.
 //! - [`listen_addrs`]: where management listens (LAN plus tunnels), each bound to its interface.
 //! - [`status`]: what the daemon reports about itself.
+//! - [`attempts`]: a machine's boot events folded into boot attempts, and how each ended;
+//!   [`overview`]: every machine with its last boot, searched, filtered and paged.
 
+pub mod attempts;
 pub mod boot_policy;
 pub mod boot_services;
 pub mod events;
@@ -24,6 +27,7 @@ pub mod flakes;
 pub mod http_serve;
 pub mod lan;
 pub mod listen_addrs;
+pub mod overview;
 pub mod router_mode;
 pub mod settings;
 pub mod status;

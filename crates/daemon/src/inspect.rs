@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use flakeboot_appliance::system::LiveSystem;
-use flakeboot_appliance::wire;
+use flakeboot_appliance::{overview, wire};
 use flakeboot_catalogue::MacAddr;
 use flakeboot_config::{Config, ConfigError, Lines, Problem, System};
 use flakeboot_store::Store;
@@ -150,8 +150,19 @@ pub fn offline(command: &Command, state_dir: &Path) -> Option<anyhow::Result<Exi
     match command {
         Command::Events(args) => Some(run(&|store| events(store, args))),
         Command::Machines { json, .. } => Some(run(&|store| {
-            let machines = store.machines().context("reading machines")?;
-            print(&wire::all(machines), *json, tables::machines)
+            // Without the daemon: no config file pins, the default report timeout.
+            let ctx = overview::Context {
+                pins: Default::default(),
+                report_timeout: std::time::Duration::from_secs(600),
+            };
+            let page = overview::overview(
+                store,
+                &ctx,
+                &overview::Query::all(),
+                std::time::SystemTime::now(),
+            )
+            .context("reading machines")?;
+            print(&wire::all(page.rows), *json, tables::machines)
         })),
         Command::Leases { json, .. } => Some(run(&|store| {
             let leases = store.leases().context("reading leases")?;

@@ -31,11 +31,11 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config))?;
+    runtime.block_on(serve(config, &args.config))?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(file_config: Config) -> anyhow::Result<()> {
+async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Result<()> {
     let store = Store::open(&file_config.state_dir)?;
     // Settings saved in the web UI or API win over the file's (they are the file's until saved).
     let settings = match store.appliance_settings()? {
@@ -88,6 +88,7 @@ async fn serve(file_config: Config) -> anyhow::Result<()> {
     let web = if config.web.enabled {
         Some(web::prepare(
             &file_config,
+            config_file,
             &lan,
             &store,
             &flakes,
@@ -98,7 +99,13 @@ async fn serve(file_config: Config) -> anyhow::Result<()> {
     };
     let api_state = match &web {
         Some(web) => web.state.clone(),
-        None => web::api_only(&file_config, &store, &flakes, status_tx.subscribe())?,
+        None => web::api_only(
+            &file_config,
+            config_file,
+            &store,
+            &flakes,
+            status_tx.subscribe(),
+        )?,
     };
 
     // The boot services (HTTP boot, TFTP, DHCP) on the LAN port: moved or restarted when the

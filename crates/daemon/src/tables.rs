@@ -3,7 +3,9 @@
 
 use std::time::SystemTime;
 
-use flakeboot_appliance::wire::{Build, BuildState, Event, Flake, Generation, Lease, Machine};
+use flakeboot_appliance::wire::{
+    BootState, Build, BuildState, Event, Flake, Generation, Lease, Machine,
+};
 
 /// Columns padded to their widest cell (the last one is not padded).
 fn table(header: &[&str], rows: &[Vec<String>]) -> String {
@@ -206,11 +208,19 @@ pub fn leases(list: &[Lease]) -> String {
 }
 
 fn machine_line(m: &Machine) -> String {
+    let state = match &m.last_boot {
+        Some(b) => match &b.stage {
+            Some(stage) if b.state != BootState::Up => format!("{}@{stage}", b.state.as_str()),
+            _ => b.state.as_str().to_owned(),
+        },
+        None => "-".to_owned(),
+    };
     format!(
-        "{} firmware={} host={} vendor={}",
+        "{} state={state} firmware={} host={}{} vendor={}",
         m.mac,
         m.firmware.map(|f| f.as_str()).unwrap_or("-"),
         m.host.as_deref().unwrap_or("(menu)"),
+        if m.pinned { "(config)" } else { "" },
         m.vendor_class.as_deref().unwrap_or("-")
     )
 }

@@ -2,6 +2,7 @@
 //! address only (never all interfaces), and the API state for the owner-only socket.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -23,10 +24,24 @@ pub struct Web {
     pub https_base: String,
 }
 
+/// The UI's configuration from the config file, knowing which file (and the lines of the
+/// machines it pins; without them if it cannot be read again).
+fn web_config(config: &Config, file: &Path, interfaces: Vec<String>) -> WebConfig {
+    let base = WebConfig::from_config(config, interfaces);
+    match std::fs::read_to_string(file) {
+        Ok(text) => base.with_config_file(file, &text),
+        Err(_) => WebConfig {
+            config_file: Some(file.to_path_buf()),
+            ..base
+        },
+    }
+}
+
 /// The API's state when the web UI is off: the CLI on this machine still works through the
 /// API socket (nothing listens on the network).
 pub fn api_only(
     config: &Config,
+    config_file: &Path,
     store: &Store,
     flakes: &Flakes,
     status: watch::Receiver<DaemonStatus>,
@@ -34,7 +49,7 @@ pub fn api_only(
     WebState::new(
         store.clone(),
         Arc::new(NixFlakeService(flakes.clone())),
-        WebConfig::from_config(config, Vec::new()),
+        web_config(config, config_file, Vec::new()),
         status,
         None,
     )
@@ -43,6 +58,7 @@ pub fn api_only(
 
 pub fn prepare(
     config: &Config,
+    config_file: &Path,
     lan: &LanInfo,
     store: &Store,
     flakes: &Flakes,
@@ -61,8 +77,9 @@ pub fn prepare(
     let state = WebState::new(
         store.clone(),
         Arc::new(NixFlakeService(flakes.clone())),
-        WebConfig::from_config(
+        web_config(
             config,
+            config_file,
             list_interfaces()
                 .into_iter()
                 .filter(|n| n != "lo")

@@ -461,6 +461,14 @@ impl VpnManager {
         let live = self.live.lock().await;
         let server = server_settings(blocking(&self.store, Store::vpn_server).await?);
         let plan = check_server(&server).map_err(invalid)?;
+        if plan.endpoint.is_none() {
+            // A config without `Endpoint =` cannot dial the appliance, and its private key is
+            // shown only once: refuse rather than hand out a useless config.
+            return Err(invalid(Invalid {
+                field: "endpoint",
+                message: NO_ENDPOINT.into(),
+            }));
+        }
         let peers = blocking(&self.store, Store::vpn_peers).await?;
         let used: Vec<Ipv4Addr> = peers.iter().map(|p| p.address).collect();
         let Some(address) = flakeboot_vpn::next_free_address(plan.address, &used) else {
@@ -632,6 +640,9 @@ impl VpnService for VpnManager {
     }
 }
 
+/// Why a device cannot be added before the server settings name the endpoint devices dial.
+pub const NO_ENDPOINT: &str = "Set the public endpoint (the host name or address, and port, that devices dial) in the server settings first: a device config without one cannot connect.";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -722,6 +733,22 @@ mod manager_tests {
             address: address.into(),
             endpoint: "office.example.net".into(),
         }
+    }
+
+    #[tokio::test]
+    async fn no_device_config_is_made_without_an_endpoint_to_dial() {
+        let dir = tempfile::tempdir().unwrap();
+        let vpn = manager(dir.path()).await;
+        let mut settings = server(false, "10.78.0.1/24");
+        settings.endpoint = String::new();
+        vpn.set_server(settings).await.unwrap();
+        match vpn.add_peer("laptop").await {
+            Err(VpnServiceError::Invalid { field, message }) => {
+                assert_eq!((field, message.as_str()), ("endpoint", NO_ENDPOINT));
+            }
+            other => panic!("added without an endpoint: {:?}", other.map(|n| n.peer)),
+        }
+        assert!(vpn.status().await.unwrap().peers.is_empty());
     }
 
     #[tokio::test]

@@ -58,7 +58,8 @@ pub struct VpnServerSettings {
     /// Peers get the next free addresses in that prefix.
     pub address: String,
     /// The host (and optional `:port`) peers dial, written into each peer's config, e.g.
-    /// `office.example.net` or `203.0.113.7:51820`. Empty: the admin fills it in on their side.
+    /// `office.example.net` or `203.0.113.7:51820`. Empty: no device can be added (its config
+    /// could not connect).
     pub endpoint: String,
 }
 

@@ -2,7 +2,10 @@
 //! store's records (`From`), so the store's encoding can change without breaking clients; times
 //! are RFC 3339 strings ([`time`]).
 
+pub mod boots;
 pub mod time;
+
+pub use boots::{Attempt, BootState, LastBoot, Stage, SystemReport};
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -108,9 +111,15 @@ pub struct Machine {
     pub last_seen: SystemTime,
     pub firmware: Option<ClientFirmware>,
     pub vendor_class: Option<String>,
-    /// The host it boots (`None`: the menu).
+    /// The host it boots (`None`: the menu); a config-file pin wins over an assignment.
     pub host: Option<String>,
     pub label: Option<String>,
+    /// The config file pins it (`[[machines]]`): its host cannot be changed through the API.
+    #[serde(default)]
+    pub pinned: bool,
+    /// How its newest boot ended (or stands), when the answer includes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_boot: Option<LastBoot>,
 }
 
 /// One step of a machine's boot.
@@ -125,6 +134,12 @@ pub struct Event {
     pub firmware: Option<ClientFirmware>,
     pub vendor_class: Option<String>,
     pub detail: String,
+    /// When a transfer began (`at` is when it ended).
+    #[serde(default, with = "rfc3339_opt", skip_serializing_if = "Option::is_none")]
+    pub started: Option<SystemTime>,
+    /// Bytes a transfer delivered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 /// The state of a leased address.
@@ -234,6 +249,8 @@ impl From<MachineRecord> for Machine {
             vendor_class: r.vendor_class,
             host: r.host,
             label: r.label,
+            pinned: false,
+            last_boot: None,
         }
     }
 }
@@ -249,6 +266,8 @@ impl From<BootEvent> for Event {
             firmware: e.firmware,
             vendor_class: e.vendor_class,
             detail: e.detail,
+            started: e.started,
+            bytes: e.bytes,
         }
     }
 }

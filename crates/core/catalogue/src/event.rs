@@ -103,6 +103,13 @@ pub struct BootEvent {
     pub vendor_class: Option<String>,
     /// Human-readable detail: the file served, the reason for a decline or failure.
     pub detail: String,
+    /// When the step began, for a step that takes time (a TFTP transfer, an HTTP download);
+    /// `at` is when it ended. `None` for instant steps and events stored before this field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<SystemTime>,
+    /// Bytes delivered, for a transfer (every byte on success, how far it got on failure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<u64>,
 }
 
 impl BootEvent {
@@ -116,7 +123,21 @@ impl BootEvent {
             firmware: None,
             vendor_class: None,
             detail: detail.into(),
+            started: None,
+            bytes: None,
         }
+    }
+
+    /// The step began at `started` (its event is recorded when it ends).
+    pub fn started(mut self, started: SystemTime) -> Self {
+        self.started = Some(started);
+        self
+    }
+
+    /// It delivered `bytes`.
+    pub fn bytes(mut self, bytes: u64) -> Self {
+        self.bytes = Some(bytes);
+        self
     }
 
     pub fn mac(mut self, mac: MacAddr) -> Self {

@@ -3,10 +3,12 @@
 
 use std::collections::BTreeMap;
 
+use std::path::Path;
 use std::sync::Arc;
 
 use flakeboot_appliance::system::LiveSystem;
 use flakeboot_appliance::{SettingsCheck, settings_from_config};
+use flakeboot_catalogue::MacAddr;
 use flakeboot_config::Config;
 
 use crate::state::WebConfig;
@@ -33,13 +35,37 @@ impl WebConfig {
     }
 }
 
+impl WebConfig {
+    /// The same, knowing the file it came from (`text` is its contents): pinned machines are
+    /// shown with the file and the line of their `mac = ...`.
+    pub fn with_config_file(mut self, path: &Path, text: &str) -> WebConfig {
+        self.pin_lines = pin_lines(self.pinned_machines.keys().copied(), text);
+        self.config_file = Some(path.to_path_buf());
+        self
+    }
+}
+
+/// The line (from 1) where each MAC appears in `text` as a `mac = "..."` value.
+fn pin_lines(macs: impl Iterator<Item = MacAddr>, text: &str) -> BTreeMap<MacAddr, usize> {
+    let mut out = BTreeMap::new();
+    for mac in macs {
+        let wanted = mac.to_string().to_lowercase();
+        if let Some((n, _)) = text.lines().enumerate().find(|(_, line)| {
+            let line = line.to_lowercase();
+            line.trim_start().starts_with("mac") && line.contains(&wanted)
+        }) {
+            out.insert(mac, n + 1);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use flakeboot_store::DhcpModeSetting;
 
     use std::net::Ipv4Addr;
-    use std::path::Path;
 
     #[test]
     fn a_config_file_becomes_the_uis_starting_point() {
@@ -88,5 +114,9 @@ mod tests {
             (Some("demo"), 3)
         );
         assert_eq!(s.builders, ["ssh://b x86_64-linux"]);
+        let web = WebConfig::from_config(&config, Vec::new())
+            .with_config_file(Path::new("/etc/flakeboot.toml"), text);
+        let mac = "52:54:00:00:00:01".parse().unwrap();
+        assert_eq!(web.pin_lines.get(&mac), Some(&20));
     }
 }

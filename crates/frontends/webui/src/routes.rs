@@ -12,7 +12,8 @@ use crate::api;
 use crate::auth::guard::require_auth;
 use crate::error::WebError;
 use crate::pages::{
-    account, build, dashboard, flakes, layout, login, machines, settings, setup, vpn, vpn_peers,
+    account, build, dashboard, flakes, hosts, layout, login, machines, settings, setup, vpn,
+    vpn_peers,
 };
 use crate::state::WebState;
 
@@ -67,6 +68,7 @@ fn table() -> Vec<Entry> {
         r("POST", "/logout", P, post(login::logout)),
         r("GET", "/", P, get(dashboard::show)),
         r("GET", "/machines", P, get(machines::list)),
+        r("GET", "/hosts", P, get(hosts::list)),
         r("GET", "/machines/{mac}", P, get(machines::show)),
         r("POST", "/machines/{mac}", P, post(machines::update)),
         r("GET", "/flakes", P, get(flakes::list)),
@@ -150,6 +152,12 @@ fn table() -> Vec<Entry> {
             "/api/v1/machines/{mac}",
             P,
             post(api::update_machine),
+        ),
+        r(
+            "GET",
+            "/api/v1/machines/{mac}/attempts",
+            P,
+            get(api::machine_attempts),
         ),
         r(
             "GET",

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
@@ -33,6 +34,10 @@ pub struct WebConfig {
     /// Machines the config file pins (`[[machines]]`), with the host it gives them (`None`: the
     /// menu). The daemon lets the file win over the UI, so the UI shows these as pinned.
     pub pinned_machines: BTreeMap<MacAddr, Option<String>>,
+    /// The config file the daemon read, when known (shown where it pins a machine).
+    pub config_file: Option<PathBuf>,
+    /// The line (from 1) of each pinned machine's `mac = ...` in that file, when found.
+    pub pin_lines: BTreeMap<MacAddr, usize>,
     /// Network interfaces the setup page offers as the LAN port.
     pub interfaces: Vec<String>,
     /// The settings from the config file: used until the UI saves its own.
@@ -61,6 +66,8 @@ impl Default for WebConfig {
             appliance_name: "flakeboot".into(),
             static_hosts: Vec::new(),
             pinned_machines: BTreeMap::new(),
+            config_file: None,
+            pin_lines: BTreeMap::new(),
             interfaces: Vec::new(),
             default_settings: ApplianceSettings::default(),
             session_limits: SessionLimits::default(),
@@ -310,6 +317,29 @@ impl WebState {
         })
         .await
         .map_err(|e| WebError::Task(e.to_string()))
+    }
+
+    /// What the machine overview needs beside the store: the file's pins, the report timeout.
+    pub(crate) fn overview_context(&self) -> flakeboot_appliance::overview::Context {
+        flakeboot_appliance::overview::Context {
+            pins: self.inner.config.pinned_machines.clone(),
+            report_timeout: self.inner.config.report_timeout,
+        }
+    }
+
+    /// Where the config file pins `mac`: "/etc/flakeboot.toml, line 12" (as much as is known),
+    /// or `None` when it does not.
+    pub(crate) fn pinned_by(&self, mac: MacAddr) -> Option<String> {
+        let config = &self.inner.config;
+        config.pinned_machines.get(&mac)?;
+        let file = config
+            .config_file
+            .as_ref()
+            .map_or_else(|| "the config file".to_owned(), |p| p.display().to_string());
+        Some(match config.pin_lines.get(&mac) {
+            Some(line) => format!("{file}, line {line}"),
+            None => file,
+        })
     }
 
     /// Tells subscribers that machine assignments changed.

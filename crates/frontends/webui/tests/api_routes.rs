@@ -58,14 +58,25 @@ async fn flakes_hosts_builds_logs_and_generations_over_the_api() {
     let flakes = json(h.api("GET", "/api/v1/flakes", &t, None).await).await;
     assert_eq!(flakes[0]["hosts"].as_array().unwrap().len(), 3);
     let hosts = json(h.api("GET", "/api/v1/hosts", &t, None).await).await;
-    assert_eq!(
-        hosts,
-        json!([
-            {"name": "demo", "source": "config"},
-            {"name": "prod#alpha", "source": "flake"},
-            {"name": "prod#beta", "source": "flake"}
-        ])
-    );
+    let short: Vec<(String, String, bool)> = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap().to_owned(),
+                h["source"].as_str().unwrap().to_owned(),
+                h["unbootable"].is_null(),
+            )
+        })
+        .collect();
+    // Every host, the one that cannot netboot too (the Hosts page says what to add).
+    assert_eq!(short.len(), 4, "{hosts}");
+    assert_eq!(short[0], ("demo".into(), "config".into(), true));
+    assert!(short.contains(&("prod#alpha".into(), "flake".into(), true)));
+    assert!(short.contains(&("prod#beta".into(), "flake".into(), true)));
+    assert_eq!(short.iter().filter(|h| !h.2).count(), 1, "{hosts}");
+    assert_eq!(hosts[0]["machines"], json!([]));
 
     let resp = h
         .api(
@@ -239,6 +250,24 @@ async fn machines_events_and_settings_over_the_api() {
         one["attempts"][0]["stopped"],
         "Stopped at TFTP: it failed (timeout)."
     );
+    assert_eq!(one["last_boot"]["state"], "failed");
+    assert_eq!(one["last_boot"]["stage"], "tftp");
+    assert_eq!(one["attempts"][0]["result"]["state"], "failed");
+    assert_eq!(one["attempts"][0]["stages"][1]["state"], "failed");
+    assert_eq!(list[0]["last_boot"]["state"], "failed");
+    assert_eq!(list[0]["pinned"], false);
+    let attempts = json(
+        h.api(
+            "GET",
+            "/api/v1/machines/52:54:00:ab:00:02/attempts",
+            &t,
+            None,
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(attempts.as_array().unwrap().len(), 1);
+    assert_eq!(attempts[0]["stages"][0]["stage"], "dhcp");
     assert_eq!(
         h.api("GET", "/api/v1/machines/52:54:00:ab:00:09", &t, None)
             .await
@@ -319,4 +348,53 @@ async fn machines_events_and_settings_over_the_api() {
         (status["machines"].as_u64(), status["dhcp_mode"].as_str()),
         (Some(1), Some("router"))
     );
+}
+
+#[tokio::test]
+async fn the_machine_list_filters_and_pages_with_the_pages_query() {
+    let (h, t) = ready().await;
+    let mut events = Vec::new();
+    for i in 0..5u8 {
+        let mac = MacAddr([0x52, 0x54, 0, 0xdd, 0, i]);
+        let mut e = BootEvent::new(BootStage::Dhcp, Outcome::Ok, "proxy offer").mac(mac);
+        e.at = SystemTime::now() - Duration::from_secs(30 - u64::from(i));
+        events.push(e);
+        if i < 2 {
+            let mut k = BootEvent::new(BootStage::Tftp, Outcome::Failed, "timeout").mac(mac);
+            k.at = e_at(&events);
+            events.push(k);
+        }
+    }
+    h.store.record_events(&events).unwrap();
+    let resp = h
+        .api(
+            "GET",
+            "/api/v1/machines?state=failed&page=2&per_page=1",
+            &t,
+            None,
+        )
+        .await;
+    assert_eq!(resp.headers()["x-total-count"], "2");
+    let page = json(resp).await;
+    assert_eq!(page.as_array().unwrap().len(), 1);
+    // Newest first: page 2 of the failed ones is machine 0.
+    assert_eq!(page[0]["mac"], "52:54:00:dd:00:00");
+    assert_eq!(page[0]["last_boot"]["state"], "failed");
+    let resp = h
+        .api("GET", "/api/v1/machines?state=booting", &t, None)
+        .await;
+    assert_eq!(resp.headers()["x-total-count"], "3");
+    let resp = h.api("GET", "/api/v1/machines?q=dd:00:04", &t, None).await;
+    let list = json(resp).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["last_boot"]["state"], "booting");
+    assert_eq!(list[0]["last_boot"]["ended"], serde_json::Value::Null);
+    let resp = h
+        .api("GET", "/api/v1/machines?state=sideways", &t, None)
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
+fn e_at(events: &[BootEvent]) -> SystemTime {
+    events.last().unwrap().at + Duration::from_millis(100)
 }

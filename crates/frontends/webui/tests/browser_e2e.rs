@@ -2,7 +2,8 @@
 //! fantoccini) against the app served over TLS on 127.0.0.1, inside a network namespace of its
 //! own (only `lo`: nothing leaves it). Walks setup, sign-in, the dashboard, adding a flake,
 //! watching its build finish live, assigning a machine and reading its boot timeline, adding a
-//! remote-access device (its one-time config page with the QR code), and saves a screenshot of every page at laptop (1366 px) and phone (390 px) widths into
+//! remote-access device (its one-time config page with the QR code), the Hosts page, a
+//! 1,000-machine LAN's Machines page (loads, pages, filters, stays short), and saves a screenshot of every page at laptop (1366 px) and phone (390 px) widths into
 //! `target/webui-screenshots/`.
 #![allow(
     clippy::unwrap_used,
@@ -331,6 +332,7 @@ async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
     c.goto(&format!("{BASE}/")).await.unwrap();
     shots.take(&c, "14-dashboard-after").await;
 
+    hosts_and_a_big_lan(&c, &shots, &store).await;
     remote_access(&c, &shots, &vpn, &profile_downloads(&state_dir)).await;
 
     c.close().await.unwrap();
@@ -340,6 +342,149 @@ async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+/// 1,000 more machines, made through the store (not the network): every fourth up, every
+/// fourth stopped at the kernel, the rest only got DHCP a while ago.
+fn seed_big_lan(store: &Store) {
+    use BootStage::*;
+    let mut events = Vec::new();
+    for i in 0..1000u16 {
+        let [hi, lo] = i.to_be_bytes();
+        let mac = MacAddr([0x52, 0x54, 0, 0x77, hi, lo]);
+        let back = 5000 - u64::from(i);
+        events.push(ev(
+            mac,
+            back,
+            Dhcp,
+            Outcome::Ok,
+            "proxy offer: undionly.kpxe",
+        ));
+        match i % 4 {
+            0 => {
+                events.push(ev(mac, back - 1, Script, Outcome::Ok, "GET /boot.ipxe 200"));
+                events.push(ev(
+                    mac,
+                    back - 2,
+                    Kernel,
+                    Outcome::Ok,
+                    "GET /boot/demo/static/kernel 200",
+                ));
+                events.push(ev(
+                    mac,
+                    back - 3,
+                    Initrd,
+                    Outcome::Ok,
+                    "GET /boot/demo/static/initrd 200",
+                ));
+                events.push(ev(mac, back - 4, System, Outcome::Ok, "up"));
+            }
+            1 => {
+                events.push(ev(mac, back - 1, Script, Outcome::Ok, "GET /boot.ipxe 200"));
+                events.push(ev(
+                    mac,
+                    back - 2,
+                    Kernel,
+                    Outcome::Failed,
+                    "cut off after 1 of 9 MB",
+                ));
+            }
+            _ => {}
+        }
+    }
+    store.record_events(&events).unwrap();
+}
+
+/// The page's height in CSS pixels at a device width.
+async fn page_height(c: &fantoccini::Client, width: u32, height: u32, mobile: bool) -> f64 {
+    cdp(
+        c,
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let layout = cdp(c, "Page.getLayoutMetrics", serde_json::json!({})).await;
+    cdp(
+        c,
+        "Emulation.clearDeviceMetricsOverride",
+        serde_json::json!({}),
+    )
+    .await;
+    layout["cssContentSize"]["height"].as_f64().unwrap()
+}
+
+/// The Hosts page, the timeline's picture, and the Machines page of a 1,002-machine LAN at
+/// laptop and phone widths: it loads, pages, filters, and stays short.
+async fn hosts_and_a_big_lan(c: &fantoccini::Client, shots: &Shots, store: &Store) {
+    c.goto(&format!("{BASE}/hosts")).await.unwrap();
+    let page = wait_text(c, "fixture#alpha").await;
+    assert!(
+        page.contains("Rack 3, top") && page.contains("demo"),
+        "{page}"
+    );
+    shots.take(c, "21-hosts").await;
+    c.goto(&format!("{BASE}/machines/52:54:00:12:34:56"))
+        .await
+        .unwrap();
+    wait_text(c, "Boot timeline").await;
+    let bars = c
+        .find_all(Locator::Css("svg.timeline-svg rect"))
+        .await
+        .unwrap();
+    assert!(bars.len() >= 5, "{} bars", bars.len());
+    shots.take(c, "22-machine-timeline").await;
+
+    seed_big_lan(store);
+    let started = std::time::Instant::now();
+    c.goto(&format!("{BASE}/machines")).await.unwrap();
+    let page = wait_text(c, "1002 machines").await;
+    let took = started.elapsed();
+    assert!(page.contains("page 1 of 21"), "{page}");
+    assert!(took < Duration::from_secs(10), "the page took {took:?}");
+    let rows = c
+        .find_all(Locator::Css("table#machines tbody tr"))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 50);
+    for (width, height, mobile) in [(1366u32, 768u32, false), (390, 844, true)] {
+        let h = page_height(c, width, height, mobile).await;
+        assert!(h < 15_000.0, "{h} px tall at {width} px");
+    }
+    shots.take(c, "23-machines-1000").await;
+    click(c, "nav.pager a[rel=next]").await;
+    let page = wait_text(c, "page 2 of 21").await;
+    assert!(page.contains("← Newer"), "{page}");
+    shots.take(c, "24-machines-1000-page-2").await;
+    c.find(Locator::Css("form.filters select[name=state]"))
+        .await
+        .unwrap()
+        .select_by_value("up")
+        .await
+        .unwrap();
+    click(c, "form.filters button").await;
+    let page = wait_text(c, "250 machines match").await;
+    assert!(
+        page.contains("up (static)") && !page.contains("Stopped"),
+        "{page}"
+    );
+    shots.take(c, "25-machines-up").await;
+    fill(c, "form.filters input[name=q]", "52:54:00:77:03:e7").await;
+    click(c, "form.filters button").await;
+    wait_text(c, "0 machines match").await;
+    c.find(Locator::Css("form.filters select[name=state]"))
+        .await
+        .unwrap()
+        .select_by_value("")
+        .await
+        .unwrap();
+    click(c, "form.filters button").await;
+    // Machine 999 only got DHCP, over an hour ago: it stopped there.
+    let page = wait_text(c, "1 machine match").await;
+    assert!(
+        page.contains("52:54:00:77:03:e7") && page.contains("Stopped after DHCP"),
+        "{page}"
+    );
 }
 
 fn profile_downloads(state_dir: &std::path::Path) -> PathBuf {

@@ -97,7 +97,8 @@ async fn the_machines_page_lists_machines_and_a_machine_page_shows_where_its_boo
         "ipxe-bios",
         "PXEClient:Arch:00000",
         "boot menu",
-        "stopped",
+        "failed",
+        "Stopped at Kernel",
         " s ago",
     ] {
         assert!(html.contains(text), "{text} missing from the list");
@@ -749,6 +750,8 @@ async fn an_uploaded_certificate_replaces_the_self_signed_one_and_a_bad_one_is_r
 async fn machines_pinned_in_the_config_file_say_so() {
     let mut config = common::config();
     config.pinned_machines = [(MAC, Some("demo".to_owned()))].into();
+    config.config_file = Some("/etc/flakeboot.toml".into());
+    config.pin_lines = [(MAC, 7)].into();
     let h = Harness::with(
         common::FakeFlakes::manual(),
         flakeboot_store::Store::in_memory().unwrap(),
@@ -763,11 +766,35 @@ async fn machines_pinned_in_the_config_file_say_so() {
     );
     let html = body(h.get("/machines/52:54:00:ab:00:01", Some(&browser)).await).await;
     assert!(
-        html.contains("pins this machine to <code>demo</code>"),
+        html.contains("Pinned by the config file")
+            && html.contains("<code>/etc/flakeboot.toml, line 7</code>")
+            && html.contains("the host <code>demo</code>"),
         "{html}"
     );
+    // The boot settings are read-only: disabled in the form, refused if sent anyway.
+    assert!(
+        html.contains("<fieldset class=\"plain\" disabled>"),
+        "{html}"
+    );
+    let resp = h
+        .post("/machines/52:54:00:ab:00:01", &browser, &[("host", "")])
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let html = body(resp).await;
+    assert!(
+        html.contains("Set in /etc/flakeboot.toml, line 7: change it there."),
+        "{html}"
+    );
+    // The label is still the user's.
+    let resp = h
+        .post(
+            "/machines/52:54:00:ab:00:01",
+            &browser,
+            &[("label", "rack 1")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
 }
-
 /// One boot of `mac` that got its kernel and initrd of `version`, `secs_ago` seconds ago,
 /// and then (if any) the system's report.
 fn booted(
@@ -864,5 +891,111 @@ async fn the_timeline_says_how_each_boot_ended_and_the_dashboard_counts_machines
         "no report 10 minutes after the initrd",
     ] {
         assert!(html.contains(text), "{text} missing from the dashboard");
+    }
+}
+
+/// `n` machines, each with one boot `n` seconds apart: every third reported up, every third
+/// failed at the kernel, the rest only got DHCP (booting, recently).
+fn seed_lan(h: &Harness, n: u16) {
+    let mut events = Vec::new();
+    for i in 0..n {
+        let [hi, lo] = i.to_be_bytes();
+        let mac = MacAddr([0x52, 0x54, 0, 0xcc, hi, lo]);
+        let t = |s: u64| {
+            SystemTime::now() - Duration::from_secs(60)
+                + Duration::from_millis(u64::from(i) * 10 + s)
+        };
+        let ev = |s, stage, outcome, detail: &str| {
+            let mut e = BootEvent::new(stage, outcome, detail).mac(mac);
+            e.at = t(s);
+            e
+        };
+        events.push(ev(0, BootStage::Dhcp, Outcome::Ok, "proxy offer"));
+        match i % 3 {
+            0 => {
+                events.push(ev(1, BootStage::Script, Outcome::Ok, "s"));
+                events.push(ev(
+                    2,
+                    BootStage::Kernel,
+                    Outcome::Ok,
+                    "GET /boot/alpha/lab.g4/kernel 200",
+                ));
+                events.push(ev(
+                    3,
+                    BootStage::Initrd,
+                    Outcome::Ok,
+                    "GET /boot/alpha/lab.g4/initrd 200",
+                ));
+                events.push(ev(5, BootStage::System, Outcome::Ok, "up"));
+            }
+            1 => {
+                events.push(ev(1, BootStage::Script, Outcome::Ok, "s"));
+                events.push(ev(2, BootStage::Kernel, Outcome::Failed, "cut off"));
+            }
+            _ => {}
+        }
+    }
+    h.store.record_events(&events).unwrap();
+}
+
+#[tokio::test]
+async fn the_machines_page_searches_filters_by_state_and_pages() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    seed_lan(&h, 120);
+    let html = body(h.get("/machines", Some(&browser)).await).await;
+    assert!(html.contains("120 machines · page 1 of 3"), "{html}");
+    assert_eq!(html.matches("<tr>").count(), 51, "a header and 50 rows");
+    // Newest first: machine 119 (0x77) on page 1, machine 0 on page 3.
+    assert!(html.contains("52:54:00:cc:00:77") && !html.contains("52:54:00:cc:00:00"));
+    assert!(html.contains(r#"href="/machines?page=2""#), "{html}");
+    let html = body(h.get("/machines?page=3", Some(&browser)).await).await;
+    assert!(html.contains("52:54:00:cc:00:00") && html.contains("← Newer"));
+    assert_eq!(html.matches("<tr>").count(), 21);
+
+    let html = body(h.get("/machines?state=up", Some(&browser)).await).await;
+    assert!(html.contains("40 machines match (of 120)"), "{html}");
+    assert!(html.contains("up (generation 4)") && !html.contains("Stopped at"));
+    let html = body(
+        h.get("/machines?state=failed&q=cc:00:0", Some(&browser))
+            .await,
+    )
+    .await;
+    // Failed machines are i % 3 == 1; those among 0x00..0x0f: 1, 4, 7, 10, 13.
+    assert!(html.contains("5 machines match"), "{html}");
+    let html = body(h.get("/machines?q=no-such-machine", Some(&browser)).await).await;
+    assert!(html.contains("No machine matches."), "{html}");
+    let resp = h.get("/machines?state=sideways", Some(&browser)).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn the_hosts_page_lists_every_host_with_its_machines_and_what_an_unbootable_one_needs() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    h.post("/flakes", &browser, &[("url", "github:acme/fleet")])
+        .await;
+    seed_failed_boot(&h);
+    h.post(
+        "/machines/52:54:00:ab:00:01",
+        &browser,
+        &[("host", "fleet#alpha")],
+    )
+    .await;
+    let html = body(h.get("/hosts", Some(&browser)).await).await;
+    for text in [
+        "<code>demo</code>",
+        "config file",
+        "<code>fleet#alpha</code>",
+        "github:acme/fleet",
+        "not built yet",
+        r#"href="/machines/52:54:00:ab:00:01""#,
+        "cannot netboot",
+        "flakeboot.nixosModules.default",
+    ] {
+        assert!(
+            html.contains(text),
+            "{text} missing from the hosts page: {html}"
+        );
     }
 }

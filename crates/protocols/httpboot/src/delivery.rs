@@ -21,6 +21,8 @@ pub(crate) struct Pending {
     pub detail: String,
     /// Bytes the body carries.
     pub expected: u64,
+    /// When the response started.
+    pub started: std::time::SystemTime,
 }
 
 impl Pending {
@@ -42,7 +44,9 @@ impl Pending {
                 ),
             ),
         };
-        let mut event = BootEvent::new(self.stage, outcome, detail);
+        let mut event = BootEvent::new(self.stage, outcome, detail)
+            .started(self.started)
+            .bytes(sent);
         event.mac = self.mac;
         event.peer = self.peer;
         self.catalogue.record(event);

@@ -276,6 +276,7 @@ async fn serve_boot_file(
                 peer: fetch.peer,
                 detail: format!("{} {}", fetch.what, served.detail),
                 expected,
+                started: std::time::SystemTime::now(),
             };
             Response::from_parts(parts, tracked(body, pending))
         }

@@ -248,8 +248,10 @@ fn record(
         })
         .unwrap_or_default();
     t.stats.retransmitted(retransmissions);
+    let mut delivered = None;
     let (outcome, detail) = match end {
         End::Done(Done::Complete { bytes }) => {
+            delivered = Some(bytes);
             t.stats.ok();
             let detail = format!(
                 "{}: {bytes} bytes in {} ms ({params})",
@@ -288,7 +290,9 @@ fn record(
             (Outcome::Failed, detail)
         }
     };
-    t.catalogue
-        .record(BootEvent::new(BootStage::Tftp, outcome, detail).peer(t.peer.ip()));
+    let mut event = BootEvent::new(BootStage::Tftp, outcome, detail).peer(t.peer.ip());
+    event.started = std::time::SystemTime::now().checked_sub(elapsed);
+    event.bytes = delivered;
+    t.catalogue.record(event);
     None
 }

@@ -17,11 +17,11 @@ use serde_json::json;
 
 use crate::error::{ApiError, WebError};
 use crate::pages::machines::{self, MachineUpdate, parse_mac};
-use crate::pages::settings_input;
-use crate::pages::timeline::{self, Attempt};
+use crate::pages::{hosts, settings_input};
 use crate::state::WebState;
 use flakeboot_appliance::FieldError;
 use flakeboot_appliance::flakes::FlakeServiceError;
+use flakeboot_appliance::overview;
 use flakeboot_appliance::status::DaemonStatus;
 use flakeboot_appliance::wire;
 
@@ -125,31 +125,9 @@ pub async fn update_flake(
     Ok(Json(json!({ "builds": ids })))
 }
 
-/// One host a machine can boot.
-#[derive(Debug, Serialize)]
-pub struct HostView {
-    /// The name machines are assigned by.
-    pub name: String,
-    /// `config` (the config file) or `flake`.
-    pub source: &'static str,
-}
-
-/// GET /api/v1/hosts
-pub async fn hosts(State(state): State<WebState>) -> ApiResult<Json<Vec<HostView>>> {
-    Ok(Json(
-        state
-            .assignable_hosts()
-            .into_iter()
-            .map(|name| HostView {
-                source: if name.contains('#') {
-                    "flake"
-                } else {
-                    "config"
-                },
-                name,
-            })
-            .collect(),
-    ))
+/// GET /api/v1/hosts: every host with its source, current generation and machines.
+pub async fn hosts(State(state): State<WebState>) -> ApiResult<Json<Vec<hosts::HostView>>> {
+    Ok(Json(hosts::hosts(&state).await?))
 }
 
 /// `?host=` of the generations call.
@@ -244,30 +222,58 @@ pub async fn unpin(
 /// A machine with its boot options.
 #[derive(Debug, Serialize)]
 pub struct MachineView {
-    /// What the store knows.
+    /// What the store knows, the host it boots now and its last boot.
     #[serde(flatten)]
     pub machine: wire::Machine,
     /// Host name and extra kernel parameters.
     pub options: wire::MachineOptions,
 }
 
-/// GET /api/v1/machines
-pub async fn machines(State(state): State<WebState>) -> ApiResult<Json<Vec<MachineView>>> {
-    let (list, options) = state
-        .db(|s| Ok((s.machines()?, s.all_machine_options()?)))
+/// GET /api/v1/machines[?q=&state=&page=&per_page=]: every machine (or one page of those that
+/// match) with its last boot, most recently seen first. `X-Total-Count` says how many match.
+pub async fn machines(
+    State(state): State<WebState>,
+    Query(lq): Query<machines::ListQuery>,
+) -> ApiResult<Response> {
+    let paged = lq.page.is_some() || lq.per_page.is_some();
+    let query = lq.to_query(overview::DEFAULT_PER_PAGE)?;
+    let query = if paged {
+        query
+    } else {
+        // Without paging: every match.
+        overview::Query {
+            per_page: usize::MAX,
+            ..query
+        }
+    };
+    let ctx = state.overview_context();
+    let now = std::time::SystemTime::now();
+    let (page, options) = state
+        .db(move |s| {
+            Ok((
+                overview::overview(s, &ctx, &query, now)?,
+                s.all_machine_options()?,
+            ))
+        })
         .await?;
-    Ok(Json(
-        list.into_iter()
-            .map(|m| MachineView {
-                options: options
-                    .iter()
-                    .find(|(mac, _)| *mac == m.mac)
-                    .map(|(_, o)| o.clone().into())
-                    .unwrap_or_default(),
-                machine: m.into(),
-            })
-            .collect(),
-    ))
+    let options: BTreeMap<_, _> = options.into_iter().collect();
+    let total = page.total;
+    let list: Vec<MachineView> = page
+        .rows
+        .into_iter()
+        .map(|row| MachineView {
+            options: options
+                .get(&row.machine.mac)
+                .map(|o| o.clone().into())
+                .unwrap_or_default(),
+            machine: row.into(),
+        })
+        .collect();
+    let mut response = Json(list).into_response();
+    response
+        .headers_mut()
+        .insert("x-total-count", axum::http::HeaderValue::from(total));
+    Ok(response)
 }
 
 /// One machine with its boot attempts.
@@ -277,31 +283,32 @@ pub struct MachineDetail {
     #[serde(flatten)]
     pub view: MachineView,
     /// Its boots, newest first.
-    pub attempts: Vec<Attempt>,
+    pub attempts: Vec<wire::Attempt>,
 }
 
 async fn machine_detail(
     state: &WebState,
     mac: flakeboot_catalogue::MacAddr,
 ) -> Result<MachineDetail, WebError> {
-    let (m, options, events) = state
+    let ctx = state.overview_context();
+    let now = std::time::SystemTime::now();
+    let (found, options) = state
         .db(move |s| {
             Ok((
-                s.machine(mac)?,
+                overview::machine_attempts(s, &ctx, mac, now)?,
                 s.machine_options(mac)?,
-                s.events_for(mac, 200)?,
             ))
         })
         .await?;
-    let machine = m.ok_or_else(|| WebError::NotFound {
+    let (row, list) = found.ok_or_else(|| WebError::NotFound {
         what: format!("machine {mac}"),
     })?;
     Ok(MachineDetail {
         view: MachineView {
-            machine: machine.into(),
+            machine: row.into(),
             options: options.into(),
         },
-        attempts: timeline::attempts(&events),
+        attempts: list.iter().map(|(a, v)| wire::Attempt::new(a, v)).collect(),
     })
 }
 
@@ -312,6 +319,26 @@ pub async fn machine(
 ) -> ApiResult<Json<MachineDetail>> {
     let mac = parse_mac(&mac)?;
     Ok(Json(machine_detail(&state, mac).await?))
+}
+
+/// `?limit=` of the attempts call.
+#[derive(Debug, Deserialize)]
+pub struct AttemptLimit {
+    /// At most this many attempts (default 10).
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// GET /api/v1/machines/{mac}/attempts[?limit=N]: its recent boot attempts, newest first.
+pub async fn machine_attempts(
+    State(state): State<WebState>,
+    Path(mac): Path<String>,
+    Query(limit): Query<AttemptLimit>,
+) -> ApiResult<Json<Vec<wire::Attempt>>> {
+    let mac = parse_mac(&mac)?;
+    let mut detail = machine_detail(&state, mac).await?;
+    detail.attempts.truncate(limit.limit.unwrap_or(10));
+    Ok(Json(detail.attempts))
 }
 
 /// POST /api/v1/machines/{mac}: assign, label, host name, kernel parameters.

@@ -1,6 +1,6 @@
 //! The dashboard: services and their state, warnings, builds in progress, recent boots.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use axum::Extension;
 use axum::extract::State;
@@ -14,9 +14,10 @@ use maud::{Markup, html};
 use crate::auth::guard::Principal;
 use crate::error::WebError;
 use crate::pages::layout::{Frame, Nav, ago, page, timestamp};
-use crate::pages::timeline::{self, Attempt};
+use crate::pages::timeline;
 use crate::pages::vpn_config::human_bytes as human;
 use crate::state::WebState;
+use flakeboot_appliance::attempts::{Attempt, BootState, Verdict, attempts};
 use flakeboot_appliance::status::ServiceState;
 use flakeboot_appliance::wire;
 
@@ -25,9 +26,13 @@ const RECENT_EVENTS: usize = 400;
 /// How many boots it lists.
 const RECENT_BOOTS: usize = 8;
 
-/// The newest boot attempts of all machines, newest first, and how many machines are up (their
-/// newest boot among the recent events reported up).
-fn recent_boots(events: &[BootEvent]) -> (Vec<(MacAddr, Attempt)>, usize) {
+/// The newest boot attempts of all machines with their verdicts `now`, newest first, and how
+/// many machines are up (their newest boot among the recent events reported up).
+fn recent_boots(
+    events: &[BootEvent],
+    now: SystemTime,
+    report_timeout: Duration,
+) -> (Vec<(MacAddr, Attempt, Verdict)>, usize) {
     let mut by_mac: BTreeMap<MacAddr, Vec<BootEvent>> = BTreeMap::new();
     for e in events {
         if let Some(mac) = e.mac {
@@ -36,22 +41,22 @@ fn recent_boots(events: &[BootEvent]) -> (Vec<(MacAddr, Attempt)>, usize) {
     }
     let per_machine: Vec<(MacAddr, Vec<Attempt>)> = by_mac
         .iter()
-        .map(|(mac, evs)| (*mac, timeline::attempts(evs)))
+        .map(|(mac, evs)| (*mac, attempts(evs)))
         .collect();
     let up = per_machine
         .iter()
-        .filter(|(_, attempts)| {
-            attempts
-                .first()
-                .and_then(|a| a.system.as_ref())
-                .is_some_and(|r| r.up)
-        })
+        .filter(|(_, list)| Verdict::last(list, now, report_timeout).state == BootState::Up)
         .count();
-    let mut boots: Vec<(MacAddr, Attempt)> = per_machine
+    let mut boots: Vec<(MacAddr, Attempt, Verdict)> = per_machine
         .into_iter()
-        .flat_map(|(mac, attempts)| attempts.into_iter().map(move |a| (mac, a)))
+        .flat_map(|(mac, list)| {
+            list.into_iter().map(move |a| {
+                let v = Verdict::of(&a, now, report_timeout);
+                (mac, a, v)
+            })
+        })
         .collect();
-    boots.sort_by_key(|(_, a)| std::cmp::Reverse(a.started));
+    boots.sort_by_key(|(_, a, _)| std::cmp::Reverse(a.started));
     boots.truncate(RECENT_BOOTS);
     (boots, up)
 }
@@ -151,8 +156,8 @@ pub async fn show(
 ) -> Result<Response, WebError> {
     let status = state.status();
     let events = state.db(|s| s.recent_events(RECENT_EVENTS)).await?;
-    let (boots, machines_up) = recent_boots(&events);
-    let report_timeout = state.report_timeout();
+    let now = SystemTime::now();
+    let (boots, machines_up) = recent_boots(&events, now, state.report_timeout());
     let machines = state.db(|s| s.machines()).await?;
     let builds = state.flake(|f| f.builds()).await?;
     let storage = state.flake(|f| Ok(f.storage())).await?;
@@ -160,7 +165,6 @@ pub async fn show(
     let mut warnings = status.warnings.clone();
     warnings.extend(own_warnings(&state, &builds));
     let settings = state.settings();
-    let now = SystemTime::now();
     let label_of = |mac| {
         machines
             .iter()
@@ -225,14 +229,13 @@ pub async fn show(
         div.card {
             h2 { "Recent boots" }
             @if boots.is_empty() {
-                p.empty { "No machine has booted yet." }
+                p.empty { "No machine has booted yet. Power on a machine set to network boot (PXE) on this LAN: its boot appears here, step by step." }
             } @else {
                 div.table-wrap {
                     table.responsive {
                         thead { tr { th { "When" } th { "Machine" } th { "Firmware" } th { "Result" } th { "Where it got" } } }
                         tbody {
-                            @for (mac, a) in &boots {
-                                @let end = a.end(now, report_timeout);
+                            @for (mac, a, v) in &boots {
                                 tr {
                                     td.nowrap data-label="When" title=(timestamp(a.started)) { (ago(a.started, now)) }
                                     td data-label="Machine" {
@@ -241,17 +244,8 @@ pub async fn show(
                                         }
                                     }
                                     td.small data-label="Firmware" { (a.firmware.map_or("unknown", |f| f.as_str())) }
-                                    td data-label="Result" {
-                                        @if let Some(end) = &end { (end.badge()) }
-                                        @else if a.complete { span.badge.ok { "booted" } } @else { span.badge.bad { "stopped" } }
-                                    }
-                                    td.small.wide data-label="Where it got" {
-                                        @match (&end, &a.stopped) {
-                                            (Some(end), _) => (end.text()),
-                                            (None, Some(why)) => (why),
-                                            (None, None) => "Kernel and initrd delivered.",
-                                        }
-                                    }
+                                    td data-label="Result" { (timeline::badge(v)) }
+                                    td.small.wide data-label="Where it got" { (v.detail) }
                                 }
                             }
                         }

@@ -18,6 +18,8 @@ pub enum Nav {
     Dashboard,
     /// Machines.
     Machines,
+    /// Hosts.
+    Hosts,
     /// Flakes and builds.
     Flakes,
     /// Remote access over WireGuard.
@@ -64,6 +66,7 @@ pub fn page(frame: Frame<'_>, body: Markup) -> Markup {
                         nav.main {
                             (link(Nav::Dashboard, "/", "Dashboard"))
                             (link(Nav::Machines, "/machines", "Machines"))
+                            a.wide-only.active[frame.nav == Nav::Hosts] href="/hosts" { "Hosts" }
                             (link(Nav::Flakes, "/flakes", "Flakes"))
                             a href="/vpn" class=[(frame.nav == Nav::RemoteAccess).then_some("active")] {
                                 "Remote" span.wide-only { " access" }

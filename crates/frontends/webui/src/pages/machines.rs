@@ -7,6 +7,8 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use flakeboot_appliance::attempts::{BootState, Verdict, attempts};
+use flakeboot_appliance::overview;
 use flakeboot_appliance::{FieldError, MachineSettings};
 use flakeboot_catalogue::{BootEvent, MacAddr};
 use flakeboot_store::{MachineOptions, MachineRecord};
@@ -20,7 +22,9 @@ use crate::pages::timeline;
 use crate::state::WebState;
 
 /// How many events a machine page reads for its timeline.
-const EVENTS_PER_MACHINE: usize = 200;
+const EVENTS_PER_MACHINE: usize = overview::EVENTS_FOR_ATTEMPTS;
+/// How many attempts its timeline draws.
+const ATTEMPTS_SHOWN: usize = 5;
 
 /// A change to one machine (form or API). `None` leaves a field as it is.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -79,6 +83,24 @@ pub(crate) async fn validate(
     update: &MachineUpdate,
 ) -> Result<Vec<FieldError>, WebError> {
     let mut errors = Vec::new();
+    if let Some(place) = state.pinned_by(mac) {
+        // The file's `[[machines]]` entry gives its host, host name and kernel parameters.
+        for (field, changed) in [
+            ("host", update.host.is_some()),
+            ("hostname", update.hostname.is_some()),
+            ("kernel_params", update.kernel_params.is_some()),
+        ] {
+            if changed {
+                errors.push(FieldError {
+                    field,
+                    message: format!("Set in {place}: change it there."),
+                });
+            }
+        }
+        if !errors.is_empty() {
+            return Ok(errors);
+        }
+    }
     if let Some(label) = &update.label
         && (label.chars().count() > 64 || label.chars().any(char::is_control))
     {
@@ -145,64 +167,164 @@ pub(crate) fn parse_mac(s: &str) -> Result<MacAddr, WebError> {
     })
 }
 
-fn outcome_badge(machine_events: &[BootEvent]) -> Markup {
-    match timeline::attempts(machine_events).first() {
-        Some(a) if a.system.as_ref().is_some_and(|r| r.up) => html! { span.badge.ok { "up" } },
-        Some(a) if a.system.is_some() => html! { span.badge.bad { "failed" } },
-        Some(a) if a.complete => html! { span.badge.ok { "booted" } },
-        Some(_) => html! { span.badge.bad { "stopped" } },
-        None => html! { span.badge { "no boots" } },
+/// `?q=&state=&page=&per_page=` of the machine list (page and API).
+#[derive(Debug, Default, Clone, Deserialize)]
+pub struct ListQuery {
+    /// Words to search for.
+    #[serde(default)]
+    pub q: String,
+    /// `up`, `failed`, `no_report`, `booting`, `never`, or empty.
+    #[serde(default)]
+    pub state: String,
+    /// From 1.
+    #[serde(default)]
+    pub page: Option<usize>,
+    /// Machines per page.
+    #[serde(default)]
+    pub per_page: Option<usize>,
+}
+
+impl ListQuery {
+    /// The overview query, or what is wrong with `state`.
+    pub(crate) fn to_query(&self, default_per_page: usize) -> Result<overview::Query, WebError> {
+        let state = match self.state.trim() {
+            "" | "all" => None,
+            name => Some(BootState::parse(name).ok_or_else(|| WebError::BadRequest {
+                message: format!(
+                    "Unknown state “{name}”: use up, booting, failed, no_report or never."
+                ),
+            })?),
+        };
+        Ok(overview::Query {
+            text: self.q.trim().to_owned(),
+            state,
+            page: self.page.unwrap_or(1),
+            per_page: self
+                .per_page
+                .unwrap_or(default_per_page)
+                .min(overview::MAX_PER_PAGE),
+        })
+    }
+
+    /// This query on another page, as a link.
+    fn link(&self, page: usize) -> String {
+        let mut out = format!("/machines?page={page}");
+        for (k, v) in [("q", self.q.trim()), ("state", self.state.trim())] {
+            if !v.is_empty() {
+                out.push_str(&format!("&{k}={}", encode_query(v)));
+            }
+        }
+        if let Some(n) = self.per_page {
+            out.push_str(&format!("&per_page={n}"));
+        }
+        out
     }
 }
 
-/// GET /machines
+/// Percent-encodes a query value.
+fn encode_query(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b':' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// GET /machines[?q=&state=&page=]
 pub async fn list(
     State(state): State<WebState>,
     Extension(principal): Extension<Principal>,
+    Query(lq): Query<ListQuery>,
 ) -> Result<Response, WebError> {
-    let machines = state.db(|s| s.machines()).await?;
-    let mut rows = Vec::with_capacity(machines.len());
-    for m in machines {
-        let mac = m.mac;
-        let events = state.db(move |s| s.events_for(mac, 20)).await?;
-        rows.push((m, events));
-    }
-    rows.sort_by_key(|r| std::cmp::Reverse(r.0.last_seen));
+    let query = lq.to_query(overview::DEFAULT_PER_PAGE)?;
+    let ctx = state.overview_context();
     let now = SystemTime::now();
+    let page_data = {
+        let query = query.clone();
+        state
+            .db(move |s| overview::overview(s, &ctx, &query, now))
+            .await?
+    };
+    let filtered = !query.text.is_empty() || query.state.is_some();
     let body = html! {
         h1 { "Machines" }
         div.card {
-            @if rows.is_empty() {
-                p.empty { "No machine has booted from the network yet. Power one on with network boot (PXE) enabled: it appears here." }
+            @if page_data.machines == 0 {
+                p.empty { "No machine has booted from the network yet. Power on a machine set to network boot (PXE) on this LAN: it appears here." }
             } @else {
-                div.table-wrap {
-                    table.responsive {
-                        thead { tr { th { "Machine" } th { "Firmware" } th { "Boots" } th { "Last seen" } th { "Last boot" } } }
-                        tbody {
-                            @for (m, events) in &rows {
-                                tr {
-                                    td.wide data-label="Machine" {
-                                        @match &m.label {
-                                            Some(label) => {
-                                                a href={ "/machines/" (m.mac) } { (label) }
-                                                " " span.mono.small.muted { (m.mac) }
+                form.filters method="get" action="/machines" role="search" {
+                    input type="search" name="q" value=(lq.q) placeholder="MAC, label, host, firmware" aria-label="Search";
+                    select name="state" aria-label="State" {
+                        option value="" selected[query.state.is_none()] { "Any state" }
+                        @for s in BootState::ALL {
+                            option value=(s.as_str()) selected[query.state == Some(s)] { (s.label()) }
+                        }
+                    }
+                    button type="submit" { "Filter" }
+                    @if filtered { a.small href="/machines" { "Clear" } }
+                }
+                p.small.muted #machine-count {
+                    (page_data.total) @if page_data.total == 1 { " machine" } @else { " machines" }
+                    @if filtered { " match (of " (page_data.machines) ")" }
+                    @if page_data.pages() > 1 { " · page " (page_data.page) " of " (page_data.pages()) }
+                }
+                @if page_data.rows.is_empty() {
+                    p.empty { "No machine matches. " a href="/machines" { "Show every machine." } }
+                } @else {
+                    div.table-wrap {
+                        table.responsive #machines {
+                            thead { tr { th { "Machine" } th { "State" } th { "Boots" } th { "Firmware" } th { "Last boot" } th { "Last seen" } } }
+                            tbody {
+                                @for row in &page_data.rows {
+                                    @let m = &row.machine;
+                                    tr {
+                                        td.wide data-label="Machine" {
+                                            @match &m.label {
+                                                Some(label) => {
+                                                    a href={ "/machines/" (m.mac) } { (label) }
+                                                    " " span.mono.small.muted { (m.mac) }
+                                                }
+                                                None => a.mono href={ "/machines/" (m.mac) } { (m.mac) },
                                             }
-                                            None => a.mono href={ "/machines/" (m.mac) } { (m.mac) },
+                                            @if let Some(v) = &m.vendor_class { div.muted.small { (v) } }
                                         }
-                                        @if let Some(v) = &m.vendor_class { div.muted.small { (v) } }
-                                    }
-                                    td data-label="Firmware" { (m.firmware.map_or("unknown", |f| f.as_str())) }
-                                    td data-label="Boots" {
-                                        @let pinned = state.config().pinned_machines.get(&m.mac);
-                                        @match pinned.cloned().unwrap_or_else(|| m.host.clone()) {
-                                            Some(h) => code { (h) },
-                                            None => span.muted { "boot menu" },
+                                        td data-label="State" {
+                                            (timeline::badge(&row.last_boot))
+                                            @if row.last_boot.state != BootState::Never {
+                                                div.muted.small { (row.last_boot.detail) }
+                                            }
                                         }
-                                        @if pinned.is_some() { " " span.badge.warn title="Set in flakeboot.toml" { "config file" } }
+                                        td data-label="Boots" {
+                                            @match &row.host {
+                                                Some(h) => code { (h) },
+                                                None => span.muted { "boot menu" },
+                                            }
+                                            @if row.pinned { " " span.badge.warn title="Set in the config file" { "config file" } }
+                                        }
+                                        td data-label="Firmware" { (m.firmware.map_or("unknown", |f| f.as_str())) }
+                                        td.nowrap data-label="Last boot" {
+                                            @match row.last_boot.duration() {
+                                                Some(d) => (timeline::short_span(d)),
+                                                None => span.muted { "—" },
+                                            }
+                                        }
+                                        td.nowrap data-label="Last seen" title=(timestamp(m.last_seen)) { (ago(m.last_seen, now)) }
                                     }
-                                    td.nowrap data-label="Last seen" title=(timestamp(m.last_seen)) { (ago(m.last_seen, now)) }
-                                    td data-label="Last boot" { (outcome_badge(events)) }
                                 }
+                            }
+                        }
+                    }
+                    @if page_data.pages() > 1 {
+                        nav.pager aria-label="Pages" {
+                            @if page_data.page > 1 {
+                                a rel="prev" href=(lq.link(page_data.page - 1)) { "← Newer" }
+                            }
+                            span.small.muted { "Page " (page_data.page) " of " (page_data.pages()) }
+                            @if page_data.page < page_data.pages() {
+                                a rel="next" href=(lq.link(page_data.page + 1)) { "Older →" }
                             }
                         }
                     }
@@ -284,17 +406,19 @@ fn render_detail(
         .kernel_params
         .clone()
         .unwrap_or_else(|| d.options.kernel_params.clone());
-    let attempts = timeline::attempts(&d.events);
+    let report_timeout = state.report_timeout();
+    let attempts = attempts(&d.events);
+    let pinned_by = state.pinned_by(m.mac);
     let title = m.label.clone().unwrap_or_else(|| m.mac.to_string());
     let body = html! {
         p.small { a href="/machines" { "← Machines" } }
         h1 { (title) }
         @if saved { div.notice.ok role="status" { "Saved. The machine gets it at its next boot." } }
-        @if let Some(pinned) = state.config().pinned_machines.get(&m.mac) {
-            div.notice.info {
-                "The config file (flakeboot.toml) pins this machine to "
-                @match pinned { Some(h) => code { (h) }, None => "the boot menu" }
-                ". The file wins over the choice below until you remove it there."
+        @if let (Some(place), Some(pinned)) = (&pinned_by, state.config().pinned_machines.get(&m.mac)) {
+            div.notice.info #pinned {
+                "Pinned by the config file: " code { (place) } " gives this machine "
+                @match pinned { Some(h) => { "the host " code { (h) } }, None => "the boot menu" }
+                " and its boot settings. They are read-only here: change them in the file and restart flakeboot."
             }
         }
         div.grid {
@@ -312,6 +436,7 @@ fn render_detail(
                 h2 { "Boot settings" }
                 form.stack method="post" action={ "/machines/" (m.mac) } {
                     (csrf_field(principal.csrf()))
+                    fieldset.plain disabled[pinned_by.is_some()] {
                     div {
                         label for="host" { "Boots" }
                         select #host name="host" {
@@ -325,11 +450,6 @@ fn render_detail(
                         }
                         (field_error(errors.host.as_deref()))
                     }
-                    div {
-                        label for="label" { "Label" span.hint { "A name for you, e.g. “rack 3, top”." } }
-                        input #label type="text" name="label" value=(label);
-                        (field_error(errors.label.as_deref()))
-                    }
                     div.row.aligned {
                         div {
                             label for="hostname" { "Host name" span.hint { "Given on the kernel command line." } }
@@ -342,16 +462,25 @@ fn render_detail(
                             (field_error(errors.kernel_params.as_deref()))
                         }
                     }
-                    div.actions { button type="submit" { "Save" } }
+                    }
+                    div {
+                        label for="label" { "Label" span.hint { "A name for you, e.g. “rack 3, top”." } }
+                        input #label type="text" name="label" value=(label);
+                        (field_error(errors.label.as_deref()))
+                    }
+                    div.actions { button type="submit" { @if pinned_by.is_some() { "Save label" } @else { "Save" } } }
                 }
             }
         }
         div.card #timeline {
             h2 { "Boot timeline" }
             @if attempts.is_empty() {
-                p.empty { "No boot recorded yet." }
+                p.empty { "No boot recorded yet. Power this machine on with network boot (PXE) first in its boot order: each step appears here." }
             } @else {
-                @for a in attempts.iter().take(5) { (timeline::render(a, a.end(now, state.report_timeout()).as_ref())) }
+                p.small.muted { "The last " (attempts.len().min(ATTEMPTS_SHOWN)) " boots, newest first; bars are each stage's time on the boot's own axis." }
+                @for a in attempts.iter().take(ATTEMPTS_SHOWN) {
+                    (timeline::render(a, &Verdict::of(a, now, report_timeout), now))
+                }
             }
         }
         @if !d.events.is_empty() {
@@ -414,6 +543,7 @@ pub async fn update(
 ) -> Result<Response, WebError> {
     let mac = parse_mac(&mac)?;
     let detail = load(&state, mac).await?;
+    // A pinned machine's form sends only its label (the rest is disabled).
     let errors = validate(&state, mac, &form).await?;
     if !errors.is_empty() {
         let errors = MachineErrors::from_errors(errors);

@@ -2,10 +2,10 @@
 //! small embedded script for its live log.
 
 pub mod account;
-pub mod boot_end;
 pub mod build;
 pub mod dashboard;
 pub mod flakes;
+pub mod hosts;
 pub mod layout;
 pub mod login;
 pub mod machines;

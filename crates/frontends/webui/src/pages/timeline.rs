@@ -1,412 +1,270 @@
-//! A machine's boot events folded into boot attempts (DHCP, TFTP, script, kernel, initrd), each
-//! saying where a failed boot stopped, and how it ended once the initrd was served: the booted
-//! system's own report (`system` events; [`boot_end`](crate::pages::boot_end)). Pure: events
-//! in, attempts out.
+//! A boot attempt on a page: a picture on a time axis (server-rendered SVG: one bar per stage,
+//! the failed stage red, the report or "no report" at the end), the row of stages with their
+//! details, and the verdict. The attempts and verdicts themselves are the application layer's
+//! ([`flakeboot_appliance::attempts`]); this only draws them.
 
 use std::time::{Duration, SystemTime};
 
-use flakeboot_catalogue::{BootEvent, BootStage, ClientFirmware, Outcome};
+use flakeboot_appliance::attempts::{Attempt, BootState, StageState, Verdict};
 use maud::{Markup, html};
-use serde::Serialize;
 
-use crate::pages::boot_end::{BootEnd, SystemReport};
 use crate::pages::layout::timestamp;
 
-/// A silence this long between two events starts a new attempt.
-const NEW_ATTEMPT_GAP: Duration = Duration::from_secs(600);
+/// The picture's width in SVG units (it scales to the card).
+const WIDTH: f64 = 640.0;
+/// Where the bars begin (stage names on the left).
+const GUTTER: f64 = 64.0;
+/// Room at the right for the end's label.
+const END_ROOM: f64 = 120.0;
+/// One stage's row.
+const ROW: f64 = 18.0;
 
-/// The steps of a network boot, as the timeline shows them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Step {
-    /// DHCP (and the PXE boot server).
-    Dhcp,
-    /// The iPXE binary (TFTP, or HTTP for UEFI HTTP boot).
-    Tftp,
-    /// The iPXE script.
-    Script,
-    /// The kernel.
-    Kernel,
-    /// The initrd.
-    Initrd,
-}
-
-impl Step {
-    /// Every step, in boot order.
-    pub const ALL: [Step; 5] = [
-        Step::Dhcp,
-        Step::Tftp,
-        Step::Script,
-        Step::Kernel,
-        Step::Initrd,
-    ];
-
-    /// The step of a boot service's event; `None` for the system's own report, which is not a
-    /// step the boot server serves but how the attempt ended.
-    fn of(stage: BootStage) -> Option<Step> {
-        match stage {
-            BootStage::Dhcp | BootStage::PxeBootServer => Some(Step::Dhcp),
-            BootStage::Tftp | BootStage::HttpIpxe => Some(Step::Tftp),
-            BootStage::Script => Some(Step::Script),
-            BootStage::Kernel => Some(Step::Kernel),
-            BootStage::Initrd => Some(Step::Initrd),
-            BootStage::System => None,
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    /// What the machine asks for in this step.
-    pub fn noun(self) -> &'static str {
-        match self {
-            Step::Dhcp => "DHCP offer",
-            Step::Tftp => "iPXE binary over TFTP",
-            Step::Script => "iPXE script",
-            Step::Kernel => "kernel",
-            Step::Initrd => "initrd",
-        }
-    }
-
-    /// Its name on the page.
-    pub fn label(self) -> &'static str {
-        match self {
-            Step::Dhcp => "DHCP",
-            Step::Tftp => "TFTP",
-            Step::Script => "Script",
-            Step::Kernel => "Kernel",
-            Step::Initrd => "Initrd",
-        }
-    }
-}
-
-/// How far one step got.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum StepState {
-    /// Served.
-    Ok,
-    /// flakeboot declined it.
-    Declined,
-    /// It failed.
-    Failed,
-    /// Not needed (the firmware was iPXE already: no TFTP).
-    Skipped,
-    /// The machine never asked for it.
-    NotReached,
-}
-
-/// One step of one attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct StepView {
-    /// Which step.
-    pub step: Step,
-    /// How far it got.
-    pub state: StepState,
-    /// The last event's detail (file served, failure reason).
-    pub detail: String,
-    /// When its last event happened.
-    #[serde(with = "flakeboot_appliance::wire::time::rfc3339_opt")]
-    pub at: Option<SystemTime>,
-}
-
-/// One boot of one machine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Attempt {
-    /// Its first event.
-    #[serde(with = "flakeboot_appliance::wire::time::rfc3339")]
-    pub started: SystemTime,
-    /// Its last event.
-    #[serde(with = "flakeboot_appliance::wire::time::rfc3339")]
-    pub ended: SystemTime,
-    /// The firmware it reported.
-    pub firmware: Option<ClientFirmware>,
-    /// The five steps.
-    pub steps: Vec<StepView>,
-    /// True when the initrd was served: the machine got everything it needs.
-    pub complete: bool,
-    /// Where and why it stopped, when it did not complete.
-    pub stopped: Option<String>,
-    /// The booted system's report (its newest), if one came.
-    pub system: Option<SystemReport>,
-}
-
-impl Attempt {
-    /// How the boot ended, `now`, when a report is due `report_timeout` after the initrd:
-    /// `None` when it stopped before the initrd.
-    pub fn end(&self, now: SystemTime, report_timeout: Duration) -> Option<BootEnd> {
-        BootEnd::of(self, now, report_timeout)
-    }
-}
-
-/// Folds events (any order) into attempts, newest first.
-pub fn attempts(events: &[BootEvent]) -> Vec<Attempt> {
-    let mut sorted: Vec<&BootEvent> = events.iter().collect();
-    sorted.sort_by_key(|e| e.at);
-    let mut groups: Vec<Vec<&BootEvent>> = Vec::new();
-    let reached = |group: &[&BootEvent], step: Step| {
-        group
-            .iter()
-            .any(|e| Step::of(e.stage).is_some_and(|s| s.index() >= step.index()))
+/// A verdict as a badge.
+pub fn badge(v: &Verdict) -> Markup {
+    let class = match v.state {
+        BootState::Up => "badge ok",
+        BootState::Failed => "badge bad",
+        BootState::NoReport => "badge warn",
+        BootState::Booting => "badge run",
+        BootState::Never => "badge",
     };
-    for event in sorted {
-        let step = Step::of(event.stage);
-        let start_new = match groups.last() {
-            None => true,
-            // A system's report ends the boot that fetched a kernel, however long the system
-            // took to come up (a later report of the same boot, e.g. up then failed, wins).
-            Some(group) if step.is_none() => !reached(group, Step::Kernel),
-            Some(group) => {
-                let last_at = group.last().map_or(event.at, |e| e.at);
-                let gap = event.at.duration_since(last_at).unwrap_or_default();
-                (step == Some(Step::Dhcp) && reached(group, Step::Script)) || gap > NEW_ATTEMPT_GAP
-            }
-        };
-        if start_new {
-            groups.push(Vec::new());
-        }
-        if let Some(group) = groups.last_mut() {
-            group.push(event);
-        }
-    }
-    let mut out: Vec<Attempt> = groups.iter().map(|g| fold(g)).collect();
-    out.reverse();
-    out
+    html! { span class=(class) { (v.state.label()) } }
 }
 
-fn fold(events: &[&BootEvent]) -> Attempt {
-    let mut steps: Vec<StepView> = Step::ALL
-        .iter()
-        .map(|&step| StepView {
-            step,
-            state: StepState::NotReached,
-            detail: String::new(),
-            at: None,
-        })
-        .collect();
-    let mut firmware = None;
-    let mut system = None;
-    for event in events {
-        if event.firmware.is_some() {
-            firmware = event.firmware;
-        }
-        let Some(step) = Step::of(event.stage) else {
-            system = Some(SystemReport::from_event(event));
-            continue;
-        };
-        if let Some(view) = steps.get_mut(step.index()) {
-            view.state = match event.outcome {
-                Outcome::Ok => StepState::Ok,
-                Outcome::Declined => StepState::Declined,
-                Outcome::Failed => StepState::Failed,
-            };
-            view.detail.clone_from(&event.detail);
-            view.at = Some(event.at);
-        }
+fn class(state: StageState) -> &'static str {
+    match state {
+        StageState::Ok => "ok",
+        StageState::Declined => "declined",
+        StageState::Failed => "failed",
+        StageState::Skipped => "skipped",
+        StageState::NotReached => "missing",
     }
-    let reached = |s: Step| {
-        steps
-            .get(s.index())
-            .is_some_and(|v| v.state != StepState::NotReached)
-    };
-    let later_reached = reached(Step::Script) || reached(Step::Kernel) || reached(Step::Initrd);
-    if let Some(tftp) = steps.get_mut(Step::Tftp.index())
-        && tftp.state == StepState::NotReached
-        && later_reached
-    {
-        tftp.state = StepState::Skipped;
-        tftp.detail = "already iPXE".into();
+}
+
+fn state_text(state: StageState) -> &'static str {
+    match state {
+        StageState::Ok => "✓ done",
+        StageState::Declined => "declined",
+        StageState::Failed => "✗ failed",
+        StageState::Skipped => "skipped",
+        StageState::NotReached => "not reached",
     }
-    let complete = steps
-        .get(Step::Initrd.index())
-        .is_some_and(|v| v.state == StepState::Ok);
-    let stopped = if complete {
-        None
-    } else if let Some(bad) = steps
-        .iter()
-        .find(|v| matches!(v.state, StepState::Failed | StepState::Declined))
-    {
-        let verb = if bad.state == StepState::Failed {
-            "failed"
-        } else {
-            "was declined"
-        };
-        Some(format!(
-            "Stopped at {}: it {verb} ({}).",
-            bad.step.label(),
-            bad.detail
-        ))
+}
+
+fn fill(state: StageState) -> &'static str {
+    match state {
+        StageState::Ok => "#2f8f4e",
+        StageState::Failed => "#c8372d",
+        StageState::Declined => "#c98a06",
+        StageState::Skipped | StageState::NotReached => "#b8bec6",
+    }
+}
+
+/// "850 ms", "4.2 s", "3 min 5 s".
+pub fn short_span(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms} ms")
+    } else if ms < 60_000 {
+        format!("{:.1} s", d.as_secs_f64())
     } else {
-        let last = steps
-            .iter()
-            .rev()
-            .find(|v| matches!(v.state, StepState::Ok));
-        let next = steps.iter().find(|v| v.state == StepState::NotReached);
-        match (last, next) {
-            (Some(last), Some(next)) => Some(format!(
-                "Stopped after {}: the machine never asked for the {}.",
-                last.step.label(),
-                next.step.noun()
-            )),
-            _ => Some("No step was served.".into()),
-        }
+        let s = d.as_secs();
+        format!("{} min {} s", s / 60, s % 60)
+    }
+}
+
+/// "1.2 MB", "70 kB", "512 B".
+pub fn size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1_000_000 => format!("{:.1} MB", b as f64 / 1e6),
+        b if b >= 1_000 => format!("{} kB", b / 1_000),
+        b => format!("{b} B"),
+    }
+}
+
+/// The attempt on a time axis, as SVG markup: a row per stage it reached, a bar from the
+/// stage's start to its end (at least a sliver), and the end (report, no report, waiting) at
+/// the right.
+pub fn svg(attempt: &Attempt, verdict: &Verdict, now: SystemTime) -> Markup {
+    let t0 = attempt.started;
+    let end_at = match (&attempt.system, verdict.state) {
+        (Some(r), _) => r.at,
+        (None, BootState::Booting) => now.max(attempt.ended),
+        _ => attempt.ended,
     };
-    let first = events.first().map_or(SystemTime::UNIX_EPOCH, |e| e.at);
-    let last = events.last().map_or(first, |e| e.at);
-    Attempt {
-        started: first,
-        ended: last,
-        firmware,
-        steps,
-        complete,
-        stopped,
-        system,
+    let span = end_at.duration_since(t0).unwrap_or_default().as_secs_f64();
+    let scale = (WIDTH - GUTTER - END_ROOM) / span.max(0.001);
+    let x = |t: SystemTime| GUTTER + t.duration_since(t0).unwrap_or_default().as_secs_f64() * scale;
+    let rows: Vec<_> = attempt
+        .stages
+        .iter()
+        .filter(|s| s.started.is_some())
+        .collect();
+    let height = ROW * (rows.len() as f64 + 1.0) + 16.0;
+    let axis_y = ROW * rows.len() as f64 + 6.0;
+    let end_x = x(end_at);
+    let (end_text, end_fill) = match verdict.state {
+        BootState::Up => ("up", "#2f8f4e"),
+        BootState::Failed if attempt.system.is_some() => ("failed", "#c8372d"),
+        BootState::Failed => ("stopped", "#c8372d"),
+        BootState::NoReport => ("no report", "#c98a06"),
+        BootState::Booting => ("waiting…", "#3a6fc4"),
+        BootState::Never => ("", "#b8bec6"),
+    };
+    let label = format!(
+        "Boot on a time axis: {} over {}",
+        verdict.detail,
+        short_span(Duration::from_secs_f64(span))
+    );
+    html! {
+        svg.timeline-svg viewBox=(format!("0 0 {WIDTH} {height:.0}")) role="img" aria-label=(label)
+            xmlns="http://www.w3.org/2000/svg" {
+            @for (i, s) in rows.iter().enumerate() {
+                @let y = ROW * i as f64 + 2.0;
+                @let x1 = s.started.map_or(GUTTER, x);
+                @let x2 = s.ended.map_or(x1, x).max(x1 + 3.0);
+                // An instant step (one event, no start of its own) gets no label: "0 ms" would
+                // claim a measurement.
+                @let took = s.duration().filter(|d| !d.is_zero()).map(short_span).unwrap_or_default();
+                @let bytes = s.bytes.map(size).unwrap_or_default();
+                g class={ "bar " (class(s.state)) } {
+                    title { (s.stage.label()) ": " (state_text(s.state)) " " (took) " " (bytes) " — " (s.detail) }
+                    text x="0" y=(format!("{:.1}", y + 11.0)) font-size="11" fill="#4a5560" { (s.stage.label()) }
+                    rect x=(format!("{x1:.1}")) y=(format!("{y:.1}")) width=(format!("{:.1}", x2 - x1))
+                        height="12" rx="2" fill=(fill(s.state)) {}
+                    @if !took.is_empty() || !bytes.is_empty() {
+                        text x=(format!("{:.1}", x2 + 4.0)) y=(format!("{:.1}", y + 10.5)) font-size="10" fill="#4a5560" {
+                            (took) @if !took.is_empty() && !bytes.is_empty() { ", " } (bytes)
+                        }
+                    }
+                }
+            }
+            line x1=(GUTTER) x2=(format!("{end_x:.1}")) y1=(format!("{axis_y:.1}")) y2=(format!("{axis_y:.1}"))
+                stroke="#b8bec6" stroke-width="1" {}
+            text x=(GUTTER) y=(format!("{:.1}", axis_y + 12.0)) font-size="10" fill="#6b7580" { "0 s" }
+            text x=(format!("{end_x:.1}")) y=(format!("{:.1}", axis_y + 12.0)) font-size="10"
+                fill="#6b7580" text-anchor="end" { (short_span(Duration::from_secs_f64(span))) }
+            @if !end_text.is_empty() {
+                g.end {
+                    line x1=(format!("{end_x:.1}")) x2=(format!("{end_x:.1}")) y1="0" y2=(format!("{axis_y:.1}"))
+                        stroke=(end_fill) stroke-width="2" {}
+                    text x=(format!("{:.1}", end_x + 6.0)) y=(format!("{:.1}", axis_y - 4.0)) font-size="12"
+                        font-weight="700" fill=(end_fill) { (end_text) }
+                }
+            }
+        }
     }
 }
 
-fn class(state: StepState) -> &'static str {
-    match state {
-        StepState::Ok => "ok",
-        StepState::Declined => "declined",
-        StepState::Failed => "failed",
-        StepState::Skipped => "skipped",
-        StepState::NotReached => "missing",
-    }
-}
-
-fn state_text(state: StepState) -> &'static str {
-    match state {
-        StepState::Ok => "✓ done",
-        StepState::Declined => "declined",
-        StepState::Failed => "✗ failed",
-        StepState::Skipped => "skipped",
-        StepState::NotReached => "not reached",
-    }
-}
-
-/// One attempt as a row of steps with its verdict; `end` is how it ended
-/// ([`Attempt::end`]).
-pub fn render(attempt: &Attempt, end: Option<&BootEnd>) -> Markup {
+/// One attempt: its start, badge, picture, stages and verdict.
+pub fn render(attempt: &Attempt, verdict: &Verdict, now: SystemTime) -> Markup {
     html! {
         div.attempt {
             div.actions {
                 strong { (timestamp(attempt.started)) }
-                @if let Some(end) = end {
-                    (end.badge())
-                } @else if attempt.complete {
-                    span.badge.ok { "booted" }
-                } @else {
-                    span.badge.bad { "stopped" }
-                }
+                (badge(verdict))
+                @if let Some(d) = verdict.duration() { span.muted.small { (short_span(d)) } }
                 @if let Some(fw) = attempt.firmware { span.muted.small { (fw.as_str()) } }
             }
+            (svg(attempt, verdict, now))
             ol.timeline {
-                @for s in &attempt.steps {
+                @for s in &attempt.stages {
                     li class=(class(s.state)) title=(s.detail) {
-                        div.stage { (s.step.label()) }
-                        div.small { (state_text(s.state)) }
+                        div.stage { (s.stage.label()) }
+                        div.small { (state_text(s.state))
+                            @if let Some(b) = s.bytes { " · " (size(b)) } }
                         @if !s.detail.is_empty() { div.detail { (s.detail) } }
                     }
                 }
             }
-            @if let Some(why) = &attempt.stopped {
+            @if let Some(why) = attempt.stopped.as_ref().filter(|_| stopped_shown(attempt, verdict)) {
                 p.small.verdict { (why) }
             }
-            @if let Some(end) = end {
-                p.small.verdict.system { (end.text()) }
+            @if attempt.complete || attempt.system.is_some() {
+                p.small.verdict.system { (verdict.detail) }
+            } @else if verdict.state == BootState::Booting {
+                p.small.verdict { "Booting: " (verdict.detail) "." }
             }
         }
     }
+}
+
+/// Whether the attempt's "Stopped at/after ..." line says how it ended: a stage failed, or it
+/// went quiet before the initrd.
+fn stopped_shown(attempt: &Attempt, verdict: &Verdict) -> bool {
+    attempt.failed_stage().is_some()
+        || (verdict.state == BootState::Failed && attempt.system.is_none())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    use flakeboot_catalogue::MacAddr;
+    use flakeboot_appliance::attempts::attempts;
+    use flakeboot_catalogue::{BootEvent, BootStage, MacAddr, Outcome};
 
     const MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
 
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
     fn ev(secs: u64, stage: BootStage, outcome: Outcome, detail: &str) -> BootEvent {
         let mut e = BootEvent::new(stage, outcome, detail).mac(MAC);
-        e.at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs);
+        e.at = at(secs);
         e
     }
 
-    fn states(a: &Attempt) -> Vec<StepState> {
-        a.steps.iter().map(|s| s.state).collect()
-    }
-
     #[test]
-    fn a_full_bios_chain_boot_is_one_complete_attempt() {
+    fn the_picture_has_a_bar_per_stage_the_failed_one_red_and_the_end() {
         use BootStage::*;
         let events = vec![
-            ev(0, Dhcp, Outcome::Ok, "proxy offer undionly.kpxe"),
-            ev(1, Tftp, Outcome::Ok, "undionly.kpxe"),
-            ev(3, Dhcp, Outcome::Ok, "proxy offer script"),
-            ev(4, Script, Outcome::Ok, "demo"),
-            ev(5, Kernel, Outcome::Ok, "/boot/demo/static/kernel"),
-            ev(6, Initrd, Outcome::Ok, "/boot/demo/static/initrd"),
+            ev(0, Dhcp, Outcome::Ok, "proxy offer"),
+            ev(1, Script, Outcome::Ok, "GET /boot.ipxe 200"),
+            ev(2, Kernel, Outcome::Ok, "k")
+                .started(at(1))
+                .bytes(9_000_000),
+            ev(10, Initrd, Outcome::Failed, "cut off")
+                .started(at(2))
+                .bytes(1_200_000),
         ];
-        let all = attempts(&events);
-        assert_eq!(all.len(), 1);
-        assert!(all[0].complete);
-        assert_eq!(all[0].stopped, None);
-        assert_eq!(states(&all[0]), vec![StepState::Ok; 5]);
-    }
-
-    #[test]
-    fn a_failed_step_says_where_the_boot_stopped_and_a_new_dhcp_starts_a_new_attempt() {
-        use BootStage::*;
-        let events = vec![
-            ev(100, Dhcp, Outcome::Ok, "offer"),
-            ev(101, Script, Outcome::Ok, "demo"),
-            ev(102, Kernel, Outcome::Failed, "client aborted after 3 MB"),
-            // Rebooted: a new attempt that got no further than DHCP.
-            ev(200, Dhcp, Outcome::Ok, "offer"),
-        ];
-        let all = attempts(&events);
-        assert_eq!(all.len(), 2);
-        let (newest, oldest) = (&all[0], &all[1]);
-        assert_eq!(
-            states(oldest),
-            vec![
-                StepState::Ok,
-                StepState::Skipped,
-                StepState::Ok,
-                StepState::Failed,
-                StepState::NotReached
-            ]
-        );
-        assert_eq!(
-            oldest.stopped.as_deref(),
-            Some("Stopped at Kernel: it failed (client aborted after 3 MB).")
-        );
-        assert_eq!(
-            newest.stopped.as_deref(),
-            Some("Stopped after DHCP: the machine never asked for the iPXE binary over TFTP.")
-        );
-        let html = render(oldest, None).into_string();
+        let a = &attempts(&events)[0];
+        let v = Verdict::of(a, at(20), Duration::from_secs(600));
+        let svg = svg(a, &v, at(20)).into_string();
+        assert_eq!(svg.matches("<rect").count(), 4, "{svg}");
+        assert!(svg.contains(r##"class="bar failed""##), "{svg}");
+        assert!(svg.contains("#c8372d") && svg.contains("stopped"), "{svg}");
+        assert!(svg.contains("8.0 s, 1.2 MB"), "{svg}");
+        assert!(svg.contains(">10.0 s<"), "{svg}");
         assert!(
-            html.contains("failed") && html.contains("client aborted"),
+            !svg.contains("0 ms"),
+            "instant steps claim no duration: {svg}"
+        );
+        let html = render(a, &v, at(20)).into_string();
+        assert!(
+            html.contains("Stopped at Initrd: it failed (cut off)."),
             "{html}"
         );
+
+        let mut events = events[..3].to_vec();
+        events.push(ev(4, Initrd, Outcome::Ok, "i"));
+        let a = &attempts(&events)[0];
+        let v = Verdict::of(a, at(4000), Duration::from_secs(600));
+        let html = render(a, &v, at(4000)).into_string();
+        assert!(
+            html.contains("no report 10 minutes after the initrd"),
+            "{html}"
+        );
+        assert!(html.contains(">no report<"), "{html}");
     }
 
     #[test]
-    fn a_long_silence_splits_attempts_and_order_of_arrival_does_not_matter() {
-        use BootStage::*;
-        let events = vec![
-            ev(2000, Tftp, Outcome::Failed, "timeout"),
-            ev(0, Dhcp, Outcome::Declined, "unknown architecture"),
-        ];
-        let all = attempts(&events);
-        assert_eq!(all.len(), 2);
-        assert_eq!(
-            all[1].stopped.as_deref(),
-            Some("Stopped at DHCP: it was declined (unknown architecture).")
-        );
-        assert!(attempts(&[]).is_empty());
+    fn sizes_and_spans_read_naturally() {
+        assert_eq!(size(1_200_000), "1.2 MB");
+        assert_eq!(size(70_500), "70 kB");
+        assert_eq!(size(512), "512 B");
+        assert_eq!(short_span(Duration::from_millis(850)), "850 ms");
+        assert_eq!(short_span(Duration::from_millis(4200)), "4.2 s");
+        assert_eq!(short_span(Duration::from_secs(185)), "3 min 5 s");
     }
 }

@@ -318,8 +318,12 @@ fn devices_card(status: &VpnStatus, view: &View, csrf: &str, now: SystemTime) ->
                 "Each device gets its own key pair, made on the appliance. "
                 strong { "Revoke cuts a device off at once" } ": its tunnel stops working and its config cannot be used again."
             }
+            @let no_endpoint = status.server.endpoint.trim().is_empty();
             @if !status.server.enabled {
                 p.small.warn-text { "Server mode is off: devices can connect once you tick “Listen for devices” above." }
+            }
+            @if no_endpoint {
+                p.small.warn-text #no-endpoint { "Set the public endpoint above (the host and port devices dial) before adding a device: its config is shown only once, and without an endpoint it cannot connect." }
             }
             @if status.peers.is_empty() {
                 p.empty { "No device yet." }

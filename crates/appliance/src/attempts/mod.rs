@@ -1,0 +1,12 @@
+//! Boot attempts as data: a machine's boot events folded into attempts, each from its first
+//! DHCP packet to its end, with every stage's start, end, bytes and outcome ([`fold`]), and how
+//! each attempt ended, `now` ([`verdict`]: up, failed, no report, booting). Pure: events, now
+//! and the report timeout in; attempts and verdicts out. The web UI renders them; the JSON API
+//! sends them ([`crate::wire::Attempt`], [`crate::wire::LastBoot`]); [`crate::overview`] lists
+//! every machine with its last boot.
+
+mod fold;
+mod verdict;
+
+pub use fold::{Attempt, NEW_ATTEMPT_GAP, Stage, StageRun, StageState, SystemReport, attempts};
+pub use verdict::{BootState, Verdict, generation_of};

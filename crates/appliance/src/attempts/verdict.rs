@@ -1,0 +1,360 @@
+//! How an attempt ended, `now`: the booted system reported up (or failed), a stage failed, no
+//! report came in time, or it is still booting. Pure: an attempt, now and the configured
+//! report timeout (`[boot] report_timeout`) in; a verdict out.
+
+use std::time::{Duration, SystemTime};
+
+use crate::attempts::fold::{Attempt, Stage};
+
+/// A machine's boot state, as the overview filters it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum BootState {
+    /// The booted system reported up.
+    Up,
+    /// A stage failed or was declined, the system reported a failure, or the boot stopped
+    /// (the machine never asked for the next file within the report timeout).
+    Failed,
+    /// The initrd was delivered but the system did not report within the timeout.
+    NoReport,
+    /// Under way: the last step was less than the timeout ago.
+    Booting,
+    /// No boot recorded.
+    Never,
+}
+
+impl BootState {
+    /// Every state, in the order a page lists them.
+    pub const ALL: [BootState; 5] = [
+        BootState::Up,
+        BootState::Booting,
+        BootState::Failed,
+        BootState::NoReport,
+        BootState::Never,
+    ];
+
+    /// Its name in the API and in `?state=`: `up`, `failed`, `no_report`, `booting`, `never`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootState::Up => "up",
+            BootState::Failed => "failed",
+            BootState::NoReport => "no_report",
+            BootState::Booting => "booting",
+            BootState::Never => "never",
+        }
+    }
+
+    /// Its name on a page.
+    pub fn label(self) -> &'static str {
+        match self {
+            BootState::Up => "up",
+            BootState::Failed => "failed",
+            BootState::NoReport => "no report",
+            BootState::Booting => "booting",
+            BootState::Never => "never booted",
+        }
+    }
+
+    /// The state named `name` (as [`BootState::as_str`] writes it; `no-report` too).
+    pub fn parse(name: &str) -> Option<BootState> {
+        BootState::ALL
+            .into_iter()
+            .find(|s| s.as_str() == name || s.as_str().replace('_', "-") == name)
+    }
+}
+
+/// How one attempt ended (or stands), `now`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verdict {
+    /// Its state.
+    pub state: BootState,
+    /// The host whose kernel or initrd it fetched (`GET /boot/<host>/<version>/...`).
+    pub host: Option<String>,
+    /// The version label it fetched (`lab.g3`, `static`).
+    pub version: Option<String>,
+    /// The flake generation of that version (`lab.g3` -> 3).
+    pub generation: Option<u32>,
+    /// The stage it failed at, or is at while booting; `None` for the system's own report and
+    /// for a machine that never booted.
+    pub stage: Option<Stage>,
+    /// One line: "up (generation 3)", "failed: sshd.service failed", "Stopped at Initrd: ...",
+    /// "no report 10 minutes after the initrd", "at Kernel".
+    pub detail: String,
+    /// When the attempt began.
+    pub started: Option<SystemTime>,
+    /// When it ended (the report, the failure, the initrd for "no report"); `None` while booting.
+    pub ended: Option<SystemTime>,
+}
+
+impl Verdict {
+    /// A machine with no boot recorded.
+    pub fn never() -> Verdict {
+        Verdict {
+            state: BootState::Never,
+            host: None,
+            version: None,
+            generation: None,
+            stage: None,
+            detail: "no boot recorded".into(),
+            started: None,
+            ended: None,
+        }
+    }
+
+    /// The verdict of a machine's newest attempt (`attempts` newest first), or
+    /// [`Verdict::never`].
+    pub fn last(attempts: &[Attempt], now: SystemTime, timeout: Duration) -> Verdict {
+        attempts
+            .first()
+            .map_or_else(Verdict::never, |a| Verdict::of(a, now, timeout))
+    }
+
+    /// How `attempt` ended (or stands) `now`, when a report is due `timeout` after the initrd.
+    pub fn of(attempt: &Attempt, now: SystemTime, timeout: Duration) -> Verdict {
+        let (host, version) = booted(attempt);
+        let generation = version.as_deref().and_then(generation_of);
+        let mut v = Verdict {
+            state: BootState::Booting,
+            host,
+            version,
+            generation,
+            stage: attempt.last_stage().map(|s| s.stage),
+            detail: String::new(),
+            started: Some(attempt.started),
+            ended: Some(attempt.ended),
+        };
+        if let Some(report) = &attempt.system {
+            v.stage = None;
+            v.ended = Some(report.at);
+            if report.up {
+                v.state = BootState::Up;
+                v.detail = match (v.generation, &v.version) {
+                    (Some(n), _) => format!("up (generation {n})"),
+                    (None, Some(version)) => format!("up ({version})"),
+                    (None, None) => "up".into(),
+                };
+            } else {
+                v.state = BootState::Failed;
+                v.detail = format!("failed: {}", report.detail);
+            }
+            return v;
+        }
+        if let Some(bad) = attempt.failed_stage() {
+            v.state = BootState::Failed;
+            v.stage = Some(bad.stage);
+            v.detail = attempt.stopped.clone().unwrap_or_default();
+            return v;
+        }
+        let quiet = now.duration_since(attempt.ended).unwrap_or_default();
+        if attempt.complete {
+            if quiet >= timeout {
+                v.state = BootState::NoReport;
+                v.detail = format!("no report {} after the initrd", span(timeout));
+            } else {
+                v.ended = None;
+                v.detail = format!(
+                    "waiting for the system's report (due {} after the initrd)",
+                    span(timeout)
+                );
+            }
+            return v;
+        }
+        if quiet >= timeout {
+            v.state = BootState::Failed;
+            v.detail = attempt.stopped.clone().unwrap_or_default();
+        } else {
+            v.ended = None;
+            v.detail = match attempt.last_stage() {
+                Some(s) => format!("at {}", s.stage.label()),
+                None => "starting".into(),
+            };
+        }
+        v
+    }
+
+    /// From its start to its end (`None` while booting).
+    pub fn duration(&self) -> Option<Duration> {
+        self.ended?.duration_since(self.started?).ok()
+    }
+}
+
+/// The host and version label in the attempt's initrd or kernel fetch.
+fn booted(attempt: &Attempt) -> (Option<String>, Option<String>) {
+    [Stage::Initrd, Stage::Kernel]
+        .into_iter()
+        .filter_map(|s| attempt.stage(s))
+        .find_map(|s| boot_path(&s.detail))
+        .map_or((None, None), |(h, v)| {
+            (Some(h.to_owned()), Some(v.to_owned()))
+        })
+}
+
+/// `GET /boot/<host>/<version>/<kernel|initrd> ...` -> (host, version).
+fn boot_path(detail: &str) -> Option<(&str, &str)> {
+    let rest = detail
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("/boot/"))?;
+    let mut parts = rest.split('/');
+    let (host, version, kind) = (parts.next()?, parts.next()?, parts.next()?);
+    let kind = kind.trim_end_matches(':');
+    matches!(kind, "kernel" | "initrd").then_some((host, version))
+}
+
+/// The generation number of a flake version label (`lab.g3` -> 3).
+pub fn generation_of(version: &str) -> Option<u32> {
+    version.rsplit_once(".g")?.1.parse().ok()
+}
+
+/// "10 minutes", "1 minute", "90 seconds".
+fn span(d: Duration) -> String {
+    let secs = d.as_secs();
+    match (secs / 60, secs % 60) {
+        (1, 0) => "1 minute".into(),
+        (m, 0) if m > 0 => format!("{m} minutes"),
+        _ if secs == 1 => "1 second".into(),
+        _ => format!("{secs} seconds"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attempts::attempts;
+    use flakeboot_catalogue::{BootEvent, BootStage, MacAddr, Outcome};
+
+    const MAC: MacAddr = MacAddr([0x52, 0x54, 0, 0, 0, 1]);
+    const TEN_MIN: Duration = Duration::from_secs(600);
+
+    fn at(secs: u64) -> SystemTime {
+        SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000 + secs)
+    }
+
+    fn ev(secs: u64, stage: BootStage, outcome: Outcome, detail: &str) -> BootEvent {
+        let mut e = BootEvent::new(stage, outcome, detail).mac(MAC);
+        e.at = at(secs);
+        e
+    }
+
+    fn boot(version: &str) -> Vec<BootEvent> {
+        use BootStage::*;
+        vec![
+            ev(0, Dhcp, Outcome::Ok, "proxy offer"),
+            ev(1, Script, Outcome::Ok, "GET /boot.ipxe 200 host alpha"),
+            ev(
+                2,
+                Kernel,
+                Outcome::Ok,
+                &format!("GET /boot/alpha/{version}/kernel 200 bytes 0-9/10"),
+            ),
+            ev(
+                3,
+                Initrd,
+                Outcome::Ok,
+                &format!("GET /boot/alpha/{version}/initrd 200 bytes 0-9/10"),
+            ),
+        ]
+    }
+
+    fn verdict(events: &[BootEvent], now: u64) -> Verdict {
+        Verdict::last(&attempts(events), at(now), TEN_MIN)
+    }
+
+    #[test]
+    fn an_up_report_names_host_generation_and_duration() {
+        let mut events = boot("lab.g3");
+        events.push(ev(45, BootStage::System, Outcome::Ok, "up"));
+        let v = verdict(&events, 2000);
+        assert_eq!(v.state, BootState::Up);
+        assert_eq!(v.detail, "up (generation 3)");
+        assert_eq!((v.host.as_deref(), v.generation), (Some("alpha"), Some(3)));
+        assert_eq!(v.duration(), Some(Duration::from_secs(45)));
+        let mut events = boot("static");
+        events.push(ev(60, BootStage::System, Outcome::Ok, "up"));
+        assert_eq!(verdict(&events, 100).detail, "up (static)");
+    }
+
+    #[test]
+    fn a_failed_report_or_stage_is_failed_with_where() {
+        let mut events = boot("lab.g3");
+        events.push(ev(
+            90,
+            BootStage::System,
+            Outcome::Failed,
+            "sshd.service failed",
+        ));
+        let v = verdict(&events, 100);
+        assert_eq!((v.state, v.stage), (BootState::Failed, None));
+        assert_eq!(v.detail, "failed: sshd.service failed");
+
+        let mut events = boot("lab.g3");
+        events.truncate(3);
+        events.push(ev(
+            9,
+            BootStage::Initrd,
+            Outcome::Failed,
+            "cut off after 1 of 2 bytes",
+        ));
+        let v = verdict(&events, 10);
+        assert_eq!((v.state, v.stage), (BootState::Failed, Some(Stage::Initrd)));
+        assert!(v.detail.starts_with("Stopped at Initrd"), "{}", v.detail);
+        assert_eq!(v.ended, Some(at(9)));
+    }
+
+    #[test]
+    fn no_report_after_the_timeout_and_booting_before_it() {
+        let events = boot("lab.g3");
+        let v = verdict(&events, 3 + 599);
+        assert_eq!(
+            (v.state, v.stage, v.ended),
+            (BootState::Booting, Some(Stage::Initrd), None)
+        );
+        assert_eq!(
+            v.detail,
+            "waiting for the system's report (due 10 minutes after the initrd)"
+        );
+        let v = verdict(&events, 3 + 600);
+        assert_eq!(v.state, BootState::NoReport);
+        assert_eq!(v.detail, "no report 10 minutes after the initrd");
+        assert_eq!(v.ended, Some(at(3)));
+    }
+
+    #[test]
+    fn a_boot_under_way_is_booting_at_its_stage_until_it_goes_quiet() {
+        let events = boot("lab.g3");
+        let v = verdict(&events[..2], 30);
+        assert_eq!(
+            (v.state, v.stage),
+            (BootState::Booting, Some(Stage::Script))
+        );
+        assert_eq!(v.detail, "at Script");
+        let v = verdict(&events[..2], 1 + 600);
+        assert_eq!(v.state, BootState::Failed);
+        assert_eq!(
+            v.detail,
+            "Stopped after Script: the machine never asked for the kernel."
+        );
+        assert_eq!(verdict(&[], 0).state, BootState::Never);
+    }
+
+    #[test]
+    fn states_parse_and_spans_read_naturally() {
+        for s in BootState::ALL {
+            assert_eq!(BootState::parse(s.as_str()), Some(s));
+        }
+        assert_eq!(BootState::parse("no-report"), Some(BootState::NoReport));
+        assert_eq!(BootState::parse("down"), None);
+        assert_eq!(span(Duration::from_secs(600)), "10 minutes");
+        assert_eq!(span(Duration::from_secs(60)), "1 minute");
+        assert_eq!(span(Duration::from_secs(90)), "90 seconds");
+        assert_eq!(
+            boot_path("GET /boot/a/lab.g12/initrd 206"),
+            Some(("a", "lab.g12"))
+        );
+        assert_eq!(
+            boot_path("GET /boot/a/lab.g12/initrd: cut off"),
+            Some(("a", "lab.g12"))
+        );
+        assert_eq!(boot_path("GET /boot.ipxe 200"), None);
+        assert_eq!(generation_of("my.gadgets.g7"), Some(7));
+        assert_eq!(generation_of("static"), None);
+    }
+}
