@@ -12,7 +12,7 @@ use flakeboot_appliance::settings::plan::effective_config;
 use flakeboot_appliance::vpn::{VpnManager, VpnOptions};
 use flakeboot_appliance::{DaemonStatus, ServiceState, ServiceStatus, events};
 use flakeboot_config::Config;
-use flakeboot_store::Store;
+use flakeboot_store::{Store, StoreOptions};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -35,8 +35,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The store's bounds from `[boot]`; the machines the config file names are never forgotten.
+fn store_options(config: &Config) -> StoreOptions {
+    let pinned = config
+        .machines
+        .iter()
+        .map(|m| m.mac)
+        .chain(config.dhcp.reservations.iter().map(|r| r.mac));
+    StoreOptions {
+        max_machines: config.boot.max_machines,
+        events_per_machine: config.boot.events_per_machine,
+        pinned_machines: pinned.collect(),
+        ..StoreOptions::default()
+    }
+}
+
 async fn serve(file_config: Config) -> anyhow::Result<()> {
-    let store = Store::open(&file_config.state_dir)?;
+    let store = Store::open_with(&file_config.state_dir, store_options(&file_config))?;
     // Settings saved in the web UI or API win over the file's (they are the file's until saved).
     let settings = match store.appliance_settings()? {
         Some(saved) => saved,

@@ -73,6 +73,35 @@ pub(crate) fn validate(c: &Config) -> Result<(), Vec<String>> {
         );
     }
 
+    if !(16..=1_000_000).contains(&c.boot.max_machines) {
+        problems.push(format!(
+            "[boot] max_machines = {} must be between 16 and 1000000",
+            c.boot.max_machines
+        ));
+    }
+    if !(10..=100_000).contains(&c.boot.events_per_machine) {
+        problems.push(format!(
+            "[boot] events_per_machine = {} must be between 10 (one boot's events) and 100000",
+            c.boot.events_per_machine
+        ));
+    }
+    for r in &c.dhcp.reservations {
+        if !r.mac.is_station() {
+            problems.push(format!(
+                "[[dhcp.reservations]] {} is not a machine's MAC address (zero, broadcast or multicast)",
+                r.mac
+            ));
+        }
+    }
+    for m in &c.machines {
+        if !m.mac.is_station() {
+            problems.push(format!(
+                "[[machines]] {} is not a machine's MAC address (zero, broadcast or multicast)",
+                m.mac
+            ));
+        }
+    }
+
     let mut host_names = HashSet::new();
     for h in &c.hosts {
         if !valid_name(&h.name) {

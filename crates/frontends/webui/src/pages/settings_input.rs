@@ -88,6 +88,15 @@ pub fn validate(settings: &ApplianceSettings) -> FieldErrors {
             "Router mode needs at least one address range.".into(),
         );
     }
+    if let Some(r) = settings.reservations.iter().find(|r| !r.mac.is_station()) {
+        errors.insert(
+            "reservations",
+            format!(
+                "{} is not a machine's MAC address (zero, broadcast or multicast).",
+                r.mac
+            ),
+        );
+    }
     if settings.menu_timeout_secs > 3600 {
         errors.insert("menu_timeout_secs", "At most 3600 seconds.".into());
     }
@@ -145,6 +154,11 @@ mod tests {
             parse_reservations("52:54:00:12:34:56 10.0.0.5\n52:54:00:12:34:56 10.0.0.6").is_err()
         );
         assert!(parse_reservations("zz 10.0.0.5").is_err());
+        let group = ApplianceSettings {
+            reservations: parse_reservations("ff:ff:ff:ff:ff:ff 10.0.0.5").unwrap(),
+            ..ApplianceSettings::default()
+        };
+        assert!(validate(&group)["reservations"].contains("not a machine's MAC"));
         assert!(parse_reservations("52:54:00:12:34:56 10.0.0.5 bad_name!").is_err());
     }
 
