@@ -8,13 +8,26 @@ use anyhow::Context;
 use flakeboot_appliance::wire;
 use flakeboot_catalogue::MacAddr;
 use flakeboot_config::{Config, ConfigError};
+use flakeboot_nix::LocalSources;
 use flakeboot_store::Store;
 
 use crate::cli::{Command, EventsArgs};
 use crate::tables;
 
 pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
-    match Config::load(file) {
+    let loaded = Config::load(file).and_then(|c| {
+        // What `serve` refuses at start: local flakes outside [nix] allowed_paths.
+        let refused = LocalSources::from_config(&c).problems(&c.flakes);
+        if refused.is_empty() {
+            Ok(c)
+        } else {
+            Err(ConfigError::Invalid {
+                file: file.to_owned(),
+                problems: refused,
+            })
+        }
+    });
+    match loaded {
         Ok(c) => {
             println!(
                 "{}: ok (interface {}, dhcp {:?}, {} host(s), {} machine(s))",

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use flakeboot_nix::{Flakes, Runner, RunnerConfig};
+use flakeboot_nix::{Flakes, LocalSources, Runner, RunnerConfig};
 
 use crate::cli::ServeArgs;
 use crate::web;
@@ -26,6 +26,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     let mut config = Config::load(&args.config)?;
     if let Some(dir) = args.state_dir {
         config.state_dir = dir;
+    }
+    // Local flakes only from [nix] allowed_paths, never /etc or the state directory: judged
+    // with symlinks resolved, before anything runs.
+    let refused = LocalSources::from_config(&config).problems(&config.flakes);
+    if !refused.is_empty() {
+        anyhow::bail!("{}: {}", args.config.display(), refused.join("\n  "));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

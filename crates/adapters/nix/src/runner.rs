@@ -38,6 +38,9 @@ pub struct RunnerConfig {
     pub keep_generations: usize,
     /// `<state>/build-logs/<id>.log` and `<state>/gcroots/`.
     pub state_dir: PathBuf,
+    /// `[nix] allowed_paths`: the directories local flakes may come from
+    /// ([`crate::LocalSources`]; never `/etc` or `state_dir`).
+    pub allowed_paths: Vec<PathBuf>,
 }
 
 impl RunnerConfig {
@@ -49,6 +52,7 @@ impl RunnerConfig {
             timeout: config.build_timeout,
             keep_generations: config.keep_generations.max(1),
             state_dir: state_dir.to_owned(),
+            allowed_paths: config.allowed_paths.clone(),
         }
     }
 }

@@ -10,7 +10,7 @@ mod vpn;
 
 pub use dhcp::{DhcpConfig, DhcpMode, Ipv6RaConfig, Reservation};
 pub use error::ConfigError;
-pub use flakes::{FlakeConfig, NixConfig};
+pub use flakes::{FlakeConfig, NEVER_FLAKE_SOURCES, NixConfig};
 pub use vpn::VpnConfig;
 
 use std::net::Ipv4Addr;

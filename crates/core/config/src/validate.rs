@@ -151,7 +151,7 @@ pub(crate) fn validate(c: &Config) -> Result<(), Vec<String>> {
         ));
     }
 
-    problems.extend(crate::flakes::problems(&c.flakes, &c.nix));
+    problems.extend(crate::flakes::problems(&c.flakes, &c.nix, &c.state_dir));
     problems.extend(crate::vpn::problems(&c.vpn));
 
     if problems.is_empty() {

@@ -152,9 +152,14 @@ fn machine_and_event_bounds_default_and_are_checked() {
     let c = Config::parse("[lan]\ninterface = \"eth0\"\n", Path::new("t.toml")).unwrap();
     assert_eq!(c.boot.max_machines, 4096);
     assert_eq!(c.boot.events_per_machine, 200);
+    assert!(c.nix.allowed_paths.is_empty(), "no local flakes by default");
     let full = Config::load(&examples_dir().join("full.toml")).unwrap();
     assert_eq!(full.boot.max_machines, 4096);
     assert_eq!(full.boot.events_per_machine, 200);
+    assert_eq!(
+        full.nix.allowed_paths,
+        [std::path::PathBuf::from("/srv/flakes")]
+    );
     let err = Config::parse(
         "[lan]\ninterface = \"eth0\"\n[boot]\nmax_machines = 0\nevents_per_machine = 1\n",
         Path::new("t.toml"),
