@@ -125,8 +125,8 @@ fn a_mac_flood_over_http_makes_no_machine_and_only_dhcp_does() {
         "{script}"
     );
 
-    // The flood: 500 made-up MACs, each fetching its script and reporting itself up (from
-    // the address it just fetched from: accepted), plus group addresses.
+    // The flood: 500 made-up MACs fetching their scripts; the last one reports itself up
+    // (from the address it just fetched from: accepted).
     let scripts: Vec<String> = macs
         .iter()
         .map(|m| format!("{base}/boot.ipxe?mac={m}"))
@@ -141,6 +141,20 @@ fn a_mac_flood_over_http_makes_no_machine_and_only_dhcp_does() {
         &[format!("{base}/boot/report")],
     );
     assert_eq!(report, ["204"], "the address that fetched last may report");
+    // Every request is recorded (the flood is in the event log) ...
+    wait_until(&mut daemon, "the flood's events", || {
+        stored(&lan, "script") > FLOOD && stored(&lan, "system") == 1
+    });
+    // ... and none of it made a machine.
+    let listed = machine_macs(&lan);
+    assert!(
+        listed.is_empty(),
+        "{} machines from HTTP requests: {:?}",
+        listed.len(),
+        &listed[..listed.len().min(5)]
+    );
+
+    // Zero, broadcast and multicast MACs: the menu, but never a report, and no machine.
     let groups = [
         "ff:ff:ff:ff:ff:ff",
         "01:00:5e:00:00:01",
@@ -165,18 +179,10 @@ fn a_mac_flood_over_http_makes_no_machine_and_only_dhcp_does() {
         assert_eq!(code, ["400"], "a report for {group}");
     }
 
-    // Every request is recorded (the flood is in the event log) ...
-    wait_until(&mut daemon, "the flood's events", || {
-        stored(&lan, "script") > FLOOD && stored(&lan, "system") == 1
+    wait_until(&mut daemon, "the group MACs' events", || {
+        stored(&lan, "script") == 1 + FLOOD + groups.len()
     });
-    // ... and none of it made a machine.
-    let listed = machine_macs(&lan);
-    assert!(
-        listed.is_empty(),
-        "{} machines from HTTP requests: {:?}",
-        listed.len(),
-        &listed[..listed.len().min(5)]
-    );
+    assert!(machine_macs(&lan).is_empty());
 
     // A PXE DISCOVER from a broadcast chaddr gets nothing and makes nothing; one from a real
     // MAC gets the proxy offer and makes the one machine.
