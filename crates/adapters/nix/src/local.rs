@@ -113,17 +113,12 @@ impl LocalSources {
             return Ok(());
         };
         let url = flake.as_str();
-        let real = std::fs::canonicalize(&path).map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => LocalSourceError::Missing {
-                url: url.to_owned(),
-                path: path.clone(),
-            },
-            _ => LocalSourceError::Unresolvable {
-                url: url.to_owned(),
-                path: path.clone(),
-                reason: e.to_string(),
-            },
-        })?;
+        let real = match std::fs::canonicalize(&path) {
+            Ok(real) => real,
+            // Judged by its text then, so that a refusal never tells whether a path outside
+            // the allowed directories exists.
+            Err(e) => return Err(self.unresolved(url, path, &e)),
+        };
         for (dir, what) in &self.never {
             let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.clone());
             if real.starts_with(&dir) || dir.starts_with(&real) {
@@ -148,6 +143,50 @@ impl LocalSources {
                 url: url.to_owned(),
                 path: real,
             })
+        }
+    }
+
+    /// Why a path that cannot be resolved (missing, unreadable) is refused: a path inside or
+    /// holding a never-directory, or not (by its text) under an allowed one, is refused as
+    /// such; only inside an allowed directory is "does not exist" said.
+    fn unresolved(&self, url: &str, path: PathBuf, error: &std::io::Error) -> LocalSourceError {
+        let plain = !path
+            .components()
+            .any(|c| c == std::path::Component::ParentDir);
+        if plain {
+            for (dir, what) in &self.never {
+                if path.starts_with(dir) || dir.starts_with(&path) {
+                    return LocalSourceError::Never {
+                        url: url.to_owned(),
+                        path,
+                        never: dir.clone(),
+                        what,
+                    };
+                }
+            }
+        }
+        let allowed = plain
+            && self.allowed.iter().filter(|d| d.is_absolute()).any(|dir| {
+                path.starts_with(dir)
+                    || std::fs::canonicalize(dir).is_ok_and(|real| path.starts_with(real))
+            });
+        if !allowed {
+            return LocalSourceError::NotAllowed {
+                url: url.to_owned(),
+                path,
+            };
+        }
+        if error.kind() == std::io::ErrorKind::NotFound {
+            LocalSourceError::Missing {
+                url: url.to_owned(),
+                path,
+            }
+        } else {
+            LocalSourceError::Unresolvable {
+                url: url.to_owned(),
+                path,
+                reason: error.to_string(),
+            }
         }
     }
 
@@ -337,6 +376,15 @@ mod tests {
         assert!(matches!(err, LocalSourceError::BadPath { .. }), "{err}");
         let err = check(&sources, &format!("path:{a}/nope")).unwrap_err();
         assert!(matches!(err, LocalSourceError::Missing { .. }), "{err}");
+        // Outside the allowed directories a missing path is just not allowed: a refusal never
+        // tells whether something exists there.
+        let outside = d.outside.display();
+        let err = check(&sources, &format!("path:{outside}/nope")).unwrap_err();
+        assert!(matches!(err, LocalSourceError::NotAllowed { .. }), "{err}");
+        let err = check(&sources, &format!("path:{a}/nope/../../outside")).unwrap_err();
+        assert!(matches!(err, LocalSourceError::NotAllowed { .. }), "{err}");
+        let err = check(&sources, "path:/etc/no-such-dir").unwrap_err();
+        assert!(matches!(err, LocalSourceError::Never { .. }), "{err}");
     }
 
     /// `/etc` and the state directory are refused even when listed, and so is any directory

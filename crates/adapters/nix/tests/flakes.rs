@@ -65,7 +65,7 @@ async fn add_locks_the_flake_and_discovers_every_host() {
     // same name is refused.
     assert_eq!(flakes.add(&repo.url(), Some("lab")).await.unwrap(), flake);
     let err = flakes
-        .add("path:/somewhere/else", Some("lab"))
+        .add("github:acme/else", Some("lab"))
         .await
         .unwrap_err();
     assert!(matches!(err, FlakeError::NameTaken { .. }), "{err}");
@@ -132,6 +132,10 @@ async fn bad_and_unreachable_flakes_are_clear_errors() {
         ),
         (
             "path:/usr/share".to_owned(),
+            "is not under [nix] allowed_paths",
+        ),
+        (
+            "git+file:///nonexistent/repo".to_owned(),
             "is not under [nix] allowed_paths",
         ),
     ] {
