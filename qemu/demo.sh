@@ -102,6 +102,7 @@ name = "demo"
 [nix]
 substituters = []
 extra_options = { "build-users-group" = "" }
+allowed_paths = ["$tmp/flake"]
 
 [[machines]]
 mac = "$mac"

@@ -8,7 +8,8 @@ use anyhow::Context;
 use flakeboot_appliance::system::LiveSystem;
 use flakeboot_appliance::{overview, wire};
 use flakeboot_catalogue::MacAddr;
-use flakeboot_config::{Config, ConfigError, Lines, Problem, System};
+use flakeboot_config::{Config, ConfigError, Field, Lines, Problem, System};
+use flakeboot_nix::{FlakeRef, LocalSources};
 use flakeboot_store::Store;
 
 use crate::cli::{Command, EventsArgs};
@@ -94,6 +95,18 @@ pub fn check_text(
         .into_iter()
         .map(|p| (p, false))
         .collect();
+    // What `serve` refuses at start: local flakes outside [nix] allowed_paths.
+    let local = LocalSources::from_config(&config);
+    for (i, flake) in config.flakes.iter().enumerate() {
+        if let Ok(r) = FlakeRef::parse(&flake.url)
+            && let Err(e) = local.check(&r)
+        {
+            found.push((
+                Problem::new(Field::key("flakes").at(i).then("url"), e.to_string()),
+                false,
+            ));
+        }
+    }
     found.extend(
         flakeboot_config::system::problems(&config, system)
             .into_iter()

@@ -12,12 +12,12 @@ use flakeboot_appliance::settings::plan::effective_config;
 use flakeboot_appliance::vpn::{VpnManager, VpnOptions};
 use flakeboot_appliance::{DaemonStatus, ServiceState, ServiceStatus, events};
 use flakeboot_config::Config;
-use flakeboot_store::Store;
+use flakeboot_store::{Store, StoreOptions};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use flakeboot_nix::{Flakes, Runner, RunnerConfig};
+use flakeboot_nix::{Flakes, LocalSources, Runner, RunnerConfig};
 
 use crate::cli::ServeArgs;
 use crate::web;
@@ -27,6 +27,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(dir) = args.state_dir {
         config.state_dir = dir;
     }
+    // Local flakes only from [nix] allowed_paths, never /etc or the state directory: judged
+    // with symlinks resolved, before anything runs.
+    let refused = LocalSources::from_config(&config).problems(&config.flakes);
+    if !refused.is_empty() {
+        anyhow::bail!("{}: {}", args.config.display(), refused.join("\n  "));
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -35,8 +41,23 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The store's bounds from `[boot]`; the machines the config file names are never forgotten.
+fn store_options(config: &Config) -> StoreOptions {
+    let pinned = config
+        .machines
+        .iter()
+        .map(|m| m.mac)
+        .chain(config.dhcp.reservations.iter().map(|r| r.mac));
+    StoreOptions {
+        max_machines: config.boot.max_machines,
+        events_per_machine: config.boot.events_per_machine,
+        pinned_machines: pinned.collect(),
+        ..StoreOptions::default()
+    }
+}
+
 async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Result<()> {
-    let store = Store::open(&file_config.state_dir)?;
+    let store = Store::open_with(&file_config.state_dir, store_options(&file_config))?;
     // Settings saved in the web UI or API win over the file's (they are the file's until saved).
     let settings = match store.appliance_settings()? {
         Some(saved) => saved,

@@ -80,19 +80,20 @@ fn the_cli_drives_the_appliance_over_https_with_a_token() {
     let started = Instant::now();
     let lan = Lan::new();
     lan.client().addr("eth0", "10.77.0.50/24").unwrap();
-    let config = lan.write_config(
+    // A flake with bootable hosts (the fixture's alpha, beta; diskonly cannot netboot), in the
+    // one directory [nix] allowed_paths lists.
+    std::fs::write(lan.path("k"), b"fake kernel").unwrap();
+    std::fs::write(lan.path("i"), b"fake initrd").unwrap();
+    let repo = FlakeRepo::new(&lan.path("k"), &lan.path("i")).unwrap();
+    let config = lan.write_config(&format!(
         "[dhcp]\nmode = \"off\"\n\n[tftp]\nenabled = false\n\n[nix]\nsubstituters = []\n\
-         extra_options = { \"build-users-group\" = \"\" }",
-    );
+         extra_options = {{ \"build-users-group\" = \"\" }}\nallowed_paths = [{:?}]",
+        repo.path().display().to_string()
+    ));
     let mut daemon = lan.start(&config);
     let cert = lan.state_dir().join("tls/cert.pem");
     let curl = Curl::new(lan.client(), Some(&cert), lan.path("cookies.txt"));
     let admin = Admin::set_up(curl, BASE, &daemon, "off");
-
-    // A flake with bootable hosts (the fixture's alpha, beta; diskonly cannot netboot).
-    std::fs::write(lan.path("k"), b"fake kernel").unwrap();
-    std::fs::write(lan.path("i"), b"fake initrd").unwrap();
-    let repo = FlakeRepo::new(&lan.path("k"), &lan.path("i")).unwrap();
     // A marker of its own: nix really builds (nothing cached from an earlier run).
     let marker = format!(
         "cli-api-{}-{}",
@@ -122,9 +123,10 @@ fn the_cli_drives_the_appliance_over_https_with_a_token() {
         serde_json::from_str(&laptop.ok(&["flake", "list", "--json"])).unwrap();
     assert_eq!(list[0]["name"], "lab", "{list}");
     assert_eq!(list[0]["revision"], rev.as_str(), "{list}");
-    // A bad URL: nix's complaint, next to the field, and a failure.
+    // A local URL outside [nix] allowed_paths: refused next to the field, and a failure.
     let err = laptop.fails(&["flake", "add", "git+file:///nonexistent/repo"]);
     assert!(err.contains("url: "), "{err}");
+    assert!(err.contains("[nix] allowed_paths"), "{err}");
 
     // flake build, then follow its log to the end.
     let out = laptop.ok(&["flake", "build", "lab", "alpha"]);

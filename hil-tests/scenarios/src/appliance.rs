@@ -48,6 +48,8 @@ pub struct ApplianceConfig {
     flakes: Vec<(String, String)>,
     /// Run nix offline as root even without `[[flakes]]` (flakes added later, from the UI).
     offline_nix: bool,
+    /// `[nix] allowed_paths`: the directories local flakes may come from.
+    allowed_paths: Vec<PathBuf>,
 }
 
 /// A `[[hosts]]` entry.
@@ -77,6 +79,7 @@ impl ApplianceConfig {
             menu: None,
             flakes: Vec::new(),
             offline_nix: false,
+            allowed_paths: Vec::new(),
         }
     }
 
@@ -116,9 +119,24 @@ impl ApplianceConfig {
     }
 
     /// A `[[flakes]]` entry (assign its hosts with [`ApplianceConfig::machine`]). With any flake,
-    /// nix runs offline as root: `[nix] substituters = []`, `build-users-group = ""`.
+    /// nix runs offline as root: `[nix] substituters = []`, `build-users-group = ""`. A local
+    /// flake's directory (`git+file://DIR`, `path:DIR`) is listed in `[nix] allowed_paths`.
     pub fn flake(mut self, url: &str, name: &str) -> Self {
+        let local = url
+            .strip_prefix("git+file://")
+            .or_else(|| url.strip_prefix("path:"))
+            .map(|rest| rest.split(['?', '#']).next().unwrap_or(rest));
+        if let Some(dir) = local {
+            self = self.allow_path(Path::new(dir));
+        }
         self.flakes.push((url.to_owned(), name.to_owned()));
+        self
+    }
+
+    /// List `dir` in `[nix] allowed_paths`: local flakes under it may be added (from the web UI
+    /// or the API too).
+    pub fn allow_path(mut self, dir: &Path) -> Self {
+        self.allowed_paths.push(dir.to_owned());
         self
     }
 
@@ -174,11 +192,17 @@ impl ApplianceConfig {
         for (url, name) in &self.flakes {
             let _ = writeln!(t, "\n[[flakes]]\nurl = \"{url}\"\nname = \"{name}\"");
         }
-        if !self.flakes.is_empty() || self.offline_nix {
+        if !self.flakes.is_empty() || self.offline_nix || !self.allowed_paths.is_empty() {
             let _ = writeln!(
                 t,
                 "\n[nix]\nsubstituters = []\nextra_options = {{ \"build-users-group\" = \"\" }}"
             );
+            let dirs: Vec<String> = self
+                .allowed_paths
+                .iter()
+                .map(|d| format!("{:?}", d.display().to_string()))
+                .collect();
+            let _ = writeln!(t, "allowed_paths = [{}]", dirs.join(", "));
         }
         t
     }

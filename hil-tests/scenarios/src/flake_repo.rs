@@ -194,6 +194,7 @@ mod tests {
         let parsed = flakeboot_config::Config::parse(&text, Path::new("generated.toml"))
             .unwrap_or_else(|e| panic!("{e}\n{text}"));
         assert_eq!(parsed.flakes[0].url, "git+file:///tmp/x");
+        assert_eq!(parsed.nix.allowed_paths, [PathBuf::from("/tmp/x")]);
         assert_eq!(parsed.flakes[0].name.as_deref(), Some("lab"));
         assert_eq!(parsed.nix.substituters, Some(vec![]));
         assert_eq!(parsed.nix.extra_options["build-users-group"], "");

@@ -13,6 +13,7 @@ use crate::blocking::on_store;
 use crate::current::{CurrentGenerations, ResolveError};
 use crate::discover::{DiscoverError, HostStatus, discover};
 use crate::flakeref::{FlakeRef, FlakeRefError};
+use crate::local::{LocalSourceError, LocalSources};
 use crate::lock::{LockError, lock};
 use crate::runner::{BuildRequest, Runner, RunnerError};
 
@@ -22,6 +23,9 @@ pub enum FlakeError {
     /// The reference is malformed.
     #[error(transparent)]
     BadRef(#[from] FlakeRefError),
+    /// A local reference outside `[nix] allowed_paths` (or `/etc`, or the state directory).
+    #[error(transparent)]
+    NotAllowed(#[from] LocalSourceError),
     /// The flake's name is not usable.
     #[error("flake name {name:?} is not allowed: use letters, digits, '-' and '_'")]
     BadName {
@@ -108,14 +112,34 @@ impl From<tokio::task::JoinError> for FlakeError {
 pub struct Flakes {
     runner: Runner,
     current: CurrentGenerations,
+    local: LocalSources,
 }
 
 impl Flakes {
     /// Operations over `runner`'s store and current generations (the runner refreshes them after
-    /// every new generation; the operations here after every change they make).
+    /// every new generation; the operations here after every change they make). Local flakes
+    /// come only from the runner config's `allowed_paths`.
     pub fn new(runner: Runner) -> Flakes {
         let current = runner.current().clone();
-        Flakes { runner, current }
+        let config = runner.config();
+        let local = LocalSources::new(&config.allowed_paths, &config.state_dir);
+        Flakes {
+            runner,
+            current,
+            local,
+        }
+    }
+
+    /// Where local flakes may come from.
+    pub fn local_sources(&self) -> &LocalSources {
+        &self.local
+    }
+
+    /// Parses a stored or given reference and checks a local one against `allowed_paths`.
+    fn checked_ref(&self, url: &str) -> Result<FlakeRef, FlakeError> {
+        let flake_ref = FlakeRef::parse(url)?;
+        self.local.check(&flake_ref)?;
+        Ok(flake_ref)
     }
 
     /// What the boot services consult.
@@ -132,10 +156,11 @@ impl Flakes {
         self.runner.store()
     }
 
-    /// Add a flake: validate the reference, lock it, discover its hosts. A flake of the same
-    /// name and URL that is already known is returned as it is (a restart does not re-lock).
+    /// Add a flake: validate the reference (a local one must be under `[nix] allowed_paths`),
+    /// lock it, discover its hosts. A flake of the same name and URL that is already known is
+    /// returned as it is (a restart does not re-lock).
     pub async fn add(&self, url: &str, name: Option<&str>) -> Result<FlakeRecord, FlakeError> {
-        let flake_ref = FlakeRef::parse(url)?;
+        let flake_ref = self.checked_ref(url)?;
         let name = name.map_or_else(|| flake_ref.default_name(), str::to_owned);
         if !valid_name(&name) {
             return Err(FlakeError::BadName { name });
@@ -209,7 +234,7 @@ impl Flakes {
     /// without building (later builds use the new lock).
     pub async fn relock(&self, name: &str) -> Result<FlakeRecord, FlakeError> {
         let existing = self.flake(name)?;
-        let flake_ref = FlakeRef::parse(&existing.url)?;
+        let flake_ref = self.checked_ref(&existing.url)?;
         let record = self.lock_and_discover(name, &flake_ref).await?;
         info!(flake = %name, rev = ?record.revision, "flake re-locked");
         Ok(record)
@@ -222,9 +247,11 @@ impl Flakes {
             .ok_or_else(|| FlakeError::NoSuchFlake { name: name.into() })
     }
 
-    /// Build one host of a flake at its current lock.
+    /// Build one host of a flake at its current lock (a local flake only while it is still
+    /// under `[nix] allowed_paths`).
     pub fn build(&self, flake: &str, host: &str) -> Result<u64, FlakeError> {
         let record = self.flake(flake)?;
+        self.checked_ref(&record.url)?;
         let h = record
             .hosts
             .iter()

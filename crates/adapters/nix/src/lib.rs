@@ -2,6 +2,8 @@
 //!
 //! Pure parts (no I/O, unit-tested with captured nix output):
 //! - [`flakeref`]: check a flake reference and derive its default name;
+//! - [`local`]: which directories local flakes may come from (`[nix] allowed_paths`; never
+//!   `/etc` or the state directory), judged with symlinks resolved;
 //! - [`progress`]: read nix's structured log into build progress and log lines;
 //! - parsing in [`lock`], [`discover`], [`outputs`] and [`generation`].
 //!
@@ -22,6 +24,7 @@ pub mod flakes;
 pub mod gc;
 pub mod generation;
 mod live;
+pub mod local;
 pub mod lock;
 pub mod outputs;
 mod procs;
@@ -36,6 +39,7 @@ pub use flakeref::{FlakeRef, FlakeRefError, FlakeRefKind};
 pub use flakes::{FlakeError, Flakes};
 pub use gc::{DiskUsage, GcReport, Storage, StorageReport};
 pub use live::LogFollower;
+pub use local::{LocalSourceError, LocalSources};
 pub use lock::LockedFlake;
 pub use progress::{BuildProgress, NixLogEvent, ProgressError, ProgressTracker};
 pub use runner::{BuildRequest, BuildStatus, Runner, RunnerConfig, RunnerError};

@@ -43,6 +43,9 @@ pub struct RunnerConfig {
     pub min_free: Option<u64>,
     /// `[nix] gc`: collect garbage after each successful build and daily.
     pub gc: bool,
+    /// `[nix] allowed_paths`: the directories local flakes may come from
+    /// ([`crate::LocalSources`]; never `/etc` or `state_dir`).
+    pub allowed_paths: Vec<PathBuf>,
 }
 
 impl RunnerConfig {
@@ -56,6 +59,7 @@ impl RunnerConfig {
             state_dir: state_dir.to_owned(),
             min_free: config.min_free,
             gc: config.gc,
+            allowed_paths: config.allowed_paths.clone(),
         }
     }
 }

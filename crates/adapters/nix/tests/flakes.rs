@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use common::*;
 use flakeboot_config::FlakeConfig;
-use flakeboot_nix::{FlakeError, Flakes, RunnerError};
+use flakeboot_nix::{FlakeError, Flakes, LocalSourceError, RunnerError};
 use flakeboot_store::BuildState;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -65,7 +65,7 @@ async fn add_locks_the_flake_and_discovers_every_host() {
     // same name is refused.
     assert_eq!(flakes.add(&repo.url(), Some("lab")).await.unwrap(), flake);
     let err = flakes
-        .add("path:/somewhere/else", Some("lab"))
+        .add("github:acme/else", Some("lab"))
         .await
         .unwrap_err();
     assert!(matches!(err, FlakeError::NameTaken { .. }), "{err}");
@@ -89,23 +89,60 @@ async fn bad_and_unreachable_flakes_are_clear_errors() {
     let err = flakes.add("github:only-owner", None).await.unwrap_err();
     assert!(err.to_string().contains("owner and a repository"), "{err}");
 
-    // Well-formed but not there: nix's own message comes through.
-    let missing = state.join("no-such-repo");
+    // Well-formed but not there.
+    let missing = fixtures_root().join(format!("no-such-repo-{}", std::process::id()));
     let err = flakes
         .add(&format!("git+file://{}", missing.display()), None)
         .await
         .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            FlakeError::NotAllowed(LocalSourceError::Missing { .. })
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("does not exist"), "{err}");
+
+    // There but not a repository: nix's own message comes through.
+    let empty = fixture_dir("empty-");
+    let err = flakes
+        .add(&format!("git+file://{}", empty.path().display()), None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, FlakeError::Lock(_)), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("no-such-repo"), "{msg}");
+    assert!(msg.contains(&empty.path().display().to_string()), "{msg}");
     assert!(msg.contains("flake metadata failed"), "{msg}");
 
     // A directory without flake.nix.
     let err = flakes
-        .add(&format!("path:{}", state.display()), Some("empty"))
+        .add(&format!("path:{}", empty.path().display()), Some("empty"))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("flake.nix"), "{err}");
+
+    // Local flakes only from [nix] allowed_paths, never /etc or the state directory.
+    for (url, needle) in [
+        ("path:/etc".to_owned(), "never built from /etc"),
+        (format!("path:{}", state.display()), "never built from"),
+        (
+            format!("path:{}", std::env::temp_dir().display()),
+            "never built from",
+        ),
+        (
+            "path:/usr/share".to_owned(),
+            "is not under [nix] allowed_paths",
+        ),
+        (
+            "git+file:///nonexistent/repo".to_owned(),
+            "is not under [nix] allowed_paths",
+        ),
+    ] {
+        let err = flakes.add(&url, None).await.unwrap_err();
+        assert!(matches!(err, FlakeError::NotAllowed(_)), "{url}: {err}");
+        assert!(err.to_string().contains(needle), "{url}: {err}");
+    }
     assert!(flakes.runner().store().flakes().unwrap().is_empty());
 }
 

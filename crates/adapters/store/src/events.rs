@@ -1,40 +1,172 @@
 //! Boot events: a bounded ring of the newest events, indexed by machine.
+//!
+//! Three bounds keep it small whatever the LAN sends ([`crate::StoreOptions`]): the newest
+//! `max_events` in all; the newest `events_per_machine` of each MAC; and the newest
+//! `max_unattributed_events` of those that belong to no machine record (no MAC, or a MAC that
+//! no DHCP exchange made a machine, such as a made-up `?mac=`). So a flood of requests under
+//! invented MACs only churns the unattributed events, and one chatty MAC only its own.
+
+use std::collections::BTreeSet;
 
 use flakeboot_catalogue::{BootEvent, MacAddr};
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
-use crate::schema::{EVENTS, EVENTS_BY_MAC, EventMac, MACHINES, MacKey, decode, encode, mac_key};
+use crate::schema::{
+    EVENTS, EVENTS_BY_MAC, EVENTS_UNATTRIBUTED, EventMac, MACHINES, MacKey, decode, encode, mac_key,
+};
 use crate::{Store, StoreError, machines};
 
 const TABLE: &str = "events";
 
+/// The event tables of one write transaction, changed together.
+pub(crate) struct EventTables<'txn> {
+    events: Table<'txn, u64, &'static [u8]>,
+    index: Table<'txn, (MacKey, u64), ()>,
+    unattributed: Table<'txn, u64, ()>,
+}
+
+impl<'txn> EventTables<'txn> {
+    pub(crate) fn open(txn: &'txn WriteTransaction) -> Result<Self, StoreError> {
+        Ok(EventTables {
+            events: txn.open_table(EVENTS)?,
+            index: txn.open_table(EVENTS_BY_MAC)?,
+            unattributed: txn.open_table(EVENTS_UNATTRIBUTED)?,
+        })
+    }
+
+    /// Drops one event and its index entries.
+    fn remove(&mut self, seq: u64) -> Result<(), StoreError> {
+        let mac = self
+            .events
+            .remove(seq)?
+            .and_then(|value| event_mac(value.value()));
+        if let Some(mac) = mac {
+            self.index.remove((mac_key(mac), seq))?;
+        }
+        self.unattributed.remove(seq)?;
+        Ok(())
+    }
+
+    /// The sequence numbers of one MAC's events, oldest first.
+    fn of_mac(&self, mac: MacAddr) -> Result<Vec<u64>, StoreError> {
+        let key = mac_key(mac);
+        let mut seqs = Vec::new();
+        for entry in self.index.range((key, 0)..=(key, u64::MAX))? {
+            seqs.push(entry?.0.value().1);
+        }
+        Ok(seqs)
+    }
+
+    /// Drops every event of a machine that is being forgotten.
+    pub(crate) fn remove_machine(&mut self, mac: MacAddr) -> Result<(), StoreError> {
+        for seq in self.of_mac(mac)? {
+            self.remove(seq)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps only the newest `max` events of `mac`.
+    fn trim_machine(&mut self, mac: MacAddr, max: usize) -> Result<(), StoreError> {
+        let seqs = self.of_mac(mac)?;
+        let excess = seqs.len().saturating_sub(max);
+        for seq in seqs.into_iter().take(excess) {
+            self.remove(seq)?;
+        }
+        Ok(())
+    }
+
+    /// Keeps only the newest `max` events that belong to no machine.
+    fn trim_unattributed(&mut self, max: usize) -> Result<(), StoreError> {
+        let max = u64::try_from(max).unwrap_or(u64::MAX);
+        while self.unattributed.len()? > max {
+            let Some(seq) = self.unattributed.pop_first()?.map(|(key, _)| key.value()) else {
+                break;
+            };
+            self.remove(seq)?;
+        }
+        Ok(())
+    }
+
+    /// Drops the oldest events (and their index entries) until at most `max` remain.
+    fn trim_all(&mut self, max: usize) -> Result<(), StoreError> {
+        let max = u64::try_from(max).unwrap_or(u64::MAX);
+        while self.events.len()? > max {
+            let Some((seq, mac)) = self
+                .events
+                .pop_first()?
+                .map(|(key, value)| (key.value(), event_mac(value.value())))
+            else {
+                break;
+            };
+            if let Some(mac) = mac {
+                self.index.remove((mac_key(mac), seq))?;
+            }
+            self.unattributed.remove(seq)?;
+        }
+        Ok(())
+    }
+}
+
+/// The MAC of a stored event, without decoding the rest (an unreadable one has none).
+fn event_mac(bytes: &[u8]) -> Option<MacAddr> {
+    serde_json::from_slice::<EventMac>(bytes)
+        .ok()
+        .and_then(|e| e.mac)
+}
+
 impl Store {
-    /// Appends boot events and updates the machine of each event that has a MAC (first/last
-    /// seen, firmware, vendor class), in ONE write transaction. Only the newest `max_events`
-    /// events are kept: the oldest are dropped first.
+    /// Appends boot events and updates the machines they belong to (first/last seen, firmware,
+    /// vendor class), in ONE write transaction.
+    ///
+    /// Only a DHCP event (stages `dhcp` and `pxe-boot-server`: a MAC seen on the wire) creates a
+    /// machine record; at `max_machines`, the least recently seen machine nobody configured
+    /// makes room. Other events update the machine of their MAC if it has a record; if not,
+    /// they are kept (and listed under their MAC) as events of no machine. A MAC that is not a
+    /// machine's own (zero, broadcast, multicast) is dropped from the event. Then the oldest
+    /// events are dropped past each bound of [`crate::StoreOptions`].
     pub fn record_events(&self, events: &[BootEvent]) -> Result<(), StoreError> {
         if events.is_empty() {
             return Ok(());
         }
+        let limits = &self.limits;
         let txn = self.db.begin_write()?;
         {
-            let mut table = txn.open_table(EVENTS)?;
-            let mut index = txn.open_table(EVENTS_BY_MAC)?;
+            let mut tables = EventTables::open(&txn)?;
+            machines::admit(&txn, &mut tables, events, limits)?;
             let mut machines = txn.open_table(MACHINES)?;
-            let mut seq = match table.last()? {
+            let mut seq = match tables.events.last()? {
                 Some((key, _)) => key.value().saturating_add(1),
                 None => 0,
             };
+            let mut touched = BTreeSet::new();
             for event in events {
-                let bytes = encode(TABLE, event)?;
-                table.insert(seq, bytes.as_slice())?;
-                if let Some(mac) = event.mac {
-                    index.insert((mac_key(mac), seq), ())?;
-                    machines::observe(&mut machines, mac, event)?;
+                let mac = event.mac.filter(MacAddr::is_station);
+                let bytes = if mac.is_none() && event.mac.is_some() {
+                    let mut anonymous = event.clone();
+                    anonymous.mac = None;
+                    encode(TABLE, &anonymous)?
+                } else {
+                    encode(TABLE, event)?
+                };
+                tables.events.insert(seq, bytes.as_slice())?;
+                let attributed = match mac {
+                    Some(mac) => {
+                        tables.index.insert((mac_key(mac), seq), ())?;
+                        touched.insert(mac);
+                        machines::observe_known(&mut machines, mac, event)?
+                    }
+                    None => false,
+                };
+                if !attributed {
+                    tables.unattributed.insert(seq, ())?;
                 }
                 seq = seq.saturating_add(1);
             }
-            trim(&mut table, &mut index, self.max_events)?;
+            for mac in touched {
+                tables.trim_machine(mac, limits.events_per_machine)?;
+            }
+            tables.trim_unattributed(limits.max_unattributed_events)?;
+            tables.trim_all(limits.max_events)?;
         }
         txn.commit()?;
         Ok(())
@@ -77,29 +209,6 @@ impl Store {
     }
 }
 
-/// Drops the oldest events (and their index entries) until at most `max` remain.
-fn trim(
-    table: &mut Table<u64, &[u8]>,
-    index: &mut Table<(MacKey, u64), ()>,
-    max: usize,
-) -> Result<(), StoreError> {
-    let max = u64::try_from(max).unwrap_or(u64::MAX);
-    while table.len()? > max {
-        let Some((seq, mac)) = table.pop_first()?.map(|(key, value)| {
-            let mac = serde_json::from_slice::<EventMac>(value.value())
-                .ok()
-                .and_then(|e| e.mac);
-            (key.value(), mac)
-        }) else {
-            break;
-        };
-        if let Some(mac) = mac {
-            index.remove((mac_key(mac), seq))?;
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -121,10 +230,10 @@ mod tests {
         UNIX_EPOCH + Duration::from_secs(1_700_000_000 + n)
     }
 
-    /// Event number `n`: its detail and time say which it is; machine `n % 3`.
+    /// Event number `n`: its detail and time say which it is; machine `n % 3`, seen in DHCP.
     fn event(n: u64) -> BootEvent {
         let mac = MACS[(n % 3) as usize];
-        let mut event = BootEvent::new(BootStage::Tftp, Outcome::Ok, format!("event {n}"))
+        let mut event = BootEvent::new(BootStage::Dhcp, Outcome::Ok, format!("event {n}"))
             .mac(mac)
             .peer(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1)))
             .firmware(match n % 2 {
@@ -175,7 +284,11 @@ mod tests {
     fn the_ring_keeps_the_newest_ten_thousand_and_machines_stay_current() {
         const EXTRA: u64 = 1_234;
         let tmp = tempfile::tempdir().unwrap();
-        let store = Store::open(tmp.path()).unwrap();
+        let options = StoreOptions {
+            events_per_machine: usize::MAX,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(tmp.path(), options).unwrap();
         let total = crate::DEFAULT_MAX_EVENTS as u64 + EXTRA;
         let all: Vec<BootEvent> = (0..total).map(event).collect();
         for batch in all.chunks(500) {
@@ -240,6 +353,141 @@ mod tests {
         assert_eq!(kept, (41..=50).map(event).collect::<Vec<_>>());
         // Machine 2 (n % 3 == 2) keeps events 41, 44, 47 and 50.
         assert_eq!(store.events_for(MACS[2], 100).unwrap().len(), 4);
+    }
+
+    fn named(stage: BootStage, mac: Option<MacAddr>, n: u64) -> BootEvent {
+        let mut event = BootEvent::new(stage, Outcome::Ok, format!("event {n}"));
+        event.mac = mac;
+        event.at = at(n);
+        event
+    }
+
+    /// The store's index of events that belong to no machine, for checks.
+    fn unattributed(store: &Store) -> Vec<u64> {
+        let txn = store.db.begin_read().unwrap();
+        let table = txn.open_table(EVENTS_UNATTRIBUTED).unwrap();
+        table
+            .iter()
+            .unwrap()
+            .map(|e| e.unwrap().0.value())
+            .collect()
+    }
+
+    #[test]
+    fn only_a_dhcp_event_makes_a_machine_and_group_macs_are_nobodys() {
+        let store = Store::in_memory().unwrap();
+        let named_only = MacAddr([0x02, 0xaa, 0, 0, 0, 1]);
+        // A script fetch, a TFTP transfer and a report naming a MAC never seen in DHCP.
+        store
+            .record_events(&[
+                named(BootStage::Script, Some(named_only), 1),
+                named(BootStage::Tftp, Some(named_only), 2),
+                named(BootStage::System, Some(named_only), 3),
+            ])
+            .unwrap();
+        assert!(store.machines().unwrap().is_empty());
+        // The events are kept, under their MAC, as events of no machine.
+        assert_eq!(store.events_for(named_only, 10).unwrap().len(), 3);
+        assert_eq!(unattributed(&store), [0, 1, 2]);
+
+        // Zero, broadcast and multicast MACs make no machine even in DHCP, and no index entry.
+        for group in [[0; 6], [0xff; 6], [0x01, 0, 0x5e, 0, 0, 1]] {
+            store
+                .record_events(&[named(BootStage::Dhcp, Some(MacAddr(group)), 4)])
+                .unwrap();
+            assert!(store.events_for(MacAddr(group), 10).unwrap().is_empty());
+        }
+        assert!(store.machines().unwrap().is_empty());
+        let stored = store.recent_events(3).unwrap();
+        assert!(stored.iter().all(|e| e.mac.is_none()), "{stored:?}");
+
+        // Seen in DHCP (also the PXE boot server on 4011): a machine; later events are its own.
+        store
+            .record_events(&[
+                named(BootStage::Script, Some(MACS[0]), 10),
+                named(BootStage::Dhcp, Some(MACS[0]), 11),
+                named(BootStage::PxeBootServer, Some(MACS[1]), 12),
+            ])
+            .unwrap();
+        store
+            .record_events(&[named(BootStage::Kernel, Some(MACS[0]), 13)])
+            .unwrap();
+        let machines = store.machines().unwrap();
+        assert_eq!(
+            machines.iter().map(|m| m.mac).collect::<Vec<_>>(),
+            [MACS[0], MACS[1]]
+        );
+        assert_eq!(machines[0].first_seen, at(10), "the batch's earlier script");
+        assert_eq!(machines[0].last_seen, at(13));
+        assert_eq!(unattributed(&store).len(), 6, "no new ones");
+    }
+
+    #[test]
+    fn each_machine_keeps_only_its_newest_events() {
+        let options = StoreOptions {
+            events_per_machine: 5,
+            ..StoreOptions::default()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open_with(tmp.path(), options).unwrap();
+        let (chatty, quiet) = (MACS[0], MACS[1]);
+        store
+            .record_events(&[named(BootStage::Dhcp, Some(quiet), 0)])
+            .unwrap();
+        for n in 1..=40 {
+            store
+                .record_events(&[named(BootStage::Dhcp, Some(chatty), n)])
+                .unwrap();
+        }
+        // One batch larger than the bound, too.
+        let batch: Vec<BootEvent> = (41..60)
+            .map(|n| named(BootStage::Script, Some(chatty), n))
+            .collect();
+        store.record_events(&batch).unwrap();
+        assert_eq!(
+            details(&store.events_for(chatty, 100).unwrap()),
+            ["event 55", "event 56", "event 57", "event 58", "event 59"]
+        );
+        assert_eq!(details(&store.events_for(quiet, 100).unwrap()), ["event 0"]);
+        assert_eq!(store.event_count().unwrap(), 6);
+        let txn = store.db.begin_read().unwrap();
+        assert_eq!(txn.open_table(EVENTS_BY_MAC).unwrap().len().unwrap(), 6);
+    }
+
+    /// A flood of requests under invented MACs (and without one) churns only the events of no
+    /// machine: every event of a real machine stays.
+    #[test]
+    fn a_flood_of_nobodys_events_leaves_machines_events_alone() {
+        let options = StoreOptions {
+            max_events: 100,
+            max_unattributed_events: 20,
+            ..StoreOptions::default()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open_with(tmp.path(), options).unwrap();
+        let mine: Vec<BootEvent> = (0..30)
+            .map(|n| named(BootStage::Dhcp, Some(MACS[0]), n))
+            .collect();
+        store.record_events(&mine).unwrap();
+        for n in 0..2_000u64 {
+            let invented = MacAddr([0x02, 0xee, 0, 0, (n >> 8) as u8, n as u8]);
+            let mac = (n % 4 != 0).then_some(invented);
+            store
+                .record_events(&[named(BootStage::Script, mac, 100 + n)])
+                .unwrap();
+        }
+        assert_eq!(store.events_for(MACS[0], 100).unwrap(), mine);
+        assert_eq!(store.event_count().unwrap(), 30 + 20);
+        assert_eq!(unattributed(&store).len(), 20);
+        assert_eq!(store.machines().unwrap().len(), 1);
+        // The newest of the flood are the ones kept.
+        assert_eq!(
+            store.recent_events(1).unwrap()[0].detail,
+            format!("event {}", 100 + 1_999)
+        );
+        let txn = store.db.begin_read().unwrap();
+        let index_len = txn.open_table(EVENTS_BY_MAC).unwrap().len().unwrap();
+        assert_eq!(index_len, 30 + 15, "the flood's kept events with a MAC");
     }
 
     #[test]

@@ -36,10 +36,12 @@ pub use settings::*;
 pub use users::*;
 pub use vpn::*;
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use flakeboot_catalogue::MacAddr;
 use redb::ReadableDatabase;
 
 /// The database file's name inside the state directory.
@@ -86,11 +88,34 @@ fn restrict(path: &Path, mode: u32, loose_is_news: bool) {
 /// How many boot events are kept by default (oldest dropped first).
 pub const DEFAULT_MAX_EVENTS: usize = 10_000;
 
+/// How many boot events of one machine (one MAC) are kept by default.
+pub const DEFAULT_EVENTS_PER_MACHINE: usize = 200;
+
+/// How many events that belong to no machine record are kept by default.
+pub const DEFAULT_MAX_UNATTRIBUTED_EVENTS: usize = 1_000;
+
+/// How many machine records are kept by default.
+pub const DEFAULT_MAX_MACHINES: usize = 4096;
+
 /// Tuning for [`Store::open_with`]; [`Store::open`] uses the defaults.
+///
+/// Everything anyone on the LAN can make the store keep is bounded here: boot events (in all,
+/// per machine, and those of no machine) and machine records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
     /// Keep at most this many boot events; the oldest are dropped first.
     pub max_events: usize,
+    /// Keep at most this many boot events of one MAC; its oldest are dropped first.
+    pub events_per_machine: usize,
+    /// Keep at most this many events that belong to no machine record (no MAC, or a MAC no DHCP
+    /// exchange made a machine); the oldest of them are dropped first.
+    pub max_unattributed_events: usize,
+    /// At most this many machine records. Only a DHCP exchange creates one; at the cap, the
+    /// least recently seen machine that nobody configured (no host, label, boot options or
+    /// reservation, not in `pinned_machines`) is forgotten to make room, with its events.
+    pub max_machines: usize,
+    /// Machines the config file names (`[[machines]]`, reservations): never forgotten.
+    pub pinned_machines: Vec<MacAddr>,
     /// Page cache of the database, in bytes (redb's default of 1 GiB is far too much for an
     /// appliance).
     pub cache_size: usize,
@@ -100,7 +125,33 @@ impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
             max_events: DEFAULT_MAX_EVENTS,
+            events_per_machine: DEFAULT_EVENTS_PER_MACHINE,
+            max_unattributed_events: DEFAULT_MAX_UNATTRIBUTED_EVENTS,
+            max_machines: DEFAULT_MAX_MACHINES,
+            pinned_machines: Vec::new(),
             cache_size: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// The bounds a [`Store`] keeps (from [`StoreOptions`]).
+#[derive(Debug)]
+pub(crate) struct Limits {
+    pub(crate) max_events: usize,
+    pub(crate) events_per_machine: usize,
+    pub(crate) max_unattributed_events: usize,
+    pub(crate) max_machines: usize,
+    pub(crate) pinned_machines: HashSet<MacAddr>,
+}
+
+impl Limits {
+    fn new(options: &StoreOptions) -> Limits {
+        Limits {
+            max_events: options.max_events,
+            events_per_machine: options.events_per_machine,
+            max_unattributed_events: options.max_unattributed_events,
+            max_machines: options.max_machines,
+            pinned_machines: options.pinned_machines.iter().copied().collect(),
         }
     }
 }
@@ -110,14 +161,14 @@ impl Default for StoreOptions {
 pub struct Store {
     db: Arc<redb::Database>,
     dir: PathBuf,
-    max_events: usize,
+    limits: Arc<Limits>,
 }
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Store")
             .field("dir", &self.dir)
-            .field("max_events", &self.max_events)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -195,7 +246,7 @@ impl Store {
         Ok(Store {
             db: Arc::new(db),
             dir,
-            max_events: options.max_events,
+            limits: Arc::new(Limits::new(options)),
         })
     }
 

@@ -1,14 +1,22 @@
 //! Machines by MAC: when they were first and last seen, what firmware they run, and what the
 //! user assigned them (a host to boot, a label).
+//!
+//! A record is created by a DHCP exchange (the MAC seen on the wire) or by the user (assigning
+//! or labelling a MAC), never by a request that merely names a MAC. The records are capped
+//! (`StoreOptions::max_machines`): at the cap, the least recently seen machine nobody
+//! configured is forgotten.
 
+use std::collections::HashSet;
 use std::time::SystemTime;
 
-use flakeboot_catalogue::{BootEvent, ClientFirmware, MacAddr};
-use redb::{ReadableDatabase, ReadableTable, Table};
+use flakeboot_catalogue::{BootEvent, BootStage, ClientFirmware, MacAddr};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
+use crate::events::EventTables;
 use crate::schema::{MACHINES, MacKey, decode, encode, mac_key};
-use crate::{Store, StoreError};
+use crate::settings::{self, MACHINE_OPTIONS};
+use crate::{Limits, Store, StoreError};
 
 const TABLE: &str = "machines";
 
@@ -78,25 +86,130 @@ fn put(table: &mut Table<MacKey, &[u8]>, record: &MachineRecord) -> Result<(), S
     Ok(())
 }
 
-/// Creates or updates the machine of `event` (which has `mac`), inside a write transaction.
+/// Updates the machine of `event` (which has `mac`) if it has a record, inside a write
+/// transaction; whether it had one.
 ///
 /// An unreadable record is replaced by a fresh one (and logged): one bad record must not stop
 /// every later boot event from being recorded.
-pub(crate) fn observe(
+pub(crate) fn observe_known(
     table: &mut Table<MacKey, &[u8]>,
     mac: MacAddr,
     event: &BootEvent,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let existing = match get(table, mac) {
         Err(StoreError::Corrupt { source, .. }) => {
             tracing::warn!(%mac, error = %source, "unreadable machine record replaced");
-            None
+            MachineRecord::new(mac, event.at)
         }
-        other => other?,
+        Ok(Some(record)) => record,
+        Ok(None) => return Ok(false),
+        Err(other) => return Err(other),
     };
-    let mut record = existing.unwrap_or_else(|| MachineRecord::new(mac, event.at));
+    let mut record = existing;
     record.observe(event);
-    put(table, &record)
+    put(table, &record)?;
+    Ok(true)
+}
+
+/// Whether a boot event shows its MAC on the wire in a DHCP packet from that client: only
+/// these create machine records (an HTTP `?mac=`, a TFTP request or a report can name any MAC).
+fn seen_in_dhcp(event: &BootEvent) -> bool {
+    matches!(event.stage, BootStage::Dhcp | BootStage::PxeBootServer)
+}
+
+/// Creates a record for each MAC that `events` show in DHCP and that has none yet, inside a
+/// write transaction. At `max_machines`, the least recently seen machines that nobody
+/// configured are forgotten (with their events) to make room; when there are none, the new
+/// MAC gets no record (its events are kept as events of no machine) and that is logged.
+pub(crate) fn admit(
+    txn: &WriteTransaction,
+    tables: &mut EventTables<'_>,
+    events: &[BootEvent],
+    limits: &Limits,
+) -> Result<(), StoreError> {
+    let mut machines = txn.open_table(MACHINES)?;
+    let mut new: Vec<(MacAddr, SystemTime)> = Vec::new();
+    for event in events.iter().filter(|e| seen_in_dhcp(e)) {
+        let Some(mac) = event.mac.filter(MacAddr::is_station) else {
+            continue;
+        };
+        if let Some(entry) = new.iter_mut().find(|(m, _)| *m == mac) {
+            entry.1 = entry.1.min(event.at);
+        } else if machines.get(mac_key(mac))?.is_none() {
+            new.push((mac, event.at));
+        }
+    }
+    if new.is_empty() {
+        return Ok(());
+    }
+    let count = usize::try_from(machines.len()?).unwrap_or(usize::MAX);
+    let room = limits.max_machines.saturating_sub(count);
+    let mut admitted = room.min(new.len());
+    if new.len() > room {
+        let in_batch: HashSet<MacAddr> = events.iter().filter_map(|e| e.mac).collect();
+        let candidates = evictable(txn, &machines, limits, &in_batch)?;
+        // Past the cap (a lowered max_machines) evict down to it as well.
+        let over = count.saturating_sub(limits.max_machines);
+        let wanted = new.len() - room + over;
+        let mut evicted = 0;
+        for mac in candidates.into_iter().take(wanted) {
+            machines.remove(mac_key(mac))?;
+            tables.remove_machine(mac)?;
+            evicted += 1;
+        }
+        admitted = (room + evicted).saturating_sub(over).min(new.len());
+        if evicted > 0 {
+            tracing::info!(
+                evicted,
+                max_machines = limits.max_machines,
+                "machine records at their cap: forgot the least recently seen unconfigured ones"
+            );
+        }
+        if admitted < new.len() {
+            tracing::warn!(
+                refused = new.len() - admitted,
+                max_machines = limits.max_machines,
+                "machine records at their cap and every one is configured: new MACs get no record"
+            );
+        }
+    }
+    for (mac, at) in new.into_iter().take(admitted) {
+        put(&mut machines, &MachineRecord::new(mac, at))?;
+    }
+    Ok(())
+}
+
+/// Machines that may be forgotten, least recently seen first: no host, no label, no boot
+/// options, no reservation, not pinned by the config file, and not in this batch. An
+/// unreadable record comes first.
+fn evictable(
+    txn: &WriteTransaction,
+    machines: &Table<MacKey, &[u8]>,
+    limits: &Limits,
+    in_batch: &HashSet<MacAddr>,
+) -> Result<Vec<MacAddr>, StoreError> {
+    let options = txn.open_table(MACHINE_OPTIONS)?;
+    let reserved = settings::reserved_macs(txn)?;
+    let mut candidates = Vec::new();
+    for entry in machines.iter()? {
+        let (key, value) = entry?;
+        let mac = MacAddr(key.value());
+        if in_batch.contains(&mac)
+            || limits.pinned_machines.contains(&mac)
+            || reserved.contains(&mac)
+            || options.get(key.value())?.is_some()
+        {
+            continue;
+        }
+        let last_seen = match decode::<MachineRecord>(TABLE, mac, value.value()) {
+            Ok(r) if r.host.is_some() || r.label.is_some() => continue,
+            Ok(r) => r.last_seen,
+            Err(_) => SystemTime::UNIX_EPOCH,
+        };
+        candidates.push((last_seen, mac));
+    }
+    candidates.sort();
+    Ok(candidates.into_iter().map(|(_, mac)| mac).collect())
 }
 
 impl Store {
@@ -245,6 +358,110 @@ mod tests {
         assert!(store.delete_machine(other).unwrap());
         assert!(!store.delete_machine(other).unwrap());
         assert_eq!(store.machines().unwrap().len(), 1);
+    }
+
+    fn seen(mac: MacAddr, secs: u64) -> BootEvent {
+        let mut event = BootEvent::new(BootStage::Dhcp, Outcome::Ok, "offer").mac(mac);
+        event.at = at(secs);
+        event
+    }
+
+    fn macs(store: &Store) -> Vec<u8> {
+        let mut last: Vec<u8> = store
+            .machines()
+            .unwrap()
+            .iter()
+            .map(|m| m.mac.0[5])
+            .collect();
+        last.sort_unstable();
+        last
+    }
+
+    /// At the cap, a new MAC seen in DHCP makes room by forgetting the least recently seen
+    /// machine nobody configured, with its events; configured machines are never forgotten.
+    #[test]
+    fn at_the_cap_the_least_recently_seen_unconfigured_machine_makes_room() {
+        use crate::{ApplianceSettings, MachineOptions, ReservationSetting, StoreOptions};
+        let m = |n: u8| MacAddr([0x52, 0x54, 0, 0, 0, n]);
+        let options = StoreOptions {
+            max_machines: 7,
+            pinned_machines: vec![m(5)],
+            ..StoreOptions::default()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open_with(tmp.path(), options).unwrap();
+        // 1 and 2 are merely seen (1 longest ago); 3 has a host, 4 a label, 5 is in the config
+        // file, 6 has boot options, 7 a reservation.
+        store
+            .record_events(&[seen(m(2), 20), seen(m(1), 10), seen(m(5), 1)])
+            .unwrap();
+        store.set_machine_host(m(3), Some("demo".into())).unwrap();
+        store.set_machine_label(m(4), Some("rack".into())).unwrap();
+        store
+            .record_events(&[seen(m(6), 2), seen(m(7), 3)])
+            .unwrap();
+        store
+            .set_machine_options(
+                m(6),
+                &MachineOptions {
+                    hostname: Some("six".into()),
+                    kernel_params: String::new(),
+                },
+            )
+            .unwrap();
+        store
+            .put_appliance_settings(&ApplianceSettings {
+                reservations: vec![ReservationSetting {
+                    mac: m(7),
+                    address: std::net::Ipv4Addr::new(10, 0, 0, 7),
+                    hostname: None,
+                }],
+                ..ApplianceSettings::default()
+            })
+            .unwrap();
+        assert_eq!(macs(&store), [1, 2, 3, 4, 5, 6, 7]);
+
+        // 8 arrives: 1, seen longest ago, goes, with its events.
+        store.record_events(&[seen(m(8), 30)]).unwrap();
+        assert_eq!(macs(&store), [2, 3, 4, 5, 6, 7, 8]);
+        assert!(store.events_for(m(1), 10).unwrap().is_empty());
+        assert_eq!(store.events_for(m(2), 10).unwrap().len(), 1);
+        // 9, 10 and 11 in one batch: only 2 and 8 may go, so 11 gets no record (its event is
+        // kept as nobody's).
+        store
+            .record_events(&[seen(m(9), 40), seen(m(10), 41), seen(m(11), 42)])
+            .unwrap();
+        assert_eq!(macs(&store), [3, 4, 5, 6, 7, 9, 10]);
+        assert!(store.events_for(m(8), 10).unwrap().is_empty());
+        assert_eq!(store.events_for(m(11), 10).unwrap().len(), 1);
+        // Everything left is configured but 9 and 10, which are in this batch: 12 gets none.
+        store
+            .record_events(&[seen(m(9), 50), seen(m(10), 51), seen(m(12), 52)])
+            .unwrap();
+        assert_eq!(macs(&store), [3, 4, 5, 6, 7, 9, 10]);
+        // A machine with a record is never refused by its own event.
+        store.record_events(&[seen(m(3), 60)]).unwrap();
+        assert_eq!(store.machine(m(3)).unwrap().unwrap().first_seen, at(60));
+        assert_eq!(macs(&store), [3, 4, 5, 6, 7, 9, 10]);
+    }
+
+    #[test]
+    fn a_lowered_cap_is_reached_by_the_next_new_machine() {
+        use crate::StoreOptions;
+        let m = |n: u8| MacAddr([0x52, 0x54, 0, 0, 0, n]);
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(tmp.path()).unwrap();
+            let events: Vec<BootEvent> = (1..=10).map(|n| seen(m(n), u64::from(n))).collect();
+            store.record_events(&events).unwrap();
+        }
+        let options = StoreOptions {
+            max_machines: 4,
+            ..StoreOptions::default()
+        };
+        let store = Store::open_with(tmp.path(), options).unwrap();
+        store.record_events(&[seen(m(11), 11)]).unwrap();
+        assert_eq!(macs(&store), [8, 9, 10, 11]);
     }
 
     #[test]

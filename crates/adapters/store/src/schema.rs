@@ -29,6 +29,13 @@ pub const EVENTS: TableDefinition<u64, &[u8]> = TableDefinition::new("events");
 /// Index of [`EVENTS`] by machine: (MAC, sequence number) -> (). Added in schema 1.
 pub const EVENTS_BY_MAC: TableDefinition<(MacKey, u64), ()> = TableDefinition::new("events_by_mac");
 
+/// The events that belong to no machine record, by sequence number -> (): events without a MAC
+/// and events of a MAC that no DHCP exchange made a machine (a `?mac=` nobody saw on the wire).
+/// They share one small budget, so a flood of them cannot push machines' events out of
+/// [`EVENTS`]. Created by its first write (schema 2 files without it read as empty).
+pub const EVENTS_UNATTRIBUTED: TableDefinition<u64, ()> =
+    TableDefinition::new("events_unattributed");
+
 /// DHCP leases by IPv4 address (4 bytes, network order, so keys sort like addresses) -> JSON
 /// [`crate::LeaseRecord`].
 pub const LEASES: TableDefinition<IpKey, &[u8]> = TableDefinition::new("leases");

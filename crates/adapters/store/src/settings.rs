@@ -113,6 +113,18 @@ impl MachineOptions {
     }
 }
 
+/// The MACs the saved settings reserve addresses for, inside a write transaction.
+pub(crate) fn reserved_macs(
+    txn: &redb::WriteTransaction,
+) -> Result<std::collections::HashSet<MacAddr>, StoreError> {
+    let table = txn.open_table(SETTINGS)?;
+    let Some(value) = table.get(APPLIANCE_KEY)? else {
+        return Ok(Default::default());
+    };
+    let settings: ApplianceSettings = decode("settings", APPLIANCE_KEY, value.value())?;
+    Ok(settings.reservations.iter().map(|r| r.mac).collect())
+}
+
 impl Store {
     /// The appliance settings saved from the UI, or `None` when never saved.
     pub fn appliance_settings(&self) -> Result<Option<ApplianceSettings>, StoreError> {

@@ -18,12 +18,13 @@ fn map(e: FlakeError) -> FlakeServiceError {
             field: "name",
             message: e.to_string(),
         },
-        FlakeError::BadRef(_) | FlakeError::Lock(_) | FlakeError::Discover(_) => {
-            FlakeServiceError::Invalid {
-                field: "url",
-                message: e.to_string(),
-            }
-        }
+        FlakeError::BadRef(_)
+        | FlakeError::NotAllowed(_)
+        | FlakeError::Lock(_)
+        | FlakeError::Discover(_) => FlakeServiceError::Invalid {
+            field: "url",
+            message: e.to_string(),
+        },
         FlakeError::Unbootable { .. } | FlakeError::Resolve(_) => FlakeServiceError::Invalid {
             field: "host",
             message: e.to_string(),

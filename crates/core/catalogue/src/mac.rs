@@ -17,6 +17,15 @@ impl MacAddr {
     pub fn octets(&self) -> [u8; 6] {
         self.0
     }
+
+    /// Whether this can be one machine's own address: not all zeros, and not a group address
+    /// (the I/G bit of the first octet, set in every multicast address and in the broadcast
+    /// address `ff:ff:ff:ff:ff:ff`). No NIC sends from anything else, so flakeboot refuses the
+    /// rest wherever a MAC arrives (DHCP `chaddr`, `?mac=`, reports, settings).
+    pub fn is_station(&self) -> bool {
+        let [first, ..] = self.0;
+        self.0 != [0; 6] && first & 1 == 0
+    }
 }
 
 impl fmt::Display for MacAddr {
@@ -98,6 +107,29 @@ mod tests {
         ] {
             let err = bad.parse::<MacAddr>().unwrap_err();
             assert!(err.to_string().contains("six hex pairs"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn only_unicast_nonzero_addresses_are_stations() {
+        for station in [
+            "52:54:00:12:34:56",
+            "02:00:00:00:00:01",
+            "fe:ff:ff:ff:ff:ff",
+        ] {
+            assert!(
+                station.parse::<MacAddr>().unwrap().is_station(),
+                "{station}"
+            );
+        }
+        for group in [
+            "00:00:00:00:00:00",
+            "ff:ff:ff:ff:ff:ff",
+            "01:00:5e:00:00:01",
+            "33:33:00:00:00:01",
+            "53:54:00:12:34:56",
+        ] {
+            assert!(!group.parse::<MacAddr>().unwrap().is_station(), "{group}");
         }
     }
 

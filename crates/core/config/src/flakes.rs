@@ -5,7 +5,7 @@
 //! the web UI).
 
 use std::collections::{BTreeMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -53,6 +53,11 @@ pub struct NixConfig {
     /// kept generation needs is deleted, but on a machine where the store holds other work,
     /// that work goes too: on by default only in the appliance image's config.
     pub gc: bool,
+    /// Directories local flakes may come from (`path:`, `git+file:`, a bare absolute path, and
+    /// the other `file` fetchers): nix copies a local flake's whole directory into the
+    /// world-readable nix store. Empty (the default): no local flakes. `/etc` and the state
+    /// directory are refused even when listed (or under a listed directory).
+    pub allowed_paths: Vec<PathBuf>,
 }
 
 /// The binary cache nix builds from when `[nix] substituters` is unset.
@@ -76,12 +81,51 @@ impl Default for NixConfig {
             access_tokens_file: None,
             min_free: None,
             gc: false,
+            allowed_paths: Vec::new(),
         }
     }
 }
 
+/// Directories no flake may come from, whatever `[nix] allowed_paths` says: the system's
+/// secrets (`/etc`); the state directory (TLS and WireGuard keys, the database) is the other.
+pub const NEVER_FLAKE_SOURCES: [&str; 1] = ["/etc"];
+
+/// Problems in `[nix] allowed_paths`, judged by their text (the daemon checks each local flake
+/// again with symlinks resolved, `flakeboot_nix::LocalSources`).
+fn allowed_path_problems(allowed: &[PathBuf], state_dir: &Path) -> Vec<String> {
+    let mut problems = Vec::new();
+    for dir in allowed {
+        let shown = dir.display();
+        if !dir.is_absolute() {
+            problems.push(format!(
+                "[nix] allowed_paths {shown:?} is not an absolute path: write e.g. \"/srv/flakes\""
+            ));
+            continue;
+        }
+        if dir.components().any(|c| c == Component::ParentDir) {
+            problems.push(format!(
+                "[nix] allowed_paths {shown:?} contains \"..\": write the directory itself"
+            ));
+            continue;
+        }
+        let never = NEVER_FLAKE_SOURCES
+            .iter()
+            .map(Path::new)
+            .chain(std::iter::once(state_dir));
+        for secret in never {
+            if dir.starts_with(secret) {
+                problems.push(format!(
+                    "[nix] allowed_paths {shown:?} is inside {}: flakes are never built from there",
+                    secret.display()
+                ));
+            }
+        }
+    }
+    problems
+}
+
 /// Problems in `[[flakes]]` and `[nix]`, each a sentence that says what to do.
-pub(crate) fn problems(flakes: &[FlakeConfig], nix: &NixConfig) -> Vec<String> {
+pub(crate) fn problems(flakes: &[FlakeConfig], nix: &NixConfig, state_dir: &Path) -> Vec<String> {
     let mut problems = Vec::new();
     let mut urls = HashSet::new();
     let mut names = HashSet::new();
@@ -115,6 +159,7 @@ pub(crate) fn problems(flakes: &[FlakeConfig], nix: &NixConfig) -> Vec<String> {
     if nix.build_timeout.is_zero() {
         problems.push("[nix] build_timeout must be longer than 0s, e.g. \"2h\"".into());
     }
+    problems.extend(allowed_path_problems(&nix.allowed_paths, state_dir));
     for (key, value) in &nix.extra_options {
         if key.is_empty() || key.starts_with('-') || key.chars().any(char::is_whitespace) {
             problems.push(format!(
@@ -185,6 +230,33 @@ max_concurrent_builds = 0
         assert!(err.contains("listed twice"), "{err}");
         assert!(err.contains("\"a b\" is not allowed"), "{err}");
         assert!(err.contains("max_concurrent_builds"), "{err}");
+    }
+
+    #[test]
+    fn allowed_paths_are_absolute_and_never_etc_or_the_state_directory() {
+        let parse = |dirs: &str| {
+            Config::parse(
+                &format!(
+                    "state_dir = \"/var/lib/fb\"\n[lan]\ninterface = \"eth0\"\n[nix]\nallowed_paths = {dirs}\n"
+                ),
+                Path::new("t.toml"),
+            )
+        };
+        assert!(parse("[]").unwrap().nix.allowed_paths.is_empty());
+        let c = parse("[\"/srv/flakes\", \"/home/lab/fleet\", \"/var/lib\"]").unwrap();
+        assert_eq!(c.nix.allowed_paths.len(), 3);
+        for (bad, needle) in [
+            ("srv/flakes", "not an absolute path"),
+            ("/srv/../etc", "contains \"..\""),
+            ("/etc", "inside /etc"),
+            ("/etc/nixos", "inside /etc"),
+            ("/var/lib/fb", "inside /var/lib/fb"),
+            ("/var/lib/fb/tls", "inside /var/lib/fb"),
+        ] {
+            let err = parse(&format!("[{bad:?}]")).unwrap_err().to_string();
+            assert!(err.contains("[nix] allowed_paths"), "{bad}: {err}");
+            assert!(err.contains(needle), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -13,7 +13,9 @@ mod vpn;
 
 pub use dhcp::{DhcpConfig, DhcpMode, Ipv6RaConfig, Reservation};
 pub use error::ConfigError;
-pub use flakes::{DEFAULT_SUBSTITUTERS, DEFAULT_TRUSTED_PUBLIC_KEYS, FlakeConfig, NixConfig};
+pub use flakes::{
+    DEFAULT_SUBSTITUTERS, DEFAULT_TRUSTED_PUBLIC_KEYS, FlakeConfig, NEVER_FLAKE_SOURCES, NixConfig,
+};
 pub use locate::Lines;
 pub use problem::{Field, Problem, Segment};
 pub use system::{InterfaceFacts, PathKind, System};
@@ -204,8 +206,9 @@ impl Default for MenuConfig {
     }
 }
 
-/// `[boot]`: the booted system reports to `POST /boot/report` (the boot server it finds in
-/// `flakeboot.server=` on its command line).
+/// `[boot]`: what flakeboot keeps of boots. The booted system reports to `POST /boot/report`
+/// (the boot server it finds in `flakeboot.server=` on its command line); machines and their
+/// boot events are recorded within bounds anyone on the LAN cannot raise.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct BootReportConfig {
@@ -213,12 +216,20 @@ pub struct BootReportConfig {
     /// (between 1m and 24h).
     #[serde(with = "humantime_serde")]
     pub report_timeout: Duration,
+    /// At most this many machine records. Only a DHCP exchange (a MAC seen on the wire)
+    /// creates one; at the cap the least recently seen machine nobody configured (no host,
+    /// label, boot options or reservation) is forgotten to make room.
+    pub max_machines: usize,
+    /// Boot events kept per machine (per MAC); the oldest are dropped first.
+    pub events_per_machine: usize,
 }
 
 impl Default for BootReportConfig {
     fn default() -> Self {
         BootReportConfig {
             report_timeout: Duration::from_secs(600),
+            max_machines: 4096,
+            events_per_machine: 200,
         }
     }
 }

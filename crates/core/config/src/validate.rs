@@ -179,6 +179,44 @@ pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
         );
     }
 
+    if !(16..=1_000_000).contains(&c.boot.max_machines) {
+        add(
+            Field::key("boot").then("max_machines"),
+            format!("{} must be between 16 and 1000000", c.boot.max_machines),
+        );
+    }
+    if !(10..=100_000).contains(&c.boot.events_per_machine) {
+        add(
+            Field::key("boot").then("events_per_machine"),
+            format!(
+                "{} must be between 10 (one boot's events) and 100000",
+                c.boot.events_per_machine
+            ),
+        );
+    }
+    for (i, r) in c.dhcp.reservations.iter().enumerate() {
+        if !r.mac.is_station() {
+            add(
+                Field::key("dhcp").then("reservations").at(i).then("mac"),
+                format!(
+                    "{} is not a machine's MAC address (zero, broadcast or multicast)",
+                    r.mac
+                ),
+            );
+        }
+    }
+    for (i, m) in c.machines.iter().enumerate() {
+        if !m.mac.is_station() {
+            add(
+                Field::key("machines").at(i).then("mac"),
+                format!(
+                    "{} is not a machine's MAC address (zero, broadcast or multicast)",
+                    m.mac
+                ),
+            );
+        }
+    }
+
     let mut host_names = HashSet::new();
     for (i, h) in c.hosts.iter().enumerate() {
         let field = Field::key("hosts").at(i);
@@ -250,7 +288,7 @@ pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
     }
 
     problems.extend(
-        crate::flakes::problems(&c.flakes, &c.nix)
+        crate::flakes::problems(&c.flakes, &c.nix, &c.state_dir)
             .into_iter()
             .map(|message| sectioned(message, &c.flakes)),
     );

@@ -148,3 +148,45 @@ fn per_client_caps_default_and_are_checked() {
     assert!(msg.contains("first_ack_timeout"), "{msg}");
     assert!(msg.contains("max_connections_per_client"), "{msg}");
 }
+
+#[test]
+fn machine_and_event_bounds_default_and_are_checked() {
+    let c = Config::parse("[lan]\ninterface = \"eth0\"\n", Path::new("t.toml")).unwrap();
+    assert_eq!(c.boot.max_machines, 4096);
+    assert_eq!(c.boot.events_per_machine, 200);
+    assert!(c.nix.allowed_paths.is_empty(), "no local flakes by default");
+    let full = Config::load(&examples_dir().join("full.toml")).unwrap();
+    assert_eq!(full.boot.max_machines, 4096);
+    assert_eq!(full.boot.events_per_machine, 200);
+    assert_eq!(
+        full.nix.allowed_paths,
+        [std::path::PathBuf::from("/srv/flakes")]
+    );
+    let err = Config::parse(
+        "[lan]\ninterface = \"eth0\"\n[boot]\nmax_machines = 0\nevents_per_machine = 1\n",
+        Path::new("t.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("[boot] max_machines = 0"), "{err}");
+    assert!(err.contains("[boot] events_per_machine = 1"), "{err}");
+}
+
+#[test]
+fn broadcast_and_multicast_macs_are_refused() {
+    let err = Config::parse(
+        "[lan]\ninterface = \"eth0\"\n[[machines]]\nmac = \"ff:ff:ff:ff:ff:ff\"\n\
+         [[dhcp.reservations]]\nmac = \"01:00:5e:00:00:01\"\naddress = \"10.0.0.5\"\n",
+        Path::new("t.toml"),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("[[machines]] ff:ff:ff:ff:ff:ff is not a machine's MAC"),
+        "{err}"
+    );
+    assert!(
+        err.contains("[[dhcp.reservations]] 01:00:5e:00:00:01 is not a machine's MAC"),
+        "{err}"
+    );
+}

@@ -290,6 +290,23 @@ async fn machines_events_and_settings_over_the_api() {
             .unwrap()
             .contains("nosuch")
     );
+    // A broadcast or multicast MAC is nobody's: nothing to assign, nothing created.
+    for group in [
+        "ff:ff:ff:ff:ff:ff",
+        "01:00:5e:00:00:01",
+        "00:00:00:00:00:00",
+    ] {
+        let resp = h
+            .api(
+                "POST",
+                &format!("/api/v1/machines/{group}"),
+                &t,
+                Some(json!({"label": "x"})),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{group}");
+    }
+    assert_eq!(h.store.machines().unwrap().len(), 1);
     let mut changes = h.state.machine_changes();
     changes.borrow_and_update();
     let resp = h

@@ -113,8 +113,13 @@ fn the_real_appliance_is_set_up_builds_a_flake_and_shows_a_booted_machine_in_chr
         .commit_marker("rev1")
         .unwrap_or_else(|e| s.fail(&e.to_string()));
     let laptop = laptop(s.lan());
-    // No [[hosts]], no [[machines]], no [[flakes]]: everything comes from the browser.
-    s.start_appliance(&ApplianceConfig::new(Mode::Router).offline_nix());
+    // No [[hosts]], no [[machines]], no [[flakes]]: everything comes from the browser (only the
+    // fixture's directory is listed in [nix] allowed_paths, so the browser may add it).
+    s.start_appliance(
+        &ApplianceConfig::new(Mode::Router)
+            .offline_nix()
+            .allow_path(repo.path()),
+    );
     let code = setup_code(s.appliance(), Duration::from_secs(10));
     timings.mark("serving");
 

@@ -32,13 +32,18 @@ pub enum PacketError {
     /// No option 53.
     #[error("no DHCP message type (option 53)")]
     NoMessageType,
+    /// An Ethernet `chaddr` that no NIC sends from: all zeros, broadcast or multicast.
+    #[error("client hardware address {mac} is not a machine's (zero, broadcast or multicast)")]
+    NotAStation { mac: MacAddr },
 }
 
 /// The DHCP magic cookie (RFC 2131 section 3).
 pub const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
 
 /// Decode a received packet into a [`Message`] that is safe to use: a BOOTREQUEST with the
-/// magic cookie, `hlen <= 16` (so `chaddr()` cannot panic) and a message type.
+/// magic cookie, `hlen <= 16` (so `chaddr()` cannot panic), a message type, and (for Ethernet)
+/// a client address that is one machine's: a zero, broadcast or multicast `chaddr` is refused,
+/// so it can never become a lease or a machine record.
 pub fn parse_request(bytes: &[u8]) -> Result<Message, PacketError> {
     if bytes.len() < 240 {
         return Err(PacketError::TooShort { len: bytes.len() });
@@ -63,6 +68,14 @@ pub fn parse_request(bytes: &[u8]) -> Result<Message, PacketError> {
     }
     if msg.opts().msg_type().is_none() {
         return Err(PacketError::NoMessageType);
+    }
+    // hlen <= 16 was checked above, so chaddr() cannot panic.
+    if msg.htype() == HType::Eth
+        && msg.hlen() == 6
+        && let Some(mac) = MacAddr::from_slice(msg.chaddr())
+        && !mac.is_station()
+    {
+        return Err(PacketError::NotAStation { mac });
     }
     Ok(msg)
 }

@@ -11,7 +11,8 @@ pub enum MacParam {
     /// No `mac` parameter (or an empty one).
     Absent,
     Valid(MacAddr),
-    /// A `mac` parameter that is not a MAC (the raw value, for the debug log).
+    /// A `mac` parameter that is not a MAC, or not one machine's (zero, broadcast, multicast):
+    /// the raw value, for the debug log.
     Invalid(String),
 }
 
@@ -27,7 +28,10 @@ pub fn mac_param(query: Option<&str>) -> MacParam {
     else {
         return MacParam::Absent;
     };
-    match percent_decode(raw).and_then(|s| s.parse::<MacAddr>().ok()) {
+    let mac = percent_decode(raw)
+        .and_then(|s| s.parse::<MacAddr>().ok())
+        .filter(MacAddr::is_station);
+    match mac {
         Some(mac) => MacParam::Valid(mac),
         None => MacParam::Invalid(raw.chars().take(64).collect()),
     }
@@ -88,6 +92,9 @@ mod tests {
             "mac=%",
             "mac=%ff%fe",
             "mac=${net0/mac}",
+            "mac=ff:ff:ff:ff:ff:ff",
+            "mac=01:00:5e:00:00:01",
+            "mac=00-00-00-00-00-00",
         ] {
             assert!(matches!(mac_param(Some(q)), MacParam::Invalid(_)), "{q}");
         }

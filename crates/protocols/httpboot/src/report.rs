@@ -52,7 +52,7 @@ pub enum ReportError {
     Duplicate(&'static str),
     #[error("field {0:?} is missing")]
     Missing(&'static str),
-    #[error("mac {0:?} is not a MAC address")]
+    #[error("mac {0:?} is not a machine's MAC address")]
     BadMac(String),
     #[error("stage {0:?} is neither \"up\" nor \"failed\"")]
     BadStage(String),
@@ -84,7 +84,9 @@ pub fn parse_report(body: &[u8]) -> Result<Report, ReportError> {
     let mac_text = mac.ok_or(ReportError::Missing("mac"))?;
     let mac = mac_text
         .parse::<MacAddr>()
-        .map_err(|_| ReportError::BadMac(shorten(&mac_text, 64)))?;
+        .ok()
+        .filter(MacAddr::is_station)
+        .ok_or_else(|| ReportError::BadMac(shorten(&mac_text, 64)))?;
     let status = match stage.ok_or(ReportError::Missing("stage"))?.as_str() {
         "up" => SystemStatus::Up,
         "failed" => SystemStatus::Failed {
@@ -237,11 +239,19 @@ mod tests {
 
     #[test]
     fn refuses_malformed_bodies() {
-        let cases: [(&[u8], ReportError); 9] = [
+        let cases: [(&[u8], ReportError); 11] = [
             (b"", ReportError::Missing("mac")),
             (b"stage=up", ReportError::Missing("mac")),
             (b"mac=52:54:00:12:34:56", ReportError::Missing("stage")),
             (b"mac=nope&stage=up", ReportError::BadMac("nope".into())),
+            (
+                b"mac=ff:ff:ff:ff:ff:ff&stage=up",
+                ReportError::BadMac("ff:ff:ff:ff:ff:ff".into()),
+            ),
+            (
+                b"mac=01-00-5e-00-00-01&stage=up",
+                ReportError::BadMac("01-00-5e-00-00-01".into()),
+            ),
             (
                 b"mac=52:54:00:12:34:56&stage=down",
                 ReportError::BadStage("down".into()),

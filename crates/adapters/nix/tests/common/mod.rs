@@ -45,7 +45,7 @@ impl FixtureRepo {
         );
         let dir = tempfile::Builder::new()
             .prefix("flakeboot-nix-test-")
-            .tempdir()
+            .tempdir_in(fixtures_root())
             .unwrap();
         let src = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures")
@@ -134,6 +134,22 @@ pub fn settings() -> NixSettings {
         .with_option("substituters", "")
 }
 
+/// The directory the fixture flakes are made in: the one `[nix] allowed_paths` entry of
+/// [`runner_config`] (local flakes come only from listed directories).
+pub fn fixtures_root() -> PathBuf {
+    let root = std::env::temp_dir().join("flakeboot-nix-fixtures");
+    std::fs::create_dir_all(&root).unwrap();
+    root
+}
+
+/// An empty directory under [`fixtures_root`].
+pub fn fixture_dir(prefix: &str) -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(fixtures_root())
+        .unwrap()
+}
+
 /// The runner as the daemon makes it: settings in `<state>/nix/nix.conf`, nix's HOME there.
 pub fn runner_config(state: &Path) -> RunnerConfig {
     RunnerConfig {
@@ -144,6 +160,7 @@ pub fn runner_config(state: &Path) -> RunnerConfig {
         state_dir: state.to_owned(),
         min_free: None,
         gc: false,
+        allowed_paths: vec![fixtures_root()],
     }
 }
 

@@ -160,11 +160,14 @@ pub(crate) async fn apply(
     Ok(())
 }
 
-/// Parses a MAC from a path.
+/// Parses a MAC from a path: one machine's own (never a zero, broadcast or multicast address).
 pub(crate) fn parse_mac(s: &str) -> Result<MacAddr, WebError> {
-    s.parse().map_err(|_| WebError::NotFound {
-        what: format!("machine {s}"),
-    })
+    s.parse()
+        .ok()
+        .filter(MacAddr::is_station)
+        .ok_or_else(|| WebError::NotFound {
+            what: format!("machine {s}"),
+        })
 }
 
 /// `?q=&state=&page=&per_page=` of the machine list (page and API).

@@ -142,6 +142,33 @@ fn parse_request_rejects_what_is_not_a_request() {
 }
 
 #[test]
+fn parse_request_refuses_zero_broadcast_and_multicast_client_addresses() {
+    let mut msg = parse_request(&DHCLIENT_DISCOVER).unwrap();
+    for group in [
+        [0; 6],
+        [0xff; 6],
+        [0x01, 0, 0x5e, 0, 0, 1],
+        [0x33, 0x33, 0, 0, 0, 1],
+    ] {
+        msg.set_chaddr(&group);
+        let bytes = msg.to_vec().unwrap();
+        assert_eq!(
+            parse_request(&bytes),
+            Err(PacketError::NotAStation {
+                mac: MacAddr(group)
+            }),
+            "{group:02x?}"
+        );
+    }
+    msg.set_chaddr(&[0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+    assert!(parse_request(&msg.to_vec().unwrap()).is_ok());
+    // Not Ethernet: chaddr is not a MAC, and not judged as one.
+    msg.set_htype(HType::ExperimentalEth);
+    msg.set_chaddr(&[0xff; 6]);
+    assert!(parse_request(&msg.to_vec().unwrap()).is_ok());
+}
+
+#[test]
 fn proxy_vendor_options_are_what_pixiecore_and_dnsmasq_send() {
     // Pixiecore (pixiecore/dhcp.go: `6: []byte{8}`) and dnsmasq without a PXE menu
     // (rfc2131.c pxe_opts: `discovery_control = 8`) both put exactly this in option 43.

@@ -101,6 +101,20 @@ fn garbage_is_counted_as_malformed() {
     }
 }
 
+/// A PXE DISCOVER from a broadcast or multicast `chaddr` (a forged packet): no offer, no event,
+/// so no machine record and no learned address; counted as malformed.
+#[test]
+fn a_boot_request_from_a_group_address_is_malformed_and_makes_no_event() {
+    for group in [[0xff; 6], [0x01, 0x00, 0x5e, 0, 0, 7], [0; 6]] {
+        let mut req = Message::decode(&mut Decoder::new(&OVMF_PXE_DISCOVER)).unwrap();
+        req.set_chaddr(&group);
+        let bytes = req.to_vec().unwrap();
+        let h = handle_datagram(ProxyPort::Dhcp, &bytes, src(), &cfg(), NOW);
+        assert_eq!(h.counter, Counter::Malformed, "{group:02x?}");
+        assert!(h.reply.is_none() && h.event.is_none() && h.learned.is_none());
+    }
+}
+
 #[test]
 fn replies_from_other_servers_are_ignored_not_malformed() {
     let mut offer = parse_request(&OVMF_PXE_DISCOVER).unwrap();
