@@ -50,6 +50,7 @@ pub struct ApplianceConfig {
     offline_nix: bool,
     /// `[nix] allowed_paths`: the directories local flakes may come from.
     allowed_paths: Vec<PathBuf>,
+    report_timeout: Option<std::time::Duration>,
 }
 
 /// A `[[hosts]]` entry.
@@ -80,7 +81,14 @@ impl ApplianceConfig {
             flakes: Vec::new(),
             offline_nix: false,
             allowed_paths: Vec::new(),
+            report_timeout: None,
         }
+    }
+
+    /// `[boot] report_timeout`: how long after its initrd a boot shows "no report".
+    pub fn report_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.report_timeout = Some(timeout);
+        self
     }
 
     /// A bootable host from files.
@@ -188,6 +196,9 @@ impl ApplianceConfig {
                 "\n[[machines]]\nmac = \"{}\"\nhost = \"{}\"\nextra_cmdline = \"{}\"",
                 m.mac, m.host, m.extra_cmdline
             );
+        }
+        if let Some(timeout) = self.report_timeout {
+            let _ = writeln!(t, "\n[boot]\nreport_timeout = \"{}s\"", timeout.as_secs());
         }
         for (url, name) in &self.flakes {
             let _ = writeln!(t, "\n[[flakes]]\nurl = \"{url}\"\nname = \"{name}\"");
