@@ -73,7 +73,7 @@ fn local_flakes_come_only_from_allowed_paths_and_never_from_etc_or_the_state() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("[[flakes]] path:/etc is refused"),
+        stderr(&out).contains("flakes[0].url: path:/etc is refused"),
         "{}",
         stderr(&out)
     );

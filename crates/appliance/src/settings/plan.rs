@@ -247,7 +247,7 @@ initrd = "/srv/i"
         );
         // The file's other options stay.
         assert!(joined.contains("--option|build-users-group|"), "{joined}");
-        // A list cleared in the UI means nix's own default: no option at all.
+        // A list cleared in the UI means the default: cache.nixos.org.
         let mut file = file();
         file.nix.substituters = Some(vec!["https://a".into()]);
         let mut cleared = settings_from_config(&file);
@@ -255,10 +255,9 @@ initrd = "/srv/i"
         let back = effective_config(&file, &cleared);
         assert_eq!(back.nix.substituters, None);
         assert!(
-            !nix_settings(&back, &current)
+            nix_settings(&back, &current)
                 .options
-                .iter()
-                .any(|(k, _)| k == "substituters")
+                .contains(&("substituters".into(), "https://cache.nixos.org".into()))
         );
     }
 }
