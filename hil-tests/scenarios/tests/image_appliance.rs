@@ -225,7 +225,10 @@ fn nix_version(line: &str) -> Option<(u32, u32)> {
 fn nix_version_is_read_from_the_console_line() {
     let line = "flakeboot-image: nix (Nix) 2.26.3 (nixbld users: 10, nix-instantiate 1 + 1 = 2)";
     assert_eq!(nix_version(line), Some((2, 26)));
-    assert_eq!(nix_version("flakeboot-image: nix (Nix) 2.8.0"), Some((2, 8)));
+    assert_eq!(
+        nix_version("flakeboot-image: nix (Nix) 2.8.0"),
+        Some((2, 8))
+    );
     assert!(nix_version("flakeboot-image: nix (Nix) 2.8.0") < Some((2, 18)));
     assert_eq!(nix_version("flakeboot-image: nix is broken"), None);
 }
@@ -257,8 +260,8 @@ fn image_boots_to_flakeboot_serving_and_a_client_netboots_from_it() {
     // The image ships a Nix that nixpkgs accepts (>= 2.18), with its build users, and it
     // evaluates out of the box (flakeboot-nix.service prints this on the console).
     let nix = vm.wait_for("flakeboot-image: nix (Nix) ", BOOT);
-    let version = nix_version(&nix)
-        .unwrap_or_else(|| panic!("no nix version in the console line {nix:?}"));
+    let version =
+        nix_version(&nix).unwrap_or_else(|| panic!("no nix version in the console line {nix:?}"));
     assert!(
         version >= (2, 18),
         "the image's nix is {version:?}, nixpkgs needs >= 2.18: {nix}"
