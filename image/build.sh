@@ -88,9 +88,10 @@ dir = "/usr/lib/ipxe"
 
 [nix]
 # The store is on the data partition: collect garbage after builds and daily, and refuse a
-# build that would leave less than this free.
+# build that would start with less than this free (the partition is the board's data_mib
+# until first boot grows it to the disk, which is not done yet: see image/README.md).
 gc = true
-min_free = "2G"
+min_free = "128M"
 TOML
 write /etc/systemd/network/20-lan.network 644 <<NET
 # The LAN port: an address from the LAN's DHCP server (flakeboot-lan adds a static fallback).
