@@ -254,7 +254,7 @@ max_concurrent_builds = 0
             ("/var/lib/fb/tls", "inside /var/lib/fb"),
         ] {
             let err = parse(&format!("[{bad:?}]")).unwrap_err().to_string();
-            assert!(err.contains("[nix] allowed_paths"), "{bad}: {err}");
+            assert!(err.contains("nix.allowed_paths"), "{bad}: {err}");
             assert!(err.contains(needle), "{bad}: {err}");
         }
     }

@@ -168,8 +168,8 @@ fn machine_and_event_bounds_default_and_are_checked() {
     )
     .unwrap_err()
     .to_string();
-    assert!(err.contains("[boot] max_machines = 0"), "{err}");
-    assert!(err.contains("[boot] events_per_machine = 1"), "{err}");
+    assert!(err.contains("boot.max_machines: 0 must"), "{err}");
+    assert!(err.contains("boot.events_per_machine: 1 must"), "{err}");
 }
 
 #[test]
@@ -182,11 +182,11 @@ fn broadcast_and_multicast_macs_are_refused() {
     .unwrap_err()
     .to_string();
     assert!(
-        err.contains("[[machines]] ff:ff:ff:ff:ff:ff is not a machine's MAC"),
+        err.contains("machines[0].mac: ff:ff:ff:ff:ff:ff is not a machine's MAC"),
         "{err}"
     );
     assert!(
-        err.contains("[[dhcp.reservations]] 01:00:5e:00:00:01 is not a machine's MAC"),
+        err.contains("dhcp.reservations[0].mac: 01:00:5e:00:00:01 is not a machine's MAC"),
         "{err}"
     );
 }
