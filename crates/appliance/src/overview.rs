@@ -197,13 +197,9 @@ pub fn machine_attempts(
         return Ok(None);
     };
     let events = store.events_for(mac, EVENTS_FOR_ATTEMPTS)?;
-    let list: Vec<Judged> = attempts(&events)
-        .into_iter()
-        .map(|a| {
-            let v = Verdict::of(&a, now, ctx.report_timeout);
-            (a, v)
-        })
-        .collect();
+    let list = attempts(&events);
+    let verdicts = Verdict::all(&list, now, ctx.report_timeout);
+    let list: Vec<Judged> = list.into_iter().zip(verdicts).collect();
     let (host, pinned) = ctx.host_of(&machine);
     let last_boot = list.first().map_or_else(Verdict::never, |(_, v)| v.clone());
     Ok(Some((

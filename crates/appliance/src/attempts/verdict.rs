@@ -108,6 +108,29 @@ impl Verdict {
             .map_or_else(Verdict::never, |a| Verdict::of(a, now, timeout))
     }
 
+    /// The verdict of each of a machine's attempts (newest first): the newest as it stands
+    /// `now`, every older one as [`Verdict::superseded`] (a newer boot began, so it is over).
+    pub fn all(attempts: &[Attempt], now: SystemTime, timeout: Duration) -> Vec<Verdict> {
+        attempts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                if i == 0 {
+                    Verdict::of(a, now, timeout)
+                } else {
+                    Verdict::superseded(a, timeout)
+                }
+            })
+            .collect()
+    }
+
+    /// How an attempt that a newer boot of the same machine followed ended: it is not waiting
+    /// for anything any more (no report came: "no report"; it stopped before the initrd:
+    /// "failed", stopped after its last stage).
+    pub fn superseded(attempt: &Attempt, timeout: Duration) -> Verdict {
+        Verdict::of(attempt, attempt.ended + timeout, timeout)
+    }
+
     /// How `attempt` ended (or stands) `now`, when a report is due `timeout` after the initrd.
     pub fn of(attempt: &Attempt, now: SystemTime, timeout: Duration) -> Verdict {
         let (host, version) = booted(attempt);
@@ -333,6 +356,26 @@ mod tests {
             "Stopped after Script: the machine never asked for the kernel."
         );
         assert_eq!(verdict(&[], 0).state, BootState::Never);
+    }
+
+    /// A boot that stopped after the menu and the one after it, a minute later: the older is
+    /// over ("failed", stopped after its script), not "booting", while the newer boots on.
+    #[test]
+    fn an_attempt_a_newer_boot_followed_is_over() {
+        let mut events = boot("lab.g3")[..2].to_vec();
+        events.extend(boot("lab.g3").into_iter().map(|mut e| {
+            e.at += Duration::from_secs(60);
+            e
+        }));
+        let list = attempts(&events);
+        assert_eq!(list.len(), 2);
+        let all = Verdict::all(&list, at(70), TEN_MIN);
+        assert_eq!(all[0].state, BootState::Booting);
+        assert_eq!(all[1].state, BootState::Failed);
+        assert_eq!(
+            all[1].detail,
+            "Stopped after Script: the machine never asked for the kernel."
+        );
     }
 
     #[test]

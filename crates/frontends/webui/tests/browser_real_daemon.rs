@@ -281,8 +281,10 @@ async fn story(c: &Client, s: &Scenario, run: &Run, timings: &mut Timings) {
     shots.take(c, "real-07-machines-seen").await;
     timings.mark("machine seen");
     let machine = format!("{base}/machines/{}", MAC[0]);
+    // The menu's script was served; the boot stays "booting" until it goes quiet for the report
+    // timeout (the menu's default is the local disk).
     reload_until(c, &machine, "the menu script served", SEEN_TIMEOUT, |t| {
-        t.contains("Stopped after Script")
+        t.contains("GET /boot.ipxe 200 menu of") && t.contains("Booting: at Script")
     })
     .await;
     // iPXE's menu line names it `alpha: lab_alpha generation 1 (rev ...)` ('#' starts an

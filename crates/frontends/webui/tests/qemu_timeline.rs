@@ -134,7 +134,7 @@ async fn browse(state_dir: PathBuf, tls_dir: PathBuf, profile: PathBuf, shots: S
         .unwrap();
     let page = wait_text(&c, "Boot timeline").await;
     assert!(
-        page.contains("booting") && page.contains("pins this machine"),
+        page.contains("booting") && page.contains("Pinned by the config file"),
         "{page}"
     );
     let steps: Vec<String> = {

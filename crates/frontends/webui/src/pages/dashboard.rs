@@ -50,10 +50,10 @@ fn recent_boots(
     let mut boots: Vec<(MacAddr, Attempt, Verdict)> = per_machine
         .into_iter()
         .flat_map(|(mac, list)| {
-            list.into_iter().map(move |a| {
-                let v = Verdict::of(&a, now, report_timeout);
-                (mac, a, v)
-            })
+            let verdicts = Verdict::all(&list, now, report_timeout);
+            list.into_iter()
+                .zip(verdicts)
+                .map(move |(a, v)| (mac, a, v))
         })
         .collect();
     boots.sort_by_key(|(_, a, _)| std::cmp::Reverse(a.started));

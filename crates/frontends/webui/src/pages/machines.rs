@@ -481,8 +481,8 @@ fn render_detail(
                 p.empty { "No boot recorded yet. Power this machine on with network boot (PXE) first in its boot order: each step appears here." }
             } @else {
                 p.small.muted { "The last " (attempts.len().min(ATTEMPTS_SHOWN)) " boots, newest first; bars are each stage's time on the boot's own axis." }
-                @for a in attempts.iter().take(ATTEMPTS_SHOWN) {
-                    (timeline::render(a, &Verdict::of(a, now, report_timeout), now))
+                @for (a, v) in attempts.iter().zip(Verdict::all(&attempts, now, report_timeout)).take(ATTEMPTS_SHOWN) {
+                    (timeline::render(a, &v, now))
                 }
             }
         }
