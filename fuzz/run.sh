@@ -39,11 +39,11 @@ for t in "${targets[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "work/logs/$t.log" | tail -1)
   echo "    exit $status, ${execs:-?} executions in $(($(date +%s) - start))s"
   grep -E '^(==|SUMMARY|thread .* panicked)' "work/logs/$t.log" | head -5 || true
-  # Keep the committed corpus small: only inputs that add coverage.
+  # Keep the committed corpus small: only inputs that add edge coverage (hit counts ignored).
   rm -rf "work/$t.min"
   cp -r "work/$t" "work/$t.min"
   cp corpus/"$t"/* "work/$t.min"/ 2>/dev/null || true
-  cargo fuzz cmin -O --sanitizer none "$t" "work/$t.min" >"work/logs/$t.cmin.log" 2>&1
+  cargo fuzz cmin -O --sanitizer none "$t" "work/$t.min" -- -use_counters=0 >"work/logs/$t.cmin.log" 2>&1
   rm -rf "corpus/$t"
   mv "work/$t.min" "corpus/$t"
   echo "    corpus: $(find "corpus/$t" -type f | wc -l) files, $(du -sh "corpus/$t" | cut -f1)"

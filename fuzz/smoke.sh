@@ -24,7 +24,7 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 if ! command -v c++ >/dev/null 2>&1; then
   # libfuzzer-sys compiles libFuzzer (C++).
-  apt-get install -y --no-install-recommends g++
+  apt-get update && apt-get install -y --no-install-recommends g++
 fi
 
 echo "==> fuzz smoke: build"

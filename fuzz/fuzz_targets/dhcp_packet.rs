@@ -1,19 +1,22 @@
 //! One DHCP datagram from anyone on the LAN, through everything proxy mode does with it.
 //!
 //! Asserts, for any bytes:
-//! - `parse_request` never panics; what it accepts re-emits, and the re-emitted bytes parse back
-//!   to a request that gets the same boot decision. Not to an equal `Message` nor an equal
-//!   client description: dhcproto's round trip is lossy for some odd options (option 82 with
-//!   unparsable sub-options decodes as an empty relay option that is not re-emitted; an empty
-//!   option 60 is dropped), none of which changes a decision;
+//! - `parse_request` never panics (nor does anything after it);
 //! - the client description and the boot decision never panic, and a decision's URL is under the
 //!   configured HTTP base;
-//! - emit then parse of what flakeboot sends: every reply proxy mode builds encodes and decodes
-//!   back with exactly the options that were built, and its wire form is a fixed point (decode
-//!   then encode gives the same bytes; `file` and `sname` only lose their NUL padding);
 //! - PXE option 43: whatever decodes encodes, and decodes back to the same sub-options;
 //! - `handle_datagram` on ports 67 and 4011: any reply is a BOOTREPLY for the same transaction
-//!   that parses as DHCP.
+//!   that parses as DHCP;
+//! - emit then parse of what flakeboot sends: every reply proxy mode builds encodes and decodes
+//!   back with exactly the options that were built, and its wire form is a fixed point (decode
+//!   then encode gives the same bytes; `file` and `sname` only lose their NUL padding).
+//!
+//! No parse -> emit -> parse round trip of *requests*: flakeboot never re-emits one, and
+//! dhcproto's re-encoding of malformed requests is lossy in ways that are its own (option 82
+//! with unparsable sub-options becomes an empty relay option that is not written; empty options
+//! are dropped; repeated options such as 93 are merged and re-split differently), which the
+//! first runs of this target found within seconds. What flakeboot copies from a request into a
+//! reply (option 97) is covered by the reply round trip above.
 #![no_main]
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -130,16 +133,4 @@ fuzz_target!(|data: &[u8]| {
             "the reply's wire form is not stable"
         );
     }
-
-    // Parse, emit, parse: flakeboot reads the re-emitted request the same way.
-    let Ok(emitted) = msg.to_vec() else {
-        return;
-    };
-    let reparsed = parse_request(&emitted).expect("a re-emitted request parses");
-    let reinfo = ClientInfo::from_message(&reparsed);
-    assert_eq!(
-        decide(&reinfo, &cfg),
-        decision,
-        "parse -> emit -> parse changed the decision"
-    );
 });
