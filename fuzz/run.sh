@@ -15,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 export CARGO_INCREMENTAL=0
 RUNS=${RUNS:-10000000}
-MAX_SECONDS=${MAX_SECONDS:-720}
+MAX_SECONDS=${MAX_SECONDS:-600}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo fuzz list)
