@@ -180,10 +180,12 @@ pub fn add_boot_options(reply: &mut Message, decision: &BootDecision, server_ip:
 }
 
 /// Echo option 97 (client machine identifier) when the client sent it: PXE 2.1 requires it
-/// in replies to PXE clients.
+/// in replies to PXE clients. An empty one is not echoed: dhcproto writes nothing for an empty
+/// option, so the reply would claim an option 97 that never goes on the wire.
 pub fn echo_client_guid(reply: &mut Message, req: &Message) {
     if let Some(DhcpOption::ClientMachineIdentifier(guid)) =
         req.opts().get(OptionCode::ClientMachineIdentifier)
+        && !guid.is_empty()
     {
         reply
             .opts_mut()

@@ -383,6 +383,27 @@ fn long_urls_go_in_option_67_only() {
     assert!(encode_reply(&m).unwrap().len() > 240 + 200);
 }
 
+/// Found by the `dhcp_packet` fuzz target: a request with an empty option 97 got a reply that
+/// claimed to echo it, but dhcproto writes nothing for an empty option, so the reply sent was
+/// not the reply built.
+#[test]
+fn an_empty_client_guid_is_not_echoed_and_the_reply_is_what_goes_on_the_wire() {
+    let mut req = bios_pxe_discover();
+    req.opts_mut()
+        .insert(DhcpOption::ClientMachineIdentifier(Vec::new()));
+    for port in [ProxyPort::Dhcp, ProxyPort::BootServer] {
+        let req = match port {
+            ProxyPort::Dhcp => req.clone(),
+            ProxyPort::BootServer => as_request(req.clone(), None, Ipv4Addr::UNSPECIFIED),
+        };
+        let ans = answer(port, &req, &cfg());
+        let r = reply(&ans);
+        assert!(!r.opts().contains(OptionCode::ClientMachineIdentifier));
+        let wire = Message::decode(&mut dhcproto::Decoder::new(&encode_reply(r).unwrap())).unwrap();
+        assert_eq!(wire.opts(), r.opts());
+    }
+}
+
 #[test]
 fn oversized_hlen_is_ignored_not_a_panic() {
     // A Message built by hand (not through parse_request) with hlen > 16.

@@ -19,7 +19,7 @@
 
 mod proxy_loop;
 pub(crate) mod ra_sender;
-pub(crate) mod router;
+pub mod router;
 pub mod socket;
 
 use std::io;
