@@ -35,6 +35,8 @@ for l in sys.stdin:
 rm -rf "$unpriv"
 echo "==> nixos/: every .nix file parses, the NixOS module's boot-time scripts"
 ./nixos/check.sh
+echo "==> fuzz smoke (every cargo-fuzz target over its corpus; long runs: docs/security.md)"
+./fuzz/smoke.sh
 echo "==> tests"
 cargo test --workspace --doc --locked -q
 cargo nextest run --workspace --locked --no-fail-fast --profile ci
