@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the flakeboot appliance image for a board (as root, on Debian 12; the image is Debian 13):
+# Builds the flakeboot appliance image for a board (as root, on Debian 12):
 #   ./image/build.sh qemu-x86_64
 # writes image/out/flakeboot-<version>-<board>.img (+ .img.zst) and the update bundle
 # image/out/flakeboot-<version>-<board>.bundle.tar. Nothing is mounted and no loop device is
@@ -18,17 +18,9 @@ board_name="${1:?usage: image/build.sh BOARD (see board/*.toml)}"
 board_file="$root/board/$board_name.toml"
 [ -f "$board_file" ] || { echo "build.sh: no board file $board_file" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "build.sh: run as root (the base tree is built with mmdebstrap)" >&2; exit 1; }
-# The host tools (Debian 12 packages): installed when one is missing.
-tools_ok() {
-  for t in mmdebstrap mksquashfs veritysetup objcopy mkfs.fat mcopy mmd sfdisk zstd mkfs.ext4; do
-    command -v "$t" >/dev/null || { echo "$t"; return 1; }
-  done
-}
-if ! missing_tool="$(tools_ok)"; then
-  echo "==> $missing_tool is missing: scripts/install-deps.sh image"
-  "$root/scripts/install-deps.sh" image
-  missing_tool="$(tools_ok)" || { echo "build.sh: $missing_tool is still missing after scripts/install-deps.sh image" >&2; exit 1; }
-fi
+for t in mmdebstrap mksquashfs veritysetup objcopy mkfs.fat mcopy mmd sfdisk zstd mkfs.ext4; do
+  command -v "$t" >/dev/null || { echo "build.sh: $t is missing: scripts/install-deps.sh installs it" >&2; exit 1; }
+done
 export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1700000000}"
 t0=$(date +%s)
 
@@ -111,7 +103,7 @@ mkdir -p "$rootdir/nix" "$rootdir/efi"
 # systemd-boot's package hook has no ESP here; the root never installs a bootloader itself.
 systemctl --root="$rootdir" enable systemd-networkd.service flakeboot.service flakeboot-lan.service \
   flakeboot-health.service flakeboot-console.service flakeboot-data.service \
-  flakeboot-update-disk.service flakeboot-slots.service flakeboot-nix.service >/dev/null 2>&1
+  flakeboot-update-disk.service flakeboot-slots.service >/dev/null 2>&1
 systemctl --root="$rootdir" mask systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1 || true
 
 echo "==> data partition (/var, with /nix on it)"
@@ -144,18 +136,14 @@ pe_fix() {
   printf '\0\0\0\0' | dd of="$f" bs=1 seek=$((off + 88)) conv=notrunc status=none
 }
 stub="$tree/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
-# Since systemd 253 the stub has a high ImageBase (trixie's 257: 0x14df90000): the added sections'
-# addresses are ImageBase + offset (ukify does the same), else their RVAs would be invalid.
-pe_base=$(( 0x$(objdump -p "$stub" | awk '/^ImageBase/ {print $2}') ))
-vma() { printf '0x%x' $(( pe_base + $1 )); }
 for slot in a b; do
   printf 'NAME=flakeboot\nID=flakeboot\nPRETTY_NAME="flakeboot %s (slot %s)"\n' "$version" "$slot" > "$work/osrel-$slot"
   printf '%s' "root=/dev/mapper/root rootfstype=squashfs ro roothash=$roothash systemd.verity_root_data=/dev/disk/by-partlabel/root-$slot systemd.verity_root_hash=/dev/disk/by-partlabel/verity-$slot systemd.verity_root_options=panic-on-corruption panic=5 rd.shell=0 rd.emergency=reboot flakeboot.slot=$slot $FB_CMDLINE" > "$work/cmdline-$slot"
   objcopy \
-    --add-section .osrel="$work/osrel-$slot" --change-section-vma .osrel="$(vma 0x20000)" \
-    --add-section .cmdline="$work/cmdline-$slot" --change-section-vma .cmdline="$(vma 0x30000)" \
-    --add-section .linux="$tree/boot/vmlinuz-$kver" --change-section-vma .linux="$(vma 0x2000000)" \
-    --add-section .initrd="$tree/boot/initrd.img-$kver" --change-section-vma .initrd="$(vma 0x3000000)" \
+    --add-section .osrel="$work/osrel-$slot" --change-section-vma .osrel=0x20000 \
+    --add-section .cmdline="$work/cmdline-$slot" --change-section-vma .cmdline=0x30000 \
+    --add-section .linux="$tree/boot/vmlinuz-$kver" --change-section-vma .linux=0x2000000 \
+    --add-section .initrd="$tree/boot/initrd.img-$kver" --change-section-vma .initrd=0x3000000 \
     "$stub" "$work/uki-$slot.efi"
   pe_fix "$work/uki-$slot.efi"
 done

@@ -2,16 +2,13 @@
 # Installs what flakeboot's build, tests and demo need on Debian 12 (as root). Idempotent.
 #   scripts/install-deps.sh          everything the test suite needs
 #   scripts/install-deps.sh demo     only what the demo needs
-#   scripts/install-deps.sh image    only what image/build.sh needs (it calls this itself)
 set -euo pipefail
 
 demo=(qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio iproute2 curl ca-certificates nix-bin git)
-image=(mmdebstrap debian-archive-keyring cryptsetup-bin squashfs-tools dosfstools mtools fdisk zstd binutils e2fsprogs)
-tests=("${demo[@]}" dnsmasq-base kea-admin isc-dhcp-client udhcpc tftp-hpa tcpdump nix-bin git kea-dhcp4-server tftpd-hpa nginx-light wrk chromium chromium-driver mmdebstrap cryptsetup-bin squashfs-tools dosfstools mtools fdisk zstd binutils e2fsprogs wireguard-go wireguard-tools debian-archive-keyring)
+tests=("${demo[@]}" dnsmasq-base kea-admin isc-dhcp-client udhcpc tftp-hpa tcpdump nix-bin git kea-dhcp4-server tftpd-hpa nginx-light wrk chromium chromium-driver mmdebstrap cryptsetup-bin squashfs-tools dosfstools mtools fdisk zstd binutils e2fsprogs wireguard-go wireguard-tools)
 
 want=("${tests[@]}")
 [ "${1:-}" = demo ] && want=("${demo[@]}")
-[ "${1:-}" = image ] && want=("${image[@]}")
 
 missing=()
 for p in "${want[@]}"; do
@@ -28,7 +25,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-[ "${1:-}" = image ] && exit 0
 if ! command -v cargo >/dev/null; then
   echo "flakeboot: cargo is not installed: install the Rust toolchain (rustup) first" >&2
   exit 1
