@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 
 /// flakeboot: netboot every machine on the LAN from Nix flakes.
 #[derive(Debug, Parser)]
@@ -12,11 +12,39 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// The commands that work on this machine's files: `--server` and its companions mean nothing
+/// to them, so their help leaves them out.
+const LOCAL_COMMANDS: [&str; 3] = ["serve", "check-config", "update"];
+const REMOTE_ARGS: [&str; 4] = ["server", "token_file", "cacert", "pin"];
+
+impl Cli {
+    /// The command line, with the remote options hidden from the local commands' help.
+    pub fn command_line() -> clap::Command {
+        let cmd = Cli::command();
+        let remote: Vec<clap::Arg> = cmd
+            .get_arguments()
+            .filter(|a| REMOTE_ARGS.contains(&a.get_id().as_str()))
+            .map(|a| a.clone().global(false).hide(true))
+            .collect();
+        // A subcommand that has an argument of a global's id keeps its own: these copies are
+        // hidden, so the local commands' help leaves the remote options out.
+        LOCAL_COMMANDS.into_iter().fold(cmd, |cmd, name| {
+            cmd.mut_subcommand(name, |sub| sub.args(remote.iter().cloned()))
+        })
+    }
+
+    /// Parses this process's arguments; exits with clap's message on a mistake or `--help`.
+    pub fn parse_args() -> Cli {
+        let matches = Cli::command_line().get_matches();
+        Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit())
+    }
+}
+
 /// Where the appliance is when the CLI runs elsewhere (a laptop on the LAN or VPN). Without
 /// `--server`, commands ask this machine's daemon over the API socket in its state directory
 /// (owner-only, no token).
 #[derive(Debug, Clone, Args)]
-#[command(next_help_heading = "Remote appliance (every command but serve, check-config, update)")]
+#[command(next_help_heading = "Remote appliance")]
 pub struct RemoteArgs {
     /// The appliance's management address, like https://10.0.0.2 or https://10.0.0.2:8443.
     #[arg(long, global = true, env = "FLAKEBOOT_SERVER", value_name = "URL")]

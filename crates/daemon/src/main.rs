@@ -15,12 +15,10 @@ mod web;
 
 use std::process::ExitCode;
 
-use clap::Parser;
-
 use crate::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_args();
     let result = match cli.command.api_state_dir() {
         Some(state_dir) => {
             let state_dir = state_dir.to_owned();
@@ -31,7 +29,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("flakeboot: error: {err:#}");
+            eprintln!("flakeboot: error: {}", logging::chain(&err));
             ExitCode::FAILURE
         }
     }

@@ -240,7 +240,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
         if let Ok((name, Err(err))) = done {
             tracing::warn!(
                 service = name,
-                error = format!("{err:#}"),
+                error = crate::logging::chain(&err),
                 "service ended with an error"
             );
         }

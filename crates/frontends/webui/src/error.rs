@@ -99,7 +99,8 @@ impl WebError {
         }
     }
 
-    fn retry_after(&self) -> Option<HeaderValue> {
+    /// The `Retry-After` of a refusal that passes with time.
+    pub(crate) fn retry_after(&self) -> Option<HeaderValue> {
         match self {
             WebError::RateLimited { retry_after } => {
                 HeaderValue::from_str(&retry_after.as_secs().max(1).to_string()).ok()

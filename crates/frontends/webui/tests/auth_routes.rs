@@ -177,6 +177,8 @@ async fn setup_needs_the_code_shows_errors_next_to_fields_and_is_gone_once_done(
     assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let html = body(resp).await;
     assert!(html.contains("not the setup code"), "{html}");
+    // What was typed stays, to correct a typo rather than type it all again.
+    assert!(html.contains(r#"value="AAAA-BBBB-CCCC""#), "{html}");
     assert!(html.contains("at least 10 characters"));
     assert!(html.contains("Choose the network port"));
     assert!(h.store.users().unwrap().is_empty());
@@ -243,6 +245,16 @@ async fn wrong_setup_codes_are_rate_limited() {
     }
     let resp = h.post_raw("/setup", Some(&cookie), &fields).await;
     assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(resp.headers().contains_key("retry-after"));
+    // The form stays, as typed, with the wait next to the code.
+    let html = body(resp).await;
+    assert!(html.contains(r#"action="/setup""#), "{html}");
+    assert!(html.contains(r#"value="WRONG""#), "{html}");
+    assert!(
+        html.contains("Too many wrong codes from this address"),
+        "{html}"
+    );
+    assert!(html.contains("try again in"), "{html}");
 }
 
 #[tokio::test]

@@ -424,6 +424,38 @@ async fn hosts_and_a_big_lan(c: &fantoccini::Client, shots: &Shots, store: &Stor
         "{page}"
     );
     shots.take(c, "21-hosts").await;
+    // Every page of the navigation fits a phone's width: the Hosts link is there, not cut off.
+    cdp(
+        c,
+        "Emulation.setDeviceMetricsOverride",
+        serde_json::json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true}),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    for link in c.find_all(Locator::Css("nav.main a")).await.unwrap() {
+        let (x, _, w, _) = link.rectangle().await.unwrap();
+        let text = link.text().await.unwrap();
+        assert!(
+            link.is_displayed().await.unwrap(),
+            "{text} hidden on a phone"
+        );
+        assert!(
+            x >= 0.0 && x + w <= 390.0,
+            "{text} overflows on a phone: x {x}, {w} px"
+        );
+    }
+    let hosts = c
+        .find(Locator::Css("nav.main a[href='/hosts']"))
+        .await
+        .unwrap();
+    assert_eq!(hosts.text().await.unwrap(), "Hosts");
+    shots.take(c, "21-hosts-phone").await;
+    cdp(
+        c,
+        "Emulation.clearDeviceMetricsOverride",
+        serde_json::json!({}),
+    )
+    .await;
     c.goto(&format!("{BASE}/machines/52:54:00:12:34:56"))
         .await
         .unwrap();

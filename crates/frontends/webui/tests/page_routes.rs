@@ -411,6 +411,14 @@ async fn bad_settings_are_refused_next_to_their_field() {
             near.contains("field-error") && near.contains(message),
             "{form:?}: {message} not next to {field}: {near}"
         );
+        // And summed up at the top, before the first section, linking to its section.
+        let top = html.split(r#"id="network""#).next().unwrap_or_default();
+        assert!(
+            top.contains(r#"id="problems""#)
+                && top.contains(r##"href="#network""##)
+                && top.contains(message),
+            "{form:?}: no summary at the top: {top}"
+        );
     }
     let resp = h
         .post(

@@ -236,9 +236,9 @@ async fn serve_boot_file(
 ) -> Response {
     let stats = &fetch.app.stats;
     let Some(path) = fetch.app.boot.catalogue.boot_file(file) else {
-        tracing::debug!(peer = ?fetch.peer, mac = ?fetch.mac, "{}: not in the catalogue", fetch.what);
+        tracing::debug!(peer = ?fetch.peer, mac = ?fetch.mac, "{}: no host or kept generation has it", fetch.what);
         HttpBootStats::bump(&stats.not_found);
-        fetch.record(stage, Outcome::Failed, "404 not in the catalogue");
+        fetch.record(stage, Outcome::Failed, "404: no host or kept generation has this file (removed, or its generation no longer kept)");
         return not_found();
     };
     let h = |name| headers.get(name).map(HeaderValue::as_bytes);

@@ -64,9 +64,11 @@ pub fn page(frame: Frame<'_>, body: Markup) -> Markup {
                     div.bar {
                         a.brand href="/" { "flake" span { "boot" } }
                         nav.main {
-                            (link(Nav::Dashboard, "/", "Dashboard"))
+                            a href="/" class=[(frame.nav == Nav::Dashboard).then_some("active")] {
+                                span.wide-only { "Dashboard" } span.phone-only { "Home" }
+                            }
                             (link(Nav::Machines, "/machines", "Machines"))
-                            a.wide-only.active[frame.nav == Nav::Hosts] href="/hosts" { "Hosts" }
+                            (link(Nav::Hosts, "/hosts", "Hosts"))
                             (link(Nav::Flakes, "/flakes", "Flakes"))
                             a href="/vpn" class=[(frame.nav == Nav::RemoteAccess).then_some("active")] {
                                 "Remote" span.wide-only { " access" }

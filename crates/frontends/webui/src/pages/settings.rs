@@ -74,6 +74,7 @@ pub(crate) async fn render(
             a href="#certificate" { "Certificate" }
         }
         @if let Some(n) = &view.notice { (n) }
+        (problems(&view.errors))
         div.card #network {
             h2 { "LAN and DHCP" }
             form.stack method="post" action="/settings/network" {
@@ -278,6 +279,49 @@ fn token_row(t: &ApiTokenRecord, csrf: &str, now: SystemTime) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// Every problem of a refused form at the top of the page, each linking to its section: the
+/// fields themselves may be below the fold.
+fn problems(errors: &FieldErrors) -> Markup {
+    html! {
+        @if !errors.is_empty() {
+            div.notice.bad #problems role="alert" {
+                strong {
+                    "Not saved: "
+                    @if errors.len() == 1 { "1 problem" } @else { (errors.len()) " problems" }
+                    " to fix."
+                }
+                ul {
+                    @for (field, message) in errors {
+                        @let (label, section) = field_place(field);
+                        li { a href={ "#" (section) } { (label) } ": " (message) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A settings field's label and the section it is in.
+fn field_place(field: &str) -> (&'static str, &'static str) {
+    match field {
+        "lan_interface" => ("LAN port", "network"),
+        "dhcp_mode" => ("DHCP mode", "network"),
+        "dhcp_ranges" => ("Address ranges", "network"),
+        "reservations" => ("Reservations", "network"),
+        "menu_default" => ("Default entry", "menu"),
+        "menu_timeout_secs" => ("Timeout", "menu"),
+        "substituters" => ("Substituters", "nix"),
+        "builders" => ("Builders", "nix"),
+        "current" => ("Current password", "password"),
+        "password" => ("New password", "password"),
+        "token_name" => ("Token name", "tokens"),
+        "token_scope" => ("Token scope", "tokens"),
+        "token_expires" => ("Token expiry", "tokens"),
+        "certificate" => ("Certificate", "certificate"),
+        _ => ("Settings", "network"),
     }
 }
 

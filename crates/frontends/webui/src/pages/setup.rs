@@ -94,7 +94,8 @@ fn render(state: &WebState, form: &SetupForm, token: &str, errors: &Errors) -> M
                         span.hint { "Printed on the appliance's console and in its log when it started. \
                                      It proves you have the appliance in front of you." } }
                     input #code type="text" name="code" autocomplete="off" autocapitalize="characters"
-                        placeholder="XXXX-XXXX-XXXX" class=[errors.code.is_some().then_some("invalid")];
+                        placeholder="XXXX-XXXX-XXXX" value=(form.code)
+                        class=[errors.code.is_some().then_some("invalid")];
                     (field_error(errors.code.as_deref()))
                 }
                 div {
@@ -166,6 +167,20 @@ pub async fn show(State(state): State<WebState>) -> Result<Response, WebError> {
     ))
 }
 
+/// The form as the user filled it, with its errors and a fresh form token.
+fn form_again(
+    state: &WebState,
+    form: &SetupForm,
+    errors: &Errors,
+    status: StatusCode,
+) -> Result<Response, WebError> {
+    let (token, cookie) = new_form_token()?;
+    Ok(with_cookie(
+        (status, render(state, form, &token, errors)),
+        cookie,
+    ))
+}
+
 /// POST /setup
 pub async fn submit(
     State(state): State<WebState>,
@@ -179,9 +194,28 @@ pub async fn submit(
     check_form_token(&headers, &form.form)?;
     // Counted before the code is checked (per address; the code has 60 bits), un-counted when
     // the code is right.
-    let attempt = state.reserve_attempt(peer, None).inspect_err(|_| {
-        tracing::info!(?peer, "setup attempt refused: too many attempts");
-    })?;
+    let attempt = match state.reserve_attempt(peer, None) {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            tracing::info!(?peer, "setup attempt refused: too many attempts");
+            // The form again, as typed, with the wait where the code goes.
+            let errors = Errors {
+                code: Some(match &refused {
+                    WebError::RateLimited { retry_after } => format!(
+                        "Too many wrong codes from this address: try again in {} s.",
+                        retry_after.as_secs().max(1)
+                    ),
+                    other => other.to_string(),
+                }),
+                ..Errors::default()
+            };
+            let mut response = form_again(&state, &form, &errors, StatusCode::TOO_MANY_REQUESTS)?;
+            if let Some(wait) = refused.retry_after() {
+                response.headers_mut().insert(header::RETRY_AFTER, wait);
+            }
+            return Ok(response);
+        }
+    };
 
     let mut errors = Errors::default();
     let code_ok = state.setup_code().is_some_and(|c| c.matches(&form.code));
@@ -233,12 +267,7 @@ pub async fn submit(
         &errors.lan,
         &errors.mode,
     ) else {
-        let (token, cookie) = new_form_token()?;
-        let page = render(&state, &form, &token, &errors);
-        return Ok(with_cookie(
-            (StatusCode::UNPROCESSABLE_ENTITY, page),
-            cookie,
-        ));
+        return form_again(&state, &form, &errors, StatusCode::UNPROCESSABLE_ENTITY);
     };
 
     let hash = state
