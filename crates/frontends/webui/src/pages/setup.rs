@@ -179,7 +179,7 @@ pub async fn submit(
     check_form_token(&headers, &form.form)?;
     // Counted before the code is checked (per address; the code has 60 bits), un-counted when
     // the code is right.
-    let attempt = state.reserve_attempt(peer, None).inspect_err(|_| {
+    let attempt = state.reserve_attempt(peer).inspect_err(|_| {
         tracing::info!(?peer, "setup attempt refused: too many attempts");
     })?;
 
