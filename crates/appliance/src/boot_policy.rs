@@ -622,6 +622,44 @@ hostname = "node1"
         );
     }
 
+    /// A generation whose kernel parameters the script cannot carry (stored by an older
+    /// flakeboot: builds check them now) is never current, so `boot.ipxe` renders the one
+    /// before it instead of failing with 500.
+    #[test]
+    fn a_flake_generation_the_script_cannot_carry_never_fails_the_script() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = flakeboot_store::Store::open(tmp.path()).unwrap();
+        flake_generations(&store);
+        let mut bad = store.generations("lab#alpha").unwrap().pop().unwrap();
+        bad.kernel_params = vec!["quiet".into(), "||".into(), "shell".into()];
+        store.add_generation(&bad).unwrap();
+        let mac = MacAddr([0x52, 0x54, 0, 0, 0, 2]);
+        let state = PolicyState::from_config(
+            &config(BASE),
+            vec![(mac, assigned("alpha"))],
+            CurrentGenerations::load(&store).unwrap(),
+            SERVER.into(),
+        );
+        for spec in [state.boot_spec(Some(mac)), state.boot_spec(None)] {
+            let ctx = flakeboot_httpboot::script::ScriptContext {
+                base_url: SERVER,
+                mac: Some(mac),
+            };
+            let rendered = flakeboot_httpboot::script::render(&spec, &ctx).unwrap();
+            assert!(rendered.skipped.is_empty(), "{:?}", rendered.skipped);
+            assert!(
+                rendered.script.contains("flakeboot.generation=2"),
+                "{}",
+                rendered.script
+            );
+            assert!(
+                !rendered.script.contains("generation=3"),
+                "{}",
+                rendered.script
+            );
+        }
+    }
+
     #[test]
     fn a_flake_host_as_menu_default_is_the_menus_default_entry() {
         let tmp = tempfile::tempdir().unwrap();
