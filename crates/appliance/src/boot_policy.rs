@@ -5,7 +5,12 @@
 //! Every host's command line names the boot server (`flakeboot.server=http://<LAN address>`)
 //! beside `flakeboot.host=` (and `flakeboot.generation=` for flake hosts), so the booted system
 //! knows where to report (`POST /boot/report`); a report is accepted only from the address the
-//! MAC holds (its router-mode lease) or last booted from.
+//! MAC holds (its router-mode lease) or last took in a DHCP exchange.
+//!
+//! Who an event is: a DHCP event's MAC is the one on the wire, and it binds the client's address
+//! to that MAC. Any other event (a script, a file, a report) is the event of the MAC its address
+//! is bound to, or of nobody: the MAC a request names (`?mac=`, a report's form) is a claim,
+//! and a claim never writes into another machine's timeline or makes an address its.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -294,10 +299,14 @@ pub struct BootPolicy {
     state: RwLock<Arc<PolicyState>>,
     events: mpsc::Sender<BootEvent>,
     dropped_events: std::sync::atomic::AtomicU64,
-    /// Which MAC was last seen at which address: TFTP and HTTP file fetches carry no MAC, so
-    /// their events get it from the DHCP exchange or script fetch that came before.
-    /// The same map answers who may report (`accept_report`): the MAC last seen at an address.
+    /// Which MAC holds which address, learned from DHCP only (a DHCP event's MAC from the wire
+    /// and address, a proxy-mode REQUEST's address, a router-mode lease confirmed by
+    /// `accept_report`). Every non-DHCP event is attributed through it, whatever MAC it
+    /// claims; the same map answers who may report (`accept_report`).
     peers: Mutex<HashMap<IpAddr, MacAddr>>,
+    /// Events that named a MAC the address they came from is not bound to (a `?mac=` or
+    /// report for someone else, or from an address no DHCP exchange bound).
+    unbound_claims: std::sync::atomic::AtomicU64,
     /// Router-mode leases: a report is also accepted from the address a MAC holds.
     leases: Option<flakeboot_store::Store>,
 }
@@ -312,6 +321,7 @@ impl BootPolicy {
             events,
             dropped_events: std::sync::atomic::AtomicU64::new(0),
             peers: Mutex::new(HashMap::new()),
+            unbound_claims: std::sync::atomic::AtomicU64::new(0),
             leases: None,
         }
     }
@@ -361,6 +371,36 @@ impl BootPolicy {
         self.dropped_events
             .load(std::sync::atomic::Ordering::Relaxed)
     }
+
+    /// How many events named a MAC their address is not bound to (attributed by the address).
+    pub fn unbound_claims(&self) -> u64 {
+        self.unbound_claims
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn peers(&self) -> std::sync::MutexGuard<'_, HashMap<IpAddr, MacAddr>> {
+        match self.peers.lock() {
+            Ok(guard) => guard,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// `ip` is `mac`'s now (a DHCP exchange or a lease said so).
+    fn bind(&self, ip: IpAddr, mac: MacAddr) {
+        if ip.is_unspecified() {
+            return;
+        }
+        let mut peers = self.peers();
+        if peers.len() >= MAX_PEERS {
+            peers.clear();
+        }
+        peers.insert(ip.to_canonical(), mac);
+    }
+
+    /// The MAC `ip` is bound to, if any (`::ffff:a.b.c.d` is `a.b.c.d`).
+    fn bound(&self, ip: IpAddr) -> Option<MacAddr> {
+        self.peers().get(&ip.to_canonical()).copied()
+    }
 }
 
 impl Catalogue for BootPolicy {
@@ -373,34 +413,32 @@ impl Catalogue for BootPolicy {
     }
 
     fn client_address(&self, mac: MacAddr, ip: IpAddr) {
-        if ip.is_unspecified() {
-            return;
-        }
-        let mut peers = match self.peers.lock() {
-            Ok(guard) => guard,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        if peers.len() >= MAX_PEERS {
-            peers.clear();
-        }
-        peers.insert(ip, mac);
+        self.bind(ip, mac);
     }
 
     fn record(&self, mut event: BootEvent) {
-        if let Some(peer) = event.peer.filter(|p| !p.is_unspecified()) {
-            let mut peers = match self.peers.lock() {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            match event.mac {
-                Some(mac) => {
-                    if peers.len() >= MAX_PEERS {
-                        peers.clear();
-                    }
-                    peers.insert(peer, mac);
-                }
-                None => event.mac = peers.get(&peer).copied(),
+        let peer = event.peer.filter(|p| !p.is_unspecified());
+        if event.stage.mac_from_wire() {
+            // A DHCP packet's own MAC: trusted, and it binds the address the client uses.
+            if let (Some(peer), Some(mac)) = (peer, event.mac) {
+                self.bind(peer, mac);
             }
+        } else {
+            // Whatever MAC the request names, it is the event of the MAC its address is bound
+            // to, or of nobody: a claim never reaches another machine's timeline.
+            let bound = peer.and_then(|p| self.bound(p));
+            if let Some(claimed) = event.mac.filter(|m| Some(*m) != bound) {
+                tracing::debug!(
+                    peer = ?event.peer,
+                    %claimed,
+                    bound = ?bound,
+                    stage = event.stage.as_str(),
+                    "a request names a MAC its address is not bound to: attributed by the address"
+                );
+                self.unbound_claims
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            event.mac = bound;
         }
         // Never block a packet loop: when the writer is behind, count and drop.
         if self.events.try_send(event).is_err() {
@@ -410,22 +448,19 @@ impl Catalogue for BootPolicy {
     }
 
     fn accept_report(&self, mac: MacAddr, from: IpAddr) -> bool {
-        let last_seen = {
-            let peers = match self.peers.lock() {
-                Ok(guard) => guard,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            peers.get(&from).copied()
-        };
-        if last_seen == Some(mac) {
+        if self.bound(from) == Some(mac) {
             return true;
         }
-        match from {
+        let leased = match from.to_canonical() {
             IpAddr::V4(v4) => self.holds_lease(mac, v4),
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .is_some_and(|v4| self.holds_lease(mac, v4)),
+            IpAddr::V6(_) => false,
+        };
+        if leased {
+            // The store's lease binds the address like a DHCP exchange: the report's event
+            // (recorded next) is this MAC's.
+            self.bind(from, mac);
         }
+        leased
     }
 }
 
@@ -587,6 +622,44 @@ hostname = "node1"
         );
     }
 
+    /// A generation whose kernel parameters the script cannot carry (stored by an older
+    /// flakeboot: builds check them now) is never current, so `boot.ipxe` renders the one
+    /// before it instead of failing with 500.
+    #[test]
+    fn a_flake_generation_the_script_cannot_carry_never_fails_the_script() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = flakeboot_store::Store::open(tmp.path()).unwrap();
+        flake_generations(&store);
+        let mut bad = store.generations("lab#alpha").unwrap().pop().unwrap();
+        bad.kernel_params = vec!["quiet".into(), "||".into(), "shell".into()];
+        store.add_generation(&bad).unwrap();
+        let mac = MacAddr([0x52, 0x54, 0, 0, 0, 2]);
+        let state = PolicyState::from_config(
+            &config(BASE),
+            vec![(mac, assigned("alpha"))],
+            CurrentGenerations::load(&store).unwrap(),
+            SERVER.into(),
+        );
+        for spec in [state.boot_spec(Some(mac)), state.boot_spec(None)] {
+            let ctx = flakeboot_httpboot::script::ScriptContext {
+                base_url: SERVER,
+                mac: Some(mac),
+            };
+            let rendered = flakeboot_httpboot::script::render(&spec, &ctx).unwrap();
+            assert!(rendered.skipped.is_empty(), "{:?}", rendered.skipped);
+            assert!(
+                rendered.script.contains("flakeboot.generation=2"),
+                "{}",
+                rendered.script
+            );
+            assert!(
+                !rendered.script.contains("generation=3"),
+                "{}",
+                rendered.script
+            );
+        }
+    }
+
     #[test]
     fn a_flake_host_as_menu_default_is_the_menus_default_entry() {
         let tmp = tempfile::tempdir().unwrap();
@@ -718,23 +791,81 @@ hostname = "node1"
         assert_eq!(cat.dropped_events(), 4);
     }
 
+    /// A DHCP event as the DHCP server records it: the MAC from the wire, the client's address.
+    fn dhcp(mac: MacAddr, peer: &str) -> BootEvent {
+        use flakeboot_catalogue::{BootStage, Outcome};
+        BootEvent::new(BootStage::Dhcp, Outcome::Ok, "proxy ack: ipxe.efi")
+            .mac(mac)
+            .peer(peer.parse().unwrap())
+    }
+
     #[test]
-    fn file_fetches_get_the_mac_last_seen_at_their_address() {
+    fn file_fetches_get_the_mac_that_took_their_address_in_dhcp() {
         use flakeboot_catalogue::{BootStage, Outcome};
         let (tx, mut rx) = mpsc::channel(8);
         let cat = BootPolicy::new(PolicyState::default(), tx);
         let mac: MacAddr = "52:54:00:12:34:56".parse().unwrap();
         let ip: IpAddr = "10.77.0.100".parse().unwrap();
         let other: IpAddr = "10.77.0.101".parse().unwrap();
-        cat.record(
-            BootEvent::new(BootStage::Script, Outcome::Ok, "s")
-                .mac(mac)
-                .peer(ip),
-        );
+        cat.record(dhcp(mac, "10.77.0.100"));
         cat.record(BootEvent::new(BootStage::Kernel, Outcome::Ok, "k").peer(ip));
         cat.record(BootEvent::new(BootStage::Kernel, Outcome::Ok, "k").peer(other));
-        let _script = rx.try_recv().unwrap();
+        let _dhcp = rx.try_recv().unwrap();
         assert_eq!(rx.try_recv().unwrap().mac, Some(mac));
+        assert_eq!(rx.try_recv().unwrap().mac, None);
+    }
+
+    /// The real boot: iPXE fetches `boot.ipxe?mac=<its MAC>` from the address its DHCP exchange
+    /// gave it; the script and the files after it are that machine's.
+    #[test]
+    fn a_script_naming_the_mac_its_address_is_bound_to_is_that_machines() {
+        let (tx, mut rx) = mpsc::channel(8);
+        let cat = BootPolicy::new(PolicyState::default(), tx);
+        let mac: MacAddr = "52:54:00:12:34:56".parse().unwrap();
+        cat.record(dhcp(mac, "10.77.0.100"));
+        cat.record(script(mac, "10.77.0.100"));
+        let _dhcp = rx.try_recv().unwrap();
+        assert_eq!(rx.try_recv().unwrap().mac, Some(mac));
+        assert_eq!(cat.unbound_claims(), 0);
+    }
+
+    /// An attacker's `?mac=<victim>` (or report) is attributed by its address: to the MAC that
+    /// address took in DHCP, or to nobody; never to the victim, and it binds nothing.
+    #[test]
+    fn a_claimed_mac_never_reaches_another_machines_timeline() {
+        use flakeboot_catalogue::{BootStage, Outcome};
+        let (tx, mut rx) = mpsc::channel(16);
+        let cat = BootPolicy::new(PolicyState::default(), tx);
+        let victim: MacAddr = "52:54:00:12:34:56".parse().unwrap();
+        let attacker: MacAddr = "52:54:00:66:66:66".parse().unwrap();
+        cat.record(dhcp(victim, "10.77.0.100"));
+        cat.record(dhcp(attacker, "10.77.0.66"));
+        let _ = (rx.try_recv().unwrap(), rx.try_recv().unwrap());
+
+        // From an address its own DHCP exchange bound: the attacker's own events.
+        cat.record(script(victim, "10.77.0.66"));
+        cat.record(
+            BootEvent::new(BootStage::System, Outcome::Ok, "up")
+                .mac(victim)
+                .peer("10.77.0.66".parse().unwrap()),
+        );
+        // From an address no DHCP exchange bound (a static address): nobody's.
+        cat.record(script(victim, "10.77.0.99"));
+        cat.record(
+            BootEvent::new(BootStage::Kernel, Outcome::Ok, "k").peer("10.77.0.99".parse().unwrap()),
+        );
+        let macs: Vec<_> = std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|e| e.mac)
+            .collect();
+        assert_eq!(macs, [Some(attacker), Some(attacker), None, None]);
+        assert_eq!(cat.unbound_claims(), 3);
+
+        // None of it made those addresses the victim's.
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        assert!(!cat.accept_report(victim, ip("10.77.0.66")));
+        assert!(!cat.accept_report(victim, ip("10.77.0.99")));
+        assert!(cat.accept_report(victim, ip("10.77.0.100")));
+        cat.record(BootEvent::new(BootStage::Kernel, Outcome::Ok, "k").peer(ip("10.77.0.99")));
         assert_eq!(rx.try_recv().unwrap().mac, None);
     }
 
@@ -761,26 +892,33 @@ hostname = "node1"
     }
 
     #[test]
-    fn reports_are_accepted_from_the_address_a_mac_last_booted_from_only() {
+    fn reports_are_accepted_from_the_address_a_mac_last_took_in_dhcp_only() {
         let (tx, _rx) = mpsc::channel(64);
         let cat = BootPolicy::new(PolicyState::default(), tx);
         let a: MacAddr = "52:54:00:12:34:56".parse().unwrap();
         let b: MacAddr = "52:54:00:12:34:57".parse().unwrap();
         let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
         assert!(!cat.accept_report(a, ip("10.77.0.100")), "never seen");
+        // Fetching a script with `?mac=` makes no address a MAC's.
         cat.record(script(a, "10.77.0.100"));
-        cat.record(script(b, "10.77.0.101"));
+        assert!(!cat.accept_report(a, ip("10.77.0.100")), "only claimed");
+        cat.record(dhcp(a, "10.77.0.100"));
+        cat.client_address(b, ip("10.77.0.101"));
         assert!(cat.accept_report(a, ip("10.77.0.100")));
         assert!(cat.accept_report(b, ip("10.77.0.101")));
         assert!(!cat.accept_report(a, ip("10.77.0.101")), "b's address");
         assert!(!cat.accept_report(b, ip("10.77.0.100")), "a's address");
         assert!(!cat.accept_report(a, ip("10.77.0.199")), "nobody's");
-        // b boots again from a's old address: that address is b's now.
+        // b claims a's address with a script fetch: nothing changes.
         cat.record(script(b, "10.77.0.100"));
+        assert!(cat.accept_report(a, ip("10.77.0.100")));
+        assert!(!cat.accept_report(b, ip("10.77.0.100")));
+        // b takes a's old address in DHCP: that address is b's now.
+        cat.record(dhcp(b, "10.77.0.100"));
         assert!(!cat.accept_report(a, ip("10.77.0.100")));
         assert!(cat.accept_report(b, ip("10.77.0.100")));
         // An unspecified address (DHCP from 0.0.0.0) teaches nothing.
-        cat.record(script(a, "0.0.0.0"));
+        cat.record(dhcp(a, "0.0.0.0"));
         assert!(!cat.accept_report(a, ip("0.0.0.0")));
     }
 
@@ -816,5 +954,38 @@ hostname = "node1"
         assert!(!cat.accept_report(mac, ip("10.77.0.152")), "declined");
         assert!(!cat.accept_report(MacAddr([2, 0, 0, 0, 0, 1]), ip("10.77.0.150")));
         assert!(cat.accept_report(mac, ip("::ffff:10.77.0.150")));
+    }
+
+    /// Router mode: the booted system may take another address than iPXE did; the lease the
+    /// store shows binds that address, so the accepted report's event is the machine's.
+    #[test]
+    fn a_report_accepted_by_its_lease_is_that_machines_event() {
+        use flakeboot_catalogue::{BootStage, Outcome};
+        use flakeboot_store::{LeaseRecord, LeaseState};
+        use std::time::{Duration, SystemTime};
+        let tmp = tempfile::tempdir().unwrap();
+        let store = flakeboot_store::Store::open(tmp.path()).unwrap();
+        let mac: MacAddr = "52:54:00:12:34:56".parse().unwrap();
+        store
+            .put_leases(&[LeaseRecord {
+                ip: [10, 77, 0, 150].into(),
+                mac,
+                client_id: None,
+                hostname: None,
+                expires: SystemTime::now() + Duration::from_secs(3600),
+                state: LeaseState::Bound,
+            }])
+            .unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        let cat = BootPolicy::new(PolicyState::default(), tx).with_leases(store);
+        let from: IpAddr = "10.77.0.150".parse().unwrap();
+        assert!(!cat.accept_report(MacAddr([2, 0, 0, 0, 0, 1]), from));
+        assert!(cat.accept_report(mac, from));
+        cat.record(
+            BootEvent::new(BootStage::System, Outcome::Ok, "up")
+                .mac(mac)
+                .peer(from),
+        );
+        assert_eq!(rx.try_recv().unwrap().mac, Some(mac));
     }
 }

@@ -256,6 +256,13 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
             "boot events were dropped because the store fell behind"
         );
     }
+    let claims = catalogue.unbound_claims();
+    if claims > 0 {
+        tracing::info!(
+            claims,
+            "boot requests named a MAC their address was not bound to (attributed by address)"
+        );
+    }
     // The last catalogue reference goes; the writer drains what is queued and ends.
     drop(catalogue);
     let _ = writer.await;

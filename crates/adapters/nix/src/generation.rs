@@ -11,6 +11,8 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
+use flakeboot_catalogue::text::check_cmdline;
+use flakeboot_config::{Field, Problem, flake_host_problems};
 use flakeboot_store::{BuildRecord, GenerationRecord, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
@@ -50,6 +52,13 @@ pub enum GenerationError {
         path: PathBuf,
         /// Why.
         source: std::io::Error,
+    },
+    /// What the flake says of the host cannot go into a boot script: the build does not become
+    /// a generation, and the host's current generation stays what it was.
+    #[error("{reason}; the build is not made a generation (the previous one stays current)")]
+    Unbootable {
+        /// The problems, with their fields.
+        reason: String,
     },
     /// The store failed.
     #[error(transparent)]
@@ -99,6 +108,48 @@ pub fn draft_generation(
         log: build.log.clone(),
         gc_roots: Vec::new(),
     }
+}
+
+/// What keeps a generation from being booted: the flake's values of the host
+/// ([`flakeboot_config::flake_host_problems`]: its name, the kernel file inside the kernel's
+/// store path, its kernel parameters) and the command line they make with `init=`
+/// ([`flakeboot_catalogue::text::check_cmdline`], the boot script's own rule). Checked before a
+/// build is recorded and when generations are loaded (one stored by an older flakeboot).
+pub fn generation_problems(g: &GenerationRecord) -> Vec<Problem> {
+    let host = g.host.split_once('#').map_or(g.host.as_str(), |(_, h)| h);
+    // The kernel file inside the kernel's store path (a record without its store paths: the
+    // kernel's file name).
+    let inside = match g.store_paths.first() {
+        Some(dir) => g.kernel.strip_prefix(dir).ok(),
+        None => g.kernel.file_name().map(Path::new),
+    };
+    let kernel_file = inside.and_then(Path::to_str).unwrap_or_default();
+    let mut problems = flake_host_problems(host, kernel_file, &g.kernel_params);
+    if problems.is_empty() {
+        let cmdline = crate::FlakeBoot::from_generation(g, false).cmdline;
+        if let Err(reason) = check_cmdline(&cmdline) {
+            problems.push(Problem::new(
+                Field::key("cmdline"),
+                format!("{reason} (init= or the revision)"),
+            ));
+        }
+    }
+    problems
+}
+
+/// [`generation_problems`] as an error.
+pub fn check_generation(g: &GenerationRecord) -> Result<(), GenerationError> {
+    let problems = generation_problems(g);
+    if problems.is_empty() {
+        return Ok(());
+    }
+    Err(GenerationError::Unbootable {
+        reason: format!(
+            "{:?}: {}",
+            g.host,
+            crate::discover::unbootable_values(&problems)
+        ),
+    })
 }
 
 /// Where a host's GC roots live: `<state>/gcroots/<flake>/<host>`.
@@ -242,6 +293,68 @@ pub fn prune(store: &Store, host: &str, keep: usize) -> Result<Vec<u32>, Generat
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn build(host: &str, kernel_file: &str, params: &[&str]) -> BuildRecord {
+        BuildRecord {
+            id: 1,
+            flake: "lab".into(),
+            host: host.into(),
+            flake_url: "path:/lab".into(),
+            locked_url: "path:/lab?narHash=sha256-abc".into(),
+            revision: None,
+            kernel_file: kernel_file.into(),
+            kernel_params: params.iter().map(|p| (*p).to_owned()).collect(),
+            state: flakeboot_store::BuildState::Running,
+            queued_at: SystemTime::UNIX_EPOCH,
+            started_at: None,
+            finished_at: None,
+            error: None,
+            interruptions: 0,
+            generation: None,
+            log: "/l".into(),
+        }
+    }
+
+    fn draft(b: &BuildRecord) -> GenerationRecord {
+        let paths = [
+            PathBuf::from("/nix/store/k-alpha-kernel"),
+            PathBuf::from("/nix/store/r-alpha-netboot-ramdisk"),
+            PathBuf::from("/nix/store/t-alpha-toplevel"),
+        ];
+        draft_generation(b, paths, SystemTime::UNIX_EPOCH)
+    }
+
+    /// What the flake says of a host is checked before a build is recorded: the error names the
+    /// host, the field and why, and says the previous generation stays current.
+    #[test]
+    fn a_build_whose_values_a_boot_script_cannot_carry_is_not_a_generation() {
+        assert!(check_generation(&draft(&build("alpha", "bzImage", &["console=ttyS0"]))).is_ok());
+        for (b, field) in [
+            (
+                build("alpha", "bzImage", &["root=${x}"]),
+                "kernel_params[0]",
+            ),
+            (
+                build("alpha", "bzImage", &["quiet", "||", "shell"]),
+                "kernel_params[1]",
+            ),
+            (
+                build("alpha", "bzImage", &["quiet\nkernel x"]),
+                "kernel_params[0]",
+            ),
+            (build("alpha", "/etc/shadow", &[]), "kernel_file"),
+            (build("alpha", "../../../etc/shadow", &[]), "kernel_file"),
+            (build(&"a".repeat(64), "bzImage", &[]), "name"),
+        ] {
+            let err = check_generation(&draft(&b)).unwrap_err().to_string();
+            assert!(
+                err.contains(&format!("; {field}: ")) || err.contains(&format!(": {field}: ")),
+                "{err}"
+            );
+            assert!(err.ends_with("(the previous one stays current)"), "{err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
 
     #[test]
     fn build_output_is_read_by_derivation() {

@@ -582,6 +582,8 @@ impl Inner {
     ) -> Result<u32, generation::GenerationError> {
         let outputs = generation::built_outputs(derivations, built)?;
         let draft = generation::draft_generation(record, outputs, SystemTime::now());
+        // Before anything is stored: a host the boot script cannot carry never becomes current.
+        generation::check_generation(&draft)?;
         let roots = generation::roots_dir(&self.config.state_dir, record);
         let made = generation::record_generation(&self.store, settings, &roots, &draft).await?;
         let (host, keep) = (record.qualified_host(), self.config.keep_generations);

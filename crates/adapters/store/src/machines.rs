@@ -9,7 +9,7 @@
 use std::collections::HashSet;
 use std::time::SystemTime;
 
-use flakeboot_catalogue::{BootEvent, BootStage, ClientFirmware, MacAddr};
+use flakeboot_catalogue::{BootEvent, ClientFirmware, MacAddr};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 use serde::{Deserialize, Serialize};
 
@@ -114,7 +114,7 @@ pub(crate) fn observe_known(
 /// Whether a boot event shows its MAC on the wire in a DHCP packet from that client: only
 /// these create machine records (an HTTP `?mac=`, a TFTP request or a report can name any MAC).
 fn seen_in_dhcp(event: &BootEvent) -> bool {
-    matches!(event.stage, BootStage::Dhcp | BootStage::PxeBootServer)
+    event.stage.mac_from_wire()
 }
 
 /// Creates a record for each MAC that `events` show in DHCP and that has none yet, inside a

@@ -75,6 +75,15 @@ impl BootStage {
             BootStage::System => "system",
         }
     }
+
+    /// Whether an event of this stage carries the MAC as it was seen on the wire: the `chaddr`
+    /// of the client's own DHCP packet (a DHCP exchange, the PXE boot server). Only these make
+    /// machine records and bind an address to a MAC. Every other stage's MAC is one the client
+    /// *claims* (an HTTP `?mac=`, a report's form) or none (TFTP): the catalogue attributes
+    /// such an event by the address it came from, never by the claim.
+    pub fn mac_from_wire(self) -> bool {
+        matches!(self, BootStage::Dhcp | BootStage::PxeBootServer)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -91,8 +100,9 @@ pub enum Outcome {
 /// One step of one machine's boot, as recorded by a boot service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BootEvent {
-    /// `None` where the protocol does not carry the MAC (a TFTP or HTTP fetch from an address
-    /// the DHCP server has not seen).
+    /// The MAC from the wire for DHCP stages ([`BootStage::mac_from_wire`]); for the others, the
+    /// MAC the client claims (`?mac=`, a report) or `None` when the protocol carries none. The
+    /// catalogue's [`record`](crate::Catalogue::record) decides whose event it is.
     pub mac: Option<MacAddr>,
     pub peer: Option<IpAddr>,
     pub at: SystemTime,

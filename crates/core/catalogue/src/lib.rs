@@ -34,12 +34,16 @@ pub trait Catalogue: Send + Sync + 'static {
     fn boot_file(&self, file: &BootFile) -> Option<PathBuf>;
 
     /// Record one step of a machine's boot (a DHCP decision, a TFTP or HTTP fetch, a booted
-    /// system's report).
+    /// system's report). Only a DHCP stage's MAC ([`BootStage::mac_from_wire`]) is trusted as
+    /// given, and it binds the event's address to that MAC; any other event belongs to the MAC
+    /// its address is bound to (its DHCP exchange or lease), or to nobody, whatever MAC it
+    /// names: a client's claim never writes into another machine's timeline.
     fn record(&self, event: BootEvent);
 
     /// May a booted system at `from` report for the machine `mac` (`POST /boot/report`)? Only
-    /// from the address that MAC holds or last booted from: anyone else could otherwise mark
-    /// another machine up or failed. The boot service records an accepted report with
+    /// from the address that MAC holds (its lease) or last took in a DHCP exchange: anyone else
+    /// could otherwise mark another machine up or failed. Fetching a script with `?mac=` does
+    /// not make an address a MAC's. The boot service records an accepted report with
     /// [`Catalogue::record`] (stage [`BootStage::System`]).
     fn accept_report(&self, mac: MacAddr, from: IpAddr) -> bool;
 

@@ -20,7 +20,8 @@ pub use locate::Lines;
 pub use problem::{Field, Problem, Segment};
 pub use system::{InterfaceFacts, PathKind, System};
 pub use validate::{
-    HostNames, MAX_CMDLINE, MAX_MENU_TIMEOUT, machine_problems, problems, valid_hostname,
+    HostNames, MAX_CMDLINE, MAX_MENU_TIMEOUT, flake_host_problems, machine_problems, problems,
+    valid_hostname,
 };
 pub use vpn::VpnConfig;
 

@@ -319,6 +319,79 @@ pub fn machine_problems(m: &MachineConfig, hosts: &HostNames<'_>) -> Vec<Problem
     problems
 }
 
+/// Problems of what a flake says of one of its hosts (`nixosConfigurations.<name>`): its name,
+/// `system.boot.loader.kernelFile` and `boot.kernelParams`, with fields relative to the host
+/// (`name`, `kernel_file`, `kernel_params[i]`, `kernel_params` for the whole line). These values
+/// come from the flake, not from a form, so they are checked when the flake's hosts are
+/// discovered and again before a build becomes a generation (`flakeboot_nix`): a host the boot
+/// script could not carry never becomes current, and `boot.ipxe` never fails on it.
+pub fn flake_host_problems(
+    name: &str,
+    kernel_file: &str,
+    kernel_params: &[String],
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if !valid_host_name(name) {
+        problems.push(Problem::new(
+            Field::key("name"),
+            format!(
+                "{} is not a host name flakeboot can boot (URL paths, menu labels): use 1-{MAX_HOST_NAME} \
+                 letters, digits, '-' or '_' for the nixosConfigurations attribute",
+                shown(name)
+            ),
+        ));
+    }
+    if !valid_kernel_file(kernel_file) {
+        problems.push(Problem::new(
+            Field::key("kernel_file"),
+            format!(
+                "{} is not a file name inside the kernel's store path (system.boot.loader.kernelFile, \
+                 like \"bzImage\")",
+                shown(kernel_file)
+            ),
+        ));
+    }
+    for (i, param) in kernel_params.iter().enumerate() {
+        if let Some(message) = cmdline_message(param) {
+            problems.push(Problem::new(
+                Field::key("kernel_params").at(i),
+                format!("{} {message}", shown(param)),
+            ));
+        }
+    }
+    let line = kernel_params.join(" ");
+    if line.len() > MAX_CMDLINE {
+        problems.push(Problem::new(
+            Field::key("kernel_params"),
+            format!(
+                "are {} characters long together: at most {MAX_CMDLINE}",
+                line.len()
+            ),
+        ));
+    }
+    problems
+}
+
+/// A file name inside a store path: one path component, not `.` or `..`, printable ASCII.
+fn valid_kernel_file(name: &str) -> bool {
+    (1..=255).contains(&name.len())
+        && name != "."
+        && name != ".."
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && b != b'/' && b != b'\\')
+}
+
+/// A value from outside, for a message: quoted and escaped, and cut to 80 characters.
+fn shown(value: &str) -> String {
+    let cut: String = value.chars().take(80).collect();
+    if cut.len() < value.len() {
+        format!("{cut:?}... ({} characters)", value.chars().count())
+    } else {
+        format!("{cut:?}")
+    }
+}
+
 /// Why a kernel command line (a host's, or a machine's extra one) cannot be booted, or `None`.
 fn cmdline_message(cmdline: &str) -> Option<String> {
     if cmdline.len() > MAX_CMDLINE {
@@ -599,6 +672,84 @@ mod tests {
                 "flakes[2].name: \"c d\" is not allowed: use letters, digits, '-' and '_'",
                 "nix.max_concurrent_builds: must be at least 1",
             ]
+        );
+    }
+
+    fn flake_host(name: &str, kernel_file: &str, params: &[&str]) -> Vec<String> {
+        let params: Vec<String> = params.iter().map(|p| (*p).to_owned()).collect();
+        flake_host_problems(name, kernel_file, &params)
+            .iter()
+            .map(|p| p.field.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn flake_host_values_are_what_a_boot_script_can_carry() {
+        let none: Vec<String> = Vec::new();
+        let long = "a".repeat(2000);
+        assert_eq!(
+            flake_host("alpha", "bzImage", &["console=ttyS0", "quiet"]),
+            none
+        );
+        assert_eq!(
+            flake_host("web-01_b", "Image", &["a|b", "x#y", "k=v=w"]),
+            none
+        );
+        assert_eq!(flake_host(&"n".repeat(63), "bzImage", &[]), none);
+        // Names: too long, dotted, spaced, `$`, newline, empty.
+        for name in [&"n".repeat(64), "a.b", "a b", "x${y}", "a\nb", ""] {
+            assert_eq!(flake_host(name, "bzImage", &[]), ["name"], "{name:?}");
+        }
+        // Kernel files: anything but one file name inside the store path.
+        for file in [
+            "",
+            ".",
+            "..",
+            "../../etc/shadow",
+            "/etc/shadow",
+            "a\nb",
+            "a b",
+        ] {
+            assert_eq!(flake_host("alpha", file, &[]), ["kernel_file"], "{file:?}");
+        }
+        // Parameters: `$`, `||`, `;`, a newline, a comment, a quote, one too long, and in all.
+        assert_eq!(
+            flake_host(
+                "alpha",
+                "bzImage",
+                &[
+                    "root=${x}",
+                    "quiet || shell",
+                    "ok",
+                    ";",
+                    "a\nkernel evil",
+                    "#c",
+                    "x=\"y\"",
+                    &long
+                ]
+            ),
+            [
+                "kernel_params[0]",
+                "kernel_params[1]",
+                "kernel_params[3]",
+                "kernel_params[4]",
+                "kernel_params[5]",
+                "kernel_params[6]",
+                "kernel_params[7]",
+                "kernel_params"
+            ]
+        );
+        let many = vec!["loglevel=4"; 100];
+        assert_eq!(flake_host("alpha", "bzImage", &many), ["kernel_params"]);
+        // The message shows a long value cut, escaped.
+        let p = flake_host_problems(&format!("{long}\n"), "bzImage", &[]);
+        assert!(
+            p[0].message.starts_with(&format!(
+                "\"{}\"... (2001 characters) is not",
+                "a".repeat(80)
+            )),
+            "{}",
+            p[0].message
         );
     }
 }

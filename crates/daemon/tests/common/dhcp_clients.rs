@@ -104,7 +104,38 @@ pub fn pxe_discover_on(ns: &Netns, dev: &'static str, mac: [u8; 6]) -> Option<Re
     .unwrap()
 }
 
+/// A PXE ROM's REQUEST to the LAN's own DHCP server (`server`, option 54) for the address
+/// `requested` (option 50), broadcast from `ns`'s `eth0` as `mac`; no reply is awaited (in proxy
+/// mode flakeboot answers none, but learns that `mac` takes `requested`).
+pub fn pxe_request(ns: &Netns, mac: [u8; 6], requested: Ipv4Addr, server: Ipv4Addr) {
+    ns.thread(move || {
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP)).unwrap();
+        socket.set_reuse_address(true).unwrap();
+        socket.set_broadcast(true).unwrap();
+        socket.bind_device(Some(b"eth0")).unwrap();
+        let any: SocketAddr = "0.0.0.0:68".parse().unwrap();
+        socket.bind(&any.into()).unwrap();
+        let socket: UdpSocket = socket.into();
+        let mut p = packet(mac, [0x5e, 0x78, mac[4], mac[5]], 3);
+        p.pop(); // the end option
+        p.extend([50, 4]);
+        p.extend(requested.octets());
+        p.extend([54, 4]);
+        p.extend(server.octets());
+        p.push(255);
+        socket.send_to(&p, "255.255.255.255:67").unwrap();
+    })
+    .unwrap()
+    .join()
+    .unwrap();
+}
+
 fn discover(mac: [u8; 6], xid: [u8; 4]) -> Vec<u8> {
+    packet(mac, xid, 1)
+}
+
+/// A PXE client's packet of DHCP message type `message_type`, options up to the end option.
+fn packet(mac: [u8; 6], xid: [u8; 4], message_type: u8) -> Vec<u8> {
     let mut p = vec![1, 1, 6, 0];
     p.extend(xid);
     p.extend([0, 0, 0x80, 0]); // secs, flags: broadcast
@@ -112,7 +143,7 @@ fn discover(mac: [u8; 6], xid: [u8; 4]) -> Vec<u8> {
     p.extend(mac);
     p.extend([0; 10 + 64 + 128]); // chaddr padding, sname, file
     p.extend([99, 130, 83, 99]);
-    p.extend([53, 1, 1]); // DISCOVER
+    p.extend([53, 1, message_type]);
     let vendor = b"PXEClient:Arch:00000:UNDI:002001";
     p.extend([60, vendor.len() as u8]);
     p.extend(vendor);

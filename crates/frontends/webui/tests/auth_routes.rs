@@ -573,31 +573,65 @@ async fn a_parallel_burst_of_wrong_passwords_gets_only_the_limit_checked() {
     assert_eq!(h.login(PASSWORD).await.status(), StatusCode::SEE_OTHER);
 }
 
+/// The lockout the per-name limit allowed: a stranger on the LAN fails as `admin` from several
+/// addresses until each of them waits; the admin, from their own address, still signs in at
+/// once, and the stranger's addresses still wait.
 #[tokio::test]
-async fn a_user_name_is_limited_across_addresses() {
+async fn a_stranger_guessing_the_admins_password_does_not_lock_the_admin_out() {
+    let h = Harness::new();
+    h.setup().await;
+    let mut failed = 0;
+    for i in 0..4 {
+        *h.peer.lock().unwrap() = format!("192.168.1.{}:40000", 100 + i).parse().unwrap();
+        while h.login("wrong password!").await.status() == StatusCode::UNAUTHORIZED {
+            failed += 1;
+        }
+        assert_eq!(
+            h.login(PASSWORD).await.status(),
+            StatusCode::TOO_MANY_REQUESTS,
+            "the stranger's address waits, even with the right password"
+        );
+    }
+    assert_eq!(failed, 4 * 5, "five failures per address");
+    let hashes = h.state.password_hashes();
+    *h.peer.lock().unwrap() = "192.168.1.60:40000".parse().unwrap();
+    assert_eq!(h.login(PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(h.state.password_hashes(), hashes + 1);
+}
+
+/// Many addresses together are bounded (`login_total_failures`): past that a new address waits
+/// for the window, while an address that signed in before may still sign in.
+#[tokio::test]
+async fn failures_from_all_addresses_together_are_bounded_except_for_a_known_address() {
     let mut config = common::config();
-    config.login_user_failures = 3;
+    config.login_total_failures = 12;
     let h = Harness::with(
         common::FakeFlakes::manual(),
         flakeboot_store::Store::in_memory().unwrap(),
         config,
     );
     h.setup().await;
-    for i in 0..3 {
-        *h.peer.lock().unwrap() = format!("192.168.1.{}:40000", 100 + i).parse().unwrap();
-        assert_eq!(
-            h.login("wrong password!").await.status(),
-            StatusCode::UNAUTHORIZED
-        );
+    *h.peer.lock().unwrap() = "192.168.1.60:40000".parse().unwrap();
+    assert_eq!(h.login(PASSWORD).await.status(), StatusCode::SEE_OTHER);
+    let mut failed = 0;
+    for i in 0..10 {
+        *h.peer.lock().unwrap() = format!("10.9.1.{i}:40000").parse().unwrap();
+        while h.login("wrong password!").await.status() == StatusCode::UNAUTHORIZED {
+            failed += 1;
+        }
     }
+    assert_eq!(failed, 12);
     let hashes = h.state.password_hashes();
-    *h.peer.lock().unwrap() = "192.168.1.200:40000".parse().unwrap();
+    *h.peer.lock().unwrap() = "10.9.2.1:40000".parse().unwrap();
     assert_eq!(
         h.login(PASSWORD).await.status(),
         StatusCode::TOO_MANY_REQUESTS
     );
     assert_eq!(h.state.password_hashes(), hashes, "refused without a hash");
+    *h.peer.lock().unwrap() = "192.168.1.60:40000".parse().unwrap();
+    assert_eq!(h.login(PASSWORD).await.status(), StatusCode::SEE_OTHER);
     h.state.clock().advance(Duration::from_secs(301));
+    *h.peer.lock().unwrap() = "10.9.2.1:40000".parse().unwrap();
     assert_eq!(h.login(PASSWORD).await.status(), StatusCode::SEE_OTHER);
 }
 
@@ -842,7 +876,7 @@ async fn a_forged_user_name_is_logged_escaped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sign_ins_beyond_the_hash_queue_are_refused_not_queued() {
     let mut config = common::config();
-    config.login_user_failures = 1000;
+    config.login_total_failures = 1000;
     config.hash_limits = flakeboot_webui::auth::hash_gate::HashLimits {
         permits: 1,
         queue: 1,

@@ -1,6 +1,7 @@
 //! `POST /boot/report` through `tower::ServiceExt::oneshot`, with the peer address a real
 //! server gives (`MockConnectInfo`), against the recording catalogue: 204 and a `system` event
-//! from the address the MAC last booted from, 403 from any other, 400 for a malformed body.
+//! from the address the MAC last took in DHCP, 403 from any other (a script fetched with
+//! `?mac=` makes no address a MAC's), 400 for a malformed body.
 
 #![allow(
     clippy::unwrap_used,
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use axum::body::{Body, to_bytes};
 use axum::extract::connect_info::MockConnectInfo;
 use axum::http::{Request, StatusCode, header};
-use flakeboot_catalogue::{BootStage, MacAddr, Outcome, RecordingCatalogue};
+use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, MacAddr, Outcome, RecordingCatalogue};
 use flakeboot_httpboot::{HttpBootState, HttpBootStats, router_with_stats};
 use tower::ServiceExt;
 
@@ -51,8 +52,14 @@ impl Boot {
         (status, String::from_utf8_lossy(&body).into_owned())
     }
 
-    /// The machine fetches its script from `from`: it last booted from there.
+    /// The machine takes `from` in a DHCP exchange (recorded as the DHCP server records it:
+    /// the MAC from the wire) and fetches its script from there.
     async fn boots_from(&self, mac: MacAddr, from: &str) {
+        self.catalogue.record(
+            BootEvent::new(BootStage::Dhcp, Outcome::Ok, "proxy ack: ipxe.efi")
+                .mac(mac)
+                .peer(from.parse().unwrap()),
+        );
         let req = Request::get(format!("/boot.ipxe?mac={mac}"))
             .body(Body::empty())
             .unwrap();
@@ -79,8 +86,8 @@ async fn up_from_the_address_it_booted_from_is_204_and_a_system_event() {
     assert!(body.is_empty(), "{body}");
 
     let events = boot.catalogue.events();
-    assert_eq!(events.len(), 2, "{events:#?}");
-    let e = &events[1];
+    assert_eq!(events.len(), 3, "{events:#?}");
+    let e = &events[2];
     assert_eq!(
         (e.stage, e.outcome, e.mac, e.peer),
         (
@@ -144,10 +151,29 @@ async fn another_address_or_another_mac_is_403_and_records_nothing() {
         boot.catalogue
             .events()
             .iter()
-            .all(|e| e.stage == BootStage::Script),
+            .all(|e| e.stage != BootStage::System),
         "a refused report was recorded"
     );
     assert_eq!(boot.stats.snapshot().refused_reports, 4);
+}
+
+#[tokio::test]
+async fn fetching_a_script_with_mac_does_not_make_the_address_that_macs() {
+    let boot = Boot::new();
+    boot.boots_from(MAC, "10.77.0.50").await;
+    // Another address names the machine's MAC in `?mac=`: it may still not report for it.
+    let req = Request::get(format!("/boot.ipxe?mac={MAC}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(boot.send("10.77.0.66", req).await.0, StatusCode::OK);
+    let (status, _) = boot
+        .report("10.77.0.66", "mac=52:54:00:12:34:56&stage=up")
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, _) = boot
+        .report("10.77.0.50", "mac=52:54:00:12:34:56&stage=up")
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
 }
 
 #[tokio::test]
@@ -191,7 +217,11 @@ async fn malformed_or_oversized_bodies_are_refused_without_an_event() {
     let (status, _) = boot.report("10.77.0.50", chunks).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 
-    assert_eq!(boot.catalogue.events().len(), 1, "only the script fetch");
+    assert_eq!(
+        boot.catalogue.events().len(),
+        2,
+        "only the DHCP exchange and the script fetch"
+    );
 }
 
 /// A streamed body of about `len` bytes without a Content-Length.

@@ -1,118 +1,153 @@
-//! Sign-in attempts per client address and per user name: a few failures, then a wait.
+//! Sign-in attempts per client address, and in all: a few failures, then a wait.
 //!
 //! An attempt is counted when it starts, before the slow password hash ([`LoginLimiter::reserve`]),
 //! and un-counted only when it succeeds ([`LoginLimiter::succeed`]). Counting after the hash
 //! would let a burst of parallel requests all pass the check before the first failure is
 //! recorded: each of them would then cost a full argon2 run.
+//!
+//! Nothing is counted per user name: anyone on the LAN can type `admin`, so a limit per name
+//! would let a stranger lock the admin out from everywhere. Instead:
+//! - per address: `per_addr` failures per window (an IPv6 client by its /64, which one host can
+//!   hold whole);
+//! - in all: `total` failures per window from every address together, which bounds a guesser
+//!   with many addresses. When those are used up, an address that signed in successfully in the
+//!   last [`TRUSTED_FOR`] may still try (within its own limit), so a flood from elsewhere does
+//!   not lock the admin out of the address they use.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
-/// Whom the attempts of a user name are counted against: an account, or every name that is
-/// not an account (one shared bucket, so made-up names neither escape the limit nor fill memory).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum UserKey {
-    /// An existing account.
-    Account(String),
-    /// Any name that is not an account.
-    Unknown,
-}
+/// How long an address that signed in stays exempt from the limit in all.
+pub const TRUSTED_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// How many such addresses are remembered (the oldest sign-in is forgotten first).
+const MAX_TRUSTED: usize = 64;
+
+/// More addresses than this: forget those whose attempts are all old.
+const MAX_TRACKED: usize = 10_000;
 
 /// One counted attempt, handed back to [`LoginLimiter::succeed`] when it succeeds. Dropping it
 /// (a failure, or a request that ended early) leaves it counted.
 #[derive(Debug)]
 #[must_use = "a successful attempt is un-counted with LoginLimiter::succeed"]
 pub struct Attempt {
-    peer: Option<IpAddr>,
-    user: Option<UserKey>,
+    addr: Option<IpAddr>,
+    /// Counted in the limit in all too (not for a trusted address).
+    in_total: bool,
     at: Instant,
 }
 
-/// At most `max_per_addr` attempts per address and `max_per_user` per user name within
-/// `window`, successful ones not counted.
+/// At most `per_addr` failed attempts per address and `total` in all within `window`,
+/// successful ones not counted.
 #[derive(Debug)]
 pub struct LoginLimiter {
-    max_per_addr: usize,
-    max_per_user: usize,
+    per_addr: usize,
+    total: usize,
     window: Duration,
     by_addr: HashMap<Option<IpAddr>, Vec<Instant>>,
-    by_user: HashMap<UserKey, Vec<Instant>>,
+    all: Vec<Instant>,
+    /// Addresses that signed in, and when they last did.
+    trusted: HashMap<IpAddr, Instant>,
 }
 
-/// More addresses than this: forget those whose attempts are all old.
-const MAX_TRACKED: usize = 10_000;
-
 impl LoginLimiter {
-    /// A limiter allowing `max_per_addr` failed attempts per address and `max_per_user` per user
-    /// name per `window`.
-    pub fn new(max_per_addr: usize, max_per_user: usize, window: Duration) -> LoginLimiter {
+    /// A limiter allowing `per_addr` failed attempts per address and `total` from all addresses
+    /// together per `window`.
+    pub fn new(per_addr: usize, total: usize, window: Duration) -> LoginLimiter {
         LoginLimiter {
-            max_per_addr,
-            max_per_user,
+            per_addr,
+            total,
             window,
             by_addr: HashMap::new(),
-            by_user: HashMap::new(),
+            all: Vec::new(),
+            trusted: HashMap::new(),
         }
     }
 
-    /// Counts an attempt from `peer` for `user` (`None`: not counted per user, e.g. the setup
-    /// code) at `now`, before it is checked; `Err(retry_after)` when the address or the user
-    /// name has used up its attempts (nothing is counted then).
-    pub fn reserve(
-        &mut self,
-        peer: Option<IpAddr>,
-        user: Option<UserKey>,
-        now: Instant,
-    ) -> Result<Attempt, Duration> {
+    /// Counts an attempt from `peer` at `now`, before it is checked; `Err(retry_after)` when the
+    /// address, or (for an address that has not signed in lately) all addresses together, have
+    /// used up their attempts (nothing is counted then).
+    pub fn reserve(&mut self, peer: Option<IpAddr>, now: Instant) -> Result<Attempt, Duration> {
         let window = self.window;
+        let addr = peer.map(addr_key);
         if self.by_addr.len() > MAX_TRACKED {
             self.by_addr
                 .retain(|_, v| v.iter().any(|t| now.saturating_duration_since(*t) < window));
         }
-        let addr_wait = wait(self.by_addr.get_mut(&peer), self.max_per_addr, window, now);
-        let user_wait = match &user {
-            Some(key) => wait(self.by_user.get_mut(key), self.max_per_user, window, now),
-            None => None,
+        let trusted = addr
+            .and_then(|a| self.trusted.get(&a))
+            .is_some_and(|at| now.saturating_duration_since(*at) < TRUSTED_FOR);
+        let addr_wait = wait(self.by_addr.get_mut(&addr), self.per_addr, window, now);
+        let total_wait = if trusted {
+            None
+        } else {
+            wait(Some(&mut self.all), self.total, window, now)
         };
-        if let Some(longest) = addr_wait.into_iter().chain(user_wait).max() {
+        if let Some(longest) = addr_wait.into_iter().chain(total_wait).max() {
             return Err(longest);
         }
-        self.by_addr.entry(peer).or_default().push(now);
-        if let Some(key) = &user {
-            self.by_user.entry(key.clone()).or_default().push(now);
+        self.by_addr.entry(addr).or_default().push(now);
+        if !trusted {
+            self.all.push(now);
         }
         Ok(Attempt {
-            peer,
-            user,
+            addr,
+            in_total: !trusted,
             at: now,
         })
     }
 
     /// The attempt succeeded: it no longer counts, and neither do the address's earlier
-    /// failures. The user name's earlier failures stay (others may be guessing it).
+    /// failures; the address is trusted (exempt from the limit in all) for [`TRUSTED_FOR`].
     pub fn succeed(&mut self, attempt: Attempt) {
-        self.by_addr.remove(&attempt.peer);
-        self.forget_user(&attempt);
+        self.by_addr.remove(&attempt.addr);
+        self.forget_in_total(&attempt);
+        if let Some(addr) = attempt.addr {
+            if self.trusted.len() >= MAX_TRUSTED && !self.trusted.contains_key(&addr) {
+                let oldest = self
+                    .trusted
+                    .iter()
+                    .min_by_key(|(_, at)| **at)
+                    .map(|(a, _)| *a);
+                if let Some(oldest) = oldest {
+                    self.trusted.remove(&oldest);
+                }
+            }
+            self.trusted.insert(addr, attempt.at);
+        }
     }
 
     /// The attempt was never checked (the password checks were all busy): it does not count.
     pub fn cancel(&mut self, attempt: Attempt) {
-        if let Some(times) = self.by_addr.get_mut(&attempt.peer)
-            && let Some(pos) = times.iter().position(|t| *t == attempt.at)
-        {
-            times.swap_remove(pos);
+        if let Some(times) = self.by_addr.get_mut(&attempt.addr) {
+            remove_one(times, attempt.at);
         }
-        self.forget_user(&attempt);
+        self.forget_in_total(&attempt);
     }
 
-    fn forget_user(&mut self, attempt: &Attempt) {
-        if let Some(key) = &attempt.user
-            && let Some(times) = self.by_user.get_mut(key)
-            && let Some(pos) = times.iter().position(|t| *t == attempt.at)
-        {
-            times.swap_remove(pos);
+    fn forget_in_total(&mut self, attempt: &Attempt) {
+        if attempt.in_total {
+            remove_one(&mut self.all, attempt.at);
         }
+    }
+}
+
+/// Whom an address's attempts count against: an IPv4 address (also written as `::ffff:a.b.c.d`),
+/// or an IPv6 address's /64.
+fn addr_key(ip: IpAddr) -> IpAddr {
+    match ip.to_canonical() {
+        IpAddr::V6(v6) => {
+            let prefix = u128::from(v6) & !((1u128 << 64) - 1);
+            IpAddr::V6(Ipv6Addr::from(prefix))
+        }
+        v4 => v4,
+    }
+}
+
+fn remove_one(times: &mut Vec<Instant>, at: Instant) {
+    if let Some(pos) = times.iter().position(|t| *t == at) {
+        times.swap_remove(pos);
     }
 }
 
@@ -136,31 +171,26 @@ fn wait(
 mod tests {
     use super::*;
 
-    fn admin() -> Option<UserKey> {
-        Some(UserKey::Account("admin".into()))
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().unwrap())
     }
 
     #[test]
     fn the_sixth_attempt_waits_until_the_window_passes() {
         let t0 = Instant::now();
-        let a = Some(IpAddr::from([10, 0, 0, 1]));
-        let b = Some(IpAddr::from([10, 0, 0, 2]));
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
         let mut limiter = LoginLimiter::new(5, 100, Duration::from_secs(300));
         for i in 0..5 {
-            let _failed = limiter
-                .reserve(a, admin(), t0 + Duration::from_secs(i))
-                .unwrap();
+            let _failed = limiter.reserve(a, t0 + Duration::from_secs(i)).unwrap();
         }
         let wait = limiter
-            .reserve(a, admin(), t0 + Duration::from_secs(10))
+            .reserve(a, t0 + Duration::from_secs(10))
             .unwrap_err();
         assert_eq!(wait, Duration::from_secs(290));
-        let ok = limiter.reserve(b, admin(), t0).unwrap();
+        let ok = limiter.reserve(b, t0).unwrap();
         limiter.succeed(ok);
         // The first failure leaves the window at 300 s.
-        let ok = limiter
-            .reserve(a, admin(), t0 + Duration::from_secs(300))
-            .unwrap();
+        let ok = limiter.reserve(a, t0 + Duration::from_secs(300)).unwrap();
         limiter.succeed(ok);
         assert!(!limiter.by_addr.contains_key(&a));
     }
@@ -168,43 +198,100 @@ mod tests {
     #[test]
     fn attempts_count_before_they_are_checked_so_a_burst_gets_only_the_limit() {
         let t0 = Instant::now();
-        let a = Some(IpAddr::from([10, 0, 0, 1]));
+        let a = ip("10.0.0.1");
         let mut limiter = LoginLimiter::new(5, 100, Duration::from_secs(300));
         // 150 attempts at the same instant, none finished yet: five go ahead.
         let admitted: Vec<Attempt> = (0..150)
-            .filter_map(|_| limiter.reserve(a, admin(), t0).ok())
+            .filter_map(|_| limiter.reserve(a, t0).ok())
             .collect();
         assert_eq!(admitted.len(), 5);
         // One is cancelled (never checked): one more may go ahead, no more.
         let mut admitted = admitted;
         limiter.cancel(admitted.remove(0));
-        let again = limiter.reserve(a, admin(), t0).unwrap();
-        assert!(limiter.reserve(a, admin(), t0).is_err());
+        let again = limiter.reserve(a, t0).unwrap();
+        assert!(limiter.reserve(a, t0).is_err());
+        assert_eq!(limiter.all.len(), 5, "the cancelled one left the total too");
         // One succeeds: the address may try again.
         limiter.succeed(again);
-        let _again = limiter.reserve(a, admin(), t0).unwrap();
+        let _again = limiter.reserve(a, t0).unwrap();
+    }
+
+    /// The report's lockout: failures are not counted per user name, so a stranger's failures
+    /// do not stop anyone else; only their own address waits.
+    #[test]
+    fn a_strangers_failures_lock_out_only_the_strangers_address() {
+        let t0 = Instant::now();
+        let mut limiter = LoginLimiter::new(5, 50, Duration::from_secs(300));
+        let stranger = ip("10.0.0.66");
+        while limiter.reserve(stranger, t0).is_ok() {}
+        assert!(limiter.reserve(stranger, t0).is_err());
+        let _admin = limiter.reserve(ip("10.0.0.10"), t0).unwrap();
     }
 
     #[test]
-    fn a_user_name_is_limited_across_addresses_and_unknown_names_share_a_bucket() {
+    fn all_addresses_together_are_bounded_but_an_address_that_signed_in_may_still_try() {
         let t0 = Instant::now();
-        let mut limiter = LoginLimiter::new(5, 10, Duration::from_secs(300));
+        let mut limiter = LoginLimiter::new(5, 20, Duration::from_secs(300));
+        let admin = ip("10.0.1.10");
+        let ok = limiter.reserve(admin, t0).unwrap();
+        limiter.succeed(ok);
+        // A guesser with four addresses uses up the 20 in all.
+        let mut used = 0;
         for i in 0..10u8 {
-            let _failed = limiter
-                .reserve(Some(IpAddr::from([10, 0, 1, i])), admin(), t0)
-                .unwrap();
+            while limiter
+                .reserve(Some(IpAddr::from([10, 0, 2, i])), t0)
+                .is_ok()
+            {
+                used += 1;
+            }
         }
-        let other = Some(IpAddr::from([10, 0, 2, 1]));
-        assert!(limiter.reserve(other, admin(), t0).is_err());
-        let unknown = Some(UserKey::Unknown);
-        for i in 0..10u8 {
-            let _failed = limiter
-                .reserve(Some(IpAddr::from([10, 0, 3, i])), unknown.clone(), t0)
-                .unwrap();
+        assert_eq!(used, 20);
+        // A new address waits for the window; the address that signed in does not.
+        let wait = limiter.reserve(ip("10.0.3.1"), t0).unwrap_err();
+        assert_eq!(wait, Duration::from_secs(300));
+        let ok = limiter.reserve(admin, t0).unwrap();
+        limiter.succeed(ok);
+        // ... still within its own limit.
+        for _ in 0..5 {
+            let _failed = limiter.reserve(admin, t0).unwrap();
         }
-        assert!(limiter.reserve(other, unknown, t0).is_err());
-        // Without a user name only the address counts.
-        let _setup = limiter.reserve(other, None, t0).unwrap();
-        assert_eq!(limiter.by_user.len(), 2);
+        assert!(limiter.reserve(admin, t0).is_err());
+        // Trust lasts TRUSTED_FOR from the last sign-in.
+        let later = t0 + TRUSTED_FOR + Duration::from_secs(1);
+        let mut limiter = LoginLimiter::new(5, 1, Duration::from_secs(300));
+        let ok = limiter.reserve(admin, t0).unwrap();
+        limiter.succeed(ok);
+        let _failed = limiter.reserve(ip("10.0.2.1"), later).unwrap();
+        assert!(limiter.reserve(admin, later).is_err());
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_slash_64_and_mapped_ipv4_as_ipv4() {
+        let t0 = Instant::now();
+        let mut limiter = LoginLimiter::new(2, 100, Duration::from_secs(300));
+        let _a = limiter.reserve(ip("fd00:1:2:3::1"), t0).unwrap();
+        let _b = limiter.reserve(ip("fd00:1:2:3:ffff::9"), t0).unwrap();
+        assert!(limiter.reserve(ip("fd00:1:2:3::abcd"), t0).is_err());
+        let _other_prefix = limiter.reserve(ip("fd00:1:2:4::1"), t0).unwrap();
+        let _v4 = limiter.reserve(ip("10.0.0.1"), t0).unwrap();
+        let _mapped = limiter.reserve(ip("::ffff:10.0.0.1"), t0).unwrap();
+        assert!(limiter.reserve(ip("10.0.0.1"), t0).is_err());
+    }
+
+    #[test]
+    fn trusted_addresses_are_bounded() {
+        let t0 = Instant::now();
+        let mut limiter = LoginLimiter::new(5, 100, Duration::from_secs(300));
+        for i in 0..(MAX_TRUSTED as u32 + 10) {
+            let ok = limiter
+                .reserve(
+                    Some(IpAddr::V4(std::net::Ipv4Addr::from(0x0a00_0000u32 + i))),
+                    t0 + Duration::from_secs(i.into()),
+                )
+                .unwrap();
+            limiter.succeed(ok);
+        }
+        assert_eq!(limiter.trusted.len(), MAX_TRUSTED);
+        assert!(!limiter.trusted.contains_key(&IpAddr::from([10, 0, 0, 0])));
     }
 }
