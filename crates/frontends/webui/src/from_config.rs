@@ -144,6 +144,7 @@ mod tests {
             .iter()
             .map(|f| (f.name.as_deref(), f.line))
             .collect();
-        assert_eq!(lines, [(None, Some(5)), (Some("lab"), Some(8))]);
+        // The line of each entry's `[[flakes]]` header.
+        assert_eq!(lines, [(None, Some(4)), (Some("lab"), Some(7))]);
     }
 }
