@@ -486,7 +486,7 @@ fn render_detail(
         }
         div.card #actions {
             h2 { "Power and housekeeping" }
-            div.row.aligned {
+            div.actions {
                 form.inline method="post" action={ "/machines/" (m.mac) "/wake" } {
                     (csrf_field(principal.csrf()))
                     button #power-on type="submit" { "Power on" }
