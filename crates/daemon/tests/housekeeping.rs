@@ -5,7 +5,12 @@
 //! on the LAN, captured by tcpdump on the other end of the veth.
 
 // Helpers here run only inside tests: a failed step panics with its message.
-#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
 
 mod common;
 
@@ -92,7 +97,7 @@ fn leases_are_released_and_machines_forgotten_over_the_socket() {
 
     // A lease, released while the daemon runs: gone from the store and from the live pool.
     let first = dhclient(&lan);
-    assert_eq!(lease_ips(&lan), [first.clone()]);
+    assert_eq!(lease_ips(&lan), std::slice::from_ref(&first));
     let out = ok(&lan, &["lease", "release", CLIENT_MAC]);
     assert_eq!(out.trim(), format!("Released {first} ({CLIENT_MAC})."));
     assert!(lease_ips(&lan).is_empty());
