@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::http_serve::{self, ConnLimits, Plain};
 use crate::lan::LanInfo;
+use crate::lan_actions::LanActions;
 use crate::listen_addrs::ListenAddr;
 use crate::router_mode;
 use crate::settings::plan::Plan;
@@ -90,6 +91,8 @@ pub struct BootContext {
     pub shutdown: CancellationToken,
     /// The dashboard's report; the boot services own their lines and their warnings in it.
     pub status: watch::Sender<DaemonStatus>,
+    /// Lease releases and Wake-on-LAN: kept pointing at the running DHCP server and LAN port.
+    pub lan_actions: LanActions,
 }
 
 impl std::fmt::Debug for BootContext {
@@ -165,6 +168,7 @@ impl BootServices {
         lan: LanInfo,
         lan_warning: Option<String>,
     ) -> Result<BootServices, BootServiceError> {
+        ctx.lan_actions.set_interface(&lan.interface);
         let http = spawn_http(&ctx, &config, &lan).await?;
         let tftp = match config.tftp.enabled {
             true => Some(spawn_tftp(&ctx, &config, &lan).await?),
@@ -238,6 +242,7 @@ impl BootServices {
             tracing::info!(from = %self.lan.interface, to = %lan.interface, address = %lan.address, "moving the boot services to a new LAN port");
             self.stop().await;
             self.lan = lan;
+            self.ctx.lan_actions.set_interface(&self.lan.interface);
             self.http = started(
                 &mut self.lines[0],
                 spawn_http(&self.ctx, &next, &self.lan).await,
@@ -472,6 +477,8 @@ async fn spawn_dhcp(ctx: &BootContext, cfg: DhcpServerConfig) -> Result<Running,
     let dhcp = DhcpServer::bind(cfg)
         .await
         .map_err(|e| bind_error(format!("binding the DHCP server on {interface}"))(&e))?;
+    // Releases from the UI go through this server's pool while it runs.
+    ctx.lan_actions.set_dhcp(Some(dhcp.lease_control()));
     let (catalogue, leases) = (ctx.catalogue.clone(), Arc::new(ctx.store.clone()));
     Ok(spawn(ctx, move |stop| {
         Box::pin(async move {

@@ -5,7 +5,8 @@
 //!   MAC x boot now?"), answered from a snapshot of config hosts, assignments and flake
 //!   generations; [`events`] stores the boot events it records.
 //! - [`boot_services`]: HTTP boot, TFTP and DHCP on the LAN port, started, moved and restarted
-//!   as one set; [`router_mode`] their router-mode configuration; [`lan`] the LAN port.
+//!   as one set; [`router_mode`] their router-mode configuration; [`lan`] the LAN port;
+//!   [`lan_actions`] releasing a machine's lease and waking a machine (Wake-on-LAN).
 //! - [`settings`]: settings from the config file and the store, checked before they are saved
 //!   ([`settings::check`], the config's own rules), what a change needs ([`settings::plan`])
 //!   and applying it live ([`settings::apply`]).
@@ -26,6 +27,7 @@ pub mod events;
 pub mod flakes;
 pub mod http_serve;
 pub mod lan;
+pub mod lan_actions;
 pub mod listen_addrs;
 pub mod overview;
 pub mod router_mode;
@@ -36,6 +38,7 @@ pub mod vpn;
 pub mod wire;
 
 pub use flakes::{BuildProgressView, FlakeService, FlakeServiceError, NixFlakeService};
+pub use lan_actions::{LanActionError, LanActions};
 pub use listen_addrs::{ListenAddr, ManagementAddrs, bind_listener};
 pub use settings::check::{FieldError, MachineSettings, SettingsCheck};
 pub use settings::from_config::settings_from_config;

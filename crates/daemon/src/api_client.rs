@@ -325,6 +325,11 @@ impl ApiClient {
         self.call(Method::POST, path, Some(body))
     }
 
+    /// DELETE `path` (under `/api/v1`); the answer as JSON (`null` for `204 No Content`).
+    pub fn delete(&self, path: &str) -> Result<Value, ClientError> {
+        self.call(Method::DELETE, path, None)
+    }
+
     fn call(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Value, ClientError> {
         self.runtime.block_on(async {
             let (peer, sender) = self.connect().await?;

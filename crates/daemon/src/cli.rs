@@ -102,8 +102,10 @@ pub enum Command {
     Flake(FlakeArgs),
     /// List builds and follow one's log.
     Build(BuildArgs),
-    /// Assign a machine to a host or to the boot menu.
+    /// Assign a machine to a host or to the boot menu, power it on, forget it.
     Machine(MachineArgs),
+    /// Release a machine's DHCP lease (router mode).
+    Lease(LeaseArgs),
     /// Install an update bundle into the other A/B slot of the appliance.
     Update(UpdateArgs),
     /// Print the DHCP leases (with the daemon stopped, read from its store).
@@ -124,6 +126,7 @@ impl Command {
             Command::Flake(a) => Some(&a.state_dir),
             Command::Build(a) => Some(&a.state_dir),
             Command::Machine(a) => Some(&a.state_dir),
+            Command::Lease(a) => Some(&a.state_dir),
             Command::Machines { state_dir, .. }
             | Command::Leases { state_dir, .. }
             | Command::Health { state_dir } => Some(state_dir),
@@ -209,6 +212,10 @@ pub enum FlakeCommand {
     Unpin { host: String },
     /// Cancel a queued or running build.
     Cancel { build: u64 },
+    /// Remove a flake: cancel its builds, drop every generation of its hosts with its GC
+    /// roots; machines assigned to its hosts boot the menu. A flake of the config file is
+    /// refused (remove it there).
+    Remove { flake: String },
 }
 
 #[derive(Debug, Args)]
@@ -283,5 +290,38 @@ pub enum MachineCommand {
         /// Boot the menu instead of a host.
         #[arg(long, conflicts_with = "host")]
         menu: bool,
+    },
+    /// Power a machine on: send the Wake-on-LAN magic packet on the LAN (a UDP broadcast to
+    /// port 9 and an ethernet frame of type 0x0842).
+    Wake {
+        /// The machine's MAC, like 52:54:00:12:34:56.
+        mac: String,
+    },
+    /// Forget a machine: its record, boot settings and boot events (its next DHCP request
+    /// makes it anew). A machine the config file pins is refused (remove it there).
+    Forget {
+        /// The machine's MAC.
+        mac: String,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct LeaseArgs {
+    /// The daemon's state directory (its API socket lives there; unused with --server).
+    #[arg(long, global = true, default_value = "/var/lib/flakeboot")]
+    pub state_dir: PathBuf,
+    /// Print the API's JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: LeaseCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LeaseCommand {
+    /// Release a machine's lease: its address is free for the next client at once.
+    Release {
+        /// The machine's MAC.
+        mac: String,
     },
 }

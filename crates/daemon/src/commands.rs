@@ -16,8 +16,8 @@ use serde_json::{Value, json};
 use crate::api_client::{ApiClient, Server, Token, encode};
 use crate::api_tls::Trust;
 use crate::cli::{
-    BuildArgs, BuildCommand, Command, EventsArgs, FlakeArgs, FlakeCommand, MachineArgs,
-    MachineCommand, RemoteArgs,
+    BuildArgs, BuildCommand, Command, EventsArgs, FlakeArgs, FlakeCommand, LeaseArgs, LeaseCommand,
+    MachineArgs, MachineCommand, RemoteArgs,
 };
 use crate::tables::{self, GenerationRow};
 use crate::{build_log, inspect};
@@ -44,6 +44,7 @@ pub fn run(command: Command, remote: &RemoteArgs, state_dir: &Path) -> anyhow::R
         Command::Flake(args) => flake(&client, args),
         Command::Build(args) => build(&client, args),
         Command::Machine(args) => machine(&client, args),
+        Command::Lease(args) => lease(&client, args),
         Command::Machines { json, .. } => machines(&client, json),
         Command::Events(args) => events(&client, args),
         Command::Leases { json, .. } => leases(&client, json),
@@ -133,6 +134,13 @@ fn flake(client: &ApiClient, args: FlakeArgs) -> anyhow::Result<ExitCode> {
                 return print_json(&v);
             }
             println!("{host} boots its newest generation again.");
+        }
+        FlakeCommand::Remove { flake } => {
+            let v = client.delete(&format!("/flakes/{}", encode(&flake)))?;
+            if json {
+                return print_json(&v);
+            }
+            print!("{}", removed_flake(&v));
         }
         FlakeCommand::Cancel { build } => {
             let v = client.post(&format!("/builds/{build}/cancel"), &json!({}))?;
@@ -224,9 +232,92 @@ fn build(client: &ApiClient, args: BuildArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// What `flake remove` prints: what went, and which machines boot the menu now.
+fn removed_flake(v: &Value) -> String {
+    let strings = |key: &str| -> Vec<String> {
+        v.get(key)
+            .and_then(Value::as_array)
+            .map(|l| {
+                l.iter()
+                    .filter_map(|s| s.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let name = v.get("name").and_then(Value::as_str).unwrap_or_default();
+    let generations = v.get("generations").and_then(Value::as_u64).unwrap_or(0);
+    let hosts = strings("hosts");
+    let mut out = format!("Removed flake {name}: {generations} generation(s)");
+    if !hosts.is_empty() {
+        out.push_str(&format!(" of {}", hosts.join(", ")));
+    }
+    out.push_str(" with their GC roots.\n");
+    let cancelled = ids(v, "cancelled_builds");
+    if !cancelled.is_empty() {
+        let list: Vec<String> = cancelled.iter().map(u64::to_string).collect();
+        out.push_str(&format!("Cancelled build(s) {}.\n", list.join(", ")));
+    }
+    for mac in strings("machines") {
+        out.push_str(&format!("{mac} boots the menu now.\n"));
+    }
+    out
+}
+
+fn parse_mac(mac: &str) -> anyhow::Result<MacAddr> {
+    mac.parse()
+        .map_err(|e| anyhow::anyhow!("{mac:?} is not a MAC address like 52:54:00:12:34:56: {e}"))
+}
+
+/// `flakeboot lease ...`.
+fn lease(client: &ApiClient, args: LeaseArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        LeaseCommand::Release { mac } => {
+            let mac = parse_mac(&mac)?;
+            let v = client.delete(&format!("/leases/{}", encode(&mac.to_string())))?;
+            if args.json {
+                return print_json(&v);
+            }
+            let released: Vec<&str> = v
+                .get("released")
+                .and_then(Value::as_array)
+                .map(|l| l.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            println!("Released {} ({mac}).", released.join(", "));
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
 /// `flakeboot machine ...`.
 fn machine(client: &ApiClient, args: MachineArgs) -> anyhow::Result<ExitCode> {
     match args.command {
+        MachineCommand::Wake { mac } => {
+            let mac = parse_mac(&mac)?;
+            let v = client.post(
+                &format!("/machines/{}/wake", encode(&mac.to_string())),
+                &json!({}),
+            )?;
+            if args.json {
+                return print_json(&v);
+            }
+            let interface = v
+                .get("interface")
+                .and_then(Value::as_str)
+                .unwrap_or("the LAN");
+            println!(
+                "Magic packet for {mac} sent on {interface} (UDP broadcast to port 9 and EtherType 0x0842)."
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        MachineCommand::Forget { mac } => {
+            let mac = parse_mac(&mac)?;
+            client.delete(&format!("/machines/{}", encode(&mac.to_string())))?;
+            if args.json {
+                return print_json(&json!({ "mac": mac, "forgotten": true }));
+            }
+            println!("Forgot {mac}: its record, boot settings and boot events.");
+            Ok(ExitCode::SUCCESS)
+        }
         MachineCommand::Assign { mac, host, menu } => {
             let mac: MacAddr = mac.parse().map_err(|e| {
                 anyhow::anyhow!("{mac:?} is not a MAC address like 52:54:00:12:34:56: {e}")

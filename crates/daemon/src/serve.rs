@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
+use flakeboot_appliance::LanActions;
 use flakeboot_appliance::boot_policy::{BootPolicy, PolicyState, stored_policies};
 use flakeboot_appliance::boot_services::{BootContext, BootServices, RedirectRoutes, http_base};
 use flakeboot_appliance::listen_addrs::ManagementAddrs;
@@ -129,6 +130,9 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
         )?,
     };
 
+    // Lease releases and Wake-on-LAN from the UI and API follow the boot services.
+    let lan_actions = LanActions::new(store.clone());
+    api_state.set_lan_actions(lan_actions.clone());
     // The boot services (HTTP boot, TFTP, DHCP) on the LAN port: moved or restarted when the
     // settings change (settings_apply.rs).
     let boot = BootServices::start(
@@ -141,6 +145,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
             }),
             shutdown: shutdown.clone(),
             status: status_tx.clone(),
+            lan_actions,
         },
         config.clone(),
         lan.clone(),

@@ -356,6 +356,40 @@ fn the_cli_drives_the_appliance_over_https_with_a_token() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--server"));
 
+    // Remove the flake: the machine assigned to its host boots the menu, its generations'
+    // GC roots are gone, and it is no longer listed.
+    laptop.ok(&["machine", "assign", NEW_MAC, "lab#alpha"]);
+    let roots = lan.state_dir().join("gcroots/lab/alpha");
+    let links = |dir: &Path| -> usize {
+        std::fs::read_dir(dir).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_symlink()))
+                .count()
+        })
+    };
+    assert!(links(&roots) > 0, "GC roots under {}", roots.display());
+    let out = laptop.ok(&["flake", "remove", "lab"]);
+    eprintln!("flake remove:\n{out}");
+    assert!(out.starts_with("Removed flake lab: "), "{out}");
+    assert!(out.contains("lab#alpha"), "{out}");
+    assert!(
+        out.contains(&format!("{NEW_MAC} boots the menu now.")),
+        "{out}"
+    );
+    assert_eq!(links(&roots), 0, "GC roots left under {}", roots.display());
+    let machines: serde_json::Value =
+        serde_json::from_str(&laptop.ok(&["machines", "--json"])).unwrap();
+    let m = machines
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["mac"] == NEW_MAC)
+        .unwrap();
+    assert!(m["host"].is_null(), "{m}");
+    assert_eq!(laptop.ok(&["flake", "list", "--json"]).trim(), "[]");
+    let err = laptop.fails(&["flake", "remove", "lab"]);
+    assert!(err.contains("not found"), "{err}");
+
     daemon.stop();
     eprintln!("cli_api: {:.1} s", started.elapsed().as_secs_f64());
 }

@@ -13,6 +13,7 @@ use crate::blocking::on_store;
 use crate::current::{CurrentGenerations, ResolveError};
 use crate::discover::{DiscoverError, HostStatus, discover};
 use crate::flakeref::{FlakeRef, FlakeRefError};
+use crate::generation::{self, GenerationError};
 use crate::local::{LocalSourceError, LocalSources};
 use crate::lock::{LockError, lock};
 use crate::runner::{BuildRequest, Runner, RunnerError};
@@ -87,6 +88,9 @@ pub enum FlakeError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Removing a generation (its GC roots) failed.
+    #[error(transparent)]
+    Generation(#[from] GenerationError),
     /// A store task did not finish (the runtime is shutting down).
     #[error("store task did not finish: {reason}")]
     Worker {
@@ -327,6 +331,43 @@ impl Flakes {
         errors
     }
 
+    /// Remove a flake: its queued and running builds are cancelled, every generation of its
+    /// hosts is dropped with its GC roots (nix may collect the store paths at its next
+    /// collection) and its pins, then the flake itself. Machines assigned to its hosts are the
+    /// caller's business (they are in the store, not here).
+    pub fn remove(&self, name: &str) -> Result<RemovedFlake, FlakeError> {
+        let record = self.flake(name)?;
+        let mut cancelled = Vec::new();
+        for build in self.store().builds()? {
+            if build.flake == record.name
+                && build.state.is_active()
+                && self.runner.cancel(build.id)?
+            {
+                cancelled.push(build.id);
+            }
+        }
+        let prefix = format!("{}#", record.name);
+        let hosts: Vec<String> = self
+            .store()
+            .generation_hosts()?
+            .into_iter()
+            .filter(|h| h.starts_with(&prefix))
+            .collect();
+        let mut generations = 0;
+        for host in &hosts {
+            generations += generation::remove_host(self.store(), host)?;
+        }
+        self.store().remove_flake(&record.name)?;
+        self.current.refresh(self.store())?;
+        info!(flake = %record.name, generations, cancelled = ?cancelled, "flake removed with its generations and GC roots");
+        Ok(RemovedFlake {
+            name: record.name,
+            hosts,
+            generations,
+            cancelled_builds: cancelled,
+        })
+    }
+
     /// Roll a host back (or forward) to one of its generations: it stays current until
     /// [`Flakes::unpin`], whatever is built later.
     pub fn rollback(&self, host: &str, number: u32) -> Result<(), FlakeError> {
@@ -370,6 +411,19 @@ impl Flakes {
                 },
             })
     }
+}
+
+/// What [`Flakes::remove`] dropped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovedFlake {
+    /// The flake's name.
+    pub name: String,
+    /// Its qualified hosts that had generations.
+    pub hosts: Vec<String>,
+    /// How many generations were removed (each with its GC roots).
+    pub generations: usize,
+    /// Builds cancelled.
+    pub cancelled_builds: Vec<u64>,
 }
 
 /// Flake names appear in host names, URLs and menus: the config's alphabet.

@@ -270,24 +270,43 @@ pub fn prune(store: &Store, host: &str, keep: usize) -> Result<Vec<u32>, Generat
     let numbers: Vec<u32> = all.iter().map(|g| g.number).collect();
     let drop = to_prune(&numbers, keep, store.pinned_generation(host)?);
     for g in all.iter().filter(|g| drop.contains(&g.number)) {
-        for root in &g.gc_roots {
-            match std::fs::remove_file(root) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(GenerationError::RootIo {
-                        path: root.clone(),
-                        source,
-                    });
-                }
-            }
-        }
+        remove_roots(g)?;
     }
     if !drop.is_empty() {
         store.remove_generations(host, &drop)?;
         tracing::info!(host, removed = ?drop, "old generations removed with their GC roots");
     }
     Ok(drop)
+}
+
+/// Removes every generation of a host with its GC roots, and its pin (the host's flake is being
+/// removed). Returns how many generations there were.
+pub fn remove_host(store: &Store, host: &str) -> Result<usize, GenerationError> {
+    let all = store.generations(host)?;
+    for g in &all {
+        remove_roots(g)?;
+    }
+    let numbers: Vec<u32> = all.iter().map(|g| g.number).collect();
+    store.remove_generations(host, &numbers)?;
+    store.pin_generation(host, None)?;
+    Ok(all.len())
+}
+
+/// Removes a generation's GC root symlinks (one already gone is fine).
+fn remove_roots(generation: &GenerationRecord) -> Result<(), GenerationError> {
+    for root in &generation.gc_roots {
+        match std::fs::remove_file(root) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(source) => {
+                return Err(GenerationError::RootIo {
+                    path: root.clone(),
+                    source,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

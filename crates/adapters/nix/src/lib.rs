@@ -36,7 +36,7 @@ pub use conf::{ConfError, NixFiles};
 pub use current::{CurrentGenerations, FlakeBoot, ResolveError};
 pub use discover::{DiscoveredHost, HostStatus, NetbootInfo};
 pub use flakeref::{FlakeRef, FlakeRefError, FlakeRefKind};
-pub use flakes::{FlakeError, Flakes};
+pub use flakes::{FlakeError, Flakes, RemovedFlake};
 pub use gc::{DiskUsage, GcReport, Storage, StorageReport};
 pub use live::LogFollower;
 pub use local::{LocalSourceError, LocalSources};

@@ -351,3 +351,40 @@ async fn a_path_flake_is_labelled_by_its_content_hash() {
         boot.cmdline
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removing_a_flake_drops_its_generations_roots_and_pins() {
+    let _nix = NIX_STORE_LOCK.read().await;
+    let repo = FixtureRepo::new("remove");
+    let (_tmp, state) = state_dir();
+    let flakes = Flakes::new(start(&state, runner_config(&state)));
+    flakes.add(&repo.url(), Some("lab")).await.unwrap();
+    let id = flakes.build("lab", "alpha").unwrap();
+    let record = tokio::time::timeout(Duration::from_secs(120), flakes.runner().wait(id))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.state, BuildState::Succeeded, "{record:?}");
+    flakes.rollback("lab#alpha", 1).unwrap();
+    let roots = flakes.generations("lab#alpha").unwrap()[0].gc_roots.clone();
+    assert!(!roots.is_empty() && roots.iter().all(|r| r.is_symlink()));
+
+    let removed = flakes.remove("lab").unwrap();
+    assert_eq!(removed.name, "lab");
+    assert_eq!(removed.hosts, ["lab#alpha"]);
+    assert_eq!(removed.generations, 1);
+    assert!(removed.cancelled_builds.is_empty());
+    assert!(
+        roots.iter().all(|r| !r.exists() && !r.is_symlink()),
+        "{roots:?}"
+    );
+    let store = flakes.runner().store();
+    assert!(store.flake("lab").unwrap().is_none());
+    assert!(store.generations("lab#alpha").unwrap().is_empty());
+    assert_eq!(store.pinned_generation("lab#alpha").unwrap(), None);
+    assert!(flakes.current().hosts().is_empty());
+    assert!(matches!(
+        flakes.remove("lab"),
+        Err(flakeboot_nix::FlakeError::NoSuchFlake { .. })
+    ));
+}

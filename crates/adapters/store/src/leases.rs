@@ -82,6 +82,20 @@ impl Store {
         Ok(())
     }
 
+    /// Removes the bound leases of `mac` in one durable transaction; returns their addresses.
+    /// (Declined addresses stay quarantined.) What `flakeboot lease release` does when no
+    /// router-mode DHCP server holds the pool in memory.
+    pub fn release_leases_of(&self, mac: MacAddr) -> Result<Vec<Ipv4Addr>, StoreError> {
+        let released: Vec<Ipv4Addr> = self
+            .leases()?
+            .into_iter()
+            .filter(|l| l.mac == mac && l.state == LeaseState::Bound)
+            .map(|l| l.ip)
+            .collect();
+        self.delete_leases(&released)?;
+        Ok(released)
+    }
+
     /// The lease of one address.
     pub fn lease(&self, ip: Ipv4Addr) -> Result<Option<LeaseRecord>, StoreError> {
         let txn = self.db.begin_read()?;
@@ -238,6 +252,21 @@ mod tests {
         store.delete_leases(&[]).unwrap();
         store.put_leases(&[]).unwrap();
         assert_eq!(store.leases().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn releasing_a_mac_removes_only_its_bound_leases() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let a = lease([10, 0, 0, 1], 1, LeaseState::Bound);
+        let b = lease([10, 0, 0, 2], 2, LeaseState::Bound);
+        let quarantined = lease([10, 0, 0, 3], 1, LeaseState::Declined);
+        store
+            .put_leases(&[a.clone(), b.clone(), quarantined.clone()])
+            .unwrap();
+        assert_eq!(store.release_leases_of(a.mac).unwrap(), vec![a.ip]);
+        assert_eq!(store.leases().unwrap(), vec![b, quarantined]);
+        assert!(store.release_leases_of(a.mac).unwrap().is_empty());
     }
 
     #[test]

@@ -242,10 +242,16 @@ impl Store {
         self.update_machine(mac, |record| record.label = label)
     }
 
-    /// Forgets a machine (its boot events stay until they age out). Returns whether it existed.
+    /// Forgets a machine in one transaction: its record, its boot options and its boot events
+    /// (as eviction does). Returns whether it had a record. Its next DHCP exchange makes it anew.
     pub fn delete_machine(&self, mac: MacAddr) -> Result<bool, StoreError> {
         let txn = self.db.begin_write()?;
-        let existed = txn.open_table(MACHINES)?.remove(mac_key(mac))?.is_some();
+        let existed = {
+            let existed = txn.open_table(MACHINES)?.remove(mac_key(mac))?.is_some();
+            txn.open_table(MACHINE_OPTIONS)?.remove(mac_key(mac))?;
+            EventTables::open(&txn)?.remove_machine(mac)?;
+            existed
+        };
         txn.commit()?;
         Ok(existed)
     }
@@ -355,9 +361,21 @@ mod tests {
         store.set_machine_label(other, Some("a".into())).unwrap();
         let macs: Vec<MacAddr> = store.machines().unwrap().iter().map(|m| m.mac).collect();
         assert_eq!(macs, vec![other, MAC]);
+        let options = crate::MachineOptions {
+            hostname: Some("node1".into()),
+            kernel_params: String::new(),
+        };
+        store.set_machine_options(other, &options).unwrap();
+        store
+            .record_events(&[seen(other, 5), seen(MAC, 6)])
+            .unwrap();
         assert!(store.delete_machine(other).unwrap());
         assert!(!store.delete_machine(other).unwrap());
         assert_eq!(store.machines().unwrap().len(), 1);
+        // Its boot options and events went with it; the other machine's stay.
+        assert!(store.machine_options(other).unwrap().is_empty());
+        assert!(store.events_for(other, 10).unwrap().is_empty());
+        assert_eq!(store.events_for(MAC, 10).unwrap().len(), 1);
     }
 
     fn seen(mac: MacAddr, secs: u64) -> BootEvent {

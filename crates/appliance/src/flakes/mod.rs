@@ -5,4 +5,4 @@ mod nix;
 mod service;
 
 pub use nix::NixFlakeService;
-pub use service::{BuildProgressView, FlakeService, FlakeServiceError};
+pub use service::{BuildProgressView, FlakeRemoved, FlakeService, FlakeServiceError};

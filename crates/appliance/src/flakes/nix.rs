@@ -6,7 +6,7 @@ use flakeboot_store::{BuildRecord, FlakeRecord, GenerationRecord};
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 
-use super::service::{BuildProgressView, FlakeService, FlakeServiceError};
+use super::service::{BuildProgressView, FlakeRemoved, FlakeService, FlakeServiceError};
 
 /// The flake operations over nix's [`Flakes`].
 #[derive(Debug, Clone)]
@@ -62,6 +62,35 @@ impl FlakeService for NixFlakeService {
 
     fn update<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<u64>, FlakeServiceError>> {
         Box::pin(async move { self.0.update(name).await.map_err(map) })
+    }
+
+    fn remove(&self, name: &str) -> Result<FlakeRemoved, FlakeServiceError> {
+        let removed = self.0.remove(name).map_err(map)?;
+        let store = self.0.runner().store();
+        let prefix = format!("{}#", removed.name);
+        let mut machines = Vec::new();
+        for machine in store.machines().map_err(internal)? {
+            if machine
+                .host
+                .as_deref()
+                .is_some_and(|h| h.starts_with(&prefix))
+            {
+                store
+                    .set_machine_host(machine.mac, None)
+                    .map_err(internal)?;
+                machines.push(machine.mac);
+            }
+        }
+        if !machines.is_empty() {
+            tracing::info!(flake = %removed.name, machines = ?machines, "machines of a removed flake boot the menu now");
+        }
+        Ok(FlakeRemoved {
+            name: removed.name,
+            hosts: removed.hosts,
+            generations: removed.generations,
+            cancelled_builds: removed.cancelled_builds,
+            machines,
+        })
     }
 
     fn build(&self, flake: &str, host: &str) -> Result<u64, FlakeServiceError> {

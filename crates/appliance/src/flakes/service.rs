@@ -6,6 +6,7 @@ use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use serde::Serialize;
 
+use flakeboot_catalogue::MacAddr;
 use flakeboot_store::{BuildRecord, FlakeRecord, GenerationRecord};
 
 /// Why a flake operation failed, sorted by what the UI does with it.
@@ -47,6 +48,21 @@ pub struct BuildProgressView {
     pub current: Option<String>,
 }
 
+/// What removing a flake did ([`FlakeService::remove`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct FlakeRemoved {
+    /// The flake's name.
+    pub name: String,
+    /// Its qualified hosts whose generations (and GC roots) were removed.
+    pub hosts: Vec<String>,
+    /// How many generations were removed.
+    pub generations: usize,
+    /// Builds of it that were cancelled.
+    pub cancelled_builds: Vec<u64>,
+    /// Machines that were assigned to its hosts: they boot the menu now.
+    pub machines: Vec<MacAddr>,
+}
+
 /// Flakes, builds and generations as the UI and API need them.
 ///
 /// Wiring the real one (in the daemon), method by method over `flakeboot_nix::Flakes`:
@@ -72,6 +88,11 @@ pub trait FlakeService: Send + Sync + 'static {
 
     /// Re-locks a flake to its newest revision and queues builds of its hosts: their ids.
     fn update<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<u64>, FlakeServiceError>>;
+
+    /// Removes a flake: cancels its builds, drops its generations with their GC roots, and
+    /// sends the machines assigned to its hosts back to the boot menu. Whether it came from
+    /// the config file is the caller's to check (the config would add it again).
+    fn remove(&self, name: &str) -> Result<FlakeRemoved, FlakeServiceError>;
 
     /// Queues a build of one host: its id.
     fn build(&self, flake: &str, host: &str) -> Result<u64, FlakeServiceError>;

@@ -279,6 +279,7 @@ mod tests {
                 web: None,
                 shutdown: shutdown.clone(),
                 status: status.clone(),
+                lan_actions: crate::LanActions::new(store.clone()),
             },
             file.clone(),
             lan,

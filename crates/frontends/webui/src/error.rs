@@ -12,6 +12,7 @@ use crate::auth::hash_gate::HashGateError;
 use crate::auth::secret::RandomError;
 use crate::pages::layout;
 use crate::tls::TlsError;
+use flakeboot_appliance::LanActionError;
 use flakeboot_appliance::flakes::FlakeServiceError;
 
 /// Why a request failed.
@@ -29,9 +30,24 @@ pub enum WebError {
     /// A certificate problem.
     #[error("certificate: {0}")]
     Tls(#[from] TlsError),
+    /// Releasing a lease or waking a machine failed.
+    #[error("LAN action: {0}")]
+    Lan(#[from] LanActionError),
     /// A blocking task died.
     #[error("background task failed: {0}")]
     Task(String),
+    /// The request conflicts with the config file (a pinned machine).
+    #[error("{message}")]
+    Conflict {
+        /// Why, for the user.
+        message: String,
+    },
+    /// This appliance cannot do it now (no LAN port yet, a feature not wired).
+    #[error("{message}")]
+    Unavailable {
+        /// Why, for the user.
+        message: String,
+    },
     /// Nothing here.
     #[error("{what} not found")]
     NotFound {
@@ -79,6 +95,10 @@ impl WebError {
                 (StatusCode::TOO_MANY_REQUESTS, self.to_string())
             }
             WebError::Forbidden { .. } => (StatusCode::FORBIDDEN, self.to_string()),
+            WebError::Conflict { .. } => (StatusCode::CONFLICT, self.to_string()),
+            WebError::Unavailable { .. } | WebError::Lan(LanActionError::NoLan) => {
+                (StatusCode::SERVICE_UNAVAILABLE, self.to_string())
+            }
             WebError::Flake(FlakeServiceError::Invalid { message, .. }) => {
                 (StatusCode::UNPROCESSABLE_ENTITY, message.clone())
             }
@@ -87,6 +107,7 @@ impl WebError {
             }
             WebError::Flake(FlakeServiceError::Internal { .. })
             | WebError::Store(_)
+            | WebError::Lan(_)
             | WebError::Random(_)
             | WebError::Tls(_)
             | WebError::Task(_) => {

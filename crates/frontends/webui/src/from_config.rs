@@ -9,9 +9,9 @@ use std::sync::Arc;
 use flakeboot_appliance::system::LiveSystem;
 use flakeboot_appliance::{SettingsCheck, settings_from_config};
 use flakeboot_catalogue::MacAddr;
-use flakeboot_config::Config;
+use flakeboot_config::{Config, Field, Lines};
 
-use crate::state::WebConfig;
+use crate::state::{ConfigFlake, WebConfig};
 
 impl WebConfig {
     /// A UI configuration from the config file: its hosts, its pinned machines and its
@@ -26,6 +26,15 @@ impl WebConfig {
                 .iter()
                 .map(|m| (m.mac, m.host.clone()))
                 .collect::<BTreeMap<_, _>>(),
+            config_flakes: config
+                .flakes
+                .iter()
+                .map(|f| ConfigFlake {
+                    url: f.url.clone(),
+                    name: f.name.clone(),
+                    line: None,
+                })
+                .collect(),
             interfaces,
             default_settings: settings_from_config(config),
             report_timeout: config.boot.report_timeout,
@@ -40,6 +49,10 @@ impl WebConfig {
     /// shown with the file and the line of their `mac = ...`.
     pub fn with_config_file(mut self, path: &Path, text: &str) -> WebConfig {
         self.pin_lines = pin_lines(self.pinned_machines.keys().copied(), text);
+        let lines = Lines::new(text);
+        for (i, flake) in self.config_flakes.iter_mut().enumerate() {
+            flake.line = lines.line(&Field::key("flakes").at(i));
+        }
         self.config_file = Some(path.to_path_buf());
         self
     }
@@ -118,5 +131,20 @@ mod tests {
             .with_config_file(Path::new("/etc/flakeboot.toml"), text);
         let mac = "52:54:00:00:00:01".parse().unwrap();
         assert_eq!(web.pin_lines.get(&mac), Some(&20));
+    }
+
+    #[test]
+    fn config_flakes_are_known_with_their_lines() {
+        let text = "[lan]\ninterface = \"lan0\"\n\n[[flakes]]\nurl = \"github:acme/fleet\"\n\n[[flakes]]\nurl = \"github:acme/lab\"\nname = \"lab\"\n";
+        let config = Config::parse(text, Path::new("test.toml")).unwrap();
+        let web = WebConfig::from_config(&config, Vec::new())
+            .with_config_file(Path::new("/etc/flakeboot.toml"), text);
+        let lines: Vec<_> = web
+            .config_flakes
+            .iter()
+            .map(|f| (f.name.as_deref(), f.line))
+            .collect();
+        // The line of each entry's `[[flakes]]` header.
+        assert_eq!(lines, [(None, Some(4)), (Some("lab"), Some(7))]);
     }
 }

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod clock;
 pub mod error;
 pub mod from_config;
+mod housekeeping;
 pub mod pages;
 pub mod routes;
 pub mod serve;
@@ -31,5 +32,5 @@ pub use serve::{
     API_SOCKET, ServeError, TlsServer, bind_api_socket, bind_tls_on, redirect_router,
     serve_api_socket, serve_tls, serve_tls_on,
 };
-pub use state::{WebConfig, WebState};
+pub use state::{ConfigFlake, WebConfig, WebState};
 pub use tls::{CertInfo, CertStore, TlsError, TlsSetup};

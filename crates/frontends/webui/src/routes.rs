@@ -12,8 +12,8 @@ use crate::api;
 use crate::auth::guard::require_auth;
 use crate::error::WebError;
 use crate::pages::{
-    account, build, dashboard, flakes, hosts, layout, login, machines, settings, setup, vpn,
-    vpn_peers,
+    account, build, dashboard, flake_remove, flakes, hosts, layout, login, machine_actions,
+    machines, settings, setup, vpn, vpn_peers,
 };
 use crate::state::WebState;
 
@@ -71,11 +71,41 @@ fn table() -> Vec<Entry> {
         r("GET", "/hosts", P, get(hosts::list)),
         r("GET", "/machines/{mac}", P, get(machines::show)),
         r("POST", "/machines/{mac}", P, post(machines::update)),
+        r(
+            "POST",
+            "/machines/{mac}/forget",
+            P,
+            post(machine_actions::forget),
+        ),
+        r(
+            "POST",
+            "/machines/{mac}/wake",
+            P,
+            post(machine_actions::wake),
+        ),
+        r(
+            "POST",
+            "/leases/{mac}/release",
+            P,
+            post(machine_actions::release),
+        ),
         r("GET", "/flakes", P, get(flakes::list)),
         r("POST", "/flakes", P, post(flakes::add)),
         r("GET", "/flakes/{name}", P, get(flakes::show)),
         r("POST", "/flakes/{name}/update", P, post(flakes::update)),
         r("POST", "/flakes/{name}/build", P, post(flakes::build)),
+        r(
+            "GET",
+            "/flakes/{name}/remove",
+            P,
+            get(flake_remove::confirm),
+        ),
+        r(
+            "POST",
+            "/flakes/{name}/remove",
+            P,
+            post(flake_remove::remove),
+        ),
         r("GET", "/builds/{id}", P, get(build::build_page)),
         r("POST", "/builds/{id}/cancel", P, post(build::cancel)),
         r("POST", "/generations/rollback", P, post(flakes::rollback)),
@@ -112,8 +142,20 @@ fn table() -> Vec<Entry> {
         r("GET", "/api/v1/status", P, get(api::status)),
         r("GET", "/api/v1/health", P, get(api::health)),
         r("GET", "/api/v1/leases", P, get(api::leases)),
+        r(
+            "DELETE",
+            "/api/v1/leases/{mac}",
+            P,
+            delete(api::housekeeping::release_lease),
+        ),
         r("GET", "/api/v1/flakes", P, get(api::flakes)),
         r("POST", "/api/v1/flakes", P, post(api::add_flake)),
+        r(
+            "DELETE",
+            "/api/v1/flakes/{name}",
+            P,
+            delete(api::housekeeping::remove_flake),
+        ),
         r(
             "POST",
             "/api/v1/flakes/{name}/update",
@@ -152,6 +194,18 @@ fn table() -> Vec<Entry> {
             "/api/v1/machines/{mac}",
             P,
             post(api::update_machine),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/machines/{mac}",
+            P,
+            delete(api::housekeeping::forget_machine),
+        ),
+        r(
+            "POST",
+            "/api/v1/machines/{mac}/wake",
+            P,
+            post(api::housekeeping::wake),
         ),
         r(
             "GET",

@@ -22,7 +22,7 @@ use crate::tls::CertStore;
 use flakeboot_appliance::flakes::{FlakeService, FlakeServiceError};
 use flakeboot_appliance::status::DaemonStatus;
 use flakeboot_appliance::vpn::VpnService;
-use flakeboot_appliance::{FieldError, MachineSettings, SettingsCheck};
+use flakeboot_appliance::{FieldError, LanActions, MachineSettings, SettingsCheck};
 
 /// How the UI is set up by the daemon.
 #[derive(Debug, Clone)]
@@ -38,6 +38,9 @@ pub struct WebConfig {
     pub config_file: Option<PathBuf>,
     /// The line (from 1) of each pinned machine's `mac = ...` in that file, when found.
     pub pin_lines: BTreeMap<MacAddr, usize>,
+    /// The file's `[[flakes]]`: the daemon adds them at every start, so they cannot be
+    /// removed here.
+    pub config_flakes: Vec<ConfigFlake>,
     /// Network interfaces the setup page offers as the LAN port.
     pub interfaces: Vec<String>,
     /// The settings from the config file: used until the UI saves its own.
@@ -62,6 +65,17 @@ pub struct WebConfig {
     pub check: SettingsCheck,
 }
 
+/// A `[[flakes]]` entry of the config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFlake {
+    /// Its reference as the file gives it.
+    pub url: String,
+    /// Its name, when the file gives one (else derived from the URL).
+    pub name: Option<String>,
+    /// The line (from 1) of its entry, when known.
+    pub line: Option<usize>,
+}
+
 impl Default for WebConfig {
     fn default() -> Self {
         WebConfig {
@@ -70,6 +84,7 @@ impl Default for WebConfig {
             pinned_machines: BTreeMap::new(),
             config_file: None,
             pin_lines: BTreeMap::new(),
+            config_flakes: Vec::new(),
             interfaces: Vec::new(),
             default_settings: ApplianceSettings::default(),
             session_limits: SessionLimits::default(),
@@ -104,6 +119,7 @@ struct Inner {
     status: watch::Receiver<DaemonStatus>,
     certs: Option<CertStore>,
     vpn: OnceLock<Arc<dyn VpnService>>,
+    lan_actions: OnceLock<LanActions>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -155,6 +171,7 @@ impl WebState {
             status,
             certs,
             vpn: OnceLock::new(),
+            lan_actions: OnceLock::new(),
         };
         Ok(WebState {
             inner: Arc::new(inner),
@@ -195,6 +212,16 @@ impl WebState {
     /// VPN page and API say the feature is not available on this appliance.
     pub fn set_vpn(&self, vpn: Arc<dyn VpnService>) {
         let _ = self.inner.vpn.set(vpn);
+    }
+
+    /// Wires lease releases and Wake-on-LAN (once; later calls are ignored). Without it,
+    /// releases change the store only and waking answers that it is not available.
+    pub fn set_lan_actions(&self, actions: LanActions) {
+        let _ = self.inner.lan_actions.set(actions);
+    }
+
+    pub(crate) fn lan_actions(&self) -> Option<&LanActions> {
+        self.inner.lan_actions.get()
     }
 
     pub(crate) fn vpn(&self) -> Option<&dyn VpnService> {
@@ -339,6 +366,24 @@ impl WebState {
             .as_ref()
             .map_or_else(|| "the config file".to_owned(), |p| p.display().to_string());
         Some(match config.pin_lines.get(&mac) {
+            Some(line) => format!("{file}, line {line}"),
+            None => file,
+        })
+    }
+
+    /// Where the config file adds the flake `name` (at `url`): "/etc/flakeboot.toml, line 7",
+    /// or `None` when it does not. An entry without a name matches by URL.
+    pub(crate) fn flake_in_config(&self, name: &str, url: &str) -> Option<String> {
+        let config = &self.inner.config;
+        let entry = config.config_flakes.iter().find(|f| match &f.name {
+            Some(n) => n == name,
+            None => f.url == url,
+        })?;
+        let file = config
+            .config_file
+            .as_ref()
+            .map_or_else(|| "the config file".to_owned(), |p| p.display().to_string());
+        Some(match entry.line {
             Some(line) => format!("{file}, line {line}"),
             None => file,
         })

@@ -3,7 +3,8 @@
 //! own (only `lo`: nothing leaves it). Walks setup, sign-in, the dashboard, adding a flake,
 //! watching its build finish live, assigning a machine and reading its boot timeline, adding a
 //! remote-access device (its one-time config page with the QR code), the Hosts page, a
-//! 1,000-machine LAN's Machines page (loads, pages, filters, stays short), and saves a screenshot of every page at laptop (1366 px) and phone (390 px) widths into
+//! 1,000-machine LAN's Machines page (loads, pages, filters, stays short), removing a flake
+//! through its confirmation page and forgetting a machine, and saves a screenshot of every page at laptop (1366 px) and phone (390 px) widths into
 //! `target/webui-screenshots/`.
 #![allow(
     clippy::unwrap_used,
@@ -334,6 +335,7 @@ async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
 
     hosts_and_a_big_lan(&c, &shots, &store).await;
     remote_access(&c, &shots, &vpn, &profile_downloads(&state_dir)).await;
+    housekeeping(&c, &shots, &store).await;
 
     c.close().await.unwrap();
     shutdown.cancel();
@@ -342,6 +344,46 @@ async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+/// Removing a flake through its confirmation page (which lists the machine assigned to its
+/// host), forgetting a machine, and the Power on button (this app has no LAN wired: the
+/// appliance says Wake-on-LAN is not available).
+async fn housekeeping(c: &fantoccini::Client, shots: &Shots, store: &Store) {
+    c.goto(&format!("{BASE}/flakes")).await.unwrap();
+    fill(c, "#url", "path:/srv/flakes/spare").await;
+    click(c, "form[action='/flakes'] button").await;
+    wait_path(c, "/flakes/spare").await;
+    store
+        .set_machine_host(OTHER, Some("spare#alpha".into()))
+        .unwrap();
+    click(c, "#remove-flake-link").await;
+    wait_path(c, "/flakes/spare/remove").await;
+    let page = text_of(c, "#affected-machines").await;
+    assert!(
+        page.contains("52:54:00:12:34:57") && page.contains("spare#alpha"),
+        "{page}"
+    );
+    shots.take(c, "26-flake-remove").await;
+    click(c, "#remove-flake button.danger").await;
+    wait_path(c, "/flakes").await;
+    let page = text_of(c, "body").await;
+    assert!(!page.contains("path:/srv/flakes/spare"), "{page}");
+
+    c.goto(&format!("{BASE}/machines/52:54:00:12:34:57"))
+        .await
+        .unwrap();
+    wait_text(c, "Power and housekeeping").await;
+    shots.take(c, "27-machine-actions").await;
+    click(c, "#power-on").await;
+    wait_text(c, "Wake-on-LAN is not available").await;
+    c.goto(&format!("{BASE}/machines/52:54:00:12:34:57"))
+        .await
+        .unwrap();
+    wait_text(c, "Power and housekeeping").await;
+    click(c, "#forget").await;
+    wait_path(c, "/machines").await;
+    assert!(store.machine(OTHER).unwrap().is_none());
 }
 
 /// 1,000 more machines, made through the store (not the network): every fourth up, every

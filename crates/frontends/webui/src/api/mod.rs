@@ -3,6 +3,7 @@
 //! docs/api.md.
 
 pub mod builds;
+pub mod housekeeping;
 pub mod vpn;
 
 use std::collections::BTreeMap;
@@ -30,7 +31,7 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 /// 422 with the field errors: `errors` lists every problem (`{"field", "message"}`), `fields`
 /// maps each field to its messages (the shape older clients read).
-fn unprocessable(errors: &[FieldError]) -> Response {
+pub(crate) fn unprocessable(errors: &[FieldError]) -> Response {
     let fields = settings_input::by_field(errors.to_vec());
     (
         StatusCode::UNPROCESSABLE_ENTITY,

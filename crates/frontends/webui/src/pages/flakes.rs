@@ -326,6 +326,7 @@ pub async fn show(
                 (csrf_field(csrf))
                 button.secondary type="submit" { "Update and build" }
             }
+            a.button.secondary #remove-flake-link href={ "/flakes/" (flake.name) "/remove" } { "Remove…" }
         }
         div.card {
             dl.facts {

@@ -346,17 +346,20 @@ pub async fn list(
     .into_response())
 }
 
-/// The `?saved=1` flag after a change.
+/// The `?saved=1` flag after a change, `?done=woken|released` after an action.
 #[derive(Debug, Default, Deserialize)]
 pub struct Saved {
     #[serde(default)]
     saved: Option<String>,
+    #[serde(default)]
+    done: Option<String>,
 }
 
 struct Detail {
     machine: MachineRecord,
     options: MachineOptions,
     events: Vec<BootEvent>,
+    lease: Option<std::net::Ipv4Addr>,
 }
 
 async fn load(state: &WebState, mac: MacAddr) -> Result<Detail, WebError> {
@@ -376,6 +379,7 @@ async fn load(state: &WebState, mac: MacAddr) -> Result<Detail, WebError> {
         machine,
         options,
         events,
+        lease: crate::housekeeping::lease_of(state, mac).await?,
     })
 }
 
@@ -385,7 +389,7 @@ fn render_detail(
     d: &Detail,
     form: &MachineUpdate,
     errors: &MachineErrors,
-    saved: bool,
+    saved: &Saved,
 ) -> Markup {
     let m = &d.machine;
     let now = SystemTime::now();
@@ -416,7 +420,12 @@ fn render_detail(
     let body = html! {
         p.small { a href="/machines" { "← Machines" } }
         h1 { (title) }
-        @if saved { div.notice.ok role="status" { "Saved. The machine gets it at its next boot." } }
+        @if saved.saved.is_some() { div.notice.ok role="status" { "Saved. The machine gets it at its next boot." } }
+        @match saved.done.as_deref() {
+            Some("woken") => div.notice.ok role="status" #woken { "Magic packet sent on the LAN (UDP port 9 and EtherType 0x0842). A machine with Wake-on-LAN enabled powers on." },
+            Some("released") => div.notice.ok role="status" #released { "Lease released: its address is free for the next client." },
+            _ => {},
+        }
         @if let (Some(place), Some(pinned)) = (&pinned_by, state.config().pinned_machines.get(&m.mac)) {
             div.notice.info #pinned {
                 "Pinned by the config file: " code { (place) } " gives this machine "
@@ -472,6 +481,35 @@ fn render_detail(
                         (field_error(errors.label.as_deref()))
                     }
                     div.actions { button type="submit" { @if pinned_by.is_some() { "Save label" } @else { "Save" } } }
+                }
+            }
+        }
+        div.card #actions {
+            h2 { "Power and housekeeping" }
+            div.actions {
+                form.inline method="post" action={ "/machines/" (m.mac) "/wake" } {
+                    (csrf_field(principal.csrf()))
+                    button #power-on type="submit" { "Power on" }
+                }
+                @if let Some(ip) = d.lease {
+                    form.inline method="post" action={ "/leases/" (m.mac) "/release" } {
+                        (csrf_field(principal.csrf()))
+                        button.secondary #release-lease type="submit" { "Release lease " (ip) }
+                    }
+                }
+                @if pinned_by.is_none() {
+                    form.inline method="post" action={ "/machines/" (m.mac) "/forget" } {
+                        (csrf_field(principal.csrf()))
+                        button.danger #forget type="submit" { "Forget this machine" }
+                    }
+                }
+            }
+            p.small.muted {
+                "Power on sends a Wake-on-LAN magic packet. "
+                @if let Some(place) = &pinned_by {
+                    "Pinned by " code { (place) } ": it cannot be forgotten here."
+                } @else {
+                    "Forgetting removes its record, settings and boot events; its next DHCP request makes it anew."
                 }
             }
         }
@@ -532,7 +570,7 @@ pub async fn show(
         &detail,
         &MachineUpdate::default(),
         &MachineErrors::default(),
-        saved.saved.is_some(),
+        &saved,
     )
     .into_response())
 }
@@ -550,7 +588,14 @@ pub async fn update(
     let errors = validate(&state, mac, &form).await?;
     if !errors.is_empty() {
         let errors = MachineErrors::from_errors(errors);
-        let page = render_detail(&state, &principal, &detail, &form, &errors, false);
+        let page = render_detail(
+            &state,
+            &principal,
+            &detail,
+            &form,
+            &errors,
+            &Saved::default(),
+        );
         return Ok((StatusCode::UNPROCESSABLE_ENTITY, page).into_response());
     }
     apply(&state, mac, form).await?;

@@ -4,10 +4,12 @@
 pub mod account;
 pub mod build;
 pub mod dashboard;
+pub mod flake_remove;
 pub mod flakes;
 pub mod hosts;
 pub mod layout;
 pub mod login;
+pub mod machine_actions;
 pub mod machines;
 pub mod settings;
 pub mod settings_input;

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
+use flakeboot_appliance::flakes::FlakeRemoved;
 use flakeboot_appliance::{BuildProgressView, FlakeService, FlakeServiceError};
 use flakeboot_store::{BuildRecord, BuildState, FlakeHostRecord, FlakeRecord, GenerationRecord};
 use futures_util::future::BoxFuture;
@@ -226,6 +227,25 @@ impl FlakeService for FakeFlakes {
                 ids.push(self.build(&flake.name, &h.name)?);
             }
             Ok(ids)
+        })
+    }
+
+    fn remove(&self, name: &str) -> Result<FlakeRemoved, FlakeServiceError> {
+        let mut inner = lock(&self.inner);
+        let Some(at) = inner.flakes.iter().position(|f| f.name == name) else {
+            return Err(FlakeServiceError::NotFound {
+                what: format!("flake {name:?}"),
+            });
+        };
+        let record = inner.flakes.remove(at);
+        Ok(FlakeRemoved {
+            hosts: record
+                .hosts
+                .iter()
+                .map(|h| format!("{}#{}", record.name, h.name))
+                .collect(),
+            name: record.name,
+            ..FlakeRemoved::default()
         })
     }
 

@@ -56,6 +56,23 @@ impl Pool {
         self.leases.get(&ip)
     }
 
+    /// Forgets every bound lease and every offer of `mac` (the user released it from the
+    /// UI, the API or the CLI): the addresses to delete from the store. Declined addresses
+    /// stay quarantined. The client's next DISCOVER gets an address as if it were new.
+    pub fn release_mac(&mut self, mac: MacAddr) -> Vec<Ipv4Addr> {
+        self.offers.retain(|_, offer| offer.mac != mac);
+        let released: Vec<Ipv4Addr> = self
+            .leases
+            .values()
+            .filter(|l| l.mac == mac && l.state == LeaseState::Bound)
+            .map(|l| l.ip)
+            .collect();
+        for ip in &released {
+            self.leases.remove(ip);
+        }
+        released
+    }
+
     /// Handle one request received at `now`.
     pub fn handle(&mut self, now: SystemTime, msg: &Message) -> Handled {
         self.offers.retain(|_, offer| offer.expires > now);

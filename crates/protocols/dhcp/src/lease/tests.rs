@@ -465,6 +465,30 @@ fn release_forgets_the_lease() {
 }
 
 #[test]
+fn releasing_a_mac_frees_its_lease_and_its_offer_for_others() {
+    let mut pool = Pool::new(config(), Vec::new());
+    let clock = Clock::new();
+    let addr = dora(&mut pool, &clock, MAC_A);
+    // Another client's pending offer is not touched.
+    let Verdict::Offered(offered_b) = pool.handle(clock.now(), &discover(MAC_B)).verdict else {
+        panic!("no offer for B");
+    };
+    assert_eq!(pool.release_mac(MAC_A), vec![addr]);
+    assert!(pool.lease(addr).is_none());
+    assert!(pool.release_mac(MAC_A).is_empty());
+    // B keeps its offer; a third client now gets A's old address.
+    assert_eq!(
+        pool.handle(clock.now(), &discover(MAC_B)).verdict,
+        Verdict::Offered(offered_b)
+    );
+    let mac_c = MacAddr([2, 0, 0, 0, 0, 0xc]);
+    assert_eq!(
+        pool.handle(clock.now(), &discover(mac_c)).verdict,
+        Verdict::Offered(addr)
+    );
+}
+
+#[test]
 fn inform_gets_options_but_no_address_or_lease_time() {
     let mut pool = Pool::new(config(), Vec::new());
     let clock = Clock::new();

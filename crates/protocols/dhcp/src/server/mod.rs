@@ -29,6 +29,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use flakeboot_catalogue::Catalogue;
 use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::boot::BootConfig;
@@ -149,6 +150,41 @@ pub struct DhcpServer {
     dhcp_socket: Arc<UdpSocket>,
     pxe_socket: Arc<UdpSocket>,
     stats: Arc<DhcpStats>,
+    control: LeaseControl,
+    requests: mpsc::Receiver<router::ReleaseRequest>,
+}
+
+/// Releases leases held by a running router-mode pool: the request goes into its receive loop,
+/// which forgets the MAC's leases in memory and deletes them from the store before it answers.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct LeaseControl(mpsc::Sender<router::ReleaseRequest>);
+
+/// Why a [`LeaseControl`] could not release.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseControlError {
+    /// No router-mode loop is running behind this control (proxy mode, DHCP off or
+    /// stopped): the leases, if any, are only in the store.
+    #[error("no router-mode DHCP server is running")]
+    NotRunning,
+    /// The loop forgot the leases but could not delete them from the store.
+    #[error(transparent)]
+    Store(#[from] LeaseStoreError),
+}
+
+impl LeaseControl {
+    /// Releases every bound lease of `mac`: their addresses (empty when it had none).
+    pub async fn release(
+        &self,
+        mac: flakeboot_catalogue::MacAddr,
+    ) -> Result<Vec<Ipv4Addr>, LeaseControlError> {
+        let (reply, answer) = oneshot::channel();
+        self.0
+            .send(router::ReleaseRequest { mac, reply })
+            .await
+            .map_err(|_| LeaseControlError::NotRunning)?;
+        answer.await.map_err(|_| LeaseControlError::NotRunning)?
+    }
 }
 
 impl DhcpServer {
@@ -167,12 +203,21 @@ impl DhcpServer {
         // a socket bound to that address carries it as source, which UEFI firmware checks.
         let dhcp_socket = Arc::new(bind(Ipv4Addr::UNSPECIFIED, cfg.port)?);
         let pxe_socket = Arc::new(bind(cfg.server_ip, cfg.pxe_port)?);
+        let (control, requests) = mpsc::channel(8);
         Ok(DhcpServer {
             cfg,
             dhcp_socket,
             pxe_socket,
             stats: Arc::new(DhcpStats::default()),
+            control: LeaseControl(control),
+            requests,
         })
+    }
+
+    /// Releases leases of the router-mode pool this server runs (in proxy mode every release
+    /// answers [`LeaseControlError::NotRunning`]).
+    pub fn lease_control(&self) -> LeaseControl {
+        self.control.clone()
     }
 
     /// The counters, shared with the running loops.
@@ -195,7 +240,11 @@ impl DhcpServer {
             dhcp_socket,
             pxe_socket,
             stats,
+            control,
+            requests,
         } = self;
+        // Releases reach the router loop only; in proxy mode they find the channel closed.
+        drop(control);
         tracing::info!(
             interface = %cfg.interface,
             server_ip = %cfg.server_ip,
@@ -215,6 +264,7 @@ impl DhcpServer {
         let dhcp = async {
             match &cfg.mode {
                 ServerMode::Proxy => {
+                    drop(requests);
                     proxy_loop::run(
                         dhcp_socket,
                         ProxyPort::Dhcp,
@@ -231,7 +281,7 @@ impl DhcpServer {
                         &cfg,
                         pool.clone(),
                         Arc::clone(&catalogue),
-                        leases,
+                        (leases, requests),
                         Arc::clone(&stats),
                         shutdown.clone(),
                     )

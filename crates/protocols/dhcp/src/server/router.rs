@@ -16,6 +16,7 @@ use std::time::{Duration, SystemTime};
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode, UnknownOption};
 use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, Outcome};
 use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::socket::{CLIENT_PORT, reply_destination};
@@ -212,14 +213,23 @@ pub fn net_changes<'a>(
     (put, delete)
 }
 
-/// Serve router mode on `socket` until `shutdown`. Leases load from `leases` first; the IPv6
-/// router advertisement sender runs beside it when `pool.ra` is set.
+/// A request to release a MAC's leases (from [`super::LeaseControl`]), answered once the
+/// store no longer holds them.
+#[derive(Debug)]
+pub struct ReleaseRequest {
+    pub(crate) mac: flakeboot_catalogue::MacAddr,
+    pub(crate) reply: oneshot::Sender<Result<Vec<Ipv4Addr>, super::LeaseControlError>>,
+}
+
+/// Serve router mode on `socket` until `shutdown`. Leases load from `leases` first; user
+/// releases arrive on `releases`; the IPv6 router advertisement sender runs beside it when
+/// `pool.ra` is set.
 pub(crate) async fn run(
     socket: Arc<UdpSocket>,
     cfg: &DhcpServerConfig,
     pool: PoolConfig,
     catalogue: Arc<dyn Catalogue>,
-    leases: Arc<dyn LeaseStore>,
+    (leases, mut releases): (Arc<dyn LeaseStore>, mpsc::Receiver<ReleaseRequest>),
     stats: Arc<DhcpStats>,
     shutdown: CancellationToken,
 ) -> Result<(), DhcpError> {
@@ -244,6 +254,10 @@ pub(crate) async fn run(
     loop {
         let first = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
+            Some(request) = releases.recv() => {
+                release(&mut pool, &leases, request).await;
+                continue;
+            }
             r = socket.recv_from(&mut buf) => r,
         };
         let now = SystemTime::now();
@@ -274,6 +288,32 @@ pub(crate) async fn run(
             finish(&socket, decided, src, durable, &catalogue, &stats).await;
         }
     }
+}
+
+/// Forget a MAC's leases in the pool and delete them from the store, then answer.
+async fn release(pool: &mut Pool, leases: &Arc<dyn LeaseStore>, request: ReleaseRequest) {
+    let ips = pool.release_mac(request.mac);
+    let answer = if ips.is_empty() {
+        Ok(ips)
+    } else {
+        let (store, delete) = (Arc::clone(leases), ips.clone());
+        match tokio::task::spawn_blocking(move || store.commit(&[], &delete)).await {
+            Ok(Ok(())) => {
+                tracing::info!(mac = %request.mac, released = ?ips, "leases released by the user");
+                Ok(ips)
+            }
+            Ok(Err(e)) => Err(e.into()),
+            Err(e) => Err(super::LeaseControlError::Store(
+                crate::lease::LeaseStoreError::Commit {
+                    written: 0,
+                    deleted: ips.len(),
+                    source: Box::new(std::io::Error::other(e.to_string())),
+                },
+            )),
+        }
+    };
+    // The asker may have gone away: nothing to tell then.
+    let _ = request.reply.send(answer);
 }
 
 /// Make a batch's net lease changes durable: one [`LeaseStore::commit`], on a blocking thread.
