@@ -13,7 +13,7 @@ use flakeboot_store::{ApplianceSettings, Store, StoreError};
 use tokio::sync::watch;
 
 use crate::auth::hash_gate::{HashGate, HashGateError, HashLimits};
-use crate::auth::ratelimit::{Attempt, LoginLimiter};
+use crate::auth::ratelimit::{Attempt, Limits, LoginLimiter, UserKey};
 use crate::auth::sessions::{SessionLimits, Sessions};
 use crate::auth::setup_code::SetupCode;
 use crate::clock::Clock;
@@ -49,11 +49,14 @@ pub struct WebConfig {
     pub session_limits: SessionLimits,
     /// Failed logins (or setup codes) allowed per address (an IPv6 /64) per window.
     pub login_failures: usize,
-    /// Failed logins allowed from all addresses together per window; an address that signed in
-    /// lately may still try when they are used up (`auth::ratelimit`). Never per user name:
-    /// that would let anyone lock the admin out.
+    /// Failed logins allowed per user name from all addresses together per window (names that
+    /// are no account share one count). An address that signed in lately is exempt
+    /// (`auth::ratelimit`), so a stranger cannot lock the admin out of it.
+    pub login_user_failures: usize,
+    /// Failed logins (or setup codes) allowed from all addresses together per window; an
+    /// address that signed in lately is exempt, as from `login_user_failures`.
     pub login_total_failures: usize,
-    /// The window of `login_failures` and `login_total_failures`.
+    /// The window of the three limits.
     pub login_window: Duration,
     /// How long after the initrd a booted system has to report before the timeline says
     /// "no report" (`[boot] report_timeout`).
@@ -89,6 +92,7 @@ impl Default for WebConfig {
             default_settings: ApplianceSettings::default(),
             session_limits: SessionLimits::default(),
             login_failures: 5,
+            login_user_failures: 10,
             login_total_failures: 50,
             login_window: Duration::from_secs(300),
             report_timeout: Duration::from_secs(600),
@@ -154,11 +158,12 @@ impl WebState {
         };
         let inner = Inner {
             sessions: Mutex::new(Sessions::new(config.session_limits)),
-            limiter: Mutex::new(LoginLimiter::new(
-                config.login_failures,
-                config.login_total_failures,
-                config.login_window,
-            )),
+            limiter: Mutex::new(LoginLimiter::new(Limits {
+                per_addr: config.login_failures,
+                per_user: config.login_user_failures,
+                total: config.login_total_failures,
+                window: config.login_window,
+            })),
             hash_gate: HashGate::new(config.hash_limits),
             store,
             flakes,
@@ -411,13 +416,18 @@ impl WebState {
         hosts
     }
 
-    /// Counts a sign-in or setup attempt from `peer` before it is checked, or refuses it (429)
-    /// when the address, or all addresses together, have no attempts left. Hand the attempt to
-    /// [`WebState::attempt_succeeded`] if it succeeds; a failure stays counted.
-    pub(crate) fn reserve_attempt(&self, peer: Option<IpAddr>) -> Result<Attempt, WebError> {
+    /// Counts a sign-in or setup attempt from `peer` for `user` (none for a setup code) before
+    /// it is checked, or refuses it (429) when the address, the user name or all addresses
+    /// together have no attempts left. Hand the attempt to [`WebState::attempt_succeeded`] if it
+    /// succeeds; a failure stays counted.
+    pub(crate) fn reserve_attempt(
+        &self,
+        peer: Option<IpAddr>,
+        user: Option<UserKey>,
+    ) -> Result<Attempt, WebError> {
         let now = self.inner.clock.now();
         self.limiter()
-            .reserve(peer, now)
+            .reserve(peer, user, now)
             .map_err(|retry_after| WebError::RateLimited { retry_after })
     }
 

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::auth::escape_for_log;
 use crate::auth::guard::Principal;
 use crate::auth::password;
+use crate::auth::ratelimit::UserKey;
 use crate::auth::secret::{random_token, sha256_hex};
 use crate::error::WebError;
 use crate::pages::Peer;
@@ -46,7 +47,7 @@ pub async fn change_password(
     };
     // The current password is a guess like a sign-in, counted the same way: a stolen session
     // must not become a way to try passwords without limit.
-    let attempt = state.reserve_attempt(peer)?;
+    let attempt = state.reserve_attempt(peer, Some(UserKey::Account(user.clone())))?;
     let (current, phc) = (form.current.clone(), record.password_hash.clone());
     let (attempt, ok) = state
         .hash_for(attempt, move || password::verify(&current, &phc))

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::auth::escape_for_log;
 use crate::auth::guard::{Principal, clear_session_cookie, session_cookie};
 use crate::auth::password;
+use crate::auth::ratelimit::UserKey;
 use crate::error::WebError;
 use crate::pages::layout::{bare_page, field_error};
 use crate::pages::{Peer, check_form_token, new_form_token, with_cookie};
@@ -80,10 +81,14 @@ pub async fn submit(
         let name = name.clone();
         state.db(move |s| s.user(&name)).await?
     };
-    // Counted before the slow hash, against the address (and all addresses together), never
-    // the user name; un-counted only if it succeeds. A burst of parallel attempts gets no more
-    // hashes than the limit.
-    let attempt = state.reserve_attempt(peer).inspect_err(|_| {
+    // Counted before the slow hash, against the address, the user name and all addresses
+    // together; un-counted only if it succeeds. A burst of parallel attempts gets no more hashes
+    // than the limit.
+    let key = match &user {
+        Some(user) => UserKey::Account(user.name.clone()),
+        None => UserKey::Unknown,
+    };
+    let attempt = state.reserve_attempt(peer, Some(key)).inspect_err(|_| {
         tracing::info!(?peer, user = %logged_name, "sign-in refused: too many attempts");
     })?;
     // An unknown user costs the same argon2 work as a wrong password: no name probing.

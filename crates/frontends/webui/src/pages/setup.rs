@@ -194,7 +194,7 @@ pub async fn submit(
     check_form_token(&headers, &form.form)?;
     // Counted before the code is checked (per address; the code has 60 bits), un-counted when
     // the code is right.
-    let attempt = match state.reserve_attempt(peer) {
+    let attempt = match state.reserve_attempt(peer, None) {
         Ok(attempt) => attempt,
         Err(refused) => {
             tracing::info!(?peer, "setup attempt refused: too many attempts");

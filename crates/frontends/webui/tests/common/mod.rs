@@ -217,11 +217,15 @@ impl Harness {
     }
 
     pub async fn login(&self, password: &str) -> Response<Body> {
+        self.login_as("admin", password).await
+    }
+
+    pub async fn login_as(&self, user: &str, password: &str) -> Response<Body> {
         let (cookie, token) = self.form_token("/login").await;
         self.post_raw(
             "/login",
             Some(&cookie),
-            &[("form", &token), ("user", "admin"), ("password", password)],
+            &[("form", &token), ("user", user), ("password", password)],
         )
         .await
     }
