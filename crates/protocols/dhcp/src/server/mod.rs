@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod latency;
 mod proxy_loop;
 pub(crate) mod ra_sender;
 pub mod router;
@@ -83,10 +84,16 @@ pub struct DhcpStats {
     pub declined: AtomicU64,
     /// Router mode: DISCOVERs left without an offer because the pool was full (also `ignored`).
     pub pool_exhausted: AtomicU64,
+    /// Bytes of every datagram received.
+    pub received_bytes: AtomicU64,
+    /// Bytes of every reply sent.
+    pub sent_bytes: AtomicU64,
+    /// From a request's arrival to its reply sent.
+    pub reply_latency: latency::ReplyLatency,
 }
 
 /// A point-in-time copy of [`DhcpStats`].
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct DhcpStatsSnapshot {
     pub received: u64,
     pub replied: u64,
@@ -95,6 +102,9 @@ pub struct DhcpStatsSnapshot {
     pub malformed: u64,
     pub declined: u64,
     pub pool_exhausted: u64,
+    pub received_bytes: u64,
+    pub sent_bytes: u64,
+    pub reply_latency: latency::LatencySnapshot,
 }
 
 impl DhcpStats {
@@ -108,12 +118,26 @@ impl DhcpStats {
             malformed: self.malformed.load(Ordering::Relaxed),
             declined: self.declined.load(Ordering::Relaxed),
             pool_exhausted: self.pool_exhausted.load(Ordering::Relaxed),
+            received_bytes: self.received_bytes.load(Ordering::Relaxed),
+            sent_bytes: self.sent_bytes.load(Ordering::Relaxed),
+            reply_latency: self.reply_latency.snapshot(),
         }
     }
 
     /// Add one to a counter.
     pub fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Add `n` bytes to a byte counter.
+    pub fn add_bytes(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// A reply to a request that arrived at `received` was sent, `len` bytes.
+    fn sent(&self, len: usize, received: std::time::Instant) {
+        Self::add_bytes(&self.sent_bytes, len);
+        self.reply_latency.observe(received.elapsed());
     }
 }
 

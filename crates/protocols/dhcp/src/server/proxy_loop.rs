@@ -216,7 +216,9 @@ pub(crate) async fn run(
                 }
             },
         };
+        let arrived = std::time::Instant::now();
         DhcpStats::bump(&stats.received);
+        DhcpStats::add_bytes(&stats.received_bytes, len);
         let bytes = buf.get(..len).unwrap_or_default();
         let handled = handle_datagram(port, bytes, src, &cfg, SystemTime::now());
         if let Some(note) = &handled.note {
@@ -226,6 +228,7 @@ pub(crate) async fn run(
         if let Some((reply, dest)) = &handled.reply {
             match socket.send_to(reply, dest).await {
                 Ok(_) => {
+                    stats.sent(reply.len(), arrived);
                     tracing::info!(peer = %src, %dest, port = local_port,
                         detail = handled.event.as_ref().map(|e| e.detail.as_str()).unwrap_or_default(),
                         "DHCP reply sent");

@@ -11,7 +11,7 @@ use std::io;
 use std::net::IpAddr;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode, UnknownOption};
 use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, Outcome};
@@ -250,7 +250,7 @@ pub(crate) async fn run(
     let mut pool = Pool::new(pool, existing);
     let local_port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
     let mut buf = vec![0u8; 4096];
-    let mut batch: Vec<(Decided, SocketAddr)> = Vec::with_capacity(BATCH_CAP);
+    let mut batch: Vec<(Decided, SocketAddr, Instant)> = Vec::with_capacity(BATCH_CAP);
     loop {
         let first = tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
@@ -266,8 +266,10 @@ pub(crate) async fn run(
             match r {
                 Ok((len, src)) => {
                     DhcpStats::bump(&stats.received);
+                    DhcpStats::add_bytes(&stats.received_bytes, len);
                     let bytes = buf.get(..len).unwrap_or_default();
-                    batch.push((decide(&mut pool, &cfg.boot, bytes, src, now), src));
+                    let decided = decide(&mut pool, &cfg.boot, bytes, src, now);
+                    batch.push((decided, src, Instant::now()));
                 }
                 // ICMP errors from earlier sends surface here: not fatal.
                 Err(e) => tracing::debug!(port = local_port, error = %e, "DHCP receive error"),
@@ -283,9 +285,9 @@ pub(crate) async fn run(
             tokio::time::sleep(Duration::from_millis(10)).await;
             continue;
         }
-        let durable = commit(&leases, batch.iter().map(|(d, _)| d)).await;
-        for (decided, src) in batch.drain(..) {
-            finish(&socket, decided, src, durable, &catalogue, &stats).await;
+        let durable = commit(&leases, batch.iter().map(|(d, _, _)| d)).await;
+        for (decided, src, arrived) in batch.drain(..) {
+            finish(&socket, decided, src, arrived, durable, &catalogue, &stats).await;
         }
     }
 }
@@ -350,6 +352,7 @@ async fn finish(
     socket: &UdpSocket,
     decided: Decided,
     src: SocketAddr,
+    arrived: Instant,
     durable: bool,
     catalogue: &Arc<dyn Catalogue>,
     stats: &DhcpStats,
@@ -381,14 +384,17 @@ async fn finish(
                 event = None;
             }
             Some((reply, dest)) => match socket.send_to(reply, dest).await {
-                Ok(_) => match decided.verdict {
-                    Some(Verdict::Offered(_) | Verdict::Informed) | None => {
-                        tracing::debug!(peer = %src, %dest, verdict = ?decided.verdict, "DHCP reply sent");
+                Ok(_) => {
+                    stats.sent(reply.len(), arrived);
+                    match decided.verdict {
+                        Some(Verdict::Offered(_) | Verdict::Informed) | None => {
+                            tracing::debug!(peer = %src, %dest, verdict = ?decided.verdict, "DHCP reply sent");
+                        }
+                        Some(verdict) => {
+                            tracing::info!(peer = %src, %dest, ?verdict, "DHCP reply sent");
+                        }
                     }
-                    Some(verdict) => {
-                        tracing::info!(peer = %src, %dest, ?verdict, "DHCP reply sent");
-                    }
-                },
+                }
                 Err(e) => {
                     tracing::warn!(peer = %src, %dest, error = %e, "DHCP reply not sent");
                     counter = Counter::Ignored;
