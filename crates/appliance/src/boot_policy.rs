@@ -26,6 +26,8 @@ use flakeboot_config::Config;
 use flakeboot_nix::{CurrentGenerations, FlakeBoot};
 use tokio::sync::mpsc;
 
+use crate::metrics::BootCounters;
+
 /// Version label of hosts that come from `[[hosts]]` in the config file.
 pub const STATIC_VERSION: &str = "static";
 
@@ -309,6 +311,8 @@ pub struct BootPolicy {
     unbound_claims: std::sync::atomic::AtomicU64,
     /// Router-mode leases: a report is also accepted from the address a MAC holds.
     leases: Option<flakeboot_store::Store>,
+    /// Every event, counted for `/metrics` once attributed.
+    boots: Arc<BootCounters>,
 }
 
 /// Bound on remembered peers; the map is cleared when it is reached (a new boot re-learns).
@@ -323,7 +327,14 @@ impl BootPolicy {
             peers: Mutex::new(HashMap::new()),
             unbound_claims: std::sync::atomic::AtomicU64::new(0),
             leases: None,
+            boots: Arc::default(),
         }
+    }
+
+    /// Count every event into `boots` (the counters `/metrics` shows).
+    pub fn with_boot_counters(mut self, boots: Arc<BootCounters>) -> BootPolicy {
+        self.boots = boots;
+        self
     }
 
     /// Also accept reports from the address a MAC holds in the store's (router-mode) leases.
@@ -440,6 +451,7 @@ impl Catalogue for BootPolicy {
             }
             event.mac = bound;
         }
+        self.boots.observe(&event);
         // Never block a packet loop: when the writer is behind, count and drop.
         if self.events.try_send(event).is_err() {
             self.dropped_events

@@ -23,6 +23,7 @@ use crate::http_serve::{self, ConnLimits, Plain};
 use crate::lan::LanInfo;
 use crate::lan_actions::LanActions;
 use crate::listen_addrs::ListenAddr;
+use crate::metrics::ServiceMetrics;
 use crate::router_mode;
 use crate::settings::plan::Plan;
 use crate::status::{DaemonStatus, ServiceState, ServiceStatus};
@@ -93,6 +94,8 @@ pub struct BootContext {
     pub status: watch::Sender<DaemonStatus>,
     /// Lease releases and Wake-on-LAN: kept pointing at the running DHCP server and LAN port.
     pub lan_actions: LanActions,
+    /// The counters `/metrics` shows: every service (and each restart of it) counts into them.
+    pub metrics: ServiceMetrics,
 }
 
 impl std::fmt::Debug for BootContext {
@@ -278,6 +281,7 @@ impl BootServices {
         if let Some(dhcp) = self.dhcp.take() {
             dhcp.stop(DHCP).await;
         }
+        self.ctx.metrics.set_pool_addresses(0);
     }
 
     /// Resolves when a service stops by itself (a socket failed for good): its name and why.
@@ -400,10 +404,13 @@ async fn spawn_http(
         base_url: http_base(lan.address, config.http.port),
     };
     let app = match &ctx.web {
-        Some((port, redirect)) => flakeboot_httpboot::boot_router(boot_state, Default::default())
-            .merge(redirect(&https_base(lan.address, *port))),
-        None => flakeboot_httpboot::router(boot_state),
+        Some((port, redirect)) => {
+            flakeboot_httpboot::boot_router(boot_state, ctx.metrics.http.clone())
+                .merge(redirect(&https_base(lan.address, *port)))
+        }
+        None => flakeboot_httpboot::router_with_stats(boot_state, ctx.metrics.http.clone()),
     };
+    let conns = ctx.metrics.http_conns.clone();
     let limits = ConnLimits {
         max_per_client: config.http.max_connections_per_client,
         ..ConnLimits::UNAUTHENTICATED
@@ -411,7 +418,7 @@ async fn spawn_http(
     tracing::info!(%addr, ?limits, "HTTP boot listening");
     Ok(spawn(ctx, move |stop| {
         Box::pin(async move {
-            http_serve::serve(listener, app, limits, Arc::default(), Plain, stop).await;
+            http_serve::serve(listener, app, limits, conns, Plain, stop).await;
             Ok(())
         })
     }))
@@ -460,7 +467,8 @@ async fn spawn_tftp(
             "binding the TFTP server to {}:{}",
             lan.address, config.tftp.port
         ))(&e)
-    })?;
+    })?
+    .with_stats(ctx.metrics.tftp.clone());
     let catalogue = ctx.catalogue.clone();
     Ok(spawn(ctx, move |stop| {
         Box::pin(async move {
@@ -474,9 +482,19 @@ async fn spawn_tftp(
 /// DHCP: proxy (boot information only) or router (addresses too), and PXE port 4011.
 async fn spawn_dhcp(ctx: &BootContext, cfg: DhcpServerConfig) -> Result<Running, BootServiceError> {
     let interface = cfg.interface.clone();
+    let pool_addresses = match &cfg.mode {
+        ServerMode::Router(pool) => pool
+            .ranges
+            .iter()
+            .map(|(first, last)| u64::from(u32::from(*last)).saturating_sub(u64::from(u32::from(*first))) + 1)
+            .sum(),
+        ServerMode::Proxy => 0,
+    };
     let dhcp = DhcpServer::bind(cfg)
         .await
-        .map_err(|e| bind_error(format!("binding the DHCP server on {interface}"))(&e))?;
+        .map_err(|e| bind_error(format!("binding the DHCP server on {interface}"))(&e))?
+        .with_stats(ctx.metrics.dhcp.clone());
+    ctx.metrics.set_pool_addresses(pool_addresses);
     // Releases from the UI go through this server's pool while it runs.
     ctx.lan_actions.set_dhcp(Some(dhcp.lease_control()));
     let (catalogue, leases) = (ctx.catalogue.clone(), Arc::new(ctx.store.clone()));

@@ -29,6 +29,7 @@ pub mod http_serve;
 pub mod lan;
 pub mod lan_actions;
 pub mod listen_addrs;
+pub mod metrics;
 pub mod overview;
 pub mod router_mode;
 pub mod settings;

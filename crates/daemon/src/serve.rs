@@ -7,6 +7,7 @@ use anyhow::Context;
 use flakeboot_appliance::LanActions;
 use flakeboot_appliance::boot_policy::{BootPolicy, PolicyState, stored_policies};
 use flakeboot_appliance::boot_services::{BootContext, BootServices, RedirectRoutes, http_base};
+use flakeboot_appliance::metrics::ServiceMetrics;
 use flakeboot_appliance::listen_addrs::ManagementAddrs;
 use flakeboot_appliance::settings::apply::{Changes, SettingsApplier, resolve_start_lan};
 use flakeboot_appliance::settings::plan::effective_config;
@@ -86,6 +87,8 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
 
     let http_base = http_base(lan.address, config.http.port);
     let (events_tx, events_rx) = mpsc::channel(4096);
+    // The counters /metrics shows, kept across boot-service restarts.
+    let metrics = ServiceMetrics::default();
     let catalogue = Arc::new(
         BootPolicy::new(
             PolicyState::from_config(
@@ -96,7 +99,8 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
             ),
             events_tx,
         )
-        .with_leases(store.clone()),
+        .with_leases(store.clone())
+        .with_boot_counters(metrics.boots.clone()),
     );
     let writer = tokio::spawn(events::run(events_rx, store.clone()));
 
@@ -133,6 +137,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     // Lease releases and Wake-on-LAN from the UI and API follow the boot services.
     let lan_actions = LanActions::new(store.clone());
     api_state.set_lan_actions(lan_actions.clone());
+    api_state.set_metrics(metrics.clone());
     // The boot services (HTTP boot, TFTP, DHCP) on the LAN port: moved or restarted when the
     // settings change (settings_apply.rs).
     let boot = BootServices::start(
@@ -146,6 +151,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
             shutdown: shutdown.clone(),
             status: status_tx.clone(),
             lan_actions,
+            metrics,
         },
         config.clone(),
         lan.clone(),

@@ -280,6 +280,7 @@ mod tests {
                 shutdown: shutdown.clone(),
                 status: status.clone(),
                 lan_actions: crate::LanActions::new(store.clone()),
+                metrics: Default::default(),
             },
             file.clone(),
             lan,

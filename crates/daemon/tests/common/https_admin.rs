@@ -176,6 +176,27 @@ impl<'a> Admin<'a> {
         }
     }
 
+    /// Another API token from the settings page, of `scope` (`read_only` or `admin`).
+    pub fn new_token(&self, name: &str, scope: &str) -> String {
+        let settings = self
+            .curl
+            .ok(&["--fail-with-body", &format!("{}/settings", self.base)]);
+        let csrf = input_value(&settings, "csrf");
+        let created = self.curl.ok(&[
+            "--fail-with-body",
+            "--data-urlencode",
+            &format!("csrf={csrf}"),
+            "--data-urlencode",
+            &format!("name={name}"),
+            "--data-urlencode",
+            &format!("scope={scope}"),
+            &format!("{}/settings/tokens", self.base),
+        ]);
+        let token = between(&created, "id=\"new-token\">", "</div>");
+        assert!(token.starts_with("fbt_"), "{token}");
+        token
+    }
+
     /// An API call with the token: (HTTP status, JSON body).
     pub fn api(&self, method: &str, path: &str, body: Option<&Value>) -> (u16, Value) {
         self.curl.api(&self.base, &self.token, method, path, body)

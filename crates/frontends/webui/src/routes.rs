@@ -140,6 +140,7 @@ fn table() -> Vec<Entry> {
         r("POST", "/vpn/peers/{id}/rename", P, post(vpn_peers::rename)),
         r("POST", "/vpn/peers/{id}/revoke", P, post(vpn_peers::revoke)),
         r("GET", "/api/v1/status", P, get(api::status)),
+        r("GET", "/metrics", P, get(api::metrics::metrics)),
         r("GET", "/api/v1/health", P, get(api::health)),
         r("GET", "/api/v1/leases", P, get(api::leases)),
         r(
@@ -250,7 +251,9 @@ pub fn routes() -> Vec<RouteInfo> {
 pub fn ui_paths() -> Vec<&'static str> {
     let mut paths: Vec<&'static str> = table()
         .into_iter()
-        .filter(|(i, _)| i.method == "GET" && !i.path.starts_with("/api/"))
+        .filter(|(i, _)| {
+            i.method == "GET" && !i.path.starts_with("/api/") && i.path != "/metrics"
+        })
         .map(|(i, _)| i.path)
         .collect();
     paths.dedup();

@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::error::WebError;
 use crate::tls::CertStore;
 use flakeboot_appliance::flakes::{FlakeService, FlakeServiceError};
+use flakeboot_appliance::metrics::ServiceMetrics;
 use flakeboot_appliance::status::DaemonStatus;
 use flakeboot_appliance::vpn::VpnService;
 use flakeboot_appliance::{FieldError, LanActions, MachineSettings, SettingsCheck};
@@ -124,6 +125,7 @@ struct Inner {
     certs: Option<CertStore>,
     vpn: OnceLock<Arc<dyn VpnService>>,
     lan_actions: OnceLock<LanActions>,
+    metrics: OnceLock<ServiceMetrics>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -177,6 +179,7 @@ impl WebState {
             certs,
             vpn: OnceLock::new(),
             lan_actions: OnceLock::new(),
+            metrics: OnceLock::new(),
         };
         Ok(WebState {
             inner: Arc::new(inner),
@@ -227,6 +230,16 @@ impl WebState {
 
     pub(crate) fn lan_actions(&self) -> Option<&LanActions> {
         self.inner.lan_actions.get()
+    }
+
+    /// Wires the boot services' counters for `/metrics` (once; later calls are ignored).
+    /// Without it `/metrics` shows the state gauges and zero counters.
+    pub fn set_metrics(&self, metrics: ServiceMetrics) {
+        let _ = self.inner.metrics.set(metrics);
+    }
+
+    pub(crate) fn metrics(&self) -> ServiceMetrics {
+        self.inner.metrics.get().cloned().unwrap_or_default()
     }
 
     pub(crate) fn vpn(&self) -> Option<&dyn VpnService> {

@@ -65,7 +65,8 @@ async fn every_protected_route_refuses_anonymous_and_bad_token_requests() {
                 )
                 .await;
             let status = resp.status();
-            if route.path.starts_with("/api/") || route.method != "GET" {
+            if route.path.starts_with("/api/") || route.path == "/metrics" || route.method != "GET"
+            {
                 assert_eq!(
                     status,
                     StatusCode::UNAUTHORIZED,
@@ -716,7 +717,12 @@ async fn a_read_only_token_reads_and_changes_nothing() {
     assert_eq!(stored[0].scope, flakeboot_store::TokenScope::ReadOnly);
     assert_eq!(stored[0].expires, None);
 
-    for path in ["/api/v1/status", "/api/v1/machines", "/api/v1/settings"] {
+    for path in [
+        "/api/v1/status",
+        "/api/v1/machines",
+        "/api/v1/settings",
+        "/metrics",
+    ] {
         assert_eq!(
             h.api("GET", path, &token, None).await.status(),
             StatusCode::OK,
@@ -728,6 +734,15 @@ async fn a_read_only_token_reads_and_changes_nothing() {
             "HEAD {path}"
         );
     }
+    // Prometheus scrapes with a read-only token.
+    let metrics = h.api("GET", "/metrics", &token, None).await;
+    assert_eq!(
+        metrics.headers()[header::CONTENT_TYPE],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let metrics = body(metrics).await;
+    assert!(metrics.contains("\nflakeboot_machines 1\n"), "{metrics}");
+    assert!(metrics.contains("# TYPE flakeboot_dhcp_reply_duration_seconds histogram"));
     let settings = common::json(h.api("GET", "/api/v1/settings", &token, None).await).await;
     let writes = [
         (

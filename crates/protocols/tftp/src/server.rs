@@ -136,6 +136,13 @@ impl TftpServer {
         self.local_addr
     }
 
+    /// Count into `stats` instead of the server's own counters (a restarted server goes on
+    /// counting where the last one stopped).
+    pub fn with_stats(mut self, stats: Arc<TftpStats>) -> TftpServer {
+        self.stats = stats;
+        self
+    }
+
     /// The server's counters; they stay readable while and after it runs.
     pub fn stats(&self) -> Arc<TftpStats> {
         Arc::clone(&self.stats)

@@ -4,6 +4,7 @@
 
 pub mod builds;
 pub mod housekeeping;
+pub mod metrics;
 pub mod vpn;
 
 use std::collections::BTreeMap;

@@ -1,7 +1,7 @@
 //! The middleware in front of every protected route: a session cookie or an API bearer token,
 //! and a CSRF token on every state-changing request made with a session.
 //!
-//! Bearer tokens are for `/api/v1` only: on a page or form route an `Authorization` header is
+//! Bearer tokens are for `/api/v1` (and `/metrics`) only: on a page or form route an `Authorization` header is
 //! ignored, so only a session (with its CSRF token) gets in there. On the API a token is
 //! refused once expired, and a read-only token may only `GET` and `HEAD`.
 
@@ -134,8 +134,10 @@ async fn authenticate(
     }))
 }
 
+/// The API, and `/metrics` (scraped with a token like the API, read-only scope enough).
 fn is_api(req: &Request) -> bool {
-    req.uri().path().starts_with("/api/")
+    let path = req.uri().path();
+    path.starts_with("/api/") || path == "/metrics"
 }
 
 fn changes_state(method: &Method) -> bool {

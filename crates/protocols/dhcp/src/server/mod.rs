@@ -244,6 +244,13 @@ impl DhcpServer {
         self.control.clone()
     }
 
+    /// Count into `stats` instead of the server's own counters (a restarted server goes on
+    /// counting where the last one stopped).
+    pub fn with_stats(mut self, stats: Arc<DhcpStats>) -> DhcpServer {
+        self.stats = stats;
+        self
+    }
+
     /// The counters, shared with the running loops.
     pub fn stats(&self) -> Arc<DhcpStats> {
         Arc::clone(&self.stats)

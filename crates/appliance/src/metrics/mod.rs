@@ -1,0 +1,353 @@
+//! `/metrics`: the boot services' counters and the appliance's state in the Prometheus text
+//! format. The counters are the ones the services keep anyway ([`DhcpStats`], [`TftpStats`],
+//! [`HttpBootStats`], the boot port's [`ConnStats`], [`BootCounters`] fed by the boot
+//! policy); [`ServiceMetrics`] holds them across service restarts, so a counter never goes
+//! back when settings move a service. The gauges ([`StateGauges`]) are read at scrape time.
+//!
+//! Pre-flight checks do not exist yet: when they do, their counts go beside the builds'
+//! (`flakeboot_preflights_total{outcome}`) in [`render`].
+
+pub mod boots;
+pub mod text;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use flakeboot_dhcp::server::{DhcpStats, DhcpStatsSnapshot, latency};
+use flakeboot_httpboot::{HttpBootCounts, HttpBootStats};
+use flakeboot_tftp::{TftpStats, TftpStatsSnapshot};
+
+use crate::http_serve::{ConnStats, ConnStatsSnapshot};
+use crate::wire::Storage;
+pub use boots::{BootCounters, BootsSnapshot};
+use text::{Exposition, HistogramValues, Kind, Labels};
+
+/// The `Content-Type` of [`render`]'s text.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// The live counters, shared by the boot services (which count) and `/metrics` (which reads).
+/// Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct ServiceMetrics {
+    pub dhcp: Arc<DhcpStats>,
+    pub tftp: Arc<TftpStats>,
+    pub http: Arc<HttpBootStats>,
+    /// The HTTP boot port's connections.
+    pub http_conns: Arc<ConnStats>,
+    pub boots: Arc<BootCounters>,
+    /// Addresses in the router-mode pool (0 when DHCP is not in router mode).
+    pool_addresses: Arc<AtomicU64>,
+}
+
+impl ServiceMetrics {
+    /// Record the router-mode pool's size (0: no pool).
+    pub fn set_pool_addresses(&self, n: u64) {
+        self.pool_addresses.store(n, Ordering::Relaxed);
+    }
+
+    /// Every counter now, with the gauges read for this scrape.
+    pub fn snapshot(&self, state: StateGauges) -> Snapshot {
+        Snapshot {
+            dhcp: self.dhcp.snapshot(),
+            tftp: self.tftp.snapshot(),
+            http: self.http.snapshot(),
+            http_conns: self.http_conns.snapshot(),
+            boots: self.boots.snapshot(),
+            pool_addresses: self.pool_addresses.load(Ordering::Relaxed),
+            state,
+        }
+    }
+}
+
+/// What is read from the store and the nix runner at scrape time.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StateGauges {
+    /// The nix store's disk (as `/api/v1/status` shows it).
+    pub storage: Option<Storage>,
+    /// Router-mode leases bound now (not expired).
+    pub leases_bound: u64,
+    /// Addresses quarantined after a DHCPDECLINE.
+    pub leases_declined: u64,
+    /// Machine records.
+    pub machines: u64,
+    /// Builds in the store by state (`queued`, `running`, `succeeded`, ...).
+    pub builds: BTreeMap<&'static str, u64>,
+}
+
+/// Everything one scrape shows.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Snapshot {
+    pub dhcp: DhcpStatsSnapshot,
+    pub tftp: TftpStatsSnapshot,
+    pub http: HttpBootCounts,
+    pub http_conns: ConnStatsSnapshot,
+    pub boots: BootsSnapshot,
+    pub pool_addresses: u64,
+    pub state: StateGauges,
+}
+
+/// The name of a build state as a label value.
+pub fn build_state_label(state: flakeboot_store::BuildState) -> &'static str {
+    use flakeboot_store::BuildState as B;
+    match state {
+        B::Queued => "queued",
+        B::Running => "running",
+        B::Succeeded => "succeeded",
+        B::Failed => "failed",
+        B::Cancelled => "cancelled",
+        B::TimedOut => "timed_out",
+    }
+}
+
+fn n(v: u64) -> f64 {
+    v as f64
+}
+
+/// The metrics page.
+pub fn render(s: &Snapshot) -> String {
+    let mut e = Exposition::new();
+    dhcp(&mut e, &s.dhcp, s.pool_addresses, &s.state);
+    tftp(&mut e, &s.tftp);
+    http(&mut e, &s.http, &s.http_conns);
+    boots(&mut e, &s.boots);
+    state(&mut e, &s.state);
+    e.finish()
+}
+
+fn dhcp(e: &mut Exposition, d: &DhcpStatsSnapshot, pool: u64, st: &StateGauges) {
+    use Kind::{Counter, Gauge};
+    e.single(
+        "flakeboot_dhcp_requests_total",
+        Counter,
+        "DHCP datagrams received (ports 67 and 4011).",
+        n(d.received),
+    );
+    e.single(
+        "flakeboot_dhcp_replies_total",
+        Counter,
+        "DHCP replies sent.",
+        n(d.replied),
+    );
+    let unanswered: [(Labels<'_>, f64); 4] = [
+        (&[("reason", "not_boot_client")], n(d.ignored_non_boot)),
+        (&[("reason", "ignored")], n(d.ignored)),
+        (&[("reason", "malformed")], n(d.malformed)),
+        (&[("reason", "declined")], n(d.declined)),
+    ];
+    e.family(
+        "flakeboot_dhcp_unanswered_total",
+        Counter,
+        "DHCP datagrams not answered, by reason (malformed: not a valid DHCP request; declined: a boot client flakeboot has no binary for).",
+        &unanswered,
+    );
+    e.single(
+        "flakeboot_dhcp_pool_exhausted_total",
+        Counter,
+        "Router mode: DISCOVERs left without an offer because the pool was full.",
+        n(d.pool_exhausted),
+    );
+    e.family(
+        "flakeboot_dhcp_bytes_total",
+        Counter,
+        "DHCP bytes received and sent.",
+        &[
+            (&[("direction", "received")], n(d.received_bytes)),
+            (&[("direction", "sent")], n(d.sent_bytes)),
+        ],
+    );
+    let l = &d.reply_latency;
+    e.histogram(
+        "flakeboot_dhcp_reply_duration_seconds",
+        "From a DHCP request's arrival to its reply sent (router mode: the lease written to disk first).",
+        &HistogramValues {
+            bounds: &latency::BUCKETS,
+            cumulative: &l.cumulative,
+            count: l.count,
+            sum: l.sum_seconds,
+        },
+    );
+    e.single(
+        "flakeboot_dhcp_pool_addresses",
+        Gauge,
+        "Addresses in the router-mode pool (0 when flakeboot hands out no addresses).",
+        n(pool),
+    );
+    e.family(
+        "flakeboot_dhcp_leases",
+        Gauge,
+        "Router-mode leases by state: bound (not expired) or declined (quarantined).",
+        &[
+            (&[("state", "bound")], n(st.leases_bound)),
+            (&[("state", "declined")], n(st.leases_declined)),
+        ],
+    );
+}
+
+fn tftp(e: &mut Exposition, t: &TftpStatsSnapshot) {
+    use Kind::Counter;
+    e.family(
+        "flakeboot_tftp_transfers_total",
+        Counter,
+        "TFTP transfers by outcome (aborted: the client ended it after the OACK, the PXE size probe; evicted: ended to give its slot to a lighter client).",
+        &[
+            (&[("outcome", "ok")], n(t.transfers_ok)),
+            (&[("outcome", "aborted")], n(t.transfers_aborted)),
+            (&[("outcome", "failed")], n(t.transfers_failed)),
+            (&[("outcome", "evicted")], n(t.transfers_evicted)),
+        ],
+    );
+    let busy = t.refused_client_busy + t.refused_server_busy;
+    e.family(
+        "flakeboot_tftp_refused_total",
+        Counter,
+        "TFTP requests answered with an ERROR, by reason (refused: a name not served, a write, ...).",
+        &[
+            (&[("reason", "client_busy")], n(t.refused_client_busy)),
+            (&[("reason", "server_busy")], n(t.refused_server_busy)),
+            (
+                &[("reason", "refused")],
+                n(t.requests_refused.saturating_sub(busy)),
+            ),
+        ],
+    );
+    e.single(
+        "flakeboot_tftp_duplicate_requests_total",
+        Counter,
+        "TFTP requests dropped unanswered: a transfer to that address and port was running.",
+        n(t.duplicate_requests),
+    );
+    e.single(
+        "flakeboot_tftp_malformed_packets_total",
+        Counter,
+        "TFTP datagrams that were malformed or unexpected.",
+        n(t.bad_packets),
+    );
+    e.single(
+        "flakeboot_tftp_retransmissions_total",
+        Counter,
+        "TFTP DATA and OACK packets sent again after a timeout.",
+        n(t.retransmissions),
+    );
+}
+
+fn http(e: &mut Exposition, h: &HttpBootCounts, c: &ConnStatsSnapshot) {
+    use Kind::Counter;
+    e.family(
+        "flakeboot_http_requests_total",
+        Counter,
+        "HTTP boot requests answered, by kind (file: kernels, initrds, iPXE binaries; report: accepted system reports).",
+        &[
+            (&[("kind", "script")], n(h.scripts)),
+            (&[("kind", "file")], n(h.files)),
+            (&[("kind", "report")], n(h.reports)),
+        ],
+    );
+    e.family(
+        "flakeboot_http_errors_total",
+        Counter,
+        "HTTP boot requests refused or failed, by kind (not_found 404, bad_request 400, report_refused 403, server 500).",
+        &[
+            (&[("kind", "not_found")], n(h.not_found)),
+            (&[("kind", "bad_request")], n(h.bad_requests)),
+            (&[("kind", "report_refused")], n(h.refused_reports)),
+            (&[("kind", "server")], n(h.errors)),
+        ],
+    );
+    e.family(
+        "flakeboot_http_connections_total",
+        Counter,
+        "HTTP boot port connections: accepted, refused (the address had its maximum open), closed idle.",
+        &[
+            (&[("outcome", "accepted")], n(c.accepted)),
+            (&[("outcome", "refused_per_client")], n(c.refused_per_client)),
+            (&[("outcome", "closed_idle")], n(c.closed_idle)),
+        ],
+    );
+}
+
+fn boots(e: &mut Exposition, b: &BootsSnapshot) {
+    let events: Vec<(Vec<(&str, &str)>, f64)> = b
+        .events
+        .iter()
+        .map(|((stage, outcome), v)| (vec![("stage", *stage), ("outcome", *outcome)], n(*v)))
+        .collect();
+    let events: Vec<(Labels<'_>, f64)> = events.iter().map(|(l, v)| (l.as_slice(), *v)).collect();
+    e.family(
+        "flakeboot_boot_events_total",
+        Kind::Counter,
+        "Boot steps by stage (dhcp, pxe-boot-server, tftp, script, kernel, initrd, http-ipxe, system: the booted system's report) and outcome (ok, declined, failed).",
+        &events,
+    );
+    let bytes: Vec<([(&str, &str); 1], f64)> = b
+        .bytes
+        .iter()
+        .map(|(stage, v)| ([("stage", *stage)], n(*v)))
+        .collect();
+    let bytes: Vec<(Labels<'_>, f64)> = bytes.iter().map(|(l, v)| (l.as_slice(), *v)).collect();
+    e.family(
+        "flakeboot_boot_served_bytes_total",
+        Kind::Counter,
+        "Bytes of boot files sent over TFTP and HTTP, by stage.",
+        &bytes,
+    );
+    e.histogram(
+        "flakeboot_boot_duration_seconds",
+        "Boots that reported up: from the machine's first DHCP exchange to its system's report.",
+        &HistogramValues {
+            bounds: &boots::DURATION_BUCKETS,
+            cumulative: &b.durations_cumulative,
+            count: b.durations_count,
+            sum: b.durations_sum,
+        },
+    );
+}
+
+fn state(e: &mut Exposition, s: &StateGauges) {
+    use Kind::Gauge;
+    let builds: Vec<([(&str, &str); 1], f64)> = s
+        .builds
+        .iter()
+        .map(|(state, v)| ([("state", *state)], n(*v)))
+        .collect();
+    let builds: Vec<(Labels<'_>, f64)> = builds.iter().map(|(l, v)| (l.as_slice(), *v)).collect();
+    e.family(
+        "flakeboot_builds",
+        Gauge,
+        "Builds the store holds, by state (queued, running, succeeded, failed, cancelled, timed_out).",
+        &builds,
+    );
+    // Pre-flight checks: none exist yet; their family goes here when they do.
+    e.single(
+        "flakeboot_machines",
+        Gauge,
+        "Machine records.",
+        n(s.machines),
+    );
+    if let Some(storage) = &s.storage {
+        for (name, help, value) in [
+            (
+                "flakeboot_storage_total_bytes",
+                "Size of the nix store's file system.",
+                storage.total_bytes,
+            ),
+            (
+                "flakeboot_storage_free_bytes",
+                "Bytes free on the nix store's file system.",
+                storage.free_bytes,
+            ),
+            (
+                "flakeboot_storage_min_free_bytes",
+                "[nix] min_free: builds are refused below it.",
+                storage.min_free_bytes,
+            ),
+        ] {
+            if let Some(v) = value {
+                e.single(name, Gauge, help, n(v));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
