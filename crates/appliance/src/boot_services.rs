@@ -486,7 +486,9 @@ async fn spawn_dhcp(ctx: &BootContext, cfg: DhcpServerConfig) -> Result<Running,
         ServerMode::Router(pool) => pool
             .ranges
             .iter()
-            .map(|(first, last)| u64::from(u32::from(*last)).saturating_sub(u64::from(u32::from(*first))) + 1)
+            .map(|(first, last)| {
+                u64::from(u32::from(*last)).saturating_sub(u64::from(u32::from(*first))) + 1
+            })
             .sum(),
         ServerMode::Proxy => 0,
     };

@@ -85,7 +85,10 @@ fn prometheus_scrapes_what_the_traffic_counted() {
                 url,
             ])
             .unwrap();
-        (code.trim().to_owned(), std::fs::read(&out).unwrap_or_default())
+        (
+            code.trim().to_owned(),
+            std::fs::read(&out).unwrap_or_default(),
+        )
     };
 
     // TFTP: one file with tftp-hpa, one name that is not served (curl).
@@ -263,7 +266,10 @@ fn prometheus_scrapes_what_the_traffic_counted() {
     );
     expect("flakeboot_machines", 1.0);
     let free = query(&lan, "flakeboot_storage_free_bytes");
-    assert!(free.is_some_and(|f| f > 0.0), "free bytes: {free:?}\n{page}");
+    assert!(
+        free.is_some_and(|f| f > 0.0),
+        "free bytes: {free:?}\n{page}"
+    );
 
     drop(prom);
     let status = daemon.stop().unwrap();

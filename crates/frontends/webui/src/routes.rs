@@ -251,9 +251,7 @@ pub fn routes() -> Vec<RouteInfo> {
 pub fn ui_paths() -> Vec<&'static str> {
     let mut paths: Vec<&'static str> = table()
         .into_iter()
-        .filter(|(i, _)| {
-            i.method == "GET" && !i.path.starts_with("/api/") && i.path != "/metrics"
-        })
+        .filter(|(i, _)| i.method == "GET" && !i.path.starts_with("/api/") && i.path != "/metrics")
         .map(|(i, _)| i.path)
         .collect();
     paths.dedup();

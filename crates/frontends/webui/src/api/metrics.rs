@@ -16,12 +16,8 @@ use crate::state::WebState;
 /// GET /metrics
 pub async fn metrics(State(state): State<WebState>) -> ApiResult<Response> {
     let now = state.clock().wall();
-    let (machines, leases) = state
-        .db(|s| Ok((s.machines()?.len(), s.leases()?)))
-        .await?;
-    let (builds, storage) = state
-        .flake(|f| Ok((f.builds()?, f.storage())))
-        .await?;
+    let (machines, leases) = state.db(|s| Ok((s.machines()?.len(), s.leases()?))).await?;
+    let (builds, storage) = state.flake(|f| Ok((f.builds()?, f.storage()))).await?;
     let mut by_state = BTreeMap::new();
     for build in &builds {
         *by_state
