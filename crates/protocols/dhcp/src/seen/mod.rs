@@ -378,6 +378,15 @@ pub fn probe_client_id(mac: MacAddr) -> Vec<u8> {
     id
 }
 
+/// Whether `req` is the appliance's own probe (its client identifier): the appliance's own
+/// DHCP server leaves it unanswered, so the probe makes no lease and no machine record.
+pub fn is_probe(req: &Message) -> bool {
+    matches!(
+        req.opts().get(OptionCode::ClientIdentifier),
+        Some(DhcpOption::ClientIdentifier(id)) if id.starts_with(b"\0flakeboot-probe ")
+    )
+}
+
 /// A DISCOVER as a PXE ROM would send it (broadcast flag, option 60 `PXEClient:...`, option
 /// 93 x86 BIOS, option 97), from `mac` with its own client identifier, so full and proxyDHCP
 /// servers both answer.

@@ -242,4 +242,10 @@ fn the_probe_is_a_pxe_discover_with_its_own_identity() {
         Some(&DhcpOption::ClientIdentifier(probe_client_id(mac)))
     );
     assert!(msg.opts().get(OptionCode::RequestedIpAddress).is_none());
+    assert!(is_probe(&msg));
+    let mut other = msg.clone();
+    other
+        .opts_mut()
+        .insert(DhcpOption::ClientIdentifier(vec![1, 2, 0, 0, 0, 0, 1]));
+    assert!(!is_probe(&other));
 }
