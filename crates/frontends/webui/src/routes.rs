@@ -142,6 +142,7 @@ fn table() -> Vec<Entry> {
         r("GET", "/api/v1/status", P, get(api::status)),
         r("GET", "/api/v1/health", P, get(api::health)),
         r("GET", "/api/v1/leases", P, get(api::leases)),
+        r("GET", "/api/v1/lan/dhcp-servers", P, get(api::dhcp_servers)),
         r(
             "DELETE",
             "/api/v1/leases/{mac}",
