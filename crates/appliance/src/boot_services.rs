@@ -19,6 +19,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::dhcp_servers;
 use crate::http_serve::{self, ConnLimits, Plain};
 use crate::lan::LanInfo;
 use crate::lan_actions::LanActions;
@@ -154,6 +155,9 @@ pub struct BootServices {
     http: Option<Running>,
     tftp: Option<Running>,
     dhcp: Option<Running>,
+    /// The watcher of the LAN's other DHCP servers (not a boot service: it has no line, and
+    /// when it cannot run the boot services go on without it).
+    watch: Option<Running>,
     lines: [ServiceStatus; 3],
     /// Why the LAN port of the settings is not the one in use, if it is not.
     lan_warning: Option<String>,
@@ -181,6 +185,7 @@ impl BootServices {
             Some(cfg) => Some(spawn_dhcp(&ctx, cfg).await?),
             None => None,
         };
+        let watch = Some(spawn_watch(&ctx, &config, &lan));
         let lines = [
             http_line(&config, &lan),
             tftp_line(&config, &lan),
@@ -193,6 +198,7 @@ impl BootServices {
             http: Some(http),
             tftp,
             dhcp,
+            watch,
             lines,
             lan_warning,
             published: Vec::new(),
@@ -272,6 +278,13 @@ impl BootServices {
                 tracing::info!("DHCP turned off");
             }
         }
+        if plan.move_lan || plan.restart_dhcp {
+            // A new port or mode: the watcher starts again with it, and probes at once.
+            if let Some(watch) = self.watch.take() {
+                watch.stop("DHCP server watch").await;
+            }
+            self.watch = Some(spawn_watch(&self.ctx, &next, &self.lan));
+        }
         self.config = next;
         self.publish();
         plan
@@ -303,6 +316,9 @@ impl BootServices {
 
     /// Stop every service and wait for them.
     pub async fn stop(&mut self) {
+        if let Some(watch) = self.watch.take() {
+            watch.stop("DHCP server watch").await;
+        }
         self.stop_dhcp().await;
         if let Some(tftp) = self.tftp.take() {
             tftp.stop(TFTP).await;
@@ -507,6 +523,25 @@ async fn spawn_dhcp(ctx: &BootContext, cfg: DhcpServerConfig) -> Result<Running,
                 .map_err(|e| failed(DHCP)(&e))
         })
     }))
+}
+
+/// The watcher of the LAN's other DHCP servers on `lan`, with `config`'s mode and timings.
+fn spawn_watch(ctx: &BootContext, config: &Config, lan: &LanInfo) -> Running {
+    let start = dhcp_servers::WatchStart {
+        interface: lan.interface.clone(),
+        mac: lan.mac,
+        own: lan.address,
+        mode: config.dhcp.mode,
+        probe_interval: config.dhcp.probe_interval,
+        expiry: config.dhcp.server_expiry,
+    };
+    let (servers, status) = (ctx.lan_actions.dhcp_servers().clone(), ctx.status.clone());
+    spawn(ctx, move |stop| {
+        Box::pin(async move {
+            dhcp_servers::run(servers, start, status, stop).await;
+            Ok(())
+        })
+    })
 }
 
 /// The DHCP server `config` asks for on `lan`; `None` when DHCP is off.

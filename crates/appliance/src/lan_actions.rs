@@ -12,6 +12,8 @@ use flakeboot_store::{Store, StoreError};
 pub use flakeboot_wol::Sent;
 use flakeboot_wol::WakeError;
 
+use crate::dhcp_servers::DhcpServers;
+
 /// Why a LAN action failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LanActionError {
@@ -36,6 +38,7 @@ pub enum LanActionError {
 #[derive(Debug, Clone)]
 pub struct LanActions {
     store: Store,
+    dhcp_servers: DhcpServers,
     inner: Arc<Mutex<Current>>,
 }
 
@@ -50,6 +53,7 @@ impl LanActions {
     pub fn new(store: Store) -> LanActions {
         LanActions {
             store,
+            dhcp_servers: DhcpServers::default(),
             inner: Arc::new(Mutex::new(Current::default())),
         }
     }
@@ -68,6 +72,11 @@ impl LanActions {
     /// The LAN port the boot services serve now.
     pub(crate) fn set_interface(&self, interface: &str) {
         self.current().interface = Some(interface.to_owned());
+    }
+
+    /// The LAN's other DHCP servers, as the watcher sees them.
+    pub fn dhcp_servers(&self) -> &DhcpServers {
+        &self.dhcp_servers
     }
 
     /// The LAN port magic packets go out on.

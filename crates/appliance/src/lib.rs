@@ -6,7 +6,8 @@
 //!   generations; [`events`] stores the boot events it records.
 //! - [`boot_services`]: HTTP boot, TFTP and DHCP on the LAN port, started, moved and restarted
 //!   as one set; [`router_mode`] their router-mode configuration; [`lan`] the LAN port;
-//!   [`lan_actions`] releasing a machine's lease and waking a machine (Wake-on-LAN).
+//!   [`lan_actions`] releasing a machine's lease and waking a machine (Wake-on-LAN);
+//!   [`dhcp_servers`] the LAN's other DHCP servers and the dashboard's warnings about them.
 //! - [`settings`]: settings from the config file and the store, checked before they are saved
 //!   ([`settings::check`], the config's own rules), what a change needs ([`settings::plan`])
 //!   and applying it live ([`settings::apply`]).
@@ -23,6 +24,7 @@
 pub mod attempts;
 pub mod boot_policy;
 pub mod boot_services;
+pub mod dhcp_servers;
 pub mod events;
 pub mod flakes;
 pub mod http_serve;

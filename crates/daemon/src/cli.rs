@@ -106,6 +106,8 @@ pub enum Command {
     Machine(MachineArgs),
     /// Release a machine's DHCP lease (router mode).
     Lease(LeaseArgs),
+    /// What flakeboot sees on its LAN: the other DHCP servers.
+    Lan(LanArgs),
     /// Install an update bundle into the other A/B slot of the appliance.
     Update(UpdateArgs),
     /// Print the DHCP leases (with the daemon stopped, read from its store).
@@ -127,6 +129,7 @@ impl Command {
             Command::Build(a) => Some(&a.state_dir),
             Command::Machine(a) => Some(&a.state_dir),
             Command::Lease(a) => Some(&a.state_dir),
+            Command::Lan(a) => Some(&a.state_dir),
             Command::Machines { state_dir, .. }
             | Command::Leases { state_dir, .. }
             | Command::Health { state_dir } => Some(state_dir),
@@ -315,6 +318,25 @@ pub struct LeaseArgs {
     pub json: bool,
     #[command(subcommand)]
     pub command: LeaseCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct LanArgs {
+    /// The daemon's state directory (its API socket lives there; unused with --server).
+    #[arg(long, global = true, default_value = "/var/lib/flakeboot")]
+    pub state_dir: PathBuf,
+    /// Print the API's JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: LanCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LanCommand {
+    /// The other DHCP servers answering on the LAN: address, MAC, kind (full or proxy), the
+    /// range seen, router and boot file they hand out, first and last seen.
+    DhcpServers,
 }
 
 #[derive(Debug, Subcommand)]

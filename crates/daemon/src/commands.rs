@@ -45,6 +45,7 @@ pub fn run(command: Command, remote: &RemoteArgs, state_dir: &Path) -> anyhow::R
         Command::Build(args) => build(&client, args),
         Command::Machine(args) => machine(&client, args),
         Command::Lease(args) => lease(&client, args),
+        Command::Lan(args) => lan(&client, args),
         Command::Machines { json, .. } => machines(&client, json),
         Command::Events(args) => events(&client, args),
         Command::Leases { json, .. } => leases(&client, json),
@@ -355,6 +356,25 @@ fn machines(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode> {
         tables::machines(&typed::<Vec<Machine>>(v, "a machine list")?)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `flakeboot lan dhcp-servers`.
+fn lan(client: &ApiClient, args: crate::cli::LanArgs) -> anyhow::Result<ExitCode> {
+    match args.command {
+        crate::cli::LanCommand::DhcpServers => {
+            let v = client.get("/lan/dhcp-servers")?;
+            if args.json {
+                return print_json(&v);
+            }
+            print!(
+                "{}",
+                tables::dhcp_servers(&typed::<
+                    Vec<flakeboot_appliance::dhcp_servers::DhcpServerView>,
+                >(v, "a DHCP server list")?)
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
 }
 
 /// `flakeboot leases`.

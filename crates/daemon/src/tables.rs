@@ -201,6 +201,30 @@ pub fn events(list: &[Event]) -> String {
 }
 
 /// `leases`: one line per lease.
+/// `lan dhcp-servers`: one line a server, or a line saying there is none.
+pub fn dhcp_servers(list: &[flakeboot_appliance::dhcp_servers::DhcpServerView]) -> String {
+    if list.is_empty() {
+        return "no other DHCP server seen on the LAN\n".to_owned();
+    }
+    let opt = |v: Option<String>| v.unwrap_or_else(|| "-".to_owned());
+    list.iter()
+        .map(|s| {
+            format!(
+                "{} mac={} kind={}{} range={} router={} boot-file={} first-seen={} last-seen={}\n",
+                s.address,
+                opt(s.mac.map(|m| m.to_string())),
+                s.kind,
+                if s.pxe { "+pxe" } else { "" },
+                opt(s.range_seen.map(|[a, b]| format!("{a}-{b}"))),
+                opt(s.router.map(|r| r.to_string())),
+                opt(s.boot_file.clone()),
+                humantime::format_rfc3339_seconds(s.first_seen),
+                humantime::format_rfc3339_seconds(s.last_seen),
+            )
+        })
+        .collect()
+}
+
 pub fn leases(list: &[Lease]) -> String {
     list.iter()
         .map(|l| format!("{} {} {:?}\n", l.ip, l.mac, l.state))

@@ -259,6 +259,7 @@ fn the_cli_drives_the_appliance_over_https_with_a_token() {
         &["events", "--limit", "50"],
         &["events", "--mac", NEW_MAC],
         &["leases"],
+        &["lan", "dhcp-servers"],
         &["health"],
     ];
     for args in commands {

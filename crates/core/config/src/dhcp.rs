@@ -42,6 +42,13 @@ pub struct DhcpConfig {
     pub pxe_port: u16,
     pub port: u16,
     pub ipv6_ra: Ipv6RaConfig,
+    /// How often the appliance probes for the LAN's other DHCP servers (a DISCOVER of its own;
+    /// also at start and on a mode change).
+    #[serde(with = "humantime_serde")]
+    pub probe_interval: Duration,
+    /// How long another DHCP server stays listed after it was last heard.
+    #[serde(with = "humantime_serde")]
+    pub server_expiry: Duration,
 }
 
 impl Default for DhcpConfig {
@@ -60,6 +67,8 @@ impl Default for DhcpConfig {
             pxe_port: 4011,
             port: 67,
             ipv6_ra: Ipv6RaConfig::default(),
+            probe_interval: Duration::from_secs(180),
+            server_expiry: Duration::from_secs(600),
         }
     }
 }

@@ -143,6 +143,7 @@ fn table() -> Vec<Entry> {
         r("GET", "/metrics", P, get(api::metrics::metrics)),
         r("GET", "/api/v1/health", P, get(api::health)),
         r("GET", "/api/v1/leases", P, get(api::leases)),
+        r("GET", "/api/v1/lan/dhcp-servers", P, get(api::dhcp_servers)),
         r(
             "DELETE",
             "/api/v1/leases/{mac}",

@@ -7,13 +7,15 @@
 //! - [`proxy`]: proxyDHCP and PXE boot server (port 4011) replies;
 //! - [`lease`]: router-mode address pool and lease state machine, and [`LeaseStore`], the seam
 //!   through which the server keeps leases on disk;
-//! - [`ra`]: IPv6 router advertisement packets.
+//! - [`ra`]: IPv6 router advertisement packets;
+//! - [`seen`]: the LAN's other DHCP servers, from their OFFERs and ACKs, and the probe DISCOVER.
 
 pub mod boot;
 pub mod lease;
 pub mod options;
 pub mod proxy;
 pub mod ra;
+pub mod seen;
 pub mod server;
 
 pub use lease::{Lease, LeaseState, LeaseStore, LeaseStoreError};

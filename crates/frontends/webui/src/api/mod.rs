@@ -83,6 +83,19 @@ pub async fn health(State(state): State<WebState>) -> ApiResult<Json<serde_json:
     Ok(Json(serde_json::json!({ "healthy": true })))
 }
 
+/// GET /api/v1/lan/dhcp-servers: the other DHCP servers seen on the LAN (full or proxy, what
+/// they offer, first and last seen), by address.
+pub async fn dhcp_servers(
+    State(state): State<WebState>,
+) -> ApiResult<Json<Vec<flakeboot_appliance::dhcp_servers::DhcpServerView>>> {
+    Ok(Json(
+        state
+            .lan_actions()
+            .map(|a| a.dhcp_servers().list())
+            .unwrap_or_default(),
+    ))
+}
+
 /// GET /api/v1/leases: router mode's DHCP leases.
 pub async fn leases(State(state): State<WebState>) -> ApiResult<Json<Vec<wire::Lease>>> {
     Ok(Json(wire::all(state.db(|s| s.leases()).await?)))

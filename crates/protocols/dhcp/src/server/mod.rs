@@ -22,6 +22,7 @@ mod proxy_loop;
 pub(crate) mod ra_sender;
 pub mod router;
 pub mod socket;
+pub mod watch;
 
 use std::io;
 use std::net::Ipv4Addr;

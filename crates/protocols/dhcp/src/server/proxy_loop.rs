@@ -120,6 +120,9 @@ pub fn handle_datagram(
         }
         Err(e) => return Handled::dropped(Counter::Malformed, e.to_string()),
     };
+    if crate::seen::is_probe(&req) {
+        return Handled::dropped(Counter::Ignored, "the appliance's own probe".into());
+    }
     let ans = answer(port, &req, cfg);
     let learned = learned_address(&req, &ans, src);
     let (stage, what) = match (port, &ans.outcome) {

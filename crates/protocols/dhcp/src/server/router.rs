@@ -106,6 +106,9 @@ pub fn decide(
         }
         Err(e) => return Decided::dropped(Counter::Malformed, e.to_string()),
     };
+    if crate::seen::is_probe(&req) {
+        return Decided::dropped(Counter::Ignored, "the appliance's own probe".into());
+    }
     let handled = pool.handle(now, &req);
     let verdict = handled.verdict;
     let Some(mut reply) = handled.reply else {

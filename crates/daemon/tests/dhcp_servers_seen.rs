@@ -1,0 +1,261 @@
+//! The LAN's other DHCP servers through the real daemon: a rogue dnsmasq appears on the test
+//! LAN, `flakeboot lan dhcp-servers --json` lists it with what it offers and the dashboard's
+//! warnings follow; after it stops it is gone once the (short, configured) expiry has passed.
+
+// Helpers here run only inside tests: a failed step panics with its message.
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use flakeboot_testbed::{Proc, require_tool};
+use serde_json::Value;
+
+const ROGUE_IP: &str = "10.77.0.2";
+
+/// `flakeboot lan dhcp-servers --json` over the API socket.
+fn servers(lan: &Lan) -> Vec<Value> {
+    let out = lan
+        .server
+        .command(env!("CARGO_BIN_EXE_flakeboot"))
+        .args(["lan", "dhcp-servers", "--json", "--state-dir"])
+        .arg(lan.state_dir())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The dashboard's warnings (GET /api/v1/status over the API socket).
+fn warnings(lan: &Lan) -> Vec<String> {
+    let socket = lan.state_dir().join("api.sock");
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "--unix-socket"])
+        .arg(&socket)
+        .arg("http://appliance/api/v1/status")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    v["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w.as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// dnsmasq on the client side's `eth0` (10.77.0.2), DHCP only, with `dhcp` arguments.
+fn dnsmasq(lan: &Lan, label: &str, dhcp: &[&str]) -> Proc {
+    let leases = lan.path(&format!("{label}.leases"));
+    let mut argv = vec![
+        "dnsmasq".to_owned(),
+        "--no-daemon".into(),
+        "--conf-file=/dev/null".into(),
+        "--port=0".into(),
+        "--user=root".into(),
+        "--interface=eth0".into(),
+        "--bind-interfaces".into(),
+        "--no-ping".into(),
+        "--log-dhcp".into(),
+        format!("--dhcp-leasefile={}", leases.display()),
+    ];
+    argv.extend(dhcp.iter().map(|s| s.to_string()));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    lan.client().spawn(label, &argv).unwrap()
+}
+
+fn config(lan: &Lan, mode: &str) -> std::path::PathBuf {
+    lan.write_config(&format!(
+        "[dhcp]\nmode = \"{mode}\"\nrange = [\"10.77.0.100\", \"10.77.0.120\"]\n\
+         probe_interval = \"2s\"\nserver_expiry = \"8s\""
+    ))
+}
+
+#[test]
+fn a_rogue_full_server_is_listed_warned_of_and_forgotten() {
+    require_tool("dnsmasq");
+    let lan = Lan::new();
+    lan.client()
+        .run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{ROGUE_IP}/24"),
+            "dev",
+            "eth0",
+        ])
+        .unwrap();
+    let mut daemon = lan.start(&config(&lan, "proxy"));
+
+    // Proxy mode and no full server: machines get no address.
+    wait_until("the no-address warning", Duration::from_secs(30), || {
+        warnings(&lan)
+            .iter()
+            .any(|w| w.contains("machines get no address"))
+            .then_some(())
+    });
+    assert!(servers(&lan).is_empty());
+
+    let mut rogue = dnsmasq(
+        &lan,
+        "rogue-full",
+        &[
+            "--dhcp-range=10.77.0.150,10.77.0.160,255.255.255.0,2m",
+            "--dhcp-option=3,10.77.0.254",
+        ],
+    );
+    let seen = wait_until(
+        "the rogue server in the list",
+        Duration::from_secs(60),
+        || {
+            servers(&lan)
+                .into_iter()
+                .find(|s| s["address"] == ROGUE_IP && s["mac"].is_string())
+        },
+    );
+    assert_eq!(seen["kind"], "full", "{seen}");
+    assert_eq!(seen["router"], "10.77.0.254", "{seen}");
+    assert_eq!(seen["mac"], CLIENT_MAC, "{seen}");
+    let range = seen["range_seen"].as_array().unwrap();
+    for ip in range {
+        let last: u8 = ip
+            .as_str()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((150..=160).contains(&last), "{seen}");
+    }
+    assert!(seen["first_seen"].is_string() && seen["last_seen"].is_string());
+    wait_until(
+        "the no-address warning to go",
+        Duration::from_secs(10),
+        || {
+            (!warnings(&lan)
+                .iter()
+                .any(|w| w.contains("machines get no address")))
+            .then_some(())
+        },
+    );
+    // The appliance's own proxy replies are not listed, and its probe made no machine.
+    assert_eq!(servers(&lan).len(), 1, "{:?}", servers(&lan));
+    // The table as the CLI prints it.
+    let out = lan
+        .server
+        .command(env!("CARGO_BIN_EXE_flakeboot"))
+        .args(["lan", "dhcp-servers", "--state-dir"])
+        .arg(lan.state_dir())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("10.77.0.2 ") && text.contains("kind=full"),
+        "{text}"
+    );
+
+    // It stops: gone after the expiry (8 s), the warning is back.
+    rogue.stop();
+    wait_until(
+        "the rogue server to expire",
+        Duration::from_secs(30),
+        || servers(&lan).is_empty().then_some(()),
+    );
+    wait_until(
+        "the no-address warning again",
+        Duration::from_secs(15),
+        || {
+            warnings(&lan)
+                .iter()
+                .any(|w| w.contains("machines get no address"))
+                .then_some(())
+        },
+    );
+    daemon.stop();
+}
+
+#[test]
+fn router_mode_warns_of_two_servers_and_a_proxy_server_is_proxy() {
+    require_tool("dnsmasq");
+    let lan = Lan::new();
+    lan.client()
+        .run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{ROGUE_IP}/24"),
+            "dev",
+            "eth0",
+        ])
+        .unwrap();
+    let mut daemon = lan.start(&config(&lan, "router"));
+    let mut rogue = dnsmasq(
+        &lan,
+        "rogue-full",
+        &["--dhcp-range=10.77.0.150,10.77.0.160,255.255.255.0,2m"],
+    );
+    wait_until("the two-servers warning", Duration::from_secs(60), || {
+        warnings(&lan)
+            .iter()
+            .any(|w| w.contains("machines get addresses from either"))
+            .then_some(())
+    });
+    rogue.stop();
+    wait_until(
+        "the two-servers warning to go",
+        Duration::from_secs(30),
+        || {
+            (!warnings(&lan)
+                .iter()
+                .any(|w| w.contains("machines get addresses from either")))
+            .then_some(())
+        },
+    );
+
+    let mut proxy = dnsmasq(
+        &lan,
+        "rogue-proxy",
+        &[
+            "--dhcp-range=10.77.0.0,proxy",
+            "--pxe-service=x86PC,Rogue boot,pxelinux",
+        ],
+    );
+    let seen = wait_until(
+        "the proxy server in the list",
+        Duration::from_secs(60),
+        || servers(&lan).into_iter().find(|s| s["address"] == ROGUE_IP),
+    );
+    assert_eq!(seen["kind"], "proxy", "{seen}");
+    assert_eq!(seen["pxe"], true, "{seen}");
+    wait_until(
+        "the other-PXE-server warning",
+        Duration::from_secs(10),
+        || {
+            warnings(&lan)
+                .iter()
+                .any(|w| w.contains("Another PXE or proxyDHCP server"))
+                .then_some(())
+        },
+    );
+    proxy.stop();
+    daemon.stop();
+}
