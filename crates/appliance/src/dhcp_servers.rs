@@ -97,7 +97,8 @@ impl From<&SeenServer> for DhcpServerView {
 }
 
 /// The dashboard's warnings about the other servers in `mode`. `probed`: the first probe's
-/// answers had time to arrive (before that, no full server is no news).
+/// answers had time to arrive (before that, no full server is no news). The router-mode warning
+/// starts with the issue's words exactly ("two DHCP servers: ..."): other tools match on them.
 pub fn warnings(mode: DhcpMode, servers: &[DhcpServerView], probed: bool) -> Vec<String> {
     let list = |kind: &str| -> Vec<String> {
         servers
@@ -115,7 +116,7 @@ pub fn warnings(mode: DhcpMode, servers: &[DhcpServerView], probed: bool) -> Vec
     let mut out = Vec::new();
     match mode {
         DhcpMode::Router if !full.is_empty() => out.push(format!(
-            "Two DHCP servers: machines get addresses from either; switch to proxy mode or turn \
+            "two DHCP servers: machines get addresses from either; switch to proxy mode or turn \
              the other off (another DHCP server answers on the LAN: {}).",
             full.join(", ")
         )),
@@ -230,7 +231,7 @@ mod tests {
         );
         assert_eq!(w.len(), 1);
         assert!(w[0].starts_with(
-            "Two DHCP servers: machines get addresses from either; switch to proxy mode or turn the other off"
+            "two DHCP servers: machines get addresses from either; switch to proxy mode or turn the other off"
         ));
         assert!(w[0].contains("10.0.0.2"));
         assert!(warnings(DhcpMode::Router, &[], true).is_empty());
