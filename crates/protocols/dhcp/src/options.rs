@@ -40,32 +40,62 @@ pub enum PacketError {
 /// The DHCP magic cookie (RFC 2131 section 3).
 pub const MAGIC_COOKIE: [u8; 4] = [99, 130, 83, 99];
 
-/// Decode a received packet into a [`Message`] that is safe to use: a BOOTREQUEST with the
-/// magic cookie, `hlen <= 16` (so `chaddr()` cannot panic), a message type, and (for Ethernet)
-/// a client address that is one machine's: a zero, broadcast or multicast `chaddr` is refused,
-/// so it can never become a lease or a machine record.
-pub fn parse_request(bytes: &[u8]) -> Result<Message, PacketError> {
+/// Why bytes are not a well-framed DHCP message going the expected way: the checks
+/// [`parse_request`] and `seen::parse_reply` share, each turning them into its own error.
+#[derive(Debug)]
+pub(crate) enum Framing {
+    TooShort { len: usize },
+    BadMagic { cookie: [u8; 4] },
+    Decode { reason: String },
+    WrongOpcode { op: u8 },
+    BadHlen { hlen: u8 },
+}
+
+/// Decodes `bytes` as a DHCP message with `opcode`, the magic cookie and `hlen <= 16` (so
+/// `chaddr()` cannot panic).
+pub(crate) fn decode_checked(bytes: &[u8], opcode: Opcode) -> Result<Message, Framing> {
     if bytes.len() < 240 {
-        return Err(PacketError::TooShort { len: bytes.len() });
+        return Err(Framing::TooShort { len: bytes.len() });
     }
     let mut cookie = [0u8; 4];
     if let Some(c) = bytes.get(236..240) {
         cookie.copy_from_slice(c);
     }
     if cookie != MAGIC_COOKIE {
-        return Err(PacketError::BadMagic { cookie });
+        return Err(Framing::BadMagic { cookie });
     }
-    let msg = Message::decode(&mut Decoder::new(bytes)).map_err(|e| PacketError::Decode {
+    let msg = Message::decode(&mut Decoder::new(bytes)).map_err(|e| Framing::Decode {
         reason: e.to_string(),
     })?;
-    if msg.opcode() != Opcode::BootRequest {
-        return Err(PacketError::NotRequest {
+    if msg.opcode() != opcode {
+        return Err(Framing::WrongOpcode {
             op: bytes.first().copied().unwrap_or(0),
         });
     }
     if msg.hlen() > 16 {
-        return Err(PacketError::BadHlen { hlen: msg.hlen() });
+        return Err(Framing::BadHlen { hlen: msg.hlen() });
     }
+    Ok(msg)
+}
+
+impl From<Framing> for PacketError {
+    fn from(f: Framing) -> Self {
+        match f {
+            Framing::TooShort { len } => PacketError::TooShort { len },
+            Framing::BadMagic { cookie } => PacketError::BadMagic { cookie },
+            Framing::Decode { reason } => PacketError::Decode { reason },
+            Framing::WrongOpcode { op } => PacketError::NotRequest { op },
+            Framing::BadHlen { hlen } => PacketError::BadHlen { hlen },
+        }
+    }
+}
+
+/// Decode a received packet into a [`Message`] that is safe to use: a BOOTREQUEST with the
+/// magic cookie, `hlen <= 16` (so `chaddr()` cannot panic), a message type, and (for Ethernet)
+/// a client address that is one machine's: a zero, broadcast or multicast `chaddr` is refused,
+/// so it can never become a lease or a machine record.
+pub fn parse_request(bytes: &[u8]) -> Result<Message, PacketError> {
+    let msg = decode_checked(bytes, Opcode::BootRequest)?;
     if msg.opts().msg_type().is_none() {
         return Err(PacketError::NoMessageType);
     }

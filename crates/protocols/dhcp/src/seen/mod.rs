@@ -17,13 +17,13 @@
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime};
 
+use dhcproto::Encodable;
 use dhcproto::v4::{
     Architecture, DhcpOption, Flags, HType, Message, MessageType, Opcode, OptionCode,
 };
-use dhcproto::{Decodable, Decoder, Encodable};
 use flakeboot_catalogue::MacAddr;
 
-use crate::options::MAGIC_COOKIE;
+use crate::options::{Framing, decode_checked};
 
 /// Why received bytes tell nothing of a server.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -57,28 +57,19 @@ pub enum ReplyError {
 /// Decode a received packet into a [`Message`] that is safe to use: a BOOTREPLY with the
 /// magic cookie and `hlen <= 16`.
 pub fn parse_reply(bytes: &[u8]) -> Result<Message, ReplyError> {
-    if bytes.len() < 240 {
-        return Err(ReplyError::TooShort { len: bytes.len() });
+    Ok(decode_checked(bytes, Opcode::BootReply)?)
+}
+
+impl From<Framing> for ReplyError {
+    fn from(f: Framing) -> Self {
+        match f {
+            Framing::TooShort { len } => ReplyError::TooShort { len },
+            Framing::BadMagic { cookie } => ReplyError::BadMagic { cookie },
+            Framing::Decode { reason } => ReplyError::Decode { reason },
+            Framing::WrongOpcode { op } => ReplyError::NotReply { op },
+            Framing::BadHlen { hlen } => ReplyError::BadHlen { hlen },
+        }
     }
-    let mut cookie = [0u8; 4];
-    if let Some(c) = bytes.get(236..240) {
-        cookie.copy_from_slice(c);
-    }
-    if cookie != MAGIC_COOKIE {
-        return Err(ReplyError::BadMagic { cookie });
-    }
-    let msg = Message::decode(&mut Decoder::new(bytes)).map_err(|e| ReplyError::Decode {
-        reason: e.to_string(),
-    })?;
-    if msg.opcode() != Opcode::BootReply {
-        return Err(ReplyError::NotReply {
-            op: bytes.first().copied().unwrap_or(0),
-        });
-    }
-    if msg.hlen() > 16 {
-        return Err(ReplyError::BadHlen { hlen: msg.hlen() });
-    }
-    Ok(msg)
 }
 
 /// What kind of DHCP server answered.
