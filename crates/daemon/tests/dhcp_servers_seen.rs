@@ -89,9 +89,8 @@ fn config(lan: &Lan, mode: &str) -> std::path::PathBuf {
     ))
 }
 
-#[test]
-fn a_rogue_full_server_is_listed_warned_of_and_forgotten() {
-    require_tool("dnsmasq");
+/// A test LAN whose client side also holds the address the rogue servers answer from.
+fn lan_with_the_rogue_address() -> Lan {
     let lan = Lan::new();
     lan.client()
         .run(&[
@@ -103,6 +102,13 @@ fn a_rogue_full_server_is_listed_warned_of_and_forgotten() {
             "eth0",
         ])
         .unwrap();
+    lan
+}
+
+#[test]
+fn a_rogue_full_server_is_listed_warned_of_and_forgotten() {
+    require_tool("dnsmasq");
+    let lan = lan_with_the_rogue_address();
     let mut daemon = lan.start(&config(&lan, "proxy"));
 
     // Proxy mode and no full server: machines get no address.
@@ -196,17 +202,7 @@ fn a_rogue_full_server_is_listed_warned_of_and_forgotten() {
 #[test]
 fn router_mode_warns_of_two_servers_and_a_proxy_server_is_proxy() {
     require_tool("dnsmasq");
-    let lan = Lan::new();
-    lan.client()
-        .run(&[
-            "ip",
-            "addr",
-            "add",
-            &format!("{ROGUE_IP}/24"),
-            "dev",
-            "eth0",
-        ])
-        .unwrap();
+    let lan = lan_with_the_rogue_address();
     let mut daemon = lan.start(&config(&lan, "router"));
     let mut rogue = dnsmasq(
         &lan,
