@@ -555,10 +555,15 @@ hostname = "node1"
     }
 
     fn flake_generations(store: &flakeboot_store::Store) -> CurrentGenerations {
+        flake_generations_of(store, "lab")
+    }
+
+    /// Two generations of host `alpha` of flake `flake`.
+    fn flake_generations_of(store: &flakeboot_store::Store, flake: &str) -> CurrentGenerations {
         use flakeboot_store::{FlakeHostRecord, FlakeRecord, GenerationRecord};
         store
             .put_flake(&FlakeRecord {
-                name: "lab".into(),
+                name: flake.into(),
                 url: "path:/lab".into(),
                 locked_url: None,
                 revision: None,
@@ -575,7 +580,7 @@ hostname = "node1"
         for _ in 0..2 {
             store
                 .add_generation(&GenerationRecord {
-                    host: "lab#alpha".into(),
+                    host: format!("{flake}#alpha"),
                     number: 0,
                     flake_url: "path:/lab".into(),
                     locked_url: "path:/lab?narHash=sha256-abcdefabcdefabcdef".into(),
@@ -742,6 +747,44 @@ hostname = "node1"
         };
         assert_eq!(host(pinned), "demo");
         assert_eq!(host(free), "other");
+    }
+
+    /// The longest flake name the config accepts makes the longest version label
+    /// (`<64 characters>.g<n>`): its script renders and its kernel URL resolves.
+    #[test]
+    fn the_longest_flake_name_boots() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = flakeboot_store::Store::open(tmp.path()).unwrap();
+        let flake = "f".repeat(flakeboot_catalogue::text::MAX_FLAKE_NAME);
+        assert!(flakeboot_catalogue::text::valid_flake_name(&flake));
+        let mac = MacAddr([0x52, 0x54, 0, 0, 0, 2]);
+        let state = PolicyState::from_config(
+            &config(BASE),
+            vec![(mac, assigned("alpha"))],
+            flake_generations_of(&store, &flake),
+            SERVER.into(),
+        );
+        let spec = state.boot_spec(Some(mac));
+        let ctx = flakeboot_httpboot::script::ScriptContext {
+            base_url: SERVER,
+            mac: Some(mac),
+        };
+        let rendered = flakeboot_httpboot::script::render(&spec, &ctx).unwrap();
+        let version = format!("{flake}.g2");
+        assert!(
+            rendered.script.contains(&format!("/boot/alpha/{version}/")),
+            "{}",
+            rendered.script
+        );
+        let kernel = BootFile::Host {
+            host: "alpha".into(),
+            version,
+            kind: FileKind::Kernel,
+        };
+        assert_eq!(
+            state.boot_file(&kernel),
+            Some(PathBuf::from("/nix/store/k/bzImage"))
+        );
     }
 
     #[test]

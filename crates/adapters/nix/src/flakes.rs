@@ -166,7 +166,7 @@ impl Flakes {
     pub async fn add(&self, url: &str, name: Option<&str>) -> Result<FlakeRecord, FlakeError> {
         let flake_ref = self.checked_ref(url)?;
         let name = name.map_or_else(|| flake_ref.default_name(), str::to_owned);
-        if !valid_name(&name) {
+        if !flakeboot_catalogue::text::valid_flake_name(&name) {
             return Err(FlakeError::BadName { name });
         }
         let key = name.clone();
@@ -424,13 +424,4 @@ pub struct RemovedFlake {
     pub generations: usize,
     /// Builds cancelled.
     pub cancelled_builds: Vec<u64>,
-}
-
-/// Flake names appear in host names, URLs and menus: the config's alphabet.
-fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }

@@ -11,6 +11,13 @@
 /// Longest host name: a DNS label (host names appear in URL paths and menu labels).
 pub const MAX_HOST_NAME: usize = 63;
 
+/// Longest flake name (flake names appear in URLs, version labels and menus).
+pub const MAX_FLAKE_NAME: usize = 64;
+
+/// Longest version label in a boot URL: a flake generation's `<flake>.g<n>` with the longest
+/// flake name and a `u32` generation number (10 digits) fits.
+pub const MAX_VERSION: usize = MAX_FLAKE_NAME + ".g".len() + 10;
+
 /// Why a kernel command line cannot go into a boot script.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CmdlineError {
@@ -33,6 +40,14 @@ pub enum CmdlineError {
 /// Host names: 1-63 of `[A-Za-z0-9_-]`.
 pub fn valid_host_name(name: &str) -> bool {
     (1..=MAX_HOST_NAME).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Flake names: 1-64 of `[A-Za-z0-9_-]` (no `.`, so `<flake>.g<n>` splits unambiguously).
+pub fn valid_flake_name(name: &str) -> bool {
+    (1..=MAX_FLAKE_NAME).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')

@@ -140,7 +140,7 @@ pub(crate) fn problems(flakes: &[FlakeConfig], nix: &NixConfig, state_dir: &Path
             problems.push(format!("[[flakes]] {url:?} is listed twice"));
         }
         if let Some(name) = &f.name {
-            if !crate::validate::valid_name(name) {
+            if !flakeboot_catalogue::text::valid_flake_name(name) {
                 problems.push(format!(
                     "[[flakes]] name {name:?} is not allowed: use letters, digits, '-' and '_'"
                 ));

@@ -539,15 +539,6 @@ fn sectioned(message: String, flakes: &[FlakeConfig]) -> Problem {
     }
 }
 
-/// Names that appear in URL paths, versions and iPXE scripts (flake names): a safe alphabet.
-pub(crate) fn valid_name(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_')
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;

@@ -17,7 +17,7 @@ use flakeboot_catalogue::text::{self, CmdlineError};
 pub enum TextError {
     #[error("host name {0:?} is not 1-63 characters of [A-Za-z0-9_-]")]
     HostName(String),
-    #[error("version {0:?} is not 1-64 characters of [A-Za-z0-9._-] (not starting with '.')")]
+    #[error("version {0:?} is not 1-{max} characters of [A-Za-z0-9._-] (not starting with '.')", max = text::MAX_VERSION)]
     Version(String),
     #[error("kernel command line of host {host:?} {reason}")]
     Cmdline { host: String, reason: CmdlineError },
@@ -35,10 +35,10 @@ pub fn check_host_name(name: &str) -> Result<(), TextError> {
     }
 }
 
-/// Generation labels, as used in paths: 1-64 of `[A-Za-z0-9._-]`, not starting with `.` (so
-/// never `.` or `..`).
+/// Generation labels, as used in paths: 1-[`text::MAX_VERSION`] of `[A-Za-z0-9._-]`, not
+/// starting with `.` (so never `.` or `..`).
 pub fn check_version(version: &str) -> Result<(), TextError> {
-    let ok = (1..=64).contains(&version.len())
+    let ok = (1..=text::MAX_VERSION).contains(&version.len())
         && !version.starts_with('.')
         && version
             .bytes()
@@ -119,7 +119,14 @@ mod tests {
 
     #[test]
     fn versions() {
-        for ok in ["static", "1", "2026-11-22.3", "abc_def"] {
+        let longest_flake_generation = format!("{}.g{}", "f".repeat(64), u32::MAX);
+        for ok in [
+            "static",
+            "1",
+            "2026-11-22.3",
+            "abc_def",
+            &longest_flake_generation,
+        ] {
             assert_eq!(check_version(ok), Ok(()), "{ok}");
         }
         for bad in [
@@ -130,7 +137,7 @@ mod tests {
             "a/b",
             "a\0",
             "a b",
-            &"1".repeat(65),
+            &"1".repeat(text::MAX_VERSION + 1),
         ] {
             assert!(check_version(bad).is_err(), "{bad:?}");
         }
