@@ -325,6 +325,14 @@ async fn wrong_passwords_are_refused_then_rate_limited_per_address() {
         .parse()
         .unwrap();
     assert!((1..=300).contains(&wait), "{wait}");
+    // The sign-in form again, with the user name as typed and the wait next to the password.
+    let html = body(resp).await;
+    assert!(html.contains(r#"action="/login""#), "{html}");
+    assert!(html.contains(r#"value="admin""#), "{html}");
+    assert!(
+        html.contains(&format!("Too many failed sign-ins: try again in {wait} s.")),
+        "{html}"
+    );
 
     // Another address is not limited.
     *h.peer.lock().unwrap() = "192.168.1.51:40000".parse().unwrap();

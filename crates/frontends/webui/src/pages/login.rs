@@ -88,19 +88,30 @@ pub async fn submit(
         Some(user) => UserKey::Account(user.name.clone()),
         None => UserKey::Unknown,
     };
-    let attempt = state.reserve_attempt(peer, Some(key)).inspect_err(|_| {
-        tracing::info!(?peer, user = %logged_name, "sign-in refused: too many attempts");
-    })?;
+    let attempt = match state.reserve_attempt(peer, Some(key)) {
+        Ok(attempt) => attempt,
+        Err(refused) => {
+            tracing::info!(?peer, user = %logged_name, "sign-in refused: too many attempts");
+            return form_again(&name, &refused);
+        }
+    };
     // An unknown user costs the same argon2 work as a wrong password: no name probing.
     let (known, phc) = match user {
         Some(user) => (true, user.password_hash),
         None => (false, password::dummy_hash().to_owned()),
     };
     let pw = form.password.clone();
-    let (attempt, verified) = state
+    let (attempt, verified) = match state
         .hash_for(attempt, move || password::verify(&pw, &phc))
         .await
-        .inspect_err(|e| tracing::info!(?peer, user = %logged_name, "sign-in not checked: {e}"))?;
+    {
+        Ok(checked) => checked,
+        Err(e @ (WebError::Busy | WebError::RateLimited { .. })) => {
+            tracing::info!(?peer, user = %logged_name, "sign-in not checked: {e}");
+            return form_again(&name, &e);
+        }
+        Err(e) => return Err(e),
+    };
     let ok = verified && known;
     if !ok {
         tracing::info!(?peer, user = %logged_name, "failed sign-in");
@@ -115,6 +126,31 @@ pub async fn submit(
     response
         .headers_mut()
         .append(header::SET_COOKIE, header_value(&session_cookie(&id))?);
+    Ok(response)
+}
+
+/// A sign-in refused before its password was checked: the form again with the user name as
+/// typed and when to try again (429 and `Retry-After`), not a bare error page.
+fn form_again(user: &str, refused: &WebError) -> Result<Response, WebError> {
+    let message = match refused {
+        WebError::RateLimited { retry_after } => format!(
+            "Too many failed sign-ins: try again in {} s.",
+            retry_after.as_secs().max(1)
+        ),
+        WebError::Busy => "Too many sign-ins at once: try again in a moment.".to_owned(),
+        other => other.to_string(),
+    };
+    let (token, cookie) = new_form_token()?;
+    let mut response = with_cookie(
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            render(&token, user, Some(&message)),
+        ),
+        cookie,
+    );
+    if let Some(wait) = refused.retry_after() {
+        response.headers_mut().insert(header::RETRY_AFTER, wait);
+    }
     Ok(response)
 }
 
