@@ -1,16 +1,17 @@
 //! Scenario 4: a machine nobody assigned gets the menu, boots its default entry when the timeout
-//! runs out, and is then in the store with its firmware type.
+//! runs out, and is then in the store with its firmware type. Then, with the local disk as the
+//! menu's default, a second machine leaves iPXE for its local disk and its boot ends as "local".
 
 use std::time::Duration;
 
-use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Script};
+use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Local, Script};
 use flakeboot_catalogue::ClientFirmware;
 use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, HOST_DESCRIPTION, MAC, Mode, Scenario, first_ok};
 use flakeboot_testbed::ClientKind;
 
 #[test]
 fn unassigned_machine_boots_the_menu_default_and_is_recorded() {
-    let mut s = Scenario::new("menu_default", 1);
+    let mut s = Scenario::new("menu_default", 2);
     // No [[machines]] entry: no per-machine parameters, so the marker line says `<token>:none`.
     let menu_timeout = Duration::from_secs(3);
     let config = s.config(Mode::Router).menu(HOST, menu_timeout);
@@ -60,4 +61,30 @@ fn unassigned_machine_boots_the_menu_default_and_is_recorded() {
         machine["host"].is_null(),
         "the machine was never assigned: {machine}"
     );
+
+    // The menu's default set to the local disk: its local entry runs when the timeout runs
+    // out. iPXE tells the appliance, then exits to the firmware (which finds no disk here).
+    let config = s.config(Mode::Router).menu("local", Duration::from_secs(1));
+    s.start_appliance(&config);
+    let local = s.power_on("menu2", ClientKind::Bios, 1, MAC[1]);
+    if let Err(e) = local.wait_for_serial("flakeboot: booting from the local disk", BOOT_TIMEOUT) {
+        s.fail(&format!("menu2 did not take the menu's local entry: {e}"));
+    }
+    s.expect_stages(&local, &[Dhcp, Script, Local], false);
+    s.report(&local, false);
+    s.stop_appliance();
+    let machines = s
+        .appliance()
+        .stored_machines()
+        .unwrap_or_else(|e| s.fail(&e.to_string()));
+    let machine = machines
+        .iter()
+        .find(|m| {
+            m["mac"]
+                .as_str()
+                .is_some_and(|mac| mac.eq_ignore_ascii_case(MAC[1]))
+        })
+        .unwrap_or_else(|| s.fail(&format!("{} is not in the store: {machines:?}", MAC[1])));
+    eprintln!("stored machine: {machine}");
+    assert_eq!(machine["last_boot"]["state"], "local", "{machine}");
 }

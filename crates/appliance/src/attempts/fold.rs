@@ -49,7 +49,7 @@ impl Stage {
             BootStage::Script => Some(Stage::Script),
             BootStage::Kernel => Some(Stage::Kernel),
             BootStage::Initrd => Some(Stage::Initrd),
-            BootStage::System => None,
+            BootStage::System | BootStage::Local => None,
         }
     }
 
@@ -190,6 +190,8 @@ pub struct Attempt {
     pub stopped: Option<String>,
     /// The booted system's report (its newest), if one came.
     pub system: Option<SystemReport>,
+    /// When the boot menu's `local` entry sent it to its local disk, if it did.
+    pub local_disk: Option<SystemTime>,
 }
 
 impl Attempt {
@@ -240,11 +242,19 @@ fn starts_new_attempt(group: &[&BootEvent], event: &BootEvent) -> bool {
         .filter_map(|e| Stage::of(e.stage))
         .max()
         .map(Stage::index);
-    let reported = group.iter().any(|e| e.stage == BootStage::System);
+    let reported = group
+        .iter()
+        .any(|e| matches!(e.stage, BootStage::System | BootStage::Local));
     let Some(stage) = Stage::of(event.stage) else {
         // A report ends the boot that fetched a kernel (a later report of the same boot, e.g.
-        // up then failed, wins); one with no kernel before it stands alone.
-        return furthest.is_none_or(|f| f < Stage::Kernel.index());
+        // up then failed, wins); one with no kernel before it stands alone. The menu's local
+        // entry ends the boot that fetched the script.
+        let ends = if event.stage == BootStage::Local {
+            Stage::Script
+        } else {
+            Stage::Kernel
+        };
+        return furthest.is_none_or(|f| f < ends.index());
     };
     let last_at = group.last().map_or(event.at, |e| e.at);
     if event.at.duration_since(last_at).unwrap_or_default() > NEW_ATTEMPT_GAP || reported {
@@ -265,9 +275,14 @@ fn fold(events: &[&BootEvent]) -> Attempt {
     let mut stages: Vec<StageRun> = Stage::ALL.iter().map(|&s| StageRun::new(s)).collect();
     let mut firmware = None;
     let mut system = None;
+    let mut local_disk = None;
     for event in events {
         if event.firmware.is_some() {
             firmware = event.firmware;
+        }
+        if event.stage == BootStage::Local {
+            local_disk = Some(event.at);
+            continue;
         }
         let Some(stage) = Stage::of(event.stage) else {
             system = Some(SystemReport {
@@ -304,7 +319,7 @@ fn fold(events: &[&BootEvent]) -> Attempt {
     let complete = stages
         .get(Stage::Initrd.index())
         .is_some_and(|s| s.state == StageState::Ok);
-    let stopped = (!complete).then(|| stopped_text(&stages));
+    let stopped = (!complete && local_disk.is_none()).then(|| stopped_text(&stages));
     let started = events
         .iter()
         .map(|e| e.started.unwrap_or(e.at).min(e.at))
@@ -319,6 +334,7 @@ fn fold(events: &[&BootEvent]) -> Attempt {
         complete,
         stopped,
         system,
+        local_disk,
     }
 }
 

@@ -18,27 +18,32 @@ pub enum BootState {
     NoReport,
     /// Under way: the last step was less than the timeout ago.
     Booting,
+    /// The boot menu sent it to its local disk (its `local` entry).
+    Local,
     /// No boot recorded.
     Never,
 }
 
 impl BootState {
     /// Every state, in the order a page lists them.
-    pub const ALL: [BootState; 5] = [
+    pub const ALL: [BootState; 6] = [
         BootState::Up,
         BootState::Booting,
         BootState::Failed,
         BootState::NoReport,
+        BootState::Local,
         BootState::Never,
     ];
 
-    /// Its name in the API and in `?state=`: `up`, `failed`, `no_report`, `booting`, `never`.
+    /// Its name in the API and in `?state=`: `up`, `failed`, `no_report`, `booting`, `local`,
+    /// `never`.
     pub fn as_str(self) -> &'static str {
         match self {
             BootState::Up => "up",
             BootState::Failed => "failed",
             BootState::NoReport => "no_report",
             BootState::Booting => "booting",
+            BootState::Local => "local",
             BootState::Never => "never",
         }
     }
@@ -50,6 +55,7 @@ impl BootState {
             BootState::Failed => "failed",
             BootState::NoReport => "no report",
             BootState::Booting => "booting",
+            BootState::Local => "local disk",
             BootState::Never => "never booted",
         }
     }
@@ -161,6 +167,13 @@ impl Verdict {
             }
             return v;
         }
+        if let Some(at) = attempt.local_disk {
+            v.state = BootState::Local;
+            v.stage = None;
+            v.ended = Some(at);
+            v.detail = "local disk: the boot menu's local entry".into();
+            return v;
+        }
         if let Some(bad) = attempt.failed_stage() {
             v.state = BootState::Failed;
             v.stage = Some(bad.stage);
@@ -255,6 +268,39 @@ mod tests {
         let mut e = BootEvent::new(stage, outcome, detail).mac(MAC);
         e.at = at(secs);
         e
+    }
+
+    /// The menu's local entry ends the attempt at once: "local disk", not "booting" until
+    /// the timeout and then "stopped after the script"; the next boot is a new attempt.
+    #[test]
+    fn the_menus_local_entry_ends_the_attempt_as_local_disk() {
+        use BootStage::*;
+        let mut events = vec![
+            ev(0, Dhcp, Outcome::Ok, "proxy offer"),
+            ev(1, Script, Outcome::Ok, "GET /boot.ipxe 200 menu of 2 hosts"),
+            ev(4, Local, Outcome::Ok, "GET /boot/local 200"),
+        ];
+        let all = attempts(&events);
+        assert_eq!(all.len(), 1, "{all:#?}");
+        assert_eq!(all[0].stopped, None);
+        for now in [at(5), at(5000)] {
+            let v = Verdict::last(&all, now, TEN_MIN);
+            assert_eq!(v.state, BootState::Local, "{v:?}");
+            assert_eq!(v.stage, None);
+            assert_eq!(v.ended, Some(at(4)));
+            assert_eq!(v.detail, "local disk: the boot menu's local entry");
+            assert_eq!(v.state.as_str(), "local");
+        }
+        // The machine's next network boot is a new attempt, booting.
+        events.push(ev(7000, Dhcp, Outcome::Ok, "proxy offer"));
+        events.push(ev(7001, Script, Outcome::Ok, "GET /boot.ipxe 200 menu"));
+        let all = attempts(&events);
+        assert_eq!(all.len(), 2, "{all:#?}");
+        assert_eq!(
+            Verdict::last(&all, at(7002), TEN_MIN).state,
+            BootState::Booting
+        );
+        assert_eq!(BootState::parse("local"), Some(BootState::Local));
     }
 
     fn boot(version: &str) -> Vec<BootEvent> {

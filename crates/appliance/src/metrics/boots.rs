@@ -98,6 +98,10 @@ impl BootCounters {
                     inner.durations.observe(took);
                 }
             }
+            // Left for the local disk: not a network boot to time.
+            BootStage::Local => {
+                inner.booting.remove(&mac);
+            }
             _ => {}
         }
     }

@@ -18,6 +18,7 @@ pub enum BootState {
     Failed,
     NoReport,
     Booting,
+    Local,
     Never,
 }
 
@@ -36,6 +37,7 @@ impl From<attempts::BootState> for BootState {
             S::Failed => BootState::Failed,
             S::NoReport => BootState::NoReport,
             S::Booting => BootState::Booting,
+            S::Local => BootState::Local,
             S::Never => BootState::Never,
         }
     }
@@ -49,6 +51,7 @@ impl From<BootState> for attempts::BootState {
             BootState::Failed => S::Failed,
             BootState::NoReport => S::NoReport,
             BootState::Booting => S::Booting,
+            BootState::Local => S::Local,
             BootState::Never => S::Never,
         }
     }

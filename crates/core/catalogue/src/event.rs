@@ -60,6 +60,9 @@ pub enum BootStage {
     HttpIpxe,
     /// The booted system's own report (`POST /boot/report`): up, or failed with a reason.
     System,
+    /// The boot menu's `local` entry (`GET /boot/local`): the machine left iPXE for its local
+    /// disk, which ends its network boot.
+    Local,
 }
 
 impl BootStage {
@@ -73,6 +76,7 @@ impl BootStage {
             BootStage::Initrd => "initrd",
             BootStage::HttpIpxe => "http-ipxe",
             BootStage::System => "system",
+            BootStage::Local => "local",
         }
     }
 
@@ -186,6 +190,7 @@ mod tests {
             BootStage::Initrd,
             BootStage::HttpIpxe,
             BootStage::System,
+            BootStage::Local,
         ];
         for stage in all {
             let json = serde_json::to_string(&stage).unwrap();

@@ -82,6 +82,7 @@ pub fn boot_router(state: HttpBootState, stats: Arc<HttpBootStats>) -> Router {
     Router::new()
         .route("/boot.ipxe", get(routes::boot_script))
         .route("/boot/report", post(report::report))
+        .route(script::LOCAL_PATH, get(routes::local_disk))
         .route("/boot/{host}/{version}/{kind}", get(routes::host_file))
         .route("/ipxe/{name}", get(routes::ipxe_binary))
         .fallback(routes::fallback)

@@ -112,6 +112,24 @@ pub(crate) async fn fallback(
     not_found()
 }
 
+/// `GET /boot/local?mac=...`: the boot menu's `local` entry, fetched just before iPXE leaves
+/// for the local disk. Recorded (stage `local`) so the machine's attempt ends there.
+pub(crate) async fn local_disk(
+    State(app): State<App>,
+    peer: Peer,
+    method: Method,
+    uri: Uri,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let fetch = Fetch::new(&app, peer, &method, &uri, query.as_deref());
+    fetch.record(
+        BootStage::Local,
+        Outcome::Ok,
+        "200 booting from the local disk",
+    );
+    plain(StatusCode::OK, "flakeboot: booting from the local disk\n")
+}
+
 /// `GET /boot.ipxe?mac=...`: the host's boot script, or the menu.
 pub(crate) async fn boot_script(
     State(app): State<App>,

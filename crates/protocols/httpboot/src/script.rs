@@ -53,6 +53,9 @@ pub struct Rendered {
 
 /// Render the script for a boot spec. A host that cannot be rendered safely is an error; a menu
 /// leaves such entries out (listed in [`Rendered::skipped`]) so the other hosts stay bootable.
+/// What the menu's `local` entry fetches before it leaves iPXE: `GET /boot/local`.
+pub const LOCAL_PATH: &str = "/boot/local";
+
 /// A menu without a (bootable) default defaults to the local disk; a zero timeout waits for the
 /// user's choice.
 pub fn render(spec: &BootSpec, ctx: &ScriptContext<'_>) -> Result<Rendered, ScriptError> {
@@ -181,7 +184,18 @@ fn render_menu(menu: &Menu, ctx: &ScriptContext<'_>) -> Rendered {
     }
     s.push_str("goto ${selected}\n");
     s.push_str(&targets);
-    s.push_str("\n:local\necho flakeboot: booting from the local disk\nexit\n");
+    // Tell the appliance (so the boot timeline ends this attempt as "local disk" instead of
+    // waiting for files that never come), then leave iPXE; a failed fetch changes nothing.
+    let local_url = match ctx.mac {
+        Some(mac) => format!("{}{LOCAL_PATH}?mac={mac}", ctx.base_url),
+        None => format!("{}{LOCAL_PATH}", ctx.base_url),
+    };
+    s.push_str("\n:local\necho flakeboot: booting from the local disk\n");
+    let _ = writeln!(
+        s,
+        "imgfetch --name local-disk {local_url} || goto local-exit"
+    );
+    s.push_str("imgfree local-disk\n:local-exit\nexit\n");
     s.push_str("\n:shell\necho flakeboot: type exit to return to the menu\nshell\ngoto menu\n");
     s.push_str("\n:failed\n");
     s.push_str("echo flakeboot: ${selected} failed (see the boot timeline on the appliance)\n");

@@ -166,6 +166,41 @@ async fn unknown_missing_or_bad_mac_gets_the_menu() {
     );
 }
 
+/// The menu's `local` entry fetches the URL in its script before leaving iPXE: one `local`
+/// event, for the MAC it names (the catalogue attributes it by address, like every fetch).
+#[tokio::test]
+async fn the_menus_local_entry_is_recorded() {
+    let fx = fixture();
+    let script = get(&fx, "/boot.ipxe?mac=00:11:22:33:44:55").await.text();
+    let url = script
+        .lines()
+        .find_map(|l| l.strip_prefix("imgfetch --name local-disk "))
+        .and_then(|l| l.strip_suffix(" || goto local-exit"))
+        .unwrap_or_else(|| panic!("no local fetch in {script}"));
+    assert_eq!(url, format!("{BASE}/boot/local?mac=00:11:22:33:44:55"));
+    assert!(
+        script.contains("\n:local\n") && script.contains("imgfree local-disk\n:local-exit\nexit\n"),
+        "{script}"
+    );
+    let r = get(&fx, url.strip_prefix(BASE).unwrap()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let events = fx.catalogue.events();
+    let local = events.last().unwrap();
+    assert_eq!(
+        (local.stage, local.outcome),
+        (BootStage::Local, Outcome::Ok)
+    );
+    assert_eq!(
+        local.mac.map(|m| m.to_string()).as_deref(),
+        Some("00:11:22:33:44:55")
+    );
+    assert!(
+        local.detail.starts_with("GET /boot/local 200"),
+        "{}",
+        local.detail
+    );
+}
+
 #[tokio::test]
 async fn kernel_full_download() {
     let fx = fixture();

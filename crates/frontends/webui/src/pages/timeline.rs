@@ -26,7 +26,7 @@ pub fn badge(v: &Verdict) -> Markup {
         BootState::Failed => "badge bad",
         BootState::NoReport => "badge warn",
         BootState::Booting => "badge run",
-        BootState::Never => "badge",
+        BootState::Local | BootState::Never => "badge",
     };
     html! { span class=(class) { (v.state.label()) } }
 }
@@ -109,6 +109,7 @@ pub fn svg(attempt: &Attempt, verdict: &Verdict, now: SystemTime) -> Markup {
         BootState::Failed => ("stopped", "#c8372d"),
         BootState::NoReport => ("no report", "#c98a06"),
         BootState::Booting => ("waiting…", "#3a6fc4"),
+        BootState::Local => ("local disk", "#5b6470"),
         BootState::Never => ("", "#b8bec6"),
     };
     let label = format!(
