@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::conf::{ConfError, NixFiles, read_access_tokens, render};
+use crate::deploy_key::git_ssh_command;
 use crate::procs::ProcessGroup;
 use crate::progress::{NixLogEvent, parse_line};
 
@@ -44,6 +45,9 @@ pub struct NixSettings {
     pub files: Option<NixFiles>,
     /// `[nix] access_tokens_file`, read before each nix run.
     pub access_tokens_file: Option<PathBuf>,
+    /// `GIT_SSH_COMMAND` for nix's git: the deploy key for `git+ssh://` flakes (set with the
+    /// files, see [`crate::deploy_key::git_ssh_command`]).
+    pub git_ssh: Option<String>,
 }
 
 impl Default for NixSettings {
@@ -53,6 +57,7 @@ impl Default for NixSettings {
             options: Vec::new(),
             files: None,
             access_tokens_file: None,
+            git_ssh: None,
         }
     }
 }
@@ -89,9 +94,18 @@ impl NixSettings {
         s
     }
 
-    /// nix's configuration file, HOME and cache under `<state>/nix` (see [`crate::conf`]).
+    /// nix's configuration file, HOME and cache under `<state>/nix` (see [`crate::conf`]), and
+    /// git over ssh with the deploy key in `<state>/ssh` (see [`crate::deploy_key`]; left out,
+    /// with a warning, when the state directory's path cannot be carried in its command line).
     pub fn with_files(mut self, state_dir: &std::path::Path) -> NixSettings {
         self.files = Some(NixFiles::under(state_dir));
+        self.git_ssh = match git_ssh_command(state_dir) {
+            Ok(command) => Some(command),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        };
         self
     }
 
@@ -221,6 +235,11 @@ fn command_for(settings: &NixSettings, args: &[OsString], build_users: BuildUser
                 cmd.arg("--option").arg(key).arg(value);
             }
         }
+    }
+    if let Some(git_ssh) = &settings.git_ssh {
+        // git runs it for `git+ssh://` (and `git@host:` remotes); no terminal prompts either.
+        cmd.env("GIT_SSH_COMMAND", git_ssh)
+            .env("GIT_TERMINAL_PROMPT", "0");
     }
     if build_users.need_empty_group(&settings.options) {
         static WARNED: AtomicBool = AtomicBool::new(false);
@@ -394,6 +413,11 @@ impl ErrorCollector {
 
     fn message(&self) -> String {
         if let Some(last) = self.errors.last() {
+            // A program nix ran (git, ssh through git) failed: what it printed says why
+            // ("Permission denied (publickey)", "Host key verification failed").
+            if last.starts_with("program '") && !self.tail.is_empty() {
+                return format!("{last}: {}", self.tail.join("\n"));
+            }
             last.clone()
         } else if self.tail.is_empty() {
             "nix printed no error message".into()
@@ -483,6 +507,13 @@ mod tests {
             .collect();
         let conf = dir.path().join("nix/nix.conf");
         assert!(envs.contains(&("NIX_USER_CONF_FILES".into(), Some(conf.to_string_lossy()))));
+        let git_ssh = envs
+            .iter()
+            .find(|(k, _)| k == "GIT_SSH_COMMAND")
+            .and_then(|(_, v)| v.clone())
+            .unwrap();
+        let key = dir.path().join("ssh/deploy_key");
+        assert!(git_ssh.starts_with(&format!("ssh -F /dev/null -i {} ", key.display())));
         assert!(envs.contains(&(
             "HOME".into(),
             Some(dir.path().join("nix/home").to_string_lossy())
@@ -595,6 +626,17 @@ mod tests {
         let m = c.message();
         assert!(m.starts_with("builder for '/nix/store/"), "{m}");
         assert!(m.ends_with("failed with exit code 3"), "{m}");
+        let mut git = ErrorCollector::default();
+        git.observe("git@forge: Permission denied (publickey).");
+        git.observe("fatal: Could not read from remote repository.");
+        git.observe(
+            r#"@nix {"action":"msg","level":0,"msg":"error: program 'git' failed with exit code 128"}"#,
+        );
+        assert_eq!(
+            git.message(),
+            "program 'git' failed with exit code 128: git@forge: Permission denied (publickey).\n\
+             fatal: Could not read from remote repository."
+        );
         let mut plain = ErrorCollector::default();
         plain.observe("something odd");
         assert_eq!(plain.message(), "something odd");
