@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::conf::{ConfError, NixFiles, read_access_tokens, render};
-use crate::deploy_key::git_ssh_command;
+use crate::deploy_key::GitSsh;
 use crate::procs::ProcessGroup;
 use crate::progress::{NixLogEvent, parse_line};
 
@@ -45,9 +45,11 @@ pub struct NixSettings {
     pub files: Option<NixFiles>,
     /// `[nix] access_tokens_file`, read before each nix run.
     pub access_tokens_file: Option<PathBuf>,
-    /// `GIT_SSH_COMMAND` for nix's git: the deploy key for `git+ssh://` flakes (set with the
-    /// files, see [`crate::deploy_key::git_ssh_command`]).
-    pub git_ssh: Option<String>,
+    /// How nix's git runs ssh for `git+ssh://` flakes: the deploy key (set with the files, see
+    /// [`crate::deploy_key`]).
+    pub git_ssh: Option<GitSsh>,
+    /// `[nix] ssh_known_hosts`: set, the only SSH host keys trusted.
+    pub ssh_known_hosts: Vec<String>,
 }
 
 impl Default for NixSettings {
@@ -58,6 +60,7 @@ impl Default for NixSettings {
             files: None,
             access_tokens_file: None,
             git_ssh: None,
+            ssh_known_hosts: Vec::new(),
         }
     }
 }
@@ -67,6 +70,7 @@ impl NixSettings {
     pub fn from_config(config: &NixConfig) -> NixSettings {
         let mut s = NixSettings {
             access_tokens_file: config.access_tokens_file.clone(),
+            ssh_known_hosts: config.ssh_known_hosts.clone(),
             ..NixSettings::default()
         };
         let or_default = |set: &Option<Vec<String>>, default: &[&str]| match set {
@@ -99,8 +103,8 @@ impl NixSettings {
     /// with a warning, when the state directory's path cannot be carried in its command line).
     pub fn with_files(mut self, state_dir: &std::path::Path) -> NixSettings {
         self.files = Some(NixFiles::under(state_dir));
-        self.git_ssh = match git_ssh_command(state_dir) {
-            Ok(command) => Some(command),
+        self.git_ssh = match GitSsh::under(state_dir) {
+            Ok(ssh) => Some(ssh),
             Err(e) => {
                 tracing::warn!("{e}");
                 None
@@ -109,11 +113,21 @@ impl NixSettings {
         self
     }
 
-    /// Write `nix.conf` from these settings (and the access tokens), when nix's files are set.
+    /// Write `nix.conf` from these settings (and the access tokens), and the pinned SSH host
+    /// keys, when nix's files are set.
     pub fn write_files(&self) -> Result<(), ConfError> {
         let Some(files) = &self.files else {
             return Ok(());
         };
+        if let Some(ssh) = &self.git_ssh
+            && !self.ssh_known_hosts.is_empty()
+        {
+            ssh.write_pinned(&self.ssh_known_hosts)
+                .map_err(|source| ConfError::Write {
+                    path: ssh.pinned_file(),
+                    source,
+                })?;
+        }
         let tokens = match &self.access_tokens_file {
             Some(path) => read_access_tokens(path)?,
             None => Vec::new(),
@@ -236,9 +250,10 @@ fn command_for(settings: &NixSettings, args: &[OsString], build_users: BuildUser
             }
         }
     }
-    if let Some(git_ssh) = &settings.git_ssh {
+    if let Some(ssh) = &settings.git_ssh {
         // git runs it for `git+ssh://` (and `git@host:` remotes); no terminal prompts either.
-        cmd.env("GIT_SSH_COMMAND", git_ssh)
+        let pinned = !settings.ssh_known_hosts.is_empty();
+        cmd.env("GIT_SSH_COMMAND", ssh.command(pinned))
             .env("GIT_TERMINAL_PROMPT", "0");
     }
     if build_users.need_empty_group(&settings.options) {

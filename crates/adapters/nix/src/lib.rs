@@ -36,7 +36,7 @@ pub mod runner;
 pub use command::{CommandError, NixSettings};
 pub use conf::{ConfError, NixFiles};
 pub use current::{CurrentGenerations, FlakeBoot, ResolveError};
-pub use deploy_key::{DeployKey, DeployKeyError};
+pub use deploy_key::{DeployKey, DeployKeyError, GitSsh};
 pub use discover::{DiscoveredHost, HostStatus, NetbootInfo};
 pub use flakeref::{FlakeRef, FlakeRefError, FlakeRefKind};
 pub use flakes::{FlakeError, Flakes, RemovedFlake};

@@ -197,3 +197,44 @@ async fn without_the_deploy_key_in_authorized_keys_adding_fails_clearly() {
         .unwrap();
     assert!(flake.revision.is_some());
 }
+
+/// The host key of `sshd` as a `known_hosts` line for `[127.0.0.1]:port`.
+fn host_key_line(sshd: &Sshd) -> String {
+    let public = std::fs::read_to_string(sshd._dir.path().join("host_key.pub")).unwrap();
+    let mut fields = public.split_whitespace();
+    let (kind, key) = (fields.next().unwrap(), fields.next().unwrap());
+    format!("[127.0.0.1]:{} {kind} {key}", sshd.port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pinned_host_keys_are_the_only_ones_trusted() {
+    let _nix = NIX_STORE_LOCK.read().await;
+    let repo = FixtureRepo::new("gitssh-pinned");
+    let (_tmp, state) = state_dir();
+    let key = deploy_key::load_or_create(&state, "flakeboot@test").unwrap();
+    let sshd = Sshd::start(&format!("{}\n", key.public_key));
+    let url = sshd.url(&this_user(), repo.path());
+
+    // Another server's key pinned for this address: refused, never trusted on first use.
+    let (_other_tmp, other_state) = state_dir();
+    let impostor = deploy_key::load_or_create(&other_state, "x").unwrap();
+    let mut wrong = runner_config(&state);
+    wrong.settings.ssh_known_hosts = vec![format!(
+        "[127.0.0.1]:{} {}",
+        sshd.port,
+        impostor.public_key.rsplit_once(' ').unwrap().0
+    )];
+    let flakes = Flakes::new(start(&state, wrong));
+    let err = flakes.add(&url, Some("pinned")).await.unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.contains("Host key verification failed"), "{msg}");
+    assert!(!state.join("ssh/known_hosts").exists());
+
+    // The server's own key pinned (a settings change: the next nix run uses it): fetched.
+    let mut right = runner_config(&state).settings;
+    right.ssh_known_hosts = vec![host_key_line(&sshd)];
+    flakes.runner().set_settings(right);
+    let flake = flakes.add(&url, Some("pinned")).await.unwrap();
+    assert!(flake.revision.is_some());
+    assert!(!state.join("ssh/known_hosts").exists());
+}
