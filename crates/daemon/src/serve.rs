@@ -313,7 +313,7 @@ async fn wait_for_signal() -> &'static str {
 fn deploy_key(state_dir: &std::path::Path) -> Result<flakeboot_appliance::wire::DeployKey, String> {
     let comment = format!("flakeboot@{}", hostname());
     let key = flakeboot_nix::deploy_key::load_or_create(state_dir, &comment)
-        .and_then(|key| flakeboot_nix::deploy_key::GitSsh::under(state_dir).map(|_| key));
+        .and_then(|key| flakeboot_nix::GitSsh::under(state_dir).map(|_| key));
     match key {
         Ok(key) => {
             tracing::info!(fingerprint = %key.fingerprint, "SSH deploy key for git+ssh:// flakes");

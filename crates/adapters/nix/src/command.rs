@@ -22,7 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::conf::{ConfError, NixFiles, read_access_tokens, render};
-use crate::deploy_key::GitSsh;
+use crate::git_ssh::GitSsh;
 use crate::procs::ProcessGroup;
 use crate::progress::{NixLogEvent, parse_line};
 
@@ -46,7 +46,7 @@ pub struct NixSettings {
     /// `[nix] access_tokens_file`, read before each nix run.
     pub access_tokens_file: Option<PathBuf>,
     /// How nix's git runs ssh for `git+ssh://` flakes: the deploy key (set with the files, see
-    /// [`crate::deploy_key`]).
+    /// [`crate::git_ssh`]).
     pub git_ssh: Option<GitSsh>,
     /// `[nix] ssh_known_hosts`: set, the only SSH host keys trusted.
     pub ssh_known_hosts: Vec<String>,
