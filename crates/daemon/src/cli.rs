@@ -108,6 +108,15 @@ pub enum Command {
     Lease(LeaseArgs),
     /// What flakeboot sees on its LAN: the other DHCP servers.
     Lan(LanArgs),
+    /// Print the public half of the appliance's SSH deploy key: add it to a forge as a
+    /// read-only deploy key for git+ssh:// flakes.
+    DeployKey {
+        #[arg(long, default_value = "/var/lib/flakeboot")]
+        state_dir: PathBuf,
+        /// Print the API's JSON (the key and its SHA-256 fingerprint).
+        #[arg(long)]
+        json: bool,
+    },
     /// Install an update bundle into the other A/B slot of the appliance.
     Update(UpdateArgs),
     /// Print the DHCP leases (with the daemon stopped, read from its store).
@@ -132,7 +141,8 @@ impl Command {
             Command::Lan(a) => Some(&a.state_dir),
             Command::Machines { state_dir, .. }
             | Command::Leases { state_dir, .. }
-            | Command::Health { state_dir } => Some(state_dir),
+            | Command::Health { state_dir }
+            | Command::DeployKey { state_dir, .. } => Some(state_dir),
             Command::Events(a) => Some(&a.state_dir),
             Command::Serve(_) | Command::CheckConfig { .. } | Command::Update(_) => None,
         }

@@ -50,6 +50,7 @@ pub fn run(command: Command, remote: &RemoteArgs, state_dir: &Path) -> anyhow::R
         Command::Events(args) => events(&client, args),
         Command::Leases { json, .. } => leases(&client, json),
         Command::Health { .. } => health(&client),
+        Command::DeployKey { json, .. } => deploy_key(&client, json),
         other => Err(anyhow::anyhow!("{other:?} does not work over the API")),
     }
 }
@@ -394,6 +395,17 @@ fn leases(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode> {
 fn health(client: &ApiClient) -> anyhow::Result<ExitCode> {
     let v = client.get("/health")?;
     println!("{}", serde_json::to_string(&v)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flakeboot deploy-key`: the public key line alone (ready for `authorized_keys` or a forge).
+fn deploy_key(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode> {
+    let v = client.get("/deploy-key")?;
+    if json {
+        return print_json(&v);
+    }
+    let key: flakeboot_appliance::wire::DeployKey = typed(v, "a deploy key")?;
+    println!("{}", key.public_key);
     Ok(ExitCode::SUCCESS)
 }
 

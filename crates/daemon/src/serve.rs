@@ -76,6 +76,8 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
         mode = ?config.dhcp.mode, state_dir = %config.state_dir.display(), "starting flakeboot"
     );
 
+    // The SSH deploy key nix's git uses for git+ssh:// flakes (made on the first start).
+    let deploy_key = deploy_key(&config.state_dir);
     // Flakes: the build runner requeues builds a crash interrupted and keeps the flake
     // catalogue current; config flakes are synced in the background once serving.
     let runner = Runner::start(
@@ -138,6 +140,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     let lan_actions = LanActions::new(store.clone());
     api_state.set_lan_actions(lan_actions.clone());
     api_state.set_metrics(metrics.clone());
+    api_state.set_deploy_key(deploy_key);
     // The boot services (HTTP boot, TFTP, DHCP) on the LAN port: moved or restarted when the
     // settings change (settings_apply.rs).
     let boot = BootServices::start(
@@ -302,5 +305,38 @@ async fn wait_for_signal() -> &'static str {
     tokio::select! {
         _ = term.recv() => "SIGTERM",
         _ = int.recv() => "SIGINT",
+    }
+}
+
+/// Loads or makes the SSH deploy key (`<state>/ssh/deploy_key`); its public half for the UI,
+/// API and CLI, or why git+ssh:// flakes cannot use it (logged; the appliance still starts).
+fn deploy_key(state_dir: &std::path::Path) -> Result<flakeboot_appliance::wire::DeployKey, String> {
+    let comment = format!("flakeboot@{}", hostname());
+    let key = flakeboot_nix::deploy_key::load_or_create(state_dir, &comment)
+        .and_then(|key| flakeboot_nix::GitSsh::under(state_dir).map(|_| key));
+    match key {
+        Ok(key) => {
+            tracing::info!(fingerprint = %key.fingerprint, "SSH deploy key for git+ssh:// flakes");
+            Ok((&key).into())
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            Err(e.to_string())
+        }
+    }
+}
+
+/// This machine's host name, for the deploy key's comment (letters, digits, `.` and `-` only).
+fn hostname() -> String {
+    let name: String = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .unwrap_or_default()
+        .trim()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        .collect();
+    if name.is_empty() {
+        "appliance".into()
+    } else {
+        name
     }
 }

@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::conf::{ConfError, NixFiles, read_access_tokens, render};
+use crate::git_ssh::GitSsh;
 use crate::procs::ProcessGroup;
 use crate::progress::{NixLogEvent, parse_line};
 
@@ -44,6 +45,11 @@ pub struct NixSettings {
     pub files: Option<NixFiles>,
     /// `[nix] access_tokens_file`, read before each nix run.
     pub access_tokens_file: Option<PathBuf>,
+    /// How nix's git runs ssh for `git+ssh://` flakes: the deploy key (set with the files, see
+    /// [`crate::git_ssh`]).
+    pub git_ssh: Option<GitSsh>,
+    /// `[nix] ssh_known_hosts`: set, the only SSH host keys trusted.
+    pub ssh_known_hosts: Vec<String>,
 }
 
 impl Default for NixSettings {
@@ -53,6 +59,8 @@ impl Default for NixSettings {
             options: Vec::new(),
             files: None,
             access_tokens_file: None,
+            git_ssh: None,
+            ssh_known_hosts: Vec::new(),
         }
     }
 }
@@ -62,6 +70,7 @@ impl NixSettings {
     pub fn from_config(config: &NixConfig) -> NixSettings {
         let mut s = NixSettings {
             access_tokens_file: config.access_tokens_file.clone(),
+            ssh_known_hosts: config.ssh_known_hosts.clone(),
             ..NixSettings::default()
         };
         let or_default = |set: &Option<Vec<String>>, default: &[&str]| match set {
@@ -89,17 +98,36 @@ impl NixSettings {
         s
     }
 
-    /// nix's configuration file, HOME and cache under `<state>/nix` (see [`crate::conf`]).
+    /// nix's configuration file, HOME and cache under `<state>/nix` (see [`crate::conf`]), and
+    /// git over ssh with the deploy key in `<state>/ssh` (see [`crate::deploy_key`]; left out,
+    /// with a warning, when the state directory's path cannot be carried in its command line).
     pub fn with_files(mut self, state_dir: &std::path::Path) -> NixSettings {
         self.files = Some(NixFiles::under(state_dir));
+        self.git_ssh = match GitSsh::under(state_dir) {
+            Ok(ssh) => Some(ssh),
+            Err(e) => {
+                tracing::warn!("{e}");
+                None
+            }
+        };
         self
     }
 
-    /// Write `nix.conf` from these settings (and the access tokens), when nix's files are set.
+    /// Write `nix.conf` from these settings (and the access tokens), and the pinned SSH host
+    /// keys, when nix's files are set.
     pub fn write_files(&self) -> Result<(), ConfError> {
         let Some(files) = &self.files else {
             return Ok(());
         };
+        if let Some(ssh) = &self.git_ssh
+            && !self.ssh_known_hosts.is_empty()
+        {
+            ssh.write_pinned(&self.ssh_known_hosts)
+                .map_err(|source| ConfError::Write {
+                    path: ssh.pinned_file(),
+                    source,
+                })?;
+        }
         let tokens = match &self.access_tokens_file {
             Some(path) => read_access_tokens(path)?,
             None => Vec::new(),
@@ -221,6 +249,12 @@ fn command_for(settings: &NixSettings, args: &[OsString], build_users: BuildUser
                 cmd.arg("--option").arg(key).arg(value);
             }
         }
+    }
+    if let Some(ssh) = &settings.git_ssh {
+        // git runs it for `git+ssh://` (and `git@host:` remotes); no terminal prompts either.
+        let pinned = !settings.ssh_known_hosts.is_empty();
+        cmd.env("GIT_SSH_COMMAND", ssh.command(pinned))
+            .env("GIT_TERMINAL_PROMPT", "0");
     }
     if build_users.need_empty_group(&settings.options) {
         static WARNED: AtomicBool = AtomicBool::new(false);
@@ -394,6 +428,11 @@ impl ErrorCollector {
 
     fn message(&self) -> String {
         if let Some(last) = self.errors.last() {
+            // A program nix ran (git, ssh through git) failed: what it printed says why
+            // ("Permission denied (publickey)", "Host key verification failed").
+            if last.starts_with("program '") && !self.tail.is_empty() {
+                return format!("{last}: {}", self.tail.join("\n"));
+            }
             last.clone()
         } else if self.tail.is_empty() {
             "nix printed no error message".into()
@@ -483,6 +522,13 @@ mod tests {
             .collect();
         let conf = dir.path().join("nix/nix.conf");
         assert!(envs.contains(&("NIX_USER_CONF_FILES".into(), Some(conf.to_string_lossy()))));
+        let git_ssh = envs
+            .iter()
+            .find(|(k, _)| k == "GIT_SSH_COMMAND")
+            .and_then(|(_, v)| v.clone())
+            .unwrap();
+        let key = dir.path().join("ssh/deploy_key");
+        assert!(git_ssh.starts_with(&format!("ssh -F /dev/null -i {} ", key.display())));
         assert!(envs.contains(&(
             "HOME".into(),
             Some(dir.path().join("nix/home").to_string_lossy())
@@ -595,6 +641,17 @@ mod tests {
         let m = c.message();
         assert!(m.starts_with("builder for '/nix/store/"), "{m}");
         assert!(m.ends_with("failed with exit code 3"), "{m}");
+        let mut git = ErrorCollector::default();
+        git.observe("git@forge: Permission denied (publickey).");
+        git.observe("fatal: Could not read from remote repository.");
+        git.observe(
+            r#"@nix {"action":"msg","level":0,"msg":"error: program 'git' failed with exit code 128"}"#,
+        );
+        assert_eq!(
+            git.message(),
+            "program 'git' failed with exit code 128: git@forge: Permission denied (publickey).\n\
+             fatal: Could not read from remote repository."
+        );
         let mut plain = ErrorCollector::default();
         plain.observe("something odd");
         assert_eq!(plain.message(), "something odd");

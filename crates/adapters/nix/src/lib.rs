@@ -11,6 +11,8 @@
 //! `--option`, its own process group, killed with everything it started on cancel/timeout).
 //! [`lock`] and [`discover`] lock a flake and list its hosts; [`runner`] is the build queue,
 //! which builds what [`outputs`] names and matches nix's results to it by derivation;
+//! [`deploy_key`] is the appliance's SSH key for `git+ssh://` flakes, [`git_ssh`] how nix's git
+//! uses it;
 //! [`generation`] turns builds into generations with GC roots; [`flakes`] is the operations
 //! API (add, update, build, rollback) and [`current`] the generations the boot services serve now.
 
@@ -18,11 +20,13 @@ mod blocking;
 pub mod command;
 pub mod conf;
 pub mod current;
+pub mod deploy_key;
 pub mod discover;
 pub mod flakeref;
 pub mod flakes;
 pub mod gc;
 pub mod generation;
+pub mod git_ssh;
 mod live;
 pub mod local;
 pub mod lock;
@@ -34,10 +38,12 @@ pub mod runner;
 pub use command::{CommandError, NixSettings};
 pub use conf::{ConfError, NixFiles};
 pub use current::{CurrentGenerations, FlakeBoot, ResolveError};
+pub use deploy_key::{DeployKey, DeployKeyError};
 pub use discover::{DiscoveredHost, HostStatus, NetbootInfo};
 pub use flakeref::{FlakeRef, FlakeRefError, FlakeRefKind};
 pub use flakes::{FlakeError, Flakes, RemovedFlake};
 pub use gc::{DiskUsage, GcReport, Storage, StorageReport};
+pub use git_ssh::GitSsh;
 pub use live::LogFollower;
 pub use local::{LocalSourceError, LocalSources};
 pub use lock::LockedFlake;

@@ -89,6 +89,7 @@ pub fn nix_settings(config: &Config, current: &NixSettings) -> NixSettings {
     NixSettings {
         nix_bin: current.nix_bin.clone(),
         files: current.files.clone(),
+        git_ssh: current.git_ssh.clone(),
         ..NixSettings::from_config(&config.nix)
     }
 }

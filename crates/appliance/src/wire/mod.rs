@@ -19,6 +19,24 @@ use serde::{Deserialize, Serialize};
 
 use time::{rfc3339, rfc3339_opt};
 
+/// The appliance's SSH deploy key for `git+ssh://` flakes: its public half only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployKey {
+    /// `ssh-ed25519 AAAA... flakeboot@<hostname>`: paste it into the forge.
+    pub public_key: String,
+    /// `SHA256:...`, as forges and `ssh-keygen -l` show it.
+    pub fingerprint: String,
+}
+
+impl From<&flakeboot_nix::DeployKey> for DeployKey {
+    fn from(k: &flakeboot_nix::DeployKey) -> DeployKey {
+        DeployKey {
+            public_key: k.public_key.clone(),
+            fingerprint: k.fingerprint.clone(),
+        }
+    }
+}
+
 /// A flake: its URL, lock and hosts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Flake {

@@ -45,6 +45,10 @@ pub struct NixConfig {
     /// `host=token` a line (`github.com=ghp_...`, `gitlab.com=PAT:glpat-...`). They reach nix
     /// through its owner-only configuration file, never a command line or a log.
     pub access_tokens_file: Option<PathBuf>,
+    /// SSH host keys for `git+ssh://` flakes, as `known_hosts` lines (`ssh-keyscan` prints
+    /// them: `git.example.org ssh-ed25519 AAAA...`). Set: only these keys are trusted. Empty
+    /// (the default): a host's key is trusted on first use and kept in `<state>/ssh/known_hosts`.
+    pub ssh_known_hosts: Vec<String>,
     /// Free space the nix store's file system keeps, e.g. "10G": below it a build first
     /// collects garbage and is refused when that does not free enough. Unset: no minimum.
     #[serde(deserialize_with = "size::option")]
@@ -79,6 +83,7 @@ impl Default for NixConfig {
             keep_generations: 5,
             extra_options: BTreeMap::new(),
             access_tokens_file: None,
+            ssh_known_hosts: Vec::new(),
             min_free: None,
             gc: false,
             allowed_paths: Vec::new(),

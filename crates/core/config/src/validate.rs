@@ -286,6 +286,18 @@ pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
             );
         }
     }
+    for (i, line) in c.nix.ssh_known_hosts.iter().enumerate() {
+        let fields = line.split_whitespace().count();
+        if fields < 3 || line.trim_start().starts_with('#') || line.chars().any(char::is_control) {
+            add(
+                nix.clone().then("ssh_known_hosts").at(i),
+                format!(
+                    "{line:?} is not a known_hosts line like \"git.example.org ssh-ed25519 AAAA...\" \
+                     (ssh-keyscan prints them)"
+                ),
+            );
+        }
+    }
 
     problems.extend(
         crate::flakes::problems(&c.flakes, &c.nix, &c.state_dir)
@@ -648,6 +660,26 @@ mod tests {
             ],
             "{p:?}"
         );
+    }
+
+    #[test]
+    fn pinned_ssh_host_keys_are_known_hosts_lines() {
+        let text = "[lan]\ninterface = \"eth0\"\n[nix]\nssh_known_hosts = [\n\
+             \"git.example.org ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ\",\n\
+             \"[10.0.0.5]:2222,forge ecdsa-sha2-nistp256 AAAAE2\",\n\
+             \"ssh-ed25519 AAAAC3Nz\",\n\"# a comment here\",\n\"a b c\\nd e f\"]\n";
+        let p = fields(text, None);
+        let fields: Vec<&str> = p.iter().map(|p| p.split(':').next().unwrap()).collect();
+        assert_eq!(
+            fields,
+            [
+                "nix.ssh_known_hosts[2]",
+                "nix.ssh_known_hosts[3]",
+                "nix.ssh_known_hosts[4]"
+            ],
+            "{p:?}"
+        );
+        assert!(p[0].contains("ssh-keyscan"), "{p:?}");
     }
 
     #[test]

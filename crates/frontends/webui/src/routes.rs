@@ -144,6 +144,7 @@ fn table() -> Vec<Entry> {
         r("GET", "/api/v1/health", P, get(api::health)),
         r("GET", "/api/v1/leases", P, get(api::leases)),
         r("GET", "/api/v1/lan/dhcp-servers", P, get(api::dhcp_servers)),
+        r("GET", "/api/v1/deploy-key", P, get(api::deploy_key)),
         r(
             "DELETE",
             "/api/v1/leases/{mac}",

@@ -23,6 +23,7 @@ use flakeboot_appliance::flakes::{FlakeService, FlakeServiceError};
 use flakeboot_appliance::metrics::ServiceMetrics;
 use flakeboot_appliance::status::DaemonStatus;
 use flakeboot_appliance::vpn::VpnService;
+use flakeboot_appliance::wire;
 use flakeboot_appliance::{FieldError, LanActions, MachineSettings, SettingsCheck};
 
 /// How the UI is set up by the daemon.
@@ -126,6 +127,7 @@ struct Inner {
     vpn: OnceLock<Arc<dyn VpnService>>,
     lan_actions: OnceLock<LanActions>,
     metrics: OnceLock<ServiceMetrics>,
+    deploy_key: OnceLock<Result<wire::DeployKey, String>>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -180,6 +182,7 @@ impl WebState {
             vpn: OnceLock::new(),
             lan_actions: OnceLock::new(),
             metrics: OnceLock::new(),
+            deploy_key: OnceLock::new(),
         };
         Ok(WebState {
             inner: Arc::new(inner),
@@ -240,6 +243,25 @@ impl WebState {
 
     pub(crate) fn metrics(&self) -> ServiceMetrics {
         self.inner.metrics.get().cloned().unwrap_or_default()
+    }
+
+    /// Wires the SSH deploy key's public half, or why there is none usable (once; later calls
+    /// are ignored). Without it the API and the flakes page say it is not available.
+    pub fn set_deploy_key(&self, key: Result<wire::DeployKey, String>) {
+        let _ = self.inner.deploy_key.set(key);
+    }
+
+    /// The deploy key's public half, or why there is none.
+    pub(crate) fn deploy_key(&self) -> Result<&wire::DeployKey, WebError> {
+        match self.inner.deploy_key.get() {
+            Some(Ok(key)) => Ok(key),
+            Some(Err(message)) => Err(WebError::Unavailable {
+                message: message.clone(),
+            }),
+            None => Err(WebError::Unavailable {
+                message: "There is no SSH deploy key on this appliance.".into(),
+            }),
+        }
     }
 
     pub(crate) fn vpn(&self) -> Option<&dyn VpnService> {

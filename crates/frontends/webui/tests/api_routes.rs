@@ -415,3 +415,31 @@ async fn the_machine_list_filters_and_pages_with_the_pages_query() {
 fn e_at(events: &[BootEvent]) -> SystemTime {
     events.last().unwrap().at + Duration::from_millis(100)
 }
+
+#[tokio::test]
+async fn the_deploy_key_is_shown_to_a_token_and_its_absence_explained() {
+    let (h, t) = ready().await;
+    // Not wired (or not usable): 503 with why, on the API and as a notice on the flakes page.
+    let resp = h.api("GET", "/api/v1/deploy-key", &t, None).await;
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        json(resp).await["error"]
+            .as_str()
+            .unwrap()
+            .contains("no SSH deploy key")
+    );
+
+    let key = flakeboot_appliance::wire::DeployKey {
+        public_key: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIKx flakeboot@box".into(),
+        fingerprint: "SHA256:abc".into(),
+    };
+    h.state.set_deploy_key(Ok(key.clone()));
+    let resp = h.api("GET", "/api/v1/deploy-key", &t, None).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(
+        json(resp).await,
+        json!({"public_key": key.public_key, "fingerprint": "SHA256:abc"})
+    );
+    let anonymous = h.get("/api/v1/deploy-key", None).await;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+}

@@ -96,6 +96,12 @@ pub async fn dhcp_servers(
     ))
 }
 
+/// GET /api/v1/deploy-key: the public half of the appliance's SSH deploy key (add it to a
+/// forge as a read-only deploy key for `git+ssh://` flakes) and its fingerprint.
+pub async fn deploy_key(State(state): State<WebState>) -> ApiResult<Json<wire::DeployKey>> {
+    Ok(Json(state.deploy_key()?.clone()))
+}
+
 /// GET /api/v1/leases: router mode's DHCP leases.
 pub async fn leases(State(state): State<WebState>) -> ApiResult<Json<Vec<wire::Lease>>> {
     Ok(Json(wire::all(state.db(|s| s.leases()).await?)))

@@ -19,6 +19,7 @@ use crate::pages::dashboard::build_badge;
 use crate::pages::layout::{Frame, Nav, ago, csrf_field, field_error, page, timestamp};
 use crate::state::WebState;
 use flakeboot_appliance::flakes::FlakeServiceError;
+use flakeboot_appliance::wire;
 
 /// The add-a-flake form.
 #[derive(Debug, Default, Deserialize)]
@@ -101,7 +102,8 @@ fn add_form(csrf: &str, form: &AddForm, error: Option<&FlakeServiceError>) -> Ma
                 (csrf_field(csrf))
                 div {
                     label for="url" { "Flake URL"
-                        span.hint { "For example github:owner/repo, git+https://host/repo.git, or path:/srv/fleet. \
+                        span.hint { "For example github:owner/repo, git+https://host/repo.git, \
+                                     git+ssh://git@host/owner/repo.git (with the deploy key below), or path:/srv/fleet. \
                                      flakeboot locks it and lists the NixOS hosts it can boot." } }
                     input #url type="text" name="url" value=(form.url) placeholder="github:owner/repo"
                         autocomplete="off" spellcheck="false" class=[url_error.is_some().then_some("invalid")];
@@ -115,6 +117,23 @@ fn add_form(csrf: &str, form: &AddForm, error: Option<&FlakeServiceError>) -> Ma
                     (field_error(name_error))
                 }
                 div.actions { button type="submit" { "Add flake" } }
+            }
+        }
+    }
+}
+
+/// The SSH deploy key's public half, to paste into a forge for `git+ssh://` flakes.
+fn deploy_key_card(key: Result<&wire::DeployKey, WebError>) -> Markup {
+    html! {
+        div.card #deploy-key {
+            h2 { "SSH deploy key" }
+            p.small { "Add this as a read-only deploy key in your forge for git+ssh:// flakes." }
+            @match key {
+                Ok(key) => {
+                    pre.snippet #deploy-key-public { (key.public_key) }
+                    p.small.muted { "Fingerprint " code #deploy-key-fingerprint { (key.fingerprint) } }
+                }
+                Err(e) => { div.notice.bad { (e) } }
             }
         }
     }
@@ -134,6 +153,7 @@ async fn render_list(
     let body = html! {
         h1 { "Flakes" }
         (add_form(csrf, form, error))
+        (deploy_key_card(state.deploy_key()))
         @for f in &flakes {
             div.card {
                 div.titlebar {
