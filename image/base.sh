@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the cached Debian base tree of the appliance root:
 #   image/base.sh            prints the cached tree's directory (building it on a cache miss)
-# The cache key is the sha256 of packages.txt, dracut.conf and this script, so a code-only change
-# reuses the tree (about 15 s) and a package change rebuilds it (1.5-3 min).
+# The cache key is the sha256 of packages.txt, dracut.conf, modules.sh and this script, so a
+# code-only change reuses the tree (about 15 s) and a package change rebuilds it (3-5 min).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 cache="$here/cache"
-suite="${FLAKEBOOT_SUITE:-bookworm}"
+suite="${FLAKEBOOT_SUITE:-trixie}"
 mirror="${FLAKEBOOT_MIRROR:-http://deb.debian.org/debian}"
 
-key="$(cat "$here/packages.txt" "$here/dracut.conf" "$here/base.sh" | sha256sum | cut -c1-16)"
+key="$(cat "$here/packages.txt" "$here/dracut.conf" "$here/modules.sh" "$here/base.sh" | sha256sum | cut -c1-16)"
 tree="$cache/base-$key"
 if [ -f "$tree/.complete" ]; then
   echo "$tree"
@@ -25,6 +25,7 @@ mmdebstrap --variant=minbase --include="$include" \
   --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/doc/*' \
   --dpkgopt='path-include=/usr/share/doc/*/copyright' \
   --dpkgopt='path-exclude=/usr/share/locale/*' \
+  --customize-hook="'$here/modules.sh' \"\$1\"" \
   "$suite" "$tree.tmp" "$mirror" >&2
 ls "$tree.tmp"/boot/vmlinuz-* "$tree.tmp"/boot/initrd.img-* >/dev/null
 mv "$tree.tmp" "$tree"

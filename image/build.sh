@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the flakeboot appliance image for a board (as root, on Debian 12):
+# Builds the flakeboot appliance image (Debian 13 inside) for a board (as root, on Debian 12):
 #   ./image/build.sh qemu-x86_64
 # writes image/out/flakeboot-<version>-<board>.img (+ .img.zst) and the update bundle
 # image/out/flakeboot-<version>-<board>.bundle.tar. Nothing is mounted and no loop device is
@@ -18,6 +18,8 @@ board_name="${1:?usage: image/build.sh BOARD (see board/*.toml)}"
 board_file="$root/board/$board_name.toml"
 [ -f "$board_file" ] || { echo "build.sh: no board file $board_file" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || { echo "build.sh: run as root (the base tree is built with mmdebstrap)" >&2; exit 1; }
+# The Debian packages it needs, installed with apt-get when missing (as qemu/demo.sh does).
+"$root/scripts/install-deps.sh" image
 for t in mmdebstrap mksquashfs veritysetup objcopy mkfs.fat mcopy mmd sfdisk zstd mkfs.ext4; do
   command -v "$t" >/dev/null || { echo "build.sh: $t is missing: scripts/install-deps.sh installs it" >&2; exit 1; }
 done
@@ -38,6 +40,7 @@ eval "$("$root/target/release/flakeboot-board" shell "$board_file")"
 derive() { printf 'flakeboot/%s/%s' "$version" "$1" | sha256sum | cut -c1-64; }
 uuid_of() { local h; h="$(derive "$1")"; echo "${h:0:8}-${h:8:4}-4${h:13:3}-8${h:17:3}-${h:20:12}"; }
 salt="$(derive verity-salt)"
+size() { stat -c %s "$1"; }
 
 echo "==> base tree"
 tree="$("$here/base.sh")"
@@ -136,14 +139,25 @@ pe_fix() {
   printf '\0\0\0\0' | dd of="$f" bs=1 seek=$((off + 88)) conv=notrunc status=none
 }
 stub="$tree/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
+# The new sections go after the stub's own, each aligned to its SectionAlignment (objdump's VMAs
+# include the ImageBase, which systemd 257's stub puts high: fixed VMAs would fall below it).
+align=$((16#$(objdump -p "$stub" | sed -n 's/^SectionAlignment[[:space:]]*//p')))
+stub_end=$(objdump -h "$stub" | awk 'NF == 7 && $1 ~ /^[0-9]+$/ {print $3, $4}' |
+  while read -r size vma; do echo $((16#$vma + 16#$size)); done | sort -n | tail -1)
+up() { echo $(( ($1 + align - 1) / align * align )); }
+hex() { printf '0x%x' "$1"; }
 for slot in a b; do
   printf 'NAME=flakeboot\nID=flakeboot\nPRETTY_NAME="flakeboot %s (slot %s)"\n' "$version" "$slot" > "$work/osrel-$slot"
   printf '%s' "root=/dev/mapper/root rootfstype=squashfs ro roothash=$roothash systemd.verity_root_data=/dev/disk/by-partlabel/root-$slot systemd.verity_root_hash=/dev/disk/by-partlabel/verity-$slot systemd.verity_root_options=panic-on-corruption panic=5 rd.shell=0 rd.emergency=reboot flakeboot.slot=$slot $FB_CMDLINE" > "$work/cmdline-$slot"
+  osrel=$(up "$stub_end")
+  cmdline=$(up $((osrel + $(size "$work/osrel-$slot"))))
+  linux=$(up $((cmdline + $(size "$work/cmdline-$slot"))))
+  initrd=$(up $((linux + $(size "$tree/boot/vmlinuz-$kver"))))
   objcopy \
-    --add-section .osrel="$work/osrel-$slot" --change-section-vma .osrel=0x20000 \
-    --add-section .cmdline="$work/cmdline-$slot" --change-section-vma .cmdline=0x30000 \
-    --add-section .linux="$tree/boot/vmlinuz-$kver" --change-section-vma .linux=0x2000000 \
-    --add-section .initrd="$tree/boot/initrd.img-$kver" --change-section-vma .initrd=0x3000000 \
+    --add-section .osrel="$work/osrel-$slot" --change-section-vma .osrel="$(hex "$osrel")" \
+    --add-section .cmdline="$work/cmdline-$slot" --change-section-vma .cmdline="$(hex "$cmdline")" \
+    --add-section .linux="$tree/boot/vmlinuz-$kver" --change-section-vma .linux="$(hex "$linux")" \
+    --add-section .initrd="$tree/boot/initrd.img-$kver" --change-section-vma .initrd="$(hex "$initrd")" \
     "$stub" "$work/uki-$slot.efi"
   pe_fix "$work/uki-$slot.efi"
 done
@@ -151,7 +165,6 @@ done
 echo "==> update bundle"
 bundle="$out/flakeboot-$version-$FB_BOARD.bundle.tar"
 sha() { sha256sum "$1" | cut -d' ' -f1; }
-size() { stat -c %s "$1"; }
 cat > "$work/manifest.json" <<JSON
 {
   "format": 1,

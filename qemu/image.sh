@@ -31,8 +31,10 @@ case $serial in
 esac
 [ -e "$vars" ] || cp "$ovmf_vars" "$vars"
 
+# ICH9-LPC.noreboot=false: the q35 chipset's TCO watchdog may reset the machine, like a real
+# board's (QEMU's default pins it to "no reboot"); the image arms it (systemd's watchdog).
 exec qemu-system-x86_64 -machine q35 -accel "$accel" -cpu max -smp "${QEMU_SMP:-2}" \
-    -m "${QEMU_MEM:-1024}" -nodefaults \
+    -m "${QEMU_MEM:-1024}" -nodefaults -global ICH9-LPC.noreboot=false \
     -drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" \
     -drive "if=pflash,format=raw,file=$vars" \
     -drive "if=virtio,format=raw,file=$disk" \

@@ -2,13 +2,16 @@
 # Installs what flakeboot's build, tests and demo need on Debian 12 (as root). Idempotent.
 #   scripts/install-deps.sh          everything the test suite needs
 #   scripts/install-deps.sh demo     only what the demo needs
+#   scripts/install-deps.sh image    only what image/build.sh needs
 set -euo pipefail
 
 demo=(qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio iproute2 curl ca-certificates nix-bin git)
-tests=("${demo[@]}" dnsmasq-base kea-admin isc-dhcp-client udhcpc tftp-hpa tcpdump nix-bin git kea-dhcp4-server tftpd-hpa nginx-light wrk chromium chromium-driver mmdebstrap cryptsetup-bin squashfs-tools dosfstools mtools fdisk zstd binutils e2fsprogs wireguard-go wireguard-tools prometheus openssh-server openssh-client)
+image=(mmdebstrap cryptsetup-bin squashfs-tools dosfstools mtools fdisk zstd binutils e2fsprogs)
+tests=("${demo[@]}" "${image[@]}" dnsmasq-base kea-admin isc-dhcp-client udhcpc tftp-hpa tcpdump nix-bin git kea-dhcp4-server tftpd-hpa nginx-light wrk chromium chromium-driver wireguard-go wireguard-tools prometheus openssh-server openssh-client)
 
 want=("${tests[@]}")
 [ "${1:-}" = demo ] && want=("${demo[@]}")
+[ "${1:-}" = image ] && want=("${image[@]}")
 
 missing=()
 for p in "${want[@]}"; do
@@ -29,7 +32,7 @@ if ! command -v cargo >/dev/null; then
   echo "flakeboot: cargo is not installed: install the Rust toolchain (rustup) first" >&2
   exit 1
 fi
-if [ "${1:-}" != demo ] && ! cargo nextest --version >/dev/null 2>&1; then
+if [ -z "${1:-}" ] && ! cargo nextest --version >/dev/null 2>&1; then
   echo "==> installing cargo-nextest"
   cargo install --locked cargo-nextest
 fi

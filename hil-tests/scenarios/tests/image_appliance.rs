@@ -7,22 +7,42 @@
 //! - with no DHCP server on the LAN it takes the documented static fallback address.
 //!
 //! The images come from `image/test-artifacts.sh` (rebuilt only when an input changed). Each
-//! boot under TCG takes 60-90 s; the rollback tests boot 4-5 times.
+//! boot under TCG takes 60-90 s; the rollback tests boot 4-5 times. Every boot phase has its
+//! own deadline ([`PHASES`]): a hung boot fails within minutes with the console tail and the
+//! vCPUs' instruction pointers, and each test ends with its count of boots and restarts
+//! (`HIL-BOOTS`), including resets that no kernel announced (the board's watchdog).
 
 // A test fails loudly: a panic with the console tail is how it reports failure.
 #![allow(clippy::panic)]
 
+use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flakeboot_hil_tests::{LAN_IF, MAC, Scenario};
-use flakeboot_testbed::{ClientKind, Proc, require_tool, workspace_root};
+use flakeboot_testbed::{
+    BootPhases, ClientKind, LINUX_KERNEL_START, LINUX_RESTART, PhaseRules, Proc, cpu_pointers,
+    monitor_args, require_tool, workspace_root,
+};
 
 const APPLIANCE_MAC: &str = "52:54:00:fb:a0:01";
 const VERSION: &str = "0.1.0";
 /// One boot of the appliance to a healthy daemon, generously (measured: 60-90 s under TCG).
 const BOOT: Duration = Duration::from_secs(300);
+
+/// Each phase of each boot: power-on or restart to the next kernel's first line, and a kernel
+/// to its health verdict (measured: 10-30 s and 40-70 s under TCG).
+const PHASES: PhaseRules = PhaseRules {
+    firmware: Duration::from_secs(240),
+    kernel: Duration::from_secs(300),
+    kernel_start: LINUX_KERNEL_START,
+    restart: LINUX_RESTART,
+    verdict: "flakeboot-health: ",
+};
+
+/// The oldest nix that can evaluate nixpkgs.
+const NIX_MIN: (u32, u32) = (2, 18);
 
 fn artifacts() -> PathBuf {
     for tool in [
@@ -82,12 +102,15 @@ fn disk_copy(s: &Scenario, out: &Path) -> PathBuf {
 struct ApplianceVm {
     _qemu: Proc,
     serial: PathBuf,
+    monitor: PathBuf,
     started: Instant,
+    phases: RefCell<BootPhases>,
 }
 
 impl ApplianceVm {
     fn start(s: &Scenario, disk: &Path, update: Option<&Path>) -> ApplianceVm {
         let serial = s.dir().join("appliance-serial.log");
+        let monitor = s.dir().join("appliance-monitor.sock");
         let script = workspace_root().join("qemu/image.sh");
         let mut argv: Vec<String> = vec![
             script.display().to_string(),
@@ -96,6 +119,7 @@ impl ApplianceVm {
             APPLIANCE_MAC.to_owned(),
             serial.display().to_string(),
         ];
+        argv.extend(monitor_args(&monitor));
         if let Some(bundle) = update {
             argv.extend([
                 "-drive".to_owned(),
@@ -120,13 +144,35 @@ impl ApplianceVm {
         ApplianceVm {
             _qemu: qemu,
             serial,
+            monitor,
             started: Instant::now(),
+            phases: RefCell::new(BootPhases::new(PHASES, Instant::now())),
         }
     }
 
     fn console(&self) -> String {
         let bytes = std::fs::read(&self.serial).unwrap_or_default();
         String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    fn tail(console: &str) -> String {
+        let tail: Vec<&str> = console.lines().rev().take(60).collect();
+        let tail: Vec<&str> = tail.into_iter().rev().collect();
+        tail.join("\n")
+    }
+
+    /// Fails the test when the current boot phase is past its deadline.
+    fn check_phases(&self, console: &str) {
+        let overdue = self.phases.borrow_mut().observe(console, Instant::now());
+        if let Err(overdue) = overdue {
+            panic!(
+                "appliance boot hung: {overdue} ({:.0}s after power-on; {})\nvCPUs:\n{}\nlast console lines:\n{}",
+                self.secs(),
+                self.phases.borrow(),
+                cpu_pointers(&self.monitor),
+                Self::tail(console)
+            );
+        }
     }
 
     /// Waits until `pred` holds for the console's lines containing `needle`; returns them.
@@ -138,8 +184,9 @@ impl ApplianceVm {
     ) -> Vec<String> {
         let deadline = Instant::now() + timeout;
         loop {
-            let lines: Vec<String> = self
-                .console()
+            let console = self.console();
+            self.check_phases(&console);
+            let lines: Vec<String> = console
                 .lines()
                 .filter(|l| l.contains(needle))
                 .map(str::to_owned)
@@ -148,12 +195,9 @@ impl ApplianceVm {
                 return lines;
             }
             if Instant::now() > deadline {
-                let console = self.console();
-                let tail: Vec<&str> = console.lines().rev().take(60).collect();
-                let tail: Vec<&str> = tail.into_iter().rev().collect();
                 panic!(
                     "appliance console: no matching {needle:?} line after {timeout:?}; last lines:\n{}",
-                    tail.join("\n")
+                    Self::tail(&console)
                 );
             }
             std::thread::sleep(Duration::from_millis(500));
@@ -167,6 +211,17 @@ impl ApplianceVm {
 
     fn secs(&self) -> f64 {
         self.started.elapsed().as_secs_f64()
+    }
+}
+
+impl Drop for ApplianceVm {
+    /// Every test (passed or failed) says how often its VM booted and restarted.
+    fn drop(&mut self) {
+        let console = self.console();
+        let mut phases = self.phases.borrow_mut();
+        // Count what the console holds now; a deadline no longer matters.
+        let _ = phases.observe(&console, Instant::now());
+        println!("HIL-BOOTS {} after {:.0}s", phases, self.secs());
     }
 }
 
@@ -189,6 +244,35 @@ fn http_status(s: &Scenario, url: &str) -> String {
         .run(&argv)
         .unwrap_or_else(|e| panic!("curl {url}: {e}"));
     got.trim().to_owned()
+}
+
+/// The version on a `FLAKEBOOT-NIX nix (Nix) 2.26.3 build-users N` banner line: (major, minor).
+fn nix_version(line: &str) -> Option<(u32, u32)> {
+    let rest = line.split("FLAKEBOOT-NIX ").nth(1)?;
+    let version = rest
+        .split_whitespace()
+        .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))?;
+    let mut parts = version.split(['.', '+', '-']);
+    Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+}
+
+/// The `build-users N` count on the same line.
+fn nix_build_users(line: &str) -> Option<u32> {
+    line.split("build-users ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn nix_banner_lines_parse() {
+    let line = "FLAKEBOOT-NIX nix (Nix) 2.26.3 build-users 10";
+    assert_eq!(nix_version(line), Some((2, 26)));
+    assert_eq!(nix_build_users(line), Some(10));
+    assert!(nix_version("FLAKEBOOT-NIX nix (Nix) 2.8.0 build-users 0") < Some(NIX_MIN));
+    assert_eq!(nix_version("FLAKEBOOT-NIX none build-users 0"), None);
 }
 
 /// `flakeboot-data: data-id ID boot N slot S version V` lines, parsed.
@@ -234,6 +318,20 @@ fn image_boots_to_flakeboot_serving_and_a_client_netboots_from_it() {
     vm.wait_for("flakeboot-health: healthy", BOOT);
     let boot_secs = vm.secs();
     println!("HIL-TIMING image boot to a healthy flakeboot: {boot_secs:.0}s (LAN address {cidr})");
+
+    // The image's nix can evaluate nixpkgs, and builds as nixbld users out of the box.
+    let nix = vm.wait_for("FLAKEBOOT-NIX ", BOOT);
+    let version = nix_version(&nix);
+    assert!(
+        version.is_some_and(|v| v >= NIX_MIN),
+        "the image's nix must be >= {}.{}: {nix}",
+        NIX_MIN.0,
+        NIX_MIN.1
+    );
+    assert!(
+        nix_build_users(&nix).is_some_and(|n| n > 0),
+        "the image has no nixbld build users: {nix}"
+    );
 
     // flakeboot serves HTTP on the LAN port: the image's iPXE binaries.
     let got = http_status(&s, &format!("http://{ip}/ipxe/ipxe.efi"));

@@ -15,8 +15,10 @@
 #![allow(clippy::panic, clippy::indexing_slicing)]
 
 mod artifacts;
+mod boot_phase;
 mod kvm;
 mod lan;
+mod monitor;
 mod netns;
 mod process;
 mod qemu;
@@ -26,8 +28,10 @@ mod serve;
 pub use artifacts::{
     ArtifactError, cache_dir, kernel, marker_initramfs, marker_line, qemu_dir, unique_token,
 };
+pub use boot_phase::{BootPhases, LINUX_KERNEL_START, LINUX_RESTART, Overdue, Phase, PhaseRules};
 pub use kvm::{Accel, accel};
 pub use lan::{CLIENT_IF, LanBuilder, LanPort, TestLan, add_bridge, plug};
+pub use monitor::{cpu_pointers, hmp, monitor_args};
 pub use netns::{Netns, veth};
 pub use process::{Proc, WaitError};
 pub use qemu::{ClientKind, QemuClient, QemuError};

@@ -1,0 +1,22 @@
+#!/bin/sh
+# mmdebstrap --customize-hook of image/base.sh: the kernel's modules, trimmed and uncompressed,
+# and the initrd made again from them:   image/modules.sh ROOT
+# Debian 13's kernel ships its modules xz-compressed and kmod has the kernel decompress them
+# (finit_module): under TCG that took minutes of a boot and stalled CPUs (RCU stall warnings in
+# xz_dec_run). Uncompressed, squashfs (zstd) compresses them instead. Drivers a headless LAN
+# appliance never needs go (graphics, sound, media, wireless, Bluetooth, InfiniBand, staging,
+# industrial I/O): the firmware's framebuffer console is built in.
+set -eu
+root=$1
+for dir in "$root"/usr/lib/modules/*/; do
+  kver=$(basename "$dir")
+  k="$dir/kernel"
+  for d in drivers/gpu sound drivers/media drivers/net/wireless drivers/bluetooth net/bluetooth \
+    net/mac80211 net/wireless drivers/infiniband drivers/staging drivers/iio drivers/comedi \
+    drivers/isdn; do
+    rm -rf "${k:?}/$d"
+  done
+  find "$k" -name '*.ko.xz' -exec xz -d {} +
+  chroot "$root" depmod -a "$kver"
+  chroot "$root" dracut -q -f "/boot/initrd.img-$kver" "$kver"
+done
