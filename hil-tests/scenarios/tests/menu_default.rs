@@ -43,19 +43,7 @@ fn unassigned_machine_boots_the_menu_default_and_is_recorded() {
     s.report(&client, false);
 
     s.stop_appliance();
-    let machines = s
-        .appliance()
-        .stored_machines()
-        .unwrap_or_else(|e| s.fail(&e.to_string()));
-    let machine = machines
-        .iter()
-        .find(|m| {
-            m["mac"]
-                .as_str()
-                .is_some_and(|mac| mac.eq_ignore_ascii_case(MAC[0]))
-        })
-        .unwrap_or_else(|| s.fail(&format!("{} is not in the store: {machines:?}", MAC[0])));
-    eprintln!("stored machine: {machine}");
+    let machine = stored_machine(&s, MAC[0]);
     assert_eq!(machine["firmware"], "ipxe-bios", "{machine}");
     assert!(
         machine["host"].is_null(),
@@ -73,18 +61,24 @@ fn unassigned_machine_boots_the_menu_default_and_is_recorded() {
     s.expect_stages(&local, &[Dhcp, Script, Local], false);
     s.report(&local, false);
     s.stop_appliance();
+    let machine = stored_machine(&s, MAC[1]);
+    assert_eq!(machine["last_boot"]["state"], "local", "{machine}");
+}
+
+/// The stopped appliance's record of `mac` (`flakeboot machines --json`), printed.
+fn stored_machine(s: &Scenario, mac: &str) -> serde_json::Value {
     let machines = s
         .appliance()
         .stored_machines()
         .unwrap_or_else(|e| s.fail(&e.to_string()));
     let machine = machines
-        .iter()
+        .into_iter()
         .find(|m| {
             m["mac"]
                 .as_str()
-                .is_some_and(|mac| mac.eq_ignore_ascii_case(MAC[1]))
+                .is_some_and(|m| m.eq_ignore_ascii_case(mac))
         })
-        .unwrap_or_else(|| s.fail(&format!("{} is not in the store: {machines:?}", MAC[1])));
+        .unwrap_or_else(|| s.fail(&format!("{mac} is not in the store")));
     eprintln!("stored machine: {machine}");
-    assert_eq!(machine["last_boot"]["state"], "local", "{machine}");
+    machine
 }
