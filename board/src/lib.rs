@@ -257,7 +257,10 @@ mod tests {
     #[test]
     fn qemu_board_cmdline_puts_the_serial_console_last() {
         let b = parse(QEMU).unwrap();
-        assert_eq!(b.cmdline(), "console=ttyS0,115200 net.ifnames=0");
+        assert_eq!(
+            b.cmdline(),
+            "console=ttyS0,115200 net.ifnames=0 kvm.enable_virt_at_load=0"
+        );
         assert_eq!(b.ports.lan, "eth0");
         assert_eq!(b.firmware, ClientFirmware::Uefi);
     }

@@ -64,7 +64,9 @@ mod tests {
         assert!(sh.contains("FB_ROOT_MIB='320'\n"), "{sh}");
         assert!(sh.contains("FB_DATA_MIB='320'\n"), "{sh}");
         assert!(
-            sh.contains("FB_CMDLINE='console=ttyS0,115200 net.ifnames=0'\n"),
+            sh.contains(
+                "FB_CMDLINE='console=ttyS0,115200 net.ifnames=0 kvm.enable_virt_at_load=0'\n"
+            ),
             "{sh}"
         );
     }
