@@ -138,7 +138,7 @@ fn check_boot_file(file: &BootFile) {
         return;
     };
     check_segment(host, 63, false);
-    check_segment(version, 64, true);
+    check_segment(version, flakeboot_catalogue::text::MAX_VERSION, true);
     let root = Path::new("/srv/flakeboot");
     let http_path = file.http_path();
     let relative = http_path.trim_start_matches('/');

@@ -5,9 +5,9 @@
 //! anything it renders must be a script iPXE reads as intended, whatever the input:
 //! - ASCII only, no control character but the line ends, ending with a newline;
 //! - every line is empty, a comment, a label, or one of the commands the renderer writes
-//!   (`kernel initrd boot menu item choose goto echo imgfree shell exit`), and no line can be
+//!   (`kernel initrd boot menu item choose goto echo imgfetch imgfree shell exit`), and no line can be
 //!   read as two commands: the tokens `||`, `&&`, `;` and `#...` appear only where the renderer
-//!   puts them (`|| goto failed`, `|| goto shell`, comment lines), and `$` only in
+//!   puts them (`|| goto failed`, `|| goto shell`, the local entry's `|| goto local-exit`, comment lines), and `$` only in
 //!   `${selected}`;
 //! - every `goto`, menu item and default names a label of the script, and every kernel and
 //!   initrd URL is under the base URL.
@@ -64,9 +64,9 @@ struct Input {
     timeout_ms: u32,
 }
 
-const COMMANDS: [&str; 11] = [
-    "kernel", "initrd", "boot", "menu", "item", "choose", "goto", "echo", "imgfree", "shell",
-    "exit",
+const COMMANDS: [&str; 12] = [
+    "kernel", "initrd", "boot", "menu", "item", "choose", "goto", "echo", "imgfetch", "imgfree",
+    "shell", "exit",
 ];
 
 fn check_script(script: &str, base_url: &str) {
@@ -106,7 +106,8 @@ fn check_script(script: &str, base_url: &str) {
         if end < tokens.len() {
             assert!(
                 tokens[end..] == ["||", "goto", "failed"]
-                    || tokens[end..] == ["||", "goto", "shell"],
+                    || tokens[end..] == ["||", "goto", "shell"]
+                    || (command == "imgfetch" && tokens[end..] == ["||", "goto", "local-exit"]),
                 "a terminator in {line:?}"
             );
         }
@@ -144,6 +145,14 @@ fn check_script(script: &str, base_url: &str) {
             "kernel" | "initrd" => {
                 assert!(
                     tokens[1].starts_with(&format!("{base_url}/boot/")),
+                    "URL in {line:?}"
+                )
+            }
+            // The local entry's report to the appliance: `imgfetch --name local-disk <URL>`.
+            "imgfetch" => {
+                assert_eq!(tokens[1..3], ["--name", "local-disk"], "{line:?}");
+                assert!(
+                    tokens[3].starts_with(&format!("{base_url}/boot/local")),
                     "URL in {line:?}"
                 )
             }
