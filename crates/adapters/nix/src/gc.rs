@@ -4,6 +4,10 @@
 //! `nix store gc` deletes only what no GC root reaches; every kept generation (current, pinned
 //! and the last `keep_generations`) has its roots under `<state>/gcroots`, registered with nix
 //! (see [`crate::generation`]), so collecting never takes what a machine may boot.
+//!
+//! A build's outputs have no root between the end of `nix build --no-link` and the
+//! registration of its generation's roots (nix's temporary roots end with its process): a
+//! collection waits until no build is in that window ([`Storage::build_in_flight`]).
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -61,6 +65,9 @@ pub struct Storage {
     last: Mutex<Option<GcReport>>,
     /// One collection at a time.
     running: tokio::sync::Mutex<()>,
+    /// Held (shared) by every build from before nix builds until its roots exist; a collection
+    /// takes it exclusively.
+    in_flight: tokio::sync::RwLock<()>,
 }
 
 /// Disk space and the last collection, for the dashboard and `/api/v1/status`.
@@ -85,7 +92,15 @@ impl Storage {
             gc,
             last: Mutex::new(None),
             running: tokio::sync::Mutex::new(()),
+            in_flight: tokio::sync::RwLock::new(()),
         }
+    }
+
+    /// A build holds this from before `nix build` until its generation's GC roots are
+    /// registered (or it failed): no collection runs meanwhile, so nothing it built is
+    /// deleted before it is rooted. Drop it before [`Storage::after_build`].
+    pub async fn build_in_flight(&self) -> tokio::sync::RwLockReadGuard<'_, ()> {
+        self.in_flight.read().await
     }
 
     /// Before a build: below `min_free`, collect garbage; `Err` with the message that refuses
@@ -128,9 +143,11 @@ impl Storage {
         self.gc
     }
 
-    /// Collect now (logged; failures are logged and leave the last report as it was).
+    /// Collect now, once no build is between its result and its roots (logged; failures are
+    /// logged and leave the last report as it was).
     pub async fn collect(&self, settings: &NixSettings, cancel: &CancellationToken, reason: &str) {
         let _one = self.running.lock().await;
+        let _no_unrooted_builds = self.in_flight.write().await;
         match collect_garbage(settings, cancel, reason).await {
             Ok(report) => {
                 info!(

@@ -509,6 +509,8 @@ impl Inner {
             if let Err(refused) = self.storage.before_build(&settings, &live.cancel).await {
                 return Err(CommandError::Refused(refused));
             }
+            // Until this build's roots exist, no garbage collection (see `gc`).
+            let in_flight = self.storage.build_in_flight().await;
             let (url, host) = (&record.locked_url, &record.host);
             let derivations = run_nix(
                 &settings,
@@ -526,18 +528,21 @@ impl Inner {
                 &mut on_line,
             )
             .await?;
-            Ok::<_, CommandError>((derivations, built))
+            Ok::<_, CommandError>((in_flight, derivations, built))
         }
         .await;
 
         let (state, error, generation) = match result {
-            Ok((derivations, built)) => match self
-                .make_generation(&record, &settings, &derivations, &built)
-                .await
-            {
-                Ok(n) => (BuildState::Succeeded, None, Some(n)),
-                Err(e) => (BuildState::Failed, Some(e.to_string()), None),
-            },
+            Ok((in_flight, derivations, built)) => {
+                let made = self
+                    .make_generation(&record, &settings, &derivations, &built)
+                    .await;
+                drop(in_flight);
+                match made {
+                    Ok(n) => (BuildState::Succeeded, None, Some(n)),
+                    Err(e) => (BuildState::Failed, Some(e.to_string()), None),
+                }
+            }
             Err(CommandError::Cancelled) => (
                 BuildState::Cancelled,
                 Some("cancelled by the user".into()),

@@ -63,3 +63,48 @@ async fn below_min_free_a_build_is_refused_after_collecting() {
         Some("below min_free".to_owned())
     );
 }
+
+#[tokio::test]
+async fn a_collection_waits_for_builds_whose_outputs_are_not_rooted_yet() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = own_store(dir.path());
+    let file = dir.path().join("built");
+    std::fs::write(&file, vec![3u8; 64 * 1024]).unwrap();
+    let cancel = CancellationToken::new();
+    // What a build just made: in the store, no root yet.
+    let added = run_nix(
+        &settings,
+        &["store".into(), "add-file".into(), file.into()],
+        &cancel,
+        None,
+        &mut |_| {},
+    )
+    .await
+    .unwrap();
+    let store_path = String::from_utf8_lossy(&added).trim().to_owned();
+    let on_disk = dir
+        .path()
+        .join("store")
+        .join(store_path.trim_start_matches('/'));
+    assert!(on_disk.exists(), "{}", on_disk.display());
+
+    let storage = std::sync::Arc::new(Storage::new(dir.path(), None, true));
+    let in_flight = storage.build_in_flight().await;
+    let gc = {
+        let (storage, settings, cancel) = (storage.clone(), settings.clone(), cancel.clone());
+        tokio::spawn(async move { storage.collect(&settings, &cancel, "after a build").await })
+    };
+    // Another build's collection must not run while this build is unrooted.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert!(!gc.is_finished(), "the collection ran during a build");
+    assert!(on_disk.exists(), "collected before the build rooted it");
+    assert!(storage.report().last_gc.is_none());
+    // The build is done (here: it failed, so nothing roots it): the collection goes ahead.
+    drop(in_flight);
+    gc.await.unwrap();
+    assert!(
+        !on_disk.exists(),
+        "the collection should run once no build is in flight"
+    );
+    assert_eq!(storage.report().last_gc.map(|g| g.paths), Some(1));
+}
