@@ -82,9 +82,8 @@ mode = "proxy"
 dir = "/usr/lib/ipxe"
 
 [nix]
-# The store is on the data partition: collect garbage after builds and daily, and refuse a
-# build that would start with less than this free (the partition is the board's data_mib
-# until first boot grows it to the disk, which is not done yet: see image/README.md).
+# The store is on the data partition (the rest of the disk, grown at first boot): collect
+# garbage after builds and daily, and refuse a build that would start with less than this free.
 gc = true
 min_free = "128M"
 TOML
@@ -104,9 +103,11 @@ NET
 printf '' | write /etc/machine-id 444
 mkdir -p "$rootdir/nix" "$rootdir/efi"
 # systemd-boot's package hook has no ESP here; the root never installs a bootloader itself.
-systemctl --root="$rootdir" enable systemd-networkd.service flakeboot.service flakeboot-lan.service \
+# /etc is read-only: resolv.conf points at resolved's stub file (DNS servers from the lease).
+ln -sfn ../run/systemd/resolve/stub-resolv.conf "$rootdir/etc/resolv.conf"
+systemctl --root="$rootdir" enable systemd-networkd.service systemd-resolved.service flakeboot.service flakeboot-lan.service \
   flakeboot-health.service flakeboot-console.service flakeboot-data.service \
-  flakeboot-update-disk.service flakeboot-slots.service >/dev/null 2>&1
+  flakeboot-grow-data.service flakeboot-update-disk.service flakeboot-slots.service >/dev/null 2>&1
 systemctl --root="$rootdir" mask systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1 || true
 
 echo "==> data partition (/var, with /nix on it)"

@@ -31,7 +31,7 @@ pub use appliance::{Appliance, ApplianceConfig, ApplianceError, Mode};
 pub use events::{LoggedEvent, events_for, first_ok, missing_stages};
 pub use flake_cli::{FlakeCli, FlakeCliError, Generation};
 pub use flake_repo::{FlakeRepo, FlakeRepoError};
-pub use lan::{APPLIANCE_V4, LAN_IF};
+pub use lan::{APPLIANCE_V4, LAN_IF, ROUTER_V4};
 pub use scenario::{HOST, HOST_CMDLINE, HOST_DESCRIPTION, Scenario};
 pub use setup_code::{setup_code_in, wait_for_setup_code};
 pub use timeline::{Row, Timeline, console_stages};

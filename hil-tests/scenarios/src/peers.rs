@@ -9,8 +9,8 @@ use flakeboot_testbed::{Netns, Proc, require_tool};
 
 use crate::lan::{APPLIANCE_V4, LAN_IF, POOL, ROUTER_V4};
 
-/// dnsmasq as a home router's DHCP server on `eth0` of `ns`: addresses and router advertisements
-/// only, no PXE options (`--port=0`: no DNS).
+/// dnsmasq as a home router's DHCP server on `eth0` of `ns`: addresses, router advertisements
+/// and a DNS server (answering `router.lan` only), no PXE options.
 pub fn lan_dhcp_server(ns: &Netns, dir: &Path) -> io::Result<Proc> {
     let dnsmasq = require_tool("dnsmasq");
     ns.spawn(
@@ -19,7 +19,11 @@ pub fn lan_dhcp_server(ns: &Netns, dir: &Path) -> io::Result<Proc> {
             &dnsmasq.to_string_lossy(),
             "--no-daemon",
             "--conf-file=/dev/null",
-            "--port=0",
+            // DNS for the LAN (no upstream): the lease names this server, as a LAN's router does.
+            "--no-resolv",
+            "--no-hosts",
+            &format!("--host-record=router.lan,{ROUTER_V4}"),
+            &format!("--dhcp-option=option:dns-server,{ROUTER_V4}"),
             "--interface=eth0",
             "--bind-interfaces",
             "--no-ping",

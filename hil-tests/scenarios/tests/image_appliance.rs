@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use flakeboot_hil_tests::{LAN_IF, MAC, Scenario};
+use flakeboot_hil_tests::{LAN_IF, MAC, ROUTER_V4, Scenario};
 use flakeboot_testbed::{
     BootPhases, ClientKind, LINUX_KERNEL_START, LINUX_RESTART, PhaseRules, Proc, cpu_pointers,
     monitor_args, require_tool, workspace_root,
@@ -85,7 +85,14 @@ fn bundle(out: &Path, flavour: &str) -> PathBuf {
     ))
 }
 
-/// A private copy of the built image (the VM writes to its disk).
+/// The qemu board's `disk.data_mib`: the data partition's size in the image file.
+const IMAGE_DATA_MIB: u64 = 320;
+
+/// Space the VM's disk has beyond the image, as on a real disk larger than the image: the data
+/// partition takes it at first boot.
+const DISK_SPARE_MIB: u64 = 1024;
+
+/// A private copy of the built image (the VM writes to its disk), [`DISK_SPARE_MIB`] larger.
 fn disk_copy(s: &Scenario, out: &Path) -> PathBuf {
     let disk = s.dir().join("disk.img");
     let status = Command::new("cp")
@@ -95,7 +102,24 @@ fn disk_copy(s: &Scenario, out: &Path) -> PathBuf {
         .status()
         .unwrap_or_else(|e| panic!("cp: {e}"));
     assert!(status.success(), "copying the image failed");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&disk)
+        .unwrap_or_else(|e| panic!("{}: {e}", disk.display()));
+    let len = file.metadata().map(|m| m.len()).unwrap_or_default();
+    file.set_len(len + DISK_SPARE_MIB * 1024 * 1024)
+        .unwrap_or_else(|e| panic!("growing {}: {e}", disk.display()));
     disk
+}
+
+/// The MiB on a `FLAKEBOOT-DATA-SIZE N MiB` console line (the data file system's size).
+fn data_size_mib(line: &str) -> Option<u64> {
+    line.split("FLAKEBOOT-DATA-SIZE ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The appliance VM on tap 0 with its serial console in a file.
@@ -273,6 +297,8 @@ fn nix_banner_lines_parse() {
     assert_eq!(nix_build_users(line), Some(10));
     assert!(nix_version("FLAKEBOOT-NIX nix (Nix) 2.8.0 build-users 0") < Some(NIX_MIN));
     assert_eq!(nix_version("FLAKEBOOT-NIX none build-users 0"), None);
+    assert_eq!(data_size_mib("FLAKEBOOT-DATA-SIZE 1311 MiB"), Some(1311));
+    assert_eq!(data_size_mib("FLAKEBOOT-DATA-SIZE  MiB"), None);
 }
 
 /// `flakeboot-data: data-id ID boot N slot S version V` lines, parsed.
@@ -333,6 +359,15 @@ fn image_boots_to_flakeboot_serving_and_a_client_netboots_from_it() {
         "the image has no nixbld build users: {nix}"
     );
 
+    // nix and git resolve names with the DNS server of the LAN's lease (the router's dnsmasq).
+    let dns = vm.wait_for("FLAKEBOOT-DNS ", BOOT);
+    assert!(
+        dns.split("FLAKEBOOT-DNS ")
+            .nth(1)
+            .is_some_and(|servers| servers.split_whitespace().any(|s| s == ROUTER_V4)),
+        "the appliance should resolve with the lease's DNS server {ROUTER_V4}: {dns}"
+    );
+
     // flakeboot serves HTTP on the LAN port: the image's iPXE binaries.
     let got = http_status(&s, &format!("http://{ip}/ipxe/ipxe.efi"));
     assert_eq!(got, "200", "GET /ipxe/ipxe.efi from the appliance");
@@ -363,6 +398,17 @@ fn image_boots_to_flakeboot_serving_and_a_client_netboots_from_it() {
     );
     let data = data_lines(&vm.wait_lines("flakeboot-data:", BOOT, |l| !l.is_empty()));
     assert_eq!(data.first().map(|d| (d.1, d.2.as_str())), Some((1, "a")));
+
+    // The data partition took the disk's spare space at first boot, and its file system too.
+    let size = vm.wait_for("FLAKEBOOT-DATA-SIZE ", BOOT);
+    let mib = data_size_mib(&size);
+    println!(
+        "HIL-TIMING data file system {mib:?} MiB (image {IMAGE_DATA_MIB} MiB + disk spare {DISK_SPARE_MIB} MiB)"
+    );
+    assert!(
+        mib.is_some_and(|m| m > IMAGE_DATA_MIB + DISK_SPARE_MIB - 64),
+        "the data partition should take the whole disk: {size}"
+    );
 }
 
 #[test]
