@@ -37,6 +37,8 @@ echo "==> nixos/: every .nix file parses, the NixOS module's boot-time scripts"
 ./nixos/check.sh
 echo "==> fuzz smoke (every cargo-fuzz target over its corpus; long runs: docs/security.md)"
 ./fuzz/smoke.sh
+echo "==> the appliance's test images (built here, not inside the first image test's time limit)"
+./image/test-artifacts.sh "${CARGO_TARGET_DIR:-target}/image-tests"
 echo "==> tests"
 cargo test --workspace --doc --locked -q
 cargo nextest run --workspace --locked --no-fail-fast --profile ci

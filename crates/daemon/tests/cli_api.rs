@@ -15,9 +15,9 @@ use std::path::Path;
 use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::https_admin::{Admin, Curl};
 use common::*;
 use flakeboot_hil_tests::FlakeRepo;
+use flakeboot_hil_tests::https_admin::{Admin, Curl};
 use flakeboot_testbed::require_tool;
 
 const BASE: &str = "https://10.77.0.1";
@@ -93,7 +93,7 @@ fn the_cli_drives_the_appliance_over_https_with_a_token() {
     let mut daemon = lan.start(&config);
     let cert = lan.state_dir().join("tls/cert.pem");
     let curl = Curl::new(lan.client(), Some(&cert), lan.path("cookies.txt"));
-    let admin = Admin::set_up(curl, BASE, &daemon, "off");
+    let admin = Admin::set_up(curl, BASE, &|| daemon.output(), "lan0", "off");
     // A marker of its own: nix really builds (nothing cached from an earlier run).
     let marker = format!(
         "cli-api-{}-{}",

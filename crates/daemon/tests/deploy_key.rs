@@ -10,8 +10,8 @@ mod common;
 use std::os::unix::fs::PermissionsExt;
 use std::process::Command;
 
-use common::https_admin::{Admin, Curl};
 use common::*;
+use flakeboot_hil_tests::https_admin::{Admin, Curl};
 
 const BASE: &str = "https://10.77.0.1";
 
@@ -40,7 +40,7 @@ fn the_deploy_key_is_made_once_and_shown_by_the_api_the_ui_and_the_cli() {
     let mut daemon = lan.start(&config);
     let cert = state.join("tls/cert.pem");
     let curl = Curl::new(lan.client(), Some(&cert), lan.path("cookies.txt"));
-    let admin = Admin::set_up(curl, BASE, &daemon, "off");
+    let admin = Admin::set_up(curl, BASE, &|| daemon.output(), "lan0", "off");
 
     // Owner-only files in <state>/ssh.
     let key_file = state.join("ssh/deploy_key");

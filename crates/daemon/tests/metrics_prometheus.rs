@@ -12,8 +12,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::dhcp_clients::{OFFER, pxe_discover, udhcpc};
-use common::https_admin::{Admin, Curl};
 use common::*;
+use flakeboot_hil_tests::https_admin::{Admin, Curl};
 use flakeboot_testbed::require_tool;
 
 const BASE: &str = "https://10.77.0.1";
@@ -57,7 +57,7 @@ fn prometheus_scrapes_what_the_traffic_counted() {
     let mut daemon = lan.start(&config);
     let cert = lan.state_dir().join("tls/cert.pem");
     let curl = Curl::new(lan.client(), Some(&cert), lan.path("cookies.txt"));
-    let admin = Admin::set_up(curl, BASE, &daemon, "router");
+    let admin = Admin::set_up(curl, BASE, &|| daemon.output(), "lan0", "router");
     let read_only = admin.new_token("prometheus", "read_only");
 
     // DHCP: a PXE ROM's DISCOVER (a boot starts: a boot event, the machine's record), then

@@ -15,8 +15,8 @@ use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use common::dhcp_clients::{OFFER, pxe_discover, pxe_discover_on, set_mac, udhcpc};
-use common::https_admin::{Admin, Curl};
 use common::*;
+use flakeboot_hil_tests::https_admin::{Admin, Curl};
 use flakeboot_testbed::{Proc, veth};
 use serde_json::json;
 
@@ -43,7 +43,13 @@ fn in_range(ip: Ipv4Addr, [first, last]: [&str; 2]) -> bool {
 fn admin<'a>(lan: &'a Lan, daemon: &Proc, dhcp_mode: &str) -> Admin<'a> {
     lan.client().addr("eth0", "10.77.0.50/24").unwrap();
     let curl = Curl::new(lan.client(), None, lan.path("cookies.txt"));
-    Admin::set_up(curl, &format!("https://{SERVER_IP}"), daemon, dhcp_mode)
+    Admin::set_up(
+        curl,
+        &format!("https://{SERVER_IP}"),
+        &|| daemon.output(),
+        "lan0",
+        dhcp_mode,
+    )
 }
 
 /// Waits until `needle` appears `count` times in the daemon's log (a restart announced).

@@ -15,9 +15,9 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::dhcp_clients::{OFFER, pxe_discover, pxe_discover_on};
-use common::https_admin::{Admin, Curl};
 use common::vpn_net::{ADMIN_IP, HUB_IP, VpnNet, WAN_IP, WgGo, wg_quick_up_userspace};
 use common::{Lan, SERVER_IP};
+use flakeboot_hil_tests::https_admin::{Admin, Curl};
 use flakeboot_testbed::{Proc, require_tool};
 use serde_json::json;
 
@@ -98,7 +98,13 @@ fn remote_management_over_wireguard_server_and_hub_never_the_wan() {
 
     // --- Set up on the LAN, then server mode and a device, through the API.
     let on_lan = Curl::new(lan.client(), Some(&cacert), lan.path("lan-cookies.txt"));
-    let admin = Admin::set_up(on_lan, &format!("https://{SERVER_IP}"), &daemon, "proxy");
+    let admin = Admin::set_up(
+        on_lan,
+        &format!("https://{SERVER_IP}"),
+        &|| daemon.output(),
+        "lan0",
+        "proxy",
+    );
     let token = &admin.token;
     let (code, status) = admin.api("GET", "/api/v1/vpn", None);
     assert_eq!(code, 200, "{status}");

@@ -21,6 +21,7 @@ mod appliance;
 mod events;
 mod flake_cli;
 mod flake_repo;
+pub mod https_admin;
 mod lan;
 mod peers;
 mod scenario;

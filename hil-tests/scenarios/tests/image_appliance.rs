@@ -1,6 +1,8 @@
 //! The appliance image itself (image/build.sh) booted in QEMU under OVMF on the test LAN, next
 //! to dnsmasq as the LAN's DHCP server:
-//! - it boots to flakeboot serving on its LAN port, and a second QEMU machine netboots from it;
+//! - it boots to flakeboot serving on its LAN port with the data partition grown to the disk
+//!   and DNS from the lease; set up through its HTTPS API, it builds a flake served on the LAN
+//!   with its own nix, and a second QEMU machine netboots the result, which reports up;
 //! - a good update (from an update disk) boots the new slot, which is blessed;
 //! - a bad update (its daemon fails health) falls back to the old slot with /var intact;
 //! - a corrupted slot (written offline, then bytes overwritten) falls back too;
@@ -14,17 +16,21 @@
 
 // A test fails loudly: a panic with the console tail is how it reports failure.
 #![allow(clippy::panic)]
+// `value["key"]` on JSON is Null when absent (serde_json never panics there).
+#![allow(clippy::indexing_slicing)]
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use flakeboot_hil_tests::https_admin::{Admin, Curl};
 use flakeboot_hil_tests::{LAN_IF, MAC, ROUTER_V4, Scenario};
 use flakeboot_testbed::{
     BootPhases, ClientKind, LINUX_KERNEL_START, LINUX_RESTART, PhaseRules, Proc, cpu_pointers,
     monitor_args, require_tool, workspace_root,
 };
+use serde_json::{Value, json};
 
 const APPLIANCE_MAC: &str = "52:54:00:fb:a0:01";
 const VERSION: &str = "0.1.0";
@@ -321,6 +327,106 @@ fn data_lines(lines: &[String]) -> Vec<(String, u32, String, String)> {
         .collect()
 }
 
+/// The NixOS-shaped fixture flake (hil-tests/fixtures/nixos-shaped) as a tarball on a web
+/// server of the test LAN (busybox httpd on the test side's 10.77.0.1:8081), as a user would
+/// publish a flake.
+struct FixtureServer {
+    _dir: tempfile::TempDir,
+    _httpd: Proc,
+}
+
+impl FixtureServer {
+    const ADDR: &str = "10.77.0.1:8081";
+
+    fn start(s: &Scenario) -> FixtureServer {
+        let dir = tempfile::Builder::new()
+            .prefix("fbt-fixture-")
+            .tempdir()
+            .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let flake = dir.path().join("fixture");
+        let prepare = workspace_root().join("hil-tests/fixtures/nixos-shaped/prepare.sh");
+        let www = dir.path().join("www");
+        let ok = |what: &str, out: std::io::Result<std::process::Output>| {
+            let out = out.unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert!(
+                out.status.success(),
+                "{what}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        ok(
+            "prepare.sh",
+            Command::new(&prepare).arg(&flake).arg(s.kernel()).output(),
+        );
+        std::fs::create_dir(&www).unwrap_or_else(|e| panic!("{}: {e}", www.display()));
+        ok(
+            "tar",
+            Command::new("tar")
+                .args(["czf"])
+                .arg(www.join("fixture.tar.gz"))
+                .args(["--exclude=.git", "-C"])
+                .arg(dir.path())
+                .arg("fixture")
+                .output(),
+        );
+        let busybox = require_tool("busybox");
+        let httpd = s
+            .lan()
+            .server
+            .spawn(
+                "fixture-httpd",
+                &[
+                    &busybox.to_string_lossy(),
+                    "httpd",
+                    "-f",
+                    "-p",
+                    Self::ADDR,
+                    "-h",
+                    &www.to_string_lossy(),
+                ],
+            )
+            .unwrap_or_else(|e| panic!("busybox httpd: {e}"));
+        FixtureServer {
+            _dir: dir,
+            _httpd: httpd,
+        }
+    }
+
+    /// The flake's URL.
+    fn url(&self) -> String {
+        format!("http://{}/fixture.tar.gz", Self::ADDR)
+    }
+
+    /// A "binary cache" that has nothing (every path 404).
+    fn no_cache_url(&self) -> String {
+        format!("http://{}/no-cache", Self::ADDR)
+    }
+}
+
+/// Polls `GET /api/v1/builds/{id}` until the build ends; the build, which must have succeeded
+/// (else the test fails with its log).
+fn wait_for_build(admin: &Admin, id: u64) -> Value {
+    let start = Instant::now();
+    loop {
+        let (code, build) = admin.api("GET", &format!("/api/v1/builds/{id}"), None);
+        assert_eq!(code, 200, "{build}");
+        match build["state"].as_str() {
+            Some("succeeded") => return build,
+            Some("queued" | "running") if start.elapsed() < Duration::from_secs(900) => {
+                std::thread::sleep(Duration::from_secs(2));
+            }
+            _ => {
+                let log = admin.curl.ok(&[
+                    &format!("{}/api/v1/builds/{id}/log", admin.base),
+                    "-H",
+                    &format!("Authorization: Bearer {}", admin.token),
+                ]);
+                panic!("build {id} did not succeed: {build}\n{log}");
+            }
+        }
+    }
+}
+
 #[test]
 fn image_boots_to_flakeboot_serving_and_a_client_netboots_from_it() {
     let out = artifacts();
@@ -374,28 +480,77 @@ fn image_boots_to_flakeboot_serving_and_a_client_netboots_from_it() {
     // The web UI's one-time setup code is on the console.
     vm.wait_for("enter the setup code", BOOT);
 
-    // A second machine netboots: its address from dnsmasq, its boot file from the appliance
-    // (proxyDHCP), then the iPXE script over HTTP from the appliance.
+    // Set up through the HTTPS API as an admin would, give it the NixOS-shaped fixture flake
+    // by URL (a tarball on a web server of the LAN), and let the appliance's own nix build it.
+    let fixture = FixtureServer::start(&s);
+    let admin = Admin::set_up(
+        Curl::new(&s.lan().server, None, s.dir().join("cookies")),
+        &format!("https://{ip}"),
+        &|| vm.console(),
+        "eth0",
+        "proxy",
+    );
+    // No binary cache on this LAN: a server that has none answers at once (the default,
+    // cache.nixos.org, would not resolve here).
+    admin.change_settings(|v| v["substituters"] = json!([fixture.no_cache_url()]));
+    let (code, flake) = admin.api(
+        "POST",
+        "/api/v1/flakes",
+        Some(&json!({"url": fixture.url(), "name": "fixture"})),
+    );
+    assert_eq!(code, 201, "adding the fixture flake: {flake}");
+    let (code, queued) = admin.api(
+        "POST",
+        "/api/v1/builds",
+        Some(&json!({"flake": "fixture", "host": "node"})),
+    );
+    assert_eq!(code, 202, "queueing the build: {queued}");
+    let built = wait_for_build(&admin, queued["id"].as_u64().unwrap_or_default());
+    println!(
+        "HIL-TIMING the appliance's nix built fixture#node: generation {} at {:.0}s",
+        built["generation"],
+        vm.secs()
+    );
+
+    // A second machine netboots the result: its address from dnsmasq, its boot file from the
+    // appliance (proxyDHCP), the script, kernel and ramdisk over HTTP; stage 2 reports up.
+    let (code, assigned) = admin.api(
+        "POST",
+        &format!("/api/v1/machines/{}", MAC[0]),
+        Some(&json!({"host": "fixture#node", "hostname": "image-node"})),
+    );
+    assert_eq!(code, 200, "assigning the machine: {assigned}");
     let client = s.power_on("client", ClientKind::Uefi, 1, MAC[0]);
-    let needle = format!("{ip}/boot.ipxe");
-    let line = client
-        .wait_for_serial(&needle, Duration::from_secs(180))
-        .unwrap_or_else(|e| {
-            panic!(
-                "the client never fetched {needle}: {e}\n{}",
-                client.console_tail(40)
-            )
-        });
-    eprintln!("== client: {line}");
-    // The appliance's own log (on its console) records the script it served to this client.
-    let served = vm.wait_lines("stage=\"script\"", Duration::from_secs(180), |l| {
+    for needle in [
+        format!("{ip}/boot.ipxe"),
+        "FLAKEBOOT-NIXOS stage 2: /nix/store/".to_owned(),
+        "FLAKEBOOT-NIXOS hostname=image-node".to_owned(),
+        "FLAKEBOOT-NIXOS reported up".to_owned(),
+    ] {
+        let line = client
+            .wait_for_serial(&needle, Duration::from_secs(300))
+            .unwrap_or_else(|e| {
+                panic!(
+                    "no `{needle}` on the client's console: {e}\n{}",
+                    client.console_tail(40)
+                )
+            });
+        eprintln!("== client: {line}");
+    }
+    // The appliance's own log (on its console) records the script it served to this client,
+    // and its API the boot: up, by the system's report.
+    vm.wait_lines("stage=\"script\"", Duration::from_secs(60), |l| {
         l.iter()
             .any(|l| l.contains(&format!("mac=\"{}\"", MAC[0])) && l.contains("outcome=Ok"))
     });
-    eprintln!(
-        "== appliance: {}",
-        served.last().cloned().unwrap_or_default()
+    let (code, machine) = admin.api("GET", &format!("/api/v1/machines/{}", MAC[0]), None);
+    assert_eq!(code, 200, "{machine}");
+    assert_eq!(machine["last_boot"]["state"], "up", "{machine}");
+    println!(
+        "HIL-TIMING a machine booted the appliance-built host: up at {:.0}s",
+        vm.secs()
     );
+
     let data = data_lines(&vm.wait_lines("flakeboot-data:", BOOT, |l| !l.is_empty()));
     assert_eq!(data.first().map(|d| (d.1, d.2.as_str())), Some((1, "a")));
 

@@ -5,7 +5,6 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
 pub mod dhcp_clients;
-pub mod https_admin;
 pub mod vpn_net;
 
 use std::path::{Path, PathBuf};

@@ -1,21 +1,22 @@
-//! Administering the real daemon as an admin does, with curl over its HTTPS listener: first-run
-//! setup with the code the daemon prints (the setup form and its form token), an API token
-//! created on the settings page (with its CSRF token), the login form, and JSON API calls with
-//! the token.
+//! Administering the real daemon (or the appliance image) as an admin does, with curl over its
+//! HTTPS listener: first-run setup with the code the daemon prints (the setup form and its form
+//! token), an API token created on the settings page (with its CSRF token), the login form, and
+//! JSON API calls with the token.
 
-// Test support: a page or reply too short to index is a failed test.
-#![allow(clippy::indexing_slicing)]
+// Test support: a page or reply that is not what the UI sends is a failed test, with the page.
+#![allow(clippy::indexing_slicing, clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use flakeboot_testbed::{Netns, Proc, require_tool};
+use flakeboot_testbed::{Netns, require_tool};
 use serde_json::Value;
 
 /// The admin's password in these tests.
 pub const PASSWORD: &str = "correct horse battery staple";
 
 /// curl in a namespace, with a cookie jar.
+#[derive(Debug)]
 pub struct Curl<'a> {
     ns: &'a Netns,
     /// The appliance's certificate to trust (`--cacert`); `None`: `-k`, for an appliance whose
@@ -114,6 +115,7 @@ impl<'a> Curl<'a> {
 }
 
 /// A set-up appliance and its admin, with what the admin took from the UI.
+#[derive(Debug)]
 pub struct Admin<'a> {
     pub curl: Curl<'a>,
     /// The appliance, `https://ADDR` (it may move: [`Admin::set_server`]).
@@ -126,22 +128,30 @@ pub struct Admin<'a> {
 
 impl<'a> Admin<'a> {
     /// First-run setup of the appliance at `base` (`https://ADDR`) with `curl`: the setup code
-    /// from `daemon`'s log, [`PASSWORD`], LAN port `lan0`, DHCP `dhcp_mode`; then an API token
-    /// named `laptop` from the settings page.
-    pub fn set_up(curl: Curl<'a>, base: &str, daemon: &Proc, dhcp_mode: &str) -> Admin<'a> {
+    /// from `log` (the daemon's log or the appliance's console so far), [`PASSWORD`], LAN port
+    /// `lan_interface`, DHCP `dhcp_mode`; then an API token named `laptop` from the settings
+    /// page.
+    pub fn set_up(
+        curl: Curl<'a>,
+        base: &str,
+        log: &dyn Fn() -> String,
+        lan_interface: &str,
+        dhcp_mode: &str,
+    ) -> Admin<'a> {
         // The daemon logs "serving" before its HTTPS listener is bound: wait for it to answer.
         let start = Instant::now();
         while !curl.answers(&format!("{base}/login"), 3) {
             assert!(
                 start.elapsed() < Duration::from_secs(10),
                 "the web UI never answered at {base}:\n{}",
-                daemon.tail(30)
+                tail(&log(), 30)
             );
             std::thread::sleep(Duration::from_millis(50));
         }
         let page = curl.ok(&["--fail-with-body", &format!("{base}/setup")]);
         let form = input_value(&page, "form");
-        let code = setup_code(daemon);
+        let code = crate::wait_for_setup_code(log, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("no setup code in the log:\n{}", tail(&log(), 30)));
         let done = curl.post_form(
             &format!("{base}/setup"),
             &[
@@ -149,7 +159,7 @@ impl<'a> Admin<'a> {
                 format!("code={code}"),
                 format!("password={PASSWORD}"),
                 format!("confirm={PASSWORD}"),
-                "lan_interface=lan0".to_owned(),
+                format!("lan_interface={lan_interface}"),
                 format!("dhcp_mode={dhcp_mode}"),
             ],
         );
@@ -262,10 +272,10 @@ impl<'a> Admin<'a> {
     }
 }
 
-/// The one-time setup code from the daemon's log ("... enter the setup code XXXX-XXXX-XXXX").
-fn setup_code(daemon: &Proc) -> String {
-    flakeboot_hil_tests::wait_for_setup_code(|| daemon.output(), Duration::from_secs(10))
-        .unwrap_or_else(|| panic!("no setup code in the log:\n{}", daemon.tail(30)))
+/// The last `n` lines of `log`.
+fn tail(log: &str, n: usize) -> String {
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
 /// `value="..."` of the input named `name` in a page.
