@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use flakeboot_appliance::wire::{
-    BootState, Build, BuildState, Event, Flake, Generation, Lease, Machine,
+    self, BootState, Build, BuildState, Event, Flake, Generation, Lease, Machine,
 };
 
 /// Columns padded to their widest cell (the last one is not padded).
@@ -291,4 +291,97 @@ mod tests {
         assert_eq!(queued(&[3, 4]), "Queued builds 3, 4.\n");
         assert!(queued(&[]).contains("Nothing"));
     }
+}
+
+/// `flake follow`.
+pub fn follow(flake: &str, f: &wire::follow::Follow) -> String {
+    if f.follow {
+        format!(
+            "{flake} follows its branch: re-locked every {} and on its webhook.\n",
+            f.check_every
+        )
+    } else {
+        format!("{flake} does not follow its branch (updates only when asked).\n")
+    }
+}
+
+/// `flake hook`.
+pub fn hook(h: &wire::follow::Hook) -> String {
+    format!(
+        "Webhook of {flake}\n  URL:          {url}\n  Content type: {ct}\n  Secret:       {secret}\n\
+         GitHub, Gitea, Forgejo: the secret signs each push (X-Hub-Signature-256).\n\
+         GitLab: give it as the secret token (X-Gitlab-Token).\n",
+        flake = h.flake,
+        url = h.url,
+        ct = h.content_type,
+        secret = h.secret,
+    )
+}
+
+fn update_state_word(s: wire::follow::UpdateState) -> &'static str {
+    use wire::follow::UpdateState as S;
+    match s {
+        S::Building => "building",
+        S::Unchanged => "unchanged",
+        S::Promoted => "promoted",
+        S::NotPromoted => "not promoted",
+        S::Failed => "failed",
+    }
+}
+
+fn trigger_word(t: wire::follow::UpdateTrigger) -> &'static str {
+    use wire::follow::UpdateTrigger as T;
+    match t {
+        T::Schedule => "schedule",
+        T::Hook => "hook",
+        T::Manual => "manual",
+    }
+}
+
+/// `flake history`.
+pub fn history(h: &wire::follow::History) -> String {
+    let mut out = if h.follow.follow {
+        format!(
+            "{} follows its branch (every {}).\n",
+            h.flake, h.follow.check_every
+        )
+    } else {
+        format!("{} does not follow its branch.\n", h.flake)
+    };
+    if h.updates.is_empty() {
+        out.push_str("No update yet.\n");
+        return out;
+    }
+    let rows: Vec<Vec<String>> = h
+        .updates
+        .iter()
+        .map(|u| {
+            vec![
+                u.seq.to_string(),
+                time(u.started_at),
+                trigger_word(u.trigger).to_owned(),
+                format!(
+                    "{} -> {}",
+                    short_rev(u.old_revision.as_deref()),
+                    short_rev(u.new_revision.as_deref())
+                ),
+                if u.builds.is_empty() {
+                    "-".to_owned()
+                } else {
+                    u.builds
+                        .iter()
+                        .map(|b| format!("{} {}", b.id, b.host))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                update_state_word(u.state).to_owned(),
+                u.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &["#", "STARTED", "TRIGGER", "REVISION", "BUILDS", "RESULT", "WHY"],
+        &rows,
+    ));
+    out
 }

@@ -3,6 +3,7 @@
 //! requests.
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +13,7 @@ use crate::api;
 use crate::auth::guard::require_auth;
 use crate::error::WebError;
 use crate::pages::{
-    account, build, dashboard, flake_remove, flakes, hosts, layout, login, machine_actions,
+    account, build, dashboard, flake_follow, flake_remove, flakes, hosts, layout, login, machine_actions,
     machines, settings, setup, vpn, vpn_peers,
 };
 use crate::state::WebState;
@@ -94,6 +95,13 @@ fn table() -> Vec<Entry> {
         r("GET", "/flakes/{name}", P, get(flakes::show)),
         r("POST", "/flakes/{name}/update", P, post(flakes::update)),
         r("POST", "/flakes/{name}/build", P, post(flakes::build)),
+        r("POST", "/flakes/{name}/follow", P, post(flake_follow::follow)),
+        r(
+            "POST",
+            "/flakes/{name}/hook/rotate",
+            P,
+            post(flake_follow::rotate),
+        ),
         r(
             "GET",
             "/flakes/{name}/remove",
@@ -164,6 +172,31 @@ fn table() -> Vec<Entry> {
             "/api/v1/flakes/{name}/update",
             P,
             post(api::update_flake),
+        ),
+        r(
+            "POST",
+            "/api/v1/flakes/{name}/hook",
+            O,
+            post(api::follow::hook).layer(DefaultBodyLimit::max(api::follow::HOOK_BODY_MAX)),
+        ),
+        r("GET", "/api/v1/flakes/{name}/hook", P, get(api::follow::get_hook)),
+        r(
+            "POST",
+            "/api/v1/flakes/{name}/hook/rotate",
+            P,
+            post(api::follow::rotate_hook),
+        ),
+        r(
+            "GET",
+            "/api/v1/flakes/{name}/history",
+            P,
+            get(api::follow::history),
+        ),
+        r(
+            "PUT",
+            "/api/v1/flakes/{name}/follow",
+            P,
+            put(api::follow::put_follow),
         ),
         r("GET", "/api/v1/hosts", P, get(api::hosts)),
         r("GET", "/api/v1/builds", P, get(api::builds::list)),
