@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use flakeboot_appliance::LanActions;
-use flakeboot_appliance::follow::Updates;
 use flakeboot_appliance::boot_policy::{BootPolicy, PolicyState, stored_policies};
 use flakeboot_appliance::boot_services::{BootContext, BootServices, RedirectRoutes, http_base};
+use flakeboot_appliance::follow::Updates;
 use flakeboot_appliance::listen_addrs::ManagementAddrs;
 use flakeboot_appliance::metrics::ServiceMetrics;
 use flakeboot_appliance::settings::apply::{Changes, SettingsApplier, resolve_start_lan};

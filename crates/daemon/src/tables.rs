@@ -264,35 +264,6 @@ fn event_line(e: &Event) -> String {
     )
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn columns_line_up_and_the_last_is_not_padded() {
-        let out = table(
-            &["A", "LONGER", "Z"],
-            &[
-                vec!["x".into(), "y".into(), "last".into()],
-                vec!["wide-cell".into(), "".into(), "".into()],
-            ],
-        );
-        assert_eq!(
-            out,
-            "A          LONGER  Z\n\
-             x          y       last\n\
-             wide-cell\n"
-        );
-    }
-
-    #[test]
-    fn queued_builds_read_as_a_sentence() {
-        assert_eq!(queued(&[3]), "Queued build 3.\n");
-        assert_eq!(queued(&[3, 4]), "Queued builds 3, 4.\n");
-        assert!(queued(&[]).contains("Nothing"));
-    }
-}
-
 /// `flake follow`.
 pub fn follow(flake: &str, f: &wire::follow::Follow) -> String {
     if f.follow {
@@ -380,8 +351,39 @@ pub fn history(h: &wire::follow::History) -> String {
         })
         .collect();
     out.push_str(&table(
-        &["#", "STARTED", "TRIGGER", "REVISION", "BUILDS", "RESULT", "WHY"],
+        &[
+            "#", "STARTED", "TRIGGER", "REVISION", "BUILDS", "RESULT", "WHY",
+        ],
         &rows,
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn columns_line_up_and_the_last_is_not_padded() {
+        let out = table(
+            &["A", "LONGER", "Z"],
+            &[
+                vec!["x".into(), "y".into(), "last".into()],
+                vec!["wide-cell".into(), "".into(), "".into()],
+            ],
+        );
+        assert_eq!(
+            out,
+            "A          LONGER  Z\n\
+             x          y       last\n\
+             wide-cell\n"
+        );
+    }
+
+    #[test]
+    fn queued_builds_read_as_a_sentence() {
+        assert_eq!(queued(&[3]), "Queued build 3.\n");
+        assert_eq!(queued(&[3, 4]), "Queued builds 3, 4.\n");
+        assert!(queued(&[]).contains("Nothing"));
+    }
 }

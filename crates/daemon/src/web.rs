@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use flakeboot_appliance::boot_services::https_base;
+use flakeboot_appliance::follow::Updates;
 use flakeboot_appliance::lan::{LanInfo, list_interfaces};
 use flakeboot_appliance::{DaemonStatus, NixFlakeService};
 use flakeboot_config::Config;
-use flakeboot_appliance::follow::Updates;
 use flakeboot_store::Store;
 use flakeboot_webui::{CertStore, TlsSetup, WebConfig, WebState};
 use tokio::sync::watch;

@@ -339,7 +339,10 @@ mod tests {
         assert_eq!(store.hook_secret("lab").unwrap(), None);
         assert_eq!(store.put_hook_secret("lab", "one", false).unwrap(), "one");
         assert_eq!(store.put_hook_secret("lab", "two", false).unwrap(), "one");
-        assert_eq!(store.put_hook_secret("lab", "three", true).unwrap(), "three");
+        assert_eq!(
+            store.put_hook_secret("lab", "three", true).unwrap(),
+            "three"
+        );
         assert_eq!(store.hook_secret("lab").unwrap().as_deref(), Some("three"));
     }
 

@@ -159,7 +159,11 @@ impl FlakeService for NixFlakeService {
     }
 
     fn generation_hosts(&self) -> Result<Vec<String>, FlakeServiceError> {
-        self.flakes.runner().store().generation_hosts().map_err(internal)
+        self.flakes
+            .runner()
+            .store()
+            .generation_hosts()
+            .map_err(internal)
     }
 
     fn pinned(&self, host: &str) -> Result<Option<u32>, FlakeServiceError> {

@@ -46,9 +46,9 @@ pub async fn run(updates: Updates, stop: CancellationToken) {
                 },
             }
         }
-        let wake = schedule
-            .poll_at()
-            .map_or(now + LOOK_AGAIN, |at| Instant::from_std(at).min(now + LOOK_AGAIN));
+        let wake = schedule.poll_at().map_or(now + LOOK_AGAIN, |at| {
+            Instant::from_std(at).min(now + LOOK_AGAIN)
+        });
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep_until(wake) => {}

@@ -255,7 +255,10 @@ extra_options = { "sandbox-paths" = "/bin/sh=/bin/busybox" }
         assert!(!c.flakes[0].follow);
         assert_eq!(c.flakes[0].check_every(), super::DEFAULT_CHECK_EVERY);
         assert!(c.flakes[1].follow);
-        assert_eq!(c.flakes[1].check_every(), std::time::Duration::from_secs(120));
+        assert_eq!(
+            c.flakes[1].check_every(),
+            std::time::Duration::from_secs(120)
+        );
         assert_eq!(c.nix.substituters, Some(vec![]));
         assert_eq!(c.nix.max_concurrent_builds, 1);
         assert_eq!(c.nix.keep_generations, 5);

@@ -13,8 +13,8 @@ use crate::api;
 use crate::auth::guard::require_auth;
 use crate::error::WebError;
 use crate::pages::{
-    account, build, dashboard, flake_follow, flake_remove, flakes, hosts, layout, login, machine_actions,
-    machines, settings, setup, vpn, vpn_peers,
+    account, build, dashboard, flake_follow, flake_remove, flakes, hosts, layout, login,
+    machine_actions, machines, settings, setup, vpn, vpn_peers,
 };
 use crate::state::WebState;
 
@@ -95,7 +95,12 @@ fn table() -> Vec<Entry> {
         r("GET", "/flakes/{name}", P, get(flakes::show)),
         r("POST", "/flakes/{name}/update", P, post(flakes::update)),
         r("POST", "/flakes/{name}/build", P, post(flakes::build)),
-        r("POST", "/flakes/{name}/follow", P, post(flake_follow::follow)),
+        r(
+            "POST",
+            "/flakes/{name}/follow",
+            P,
+            post(flake_follow::follow),
+        ),
         r(
             "POST",
             "/flakes/{name}/hook/rotate",
@@ -179,7 +184,12 @@ fn table() -> Vec<Entry> {
             O,
             post(api::follow::hook).layer(DefaultBodyLimit::max(api::follow::HOOK_BODY_MAX)),
         ),
-        r("GET", "/api/v1/flakes/{name}/hook", P, get(api::follow::get_hook)),
+        r(
+            "GET",
+            "/api/v1/flakes/{name}/hook",
+            P,
+            get(api::follow::get_hook),
+        ),
         r(
             "POST",
             "/api/v1/flakes/{name}/hook/rotate",

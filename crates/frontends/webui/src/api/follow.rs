@@ -324,10 +324,7 @@ mod tests {
         assert_eq!(limiter.admit("lab", t0), Err(HOOK_WINDOW));
         assert!(limiter.admit("fleet", t0).is_ok());
         let later = t0 + Duration::from_secs(20);
-        assert_eq!(
-            limiter.admit("lab", later),
-            Err(Duration::from_secs(40))
-        );
+        assert_eq!(limiter.admit("lab", later), Err(Duration::from_secs(40)));
         assert!(limiter.admit("lab", t0 + HOOK_WINDOW).is_ok());
         // Expired flakes are forgotten.
         assert!(limiter.admit("fleet", t0 + HOOK_WINDOW * 3).is_ok());

@@ -57,7 +57,11 @@ pub fn sign(secret: &str, body: &[u8]) -> String {
 
 /// Whether the headers prove knowledge of `secret` for this `body`. An empty secret never
 /// passes.
-pub fn verify(secret: &str, headers: HookHeaders<'_>, body: &[u8]) -> Result<Forge, SignatureError> {
+pub fn verify(
+    secret: &str,
+    headers: HookHeaders<'_>,
+    body: &[u8],
+) -> Result<Forge, SignatureError> {
     if let Some(signature) = headers.hub_signature_256 {
         let tag = signature
             .trim()
