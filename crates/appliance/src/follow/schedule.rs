@@ -63,7 +63,7 @@ mod tests {
         assert_eq!(schedule.poll(&following, t0 + s(20)), vec!["lab"]);
         // Late (the updates took long): due once, then every 10 s from then.
         let both = schedule.poll(&following, t0 + s(31));
-        assert_eq!(both, vec!["fleet", "lab"]);
+        assert_eq!(both, vec!["lab", "fleet"]);
         assert_eq!(schedule.poll_at(), Some(t0 + s(41)));
     }
 
