@@ -386,4 +386,66 @@ mod tests {
         assert_eq!(queued(&[3, 4]), "Queued builds 3, 4.\n");
         assert!(queued(&[]).contains("Nothing"));
     }
+
+    #[test]
+    fn the_history_says_trigger_revisions_builds_and_why() {
+        use wire::follow::{Follow, History, Update, UpdateBuild, UpdateState, UpdateTrigger};
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let update = |seq, trigger, state, builds: Vec<UpdateBuild>, reason: &str| Update {
+            seq,
+            trigger,
+            started_at: at,
+            finished_at: Some(at),
+            old_revision: Some("1111111111111111".into()),
+            new_revision: Some("2222222222222222".into()),
+            builds,
+            state,
+            promoted: state == UpdateState::Promoted,
+            reason: (!reason.is_empty()).then(|| reason.to_owned()),
+        };
+        let view = History {
+            flake: "lab".into(),
+            follow: Follow {
+                follow: true,
+                check_every: "15m".into(),
+                check_every_secs: 900,
+            },
+            updates: vec![
+                update(
+                    1,
+                    UpdateTrigger::Hook,
+                    UpdateState::Promoted,
+                    vec![UpdateBuild {
+                        id: 7,
+                        host: "alpha".into(),
+                        state: BuildState::Succeeded,
+                        generation: Some(2),
+                        promoted: true,
+                    }],
+                    "",
+                ),
+                update(
+                    2,
+                    UpdateTrigger::Schedule,
+                    UpdateState::Unchanged,
+                    vec![],
+                    "revision unchanged",
+                ),
+            ],
+        };
+        let out = history(&view);
+        assert!(
+            out.starts_with("lab follows its branch (every 15m).\n"),
+            "{out}"
+        );
+        assert!(out.contains("1  2027-01-15T08:00:00Z  hook"), "{out}");
+        assert!(out.contains("111111111111 -> 222222222222"), "{out}");
+        assert!(out.contains("7 alpha  promoted"), "{out}");
+        assert!(
+            out.contains(
+                "schedule  111111111111 -> 222222222222  -        unchanged  revision unchanged"
+            ),
+            "{out}"
+        );
+    }
 }

@@ -28,6 +28,7 @@ use crate::auth::guard::Principal;
 use crate::auth::hook_signature::{self, GITLAB_TOKEN, HUB_SIGNATURE_256, HookHeaders};
 use crate::auth::secret::random_token;
 use crate::error::WebError;
+use crate::pages::Peer;
 use crate::state::WebState;
 
 /// The largest webhook body read (a push of many commits is well below).
@@ -73,12 +74,13 @@ impl HookLimiter {
 /// background → 202; anything else → 401 and nothing changes.
 pub async fn hook(
     State(state): State<WebState>,
+    Peer(peer): Peer,
     Path(name): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let refused = |why: &str| {
-        tracing::debug!(flake = %escape_for_log(&name), "webhook refused: {why}");
+        tracing::debug!(?peer, flake = %escape_for_log(&name), "webhook refused: {why}");
         WebError::Unauthorized
     };
     let secret = match state
@@ -97,7 +99,10 @@ pub async fn hook(
     };
     state
         .hook_limiter(|l| l.admit(&name, state.clock().now()))
-        .map_err(|retry_after| WebError::RateLimited { retry_after })?;
+        .map_err(|retry_after| {
+            tracing::debug!(?peer, flake = %escape_for_log(&name), "webhook refused: too many calls");
+            WebError::RateLimited { retry_after }
+        })?;
     let text = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
     let forge = hook_signature::verify(
         &secret,
@@ -108,7 +113,7 @@ pub async fn hook(
         &body,
     )
     .map_err(|e| refused(&e.to_string()))?;
-    tracing::info!(flake = %escape_for_log(&name), ?forge, "webhook: update requested");
+    tracing::info!(?peer, flake = %escape_for_log(&name), ?forge, "webhook: update requested");
     let flakes = state.flake_service();
     let task_name = name.clone();
     tokio::spawn(async move {
