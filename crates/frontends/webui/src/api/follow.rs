@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use flakeboot_appliance::FieldError;
 use flakeboot_appliance::follow::Started;
+use flakeboot_appliance::metrics::HookOutcome;
 use flakeboot_appliance::wire::follow::{Follow, History, Hook};
 use flakeboot_appliance::wire::{self};
 use flakeboot_store::{FollowRecord, TokenScope, UpdateTrigger};
@@ -79,8 +80,10 @@ pub async fn hook(
     headers: HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
+    let metrics = state.metrics();
     let refused = |why: &str| {
         tracing::debug!(?peer, flake = %escape_for_log(&name), "webhook refused: {why}");
+        metrics.hooks.count(HookOutcome::Refused);
         WebError::Unauthorized
     };
     let secret = match state
@@ -101,6 +104,7 @@ pub async fn hook(
         .hook_limiter(|l| l.admit(&name, state.clock().now()))
         .map_err(|retry_after| {
             tracing::debug!(?peer, flake = %escape_for_log(&name), "webhook refused: too many calls");
+            metrics.hooks.count(HookOutcome::Limited);
             WebError::RateLimited { retry_after }
         })?;
     let text = |h: &str| headers.get(h).and_then(|v| v.to_str().ok());
@@ -114,6 +118,7 @@ pub async fn hook(
     )
     .map_err(|e| refused(&e.to_string()))?;
     tracing::info!(?peer, flake = %escape_for_log(&name), ?forge, "webhook: update requested");
+    metrics.hooks.count(HookOutcome::Accepted);
     let flakes = state.flake_service();
     let task_name = name.clone();
     tokio::spawn(async move {
