@@ -309,6 +309,18 @@ fn a_signed_push_builds_the_new_revision_and_bad_signatures_change_nothing() {
     assert_eq!(call_hook(&admin.curl, "lab", &[signed], &body), 202);
     wait_for_update(&state, "lab", &daemon, "after rotation", |u| u["seq"] == 3);
 
+    // Every call is counted by how it ended.
+    let (status, page) = admin.curl.api(BASE, &admin.token, "GET", "/metrics", None);
+    assert_eq!(status, 200);
+    let page = page.as_str().unwrap().to_owned();
+    for line in [
+        "flakeboot_webhook_calls_total{outcome=\"accepted\"} 3",
+        "flakeboot_webhook_calls_total{outcome=\"refused\"} 8",
+        "flakeboot_webhook_calls_total{outcome=\"limited\"} 0",
+    ] {
+        assert!(page.lines().any(|l| l == line), "no {line:?} in\n{page}");
+    }
+
     // The human history and the flake's page show it.
     let text = ok(&["flake", "history", "lab"], &state);
     eprintln!("flake history lab:\n{text}");
