@@ -1,7 +1,7 @@
 //! The flakes' push webhook through the real router (a fake flake service): public, yet only
 //! a correct `X-Hub-Signature-256` or `X-Gitlab-Token` starts an update; refused calls change
 //! nothing; calls per flake are limited; the body is bounded; the secret is an admin's to
-//! read and rotate.
+//! read and rotate. The flake's page shows follow settings (a form), the webhook and history.
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -205,4 +205,70 @@ async fn follow_settings_are_checked_with_the_config_rules() {
     let err = json(bad).await;
     assert!(err.to_string().contains("check_every"), "{err}");
     assert!(h.flakes.flakes().unwrap().is_empty(), "nothing added");
+}
+
+#[tokio::test]
+async fn the_flake_page_sets_follow_and_rotates_the_secret() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    let token = h.token(&browser).await;
+    let added = h
+        .api(
+            "POST",
+            "/api/v1/flakes",
+            &token,
+            Some(json!({ "url": "github:acme/fleet", "name": "fleet" })),
+        )
+        .await;
+    assert_eq!(added.status(), StatusCode::CREATED);
+    let page = body(h.get("/flakes/fleet", Some(&browser)).await).await;
+    assert!(page.contains("Automatic updates"), "{page}");
+    assert!(page.contains("No update yet."), "{page}");
+    assert!(
+        page.contains(r#"value="15m""#),
+        "the default check_every: {page}"
+    );
+    let secret = page
+        .split(r#"id="hook-secret">"#)
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap()
+        .to_owned();
+    assert_eq!(secret.len(), 64, "{page}");
+
+    let resp = h
+        .post(
+            "/flakes/fleet/follow",
+            &browser,
+            &[("follow", "on"), ("check_every", "2s")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    assert_eq!(location(&resp), "/flakes/fleet");
+    let follow = h.flakes.follow("fleet").unwrap();
+    assert!(follow.follow);
+    assert_eq!(follow.check_every, std::time::Duration::from_secs(2));
+    let resp = h
+        .post("/flakes/fleet/follow", &browser, &[("check_every", "10ms")])
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(body(resp).await.contains("too short"));
+    assert!(h.flakes.follow("fleet").unwrap().follow, "unchanged");
+
+    let resp = h.post("/flakes/fleet/hook/rotate", &browser, &[]).await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let rotated = json(
+        h.api("GET", "/api/v1/flakes/fleet/hook", &token, None)
+            .await,
+    )
+    .await;
+    assert_ne!(rotated["secret"], secret.as_str());
+    let history = json(
+        h.api("GET", "/api/v1/flakes/fleet/history", &token, None)
+            .await,
+    )
+    .await;
+    assert_eq!(history["follow"], true, "{history}");
+    assert_eq!(history["check_every"], "2s", "{history}");
+    assert_eq!(history["updates"], json!([]), "{history}");
 }

@@ -10,7 +10,8 @@ use flakeboot_appliance::flakes::FlakeRemoved;
 use flakeboot_appliance::follow::Started;
 use flakeboot_appliance::{BuildProgressView, FlakeService, FlakeServiceError};
 use flakeboot_store::{
-    BuildRecord, BuildState, FlakeHostRecord, FlakeRecord, GenerationRecord, UpdateTrigger,
+    BuildRecord, BuildState, FlakeHostRecord, FlakeRecord, FollowRecord, GenerationRecord,
+    UpdateTrigger,
 };
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
@@ -26,6 +27,7 @@ struct Inner {
     pins: BTreeMap<String, u32>,
     hook_secrets: BTreeMap<String, String>,
     triggers: Vec<(String, UpdateTrigger)>,
+    follows: BTreeMap<String, FollowRecord>,
 }
 
 /// The fake. Clones share state.
@@ -169,6 +171,21 @@ impl FakeFlakes {
 }
 
 impl FlakeService for FakeFlakes {
+    fn follow(&self, name: &str) -> Result<FollowRecord, FlakeServiceError> {
+        self.known(name)?;
+        Ok(lock(&self.inner)
+            .follows
+            .get(name)
+            .copied()
+            .unwrap_or_default())
+    }
+
+    fn set_follow(&self, name: &str, follow: FollowRecord) -> Result<(), FlakeServiceError> {
+        self.known(name)?;
+        lock(&self.inner).follows.insert(name.into(), follow);
+        Ok(())
+    }
+
     fn hook_secret(&self, name: &str) -> Result<Option<String>, FlakeServiceError> {
         self.known(name)?;
         Ok(lock(&self.inner).hook_secrets.get(name).cloned())
