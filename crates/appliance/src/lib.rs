@@ -12,7 +12,9 @@
 //!   ([`settings::check`], the config's own rules), what a change needs ([`settings::plan`])
 //!   and applying it live ([`settings::apply`]).
 //! - [`system`]: this machine (interfaces, files) for the config's checks.
-//! - [`flakes`]: the [`FlakeService`] seam and its implementation over `flakeboot_nix`.
+//! - [`flakes`]: the [`FlakeService`] seam and its implementation over `flakeboot_nix`;
+//!   [`follow`]: automatic updates (a flake following its branch: the schedule, the one update
+//!   path the schedule, the webhook and users take, and the update history).
 //! - [`vpn`]: remote management over WireGuard: the [`VpnService`] seam and [`vpn::VpnManager`].
 //! - [`http_serve`]: the accept loop of the HTTP boot and management listeners: header-read
 //!   and idle timeouts, a per-address connection cap.
@@ -27,6 +29,7 @@ pub mod boot_services;
 pub mod dhcp_servers;
 pub mod events;
 pub mod flakes;
+pub mod follow;
 pub mod http_serve;
 pub mod lan;
 pub mod lan_actions;

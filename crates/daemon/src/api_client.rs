@@ -325,6 +325,11 @@ impl ApiClient {
         self.call(Method::POST, path, Some(body))
     }
 
+    /// PUT `body` to `path` (under `/api/v1`); the answer as JSON.
+    pub fn put(&self, path: &str, body: &Value) -> Result<Value, ClientError> {
+        self.call(Method::PUT, path, Some(body))
+    }
+
     /// DELETE `path` (under `/api/v1`); the answer as JSON (`null` for `204 No Content`).
     pub fn delete(&self, path: &str) -> Result<Value, ClientError> {
         self.call(Method::DELETE, path, None)

@@ -202,7 +202,34 @@ pub enum FlakeCommand {
         url: String,
         #[arg(long)]
         name: Option<String>,
+        /// Follow its branch: re-lock every --check-every and on its webhook; a new revision
+        /// is built and becomes current.
+        #[arg(long)]
+        follow: bool,
+        /// How often to re-lock while it follows, e.g. "15m" (the default).
+        #[arg(long)]
+        check_every: Option<String>,
     },
+    /// Follow a flake's branch (or stop), and how often it is re-locked.
+    Follow {
+        flake: String,
+        /// Stop following.
+        #[arg(long)]
+        off: bool,
+        /// How often to re-lock, e.g. "15m".
+        #[arg(long)]
+        check_every: Option<String>,
+    },
+    /// The push webhook of a flake: its URL and secret (made on first ask).
+    Hook {
+        flake: String,
+        /// Replace the secret (the old one stops working at once).
+        #[arg(long)]
+        rotate: bool,
+    },
+    /// A flake's update history: what started each update, the revisions, the builds, and
+    /// whether the new generation became current.
+    History { flake: String },
     /// Re-lock a flake to its newest revision and build every netbootable host.
     Update {
         flake: String,

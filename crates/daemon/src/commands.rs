@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use flakeboot_appliance::wire::{Event, Flake, Generation, Lease, Machine};
+use flakeboot_appliance::wire::{self, Event, Flake, Generation, Lease, Machine};
 use flakeboot_catalogue::MacAddr;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -102,8 +102,16 @@ fn flake(client: &ApiClient, args: FlakeArgs) -> anyhow::Result<ExitCode> {
                 tables::flakes(&typed::<Vec<Flake>>(v, "a flake list")?)
             );
         }
-        FlakeCommand::Add { url, name } => {
-            let v = client.post("/flakes", &json!({ "url": url, "name": name }))?;
+        FlakeCommand::Add {
+            url,
+            name,
+            follow,
+            check_every,
+        } => {
+            let v = client.post(
+                "/flakes",
+                &json!({ "url": url, "name": name, "follow": follow, "check_every": check_every }),
+            )?;
             if json {
                 return print_json(&v);
             }
@@ -143,6 +151,40 @@ fn flake(client: &ApiClient, args: FlakeArgs) -> anyhow::Result<ExitCode> {
                 return print_json(&v);
             }
             print!("{}", removed_flake(&v));
+        }
+        FlakeCommand::Follow {
+            flake,
+            off,
+            check_every,
+        } => {
+            let v = client.put(
+                &format!("/flakes/{}/follow", encode(&flake)),
+                &json!({ "follow": !off, "check_every": check_every }),
+            )?;
+            if json {
+                return print_json(&v);
+            }
+            let follow: wire::follow::Follow = typed(v, "follow settings")?;
+            print!("{}", tables::follow(&flake, &follow));
+        }
+        FlakeCommand::Hook { flake, rotate } => {
+            let path = format!("/flakes/{}/hook", encode(&flake));
+            let v = if rotate {
+                client.post(&format!("{path}/rotate"), &json!({}))?
+            } else {
+                client.get(&path)?
+            };
+            if json {
+                return print_json(&v);
+            }
+            print!("{}", tables::hook(&typed(v, "a webhook")?));
+        }
+        FlakeCommand::History { flake } => {
+            let v = client.get(&format!("/flakes/{}/history", encode(&flake)))?;
+            if json {
+                return print_json(&v);
+            }
+            print!("{}", tables::history(&typed(v, "an update history")?));
         }
         FlakeCommand::Cancel { build } => {
             let v = client.post(&format!("/builds/{build}/cancel"), &json!({}))?;

@@ -7,6 +7,7 @@ use anyhow::Context;
 use flakeboot_appliance::LanActions;
 use flakeboot_appliance::boot_policy::{BootPolicy, PolicyState, stored_policies};
 use flakeboot_appliance::boot_services::{BootContext, BootServices, RedirectRoutes, http_base};
+use flakeboot_appliance::follow::Updates;
 use flakeboot_appliance::listen_addrs::ManagementAddrs;
 use flakeboot_appliance::metrics::ServiceMetrics;
 use flakeboot_appliance::settings::apply::{Changes, SettingsApplier, resolve_start_lan};
@@ -86,6 +87,12 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     )
     .context("starting the nix build runner")?;
     let flakes = Flakes::new(runner);
+    // Automatic updates: the one update path (schedule, webhook, users); the config file's
+    // follow settings are laid over the store's at every start.
+    let updates = Updates::new(flakes.clone());
+    updates
+        .sync_config(&config.flakes)
+        .context("saving the config file's follow settings")?;
 
     let http_base = http_base(lan.address, config.http.port);
     let (events_tx, events_rx) = mpsc::channel(4096);
@@ -119,7 +126,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
             config_file,
             &lan,
             &store,
-            &flakes,
+            &updates,
             status_rx,
         )?)
     } else {
@@ -131,7 +138,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
             &file_config,
             config_file,
             &store,
-            &flakes,
+            &updates,
             status_tx.subscribe(),
         )?,
     };
@@ -216,6 +223,11 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
         flakeboot_webui::serve_api_socket(api_socket, api_state, stop).await;
         ("API socket", Ok(()))
     });
+    // Following flakes are re-locked every check_every (one task; it only triggers updates).
+    tokio::spawn(flakeboot_appliance::follow::scheduler::run(
+        updates.clone(),
+        shutdown.clone(),
+    ));
     if !config.flakes.is_empty() {
         let flakes = flakes.clone();
         let wanted = config.flakes.clone();

@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use flakeboot_appliance::wire::{
-    BootState, Build, BuildState, Event, Flake, Generation, Lease, Machine,
+    self, BootState, Build, BuildState, Event, Flake, Generation, Lease, Machine,
 };
 
 /// Columns padded to their widest cell (the last one is not padded).
@@ -264,6 +264,101 @@ fn event_line(e: &Event) -> String {
     )
 }
 
+/// `flake follow`.
+pub fn follow(flake: &str, f: &wire::follow::Follow) -> String {
+    if f.follow {
+        format!(
+            "{flake} follows its branch: re-locked every {} and on its webhook.\n",
+            f.check_every
+        )
+    } else {
+        format!("{flake} does not follow its branch (updates only when asked).\n")
+    }
+}
+
+/// `flake hook`.
+pub fn hook(h: &wire::follow::Hook) -> String {
+    format!(
+        "Webhook of {flake}\n  URL:          {url}\n  Content type: {ct}\n  Secret:       {secret}\n\
+         GitHub, Gitea, Forgejo: the secret signs each push (X-Hub-Signature-256).\n\
+         GitLab: give it as the secret token (X-Gitlab-Token).\n",
+        flake = h.flake,
+        url = h.url,
+        ct = h.content_type,
+        secret = h.secret,
+    )
+}
+
+fn update_state_word(s: wire::follow::UpdateState) -> &'static str {
+    use wire::follow::UpdateState as S;
+    match s {
+        S::Building => "building",
+        S::Unchanged => "unchanged",
+        S::Promoted => "promoted",
+        S::NotPromoted => "not promoted",
+        S::Failed => "failed",
+    }
+}
+
+fn trigger_word(t: wire::follow::UpdateTrigger) -> &'static str {
+    use wire::follow::UpdateTrigger as T;
+    match t {
+        T::Schedule => "schedule",
+        T::Hook => "hook",
+        T::Manual => "manual",
+    }
+}
+
+/// `flake history`.
+pub fn history(h: &wire::follow::History) -> String {
+    let mut out = if h.follow.follow {
+        format!(
+            "{} follows its branch (every {}).\n",
+            h.flake, h.follow.check_every
+        )
+    } else {
+        format!("{} does not follow its branch.\n", h.flake)
+    };
+    if h.updates.is_empty() {
+        out.push_str("No update yet.\n");
+        return out;
+    }
+    let rows: Vec<Vec<String>> = h
+        .updates
+        .iter()
+        .map(|u| {
+            vec![
+                u.seq.to_string(),
+                time(u.started_at),
+                trigger_word(u.trigger).to_owned(),
+                format!(
+                    "{} -> {}",
+                    short_rev(u.old_revision.as_deref()),
+                    short_rev(u.new_revision.as_deref())
+                ),
+                if u.builds.is_empty() {
+                    "-".to_owned()
+                } else {
+                    u.builds
+                        .iter()
+                        .map(|b| format!("{} {}", b.id, b.host))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                },
+                update_state_word(u.state).to_owned(),
+                u.reason.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    out.push_str(&table(
+        &[
+            "#", "STARTED", "TRIGGER", "REVISION", "BUILDS", "RESULT", "WHY",
+        ],
+        &rows,
+    ));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -290,5 +385,67 @@ mod tests {
         assert_eq!(queued(&[3]), "Queued build 3.\n");
         assert_eq!(queued(&[3, 4]), "Queued builds 3, 4.\n");
         assert!(queued(&[]).contains("Nothing"));
+    }
+
+    #[test]
+    fn the_history_says_trigger_revisions_builds_and_why() {
+        use wire::follow::{Follow, History, Update, UpdateBuild, UpdateState, UpdateTrigger};
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let update = |seq, trigger, state, builds: Vec<UpdateBuild>, reason: &str| Update {
+            seq,
+            trigger,
+            started_at: at,
+            finished_at: Some(at),
+            old_revision: Some("1111111111111111".into()),
+            new_revision: Some("2222222222222222".into()),
+            builds,
+            state,
+            promoted: state == UpdateState::Promoted,
+            reason: (!reason.is_empty()).then(|| reason.to_owned()),
+        };
+        let view = History {
+            flake: "lab".into(),
+            follow: Follow {
+                follow: true,
+                check_every: "15m".into(),
+                check_every_secs: 900,
+            },
+            updates: vec![
+                update(
+                    1,
+                    UpdateTrigger::Hook,
+                    UpdateState::Promoted,
+                    vec![UpdateBuild {
+                        id: 7,
+                        host: "alpha".into(),
+                        state: BuildState::Succeeded,
+                        generation: Some(2),
+                        promoted: true,
+                    }],
+                    "",
+                ),
+                update(
+                    2,
+                    UpdateTrigger::Schedule,
+                    UpdateState::Unchanged,
+                    vec![],
+                    "revision unchanged",
+                ),
+            ],
+        };
+        let out = history(&view);
+        assert!(
+            out.starts_with("lab follows its branch (every 15m).\n"),
+            "{out}"
+        );
+        assert!(out.contains("1  2027-01-15T08:00:00Z  hook"), "{out}");
+        assert!(out.contains("111111111111 -> 222222222222"), "{out}");
+        assert!(out.contains("7 alpha  promoted"), "{out}");
+        assert!(
+            out.contains(
+                "schedule  111111111111 -> 222222222222  -        unchanged  revision unchanged"
+            ),
+            "{out}"
+        );
     }
 }

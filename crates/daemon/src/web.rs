@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use flakeboot_appliance::boot_services::https_base;
+use flakeboot_appliance::follow::Updates;
 use flakeboot_appliance::lan::{LanInfo, list_interfaces};
 use flakeboot_appliance::{DaemonStatus, NixFlakeService};
 use flakeboot_config::Config;
-use flakeboot_nix::Flakes;
 use flakeboot_store::Store;
 use flakeboot_webui::{CertStore, TlsSetup, WebConfig, WebState};
 use tokio::sync::watch;
@@ -43,12 +43,12 @@ pub fn api_only(
     config: &Config,
     config_file: &Path,
     store: &Store,
-    flakes: &Flakes,
+    updates: &Updates,
     status: watch::Receiver<DaemonStatus>,
 ) -> anyhow::Result<WebState> {
     WebState::new(
         store.clone(),
-        Arc::new(NixFlakeService(flakes.clone())),
+        Arc::new(NixFlakeService::new(updates.clone())),
         web_config(config, config_file, Vec::new()),
         status,
         None,
@@ -61,7 +61,7 @@ pub fn prepare(
     config_file: &Path,
     lan: &LanInfo,
     store: &Store,
-    flakes: &Flakes,
+    updates: &Updates,
     status: watch::Receiver<DaemonStatus>,
 ) -> anyhow::Result<Web> {
     let mut names = vec![lan.address.to_string()];
@@ -76,7 +76,7 @@ pub fn prepare(
     tracing::info!(sha256 = %fingerprint, "web UI certificate");
     let state = WebState::new(
         store.clone(),
-        Arc::new(NixFlakeService(flakes.clone())),
+        Arc::new(NixFlakeService::new(updates.clone())),
         web_config(
             config,
             config_file,

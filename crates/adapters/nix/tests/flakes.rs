@@ -294,10 +294,12 @@ async fn config_flakes_are_added_and_their_hosts_built_once() {
         FlakeConfig {
             url: repo.url(),
             name: Some("lab".into()),
+            ..FlakeConfig::default()
         },
         FlakeConfig {
             url: "-rf".into(),
             name: None,
+            ..FlakeConfig::default()
         },
     ];
     let errors = flakes.sync_config(&config).await;

@@ -18,6 +18,7 @@
 mod builds;
 mod error;
 mod events;
+mod follow;
 mod generations;
 mod leases;
 mod machines;
@@ -29,6 +30,7 @@ mod vpn;
 
 pub use builds::*;
 pub use error::StoreError;
+pub use follow::*;
 pub use generations::*;
 pub use leases::{LeaseRecord, LeaseState};
 pub use machines::MachineRecord;

@@ -2,15 +2,39 @@
 //! flakes, builds and generations.
 
 use flakeboot_nix::{FlakeError, Flakes, RunnerError};
-use flakeboot_store::{BuildRecord, FlakeRecord, GenerationRecord};
+use flakeboot_store::{
+    BuildRecord, FlakeRecord, FollowRecord, GenerationRecord, UpdateRecord, UpdateTrigger,
+};
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 
 use super::service::{BuildProgressView, FlakeRemoved, FlakeService, FlakeServiceError};
+use crate::follow::{FollowError, Started, Updates};
 
-/// The flake operations over nix's [`Flakes`].
+/// The flake operations over nix's [`Flakes`], updates through [`Updates`] (shared with the
+/// scheduler, so a user's update and a scheduled one never run at once).
 #[derive(Debug, Clone)]
-pub struct NixFlakeService(pub Flakes);
+pub struct NixFlakeService {
+    flakes: Flakes,
+    updates: Updates,
+}
+
+impl NixFlakeService {
+    /// The service over `updates`' flakes.
+    pub fn new(updates: Updates) -> NixFlakeService {
+        NixFlakeService {
+            flakes: updates.flakes().clone(),
+            updates,
+        }
+    }
+}
+
+fn map_follow(e: FollowError) -> FlakeServiceError {
+    match e {
+        FollowError::Flake(e) => map(e),
+        other => internal(other),
+    }
+}
 
 fn map(e: FlakeError) -> FlakeServiceError {
     match e {
@@ -49,7 +73,7 @@ fn internal(e: impl std::fmt::Display) -> FlakeServiceError {
 
 impl FlakeService for NixFlakeService {
     fn flakes(&self) -> Result<Vec<FlakeRecord>, FlakeServiceError> {
-        self.0.runner().store().flakes().map_err(internal)
+        self.flakes.runner().store().flakes().map_err(internal)
     }
 
     fn add<'a>(
@@ -57,16 +81,22 @@ impl FlakeService for NixFlakeService {
         url: &'a str,
         name: Option<&'a str>,
     ) -> BoxFuture<'a, Result<FlakeRecord, FlakeServiceError>> {
-        Box::pin(async move { self.0.add(url, name).await.map_err(map) })
+        Box::pin(async move { self.flakes.add(url, name).await.map_err(map) })
     }
 
     fn update<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<u64>, FlakeServiceError>> {
-        Box::pin(async move { self.0.update(name).await.map_err(map) })
+        Box::pin(async move {
+            match self.trigger(name, UpdateTrigger::Manual).await? {
+                Started::Ran(record) => Ok(record.builds.iter().map(|b| b.id).collect()),
+                Started::Queued => Ok(Vec::new()),
+            }
+        })
     }
 
     fn remove(&self, name: &str) -> Result<FlakeRemoved, FlakeServiceError> {
-        let removed = self.0.remove(name).map_err(map)?;
-        let store = self.0.runner().store();
+        let removed = self.flakes.remove(name).map_err(map)?;
+        let store = self.flakes.runner().store();
+        store.remove_flake_follow(&removed.name).map_err(internal)?;
         let prefix = format!("{}#", removed.name);
         let mut machines = Vec::new();
         for machine in store.machines().map_err(internal)? {
@@ -94,19 +124,19 @@ impl FlakeService for NixFlakeService {
     }
 
     fn build(&self, flake: &str, host: &str) -> Result<u64, FlakeServiceError> {
-        self.0.build(flake, host).map_err(map)
+        self.flakes.build(flake, host).map_err(map)
     }
 
     fn cancel(&self, id: u64) -> Result<bool, FlakeServiceError> {
-        self.0.runner().cancel(id).map_err(|e| map(e.into()))
+        self.flakes.runner().cancel(id).map_err(|e| map(e.into()))
     }
 
     fn builds(&self) -> Result<Vec<BuildRecord>, FlakeServiceError> {
-        self.0.runner().store().builds().map_err(internal)
+        self.flakes.runner().store().builds().map_err(internal)
     }
 
     fn progress(&self, id: u64) -> Option<BuildProgressView> {
-        let status = self.0.runner().status(id).ok()?;
+        let status = self.flakes.runner().status(id).ok()?;
         let s = status.borrow();
         s.state.is_active().then(|| BuildProgressView {
             done: s.progress.done,
@@ -117,7 +147,7 @@ impl FlakeService for NixFlakeService {
     }
 
     fn log(&self, id: u64) -> Result<BoxStream<'static, String>, FlakeServiceError> {
-        let follower = self.0.runner().follow(id).map_err(|e| map(e.into()))?;
+        let follower = self.flakes.runner().follow(id).map_err(|e| map(e.into()))?;
         Ok(Box::pin(futures_util::stream::unfold(
             follower,
             |mut f| async move { f.next_line().await.map(|line| (line, f)) },
@@ -125,15 +155,19 @@ impl FlakeService for NixFlakeService {
     }
 
     fn generations(&self, host: &str) -> Result<Vec<GenerationRecord>, FlakeServiceError> {
-        self.0.generations(host).map_err(map)
+        self.flakes.generations(host).map_err(map)
     }
 
     fn generation_hosts(&self) -> Result<Vec<String>, FlakeServiceError> {
-        self.0.runner().store().generation_hosts().map_err(internal)
+        self.flakes
+            .runner()
+            .store()
+            .generation_hosts()
+            .map_err(internal)
     }
 
     fn pinned(&self, host: &str) -> Result<Option<u32>, FlakeServiceError> {
-        self.0
+        self.flakes
             .runner()
             .store()
             .pinned_generation(host)
@@ -141,14 +175,63 @@ impl FlakeService for NixFlakeService {
     }
 
     fn rollback(&self, host: &str, number: u32) -> Result<(), FlakeServiceError> {
-        self.0.rollback(host, number).map_err(map)
+        self.flakes.rollback(host, number).map_err(map)
     }
 
     fn unpin(&self, host: &str) -> Result<(), FlakeServiceError> {
-        self.0.unpin(host).map_err(map)
+        self.flakes.unpin(host).map_err(map)
     }
 
     fn storage(&self) -> Option<crate::wire::Storage> {
-        Some(self.0.runner().storage().into())
+        Some(self.flakes.runner().storage().into())
+    }
+
+    fn follow(&self, name: &str) -> Result<FollowRecord, FlakeServiceError> {
+        self.flakes.flake(name).map_err(map)?;
+        self.flakes
+            .runner()
+            .store()
+            .flake_follow(name)
+            .map_err(internal)
+    }
+
+    fn set_follow(&self, name: &str, follow: FollowRecord) -> Result<(), FlakeServiceError> {
+        self.updates.set_follow(name, &follow).map_err(map_follow)
+    }
+
+    fn history(&self, name: &str) -> Result<Vec<UpdateRecord>, FlakeServiceError> {
+        self.flakes.flake(name).map_err(map)?;
+        self.flakes.runner().store().updates(name).map_err(internal)
+    }
+
+    fn trigger<'a>(
+        &'a self,
+        name: &'a str,
+        trigger: UpdateTrigger,
+    ) -> BoxFuture<'a, Result<Started, FlakeServiceError>> {
+        Box::pin(async move { self.updates.run(name, trigger).await.map_err(map_follow) })
+    }
+
+    fn hook_secret(&self, name: &str) -> Result<Option<String>, FlakeServiceError> {
+        self.flakes.flake(name).map_err(map)?;
+        self.flakes
+            .runner()
+            .store()
+            .hook_secret(name)
+            .map_err(internal)
+    }
+
+    fn put_hook_secret(
+        &self,
+        name: &str,
+        secret: &str,
+        replace: bool,
+    ) -> Result<String, FlakeServiceError> {
+        self.flakes.flake(name).map_err(map)?;
+        self.flakes
+            .runner()
+            .store()
+            .put_hook_secret(name, secret, replace)
+            .map_err(internal)
     }
 }

@@ -7,7 +7,18 @@ use futures_util::stream::BoxStream;
 use serde::Serialize;
 
 use flakeboot_catalogue::MacAddr;
-use flakeboot_store::{BuildRecord, FlakeRecord, GenerationRecord};
+use flakeboot_store::{
+    BuildRecord, FlakeRecord, FollowRecord, GenerationRecord, UpdateRecord, UpdateTrigger,
+};
+
+use crate::follow::Started;
+
+/// What a service without automatic updates answers to their operations.
+fn no_updates() -> FlakeServiceError {
+    FlakeServiceError::Internal {
+        message: "automatic updates are not available here".into(),
+    }
+}
 
 /// Why a flake operation failed, sorted by what the UI does with it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -127,5 +138,52 @@ pub trait FlakeService: Send + Sync + 'static {
     /// The nix store's disk and garbage collection (`None` where no store is managed).
     fn storage(&self) -> Option<crate::wire::Storage> {
         None
+    }
+
+    /// A flake's follow settings (whether it follows its branch, how often it is re-locked).
+    fn follow(&self, name: &str) -> Result<FollowRecord, FlakeServiceError> {
+        let _ = name;
+        Ok(FollowRecord::default())
+    }
+
+    /// Saves a flake's follow settings (checked by the caller with the config's rules).
+    fn set_follow(&self, name: &str, follow: FollowRecord) -> Result<(), FlakeServiceError> {
+        let _ = (name, follow);
+        Err(no_updates())
+    }
+
+    /// A flake's update history, oldest first.
+    fn history(&self, name: &str) -> Result<Vec<UpdateRecord>, FlakeServiceError> {
+        let _ = name;
+        Ok(Vec::new())
+    }
+
+    /// Starts an update of a flake, as the schedule, the webhook or a user does: re-lock,
+    /// build when the lock moved (always for `Manual`), recorded in the history.
+    fn trigger<'a>(
+        &'a self,
+        name: &'a str,
+        trigger: UpdateTrigger,
+    ) -> BoxFuture<'a, Result<Started, FlakeServiceError>> {
+        let _ = (name, trigger);
+        Box::pin(async { Err(no_updates()) })
+    }
+
+    /// A flake's webhook secret, if one was made. `NotFound` for an unknown flake.
+    fn hook_secret(&self, name: &str) -> Result<Option<String>, FlakeServiceError> {
+        let _ = name;
+        Ok(None)
+    }
+
+    /// Saves `secret` as a flake's webhook secret (with `replace` false an existing one is
+    /// kept); returns the secret in force. `NotFound` for an unknown flake.
+    fn put_hook_secret(
+        &self,
+        name: &str,
+        secret: &str,
+        replace: bool,
+    ) -> Result<String, FlakeServiceError> {
+        let _ = (name, secret, replace);
+        Err(no_updates())
     }
 }

@@ -8,6 +8,7 @@
 //! (`flakeboot_preflights_total{outcome}`) in [`render`].
 
 pub mod boots;
+pub mod hooks;
 pub mod text;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use flakeboot_tftp::{TftpStats, TftpStatsSnapshot};
 use crate::http_serve::{ConnStats, ConnStatsSnapshot};
 use crate::wire::Storage;
 pub use boots::{BootCounters, BootsSnapshot};
+pub use hooks::{HookCounters, HookOutcome, HookSnapshot};
 use text::{Exposition, HistogramValues, Kind, Labels};
 
 /// The `Content-Type` of [`render`]'s text.
@@ -36,6 +38,8 @@ pub struct ServiceMetrics {
     /// The HTTP boot port's connections.
     pub http_conns: Arc<ConnStats>,
     pub boots: Arc<BootCounters>,
+    /// The flakes' push webhook calls.
+    pub hooks: Arc<HookCounters>,
     /// Addresses in the router-mode pool (0 when DHCP is not in router mode).
     pool_addresses: Arc<AtomicU64>,
 }
@@ -54,6 +58,7 @@ impl ServiceMetrics {
             http: self.http.snapshot(),
             http_conns: self.http_conns.snapshot(),
             boots: self.boots.snapshot(),
+            hooks: self.hooks.snapshot(),
             pool_addresses: self.pool_addresses.load(Ordering::Relaxed),
             state,
         }
@@ -83,6 +88,7 @@ pub struct Snapshot {
     pub http: HttpBootCounts,
     pub http_conns: ConnStatsSnapshot,
     pub boots: BootsSnapshot,
+    pub hooks: HookSnapshot,
     pub pool_addresses: u64,
     pub state: StateGauges,
 }
@@ -111,6 +117,7 @@ pub fn render(s: &Snapshot) -> String {
     tftp(&mut e, &s.tftp);
     http(&mut e, &s.http, &s.http_conns);
     boots(&mut e, &s.boots);
+    hooks(&mut e, &s.hooks);
     state(&mut e, &s.state);
     e.finish()
 }
@@ -300,6 +307,19 @@ fn boots(e: &mut Exposition, b: &BootsSnapshot) {
             count: b.durations_count,
             sum: b.durations_sum,
         },
+    );
+}
+
+fn hooks(e: &mut Exposition, h: &HookSnapshot) {
+    e.family(
+        "flakeboot_webhook_calls_total",
+        Kind::Counter,
+        "Calls of the flakes' push webhooks, by outcome (accepted, refused: 401, limited: 429).",
+        &[
+            (&[("outcome", "accepted")], n(h.accepted)),
+            (&[("outcome", "refused")], n(h.refused)),
+            (&[("outcome", "limited")], n(h.limited)),
+        ],
     );
 }
 

@@ -15,6 +15,9 @@ fn sample() -> Snapshot {
     m.boots
         .observe(&BootEvent::new(BootStage::Tftp, Outcome::Ok, "").bytes(4096));
     m.set_pool_addresses(21);
+    m.hooks.count(HookOutcome::Refused);
+    m.hooks.count(HookOutcome::Refused);
+    m.hooks.count(HookOutcome::Accepted);
     let mut builds = BTreeMap::new();
     builds.insert("succeeded", 2);
     m.snapshot(StateGauges {
@@ -51,6 +54,9 @@ fn the_page_shows_each_counter_where_it_was_counted() {
         "flakeboot_boot_duration_seconds_count 0",
         "flakeboot_builds{state=\"succeeded\"} 2",
         "flakeboot_machines 5",
+        "flakeboot_webhook_calls_total{outcome=\"accepted\"} 1",
+        "flakeboot_webhook_calls_total{outcome=\"refused\"} 2",
+        "flakeboot_webhook_calls_total{outcome=\"limited\"} 0",
         "flakeboot_storage_free_bytes 400",
         "flakeboot_storage_total_bytes 1000",
     ] {

@@ -3,6 +3,7 @@
 //! are RFC 3339 strings ([`time`]).
 
 pub mod boots;
+pub mod follow;
 pub mod time;
 
 pub use boots::{Attempt, BootState, LastBoot, Stage, SystemReport};

@@ -11,13 +11,53 @@ use std::time::Duration;
 use serde::Deserialize;
 
 /// A flake whose `nixosConfigurations` become bootable hosts.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FlakeConfig {
     /// Any flake reference nix accepts: `github:owner/repo`, `git+https://...`, `path:/dir`, ...
     pub url: String,
     /// Qualifies its hosts as `<name>#<host>`; default: derived from the URL.
     pub name: Option<String>,
+    /// Follow the branch: re-lock every `check_every` (and when its push webhook is called);
+    /// a new revision is built and becomes current.
+    #[serde(default)]
+    pub follow: bool,
+    /// How often a following flake is re-locked, e.g. "15m" (the default), "1h".
+    #[serde(default, with = "humantime_serde")]
+    pub check_every: Option<Duration>,
+}
+
+/// How often a following flake is re-locked when `check_every` is not given.
+pub const DEFAULT_CHECK_EVERY: Duration = Duration::from_secs(15 * 60);
+
+/// The shortest `check_every`: a re-lock asks the forge each time.
+pub const MIN_CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The longest `check_every`.
+pub const MAX_CHECK_EVERY: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// What is wrong with a `check_every` (the config file, the API and the UI share this rule).
+pub fn check_every_problem(every: Duration) -> Option<String> {
+    if every < MIN_CHECK_EVERY {
+        return Some(format!(
+            "{} is too short: re-lock at most once a second, e.g. \"15m\"",
+            humantime_serde::re::humantime::format_duration(every)
+        ));
+    }
+    if every > MAX_CHECK_EVERY {
+        return Some(format!(
+            "{} is too long: at most 30 days",
+            humantime_serde::re::humantime::format_duration(every)
+        ));
+    }
+    None
+}
+
+impl FlakeConfig {
+    /// How often it is re-locked while it follows.
+    pub fn check_every(&self) -> Duration {
+        self.check_every.unwrap_or(DEFAULT_CHECK_EVERY)
+    }
 }
 
 /// How flakeboot runs nix. Every setting is passed to nix as `--option <key> <value>`.
@@ -144,6 +184,9 @@ pub(crate) fn problems(flakes: &[FlakeConfig], nix: &NixConfig, state_dir: &Path
         } else if !urls.insert(url) {
             problems.push(format!("[[flakes]] {url:?} is listed twice"));
         }
+        if let Some(why) = f.check_every.and_then(check_every_problem) {
+            problems.push(format!("[[flakes]] check_every of {url:?}: {why}"));
+        }
         if let Some(name) = &f.name {
             if !flakeboot_catalogue::text::valid_flake_name(name) {
                 problems.push(format!(
@@ -197,6 +240,8 @@ url = "github:example/fleet"
 [[flakes]]
 url = "git+file:///srv/lab"
 name = "lab"
+follow = true
+check_every = "2m"
 [nix]
 substituters = []
 build_timeout = "30m"
@@ -207,6 +252,13 @@ extra_options = { "sandbox-paths" = "/bin/sh=/bin/busybox" }
         .unwrap();
         assert_eq!(c.flakes.len(), 2);
         assert_eq!(c.flakes[1].name.as_deref(), Some("lab"));
+        assert!(!c.flakes[0].follow);
+        assert_eq!(c.flakes[0].check_every(), super::DEFAULT_CHECK_EVERY);
+        assert!(c.flakes[1].follow);
+        assert_eq!(
+            c.flakes[1].check_every(),
+            std::time::Duration::from_secs(120)
+        );
         assert_eq!(c.nix.substituters, Some(vec![]));
         assert_eq!(c.nix.max_concurrent_builds, 1);
         assert_eq!(c.nix.keep_generations, 5);

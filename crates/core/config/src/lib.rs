@@ -14,7 +14,8 @@ mod vpn;
 pub use dhcp::{DhcpConfig, DhcpMode, Ipv6RaConfig, Reservation};
 pub use error::ConfigError;
 pub use flakes::{
-    DEFAULT_SUBSTITUTERS, DEFAULT_TRUSTED_PUBLIC_KEYS, FlakeConfig, NEVER_FLAKE_SOURCES, NixConfig,
+    DEFAULT_CHECK_EVERY, DEFAULT_SUBSTITUTERS, DEFAULT_TRUSTED_PUBLIC_KEYS, FlakeConfig,
+    MAX_CHECK_EVERY, MIN_CHECK_EVERY, NEVER_FLAKE_SOURCES, NixConfig, check_every_problem,
 };
 pub use locate::Lines;
 pub use problem::{Field, Problem, Segment};

@@ -3,6 +3,7 @@
 //! requests.
 
 use axum::Router;
+use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -12,8 +13,8 @@ use crate::api;
 use crate::auth::guard::require_auth;
 use crate::error::WebError;
 use crate::pages::{
-    account, build, dashboard, flake_remove, flakes, hosts, layout, login, machine_actions,
-    machines, settings, setup, vpn, vpn_peers,
+    account, build, dashboard, flake_follow, flake_remove, flakes, hosts, layout, login,
+    machine_actions, machines, settings, setup, vpn, vpn_peers,
 };
 use crate::state::WebState;
 
@@ -95,6 +96,18 @@ fn table() -> Vec<Entry> {
         r("POST", "/flakes/{name}/update", P, post(flakes::update)),
         r("POST", "/flakes/{name}/build", P, post(flakes::build)),
         r(
+            "POST",
+            "/flakes/{name}/follow",
+            P,
+            post(flake_follow::follow),
+        ),
+        r(
+            "POST",
+            "/flakes/{name}/hook/rotate",
+            P,
+            post(flake_follow::rotate),
+        ),
+        r(
             "GET",
             "/flakes/{name}/remove",
             P,
@@ -164,6 +177,36 @@ fn table() -> Vec<Entry> {
             "/api/v1/flakes/{name}/update",
             P,
             post(api::update_flake),
+        ),
+        r(
+            "POST",
+            "/api/v1/flakes/{name}/hook",
+            O,
+            post(api::follow::hook).layer(DefaultBodyLimit::max(api::follow::HOOK_BODY_MAX)),
+        ),
+        r(
+            "GET",
+            "/api/v1/flakes/{name}/hook",
+            P,
+            get(api::follow::get_hook),
+        ),
+        r(
+            "POST",
+            "/api/v1/flakes/{name}/hook/rotate",
+            P,
+            post(api::follow::rotate_hook),
+        ),
+        r(
+            "GET",
+            "/api/v1/flakes/{name}/history",
+            P,
+            get(api::follow::history),
+        ),
+        r(
+            "PUT",
+            "/api/v1/flakes/{name}/follow",
+            P,
+            put(api::follow::put_follow),
         ),
         r("GET", "/api/v1/hosts", P, get(api::hosts)),
         r("GET", "/api/v1/builds", P, get(api::builds::list)),

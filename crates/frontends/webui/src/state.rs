@@ -128,6 +128,7 @@ struct Inner {
     lan_actions: OnceLock<LanActions>,
     metrics: OnceLock<ServiceMetrics>,
     deploy_key: OnceLock<Result<wire::DeployKey, String>>,
+    hook_limiter: Mutex<crate::api::follow::HookLimiter>,
 }
 
 impl std::fmt::Debug for WebState {
@@ -183,6 +184,7 @@ impl WebState {
             lan_actions: OnceLock::new(),
             metrics: OnceLock::new(),
             deploy_key: OnceLock::new(),
+            hook_limiter: Mutex::new(crate::api::follow::HookLimiter::default()),
         };
         Ok(WebState {
             inner: Arc::new(inner),
@@ -217,6 +219,19 @@ impl WebState {
 
     pub(crate) fn flakes(&self) -> &dyn FlakeService {
         self.inner.flakes.as_ref()
+    }
+
+    /// The flake service itself, for a task that outlives the request (a webhook's update).
+    pub(crate) fn flake_service(&self) -> Arc<dyn FlakeService> {
+        self.inner.flakes.clone()
+    }
+
+    /// Runs `f` on the webhook call limiter.
+    pub(crate) fn hook_limiter<T>(
+        &self,
+        f: impl FnOnce(&mut crate::api::follow::HookLimiter) -> T,
+    ) -> T {
+        f(&mut lock(&self.inner.hook_limiter))
     }
 
     /// Wires remote management over WireGuard (once; later calls are ignored). Without it the

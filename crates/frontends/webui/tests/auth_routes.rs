@@ -92,7 +92,8 @@ async fn every_protected_route_refuses_anonymous_and_bad_token_requests() {
     );
     assert!(h.flakes.builds_len() == 0);
 
-    // The public routes are exactly sign-in, setup and the static assets.
+    // The public routes are exactly sign-in, setup, the static assets and the flakes' push
+    // webhook (its own secret authenticates it: `api::follow::hook`).
     let public: Vec<String> = table
         .iter()
         .filter(|r| r.access == Access::Public)
@@ -106,7 +107,8 @@ async fn every_protected_route_refuses_anonymous_and_bad_token_requests() {
             "GET /setup",
             "POST /setup",
             "GET /login",
-            "POST /login"
+            "POST /login",
+            "POST /api/v1/flakes/{name}/hook"
         ]
     );
 }

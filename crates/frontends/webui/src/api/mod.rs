@@ -3,6 +3,7 @@
 //! docs/api.md.
 
 pub mod builds;
+pub mod follow;
 pub mod housekeeping;
 pub mod metrics;
 pub mod vpn;
@@ -120,6 +121,12 @@ pub struct AddFlake {
     /// Its name (default: from the URL).
     #[serde(default)]
     pub name: Option<String>,
+    /// Follow its branch (re-lock every `check_every`, and on its webhook).
+    #[serde(default)]
+    pub follow: Option<bool>,
+    /// How often to re-lock while it follows, e.g. "15m".
+    #[serde(default)]
+    pub check_every: Option<String>,
 }
 
 /// POST /api/v1/flakes
@@ -127,6 +134,14 @@ pub async fn add_flake(
     State(state): State<WebState>,
     Json(body): Json<AddFlake>,
 ) -> ApiResult<Response> {
+    let follow = follow::FollowBody {
+        follow: body.follow,
+        check_every: body.check_every.clone(),
+    };
+    let wanted = match follow::follow_from(flakeboot_store::FollowRecord::default(), &follow) {
+        Ok(wanted) => wanted,
+        Err(e) => return Ok(unprocessable(&[e])),
+    };
     let flake = state
         .flakes()
         .add(
@@ -134,6 +149,10 @@ pub async fn add_flake(
             body.name.as_deref().filter(|n| !n.is_empty()),
         )
         .await?;
+    if wanted != flakeboot_store::FollowRecord::default() {
+        let name = flake.name.clone();
+        state.flake(move |f| f.set_follow(&name, wanted)).await?;
+    }
     Ok((StatusCode::CREATED, Json(wire::Flake::from(flake))).into_response())
 }
 

@@ -3,6 +3,7 @@
 
 pub mod guard;
 pub mod hash_gate;
+pub mod hook_signature;
 pub mod logsafe;
 pub mod password;
 pub mod ratelimit;

@@ -303,6 +303,7 @@ pub async fn show(
     State(state): State<WebState>,
     Extension(principal): Extension<Principal>,
     Path(name): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<Response, WebError> {
     let flake = state
         .flake(|f| f.flakes())
@@ -338,6 +339,7 @@ pub async fn show(
             Ok(out)
         })
         .await?;
+    let automatic = crate::pages::flake_follow::cards(&state, &headers, &flake, csrf).await?;
     let body = html! {
         p.small { a href="/flakes" { "← Flakes" } }
         div.titlebar {
@@ -404,6 +406,7 @@ pub async fn show(
             h2 { "Builds" }
             @if mine.is_empty() { p.empty { "Nothing was built yet." } } @else { (builds_table(&mine, csrf)) }
         }
+        (automatic)
     };
     Ok(page(frame(&flake.name, &principal), body).into_response())
 }

@@ -4,6 +4,7 @@
 pub mod account;
 pub mod build;
 pub mod dashboard;
+pub mod flake_follow;
 pub mod flake_remove;
 pub mod flakes;
 pub mod hosts;

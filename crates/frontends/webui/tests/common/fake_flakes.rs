@@ -7,8 +7,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use flakeboot_appliance::flakes::FlakeRemoved;
+use flakeboot_appliance::follow::Started;
 use flakeboot_appliance::{BuildProgressView, FlakeService, FlakeServiceError};
-use flakeboot_store::{BuildRecord, BuildState, FlakeHostRecord, FlakeRecord, GenerationRecord};
+use flakeboot_store::{
+    BuildRecord, BuildState, FlakeHostRecord, FlakeRecord, FollowRecord, GenerationRecord,
+    UpdateTrigger,
+};
 use futures_util::future::BoxFuture;
 use futures_util::stream::BoxStream;
 use tokio::sync::broadcast;
@@ -21,6 +25,9 @@ struct Inner {
     logs: BTreeMap<u64, (Vec<String>, Option<broadcast::Sender<String>>)>,
     generations: BTreeMap<String, Vec<GenerationRecord>>,
     pins: BTreeMap<String, u32>,
+    hook_secrets: BTreeMap<String, String>,
+    triggers: Vec<(String, UpdateTrigger)>,
+    follows: BTreeMap<String, FollowRecord>,
 }
 
 /// The fake. Clones share state.
@@ -59,6 +66,21 @@ impl FakeFlakes {
     }
 
     /// How many builds were asked for.
+    /// The updates triggered so far (flake, trigger).
+    pub fn triggers(&self) -> Vec<(String, UpdateTrigger)> {
+        lock(&self.inner).triggers.clone()
+    }
+
+    fn known(&self, name: &str) -> Result<(), FlakeServiceError> {
+        if lock(&self.inner).flakes.iter().any(|f| f.name == name) {
+            Ok(())
+        } else {
+            Err(FlakeServiceError::NotFound {
+                what: format!("flake {name:?}"),
+            })
+        }
+    }
+
     pub fn builds_len(&self) -> usize {
         lock(&self.inner).builds.len()
     }
@@ -149,6 +171,56 @@ impl FakeFlakes {
 }
 
 impl FlakeService for FakeFlakes {
+    fn follow(&self, name: &str) -> Result<FollowRecord, FlakeServiceError> {
+        self.known(name)?;
+        Ok(lock(&self.inner)
+            .follows
+            .get(name)
+            .copied()
+            .unwrap_or_default())
+    }
+
+    fn set_follow(&self, name: &str, follow: FollowRecord) -> Result<(), FlakeServiceError> {
+        self.known(name)?;
+        lock(&self.inner).follows.insert(name.into(), follow);
+        Ok(())
+    }
+
+    fn hook_secret(&self, name: &str) -> Result<Option<String>, FlakeServiceError> {
+        self.known(name)?;
+        Ok(lock(&self.inner).hook_secrets.get(name).cloned())
+    }
+
+    fn put_hook_secret(
+        &self,
+        name: &str,
+        secret: &str,
+        replace: bool,
+    ) -> Result<String, FlakeServiceError> {
+        self.known(name)?;
+        let mut inner = lock(&self.inner);
+        let kept = inner.hook_secrets.get(name).cloned();
+        match kept {
+            Some(old) if !replace => Ok(old),
+            _ => {
+                inner.hook_secrets.insert(name.into(), secret.into());
+                Ok(secret.into())
+            }
+        }
+    }
+
+    fn trigger<'a>(
+        &'a self,
+        name: &'a str,
+        trigger: UpdateTrigger,
+    ) -> BoxFuture<'a, Result<Started, FlakeServiceError>> {
+        Box::pin(async move {
+            self.known(name)?;
+            lock(&self.inner).triggers.push((name.into(), trigger));
+            Ok(Started::Queued)
+        })
+    }
+
     fn flakes(&self) -> Result<Vec<FlakeRecord>, FlakeServiceError> {
         let inner = lock(&self.inner);
         if let Some(cause) = &inner.fail {

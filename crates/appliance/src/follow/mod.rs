@@ -1,0 +1,35 @@
+//! Automatic updates: git is the source of truth (issue #16). A flake that follows its branch
+//! is re-locked every `check_every` ([`scheduler`], one task) and when its forge's push
+//! webhook calls (the web UI checks the signature); a new revision is built and becomes
+//! current. Every update, whatever started it, takes the one path in [`updates`] and is kept
+//! in the flake's update history (`flakeboot_store::UpdateRecord`).
+//!
+//! The pre-flight boot of a new generation (a VM boot before machines get it) is not here yet:
+//! its place is marked in `Updates::finish`, between "built" and "promoted".
+
+pub mod schedule;
+pub mod scheduler;
+pub mod updates;
+
+pub use schedule::Schedule;
+pub use updates::{Started, Updates};
+
+use flakeboot_nix::FlakeError;
+use flakeboot_store::StoreError;
+
+/// Why an update, or a change to a flake's follow settings, failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FollowError {
+    /// The flake operation failed (no such flake, nix could not lock it, the build queue).
+    #[error(transparent)]
+    Flake(#[from] FlakeError),
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blocking task did not finish (the runtime is shutting down).
+    #[error("store task did not finish: {reason}")]
+    Worker {
+        /// Why.
+        reason: String,
+    },
+}
