@@ -17,9 +17,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::https_admin::{Admin, Curl};
 use common::*;
 use flakeboot_hil_tests::FlakeRepo;
+use flakeboot_hil_tests::https_admin::{Admin, Curl};
 use flakeboot_testbed::require_tool;
 use serde_json::Value;
 
@@ -171,7 +171,7 @@ fn a_signed_push_builds_the_new_revision_and_bad_signatures_change_nothing() {
     let state = lan.state_dir();
     let cert = state.join("tls/cert.pem");
     let curl = Curl::new(lan.client(), Some(&cert), lan.path("cookies.txt"));
-    let admin = Admin::set_up(curl, BASE, &daemon, "off");
+    let admin = Admin::set_up(curl, BASE, &|| daemon.output(), "lan0", "off");
 
     let out = ok(&["flake", "add", &repo.url(), "--name", "lab"], &state);
     assert!(out.contains("Added flake lab"), "{out}");
