@@ -118,7 +118,7 @@ pub enum Command {
         json: bool,
     },
     /// Print the audit log: who changed what on the appliance, from where and when (newest
-    /// first).
+    /// first; with the daemon stopped, read from its store).
     Audit {
         #[arg(long, default_value = "/var/lib/flakeboot")]
         state_dir: PathBuf,

@@ -1,8 +1,8 @@
 //! Every CLI command but serve, check-config and update, over the appliance's JSON API: with
 //! `--server` over HTTPS with a token, else through the daemon's owner-only API socket. One
 //! code path, so the appliance and a laptop print the same. Human tables by default, the
-//! API's JSON with `--json`. With the daemon stopped, `events`, `machines` and `leases` read
-//! its store (printed the same way).
+//! API's JSON with `--json`. With the daemon stopped, `events`, `machines`, `leases` and
+//! `audit` read its store (printed the same way).
 
 use std::path::Path;
 use std::process::ExitCode;

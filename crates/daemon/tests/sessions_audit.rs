@@ -2,8 +2,9 @@
 //! restart (the same cookie still works, CSRF included), while a session signed out before the
 //! restart, or one that expired while the daemon was down, does not; and admin actions made
 //! over HTTPS (a session, an API token) and over the API socket (the CLI) appear in
-//! `GET /api/v1/audit` and in `flakeboot audit` (on the appliance and with `--server`) with
-//! their client address, across the restart, and without a password, token or cookie.
+//! `GET /api/v1/audit` and in `flakeboot audit` (on the appliance, with `--server`, and from
+//! the store with the daemon stopped) with their client address, across the restart, and
+//! without a password, token or cookie.
 
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -152,6 +153,16 @@ fn sessions_survive_a_restart_and_admin_actions_are_audited() {
         let raw = String::from_utf8_lossy(&raw);
         assert!(!raw.contains(&admin_cookie), "a cookie in the store");
     }
+    // With the daemon stopped, `flakeboot audit` reads its store.
+    let offline = stdout_of(
+        Command::new(env!("CARGO_BIN_EXE_flakeboot"))
+            .args(["audit", "--json", "--state-dir"])
+            .arg(&state),
+    );
+    let offline: Value = serde_json::from_str(&offline).unwrap();
+    let offline = offline.as_array().unwrap();
+    assert_eq!(offline.len(), 10, "{offline:#?}");
+    assert_eq!(offline[0]["action"], "lease.release");
     let _daemon = lan.start(&config);
 
     // The same cookie still works, CSRF token included; the signed-out and the expired do not.

@@ -34,7 +34,8 @@ pub struct SessionRecord {
     pub csrf: String,
     /// When the user signed in.
     pub created: SystemTime,
-    /// When the session was last used (kept to a few seconds, see the web UI's sessions).
+    /// When the session was last used (written at most once a minute per session, see the
+    /// web UI's sessions: a restart may take up to that much from its idle time).
     pub last_used: SystemTime,
 }
 
