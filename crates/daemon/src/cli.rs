@@ -117,6 +117,18 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the audit log: who changed what on the appliance, from where and when (newest
+    /// first; with the daemon stopped, read from its store).
+    Audit {
+        #[arg(long, default_value = "/var/lib/flakeboot")]
+        state_dir: PathBuf,
+        /// At most this many (the newest; the API gives at most 10000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print the API's JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Install an update bundle into the other A/B slot of the appliance.
     Update(UpdateArgs),
     /// Print the DHCP leases (with the daemon stopped, read from its store).
@@ -142,6 +154,7 @@ impl Command {
             Command::Machines { state_dir, .. }
             | Command::Leases { state_dir, .. }
             | Command::Health { state_dir }
+            | Command::Audit { state_dir, .. }
             | Command::DeployKey { state_dir, .. } => Some(state_dir),
             Command::Events(a) => Some(&a.state_dir),
             Command::Serve(_) | Command::CheckConfig { .. } | Command::Update(_) => None,

@@ -1,14 +1,14 @@
 //! Every CLI command but serve, check-config and update, over the appliance's JSON API: with
 //! `--server` over HTTPS with a token, else through the daemon's owner-only API socket. One
 //! code path, so the appliance and a laptop print the same. Human tables by default, the
-//! API's JSON with `--json`. With the daemon stopped, `events`, `machines` and `leases` read
-//! its store (printed the same way).
+//! API's JSON with `--json`. With the daemon stopped, `events`, `machines`, `leases` and
+//! `audit` read its store (printed the same way).
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use flakeboot_appliance::wire::{self, Event, Flake, Generation, Lease, Machine};
+use flakeboot_appliance::wire::{self, AuditEntry, Event, Flake, Generation, Lease, Machine};
 use flakeboot_catalogue::MacAddr;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -51,6 +51,7 @@ pub fn run(command: Command, remote: &RemoteArgs, state_dir: &Path) -> anyhow::R
         Command::Leases { json, .. } => leases(&client, json),
         Command::Health { .. } => health(&client),
         Command::DeployKey { json, .. } => deploy_key(&client, json),
+        Command::Audit { limit, json, .. } => audit(&client, limit, json),
         other => Err(anyhow::anyhow!("{other:?} does not work over the API")),
     }
 }
@@ -448,6 +449,19 @@ fn deploy_key(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode> {
     }
     let key: flakeboot_appliance::wire::DeployKey = typed(v, "a deploy key")?;
     println!("{}", key.public_key);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flakeboot audit`.
+fn audit(client: &ApiClient, limit: usize, json: bool) -> anyhow::Result<ExitCode> {
+    let v = client.get(&format!("/audit?limit={limit}"))?;
+    if json {
+        return print_json(&v);
+    }
+    print!(
+        "{}",
+        tables::audit(&typed::<Vec<AuditEntry>>(v, "an audit log")?)
+    );
     Ok(ExitCode::SUCCESS)
 }
 

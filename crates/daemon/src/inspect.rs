@@ -141,11 +141,14 @@ pub fn check_text(
 pub fn reads_store(command: &Command) -> bool {
     matches!(
         command,
-        Command::Events(_) | Command::Machines { .. } | Command::Leases { .. }
+        Command::Events(_)
+            | Command::Machines { .. }
+            | Command::Leases { .. }
+            | Command::Audit { .. }
     )
 }
 
-/// `events`, `machines` and `leases` with the daemon stopped: read from its store, printed as
+/// `events`, `machines`, `leases` and `audit` with the daemon stopped: read from its store, printed as
 /// over the API. `None` for other commands, or where `state_dir` holds no store (a typo must
 /// not create an empty one).
 pub fn offline(command: &Command, state_dir: &Path) -> Option<anyhow::Result<ExitCode>> {
@@ -180,6 +183,12 @@ pub fn offline(command: &Command, state_dir: &Path) -> Option<anyhow::Result<Exi
         Command::Leases { json, .. } => Some(run(&|store| {
             let leases = store.leases().context("reading leases")?;
             print(&wire::all(leases), *json, tables::leases)
+        })),
+        Command::Audit { json, limit, .. } => Some(run(&|store| {
+            let entries = store
+                .recent_audit((*limit).min(flakeboot_store::MAX_AUDIT))
+                .context("reading the audit log")?;
+            print(&wire::all(entries), *json, tables::audit)
         })),
         _ => None,
     }

@@ -218,6 +218,13 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     let socket = config.state_dir.join(flakeboot_webui::API_SOCKET);
     let api_socket = flakeboot_webui::bind_api_socket(&socket)
         .with_context(|| format!("binding the API socket {}", socket.display()))?;
+    // Sessions live in the store (they survive a restart); the expired ones are dropped now
+    // and then.
+    tokio::spawn(flakeboot_webui::expire_sessions_every(
+        api_state.clone(),
+        std::time::Duration::from_secs(600),
+        shutdown.clone(),
+    ));
     let stop = shutdown.clone();
     services.spawn(async move {
         flakeboot_webui::serve_api_socket(api_socket, api_state, stop).await;

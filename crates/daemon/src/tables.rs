@@ -4,7 +4,7 @@
 use std::time::SystemTime;
 
 use flakeboot_appliance::wire::{
-    self, BootState, Build, BuildState, Event, Flake, Generation, Lease, Machine,
+    self, AuditEntry, BootState, Build, BuildState, Event, Flake, Generation, Lease, Machine,
 };
 
 /// Columns padded to their widest cell (the last one is not padded).
@@ -198,6 +198,49 @@ pub fn machines(list: &[Machine]) -> String {
 /// `events`: one line per boot event.
 pub fn events(list: &[Event]) -> String {
     list.iter().map(|e| event_line(e) + "\n").collect()
+}
+
+/// Text from a user, safe for a terminal: control characters escaped.
+fn plain(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            let escaped: Vec<char> = if c.is_control() {
+                c.escape_default().collect()
+            } else {
+                vec![c]
+            };
+            escaped
+        })
+        .collect()
+}
+
+/// `audit`: the newest first, one line an entry.
+pub fn audit(list: &[AuditEntry]) -> String {
+    if list.is_empty() {
+        return "nothing recorded yet\n".to_owned();
+    }
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|e| {
+            vec![
+                time(e.at),
+                e.actor.as_deref().map_or_else(|| "-".to_owned(), plain),
+                e.action.clone(),
+                if e.target.is_empty() {
+                    "-".to_owned()
+                } else {
+                    plain(&e.target)
+                },
+                e.client
+                    .map_or_else(|| "api socket".to_owned(), |c| c.to_string()),
+                e.status.to_string(),
+            ]
+        })
+        .collect();
+    table(
+        &["WHEN", "WHO", "ACTION", "TARGET", "FROM", "STATUS"],
+        &rows,
+    )
 }
 
 /// `leases`: one line per lease.

@@ -87,7 +87,7 @@ impl<'a> Curl<'a> {
     }
 
     /// A form `fields` posted to `url`: "STATUS REDIRECT-URL".
-    fn post_form(&self, url: &str, fields: &[String]) -> String {
+    pub fn post_form(&self, url: &str, fields: &[String]) -> String {
         let mut argv = vec!["-o", "/dev/null", "-w", "%{http_code} %{redirect_url}"];
         for field in fields {
             argv.extend(["--data-urlencode", field.as_str()]);
@@ -279,7 +279,7 @@ fn tail(log: &str, n: usize) -> String {
 }
 
 /// `value="..."` of the input named `name` in a page.
-fn input_value(page: &str, name: &str) -> String {
+pub fn input_value(page: &str, name: &str) -> String {
     between(page, &format!("name=\"{name}\" value=\""), "\"")
 }
 

@@ -1,4 +1,5 @@
-//! flakeboot's state on disk: machines seen, DHCP leases and boot events, in one redb file
+//! flakeboot's state on disk: machines seen, DHCP leases and boot events, web UI sessions and
+//! the audit log of admin actions, in one redb file
 //! (`<state dir>/flakeboot.redb`).
 //!
 //! One daemon owns the file: a second [`Store::open`] of the same directory fails with
@@ -15,6 +16,7 @@
 //! [`Store`] is cheap to clone and blocking: call it from `spawn_blocking` or a writer thread in
 //! async code.
 
+mod audit;
 mod builds;
 mod error;
 mod events;
@@ -24,16 +26,19 @@ mod leases;
 mod machines;
 pub mod migrations;
 pub mod schema;
+mod sessions;
 mod settings;
 mod users;
 mod vpn;
 
+pub use audit::*;
 pub use builds::*;
 pub use error::StoreError;
 pub use follow::*;
 pub use generations::*;
 pub use leases::{LeaseRecord, LeaseState};
 pub use machines::MachineRecord;
+pub use sessions::*;
 pub use settings::*;
 pub use users::*;
 pub use vpn::*;

@@ -14,7 +14,8 @@ use std::time::SystemTime;
 
 use flakeboot_catalogue::{BootEvent, BootStage, ClientFirmware, MacAddr, Outcome};
 use flakeboot_store::{
-    BuildRecord, FlakeHostRecord, FlakeRecord, GenerationRecord, LeaseRecord, MachineRecord,
+    AuditRecord, BuildRecord, FlakeHostRecord, FlakeRecord, GenerationRecord, LeaseRecord,
+    MachineRecord,
 };
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +35,38 @@ impl From<&flakeboot_nix::DeployKey> for DeployKey {
         DeployKey {
             public_key: k.public_key.clone(),
             fingerprint: k.fingerprint.clone(),
+        }
+    }
+}
+
+/// One entry of the audit log (`GET /api/v1/audit`): who did what, to what, from where and
+/// when. It never holds a password, token or key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
+    /// A user name, `token <name>` (an API token), `local` (the API socket); `null` when
+    /// nobody was signed in (a failed sign-in).
+    pub actor: Option<String>,
+    /// `login`, `login.failed`, `flake.add`, `machine.forget`, ... (docs/api.md lists them).
+    pub action: String,
+    /// What it was done to (a flake's name, a MAC, a token's name), or empty.
+    pub target: String,
+    /// The client's address; `null` over the owner-only API socket.
+    pub client: Option<IpAddr>,
+    /// The HTTP status it was answered with (2xx and 3xx: done).
+    pub status: u16,
+}
+
+impl From<AuditRecord> for AuditEntry {
+    fn from(r: AuditRecord) -> AuditEntry {
+        AuditEntry {
+            at: r.at,
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            client: r.client,
+            status: r.status,
         }
     }
 }

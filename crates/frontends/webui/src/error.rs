@@ -83,6 +83,15 @@ pub enum WebError {
     },
 }
 
+impl From<crate::auth::sessions::SessionError> for WebError {
+    fn from(e: crate::auth::sessions::SessionError) -> Self {
+        match e {
+            crate::auth::sessions::SessionError::Random(e) => WebError::Random(e),
+            crate::auth::sessions::SessionError::Store(e) => WebError::Store(e),
+        }
+    }
+}
+
 impl WebError {
     /// The status code and the message a user may see (never an internal cause).
     fn public(&self) -> (StatusCode, String) {

@@ -13,6 +13,7 @@
 //! Pages are server-rendered (maud) and work without JavaScript; every asset is embedded.
 
 pub mod api;
+pub mod audit;
 pub mod auth;
 pub mod clock;
 pub mod error;
@@ -29,8 +30,8 @@ pub use auth::setup_code::SetupCode;
 pub use error::{ApiError, WebError};
 pub use routes::{Access, RouteInfo, app, routes};
 pub use serve::{
-    API_SOCKET, ServeError, TlsServer, bind_api_socket, bind_tls_on, redirect_router,
-    serve_api_socket, serve_tls, serve_tls_on,
+    API_SOCKET, ServeError, TlsServer, bind_api_socket, bind_tls_on, expire_sessions_every,
+    redirect_router, serve_api_socket, serve_tls, serve_tls_on,
 };
 pub use state::{ConfigFlake, WebConfig, WebState};
 pub use tls::{CertInfo, CertStore, TlsError, TlsSetup};

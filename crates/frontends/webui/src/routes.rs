@@ -10,10 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 
 use crate::api;
+use crate::audit;
 use crate::auth::guard::require_auth;
 use crate::error::WebError;
 use crate::pages::{
-    account, build, dashboard, flake_follow, flake_remove, flakes, hosts, layout, login,
+    account, audit_log, build, dashboard, flake_follow, flake_remove, flakes, hosts, layout, login,
     machine_actions, machines, settings, setup, vpn, vpn_peers,
 };
 use crate::state::WebState;
@@ -146,6 +147,7 @@ fn table() -> Vec<Entry> {
             P,
             post(account::certificate),
         ),
+        r("GET", "/audit", P, get(audit_log::show)),
         r("GET", "/vpn", P, get(vpn::show)),
         r("POST", "/vpn/server", P, post(vpn::server)),
         r("POST", "/vpn/hub", P, post(vpn::hub)),
@@ -266,6 +268,7 @@ fn table() -> Vec<Entry> {
             get(api::machine_events),
         ),
         r("GET", "/api/v1/events", P, get(api::events)),
+        r("GET", "/api/v1/audit", P, get(api::audit)),
         r("GET", "/api/v1/settings", P, get(api::get_settings)),
         r("PUT", "/api/v1/settings", P, put(api::put_settings)),
         r("GET", "/api/v1/vpn", P, get(api::vpn::status)),
@@ -314,8 +317,10 @@ pub fn app(state: WebState) -> Router {
             Access::Protected => protected = protected.route(info.path, handler),
         }
     }
-    let protected =
-        protected.route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
+    // The guard runs first; the audit log records what gets past it.
+    let protected = protected
+        .route_layer(middleware::from_fn_with_state(state.clone(), audit::record))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_auth));
     Router::new()
         .merge(public)
         .merge(protected)

@@ -309,6 +309,25 @@ pub fn bind_api_socket(path: &std::path::Path) -> std::io::Result<UnixListener> 
     Ok(listener)
 }
 
+/// Drops expired sessions every `period` until `shutdown` (they are dropped at start and at
+/// each sign-in too; this keeps the store from holding the sessions of browsers that never
+/// come back).
+pub async fn expire_sessions_every(state: WebState, period: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        match state.expire_sessions().await {
+            Ok(0) => {}
+            Ok(dropped) => tracing::debug!(dropped, "expired sessions dropped"),
+            Err(e) => tracing::warn!("cannot drop expired sessions: {e}"),
+        }
+    }
+}
+
 /// Serves `/api/v1` on the owner-only socket until `shutdown`: the CLI on the appliance uses
 /// the same API as a laptop with `--server`, without a token (whoever can open the socket owns
 /// the state directory). Requests are marked [`LocalOwner`]; every other path is 404.

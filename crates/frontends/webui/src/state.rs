@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 use crate::auth::hash_gate::{HashGate, HashGateError, HashLimits};
 use crate::auth::ratelimit::{Attempt, Limits, LoginLimiter, UserKey};
-use crate::auth::sessions::{SessionLimits, Sessions};
+use crate::auth::sessions::{Session, SessionError, SessionLimits, Sessions};
 use crate::auth::setup_code::SetupCode;
 use crate::clock::Clock;
 use crate::error::WebError;
@@ -115,7 +115,7 @@ struct Inner {
     flakes: Arc<dyn FlakeService>,
     config: WebConfig,
     clock: Clock,
-    sessions: Mutex<Sessions>,
+    sessions: Sessions,
     limiter: Mutex<LoginLimiter>,
     hash_gate: HashGate,
     setup_code: Mutex<Option<SetupCode>>,
@@ -161,8 +161,11 @@ impl WebState {
         } else {
             Some(SetupCode::generate()?)
         };
+        let clock = Clock::default();
+        // Sessions live in the store: those from before a restart go on, expired ones end.
+        let sessions = Sessions::new(store.clone(), config.session_limits, clock.wall())?;
         let inner = Inner {
-            sessions: Mutex::new(Sessions::new(config.session_limits)),
+            sessions,
             limiter: Mutex::new(LoginLimiter::new(Limits {
                 per_addr: config.login_failures,
                 per_user: config.login_user_failures,
@@ -173,7 +176,7 @@ impl WebState {
             store,
             flakes,
             config,
-            clock: Clock::default(),
+            clock,
             setup_code: Mutex::new(setup_code),
             setup_done: AtomicBool::new(setup_done),
             settings: watch::Sender::new(settings),
@@ -296,8 +299,68 @@ impl WebState {
         self.inner.certs.as_ref()
     }
 
-    pub(crate) fn sessions(&self) -> MutexGuard<'_, Sessions> {
-        lock(&self.inner.sessions)
+    /// Runs a session call (the store) off the async threads.
+    async fn on_sessions<T, F>(&self, f: F) -> Result<T, WebError>
+    where
+        F: FnOnce(&Sessions, std::time::SystemTime) -> Result<T, SessionError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let sessions = self.inner.sessions.clone();
+        let now = self.inner.clock.wall();
+        tokio::task::spawn_blocking(move || f(&sessions, now))
+            .await
+            .map_err(|e| WebError::Task(e.to_string()))?
+            .map_err(WebError::from)
+    }
+
+    /// Signs `user` in: the new session's cookie value.
+    pub(crate) async fn create_session(&self, user: &str) -> Result<String, WebError> {
+        let user = user.to_owned();
+        self.on_sessions(move |s, now| s.create(&user, now)).await
+    }
+
+    /// The live session of a cookie value, refreshed; `None` when unknown or expired.
+    pub(crate) async fn session(&self, cookie: &str) -> Result<Option<Session>, WebError> {
+        let cookie = cookie.to_owned();
+        self.on_sessions(move |s, now| Ok(s.touch(&cookie, now)?))
+            .await
+    }
+
+    /// Signs a cookie value out.
+    pub(crate) async fn end_session(&self, cookie: &str) -> Result<(), WebError> {
+        let cookie = cookie.to_owned();
+        self.on_sessions(move |s, _| Ok(s.remove(&cookie)?)).await
+    }
+
+    /// Ends every session of `user` but the one of the cookie value `keep`.
+    pub(crate) async fn end_user_sessions(
+        &self,
+        user: &str,
+        keep: Option<&str>,
+    ) -> Result<usize, WebError> {
+        let (user, keep) = (user.to_owned(), keep.map(str::to_owned));
+        self.on_sessions(move |s, _| Ok(s.remove_user(&user, keep.as_deref())?))
+            .await
+    }
+
+    /// Drops the sessions that have expired; how many. The daemon calls it now and then
+    /// ([`crate::serve::expire_sessions_every`]); sign-ins and the start do too.
+    pub async fn expire_sessions(&self) -> Result<usize, WebError> {
+        self.on_sessions(|s, now| Ok(s.expire(now)?)).await
+    }
+
+    /// Appends an entry to the audit log (off the async threads). A failure is logged, not
+    /// returned: the action it records has happened.
+    pub(crate) async fn audit(&self, entry: flakeboot_store::AuditRecord) {
+        let action = entry.action.clone();
+        if let Err(e) = self.db(move |s| s.append_audit(&entry)).await {
+            tracing::warn!(action, "cannot write the audit log: {e}");
+        }
+    }
+
+    /// How many sessions are kept (tests).
+    pub async fn session_count(&self) -> Result<usize, WebError> {
+        self.on_sessions(|s, _| Ok(s.len()?)).await
     }
 
     pub(crate) fn limiter(&self) -> MutexGuard<'_, LoginLimiter> {

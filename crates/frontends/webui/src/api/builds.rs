@@ -73,7 +73,11 @@ pub async fn create(
             move |f| f.build(&a0, &a1)
         })
         .await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "id": id }))).into_response())
+    let target = format!("{}#{}", body.flake, body.host);
+    Ok(crate::audit::noted(
+        (StatusCode::ACCEPTED, Json(json!({ "id": id }))),
+        target,
+    ))
 }
 
 /// GET /api/v1/builds/{id}

@@ -153,7 +153,11 @@ pub async fn add_flake(
         let name = flake.name.clone();
         state.flake(move |f| f.set_follow(&name, wanted)).await?;
     }
-    Ok((StatusCode::CREATED, Json(wire::Flake::from(flake))).into_response())
+    let name = flake.name.clone();
+    Ok(crate::audit::noted(
+        (StatusCode::CREATED, Json(wire::Flake::from(flake))),
+        name,
+    ))
 }
 
 /// POST /api/v1/flakes/{name}/update
@@ -229,7 +233,7 @@ pub struct Rollback {
 pub async fn rollback(
     State(state): State<WebState>,
     Json(body): Json<Rollback>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Response> {
     let number = body.number.ok_or_else(|| {
         WebError::Flake(FlakeServiceError::Invalid {
             field: "number",
@@ -242,21 +246,29 @@ pub async fn rollback(
             move |f| f.rollback(&a0, number)
         })
         .await?;
-    Ok(Json(json!({ "host": body.host, "pinned": number })))
+    let target = format!("{} generation {number}", body.host);
+    Ok(crate::audit::noted(
+        Json(json!({ "host": body.host, "pinned": number })),
+        target,
+    ))
 }
 
 /// POST /api/v1/generations/unpin
 pub async fn unpin(
     State(state): State<WebState>,
     Json(body): Json<Rollback>,
-) -> ApiResult<Json<serde_json::Value>> {
+) -> ApiResult<Response> {
     state
         .flake({
             let a0 = body.host.clone();
             move |f| f.unpin(&a0)
         })
         .await?;
-    Ok(Json(json!({ "host": body.host, "pinned": null })))
+    let target = body.host.clone();
+    Ok(crate::audit::noted(
+        Json(json!({ "host": body.host, "pinned": null })),
+        target,
+    ))
 }
 
 /// A machine with its boot options.
@@ -405,7 +417,7 @@ pub struct Limit {
 }
 
 impl Limit {
-    fn get(&self) -> usize {
+    pub(crate) fn get(&self) -> usize {
         self.limit.unwrap_or(100).min(10_000)
     }
 }
@@ -432,6 +444,15 @@ pub async fn events(
     Ok(Json(wire::all(
         state.db(move |s| s.recent_events(n)).await?,
     )))
+}
+
+/// GET /api/v1/audit[?limit=]: the audit log, newest first (default 100, at most 10000).
+pub async fn audit(
+    State(state): State<WebState>,
+    Query(limit): Query<Limit>,
+) -> ApiResult<Json<Vec<wire::AuditEntry>>> {
+    let n = limit.get();
+    Ok(Json(wire::all(state.db(move |s| s.recent_audit(n)).await?)))
 }
 
 /// GET /api/v1/settings

@@ -134,12 +134,15 @@ pub async fn add_peer(
 ) -> VpnResult<Response> {
     let new = service(&state)?.add_peer(body.name.trim()).await?;
     tracing::info!(id = new.peer.id, name = %escape_for_log(&new.peer.name), "remote access: device added");
-    Ok((
-        StatusCode::CREATED,
-        [(header::CACHE_CONTROL, "no-store")],
-        Json(new),
-    )
-        .into_response())
+    let name = new.peer.name.clone();
+    Ok(crate::audit::noted(
+        (
+            StatusCode::CREATED,
+            [(header::CACHE_CONTROL, "no-store")],
+            Json(new),
+        ),
+        name,
+    ))
 }
 
 /// PATCH /api/v1/vpn/peers/{id} `{"name"}` → the peer.

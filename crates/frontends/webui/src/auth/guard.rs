@@ -45,6 +45,8 @@ pub enum Principal {
     Token {
         /// Its id.
         id: u64,
+        /// Its name (for the audit log).
+        name: String,
         /// What it may do.
         scope: TokenScope,
     },
@@ -120,14 +122,14 @@ async fn authenticate(
         }
         return Ok(Some(Principal::Token {
             id: found.id,
+            name: found.name.clone(),
             scope: found.scope,
         }));
     }
     let Some(id) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
-    let now = state.clock().now();
-    Ok(state.sessions().touch(id, now).map(|s| Principal::Session {
+    Ok(state.session(id).await?.map(|s| Principal::Session {
         user: s.user,
         csrf: s.csrf,
         cookie: id.to_owned(),
@@ -187,6 +189,7 @@ pub async fn require_auth(State(state): State<WebState>, req: Request, next: Nex
     if let Principal::Token {
         id,
         scope: TokenScope::ReadOnly,
+        ..
     } = &principal
         && !matches!(*req.method(), Method::GET | Method::HEAD)
     {

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Form};
 use flakeboot_store::{ApiTokenRecord, TokenScope};
 use maud::html;
@@ -70,7 +70,7 @@ pub async fn change_password(
         .await?
         .map_err(|e| WebError::Task(e.to_string()))?;
     state.db(move |s| s.put_user(&record)).await?;
-    state.sessions().remove_user(user, Some(cookie));
+    state.end_user_sessions(user, Some(cookie)).await?;
     tracing::info!(user = %escape_for_log(user), "password changed; other sessions ended");
     Ok(saved("password"))
 }
@@ -155,7 +155,7 @@ pub async fn create_token(
             div.token #new-token { (token) }
         }
     };
-    Ok(render(
+    let page = render(
         &state,
         &principal,
         View {
@@ -163,8 +163,8 @@ pub async fn create_token(
             ..View::default()
         },
     )
-    .await?
-    .into_response())
+    .await?;
+    Ok(crate::audit::noted(page, name))
 }
 
 /// POST /settings/tokens/{id}/delete

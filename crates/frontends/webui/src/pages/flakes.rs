@@ -288,7 +288,8 @@ pub async fn add(
     match result {
         Ok(flake) => {
             tracing::info!(name = %escape_for_log(&flake.name), url = %escape_for_log(&flake.url), "flake added");
-            Ok(Redirect::to(&format!("/flakes/{}", flake.name)).into_response())
+            let to = Redirect::to(&format!("/flakes/{}", flake.name));
+            Ok(crate::audit::noted(to, flake.name))
         }
         Err(e @ FlakeServiceError::Invalid { .. }) => {
             let page = render_list(&state, &principal, &form, Some(&e)).await?;
@@ -453,7 +454,11 @@ pub async fn rollback(
         .await?;
     tracing::info!(host = %escape_for_log(&form.host), number, "rolled back");
     let flake = form.host.split('#').next().unwrap_or_default();
-    Ok(Redirect::to(&format!("/flakes/{flake}")).into_response())
+    let to = Redirect::to(&format!("/flakes/{flake}"));
+    Ok(crate::audit::noted(
+        to,
+        format!("{} generation {number}", form.host),
+    ))
 }
 
 /// POST /generations/unpin
@@ -468,5 +473,6 @@ pub async fn unpin(
         })
         .await?;
     let flake = form.host.split('#').next().unwrap_or_default();
-    Ok(Redirect::to(&format!("/flakes/{flake}")).into_response())
+    let to = Redirect::to(&format!("/flakes/{flake}"));
+    Ok(crate::audit::noted(to, form.host.clone()))
 }

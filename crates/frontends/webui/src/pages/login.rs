@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::{Extension, Form};
+use flakeboot_store::AuditRecord;
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -115,18 +116,60 @@ pub async fn submit(
     let ok = verified && known;
     if !ok {
         tracing::info!(?peer, user = %logged_name, "failed sign-in");
+        // The name only when it is an account: a name that is none may be a password typed
+        // into the wrong field.
+        let target = if known { name.clone() } else { String::new() };
+        state
+            .audit(audit_entry(
+                &state,
+                None,
+                "login.failed",
+                target,
+                peer,
+                StatusCode::UNAUTHORIZED,
+            ))
+            .await;
         let (token, cookie) = new_form_token()?;
         let page = render(&token, &name, Some("Wrong user or password."));
         return Ok(with_cookie((StatusCode::UNAUTHORIZED, page), cookie));
     }
     state.attempt_succeeded(attempt);
-    let id = state.sessions().create(&name, state.clock().now())?;
+    let id = state.create_session(&name).await?;
     tracing::info!(?peer, user = %logged_name, "signed in");
+    state
+        .audit(audit_entry(
+            &state,
+            Some(&name),
+            "login",
+            String::new(),
+            peer,
+            StatusCode::SEE_OTHER,
+        ))
+        .await;
     let mut response = Redirect::to("/").into_response();
     response
         .headers_mut()
         .append(header::SET_COOKIE, header_value(&session_cookie(&id))?);
     Ok(response)
+}
+
+/// An audit entry of a sign-in (a public route: the audit middleware does not see it).
+fn audit_entry(
+    state: &WebState,
+    actor: Option<&str>,
+    action: &str,
+    target: String,
+    client: Option<std::net::IpAddr>,
+    status: StatusCode,
+) -> AuditRecord {
+    AuditRecord {
+        at: state.clock().wall(),
+        actor: actor.map(str::to_owned),
+        action: action.to_owned(),
+        target,
+        client,
+        status: status.as_u16(),
+    }
 }
 
 /// A sign-in refused before its password was checked: the form again with the user name as
@@ -160,7 +203,7 @@ pub async fn logout(
     Extension(principal): Extension<Principal>,
 ) -> Result<Response, WebError> {
     if let Principal::Session { cookie, .. } = &principal {
-        state.sessions().remove(cookie);
+        state.end_session(cookie).await?;
     }
     let mut response = Redirect::to("/login").into_response();
     response

@@ -2,6 +2,7 @@
 //! small embedded script for its live log.
 
 pub mod account;
+pub mod audit_log;
 pub mod build;
 pub mod dashboard;
 pub mod flake_follow;

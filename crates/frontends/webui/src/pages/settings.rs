@@ -72,6 +72,7 @@ pub(crate) async fn render(
             a href="#password" { "Password" }
             a href="#tokens" { "API tokens" }
             a href="#certificate" { "Certificate" }
+            a href="/audit" { "Audit log" }
         }
         @if let Some(n) = &view.notice { (n) }
         (problems(&view.errors))

@@ -7,7 +7,7 @@ use axum::Form;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
-use flakeboot_store::{DhcpModeSetting, UserRecord};
+use flakeboot_store::{AuditRecord, DhcpModeSetting, UserRecord};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -226,6 +226,16 @@ pub async fn submit(
     } else {
         tracing::info!(?peer, "setup attempt with a wrong setup code");
         errors.code = Some("That is not the setup code shown on the console.".into());
+        state
+            .audit(AuditRecord {
+                at: state.clock().wall(),
+                actor: None,
+                action: "setup.failed".into(),
+                target: String::new(),
+                client: peer,
+                status: StatusCode::UNPROCESSABLE_ENTITY.as_u16(),
+            })
+            .await;
     }
     if let Err(e) = password::check_new(&form.password, &form.confirm) {
         errors.password = Some(e.to_string());
@@ -294,7 +304,17 @@ pub async fn submit(
     state.finish_setup();
     tracing::info!(?peer, lan = %escape_for_log(&form.lan_interface), mode = mode.as_str(), "first-run setup done");
 
-    let id = state.sessions().create(ADMIN, state.clock().now())?;
+    let id = state.create_session(ADMIN).await?;
+    state
+        .audit(AuditRecord {
+            at: state.clock().wall(),
+            actor: Some(ADMIN.into()),
+            action: "setup".into(),
+            target: form.lan_interface.clone(),
+            client: peer,
+            status: StatusCode::SEE_OTHER.as_u16(),
+        })
+        .await;
     let mut response = Redirect::to("/").into_response();
     let value =
         HeaderValue::from_str(&session_cookie(&id)).map_err(|e| WebError::Task(e.to_string()))?;

@@ -3,7 +3,7 @@
 
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum::{Extension, Form};
 use maud::{Markup, html};
 
@@ -36,12 +36,15 @@ pub async fn add(
                 },
                 config_body(&new),
             );
-            (
-                StatusCode::OK,
-                [(header::CACHE_CONTROL, "no-store")],
-                markup,
+            let name = new.peer.name.clone();
+            crate::audit::noted(
+                (
+                    StatusCode::OK,
+                    [(header::CACHE_CONTROL, "no-store")],
+                    markup,
+                ),
+                name,
             )
-                .into_response()
         }
         Err(e) => {
             let view = View {
