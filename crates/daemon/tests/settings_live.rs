@@ -89,7 +89,7 @@ fn a_new_range_applies_without_a_restart_and_survives_one() {
     let started = Instant::now();
     let saved = admin.change_settings(|s| s["dhcp_ranges"] = json!([RANGE_B]));
     assert_eq!(saved["dhcp_ranges"], json!([RANGE_B]));
-    wait_count(&daemon, "DHCP serving", 2);
+    wait_count(&daemon, "DHCP listening", 2);
     eprintln!("DHCP restarted {:?} after the PUT", started.elapsed());
 
     // A new machine gets an address in the new range from the same daemon.
@@ -128,7 +128,7 @@ fn router_to_proxy_and_the_menu_apply_live() {
 
     // Router -> proxy through the API.
     admin.change_settings(|s| s["dhcp_mode"] = json!("proxy"));
-    wait_count(&daemon, "DHCP serving", 2);
+    wait_count(&daemon, "DHCP listening", 2);
     // A plain client gets nothing (the LAN's own DHCP server would answer it)...
     set_mac(lan.client(), "52:54:00:00:0c:02");
     assert_eq!(
@@ -224,7 +224,7 @@ fn a_new_lan_port_moves_the_boot_services() {
 
     let started = Instant::now();
     admin.change_settings(|s| s["lan_interface"] = json!("lan1"));
-    wait_count(&daemon, "DHCP serving", 2);
+    wait_count(&daemon, "DHCP listening", 2);
     eprintln!("boot services moved {:?} after the PUT", started.elapsed());
 
     // HTTP boot now serves on lan1's address, with URLs of that address, and no longer on lan0.
@@ -413,7 +413,7 @@ fn settings_that_would_break_a_boot_are_refused_with_field_errors() {
 
     // Nothing changed: the settings, the running DHCP server (never restarted), the script.
     assert_eq!(admin.api("GET", "/api/v1/settings", None).1, before);
-    assert_eq!(daemon.output().matches("DHCP serving").count(), 1);
+    assert_eq!(daemon.output().matches("DHCP listening").count(), 1);
     assert_eq!(script(), script_before);
     assert_same_daemon(&mut daemon, pid);
     daemon.stop();

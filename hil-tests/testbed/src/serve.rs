@@ -1,5 +1,6 @@
 //! The appliance launcher: the real `flakeboot serve` on a config file and a state directory,
-//! started in a namespace, ready when it logs "serving".
+//! started in a namespace, ready when it logs "serving" (its last start-up line: the DHCP and
+//! TFTP servers log "listening", so no earlier line matches).
 //!
 //! ```no_run
 //! # use flakeboot_testbed::*;

@@ -167,7 +167,7 @@ impl TftpServer {
         info!(
             addr = %self.local_addr, interface = ?self.cfg.interface,
             max_transfers = self.cfg.max_transfers, max_per_client = self.cfg.max_per_client,
-            "tftp serving"
+            "tftp listening"
         );
         let result = loop {
             tokio::select! {

@@ -283,7 +283,7 @@ impl DhcpServer {
             port = cfg.port,
             pxe_port = cfg.pxe_port,
             mode = match cfg.mode { ServerMode::Proxy => "proxy", ServerMode::Router(_) => "router" },
-            "DHCP serving"
+            "DHCP listening"
         );
         let boot_server = proxy_loop::run(
             pxe_socket,
