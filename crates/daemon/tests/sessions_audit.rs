@@ -15,8 +15,8 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::https_admin::{Admin, Curl, PASSWORD, input_value};
 use common::*;
+use flakeboot_hil_tests::https_admin::{Admin, Curl, PASSWORD, input_value};
 use serde_json::Value;
 
 const BASE: &str = "https://10.77.0.1";
@@ -98,7 +98,8 @@ fn sessions_survive_a_restart_and_admin_actions_are_audited() {
     let admin = Admin::set_up(
         Curl::new(lan.client(), Some(&cert), lan.path("admin.jar")),
         BASE,
-        &daemon,
+        &|| daemon.output(),
+        "lan0",
         "off",
     );
     // Two more browsers: one will sign out, one will sit idle while the daemon is down.
