@@ -82,8 +82,9 @@ mode = "proxy"
 dir = "/usr/lib/ipxe"
 
 [nix]
-# The store is on the data partition (the rest of the disk, grown at first boot): collect
-# garbage after builds and daily, and refuse a build that would start with less than this free.
+# The store is on the data partition (the board's data_mib: not yet grown to the disk, see
+# image/README.md): collect garbage after builds and daily, and refuse a build that would start
+# with less than this free.
 gc = true
 min_free = "128M"
 TOML
@@ -107,7 +108,7 @@ mkdir -p "$rootdir/nix" "$rootdir/efi"
 ln -sfn ../run/systemd/resolve/stub-resolv.conf "$rootdir/etc/resolv.conf"
 systemctl --root="$rootdir" enable systemd-networkd.service systemd-resolved.service flakeboot.service flakeboot-lan.service \
   flakeboot-health.service flakeboot-console.service flakeboot-data.service \
-  flakeboot-grow-data.service flakeboot-update-disk.service flakeboot-slots.service >/dev/null 2>&1
+  flakeboot-update-disk.service flakeboot-slots.service >/dev/null 2>&1
 systemctl --root="$rootdir" mask systemd-networkd-wait-online.service apt-daily.timer apt-daily-upgrade.timer >/dev/null 2>&1 || true
 
 echo "==> data partition (/var, with /nix on it)"
