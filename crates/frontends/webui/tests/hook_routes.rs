@@ -25,8 +25,8 @@ async fn hook(h: &Harness, name: &str, headers: &[(&str, &str)], body: Vec<u8>) 
     h.send(req.body(Body::from(body)).unwrap()).await.status()
 }
 
-#[tokio::test]
-async fn only_a_signed_push_triggers_an_update_of_its_flake() {
+/// A set-up UI with a signed-in browser, an API token and the flake `fleet` added.
+async fn with_fleet() -> (Harness, Browser, String) {
     let h = Harness::new();
     let browser = h.setup().await;
     let token = h.token(&browser).await;
@@ -39,6 +39,12 @@ async fn only_a_signed_push_triggers_an_update_of_its_flake() {
         )
         .await;
     assert_eq!(added.status(), StatusCode::CREATED);
+    (h, browser, token)
+}
+
+#[tokio::test]
+async fn only_a_signed_push_triggers_an_update_of_its_flake() {
+    let (h, _browser, token) = with_fleet().await;
     let body = br#"{"ref":"refs/heads/main"}"#.to_vec();
 
     // No secret made yet: nothing can pass.
@@ -209,18 +215,7 @@ async fn follow_settings_are_checked_with_the_config_rules() {
 
 #[tokio::test]
 async fn the_flake_page_sets_follow_and_rotates_the_secret() {
-    let h = Harness::new();
-    let browser = h.setup().await;
-    let token = h.token(&browser).await;
-    let added = h
-        .api(
-            "POST",
-            "/api/v1/flakes",
-            &token,
-            Some(json!({ "url": "github:acme/fleet", "name": "fleet" })),
-        )
-        .await;
-    assert_eq!(added.status(), StatusCode::CREATED);
+    let (h, browser, token) = with_fleet().await;
     let page = body(h.get("/flakes/fleet", Some(&browser)).await).await;
     assert!(page.contains("Automatic updates"), "{page}");
     assert!(page.contains("No update yet."), "{page}");
