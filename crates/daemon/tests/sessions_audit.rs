@@ -68,18 +68,6 @@ fn fail_sign_in(curl: &Curl) {
     assert!(done.starts_with("401"), "{done}");
 }
 
-fn stdout_of(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed ({}):\n{}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 fn entries<'a>(log: &'a [Value], action: &str) -> Vec<&'a Value> {
     log.iter().filter(|e| e["action"] == action).collect()
 }
