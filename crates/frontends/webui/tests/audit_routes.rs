@@ -14,7 +14,7 @@ mod common;
 use std::time::Duration;
 
 use axum::http::StatusCode;
-use common::{Harness, PASSWORD, body, json};
+use common::{Browser, Harness, PASSWORD, body, json};
 use flakeboot_store::Store;
 use serde_json::{Value, json};
 
@@ -31,6 +31,26 @@ fn find<'a>(log: &'a [Value], action: &str) -> &'a Value {
     log.iter()
         .find(|e| e["action"] == action)
         .unwrap_or_else(|| panic!("no {action} in {log:#?}"))
+}
+
+/// The password the tests change to.
+const NEW_PASSWORD: &str = "another long passphrase";
+
+/// The settings page's password change, from [`PASSWORD`] to [`NEW_PASSWORD`], which must
+/// succeed.
+async fn change_password(h: &Harness, browser: &Browser) {
+    let resp = h
+        .post(
+            "/settings/password",
+            browser,
+            &[
+                ("current", PASSWORD),
+                ("password", NEW_PASSWORD),
+                ("confirm", NEW_PASSWORD),
+            ],
+        )
+        .await;
+    assert!(resp.status().is_success() || resp.status().is_redirection());
 }
 
 #[tokio::test]
@@ -61,19 +81,7 @@ async fn admin_actions_are_logged_with_who_what_where_and_no_secrets() {
         .await;
     assert!(resp.status().is_client_error(), "{}", resp.status());
     *h.peer.lock().unwrap() = "192.168.1.50:40000".parse().unwrap();
-    let new_password = "another long passphrase";
-    let resp = h
-        .post(
-            "/settings/password",
-            &browser,
-            &[
-                ("current", PASSWORD),
-                ("password", new_password),
-                ("confirm", new_password),
-            ],
-        )
-        .await;
-    assert!(resp.status().is_success() || resp.status().is_redirection());
+    change_password(&h, &browser).await;
 
     let log = audit(&h, &token, 100).await;
     let actions: Vec<&str> = log.iter().map(|e| e["action"].as_str().unwrap()).collect();
@@ -120,7 +128,7 @@ async fn admin_actions_are_logged_with_who_what_where_and_no_secrets() {
     let text = serde_json::to_string(&log).unwrap();
     for secret in [
         PASSWORD,
-        new_password,
+        NEW_PASSWORD,
         token.as_str(),
         "Tr0ub4dor",
         browser.csrf.as_str(),
@@ -235,19 +243,7 @@ async fn a_password_change_ends_the_other_sessions_in_the_store() {
     let browser = h.setup().await;
     let other = h.browser_from(&h.login(PASSWORD).await).await;
     assert_eq!(store.sessions().unwrap().len(), 2);
-    let new_password = "another long passphrase";
-    let resp = h
-        .post(
-            "/settings/password",
-            &browser,
-            &[
-                ("current", PASSWORD),
-                ("password", new_password),
-                ("confirm", new_password),
-            ],
-        )
-        .await;
-    assert!(resp.status().is_success() || resp.status().is_redirection());
+    change_password(&h, &browser).await;
     assert_eq!(store.sessions().unwrap().len(), 1);
     let h = Harness::with(common::FakeFlakes::manual(), store, common::config());
     assert_eq!(
