@@ -243,7 +243,6 @@ pub fn audit(list: &[AuditEntry]) -> String {
     )
 }
 
-/// `leases`: one line per lease.
 /// `lan dhcp-servers`: one line a server, or a line saying there is none.
 pub fn dhcp_servers(list: &[flakeboot_appliance::dhcp_servers::DhcpServerView]) -> String {
     if list.is_empty() {
@@ -268,6 +267,7 @@ pub fn dhcp_servers(list: &[flakeboot_appliance::dhcp_servers::DhcpServerView]) 
         .collect()
 }
 
+/// `leases`: one line per lease.
 pub fn leases(list: &[Lease]) -> String {
     list.iter()
         .map(|l| format!("{} {} {:?}\n", l.ip, l.mac, l.state))
