@@ -14,7 +14,8 @@
 //! - [`system`]: this machine (interfaces, files) for the config's checks.
 //! - [`flakes`]: the [`FlakeService`] seam and its implementation over `flakeboot_nix`;
 //!   [`follow`]: automatic updates (a flake following its branch: the schedule, the one update
-//!   path the schedule, the webhook and users take, and the update history).
+//!   path the schedule, the webhook and users take, and the update history);
+//!   [`access_tokens`]: tokens for private GitHub/GitLab flakes set from the UI, API or CLI.
 //! - [`vpn`]: remote management over WireGuard: the [`VpnService`] seam and [`vpn::VpnManager`].
 //! - [`http_serve`]: the accept loop of the HTTP boot and management listeners: header-read
 //!   and idle timeouts, a per-address connection cap.
@@ -23,6 +24,7 @@
 //! - [`attempts`]: a machine's boot events folded into boot attempts, and how each ended;
 //!   [`overview`]: every machine with its last boot, searched, filtered and paged.
 
+pub mod access_tokens;
 pub mod attempts;
 pub mod boot_policy;
 pub mod boot_services;

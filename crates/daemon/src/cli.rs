@@ -117,6 +117,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Access tokens for private GitHub/GitLab flakes: list the hosts that have one, set
+    /// (the token read from standard input) or remove one.
+    AccessToken(AccessTokenArgs),
     /// Print the audit log: who changed what on the appliance, from where and when (newest
     /// first; with the daemon stopped, read from its store).
     Audit {
@@ -151,6 +154,7 @@ impl Command {
             Command::Machine(a) => Some(&a.state_dir),
             Command::Lease(a) => Some(&a.state_dir),
             Command::Lan(a) => Some(&a.state_dir),
+            Command::AccessToken(a) => Some(&a.state_dir),
             Command::Machines { state_dir, .. }
             | Command::Leases { state_dir, .. }
             | Command::Health { state_dir }
@@ -380,6 +384,35 @@ pub struct LanArgs {
     pub json: bool,
     #[command(subcommand)]
     pub command: LanCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct AccessTokenArgs {
+    /// The daemon's state directory (its API socket lives there; unused with --server).
+    #[arg(long, global = true, default_value = "/var/lib/flakeboot")]
+    pub state_dir: PathBuf,
+    /// Print the API's JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: AccessTokenCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccessTokenCommand {
+    /// The hosts that have a token and where each was set (never a token).
+    List,
+    /// Set or replace a host's token, read from standard input (never an argument: others
+    /// could read it in the process list): `flakeboot access-token set github.com < token`.
+    Set {
+        /// The forge's host: github.com, gitlab.com, gitlab.example.org.
+        host: String,
+    },
+    /// Remove a host's token (one set from the UI, API or CLI).
+    Remove {
+        /// The forge's host.
+        host: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]

@@ -51,6 +51,7 @@ pub fn run(command: Command, remote: &RemoteArgs, state_dir: &Path) -> anyhow::R
         Command::Leases { json, .. } => leases(&client, json),
         Command::Health { .. } => health(&client),
         Command::DeployKey { json, .. } => deploy_key(&client, json),
+        Command::AccessToken(args) => access_token(&client, args),
         Command::Audit { limit, json, .. } => audit(&client, limit, json),
         other => Err(anyhow::anyhow!("{other:?} does not work over the API")),
     }
@@ -449,6 +450,44 @@ fn deploy_key(client: &ApiClient, json: bool) -> anyhow::Result<ExitCode> {
     }
     let key: flakeboot_appliance::wire::DeployKey = typed(v, "a deploy key")?;
     println!("{}", key.public_key);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flakeboot access-token list|set|remove`.
+fn access_token(client: &ApiClient, args: crate::cli::AccessTokenArgs) -> anyhow::Result<ExitCode> {
+    use crate::cli::AccessTokenCommand;
+    match args.command {
+        AccessTokenCommand::List => {
+            let v = client.get("/access-tokens")?;
+            if args.json {
+                return print_json(&v);
+            }
+            let tokens: Vec<flakeboot_appliance::wire::AccessToken> =
+                typed(v, "an access token list")?;
+            print!("{}", tables::access_tokens(&tokens));
+        }
+        AccessTokenCommand::Set { host } => {
+            let mut token = String::new();
+            std::io::stdin()
+                .read_line(&mut token)
+                .context("reading the token from standard input")?;
+            let token = token.trim();
+            if token.is_empty() {
+                anyhow::bail!(
+                    "no token on standard input: `flakeboot access-token set {host} < token-file`"
+                );
+            }
+            client.post(
+                "/access-tokens",
+                &serde_json::json!({ "host": host, "token": token }),
+            )?;
+            println!("access token for {host} saved: the next nix run uses it");
+        }
+        AccessTokenCommand::Remove { host } => {
+            client.delete(&format!("/access-tokens/{}", encode(&host)))?;
+            println!("access token for {host} removed");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 

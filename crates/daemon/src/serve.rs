@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use flakeboot_appliance::LanActions;
+use flakeboot_appliance::access_tokens::AccessTokens;
 use flakeboot_appliance::boot_policy::{BootPolicy, PolicyState, stored_policies};
 use flakeboot_appliance::boot_services::{BootContext, BootServices, RedirectRoutes, http_base};
 use flakeboot_appliance::follow::Updates;
@@ -148,6 +149,10 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     api_state.set_lan_actions(lan_actions.clone());
     api_state.set_metrics(metrics.clone());
     api_state.set_deploy_key(deploy_key);
+    api_state.set_access_tokens(AccessTokens::new(
+        &config.state_dir,
+        config.nix.access_tokens_file.clone(),
+    ));
     // The boot services (HTTP boot, TFTP, DHCP) on the LAN port: moved or restarted when the
     // settings change (settings_apply.rs).
     let boot = BootServices::start(

@@ -243,6 +243,25 @@ pub fn audit(list: &[AuditEntry]) -> String {
     )
 }
 
+/// `access-token list`: one line a host (`HOST  set here|config file`), or a line saying
+/// there is none.
+pub fn access_tokens(list: &[flakeboot_appliance::wire::AccessToken]) -> String {
+    use flakeboot_appliance::wire::AccessTokenSource;
+    if list.is_empty() {
+        return "no access token: `flakeboot access-token set HOST < token-file` adds one\n"
+            .to_owned();
+    }
+    list.iter()
+        .map(|t| {
+            let source = match t.source {
+                AccessTokenSource::Appliance => "set here",
+                AccessTokenSource::ConfigFile => "config file",
+            };
+            format!("{}  {source}\n", t.host)
+        })
+        .collect()
+}
+
 /// `lan dhcp-servers`: one line a server, or a line saying there is none.
 pub fn dhcp_servers(list: &[flakeboot_appliance::dhcp_servers::DhcpServerView]) -> String {
     if list.is_empty() {

@@ -113,7 +113,8 @@ impl NixSettings {
         self
     }
 
-    /// Write `nix.conf` from these settings (and the access tokens), and the pinned SSH host
+    /// Write `nix.conf` from these settings (and the access tokens of `[nix] access_tokens_file`
+    /// and of `<state>/nix/access-tokens`), and the pinned SSH host
     /// keys, when nix's files are set.
     pub fn write_files(&self) -> Result<(), ConfError> {
         let Some(files) = &self.files else {
@@ -128,10 +129,16 @@ impl NixSettings {
                     source,
                 })?;
         }
-        let tokens = match &self.access_tokens_file {
+        let mut tokens = match &self.access_tokens_file {
             Some(path) => read_access_tokens(path)?,
             None => Vec::new(),
         };
+        // Those set from the UI, API or CLI; the config file's win for a host in both.
+        for (host, token) in files.tokens().read()? {
+            if !tokens.iter().any(|(h, _)| *h == host) {
+                tokens.push((host, token));
+            }
+        }
         files.write(&render(&self.options, &tokens)?)
     }
 
@@ -540,6 +547,39 @@ mod tests {
             "{text}"
         );
         assert!(!format!("{s:?}").contains("ghp_secret"));
+    }
+
+    #[test]
+    fn tokens_set_from_the_ui_join_the_config_files_which_win_for_a_host_in_both() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens");
+        std::fs::write(
+            &tokens,
+            "github.com=ghp_from_file
+",
+        )
+        .unwrap();
+        std::fs::set_permissions(&tokens, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .unwrap();
+        let config = NixConfig {
+            access_tokens_file: Some(tokens),
+            ..NixConfig::default()
+        };
+        let s = NixSettings::from_config(&config).with_files(dir.path());
+        let managed = crate::tokens::TokenFile::under(dir.path());
+        managed.set("github.com", "ghp_from_ui").unwrap();
+        managed.set("gitlab.com", "PAT:glpat_ui").unwrap();
+        s.write_files().unwrap();
+        let text = std::fs::read_to_string(dir.path().join("nix/nix.conf")).unwrap();
+        assert!(
+            text.ends_with("access-tokens = github.com=ghp_from_file gitlab.com=PAT:glpat_ui\n"),
+            "{text}"
+        );
+        // Removed from the UI: gone from the next run's nix.conf.
+        managed.remove("gitlab.com").unwrap();
+        s.write_files().unwrap();
+        let text = std::fs::read_to_string(dir.path().join("nix/nix.conf")).unwrap();
+        assert!(!text.contains("gitlab.com"), "{text}");
     }
 
     #[test]

@@ -4,8 +4,10 @@
 //! - `home/` and `cache/`: nix's `HOME` and `XDG_CACHE_HOME` (the fetcher and eval caches).
 //!
 //! Access tokens for private GitHub/GitLab flakes come from `[nix] access_tokens_file`, a file the
-//! owner alone may read (`github.com=ghp_...`, one host a line, `#` comments). They go into
-//! `nix.conf` (mode 0600) and nowhere else: never an argument, never a log line.
+//! owner alone may read (`github.com=ghp_...`, one host a line, `#` comments), and from
+//! `access-tokens` here, set from the UI, API or CLI ([`crate::tokens`]); for a host in both, the
+//! config file's wins. They go into `nix.conf` (mode 0600) and nowhere else: never an argument,
+//! never a log line.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -82,6 +84,11 @@ impl NixFiles {
     /// `<state>/nix/nix.conf`.
     pub fn conf(&self) -> PathBuf {
         self.dir.join("nix.conf")
+    }
+
+    /// The access tokens set from the UI, API or CLI (`<state>/nix/access-tokens`).
+    pub fn tokens(&self) -> crate::tokens::TokenFile {
+        crate::tokens::TokenFile::at(self.dir.join("access-tokens"))
     }
 
     /// nix's `HOME`.
@@ -200,12 +207,7 @@ fn parse_tokens(text: &str) -> Result<Vec<(String, String)>, usize> {
         }
         let (host, token) = line.split_once('=').ok_or(i + 1)?;
         let (host, token) = (host.trim(), token.trim());
-        let host_ok = !host.is_empty()
-            && host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '/'));
-        let token_ok = !token.is_empty() && !token.chars().any(|c| c.is_whitespace());
-        if !host_ok || !token_ok {
+        if !crate::tokens::host_ok(host) || !crate::tokens::token_ok(token) {
             return Err(i + 1);
         }
         tokens.push((host.to_owned(), token.to_owned()));

@@ -12,7 +12,7 @@
 //! [`lock`] and [`discover`] lock a flake and list its hosts; [`runner`] is the build queue,
 //! which builds what [`outputs`] names and matches nix's results to it by derivation;
 //! [`deploy_key`] is the appliance's SSH key for `git+ssh://` flakes, [`git_ssh`] how nix's git
-//! uses it;
+//! uses it; [`tokens`] the access tokens for private GitHub/GitLab flakes set from the UI;
 //! [`generation`] turns builds into generations with GC roots; [`flakes`] is the operations
 //! API (add, update, build, rollback) and [`current`] the generations the boot services serve now.
 
@@ -34,6 +34,7 @@ pub mod outputs;
 mod procs;
 pub mod progress;
 pub mod runner;
+pub mod tokens;
 
 pub use command::{CommandError, NixSettings};
 pub use conf::{ConfError, NixFiles};
@@ -49,3 +50,4 @@ pub use local::{LocalSourceError, LocalSources};
 pub use lock::LockedFlake;
 pub use progress::{BuildProgress, NixLogEvent, ProgressError, ProgressTracker};
 pub use runner::{BuildRequest, BuildStatus, Runner, RunnerConfig, RunnerError};
+pub use tokens::{TokenError, TokenFile};

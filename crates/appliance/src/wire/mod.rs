@@ -39,6 +39,26 @@ impl From<&flakeboot_nix::DeployKey> for DeployKey {
     }
 }
 
+/// A host with an access token for private flakes (`GET /api/v1/access-tokens`): the token
+/// itself is never shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessToken {
+    /// The forge's host as nix's `access-tokens` names it (`github.com`, `gitlab.example.org`).
+    pub host: String,
+    /// Where it was set.
+    pub source: AccessTokenSource,
+}
+
+/// Where an access token was set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AccessTokenSource {
+    /// From the UI, the API or the CLI (kept in the state directory).
+    Appliance,
+    /// From the config file's `[nix] access_tokens_file` (changed there only).
+    ConfigFile,
+}
+
 /// One entry of the audit log (`GET /api/v1/audit`): who did what, to what, from where and
 /// when. It never holds a password, token or key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ use crate::auth::secret::RandomError;
 use crate::pages::layout;
 use crate::tls::TlsError;
 use flakeboot_appliance::LanActionError;
+use flakeboot_appliance::access_tokens::AccessTokenError;
 use flakeboot_appliance::flakes::FlakeServiceError;
 
 /// Why a request failed.
@@ -33,6 +34,9 @@ pub enum WebError {
     /// Releasing a lease or waking a machine failed.
     #[error("LAN action: {0}")]
     Lan(#[from] LanActionError),
+    /// An access token could not be listed, saved or removed.
+    #[error("access tokens: {0}")]
+    AccessTokens(#[from] AccessTokenError),
     /// A blocking task died.
     #[error("background task failed: {0}")]
     Task(String),
@@ -114,7 +118,14 @@ impl WebError {
             WebError::Flake(e @ FlakeServiceError::NotFound { .. }) => {
                 (StatusCode::NOT_FOUND, e.to_string())
             }
+            WebError::AccessTokens(
+                e @ (AccessTokenError::Invalid(_) | AccessTokenError::InConfigFile { .. }),
+            ) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+            WebError::AccessTokens(e @ AccessTokenError::NotFound(_)) => {
+                (StatusCode::NOT_FOUND, e.to_string())
+            }
             WebError::Flake(FlakeServiceError::Internal { .. })
+            | WebError::AccessTokens(AccessTokenError::File(_))
             | WebError::Store(_)
             | WebError::Lan(_)
             | WebError::Random(_)

@@ -14,8 +14,8 @@ use crate::audit;
 use crate::auth::guard::require_auth;
 use crate::error::WebError;
 use crate::pages::{
-    account, audit_log, build, dashboard, flake_follow, flake_remove, flakes, hosts, layout, login,
-    machine_actions, machines, settings, setup, vpn, vpn_peers,
+    access_tokens, account, audit_log, build, dashboard, flake_follow, flake_remove, flakes, hosts,
+    layout, login, machine_actions, machines, settings, setup, vpn, vpn_peers,
 };
 use crate::state::WebState;
 
@@ -94,6 +94,13 @@ fn table() -> Vec<Entry> {
         r("GET", "/flakes", P, get(flakes::list)),
         r("POST", "/flakes", P, post(flakes::add)),
         r("GET", "/flakes/{name}", P, get(flakes::show)),
+        r("POST", "/access-tokens", P, post(access_tokens::set_token)),
+        r(
+            "POST",
+            "/access-tokens/remove",
+            P,
+            post(access_tokens::remove_token),
+        ),
         r("POST", "/flakes/{name}/update", P, post(flakes::update)),
         r("POST", "/flakes/{name}/build", P, post(flakes::build)),
         r(
@@ -160,6 +167,24 @@ fn table() -> Vec<Entry> {
         r("GET", "/api/v1/leases", P, get(api::leases)),
         r("GET", "/api/v1/lan/dhcp-servers", P, get(api::dhcp_servers)),
         r("GET", "/api/v1/deploy-key", P, get(api::deploy_key)),
+        r(
+            "GET",
+            "/api/v1/access-tokens",
+            P,
+            get(api::access_tokens::list),
+        ),
+        r(
+            "POST",
+            "/api/v1/access-tokens",
+            P,
+            post(api::access_tokens::set),
+        ),
+        r(
+            "DELETE",
+            "/api/v1/access-tokens/{host}",
+            P,
+            delete(api::access_tokens::remove),
+        ),
         r(
             "DELETE",
             "/api/v1/leases/{mac}",

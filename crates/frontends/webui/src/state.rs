@@ -19,6 +19,7 @@ use crate::auth::setup_code::SetupCode;
 use crate::clock::Clock;
 use crate::error::WebError;
 use crate::tls::CertStore;
+use flakeboot_appliance::access_tokens::{AccessTokenError, AccessTokens};
 use flakeboot_appliance::flakes::{FlakeService, FlakeServiceError};
 use flakeboot_appliance::metrics::ServiceMetrics;
 use flakeboot_appliance::status::DaemonStatus;
@@ -128,6 +129,7 @@ struct Inner {
     lan_actions: OnceLock<LanActions>,
     metrics: OnceLock<ServiceMetrics>,
     deploy_key: OnceLock<Result<wire::DeployKey, String>>,
+    access_tokens: OnceLock<Arc<AccessTokens>>,
     hook_limiter: Mutex<crate::api::follow::HookLimiter>,
 }
 
@@ -187,6 +189,7 @@ impl WebState {
             lan_actions: OnceLock::new(),
             metrics: OnceLock::new(),
             deploy_key: OnceLock::new(),
+            access_tokens: OnceLock::new(),
             hook_limiter: Mutex::new(crate::api::follow::HookLimiter::default()),
         };
         Ok(WebState {
@@ -280,6 +283,32 @@ impl WebState {
                 message: "There is no SSH deploy key on this appliance.".into(),
             }),
         }
+    }
+
+    /// Wires the access tokens for private flakes (once; later calls are ignored). Without it
+    /// the API and the flakes page say they are not available.
+    pub fn set_access_tokens(&self, tokens: AccessTokens) {
+        let _ = self.inner.access_tokens.set(Arc::new(tokens));
+    }
+
+    /// Runs an access-token call (small files) off the async threads.
+    pub(crate) async fn access_tokens<T, F>(&self, f: F) -> Result<T, WebError>
+    where
+        F: FnOnce(&AccessTokens) -> Result<T, AccessTokenError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let tokens =
+            self.inner
+                .access_tokens
+                .get()
+                .cloned()
+                .ok_or_else(|| WebError::Unavailable {
+                    message: "Access tokens cannot be set on this appliance.".into(),
+                })?;
+        tokio::task::spawn_blocking(move || f(&tokens))
+            .await
+            .map_err(|e| WebError::Task(e.to_string()))?
+            .map_err(WebError::from)
     }
 
     pub(crate) fn vpn(&self) -> Option<&dyn VpnService> {

@@ -2,6 +2,7 @@
 //! a bearer token (or a browser session plus the `X-CSRF-Token` header for writes). See
 //! docs/api.md.
 
+pub mod access_tokens;
 pub mod builds;
 pub mod follow;
 pub mod housekeeping;

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use crate::auth::escape_for_log;
 use crate::auth::guard::Principal;
 use crate::error::WebError;
+use crate::pages::access_tokens;
 use crate::pages::dashboard::build_badge;
 use crate::pages::layout::{Frame, Nav, ago, csrf_field, field_error, page, timestamp};
 use crate::state::WebState;
@@ -148,12 +149,14 @@ async fn render_list(
     let flakes = state.flake(|f| f.flakes()).await?;
     let builds = state.flake(|f| f.builds()).await?;
     let currents = current_generations(state, &flakes).await?;
+    let tokens = state.access_tokens(|t| t.list()).await;
     let recent: Vec<&BuildRecord> = builds.iter().rev().take(15).collect();
     let csrf = principal.csrf();
     let body = html! {
         h1 { "Flakes" }
         (add_form(csrf, form, error))
         (deploy_key_card(state.deploy_key()))
+        (access_tokens::card(tokens, csrf))
         @for f in &flakes {
             div.card {
                 div.titlebar {

@@ -1,6 +1,7 @@
 //! Server-rendered pages (maud). They work without JavaScript; only the build page adds a
 //! small embedded script for its live log.
 
+pub mod access_tokens;
 pub mod account;
 pub mod audit_log;
 pub mod build;
