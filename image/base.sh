@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds (or reuses) the cached Debian base tree of the appliance root:
 #   image/base.sh            prints the cached tree's directory (building it on a cache miss)
-# The cache key is the sha256 of packages.txt, dracut.conf, modules.sh and this script, so a
+# The cache key is the sha256 of packages.txt, dracut.conf, modules.sh, dracut/ and this script, so a
 # code-only change reuses the tree (about 15 s) and a package change rebuilds it (3-5 min).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -9,7 +9,8 @@ cache="$here/cache"
 suite="${FLAKEBOOT_SUITE:-trixie}"
 mirror="${FLAKEBOOT_MIRROR:-http://deb.debian.org/debian}"
 
-key="$(cat "$here/packages.txt" "$here/dracut.conf" "$here/modules.sh" "$here/base.sh" | sha256sum | cut -c1-16)"
+key="$(cat "$here/packages.txt" "$here/dracut.conf" "$here/modules.sh" "$here/base.sh" \
+  "$here"/dracut/*/* | sha256sum | cut -c1-16)"
 tree="$cache/base-$key"
 if [ -f "$tree/.complete" ]; then
   echo "$tree"

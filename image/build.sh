@@ -82,9 +82,9 @@ mode = "proxy"
 dir = "/usr/lib/ipxe"
 
 [nix]
-# The store is on the data partition (the board's data_mib: not yet grown to the disk, see
-# image/README.md): collect garbage after builds and daily, and refuse a build that would start
-# with less than this free.
+# The store is on the data partition (the rest of the disk, grown at first boot in the initrd):
+# collect garbage after builds and daily, and refuse a build that would start with less than
+# this free.
 gc = true
 min_free = "128M"
 TOML

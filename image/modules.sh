@@ -1,6 +1,6 @@
 #!/bin/sh
 # mmdebstrap --customize-hook of image/base.sh: the kernel's modules, trimmed and uncompressed,
-# and the initrd made again from them:   image/modules.sh ROOT
+# and the initrd made again from them (with flakeboot's dracut module):   image/modules.sh ROOT
 # Debian 13's kernel ships its modules xz-compressed and kmod has the kernel decompress them
 # (finit_module): under TCG that took minutes of a boot and stalled CPUs (RCU stall warnings in
 # xz_dec_run). Uncompressed, squashfs (zstd) compresses them instead. Drivers a headless LAN
@@ -8,6 +8,10 @@
 # industrial I/O): the firmware's framebuffer console is built in.
 set -eu
 root=$1
+here=$(cd "$(dirname "$0")" && pwd)
+# flakeboot's own dracut module (image/dracut/): the data partition grows in the initrd. Added here,
+# not in dracut.conf: the kernel package's own dracut run comes before this hook.
+cp -r "$here/dracut/90flakeboot-grow-data" "$root/usr/lib/dracut/modules.d/"
 for dir in "$root"/usr/lib/modules/*/; do
   kver=$(basename "$dir")
   k="$dir/kernel"
@@ -18,5 +22,5 @@ for dir in "$root"/usr/lib/modules/*/; do
   done
   find "$k" -name '*.ko.xz' -exec xz -d {} +
   chroot "$root" depmod -a "$kver"
-  chroot "$root" dracut -q -f "/boot/initrd.img-$kver" "$kver"
+  chroot "$root" dracut -q -f --add flakeboot-grow-data "/boot/initrd.img-$kver" "$kver"
 done

@@ -23,6 +23,8 @@ pub struct Curl<'a> {
     /// address moves to one its certificate does not name.
     cacert: Option<PathBuf>,
     jar: PathBuf,
+    /// Each call's limit in seconds (`--max-time`).
+    max_time: u32,
 }
 
 impl<'a> Curl<'a> {
@@ -32,13 +34,22 @@ impl<'a> Curl<'a> {
             ns,
             cacert: cacert.map(Path::to_path_buf),
             jar,
+            max_time: 20,
         }
+    }
+
+    /// Each call may take up to `secs` (default 20): an emulated appliance under load takes
+    /// longer to lock a flake with nix than a request usually may.
+    pub fn max_time(mut self, secs: u32) -> Curl<'a> {
+        self.max_time = secs;
+        self
     }
 
     /// curl with these arguments, panicking on failure; its stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let jar = self.jar.to_str().unwrap();
-        let mut argv = vec!["curl", "-sS", "--max-time", "20", "-b", jar, "-c", jar];
+        let max_time = self.max_time.to_string();
+        let mut argv = vec!["curl", "-sS", "--max-time", &max_time, "-b", jar, "-c", jar];
         match &self.cacert {
             Some(cacert) => argv.extend(["--cacert", cacert.to_str().unwrap()]),
             None => argv.push("-k"),

@@ -1,7 +1,7 @@
 //! The appliance image itself (image/build.sh) booted in QEMU under OVMF on the test LAN, next
 //! to dnsmasq as the LAN's DHCP server:
-//! - it boots to flakeboot serving on its LAN port with DNS from the lease; set up through its
-//!   HTTPS API, it builds a flake served on the LAN
+//! - it boots to flakeboot serving on its LAN port with the data partition grown to the disk
+//!   and DNS from the lease; set up through its HTTPS API, it builds a flake served on the LAN
 //!   with its own nix, and a second QEMU machine netboots the result, which reports up;
 //! - a good update (from an update disk) boots the new slot, which is blessed;
 //! - a bad update (its daemon fails health) falls back to the old slot with /var intact;
@@ -91,8 +91,11 @@ fn bundle(out: &Path, flavour: &str) -> PathBuf {
     ))
 }
 
-/// Space the VM's disk has beyond the image, as on a real disk larger than the image (the
-/// image must boot and update from such a disk; the data partition does not take it yet).
+/// The qemu board's `disk.data_mib`: the data partition's size in the image file.
+const IMAGE_DATA_MIB: u64 = 320;
+
+/// Space the VM's disk has beyond the image, as on a real disk larger than the image: the data
+/// partition takes it at first boot (in the initrd, image/dracut/).
 const DISK_SPARE_MIB: u64 = 1024;
 
 /// A private copy of the built image (the VM writes to its disk), [`DISK_SPARE_MIB`] larger.
@@ -113,6 +116,16 @@ fn disk_copy(s: &Scenario, out: &Path) -> PathBuf {
     file.set_len(len + DISK_SPARE_MIB * 1024 * 1024)
         .unwrap_or_else(|e| panic!("growing {}: {e}", disk.display()));
     disk
+}
+
+/// The MiB on a `FLAKEBOOT-DATA-SIZE N MiB` console line (the data file system's size).
+fn data_size_mib(line: &str) -> Option<u64> {
+    line.split("FLAKEBOOT-DATA-SIZE ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The appliance VM on tap 0 with its serial console in a file.
@@ -290,6 +303,8 @@ fn nix_banner_lines_parse() {
     assert_eq!(nix_build_users(line), Some(10));
     assert!(nix_version("FLAKEBOOT-NIX nix (Nix) 2.8.0 build-users 0") < Some(NIX_MIN));
     assert_eq!(nix_version("FLAKEBOOT-NIX none build-users 0"), None);
+    assert_eq!(data_size_mib("FLAKEBOOT-DATA-SIZE 1311 MiB"), Some(1311));
+    assert_eq!(data_size_mib("FLAKEBOOT-DATA-SIZE  MiB"), None);
 }
 
 /// `flakeboot-data: data-id ID boot N slot S version V` lines, parsed.
@@ -468,8 +483,9 @@ fn image_boots_to_flakeboot_serving_and_a_client_netboots_from_it() {
     // Set up through the HTTPS API as an admin would, give it the NixOS-shaped fixture flake
     // by URL (a tarball on a web server of the LAN), and let the appliance's own nix build it.
     let fixture = FixtureServer::start(&s);
+    // Locking the flake (nix on the emulated appliance) is part of `POST /api/v1/flakes`.
     let admin = Admin::set_up(
-        Curl::new(&s.lan().server, None, s.dir().join("cookies")),
+        Curl::new(&s.lan().server, None, s.dir().join("cookies")).max_time(180),
         &format!("https://{ip}"),
         &|| vm.console(),
         "eth0",
@@ -538,6 +554,17 @@ fn image_boots_to_flakeboot_serving_and_a_client_netboots_from_it() {
 
     let data = data_lines(&vm.wait_lines("flakeboot-data:", BOOT, |l| !l.is_empty()));
     assert_eq!(data.first().map(|d| (d.1, d.2.as_str())), Some((1, "a")));
+
+    // The data partition took the disk's spare space at first boot, and its file system too.
+    let size = vm.wait_for("FLAKEBOOT-DATA-SIZE ", BOOT);
+    let mib = data_size_mib(&size);
+    println!(
+        "HIL-TIMING data file system {mib:?} MiB (image {IMAGE_DATA_MIB} MiB + disk spare {DISK_SPARE_MIB} MiB)"
+    );
+    assert!(
+        mib.is_some_and(|m| m > IMAGE_DATA_MIB + DISK_SPARE_MIB - 64),
+        "the data partition should take the whole disk: {size}"
+    );
 }
 
 #[test]

@@ -72,13 +72,27 @@ pub struct QemuClient {
 }
 
 impl QemuClient {
-    /// Power on a `kind` client named `name` with NIC address `mac`, attached to `tap` in `ns`.
+    /// Power on a `kind` client named `name` with NIC address `mac`, attached to `tap` in `ns`
+    /// (with `qemu/client.sh`'s default memory).
     pub fn start(
         ns: &Netns,
         name: &str,
         kind: ClientKind,
         tap: &str,
         mac: &str,
+    ) -> Result<QemuClient, QemuError> {
+        QemuClient::start_with_memory(ns, name, kind, tap, mac, None)
+    }
+
+    /// [`QemuClient::start`] with `memory_mib` of RAM (a ramdisk of hundreds of MiB needs
+    /// more than the default).
+    pub fn start_with_memory(
+        ns: &Netns,
+        name: &str,
+        kind: ClientKind,
+        tap: &str,
+        mac: &str,
+        memory_mib: Option<u32>,
     ) -> Result<QemuClient, QemuError> {
         let kernel = artifacts::kernel().map_err(|source| QemuError::Artifact {
             name: name.to_owned(),
@@ -98,6 +112,7 @@ impl QemuClient {
         cmd.args([kind.as_str(), tap, mac, "-"])
             .env("QEMU_ACCEL", accel.as_str())
             .env("QEMU_VARS", dir.path().join("OVMF_VARS.fd"))
+            .envs(memory_mib.map(|m| ("QEMU_MEM", m.to_string())))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));
