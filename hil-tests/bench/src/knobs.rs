@@ -39,6 +39,9 @@ pub struct Knobs {
     pub boot_repeats: usize,
     /// The UEFI native PXE boot too (about 20 s per boot under TCG), not only the BIOS one.
     pub boot_uefi: bool,
+    /// The NixOS-shaped host with a 400 MiB closure too (nix builds it once; minutes per boot
+    /// under TCG).
+    pub boot_large: bool,
 }
 
 impl Knobs {
@@ -62,6 +65,7 @@ impl Knobs {
             boots: true,
             boot_repeats: 3,
             boot_uefi: true,
+            boot_large: true,
         }
     }
 
@@ -85,6 +89,7 @@ impl Knobs {
             boots: true,
             boot_repeats: 1,
             boot_uefi: false,
+            boot_large: false,
         }
     }
 }

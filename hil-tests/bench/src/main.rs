@@ -51,6 +51,12 @@ struct Cli {
     /// Run the UEFI native PXE boot even with --smoke (smoke boots only the BIOS client).
     #[arg(long)]
     uefi: bool,
+    /// Run the 400 MiB NixOS-shaped boot even with --smoke.
+    #[arg(long)]
+    large: bool,
+    /// Skip the 400 MiB NixOS-shaped boot (nix builds it first; minutes per boot under TCG).
+    #[arg(long)]
+    no_large: bool,
 }
 
 /// One comparison (subcommand).
@@ -198,6 +204,7 @@ fn knobs(cli: &Cli) -> Knobs {
     }
     k.boots &= !cli.no_boots;
     k.boot_uefi |= cli.uefi;
+    k.boot_large = (k.boot_large || cli.large) && !cli.no_large;
     k
 }
 
