@@ -130,15 +130,15 @@ pub(crate) fn problems(wan: &WanConfig, lan_interface: &str) -> Vec<Problem> {
                     .into(),
             ),
             Some(address) => {
-                if let Some(gateway) = wan.gateway {
-                    if !address.contains(gateway) || gateway == address.address {
-                        add(
-                            field("gateway"),
-                            format!(
-                                "{gateway} is not another address in {address}'s subnet: the gateway must be reachable on the WAN port"
-                            ),
-                        );
-                    }
+                if let Some(gateway) = wan.gateway
+                    && (!address.contains(gateway) || gateway == address.address)
+                {
+                    add(
+                        field("gateway"),
+                        format!(
+                            "{gateway} is not another address in {address}'s subnet: the gateway must be reachable on the WAN port"
+                        ),
+                    );
                 }
             }
         },
