@@ -15,6 +15,8 @@
 //! - [`flakes`]: the [`FlakeService`] seam and its implementation over `flakeboot_nix`;
 //!   [`follow`]: automatic updates (a flake following its branch: the schedule, the one update
 //!   path the schedule, the webhook and users take, and the update history).
+//! - [`wan`]: the WAN side: a static WAN address and route, flakeboot's nftables table (the
+//!   WAN firewall; router mode's forwarding and NAT) and IPv4 forwarding, undone at stop.
 //! - [`vpn`]: remote management over WireGuard: the [`VpnService`] seam and [`vpn::VpnManager`].
 //! - [`http_serve`]: the accept loop of the HTTP boot and management listeners: header-read
 //!   and idle timeouts, a per-address connection cap.
@@ -41,6 +43,7 @@ pub mod settings;
 pub mod status;
 pub mod system;
 pub mod vpn;
+pub mod wan;
 pub mod wire;
 
 pub use flakes::{BuildProgressView, FlakeService, FlakeServiceError, NixFlakeService};

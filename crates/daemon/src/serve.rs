@@ -13,6 +13,7 @@ use flakeboot_appliance::metrics::ServiceMetrics;
 use flakeboot_appliance::settings::apply::{Changes, SettingsApplier, resolve_start_lan};
 use flakeboot_appliance::settings::plan::effective_config;
 use flakeboot_appliance::vpn::{VpnManager, VpnOptions};
+use flakeboot_appliance::wan::WanSide;
 use flakeboot_appliance::{DaemonStatus, ServiceState, ServiceStatus, events};
 use flakeboot_config::Config;
 use flakeboot_store::{Store, StoreOptions};
@@ -112,6 +113,10 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
         .with_boot_counters(metrics.boots.clone()),
     );
     let writer = tokio::spawn(events::run(events_rx, store.clone()));
+
+    // The WAN side ([wan]): the firewall table, router mode's forwarding and NAT, a static
+    // address; undone at stop.
+    let mut wan = start_wan(&config, &lan.interface, &store).await?;
 
     let shutdown = CancellationToken::new();
     let mut services: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
@@ -282,6 +287,8 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     if let Some(vpn) = vpn {
         vpn.stop().await;
     }
+    // The firewall table, forwarding and a static WAN address go with the daemon.
+    let _ = tokio::task::spawn_blocking(move || wan.stop()).await;
     let dropped = catalogue.dropped_events();
     if dropped > 0 {
         tracing::warn!(
@@ -301,6 +308,24 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     let _ = writer.await;
     tracing::info!("stopped");
     outcome
+}
+
+/// Sets the WAN side up (blocking work off the runtime): the WireGuard server's port, when it
+/// is enabled in the saved VPN settings, is the one that stays open on the WAN.
+async fn start_wan(config: &Config, lan: &str, store: &Store) -> anyhow::Result<WanSide> {
+    let server = store
+        .vpn_server()
+        .context("reading the VPN settings for the WAN firewall")?;
+    let ports: Vec<u16> = server
+        .filter(|s| s.enabled)
+        .map(|s| s.listen_port)
+        .into_iter()
+        .collect();
+    let (config, lan) = (config.clone(), lan.to_owned());
+    tokio::task::spawn_blocking(move || WanSide::start(&config, &lan, ports))
+        .await
+        .context("setting up the WAN")?
+        .context("setting up the WAN side ([wan])")
 }
 
 fn running(name: &str, detail: &str) -> ServiceStatus {

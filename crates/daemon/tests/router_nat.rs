@@ -1,0 +1,321 @@
+//! Router mode as a router, through the real daemon in namespaces this test makes: the
+//! appliance (`lan0` to a LAN client, `wan0` to an "internet" namespace with an HTTP server).
+//! The daemon adds its static WAN address and route; udhcpc on the LAN gets an address, the
+//! appliance as gateway and the WAN's DNS server; the client fetches a page from the internet
+//! through NAT (the server sees the appliance's WAN address); from the internet, TCP 22/53/80/443
+//! and UDP 53/67/69 on the WAN address (and the LAN address routed through it) get nothing (no
+//! RST, no ICMP: the firewall's drop counter counts them); at stop the table, the forwarding
+//! and the static address are gone, and the same probes are refused again (the control).
+
+// Helpers here run only inside tests: a failed step panics with its message.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+mod common;
+
+use std::io::ErrorKind;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use common::*;
+use flakeboot_testbed::{Netns, require_tool, veth};
+
+const WAN_IP: &str = "203.0.113.2";
+const INET_IP: &str = "203.0.113.1";
+
+/// What a probe from the internet got.
+#[derive(Debug, PartialEq, Eq)]
+enum Probe {
+    /// Nothing within the timeout (dropped).
+    Nothing,
+    /// A TCP RST or an ICMP port unreachable.
+    Refused,
+    /// A TCP connection or a UDP answer.
+    Answered,
+}
+
+fn tcp_probe(ns: &Netns, to: &str, port: u16) -> Probe {
+    let addr: SocketAddr = format!("{to}:{port}").parse().unwrap();
+    ns.thread(
+        move || match TcpStream::connect_timeout(&addr, Duration::from_millis(700)) {
+            Ok(_) => Probe::Answered,
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => Probe::Refused,
+            Err(e) if e.kind() == ErrorKind::TimedOut => Probe::Nothing,
+            Err(e) => panic!("TCP {addr}: {e}"),
+        },
+    )
+    .unwrap()
+    .join()
+    .unwrap()
+}
+
+fn udp_probe(ns: &Netns, to: &str, port: u16) -> Probe {
+    let addr: SocketAddr = format!("{to}:{port}").parse().unwrap();
+    ns.thread(move || {
+        let socket = UdpSocket::bind("0.0.0.0:0").unwrap();
+        socket.connect(addr).unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(700)))
+            .unwrap();
+        // Something each service would answer or choke on; the kernel answers a closed port
+        // with ICMP port unreachable, seen here as a refused receive.
+        socket.send(&[0u8; 48]).unwrap();
+        let mut buf = [0u8; 1500];
+        match socket.recv(&mut buf) {
+            Ok(_) => Probe::Answered,
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused => Probe::Refused,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                Probe::Nothing
+            }
+            Err(e) => panic!("UDP {addr}: {e}"),
+        }
+    })
+    .unwrap()
+    .join()
+    .unwrap()
+}
+
+/// Every probe of the scan, as (what, result).
+fn scan(inet: &Netns) -> Vec<(String, Probe)> {
+    let mut results = Vec::new();
+    for to in [WAN_IP, SERVER_IP] {
+        for port in [22, 53, 80, 443] {
+            results.push((format!("tcp {to}:{port}"), tcp_probe(inet, to, port)));
+        }
+        for port in [53, 67, 69] {
+            results.push((format!("udp {to}:{port}"), udp_probe(inet, to, port)));
+        }
+    }
+    results
+}
+
+/// udhcpc on the client's `eth0`: the variables its script saw at `bound` (ip, subnet,
+/// router, dns).
+fn udhcpc_bound(lan: &Lan) -> String {
+    let udhcpc = require_tool("udhcpc");
+    let out = lan.path("udhcpc.env");
+    let script = lan.path("udhcpc.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n[ \"$1\" = bound ] && echo \"ip=$ip subnet=$subnet router=$router dns=$dns\" > {}\nexit 0\n",
+            out.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let status = lan
+        .client()
+        .command(&udhcpc)
+        .args(["-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s"])
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(status.success(), "udhcpc got no lease");
+    std::fs::read_to_string(&out).unwrap().trim().to_owned()
+}
+
+fn field<'a>(env: &'a str, key: &str) -> &'a str {
+    env.split_whitespace()
+        .find_map(|kv| kv.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {env}"))
+}
+
+fn nft_table(ns: &Netns) -> String {
+    ns.run(&["nft", "list", "tables"]).unwrap()
+}
+
+/// The packets the WAN input chain's drop rule counted.
+fn dropped_on_wan(ns: &Netns) -> u64 {
+    let table = ns
+        .run(&["nft", "list", "chain", "inet", "flakeboot", "input"])
+        .unwrap();
+    table
+        .lines()
+        .find(|l| l.contains("nothing else answers on the WAN"))
+        .and_then(|l| l.split("packets ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no drop counter in\n{table}"))
+}
+
+#[test]
+fn lan_reaches_the_internet_through_nat_and_the_wan_answers_nothing() {
+    let started = Instant::now();
+    require_tool("nft");
+    require_tool("curl");
+    require_tool("python3");
+    let lan = Lan::new();
+    let inet = Netns::new("rinet").unwrap();
+    veth(&lan.server, "wan0", &inet, "eth0").unwrap();
+    inet.addr("eth0", &format!("{INET_IP}/24")).unwrap();
+    // The internet knows the way to the LAN only to probe it (a neighbour could send that).
+    inet.run(&["ip", "route", "add", "10.77.0.0/24", "via", WAN_IP])
+        .unwrap();
+    let www = lan.path("www");
+    std::fs::create_dir_all(&www).unwrap();
+    std::fs::write(www.join("hello.txt"), "hello from the internet\n").unwrap();
+    let mut http = inet
+        .spawn(
+            "http",
+            &[
+                "python3",
+                "-u",
+                "-m",
+                "http.server",
+                "8080",
+                "--bind",
+                INET_IP,
+                "--directory",
+                www.to_str().unwrap(),
+            ],
+        )
+        .unwrap();
+    http.wait_for("Serving HTTP", Duration::from_secs(10))
+        .unwrap();
+
+    let config = lan.write_config(&format!(
+        "[dhcp]\nmode = \"router\"\nrange = [\"10.77.0.100\", \"10.77.0.120\"]\n\n\
+         [wan]\ninterface = \"wan0\"\nmode = \"static\"\naddress = \"{WAN_IP}/24\"\n\
+         gateway = \"{INET_IP}\"\ndns = [\"{INET_IP}\"]\n"
+    ));
+    let mut daemon = lan.start(&config);
+    let serving = started.elapsed();
+
+    // The daemon applied the static WAN: address, default route, forwarding, the table.
+    let addrs = lan
+        .server
+        .run(&["ip", "-4", "addr", "show", "dev", "wan0"])
+        .unwrap();
+    assert!(addrs.contains(&format!("{WAN_IP}/24")), "{addrs}");
+    let routes = lan
+        .server
+        .run(&["ip", "-4", "route", "show", "default"])
+        .unwrap();
+    assert!(
+        routes.contains(&format!("via {INET_IP} dev wan0")),
+        "{routes}"
+    );
+    assert_eq!(
+        lan.server
+            .run(&["cat", "/proc/sys/net/ipv4/ip_forward"])
+            .unwrap()
+            .trim(),
+        "1"
+    );
+    assert!(nft_table(&lan.server).contains("table inet flakeboot"));
+
+    // A LAN client: address, the appliance as gateway, the WAN's DNS server.
+    let env = udhcpc_bound(&lan);
+    assert!(field(&env, "ip").starts_with("10.77.0.1"), "{env}");
+    assert_eq!(field(&env, "router"), SERVER_IP, "{env}");
+    assert_eq!(field(&env, "dns"), INET_IP, "{env}");
+    let client = lan.client();
+    client
+        .run(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{}/24", field(&env, "ip")),
+            "dev",
+            "eth0",
+        ])
+        .unwrap();
+    client
+        .run(&[
+            "ip",
+            "route",
+            "add",
+            "default",
+            "via",
+            field(&env, "router"),
+        ])
+        .unwrap();
+
+    // Through NAT: the page comes back and the server saw the appliance's WAN address.
+    let fetch = Instant::now();
+    let page = client
+        .run(&[
+            "curl",
+            "-sS",
+            "--max-time",
+            "5",
+            &format!("http://{INET_IP}:8080/hello.txt"),
+        ])
+        .unwrap();
+    let fetch = fetch.elapsed();
+    assert_eq!(page, "hello from the internet\n");
+    let log = http
+        .wait_for("GET /hello.txt", Duration::from_secs(5))
+        .unwrap();
+    let line = log
+        .lines()
+        .rev()
+        .find(|l| l.contains("GET /hello.txt"))
+        .unwrap()
+        .to_owned();
+    assert!(
+        line.starts_with(&format!("{WAN_IP} ")),
+        "the server saw: {line}"
+    );
+
+    // From the internet: nothing answers, nothing refuses.
+    let counted = dropped_on_wan(&lan.server);
+    let scan_started = Instant::now();
+    let during = scan(&inet);
+    let scan_time = scan_started.elapsed();
+    for (what, result) in &during {
+        assert_eq!(*result, Probe::Nothing, "{what} on the WAN: {during:?}");
+    }
+    let dropped = dropped_on_wan(&lan.server) - counted;
+    assert!(
+        dropped >= 14,
+        "the drop rule counted {dropped} packets of 14 probes"
+    );
+
+    // Stop: the table, forwarding and the static address and route go with the daemon.
+    let status = daemon.stop().unwrap();
+    assert!(status.success(), "{}", daemon.tail(30));
+    assert!(
+        !nft_table(&lan.server).contains("flakeboot"),
+        "{}",
+        nft_table(&lan.server)
+    );
+    assert_eq!(
+        lan.server
+            .run(&["cat", "/proc/sys/net/ipv4/ip_forward"])
+            .unwrap()
+            .trim(),
+        "0"
+    );
+    let addrs = lan
+        .server
+        .run(&["ip", "-4", "addr", "show", "dev", "wan0"])
+        .unwrap();
+    assert!(!addrs.contains(WAN_IP), "{addrs}");
+    let routes = lan
+        .server
+        .run(&["ip", "-4", "route", "show", "default"])
+        .unwrap();
+    assert!(routes.trim().is_empty(), "{routes}");
+
+    // The control: without flakeboot's table the same probes to the appliance are refused
+    // (RST, ICMP unreachable), so "nothing" above was the firewall. The WAN address went with
+    // the daemon: put it back by hand to ask.
+    lan.server.addr("wan0", &format!("{WAN_IP}/24")).unwrap();
+    let after = scan(&inet);
+    for (what, result) in &after {
+        assert_eq!(
+            *result,
+            Probe::Refused,
+            "{what} without the firewall: {after:?}"
+        );
+    }
+    http.stop();
+    eprintln!(
+        "router_nat: serving {} ms; NAT fetch {} ms; scan of 14 probes {} ms; total {} ms",
+        serving.as_millis(),
+        fetch.as_millis(),
+        scan_time.as_millis(),
+        started.elapsed().as_millis()
+    );
+}
