@@ -8,6 +8,7 @@
 //! loads it; `flakeboot-netif` applies the static address.
 
 use std::net::Ipv4Addr;
+use std::sync::{Arc, Mutex};
 
 use flakeboot_config::{Config, DhcpMode, WanMode};
 use flakeboot_firewall::{FirewallError, IpForward, Ruleset};
@@ -165,6 +166,82 @@ impl WanSide {
         {
             tracing::warn!(error = %e, "the WAN's static address could not be removed");
         }
+    }
+}
+
+/// The running WAN side, shared by what changes its inputs: the settings (router mode, the LAN
+/// port) and the VPN (the WireGuard server's port). Each change replaces the table in one nft
+/// transaction; one that fails keeps the table that was loaded and is logged.
+#[derive(Debug, Clone)]
+pub struct WanFirewall(Arc<Mutex<Running>>);
+
+#[derive(Debug)]
+struct Running {
+    side: WanSide,
+    config: Config,
+    lan: String,
+    ports: Vec<u16>,
+}
+
+impl WanFirewall {
+    /// The side [`WanSide::start`] set up with these inputs.
+    pub fn new(side: WanSide, config: Config, lan: String, ports: Vec<u16>) -> WanFirewall {
+        WanFirewall(Arc::new(Mutex::new(Running {
+            side,
+            config,
+            lan,
+            ports,
+        })))
+    }
+
+    async fn change(&self, f: impl FnOnce(&mut Running) + Send + 'static) {
+        let shared = self.0.clone();
+        let done = tokio::task::spawn_blocking(move || {
+            let Ok(mut running) = shared.lock() else {
+                tracing::error!("the WAN firewall's state is poisoned: not changed");
+                return;
+            };
+            f(&mut running);
+            let Running {
+                side,
+                config,
+                lan,
+                ports,
+            } = &mut *running;
+            if let Err(e) = side.update(config, lan, ports.clone()) {
+                tracing::error!(error = %e, "the WAN firewall could not be changed: the earlier rules stay");
+            }
+        })
+        .await;
+        if let Err(e) = done {
+            tracing::error!(error = %e, "the WAN firewall change did not finish");
+        }
+    }
+
+    /// The WireGuard server's UDP ports changed (enabled, disabled, another port).
+    pub async fn set_wireguard_ports(&self, ports: Vec<u16>) {
+        self.change(move |r| r.ports = ports).await;
+    }
+
+    /// The settings changed (router or proxy mode, the LAN port).
+    pub async fn follow_settings(&self, config: &Config, lan: &str) {
+        let (config, lan) = (config.clone(), lan.to_owned());
+        self.change(move |r| {
+            r.config = config;
+            r.lan = lan;
+        })
+        .await;
+    }
+
+    /// Undoes everything (at stop).
+    pub async fn stop(&self) {
+        let shared = self.0.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Ok(mut running) = shared.lock() {
+                running.side.stop();
+            }
+        })
+        .await;
     }
 }
 

@@ -13,7 +13,7 @@ use flakeboot_appliance::metrics::ServiceMetrics;
 use flakeboot_appliance::settings::apply::{Changes, SettingsApplier, resolve_start_lan};
 use flakeboot_appliance::settings::plan::effective_config;
 use flakeboot_appliance::vpn::{VpnManager, VpnOptions};
-use flakeboot_appliance::wan::WanSide;
+use flakeboot_appliance::wan::{WanFirewall, WanSide};
 use flakeboot_appliance::{DaemonStatus, ServiceState, ServiceStatus, events};
 use flakeboot_config::Config;
 use flakeboot_store::{Store, StoreOptions};
@@ -116,7 +116,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
 
     // The WAN side ([wan]): the firewall table, router mode's forwarding and NAT, a static
     // address; undone at stop.
-    let mut wan = start_wan(&config, &lan.interface, &store).await?;
+    let wan = start_wan(&config, &lan.interface, &store).await?;
 
     let shutdown = CancellationToken::new();
     let mut services: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
@@ -187,7 +187,10 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
         management = Some(mgmt_addrs.clone());
         let manager = VpnManager::start(
             store.clone(),
-            VpnOptions::from_config(&config, &lan),
+            VpnOptions {
+                wan: Some(wan.clone()),
+                ..VpnOptions::from_config(&config, &lan)
+            },
             mgmt_addrs,
         )
         .await
@@ -209,6 +212,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
         flakes: flakes.clone(),
         management,
         status: status_tx.clone(),
+        wan: Some(wan.clone()),
     };
     let stop = shutdown.clone();
     services.spawn(async move {
@@ -288,7 +292,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
         vpn.stop().await;
     }
     // The firewall table, forwarding and a static WAN address go with the daemon.
-    let _ = tokio::task::spawn_blocking(move || wan.stop()).await;
+    wan.stop().await;
     let dropped = catalogue.dropped_events();
     if dropped > 0 {
         tracing::warn!(
@@ -312,7 +316,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
 
 /// Sets the WAN side up (blocking work off the runtime): the WireGuard server's port, when it
 /// is enabled in the saved VPN settings, is the one that stays open on the WAN.
-async fn start_wan(config: &Config, lan: &str, store: &Store) -> anyhow::Result<WanSide> {
+async fn start_wan(config: &Config, lan: &str, store: &Store) -> anyhow::Result<WanFirewall> {
     let server = store
         .vpn_server()
         .context("reading the VPN settings for the WAN firewall")?;
@@ -322,10 +326,14 @@ async fn start_wan(config: &Config, lan: &str, store: &Store) -> anyhow::Result<
         .into_iter()
         .collect();
     let (config, lan) = (config.clone(), lan.to_owned());
-    tokio::task::spawn_blocking(move || WanSide::start(&config, &lan, ports))
-        .await
-        .context("setting up the WAN")?
-        .context("setting up the WAN side ([wan])")
+    let side = {
+        let (config, lan, ports) = (config.clone(), lan.clone(), ports.clone());
+        tokio::task::spawn_blocking(move || WanSide::start(&config, &lan, ports))
+            .await
+            .context("setting up the WAN")?
+            .context("setting up the WAN side ([wan])")?
+    };
+    Ok(WanFirewall::new(side, config, lan, ports))
 }
 
 fn running(name: &str, detail: &str) -> ServiceStatus {

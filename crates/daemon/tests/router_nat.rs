@@ -16,8 +16,10 @@ use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::{Duration, Instant};
 
+use common::vpn_net::wg_quick_up_userspace;
 use common::*;
 use flakeboot_testbed::{Netns, require_tool, veth};
+use serde_json::{Value, json};
 
 const WAN_IP: &str = "203.0.113.2";
 const INET_IP: &str = "203.0.113.1";
@@ -138,16 +140,122 @@ fn dropped_on_wan(ns: &Netns) -> u64 {
         .unwrap_or_else(|| panic!("no drop counter in\n{table}"))
 }
 
+/// The appliance's namespace with its LAN (a client namespace) and a WAN port `wan0` to an
+/// "internet" namespace at [`INET_IP`].
+fn lan_and_internet(tag: &str) -> (Lan, Netns) {
+    require_tool("nft");
+    require_tool("curl");
+    let lan = Lan::new();
+    let inet = Netns::new(tag).unwrap();
+    veth(&lan.server, "wan0", &inet, "eth0").unwrap();
+    inet.addr("eth0", &format!("{INET_IP}/24")).unwrap();
+    (lan, inet)
+}
+
+/// Router mode with a static WAN at [`WAN_IP`].
+fn router_config(lan: &Lan, extra: &str) -> std::path::PathBuf {
+    lan.write_config(&format!(
+        "[dhcp]\nmode = \"router\"\nrange = [\"10.77.0.100\", \"10.77.0.120\"]\n\n\
+         [wan]\ninterface = \"wan0\"\nmode = \"static\"\naddress = \"{WAN_IP}/24\"\n\
+         gateway = \"{INET_IP}\"\ndns = [\"{INET_IP}\"]\n{extra}"
+    ))
+}
+
+/// `METHOD path` with a JSON body over the owner-only API socket: status code and body.
+fn api(lan: &Lan, method: &str, path: &str, body: &Value) -> (u16, Value) {
+    let socket = lan.state_dir().join("api.sock");
+    let out = std::process::Command::new("curl")
+        .args(["-s", "-w", "\n%{http_code}", "-X", method, "-H"])
+        .arg("content-type: application/json")
+        .arg("--data")
+        .arg(body.to_string())
+        .arg("--unix-socket")
+        .arg(&socket)
+        .arg(format!("http://appliance{path}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = text.rsplit_once('\n').unwrap();
+    (
+        code.parse().unwrap(),
+        serde_json::from_str(body).unwrap_or(Value::Null),
+    )
+}
+
+#[test]
+fn wireguard_answers_on_the_wan_once_the_server_is_enabled() {
+    let started = Instant::now();
+    let (lan, inet) = lan_and_internet("rwg");
+    let id = std::process::id() % 100_000;
+    let config = router_config(
+        &lan,
+        &format!("\n[vpn]\nserver_interface = \"fbrs{id}\"\nhub_interface = \"fbrh{id}\"\n"),
+    );
+    let mut daemon = lan.start(&config);
+    // No server yet: its port is as closed as any other.
+    assert_eq!(udp_probe(&inet, WAN_IP, 51820), Probe::Nothing);
+
+    let server = json!({
+        "enabled": true, "listen_port": 51820, "address": "10.78.0.1/24", "endpoint": WAN_IP,
+    });
+    let (code, status) = api(&lan, "PUT", "/api/v1/vpn/server", &server);
+    assert_eq!(code, 200, "{status}\n{}", daemon.tail(20));
+    assert_eq!(status["server_tunnel"]["state"], "up", "{status}");
+    let (code, added) = api(
+        &lan,
+        "POST",
+        "/api/v1/vpn/peers",
+        &json!({"name": "laptop"}),
+    );
+    assert_eq!(code, 201, "{added}");
+    let conf = lan.path(&format!("fbrl{id}.conf"));
+    std::fs::write(&conf, added["config"].as_str().unwrap()).unwrap();
+    let laptop = wg_quick_up_userspace(&inet, &format!("fbrl{id}"), &conf);
+    // Traffic into the tunnel makes wireguard-go shake hands with the appliance's WAN port.
+    let handshake = Instant::now();
+    while laptop.latest_handshake(&inet) == 0 {
+        let _ = tcp_probe(&inet, "10.78.0.1", 443);
+        assert!(
+            handshake.elapsed() < Duration::from_secs(15),
+            "no WireGuard handshake through the WAN firewall:\n{}\n{}",
+            lan.server
+                .run(&["nft", "list", "table", "inet", "flakeboot"])
+                .unwrap(),
+            daemon.tail(20)
+        );
+    }
+    let handshake = handshake.elapsed();
+    // Management answers through the tunnel, and still nothing on the WAN address.
+    assert_eq!(tcp_probe(&inet, "10.78.0.1", 443), Probe::Answered);
+    assert_eq!(tcp_probe(&inet, WAN_IP, 443), Probe::Nothing);
+
+    // The server turned off: its port is closed again.
+    let off = json!({
+        "enabled": false, "listen_port": 51820, "address": "10.78.0.1/24", "endpoint": WAN_IP,
+    });
+    let (code, status) = api(&lan, "PUT", "/api/v1/vpn/server", &off);
+    assert_eq!(code, 200, "{status}");
+    let table = lan
+        .server
+        .run(&["nft", "list", "table", "inet", "flakeboot"])
+        .unwrap();
+    assert!(!table.contains("51820"), "{table}");
+    drop(laptop);
+    let status = daemon.stop().unwrap();
+    assert!(status.success(), "{}", daemon.tail(30));
+    assert!(!nft_table(&lan.server).contains("flakeboot"));
+    eprintln!(
+        "router_nat wireguard: handshake {} ms after the tunnel was up; total {} ms",
+        handshake.as_millis(),
+        started.elapsed().as_millis()
+    );
+}
+
 #[test]
 fn lan_reaches_the_internet_through_nat_and_the_wan_answers_nothing() {
     let started = Instant::now();
-    require_tool("nft");
-    require_tool("curl");
     require_tool("python3");
-    let lan = Lan::new();
-    let inet = Netns::new("rinet").unwrap();
-    veth(&lan.server, "wan0", &inet, "eth0").unwrap();
-    inet.addr("eth0", &format!("{INET_IP}/24")).unwrap();
+    let (lan, inet) = lan_and_internet("rinet");
     // The internet knows the way to the LAN only to probe it (a neighbour could send that).
     inet.run(&["ip", "route", "add", "10.77.0.0/24", "via", WAN_IP])
         .unwrap();
@@ -173,11 +281,7 @@ fn lan_reaches_the_internet_through_nat_and_the_wan_answers_nothing() {
     http.wait_for("Serving HTTP", Duration::from_secs(10))
         .unwrap();
 
-    let config = lan.write_config(&format!(
-        "[dhcp]\nmode = \"router\"\nrange = [\"10.77.0.100\", \"10.77.0.120\"]\n\n\
-         [wan]\ninterface = \"wan0\"\nmode = \"static\"\naddress = \"{WAN_IP}/24\"\n\
-         gateway = \"{INET_IP}\"\ndns = [\"{INET_IP}\"]\n"
-    ));
+    let config = router_config(&lan, "");
     let mut daemon = lan.start(&config);
     let serving = started.elapsed();
 
