@@ -6,6 +6,9 @@
 //! and UDP 53/67/69 on the WAN address (and the LAN address routed through it) get nothing (no
 //! RST, no ICMP: the firewall's drop counter counts them); at stop the table, the forwarding
 //! and the static address are gone, and the same probes are refused again (the control).
+//! The table follows changes live: the WireGuard server enabled through the API opens its port
+//! (a wireguard-go peer in the internet shakes hands through the WAN) and closes it when turned
+//! off; proxy mode in the settings takes NAT and forwarding away, router mode brings them back.
 
 // Helpers here run only inside tests: a failed step panics with its message.
 #![allow(clippy::unwrap_used, clippy::panic)]
@@ -164,11 +167,13 @@ fn router_config(lan: &Lan, extra: &str) -> std::path::PathBuf {
 /// `METHOD path` with a JSON body over the owner-only API socket: status code and body.
 fn api(lan: &Lan, method: &str, path: &str, body: &Value) -> (u16, Value) {
     let socket = lan.state_dir().join("api.sock");
-    let out = std::process::Command::new("curl")
-        .args(["-s", "-w", "\n%{http_code}", "-X", method, "-H"])
-        .arg("content-type: application/json")
-        .arg("--data")
-        .arg(body.to_string())
+    let mut curl = std::process::Command::new("curl");
+    curl.args(["-s", "-w", "\n%{http_code}", "-X", method]);
+    if !body.is_null() {
+        curl.args(["-H", "content-type: application/json", "--data"])
+            .arg(body.to_string());
+    }
+    let out = curl
         .arg("--unix-socket")
         .arg(&socket)
         .arg(format!("http://appliance{path}"))
@@ -183,7 +188,7 @@ fn api(lan: &Lan, method: &str, path: &str, body: &Value) -> (u16, Value) {
 }
 
 #[test]
-fn wireguard_answers_on_the_wan_once_the_server_is_enabled() {
+fn wireguard_and_the_dhcp_mode_change_the_wan_table_live() {
     let started = Instant::now();
     let (lan, inet) = lan_and_internet("rwg");
     let id = std::process::id() % 100_000;
@@ -241,6 +246,40 @@ fn wireguard_answers_on_the_wan_once_the_server_is_enabled() {
         .unwrap();
     assert!(!table.contains("51820"), "{table}");
     drop(laptop);
+
+    // Proxy mode in Settings: no forwarding and no NAT any more, the WAN still firewalled;
+    // router mode again brings them back.
+    let forwarding = || {
+        lan.server
+            .run(&["cat", "/proc/sys/net/ipv4/ip_forward"])
+            .unwrap()
+            .trim()
+            .to_owned()
+    };
+    let table = || {
+        lan.server
+            .run(&["nft", "list", "table", "inet", "flakeboot"])
+            .unwrap()
+    };
+    let (code, mut settings) = api(&lan, "GET", "/api/v1/settings", &Value::Null);
+    assert_eq!(code, 200, "{settings}");
+    assert!(table().contains("masquerade") && forwarding() == "1");
+    for (mode, nat) in [("proxy", false), ("router", true)] {
+        settings["dhcp_mode"] = json!(mode);
+        let (code, saved) = api(&lan, "PUT", "/api/v1/settings", &settings);
+        assert_eq!(code, 200, "{saved}");
+        let t = Instant::now();
+        while table().contains("masquerade") != nat {
+            assert!(t.elapsed() < Duration::from_secs(5), "{mode}: {}", table());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(forwarding(), if nat { "1" } else { "0" }, "{mode}");
+        assert!(
+            table().contains("nothing else answers on the WAN"),
+            "{mode}"
+        );
+    }
+
     let status = daemon.stop().unwrap();
     assert!(status.success(), "{}", daemon.tail(30));
     assert!(!nft_table(&lan.server).contains("flakeboot"));
