@@ -13,6 +13,9 @@ use std::sync::{Arc, Mutex};
 use flakeboot_config::{Config, DhcpMode, WanMode};
 use flakeboot_firewall::{FirewallError, IpForward, Ruleset};
 use flakeboot_netif::NetifError;
+use tokio::sync::watch;
+
+use crate::status::{DaemonStatus, ServiceState, ServiceStatus};
 
 /// Why the WAN side could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -181,6 +184,54 @@ struct Running {
     config: Config,
     lan: String,
     ports: Vec<u16>,
+    /// The dashboard's report, where the "WAN" line goes.
+    status: Option<watch::Sender<DaemonStatus>>,
+}
+
+impl Running {
+    /// The dashboard's "WAN" line (blocking: the WAN's addresses from netlink), or `None`
+    /// without a WAN.
+    fn line(&self) -> Option<ServiceStatus> {
+        let name = self.config.wan.interface.as_ref()?;
+        let addresses: Vec<String> = match flakeboot_netif::interface(name) {
+            Ok(Some(port)) => port
+                .addresses
+                .iter()
+                .filter(|a| a.address.is_ipv4())
+                .map(|a| format!("{}/{}", a.address, a.prefix_len))
+                .collect(),
+            Ok(None) => vec!["missing".to_owned()],
+            Err(e) => vec![format!("unknown ({e})")],
+        };
+        let address = if addresses.is_empty() {
+            "no address yet".to_owned()
+        } else {
+            addresses.join(", ")
+        };
+        let mut detail = format!("{name} {address}: firewall on");
+        if self.config.dhcp.mode == DhcpMode::Router {
+            detail.push_str(&format!(", {} forwarded with NAT", self.lan));
+        }
+        if !self.ports.is_empty() {
+            let ports: Vec<String> = self.ports.iter().map(u16::to_string).collect();
+            detail.push_str(&format!(", WireGuard UDP {} open", ports.join(", ")));
+        }
+        Some(ServiceStatus {
+            name: "WAN".to_owned(),
+            state: ServiceState::Running,
+            detail,
+        })
+    }
+
+    fn report(&self) {
+        let (Some(status), Some(line)) = (&self.status, self.line()) else {
+            return;
+        };
+        status.send_modify(|s| match s.services.iter_mut().find(|l| l.name == "WAN") {
+            Some(old) => *old = line,
+            None => s.services.push(line),
+        });
+    }
 }
 
 impl WanFirewall {
@@ -191,7 +242,13 @@ impl WanFirewall {
             config,
             lan,
             ports,
+            status: None,
         })))
+    }
+
+    /// Shows the WAN on the dashboard (a "WAN" line, kept current with each change).
+    pub async fn report_to(&self, status: watch::Sender<DaemonStatus>) {
+        self.change(move |r| r.status = Some(status)).await;
     }
 
     async fn change(&self, f: impl FnOnce(&mut Running) + Send + 'static) {
@@ -207,10 +264,12 @@ impl WanFirewall {
                 config,
                 lan,
                 ports,
+                ..
             } = &mut *running;
             if let Err(e) = side.update(config, lan, ports.clone()) {
                 tracing::error!(error = %e, "the WAN firewall could not be changed: the earlier rules stay");
             }
+            running.report();
         })
         .await;
         if let Err(e) = done {

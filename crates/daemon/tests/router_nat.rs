@@ -11,7 +11,7 @@
 //! off; proxy mode in the settings takes NAT and forwarding away, router mode brings them back.
 
 // Helpers here run only inside tests: a failed step panics with its message.
-#![allow(clippy::unwrap_used, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
@@ -187,6 +187,21 @@ fn api(lan: &Lan, method: &str, path: &str, body: &Value) -> (u16, Value) {
     )
 }
 
+/// The dashboard's "WAN" line (`GET /api/v1/status`).
+fn wan_line(lan: &Lan) -> String {
+    let (code, status) = api(lan, "GET", "/api/v1/status", &Value::Null);
+    assert_eq!(code, 200, "{status}");
+    status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["name"] == "WAN")
+        .unwrap_or_else(|| panic!("no WAN line in {status}"))["detail"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 #[test]
 fn wireguard_and_the_dhcp_mode_change_the_wan_table_live() {
     let started = Instant::now();
@@ -206,6 +221,11 @@ fn wireguard_and_the_dhcp_mode_change_the_wan_table_live() {
     let (code, status) = api(&lan, "PUT", "/api/v1/vpn/server", &server);
     assert_eq!(code, 200, "{status}\n{}", daemon.tail(20));
     assert_eq!(status["server_tunnel"]["state"], "up", "{status}");
+    assert!(
+        wan_line(&lan).ends_with(", WireGuard UDP 51820 open"),
+        "{}",
+        wan_line(&lan)
+    );
     let (code, added) = api(
         &lan,
         "POST",
@@ -346,6 +366,10 @@ fn lan_reaches_the_internet_through_nat_and_the_wan_answers_nothing() {
         "1"
     );
     assert!(nft_table(&lan.server).contains("table inet flakeboot"));
+    assert_eq!(
+        wan_line(&lan),
+        format!("wan0 {WAN_IP}/24: firewall on, lan0 forwarded with NAT")
+    );
 
     // A LAN client: address, the appliance as gateway, the WAN's DNS server.
     let env = udhcpc_bound(&lan);
