@@ -193,21 +193,26 @@ impl Running {
     /// without a WAN.
     fn line(&self) -> Option<ServiceStatus> {
         let name = self.config.wan.interface.as_ref()?;
-        let addresses: Vec<String> = match flakeboot_netif::interface(name) {
-            Ok(Some(port)) => port
-                .addresses
-                .iter()
-                .filter(|a| a.address.is_ipv4())
-                .map(|a| format!("{}/{}", a.address, a.prefix_len))
-                .collect(),
-            Ok(None) => vec!["missing".to_owned()],
-            Err(e) => vec![format!("unknown ({e})")],
+        let (addresses, gateway): (Vec<String>, _) = match flakeboot_netif::interface(name) {
+            Ok(Some(port)) => (
+                port.addresses
+                    .iter()
+                    .filter(|a| a.address.is_ipv4())
+                    .map(|a| format!("{}/{}", a.address, a.prefix_len))
+                    .collect(),
+                flakeboot_netif::default_gateway(port.index).ok().flatten(),
+            ),
+            Ok(None) => (vec!["missing".to_owned()], None),
+            Err(e) => (vec![format!("unknown ({e})")], None),
         };
-        let address = if addresses.is_empty() {
+        let mut address = if addresses.is_empty() {
             "no address yet".to_owned()
         } else {
             addresses.join(", ")
         };
+        if let Some(gateway) = gateway {
+            address.push_str(&format!(" via {gateway}"));
+        }
         let mut detail = format!("{name} {address}: firewall on");
         if self.config.dhcp.mode == DhcpMode::Router {
             detail.push_str(&format!(", {} forwarded with NAT", self.lan));

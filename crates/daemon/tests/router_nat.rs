@@ -368,7 +368,7 @@ fn lan_reaches_the_internet_through_nat_and_the_wan_answers_nothing() {
     assert!(nft_table(&lan.server).contains("table inet flakeboot"));
     assert_eq!(
         wan_line(&lan),
-        format!("wan0 {WAN_IP}/24: firewall on, lan0 forwarded with NAT")
+        format!("wan0 {WAN_IP}/24 via {INET_IP}: firewall on, lan0 forwarded with NAT")
     );
 
     // A LAN client: address, the appliance as gateway, the WAN's DNS server.

@@ -83,6 +83,25 @@ pub fn del_default_route(index: u32, gateway: Ipv4Addr) -> Result<(), NetifError
         .map_err(|e| change(format!("remove the default route via {gateway}"), e))
 }
 
+/// The gateway of the main table's IPv4 default route through the interface with index
+/// `index` (a static WAN's, or the one a DHCP client set), if there is one.
+pub fn default_gateway(index: u32) -> Result<Option<Ipv4Addr>, NetifError> {
+    let mut rtnl = Rtnl::open()?;
+    Ok(rtnl.routes()?.into_iter().find_map(|route| {
+        let default = route.header.destination_prefix_length == 0
+            && route.header.table == RouteHeader::RT_TABLE_MAIN;
+        let through = route
+            .attributes
+            .iter()
+            .any(|a| matches!(a, RouteAttribute::Oif(i) if *i == index));
+        let gateway = route.attributes.iter().find_map(|a| match a {
+            RouteAttribute::Gateway(RouteAddress::Inet(g)) => Some(*g),
+            _ => None,
+        });
+        if default && through { gateway } else { None }
+    }))
+}
+
 /// `EEXIST` (17 on every Linux architecture).
 const fn libc_eexist() -> i32 {
     17

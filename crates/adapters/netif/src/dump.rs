@@ -8,6 +8,7 @@ use netlink_packet_core::{
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::LinkMessage;
+use netlink_packet_route::route::RouteMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 /// Why the interfaces could not be read from the kernel.
@@ -122,6 +123,19 @@ impl Rtnl {
                 }
             }
         }
+    }
+
+    pub(crate) fn routes(&mut self) -> Result<Vec<RouteMessage>, NetifError> {
+        let mut request = RouteMessage::default();
+        request.header.address_family = netlink_packet_route::AddressFamily::Inet;
+        let replies = self.dump("route", &RouteNetlinkMessage::GetRoute(request))?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(route) => Some(route),
+                _ => None,
+            })
+            .collect())
     }
 
     fn dump(

@@ -6,7 +6,9 @@
 
 use std::net::Ipv4Addr;
 
-use flakeboot_netif::{add_default_route, add_ipv4, del_default_route, del_ipv4, interface};
+use flakeboot_netif::{
+    add_default_route, add_ipv4, default_gateway, del_default_route, del_ipv4, interface,
+};
 use flakeboot_testbed::{Netns, require_root};
 
 #[test]
@@ -28,6 +30,7 @@ fn address_and_default_route_are_added_and_removed() {
             let second = add_ipv4(index, address, 24).unwrap();
             let route = add_default_route(index, gateway).unwrap();
             let route_again = add_default_route(index, gateway).unwrap();
+            assert_eq!(default_gateway(index).unwrap(), Some(gateway));
             (first, second, route, route_again)
         })
         .unwrap()
@@ -45,6 +48,7 @@ fn address_and_default_route_are_added_and_removed() {
     ns.thread(move || {
         let index = interface("w0").unwrap().unwrap().index;
         del_default_route(index, gateway).unwrap();
+        assert_eq!(default_gateway(index).unwrap(), None);
         del_ipv4(index, address, 24).unwrap();
         // Gone: removing again is the kernel's error, said with what was asked.
         let err = del_ipv4(index, address, 24).unwrap_err().to_string();
