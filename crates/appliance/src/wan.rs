@@ -297,6 +297,30 @@ impl WanFirewall {
         .await;
     }
 
+    /// Reads the WAN's addresses and gateway again every `period` for the dashboard (a DHCP
+    /// client on the WAN gets and renews them on its own), until `stop`.
+    pub async fn refresh_every(
+        self,
+        period: std::time::Duration,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let shared = self.0.clone();
+            let _ = tokio::task::spawn_blocking(move || {
+                if let Ok(running) = shared.lock() {
+                    running.report();
+                }
+            })
+            .await;
+        }
+    }
+
     /// Undoes everything (at stop).
     pub async fn stop(&self) {
         let shared = self.0.clone();

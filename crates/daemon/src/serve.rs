@@ -124,6 +124,10 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     // The web UI over HTTPS on the LAN address; the plain-HTTP port only redirects to it.
     let (status_tx, status_rx) = watch::channel(DaemonStatus::default());
     wan.report_to(status_tx.clone()).await;
+    tokio::spawn(
+        wan.clone()
+            .refresh_every(std::time::Duration::from_secs(5), shutdown.clone()),
+    );
     // The UI and API get the config file: saved settings are laid over it, and checked with
     // its rules, before they are saved (`SettingsCheck`). Settings do not touch `[web]`.
     let web = if config.web.enabled {

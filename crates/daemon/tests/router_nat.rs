@@ -9,6 +9,8 @@
 //! The table follows changes live: the WireGuard server enabled through the API opens its port
 //! (a wireguard-go peer in the internet shakes hands through the WAN) and closes it when turned
 //! off; proxy mode in the settings takes NAT and forwarding away, router mode brings them back.
+//! A DHCP WAN (dnsmasq upstream, udhcpc on the WAN standing in for systemd-networkd): the
+//! dashboard shows the leased address and gateway read from the kernel, the LAN goes out.
 
 // Helpers here run only inside tests: a failed step panics with its message.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
@@ -200,6 +202,119 @@ fn wan_line(lan: &Lan) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// A DHCP WAN: dnsmasq upstream in the internet, udhcpc on `wan0` standing in for
+/// systemd-networkd (it sets the address and the default route); the daemon reads them from
+/// the kernel for the dashboard, and the LAN is masqueraded behind the leased address.
+#[test]
+fn a_dhcp_wan_is_read_from_the_kernel() {
+    let started = Instant::now();
+    require_tool("dnsmasq");
+    let udhcpc = require_tool("udhcpc");
+    let (lan, inet) = lan_and_internet("rdhcp");
+    let leases = lan.path("upstream.leases");
+    let mut upstream = inet
+        .spawn(
+            "upstream-dhcp",
+            &[
+                "dnsmasq",
+                "--no-daemon",
+                "--conf-file=/dev/null",
+                "--port=0",
+                "--user=root",
+                "--interface=eth0",
+                "--bind-interfaces",
+                "--no-ping",
+                &format!("--dhcp-leasefile={}", leases.display()),
+                "--dhcp-range=203.0.113.50,203.0.113.60,255.255.255.0,10m",
+                &format!("--dhcp-option=3,{INET_IP}"),
+            ],
+        )
+        .unwrap();
+    let config = lan.write_config(
+        "[dhcp]\nmode = \"router\"\nrange = [\"10.77.0.100\", \"10.77.0.120\"]\n\n\
+         [wan]\ninterface = \"wan0\"\nmode = \"dhcp\"\n",
+    );
+    let mut daemon = lan.start(&config);
+    assert_eq!(
+        wan_line(&lan),
+        "wan0 no address yet: firewall on, lan0 forwarded with NAT"
+    );
+    // The WAN's DHCP client (networkd on the image) configures the port.
+    let script = lan.path("wan-udhcpc.sh");
+    std::fs::write(
+        &script,
+        "#!/bin/sh\n[ \"$1\" = bound ] || exit 0\n\
+         ip addr add \"$ip/$subnet\" dev \"$interface\"\n\
+         ip route add default via \"$router\" dev \"$interface\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let status = lan
+        .server
+        .command(&udhcpc)
+        .args(["-i", "wan0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s"])
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "no lease on the WAN:\n{}",
+        upstream.tail(20)
+    );
+    let addrs = lan
+        .server
+        .run(&["ip", "-4", "-o", "addr", "show", "dev", "wan0"])
+        .unwrap();
+    let leased = addrs
+        .split_whitespace()
+        .skip_while(|w| *w != "inet")
+        .nth(1)
+        .unwrap_or_else(|| panic!("{addrs}"))
+        .to_owned();
+    assert!(
+        leased.starts_with("203.0.113.5") || leased.starts_with("203.0.113.60"),
+        "{leased}"
+    );
+    // The dashboard reads it from the kernel (every few seconds).
+    let want = format!("wan0 {leased} via {INET_IP}: firewall on, lan0 forwarded with NAT");
+    let t = Instant::now();
+    while wan_line(&lan) != want {
+        assert!(
+            t.elapsed() < Duration::from_secs(12),
+            "{} != {want}",
+            wan_line(&lan)
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let seen = t.elapsed();
+    // The LAN goes out behind the leased address: a TCP connection from the LAN reaches the
+    // internet (nothing listens there: refused, which only a forwarded packet can be).
+    let client = lan.client();
+    client.addr("eth0", "10.77.0.50/24").unwrap();
+    client
+        .run(&["ip", "route", "add", "default", "via", SERVER_IP])
+        .unwrap();
+    assert_eq!(tcp_probe(client, INET_IP, 9), Probe::Refused);
+    // And the internet still gets nothing from the WAN address.
+    let wan_ip = leased.split('/').next().unwrap().to_owned();
+    assert_eq!(tcp_probe(&inet, &wan_ip, 443), Probe::Nothing);
+    let status = daemon.stop().unwrap();
+    assert!(status.success(), "{}", daemon.tail(30));
+    upstream.stop();
+    assert!(!nft_table(&lan.server).contains("flakeboot"));
+    // A DHCP WAN's address is the DHCP client's: the daemon leaves it.
+    let addrs = lan
+        .server
+        .run(&["ip", "-4", "addr", "show", "dev", "wan0"])
+        .unwrap();
+    assert!(addrs.contains(&leased), "{addrs}");
+    eprintln!(
+        "router_nat dhcp wan: the dashboard saw the lease {} ms after it was set; total {} ms",
+        seen.as_millis(),
+        started.elapsed().as_millis()
+    );
 }
 
 #[test]
