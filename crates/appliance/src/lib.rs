@@ -16,6 +16,8 @@
 //!   [`follow`]: automatic updates (a flake following its branch: the schedule, the one update
 //!   path the schedule, the webhook and users take, and the update history);
 //!   [`access_tokens`]: tokens for private GitHub/GitLab flakes set from the UI, API or CLI.
+//! - [`wan`]: the WAN side: a static WAN address and route, flakeboot's nftables table (the
+//!   WAN firewall; router mode's forwarding and NAT) and IPv4 forwarding, undone at stop.
 //! - [`vpn`]: remote management over WireGuard: the [`VpnService`] seam and [`vpn::VpnManager`].
 //! - [`http_serve`]: the accept loop of the HTTP boot and management listeners: header-read
 //!   and idle timeouts, a per-address connection cap.
@@ -43,6 +45,7 @@ pub mod settings;
 pub mod status;
 pub mod system;
 pub mod vpn;
+pub mod wan;
 pub mod wire;
 
 pub use flakes::{BuildProgressView, FlakeService, FlakeServiceError, NixFlakeService};

@@ -20,7 +20,12 @@ pub fn pool_config(config: &Config, lan: &LanInfo) -> PoolConfig {
         ranges: d.all_ranges().into_iter().map(|[a, b]| (a, b)).collect(),
         netmask: d.netmask.unwrap_or(lan.netmask),
         router: Some(d.router.unwrap_or(lan.address)),
-        dns: d.dns.clone(),
+        // Unset: the upstream's (a static WAN's `dns`).
+        dns: if d.dns.is_empty() {
+            crate::wan::upstream_dns(config)
+        } else {
+            d.dns.clone()
+        },
         domain: d.domain.clone(),
         lease_time: d.lease_time,
         decline_quarantine: d.decline_quarantine,

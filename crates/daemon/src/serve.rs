@@ -14,6 +14,7 @@ use flakeboot_appliance::metrics::ServiceMetrics;
 use flakeboot_appliance::settings::apply::{Changes, SettingsApplier, resolve_start_lan};
 use flakeboot_appliance::settings::plan::effective_config;
 use flakeboot_appliance::vpn::{VpnManager, VpnOptions};
+use flakeboot_appliance::wan::{WanFirewall, WanSide};
 use flakeboot_appliance::{DaemonStatus, ServiceState, ServiceStatus, events};
 use flakeboot_config::Config;
 use flakeboot_store::{Store, StoreOptions};
@@ -114,11 +115,20 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     );
     let writer = tokio::spawn(events::run(events_rx, store.clone()));
 
+    // The WAN side ([wan]): the firewall table, router mode's forwarding and NAT, a static
+    // address; undone at stop.
+    let wan = start_wan(&config, &lan.interface, &store).await?;
+
     let shutdown = CancellationToken::new();
     let mut services: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
 
     // The web UI over HTTPS on the LAN address; the plain-HTTP port only redirects to it.
     let (status_tx, status_rx) = watch::channel(DaemonStatus::default());
+    wan.report_to(status_tx.clone()).await;
+    tokio::spawn(
+        wan.clone()
+            .refresh_every(std::time::Duration::from_secs(5), shutdown.clone()),
+    );
     // The UI and API get the config file: saved settings are laid over it, and checked with
     // its rules, before they are saved (`SettingsCheck`). Settings do not touch `[web]`.
     let web = if config.web.enabled {
@@ -187,7 +197,10 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
         management = Some(mgmt_addrs.clone());
         let manager = VpnManager::start(
             store.clone(),
-            VpnOptions::from_config(&config, &lan),
+            VpnOptions {
+                wan: Some(wan.clone()),
+                ..VpnOptions::from_config(&config, &lan)
+            },
             mgmt_addrs,
         )
         .await
@@ -209,6 +222,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
         flakes: flakes.clone(),
         management,
         status: status_tx.clone(),
+        wan: Some(wan.clone()),
     };
     let stop = shutdown.clone();
     services.spawn(async move {
@@ -287,6 +301,8 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     if let Some(vpn) = vpn {
         vpn.stop().await;
     }
+    // The firewall table, forwarding and a static WAN address go with the daemon.
+    wan.stop().await;
     let dropped = catalogue.dropped_events();
     if dropped > 0 {
         tracing::warn!(
@@ -306,6 +322,28 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     let _ = writer.await;
     tracing::info!("stopped");
     outcome
+}
+
+/// Sets the WAN side up (blocking work off the runtime): the WireGuard server's port, when it
+/// is enabled in the saved VPN settings, is the one that stays open on the WAN.
+async fn start_wan(config: &Config, lan: &str, store: &Store) -> anyhow::Result<WanFirewall> {
+    let server = store
+        .vpn_server()
+        .context("reading the VPN settings for the WAN firewall")?;
+    let ports: Vec<u16> = server
+        .filter(|s| s.enabled)
+        .map(|s| s.listen_port)
+        .into_iter()
+        .collect();
+    let (config, lan) = (config.clone(), lan.to_owned());
+    let side = {
+        let (config, lan, ports) = (config.clone(), lan.clone(), ports.clone());
+        tokio::task::spawn_blocking(move || WanSide::start(&config, &lan, ports))
+            .await
+            .context("setting up the WAN")?
+            .context("setting up the WAN side ([wan])")?
+    };
+    Ok(WanFirewall::new(side, config, lan, ports))
 }
 
 fn running(name: &str, detail: &str) -> ServiceStatus {

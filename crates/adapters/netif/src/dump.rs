@@ -3,11 +3,12 @@
 use std::io;
 
 use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::AddressMessage;
 use netlink_packet_route::link::LinkMessage;
+use netlink_packet_route::route::RouteMessage;
 use netlink_sys::{Socket, SocketAddr, protocols::NETLINK_ROUTE};
 
 /// Why the interfaces could not be read from the kernel.
@@ -29,6 +30,8 @@ pub enum NetifError {
     Decode { what: &'static str, message: String },
     #[error("the {what} dump was interrupted by changes {ATTEMPTS} times in a row")]
     Interrupted { what: &'static str },
+    #[error("the kernel refused to {what}: {source}")]
+    Change { what: String, source: io::Error },
 }
 
 /// Dumps tried before giving up when the kernel keeps flagging them interrupted.
@@ -75,6 +78,61 @@ impl Rtnl {
             .into_iter()
             .filter_map(|m| match m {
                 RouteNetlinkMessage::NewAddress(address) => Some(address),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// Sends one change (`flags` besides `NLM_F_REQUEST | NLM_F_ACK`) and waits for its
+    /// acknowledgement: `Err` with the kernel's errno when it refused.
+    pub(crate) fn change(
+        &mut self,
+        request: RouteNetlinkMessage,
+        flags: u16,
+    ) -> Result<(), io::Error> {
+        self.sequence = self.sequence.wrapping_add(1);
+        let mut message = NetlinkMessage::from(request);
+        message.header.flags = NLM_F_REQUEST | NLM_F_ACK | flags;
+        message.header.sequence_number = self.sequence;
+        message.finalize();
+        let mut buf = vec![0u8; message.buffer_len()];
+        message.serialize(&mut buf);
+        self.socket.send(&buf, 0)?;
+        loop {
+            let (datagram, _) = self.socket.recv_from_full()?;
+            let mut rest = datagram.as_slice();
+            while !rest.is_empty() {
+                let reply = NetlinkMessage::<RouteNetlinkMessage>::deserialize(rest)
+                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+                let len = reply.header.length as usize;
+                if len < HEADER_LEN {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("a message claims {len} bytes"),
+                    ));
+                }
+                rest = rest.get(len.next_multiple_of(4)..).unwrap_or_default();
+                if reply.header.sequence_number != self.sequence {
+                    continue;
+                }
+                if let NetlinkPayload::Error(e) = reply.payload {
+                    return match e.code {
+                        Some(_) => Err(e.to_io()),
+                        None => Ok(()),
+                    };
+                }
+            }
+        }
+    }
+
+    pub(crate) fn routes(&mut self) -> Result<Vec<RouteMessage>, NetifError> {
+        let mut request = RouteMessage::default();
+        request.header.address_family = netlink_packet_route::AddressFamily::Inet;
+        let replies = self.dump("route", &RouteNetlinkMessage::GetRoute(request))?;
+        Ok(replies
+            .into_iter()
+            .filter_map(|m| match m {
+                RouteNetlinkMessage::NewRoute(route) => Some(route),
                 _ => None,
             })
             .collect())

@@ -8,6 +8,7 @@
 //! The API is synchronous (one socket, two dumps): callers ask at start-up and when settings
 //! change, from a blocking context.
 
+mod change;
 mod dump;
 
 use std::collections::BTreeMap;
@@ -16,6 +17,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 
+pub use change::{add_default_route, add_ipv4, default_gateway, del_default_route, del_ipv4};
 pub use dump::NetifError;
 
 /// One network interface of the current namespace.

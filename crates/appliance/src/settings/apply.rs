@@ -44,6 +44,8 @@ pub struct SettingsApplier {
     pub management: Option<ManagementAddrs>,
     /// The dashboard's report (the "Web UI" line names the address it moved to).
     pub status: watch::Sender<DaemonStatus>,
+    /// The WAN firewall (`[wan]`): router mode's forwarding comes and goes with the mode.
+    pub wan: Option<crate::wan::WanFirewall>,
 }
 
 /// A boot service stopped by itself.
@@ -126,6 +128,10 @@ impl SettingsApplier {
             self.rebuild_catalogue("the LAN port moved");
         } else if plan.rebuild_catalogue {
             self.rebuild_catalogue("menu settings changed");
+        }
+        if let Some(wan) = &self.wan {
+            wan.follow_settings(self.services.config(), &self.services.lan().interface)
+                .await;
         }
         if plan.nix {
             let runner = self.flakes.runner();
@@ -297,6 +303,7 @@ mod tests {
             store,
             flakes: flakes.clone(),
             management: None,
+            wan: None,
             status,
         };
         let mut settings = settings_from_config(&file);

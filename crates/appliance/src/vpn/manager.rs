@@ -38,6 +38,8 @@ pub struct VpnOptions {
     pub web_port: u16,
     /// The LAN's prefix: a tunnel may not overlap it.
     pub lan: Ipv4Net,
+    /// The WAN firewall, told the server's port as it changes (`None`: no WAN).
+    pub wan: Option<crate::wan::WanFirewall>,
 }
 
 impl VpnOptions {
@@ -52,6 +54,7 @@ impl VpnOptions {
                 addr: lan.address,
                 prefix: u32::from(lan.netmask).count_ones().min(32) as u8,
             },
+            wan: None,
         }
     }
 }
@@ -309,9 +312,12 @@ impl VpnManager {
     ) -> Result<(), VpnServiceError> {
         self.take_down(&mut live.server, SERVER).await;
         if !settings.enabled {
+            self.wan_ports(Vec::new()).await;
             return Ok(());
         }
         let plan = check_server(settings).map_err(invalid)?;
+        // Open on the WAN before it listens.
+        self.wan_ports(vec![plan.listen_port]).await;
         let peers = blocking(&self.store, Store::vpn_peers).await?;
         let spec = TunnelSpec {
             interface: self.options.server_interface.clone(),
@@ -321,6 +327,13 @@ impl VpnManager {
             peers: peers.iter().map(peer_spec).collect::<Result<_, _>>()?,
         };
         self.bring_up(&mut live.server, SERVER, spec).await
+    }
+
+    /// Tells the WAN firewall which WireGuard port stays open there.
+    async fn wan_ports(&self, ports: Vec<u16>) {
+        if let Some(wan) = &self.options.wan {
+            wan.set_wireguard_ports(ports).await;
+        }
     }
 
     async fn apply_hub(
@@ -717,6 +730,7 @@ mod manager_tests {
                 addr: Ipv4Addr::new(192, 168, 1, 2),
                 prefix: 24,
             },
+            wan: None,
         }
     }
 

@@ -10,6 +10,7 @@ mod problem;
 pub mod system;
 mod validate;
 mod vpn;
+mod wan;
 
 pub use dhcp::{DhcpConfig, DhcpMode, Ipv6RaConfig, Reservation};
 pub use error::ConfigError;
@@ -25,6 +26,7 @@ pub use validate::{
     valid_hostname,
 };
 pub use vpn::VpnConfig;
+pub use wan::{Ipv4Cidr, WanConfig, WanMode};
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -65,6 +67,9 @@ pub struct Config {
     /// Names of the WireGuard interfaces for remote management (`[vpn]`).
     #[serde(default)]
     pub vpn: VpnConfig,
+    /// The upstream port (`[wan]`): forwarded to with NAT and firewalled in router mode.
+    #[serde(default)]
+    pub wan: WanConfig,
     /// Where the store lives; `--state-dir` overrides it.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -310,6 +315,7 @@ impl Config {
             flakes: Vec::new(),
             nix: NixConfig::default(),
             vpn: VpnConfig::default(),
+            wan: WanConfig::default(),
             state_dir: default_state_dir(),
         }
     }

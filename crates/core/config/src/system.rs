@@ -51,6 +51,11 @@ pub fn netmask(prefix_len: u8) -> Ipv4Addr {
 /// Every problem of `c` on the machine `system` describes.
 pub fn problems(c: &Config, system: &dyn System) -> Vec<Problem> {
     let mut problems = lan_problems(c, system);
+    let lan_address = c.lan.address.or_else(|| {
+        let facts = system.interface(&c.lan.interface).ok().flatten()?;
+        facts.ipv4.first().map(|(a, _)| *a)
+    });
+    problems.extend(crate::wan::system_problems(&c.wan, lan_address, system));
     problems.extend(path_problems(c, system));
     problems
 }
@@ -315,6 +320,25 @@ mod tests {
         assert!(
             p[0].starts_with("lan.address: 10.0.0.3 is not an address of lan0"),
             "{p:?}"
+        );
+    }
+
+    #[test]
+    fn the_wan_port_must_exist_and_not_hold_the_lan() {
+        let p = check("[lan]\ninterface = \"lan0\"\n[wan]\ninterface = \"wan9\"\n");
+        assert_eq!(
+            p,
+            ["wan.interface: \"wan9\" does not exist on this machine: use one of: bare0, lan0"]
+        );
+        assert!(check("[lan]\ninterface = \"lan0\"\n[wan]\ninterface = \"bare0\"\n").is_empty());
+        let p = check(
+            "[lan]\ninterface = \"lan0\"\n[wan]\ninterface = \"bare0\"\nmode = \"static\"\naddress = \"10.0.0.9/16\"\n",
+        );
+        assert_eq!(
+            p,
+            [
+                "wan.address: 10.0.0.9/16 holds the LAN address 10.0.0.2: the WAN and the LAN need different subnets"
+            ]
         );
     }
 

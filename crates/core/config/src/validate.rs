@@ -305,6 +305,7 @@ pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
             .map(|message| sectioned(message, &c.flakes)),
     );
     problems.extend(crate::vpn::problems(&c.vpn));
+    problems.extend(crate::wan::problems(&c.wan, &c.lan.interface));
     problems
 }
 
