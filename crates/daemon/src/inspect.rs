@@ -187,10 +187,12 @@ pub fn offline(command: &Command, state_dir: &Path) -> Option<anyhow::Result<Exi
     match command {
         Command::Events(args) => Some(run(&|store| events(store, args))),
         Command::Machines { json, .. } => Some(run(&|store| {
-            // Without the daemon: no config file pins, the default report timeout.
+            // Without the daemon: no config file pins, the default report timeout, and no
+            // DHCP mode known, so no machine is judged offline.
             let ctx = overview::Context {
                 pins: Default::default(),
                 report_timeout: std::time::Duration::from_secs(600),
+                router: false,
             };
             let page = overview::overview(
                 store,

@@ -176,7 +176,7 @@ pub struct ListQuery {
     /// Words to search for.
     #[serde(default)]
     pub q: String,
-    /// `up`, `failed`, `no_report`, `booting`, `never`, or empty.
+    /// `up`, `failed`, `no_report`, `booting`, `offline`, `local`, `never`, or empty.
     #[serde(default)]
     pub state: String,
     /// From 1.
@@ -194,7 +194,7 @@ impl ListQuery {
             "" | "all" => None,
             name => Some(BootState::parse(name).ok_or_else(|| WebError::BadRequest {
                 message: format!(
-                    "Unknown state “{name}”: use up, booting, failed, no_report or never."
+                    "Unknown state “{name}”: use up, booting, failed, no_report, offline, local or never."
                 ),
             })?),
         };
