@@ -18,6 +18,8 @@ use crate::attempts::{Attempt, BootState, Verdict, attempts};
 pub const EVENTS_FOR_LAST_BOOT: usize = 48;
 /// How many events a machine's attempts are read from.
 pub const EVENTS_FOR_ATTEMPTS: usize = 400;
+/// Machines whose events one read transaction reads when a state filter judges every machine.
+const STATE_CHUNK: usize = 512;
 /// Machines per page unless asked otherwise.
 pub const DEFAULT_PER_PAGE: usize = 50;
 /// At most this many machines per page a client may ask for.
@@ -198,12 +200,19 @@ pub fn overview(
             });
         }
         Some(state) => {
+            // Every machine is judged: their events are read in chunks, one read transaction
+            // each, instead of one per machine.
             let mut rows = Vec::new();
-            for m in matching {
-                let events = store.events_for(m.mac, EVENTS_FOR_LAST_BOOT)?;
-                let row = ctx.row(m, &events, &leases, now);
-                if row.last_boot.state == state {
-                    rows.push(row);
+            let mut matching = matching.into_iter().peekable();
+            while matching.peek().is_some() {
+                let chunk: Vec<MachineRecord> = matching.by_ref().take(STATE_CHUNK).collect();
+                let macs: Vec<MacAddr> = chunk.iter().map(|m| m.mac).collect();
+                let events = store.events_for_each(&macs, EVENTS_FOR_LAST_BOOT)?;
+                for (m, events) in chunk.into_iter().zip(events) {
+                    let row = ctx.row(m, &events, &leases, now);
+                    if row.last_boot.state == state {
+                        rows.push(row);
+                    }
                 }
             }
             rows
