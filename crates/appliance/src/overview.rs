@@ -33,6 +33,8 @@ pub struct Query {
     pub text: String,
     /// Only machines whose last boot is in this state.
     pub state: Option<BootState>,
+    /// The order of the list.
+    pub sort: Sort,
     /// The page, from 1 (past the last: the last).
     pub page: usize,
     /// Machines per page (at least 1; [`Query::all`]: every machine on one page).
@@ -44,6 +46,7 @@ impl Default for Query {
         Query {
             text: String::new(),
             state: None,
+            sort: Sort::Seen,
             page: 1,
             per_page: DEFAULT_PER_PAGE,
         }
@@ -57,6 +60,50 @@ impl Query {
             per_page: usize::MAX,
             ..Query::default()
         }
+    }
+}
+
+/// The order of the overview's list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// Most recently seen first.
+    #[default]
+    Seen,
+    /// By MAC address.
+    Mac,
+    /// By label (machines without one last), then MAC.
+    Label,
+    /// By the host it boots (the menu last), then MAC.
+    Host,
+}
+
+impl Sort {
+    /// Every order, as a page offers them.
+    pub const ALL: [Sort; 4] = [Sort::Seen, Sort::Mac, Sort::Label, Sort::Host];
+
+    /// Its name in `?sort=`: `seen`, `mac`, `label`, `host`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Seen => "seen",
+            Sort::Mac => "mac",
+            Sort::Label => "label",
+            Sort::Host => "host",
+        }
+    }
+
+    /// Its name on a page.
+    pub fn label(self) -> &'static str {
+        match self {
+            Sort::Seen => "last seen",
+            Sort::Mac => "MAC",
+            Sort::Label => "label",
+            Sort::Host => "host",
+        }
+    }
+
+    /// The order named `name` (as [`Sort::as_str`] writes it).
+    pub fn parse(name: &str) -> Option<Sort> {
+        Sort::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 
@@ -179,7 +226,20 @@ pub fn overview(
         .into_iter()
         .filter(|m| matches_text(m, ctx, &words))
         .collect();
-    matching.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.mac.cmp(&b.mac)));
+    match query.sort {
+        Sort::Seen => {
+            matching.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.mac.cmp(&b.mac)));
+        }
+        Sort::Mac => matching.sort_by_key(|m| m.mac),
+        Sort::Label => matching.sort_by(|a, b| {
+            let key = |m: &MachineRecord| (m.label.is_none(), m.label.clone().unwrap_or_default());
+            key(a).cmp(&key(b)).then(a.mac.cmp(&b.mac))
+        }),
+        Sort::Host => matching.sort_by_cached_key(|m| {
+            let (host, _) = ctx.host_of(m);
+            (host.is_none(), host.unwrap_or_default(), m.mac)
+        }),
+    }
     let per_page = query.per_page.max(1);
     let rows: Vec<Row> = match query.state {
         None => {
@@ -478,6 +538,38 @@ mod tests {
         // Proxy mode: no lease data, all 10 up.
         let proxy = overview(&store, &ctx(), &q(BootState::Up), now).unwrap();
         assert_eq!(proxy.total, 10);
+    }
+
+    /// Sorted by MAC, label (labelled first) or host (assigned first), each then by MAC; the
+    /// state filter and paging apply to the sorted list.
+    #[test]
+    fn sorts_by_mac_label_and_host() {
+        let (_dir, store) = lan();
+        let now = at(300);
+        let q = |sort, state| Query {
+            sort,
+            state,
+            per_page: 3,
+            ..Query::default()
+        };
+        let macs = |p: Page| p.rows.iter().map(|r| r.machine.mac).collect::<Vec<_>>();
+        let seen = overview(&store, &ctx(), &q(Sort::Seen, None), now).unwrap();
+        assert_eq!(macs(seen), [mac(29), mac(28), mac(27)]);
+        let by_mac = overview(&store, &ctx(), &q(Sort::Mac, None), now).unwrap();
+        assert_eq!(macs(by_mac), [mac(0), mac(1), mac(2)]);
+        let up = overview(&store, &ctx(), &q(Sort::Mac, Some(BootState::Up)), now).unwrap();
+        assert_eq!(macs(up), [mac(0), mac(3), mac(6)]);
+        let by_label = overview(&store, &ctx(), &q(Sort::Label, None), now).unwrap();
+        assert_eq!(by_label.rows[0].machine.mac, mac(7), "the one labelled");
+        assert_eq!(macs(by_label)[1..], [mac(0), mac(1)]);
+        let by_host = overview(&store, &ctx(), &q(Sort::Host, None), now).unwrap();
+        assert_eq!(
+            by_host.rows[0].machine.mac,
+            mac(4),
+            "the one pinned to a host"
+        );
+        assert_eq!(Sort::parse("host"), Some(Sort::Host));
+        assert_eq!(Sort::parse("sideways"), None);
     }
 
     #[test]
