@@ -2,13 +2,14 @@
 //! host it boots (a config-file pin wins over the store's assignment), searched, filtered by
 //! state and paged. The Machines page, `GET /api/v1/machines` and `flakeboot machines` all read
 //! it. Only the page's machines have their events read, unless a state filter needs every
-//! machine's.
+//! machine's. In router mode a machine that reported up but holds no DHCP lease any more is
+//! offline ([`Verdict::present`]).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime};
 
 use flakeboot_catalogue::{BootEvent, MacAddr};
-use flakeboot_store::{MachineRecord, Store, StoreError};
+use flakeboot_store::{LeaseState, MachineRecord, Store, StoreError};
 
 use crate::attempts::{Attempt, BootState, Verdict, attempts};
 
@@ -17,6 +18,8 @@ use crate::attempts::{Attempt, BootState, Verdict, attempts};
 pub const EVENTS_FOR_LAST_BOOT: usize = 48;
 /// How many events a machine's attempts are read from.
 pub const EVENTS_FOR_ATTEMPTS: usize = 400;
+/// Machines whose events one read transaction reads when a state filter judges every machine.
+const STATE_CHUNK: usize = 512;
 /// Machines per page unless asked otherwise.
 pub const DEFAULT_PER_PAGE: usize = 50;
 /// At most this many machines per page a client may ask for.
@@ -30,6 +33,8 @@ pub struct Query {
     pub text: String,
     /// Only machines whose last boot is in this state.
     pub state: Option<BootState>,
+    /// The order of the list.
+    pub sort: Sort,
     /// The page, from 1 (past the last: the last).
     pub page: usize,
     /// Machines per page (at least 1; [`Query::all`]: every machine on one page).
@@ -41,6 +46,7 @@ impl Default for Query {
         Query {
             text: String::new(),
             state: None,
+            sort: Sort::Seen,
             page: 1,
             per_page: DEFAULT_PER_PAGE,
         }
@@ -54,6 +60,50 @@ impl Query {
             per_page: usize::MAX,
             ..Query::default()
         }
+    }
+}
+
+/// The order of the overview's list.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Sort {
+    /// Most recently seen first.
+    #[default]
+    Seen,
+    /// By MAC address.
+    Mac,
+    /// By label (machines without one last), then MAC.
+    Label,
+    /// By the host it boots (the menu last), then MAC.
+    Host,
+}
+
+impl Sort {
+    /// Every order, as a page offers them.
+    pub const ALL: [Sort; 4] = [Sort::Seen, Sort::Mac, Sort::Label, Sort::Host];
+
+    /// Its name in `?sort=`: `seen`, `mac`, `label`, `host`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Sort::Seen => "seen",
+            Sort::Mac => "mac",
+            Sort::Label => "label",
+            Sort::Host => "host",
+        }
+    }
+
+    /// Its name on a page.
+    pub fn label(self) -> &'static str {
+        match self {
+            Sort::Seen => "last seen",
+            Sort::Mac => "MAC",
+            Sort::Label => "label",
+            Sort::Host => "host",
+        }
+    }
+
+    /// The order named `name` (as [`Sort::as_str`] writes it).
+    pub fn parse(name: &str) -> Option<Sort> {
+        Sort::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 
@@ -99,6 +149,35 @@ pub struct Context {
     pub pins: BTreeMap<MacAddr, Option<String>>,
     /// `[boot] report_timeout`.
     pub report_timeout: Duration,
+    /// flakeboot is the LAN's DHCP server (router mode): its leases tell whether a machine that
+    /// reported up is still there. In proxy mode they cannot.
+    pub router: bool,
+}
+
+/// When each machine's DHCP lease ends, in router mode (see [`Verdict::present`]).
+#[derive(Debug, Clone, Default)]
+pub struct Leases(Option<BTreeMap<MacAddr, SystemTime>>);
+
+impl Leases {
+    /// The store's bound leases when `ctx` is in router mode; else nothing is known.
+    pub fn read(store: &Store, ctx: &Context) -> Result<Leases, StoreError> {
+        if !ctx.router {
+            return Ok(Leases(None));
+        }
+        let mut ends: BTreeMap<MacAddr, SystemTime> = BTreeMap::new();
+        for lease in store.leases()? {
+            if lease.state == LeaseState::Bound {
+                let end = ends.entry(lease.mac).or_insert(lease.expires);
+                *end = (*end).max(lease.expires);
+            }
+        }
+        Ok(Leases(Some(ends)))
+    }
+
+    /// What [`Verdict::present`] takes for `mac`.
+    fn of(&self, mac: MacAddr) -> Option<Option<SystemTime>> {
+        self.0.as_ref().map(|ends| ends.get(&mac).copied())
+    }
 }
 
 impl Context {
@@ -110,10 +189,17 @@ impl Context {
         }
     }
 
-    fn row(&self, machine: MachineRecord, events: &[BootEvent], now: SystemTime) -> Row {
+    fn row(
+        &self,
+        machine: MachineRecord,
+        events: &[BootEvent],
+        leases: &Leases,
+        now: SystemTime,
+    ) -> Row {
         let (host, pinned) = self.host_of(&machine);
         Row {
-            last_boot: Verdict::last(&attempts(events), now, self.report_timeout),
+            last_boot: Verdict::last(&attempts(events), now, self.report_timeout)
+                .present(leases.of(machine.mac), now),
             machine,
             host,
             pinned,
@@ -130,6 +216,7 @@ pub fn overview(
 ) -> Result<Page, StoreError> {
     let all = store.machines()?;
     let known = all.len();
+    let leases = Leases::read(store, ctx)?;
     let words: Vec<String> = query
         .text
         .split_whitespace()
@@ -139,7 +226,20 @@ pub fn overview(
         .into_iter()
         .filter(|m| matches_text(m, ctx, &words))
         .collect();
-    matching.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.mac.cmp(&b.mac)));
+    match query.sort {
+        Sort::Seen => {
+            matching.sort_by(|a, b| b.last_seen.cmp(&a.last_seen).then(a.mac.cmp(&b.mac)));
+        }
+        Sort::Mac => matching.sort_by_key(|m| m.mac),
+        Sort::Label => matching.sort_by(|a, b| {
+            let key = |m: &MachineRecord| (m.label.is_none(), m.label.clone().unwrap_or_default());
+            key(a).cmp(&key(b)).then(a.mac.cmp(&b.mac))
+        }),
+        Sort::Host => matching.sort_by_cached_key(|m| {
+            let (host, _) = ctx.host_of(m);
+            (host.is_none(), host.unwrap_or_default(), m.mac)
+        }),
+    }
     let per_page = query.per_page.max(1);
     let rows: Vec<Row> = match query.state {
         None => {
@@ -149,7 +249,7 @@ pub fn overview(
             let mut rows = Vec::new();
             for m in matching.into_iter().skip(skip).take(per_page) {
                 let events = store.events_for(m.mac, EVENTS_FOR_LAST_BOOT)?;
-                rows.push(ctx.row(m, &events, now));
+                rows.push(ctx.row(m, &events, &leases, now));
             }
             return Ok(Page {
                 rows,
@@ -160,12 +260,19 @@ pub fn overview(
             });
         }
         Some(state) => {
+            // Every machine is judged: their events are read in chunks, one read transaction
+            // each, instead of one per machine.
             let mut rows = Vec::new();
-            for m in matching {
-                let events = store.events_for(m.mac, EVENTS_FOR_LAST_BOOT)?;
-                let row = ctx.row(m, &events, now);
-                if row.last_boot.state == state {
-                    rows.push(row);
+            let mut matching = matching.into_iter().peekable();
+            while matching.peek().is_some() {
+                let chunk: Vec<MachineRecord> = matching.by_ref().take(STATE_CHUNK).collect();
+                let macs: Vec<MacAddr> = chunk.iter().map(|m| m.mac).collect();
+                let events = store.events_for_each(&macs, EVENTS_FOR_LAST_BOOT)?;
+                for (m, events) in chunk.into_iter().zip(events) {
+                    let row = ctx.row(m, &events, &leases, now);
+                    if row.last_boot.state == state {
+                        rows.push(row);
+                    }
                 }
             }
             rows
@@ -198,7 +305,11 @@ pub fn machine_attempts(
     };
     let events = store.events_for(mac, EVENTS_FOR_ATTEMPTS)?;
     let list = attempts(&events);
-    let verdicts = Verdict::all(&list, now, ctx.report_timeout);
+    let mut verdicts = Verdict::all(&list, now, ctx.report_timeout);
+    if let Some(newest) = verdicts.first_mut() {
+        let leases = Leases::read(store, ctx)?;
+        *newest = newest.clone().present(leases.of(mac), now);
+    }
     let list: Vec<Judged> = list.into_iter().zip(verdicts).collect();
     let (host, pinned) = ctx.host_of(&machine);
     let last_boot = list.first().map_or_else(Verdict::never, |(_, v)| v.clone());
@@ -309,6 +420,7 @@ mod tests {
         Context {
             pins: BTreeMap::from([(mac(4), Some("pinned-host".to_owned()))]),
             report_timeout: Duration::from_secs(600),
+            router: false,
         }
     }
 
@@ -363,6 +475,101 @@ mod tests {
         assert_eq!(pinned.rows[0].host.as_deref(), Some("pinned-host"));
         let none = overview(&store, &ctx(), &q("nothing-like-this", None), now).unwrap();
         assert_eq!((none.total, none.pages(), none.rows.len()), (0, 1, 0));
+    }
+
+    /// Router mode: of the 10 up machines, those whose lease ended (or that hold none) are
+    /// offline; the state filter and a machine's own page agree; proxy mode says up.
+    #[test]
+    fn router_mode_up_machines_without_a_running_lease_are_offline() {
+        use flakeboot_store::LeaseRecord;
+        let (_dir, store) = lan();
+        let now = at(300);
+        // Up machines are 0, 3, ..., 27. Leases: 0 and 3 run on; 6 ran out; 9 is declined
+        // (the address is not its); the others hold none.
+        let lease = |n: u16, expires: u64, state| LeaseRecord {
+            ip: std::net::Ipv4Addr::new(10, 77, 0, u8::try_from(n + 10).unwrap()),
+            mac: mac(n),
+            client_id: None,
+            hostname: None,
+            expires: at(expires),
+            state,
+        };
+        store
+            .put_leases(&[
+                lease(0, 3600, LeaseState::Bound),
+                lease(3, 301, LeaseState::Bound),
+                lease(6, 299, LeaseState::Bound),
+                lease(9, 3600, LeaseState::Declined),
+            ])
+            .unwrap();
+        let router = Context {
+            router: true,
+            ..ctx()
+        };
+        let q = |state| Query {
+            state: Some(state),
+            ..Query::default()
+        };
+        let up = overview(&store, &router, &q(BootState::Up), now).unwrap();
+        let mut macs: Vec<MacAddr> = up.rows.iter().map(|r| r.machine.mac).collect();
+        macs.sort();
+        assert_eq!(macs, [mac(0), mac(3)]);
+        let offline = overview(&store, &router, &q(BootState::Offline), now).unwrap();
+        assert_eq!(offline.total, 8);
+        let six = offline
+            .rows
+            .iter()
+            .find(|r| r.machine.mac == mac(6))
+            .unwrap();
+        assert!(
+            six.last_boot.detail.contains("lease ran out"),
+            "{:?}",
+            six.last_boot
+        );
+        assert_eq!(six.last_boot.generation, Some(2));
+        let (row, list) = machine_attempts(&store, &router, mac(6), now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(row.last_boot.state, BootState::Offline);
+        assert_eq!(list[0].1.state, BootState::Offline);
+        // Later, 3's lease ran out too.
+        let later = overview(&store, &router, &q(BootState::Offline), at(302)).unwrap();
+        assert_eq!(later.total, 9);
+        // Proxy mode: no lease data, all 10 up.
+        let proxy = overview(&store, &ctx(), &q(BootState::Up), now).unwrap();
+        assert_eq!(proxy.total, 10);
+    }
+
+    /// Sorted by MAC, label (labelled first) or host (assigned first), each then by MAC; the
+    /// state filter and paging apply to the sorted list.
+    #[test]
+    fn sorts_by_mac_label_and_host() {
+        let (_dir, store) = lan();
+        let now = at(300);
+        let q = |sort, state| Query {
+            sort,
+            state,
+            per_page: 3,
+            ..Query::default()
+        };
+        let macs = |p: Page| p.rows.iter().map(|r| r.machine.mac).collect::<Vec<_>>();
+        let seen = overview(&store, &ctx(), &q(Sort::Seen, None), now).unwrap();
+        assert_eq!(macs(seen), [mac(29), mac(28), mac(27)]);
+        let by_mac = overview(&store, &ctx(), &q(Sort::Mac, None), now).unwrap();
+        assert_eq!(macs(by_mac), [mac(0), mac(1), mac(2)]);
+        let up = overview(&store, &ctx(), &q(Sort::Mac, Some(BootState::Up)), now).unwrap();
+        assert_eq!(macs(up), [mac(0), mac(3), mac(6)]);
+        let by_label = overview(&store, &ctx(), &q(Sort::Label, None), now).unwrap();
+        assert_eq!(by_label.rows[0].machine.mac, mac(7), "the one labelled");
+        assert_eq!(macs(by_label)[1..], [mac(0), mac(1)]);
+        let by_host = overview(&store, &ctx(), &q(Sort::Host, None), now).unwrap();
+        assert_eq!(
+            by_host.rows[0].machine.mac,
+            mac(4),
+            "the one pinned to a host"
+        );
+        assert_eq!(Sort::parse("host"), Some(Sort::Host));
+        assert_eq!(Sort::parse("sideways"), None);
     }
 
     #[test]

@@ -83,6 +83,11 @@ pub enum Command {
         /// file or directory) is a warning, not a problem.
         #[arg(long)]
         for_another_machine: bool,
+        /// The daemon's state directory, whose flakes' hosts a menu default or a machine may
+        /// name (`flake#host`): asked over its API socket, else read from its store. Default:
+        /// the file's `state_dir`.
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
     },
     /// Print recorded boot events (with the daemon stopped, read from its store).
     Events(EventsArgs),

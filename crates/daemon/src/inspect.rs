@@ -13,11 +13,18 @@ use flakeboot_nix::{FlakeRef, LocalSources};
 use flakeboot_store::Store;
 
 use crate::cli::{Command, EventsArgs};
+use crate::known_hosts::{FlakeHosts, flake_hosts};
 use crate::tables;
 
 /// `flakeboot check-config`: every problem of the file, then what does not fit this machine
-/// (as problems, or as warnings `for_another_machine`), in file order with line numbers.
-pub fn check_config(file: &Path, for_another_machine: bool) -> anyhow::Result<ExitCode> {
+/// (as problems, or as warnings `for_another_machine`), in file order with line numbers. Host
+/// names are checked against the flake hosts of the daemon in `state_dir` (default: the file's
+/// `state_dir`), or a note says why they could not be.
+pub fn check_config(
+    file: &Path,
+    for_another_machine: bool,
+    state_dir: Option<&Path>,
+) -> anyhow::Result<ExitCode> {
     let text = match std::fs::read_to_string(file) {
         Ok(text) => text,
         Err(source) => {
@@ -29,7 +36,8 @@ pub fn check_config(file: &Path, for_another_machine: bool) -> anyhow::Result<Ex
             return Ok(ExitCode::from(2));
         }
     };
-    let report = check_text(file, &text, &LiveSystem, for_another_machine);
+    let hosts = |c: &Config| flake_hosts(c, state_dir.unwrap_or(&c.state_dir));
+    let report = check_text(file, &text, &LiveSystem, &hosts, for_another_machine);
     for line in &report.lines {
         eprintln!("{line}");
     }
@@ -72,12 +80,14 @@ pub struct CheckReport {
     pub warnings: usize,
 }
 
-/// Checks a config file's text: its syntax, the config's rules ([`flakeboot_config::problems`])
-/// and, against `system`, the LAN port and the paths it names.
+/// Checks a config file's text: its syntax, the config's rules ([`flakeboot_config::problems`],
+/// host names against the flake hosts `hosts` finds) and, against `system`, the LAN port and
+/// the paths it names.
 pub fn check_text(
     file: &Path,
     text: &str,
     system: &dyn System,
+    hosts: &dyn Fn(&Config) -> FlakeHosts,
     for_another_machine: bool,
 ) -> CheckReport {
     let config = match Config::parse_unchecked(text, file) {
@@ -91,7 +101,17 @@ pub fn check_text(
             };
         }
     };
-    let mut found: Vec<(Problem, bool)> = flakeboot_config::problems(&config, None)
+    let (known, note) = match hosts(&config) {
+        FlakeHosts::Known(list) => (Some(list), None),
+        FlakeHosts::Unknown(why) => (
+            None,
+            Some(format!(
+                "{}: note: host names of flakes (flake#host) are not checked: {why}",
+                file.display()
+            )),
+        ),
+    };
+    let mut found: Vec<(Problem, bool)> = flakeboot_config::problems(&config, known.as_deref())
         .into_iter()
         .map(|p| (p, false))
         .collect();
@@ -133,6 +153,7 @@ pub fn check_text(
                 let warning = if warning { "warning: " } else { "" };
                 format!("{at}: {warning}{message}")
             })
+            .chain(note)
             .collect(),
     }
 }
@@ -166,10 +187,12 @@ pub fn offline(command: &Command, state_dir: &Path) -> Option<anyhow::Result<Exi
     match command {
         Command::Events(args) => Some(run(&|store| events(store, args))),
         Command::Machines { json, .. } => Some(run(&|store| {
-            // Without the daemon: no config file pins, the default report timeout.
+            // Without the daemon: no config file pins, the default report timeout, and no
+            // DHCP mode known, so no machine is judged offline.
             let ctx = overview::Context {
                 pins: Default::default(),
                 report_timeout: std::time::Duration::from_secs(600),
+                router: false,
             };
             let page = overview::overview(
                 store,

@@ -7,6 +7,7 @@ mod build_log;
 mod cli;
 mod commands;
 mod inspect;
+mod known_hosts;
 mod logging;
 mod serve;
 mod tables;
@@ -46,7 +47,8 @@ fn run_local(command: Command) -> anyhow::Result<ExitCode> {
         Command::CheckConfig {
             file,
             for_another_machine,
-        } => inspect::check_config(&file, for_another_machine),
+            state_dir,
+        } => inspect::check_config(&file, for_another_machine, state_dir.as_deref()),
         Command::Update(args) => update::run(args),
         other => Err(anyhow::anyhow!("{other:?} works over the API")),
     }

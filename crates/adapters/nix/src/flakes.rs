@@ -191,7 +191,10 @@ impl Flakes {
     ) -> Result<FlakeRecord, FlakeError> {
         let settings = self.runner.settings();
         let cancel = CancellationToken::new();
-        let locked = lock(&settings, flake_ref, &cancel).await?;
+        // nix gets the path as judged, resolved just now: a symlink on the given path swapped
+        // after the check cannot redirect it. The lock pins the content (narHash or rev).
+        let for_nix = self.local.resolve(flake_ref)?;
+        let locked = lock(&settings, &for_nix, &cancel).await?;
         let hosts = discover(&settings, &locked.locked_url, &cancel).await?;
         let record = FlakeRecord {
             name: name.to_owned(),

@@ -10,7 +10,11 @@
 //!
 //! [`LocalSources::check`] is called wherever a flake URL is saved or used: config load (the
 //! daemon and `check-config`), `Flakes::add` (the API, the web UI and config sync), re-locking
-//! and building.
+//! and building. nix is handed [`LocalSources::resolve`]'s reference, whose path is the one
+//! judged (no symlink, no `..`): a symlink on the given path swapped after the check cannot send
+//! nix elsewhere. Not closed: someone who can write inside an allowed directory replacing a
+//! real directory of the resolved path by a symlink between the check and nix's read (nix opens
+//! the path itself and follows symlinks); the lock then pins what was read.
 
 use std::path::{Path, PathBuf};
 
@@ -109,10 +113,35 @@ impl LocalSources {
 
     /// Whether nix may read this reference: `Ok` for every reference that is not local.
     pub fn check(&self, flake: &FlakeRef) -> Result<(), LocalSourceError> {
-        let Some(path) = local_path(flake)? else {
-            return Ok(());
+        self.resolve(flake).map(|_| ())
+    }
+
+    /// [`LocalSources::check`], and the reference to hand nix: a local one with its path
+    /// replaced by the path judged (absolute, no symlink, no `..`), so that a symlink on the
+    /// given path swapped after the check cannot send nix elsewhere; any other as it is.
+    pub fn resolve(&self, flake: &FlakeRef) -> Result<FlakeRef, LocalSourceError> {
+        let Some(local) = local_path(flake)? else {
+            return Ok(flake.clone());
         };
         let url = flake.as_str();
+        let real = self.judge(url, local.path)?;
+        let bad = |reason| LocalSourceError::BadPath {
+            url: url.to_owned(),
+            reason,
+        };
+        let encoded = real
+            .to_str()
+            .map(percent_encode)
+            .ok_or_else(|| bad("the resolved path is not UTF-8"))?;
+        let (Some(before), Some(after)) = (url.get(..local.start), url.get(local.end..)) else {
+            return Err(bad("the path is not where it was found"));
+        };
+        FlakeRef::parse(&format!("{before}{encoded}{after}"))
+            .map_err(|_| bad("the resolved path does not make a valid reference"))
+    }
+
+    /// The resolved path of a local reference, if nix may read it.
+    fn judge(&self, url: &str, path: PathBuf) -> Result<PathBuf, LocalSourceError> {
         let real = match std::fs::canonicalize(&path) {
             Ok(real) => real,
             // Judged by its text then, so that a refusal never tells whether a path outside
@@ -137,7 +166,7 @@ impl LocalSources {
             .filter_map(|dir| std::fs::canonicalize(dir).ok())
             .any(|dir| real.starts_with(dir));
         if allowed {
-            Ok(())
+            Ok(real)
         } else {
             Err(LocalSourceError::NotAllowed {
                 url: url.to_owned(),
@@ -202,9 +231,17 @@ impl LocalSources {
     }
 }
 
-/// The file system path a local reference names (percent-decoded), or `None` for a reference
-/// that is not local.
-fn local_path(flake: &FlakeRef) -> Result<Option<PathBuf>, LocalSourceError> {
+/// The path a local reference names and where it is written in the reference.
+struct LocalPath {
+    /// Percent-decoded.
+    path: PathBuf,
+    /// Byte range of the path as written (between the scheme and authority, and the query).
+    start: usize,
+    end: usize,
+}
+
+/// The file system path a local reference names, or `None` for a reference that is not local.
+fn local_path(flake: &FlakeRef) -> Result<Option<LocalPath>, LocalSourceError> {
     let url = flake.as_str();
     let bad = |reason| LocalSourceError::BadPath {
         url: url.to_owned(),
@@ -245,7 +282,26 @@ fn local_path(flake: &FlakeRef) -> Result<Option<PathBuf>, LocalSourceError> {
     if !decoded.starts_with('/') {
         return Err(bad("a local flake needs an absolute path"));
     }
-    Ok(Some(PathBuf::from(decoded)))
+    // `raw` is the end of `without_query`, which begins `url`.
+    Ok(Some(LocalPath {
+        path: PathBuf::from(decoded),
+        start: without_query.len() - raw.len(),
+        end: without_query.len(),
+    }))
+}
+
+/// A path written into a URL: `%`, `?`, `#` and every byte that is not printable ASCII
+/// escaped (nix decodes them).
+fn percent_encode(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    for b in path.bytes() {
+        if b.is_ascii_graphic() && !matches!(b, b'%' | b'?' | b'#') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// `%XX` escapes decoded (nix decodes them in URL paths); `None` for a bad escape, a NUL, or a
@@ -385,6 +441,56 @@ mod tests {
         assert!(matches!(err, LocalSourceError::NotAllowed { .. }), "{err}");
         let err = check(&sources, "path:/etc/no-such-dir").unwrap_err();
         assert!(matches!(err, LocalSourceError::Never { .. }), "{err}");
+    }
+
+    /// The reference nix gets names the directory judged: a symlink swapped after the check
+    /// (to `/etc` here) does not change where it points.
+    #[test]
+    fn nix_gets_the_resolved_path_so_a_swapped_symlink_cannot_redirect_it() {
+        let d = dirs();
+        let sources = LocalSources::new(std::slice::from_ref(&d.allowed), &d.state);
+        let a = d.allowed.display();
+        std::fs::create_dir(d.allowed.join("odd dir%?#")).unwrap();
+        std::os::unix::fs::symlink(d.allowed.join("lab"), d.allowed.join("link")).unwrap();
+        let resolve = |url: &str| sources.resolve(&FlakeRef::parse(url).unwrap());
+        for (given, resolved) in [
+            (
+                format!("path:{a}/link?dir=sub"),
+                format!("path:{a}/lab?dir=sub"),
+            ),
+            (format!("{a}/link/"), format!("{a}/lab")),
+            (
+                format!("git+file://{a}/link?ref=main"),
+                format!("git+file://{a}/lab?ref=main"),
+            ),
+            (
+                format!("tarball+file://localhost{a}/link/../lab/."),
+                format!("tarball+file://localhost{a}/lab"),
+            ),
+            (
+                format!("path:{a}/odd%20dir%25%3F%23"),
+                format!("path:{a}/odd%20dir%25%3F%23"),
+            ),
+            (
+                "github:acme/fleet".to_owned(),
+                "github:acme/fleet".to_owned(),
+            ),
+        ] {
+            assert_eq!(resolve(&given).unwrap().as_str(), resolved, "{given}");
+            // What nix gets passes the same check and resolves to itself.
+            assert_eq!(resolve(&resolved).unwrap().as_str(), resolved, "{resolved}");
+        }
+
+        let given = format!("path:{a}/link");
+        let for_nix = resolve(&given).unwrap();
+        // The race: the symlink is swapped after the check, before nix reads the directory.
+        std::fs::remove_file(d.allowed.join("link")).unwrap();
+        std::os::unix::fs::symlink("/etc", d.allowed.join("link")).unwrap();
+        let err = resolve(&given).unwrap_err();
+        assert!(matches!(err, LocalSourceError::Never { .. }), "{err}");
+        let path = local_path(&for_nix).unwrap().unwrap().path;
+        assert_eq!(path, d.allowed.join("lab"));
+        assert_eq!(std::fs::canonicalize(&path).unwrap(), d.allowed.join("lab"));
     }
 
     /// `/etc` and the state directory are refused even when listed, and so is any directory

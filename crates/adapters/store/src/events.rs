@@ -189,6 +189,32 @@ impl Store {
         Ok(out)
     }
 
+    /// [`Store::events_for`] of each of `macs`, in that order, read in one transaction (the
+    /// overview's state filter judges every machine).
+    pub fn events_for_each(
+        &self,
+        macs: &[MacAddr],
+        limit: usize,
+    ) -> Result<Vec<Vec<BootEvent>>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(EVENTS)?;
+        let index = txn.open_table(EVENTS_BY_MAC)?;
+        let mut all = Vec::with_capacity(macs.len());
+        for &mac in macs {
+            let mac = mac_key(mac);
+            let mut out = Vec::new();
+            for entry in index.range((mac, 0)..=(mac, u64::MAX))?.rev().take(limit) {
+                let (_, seq) = entry?.0.value();
+                if let Some(value) = table.get(seq)? {
+                    out.push(decode(TABLE, seq, value.value())?);
+                }
+            }
+            out.reverse();
+            all.push(out);
+        }
+        Ok(all)
+    }
+
     /// The newest `limit` events of all machines, newest last.
     pub fn recent_events(&self, limit: usize) -> Result<Vec<BootEvent>, StoreError> {
         let txn = self.db.begin_read()?;

@@ -18,6 +18,9 @@ pub enum BootState {
     NoReport,
     /// Under way: the last step was less than the timeout ago.
     Booting,
+    /// It reported up, but is gone since: in router mode, it holds no DHCP lease any more (it
+    /// stopped renewing, or released it). See [`Verdict::present`].
+    Offline,
     /// The boot menu sent it to its local disk (its `local` entry).
     Local,
     /// No boot recorded.
@@ -26,23 +29,25 @@ pub enum BootState {
 
 impl BootState {
     /// Every state, in the order a page lists them.
-    pub const ALL: [BootState; 6] = [
+    pub const ALL: [BootState; 7] = [
         BootState::Up,
         BootState::Booting,
         BootState::Failed,
         BootState::NoReport,
+        BootState::Offline,
         BootState::Local,
         BootState::Never,
     ];
 
-    /// Its name in the API and in `?state=`: `up`, `failed`, `no_report`, `booting`, `local`,
-    /// `never`.
+    /// Its name in the API and in `?state=`: `up`, `failed`, `no_report`, `booting`, `offline`,
+    /// `local`, `never`.
     pub fn as_str(self) -> &'static str {
         match self {
             BootState::Up => "up",
             BootState::Failed => "failed",
             BootState::NoReport => "no_report",
             BootState::Booting => "booting",
+            BootState::Offline => "offline",
             BootState::Local => "local",
             BootState::Never => "never",
         }
@@ -55,6 +60,7 @@ impl BootState {
             BootState::Failed => "failed",
             BootState::NoReport => "no report",
             BootState::Booting => "booting",
+            BootState::Offline => "offline",
             BootState::Local => "local disk",
             BootState::Never => "never booted",
         }
@@ -128,6 +134,29 @@ impl Verdict {
                 }
             })
             .collect()
+    }
+
+    /// The verdict with what the appliance knows of the machine now: in router mode
+    /// (`lease_expires`: `Some`, with when the machine's DHCP lease ends, `None` inside when it
+    /// holds none), a machine that reported up but whose lease ended before `now` (it stopped
+    /// renewing, or released it) is [`BootState::Offline`]. In proxy mode (`None`) the LAN's own
+    /// server sees the renewals, flakeboot does not: up stays up.
+    pub fn present(self, lease_expires: Option<Option<SystemTime>>, now: SystemTime) -> Verdict {
+        let Some(lease) = lease_expires else {
+            return self;
+        };
+        if self.state != BootState::Up || lease.is_some_and(|end| end > now) {
+            return self;
+        }
+        let why = match lease {
+            Some(_) => "its DHCP lease ran out",
+            None => "it holds no DHCP lease",
+        };
+        Verdict {
+            state: BootState::Offline,
+            detail: format!("offline: {why} (last {})", self.detail),
+            ..self
+        }
     }
 
     /// How an attempt that a newer boot of the same machine followed ended: it is not waiting
@@ -268,6 +297,63 @@ mod tests {
         let mut e = BootEvent::new(stage, outcome, detail).mac(MAC);
         e.at = at(secs);
         e
+    }
+
+    /// Up, then gone: in router mode a machine whose DHCP lease ended (or that holds none) is
+    /// offline, with its last generation kept; while the lease runs it is up; in proxy mode
+    /// (no lease data) up stays up; only an up machine goes offline; its next boot is booting.
+    #[test]
+    fn an_up_machine_whose_lease_ended_is_offline() {
+        use BootStage::*;
+        let mut events = vec![
+            ev(0, Dhcp, Outcome::Ok, "router ack"),
+            ev(1, Script, Outcome::Ok, "GET /boot.ipxe 200"),
+            ev(2, Kernel, Outcome::Ok, "GET /boot/web/lab.g3/kernel 200"),
+            ev(3, Initrd, Outcome::Ok, "GET /boot/web/lab.g3/initrd 200"),
+            ev(9, System, Outcome::Ok, "up"),
+        ];
+        let last = |events: &[BootEvent], now| Verdict::last(&attempts(events), now, TEN_MIN);
+        let up = |now| last(&events, now);
+        let lease_end = Some(at(3600));
+        // The lease runs: up.
+        for now in [at(10), at(3599)] {
+            assert_eq!(up(now).present(Some(lease_end), now).state, BootState::Up);
+        }
+        // It ran out (the machine stopped renewing): offline, the generation kept.
+        for now in [at(3600), at(90_000)] {
+            let v = up(now).present(Some(lease_end), now);
+            assert_eq!(v.state, BootState::Offline, "{v:?}");
+            assert_eq!(
+                v.detail,
+                "offline: its DHCP lease ran out (last up (generation 3))"
+            );
+            assert_eq!((v.generation, v.ended), (Some(3), Some(at(9))));
+            assert_eq!(v.state.as_str(), "offline");
+            assert_eq!(BootState::parse("offline"), Some(BootState::Offline));
+        }
+        let v = up(at(20)).present(Some(None), at(20));
+        assert_eq!(v.state, BootState::Offline);
+        assert_eq!(
+            v.detail,
+            "offline: it holds no DHCP lease (last up (generation 3))"
+        );
+        // Proxy mode: flakeboot cannot tell, up stays up.
+        assert_eq!(
+            up(at(90_000)).present(None, at(90_000)).state,
+            BootState::Up
+        );
+        // Only "up" goes offline: booting, failed and never stay as they are.
+        assert_eq!(
+            Verdict::never().present(Some(None), at(5)).state,
+            BootState::Never
+        );
+        let booting = Verdict::last(&attempts(&events[..3]), at(4), TEN_MIN);
+        assert_eq!(booting.state, BootState::Booting);
+        assert_eq!(booting.present(Some(None), at(4)).state, BootState::Booting);
+        // Its next boot is a new attempt: booting again, whatever the lease.
+        events.push(ev(100_000, Dhcp, Outcome::Ok, "router ack"));
+        let v = last(&events, at(100_001)).present(Some(lease_end), at(100_001));
+        assert_eq!(v.state, BootState::Booting, "{v:?}");
     }
 
     /// The menu's local entry ends the attempt at once: "local disk", not "booting" until

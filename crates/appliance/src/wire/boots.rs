@@ -18,6 +18,7 @@ pub enum BootState {
     Failed,
     NoReport,
     Booting,
+    Offline,
     Local,
     Never,
 }
@@ -37,6 +38,7 @@ impl From<attempts::BootState> for BootState {
             S::Failed => BootState::Failed,
             S::NoReport => BootState::NoReport,
             S::Booting => BootState::Booting,
+            S::Offline => BootState::Offline,
             S::Local => BootState::Local,
             S::Never => BootState::Never,
         }
@@ -51,6 +53,7 @@ impl From<BootState> for attempts::BootState {
             BootState::Failed => S::Failed,
             BootState::NoReport => S::NoReport,
             BootState::Booting => S::Booting,
+            BootState::Offline => S::Offline,
             BootState::Local => S::Local,
             BootState::Never => S::Never,
         }

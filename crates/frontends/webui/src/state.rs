@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
 
 use flakeboot_catalogue::MacAddr;
-use flakeboot_store::{ApplianceSettings, Store, StoreError};
+use flakeboot_store::{ApplianceSettings, DhcpModeSetting, Store, StoreError};
 use tokio::sync::watch;
 
 use crate::auth::hash_gate::{HashGate, HashGateError, HashLimits};
@@ -500,6 +500,7 @@ impl WebState {
         flakeboot_appliance::overview::Context {
             pins: self.inner.config.pinned_machines.clone(),
             report_timeout: self.inner.config.report_timeout,
+            router: self.inner.settings.borrow().dhcp_mode == DhcpModeSetting::Router,
         }
     }
 

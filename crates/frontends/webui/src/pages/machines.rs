@@ -170,15 +170,18 @@ pub(crate) fn parse_mac(s: &str) -> Result<MacAddr, WebError> {
         })
 }
 
-/// `?q=&state=&page=&per_page=` of the machine list (page and API).
+/// `?q=&state=&sort=&page=&per_page=` of the machine list (page and API).
 #[derive(Debug, Default, Clone, Deserialize)]
 pub struct ListQuery {
     /// Words to search for.
     #[serde(default)]
     pub q: String,
-    /// `up`, `failed`, `no_report`, `booting`, `never`, or empty.
+    /// `up`, `failed`, `no_report`, `booting`, `offline`, `local`, `never`, or empty.
     #[serde(default)]
     pub state: String,
+    /// `seen` (most recently seen first, the default), `mac`, `label`, `host`, or empty.
+    #[serde(default)]
+    pub sort: String,
     /// From 1.
     #[serde(default)]
     pub page: Option<usize>,
@@ -194,13 +197,20 @@ impl ListQuery {
             "" | "all" => None,
             name => Some(BootState::parse(name).ok_or_else(|| WebError::BadRequest {
                 message: format!(
-                    "Unknown state “{name}”: use up, booting, failed, no_report or never."
+                    "Unknown state “{name}”: use up, booting, failed, no_report, offline, local or never."
                 ),
             })?),
+        };
+        let sort = match self.sort.trim() {
+            "" => overview::Sort::Seen,
+            name => overview::Sort::parse(name).ok_or_else(|| WebError::BadRequest {
+                message: format!("Unknown order “{name}”: use seen, mac, label or host."),
+            })?,
         };
         Ok(overview::Query {
             text: self.q.trim().to_owned(),
             state,
+            sort,
             page: self.page.unwrap_or(1),
             per_page: self
                 .per_page
@@ -212,7 +222,11 @@ impl ListQuery {
     /// This query on another page, as a link.
     fn link(&self, page: usize) -> String {
         let mut out = format!("/machines?page={page}");
-        for (k, v) in [("q", self.q.trim()), ("state", self.state.trim())] {
+        for (k, v) in [
+            ("q", self.q.trim()),
+            ("state", self.state.trim()),
+            ("sort", self.sort.trim()),
+        ] {
             if !v.is_empty() {
                 out.push_str(&format!("&{k}={}", encode_query(v)));
             }
@@ -236,7 +250,7 @@ fn encode_query(v: &str) -> String {
         .collect()
 }
 
-/// GET /machines[?q=&state=&page=]
+/// GET /machines[?q=&state=&sort=&page=]
 pub async fn list(
     State(state): State<WebState>,
     Extension(principal): Extension<Principal>,
@@ -264,6 +278,11 @@ pub async fn list(
                         option value="" selected[query.state.is_none()] { "Any state" }
                         @for s in BootState::ALL {
                             option value=(s.as_str()) selected[query.state == Some(s)] { (s.label()) }
+                        }
+                    }
+                    select name="sort" aria-label="Order" {
+                        @for s in overview::Sort::ALL {
+                            option value=(s.as_str()) selected[query.sort == s] { "by " (s.label()) }
                         }
                     }
                     button type="submit" { "Filter" }

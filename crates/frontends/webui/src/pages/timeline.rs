@@ -26,7 +26,7 @@ pub fn badge(v: &Verdict) -> Markup {
         BootState::Failed => "badge bad",
         BootState::NoReport => "badge warn",
         BootState::Booting => "badge run",
-        BootState::Local | BootState::Never => "badge",
+        BootState::Offline | BootState::Local | BootState::Never => "badge",
     };
     html! { span class=(class) { (v.state.label()) } }
 }
@@ -105,6 +105,7 @@ pub fn svg(attempt: &Attempt, verdict: &Verdict, now: SystemTime) -> Markup {
     let end_x = x(end_at);
     let (end_text, end_fill) = match verdict.state {
         BootState::Up => ("up", "#2f8f4e"),
+        BootState::Offline => ("up, now offline", "#5b6470"),
         BootState::Failed if attempt.system.is_some() => ("failed", "#c8372d"),
         BootState::Failed => ("stopped", "#c8372d"),
         BootState::NoReport => ("no report", "#c98a06"),
