@@ -23,7 +23,8 @@ fi
 # closes it, has the kernel re-read the whole partition table, which for a moment takes away the
 # partition dm-verity is about to open (seen: "verity: Data device lookup failed (-EBUSY)").
 majmin=$(cat "/sys/class/block/${disk##*/}/dev")
-node=/run/flakeboot-grow-data.disk
+# In /dev: /run is mounted nodev in the initrd.
+node=/dev/.flakeboot-grow-data.disk
 rm -f "$node"
 mknod -m 600 "$node" b "${majmin%%:*}" "${majmin##*:}"
 trap 'rm -f "$node"' EXIT
