@@ -8,10 +8,9 @@
 
 mod common;
 
-use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use common::*;
 use flakeboot_hil_tests::FlakeRepo;
@@ -31,22 +30,13 @@ fn mode(path: &Path) -> u32 {
 
 /// `flakeboot ARGS --state-dir STATE` with `stdin`: its standard output (it must succeed).
 fn local_cli(state: &Path, args: &[&str], stdin: &str) -> String {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_flakeboot"))
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new(env!("CARGO_BIN_EXE_flakeboot"))
+            .args(args)
+            .arg("--state-dir")
+            .arg(state),
+        stdin,
+    );
     assert!(
         out.status.success(),
         "flakeboot {args:?}: {}",

@@ -12,9 +12,8 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -54,19 +53,10 @@ fn json(args: &[&str], state: &Path) -> Value {
 
 /// The hex HMAC-SHA256 of `body` keyed with `secret`, by openssl (not by flakeboot's code).
 fn hmac_sha256(secret: &str, body: &str) -> String {
-    let mut child = Command::new("openssl")
-        .args(["dgst", "-sha256", "-hmac", secret])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(body.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out = output_with_stdin(
+        Command::new("openssl").args(["dgst", "-sha256", "-hmac", secret]),
+        body,
+    );
     let text = String::from_utf8(out.stdout).unwrap();
     let hex = text.trim().rsplit(' ').next().unwrap().to_owned();
     assert_eq!(hex.len(), 64, "openssl said {text:?}");

@@ -18,6 +18,25 @@ use crate::{Store, StoreError, machines};
 
 const TABLE: &str = "events";
 
+/// The newest `limit` events of `mac` in a read transaction's tables, newest last.
+fn newest_of(
+    table: &impl ReadableTable<u64, &'static [u8]>,
+    index: &impl ReadableTable<(MacKey, u64), ()>,
+    mac: MacAddr,
+    limit: usize,
+) -> Result<Vec<BootEvent>, StoreError> {
+    let mac = mac_key(mac);
+    let mut out = Vec::new();
+    for entry in index.range((mac, 0)..=(mac, u64::MAX))?.rev().take(limit) {
+        let (_, seq) = entry?.0.value();
+        if let Some(value) = table.get(seq)? {
+            out.push(decode(TABLE, seq, value.value())?);
+        }
+    }
+    out.reverse();
+    Ok(out)
+}
+
 /// The event tables of one write transaction, changed together.
 pub(crate) struct EventTables<'txn> {
     events: Table<'txn, u64, &'static [u8]>,
@@ -177,16 +196,7 @@ impl Store {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(EVENTS)?;
         let index = txn.open_table(EVENTS_BY_MAC)?;
-        let mac = mac_key(mac);
-        let mut out = Vec::new();
-        for entry in index.range((mac, 0)..=(mac, u64::MAX))?.rev().take(limit) {
-            let (_, seq) = entry?.0.value();
-            if let Some(value) = table.get(seq)? {
-                out.push(decode(TABLE, seq, value.value())?);
-            }
-        }
-        out.reverse();
-        Ok(out)
+        newest_of(&table, &index, mac, limit)
     }
 
     /// [`Store::events_for`] of each of `macs`, in that order, read in one transaction (the
@@ -199,20 +209,9 @@ impl Store {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(EVENTS)?;
         let index = txn.open_table(EVENTS_BY_MAC)?;
-        let mut all = Vec::with_capacity(macs.len());
-        for &mac in macs {
-            let mac = mac_key(mac);
-            let mut out = Vec::new();
-            for entry in index.range((mac, 0)..=(mac, u64::MAX))?.rev().take(limit) {
-                let (_, seq) = entry?.0.value();
-                if let Some(value) = table.get(seq)? {
-                    out.push(decode(TABLE, seq, value.value())?);
-                }
-            }
-            out.reverse();
-            all.push(out);
-        }
-        Ok(all)
+        macs.iter()
+            .map(|&mac| newest_of(&table, &index, mac, limit))
+            .collect()
     }
 
     /// The newest `limit` events of all machines, newest last.

@@ -98,6 +98,26 @@ pub fn stdout_of(cmd: &mut std::process::Command) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
+/// Runs `cmd` with `stdin` written to its standard input: its output (stdout and stderr
+/// captured).
+pub fn output_with_stdin(cmd: &mut std::process::Command, stdin: &str) -> std::process::Output {
+    use std::io::Write as _;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// Deterministic, non-repeating-looking file content.
 pub fn pattern(len: usize) -> Vec<u8> {
     let mut x: u32 = 0x9e37_79b9;
