@@ -594,6 +594,7 @@ hostname = "node1"
                     build_id: 1,
                     log: "/l".into(),
                     gc_roots: vec![],
+                    preflight: flakeboot_store::PreflightRecord::skipped("off"),
                 })
                 .unwrap();
         }

@@ -125,6 +125,7 @@ impl FakeFlakes {
                 build_id: id,
                 log: PathBuf::new(),
                 gc_roots: vec![],
+                preflight: flakeboot_store::PreflightRecord::skipped("off"),
             };
             inner.generations.entry(q).or_default().push(generation);
             if let Some(b) = inner.builds.iter_mut().find(|b| b.id == id) {
