@@ -6,6 +6,7 @@ mod dhcp;
 mod error;
 mod flakes;
 mod locate;
+mod preflight;
 mod problem;
 pub mod system;
 mod validate;
@@ -18,6 +19,10 @@ pub use flakes::{
     MAX_CHECK_EVERY, MIN_CHECK_EVERY, NEVER_FLAKE_SOURCES, NixConfig, check_every_problem,
 };
 pub use locate::Lines;
+pub use preflight::{
+    DEFAULT_PREFLIGHT_SUBNET, PREFLIGHT_MEMORY, PREFLIGHT_TIMEOUT, PreflightConfig,
+    PreflightFirmware,
+};
 pub use problem::{Field, Problem, Segment};
 pub use system::{InterfaceFacts, PathKind, System};
 pub use validate::{
@@ -65,6 +70,9 @@ pub struct Config {
     /// Names of the WireGuard interfaces for remote management (`[vpn]`).
     #[serde(default)]
     pub vpn: VpnConfig,
+    /// The pre-flight boot of each new generation (`[preflight]`).
+    #[serde(default)]
+    pub preflight: PreflightConfig,
     /// Where the store lives; `--state-dir` overrides it.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -310,6 +318,7 @@ impl Config {
             flakes: Vec::new(),
             nix: NixConfig::default(),
             vpn: VpnConfig::default(),
+            preflight: PreflightConfig::default(),
             state_dir: default_state_dir(),
         }
     }

@@ -136,6 +136,12 @@ pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
             netmask,
             "[lan] address and [dhcp] netmask",
         ));
+        problems.extend(crate::preflight::lan_overlap_problems(
+            &c.preflight,
+            address,
+            netmask,
+            "[lan] address and [dhcp] netmask",
+        ));
     }
 
     let mut add = |field: Field, message: String| problems.push(Problem::new(field, message));
@@ -305,6 +311,7 @@ pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
             .map(|message| sectioned(message, &c.flakes)),
     );
     problems.extend(crate::vpn::problems(&c.vpn));
+    problems.extend(crate::preflight::problems(&c.preflight));
     problems
 }
 
