@@ -228,6 +228,10 @@ fn queued_builds(
 struct GenerationsView {
     generations: Vec<Generation>,
     pinned: Option<u32>,
+    /// What machines boot now (pinned, else the newest that passed or skipped pre-flight);
+    /// absent from an older daemon, which booted the newest.
+    #[serde(default)]
+    current: Option<u32>,
 }
 
 fn generations(client: &ApiClient, host: &str, json: bool) -> anyhow::Result<ExitCode> {
@@ -245,10 +249,11 @@ fn generations(client: &ApiClient, host: &str, json: bool) -> anyhow::Result<Exi
         None => GenerationsView {
             generations: Vec::new(),
             pinned: None,
+            current: None,
         },
     };
     let newest = view.generations.iter().map(|g| g.number).max();
-    let current = view.pinned.or(newest);
+    let current = view.current.or(view.pinned).or(newest);
     let rows: Vec<GenerationRow> = view
         .generations
         .into_iter()

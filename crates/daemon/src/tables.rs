@@ -175,6 +175,7 @@ pub fn generations(host: &str, rows: &[GenerationRow]) -> String {
                 short_rev(g.record.revision.as_deref()),
                 time(g.record.built_at),
                 g.record.build_id.to_string(),
+                g.record.preflight.summary(),
                 match (g.current, g.pinned) {
                     (true, true) => "current (pinned)".into(),
                     (true, false) => "current".into(),
@@ -186,7 +187,10 @@ pub fn generations(host: &str, rows: &[GenerationRow]) -> String {
     let qualified = rows.first().map(|g| g.record.host.as_str()).unwrap_or(host);
     format!(
         "{qualified}\n{}",
-        table(&["GEN", "REVISION", "BUILT", "BUILD", "BOOTS"], &cells)
+        table(
+            &["GEN", "REVISION", "BUILT", "BUILD", "PRE-FLIGHT", "BOOTS"],
+            &cells
+        )
     )
 }
 
