@@ -48,7 +48,7 @@ impl PreflightQueue {
                 if shutdown.is_cancelled() {
                     return;
                 }
-                let next = match blocking(&store, |s| next_queued(s)).await {
+                let next = match blocking(&store, next_queued).await {
                     Ok(next) => next,
                     Err(e) => {
                         warn!("cannot read the pre-flight queue: {e}");
