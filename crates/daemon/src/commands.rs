@@ -135,6 +135,9 @@ fn flake(client: &ApiClient, args: FlakeArgs) -> anyhow::Result<ExitCode> {
             if json {
                 return print_json(&v);
             }
+            if let Some(warning) = v.get("warning").and_then(Value::as_str) {
+                println!("Warning: {warning}.");
+            }
             println!(
                 "{host} boots generation {generation} now (pinned; `flakeboot flake unpin {host}` undoes it)."
             );
@@ -144,7 +147,9 @@ fn flake(client: &ApiClient, args: FlakeArgs) -> anyhow::Result<ExitCode> {
             if json {
                 return print_json(&v);
             }
-            println!("{host} boots its newest generation again.");
+            println!(
+                "{host} boots its newest generation again (the newest whose pre-flight passed or was skipped)."
+            );
         }
         FlakeCommand::Remove { flake } => {
             let v = client.delete(&format!("/flakes/{}", encode(&flake)))?;
