@@ -3,7 +3,8 @@
 use std::io;
 
 use netlink_packet_core::{
-    NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkMessage, NetlinkPayload,
+    NLM_F_ACK, NLM_F_CREATE, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_EXCL, NLM_F_REQUEST,
+    NetlinkMessage, NetlinkPayload,
 };
 use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::address::AddressMessage;
@@ -78,6 +79,49 @@ impl Rtnl {
                 _ => None,
             })
             .collect())
+    }
+
+    /// One change (`NLM_F_ACK`; `create`: also `NLM_F_CREATE | NLM_F_EXCL`), to its ack.
+    pub(crate) fn change(
+        &mut self,
+        what: &'static str,
+        request: RouteNetlinkMessage,
+        create: bool,
+    ) -> Result<(), NetifError> {
+        self.sequence = self.sequence.wrapping_add(1);
+        let mut message = NetlinkMessage::from(request);
+        message.header.flags = NLM_F_REQUEST | NLM_F_ACK;
+        if create {
+            message.header.flags |= NLM_F_CREATE | NLM_F_EXCL;
+        }
+        message.header.sequence_number = self.sequence;
+        message.finalize();
+        let mut buf = vec![0u8; message.buffer_len()];
+        message.serialize(&mut buf);
+        let io = |source| NetifError::Io { what, source };
+        self.socket.send(&buf, 0).map_err(io)?;
+        loop {
+            let (datagram, _) = self.socket.recv_from_full().map_err(io)?;
+            let reply =
+                NetlinkMessage::<RouteNetlinkMessage>::deserialize(&datagram).map_err(|e| {
+                    NetifError::Decode {
+                        what,
+                        message: e.to_string(),
+                    }
+                })?;
+            if reply.header.sequence_number != self.sequence {
+                continue;
+            }
+            if let NetlinkPayload::Error(e) = reply.payload {
+                return match e.code {
+                    Some(_) => Err(NetifError::Kernel {
+                        what,
+                        source: e.to_io(),
+                    }),
+                    None => Ok(()),
+                };
+            }
+        }
     }
 
     fn dump(

@@ -9,6 +9,7 @@
 //! change, from a blocking context.
 
 mod dump;
+mod tap;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -17,6 +18,7 @@ use netlink_packet_route::address::{AddressAttribute, AddressMessage};
 use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 
 pub use dump::NetifError;
+pub use tap::{Tap, TapError};
 
 /// One network interface of the current namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]
