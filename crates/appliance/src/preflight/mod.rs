@@ -8,6 +8,7 @@
 //! - [`PreflightVm`]: how one generation is booted. The daemon's QEMU machine on its private
 //!   network implements it; tests use fakes.
 
+pub mod qemu;
 pub mod queue;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use flakeboot_store::GenerationRecord;
 use futures_util::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
 
+pub use qemu::{QemuPreflight, find_qemu};
 pub use queue::{PreflightQueue, QueueSettings};
 
 /// Boots one generation in the pre-flight VM.

@@ -20,7 +20,7 @@ pub use flakes::{
 };
 pub use locate::Lines;
 pub use preflight::{
-    DEFAULT_PREFLIGHT_SUBNET, PREFLIGHT_MEMORY, PREFLIGHT_TIMEOUT, PreflightConfig,
+    DEFAULT_PREFLIGHT_SUBNET, PREFLIGHT_MEMORY, PREFLIGHT_TIMEOUT, PreflightAccel, PreflightConfig,
     PreflightFirmware,
 };
 pub use problem::{Field, Problem, Segment};

@@ -29,6 +29,19 @@ impl PreflightFirmware {
     }
 }
 
+/// The pre-flight VM's accelerator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreflightAccel {
+    /// KVM when `/dev/kvm` opens read-write, TCG otherwise.
+    Auto,
+    /// Always KVM.
+    Kvm,
+    /// Always TCG (where `/dev/kvm` opens but KVM does not work, e.g. nested virtualization
+    /// that hangs).
+    Tcg,
+}
+
 /// `[preflight]`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
@@ -43,6 +56,8 @@ pub struct PreflightConfig {
     pub memory: u32,
     /// The VM's firmware.
     pub firmware: PreflightFirmware,
+    /// `auto` (KVM when `/dev/kvm` opens, else TCG), `kvm` or `tcg`.
+    pub accel: PreflightAccel,
     /// The private network of the VM, `a.b.c.d/len` (len 24 to 30): the daemon's tap takes the
     /// first address, the VM the second. It must not overlap the LAN.
     pub subnet: String,
@@ -59,6 +74,7 @@ impl Default for PreflightConfig {
             timeout: Duration::from_secs(5 * 60),
             memory: 1024,
             firmware: PreflightFirmware::Bios,
+            accel: PreflightAccel::Auto,
             subnet: DEFAULT_PREFLIGHT_SUBNET.into(),
         }
     }
