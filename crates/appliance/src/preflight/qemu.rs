@@ -1,10 +1,7 @@
 //! The real pre-flight VM: a private network the daemon makes and serves (its own tap, a
 //! one-lease router-mode DHCP scope and HTTP boot on the tap's address, through the same
 //! boot services and catalogue as the LAN), and QEMU netbooting the candidate generation on it.
-//!
-//! Status: built from pieces that are each tested (the tap, the boot services, the catalogue's
-//! pre-flight answer, the QEMU launcher, the queue), but this assembly is not yet started by the
-//! daemon and has not yet booted a generation end to end.
+//! Tested end to end by `hil-tests/scenarios/tests/preflight_boot.rs`.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
