@@ -156,6 +156,24 @@ impl PolicyState {
         })
     }
 
+    /// What the pre-flight VM boots: generation `number` of `qualified` (kept, not necessarily
+    /// current), told to report to `server` (the pre-flight network's HTTP boot address).
+    fn candidate_boot(&self, preflight: &PreflightBoot) -> Option<HostBoot> {
+        let boot = self
+            .flakes
+            .generation(&preflight.host, preflight.generation)?;
+        let mut cmdline = boot.cmdline.clone();
+        push_arg(
+            &mut cmdline,
+            &format!("flakeboot.server={}", preflight.server),
+        );
+        Some(HostBoot {
+            host: boot.host.clone(),
+            version: flake_version(&boot),
+            cmdline,
+        })
+    }
+
     pub fn boot_spec(&self, mac: Option<MacAddr>) -> BootSpec {
         let machine = mac.and_then(|m| self.machines.get(&m));
         if let Some(boot) = machine
@@ -295,6 +313,19 @@ fn push_arg(cmdline: &mut String, arg: &str) {
     cmdline.push_str(arg);
 }
 
+/// The pre-flight VM's boot: its MAC gets a candidate generation before any machine does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreflightBoot {
+    /// The VM's MAC (only the VM has it: the pre-flight network is the daemon's own).
+    pub mac: MacAddr,
+    /// The qualified host (`flake#host`).
+    pub host: String,
+    /// The candidate generation.
+    pub generation: u32,
+    /// The HTTP boot base URL on the pre-flight network (`flakeboot.server=`).
+    pub server: String,
+}
+
 /// The catalogue the boot services share.
 #[derive(Debug)]
 pub struct BootPolicy {
@@ -313,6 +344,8 @@ pub struct BootPolicy {
     leases: Option<flakeboot_store::Store>,
     /// Every event, counted for `/metrics` once attributed.
     boots: Arc<BootCounters>,
+    /// The pre-flight VM booting now, if any (kept across [`BootPolicy::replace`]).
+    preflight: RwLock<Option<PreflightBoot>>,
 }
 
 /// Bound on remembered peers; the map is cleared when it is reached (a new boot re-learns).
@@ -328,6 +361,22 @@ impl BootPolicy {
             unbound_claims: std::sync::atomic::AtomicU64::new(0),
             leases: None,
             boots: Arc::default(),
+            preflight: RwLock::new(None),
+        }
+    }
+
+    /// Sets (or clears) the pre-flight VM's boot: its MAC then boots that candidate generation.
+    pub fn set_preflight(&self, boot: Option<PreflightBoot>) {
+        match self.preflight.write() {
+            Ok(mut guard) => *guard = boot,
+            Err(poisoned) => *poisoned.into_inner() = boot,
+        }
+    }
+
+    fn preflight(&self) -> Option<PreflightBoot> {
+        match self.preflight.read() {
+            Ok(guard) => guard.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
@@ -416,7 +465,15 @@ impl BootPolicy {
 
 impl Catalogue for BootPolicy {
     fn boot_spec(&self, mac: Option<MacAddr>) -> BootSpec {
-        self.snapshot().boot_spec(mac)
+        let snapshot = self.snapshot();
+        if let Some(preflight) = self.preflight().filter(|p| Some(p.mac) == mac) {
+            return match snapshot.candidate_boot(&preflight) {
+                Some(boot) => BootSpec::Host(boot),
+                // The candidate was removed mid-boot: the VM gets the menu and fails to report.
+                None => snapshot.boot_spec(None),
+            };
+        }
+        snapshot.boot_spec(mac)
     }
 
     fn boot_file(&self, file: &BootFile) -> Option<PathBuf> {
@@ -594,6 +651,7 @@ hostname = "node1"
                     build_id: 1,
                     log: "/l".into(),
                     gc_roots: vec![],
+                    preflight: flakeboot_store::PreflightRecord::skipped("off"),
                 })
                 .unwrap();
         }
@@ -1042,5 +1100,66 @@ hostname = "node1"
                 .peer(from),
         );
         assert_eq!(rx.try_recv().unwrap().mac, Some(mac));
+    }
+
+    /// The pre-flight VM's MAC boots the candidate generation (queued, not current) with the
+    /// pre-flight network's server; other machines still boot the current one; its files are
+    /// served; clearing it ends that.
+    #[test]
+    fn the_preflight_vm_boots_the_candidate_generation() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = flakeboot_store::Store::open(tmp.path()).unwrap();
+        let flakes = flake_generations(&store);
+        let mut candidate = store.generations("lab#alpha").unwrap()[1].clone();
+        candidate.preflight = flakeboot_store::PreflightRecord::queued();
+        store.put_generation(&candidate).unwrap();
+        flakes.refresh(&store).unwrap();
+        let cfg = config("[lan]\ninterface = \"eth0\"\n");
+        let state = PolicyState::from_config(&cfg, vec![], flakes, "http://10.0.0.2".into());
+        let (tx, _rx) = mpsc::channel(8);
+        let policy = BootPolicy::new(state, tx);
+        let machine: MacAddr = "52:54:00:00:00:01".parse().unwrap();
+        let vm: MacAddr = "52:54:00:fb:00:01".parse().unwrap();
+        let host_of = |spec: BootSpec| match spec {
+            BootSpec::Host(h) => h,
+            other => panic!("{other:?}"),
+        };
+        // Any other machine's menu offers the current generation, 1.
+        let menu_version = |spec: BootSpec| match spec {
+            BootSpec::Menu(m) => m.entries[0].boot.version.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(menu_version(policy.boot_spec(Some(machine))), "lab.g1");
+        policy.set_preflight(Some(PreflightBoot {
+            mac: vm,
+            host: "lab#alpha".into(),
+            generation: 2,
+            server: "http://198.18.227.1".into(),
+        }));
+        let boot = host_of(policy.boot_spec(Some(vm)));
+        assert_eq!(boot.version, "lab.g2");
+        assert!(
+            boot.cmdline.contains("flakeboot.generation=2"),
+            "{}",
+            boot.cmdline
+        );
+        assert!(
+            boot.cmdline
+                .ends_with("flakeboot.server=http://198.18.227.1"),
+            "{}",
+            boot.cmdline
+        );
+        assert_eq!(menu_version(policy.boot_spec(Some(machine))), "lab.g1");
+        let kernel = BootFile::Host {
+            host: "alpha".into(),
+            version: "lab.g2".into(),
+            kind: FileKind::Kernel,
+        };
+        assert_eq!(
+            policy.boot_file(&kernel),
+            Some(PathBuf::from("/nix/store/k/bzImage"))
+        );
+        policy.set_preflight(None);
+        assert!(matches!(policy.boot_spec(Some(vm)), BootSpec::Menu(_)));
     }
 }

@@ -40,6 +40,7 @@ pub mod lan_actions;
 pub mod listen_addrs;
 pub mod metrics;
 pub mod overview;
+pub mod preflight;
 pub mod router_mode;
 pub mod settings;
 pub mod status;

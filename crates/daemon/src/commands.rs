@@ -136,6 +136,9 @@ fn flake(client: &ApiClient, args: FlakeArgs) -> anyhow::Result<ExitCode> {
             if json {
                 return print_json(&v);
             }
+            if let Some(warning) = v.get("warning").and_then(Value::as_str) {
+                println!("Warning: {warning}.");
+            }
             println!(
                 "{host} boots generation {generation} now (pinned; `flakeboot flake unpin {host}` undoes it)."
             );
@@ -145,7 +148,9 @@ fn flake(client: &ApiClient, args: FlakeArgs) -> anyhow::Result<ExitCode> {
             if json {
                 return print_json(&v);
             }
-            println!("{host} boots its newest generation again.");
+            println!(
+                "{host} boots its newest generation again (the newest whose pre-flight passed or was skipped)."
+            );
         }
         FlakeCommand::Remove { flake } => {
             let v = client.delete(&format!("/flakes/{}", encode(&flake)))?;
@@ -229,6 +234,10 @@ fn queued_builds(
 struct GenerationsView {
     generations: Vec<Generation>,
     pinned: Option<u32>,
+    /// What machines boot now (pinned, else the newest that passed or skipped pre-flight);
+    /// absent from an older daemon, which booted the newest.
+    #[serde(default)]
+    current: Option<u32>,
 }
 
 fn generations(client: &ApiClient, host: &str, json: bool) -> anyhow::Result<ExitCode> {
@@ -246,10 +255,11 @@ fn generations(client: &ApiClient, host: &str, json: bool) -> anyhow::Result<Exi
         None => GenerationsView {
             generations: Vec::new(),
             pinned: None,
+            current: None,
         },
     };
     let newest = view.generations.iter().map(|g| g.number).max();
-    let current = view.pinned.or(newest);
+    let current = view.current.or(view.pinned).or(newest);
     let rows: Vec<GenerationRow> = view
         .generations
         .into_iter()

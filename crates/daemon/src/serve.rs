@@ -120,6 +120,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     let wan = start_wan(&config, &lan.interface, &store).await?;
 
     let shutdown = CancellationToken::new();
+    start_preflight(&config, &store, &flakes, &catalogue, &shutdown);
     let mut services: JoinSet<(&'static str, anyhow::Result<()>)> = JoinSet::new();
 
     // The web UI over HTTPS on the LAN address; the plain-HTTP port only redirects to it.
@@ -372,6 +373,56 @@ async fn wait_for_signal() -> &'static str {
 
 /// Loads or makes the SSH deploy key (`<state>/ssh/deploy_key`); its public half for the UI,
 /// API and CLI, or why git+ssh:// flakes cannot use it (logged; the appliance still starts).
+/// Pre-flight (issue #16): with `[preflight] enabled` (default: QEMU is installed), new
+/// generations start `queued` and the queue boots each in QEMU on the daemon's own network
+/// before it may become current; otherwise they are `skipped`.
+fn start_preflight(
+    config: &flakeboot_config::Config,
+    store: &Store,
+    flakes: &Flakes,
+    catalogue: &Arc<BootPolicy>,
+    shutdown: &CancellationToken,
+) {
+    use flakeboot_appliance::preflight::{PreflightQueue, QemuPreflight, QueueSettings, find_qemu};
+    let qemu = find_qemu("qemu-system-x86_64");
+    if !config.preflight.enabled(qemu.is_some()) {
+        tracing::info!("pre-flight is off: new generations are skipped");
+        return;
+    }
+    let Some(qemu) = qemu else {
+        tracing::warn!(
+            "[preflight] enabled = true, but qemu-system-x86_64 is not installed: new generations are skipped"
+        );
+        return;
+    };
+    let runner = flakes.runner();
+    runner.preflight_gate().set_enabled(true);
+    let vm = QemuPreflight {
+        store: store.clone(),
+        policy: catalogue.clone(),
+        base: config.clone(),
+        settings: config.preflight.clone(),
+        qemu,
+        work_dir: config.state_dir.join("preflight"),
+    };
+    PreflightQueue::start(
+        store.clone(),
+        flakes.current().clone(),
+        Arc::new(vm),
+        QueueSettings {
+            timeout: config.preflight.timeout,
+            log_dir: config.state_dir.join("preflight"),
+        },
+        runner.generations_changed(),
+        shutdown.clone(),
+    );
+    tracing::info!(
+        timeout = ?config.preflight.timeout,
+        firmware = config.preflight.firmware.as_str(),
+        "pre-flight is on: each new generation boots in a VM before it becomes current"
+    );
+}
+
 fn deploy_key(state_dir: &std::path::Path) -> Result<flakeboot_appliance::wire::DeployKey, String> {
     let comment = format!("flakeboot@{}", hostname());
     let key = flakeboot_nix::deploy_key::load_or_create(state_dir, &comment)

@@ -175,6 +175,7 @@ pub fn generations(host: &str, rows: &[GenerationRow]) -> String {
                 short_rev(g.record.revision.as_deref()),
                 time(g.record.built_at),
                 g.record.build_id.to_string(),
+                g.record.preflight.summary(),
                 match (g.current, g.pinned) {
                     (true, true) => "current (pinned)".into(),
                     (true, false) => "current".into(),
@@ -186,7 +187,10 @@ pub fn generations(host: &str, rows: &[GenerationRow]) -> String {
     let qualified = rows.first().map(|g| g.record.host.as_str()).unwrap_or(host);
     format!(
         "{qualified}\n{}",
-        table(&["GEN", "REVISION", "BUILT", "BUILD", "BOOTS"], &cells)
+        table(
+            &["GEN", "REVISION", "BUILT", "BUILD", "PRE-FLIGHT", "BOOTS"],
+            &cells
+        )
     )
 }
 
@@ -509,5 +513,56 @@ mod tests {
             ),
             "{out}"
         );
+    }
+
+    /// The generations table says each one's pre-flight, and which one boots (a failed newer
+    /// one does not).
+    #[test]
+    fn generations_show_preflight_and_what_boots() {
+        use flakeboot_store::{PreflightRecord, PreflightState};
+        let at = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000);
+        let row = |number: u32, state: PreflightState, secs: u64, current: bool| {
+            let mut p = PreflightRecord::queued();
+            p.state = state;
+            p.started_at = Some(at);
+            p.finished_at = Some(at + std::time::Duration::from_secs(secs));
+            if state == PreflightState::Failed {
+                p.reason = Some("no report".into());
+            }
+            GenerationRow {
+                record: Generation {
+                    host: "lab#alpha".into(),
+                    number,
+                    flake_url: "path:/lab".into(),
+                    locked_url: "path:/lab".into(),
+                    revision: Some("0123456789abcdef".into()),
+                    kernel: "/k".into(),
+                    initrd: "/i".into(),
+                    init: "/t/init".into(),
+                    store_paths: vec![],
+                    kernel_params: vec![],
+                    built_at: at,
+                    build_id: u64::from(number),
+                    preflight: wire::Preflight::from_record(p, at),
+                },
+                current,
+                pinned: false,
+            }
+        };
+        let out = generations(
+            "alpha",
+            &[
+                row(1, PreflightState::Passed, 42, true),
+                row(2, PreflightState::Failed, 312, false),
+            ],
+        );
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[1].contains("PRE-FLIGHT"), "{out}");
+        assert!(
+            lines[2].contains("passed in 42 s") && lines[2].ends_with("current"),
+            "{out}"
+        );
+        assert!(lines[3].contains("failed after 312 s: no report"), "{out}");
+        assert!(!lines[3].contains("current"), "{out}");
     }
 }

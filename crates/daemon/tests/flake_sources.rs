@@ -37,7 +37,7 @@ fn write_config(lan: &Lan, name: &str, url: &str, allowed: &[&Path]) -> std::pat
         .map(|d| format!("{:?}", d.display().to_string()))
         .collect();
     let text = format!(
-        "[lan]\ninterface = \"lan0\"\n[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n\
+        "[lan]\ninterface = \"lan0\"\n[dhcp]\nmode = \"off\"\n[tftp]\nenabled = false\n[preflight]\nenabled = false\n\
          {flakes}[nix]\nsubstituters = []\nextra_options = {{ \"build-users-group\" = \"\" }}\n\
          allowed_paths = [{}]\n",
         dirs.join(", "),

@@ -346,7 +346,7 @@ fn a_following_flake_picks_up_a_new_commit_by_itself() {
     std::fs::write(
         &config,
         format!(
-            "[lan]\ninterface = \"lan0\"\n[web]\nenabled = false\n{}\
+            "[lan]\ninterface = \"lan0\"\n[web]\nenabled = false\n[preflight]\nenabled = false\n{}\
              [[flakes]]\nurl = {:?}\nname = \"lab\"\nfollow = true\ncheck_every = \"2s\"\n",
             nix_config(&repo),
             repo.url()

@@ -51,6 +51,9 @@ pub struct ApplianceConfig {
     /// `[nix] allowed_paths`: the directories local flakes may come from.
     allowed_paths: Vec<PathBuf>,
     report_timeout: Option<std::time::Duration>,
+    /// `[preflight] timeout` with pre-flight on; `None`: `[preflight] enabled = false` (most
+    /// scenarios' hosts are not systems that report).
+    preflight: Option<Duration>,
 }
 
 /// A `[[hosts]]` entry.
@@ -82,6 +85,7 @@ impl ApplianceConfig {
             offline_nix: false,
             allowed_paths: Vec::new(),
             report_timeout: None,
+            preflight: None,
         }
     }
 
@@ -117,6 +121,12 @@ impl ApplianceConfig {
             host: host.to_owned(),
             extra_cmdline: extra_cmdline.to_owned(),
         });
+        self
+    }
+
+    /// Pre-flight on: every new generation boots in the daemon's VM first, within `timeout`.
+    pub fn preflight(mut self, timeout: Duration) -> Self {
+        self.preflight = Some(timeout);
         self
     }
 
@@ -199,6 +209,23 @@ impl ApplianceConfig {
         }
         if let Some(timeout) = self.report_timeout {
             let _ = writeln!(t, "\n[boot]\nreport_timeout = \"{}s\"", timeout.as_secs());
+        }
+        match self.preflight {
+            Some(timeout) => {
+                let _ = writeln!(
+                    t,
+                    "\n[preflight]\nenabled = true\ntimeout = \"{}s\"\naccel = \"{}\"",
+                    timeout.as_secs(),
+                    flakeboot_testbed::kernel()
+                        .map_or(flakeboot_testbed::Accel::Tcg, |k| flakeboot_testbed::accel(
+                            &k
+                        ))
+                        .as_str()
+                );
+            }
+            None => {
+                let _ = writeln!(t, "\n[preflight]\nenabled = false");
+            }
         }
         for (url, name) in &self.flakes {
             let _ = writeln!(t, "\n[[flakes]]\nurl = \"{url}\"\nname = \"{name}\"");

@@ -131,3 +131,34 @@ fn many_interfaces_span_several_datagrams() {
         );
     }
 }
+
+/// The pre-flight tap: made in a namespace this test creates, listed with its address and up,
+/// and gone once dropped; a bad name is refused before anything is made.
+#[test]
+fn a_tap_is_made_addressed_brought_up_and_removed() {
+    require_root();
+    let ns = Netns::new("netif-tap").unwrap();
+    let listed = in_ns(&ns, || {
+        let tap =
+            flakeboot_netif::Tap::create("fbpf0", Ipv4Addr::new(198, 18, 227, 1), 30).unwrap();
+        let seen = interface("fbpf0").unwrap().unwrap();
+        assert_eq!(seen.index, tap.index());
+        drop(tap);
+        (seen, interface("fbpf0").unwrap())
+    });
+    let (seen, after) = listed;
+    assert!(seen.up, "{seen:?}");
+    assert!(
+        seen.addresses
+            .iter()
+            .any(|a| a.address == IpAddr::V4(Ipv4Addr::new(198, 18, 227, 1)) && a.prefix_len == 30),
+        "{seen:?}"
+    );
+    assert_eq!(after, None, "the tap is still there after drop");
+    let err = in_ns(&ns, || {
+        flakeboot_netif::Tap::create("bad name; rm", Ipv4Addr::new(198, 18, 227, 1), 30)
+            .unwrap_err()
+            .to_string()
+    });
+    assert!(err.contains("is not a tap name"), "{err}");
+}

@@ -1,5 +1,5 @@
 //! What the boot services serve for flake hosts: each host's current generation (the pinned one,
-//! else the newest) as kernel, initrd and command line. Answers come from an in-memory snapshot
+//! else the newest whose pre-flight passed or was skipped) as kernel, initrd and command line. Answers come from an in-memory snapshot
 //! (cheap enough for a packet loop), refreshed from the store whenever generations change.
 
 use std::collections::BTreeMap;
@@ -156,10 +156,8 @@ impl CurrentGenerations {
                     problems.is_empty()
                 })
                 .collect();
-            let current = match pinned {
-                Some(n) if all.iter().any(|g| g.number == n) => Some(n),
-                _ => all.last().map(|g| g.number),
-            };
+            // Pinned, else the newest whose pre-flight passed or was skipped.
+            let current = flakeboot_store::current_of(pinned, &all).map(|g| g.number);
             for g in &all {
                 let boot = FlakeBoot::from_generation(g, pinned == Some(g.number));
                 if current == Some(g.number) {
@@ -259,6 +257,7 @@ mod tests {
             build_id: 1,
             log: "/l".into(),
             gc_roots: vec![],
+            preflight: flakeboot_store::PreflightRecord::skipped("off"),
         }
     }
 
@@ -375,5 +374,31 @@ mod tests {
                 .contains("rev=bbbb")
         );
         assert_eq!(cat.generation("lab#alpha", 3), None);
+    }
+
+    /// A generation whose pre-flight failed (or has not passed yet) is kept and servable, but
+    /// the one before it stays current until the user pins it.
+    #[test]
+    fn a_generation_that_failed_preflight_is_servable_but_not_current() {
+        use flakeboot_store::PreflightState;
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        store.put_flake(&flake("lab", &["alpha"])).unwrap();
+        store
+            .add_generation(&generation("lab#alpha", Some("aaaa")))
+            .unwrap();
+        for state in [PreflightState::Failed, PreflightState::Queued] {
+            let mut g = generation("lab#alpha", Some("bbbb"));
+            g.preflight.state = state;
+            store.add_generation(&g).unwrap();
+        }
+        let cat = CurrentGenerations::load(&store).unwrap();
+        assert_eq!(cat.boot("alpha", false).unwrap().unwrap().generation, 1);
+        assert_eq!(cat.generation("lab#alpha", 2).unwrap().generation, 2);
+        assert_eq!(cat.generation("lab#alpha", 3).unwrap().generation, 3);
+        store.pin_generation("lab#alpha", Some(2)).unwrap();
+        cat.refresh(&store).unwrap();
+        let pinned = cat.boot("alpha", false).unwrap().unwrap();
+        assert_eq!((pinned.generation, pinned.pinned), (2, true));
     }
 }

@@ -386,7 +386,8 @@ impl Flakes {
         Ok(())
     }
 
-    /// Undo a pin: the host boots its newest generation again.
+    /// Undo a pin: the host boots its newest generation again (the newest whose pre-flight
+    /// passed or was skipped).
     pub fn unpin(&self, host: &str) -> Result<(), FlakeError> {
         let qualified = self.qualify(host)?;
         self.store().pin_generation(&qualified, None)?;

@@ -13,7 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use flakeboot_catalogue::text::check_cmdline;
 use flakeboot_config::{Field, Problem, flake_host_problems};
-use flakeboot_store::{BuildRecord, GenerationRecord, Store, StoreError};
+use flakeboot_store::{BuildRecord, GenerationRecord, PreflightRecord, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::blocking::on_store;
@@ -107,6 +107,7 @@ pub fn draft_generation(
         build_id: build.id,
         log: build.log.clone(),
         gc_roots: Vec::new(),
+        preflight: PreflightRecord::skipped("pre-flight is disabled"),
     }
 }
 
@@ -250,25 +251,28 @@ fn roots_in_order(
         .collect()
 }
 
-/// The generations to drop to keep the newest `keep` (pure). A pinned generation is never
-/// dropped, whatever its age.
-pub fn to_prune(numbers: &[u32], keep: usize, pinned: Option<u32>) -> Vec<u32> {
+/// The generations to drop to keep the newest `keep` (pure). The generation the host boots
+/// (pinned, or the newest that passed pre-flight) is never dropped, whatever its age.
+pub fn to_prune(numbers: &[u32], keep: usize, current: Option<u32>) -> Vec<u32> {
     let mut sorted = numbers.to_vec();
     sorted.sort_unstable();
     let cut = sorted.len().saturating_sub(keep.max(1));
     sorted
         .into_iter()
         .take(cut)
-        .filter(|n| Some(*n) != pinned)
+        .filter(|n| Some(*n) != current)
         .collect()
 }
 
-/// Keep the newest `keep` generations of a host (and its pinned one): older ones lose their GC
-/// roots and their records. Returns the numbers removed.
+/// Keep the newest `keep` generations of a host (and the one it boots: pinned, or the newest
+/// that passed pre-flight, even behind newer ones that failed): older ones lose their GC roots
+/// and their records. Returns the numbers removed.
 pub fn prune(store: &Store, host: &str, keep: usize) -> Result<Vec<u32>, GenerationError> {
     let all = store.generations(host)?;
     let numbers: Vec<u32> = all.iter().map(|g| g.number).collect();
-    let drop = to_prune(&numbers, keep, store.pinned_generation(host)?);
+    let current =
+        flakeboot_store::current_of(store.pinned_generation(host)?, &all).map(|g| g.number);
+    let drop = to_prune(&numbers, keep, current);
     for g in all.iter().filter(|g| drop.contains(&g.number)) {
         remove_roots(g)?;
     }

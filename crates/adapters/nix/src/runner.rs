@@ -24,6 +24,7 @@ use crate::gc::{self, Storage, StorageReport};
 use crate::generation;
 use crate::live::{LiveBuild, LogFile, LogFollower, lock};
 use crate::outputs;
+use crate::preflight_gate::PreflightGate;
 use crate::progress::{BuildProgress, ProgressTracker};
 
 /// How the runner works.
@@ -156,6 +157,8 @@ struct Inner {
     current: CurrentGenerations,
     /// Disk space: `[nix] min_free` and garbage collection.
     storage: Storage,
+    /// Whether a new generation waits for its pre-flight boot.
+    preflight: PreflightGate,
 }
 
 /// How often garbage is collected with `[nix] gc`, besides after builds.
@@ -198,6 +201,7 @@ impl Runner {
             wake: Notify::new(),
             shutdown: CancellationToken::new(),
             generations,
+            preflight: PreflightGate::default(),
         });
         for build in pending {
             if build.interruptions > 0 {
@@ -368,6 +372,12 @@ impl Runner {
     /// Ticks whenever a build made a new generation.
     pub fn generations_changed(&self) -> watch::Receiver<u64> {
         self.inner.generations.subscribe()
+    }
+
+    /// The switch that makes new generations wait for a pre-flight boot (off until the
+    /// application layer turns it on).
+    pub fn preflight_gate(&self) -> &PreflightGate {
+        &self.inner.preflight
     }
 
     /// The store the runner records in.
@@ -586,7 +596,8 @@ impl Inner {
         built: &[u8],
     ) -> Result<u32, generation::GenerationError> {
         let outputs = generation::built_outputs(derivations, built)?;
-        let draft = generation::draft_generation(record, outputs, SystemTime::now());
+        let mut draft = generation::draft_generation(record, outputs, SystemTime::now());
+        draft.preflight = self.preflight.initial();
         // Before anything is stored: a host the boot script cannot carry never becomes current.
         generation::check_generation(&draft)?;
         let roots = generation::roots_dir(&self.config.state_dir, record);

@@ -12,8 +12,10 @@ use std::time::SystemTime;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
+#[cfg(test)]
+use crate::PreflightState;
 use crate::schema::{decode, encode, read_table};
-use crate::{Store, StoreError};
+use crate::{PreflightRecord, Store, StoreError, current_of};
 
 /// Flakes by name -> JSON [`FlakeRecord`].
 pub const FLAKES: TableDefinition<&str, &[u8]> = TableDefinition::new("flakes");
@@ -85,6 +87,9 @@ pub struct GenerationRecord {
     pub log: PathBuf,
     /// GC root symlinks that keep its store paths alive.
     pub gc_roots: Vec<PathBuf>,
+    /// Its pre-flight boot (a record without one was stored before pre-flight existed).
+    #[serde(default)]
+    pub preflight: PreflightRecord,
 }
 
 impl Store {
@@ -253,14 +258,78 @@ impl Store {
         Ok(table.get(host)?.map(|v| v.value()))
     }
 
-    /// What the host boots: its pinned generation, else its newest.
+    /// What the host boots: its pinned generation, else its newest whose pre-flight passed or
+    /// was skipped ([`current_of`]).
     pub fn current_generation(&self, host: &str) -> Result<Option<GenerationRecord>, StoreError> {
         let pinned = self.pinned_generation(host)?;
         let all = self.generations(host)?;
-        Ok(match pinned {
-            Some(n) => all.into_iter().find(|g| g.number == n),
-            None => all.into_iter().next_back(),
-        })
+        Ok(current_of(pinned, &all).cloned())
+    }
+
+    /// One generation of a host.
+    pub fn generation(
+        &self,
+        host: &str,
+        number: u32,
+    ) -> Result<Option<GenerationRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = read_table(&txn, GENERATIONS)? else {
+            return Ok(None);
+        };
+        table
+            .get((host, number))?
+            .map(|v| decode("generations", format!("{host}/{number}"), v.value()))
+            .transpose()
+    }
+
+    /// Replaces a generation's pre-flight record; false, changing nothing, when the generation
+    /// is gone (removed while it was pre-flighted).
+    pub fn set_preflight(
+        &self,
+        host: &str,
+        number: u32,
+        preflight: &PreflightRecord,
+    ) -> Result<bool, StoreError> {
+        let txn = self.db.begin_write()?;
+        let done = {
+            let mut table = txn.open_table(GENERATIONS)?;
+            let existing = table
+                .get((host, number))?
+                .map(|v| {
+                    decode::<GenerationRecord>("generations", format!("{host}/{number}"), v.value())
+                })
+                .transpose()?;
+            match existing {
+                Some(mut g) => {
+                    g.preflight = preflight.clone();
+                    table.insert((host, number), encode("generations", &g)?.as_slice())?;
+                    true
+                }
+                None => false,
+            }
+        };
+        txn.commit()?;
+        Ok(done)
+    }
+
+    /// Every generation whose pre-flight is queued or running, oldest first by build time
+    /// (after a restart, running ones are queued again by the caller).
+    pub fn unfinished_preflights(&self) -> Result<Vec<GenerationRecord>, StoreError> {
+        let txn = self.db.begin_read()?;
+        let Some(table) = read_table(&txn, GENERATIONS)? else {
+            return Ok(Vec::new());
+        };
+        let mut out: Vec<GenerationRecord> = Vec::new();
+        for entry in table.iter()? {
+            let (k, v) = entry?;
+            let (h, n) = k.value();
+            let g: GenerationRecord = decode("generations", format!("{h}/{n}"), v.value())?;
+            if !g.preflight.state.is_final() {
+                out.push(g);
+            }
+        }
+        out.sort_by_key(|g| g.built_at);
+        Ok(out)
     }
 }
 
@@ -286,6 +355,7 @@ mod tests {
             build_id: 1,
             log: "/l".into(),
             gc_roots: vec![],
+            preflight: PreflightRecord::skipped("off"),
         }
     }
 
@@ -373,5 +443,74 @@ mod tests {
                 .number,
             4
         );
+    }
+
+    fn with_preflight(host: &str, rev: &str, state: PreflightState) -> GenerationRecord {
+        let mut g = generation(host, rev);
+        g.preflight.state = state;
+        g
+    }
+
+    /// The promotion rule: a queued, running or failed generation never becomes current by
+    /// itself; the newest passed or skipped one does; a pin wins, even on a failed one.
+    #[test]
+    fn only_passed_or_skipped_generations_become_current_by_themselves() {
+        use PreflightState::*;
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let current = |s: &Store| s.current_generation("fleet#a").unwrap().map(|g| g.number);
+        assert_eq!(current(&store), None);
+        store
+            .add_generation(&with_preflight("fleet#a", "r1", Queued))
+            .unwrap();
+        assert_eq!(
+            current(&store),
+            None,
+            "a queued first generation boots nothing yet"
+        );
+        store
+            .add_generation(&with_preflight("fleet#a", "r2", Skipped))
+            .unwrap();
+        assert_eq!(current(&store), Some(2));
+        for (rev, state) in [
+            ("r3", Passed),
+            ("r4", Failed),
+            ("r5", Running),
+            ("r6", Queued),
+        ] {
+            store
+                .add_generation(&with_preflight("fleet#a", rev, state))
+                .unwrap();
+        }
+        assert_eq!(current(&store), Some(3));
+        // The first one passes late: still not newer than 3.
+        let mut passed = PreflightRecord::queued();
+        passed.state = Passed;
+        assert!(store.set_preflight("fleet#a", 1, &passed).unwrap());
+        assert_eq!(current(&store), Some(3));
+        // 6 passes: it is current.
+        assert!(store.set_preflight("fleet#a", 6, &passed).unwrap());
+        assert_eq!(current(&store), Some(6));
+        // A pin on the failed one is honoured.
+        assert!(store.pin_generation("fleet#a", Some(4)).unwrap());
+        assert_eq!(current(&store), Some(4));
+        assert!(!store.set_preflight("fleet#a", 99, &passed).unwrap());
+        let unfinished: Vec<u32> = store
+            .unfinished_preflights()
+            .unwrap()
+            .iter()
+            .map(|g| g.number)
+            .collect();
+        assert_eq!(unfinished, vec![5]);
+        assert_eq!(
+            store
+                .generation("fleet#a", 5)
+                .unwrap()
+                .unwrap()
+                .preflight
+                .state,
+            Running
+        );
+        assert_eq!(store.generation("fleet#a", 50).unwrap(), None);
     }
 }

@@ -13,6 +13,10 @@
 //!   tokens are rewritten as admin tokens that never expire. The bump also keeps an older
 //!   flakeboot, which would ignore the scope and treat a read-only token as an admin one, from
 //!   opening the file.
+//! - 3: every generation carries its pre-flight boot (issue #16); existing generations are
+//!   rewritten as `skipped` ("built before pre-flight existed"), so they stay bootable. The
+//!   bump keeps an older flakeboot, which would boot a generation whose pre-flight failed, from
+//!   opening the file.
 //!
 //! To change the layout: bump [`SCHEMA_VERSION`], append a step to [`MIGRATIONS`] (the array's
 //! length is the schema version, so the compiler insists), and add a test that opens a file of
@@ -24,7 +28,7 @@ use crate::schema::{
     EVENTS, EVENTS_BY_MAC, EventMac, LEASES, MACHINES, META, SCHEMA_VERSION, SCHEMA_VERSION_KEY,
     decode, encode, mac_key,
 };
-use crate::{API_TOKENS, ApiTokenRecord, StoreError};
+use crate::{API_TOKENS, ApiTokenRecord, GENERATIONS, GenerationRecord, StoreError};
 
 /// One step from schema `from` to `from + 1`, run inside the transaction of the upgrade.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +52,11 @@ pub const MIGRATIONS: [Migration; SCHEMA_VERSION as usize] = [
         from: 1,
         description: "give API tokens a scope (existing ones: admin) and an expiry (none)",
         run: v1_to_v2,
+    },
+    Migration {
+        from: 2,
+        description: "give every generation a pre-flight record (existing ones: skipped)",
+        run: v2_to_v3,
     },
 ];
 
@@ -145,6 +154,30 @@ fn v1_to_v2(txn: &WriteTransaction) -> Result<(), StoreError> {
     }
     for (id, bytes) in rewritten {
         table.insert(id, bytes.as_slice())?;
+    }
+    Ok(())
+}
+
+/// 2 -> 3: rewrite every generation with its pre-flight spelled out (`skipped`, built before
+/// pre-flight existed), so what the host boots does not change with the upgrade.
+fn v2_to_v3(txn: &WriteTransaction) -> Result<(), StoreError> {
+    let mut table = txn.open_table(GENERATIONS)?;
+    let mut rewritten = Vec::new();
+    for entry in table.iter()? {
+        let (key, value) = entry?;
+        let (host, number) = key.value();
+        match decode::<GenerationRecord>("generations", format!("{host}/{number}"), value.value()) {
+            Ok(record) => {
+                rewritten.push(((host.to_owned(), number), encode("generations", &record)?))
+            }
+            // An unreadable generation stays as it is; reading it reports it as corrupt.
+            Err(error) => {
+                tracing::warn!(host, number, %error, "generation not migrated: unreadable")
+            }
+        }
+    }
+    for ((host, number), bytes) in rewritten {
+        table.insert((host.as_str(), number), bytes.as_slice())?;
     }
     Ok(())
 }
@@ -271,7 +304,7 @@ mod tests {
             txn.commit().unwrap();
         }
         let store = Store::open(tmp.path()).unwrap();
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
         // The unreadable record is still reported, not dropped silently.
         assert!(matches!(
             store.api_tokens(),
@@ -294,6 +327,53 @@ mod tests {
         let raw = String::from_utf8(table.get(1).unwrap().unwrap().value().to_vec()).unwrap();
         assert!(raw.contains(r#""scope":"admin""#), "{raw}");
         assert!(raw.contains(r#""expires":null"#), "{raw}");
+    }
+
+    /// A version-2 file's generations (no pre-flight field) become `skipped`: the host keeps
+    /// booting its newest, and the record on disk says so.
+    #[test]
+    fn version_2_generations_become_skipped_and_stay_current() {
+        let tmp = tempfile::tempdir().unwrap();
+        {
+            let db = redb::Database::create(tmp.path().join(DB_FILE)).unwrap();
+            let txn = db.begin_write().unwrap();
+            txn.open_table(META)
+                .unwrap()
+                .insert(SCHEMA_VERSION_KEY, 2)
+                .unwrap();
+            let v2: TableDefinition<(&str, u32), &[u8]> = TableDefinition::new("generations");
+            let mut table = txn.open_table(v2).unwrap();
+            for n in [1u32, 2] {
+                let old = format!(
+                    r#"{{"host":"lab#a","number":{n},"flake_url":"path:/f","locked_url":"path:/f","revision":null,"kernel":"/k","initrd":"/i","init":"/t/init","store_paths":[],"kernel_params":[],"built_at":{{"secs_since_epoch":1700000000,"nanos_since_epoch":0}},"build_id":{n},"log":"/l","gc_roots":[]}}"#
+                );
+                table.insert(("lab#a", n), old.as_bytes()).unwrap();
+            }
+            drop(table);
+            txn.commit().unwrap();
+        }
+        let store = Store::open(tmp.path()).unwrap();
+        assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+        let all = store.generations("lab#a").unwrap();
+        assert_eq!(all.len(), 2);
+        for g in &all {
+            assert_eq!(g.preflight.state, crate::PreflightState::Skipped);
+            assert_eq!(
+                g.preflight.reason.as_deref(),
+                Some("built before pre-flight existed")
+            );
+        }
+        assert_eq!(
+            store.current_generation("lab#a").unwrap().unwrap().number,
+            2
+        );
+        drop(store);
+        let db = redb::Database::open(tmp.path().join(DB_FILE)).unwrap();
+        let txn = db.begin_read().unwrap();
+        let table = txn.open_table(GENERATIONS).unwrap();
+        let raw =
+            String::from_utf8(table.get(("lab#a", 1)).unwrap().unwrap().value().to_vec()).unwrap();
+        assert!(raw.contains(r#""state":"skipped""#), "{raw}");
     }
 
     #[test]
@@ -367,7 +447,7 @@ mod tests {
         );
         assert!(
             err.to_string()
-                .contains("created by a newer flakeboot (schema 7); this build knows up to 2"),
+                .contains("created by a newer flakeboot (schema 7); this build knows up to 3"),
             "{err}"
         );
         // Nothing was written: no table of ours was created.

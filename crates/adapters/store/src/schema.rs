@@ -10,7 +10,7 @@ use flakeboot_catalogue::MacAddr;
 use redb::TableDefinition;
 
 /// The schema this build writes. `open` migrates older files up to it and refuses newer ones.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// Key of the schema version in [`META`].
 pub const SCHEMA_VERSION_KEY: &str = "schema_version";

@@ -132,7 +132,8 @@ pub trait FlakeService: Send + Sync + 'static {
     /// Pins a host to one of its generations (machines boot it from their next boot on).
     fn rollback(&self, host: &str, number: u32) -> Result<(), FlakeServiceError>;
 
-    /// Unpins a host: it boots its newest generation again.
+    /// Unpins a host: it boots its newest generation again (the newest whose pre-flight passed
+    /// or was skipped).
     fn unpin(&self, host: &str) -> Result<(), FlakeServiceError>;
 
     /// The nix store's disk and garbage collection (`None` where no store is managed).

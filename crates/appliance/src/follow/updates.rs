@@ -10,14 +10,17 @@ use std::time::SystemTime;
 use flakeboot_config::FlakeConfig;
 use flakeboot_nix::{FlakeRef, Flakes};
 use flakeboot_store::{
-    BuildState, FlakeRecord, FollowRecord, Store, UpdateBuild, UpdateRecord, UpdateState,
-    UpdateTrigger,
+    BuildState, FlakeRecord, FollowRecord, PreflightState, Store, UpdateBuild, UpdateRecord,
+    UpdateState, UpdateTrigger,
 };
 use futures_util::future::BoxFuture;
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::FollowError;
+
+/// How often an update looks whether its generations' pre-flights ended (a store read).
+const PREFLIGHT_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// What asking for an update did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -233,6 +236,35 @@ impl Updates {
         Ok(Started::Ran(saved))
     }
 
+    /// Waits until generation `number` of `host` is through pre-flight; `Some(why)` when it
+    /// failed ("pre-flight of generation 4 (fleet#alpha) failed after 312 s: no report").
+    async fn preflight_end(&self, host: &str, number: u32) -> Result<Option<String>, FollowError> {
+        loop {
+            let (h, n) = (host.to_owned(), number);
+            let generation = self
+                .blocking(move |u| Ok(u.store().generation(&h, n)?))
+                .await?;
+            let Some(g) = generation else {
+                // Removed meanwhile (pruned, or its flake removed).
+                return Ok(None);
+            };
+            let p = &g.preflight;
+            match p.state {
+                PreflightState::Passed | PreflightState::Skipped => return Ok(None),
+                PreflightState::Failed => {
+                    let secs = p.duration(SystemTime::now()).unwrap_or_default().as_secs();
+                    let why = p.reason.as_deref().unwrap_or("no reason recorded");
+                    return Ok(Some(format!(
+                        "pre-flight of generation {number} ({host}) failed after {secs} s: {why}"
+                    )));
+                }
+                PreflightState::Queued | PreflightState::Running => {
+                    tokio::time::sleep(PREFLIGHT_POLL).await;
+                }
+            }
+        }
+    }
+
     /// Waits for an update's builds, decides whether it was promoted and saves the record.
     async fn finish(&self, mut record: UpdateRecord) -> Result<(), FollowError> {
         let mut reasons = Vec::new();
@@ -252,10 +284,19 @@ impl Updates {
                 }
             }
         }
-        // Pre-flight (issue #16) goes here: between "built" and "promoted", boot each new
-        // generation once in a VM and promote only what boots. Today the build runner makes
-        // a successful build current itself, so this step only reads what the host boots now;
-        // the pre-flight step will have to hold the runner's promotion back until it passes.
+        // Pre-flight (issue #16): a new generation becomes current only once its pre-flight
+        // passed (or was skipped); wait for each to end, then read what the host boots.
+        let mut preflight_reasons = Vec::new();
+        for build in &record.builds {
+            let Some(number) = build.generation else {
+                continue;
+            };
+            let host = format!("{}#{}", record.flake, build.host);
+            if let Some(why) = self.preflight_end(&host, number).await? {
+                preflight_reasons.push(why);
+            }
+        }
+        reasons.extend(preflight_reasons);
         let flake = record.flake.clone();
         let (builds, pinned_reasons, exists) = self
             .blocking(move |u| {
@@ -268,7 +309,12 @@ impl Updates {
                     let host = format!("{flake}#{}", build.host);
                     let current = u.store().current_generation(&host)?;
                     build.promoted = current.as_ref().is_some_and(|g| g.number == number);
+                    let failed_preflight = u
+                        .store()
+                        .generation(&host, number)?
+                        .is_some_and(|g| !g.preflight.state.may_become_current());
                     if !build.promoted
+                        && !failed_preflight
                         && let Some(pin) = u.store().pinned_generation(&host)?
                     {
                         reasons.push(format!(

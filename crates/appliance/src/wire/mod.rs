@@ -4,9 +4,11 @@
 
 pub mod boots;
 pub mod follow;
+pub mod preflight;
 pub mod time;
 
 pub use boots::{Attempt, BootState, LastBoot, Stage, SystemReport};
+pub use preflight::Preflight;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -171,6 +173,9 @@ pub struct Generation {
     #[serde(with = "rfc3339")]
     pub built_at: SystemTime,
     pub build_id: u64,
+    /// Its pre-flight boot (issue #16).
+    #[serde(default)]
+    pub preflight: Preflight,
 }
 
 /// A machine seen on the LAN.
@@ -307,6 +312,7 @@ impl From<GenerationRecord> for Generation {
             kernel_params: r.kernel_params,
             built_at: r.built_at,
             build_id: r.build_id,
+            preflight: Preflight::from_record(r.preflight, SystemTime::now()),
         }
     }
 }

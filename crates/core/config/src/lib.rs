@@ -6,6 +6,7 @@ mod dhcp;
 mod error;
 mod flakes;
 mod locate;
+mod preflight;
 mod problem;
 pub mod system;
 mod validate;
@@ -19,6 +20,10 @@ pub use flakes::{
     MAX_CHECK_EVERY, MIN_CHECK_EVERY, NEVER_FLAKE_SOURCES, NixConfig, check_every_problem,
 };
 pub use locate::Lines;
+pub use preflight::{
+    DEFAULT_PREFLIGHT_SUBNET, PREFLIGHT_MEMORY, PREFLIGHT_TIMEOUT, PreflightAccel, PreflightConfig,
+    PreflightFirmware,
+};
 pub use problem::{Field, Problem, Segment};
 pub use system::{InterfaceFacts, PathKind, System};
 pub use validate::{
@@ -70,6 +75,9 @@ pub struct Config {
     /// The upstream port (`[wan]`): forwarded to with NAT and firewalled in router mode.
     #[serde(default)]
     pub wan: WanConfig,
+    /// The pre-flight boot of each new generation (`[preflight]`).
+    #[serde(default)]
+    pub preflight: PreflightConfig,
     /// Where the store lives; `--state-dir` overrides it.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -316,6 +324,7 @@ impl Config {
             nix: NixConfig::default(),
             vpn: VpnConfig::default(),
             wan: WanConfig::default(),
+            preflight: PreflightConfig::default(),
             state_dir: default_state_dir(),
         }
     }

@@ -114,11 +114,11 @@ pub fn lan_problems(c: &Config, system: &dyn System) -> Vec<Problem> {
             }
         },
     };
+    let (address, prefix) = found;
     if c.lan.address.is_some() && c.dhcp.netmask.is_some() {
         // The file pins the subnet: `validate` checked it.
         return Vec::new();
     }
-    let (address, prefix) = found;
     let (mask, how) = match c.dhcp.netmask {
         Some(mask) => (
             mask,
@@ -129,7 +129,14 @@ pub fn lan_problems(c: &Config, system: &dyn System) -> Vec<Problem> {
             format!("{name}'s address {address}/{prefix}"),
         ),
     };
-    crate::validate::subnet_problems(c, address, mask, &how)
+    let mut problems = crate::validate::subnet_problems(c, address, mask, &how);
+    problems.extend(crate::preflight::lan_overlap_problems(
+        &c.preflight,
+        address,
+        mask,
+        &how,
+    ));
+    problems
 }
 
 /// Files and directories the config names.

@@ -136,6 +136,12 @@ pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
             netmask,
             "[lan] address and [dhcp] netmask",
         ));
+        problems.extend(crate::preflight::lan_overlap_problems(
+            &c.preflight,
+            address,
+            netmask,
+            "[lan] address and [dhcp] netmask",
+        ));
     }
 
     let mut add = |field: Field, message: String| problems.push(Problem::new(field, message));
@@ -306,6 +312,7 @@ pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
     );
     problems.extend(crate::vpn::problems(&c.vpn));
     problems.extend(crate::wan::problems(&c.wan, &c.lan.interface));
+    problems.extend(crate::preflight::problems(&c.preflight));
     problems
 }
 

@@ -55,6 +55,10 @@ cmdline = "console=ttyS0 panic=-1"
 [[machines]]
 mac = "{CLIENT_MAC}"
 host = "demo"
+
+# These tests' flakes are not bootable systems: no pre-flight VM.
+[preflight]
+enabled = false
 "#,
             kernel = self.path("vmlinuz").display(),
             initrd = self.path("initrd").display(),

@@ -14,7 +14,8 @@ use crate::audit;
 use crate::auth::guard::require_auth;
 use crate::error::WebError;
 use crate::pages::{
-    access_tokens, account, audit_log, build, dashboard, flake_follow, flake_remove, flakes, hosts,
+    access_tokens, account, audit_log, build, dashboard, flake_follow, flake_remove, flakes, generations,
+    hosts,
     layout, login, machine_actions, machines, settings, setup, vpn, vpn_peers,
 };
 use crate::state::WebState;
@@ -129,7 +130,12 @@ fn table() -> Vec<Entry> {
         ),
         r("GET", "/builds/{id}", P, get(build::build_page)),
         r("POST", "/builds/{id}/cancel", P, post(build::cancel)),
-        r("POST", "/generations/rollback", P, post(flakes::rollback)),
+        r(
+            "POST",
+            "/generations/rollback",
+            P,
+            post(generations::rollback),
+        ),
         r("POST", "/generations/unpin", P, post(flakes::unpin)),
         r("GET", "/settings", P, get(settings::show)),
         r("POST", "/settings/network", P, post(settings::network)),
@@ -260,6 +266,12 @@ fn table() -> Vec<Entry> {
             post(api::rollback),
         ),
         r("POST", "/api/v1/generations/unpin", P, post(api::unpin)),
+        r(
+            "GET",
+            "/api/v1/generations/preflight-log",
+            P,
+            get(api::preflight::log),
+        ),
         r("GET", "/api/v1/machines", P, get(api::machines)),
         r("GET", "/api/v1/machines/{mac}", P, get(api::machine)),
         r(

@@ -7,6 +7,7 @@ pub mod builds;
 pub mod follow;
 pub mod housekeeping;
 pub mod metrics;
+pub mod preflight;
 pub mod vpn;
 
 use std::collections::BTreeMap;
@@ -190,6 +191,9 @@ pub struct GenerationsView {
     pub generations: Vec<wire::Generation>,
     /// The pinned generation, if rolled back.
     pub pinned: Option<u32>,
+    /// The generation machines boot now: the pinned one, else the newest whose pre-flight
+    /// passed or was skipped.
+    pub current: Option<u32>,
 }
 
 /// GET /api/v1/generations[?host=flake%23host]
@@ -208,8 +212,10 @@ pub async fn generations(
                 let generations = f.generations(&h)?;
                 // `?host=alpha` resolves a short name; pins are kept under `flake#host`.
                 let qualified = generations.first().map_or(h, |g| g.host.clone());
+                let pinned = f.pinned(&qualified)?;
                 let view = GenerationsView {
-                    pinned: f.pinned(&qualified)?,
+                    pinned,
+                    current: flakeboot_store::current_of(pinned, &generations).map(|g| g.number),
                     generations: wire::all(generations),
                 };
                 out.insert(qualified, view);
@@ -241,17 +247,43 @@ pub async fn rollback(
             message: "which generation?".into(),
         })
     })?;
-    state
+    let warning = state
         .flake({
             let a0 = body.host.clone();
-            move |f| f.rollback(&a0, number)
+            move |f| {
+                f.rollback(&a0, number)?;
+                let pinned = f.generations(&a0)?.into_iter().find(|g| g.number == number);
+                Ok(pinned.and_then(|g| preflight_warning(&g)))
+            }
         })
         .await?;
     let target = format!("{} generation {number}", body.host);
     Ok(crate::audit::noted(
-        Json(json!({ "host": body.host, "pinned": number })),
+        Json(json!({ "host": body.host, "pinned": number, "warning": warning })),
         target,
     ))
+}
+
+/// What pinning `g` risks: its pre-flight failed (or has not passed yet), so machines may not
+/// boot it. `None` when it passed or was skipped.
+pub(crate) fn preflight_warning(g: &flakeboot_store::GenerationRecord) -> Option<String> {
+    use flakeboot_store::PreflightState;
+    let why = g
+        .preflight
+        .reason
+        .as_deref()
+        .map_or(String::new(), |r| format!(": {r}"));
+    match g.preflight.state {
+        PreflightState::Passed | PreflightState::Skipped => None,
+        PreflightState::Failed => Some(format!(
+            "generation {} failed pre-flight{why}; machines boot it anyway from their next boot",
+            g.number
+        )),
+        PreflightState::Queued | PreflightState::Running => Some(format!(
+            "generation {} has not passed pre-flight yet; machines boot it anyway from their next boot",
+            g.number
+        )),
+    }
 }
 
 /// POST /api/v1/generations/unpin

@@ -37,12 +37,15 @@ pub struct BuildForm {
     host: String,
 }
 
-/// The rollback form.
+/// The rollback and unpin forms.
 #[derive(Debug, Deserialize)]
 pub struct RollbackForm {
-    host: String,
+    pub(crate) host: String,
     #[serde(default)]
-    number: Option<u32>,
+    pub(crate) number: Option<u32>,
+    /// `yes`: the user confirmed pinning a generation that did not pass pre-flight.
+    #[serde(default)]
+    pub(crate) confirm: Option<String>,
 }
 
 fn frame<'a>(title: &'a str, principal: &'a Principal) -> Frame<'a> {
@@ -53,7 +56,7 @@ fn frame<'a>(title: &'a str, principal: &'a Principal) -> Frame<'a> {
     }
 }
 
-fn short_rev(rev: Option<&str>) -> String {
+pub(crate) fn short_rev(rev: Option<&str>) -> String {
     rev.map_or_else(|| "—".to_owned(), |r| r.chars().take(10).collect())
 }
 
@@ -246,10 +249,9 @@ async fn current_generations(
                 let Ok(gens) = svc.generations(&q) else {
                     continue;
                 };
-                let current = match svc.pinned(&q).ok().flatten() {
-                    Some(n) => gens.into_iter().find(|g| g.number == n).map(|g| (g, true)),
-                    None => gens.into_iter().next_back().map(|g| (g, false)),
-                };
+                let pinned = svc.pinned(&q).ok().flatten();
+                let current = flakeboot_store::current_of(pinned, &gens)
+                    .map(|g| (g.clone(), pinned == Some(g.number)));
                 if let Some(current) = current {
                     out.insert(q, current);
                 }
@@ -367,44 +369,7 @@ pub async fn show(
             (hosts_table(&currents, &flake, csrf))
         }
         @for (q, gens, pinned) in &host_gens {
-            @if !gens.is_empty() {
-                div.card {
-                    h2 { "Generations of " code { (q) } }
-                    @if pinned.is_some() {
-                        form.inline method="post" action="/generations/unpin" {
-                            (csrf_field(csrf))
-                            input type="hidden" name="host" value=(q);
-                            p.small { "Pinned: machines boot the pinned generation, not the newest. "
-                                button.small.secondary type="submit" { "Boot the newest again" } }
-                        }
-                    }
-                    div.table-wrap {
-                        table.responsive {
-                            thead { tr { th { "Generation" } th { "Revision" } th { "Built" } th {} } }
-                            tbody {
-                                @for g in gens.iter().rev() {
-                                    @let boots = match pinned { Some(p) => *p == g.number, None => Some(g) == gens.last() };
-                                    tr {
-                                        td data-label="Generation" { strong { (g.number) } @if boots { " " span.badge.ok { "booting" } } }
-                                        td.mono data-label="Revision" { (short_rev(g.revision.as_deref())) }
-                                        td.nowrap data-label="Built" title=(timestamp(g.built_at)) { (ago(g.built_at, now)) }
-                                        td.right {
-                                            @if !boots {
-                                                form.inline method="post" action="/generations/rollback" {
-                                                    (csrf_field(csrf))
-                                                    input type="hidden" name="host" value=(q);
-                                                    input type="hidden" name="number" value=(g.number);
-                                                    button.small.secondary type="submit" { "Boot this one" }
-                                                }
-                                            }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            (crate::pages::generations::card(q, gens, *pinned, csrf, now))
         }
         div.card {
             h2 { "Builds" }
@@ -439,29 +404,6 @@ pub async fn build(
         .await?;
     tracing::info!(flake = %escape_for_log(&name), host = %escape_for_log(&form.host), id, "build queued");
     Ok(Redirect::to(&format!("/builds/{id}")).into_response())
-}
-
-/// POST /generations/rollback
-pub async fn rollback(
-    State(state): State<WebState>,
-    Form(form): Form<RollbackForm>,
-) -> Result<Response, WebError> {
-    let number = form.number.ok_or_else(|| WebError::BadRequest {
-        message: "which generation?".into(),
-    })?;
-    state
-        .flake({
-            let a0 = form.host.clone();
-            move |f| f.rollback(&a0, number)
-        })
-        .await?;
-    tracing::info!(host = %escape_for_log(&form.host), number, "rolled back");
-    let flake = form.host.split('#').next().unwrap_or_default();
-    let to = Redirect::to(&format!("/flakes/{flake}"));
-    Ok(crate::audit::noted(
-        to,
-        format!("{} generation {number}", form.host),
-    ))
 }
 
 /// POST /generations/unpin

@@ -79,22 +79,23 @@ pub(crate) async fn hosts(state: &WebState) -> Result<Vec<HostView>, WebError> {
             for flake in f.flakes()? {
                 for host in &flake.hosts {
                     let qualified = format!("{}#{}", flake.name, host.name);
-                    let newest = f.generations(&qualified)?.last().map(|g| g.number);
                     let pinned = f.pinned(&qualified)?;
-                    out.push((flake.clone(), host.clone(), qualified, newest, pinned));
+                    let current = flakeboot_store::current_of(pinned, &f.generations(&qualified)?)
+                        .map(|g| g.number);
+                    out.push((flake.clone(), host.clone(), qualified, current, pinned));
                 }
             }
             Ok(out)
         })
         .await?;
-    for (flake, host, qualified, newest, pinned) in flakes {
+    for (flake, host, qualified, current, pinned) in flakes {
         out.push(HostView {
             machines: by_host.get(&qualified).cloned().unwrap_or_default(),
             name: qualified,
             source: "flake",
             flake: Some(flake.name),
             url: Some(flake.url),
-            generation: pinned.or(newest),
+            generation: current,
             pinned: pinned.is_some(),
             unbootable: host.unbootable,
         });

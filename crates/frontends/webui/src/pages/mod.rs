@@ -9,6 +9,7 @@ pub mod dashboard;
 pub mod flake_follow;
 pub mod flake_remove;
 pub mod flakes;
+pub mod generations;
 pub mod hosts;
 pub mod layout;
 pub mod login;

@@ -96,6 +96,24 @@ impl FakeFlakes {
         }
     }
 
+    /// Sets a generation's pre-flight record (as the pre-flight runner would).
+    #[allow(dead_code)]
+    pub fn set_preflight(
+        &self,
+        host: &str,
+        number: u32,
+        preflight: flakeboot_store::PreflightRecord,
+    ) {
+        let mut inner = lock(&self.inner);
+        if let Some(g) = inner
+            .generations
+            .get_mut(host)
+            .and_then(|gens| gens.iter_mut().find(|g| g.number == number))
+        {
+            g.preflight = preflight;
+        }
+    }
+
     /// Ends a build successfully (a new generation) or with an error.
     pub fn finish(&self, id: u64, ok: bool) {
         let mut inner = lock(&self.inner);
@@ -125,6 +143,7 @@ impl FakeFlakes {
                 build_id: id,
                 log: PathBuf::new(),
                 gc_roots: vec![],
+                preflight: flakeboot_store::PreflightRecord::skipped("off"),
             };
             inner.generations.entry(q).or_default().push(generation);
             if let Some(b) = inner.builds.iter_mut().find(|b| b.id == id) {

@@ -1,0 +1,243 @@
+//! The real pre-flight VM: a private network the daemon makes and serves (its own tap, a
+//! one-lease router-mode DHCP scope and HTTP boot on the tap's address, through the same
+//! boot services and catalogue as the LAN), and QEMU netbooting the candidate generation on it.
+//! Tested end to end by `hil-tests/scenarios/tests/preflight_boot.rs`.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use flakeboot_catalogue::{BootStage, MacAddr, Outcome};
+use flakeboot_config::{Config, DhcpMode, PreflightAccel, PreflightConfig, PreflightFirmware};
+use flakeboot_netif::Tap;
+use flakeboot_store::{GenerationRecord, Store};
+use flakeboot_vm::{Accel, Firmware, Nic, RunningVm, VmSpec, detect_accel};
+use futures_util::future::BoxFuture;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::PreflightVm;
+use crate::boot_policy::{BootPolicy, PreflightBoot};
+use crate::boot_services::{BootContext, BootServices, http_base};
+use crate::lan::LanInfo;
+use crate::lan_actions::LanActions;
+use crate::metrics::ServiceMetrics;
+
+/// The pre-flight tap's name.
+pub const TAP: &str = "fbpreflight0";
+/// The pre-flight VM's MAC (one VM at a time, on a network only it is on).
+pub const VM_MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0xfb, 0x00, 0x01]);
+/// The most of a VM's serial console kept.
+pub const MAX_LOG: u64 = 1 << 20;
+/// OVMF for `firmware = "uefi"`: code, and the variable store copied per boot.
+pub const OVMF: [&str; 2] = [
+    "/usr/share/OVMF/OVMF_CODE_4M.fd",
+    "/usr/share/OVMF/OVMF_VARS_4M.fd",
+];
+
+/// Boots candidates in QEMU on the daemon's private pre-flight network.
+#[derive(Debug, Clone)]
+pub struct QemuPreflight {
+    /// The store (the VM's lease and boot events go there, like any machine's).
+    pub store: Store,
+    /// The daemon's catalogue: answers the VM's MAC with the candidate.
+    pub policy: Arc<BootPolicy>,
+    /// The daemon's configuration (iPXE binaries, HTTP port).
+    pub base: Config,
+    /// `[preflight]`.
+    pub settings: PreflightConfig,
+    /// `qemu-system-x86_64`.
+    pub qemu: PathBuf,
+    /// Where the UEFI variable store copy goes.
+    pub work_dir: PathBuf,
+}
+
+/// The whole path a QEMU binary named `name` has on `$PATH`, if any.
+pub fn find_qemu(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// The boot services' configuration on the tap: router mode with the VM's one address, no
+/// TFTP (iPXE comes from the NIC's option ROM), the LAN's HTTP port and iPXE files.
+fn network_config(base: &Config, tap: Ipv4Addr, vm: Ipv4Addr, prefix: u8) -> Config {
+    let mut c = Config::with_defaults(TAP);
+    c.lan.address = Some(tap);
+    c.dhcp.mode = DhcpMode::Router;
+    c.dhcp.range = Some([vm, vm]);
+    c.dhcp.netmask = Some(flakeboot_config::system::netmask(prefix));
+    c.dhcp.lease_time = Duration::from_secs(3600);
+    c.tftp.enabled = false;
+    c.http = base.http.clone();
+    c.ipxe = base.ipxe.clone();
+    c.state_dir = base.state_dir.clone();
+    c
+}
+
+impl QemuPreflight {
+    async fn run(
+        &self,
+        g: &GenerationRecord,
+        log: &Path,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(), String> {
+        let (tap_addr, vm_addr) = self
+            .settings
+            .addresses()
+            .ok_or("[preflight] subnet is not valid")?;
+        let (_, prefix) = self
+            .settings
+            .subnet()
+            .ok_or("[preflight] subnet is not valid")?;
+        let tap = tokio::task::spawn_blocking(move || Tap::create(TAP, tap_addr, prefix))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
+        let result = self
+            .with_network(g, log, timeout, cancel, tap_addr, vm_addr, prefix)
+            .await;
+        tokio::task::spawn_blocking(move || drop(tap))
+            .await
+            .map_err(|e| e.to_string())?;
+        result
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn with_network(
+        &self,
+        g: &GenerationRecord,
+        log: &Path,
+        timeout: Duration,
+        cancel: &CancellationToken,
+        tap_addr: Ipv4Addr,
+        vm_addr: Ipv4Addr,
+        prefix: u8,
+    ) -> Result<(), String> {
+        let config = network_config(&self.base, tap_addr, vm_addr, prefix);
+        let lan = LanInfo::resolve(TAP, Some(tap_addr)).map_err(|e| e.to_string())?;
+        let stop = cancel.child_token();
+        let ctx = BootContext {
+            store: self.store.clone(),
+            catalogue: self.policy.clone(),
+            web: None,
+            shutdown: stop.clone(),
+            status: watch::channel(Default::default()).0,
+            lan_actions: LanActions::new(self.store.clone()),
+            metrics: ServiceMetrics::default(),
+        };
+        let mut services = BootServices::start(ctx, config.clone(), lan, None)
+            .await
+            .map_err(|e| format!("the pre-flight network's boot services: {e}"))?;
+        self.policy.set_preflight(Some(PreflightBoot {
+            mac: VM_MAC,
+            host: g.host.clone(),
+            generation: g.number,
+            server: http_base(tap_addr, config.http.port),
+        }));
+        let result = self.boot_vm(log, timeout, cancel).await;
+        self.policy.set_preflight(None);
+        services.stop().await;
+        stop.cancel();
+        result
+    }
+
+    async fn boot_vm(
+        &self,
+        log: &Path,
+        timeout: Duration,
+        cancel: &CancellationToken,
+    ) -> Result<(), String> {
+        let firmware = match self.settings.firmware {
+            PreflightFirmware::Bios => Firmware::Bios,
+            PreflightFirmware::Uefi => {
+                let [code, vars] = OVMF;
+                let copy = self.work_dir.join("preflight-OVMF_VARS.fd");
+                std::fs::copy(vars, &copy)
+                    .map_err(|e| format!("cannot copy {vars} (install ovmf): {e}"))?;
+                Firmware::Uefi {
+                    code: code.into(),
+                    vars: copy,
+                }
+            }
+        };
+        let spec = VmSpec {
+            qemu: self.qemu.clone(),
+            accel: match self.settings.accel {
+                PreflightAccel::Auto => detect_accel(Path::new("/dev/kvm")),
+                PreflightAccel::Kvm => Accel::Kvm,
+                PreflightAccel::Tcg => Accel::Tcg,
+            },
+            memory_mib: self.settings.memory,
+            firmware,
+            nic: Some(Nic {
+                tap: TAP.into(),
+                mac: VM_MAC.to_string(),
+            }),
+        };
+        let started = std::time::SystemTime::now();
+        let mut vm = RunningVm::start(&spec, log, MAX_LOG).map_err(|e| e.to_string())?;
+        tracing::info!(pid = ?vm.pid(), accel = spec.accel.as_str(), "pre-flight VM started");
+        let deadline = Instant::now() + timeout;
+        let outcome = {
+            let exited = vm.exited();
+            tokio::pin!(exited);
+            loop {
+                tokio::select! {
+                    done = &mut exited => {
+                        break match done {
+                            Ok((status, _)) if status.success() => Err("the VM powered off before a report".to_owned()),
+                            Ok((status, stderr)) => Err(format!("QEMU exited ({status}) before a report: {stderr}")),
+                            Err(e) => Err(e.to_string()),
+                        };
+                    }
+                    _ = cancel.cancelled() => break Err("the daemon stopped".to_owned()),
+                    _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                        if let Some(verdict) = self.report_since(started).await {
+                            break verdict;
+                        }
+                        if Instant::now() >= deadline {
+                            break Err("no report".to_owned());
+                        }
+                    }
+                }
+            }
+        };
+        if let Err(e) = vm.kill().await {
+            tracing::warn!("cannot end the pre-flight VM: {e}");
+        }
+        outcome
+    }
+
+    /// The VM's system report since `since`, if one came: `up` passes, `failed` fails.
+    async fn report_since(&self, since: std::time::SystemTime) -> Option<Result<(), String>> {
+        let store = self.store.clone();
+        let events = tokio::task::spawn_blocking(move || store.events_for(VM_MAC, 50))
+            .await
+            .ok()?
+            .ok()?;
+        events
+            .iter()
+            .filter(|e| e.stage == BootStage::System && e.at >= since)
+            .find_map(|e| match e.outcome {
+                Outcome::Ok if e.detail == "up" => Some(Ok(())),
+                Outcome::Failed => Some(Err(format!("the system reported failed: {}", e.detail))),
+                _ => None,
+            })
+    }
+}
+
+impl PreflightVm for QemuPreflight {
+    fn boot<'a>(
+        &'a self,
+        generation: &'a GenerationRecord,
+        log: &'a Path,
+        timeout: Duration,
+        cancel: CancellationToken,
+    ) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { self.run(generation, log, timeout, &cancel).await })
+    }
+}

@@ -1,0 +1,126 @@
+//! Issue #16, pre-flight: the daemon builds the NixOS-shaped fixture (real nix) and boots each
+//! new generation in its own QEMU VM (TCG here) on a private network it makes and serves (its
+//! tap, a one-lease DHCP scope, HTTP boot), through iPXE from the NIC's option ROM, the script,
+//! kernel, initrd and stage 2. `node` reports up: its generation passes and is current.
+//! `silent` never reports (its stage 2 powers off): it fails, keeps its console log, and is
+//! not current. The tap is gone afterwards.
+
+// A test helper outside #[test] fails loudly; JSON indexing yields Null, never panics.
+#![allow(clippy::panic, clippy::indexing_slicing)]
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use flakeboot_hil_tests::{ApplianceConfig, FlakeCli, Mode, Scenario};
+use flakeboot_testbed::{require_tool, workspace_root};
+use serde_json::Value;
+
+/// `[preflight] timeout` here: the passing boot needs about a minute under TCG.
+const TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `flakeboot flake generations HOST --json`, the host's view.
+fn view(cli: &FlakeCli, host: &str) -> Value {
+    let out = cli
+        .run(&["generations", host, "--json"])
+        .unwrap_or_default();
+    let v: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+    v.get(host).cloned().unwrap_or(Value::Null)
+}
+
+fn preflight_state(v: &Value) -> String {
+    v["generations"][0]["preflight"]["state"]
+        .as_str()
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn a_generation_that_reports_passes_and_a_silent_one_fails_preflight() {
+    let start = Instant::now();
+    require_tool("nix");
+    require_tool("git");
+    let mut s = Scenario::new("preflight_boot", 0);
+    let dir = tempfile::Builder::new()
+        .prefix("fbt-preflight-")
+        .tempdir()
+        .unwrap_or_else(|e| s.fail(&format!("temp dir: {e}")));
+    let flake = dir.path().join("flake");
+    let prepare = workspace_root().join("hil-tests/fixtures/nixos-shaped/prepare.sh");
+    let out = Command::new(&prepare)
+        .arg(&flake)
+        .arg(s.kernel())
+        .output()
+        .unwrap_or_else(|e| s.fail(&format!("{}: {e}", prepare.display())));
+    if !out.status.success() {
+        s.fail(&format!(
+            "prepare.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let config = ApplianceConfig::new(Mode::Router)
+        .flake(&format!("git+file://{}", flake.display()), "lab")
+        .preflight(TIMEOUT);
+    s.start_appliance(&config);
+    let state_dir = s.appliance().state_dir().to_owned();
+    let cli = FlakeCli::new(&state_dir);
+    let deadline =
+        Instant::now() + Duration::from_secs(180) + 2 * TIMEOUT + Duration::from_secs(60);
+    let (node, silent) = loop {
+        let (node, silent) = (view(&cli, "lab#node"), view(&cli, "lab#silent"));
+        let done = |v: &Value| matches!(preflight_state(v).as_str(), "passed" | "failed");
+        if done(&node) && done(&silent) {
+            break (node, silent);
+        }
+        if Instant::now() > deadline {
+            s.fail(&format!(
+                "pre-flights did not end: node {node}, silent {silent}"
+            ));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let ended = start.elapsed();
+    if preflight_state(&node) != "passed" || node["current"] != 1 {
+        s.fail(&format!("node: {node}"));
+    }
+    let failed = &silent["generations"][0]["preflight"];
+    // The fixture's silent host powers off after stage 2 without reporting (QEMU runs with
+    // -no-reboot, so that ends the VM); had it stayed up, the timeout would say "no report".
+    let reason = failed["reason"].as_str().unwrap_or("");
+    if preflight_state(&silent) != "failed"
+        || !matches!(reason, "the VM powered off before a report" | "no report")
+        || !silent["current"].is_null()
+    {
+        s.fail(&format!("silent: {silent}"));
+    }
+    // The failed one's console log shows its stage 2 ran and did not report.
+    let log = std::fs::read_dir(state_dir.join("preflight"))
+        .unwrap_or_else(|e| s.fail(&format!("preflight dir: {e}")))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .find(|p| p.to_string_lossy().ends_with("lab-silent-1.log"))
+        .unwrap_or_else(|| s.fail("no console log of lab#silent"));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    if !text.contains("FLAKEBOOT-NIXOS not reporting (host silent)") {
+        s.fail(&format!("the silent host's console log: {text}"));
+    }
+    let node_log =
+        std::fs::read_to_string(state_dir.join("preflight/lab-node-1.log")).unwrap_or_default();
+    if !node_log.contains("FLAKEBOOT-NIXOS reported up") {
+        s.fail(&format!("the node's console log: {node_log}"));
+    }
+    // The tap went with the VM.
+    let links = s
+        .lan()
+        .server
+        .run(&["ip", "-o", "link", "show"])
+        .unwrap_or_else(|e| s.fail(&format!("ip link: {e}")));
+    if links.contains("fbpreflight0") {
+        s.fail(&format!("the pre-flight tap is still there: {links}"));
+    }
+    println!(
+        "HIL-TIMING scenario=preflight_boot ended={:.1} node={}s silent={}s",
+        ended.as_secs_f64(),
+        node["generations"][0]["preflight"]["duration_secs"],
+        failed["duration_secs"]
+    );
+}
