@@ -75,6 +75,8 @@ kernel=$("$qemu_dir/kernel.sh" "$repo/hil-tests/.cache")
 say "creating the NixOS-shaped flake in a git repository ($tmp/flake)"
 "$repo/hil-tests/fixtures/nixos-shaped/prepare.sh" "$tmp/flake" "$kernel"
 
+accel=$("$qemu_dir/kvm-probe.sh" "$kernel" "$repo/hil-tests/.cache")
+
 say "creating the isolated network: namespace $ns, tap0 10.77.0.1/24 + fd77::1/64"
 ip netns add "$ns"
 ip -n "$ns" link set lo up
@@ -103,6 +105,10 @@ name = "demo"
 substituters = []
 extra_options = { "build-users-group" = "" }
 allowed_paths = ["$tmp/flake"]
+
+[preflight]
+# Each new generation boots in a VM on a private network before machines get it.
+accel = "$accel"
 
 [[machines]]
 mac = "$mac"
@@ -138,10 +144,19 @@ for _ in $(seq 300); do
 done
 kill "$tail_pid" 2>/dev/null || true
 [ -n "$built" ] || { echo "demo.sh: host node was not built within 150 s" >&2; tail -n 30 "$tmp/flakeboot.log" >&2; exit 1; }
+say "pre-flight: flakeboot boots the new generation in its own VM ($accel) before any machine gets it"
+current=""
+for _ in $(seq 300); do
+    if "$flakeboot" flake generations node --json --state-dir "$tmp/state" 2>/dev/null | grep -q '"current":[0-9]'; then
+        current=yes
+        break
+    fi
+    sleep 1
+done
 say "generations of node:"
 "$flakeboot" flake generations node --state-dir "$tmp/state" || true
+[ -n "$current" ] || { echo "demo.sh: the generation did not pass pre-flight within 300 s (its console log is under $tmp/state/preflight/)" >&2; tail -n 30 "$tmp/flakeboot.log" >&2; exit 1; }
 
-accel=$("$qemu_dir/kvm-probe.sh" "$kernel" "$repo/hil-tests/.cache")
 say "booting a BIOS machine ($mac, QEMU -accel $accel) from flakeboot; its serial console follows."
 say "it powers off by itself after the banner; Ctrl-C stops everything"
 sleep 1

@@ -404,6 +404,7 @@ fn start_preflight(
         settings: config.preflight.clone(),
         qemu,
         work_dir: config.state_dir.join("preflight"),
+        kvm_failed: Default::default(),
     };
     PreflightQueue::start(
         store.clone(),

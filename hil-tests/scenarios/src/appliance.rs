@@ -212,15 +212,11 @@ impl ApplianceConfig {
         }
         match self.preflight {
             Some(timeout) => {
+                // `accel` stays the default, "auto": KVM where it runs guests, else TCG.
                 let _ = writeln!(
                     t,
-                    "\n[preflight]\nenabled = true\ntimeout = \"{}s\"\naccel = \"{}\"",
+                    "\n[preflight]\nenabled = true\ntimeout = \"{}s\"",
                     timeout.as_secs(),
-                    flakeboot_testbed::kernel()
-                        .map_or(flakeboot_testbed::Accel::Tcg, |k| flakeboot_testbed::accel(
-                            &k
-                        ))
-                        .as_str()
                 );
             }
             None => {

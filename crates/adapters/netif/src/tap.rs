@@ -117,14 +117,24 @@ impl Tap {
             .push(AddressAttribute::Local(address.into()));
         addr.attributes
             .push(AddressAttribute::Address(address.into()));
-        change(&mut rtnl, "add the tap's address", RouteNetlinkMessage::NewAddress(addr), NLM_F_CREATE | NLM_F_EXCL)
-            .map_err(netlink)?;
+        change(
+            &mut rtnl,
+            "add the tap's address",
+            RouteNetlinkMessage::NewAddress(addr),
+            NLM_F_CREATE | NLM_F_EXCL,
+        )
+        .map_err(netlink)?;
         let mut link = LinkMessage::default();
         link.header.index = index;
         link.header.flags = LinkFlags::Up;
         link.header.change_mask = LinkFlags::Up;
-        change(&mut rtnl, "set the tap up", RouteNetlinkMessage::SetLink(link), 0)
-            .map_err(netlink)?;
+        change(
+            &mut rtnl,
+            "set the tap up",
+            RouteNetlinkMessage::SetLink(link),
+            0,
+        )
+        .map_err(netlink)?;
         Ok(tap)
     }
 
@@ -157,8 +167,14 @@ impl Drop for Tap {
     fn drop(&mut self) {
         let mut link = LinkMessage::default();
         link.header.index = self.index;
-        let deleted = Rtnl::open()
-            .and_then(|mut rtnl| change(&mut rtnl, "delete the tap", RouteNetlinkMessage::DelLink(link), 0));
+        let deleted = Rtnl::open().and_then(|mut rtnl| {
+            change(
+                &mut rtnl,
+                "delete the tap",
+                RouteNetlinkMessage::DelLink(link),
+                0,
+            )
+        });
         if let Err(e) = deleted {
             eprintln!("flakeboot: cannot delete tap {}: {e}", self.name);
         }

@@ -6,6 +6,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use flakeboot_catalogue::{BootStage, MacAddr, Outcome};
@@ -51,6 +52,22 @@ pub struct QemuPreflight {
     pub qemu: PathBuf,
     /// Where the UEFI variable store copy goes.
     pub work_dir: PathBuf,
+    /// Set once KVM (`accel = "auto"`) ran a VM that printed nothing: later pre-flights use
+    /// TCG without trying it again.
+    pub kvm_failed: Arc<AtomicBool>,
+}
+
+/// How long a VM under KVM may stay silent on its serial console before `accel = "auto"`
+/// decides KVM does not work here (a nested or broken KVM opens `/dev/kvm` and then never runs
+/// the guest; SeaBIOS and OVMF print at once where it works).
+const KVM_SILENCE: Duration = Duration::from_secs(30);
+
+/// Why one VM boot ended without passing.
+enum BootEnd {
+    /// Under KVM on `auto`, the console stayed empty for [`KVM_SILENCE`].
+    KvmSilent,
+    /// Anything else: the pre-flight fails with this reason.
+    Failed(String),
 }
 
 /// The whole path a QEMU binary named `name` has on `$PATH`, if any.
@@ -145,19 +162,61 @@ impl QemuPreflight {
         result
     }
 
+    /// Boots the VM; on `accel = "auto"` a KVM that runs nothing is given up for TCG, within
+    /// the same deadline.
     async fn boot_vm(
         &self,
         log: &Path,
         timeout: Duration,
         cancel: &CancellationToken,
     ) -> Result<(), String> {
+        let deadline = Instant::now() + timeout;
+        let accel = match self.settings.accel {
+            PreflightAccel::Auto if self.kvm_failed.load(Ordering::Relaxed) => Accel::Tcg,
+            PreflightAccel::Auto => detect_accel(Path::new("/dev/kvm")),
+            PreflightAccel::Kvm => Accel::Kvm,
+            PreflightAccel::Tcg => Accel::Tcg,
+        };
+        let probe = self.settings.accel == PreflightAccel::Auto && accel == Accel::Kvm;
+        match self.boot_with(accel, probe, log, deadline, cancel).await {
+            Ok(()) => Ok(()),
+            Err(BootEnd::Failed(why)) => Err(why),
+            Err(BootEnd::KvmSilent) => {
+                self.kvm_failed.store(true, Ordering::Relaxed);
+                tracing::warn!(
+                    "the pre-flight VM printed nothing in {} s under KVM: /dev/kvm opens but does not run guests here; pre-flights use TCG from now on (set [preflight] accel)",
+                    KVM_SILENCE.as_secs()
+                );
+                match self
+                    .boot_with(Accel::Tcg, false, log, deadline, cancel)
+                    .await
+                {
+                    Ok(()) => Ok(()),
+                    Err(BootEnd::Failed(why)) => Err(why),
+                    Err(BootEnd::KvmSilent) => Err("the VM printed nothing".to_owned()),
+                }
+            }
+        }
+    }
+
+    /// One VM boot under `accel` until its report, its exit or `deadline`; `probe`: give up
+    /// with [`BootEnd::KvmSilent`] when its console stays empty for [`KVM_SILENCE`].
+    async fn boot_with(
+        &self,
+        accel: Accel,
+        probe: bool,
+        log: &Path,
+        deadline: Instant,
+        cancel: &CancellationToken,
+    ) -> Result<(), BootEnd> {
         let firmware = match self.settings.firmware {
             PreflightFirmware::Bios => Firmware::Bios,
             PreflightFirmware::Uefi => {
                 let [code, vars] = OVMF;
                 let copy = self.work_dir.join("preflight-OVMF_VARS.fd");
-                std::fs::copy(vars, &copy)
-                    .map_err(|e| format!("cannot copy {vars} (install ovmf): {e}"))?;
+                std::fs::copy(vars, &copy).map_err(|e| {
+                    BootEnd::Failed(format!("cannot copy {vars} (install ovmf): {e}"))
+                })?;
                 Firmware::Uefi {
                     code: code.into(),
                     vars: copy,
@@ -166,11 +225,7 @@ impl QemuPreflight {
         };
         let spec = VmSpec {
             qemu: self.qemu.clone(),
-            accel: match self.settings.accel {
-                PreflightAccel::Auto => detect_accel(Path::new("/dev/kvm")),
-                PreflightAccel::Kvm => Accel::Kvm,
-                PreflightAccel::Tcg => Accel::Tcg,
-            },
+            accel,
             memory_mib: self.settings.memory,
             firmware,
             nic: Some(Nic {
@@ -179,28 +234,35 @@ impl QemuPreflight {
             }),
         };
         let started = std::time::SystemTime::now();
-        let mut vm = RunningVm::start(&spec, log, MAX_LOG).map_err(|e| e.to_string())?;
+        let silent_until = Instant::now() + KVM_SILENCE;
+        let mut vm =
+            RunningVm::start(&spec, log, MAX_LOG).map_err(|e| BootEnd::Failed(e.to_string()))?;
         tracing::info!(pid = ?vm.pid(), accel = spec.accel.as_str(), "pre-flight VM started");
-        let deadline = Instant::now() + timeout;
         let outcome = {
             let exited = vm.exited();
             tokio::pin!(exited);
             loop {
                 tokio::select! {
                     done = &mut exited => {
-                        break match done {
-                            Ok((status, _)) if status.success() => Err("the VM powered off before a report".to_owned()),
-                            Ok((status, stderr)) => Err(format!("QEMU exited ({status}) before a report: {stderr}")),
-                            Err(e) => Err(e.to_string()),
-                        };
+                        break Err(BootEnd::Failed(match done {
+                            Ok((status, _)) if status.success() => "the VM powered off before a report".to_owned(),
+                            Ok((status, stderr)) => format!("QEMU exited ({status}) before a report: {stderr}"),
+                            Err(e) => e.to_string(),
+                        }));
                     }
-                    _ = cancel.cancelled() => break Err("the daemon stopped".to_owned()),
+                    _ = cancel.cancelled() => break Err(BootEnd::Failed("the daemon stopped".to_owned())),
                     _ = tokio::time::sleep(Duration::from_millis(500)) => {
                         if let Some(verdict) = self.report_since(started).await {
-                            break verdict;
+                            break verdict.map_err(BootEnd::Failed);
                         }
                         if Instant::now() >= deadline {
-                            break Err("no report".to_owned());
+                            break Err(BootEnd::Failed("no report".to_owned()));
+                        }
+                        if probe
+                            && Instant::now() >= silent_until
+                            && std::fs::metadata(log).map_or(0, |m| m.len()) == 0
+                        {
+                            break Err(BootEnd::KvmSilent);
                         }
                     }
                 }

@@ -14,9 +14,8 @@ use crate::audit;
 use crate::auth::guard::require_auth;
 use crate::error::WebError;
 use crate::pages::{
-    access_tokens, account, audit_log, build, dashboard, flake_follow, flake_remove, flakes, generations,
-    hosts,
-    layout, login, machine_actions, machines, settings, setup, vpn, vpn_peers,
+    access_tokens, account, audit_log, build, dashboard, flake_follow, flake_remove, flakes,
+    generations, hosts, layout, login, machine_actions, machines, settings, setup, vpn, vpn_peers,
 };
 use crate::state::WebState;
 
