@@ -147,7 +147,7 @@ kill "$tail_pid" 2>/dev/null || true
 say "pre-flight: flakeboot boots the new generation in its own VM ($accel) before any machine gets it"
 current=""
 for _ in $(seq 300); do
-    if "$flakeboot" flake generations node --json --state-dir "$tmp/state" 2>/dev/null | grep -q '"current":[0-9]'; then
+    if "$flakeboot" flake generations node --json --state-dir "$tmp/state" 2>/dev/null | grep -qE '"current": ?[0-9]'; then
         current=yes
         break
     fi
