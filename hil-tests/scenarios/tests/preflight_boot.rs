@@ -4,9 +4,9 @@
 //! kernel, initrd and stage 2. `node` reports up: its generation passes and is current.
 //! `silent` never reports (its stage 2 powers off): it fails, keeps its console log, and is
 //! not current. The tap is gone afterwards. `[preflight] accel` is the default, "auto": where
-//! `/dev/kvm` opens but KVM runs no guest (as on this project's CI machines: the testbed's own
-//! probe says TCG), the first VM is silent for 30 s under KVM and the daemon goes on with TCG,
-//! which the test checks in its log.
+//! `/dev/kvm` opens but KVM stalls guests (as on this project's CI machines: the testbed's own
+//! probe says TCG), the first VM stops printing under KVM, the daemon tries TCG after 30 s and,
+//! once that passes, keeps TCG, which the test checks in its log.
 
 // A test helper outside #[test] fails loudly; JSON indexing yields Null, never panics.
 #![allow(clippy::panic, clippy::indexing_slicing)]
@@ -112,7 +112,7 @@ fn a_generation_that_reports_passes_and_a_silent_one_fails_preflight() {
     if !node_log.contains("FLAKEBOOT-NIXOS reported up") {
         s.fail(&format!("the node's console log: {node_log}"));
     }
-    // Where /dev/kvm opens but KVM runs nothing, "auto" gave KVM up for TCG (once).
+    // Where /dev/kvm opens but KVM stalls guests, "auto" gave KVM up for TCG (once).
     let kvm_opens = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -123,7 +123,7 @@ fn a_generation_that_reports_passes_and_a_silent_one_fails_preflight() {
     let gave_up = log.matches("pre-flights use TCG from now on").count();
     let forced = std::env::var_os("FLAKEBOOT_QEMU_ACCEL").is_some();
     if kvm_opens && !kvm_runs && !forced && gave_up != 1 {
-        s.fail(&format!("KVM opens but runs nothing here: the daemon should have said once that it goes on with TCG (said {gave_up} times)"));
+        s.fail(&format!("KVM opens but stalls guests here: the daemon should have said once that it goes on with TCG (said {gave_up} times)"));
     }
     if kvm_runs && !forced && gave_up != 0 {
         s.fail("KVM runs guests here, but the daemon gave it up");

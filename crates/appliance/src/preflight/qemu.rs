@@ -52,19 +52,19 @@ pub struct QemuPreflight {
     pub qemu: PathBuf,
     /// Where the UEFI variable store copy goes.
     pub work_dir: PathBuf,
-    /// Set once KVM (`accel = "auto"`) ran a VM that printed nothing: later pre-flights use
-    /// TCG without trying it again.
+    /// Set once a VM stalled under KVM (`accel = "auto"`) and then passed under TCG: later
+    /// pre-flights use TCG without trying KVM again.
     pub kvm_failed: Arc<AtomicBool>,
 }
 
 /// How long a VM under KVM may stay silent on its serial console before `accel = "auto"`
-/// decides KVM does not work here (a nested or broken KVM opens `/dev/kvm` and then never runs
-/// the guest; SeaBIOS and OVMF print at once where it works).
+/// tries TCG (a nested or broken KVM opens `/dev/kvm`, runs the firmware's first lines and then
+/// stalls; where KVM works a whole netboot takes seconds).
 const KVM_SILENCE: Duration = Duration::from_secs(30);
 
 /// Why one VM boot ended without passing.
 enum BootEnd {
-    /// Under KVM on `auto`, the console stayed empty for [`KVM_SILENCE`].
+    /// Under KVM on `auto`, the console did not grow for [`KVM_SILENCE`].
     KvmSilent,
     /// Anything else: the pre-flight fails with this reason.
     Failed(String),
@@ -162,8 +162,8 @@ impl QemuPreflight {
         result
     }
 
-    /// Boots the VM; on `accel = "auto"` a KVM that runs nothing is given up for TCG, within
-    /// the same deadline.
+    /// Boots the VM; on `accel = "auto"` a VM that stalls under KVM is tried under TCG within
+    /// the same deadline, and KVM is given up when that passes.
     async fn boot_vm(
         &self,
         log: &Path,
@@ -182,25 +182,31 @@ impl QemuPreflight {
             Ok(()) => Ok(()),
             Err(BootEnd::Failed(why)) => Err(why),
             Err(BootEnd::KvmSilent) => {
-                self.kvm_failed.store(true, Ordering::Relaxed);
-                tracing::warn!(
-                    "the pre-flight VM printed nothing in {} s under KVM: /dev/kvm opens but does not run guests here; pre-flights use TCG from now on (set [preflight] accel)",
+                tracing::info!(
+                    "the pre-flight VM stalled for {} s under KVM: trying TCG",
                     KVM_SILENCE.as_secs()
                 );
                 match self
                     .boot_with(Accel::Tcg, false, log, deadline, cancel)
                     .await
                 {
-                    Ok(()) => Ok(()),
+                    Ok(()) => {
+                        // It passes under TCG: KVM, not the generation, stalled it.
+                        self.kvm_failed.store(true, Ordering::Relaxed);
+                        tracing::warn!(
+                            "KVM stalls guests here (/dev/kvm opens, the VM stopped printing) while TCG boots them: pre-flights use TCG from now on (set [preflight] accel to choose)"
+                        );
+                        Ok(())
+                    }
                     Err(BootEnd::Failed(why)) => Err(why),
-                    Err(BootEnd::KvmSilent) => Err("the VM printed nothing".to_owned()),
+                    Err(BootEnd::KvmSilent) => Err("the VM stalled".to_owned()),
                 }
             }
         }
     }
 
     /// One VM boot under `accel` until its report, its exit or `deadline`; `probe`: give up
-    /// with [`BootEnd::KvmSilent`] when its console stays empty for [`KVM_SILENCE`].
+    /// with [`BootEnd::KvmSilent`] when its console stops growing for [`KVM_SILENCE`].
     async fn boot_with(
         &self,
         accel: Accel,
@@ -234,7 +240,8 @@ impl QemuPreflight {
             }),
         };
         let started = std::time::SystemTime::now();
-        let silent_until = Instant::now() + KVM_SILENCE;
+        // The console's length and when it last grew (the KVM probe).
+        let mut console = (0, Instant::now());
         let mut vm =
             RunningVm::start(&spec, log, MAX_LOG).map_err(|e| BootEnd::Failed(e.to_string()))?;
         tracing::info!(pid = ?vm.pid(), accel = spec.accel.as_str(), "pre-flight VM started");
@@ -258,11 +265,13 @@ impl QemuPreflight {
                         if Instant::now() >= deadline {
                             break Err(BootEnd::Failed("no report".to_owned()));
                         }
-                        if probe
-                            && Instant::now() >= silent_until
-                            && std::fs::metadata(log).map_or(0, |m| m.len()) == 0
-                        {
-                            break Err(BootEnd::KvmSilent);
+                        if probe {
+                            let len = std::fs::metadata(log).map_or(0, |m| m.len());
+                            if len != console.0 {
+                                console = (len, Instant::now());
+                            } else if console.1.elapsed() >= KVM_SILENCE {
+                                break Err(BootEnd::KvmSilent);
+                            }
                         }
                     }
                 }
