@@ -173,7 +173,7 @@ echo
 sleep 1
 say "the timeline of $mac (flakeboot events --mac $mac, over the daemon's API socket):"
 "$flakeboot" events --mac "$mac" --state-dir "$tmp/state" || true
-if "$flakeboot" events --mac "$mac" --json --state-dir "$tmp/state" | grep -q '"system"'; then
+if "$flakeboot" events --mac "$mac" --json --state-dir "$tmp/state" | grep '"system"' >/dev/null; then
     say "the machine reported: see the 'system' event above"
 else
     say "no 'system' event: the machine did not report"

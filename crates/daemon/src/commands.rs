@@ -77,9 +77,15 @@ fn typed<T: DeserializeOwned>(value: Value, what: &str) -> anyhow::Result<T> {
         .with_context(|| format!("the appliance's answer is not {what} (is it the same version?)"))
 }
 
+/// Prints `value` as pretty JSON. A reader that stops early (`| grep -q`, `| head`) is no
+/// error: the rest is not wanted.
 fn print_json(value: &Value) -> anyhow::Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(value)?);
-    Ok(ExitCode::SUCCESS)
+    use std::io::Write as _;
+    let text = serde_json::to_string_pretty(value)?;
+    match writeln!(std::io::stdout().lock(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
 }
 
 fn ids(value: &Value, key: &str) -> Vec<u64> {
