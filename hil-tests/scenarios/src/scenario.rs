@@ -98,6 +98,31 @@ impl Scenario {
         &self.initrd
     }
 
+    /// The NixOS-shaped fixture flake (hil-tests/fixtures/nixos-shaped, with this scenario's
+    /// kernel) prepared in a new temporary directory: that directory (removed when dropped)
+    /// and the flake's git repository in it.
+    pub fn nixos_shaped_flake(&self) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::Builder::new()
+            .prefix("fbt-nixos-")
+            .tempdir()
+            .unwrap_or_else(|e| self.fail(&format!("temp dir: {e}")));
+        let flake = dir.path().join("flake");
+        let prepare =
+            flakeboot_testbed::workspace_root().join("hil-tests/fixtures/nixos-shaped/prepare.sh");
+        let out = std::process::Command::new(&prepare)
+            .arg(&flake)
+            .arg(&self.kernel)
+            .output()
+            .unwrap_or_else(|e| self.fail(&format!("{}: {e}", prepare.display())));
+        if !out.status.success() {
+            self.fail(&format!(
+                "prepare.sh failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        (dir, flake)
+    }
+
     pub fn lan(&self) -> &TestLan {
         &self.lan
     }

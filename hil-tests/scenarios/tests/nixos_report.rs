@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use flakeboot_catalogue::BootStage;
 use flakeboot_hil_tests::{ApplianceConfig, BOOT_TIMEOUT, FlakeCli, MAC, Mode, Scenario};
-use flakeboot_testbed::{ClientKind, flakeboot_bin, require_tool, workspace_root};
+use flakeboot_testbed::{ClientKind, flakeboot_bin, require_tool};
 use serde_json::Value;
 
 /// `[boot] report_timeout` in this scenario.
@@ -46,23 +46,7 @@ fn nixos_shaped_host_sets_its_hostname_and_reports_up() {
     require_tool("nix");
     require_tool("git");
     let mut s = Scenario::new("nixos_report", 2);
-    let dir = tempfile::Builder::new()
-        .prefix("fbt-nixos-")
-        .tempdir()
-        .unwrap_or_else(|e| s.fail(&format!("temp dir: {e}")));
-    let flake = dir.path().join("flake");
-    let prepare = workspace_root().join("hil-tests/fixtures/nixos-shaped/prepare.sh");
-    let out = Command::new(&prepare)
-        .arg(&flake)
-        .arg(s.kernel())
-        .output()
-        .unwrap_or_else(|e| s.fail(&format!("{}: {e}", prepare.display())));
-    if !out.status.success() {
-        s.fail(&format!(
-            "prepare.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
+    let (_dir, flake) = s.nixos_shaped_flake();
     let config = ApplianceConfig::new(Mode::Router)
         .flake(&format!("git+file://{}", flake.display()), "lab")
         .machine(MAC[0], "node", "flakeboot.hostname=hil-node")

@@ -11,11 +11,10 @@
 // A test helper outside #[test] fails loudly; JSON indexing yields Null, never panics.
 #![allow(clippy::panic, clippy::indexing_slicing)]
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use flakeboot_hil_tests::{ApplianceConfig, FlakeCli, Mode, Scenario};
-use flakeboot_testbed::{require_tool, workspace_root};
+use flakeboot_testbed::require_tool;
 use serde_json::Value;
 
 /// `[preflight] timeout` here: the passing boot needs about a minute under TCG (plus 30 s of
@@ -44,23 +43,7 @@ fn a_generation_that_reports_passes_and_a_silent_one_fails_preflight() {
     require_tool("nix");
     require_tool("git");
     let mut s = Scenario::new("preflight_boot", 0);
-    let dir = tempfile::Builder::new()
-        .prefix("fbt-preflight-")
-        .tempdir()
-        .unwrap_or_else(|e| s.fail(&format!("temp dir: {e}")));
-    let flake = dir.path().join("flake");
-    let prepare = workspace_root().join("hil-tests/fixtures/nixos-shaped/prepare.sh");
-    let out = Command::new(&prepare)
-        .arg(&flake)
-        .arg(s.kernel())
-        .output()
-        .unwrap_or_else(|e| s.fail(&format!("{}: {e}", prepare.display())));
-    if !out.status.success() {
-        s.fail(&format!(
-            "prepare.sh failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
+    let (_dir, flake) = s.nixos_shaped_flake();
     let config = ApplianceConfig::new(Mode::Router)
         .flake(&format!("git+file://{}", flake.display()), "lab")
         .preflight(TIMEOUT);
