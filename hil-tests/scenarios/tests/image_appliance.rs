@@ -555,14 +555,16 @@ fn image_boots_to_flakeboot_serving_and_a_client_netboots_from_it() {
     let data = data_lines(&vm.wait_lines("flakeboot-data:", BOOT, |l| !l.is_empty()));
     assert_eq!(data.first().map(|d| (d.1, d.2.as_str())), Some((1, "a")));
 
-    // The data partition took the disk's spare space at first boot, and its file system too.
+    // The data partition took the disk's spare space at first boot, and its file system too
+    // (`df` counts ext4's size less its own tables: 1,250 MiB of a 1,344 MiB partition; an
+    // ungrown one shows under 320).
     let size = vm.wait_for("FLAKEBOOT-DATA-SIZE ", BOOT);
     let mib = data_size_mib(&size);
     println!(
         "HIL-TIMING data file system {mib:?} MiB (image {IMAGE_DATA_MIB} MiB + disk spare {DISK_SPARE_MIB} MiB)"
     );
     assert!(
-        mib.is_some_and(|m| m > IMAGE_DATA_MIB + DISK_SPARE_MIB - 64),
+        mib.is_some_and(|m| m > IMAGE_DATA_MIB + DISK_SPARE_MIB * 3 / 4),
         "the data partition should take the whole disk: {size}"
     );
 }
