@@ -7,14 +7,18 @@
 //! `/dev/kvm` opens but KVM stalls guests (as on this project's CI machines: the testbed's own
 //! probe says TCG), the first VM stops printing under KVM, the daemon tries TCG after 30 s and,
 //! once that passes, keeps TCG, which the test checks in its log.
+//!
+//! Then a commit breaks `node`'s stage 2 (it stops reporting): `flakeboot flake update` builds
+//! generation 2, its pre-flight fails, generation 1 stays current, and a BIOS machine assigned
+//! to `lab#node` boots generation 1 (its command line and its report say so).
 
 // A test helper outside #[test] fails loudly; JSON indexing yields Null, never panics.
 #![allow(clippy::panic, clippy::indexing_slicing)]
 
 use std::time::{Duration, Instant};
 
-use flakeboot_hil_tests::{ApplianceConfig, FlakeCli, Mode, Scenario};
-use flakeboot_testbed::require_tool;
+use flakeboot_hil_tests::{ApplianceConfig, BOOT_TIMEOUT, FlakeCli, MAC, Mode, Scenario};
+use flakeboot_testbed::{ClientKind, require_tool};
 use serde_json::Value;
 
 /// `[preflight] timeout` here: the passing boot needs about a minute under TCG (plus 30 s of
@@ -31,10 +35,49 @@ fn view(cli: &FlakeCli, host: &str) -> Value {
 }
 
 fn preflight_state(v: &Value) -> String {
-    v["generations"][0]["preflight"]["state"]
+    generation_state(v, 1)
+}
+
+/// The pre-flight state of generation `number` in a host's view ("" while it does not exist).
+fn generation_state(v: &Value, number: u64) -> String {
+    generation(v, number)["preflight"]["state"]
         .as_str()
         .unwrap_or("")
         .to_owned()
+}
+
+fn generation(v: &Value, number: u64) -> Value {
+    v["generations"]
+        .as_array()
+        .and_then(|gens| gens.iter().find(|g| g["number"] == number))
+        .cloned()
+        .unwrap_or(Value::Null)
+}
+
+/// Commit a change to the fixture that makes `node`'s stage 2 power off without reporting.
+fn break_node(s: &Scenario, flake: &std::path::Path) {
+    let file = flake.join("flake.nix");
+    let text = std::fs::read_to_string(&file).unwrap_or_default();
+    let broken = text.replace(
+        r#"node = host "node" true "";"#,
+        r#"node = host "node" false "";"#,
+    );
+    if broken == text {
+        s.fail("the fixture's flake.nix no longer defines `node = host \"node\" true \"\";`");
+    }
+    std::fs::write(&file, broken).unwrap_or_else(|e| s.fail(&format!("flake.nix: {e}")));
+    let git = std::process::Command::new("git")
+        .current_dir(flake)
+        .args(["-c", "user.name=t", "-c", "user.email=t@flakeboot.invalid"])
+        .args(["commit", "-q", "-am", "node: stage 2 no longer reports"])
+        .output()
+        .unwrap_or_else(|e| s.fail(&format!("git commit: {e}")));
+    if !git.status.success() {
+        s.fail(&format!(
+            "git commit: {}",
+            String::from_utf8_lossy(&git.stderr)
+        ));
+    }
 }
 
 #[test]
@@ -42,10 +85,11 @@ fn a_generation_that_reports_passes_and_a_silent_one_fails_preflight() {
     let start = Instant::now();
     require_tool("nix");
     require_tool("git");
-    let mut s = Scenario::new("preflight_boot", 0);
+    let mut s = Scenario::new("preflight_boot", 1);
     let (_dir, flake) = s.nixos_shaped_flake();
     let config = ApplianceConfig::new(Mode::Router)
         .flake(&format!("git+file://{}", flake.display()), "lab")
+        .machine(MAC[0], "node", "flakeboot.hostname=pf-node")
         .preflight(TIMEOUT);
     s.start_appliance(&config);
     let state_dir = s.appliance().state_dir().to_owned();
@@ -120,10 +164,53 @@ fn a_generation_that_reports_passes_and_a_silent_one_fails_preflight() {
     if links.contains("fbpreflight0") {
         s.fail(&format!("the pre-flight tap is still there: {links}"));
     }
+
+    let node_secs = node["generations"][0]["preflight"]["duration_secs"].clone();
+    // A commit that breaks stage 2: generation 2 is built, fails its pre-flight, and is not
+    // current; a machine assigned to the host still boots generation 1.
+    break_node(&s, &flake);
+    cli.update("lab")
+        .unwrap_or_else(|e| s.fail(&format!("flake update: {e}")));
+    let deadline = Instant::now() + TIMEOUT + Duration::from_secs(120);
+    let node = loop {
+        let node = view(&cli, "lab#node");
+        if matches!(generation_state(&node, 2).as_str(), "passed" | "failed") {
+            break node;
+        }
+        if Instant::now() > deadline {
+            s.fail(&format!("generation 2's pre-flight did not end: {node}"));
+        }
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    let second = generation(&node, 2);
+    if generation_state(&node, 2) != "failed" || node["current"] != 1 {
+        s.fail(&format!("the broken generation: {node}"));
+    }
+    let broken_log =
+        std::fs::read_to_string(state_dir.join("preflight/lab-node-2.log")).unwrap_or_default();
+    if !broken_log.contains("FLAKEBOOT-NIXOS not reporting (host node)") {
+        s.fail(&format!("generation 2's console log: {broken_log}"));
+    }
+    let client = s.power_on("node1", ClientKind::Bios, 0, MAC[0]);
+    for needle in [
+        "flakeboot.generation=1",
+        "FLAKEBOOT-NIXOS hostname=pf-node",
+        "FLAKEBOOT-NIXOS reported up",
+    ] {
+        client
+            .wait_for_serial(needle, BOOT_TIMEOUT)
+            .unwrap_or_else(|e| s.fail(&format!("no `{needle}` on the machine's console: {e}")));
+    }
+    let console = std::fs::read_to_string(client.console().log_path()).unwrap_or_default();
+    if console.contains("flakeboot.generation=2") {
+        s.fail("the machine booted the generation whose pre-flight failed");
+    }
     println!(
-        "HIL-TIMING scenario=preflight_boot ended={:.1} node={}s silent={}s",
+        "HIL-TIMING scenario=preflight_boot ended={:.1} node={}s silent={}s broken={}s all={:.1}",
         ended.as_secs_f64(),
-        node["generations"][0]["preflight"]["duration_secs"],
-        failed["duration_secs"]
+        node_secs,
+        failed["duration_secs"],
+        second["preflight"]["duration_secs"],
+        start.elapsed().as_secs_f64()
     );
 }

@@ -1,6 +1,7 @@
 //! Pre-flight on the API and the pages: each generation's `preflight`, the host's `current`
-//! (a failed generation is not it), the console log route, and pinning a failed generation
-//! (the API warns; the UI asks first).
+//! (a failed generation is not it), the console log route, pinning a failed generation (the API
+//! warns; the UI asks first), and the Hosts page and `/api/v1/hosts` (the current generation's
+//! pre-flight, and a newer failed one that machines do not get).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -172,4 +173,73 @@ async fn the_page_shows_preflight_and_asks_before_pinning_a_failed_generation() 
         .await;
     assert_eq!(location(&resp), "/flakes/fleet");
     assert_eq!(h.flakes.pinned_of("fleet#alpha"), Some(2));
+}
+
+#[tokio::test]
+async fn hosts_show_the_current_preflight_and_a_newer_failed_one() {
+    let h = Harness::new();
+    let browser = h.setup().await;
+    let t = h.token(&browser).await;
+    let tmp = tempfile::tempdir().unwrap();
+    two_generations(&h, &browser, &tmp.path().join("g2.log")).await;
+
+    let hosts = json(h.api("GET", "/api/v1/hosts", &t, None).await).await;
+    let alpha = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "fleet#alpha")
+        .unwrap();
+    assert_eq!(alpha["generation"], 1, "{alpha}");
+    assert_eq!(alpha["preflight"]["state"], "passed", "{alpha}");
+    assert_eq!(alpha["newest"]["number"], 2, "{alpha}");
+    assert_eq!(alpha["newest"]["preflight"]["state"], "failed", "{alpha}");
+    assert_eq!(
+        alpha["newest"]["preflight"]["reason"], "no report",
+        "{alpha}"
+    );
+    // A host whose newest generation is current has no `newest`.
+    let beta = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "fleet#beta")
+        .unwrap();
+    assert!(beta["newest"].is_null(), "{beta}");
+
+    let html = body(h.get("/hosts", Some(&browser)).await).await;
+    let card = html.split(r#"id="fleet-alpha""#).nth(1).unwrap();
+    let card = card.split(r#"class="card host""#).next().unwrap();
+    for text in [
+        "generation 1",
+        "pre-flight passed",
+        r#"data-preflight="failed""#,
+        "generation 2",
+        "pre-flight failed",
+        "no report",
+        "machines keep generation 1.",
+        r#"href="/flakes/fleet#generations-fleet-alpha""#,
+    ] {
+        assert!(card.contains(text), "{text}\n{card}");
+    }
+    let flake_page = body(h.get("/flakes/fleet", Some(&browser)).await).await;
+    assert!(flake_page.contains(r#"id="generations-fleet-alpha""#));
+
+    // Pinned to the failed one: it is current, and nothing newer is listed.
+    h.post(
+        "/generations/rollback",
+        &browser,
+        &[("host", "fleet#alpha"), ("number", "2"), ("confirm", "yes")],
+    )
+    .await;
+    let hosts = json(h.api("GET", "/api/v1/hosts", &t, None).await).await;
+    let alpha = hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "fleet#alpha")
+        .unwrap();
+    assert_eq!(alpha["generation"], 2, "{alpha}");
+    assert_eq!(alpha["preflight"]["state"], "failed", "{alpha}");
+    assert!(alpha["newest"].is_null(), "{alpha}");
 }

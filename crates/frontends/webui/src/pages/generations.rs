@@ -32,7 +32,7 @@ pub fn card(
     }
     let current = flakeboot_store::current_of(pinned, gens).map(|g| g.number);
     html! {
-        div.card {
+        div.card id=(anchor(q)) {
             h2 { "Generations of " code { (q) } }
             @if pinned.is_some() {
                 form.inline method="post" action="/generations/unpin" {
@@ -90,6 +90,11 @@ fn badge(state: PreflightState) -> &'static str {
         PreflightState::Running => "run",
         PreflightState::Skipped => "",
     }
+}
+
+/// The generations card's element id on the flake page (`generations-fleet-alpha`).
+pub fn anchor(q: &str) -> String {
+    format!("generations-{}", q.replace('#', "-"))
 }
 
 /// `#` in a qualified host, escaped for a query string (flake and host names are

@@ -1,15 +1,19 @@
 //! Hosts: every host a machine can boot (the config file's `[[hosts]]` and every flake's
 //! `nixosConfigurations`), with where it comes from, the generation machines get now and the
-//! machines assigned to it; a flake host that cannot netboot is listed with the lines that make
-//! it bootable. `GET /api/v1/hosts` sends the same list.
+//! machines assigned to it, with each generation's pre-flight: the current one's, and a newer
+//! one's that is not current (queued, running, or failed: machines keep the current one); a
+//! flake host that cannot netboot is listed with the lines that make it bootable.
+//! `GET /api/v1/hosts` sends the same list.
 
 use std::collections::BTreeMap;
 
 use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use flakeboot_appliance::wire::Preflight;
 use flakeboot_catalogue::MacAddr;
-use maud::html;
+use flakeboot_store::{GenerationRecord, PreflightState};
+use maud::{Markup, html};
 use serde::Serialize;
 
 use crate::auth::guard::Principal;
@@ -42,10 +46,44 @@ pub struct HostView {
     pub generation: Option<u32>,
     /// A rollback pins it.
     pub pinned: bool,
+    /// The current generation's pre-flight.
+    pub preflight: Option<Preflight>,
+    /// The newest generation, when it is not the current one: its pre-flight is queued, running
+    /// or failed (or a rollback pinned an older one).
+    pub newest: Option<NewestView>,
     /// Why it cannot netboot (a flake host without flakeboot's module), else `None`.
     pub unbootable: Option<String>,
     /// The machines that boot it now, by MAC.
     pub machines: Vec<MacAddr>,
+}
+
+/// A host's newest generation that machines do not boot.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewestView {
+    pub number: u32,
+    pub preflight: Preflight,
+}
+
+/// The current generation's number and pre-flight, and the newest when it is another (pure).
+fn generation_views(
+    pinned: Option<u32>,
+    gens: &[GenerationRecord],
+    now: std::time::SystemTime,
+) -> (Option<u32>, Option<Preflight>, Option<NewestView>) {
+    let current = flakeboot_store::current_of(pinned, gens);
+    let newest = gens
+        .iter()
+        .max_by_key(|g| g.number)
+        .filter(|g| current.is_none_or(|c| c.number != g.number))
+        .map(|g| NewestView {
+            number: g.number,
+            preflight: Preflight::from_record(g.preflight.clone(), now),
+        });
+    (
+        current.map(|g| g.number),
+        current.map(|g| Preflight::from_record(g.preflight.clone(), now)),
+        newest,
+    )
 }
 
 /// Every host with its machines.
@@ -69,26 +107,28 @@ pub(crate) async fn hosts(state: &WebState) -> Result<Vec<HostView>, WebError> {
             url: None,
             generation: None,
             pinned: false,
+            preflight: None,
+            newest: None,
             unbootable: None,
             machines: by_host.get(name).cloned().unwrap_or_default(),
         })
         .collect();
     let flakes = state
         .flake(|f| {
+            let now = std::time::SystemTime::now();
             let mut out = Vec::new();
             for flake in f.flakes()? {
                 for host in &flake.hosts {
                     let qualified = format!("{}#{}", flake.name, host.name);
                     let pinned = f.pinned(&qualified)?;
-                    let current = flakeboot_store::current_of(pinned, &f.generations(&qualified)?)
-                        .map(|g| g.number);
-                    out.push((flake.clone(), host.clone(), qualified, current, pinned));
+                    let views = generation_views(pinned, &f.generations(&qualified)?, now);
+                    out.push((flake.clone(), host.clone(), qualified, views, pinned));
                 }
             }
             Ok(out)
         })
         .await?;
-    for (flake, host, qualified, current, pinned) in flakes {
+    for (flake, host, qualified, (current, preflight, newest), pinned) in flakes {
         out.push(HostView {
             machines: by_host.get(&qualified).cloned().unwrap_or_default(),
             name: qualified,
@@ -97,10 +137,24 @@ pub(crate) async fn hosts(state: &WebState) -> Result<Vec<HostView>, WebError> {
             url: Some(flake.url),
             generation: current,
             pinned: pinned.is_some(),
+            preflight,
+            newest,
             unbootable: host.unbootable,
         });
     }
     Ok(out)
+}
+
+/// "pre-flight passed", coloured by state.
+fn preflight_badge(pf: &Preflight) -> Markup {
+    let class = match pf.state {
+        PreflightState::Passed => "badge ok",
+        PreflightState::Failed => "badge bad",
+        PreflightState::Queued => "badge warn",
+        PreflightState::Running => "badge run",
+        PreflightState::Skipped => "badge",
+    };
+    html! { span class=(class) title=(pf.summary()) { "pre-flight " (pf.state.as_str()) } }
 }
 
 /// GET /hosts
@@ -137,8 +191,23 @@ pub async fn list(
                         dt { "Flake" } dd { a href={ "/flakes/" (flake) } { (flake) } " " span.mono.small.muted { (url) } }
                         dt { "Generation" } dd {
                             @match h.generation {
-                                Some(n) => { "generation " (n) @if h.pinned { " " span.badge.warn { "rolled back" } } }
+                                Some(n) => {
+                                    "generation " (n) @if h.pinned { " " span.badge.warn { "rolled back" } }
+                                    @if let Some(pf) = &h.preflight { " " (preflight_badge(pf)) }
+                                }
                                 None => span.muted { "not built yet" },
+                            }
+                        }
+                        @if let Some(newest) = &h.newest {
+                            dt { "Newest" } dd.newest data-preflight=(newest.preflight.state.as_str()) {
+                                "generation " (newest.number) " " (preflight_badge(&newest.preflight))
+                                @if let Some(why) = &newest.preflight.reason { " " span.small { (why) } }
+                                @match (newest.preflight.state, h.generation) {
+                                    (PreflightState::Failed, Some(n)) => { " " span.small { "— machines keep generation " (n) "." } }
+                                    (PreflightState::Failed, None) => { " " span.small { "— no generation to boot yet." } }
+                                    _ => {}
+                                }
+                                " " a.small href={ "/flakes/" (h.flake.as_deref().unwrap_or_default()) "#" (crate::pages::generations::anchor(&h.name)) } { "all generations" }
                             }
                         }
                     } @else {
