@@ -96,6 +96,31 @@ impl From<&SeenServer> for DhcpServerView {
     }
 }
 
+/// Switching to router mode (from proxy or off) while another full DHCP server answers on the
+/// LAN needs an explicit confirmation: the message that asks for it, naming the servers, or
+/// `None` when nothing needs confirming (pure).
+pub fn router_switch_conflict(
+    current: DhcpMode,
+    next: DhcpMode,
+    servers: &[DhcpServerView],
+) -> Option<String> {
+    if next != DhcpMode::Router || current == DhcpMode::Router {
+        return None;
+    }
+    let full: Vec<String> = servers
+        .iter()
+        .filter(|s| s.kind == ServerKind::Full.as_str())
+        .map(|s| s.address.to_string())
+        .collect();
+    (!full.is_empty()).then(|| {
+        format!(
+            "Another DHCP server answers on the LAN ({}): in router mode machines would get \
+             addresses from either. Turn it off first, or confirm to switch anyway.",
+            full.join(", ")
+        )
+    })
+}
+
 /// The dashboard's warnings about the other servers in `mode`. `probed`: the first probe's
 /// answers had time to arrive (before that, no full server is no news). The router-mode warning
 /// starts with the issue's words exactly ("two DHCP servers: ..."): other tools match on them.
@@ -220,6 +245,32 @@ mod tests {
             first_seen: SystemTime::UNIX_EPOCH,
             last_seen: SystemTime::UNIX_EPOCH,
         }
+    }
+
+    #[test]
+    fn switching_to_router_mode_beside_a_full_server_needs_a_confirmation() {
+        let full = [server([10, 0, 0, 2], ServerKind::Full, false)];
+        let proxy = [server([10, 0, 0, 3], ServerKind::Proxy, true)];
+        let asked = router_switch_conflict(DhcpMode::Proxy, DhcpMode::Router, &full);
+        assert!(asked.is_some_and(|m| m.contains("(10.0.0.2)") && m.contains("confirm")));
+        assert!(router_switch_conflict(DhcpMode::Off, DhcpMode::Router, &full).is_some());
+        // Already router mode (saving other settings), leaving it, or only a proxy server: no.
+        assert_eq!(
+            router_switch_conflict(DhcpMode::Router, DhcpMode::Router, &full),
+            None
+        );
+        assert_eq!(
+            router_switch_conflict(DhcpMode::Router, DhcpMode::Proxy, &full),
+            None
+        );
+        assert_eq!(
+            router_switch_conflict(DhcpMode::Proxy, DhcpMode::Router, &proxy),
+            None
+        );
+        assert_eq!(
+            router_switch_conflict(DhcpMode::Proxy, DhcpMode::Router, &[]),
+            None
+        );
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The LAN's other DHCP servers through the real daemon: a rogue dnsmasq appears on the test
 //! LAN, `flakeboot lan dhcp-servers --json` lists it with what it offers and the dashboard's
-//! warnings follow; after it stops it is gone once the (short, configured) expiry has passed.
+//! warnings follow; while it answers, switching to router mode needs a confirmation (the API's
+//! `409` and `?confirm=router`, the settings form's checkbox); after it stops it is gone once
+//! the (short, configured) expiry has passed.
 
 // Helpers here run only inside tests: a failed step panics with its message.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
@@ -10,8 +12,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
+use flakeboot_hil_tests::https_admin::{Admin, Curl};
 use flakeboot_testbed::{Proc, require_tool};
-use serde_json::Value;
+use serde_json::{Value, json};
 
 const ROGUE_IP: &str = "10.77.0.2";
 
@@ -105,6 +108,76 @@ fn lan_with_the_rogue_address() -> Lan {
     lan
 }
 
+/// While the rogue full server answers: router mode through the API is `409` naming it and
+/// changes nothing, and is saved with `?confirm=router`; the settings form asks (its page keeps
+/// router mode chosen and shows the checkbox) and saves with the box ticked. Ends in proxy mode.
+fn router_switch_needs_a_confirmation(lan: &Lan, daemon: &Proc) {
+    lan.client().addr("eth0", "10.77.0.50/24").unwrap();
+    let curl = Curl::new(lan.client(), None, lan.path("cookies.txt"));
+    let admin = Admin::set_up(
+        curl,
+        &format!("https://{SERVER_IP}"),
+        &|| daemon.output(),
+        "lan0",
+        "proxy",
+    );
+    let (code, mut settings) = admin.api("GET", "/api/v1/settings", None);
+    assert_eq!(code, 200, "{settings}");
+    settings["dhcp_mode"] = json!("router");
+    let (code, refused) = admin.api("PUT", "/api/v1/settings", Some(&settings));
+    assert_eq!(code, 409, "{refused}");
+    assert!(
+        refused["fields"]["dhcp_mode"]
+            .as_str()
+            .is_some_and(|m| m.contains(ROGUE_IP) && m.contains("confirm")),
+        "{refused}"
+    );
+    assert_eq!(refused["dhcp_servers"][0]["address"], ROGUE_IP, "{refused}");
+    let mode = || admin.api("GET", "/api/v1/settings", None).1["dhcp_mode"].clone();
+    assert_eq!(mode(), "proxy");
+    let (code, saved) = admin.api("PUT", "/api/v1/settings?confirm=router", Some(&settings));
+    assert_eq!(code, 200, "{saved}");
+    assert_eq!(mode(), "router");
+    wait_until("the two-servers warning", Duration::from_secs(15), || {
+        warnings(lan)
+            .iter()
+            .any(|w| w.starts_with("two DHCP servers"))
+            .then_some(())
+    });
+    // Leaving router mode needs no confirmation.
+    settings["dhcp_mode"] = json!("proxy");
+    let (code, saved) = admin.api("PUT", "/api/v1/settings", Some(&settings));
+    assert_eq!(code, 200, "{saved}");
+
+    let form = |confirm: &str| {
+        let mut fields = vec![
+            ("lan_interface", "lan0"),
+            ("dhcp_mode", "router"),
+            ("dhcp_ranges", "10.77.0.100-10.77.0.120"),
+            ("reservations", ""),
+        ];
+        if !confirm.is_empty() {
+            fields.push(("confirm_router", confirm));
+        }
+        admin.post_settings_form("/settings/network", &fields)
+    };
+    let (code, page) = form("");
+    assert_eq!(code, 422, "{page}");
+    assert!(page.contains("Switch to router mode anyway"), "{page}");
+    assert!(page.contains(&format!("({ROGUE_IP})")), "{page}");
+    assert!(
+        page.contains(r#"value="router" checked"#),
+        "router mode stays chosen: {page}"
+    );
+    assert_eq!(mode(), "proxy");
+    let (code, page) = form("yes");
+    assert_eq!(code, 303, "{page}");
+    assert_eq!(mode(), "router");
+    settings["dhcp_mode"] = json!("proxy");
+    let (code, saved) = admin.api("PUT", "/api/v1/settings", Some(&settings));
+    assert_eq!(code, 200, "{saved}");
+}
+
 #[test]
 fn a_rogue_full_server_is_listed_warned_of_and_forgotten() {
     require_tool("dnsmasq");
@@ -178,6 +251,8 @@ fn a_rogue_full_server_is_listed_warned_of_and_forgotten() {
         text.contains("10.77.0.2 ") && text.contains("kind=full"),
         "{text}"
     );
+
+    router_switch_needs_a_confirmation(&lan, &daemon);
 
     // It stops: gone after the expiry (8 s), the warning is back.
     rogue.stop();

@@ -8,6 +8,15 @@ use flakeboot_config::{Config, DhcpMode, Reservation};
 use flakeboot_nix::NixSettings;
 use flakeboot_store::{ApplianceSettings, DhcpModeSetting};
 
+/// The DHCP mode a saved setting means.
+pub fn dhcp_mode_of(setting: DhcpModeSetting) -> DhcpMode {
+    match setting {
+        DhcpModeSetting::Proxy => DhcpMode::Proxy,
+        DhcpModeSetting::Router => DhcpMode::Router,
+        DhcpModeSetting::Off => DhcpMode::Off,
+    }
+}
+
 /// The configuration in effect: the config file with the settings saved in the UI over it
 /// (they win once saved). An empty LAN port in the settings keeps the file's.
 pub fn effective_config(file: &Config, settings: &ApplianceSettings) -> Config {
@@ -18,11 +27,7 @@ pub fn effective_config(file: &Config, settings: &ApplianceSettings) -> Config {
         config.lan.address = None;
     }
     let dhcp = &mut config.dhcp;
-    dhcp.mode = match settings.dhcp_mode {
-        DhcpModeSetting::Proxy => DhcpMode::Proxy,
-        DhcpModeSetting::Router => DhcpMode::Router,
-        DhcpModeSetting::Off => DhcpMode::Off,
-    };
+    dhcp.mode = dhcp_mode_of(settings.dhcp_mode);
     if settings.dhcp_ranges != dhcp.all_ranges() {
         dhcp.range = None;
         dhcp.ranges = settings.dhcp_ranges.clone();

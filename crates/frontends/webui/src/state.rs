@@ -480,6 +480,21 @@ impl WebState {
         .map_err(|e| WebError::Task(e.to_string()))
     }
 
+    /// Why saving `next` needs the user's confirmation first: it switches to router mode while
+    /// another full DHCP server answers on the LAN (the servers the watcher has seen).
+    pub(crate) fn router_conflict(&self, next: &ApplianceSettings) -> Option<String> {
+        use flakeboot_appliance::settings::plan::dhcp_mode_of;
+        let servers = self
+            .lan_actions()
+            .map(|a| a.dhcp_servers().list())
+            .unwrap_or_default();
+        flakeboot_appliance::dhcp_servers::router_switch_conflict(
+            dhcp_mode_of(self.settings().dhcp_mode),
+            dhcp_mode_of(next.dhcp_mode),
+            &servers,
+        )
+    }
+
     /// Checks one machine's settings before they are saved.
     pub(crate) async fn check_machine(
         &self,

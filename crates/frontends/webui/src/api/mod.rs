@@ -493,15 +493,44 @@ pub async fn get_settings(State(state): State<WebState>) -> Json<wire::Settings>
     Json(state.settings().into())
 }
 
-/// PUT /api/v1/settings: replaces every setting (GET, edit, PUT).
+/// `PUT /api/v1/settings?confirm=router`: switch to router mode although another full DHCP
+/// server answers on the LAN.
+#[derive(Debug, Default, Deserialize)]
+pub struct ConfirmQuery {
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+/// PUT /api/v1/settings: replaces every setting (GET, edit, PUT). A switch to router mode while
+/// another full DHCP server answers is `409` with the servers, and saved only with
+/// `?confirm=router`.
 pub async fn put_settings(
     State(state): State<WebState>,
+    Query(confirm): Query<ConfirmQuery>,
     Json(next): Json<wire::Settings>,
 ) -> ApiResult<Response> {
     let next = ApplianceSettings::from(next);
     let errors = state.check_settings(next.clone()).await?;
     if !errors.is_empty() {
         return Ok(unprocessable(&errors));
+    }
+    if confirm.confirm.as_deref() != Some("router")
+        && let Some(message) = state.router_conflict(&next)
+    {
+        let servers = state
+            .lan_actions()
+            .map(|a| a.dhcp_servers().list())
+            .unwrap_or_default();
+        return Ok((
+            StatusCode::CONFLICT,
+            Json(json!({
+                "error": message,
+                "fields": { "dhcp_mode": message },
+                "dhcp_servers": servers,
+                "confirm": "PUT the same settings to /api/v1/settings?confirm=router to switch anyway",
+            })),
+        )
+            .into_response());
     }
     state.save_settings(next.clone()).await?;
     Ok(Json(wire::Settings::from(next)).into_response())

@@ -28,6 +28,8 @@ pub(crate) struct View {
     pub(crate) errors: FieldErrors,
     pub(crate) drafts: BTreeMap<&'static str, String>,
     pub(crate) notice: Option<Markup>,
+    /// Ask for the confirmation of a switch to router mode beside another DHCP server.
+    pub(crate) confirm_router: bool,
 }
 
 pub(crate) async fn render(
@@ -93,8 +95,14 @@ pub(crate) async fn render(
                 }
                 fieldset.plain {
                     legend { "DHCP mode" }
-                    (dhcp_mode_choices(s.dhcp_mode))
+                    (dhcp_mode_choices(view.drafts.get("dhcp_mode").and_then(|m| parse_mode(m)).unwrap_or(s.dhcp_mode)))
                     (field_error(err("dhcp_mode")))
+                    @if view.confirm_router {
+                        label.choice.confirm {
+                            input type="checkbox" name="confirm_router" value="yes";
+                            span { strong { "Switch to router mode anyway" } span.muted.small { "I will turn the other DHCP server off." } }
+                        }
+                    }
                 }
                 div.row {
                     div {
@@ -378,6 +386,9 @@ pub struct NetworkForm {
     dhcp_ranges: String,
     #[serde(default)]
     reservations: String,
+    /// "yes": switch to router mode although another full DHCP server answers.
+    #[serde(default)]
+    confirm_router: String,
 }
 
 /// POST /settings/network
@@ -411,7 +422,15 @@ pub async fn network(
     if view.errors.is_empty() {
         view.errors = by_field(state.check_settings(next.clone()).await?);
     }
+    if view.errors.is_empty()
+        && form.confirm_router != "yes"
+        && let Some(message) = state.router_conflict(&next)
+    {
+        view.errors.insert("dhcp_mode", message);
+        view.confirm_router = true;
+    }
     if !view.errors.is_empty() {
+        view.drafts.insert("dhcp_mode", form.dhcp_mode);
         view.drafts.insert("lan_interface", form.lan_interface);
         view.drafts.insert("dhcp_ranges", form.dhcp_ranges);
         view.drafts.insert("reservations", form.reservations);
