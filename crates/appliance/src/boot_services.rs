@@ -1,4 +1,4 @@
-//! The boot services (HTTP boot, TFTP, DHCP) as one set that is started at start-up and moved
+//! The boot services (HTTP boot, TFTP, DHCP) and the DNS forwarder as one set that is started at start-up and moved
 //! or restarted when settings change, and their lines on the dashboard.
 //!
 //! Each service runs as its own task under a child of the daemon's shutdown token: stopping one
@@ -36,6 +36,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 const HTTP: &str = "HTTP boot";
 const TFTP: &str = "TFTP";
 const DHCP: &str = "DHCP";
+const DNS: &str = "DNS";
 
 /// Why a boot service could not start, or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -155,10 +156,12 @@ pub struct BootServices {
     http: Option<Running>,
     tftp: Option<Running>,
     dhcp: Option<Running>,
+    /// The DNS forwarder (`[dns]`, on in router mode).
+    dns: Option<Running>,
     /// The watcher of the LAN's other DHCP servers (not a boot service: it has no line, and
     /// when it cannot run the boot services go on without it).
     watch: Option<Running>,
-    lines: [ServiceStatus; 3],
+    lines: [ServiceStatus; 4],
     /// Why the LAN port of the settings is not the one in use, if it is not.
     lan_warning: Option<String>,
     /// The warnings last put on the dashboard (to replace them, and only them).
@@ -185,11 +188,16 @@ impl BootServices {
             Some(cfg) => Some(spawn_dhcp(&ctx, cfg).await?),
             None => None,
         };
+        let dns = match config.dns.is_on(config.dhcp.mode) {
+            true => Some(spawn_dns(&ctx, &config, &lan)?),
+            false => None,
+        };
         let watch = Some(spawn_watch(&ctx, &config, &lan));
         let lines = [
             http_line(&config, &lan),
             tftp_line(&config, &lan),
             dhcp_line(&config, &lan),
+            dns_line(&config, &lan),
         ];
         let mut services = BootServices {
             ctx,
@@ -198,6 +206,7 @@ impl BootServices {
             http: Some(http),
             tftp,
             dhcp,
+            dns,
             watch,
             lines,
             lan_warning,
@@ -279,6 +288,19 @@ impl BootServices {
             }
         }
         if plan.move_lan || plan.restart_dhcp {
+            // A new port, or a mode that turns it on or off: DNS follows.
+            if let Some(dns) = self.dns.take() {
+                dns.stop(DNS).await;
+            }
+            self.lines[3] = dns_line(&next, &self.lan);
+            if next.dns.is_on(next.dhcp.mode) {
+                let lan = self.lan.clone();
+                self.dns = started(
+                    &mut self.lines[3],
+                    spawn_dns(&self.ctx, &next, &lan),
+                    || dns_line(&next, &lan),
+                );
+            }
             // A new port or mode: the watcher starts again with it, and probes at once.
             if let Some(watch) = self.watch.take() {
                 watch.stop("DHCP server watch").await;
@@ -305,10 +327,12 @@ impl BootServices {
             r = ended(self.http.as_mut()) => (HTTP, r),
             r = ended(self.tftp.as_mut()) => (TFTP, r),
             r = ended(self.dhcp.as_mut()) => (DHCP, r),
+            r = ended(self.dns.as_mut()) => (DNS, r),
         };
         match name {
             HTTP => self.http = None,
             TFTP => self.tftp = None,
+            DNS => self.dns = None,
             _ => self.dhcp = None,
         }
         (name, result)
@@ -318,6 +342,9 @@ impl BootServices {
     pub async fn stop(&mut self) {
         if let Some(watch) = self.watch.take() {
             watch.stop("DHCP server watch").await;
+        }
+        if let Some(dns) = self.dns.take() {
+            dns.stop(DNS).await;
         }
         self.stop_dhcp().await;
         if let Some(tftp) = self.tftp.take() {
@@ -356,7 +383,7 @@ pub fn http_base(address: std::net::Ipv4Addr, port: u16) -> String {
 }
 
 fn is_boot_service(name: &str) -> bool {
-    name == HTTP || name == TFTP || name == DHCP || name.starts_with("DHCP (")
+    name == HTTP || name == TFTP || name == DHCP || name == DNS || name.starts_with("DHCP (")
 }
 
 /// The service's line after a start attempt: running, or failed with the reason.
@@ -525,6 +552,41 @@ async fn spawn_dhcp(ctx: &BootContext, cfg: DhcpServerConfig) -> Result<Running,
     }))
 }
 
+/// The DNS forwarder on `lan`'s address (UDP and TCP, bound to the LAN port), with the task
+/// that keeps its local names and upstream current.
+fn spawn_dns(
+    ctx: &BootContext,
+    config: &Config,
+    lan: &LanInfo,
+) -> Result<Running, BootServiceError> {
+    let d = &config.dns;
+    let server_config = flakeboot_dns::DnsServerConfig {
+        bind: SocketAddr::new(IpAddr::V4(lan.address), d.port),
+        interface: Some(lan.interface.clone()),
+        local_ttl: d.local_ttl,
+        max_queries: d.max_queries,
+        max_queries_per_client: d.max_queries_per_client,
+        max_tcp_connections: d.max_tcp_connections,
+        max_tcp_per_client: d.max_tcp_per_client,
+        tcp_idle_timeout: d.tcp_idle_timeout,
+    };
+    let state = Arc::new(flakeboot_dns::DnsState::default());
+    let server =
+        flakeboot_dns::DnsServer::bind(&server_config, state.clone(), ctx.metrics.dns.clone())
+            .map_err(|e| failed(DNS)(&e))?;
+    tracing::info!(addr = %server_config.bind, interface = %lan.interface, "DNS forwarder listening");
+    let (config, lan, store) = (config.clone(), lan.clone(), ctx.store.clone());
+    Ok(spawn(ctx, move |stop| {
+        Box::pin(async move {
+            tokio::join!(
+                server.run(stop.clone()),
+                crate::dns::refresh(state, config, lan, store, stop.clone()),
+            );
+            Ok(())
+        })
+    }))
+}
+
 /// The watcher of the LAN's other DHCP servers on `lan`, with `config`'s mode and timings.
 fn spawn_watch(ctx: &BootContext, config: &Config, lan: &LanInfo) -> Running {
     let start = dhcp_servers::WatchStart {
@@ -601,6 +663,22 @@ fn tftp_line(config: &Config, lan: &LanInfo) -> ServiceStatus {
     }
 }
 
+fn dns_line(config: &Config, lan: &LanInfo) -> ServiceStatus {
+    if config.dns.is_on(config.dhcp.mode) {
+        line(
+            DNS,
+            ServiceState::Running,
+            format!("{}:{}", lan.address, config.dns.port),
+        )
+    } else {
+        line(
+            DNS,
+            ServiceState::Disabled,
+            "off (on in router mode, or with [dns] enabled = true)".into(),
+        )
+    }
+}
+
 fn dhcp_line(config: &Config, lan: &LanInfo) -> ServiceStatus {
     match config.dhcp.mode {
         DhcpMode::Off => line(DHCP, ServiceState::Disabled, "off in the settings".into()),
@@ -619,7 +697,7 @@ mod tests {
 
     #[test]
     fn boot_service_names_are_recognised_and_others_left_alone() {
-        for name in [HTTP, TFTP, DHCP, "DHCP (router)", "DHCP (proxy)"] {
+        for name in [HTTP, TFTP, DHCP, DNS, "DHCP (router)", "DHCP (proxy)"] {
             assert!(is_boot_service(name), "{name}");
         }
         for name in ["Web UI", "VPN", "DHCPv6 relay"] {

@@ -7,7 +7,9 @@
 //! - [`boot_services`]: HTTP boot, TFTP and DHCP on the LAN port, started, moved and restarted
 //!   as one set; [`router_mode`] their router-mode configuration; [`lan`] the LAN port;
 //!   [`lan_actions`] releasing a machine's lease and waking a machine (Wake-on-LAN);
-//!   [`dhcp_servers`] the LAN's other DHCP servers and the dashboard's warnings about them.
+//!   [`dhcp_servers`] the LAN's other DHCP servers and the dashboard's warnings about them;
+//!   [`dns`] the caching DNS forwarder beside them (`flakeboot_dns`): its local names from
+//!   leases and machine settings, its upstream from the config or the system.
 //! - [`settings`]: settings from the config file and the store, checked before they are saved
 //!   ([`settings::check`], the config's own rules), what a change needs ([`settings::plan`])
 //!   and applying it live ([`settings::apply`]).
@@ -31,6 +33,7 @@ pub mod attempts;
 pub mod boot_policy;
 pub mod boot_services;
 pub mod dhcp_servers;
+pub mod dns;
 pub mod events;
 pub mod flakes;
 pub mod follow;

@@ -11,6 +11,10 @@
 //! off; proxy mode in the settings takes NAT and forwarding away, router mode brings them back.
 //! A DHCP WAN (dnsmasq upstream, udhcpc on the WAN standing in for systemd-networkd): the
 //! dashboard shows the leased address and gateway read from the kernel, the LAN goes out.
+//! DNS: the LAN client is handed the appliance as its DNS server; `dig` from it resolves a
+//! name the internet's dnsmasq serves through the forwarder (the second time from its cache,
+//! with dnsmasq asked once, then gone), its own `<hostname>.<domain>` from its lease, and an
+//! unknown LAN name as NXDOMAIN; port 53 answers nothing from the WAN.
 
 // Helpers here run only inside tests: a failed step panics with its message.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
@@ -95,16 +99,16 @@ fn scan(inet: &Netns) -> Vec<(String, Probe)> {
     results
 }
 
-/// udhcpc on the client's `eth0`: the variables its script saw at `bound` (ip, subnet,
-/// router, dns).
-fn udhcpc_bound(lan: &Lan) -> String {
+/// udhcpc on the client's `eth0` with `extra` arguments: the variables its script saw at
+/// `bound` (ip, subnet, router, dns, domain).
+fn udhcpc_bound(lan: &Lan, extra: &[&str]) -> String {
     let udhcpc = require_tool("udhcpc");
     let out = lan.path("udhcpc.env");
     let script = lan.path("udhcpc.sh");
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\n[ \"$1\" = bound ] && echo \"ip=$ip subnet=$subnet router=$router dns=$dns\" > {}\nexit 0\n",
+            "#!/bin/sh\n[ \"$1\" = bound ] && echo \"ip=$ip subnet=$subnet router=$router dns=$dns domain=$domain\" > {}\nexit 0\n",
             out.display()
         ),
     )
@@ -113,7 +117,9 @@ fn udhcpc_bound(lan: &Lan) -> String {
     let status = lan
         .client()
         .command(&udhcpc)
-        .args(["-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1", "-s"])
+        .args(["-i", "eth0", "-n", "-q", "-f", "-t", "5", "-T", "1"])
+        .args(extra)
+        .arg("-s")
         .arg(&script)
         .status()
         .unwrap();
@@ -486,11 +492,11 @@ fn lan_reaches_the_internet_through_nat_and_the_wan_answers_nothing() {
         format!("wan0 {WAN_IP}/24 via {INET_IP}: firewall on, lan0 forwarded with NAT")
     );
 
-    // A LAN client: address, the appliance as gateway, the WAN's DNS server.
-    let env = udhcpc_bound(&lan);
+    // A LAN client: address, the appliance as gateway and as DNS server (its forwarder).
+    let env = udhcpc_bound(&lan, &[]);
     assert!(field(&env, "ip").starts_with("10.77.0.1"), "{env}");
     assert_eq!(field(&env, "router"), SERVER_IP, "{env}");
-    assert_eq!(field(&env, "dns"), INET_IP, "{env}");
+    assert_eq!(field(&env, "dns"), SERVER_IP, "{env}");
     let client = lan.client();
     client
         .run(&[
@@ -598,6 +604,195 @@ fn lan_reaches_the_internet_through_nat_and_the_wan_answers_nothing() {
         serving.as_millis(),
         fetch.as_millis(),
         scan_time.as_millis(),
+        started.elapsed().as_millis()
+    );
+}
+
+/// `dig` in `ns` asking `server` for `name` (`extra`: `+tcp`, a type): the status and the
+/// answer section's data, e.g. ("NOERROR", ["198.51.100.7"]).
+fn dig(ns: &Netns, server: &str, name: &str, extra: &[&str]) -> (String, Vec<String>) {
+    let dig = require_tool("dig");
+    let out = ns
+        .command(&dig)
+        .args(["+time=2", "+tries=1", "+noall", "+comments", "+answer"])
+        .arg(format!("@{server}"))
+        .arg(name)
+        .args(extra)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let status = text
+        .split("status: ")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .unwrap_or("no answer")
+        .to_owned();
+    let answers = text
+        .lines()
+        .filter(|l| !l.starts_with(';') && !l.trim().is_empty())
+        .filter_map(|l| l.split_whitespace().last().map(str::to_owned))
+        .collect();
+    (status, answers)
+}
+
+#[test]
+fn the_lan_resolves_through_the_forwarder_and_the_wan_gets_no_dns() {
+    let started = Instant::now();
+    require_tool("dnsmasq");
+    require_tool("dig");
+    let (lan, inet) = lan_and_internet("rdns");
+    inet.run(&["ip", "route", "add", "10.77.0.0/24", "via", WAN_IP])
+        .unwrap();
+    // The internet's name server: one name, every query logged.
+    let mut upstream = inet
+        .spawn(
+            "upstream-dns",
+            &[
+                "dnsmasq",
+                "--no-daemon",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--user=root",
+                "--bind-interfaces",
+                &format!("--listen-address={INET_IP}"),
+                "--address=/www.example.test/198.51.100.7",
+                // Its own names' TTL (0 by default: nothing downstream could cache them).
+                "--local-ttl=300",
+                "--log-queries",
+                "--log-facility=-",
+            ],
+        )
+        .unwrap();
+    upstream
+        .wait_for("started", Duration::from_secs(10))
+        .unwrap();
+    let config = lan.write_config(&format!(
+        "[dhcp]\nmode = \"router\"\nrange = [\"10.77.0.100\", \"10.77.0.120\"]\ndomain = \"lan.test\"\n\n\
+         [wan]\ninterface = \"wan0\"\nmode = \"static\"\naddress = \"{WAN_IP}/24\"\n\
+         gateway = \"{INET_IP}\"\ndns = [\"{INET_IP}\"]\n"
+    ));
+    let mut daemon = lan.start(&config);
+
+    // The client names itself (option 12) and is handed the appliance as its DNS server.
+    let env = udhcpc_bound(&lan, &["-x", "hostname:labpc"]);
+    let ip = field(&env, "ip").to_owned();
+    assert_eq!(field(&env, "dns"), SERVER_IP, "{env}");
+    assert_eq!(field(&env, "domain"), "lan.test", "{env}");
+    let client = lan.client();
+    client
+        .run(&["ip", "addr", "add", &format!("{ip}/24"), "dev", "eth0"])
+        .unwrap();
+    let dns = field(&env, "dns").to_owned();
+
+    // A name on the internet, forwarded; the second answer from the cache.
+    let asked =
+        |p: &flakeboot_testbed::Proc| p.output().matches("query[A] www.example.test").count();
+    let first = Instant::now();
+    assert_eq!(
+        dig(client, &dns, "www.example.test", &[]),
+        ("NOERROR".to_owned(), vec!["198.51.100.7".to_owned()]),
+        "{}\n{}",
+        daemon.tail(20),
+        upstream.tail(10)
+    );
+    let first = first.elapsed();
+    let cached = Instant::now();
+    assert_eq!(
+        dig(client, &dns, "www.example.test", &[]).1,
+        ["198.51.100.7"]
+    );
+    let cached = cached.elapsed();
+    assert_eq!(asked(&upstream), 1, "{}", upstream.tail(10));
+    upstream.stop();
+    assert_eq!(
+        dig(client, &dns, "www.example.test", &["+tcp"]).1,
+        ["198.51.100.7"],
+        "with the upstream gone, over TCP"
+    );
+    // A name not in the cache, with the upstream gone: SERVFAIL within the forward timeout
+    // (5 s).
+    let t = Instant::now();
+    assert_eq!(
+        dig(client, &dns, "other.example.test", &["+time=8"]).0,
+        "SERVFAIL"
+    );
+    let servfail = t.elapsed();
+
+    // The client's own name, from its lease (the table is read every 2 s).
+    let t = Instant::now();
+    loop {
+        let (status, answers) = dig(client, &dns, "labpc.lan.test", &[]);
+        if status == "NOERROR" && answers == [ip.clone()] {
+            break;
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(8),
+            "labpc.lan.test: {status} {answers:?}\n{}",
+            daemon.tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    assert_eq!(dig(client, &dns, "labpc", &[]).1, [ip.as_str()]);
+    assert_eq!(
+        dig(client, &dns, "labpc.lan.test", &["+tcp"]).1,
+        [ip.as_str()]
+    );
+    let reverse: Vec<&str> = ip.split('.').rev().collect();
+    assert_eq!(
+        dig(
+            client,
+            &dns,
+            &format!("{}.in-addr.arpa", reverse.join(".")),
+            &["PTR"]
+        )
+        .1,
+        ["labpc.lan.test."]
+    );
+    // An unknown LAN name: NXDOMAIN here, never forwarded.
+    assert_eq!(
+        dig(client, &dns, "nobody.lan.test", &[]),
+        ("NXDOMAIN".to_owned(), vec![])
+    );
+
+    // From the internet, port 53 answers nothing: not on the WAN address, not on the LAN
+    // address routed through it.
+    for to in [WAN_IP, SERVER_IP] {
+        assert_eq!(udp_probe(&inet, to, 53), Probe::Nothing, "udp {to}:53");
+        assert_eq!(tcp_probe(&inet, to, 53), Probe::Nothing, "tcp {to}:53");
+        assert_eq!(
+            dig(&inet, to, "www.example.test", &[]).0,
+            "no answer",
+            "dig {to}"
+        );
+    }
+
+    // The counters (`/metrics` over the owner-only API socket).
+    let metrics = std::process::Command::new("curl")
+        .args(["-sS", "--unix-socket"])
+        .arg(lan.state_dir().join("api.sock"))
+        .arg("http://appliance/metrics")
+        .output()
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.stdout).into_owned();
+    let counter = |answer: &str| -> u64 {
+        let key = format!("flakeboot_dns_queries_total{{answer=\"{answer}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&key))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in\n{metrics}"))
+    };
+    assert!(counter("local") >= 5, "{metrics}");
+    assert_eq!(counter("forwarded"), 3, "{metrics}");
+    assert!(counter("failed") >= 1, "{metrics}");
+    let status = daemon.stop().unwrap();
+    assert!(status.success(), "{}", daemon.tail(30));
+    eprintln!(
+        "router_nat dns: first forwarded answer {} ms, cached {} ms, SERVFAIL without upstream {} ms; total {} ms",
+        first.as_millis(),
+        cached.as_millis(),
+        servfail.as_millis(),
         started.elapsed().as_millis()
     );
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use flakeboot_dhcp::server::{DhcpStats, DhcpStatsSnapshot, latency};
+use flakeboot_dns::{DnsStats, DnsStatsSnapshot};
 use flakeboot_httpboot::{HttpBootCounts, HttpBootStats};
 use flakeboot_tftp::{TftpStats, TftpStatsSnapshot};
 
@@ -40,6 +41,8 @@ pub struct ServiceMetrics {
     pub boots: Arc<BootCounters>,
     /// The flakes' push webhook calls.
     pub hooks: Arc<HookCounters>,
+    /// The DNS forwarder's queries.
+    pub dns: Arc<DnsStats>,
     /// Addresses in the router-mode pool (0 when DHCP is not in router mode).
     pool_addresses: Arc<AtomicU64>,
 }
@@ -59,6 +62,7 @@ impl ServiceMetrics {
             http_conns: self.http_conns.snapshot(),
             boots: self.boots.snapshot(),
             hooks: self.hooks.snapshot(),
+            dns: self.dns.snapshot(),
             pool_addresses: self.pool_addresses.load(Ordering::Relaxed),
             state,
         }
@@ -89,6 +93,7 @@ pub struct Snapshot {
     pub http_conns: ConnStatsSnapshot,
     pub boots: BootsSnapshot,
     pub hooks: HookSnapshot,
+    pub dns: DnsStatsSnapshot,
     pub pool_addresses: u64,
     pub state: StateGauges,
 }
@@ -118,8 +123,36 @@ pub fn render(s: &Snapshot) -> String {
     http(&mut e, &s.http, &s.http_conns);
     boots(&mut e, &s.boots);
     hooks(&mut e, &s.hooks);
+    dns(&mut e, &s.dns);
     state(&mut e, &s.state);
     e.finish()
+}
+
+fn dns(e: &mut Exposition, d: &DnsStatsSnapshot) {
+    use Kind::Counter;
+    e.family(
+        "flakeboot_dns_queries_total",
+        Counter,
+        "DNS queries on the LAN by answer (local: the LAN's own names; forwarded: upstream or its cache; failed: SERVFAIL; refused: over a budget or not taken).",
+        &[
+            (&[("answer", "local")], n(d.local)),
+            (&[("answer", "forwarded")], n(d.forwarded)),
+            (&[("answer", "failed")], n(d.failed)),
+            (&[("answer", "refused")], n(d.refused)),
+        ],
+    );
+    e.single(
+        "flakeboot_dns_malformed_packets_total",
+        Counter,
+        "DNS packets that were no DNS message (dropped).",
+        n(d.malformed),
+    );
+    e.single(
+        "flakeboot_dns_tcp_refused_total",
+        Counter,
+        "DNS TCP connections closed at once (over the connection caps).",
+        n(d.tcp_refused),
+    );
 }
 
 fn dhcp(e: &mut Exposition, d: &DhcpStatsSnapshot, pool: u64, st: &StateGauges) {

@@ -18,6 +18,9 @@ fn sample() -> Snapshot {
     m.hooks.count(HookOutcome::Refused);
     m.hooks.count(HookOutcome::Refused);
     m.hooks.count(HookOutcome::Accepted);
+    m.dns.count(flakeboot_dns::stats::Count::Forwarded);
+    m.dns.count(flakeboot_dns::stats::Count::Local);
+    m.dns.count(flakeboot_dns::stats::Count::Local);
     let mut builds = BTreeMap::new();
     builds.insert("succeeded", 2);
     m.snapshot(StateGauges {
@@ -57,6 +60,9 @@ fn the_page_shows_each_counter_where_it_was_counted() {
         "flakeboot_webhook_calls_total{outcome=\"accepted\"} 1",
         "flakeboot_webhook_calls_total{outcome=\"refused\"} 2",
         "flakeboot_webhook_calls_total{outcome=\"limited\"} 0",
+        "flakeboot_dns_queries_total{answer=\"local\"} 2",
+        "flakeboot_dns_queries_total{answer=\"forwarded\"} 1",
+        "flakeboot_dns_queries_total{answer=\"refused\"} 0",
         "flakeboot_storage_free_bytes 400",
         "flakeboot_storage_total_bytes 1000",
     ] {

@@ -79,7 +79,8 @@ pub fn find_qemu(name: &str) -> Option<PathBuf> {
 }
 
 /// The boot services' configuration on the tap: router mode with the VM's one address, no
-/// TFTP (iPXE comes from the NIC's option ROM), the LAN's HTTP port and iPXE files.
+/// TFTP (iPXE comes from the NIC's option ROM), no DNS forwarder (the VM only boots), the
+/// LAN's HTTP port and iPXE files.
 fn network_config(base: &Config, tap: Ipv4Addr, vm: Ipv4Addr, prefix: u8) -> Config {
     let mut c = Config::with_defaults(TAP);
     c.lan.address = Some(tap);
@@ -88,6 +89,7 @@ fn network_config(base: &Config, tap: Ipv4Addr, vm: Ipv4Addr, prefix: u8) -> Con
     c.dhcp.netmask = Some(flakeboot_config::system::netmask(prefix));
     c.dhcp.lease_time = Duration::from_secs(3600);
     c.tftp.enabled = false;
+    c.dns.enabled = Some(false);
     c.http = base.http.clone();
     c.ipxe = base.ipxe.clone();
     c.state_dir = base.state_dir.clone();

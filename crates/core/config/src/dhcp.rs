@@ -28,7 +28,8 @@ pub struct DhcpConfig {
     pub netmask: Option<Ipv4Addr>,
     /// Default gateway (option 3); default: the appliance's address.
     pub router: Option<Ipv4Addr>,
-    /// DNS servers (option 6); default: none.
+    /// DNS servers (option 6); default: the appliance itself when its DNS forwarder runs
+    /// (`[dns]`, on in router mode), else a static WAN's `dns`.
     pub dns: Vec<Ipv4Addr>,
     /// Domain name (option 15).
     pub domain: Option<String>,

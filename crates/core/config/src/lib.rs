@@ -3,6 +3,7 @@
 //! resolved appliance address, leases, machines seen) lives elsewhere.
 
 mod dhcp;
+mod dns;
 mod error;
 mod flakes;
 mod locate;
@@ -14,6 +15,7 @@ mod vpn;
 mod wan;
 
 pub use dhcp::{DhcpConfig, DhcpMode, Ipv6RaConfig, Reservation};
+pub use dns::DnsConfig;
 pub use error::ConfigError;
 pub use flakes::{
     DEFAULT_CHECK_EVERY, DEFAULT_SUBSTITUTERS, DEFAULT_TRUSTED_PUBLIC_KEYS, FlakeConfig,
@@ -75,6 +77,9 @@ pub struct Config {
     /// The upstream port (`[wan]`): forwarded to with NAT and firewalled in router mode.
     #[serde(default)]
     pub wan: WanConfig,
+    /// The caching DNS forwarder on the LAN address (`[dns]`; on in router mode).
+    #[serde(default)]
+    pub dns: DnsConfig,
     /// The pre-flight boot of each new generation (`[preflight]`).
     #[serde(default)]
     pub preflight: PreflightConfig,
@@ -324,6 +329,7 @@ impl Config {
             nix: NixConfig::default(),
             vpn: VpnConfig::default(),
             wan: WanConfig::default(),
+            dns: DnsConfig::default(),
             preflight: PreflightConfig::default(),
             state_dir: default_state_dir(),
         }
