@@ -313,6 +313,7 @@ pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
     problems.extend(crate::vpn::problems(&c.vpn));
     problems.extend(crate::wan::problems(&c.wan, &c.lan.interface));
     problems.extend(crate::preflight::problems(&c.preflight));
+    problems.extend(crate::updates::problems(&c.updates));
     problems
 }
 
