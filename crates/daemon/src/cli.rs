@@ -231,6 +231,11 @@ pub enum FlakeCommand {
         /// How often to re-lock while it follows, e.g. "15m" (the default).
         #[arg(long)]
         check_every: Option<String>,
+        /// A TXT record announcing new revisions ("rev=<commit>"), e.g.
+        /// "_flakeboot.example.org": asked every minute instead of re-locking on a schedule
+        /// (implies --follow).
+        #[arg(long, value_name = "NAME")]
+        notify_txt: Option<String>,
     },
     /// Follow a flake's branch (or stop), and how often it is re-locked.
     Follow {
@@ -241,6 +246,10 @@ pub enum FlakeCommand {
         /// How often to re-lock, e.g. "15m".
         #[arg(long)]
         check_every: Option<String>,
+        /// A TXT record announcing new revisions, e.g. "_flakeboot.example.org" (asked every
+        /// minute instead of re-locking on a schedule); "" removes it. --off removes it too.
+        #[arg(long, value_name = "NAME")]
+        notify_txt: Option<String>,
     },
     /// The push webhook of a flake: its URL and secret (made on first ask).
     Hook {

@@ -115,10 +115,11 @@ fn flake(client: &ApiClient, args: FlakeArgs) -> anyhow::Result<ExitCode> {
             name,
             follow,
             check_every,
+            notify_txt,
         } => {
             let v = client.post(
                 "/flakes",
-                &json!({ "url": url, "name": name, "follow": follow, "check_every": check_every }),
+                &json!({ "url": url, "name": name, "follow": follow, "check_every": check_every, "notify_txt": notify_txt }),
             )?;
             if json {
                 return print_json(&v);
@@ -169,10 +170,11 @@ fn flake(client: &ApiClient, args: FlakeArgs) -> anyhow::Result<ExitCode> {
             flake,
             off,
             check_every,
+            notify_txt,
         } => {
             let v = client.put(
                 &format!("/flakes/{}/follow", encode(&flake)),
-                &json!({ "follow": !off, "check_every": check_every }),
+                &json!({ "follow": !off, "check_every": check_every, "notify_txt": notify_txt }),
             )?;
             if json {
                 return print_json(&v);

@@ -255,6 +255,13 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
         updates.clone(),
         shutdown.clone(),
     ));
+    // Flakes with a notify_txt record: the record is asked every [updates] txt_every (one
+    // task; it only triggers updates).
+    tokio::spawn(flakeboot_appliance::follow::txt_watch::run(
+        updates.clone(),
+        flakeboot_appliance::follow::TxtWatch::from_config(&config.updates),
+        shutdown.clone(),
+    ));
     if !config.flakes.is_empty() {
         let flakes = flakes.clone();
         let wanted = config.flakes.clone();

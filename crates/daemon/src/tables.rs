@@ -332,7 +332,13 @@ fn event_line(e: &Event) -> String {
 
 /// `flake follow`.
 pub fn follow(flake: &str, f: &wire::follow::Follow) -> String {
-    if f.follow {
+    if let Some(txt) = &f.notify_txt {
+        format!(
+            "{flake} follows its branch: updated when the TXT record {txt} names another revision \
+             (a revision once acted on, again after {}) and on its webhook.\n",
+            f.check_every
+        )
+    } else if f.follow {
         format!(
             "{flake} follows its branch: re-locked every {} and on its webhook.\n",
             f.check_every
@@ -372,19 +378,35 @@ fn trigger_word(t: wire::follow::UpdateTrigger) -> &'static str {
         T::Schedule => "schedule",
         T::Hook => "hook",
         T::Manual => "manual",
+        T::Dns => "dns",
     }
 }
 
 /// `flake history`.
 pub fn history(h: &wire::follow::History) -> String {
-    let mut out = if h.follow.follow {
-        format!(
+    let mut out = match (&h.follow.notify_txt, h.follow.follow) {
+        (Some(txt), _) => format!(
+            "{} follows its branch (when the TXT record {txt} names another revision).\n",
+            h.flake
+        ),
+        (None, true) => format!(
             "{} follows its branch (every {}).\n",
             h.flake, h.follow.check_every
-        )
-    } else {
-        format!("{} does not follow its branch.\n", h.flake)
+        ),
+        (None, false) => format!("{} does not follow its branch.\n", h.flake),
     };
+    if let Some(dns) = &h.dns {
+        let said = match (&dns.rev, &dns.error) {
+            (Some(rev), _) => format!("rev {}", short_rev(Some(rev))),
+            (None, Some(e)) => format!("unreadable: {e}"),
+            (None, None) => "nothing".to_owned(),
+        };
+        out.push_str(&format!(
+            "TXT record {} at {}: {said}\n",
+            dns.record,
+            time(dns.checked_at)
+        ));
+    }
     if h.updates.is_empty() {
         out.push_str("No update yet.\n");
         return out;
@@ -475,7 +497,9 @@ mod tests {
                 follow: true,
                 check_every: "15m".into(),
                 check_every_secs: 900,
+                notify_txt: None,
             },
+            dns: None,
             updates: vec![
                 update(
                     1,
@@ -513,6 +537,30 @@ mod tests {
             ),
             "{out}"
         );
+
+        // A flake a TXT record notifies: the record, what it said, and the dns trigger.
+        let mut notified = view.clone();
+        notified.follow.notify_txt = Some("_flakeboot.example.org".into());
+        notified.dns = Some(wire::follow::DnsCheck {
+            record: "_flakeboot.example.org".into(),
+            checked_at: at,
+            rev: None,
+            error: Some("no answer from 192.0.2.53:53 within 3000 ms".into()),
+            acted_on: None,
+            acted_at: None,
+        });
+        notified.updates[1].trigger = UpdateTrigger::Dns;
+        let out = history(&notified);
+        assert!(
+            out.starts_with(
+                "lab follows its branch (when the TXT record _flakeboot.example.org names another revision).\n\
+                 TXT record _flakeboot.example.org at 2027-01-15T08:00:00Z: unreadable: no answer from 192.0.2.53:53 within 3000 ms\n"
+            ),
+            "{out}"
+        );
+        assert!(out.contains("  dns  "), "{out}");
+        let said = follow("lab", &notified.follow);
+        assert!(said.contains("TXT record _flakeboot.example.org"), "{said}");
     }
 
     /// The generations table says each one's pre-flight, and which one boots (a failed newer

@@ -12,44 +12,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
+use common::flake_updates::*;
 use common::*;
 use flakeboot_hil_tests::FlakeRepo;
 use flakeboot_hil_tests::https_admin::{Admin, Curl};
 use flakeboot_testbed::require_tool;
-use serde_json::Value;
 
 const BASE: &str = "https://10.77.0.1";
-
-/// `flakeboot <args> --state-dir <state>` over the owner-only API socket.
-fn flakeboot(args: &[&str], state: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_flakeboot"))
-        .args(args)
-        .arg("--state-dir")
-        .arg(state)
-        .output()
-        .unwrap()
-}
-
-fn ok(args: &[&str], state: &Path) -> String {
-    let out = flakeboot(args, state);
-    assert!(
-        out.status.success(),
-        "flakeboot {args:?} failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(args: &[&str], state: &Path) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    serde_json::from_str(&ok(&all, state)).unwrap()
-}
 
 /// The hex HMAC-SHA256 of `body` keyed with `secret`, by openssl (not by flakeboot's code).
 fn hmac_sha256(secret: &str, body: &str) -> String {
@@ -78,71 +50,6 @@ fn call_hook(curl: &Curl, name: &str, headers: &[String], body: &str) -> u16 {
         &url,
     ]);
     curl.ok(&argv).trim().parse().unwrap()
-}
-
-/// The flake's update history (`flakeboot flake history NAME --json`); empty while the
-/// flake is not there yet (the config file's flakes are added in the background).
-fn updates(state: &Path, name: &str) -> Vec<Value> {
-    let out = flakeboot(&["flake", "history", name, "--json"], state);
-    if !out.status.success() {
-        return Vec::new();
-    }
-    let history: Value = serde_json::from_slice(&out.stdout).unwrap();
-    history["updates"].as_array().unwrap().clone()
-}
-
-/// Waits until the history has an update `pred` accepts; returns it.
-fn wait_for_update(
-    state: &Path,
-    name: &str,
-    daemon: &flakeboot_testbed::Proc,
-    what: &str,
-    pred: impl Fn(&Value) -> bool,
-) -> Value {
-    let start = Instant::now();
-    loop {
-        if let Some(u) = updates(state, name).into_iter().find(|u| pred(u)) {
-            return u;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(180),
-            "no update {what} in {:#?}\n{}",
-            updates(state, name),
-            daemon.tail(40)
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
-}
-
-/// The revision of the generation `host` boots now (newest, unless pinned).
-fn current_revision(state: &Path, host: &str) -> Option<String> {
-    let v = json(&["flake", "generations", host], state);
-    let view = v.as_object()?.values().next()?.clone();
-    let gens = view["generations"].as_array()?.clone();
-    let current = match view["pinned"].as_u64() {
-        Some(p) => gens.iter().find(|g| g["number"] == p)?.clone(),
-        None => gens.last()?.clone(),
-    };
-    current["revision"].as_str().map(str::to_owned)
-}
-
-fn marker(label: &str) -> String {
-    format!(
-        "{label}-{}-{}",
-        std::process::id(),
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    )
-}
-
-fn nix_config(repo: &FlakeRepo) -> String {
-    format!(
-        "[dhcp]\nmode = \"off\"\n\n[tftp]\nenabled = false\n\n[nix]\nsubstituters = []\n\
-         extra_options = {{ \"build-users-group\" = \"\" }}\nallowed_paths = [{:?}]\n",
-        repo.path().display().to_string()
-    )
 }
 
 #[test]

@@ -32,14 +32,29 @@ pub const UPDATES_KEPT: usize = 100;
 /// How often a following flake is re-locked when nothing else is said.
 pub const DEFAULT_CHECK_EVERY: Duration = Duration::from_secs(15 * 60);
 
-/// Whether a flake follows its branch, and how often it is re-locked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Whether a flake follows its branch, how often it is re-locked, and the TXT record that
+/// announces its new revisions.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FollowRecord {
     /// Re-locked every `check_every`, and by its push webhook; a new revision is built and
     /// becomes current.
     pub follow: bool,
-    /// How often it is re-locked while it follows.
+    /// How often it is re-locked while it follows (with `notify_txt`: how long a revision the
+    /// record names, once acted on, is not acted on again).
     pub check_every: Duration,
+    /// The DNS name whose TXT record (`rev=<commit>`) announces new revisions; set only while
+    /// `follow` is. Such a flake is updated when the record names another revision than the
+    /// locked one, instead of on the schedule. Missing in records saved before it existed.
+    #[serde(default)]
+    pub notify_txt: Option<String>,
+}
+
+impl FollowRecord {
+    /// Whether the schedule re-locks it every `check_every` (it follows, and no TXT record
+    /// announces its revisions).
+    pub fn polled(&self) -> bool {
+        self.follow && self.notify_txt.is_none()
+    }
 }
 
 impl Default for FollowRecord {
@@ -47,6 +62,7 @@ impl Default for FollowRecord {
         FollowRecord {
             follow: false,
             check_every: DEFAULT_CHECK_EVERY,
+            notify_txt: None,
         }
     }
 }
@@ -61,6 +77,8 @@ pub enum UpdateTrigger {
     Hook,
     /// A user (UI, API, CLI).
     Manual,
+    /// The flake's `notify_txt` record named another revision than the locked one.
+    Dns,
 }
 
 impl UpdateTrigger {
@@ -70,6 +88,7 @@ impl UpdateTrigger {
             UpdateTrigger::Schedule => "schedule",
             UpdateTrigger::Hook => "hook",
             UpdateTrigger::Manual => "manual",
+            UpdateTrigger::Dns => "dns",
         }
     }
 }
@@ -331,10 +350,24 @@ mod tests {
         let saved = FollowRecord {
             follow: true,
             check_every: Duration::from_secs(2),
+            notify_txt: Some("_flakeboot.example.org".into()),
         };
         store.put_flake_follow("lab", &saved).unwrap();
         assert_eq!(store.flake_follow("lab").unwrap(), saved);
-        assert_eq!(store.flake_follows().unwrap(), vec![("lab".into(), saved)]);
+        assert!(!saved.polled());
+        assert_eq!(
+            store.flake_follows().unwrap(),
+            vec![("lab".into(), saved.clone())]
+        );
+    }
+
+    #[test]
+    fn follow_records_saved_before_notify_txt_still_read() {
+        let old: FollowRecord =
+            serde_json::from_str(r#"{"follow":true,"check_every":{"secs":900,"nanos":0}}"#)
+                .unwrap();
+        assert_eq!(old.notify_txt, None);
+        assert!(old.polled());
     }
 
     #[test]

@@ -199,6 +199,10 @@ impl FlakeService for NixFlakeService {
         self.updates.set_follow(name, &follow).map_err(map_follow)
     }
 
+    fn dns_status(&self, name: &str) -> Option<crate::follow::DnsStatus> {
+        self.updates.dns_status(name)
+    }
+
     fn history(&self, name: &str) -> Result<Vec<UpdateRecord>, FlakeServiceError> {
         self.flakes.flake(name).map_err(map)?;
         self.flakes.runner().store().updates(name).map_err(internal)

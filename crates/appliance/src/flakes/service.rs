@@ -153,6 +153,13 @@ pub trait FlakeService: Send + Sync + 'static {
         Err(no_updates())
     }
 
+    /// The last check of a flake's `notify_txt` record (`None`: it has none, or it was not
+    /// checked since the daemon started).
+    fn dns_status(&self, name: &str) -> Option<crate::follow::DnsStatus> {
+        let _ = name;
+        None
+    }
+
     /// A flake's update history, oldest first.
     fn history(&self, name: &str) -> Result<Vec<UpdateRecord>, FlakeServiceError> {
         let _ = name;

@@ -2,16 +2,23 @@
 //! is re-locked every `check_every` ([`scheduler`], one task) and when its forge's push
 //! webhook calls (the web UI checks the signature); a new revision is built and becomes
 //! current. Every update, whatever started it, takes the one path in [`updates`] and is kept
-//! in the flake's update history (`flakeboot_store::UpdateRecord`).
+//! in the flake's update history (`flakeboot_store::UpdateRecord`). A flake with a
+//! `notify_txt` record is not re-locked on the schedule: [`txt_watch`] (one task) asks the
+//! record every `[updates] txt_every` and updates it when the record names another revision
+//! ([`notify`] decides, pure).
 //!
 //! The pre-flight boot of a new generation (a VM boot before machines get it) is not here yet:
 //! its place is marked in `Updates::finish`, between "built" and "promoted".
 
+pub mod notify;
 pub mod schedule;
 pub mod scheduler;
+pub mod txt_watch;
 pub mod updates;
 
+pub use notify::{DnsStatus, Notices};
 pub use schedule::Schedule;
+pub use txt_watch::{Resolver, TxtWatch};
 pub use updates::{Started, Updates};
 
 use flakeboot_nix::FlakeError;

@@ -57,14 +57,15 @@ pub async fn run(updates: Updates, stop: CancellationToken) {
     }
 }
 
-/// Every existing flake that follows, with its `check_every`.
+/// Every existing flake the schedule re-locks (it follows, and no `notify_txt` record
+/// announces its revisions), with its `check_every`.
 fn following(updates: &Updates) -> Result<Vec<(String, Duration)>, super::FollowError> {
     let store = updates.flakes().runner().store();
     let flakes = store.flakes()?;
     Ok(store
         .flake_follows()?
         .into_iter()
-        .filter(|(name, f)| f.follow && flakes.iter().any(|r| &r.name == name))
+        .filter(|(name, f)| f.polled() && flakes.iter().any(|r| &r.name == name))
         .map(|(name, f)| (name, f.check_every))
         .collect())
 }

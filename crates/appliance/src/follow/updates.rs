@@ -18,6 +18,7 @@ use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use super::FollowError;
+use super::notify::DnsStatus;
 
 /// How often an update looks whether its generations' pre-flights ended (a store read).
 const PREFLIGHT_POLL: std::time::Duration = std::time::Duration::from_secs(1);
@@ -44,6 +45,10 @@ struct Inner {
     running: Mutex<HashMap<String, Option<UpdateTrigger>>>,
     /// Follow settings changed: the scheduler looks again.
     changed: Notify,
+    /// Follow settings changed: the TXT watch looks again.
+    txt_changed: Notify,
+    /// The last check of each flake's `notify_txt` record (the TXT watch writes it).
+    dns: Mutex<HashMap<String, DnsStatus>>,
 }
 
 impl Updates {
@@ -54,6 +59,8 @@ impl Updates {
                 flakes,
                 running: Mutex::new(HashMap::new()),
                 changed: Notify::new(),
+                txt_changed: Notify::new(),
+                dns: Mutex::new(HashMap::new()),
             }),
         }
     }
@@ -79,6 +86,38 @@ impl Updates {
         self.inner.changed.notified().await;
     }
 
+    /// Resolves when follow settings change (the TXT watch waits on it).
+    pub(crate) async fn txt_changed(&self) {
+        self.inner.txt_changed.notified().await;
+    }
+
+    fn notify_changed(&self) {
+        self.inner.changed.notify_one();
+        self.inner.txt_changed.notify_one();
+    }
+
+    /// The last check of `name`'s `notify_txt` record (`None`: not checked since the start,
+    /// or it has none).
+    pub fn dns_status(&self, name: &str) -> Option<DnsStatus> {
+        self.dns().get(name).cloned()
+    }
+
+    /// Records the last check of flakes' records; flakes not in `watched` are forgotten.
+    pub(crate) fn set_dns_status(&self, watched: &[String], status: Option<(String, DnsStatus)>) {
+        let mut dns = self.dns();
+        dns.retain(|name, _| watched.contains(name));
+        if let Some((name, s)) = status {
+            dns.insert(name, s);
+        }
+    }
+
+    fn dns(&self) -> MutexGuard<'_, HashMap<String, DnsStatus>> {
+        self.inner
+            .dns
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Whether an update of `name` is running now.
     pub fn is_running(&self, name: &str) -> bool {
         self.running().contains_key(name)
@@ -88,8 +127,8 @@ impl Updates {
     pub fn set_follow(&self, name: &str, follow: &FollowRecord) -> Result<(), FollowError> {
         self.flakes().flake(name)?;
         self.store().put_flake_follow(name, follow)?;
-        self.inner.changed.notify_one();
-        info!(flake = %name, follow = follow.follow, check_every = %humantime::format_duration(follow.check_every), "follow settings saved");
+        self.notify_changed();
+        info!(flake = %name, follow = follow.follow, check_every = %humantime::format_duration(follow.check_every), notify_txt = ?follow.notify_txt, "follow settings saved");
         Ok(())
     }
 
@@ -104,12 +143,13 @@ impl Updates {
                 },
             };
             let follow = FollowRecord {
-                follow: f.follow,
+                follow: f.follows(),
                 check_every: f.check_every(),
+                notify_txt: f.notify_txt.clone(),
             };
             self.store().put_flake_follow(&name, &follow)?;
         }
-        self.inner.changed.notify_one();
+        self.notify_changed();
         Ok(())
     }
 

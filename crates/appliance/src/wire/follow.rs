@@ -4,12 +4,15 @@
 use std::time::{Duration, SystemTime};
 
 use flakeboot_store::{FollowRecord, UpdateRecord};
+
+use crate::follow::DnsStatus;
 use serde::{Deserialize, Serialize};
 
 use super::BuildState;
 use super::time::{rfc3339, rfc3339_opt};
 
-/// Whether a flake follows its branch, and how often it is re-locked.
+/// Whether a flake follows its branch, how often it is re-locked, and the TXT record that
+/// announces its new revisions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Follow {
     pub follow: bool,
@@ -17,6 +20,10 @@ pub struct Follow {
     pub check_every: String,
     /// The same in seconds.
     pub check_every_secs: u64,
+    /// The DNS name whose TXT record (`rev=<commit>`) announces new revisions (`null`: none;
+    /// the flake is then re-locked every `check_every` while it follows).
+    #[serde(default)]
+    pub notify_txt: Option<String>,
 }
 
 impl From<FollowRecord> for Follow {
@@ -25,6 +32,42 @@ impl From<FollowRecord> for Follow {
             follow: f.follow,
             check_every: format_every(f.check_every),
             check_every_secs: f.check_every.as_secs(),
+            notify_txt: f.notify_txt,
+        }
+    }
+}
+
+/// The last check of a flake's `notify_txt` record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DnsCheck {
+    /// The record's name.
+    pub record: String,
+    #[serde(with = "rfc3339")]
+    pub checked_at: SystemTime,
+    /// The revision it named (`null`: it could not be read, see `error`).
+    pub rev: Option<String>,
+    /// Why it could not be read ("no answer from 192.0.2.53:53 within 3000 ms", "no TXT
+    /// record says rev=<commit> ...").
+    pub error: Option<String>,
+    /// The revision an update was last started for, and when.
+    pub acted_on: Option<String>,
+    #[serde(with = "rfc3339_opt")]
+    pub acted_at: Option<SystemTime>,
+}
+
+impl From<DnsStatus> for DnsCheck {
+    fn from(s: DnsStatus) -> DnsCheck {
+        let (acted_on, acted_at) = match s.acted_on {
+            Some((rev, at)) => (Some(rev), Some(at)),
+            None => (None, None),
+        };
+        DnsCheck {
+            record: s.record,
+            checked_at: s.checked_at,
+            rev: s.rev,
+            error: s.error,
+            acted_on,
+            acted_at,
         }
     }
 }
@@ -41,6 +84,8 @@ pub enum UpdateTrigger {
     Schedule,
     Hook,
     Manual,
+    /// The flake's `notify_txt` record named another revision.
+    Dns,
 }
 
 /// Where an update is, or how it ended.
@@ -95,6 +140,7 @@ impl From<UpdateRecord> for Update {
                 T::Schedule => UpdateTrigger::Schedule,
                 T::Hook => UpdateTrigger::Hook,
                 T::Manual => UpdateTrigger::Manual,
+                T::Dns => UpdateTrigger::Dns,
             },
             started_at: r.started_at,
             finished_at: r.finished_at,
@@ -131,6 +177,9 @@ pub struct History {
     pub flake: String,
     #[serde(flatten)]
     pub follow: Follow,
+    /// The last check of its `notify_txt` record (`null`: none, or not checked yet).
+    #[serde(default)]
+    pub dns: Option<DnsCheck>,
     pub updates: Vec<Update>,
 }
 

@@ -25,6 +25,11 @@ pub struct FlakeConfig {
     /// How often a following flake is re-locked, e.g. "15m" (the default), "1h".
     #[serde(default, with = "humantime_serde")]
     pub check_every: Option<Duration>,
+    /// A TXT record announcing new revisions, e.g. "_flakeboot.example.org" (implies
+    /// `follow`): asked every `[updates] txt_every` (a minute); when its `rev=<commit>` is not
+    /// the locked revision, the flake is updated. Such a flake is not re-locked on the
+    /// schedule: the git server is asked only when the record names a new revision.
+    pub notify_txt: Option<String>,
 }
 
 /// How often a following flake is re-locked when `check_every` is not given.
@@ -58,6 +63,49 @@ impl FlakeConfig {
     pub fn check_every(&self) -> Duration {
         self.check_every.unwrap_or(DEFAULT_CHECK_EVERY)
     }
+
+    /// Whether it follows its branch (`follow`, or implied by `notify_txt`).
+    pub fn follows(&self) -> bool {
+        self.follow || self.notify_txt.is_some()
+    }
+}
+
+/// The longest DNS name (RFC 1035 2.3.4, without the trailing dot).
+pub const MAX_DNS_NAME: usize = 253;
+
+/// The longest label of a DNS name.
+pub const MAX_DNS_LABEL: usize = 63;
+
+/// What is wrong with a `notify_txt` name (the config file, the API and the UI share this
+/// rule): labels of 1-63 letters, digits, '-' or '_' (`_flakeboot` is the usual first one),
+/// at most 253 characters in all; one trailing dot is allowed.
+pub fn notify_txt_problem(name: &str) -> Option<String> {
+    let bare = name.strip_suffix('.').unwrap_or(name);
+    if bare.is_empty() {
+        return Some("is empty: give a DNS name such as \"_flakeboot.example.org\"".into());
+    }
+    if bare.len() > MAX_DNS_NAME {
+        return Some(format!(
+            "is {} characters long: a DNS name has at most {MAX_DNS_NAME}",
+            bare.len()
+        ));
+    }
+    for label in bare.split('.') {
+        if label.is_empty() || label.len() > MAX_DNS_LABEL {
+            return Some(format!(
+                "{name:?} is not a DNS name: each dot-separated part has 1 to {MAX_DNS_LABEL} characters"
+            ));
+        }
+        if !label
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Some(format!(
+                "{name:?} is not a DNS name: use letters, digits, '-', '_' and dots, e.g. \"_flakeboot.example.org\""
+            ));
+        }
+    }
+    None
 }
 
 /// How flakeboot runs nix. Every setting is passed to nix as `--option <key> <value>`.
@@ -187,6 +235,9 @@ pub(crate) fn problems(flakes: &[FlakeConfig], nix: &NixConfig, state_dir: &Path
         if let Some(why) = f.check_every.and_then(check_every_problem) {
             problems.push(format!("[[flakes]] check_every of {url:?}: {why}"));
         }
+        if let Some(why) = f.notify_txt.as_deref().and_then(notify_txt_problem) {
+            problems.push(format!("[[flakes]] notify_txt of {url:?}: {why}"));
+        }
         if let Some(name) = &f.name {
             if !flakeboot_catalogue::text::valid_flake_name(name) {
                 problems.push(format!(
@@ -313,6 +364,42 @@ max_concurrent_builds = 0
             let err = parse(&format!("[{bad:?}]")).unwrap_err().to_string();
             assert!(err.contains("nix.allowed_paths"), "{bad}: {err}");
             assert!(err.contains(needle), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn notify_txt_implies_follow_and_is_a_dns_name() {
+        let parse = |name: &str| {
+            Config::parse(
+                &format!(
+                    "[lan]\ninterface = \"eth0\"\n[[flakes]]\nurl = \"github:a/b\"\nnotify_txt = {name:?}\n"
+                ),
+                Path::new("t.toml"),
+            )
+        };
+        let c = parse("_flakeboot.example.org").unwrap();
+        assert!(c.flakes[0].follows());
+        assert!(!c.flakes[0].follow);
+        assert_eq!(
+            c.flakes[0].notify_txt.as_deref(),
+            Some("_flakeboot.example.org")
+        );
+        assert!(parse("_flakeboot.example.org.").is_ok());
+        assert!(parse(&format!("{}.org", "a".repeat(63))).is_ok());
+        for (bad, says) in [
+            ("", "is empty"),
+            (".", "is empty"),
+            ("a..b", "1 to 63"),
+            (".a", "1 to 63"),
+            (&format!("{}.org", "a".repeat(64)), "1 to 63"),
+            (&["abcdefghi"; 26].join("."), "at most 253"),
+            ("fla ke.org", "letters, digits"),
+            ("rev=1.org", "letters, digits"),
+            ("é.org", "letters, digits"),
+        ] {
+            let err = parse(bad).unwrap_err().to_string();
+            assert!(err.contains("flakes[0].notify_txt"), "{bad:?}: {err}");
+            assert!(err.contains(says), "{bad:?}: {err}");
         }
     }
 

@@ -10,6 +10,7 @@ mod locate;
 mod preflight;
 mod problem;
 pub mod system;
+mod updates;
 mod validate;
 mod vpn;
 mod wan;
@@ -19,7 +20,8 @@ pub use dns::DnsConfig;
 pub use error::ConfigError;
 pub use flakes::{
     DEFAULT_CHECK_EVERY, DEFAULT_SUBSTITUTERS, DEFAULT_TRUSTED_PUBLIC_KEYS, FlakeConfig,
-    MAX_CHECK_EVERY, MIN_CHECK_EVERY, NEVER_FLAKE_SOURCES, NixConfig, check_every_problem,
+    MAX_CHECK_EVERY, MAX_DNS_LABEL, MAX_DNS_NAME, MIN_CHECK_EVERY, NEVER_FLAKE_SOURCES, NixConfig,
+    check_every_problem, notify_txt_problem,
 };
 pub use locate::Lines;
 pub use preflight::{
@@ -28,6 +30,7 @@ pub use preflight::{
 };
 pub use problem::{Field, Problem, Segment};
 pub use system::{InterfaceFacts, PathKind, System};
+pub use updates::{DEFAULT_TXT_EVERY, TXT_EVERY, UpdatesConfig, parse_resolver};
 pub use validate::{
     HostNames, MAX_CMDLINE, MAX_MENU_TIMEOUT, flake_host_problems, machine_problems, problems,
     valid_hostname,
@@ -83,6 +86,9 @@ pub struct Config {
     /// The pre-flight boot of each new generation (`[preflight]`).
     #[serde(default)]
     pub preflight: PreflightConfig,
+    /// How automatic updates learn of new revisions (`[updates]`: the TXT records' resolver).
+    #[serde(default)]
+    pub updates: UpdatesConfig,
     /// Where the store lives; `--state-dir` overrides it.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -331,6 +337,7 @@ impl Config {
             wan: WanConfig::default(),
             dns: DnsConfig::default(),
             preflight: PreflightConfig::default(),
+            updates: UpdatesConfig::default(),
             state_dir: default_state_dir(),
         }
     }

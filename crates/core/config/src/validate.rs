@@ -314,6 +314,7 @@ pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
     problems.extend(crate::wan::problems(&c.wan, &c.lan.interface));
     problems.extend(crate::dns::problems(&c.dns, c.lan.address));
     problems.extend(crate::preflight::problems(&c.preflight));
+    problems.extend(crate::updates::problems(&c.updates));
     problems
 }
 

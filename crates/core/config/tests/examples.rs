@@ -190,3 +190,10 @@ fn broadcast_and_multicast_macs_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn the_full_example_shows_the_updates_defaults() {
+    let full = Config::load(&examples_dir().join("full.toml")).unwrap();
+    assert_eq!(full.updates, flakeboot_config::UpdatesConfig::default());
+    assert!(full.flakes.iter().all(|f| f.notify_txt.is_none()));
+}

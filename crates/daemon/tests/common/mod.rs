@@ -5,6 +5,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::panic)]
 
 pub mod dhcp_clients;
+pub mod flake_updates;
 pub mod vpn_net;
 
 use std::path::{Path, PathBuf};

@@ -267,3 +267,99 @@ async fn the_flake_page_sets_follow_and_rotates_the_secret() {
     assert_eq!(history["check_every"], "2s", "{history}");
     assert_eq!(history["updates"], json!([]), "{history}");
 }
+
+#[tokio::test]
+async fn notify_txt_is_a_dns_name_and_implies_follow() {
+    let (h, browser, token) = with_fleet().await;
+    // Over the API: a bad name is refused with its field, a good one makes the flake follow.
+    for bad in ["a..b", "fleet notify.org", "rev=1.example.org"] {
+        let resp = h
+            .api(
+                "PUT",
+                "/api/v1/flakes/fleet/follow",
+                &token,
+                Some(json!({ "notify_txt": bad })),
+            )
+            .await;
+        assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY, "{bad}");
+        let err = json(resp).await.to_string();
+        assert!(
+            err.contains("notify_txt") && err.contains("not a DNS name"),
+            "{bad}: {err}"
+        );
+    }
+    assert_eq!(h.flakes.follow("fleet").unwrap().notify_txt, None);
+    let saved = json(
+        h.api(
+            "PUT",
+            "/api/v1/flakes/fleet/follow",
+            &token,
+            Some(json!({ "notify_txt": "_flakeboot.example.org" })),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(saved["follow"], true, "{saved}");
+    assert_eq!(saved["notify_txt"], "_flakeboot.example.org", "{saved}");
+    let history = json(
+        h.api("GET", "/api/v1/flakes/fleet/history", &token, None)
+            .await,
+    )
+    .await;
+    assert_eq!(history["notify_txt"], "_flakeboot.example.org", "{history}");
+    assert_eq!(
+        history["dns"],
+        json!(null),
+        "not checked by the fake: {history}"
+    );
+    // follow: false with a name is a contradiction; follow: false alone clears the name.
+    let resp = h
+        .api(
+            "PUT",
+            "/api/v1/flakes/fleet/follow",
+            &token,
+            Some(json!({ "follow": false, "notify_txt": "_flakeboot.example.org" })),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let off = json(
+        h.api(
+            "PUT",
+            "/api/v1/flakes/fleet/follow",
+            &token,
+            Some(json!({ "follow": false })),
+        )
+        .await,
+    )
+    .await;
+    assert_eq!(off["follow"], false, "{off}");
+    assert_eq!(off["notify_txt"], json!(null), "{off}");
+
+    // On the page: the field, and a name alone makes the flake follow.
+    let page = body(h.get("/flakes/fleet", Some(&browser)).await).await;
+    assert!(page.contains(r#"name="notify_txt""#), "{page}");
+    let resp = h
+        .post(
+            "/flakes/fleet/follow",
+            &browser,
+            &[
+                ("check_every", "15m"),
+                ("notify_txt", "_flakeboot.example.org"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let follow = h.flakes.follow("fleet").unwrap();
+    assert!(follow.follow);
+    assert_eq!(follow.notify_txt.as_deref(), Some("_flakeboot.example.org"));
+    let page = body(h.get("/flakes/fleet", Some(&browser)).await).await;
+    assert!(page.contains(r#"value="_flakeboot.example.org""#), "{page}");
+    let resp = h
+        .post(
+            "/flakes/fleet/follow",
+            &browser,
+            &[("check_every", "15m"), ("notify_txt", "bad..name")],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+}

@@ -213,15 +213,16 @@ pub async fn history(
     State(state): State<WebState>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<History>> {
-    let (follow, updates) = state
+    let (follow, dns, updates) = state
         .flake({
             let name = name.clone();
-            move |f| Ok((f.follow(&name)?, f.history(&name)?))
+            move |f| Ok((f.follow(&name)?, f.dns_status(&name), f.history(&name)?))
         })
         .await?;
     Ok(Json(History {
         flake: name,
         follow: follow.into(),
+        dns: dns.map(Into::into),
         updates: wire::all(updates),
     }))
 }
@@ -235,6 +236,10 @@ pub struct FollowBody {
     /// How often to re-lock, e.g. "15m" (unset: kept, or the default).
     #[serde(default)]
     pub check_every: Option<String>,
+    /// The TXT record announcing new revisions, e.g. "_flakeboot.example.org" (implies
+    /// follow); "" clears it; unset: kept, unless `follow` is false (then cleared).
+    #[serde(default)]
+    pub notify_txt: Option<String>,
 }
 
 /// Reads `check_every` with the config file's rules.
@@ -252,17 +257,46 @@ pub(crate) fn parse_check_every(text: &str) -> Result<Duration, FieldError> {
     }
 }
 
-/// Applies `body` over `current`.
+/// Reads `notify_txt` with the config file's rules ("" clears it).
+pub(crate) fn parse_notify_txt(text: &str) -> Result<Option<String>, FieldError> {
+    let name = text.trim();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    match flakeboot_config::notify_txt_problem(name) {
+        Some(why) => Err(FieldError {
+            field: "notify_txt",
+            message: format!("notify_txt {why}"),
+        }),
+        None => Ok(Some(name.to_owned())),
+    }
+}
+
+/// Applies `body` over `current`. A `notify_txt` record implies following; stopping to follow
+/// (`follow: false`) clears it.
 pub(crate) fn follow_from(
     current: FollowRecord,
     body: &FollowBody,
 ) -> Result<FollowRecord, FieldError> {
+    let notify_txt = match (&body.notify_txt, body.follow) {
+        (Some(text), _) => parse_notify_txt(text)?,
+        (None, Some(false)) => None,
+        (None, _) => current.notify_txt.clone(),
+    };
+    if body.follow == Some(false) && notify_txt.is_some() {
+        return Err(FieldError {
+            field: "notify_txt",
+            message: "notify_txt makes the flake follow its branch: clear it to stop following"
+                .into(),
+        });
+    }
     Ok(FollowRecord {
-        follow: body.follow.unwrap_or(current.follow),
+        follow: body.follow.unwrap_or(current.follow) || notify_txt.is_some(),
         check_every: match &body.check_every {
             Some(text) if !text.trim().is_empty() => parse_check_every(text)?,
             _ => current.check_every,
         },
+        notify_txt,
     })
 }
 
@@ -291,7 +325,7 @@ pub(crate) async fn save_follow(
         return Ok(Err(FieldError {
             field: "follow",
             message: format!(
-                "Flake {name} is added by the config file ({place}): set follow and check_every there."
+                "Flake {name} is added by the config file ({place}): set follow, check_every and notify_txt there."
             ),
         }));
     }
@@ -301,14 +335,15 @@ pub(crate) async fn save_follow(
     };
     state
         .flake({
-            let name = name.to_owned();
+            let (name, next) = (name.to_owned(), next.clone());
             move |f| f.set_follow(&name, next)
         })
         .await?;
     Ok(Ok(next))
 }
 
-/// PUT /api/v1/flakes/{name}/follow: `{"follow": true, "check_every": "15m"}` → the settings.
+/// PUT /api/v1/flakes/{name}/follow: `{"follow": true, "check_every": "15m", "notify_txt":
+/// "_flakeboot.example.org"}` → the settings.
 pub async fn put_follow(
     State(state): State<WebState>,
     Path(name): Path<String>,
@@ -352,10 +387,42 @@ mod tests {
             &FollowBody {
                 follow: Some(true),
                 check_every: None,
+                notify_txt: None,
             },
         )
         .unwrap();
         assert!(kept.follow);
         assert_eq!(kept.check_every, flakeboot_store::DEFAULT_CHECK_EVERY);
+    }
+
+    #[test]
+    fn notify_txt_implies_follow_and_follow_off_clears_it() {
+        let body = |follow, notify: Option<&str>| FollowBody {
+            follow,
+            check_every: None,
+            notify_txt: notify.map(str::to_owned),
+        };
+        let none = FollowRecord::default();
+        let set = follow_from(none.clone(), &body(None, Some(" _flakeboot.example.org "))).unwrap();
+        assert!(set.follow);
+        assert_eq!(set.notify_txt.as_deref(), Some("_flakeboot.example.org"));
+        // Kept when not given; cleared by "" (still following) or by follow: false.
+        let kept = follow_from(set.clone(), &body(Some(true), None)).unwrap();
+        assert_eq!(kept, set);
+        let cleared = follow_from(set.clone(), &body(None, Some(""))).unwrap();
+        assert!(cleared.follow && cleared.notify_txt.is_none());
+        let off = follow_from(set.clone(), &body(Some(false), None)).unwrap();
+        assert!(!off.follow && off.notify_txt.is_none());
+        let both = follow_from(none.clone(), &body(Some(false), Some("_f.example.org")));
+        assert_eq!(both.unwrap_err().field, "notify_txt");
+        for bad in ["a..b", "bad name.org", "rev=x"] {
+            let err = follow_from(none.clone(), &body(None, Some(bad))).unwrap_err();
+            assert_eq!(err.field, "notify_txt", "{bad}");
+            assert!(
+                err.message.contains("not a DNS name"),
+                "{bad}: {}",
+                err.message
+            );
+        }
     }
 }

@@ -129,6 +129,9 @@ pub struct AddFlake {
     /// How often to re-lock while it follows, e.g. "15m".
     #[serde(default)]
     pub check_every: Option<String>,
+    /// The TXT record announcing its new revisions (implies follow).
+    #[serde(default)]
+    pub notify_txt: Option<String>,
 }
 
 /// POST /api/v1/flakes
@@ -139,6 +142,7 @@ pub async fn add_flake(
     let follow = follow::FollowBody {
         follow: body.follow,
         check_every: body.check_every.clone(),
+        notify_txt: body.notify_txt.clone(),
     };
     let wanted = match follow::follow_from(flakeboot_store::FollowRecord::default(), &follow) {
         Ok(wanted) => wanted,

@@ -26,6 +26,8 @@ pub struct FollowForm {
     follow: Option<String>,
     #[serde(default)]
     check_every: String,
+    #[serde(default)]
+    notify_txt: String,
 }
 
 fn short(rev: Option<&str>) -> String {
@@ -82,8 +84,8 @@ pub(crate) async fn cards(
     csrf: &str,
 ) -> Result<Markup, WebError> {
     let name = flake.name.clone();
-    let (follow, updates) = state
-        .flake(move |f| Ok((f.follow(&name)?, f.history(&name)?)))
+    let (follow, dns, updates) = state
+        .flake(move |f| Ok((f.follow(&name)?, f.dns_status(&name), f.history(&name)?)))
         .await?;
     let hook = match hook_info(state, headers, &flake.name, false).await {
         Ok(hook) => Some(hook),
@@ -101,7 +103,8 @@ pub(crate) async fn cards(
             }
             @if let Some(place) = &in_config {
                 p { "Follow: " strong { (if follow.follow { "on" } else { "off" }) }
-                    ", check every " code { (format_every(follow.check_every)) } }
+                    ", check every " code { (format_every(follow.check_every)) }
+                    @if let Some(txt) = &follow.notify_txt { ", DNS notification " code { (txt) } } }
                 p.small { "Set in " (place) " (change it there)." }
             } @else {
                 form.stack method="post" action={ "/flakes/" (flake.name) "/follow" } {
@@ -109,7 +112,20 @@ pub(crate) async fn cards(
                     label { input type="checkbox" name="follow" value="on" checked[follow.follow]; " Follow its branch" }
                     label for="check_every" { "Check every" }
                     input #check_every type="text" name="check_every" value=(format_every(follow.check_every)) placeholder="15m";
+                    label for="notify_txt" { "DNS notification (TXT record)" }
+                    input #notify_txt type="text" name="notify_txt" value=(follow.notify_txt.as_deref().unwrap_or_default()) placeholder="_flakeboot.example.org";
+                    p.small { "Optional. Its rev=<commit> is asked every minute; when it names another revision, the flake is updated (and it is not re-locked every “check every” then). A name here makes the flake follow." }
                     button.secondary type="submit" { "Save" }
+                }
+            }
+            @if let Some(dns) = &dns {
+                p #dns-check.small {
+                    "TXT record " code { (dns.record) } ", asked " span title=(timestamp(dns.checked_at)) { (ago(dns.checked_at, SystemTime::now())) } ": "
+                    @if let Some(rev) = &dns.rev { "rev " code { (short(Some(rev))) } }
+                    @if let Some(e) = &dns.error { span.badge.bad { "unreadable" } " " (e) }
+                    @if let Some((rev, at)) = &dns.acted_on {
+                        "; update started for " code { (short(Some(rev))) } " " span title=(timestamp(*at)) { (ago(*at, SystemTime::now())) }
+                    }
                 }
             }
         }
@@ -142,9 +158,11 @@ pub async fn follow(
     Path(name): Path<String>,
     Form(form): Form<FollowForm>,
 ) -> Result<Response, WebError> {
+    // A record name makes the flake follow: clearing the name (and the box) stops it.
     let body = FollowBody {
-        follow: Some(form.follow.is_some()),
+        follow: Some(form.follow.is_some() || !form.notify_txt.trim().is_empty()),
         check_every: Some(form.check_every),
+        notify_txt: Some(form.notify_txt),
     };
     if let Err(e) = save_follow(&state, &name, &body).await? {
         return Err(WebError::BadRequest { message: e.message });

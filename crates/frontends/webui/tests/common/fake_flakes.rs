@@ -195,7 +195,7 @@ impl FlakeService for FakeFlakes {
         Ok(lock(&self.inner)
             .follows
             .get(name)
-            .copied()
+            .cloned()
             .unwrap_or_default())
     }
 

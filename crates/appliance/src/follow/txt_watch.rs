@@ -1,0 +1,251 @@
+//! The one task that asks the flakes' `notify_txt` records (every `[updates] txt_every`, a
+//! minute by default) and starts an update (trigger `dns`) when a record names another
+//! revision than the flake's locked one ([`Notices`] decides). One lookup at a time, each
+//! bounded by [`LOOKUP_TIMEOUT`] per name server; the updates it starts run beside it (at most
+//! one per flake, [`Updates::run`]). What the last check found is kept for the API
+//! ([`Updates::dns_status`]); nothing here stops the task but `stop`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use flakeboot_config::UpdatesConfig;
+use flakeboot_dnstxt::{RESOLV_CONF, lookup_txt, nameservers, read_notice};
+use flakeboot_store::UpdateTrigger;
+use tokio::io::AsyncReadExt;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::notify::{Action, DnsStatus, Notices};
+use super::{FollowError, Started, Updates};
+
+/// How long one name server has to answer.
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The most of a resolv.conf read.
+const RESOLV_CONF_MAX: u64 = 64 * 1024;
+
+/// Which name servers are asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Resolver {
+    /// The system's: the `nameserver` lines of this resolv.conf, read at every round (a DHCP
+    /// client may rewrite it); none, or no file: 127.0.0.1:53.
+    System(PathBuf),
+    /// `[updates] resolver`.
+    Fixed(SocketAddr),
+}
+
+impl Resolver {
+    /// `[updates] resolver`, else the system's (`/etc/resolv.conf`).
+    pub fn from_config(updates: &UpdatesConfig) -> Resolver {
+        match updates.resolver() {
+            Some(addr) => Resolver::Fixed(addr),
+            None => Resolver::System(PathBuf::from(RESOLV_CONF)),
+        }
+    }
+
+    /// The servers to ask now, in order.
+    pub async fn servers(&self) -> Vec<SocketAddr> {
+        match self {
+            Resolver::Fixed(addr) => vec![*addr],
+            Resolver::System(path) => {
+                let mut text = String::new();
+                let read = match tokio::fs::File::open(path).await {
+                    Ok(file) => file.take(RESOLV_CONF_MAX).read_to_string(&mut text).await,
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = read {
+                    debug!(path = %path.display(), "no resolver configuration, asking 127.0.0.1:53: {e}");
+                    text.clear();
+                }
+                nameservers(&text)
+            }
+        }
+    }
+}
+
+/// How the records are asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxtWatch {
+    /// The name servers.
+    pub resolver: Resolver,
+    /// How often each record is asked.
+    pub every: Duration,
+    /// How long each name server has to answer.
+    pub timeout: Duration,
+}
+
+impl TxtWatch {
+    /// From `[updates]`.
+    pub fn from_config(updates: &UpdatesConfig) -> TxtWatch {
+        TxtWatch {
+            resolver: Resolver::from_config(updates),
+            every: updates.txt_every,
+            timeout: LOOKUP_TIMEOUT,
+        }
+    }
+}
+
+/// A flake whose record is asked.
+#[derive(Debug)]
+struct Watched {
+    name: String,
+    record: String,
+    check_every: Duration,
+    locked: Option<String>,
+}
+
+/// Runs until `stop`.
+pub async fn run(updates: Updates, watch: TxtWatch, stop: CancellationToken) {
+    let mut notices = Notices::default();
+    loop {
+        let listed = {
+            let u = updates.clone();
+            tokio::task::spawn_blocking(move || watched(&u)).await
+        };
+        let list = match listed {
+            Ok(Ok(list)) => list,
+            Ok(Err(e)) => {
+                warn!("cannot read which flakes have a notify_txt record: {e}");
+                Vec::new()
+            }
+            Err(_) => return,
+        };
+        let names: Vec<String> = list.iter().map(|w| w.name.clone()).collect();
+        notices.retain(&names);
+        updates.set_dns_status(&names, None);
+        if !list.is_empty() {
+            let servers = watch.resolver.servers().await;
+            for w in list {
+                let read = tokio::select! {
+                    _ = stop.cancelled() => return,
+                    read = check(&servers, &w.record, watch.timeout) => read,
+                };
+                let action = notices.judge(
+                    &w.name,
+                    read.as_deref().map_err(String::as_str),
+                    w.locked.as_deref(),
+                    w.check_every,
+                    Instant::now().into_std(),
+                    SystemTime::now(),
+                );
+                act(&updates, &w, &read, &action);
+                let status = DnsStatus {
+                    record: w.record.clone(),
+                    checked_at: SystemTime::now(),
+                    rev: read.as_ref().ok().cloned(),
+                    error: read.err(),
+                    acted_on: notices.acted_on(&w.name),
+                };
+                updates.set_dns_status(&names, Some((w.name, status)));
+            }
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(watch.every) => {}
+            _ = updates.txt_changed() => {}
+        }
+    }
+}
+
+/// The revision `record` names, or why it names none.
+async fn check(servers: &[SocketAddr], record: &str, timeout: Duration) -> Result<String, String> {
+    let records = lookup_txt(servers, record, timeout)
+        .await
+        .map_err(|e| e.to_string())?;
+    let strings: Vec<Vec<Vec<u8>>> = records.into_iter().map(|r| r.strings).collect();
+    read_notice(&strings)
+        .map(|n| n.rev)
+        .map_err(|e| e.to_string())
+}
+
+/// Logs a check and starts the update it asks for.
+fn act(updates: &Updates, w: &Watched, read: &Result<String, String>, action: &Action) {
+    let (flake, record) = (&w.name, &w.record);
+    match (action, read) {
+        (Action::Failed { warn: true }, Err(why)) => {
+            warn!(%flake, %record, "cannot read the flake's notify_txt record: {why}");
+        }
+        (Action::Failed { .. }, Err(why)) => {
+            debug!(%flake, %record, "cannot read the flake's notify_txt record (still): {why}");
+        }
+        (Action::Current, _) => debug!(%flake, %record, "notify_txt names the locked revision"),
+        (Action::Wait, Ok(rev)) => {
+            debug!(%flake, %record, %rev, locked = ?w.locked, "notify_txt still names a revision an update was started for: retried after check_every");
+        }
+        (Action::Update, Ok(rev)) => {
+            info!(%flake, %record, %rev, locked = ?w.locked, "notify_txt names another revision: updating");
+            let (updates, name) = (updates.clone(), flake.clone());
+            tokio::spawn(async move {
+                match updates.run(&name, UpdateTrigger::Dns).await {
+                    Ok(Started::Ran(r)) => {
+                        debug!(flake = %name, state = r.state.as_str(), "dns update");
+                    }
+                    Ok(Started::Queued) => {}
+                    Err(e) => warn!(flake = %name, "dns update failed: {e}"),
+                }
+            });
+        }
+        _ => {}
+    }
+}
+
+/// Every existing flake that follows with a `notify_txt` record, with its locked revision.
+fn watched(updates: &Updates) -> Result<Vec<Watched>, FollowError> {
+    let store = updates.flakes().runner().store();
+    let flakes = store.flakes()?;
+    Ok(store
+        .flake_follows()?
+        .into_iter()
+        .filter(|(_, f)| f.follow)
+        .filter_map(|(name, f)| {
+            let flake = flakes.iter().find(|r| r.name == name)?;
+            Some(Watched {
+                record: f.notify_txt?,
+                check_every: f.check_every,
+                locked: flake.revision.clone(),
+                name,
+            })
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_system_resolver_is_read_from_resolv_conf() {
+        let none = UpdatesConfig::default();
+        assert_eq!(
+            Resolver::from_config(&none),
+            Resolver::System(PathBuf::from("/etc/resolv.conf"))
+        );
+        let fixed = UpdatesConfig {
+            resolver: Some("10.77.0.50:5353".into()),
+            ..UpdatesConfig::default()
+        };
+        let addr: SocketAddr = "10.77.0.50:5353".parse().unwrap();
+        assert_eq!(Resolver::from_config(&fixed), Resolver::Fixed(addr));
+        assert_eq!(Resolver::Fixed(addr).servers().await, vec![addr]);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("resolv.conf");
+        std::fs::write(
+            &path,
+            "search lan\nnameserver 192.0.2.53\nnameserver 2001:db8::53\n",
+        )
+        .unwrap();
+        let servers = Resolver::System(path.clone()).servers().await;
+        let shown: Vec<String> = servers.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["192.0.2.53:53", "[2001:db8::53]:53"]);
+        // No file: the local server, as glibc does.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            Resolver::System(path).servers().await,
+            vec![flakeboot_dnstxt::DEFAULT_NAMESERVER]
+        );
+        assert_eq!(TxtWatch::from_config(&none).every, Duration::from_secs(60));
+    }
+}
