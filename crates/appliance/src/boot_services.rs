@@ -188,8 +188,15 @@ impl BootServices {
             Some(cfg) => Some(spawn_dhcp(&ctx, cfg).await?),
             None => None,
         };
+        // The forwarder on by default (router mode) must not keep the boot services from
+        // starting: a port 53 taken on the LAN address is a failed line on the dashboard. Turned
+        // on in the file (`[dns] enabled = true`), it is as required as the others.
+        let mut dns_status = dns_line(&config, &lan);
         let dns = match config.dns.is_on(config.dhcp.mode) {
-            true => Some(spawn_dns(&ctx, &config, &lan)?),
+            true => match spawn_dns(&ctx, &config, &lan) {
+                Err(e) if config.dns.enabled == Some(true) => return Err(e),
+                result => started(&mut dns_status, result, || dns_line(&config, &lan)),
+            },
             false => None,
         };
         let watch = Some(spawn_watch(&ctx, &config, &lan));
@@ -197,7 +204,7 @@ impl BootServices {
             http_line(&config, &lan),
             tftp_line(&config, &lan),
             dhcp_line(&config, &lan),
-            dns_line(&config, &lan),
+            dns_status,
         ];
         let mut services = BootServices {
             ctx,

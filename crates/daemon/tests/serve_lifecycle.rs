@@ -316,3 +316,57 @@ fn the_api_socket_is_owner_only_and_answers_the_cli_without_a_token() {
     assert!(err.contains("nosuch"), "{err}");
     daemon.stop();
 }
+
+/// Router mode turns the DNS forwarder on by default; with port 53 of the LAN address taken by
+/// another program the boot services start anyway and the dashboard's DNS line says why. With
+/// `[dns] enabled = true` in the file the same start fails and says so.
+#[test]
+fn a_taken_dns_port_fails_only_a_forwarder_the_file_asked_for() {
+    let lan = Lan::new();
+    let _squatter = lan
+        .server
+        .spawn(
+            "squatter",
+            &[
+                "python3",
+                "-c",
+                "import socket,time\n\
+                 s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM)\n\
+                 s.bind(('10.77.0.1',53))\nprint('bound',flush=True)\ntime.sleep(600)",
+            ],
+        )
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let router = "[dhcp]\nmode = \"router\"\nrange = [\"10.77.0.100\", \"10.77.0.120\"]";
+    let config = lan.write_config(router);
+    let mut daemon = lan.start(&config);
+    let status = stdout_of(
+        Command::new("curl")
+            .args(["-sf", "--unix-socket"])
+            .arg(lan.state_dir().join("api.sock"))
+            .arg("http://appliance/api/v1/status"),
+    );
+    let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+    let dns = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "DNS")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(dns["state"], "failed", "{status}");
+    let dhcp = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"].as_str().is_some_and(|n| n.starts_with("DHCP")))
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(dhcp["state"], "running", "{status}");
+    daemon.stop().unwrap();
+
+    let config = lan.write_config(&format!("{router}\n[dns]\nenabled = true"));
+    let mut p = lan.spawn("flakeboot-dns", &config);
+    let exit = p.wait_exit(Duration::from_secs(15)).unwrap();
+    assert!(!exit.success(), "{}", p.output());
+}
