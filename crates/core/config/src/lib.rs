@@ -6,6 +6,7 @@ mod dhcp;
 mod error;
 mod flakes;
 mod locate;
+mod logs;
 mod preflight;
 mod problem;
 pub mod system;
@@ -20,6 +21,7 @@ pub use flakes::{
     MAX_CHECK_EVERY, MIN_CHECK_EVERY, NEVER_FLAKE_SOURCES, NixConfig, check_every_problem,
 };
 pub use locate::Lines;
+pub use logs::{LogsConfig, MAX_LINES, MAX_LINES_PER_MACHINE};
 pub use preflight::{
     DEFAULT_PREFLIGHT_SUBNET, PREFLIGHT_MEMORY, PREFLIGHT_TIMEOUT, PreflightAccel, PreflightConfig,
     PreflightFirmware,
@@ -78,6 +80,9 @@ pub struct Config {
     /// The pre-flight boot of each new generation (`[preflight]`).
     #[serde(default)]
     pub preflight: PreflightConfig,
+    /// The receiver of the machines' console and logs (`[logs]`).
+    #[serde(default)]
+    pub logs: LogsConfig,
     /// Where the store lives; `--state-dir` overrides it.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -325,6 +330,7 @@ impl Config {
             vpn: VpnConfig::default(),
             wan: WanConfig::default(),
             preflight: PreflightConfig::default(),
+            logs: LogsConfig::default(),
             state_dir: default_state_dir(),
         }
     }
