@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use flakeboot_dhcp::server::{DhcpStats, DhcpStatsSnapshot, latency};
 use flakeboot_httpboot::{HttpBootCounts, HttpBootStats};
+use flakeboot_logs::Proto;
+use flakeboot_logs::server::{Dropped, LogStats};
 use flakeboot_tftp::{TftpStats, TftpStatsSnapshot};
 
 use crate::http_serve::{ConnStats, ConnStatsSnapshot};
@@ -40,6 +42,8 @@ pub struct ServiceMetrics {
     pub boots: Arc<BootCounters>,
     /// The flakes' push webhook calls.
     pub hooks: Arc<HookCounters>,
+    /// The machines' log lines received and dropped.
+    pub logs: Arc<LogStats>,
     /// Addresses in the router-mode pool (0 when DHCP is not in router mode).
     pool_addresses: Arc<AtomicU64>,
 }
@@ -59,8 +63,34 @@ impl ServiceMetrics {
             http_conns: self.http_conns.snapshot(),
             boots: self.boots.snapshot(),
             hooks: self.hooks.snapshot(),
+            logs: LogsSnapshot::of(&self.logs),
             pool_addresses: self.pool_addresses.load(Ordering::Relaxed),
             state,
+        }
+    }
+}
+
+/// The log receiver's counters now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogsSnapshot {
+    /// Lines received, by protocol (`rfc5424`, `rfc3164`, `netconsole`).
+    pub lines: BTreeMap<&'static str, u64>,
+    /// Lines dropped, by reason (`unattributed`, `rate_source`, `rate_total`, `overflow`,
+    /// `no_machine`).
+    pub dropped: BTreeMap<&'static str, u64>,
+}
+
+impl LogsSnapshot {
+    fn of(stats: &LogStats) -> LogsSnapshot {
+        LogsSnapshot {
+            lines: Proto::ALL
+                .iter()
+                .map(|p| (p.as_str(), stats.lines(*p)))
+                .collect(),
+            dropped: Dropped::ALL
+                .iter()
+                .map(|d| (d.as_str(), stats.dropped(*d)))
+                .collect(),
         }
     }
 }
@@ -89,6 +119,7 @@ pub struct Snapshot {
     pub http_conns: ConnStatsSnapshot,
     pub boots: BootsSnapshot,
     pub hooks: HookSnapshot,
+    pub logs: LogsSnapshot,
     pub pool_addresses: u64,
     pub state: StateGauges,
 }
@@ -118,6 +149,7 @@ pub fn render(s: &Snapshot) -> String {
     http(&mut e, &s.http, &s.http_conns);
     boots(&mut e, &s.boots);
     hooks(&mut e, &s.hooks);
+    logs(&mut e, &s.logs);
     state(&mut e, &s.state);
     e.finish()
 }
@@ -321,6 +353,29 @@ fn hooks(e: &mut Exposition, h: &HookSnapshot) {
             (&[("outcome", "limited")], n(h.limited)),
         ],
     );
+}
+
+fn logs(e: &mut Exposition, l: &LogsSnapshot) {
+    for (name, label, help, counts) in [
+        (
+            "flakeboot_logs_lines_total",
+            "proto",
+            "Lines of the machines' logs received, by protocol (rfc5424, rfc3164, netconsole).",
+            &l.lines,
+        ),
+        (
+            "flakeboot_logs_dropped_total",
+            "reason",
+            "Lines of the machines' logs dropped, by reason (unattributed: from an address no machine holds; rate_source, rate_total: over the rate limits; overflow: the writer was behind; no_machine: no machine record).",
+            &l.dropped,
+        ),
+    ] {
+        let labels: Vec<([(&str, &str); 1], f64)> =
+            counts.iter().map(|(k, v)| ([(label, *k)], n(*v))).collect();
+        let samples: Vec<(Labels<'_>, f64)> =
+            labels.iter().map(|(l, v)| (l.as_slice(), *v)).collect();
+        e.family(name, Kind::Counter, help, &samples);
+    }
 }
 
 fn state(e: &mut Exposition, s: &StateGauges) {
