@@ -13,13 +13,16 @@
 
 mod common;
 
+use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
 
 use common::dhcp_clients::{OFFER, pxe_discover};
 use common::*;
+use flakeboot_hil_tests::https_admin::{Admin, Curl};
 use flakeboot_testbed::require_tool;
 use serde_json::Value;
 
+const BASE: &str = "https://10.77.0.1";
 /// A second address of the client namespace that no DHCP exchange gave anyone.
 const STRANGER_IP: &str = "10.77.0.66";
 const PANIC: &str =
@@ -107,7 +110,6 @@ fn a_machines_syslog_and_netconsole_lines_are_its_own_and_a_panic_fails_its_boot
          [logs]\nlines_per_machine = {CAP}\nrate_per_source = 200\nrate_total = 1000"
     ));
     let mut daemon = lan.start(&config);
-
     // The machine's PXE ROM takes an address from flakeboot; the booted system uses it.
     let mac: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
     let offer = pxe_discover(lan.client(), mac).expect("no offer");
@@ -123,6 +125,14 @@ fn a_machines_syslog_and_netconsole_lines_are_its_own_and_a_panic_fails_its_boot
             .contains(CLIENT_MAC)
             .then_some(())
     });
+
+    // An admin's token for `--server` (its settings are saved as they are).
+    let cert = lan.state_dir().join("tls/cert.pem");
+    let curl = Curl::new(lan.client(), Some(&cert), lan.path("cookies.txt"));
+    let admin = Admin::set_up(curl, BASE, &|| daemon.output(), "lan0", "router");
+    let token_file = lan.path("token");
+    std::fs::write(&token_file, format!("{}\n", admin.token)).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
 
     // Syslog from its address (the namespace's first address on eth0), as logger sends it.
     for format in ["--rfc5424", "--rfc3164"] {
@@ -204,6 +214,29 @@ fn a_machines_syslog_and_netconsole_lines_are_its_own_and_a_panic_fails_its_boot
         text.contains(&format!("netconsole emerg kernel {PANIC}")),
         "{text}"
     );
+
+    // A laptop with `--server` runs the same code and prints the same bytes.
+    for json in [false, true] {
+        let mut args = vec!["machine", "logs", CLIENT_MAC];
+        if json {
+            args.push("--json");
+        }
+        let remote = stdout_of(
+            lan.client()
+                .command(env!("CARGO_BIN_EXE_flakeboot"))
+                .args([
+                    "--server",
+                    BASE,
+                    "--pin",
+                    &admin.fingerprint,
+                    "--token-file",
+                ])
+                .arg(&token_file)
+                .args(&args)
+                .env_remove("FLAKEBOOT_TOKEN"),
+        );
+        assert_eq!(remote, cli_logs(&lan, &args[3..]), "{args:?}");
+    }
 
     // The boot failed, with the panic as the reason.
     let machine: Value =
