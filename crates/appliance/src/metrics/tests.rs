@@ -18,6 +18,8 @@ fn sample() -> Snapshot {
     m.hooks.count(HookOutcome::Refused);
     m.hooks.count(HookOutcome::Refused);
     m.hooks.count(HookOutcome::Accepted);
+    m.logs.drop_lines(Dropped::RateSource, 7);
+    m.logs.drop_lines(Dropped::NoMachine, 1);
     let mut builds = BTreeMap::new();
     builds.insert("succeeded", 2);
     m.snapshot(StateGauges {
@@ -57,6 +59,11 @@ fn the_page_shows_each_counter_where_it_was_counted() {
         "flakeboot_webhook_calls_total{outcome=\"accepted\"} 1",
         "flakeboot_webhook_calls_total{outcome=\"refused\"} 2",
         "flakeboot_webhook_calls_total{outcome=\"limited\"} 0",
+        "flakeboot_logs_lines_total{proto=\"rfc5424\"} 0",
+        "flakeboot_logs_lines_total{proto=\"netconsole\"} 0",
+        "flakeboot_logs_dropped_total{reason=\"rate_source\"} 7",
+        "flakeboot_logs_dropped_total{reason=\"no_machine\"} 1",
+        "flakeboot_logs_dropped_total{reason=\"unattributed\"} 0",
         "flakeboot_storage_free_bytes 400",
         "flakeboot_storage_total_bytes 1000",
     ] {
