@@ -40,5 +40,48 @@ for sh in dash "busybox sh"; do
     if FLAKEBOOT_CMDLINE=$tmp/cmdline $sh "$here/flakeboot-report.sh" up 2>/dev/null; then
         echo "ok   report without flakeboot.server= does nothing ($sh)"
     else echo "FAIL report without server ($sh)"; fail=1; fi
+    if FLAKEBOOT_CMDLINE=$tmp/cmdline $sh "$here/flakeboot-logs.sh" send hello 2>/dev/null; then
+        echo "ok   logs without flakeboot.server= does nothing ($sh)"
+    else echo "FAIL logs without server ($sh)"; fail=1; fi
+
+    # netconsole through a stand-in for configfs (the route as `ip -4 route get` prints it).
+    rm -rf "$tmp/cfs" && mkdir -p "$tmp/cfs/netconsole"
+    echo "console=ttyS0 flakeboot.server=http://10.77.0.1" >"$tmp/cmdline"
+    FLAKEBOOT_CMDLINE=$tmp/cmdline FLAKEBOOT_CONFIGFS=$tmp/cfs \
+        FLAKEBOOT_ROUTE="10.77.0.1 dev eth0 src 10.77.0.100 uid 0" \
+        $sh "$here/flakeboot-logs.sh" netconsole 2>/dev/null
+    t=$tmp/cfs/netconsole/flakeboot
+    got="$(cat "$t/dev_name" "$t/local_ip" "$t/remote_ip" "$t/remote_port" "$t/extended" "$t/enabled" 2>/dev/null | tr '\n' ' ')"
+    if [ "$got" = "eth0 10.77.0.100 10.77.0.1 6666 1 1 " ]; then echo "ok   logs netconsole target ($sh)"
+    else echo "FAIL logs netconsole target ($sh): $got"; fail=1; fi
+    if FLAKEBOOT_CMDLINE=$tmp/cmdline FLAKEBOOT_CONFIGFS=$tmp/cfs FLAKEBOOT_ROUTE="" \
+        $sh "$here/flakeboot-logs.sh" netconsole 2>/dev/null; then
+        echo "FAIL logs netconsole without a route succeeded ($sh)"; fail=1
+    else echo "ok   logs netconsole without a route fails ($sh)"; fi
+
+    # send and journal: real util-linux logger to a UDP listener on loopback.
+    rm -f "$tmp/udp"
+    python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1], flush=True)
+s.settimeout(10)
+for _ in range(3):
+    print(s.recv(4096).decode(), flush=True)
+' >"$tmp/udp" &
+listener=$!
+i=0; while [ ! -s "$tmp/udp" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+port=$(head -n1 "$tmp/udp")
+echo "console=ttyS0 flakeboot.server=http://127.0.0.1:8080/x" >"$tmp/cmdline"
+printf 'Dec 03 12:00:01 node sshd[42]: one\nDec 03 12:00:02 node kernel: two\n' >"$tmp/journal"
+FLAKEBOOT_CMDLINE=$tmp/cmdline FLAKEBOOT_SYSLOG_PORT=$port $sh "$here/flakeboot-logs.sh" send "stage 2 up"
+FLAKEBOOT_CMDLINE=$tmp/cmdline FLAKEBOOT_SYSLOG_PORT=$port FLAKEBOOT_JOURNAL="cat $tmp/journal" \
+    $sh "$here/flakeboot-logs.sh" journal
+wait $listener
+if grep -q '^<13>1 .* flakeboot .*stage 2 up$' "$tmp/udp" && grep -q '^<13>1 .* journal .*sshd\[42\]: one$' "$tmp/udp" &&
+    grep -q '^<13>1 .* journal .*kernel: two$' "$tmp/udp"; then
+    echo "ok   logs send and journal over syslog ($sh)"
+else echo "FAIL logs send and journal ($sh): $(cat "$tmp/udp")"; fail=1; fi
 done
 exit $fail

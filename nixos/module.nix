@@ -6,6 +6,7 @@ let
   cfg = config.flakeboot;
   settings = pkgs.writeShellScript "flakeboot-settings" (builtins.readFile ./flakeboot-settings.sh);
   report = pkgs.writeShellScript "flakeboot-report" (builtins.readFile ./flakeboot-report.sh);
+  logs = pkgs.writeShellScript "flakeboot-logs" (builtins.readFile ./flakeboot-logs.sh);
 in
 {
   imports = [ (modulesPath + "/installer/netboot/netboot-minimal.nix") ];
@@ -20,6 +21,11 @@ in
       type = lib.types.bool;
       default = true;
       description = "Report the end of the boot (up, or failed with the failed units) to the flakeboot.server= on the kernel command line.";
+    };
+    logs.enable = lib.mkOption {
+      type = lib.types.bool;
+      default = true;
+      description = "Send the kernel's console (netconsole, UDP 6666) and the journal (syslog, UDP 514) to the flakeboot.server= on the kernel command line, where they show in the machine's boot.";
     };
   };
 
@@ -53,6 +59,38 @@ in
         # happen while the boot waits for this service.
         Type = "exec";
         ExecStart = "${report} wait";
+      };
+    };
+
+    # netconsole is configured at run time (configfs): the appliance's address is known only
+    # from the command line at boot, so it cannot be a static netconsole= kernel parameter.
+    boot.kernelModules = lib.mkIf cfg.logs.enable [ "netconsole" ];
+
+    systemd.services.flakeboot-netconsole = lib.mkIf cfg.logs.enable {
+      description = "flakeboot: the kernel's console to the appliance (netconsole)";
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+      path = [ pkgs.kmod pkgs.iproute2 pkgs.util-linux pkgs.coreutils pkgs.gnused ];
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStart = "${logs} netconsole";
+      };
+    };
+
+    systemd.services.flakeboot-journal = lib.mkIf cfg.logs.enable {
+      description = "flakeboot: the journal to the appliance (syslog)";
+      wantedBy = [ "multi-user.target" ];
+      wants = [ "network-online.target" ];
+      after = [ "network-online.target" ];
+      path = [ pkgs.systemd pkgs.util-linux pkgs.coreutils pkgs.gnugrep ];
+      serviceConfig = {
+        # `journalctl -b -f` piped to `logger --udp --rfc5424`: the whole boot's journal, then
+        # each new line; restarted if either end stops.
+        ExecStart = "${logs} journal";
+        Restart = "always";
+        RestartSec = 5;
       };
     };
   };

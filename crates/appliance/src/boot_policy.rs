@@ -531,6 +531,33 @@ impl Catalogue for BootPolicy {
         }
         leased
     }
+
+    fn machine_at(&self, ip: IpAddr) -> Option<MacAddr> {
+        if let Some(mac) = self.bound(ip) {
+            return Some(mac);
+        }
+        // Router mode: the address a MAC holds a lease for (the booted system's own DHCP,
+        // which is no network boot and so records no event). It binds the address, as a
+        // report from it would.
+        let IpAddr::V4(v4) = ip.to_canonical() else {
+            return None;
+        };
+        let store = self.leases.as_ref()?;
+        let lease = match store.lease(v4) {
+            Ok(lease) => lease?,
+            Err(err) => {
+                tracing::warn!(error = %err, "could not read a lease to attribute a log line");
+                return None;
+            }
+        };
+        let held =
+            lease.state == flakeboot_store::LeaseState::Bound && lease.expires > SystemTime::now();
+        if !held {
+            return None;
+        }
+        self.bind(ip, lease.mac);
+        Some(lease.mac)
+    }
 }
 
 #[cfg(test)]
@@ -1067,6 +1094,50 @@ hostname = "node1"
         assert!(!cat.accept_report(mac, ip("10.77.0.152")), "declined");
         assert!(!cat.accept_report(MacAddr([2, 0, 0, 0, 0, 1]), ip("10.77.0.150")));
         assert!(cat.accept_report(mac, ip("::ffff:10.77.0.150")));
+    }
+
+    /// Log lines are attributed like events: by the address's DHCP exchange, else by the lease
+    /// the store shows for it (router mode); never by a claim, and an address nobody holds is
+    /// nobody's.
+    #[test]
+    fn log_lines_are_attributed_by_dhcp_binding_or_lease() {
+        use flakeboot_store::{LeaseRecord, LeaseState};
+        use std::time::{Duration, SystemTime};
+        let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
+        let a: MacAddr = "52:54:00:12:34:56".parse().unwrap();
+        let b: MacAddr = "52:54:00:12:34:57".parse().unwrap();
+        let tmp = tempfile::tempdir().unwrap();
+        let store = flakeboot_store::Store::open(tmp.path()).unwrap();
+        let lease = |ip: [u8; 4], state, expires| LeaseRecord {
+            ip: ip.into(),
+            mac: b,
+            client_id: None,
+            hostname: None,
+            expires,
+            state,
+        };
+        let later = SystemTime::now() + Duration::from_secs(3600);
+        let earlier = SystemTime::now() - Duration::from_secs(60);
+        store
+            .put_leases(&[
+                lease([10, 77, 0, 150], LeaseState::Bound, later),
+                lease([10, 77, 0, 151], LeaseState::Bound, earlier),
+                lease([10, 77, 0, 152], LeaseState::Declined, later),
+            ])
+            .unwrap();
+        let (tx, _rx) = mpsc::channel(8);
+        let cat = BootPolicy::new(PolicyState::default(), tx).with_leases(store);
+        assert_eq!(cat.machine_at(ip("10.77.0.100")), None);
+        // A claim binds nothing.
+        cat.record(script(a, "10.77.0.100"));
+        assert_eq!(cat.machine_at(ip("10.77.0.100")), None);
+        cat.client_address(a, ip("10.77.0.100"));
+        assert_eq!(cat.machine_at(ip("10.77.0.100")), Some(a));
+        assert_eq!(cat.machine_at(ip("::ffff:10.77.0.100")), Some(a));
+        assert_eq!(cat.machine_at(ip("10.77.0.150")), Some(b), "leased");
+        assert_eq!(cat.machine_at(ip("10.77.0.151")), None, "expired");
+        assert_eq!(cat.machine_at(ip("10.77.0.152")), None, "declined");
+        assert_eq!(cat.machine_at(ip("10.77.0.199")), None, "nobody's");
     }
 
     /// Router mode: the booted system may take another address than iPXE did; the lease the

@@ -1,5 +1,7 @@
-//! The boot services (HTTP boot, TFTP, DHCP) and the DNS forwarder as one set that is started at start-up and moved
-//! or restarted when settings change, and their lines on the dashboard.
+//! The boot services (HTTP boot, TFTP, DHCP) and the DNS forwarder as one set that is started
+//! at start-up and moved or restarted when settings change, and their lines on the dashboard.
+//! Beside them on the LAN port, moved with them: the watcher of the LAN's other DHCP servers and
+//! the receiver of the machines' logs (`[logs]`).
 //!
 //! Each service runs as its own task under a child of the daemon's shutdown token: stopping one
 //! cancels its token and waits for it (leases are durable, so a restarted DHCP server hands
@@ -13,9 +15,11 @@ use flakeboot_catalogue::{Catalogue, IpxeBinary};
 use flakeboot_config::{Config, DhcpMode, UefiBinary};
 use flakeboot_dhcp::boot::BootConfig;
 use flakeboot_dhcp::server::{DhcpServer, DhcpServerConfig, ServerMode};
+use flakeboot_logs::limit::Rates;
+use flakeboot_logs::server::{LogServer, LogServerConfig, MachineLine};
 use flakeboot_store::Store;
 use flakeboot_tftp::{TftpServer, TftpServerConfig};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -37,6 +41,8 @@ const HTTP: &str = "HTTP boot";
 const TFTP: &str = "TFTP";
 const DHCP: &str = "DHCP";
 const DNS: &str = "DNS";
+/// The log receiver's name in the daemon's log.
+const LOGS: &str = "log receiver";
 
 /// Why a boot service could not start, or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -98,6 +104,9 @@ pub struct BootContext {
     pub lan_actions: LanActions,
     /// The counters `/metrics` shows: every service (and each restart of it) counts into them.
     pub metrics: ServiceMetrics,
+    /// Where the log receiver sends the machines' lines (the store's writer,
+    /// [`crate::logs::run`]); `None`: no log receiver (the pre-flight network).
+    pub logs: Option<mpsc::Sender<MachineLine>>,
 }
 
 impl std::fmt::Debug for BootContext {
@@ -161,6 +170,11 @@ pub struct BootServices {
     /// The watcher of the LAN's other DHCP servers (not a boot service: it has no line, and
     /// when it cannot run the boot services go on without it).
     watch: Option<Running>,
+    /// The receiver of the machines' logs (`[logs]`; like the watcher, the boot services go on
+    /// without it, with a warning, when its ports cannot be had).
+    logs: Option<Running>,
+    /// Why the log receiver is not running, when it should be.
+    logs_warning: Option<String>,
     lines: [ServiceStatus; 4],
     /// Why the LAN port of the settings is not the one in use, if it is not.
     lan_warning: Option<String>,
@@ -200,6 +214,7 @@ impl BootServices {
             false => None,
         };
         let watch = Some(spawn_watch(&ctx, &config, &lan));
+        let (logs, logs_warning) = spawn_logs(&ctx, &config, &lan);
         let lines = [
             http_line(&config, &lan),
             tftp_line(&config, &lan),
@@ -215,6 +230,8 @@ impl BootServices {
             dhcp,
             dns,
             watch,
+            logs,
+            logs_warning,
             lines,
             lan_warning,
             published: Vec::new(),
@@ -314,6 +331,12 @@ impl BootServices {
             }
             self.watch = Some(spawn_watch(&self.ctx, &next, &self.lan));
         }
+        if plan.move_lan || next.logs != self.config.logs {
+            if let Some(logs) = self.logs.take() {
+                logs.stop(LOGS).await;
+            }
+            (self.logs, self.logs_warning) = spawn_logs(&self.ctx, &next, &self.lan);
+        }
         self.config = next;
         self.publish();
         plan
@@ -353,6 +376,9 @@ impl BootServices {
         if let Some(dns) = self.dns.take() {
             dns.stop(DNS).await;
         }
+        if let Some(logs) = self.logs.take() {
+            logs.stop(LOGS).await;
+        }
         self.stop_dhcp().await;
         if let Some(tftp) = self.tftp.take() {
             tftp.stop(TFTP).await;
@@ -364,7 +390,12 @@ impl BootServices {
 
     /// Put the services' lines and warnings on the dashboard, leaving everyone else's.
     pub fn publish(&mut self) {
-        let warnings: Vec<String> = self.lan_warning.iter().cloned().collect();
+        let warnings: Vec<String> = self
+            .lan_warning
+            .iter()
+            .chain(&self.logs_warning)
+            .cloned()
+            .collect();
         let (lines, old) = (&self.lines, &self.published);
         self.ctx.status.send_modify(|status| {
             status.services.retain(|s| !is_boot_service(&s.name));
@@ -611,6 +642,56 @@ fn spawn_watch(ctx: &BootContext, config: &Config, lan: &LanInfo) -> Running {
             Ok(())
         })
     })
+}
+
+/// The receiver of the machines' logs on `lan` (syslog and netconsole), when `[logs]` turns
+/// it on and the context has a writer; else, or when its ports cannot be had, none, with the
+/// warning the dashboard shows.
+fn spawn_logs(
+    ctx: &BootContext,
+    config: &Config,
+    lan: &LanInfo,
+) -> (Option<Running>, Option<String>) {
+    let Some(out) = ctx.logs.clone().filter(|_| config.logs.enabled) else {
+        return (None, None);
+    };
+    let server_config = LogServerConfig {
+        interface: lan.interface.clone(),
+        address: lan.address,
+        syslog_port: config.logs.syslog_port,
+        netconsole_port: config.logs.netconsole_port,
+        rates: Rates {
+            per_source: config.logs.rate_per_source,
+            total: config.logs.rate_total,
+        },
+    };
+    let server = match LogServer::bind(&server_config, ctx.metrics.logs.clone()) {
+        Ok(server) => server,
+        Err(err) => {
+            tracing::warn!(error = %err, "the machines' logs are not received");
+            return (
+                None,
+                Some(format!(
+                    "The machines' logs are not received: {err}. Is another syslog server \
+                     listening there? Change [logs] syslog_port or netconsole_port, or stop it."
+                )),
+            );
+        }
+    };
+    tracing::info!(
+        address = %lan.address,
+        syslog = config.logs.syslog_port,
+        netconsole = config.logs.netconsole_port,
+        "receiving the machines' logs"
+    );
+    let catalogue = ctx.catalogue.clone();
+    let running = spawn(ctx, move |stop| {
+        Box::pin(async move {
+            server.run(catalogue, out, stop).await;
+            Ok(())
+        })
+    });
+    (Some(running), None)
 }
 
 /// The DHCP server `config` asks for on `lan`; `None` when DHCP is off.

@@ -3,7 +3,8 @@
 //!
 //! - [`boot_policy`]: the [`flakeboot_catalogue::Catalogue`] the boot services ask ("what does
 //!   MAC x boot now?"), answered from a snapshot of config hosts, assignments and flake
-//!   generations; [`events`] stores the boot events it records.
+//!   generations; [`events`] stores the boot events it records; [`logs`] stores the machines'
+//!   log lines the receiver attributes through it.
 //! - [`boot_services`]: HTTP boot, TFTP and DHCP on the LAN port, started, moved and restarted
 //!   as one set; [`router_mode`] their router-mode configuration; [`lan`] the LAN port;
 //!   [`lan_actions`] releasing a machine's lease and waking a machine (Wake-on-LAN);
@@ -41,6 +42,7 @@ pub mod http_serve;
 pub mod lan;
 pub mod lan_actions;
 pub mod listen_addrs;
+pub mod logs;
 pub mod metrics;
 pub mod overview;
 pub mod preflight;

@@ -374,6 +374,14 @@ pub enum MachineCommand {
         /// The machine's MAC.
         mac: String,
     },
+    /// Print a machine's console and log lines (netconsole, syslog), oldest first.
+    Logs {
+        /// The machine's MAC.
+        mac: String,
+        /// At most the newest this many lines (at most 10000).
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
 }
 
 #[derive(Debug, Args)]

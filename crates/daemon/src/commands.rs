@@ -8,7 +8,9 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use flakeboot_appliance::wire::{self, AuditEntry, Event, Flake, Generation, Lease, Machine};
+use flakeboot_appliance::wire::{
+    self, AuditEntry, Event, Flake, Generation, Lease, LogLine, Machine,
+};
 use flakeboot_catalogue::MacAddr;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -380,6 +382,21 @@ fn machine(client: &ApiClient, args: MachineArgs) -> anyhow::Result<ExitCode> {
                 return print_json(&json!({ "mac": mac, "forgotten": true }));
             }
             println!("Forgot {mac}: its record, boot settings and boot events.");
+            Ok(ExitCode::SUCCESS)
+        }
+        MachineCommand::Logs { mac, limit } => {
+            let mac = parse_mac(&mac)?;
+            let v = client.get(&format!(
+                "/machines/{}/logs?limit={limit}",
+                encode(&mac.to_string())
+            ))?;
+            if args.json {
+                return print_json(&v);
+            }
+            print!(
+                "{}",
+                tables::log_lines(&typed::<Vec<LogLine>>(v, "a list of log lines")?)
+            );
             Ok(ExitCode::SUCCESS)
         }
         MachineCommand::Assign { mac, host, menu } => {

@@ -46,7 +46,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The store's bounds from `[boot]`; the machines the config file names are never forgotten.
+/// The store's bounds from `[boot]` and `[logs]`; the machines the config file names are never forgotten.
 fn store_options(config: &Config) -> StoreOptions {
     let pinned = config
         .machines
@@ -57,6 +57,8 @@ fn store_options(config: &Config) -> StoreOptions {
         max_machines: config.boot.max_machines,
         events_per_machine: config.boot.events_per_machine,
         pinned_machines: pinned.collect(),
+        log_lines_per_machine: config.logs.lines_per_machine,
+        max_log_lines: config.logs.max_lines,
         ..StoreOptions::default()
     }
 }
@@ -114,6 +116,13 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
         .with_boot_counters(metrics.boots.clone()),
     );
     let writer = tokio::spawn(events::run(events_rx, store.clone()));
+    // The machines' log lines: the receiver (beside the boot services) -> one writer task.
+    let (logs_tx, logs_rx) = mpsc::channel(flakeboot_appliance::logs::QUEUE);
+    tokio::spawn(flakeboot_appliance::logs::run(
+        logs_rx,
+        store.clone(),
+        metrics.logs.clone(),
+    ));
 
     // The WAN side ([wan]): the firewall table, router mode's forwarding and NAT, a static
     // address; undone at stop.
@@ -178,6 +187,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
             status: status_tx.clone(),
             lan_actions,
             metrics,
+            logs: Some(logs_tx),
         },
         config.clone(),
         lan.clone(),

@@ -4,7 +4,8 @@
 use std::time::SystemTime;
 
 use flakeboot_appliance::wire::{
-    self, AuditEntry, BootState, Build, BuildState, Event, Flake, Generation, Lease, Machine,
+    self, AuditEntry, BootState, Build, BuildState, Event, Flake, Generation, Lease, LogLine,
+    Machine,
 };
 
 /// Columns padded to their widest cell (the last one is not padded).
@@ -202,6 +203,26 @@ pub fn machines(list: &[Machine]) -> String {
 /// `events`: one line per boot event.
 pub fn events(list: &[Event]) -> String {
     list.iter().map(|e| event_line(e) + "\n").collect()
+}
+
+/// `machine logs`: one line per log line: time, protocol and severity, program, text.
+pub fn log_lines(list: &[LogLine]) -> String {
+    list.iter()
+        .map(|l| {
+            let severity = l
+                .severity
+                .map(flakeboot_appliance::wire::logs::severity_name)
+                .unwrap_or("-");
+            format!(
+                "{} {} {severity} {} {}{}\n",
+                time(l.at),
+                l.proto,
+                plain(l.app.as_deref().unwrap_or("-")),
+                plain(&l.text),
+                if l.truncated { " [cut]" } else { "" }
+            )
+        })
+        .collect()
 }
 
 /// Text from a user, safe for a terminal: control characters escaped.

@@ -23,6 +23,7 @@ mod events;
 mod follow;
 mod generations;
 mod leases;
+mod logs;
 mod machines;
 pub mod migrations;
 mod preflight;
@@ -38,6 +39,7 @@ pub use error::StoreError;
 pub use follow::*;
 pub use generations::*;
 pub use leases::{LeaseRecord, LeaseState};
+pub use logs::LogRecord;
 pub use machines::MachineRecord;
 pub use preflight::*;
 pub use sessions::*;
@@ -103,6 +105,12 @@ pub const DEFAULT_EVENTS_PER_MACHINE: usize = 200;
 /// How many events that belong to no machine record are kept by default.
 pub const DEFAULT_MAX_UNATTRIBUTED_EVENTS: usize = 1_000;
 
+/// How many log lines of one machine are kept by default.
+pub const DEFAULT_LOG_LINES_PER_MACHINE: usize = 2_000;
+
+/// How many log lines are kept in all by default.
+pub const DEFAULT_MAX_LOG_LINES: usize = 100_000;
+
 /// How many machine records are kept by default.
 pub const DEFAULT_MAX_MACHINES: usize = 4096;
 
@@ -125,6 +133,10 @@ pub struct StoreOptions {
     pub max_machines: usize,
     /// Machines the config file names (`[[machines]]`, reservations): never forgotten.
     pub pinned_machines: Vec<MacAddr>,
+    /// Keep at most this many log lines of one machine (`[logs] lines_per_machine`).
+    pub log_lines_per_machine: usize,
+    /// Keep at most this many log lines in all (`[logs] max_lines`).
+    pub max_log_lines: usize,
     /// Page cache of the database, in bytes (redb's default of 1 GiB is far too much for an
     /// appliance).
     pub cache_size: usize,
@@ -138,6 +150,8 @@ impl Default for StoreOptions {
             max_unattributed_events: DEFAULT_MAX_UNATTRIBUTED_EVENTS,
             max_machines: DEFAULT_MAX_MACHINES,
             pinned_machines: Vec::new(),
+            log_lines_per_machine: DEFAULT_LOG_LINES_PER_MACHINE,
+            max_log_lines: DEFAULT_MAX_LOG_LINES,
             cache_size: 16 * 1024 * 1024,
         }
     }
@@ -151,6 +165,8 @@ pub(crate) struct Limits {
     pub(crate) max_unattributed_events: usize,
     pub(crate) max_machines: usize,
     pub(crate) pinned_machines: HashSet<MacAddr>,
+    pub(crate) log_lines_per_machine: usize,
+    pub(crate) max_log_lines: usize,
 }
 
 impl Limits {
@@ -161,6 +177,8 @@ impl Limits {
             max_unattributed_events: options.max_unattributed_events,
             max_machines: options.max_machines,
             pinned_machines: options.pinned_machines.iter().copied().collect(),
+            log_lines_per_machine: options.log_lines_per_machine,
+            max_log_lines: options.max_log_lines,
         }
     }
 }

@@ -155,6 +155,7 @@ pub(crate) fn admit(
         for mac in candidates.into_iter().take(wanted) {
             machines.remove(mac_key(mac))?;
             tables.remove_machine(mac)?;
+            crate::logs::remove_machine(txn, mac)?;
             evicted += 1;
         }
         admitted = (room + evicted).saturating_sub(over).min(new.len());
@@ -250,6 +251,7 @@ impl Store {
             let existed = txn.open_table(MACHINES)?.remove(mac_key(mac))?.is_some();
             txn.open_table(MACHINE_OPTIONS)?.remove(mac_key(mac))?;
             EventTables::open(&txn)?.remove_machine(mac)?;
+            crate::logs::remove_machine(&txn, mac)?;
             existed
         };
         txn.commit()?;

@@ -36,6 +36,14 @@ pub const EVENTS_BY_MAC: TableDefinition<(MacKey, u64), ()> = TableDefinition::n
 pub const EVENTS_UNATTRIBUTED: TableDefinition<u64, ()> =
     TableDefinition::new("events_unattributed");
 
+/// The machines' log lines by (MAC, sequence number) -> JSON [`crate::LogRecord`]. Created by
+/// its first write (files without it read as empty): no schema change.
+pub const LOGS: TableDefinition<(MacKey, u64), &[u8]> = TableDefinition::new("logs");
+
+/// The order of [`LOGS`] across machines: sequence number -> MAC, so the oldest line of anyone
+/// is dropped first past the total bound.
+pub const LOGS_ORDER: TableDefinition<u64, MacKey> = TableDefinition::new("logs_order");
+
 /// DHCP leases by IPv4 address (4 bytes, network order, so keys sort like addresses) -> JSON
 /// [`crate::LeaseRecord`].
 pub const LEASES: TableDefinition<IpKey, &[u8]> = TableDefinition::new("leases");

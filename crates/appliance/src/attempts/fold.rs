@@ -49,7 +49,7 @@ impl Stage {
             BootStage::Script => Some(Stage::Script),
             BootStage::Kernel => Some(Stage::Kernel),
             BootStage::Initrd => Some(Stage::Initrd),
-            BootStage::System | BootStage::Local => None,
+            BootStage::System | BootStage::Local | BootStage::Console => None,
         }
     }
 
@@ -173,6 +173,16 @@ pub struct SystemReport {
     pub at: SystemTime,
 }
 
+/// A line of the machine's console or logs that says its boot failed (a kernel panic, NixOS
+/// stage 1's error): a [`BootStage::Console`] event, as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsoleFailure {
+    /// The line.
+    pub line: String,
+    /// When it came.
+    pub at: SystemTime,
+}
+
 /// One boot of one machine.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attempt {
@@ -192,6 +202,8 @@ pub struct Attempt {
     pub system: Option<SystemReport>,
     /// When the boot menu's `local` entry sent it to its local disk, if it did.
     pub local_disk: Option<SystemTime>,
+    /// The first line of its console or logs that said it failed, if one did.
+    pub console: Option<ConsoleFailure>,
 }
 
 impl Attempt {
@@ -242,9 +254,17 @@ fn starts_new_attempt(group: &[&BootEvent], event: &BootEvent) -> bool {
         .filter_map(|e| Stage::of(e.stage))
         .max()
         .map(Stage::index);
-    let reported = group
-        .iter()
-        .any(|e| matches!(e.stage, BootStage::System | BootStage::Local));
+    let reported = group.iter().any(|e| {
+        matches!(
+            e.stage,
+            BootStage::System | BootStage::Local | BootStage::Console
+        )
+    });
+    if event.stage == BootStage::Console {
+        // A console line belongs to the boot under way, however long it ran (a panic after
+        // an hour up is that boot's end).
+        return false;
+    }
     let Some(stage) = Stage::of(event.stage) else {
         // A report ends the boot that fetched a kernel (a later report of the same boot, e.g.
         // up then failed, wins); one with no kernel before it stands alone. The menu's local
@@ -276,12 +296,20 @@ fn fold(events: &[&BootEvent]) -> Attempt {
     let mut firmware = None;
     let mut system = None;
     let mut local_disk = None;
+    let mut console = None;
     for event in events {
         if event.firmware.is_some() {
             firmware = event.firmware;
         }
         if event.stage == BootStage::Local {
             local_disk = Some(event.at);
+            continue;
+        }
+        if event.stage == BootStage::Console {
+            console.get_or_insert_with(|| ConsoleFailure {
+                line: event.detail.clone(),
+                at: event.at,
+            });
             continue;
         }
         let Some(stage) = Stage::of(event.stage) else {
@@ -335,6 +363,7 @@ fn fold(events: &[&BootEvent]) -> Attempt {
         stopped,
         system,
         local_disk,
+        console,
     }
 }
 

@@ -180,6 +180,18 @@ impl Verdict {
             started: Some(attempt.started),
             ended: Some(attempt.ended),
         };
+        // A console line that said the boot failed, unless the system reported after it.
+        if let Some(console) = attempt
+            .console
+            .as_ref()
+            .filter(|c| attempt.system.as_ref().is_none_or(|r| r.at <= c.at))
+        {
+            v.state = BootState::Failed;
+            v.stage = None;
+            v.ended = Some(console.at);
+            v.detail = format!("failed: {}", console.line);
+            return v;
+        }
         if let Some(report) = &attempt.system {
             v.stage = None;
             v.ended = Some(report.at);
@@ -387,6 +399,63 @@ mod tests {
             BootState::Booting
         );
         assert_eq!(BootState::parse("local"), Some(BootState::Local));
+    }
+
+    /// A kernel panic (or stage 1's error) on the console is the reason the boot failed: at
+    /// once, not after the report timeout; a report after it wins, one before it does not.
+    #[test]
+    fn a_console_failure_fails_the_boot_with_its_line() {
+        let panic =
+            "Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)";
+        let mut events = boot("lab.g3");
+        events.push(ev(9, BootStage::Console, Outcome::Failed, panic));
+        events.push(ev(
+            10,
+            BootStage::Console,
+            Outcome::Failed,
+            "Kernel panic - not syncing: Attempted to kill init!",
+        ));
+        let all = attempts(&events);
+        assert_eq!(all.len(), 1, "{all:#?}");
+        let v = Verdict::last(&all, at(11), TEN_MIN);
+        assert_eq!(v.state, BootState::Failed);
+        assert_eq!(v.detail, format!("failed: {panic}"));
+        assert_eq!((v.stage, v.ended), (None, Some(at(9))));
+        assert_eq!(v.generation, Some(3));
+        // An up report before the panic: the panic is the news.
+        let mut up_then_panic = boot("lab.g3");
+        up_then_panic.push(ev(45, BootStage::System, Outcome::Ok, "up"));
+        up_then_panic.push(ev(4000, BootStage::Console, Outcome::Failed, panic));
+        let v = verdict(&up_then_panic, 4001);
+        assert_eq!(v.state, BootState::Failed, "{v:?}");
+        // A report after it (the line was from an earlier moment the system survived): up.
+        let mut panic_then_up = boot("lab.g3");
+        panic_then_up.push(ev(
+            5,
+            BootStage::Console,
+            Outcome::Failed,
+            "An error occurred in stage 1 of the boot process",
+        ));
+        panic_then_up.push(ev(45, BootStage::System, Outcome::Ok, "up"));
+        assert_eq!(verdict(&panic_then_up, 50).state, BootState::Up);
+        // The machine reboots after the panic: its next DHCP is a new attempt, booting.
+        events.push(ev(20, BootStage::Dhcp, Outcome::Ok, "proxy offer"));
+        let all = attempts(&events);
+        assert_eq!(all.len(), 2, "{all:#?}");
+        assert_eq!(
+            Verdict::last(&all, at(21), TEN_MIN).state,
+            BootState::Booting
+        );
+        assert_eq!(
+            Verdict::all(&all, at(21), TEN_MIN)[1].state,
+            BootState::Failed
+        );
+        // A DHCP-only attempt with a panic: failed.
+        let dhcp_only = vec![
+            ev(0, BootStage::Dhcp, Outcome::Ok, "router offer"),
+            ev(3, BootStage::Console, Outcome::Failed, panic),
+        ];
+        assert_eq!(verdict(&dhcp_only, 4).detail, format!("failed: {panic}"));
     }
 
     fn boot(version: &str) -> Vec<BootEvent> {

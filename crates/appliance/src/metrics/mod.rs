@@ -18,6 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use flakeboot_dhcp::server::{DhcpStats, DhcpStatsSnapshot, latency};
 use flakeboot_dns::{DnsStats, DnsStatsSnapshot};
 use flakeboot_httpboot::{HttpBootCounts, HttpBootStats};
+use flakeboot_logs::Proto;
+use flakeboot_logs::server::{Dropped, LogStats};
 use flakeboot_tftp::{TftpStats, TftpStatsSnapshot};
 
 use crate::http_serve::{ConnStats, ConnStatsSnapshot};
@@ -43,6 +45,8 @@ pub struct ServiceMetrics {
     pub hooks: Arc<HookCounters>,
     /// The DNS forwarder's queries.
     pub dns: Arc<DnsStats>,
+    /// The machines' log lines received and dropped.
+    pub logs: Arc<LogStats>,
     /// Addresses in the router-mode pool (0 when DHCP is not in router mode).
     pool_addresses: Arc<AtomicU64>,
 }
@@ -63,8 +67,34 @@ impl ServiceMetrics {
             boots: self.boots.snapshot(),
             hooks: self.hooks.snapshot(),
             dns: self.dns.snapshot(),
+            logs: LogsSnapshot::of(&self.logs),
             pool_addresses: self.pool_addresses.load(Ordering::Relaxed),
             state,
+        }
+    }
+}
+
+/// The log receiver's counters now.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogsSnapshot {
+    /// Lines received, by protocol (`rfc5424`, `rfc3164`, `netconsole`).
+    pub lines: BTreeMap<&'static str, u64>,
+    /// Lines dropped, by reason (`unattributed`, `rate_source`, `rate_total`, `overflow`,
+    /// `no_machine`).
+    pub dropped: BTreeMap<&'static str, u64>,
+}
+
+impl LogsSnapshot {
+    fn of(stats: &LogStats) -> LogsSnapshot {
+        LogsSnapshot {
+            lines: Proto::ALL
+                .iter()
+                .map(|p| (p.as_str(), stats.lines(*p)))
+                .collect(),
+            dropped: Dropped::ALL
+                .iter()
+                .map(|d| (d.as_str(), stats.dropped(*d)))
+                .collect(),
         }
     }
 }
@@ -94,6 +124,7 @@ pub struct Snapshot {
     pub boots: BootsSnapshot,
     pub hooks: HookSnapshot,
     pub dns: DnsStatsSnapshot,
+    pub logs: LogsSnapshot,
     pub pool_addresses: u64,
     pub state: StateGauges,
 }
@@ -124,6 +155,7 @@ pub fn render(s: &Snapshot) -> String {
     boots(&mut e, &s.boots);
     hooks(&mut e, &s.hooks);
     dns(&mut e, &s.dns);
+    logs(&mut e, &s.logs);
     state(&mut e, &s.state);
     e.finish()
 }
@@ -354,6 +386,29 @@ fn hooks(e: &mut Exposition, h: &HookSnapshot) {
             (&[("outcome", "limited")], n(h.limited)),
         ],
     );
+}
+
+fn logs(e: &mut Exposition, l: &LogsSnapshot) {
+    for (name, label, help, counts) in [
+        (
+            "flakeboot_logs_lines_total",
+            "proto",
+            "Lines of the machines' logs received, by protocol (rfc5424, rfc3164, netconsole).",
+            &l.lines,
+        ),
+        (
+            "flakeboot_logs_dropped_total",
+            "reason",
+            "Lines of the machines' logs dropped, by reason (unattributed: from an address no machine holds; rate_source, rate_total: over the rate limits; overflow: the writer was behind; no_machine: no machine record).",
+            &l.dropped,
+        ),
+    ] {
+        let labels: Vec<([(&str, &str); 1], f64)> =
+            counts.iter().map(|(k, v)| ([(label, *k)], n(*v))).collect();
+        let samples: Vec<(Labels<'_>, f64)> =
+            labels.iter().map(|(l, v)| (l.as_slice(), *v)).collect();
+        e.family(name, Kind::Counter, help, &samples);
+    }
 }
 
 fn state(e: &mut Exposition, s: &StateGauges) {

@@ -21,6 +21,8 @@ fn sample() -> Snapshot {
     m.dns.count(flakeboot_dns::stats::Count::Forwarded);
     m.dns.count(flakeboot_dns::stats::Count::Local);
     m.dns.count(flakeboot_dns::stats::Count::Local);
+    m.logs.drop_lines(Dropped::RateSource, 7);
+    m.logs.drop_lines(Dropped::NoMachine, 1);
     let mut builds = BTreeMap::new();
     builds.insert("succeeded", 2);
     m.snapshot(StateGauges {
@@ -63,6 +65,11 @@ fn the_page_shows_each_counter_where_it_was_counted() {
         "flakeboot_dns_queries_total{answer=\"local\"} 2",
         "flakeboot_dns_queries_total{answer=\"forwarded\"} 1",
         "flakeboot_dns_queries_total{answer=\"refused\"} 0",
+        "flakeboot_logs_lines_total{proto=\"rfc5424\"} 0",
+        "flakeboot_logs_lines_total{proto=\"netconsole\"} 0",
+        "flakeboot_logs_dropped_total{reason=\"rate_source\"} 7",
+        "flakeboot_logs_dropped_total{reason=\"no_machine\"} 1",
+        "flakeboot_logs_dropped_total{reason=\"unattributed\"} 0",
         "flakeboot_storage_free_bytes 400",
         "flakeboot_storage_total_bytes 1000",
     ] {

@@ -147,6 +147,7 @@ impl QemuPreflight {
             status: watch::channel(Default::default()).0,
             lan_actions: LanActions::new(self.store.clone()),
             metrics: ServiceMetrics::default(),
+            logs: None,
         };
         let mut services = BootServices::start(ctx, config.clone(), lan, None)
             .await

@@ -287,6 +287,7 @@ mod tests {
                 status: status.clone(),
                 lan_actions: crate::LanActions::new(store.clone()),
                 metrics: Default::default(),
+                logs: None,
             },
             file.clone(),
             lan,

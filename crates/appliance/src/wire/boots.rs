@@ -158,8 +158,20 @@ pub struct Attempt {
     pub stopped: Option<String>,
     /// The booted system's report (its newest), if one came.
     pub system: Option<SystemReport>,
+    /// The first line of its console or logs that said it failed (a kernel panic, NixOS stage
+    /// 1's error), if one did.
+    #[serde(default)]
+    pub console: Option<ConsoleFailure>,
     /// How it ended (or stands) now.
     pub result: LastBoot,
+}
+
+/// A line of the machine's console or logs that said the boot failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConsoleFailure {
+    pub line: String,
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
 }
 
 impl Attempt {
@@ -176,6 +188,10 @@ impl Attempt {
                 up: r.up,
                 detail: r.detail.clone(),
                 at: r.at,
+            }),
+            console: attempt.console.as_ref().map(|c| ConsoleFailure {
+                line: c.line.clone(),
+                at: c.at,
             }),
             result: verdict.into(),
         }

@@ -4,10 +4,12 @@
 
 pub mod boots;
 pub mod follow;
+pub mod logs;
 pub mod preflight;
 pub mod time;
 
 pub use boots::{Attempt, BootState, LastBoot, Stage, SystemReport};
+pub use logs::LogLine;
 pub use preflight::Preflight;
 
 use std::net::{IpAddr, Ipv4Addr};

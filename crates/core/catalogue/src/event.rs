@@ -63,6 +63,9 @@ pub enum BootStage {
     /// The boot menu's `local` entry (`GET /boot/local`): the machine left iPXE for its local
     /// disk, which ends its network boot.
     Local,
+    /// A line from the machine's console or logs (netconsole, syslog) that says its boot failed:
+    /// a kernel panic, NixOS stage 1's error. Its detail is the line.
+    Console,
 }
 
 impl BootStage {
@@ -77,6 +80,7 @@ impl BootStage {
             BootStage::HttpIpxe => "http-ipxe",
             BootStage::System => "system",
             BootStage::Local => "local",
+            BootStage::Console => "console",
         }
     }
 
@@ -191,6 +195,7 @@ mod tests {
             BootStage::HttpIpxe,
             BootStage::System,
             BootStage::Local,
+            BootStage::Console,
         ];
         for stage in all {
             let json = serde_json::to_string(&stage).unwrap();

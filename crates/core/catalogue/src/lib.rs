@@ -53,4 +53,12 @@ pub trait Catalogue: Send + Sync + 'static {
     fn client_address(&self, mac: MacAddr, ip: IpAddr) {
         let _ = (mac, ip);
     }
+
+    /// The machine at `ip`: the MAC that address is bound to (its DHCP exchange, or the lease
+    /// it holds), as [`Catalogue::record`] would attribute an event from it. Lines of the
+    /// machines' logs are attributed by it, never by the host name they name. Default: nobody.
+    fn machine_at(&self, ip: IpAddr) -> Option<MacAddr> {
+        let _ = ip;
+        None
+    }
 }

@@ -7,6 +7,7 @@ mod dns;
 mod error;
 mod flakes;
 mod locate;
+mod logs;
 mod preflight;
 mod problem;
 pub mod system;
@@ -24,6 +25,7 @@ pub use flakes::{
     check_every_problem, notify_txt_problem,
 };
 pub use locate::Lines;
+pub use logs::{LogsConfig, MAX_LINES, MAX_LINES_PER_MACHINE};
 pub use preflight::{
     DEFAULT_PREFLIGHT_SUBNET, PREFLIGHT_MEMORY, PREFLIGHT_TIMEOUT, PreflightAccel, PreflightConfig,
     PreflightFirmware,
@@ -89,6 +91,9 @@ pub struct Config {
     /// How automatic updates learn of new revisions (`[updates]`: the TXT records' resolver).
     #[serde(default)]
     pub updates: UpdatesConfig,
+    /// The receiver of the machines' console and logs (`[logs]`).
+    #[serde(default)]
+    pub logs: LogsConfig,
     /// Where the store lives; `--state-dir` overrides it.
     #[serde(default = "default_state_dir")]
     pub state_dir: PathBuf,
@@ -338,6 +343,7 @@ impl Config {
             dns: DnsConfig::default(),
             preflight: PreflightConfig::default(),
             updates: UpdatesConfig::default(),
+            logs: LogsConfig::default(),
             state_dir: default_state_dir(),
         }
     }

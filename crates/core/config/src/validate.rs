@@ -311,6 +311,7 @@ pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
             .map(|message| sectioned(message, &c.flakes)),
     );
     problems.extend(crate::vpn::problems(&c.vpn));
+    problems.extend(crate::logs::problems(c));
     problems.extend(crate::wan::problems(&c.wan, &c.lan.interface));
     problems.extend(crate::dns::problems(&c.dns, c.lan.address));
     problems.extend(crate::preflight::problems(&c.preflight));

@@ -173,6 +173,12 @@ fn machine_and_event_bounds_default_and_are_checked() {
 }
 
 #[test]
+fn the_full_example_names_every_logs_key_with_its_default() {
+    let full = Config::load(&examples_dir().join("full.toml")).unwrap();
+    assert_eq!(full.logs, flakeboot_config::LogsConfig::default());
+}
+
+#[test]
 fn broadcast_and_multicast_macs_are_refused() {
     let err = Config::parse(
         "[lan]\ninterface = \"eth0\"\n[[machines]]\nmac = \"ff:ff:ff:ff:ff:ff\"\n\

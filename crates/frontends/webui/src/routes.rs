@@ -303,6 +303,12 @@ fn table() -> Vec<Entry> {
             P,
             get(api::machine_events),
         ),
+        r(
+            "GET",
+            "/api/v1/machines/{mac}/logs",
+            P,
+            get(api::machine_logs),
+        ),
         r("GET", "/api/v1/events", P, get(api::events)),
         r("GET", "/api/v1/audit", P, get(api::audit)),
         r("GET", "/api/v1/settings", P, get(api::get_settings)),

@@ -367,6 +367,50 @@ async fn machines_events_and_settings_over_the_api() {
     );
 }
 
+/// A machine's log lines, oldest first, at most `?limit=`; an unknown machine is 404.
+#[tokio::test]
+async fn a_machines_log_lines_over_the_api() {
+    let (h, t) = ready().await;
+    let mut e = BootEvent::new(BootStage::Dhcp, Outcome::Ok, "offer").mac(MAC);
+    e.at = SystemTime::now();
+    h.store.record_events(&[e]).unwrap();
+    let line = |text: &str| flakeboot_store::LogRecord {
+        mac: MAC,
+        peer: "10.0.0.100".parse().unwrap(),
+        at: SystemTime::now(),
+        proto: "rfc5424".into(),
+        severity: Some(3),
+        facility: Some(1),
+        hostname: Some("node1".into()),
+        app: Some("app".into()),
+        text: text.into(),
+        truncated: false,
+    };
+    h.store
+        .record_logs(&[line("first"), line("second"), line("third")])
+        .unwrap();
+    let path = "/api/v1/machines/52:54:00:ab:00:02/logs";
+    let all = json(h.api("GET", path, &t, None).await).await;
+    let texts: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["text"].as_str().unwrap())
+        .collect();
+    assert_eq!(texts, ["first", "second", "third"]);
+    assert_eq!(all[0]["proto"], "rfc5424");
+    assert_eq!(all[0]["severity"], 3);
+    assert_eq!(all[0]["hostname"], "node1");
+    assert_eq!(all[0]["peer"], "10.0.0.100");
+    assert_eq!(all[0]["truncated"], false);
+    let newest = json(h.api("GET", &format!("{path}?limit=1"), &t, None).await).await;
+    assert_eq!(newest[0]["text"], "third");
+    let resp = h
+        .api("GET", "/api/v1/machines/52:54:00:ab:00:99/logs", &t, None)
+        .await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
 #[tokio::test]
 async fn the_machine_list_filters_and_pages_with_the_pages_query() {
     let (h, t) = ready().await;

@@ -459,6 +459,27 @@ impl Limit {
     }
 }
 
+/// GET /api/v1/machines/{mac}/logs[?limit=N]: the newest lines of its console and logs
+/// (netconsole, syslog), oldest first (default 100, at most 10000). 404 for an unknown machine.
+pub async fn machine_logs(
+    State(state): State<WebState>,
+    Path(mac): Path<String>,
+    Query(limit): Query<Limit>,
+) -> ApiResult<Json<Vec<wire::LogLine>>> {
+    let mac = parse_mac(&mac)?;
+    let n = limit.get();
+    let (machine, lines) = state
+        .db(move |s| Ok((s.machine(mac)?, s.logs_for(mac, n)?)))
+        .await?;
+    if machine.is_none() {
+        return Err(WebError::NotFound {
+            what: format!("machine {mac}"),
+        }
+        .into());
+    }
+    Ok(Json(wire::all(lines)))
+}
+
 /// GET /api/v1/machines/{mac}/events
 pub async fn machine_events(
     State(state): State<WebState>,

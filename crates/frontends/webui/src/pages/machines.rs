@@ -25,6 +25,9 @@ use crate::state::WebState;
 const EVENTS_PER_MACHINE: usize = overview::EVENTS_FOR_ATTEMPTS;
 /// How many attempts its timeline draws.
 const ATTEMPTS_SHOWN: usize = 5;
+/// The newest log lines read for the page (each boot shows its own, the newest
+/// [`timeline::LINES_SHOWN`] of them).
+const LOG_LINES_READ: usize = 2000;
 
 /// A change to one machine (form or API). `None` leaves a field as it is.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -378,16 +381,19 @@ struct Detail {
     machine: MachineRecord,
     options: MachineOptions,
     events: Vec<BootEvent>,
+    /// Its newest log lines, oldest first.
+    logs: Vec<flakeboot_store::LogRecord>,
     lease: Option<std::net::Ipv4Addr>,
 }
 
 async fn load(state: &WebState, mac: MacAddr) -> Result<Detail, WebError> {
-    let (machine, options, events) = state
+    let (machine, options, events, logs) = state
         .db(move |s| {
             Ok((
                 s.machine(mac)?,
                 s.machine_options(mac)?,
                 s.events_for(mac, EVENTS_PER_MACHINE)?,
+                s.logs_for(mac, LOG_LINES_READ)?,
             ))
         })
         .await?;
@@ -398,6 +404,7 @@ async fn load(state: &WebState, mac: MacAddr) -> Result<Detail, WebError> {
         machine,
         options,
         events,
+        logs,
         lease: crate::housekeeping::lease_of(state, mac).await?,
     })
 }
@@ -434,6 +441,7 @@ fn render_detail(
         .unwrap_or_else(|| d.options.kernel_params.clone());
     let report_timeout = state.report_timeout();
     let attempts = attempts(&d.events);
+    let lines = flakeboot_appliance::attempts::group_by_attempt(&attempts, &d.logs, |l| l.at);
     let pinned_by = state.pinned_by(m.mac);
     let title = m.label.clone().unwrap_or_else(|| m.mac.to_string());
     let body = html! {
@@ -538,8 +546,8 @@ fn render_detail(
                 p.empty { "No boot recorded yet. Power this machine on with network boot (PXE) first in its boot order: each step appears here." }
             } @else {
                 p.small.muted { "The last " (attempts.len().min(ATTEMPTS_SHOWN)) " boots, newest first; bars are each stage's time on the boot's own axis." }
-                @for (a, v) in attempts.iter().zip(Verdict::all(&attempts, now, report_timeout)).take(ATTEMPTS_SHOWN) {
-                    (timeline::render(a, &v, now))
+                @for ((a, v), lines) in attempts.iter().zip(Verdict::all(&attempts, now, report_timeout)).zip(&lines).take(ATTEMPTS_SHOWN) {
+                    (timeline::render(a, &v, now, lines))
                 }
             }
         }

@@ -6,6 +6,8 @@
 use std::time::{Duration, SystemTime};
 
 use flakeboot_appliance::attempts::{Attempt, BootState, StageState, Verdict};
+use flakeboot_appliance::wire::logs::severity_name;
+use flakeboot_store::LogRecord;
 use maud::{Markup, html};
 
 use crate::pages::layout::timestamp;
@@ -18,6 +20,8 @@ const GUTTER: f64 = 64.0;
 const END_ROOM: f64 = 120.0;
 /// One stage's row.
 const ROW: f64 = 18.0;
+/// The newest log lines shown under a boot.
+pub const LINES_SHOWN: usize = 200;
 
 /// A verdict as a badge.
 pub fn badge(v: &Verdict) -> Markup {
@@ -88,6 +92,9 @@ pub fn size(bytes: u64) -> String {
 pub fn svg(attempt: &Attempt, verdict: &Verdict, now: SystemTime) -> Markup {
     let t0 = attempt.started;
     let end_at = match (&attempt.system, verdict.state) {
+        (_, BootState::Failed) if attempt.console.is_some() => {
+            verdict.ended.unwrap_or(attempt.ended)
+        }
         (Some(r), _) => r.at,
         (None, BootState::Booting) => now.max(attempt.ended),
         _ => attempt.ended,
@@ -106,7 +113,9 @@ pub fn svg(attempt: &Attempt, verdict: &Verdict, now: SystemTime) -> Markup {
     let (end_text, end_fill) = match verdict.state {
         BootState::Up => ("up", "#2f8f4e"),
         BootState::Offline => ("up, now offline", "#5b6470"),
-        BootState::Failed if attempt.system.is_some() => ("failed", "#c8372d"),
+        BootState::Failed if attempt.system.is_some() || attempt.console.is_some() => {
+            ("failed", "#c8372d")
+        }
         BootState::Failed => ("stopped", "#c8372d"),
         BootState::NoReport => ("no report", "#c98a06"),
         BootState::Booting => ("waiting…", "#3a6fc4"),
@@ -158,8 +167,14 @@ pub fn svg(attempt: &Attempt, verdict: &Verdict, now: SystemTime) -> Markup {
     }
 }
 
-/// One attempt: its start, badge, picture, stages and verdict.
-pub fn render(attempt: &Attempt, verdict: &Verdict, now: SystemTime) -> Markup {
+/// One attempt: its start, badge, picture, stages, verdict and the lines of the machine's
+/// console and logs that arrived during it (`lines`, oldest first).
+pub fn render(
+    attempt: &Attempt,
+    verdict: &Verdict,
+    now: SystemTime,
+    lines: &[&LogRecord],
+) -> Markup {
     html! {
         div.attempt {
             div.actions {
@@ -182,10 +197,39 @@ pub fn render(attempt: &Attempt, verdict: &Verdict, now: SystemTime) -> Markup {
             @if let Some(why) = attempt.stopped.as_ref().filter(|_| stopped_shown(attempt, verdict)) {
                 p.small.verdict { (why) }
             }
-            @if attempt.complete || attempt.system.is_some() {
+            @if attempt.complete || attempt.system.is_some() || attempt.console.is_some() {
                 p.small.verdict.system { (verdict.detail) }
             } @else if verdict.state == BootState::Booting {
                 p.small.verdict { "Booting: " (verdict.detail) "." }
+            }
+            @if !lines.is_empty() {
+                (log_lines(lines, attempt.console.as_ref().map(|c| c.line.as_str())))
+            }
+        }
+    }
+}
+
+/// The boot's log lines, the newest [`LINES_SHOWN`], opened (and the line marked) when the
+/// log said it failed (`failure`).
+fn log_lines(lines: &[&LogRecord], failure: Option<&str>) -> Markup {
+    let skip = lines.len().saturating_sub(LINES_SHOWN);
+    html! {
+        details.logs open[failure.is_some()] {
+            summary.small { "Console and logs: " (lines.len()) " lines"
+                @if skip > 0 { " (the newest " (LINES_SHOWN) " shown)" } }
+            div.table-wrap {
+                table.log {
+                    tbody {
+                        @for l in lines.iter().skip(skip) {
+                            tr class=[(Some(l.text.as_str()) == failure).then_some("bad")] {
+                                td.nowrap.mono { (timestamp(l.at)) }
+                                td.nowrap.small { (l.proto) @if let Some(s) = l.severity { " " (severity_name(s)) } }
+                                td.nowrap.small { (l.app.as_deref().unwrap_or("")) }
+                                td.mono.wide { (l.text) @if l.truncated { " …" } }
+                            }
+                        }
+                    }
+                }
             }
         }
     }
@@ -195,7 +239,9 @@ pub fn render(attempt: &Attempt, verdict: &Verdict, now: SystemTime) -> Markup {
 /// went quiet before the initrd.
 fn stopped_shown(attempt: &Attempt, verdict: &Verdict) -> bool {
     attempt.failed_stage().is_some()
-        || (verdict.state == BootState::Failed && attempt.system.is_none())
+        || (verdict.state == BootState::Failed
+            && attempt.system.is_none()
+            && attempt.console.is_none())
 }
 
 #[cfg(test)]
@@ -242,7 +288,7 @@ mod tests {
             !svg.contains("0 ms"),
             "instant steps claim no duration: {svg}"
         );
-        let html = render(a, &v, at(20)).into_string();
+        let html = render(a, &v, at(20), &[]).into_string();
         assert!(
             html.contains("Stopped at Initrd: it failed (cut off)."),
             "{html}"
@@ -252,12 +298,48 @@ mod tests {
         events.push(ev(4, Initrd, Outcome::Ok, "i"));
         let a = &attempts(&events)[0];
         let v = Verdict::of(a, at(4000), Duration::from_secs(600));
-        let html = render(a, &v, at(4000)).into_string();
+        let html = render(a, &v, at(4000), &[]).into_string();
         assert!(
             html.contains("no report 10 minutes after the initrd"),
             "{html}"
         );
         assert!(html.contains(">no report<"), "{html}");
+    }
+
+    /// A kernel panic on the console: the boot failed with that line as its reason, and its
+    /// log lines are shown with it, the panic marked.
+    #[test]
+    fn a_console_failure_is_the_reason_and_the_lines_are_shown() {
+        use BootStage::*;
+        let panic =
+            "Kernel panic - not syncing: VFS: Unable to mount root fs on unknown-block(0,0)";
+        let events = vec![
+            ev(0, Dhcp, Outcome::Ok, "router offer"),
+            ev(5, Console, Outcome::Failed, panic),
+        ];
+        let a = &attempts(&events)[0];
+        let v = Verdict::of(a, at(6), Duration::from_secs(600));
+        let line = |secs, text: &str| LogRecord {
+            mac: "52:54:00:12:34:56".parse().unwrap(),
+            peer: "10.77.0.100".parse().unwrap(),
+            at: at(secs),
+            proto: "netconsole".into(),
+            severity: Some(0),
+            facility: Some(0),
+            hostname: None,
+            app: Some("kernel".into()),
+            text: text.into(),
+            truncated: false,
+        };
+        let (hello, dying) = (line(3, "<b>hello</b>"), line(5, panic));
+        let html = render(a, &v, at(6), &[&hello, &dying]).into_string();
+        assert!(html.contains(&format!("failed: {panic}")), "{html}");
+        assert!(html.contains(">failed<"), "{html}");
+        assert!(html.contains("Console and logs: 2 lines"), "{html}");
+        assert!(html.contains("&lt;b&gt;hello&lt;/b&gt;"), "escaped: {html}");
+        assert!(html.contains(r#"<tr class="bad">"#), "{html}");
+        assert!(html.contains("<details class=\"logs\" open>"), "{html}");
+        assert!(!html.contains("Stopped after"), "{html}");
     }
 
     #[test]
