@@ -18,6 +18,24 @@ use crate::{Store, StoreError, machines};
 
 const TABLE: &str = "events";
 
+/// One stored event, or `None` for a record this binary cannot read but that is well-formed
+/// JSON: a newer version's event (a stage added later, read after an A/B rollback to the older
+/// slot) is skipped with a warning instead of failing every read of the machine's timeline.
+/// Events are observations; the rest of the timeline stays true without it. Bytes that are not
+/// JSON at all are corruption, and an error.
+fn readable(seq: u64, bytes: &[u8]) -> Result<Option<BootEvent>, StoreError> {
+    match decode(TABLE, seq, bytes) {
+        Ok(event) => Ok(Some(event)),
+        Err(StoreError::Corrupt { source, .. })
+            if source.classify() == serde_json::error::Category::Data =>
+        {
+            tracing::warn!(seq, error = %source, "a stored boot event this version cannot read: skipped");
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// The newest `limit` events of `mac` in a read transaction's tables, newest last.
 fn newest_of(
     table: &impl ReadableTable<u64, &'static [u8]>,
@@ -30,7 +48,7 @@ fn newest_of(
     for entry in index.range((mac, 0)..=(mac, u64::MAX))?.rev().take(limit) {
         let (_, seq) = entry?.0.value();
         if let Some(value) = table.get(seq)? {
-            out.push(decode(TABLE, seq, value.value())?);
+            out.extend(readable(seq, value.value())?);
         }
     }
     out.reverse();
@@ -221,7 +239,7 @@ impl Store {
         let mut out = Vec::new();
         for entry in table.iter()?.rev().take(limit) {
             let (seq, value) = entry?;
-            out.push(decode(TABLE, seq.value(), value.value())?);
+            out.extend(readable(seq.value(), value.value())?);
         }
         out.reverse();
         Ok(out)
@@ -290,6 +308,37 @@ mod tests {
         assert_eq!(details(&store.events_for(MACS[1], 1).unwrap()), ["event 4"]);
         assert!(store.events_for(MacAddr([9; 6]), 10).unwrap().is_empty());
         assert!(store.recent_events(0).unwrap().is_empty());
+    }
+
+    /// A record a newer version wrote (a stage this one does not know) is skipped, not an error
+    /// for every read of the timeline (an A/B rollback reads the newer slot's store).
+    #[test]
+    fn an_event_this_version_cannot_read_is_skipped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open(tmp.path()).unwrap();
+        let events: Vec<BootEvent> = (0..4).map(event).collect();
+        store.record_events(&events).unwrap();
+        let txn = store.db.begin_write().unwrap();
+        {
+            let mut table = txn.open_table(EVENTS).unwrap();
+            let (seq, newer) = {
+                let (k, v) = table.iter().unwrap().nth(3).unwrap().unwrap();
+                let text = String::from_utf8(v.value().to_vec()).unwrap();
+                (
+                    k.value(),
+                    text.replace("\"dhcp\"", "\"from-a-newer-version\""),
+                )
+            };
+            assert!(newer.contains("from-a-newer-version"), "{newer}");
+            table.insert(seq, newer.as_bytes()).unwrap();
+        }
+        txn.commit().unwrap();
+        assert_eq!(store.recent_events(10).unwrap(), events[..3].to_vec());
+        // event 3 was machine 0's newest.
+        assert_eq!(
+            details(&store.events_for(MACS[0], 10).unwrap()),
+            ["event 0"]
+        );
     }
 
     #[test]
