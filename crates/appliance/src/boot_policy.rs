@@ -1062,13 +1062,15 @@ hostname = "node1"
         assert!(!cat.accept_report(a, ip("0.0.0.0")));
     }
 
-    #[test]
-    fn reports_are_accepted_from_the_address_a_mac_holds_a_lease_for() {
+    /// A policy over a store holding three leases of `mac`: 10.77.0.150 bound, .151 bound but
+    /// expired, .152 declined (the store's directory goes with the policy's store).
+    fn policy_with_leases(
+        mac: MacAddr,
+    ) -> (tempfile::TempDir, BootPolicy, mpsc::Receiver<BootEvent>) {
         use flakeboot_store::{LeaseRecord, LeaseState};
         use std::time::{Duration, SystemTime};
         let tmp = tempfile::tempdir().unwrap();
         let store = flakeboot_store::Store::open(tmp.path()).unwrap();
-        let mac: MacAddr = "52:54:00:12:34:56".parse().unwrap();
         let lease = |ip: [u8; 4], state, expires| LeaseRecord {
             ip: ip.into(),
             mac,
@@ -1086,8 +1088,18 @@ hostname = "node1"
                 lease([10, 77, 0, 152], LeaseState::Declined, later),
             ])
             .unwrap();
-        let (tx, _rx) = mpsc::channel(8);
-        let cat = BootPolicy::new(PolicyState::default(), tx).with_leases(store);
+        let (tx, rx) = mpsc::channel(8);
+        (
+            tmp,
+            BootPolicy::new(PolicyState::default(), tx).with_leases(store),
+            rx,
+        )
+    }
+
+    #[test]
+    fn reports_are_accepted_from_the_address_a_mac_holds_a_lease_for() {
+        let mac: MacAddr = "52:54:00:12:34:56".parse().unwrap();
+        let (_tmp, cat, _rx) = policy_with_leases(mac);
         let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
         assert!(cat.accept_report(mac, ip("10.77.0.150")));
         assert!(!cat.accept_report(mac, ip("10.77.0.151")), "expired");
@@ -1101,32 +1113,10 @@ hostname = "node1"
     /// nobody's.
     #[test]
     fn log_lines_are_attributed_by_dhcp_binding_or_lease() {
-        use flakeboot_store::{LeaseRecord, LeaseState};
-        use std::time::{Duration, SystemTime};
         let ip = |s: &str| -> IpAddr { s.parse().unwrap() };
         let a: MacAddr = "52:54:00:12:34:56".parse().unwrap();
         let b: MacAddr = "52:54:00:12:34:57".parse().unwrap();
-        let tmp = tempfile::tempdir().unwrap();
-        let store = flakeboot_store::Store::open(tmp.path()).unwrap();
-        let lease = |ip: [u8; 4], state, expires| LeaseRecord {
-            ip: ip.into(),
-            mac: b,
-            client_id: None,
-            hostname: None,
-            expires,
-            state,
-        };
-        let later = SystemTime::now() + Duration::from_secs(3600);
-        let earlier = SystemTime::now() - Duration::from_secs(60);
-        store
-            .put_leases(&[
-                lease([10, 77, 0, 150], LeaseState::Bound, later),
-                lease([10, 77, 0, 151], LeaseState::Bound, earlier),
-                lease([10, 77, 0, 152], LeaseState::Declined, later),
-            ])
-            .unwrap();
-        let (tx, _rx) = mpsc::channel(8);
-        let cat = BootPolicy::new(PolicyState::default(), tx).with_leases(store);
+        let (_tmp, cat, _rx) = policy_with_leases(b);
         assert_eq!(cat.machine_at(ip("10.77.0.100")), None);
         // A claim binds nothing.
         cat.record(script(a, "10.77.0.100"));
@@ -1145,23 +1135,8 @@ hostname = "node1"
     #[test]
     fn a_report_accepted_by_its_lease_is_that_machines_event() {
         use flakeboot_catalogue::{BootStage, Outcome};
-        use flakeboot_store::{LeaseRecord, LeaseState};
-        use std::time::{Duration, SystemTime};
-        let tmp = tempfile::tempdir().unwrap();
-        let store = flakeboot_store::Store::open(tmp.path()).unwrap();
         let mac: MacAddr = "52:54:00:12:34:56".parse().unwrap();
-        store
-            .put_leases(&[LeaseRecord {
-                ip: [10, 77, 0, 150].into(),
-                mac,
-                client_id: None,
-                hostname: None,
-                expires: SystemTime::now() + Duration::from_secs(3600),
-                state: LeaseState::Bound,
-            }])
-            .unwrap();
-        let (tx, mut rx) = mpsc::channel(8);
-        let cat = BootPolicy::new(PolicyState::default(), tx).with_leases(store);
+        let (_tmp, cat, mut rx) = policy_with_leases(mac);
         let from: IpAddr = "10.77.0.150".parse().unwrap();
         assert!(!cat.accept_report(MacAddr([2, 0, 0, 0, 0, 1]), from));
         assert!(cat.accept_report(mac, from));
