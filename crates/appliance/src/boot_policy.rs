@@ -313,10 +313,12 @@ fn push_arg(cmdline: &mut String, arg: &str) {
     cmdline.push_str(arg);
 }
 
-/// The pre-flight VM's boot: its MAC gets a candidate generation before any machine does.
+/// The pre-flight VM's boot: on the pre-flight network only ([`PreflightCatalogue`]), its MAC
+/// gets a candidate generation before any machine does. A LAN machine with the same MAC never
+/// does: the LAN's boot services ask the policy, which knows nothing of candidates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PreflightBoot {
-    /// The VM's MAC (only the VM has it: the pre-flight network is the daemon's own).
+    /// The VM's MAC.
     pub mac: MacAddr,
     /// The qualified host (`flake#host`).
     pub host: String,
@@ -344,8 +346,6 @@ pub struct BootPolicy {
     leases: Option<flakeboot_store::Store>,
     /// Every event, counted for `/metrics` once attributed.
     boots: Arc<BootCounters>,
-    /// The pre-flight VM booting now, if any (kept across [`BootPolicy::replace`]).
-    preflight: RwLock<Option<PreflightBoot>>,
 }
 
 /// Bound on remembered peers; the map is cleared when it is reached (a new boot re-learns).
@@ -361,22 +361,16 @@ impl BootPolicy {
             unbound_claims: std::sync::atomic::AtomicU64::new(0),
             leases: None,
             boots: Arc::default(),
-            preflight: RwLock::new(None),
         }
     }
 
-    /// Sets (or clears) the pre-flight VM's boot: its MAC then boots that candidate generation.
-    pub fn set_preflight(&self, boot: Option<PreflightBoot>) {
-        match self.preflight.write() {
-            Ok(mut guard) => *guard = boot,
-            Err(poisoned) => *poisoned.into_inner() = boot,
-        }
-    }
-
-    fn preflight(&self) -> Option<PreflightBoot> {
-        match self.preflight.read() {
-            Ok(guard) => guard.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
+    /// What the pre-flight VM boots: the candidate generation (or, should it have been removed
+    /// mid-boot, the menu: the VM then fails to report).
+    pub fn candidate_spec(&self, boot: &PreflightBoot) -> BootSpec {
+        let snapshot = self.snapshot();
+        match snapshot.candidate_boot(boot) {
+            Some(host) => BootSpec::Host(host),
+            None => snapshot.boot_spec(None),
         }
     }
 
@@ -463,17 +457,47 @@ impl BootPolicy {
     }
 }
 
+/// The pre-flight network's catalogue: the VM's MAC boots the candidate generation; everything
+/// else (files, events, reports) is the policy's, so the VM's boot is recorded like any other.
+#[derive(Debug, Clone)]
+pub struct PreflightCatalogue {
+    pub policy: Arc<BootPolicy>,
+    pub boot: PreflightBoot,
+}
+
+impl Catalogue for PreflightCatalogue {
+    fn boot_spec(&self, mac: Option<MacAddr>) -> BootSpec {
+        match mac == Some(self.boot.mac) {
+            true => self.policy.candidate_spec(&self.boot),
+            // Nothing else is on the pre-flight network; should something be, it gets the menu.
+            false => self.policy.boot_spec(None),
+        }
+    }
+
+    fn boot_file(&self, file: &BootFile) -> Option<PathBuf> {
+        self.policy.boot_file(file)
+    }
+
+    fn client_address(&self, mac: MacAddr, ip: IpAddr) {
+        self.policy.client_address(mac, ip);
+    }
+
+    fn record(&self, event: BootEvent) {
+        self.policy.record(event);
+    }
+
+    fn accept_report(&self, mac: MacAddr, from: IpAddr) -> bool {
+        self.policy.accept_report(mac, from)
+    }
+
+    fn machine_at(&self, ip: IpAddr) -> Option<MacAddr> {
+        self.policy.machine_at(ip)
+    }
+}
+
 impl Catalogue for BootPolicy {
     fn boot_spec(&self, mac: Option<MacAddr>) -> BootSpec {
-        let snapshot = self.snapshot();
-        if let Some(preflight) = self.preflight().filter(|p| Some(p.mac) == mac) {
-            return match snapshot.candidate_boot(&preflight) {
-                Some(boot) => BootSpec::Host(boot),
-                // The candidate was removed mid-boot: the VM gets the menu and fails to report.
-                None => snapshot.boot_spec(None),
-            };
-        }
-        snapshot.boot_spec(mac)
+        self.snapshot().boot_spec(mac)
     }
 
     fn boot_file(&self, file: &BootFile) -> Option<PathBuf> {
@@ -1148,9 +1172,9 @@ hostname = "node1"
         assert_eq!(rx.try_recv().unwrap().mac, Some(mac));
     }
 
-    /// The pre-flight VM's MAC boots the candidate generation (queued, not current) with the
-    /// pre-flight network's server; other machines still boot the current one; its files are
-    /// served; clearing it ends that.
+    /// On the pre-flight network the VM's MAC boots the candidate generation (queued, not
+    /// current) with the pre-flight network's server; other machines, and the same MAC on the
+    /// LAN, still boot the current one; its files are served.
     #[test]
     fn the_preflight_vm_boots_the_candidate_generation() {
         let tmp = tempfile::tempdir().unwrap();
@@ -1165,7 +1189,7 @@ hostname = "node1"
         let (tx, _rx) = mpsc::channel(8);
         let policy = BootPolicy::new(state, tx);
         let machine: MacAddr = "52:54:00:00:00:01".parse().unwrap();
-        let vm: MacAddr = "52:54:00:fb:00:01".parse().unwrap();
+        let vm: MacAddr = "02:fb:9f:00:00:01".parse().unwrap();
         let host_of = |spec: BootSpec| match spec {
             BootSpec::Host(h) => h,
             other => panic!("{other:?}"),
@@ -1176,13 +1200,17 @@ hostname = "node1"
             other => panic!("{other:?}"),
         };
         assert_eq!(menu_version(policy.boot_spec(Some(machine))), "lab.g1");
-        policy.set_preflight(Some(PreflightBoot {
-            mac: vm,
-            host: "lab#alpha".into(),
-            generation: 2,
-            server: "http://198.18.227.1".into(),
-        }));
-        let boot = host_of(policy.boot_spec(Some(vm)));
+        let policy = Arc::new(policy);
+        let preflight = PreflightCatalogue {
+            policy: Arc::clone(&policy),
+            boot: PreflightBoot {
+                mac: vm,
+                host: "lab#alpha".into(),
+                generation: 2,
+                server: "http://198.18.227.1".into(),
+            },
+        };
+        let boot = host_of(preflight.boot_spec(Some(vm)));
         assert_eq!(boot.version, "lab.g2");
         assert!(
             boot.cmdline.contains("flakeboot.generation=2"),
@@ -1195,7 +1223,11 @@ hostname = "node1"
             "{}",
             boot.cmdline
         );
+        // On the LAN the same MAC is a machine like any other: no candidate there.
         assert_eq!(menu_version(policy.boot_spec(Some(machine))), "lab.g1");
+        assert_eq!(menu_version(policy.boot_spec(Some(vm))), "lab.g1");
+        // On the pre-flight network only the VM's MAC gets the candidate.
+        assert_eq!(menu_version(preflight.boot_spec(Some(machine))), "lab.g1");
         let kernel = BootFile::Host {
             host: "alpha".into(),
             version: "lab.g2".into(),
@@ -1205,7 +1237,5 @@ hostname = "node1"
             policy.boot_file(&kernel),
             Some(PathBuf::from("/nix/store/k/bzImage"))
         );
-        policy.set_preflight(None);
-        assert!(matches!(policy.boot_spec(Some(vm)), BootSpec::Menu(_)));
     }
 }

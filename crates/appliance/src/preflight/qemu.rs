@@ -19,7 +19,7 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::PreflightVm;
-use crate::boot_policy::{BootPolicy, PreflightBoot};
+use crate::boot_policy::{BootPolicy, PreflightBoot, PreflightCatalogue};
 use crate::boot_services::{BootContext, BootServices, http_base};
 use crate::lan::LanInfo;
 use crate::lan_actions::LanActions;
@@ -27,8 +27,10 @@ use crate::metrics::ServiceMetrics;
 
 /// The pre-flight tap's name.
 pub const TAP: &str = "fbpreflight0";
-/// The pre-flight VM's MAC (one VM at a time, on a network only it is on).
-pub const VM_MAC: MacAddr = MacAddr([0x52, 0x54, 0x00, 0xfb, 0x00, 0x01]);
+/// The pre-flight VM's MAC (one VM at a time, on a network only it is on): locally administered,
+/// outside the `52:54:00` range QEMU and libvirt give VMs, so a LAN machine's events and reports
+/// are not taken for the VM's.
+pub const VM_MAC: MacAddr = MacAddr([0x02, 0xfb, 0x9f, 0x00, 0x00, 0x01]);
 /// The most of a VM's serial console kept.
 pub const MAX_LOG: u64 = 1 << 20;
 /// OVMF for `firmware = "uefi"`: code, and the variable store copied per boot.
@@ -139,9 +141,18 @@ impl QemuPreflight {
         let config = network_config(&self.base, tap_addr, vm_addr, prefix);
         let lan = LanInfo::resolve(TAP, Some(tap_addr)).map_err(|e| e.to_string())?;
         let stop = cancel.child_token();
+        let catalogue = PreflightCatalogue {
+            policy: self.policy.clone(),
+            boot: PreflightBoot {
+                mac: VM_MAC,
+                host: g.host.clone(),
+                generation: g.number,
+                server: http_base(tap_addr, config.http.port),
+            },
+        };
         let ctx = BootContext {
             store: self.store.clone(),
-            catalogue: self.policy.clone(),
+            catalogue: Arc::new(catalogue),
             web: None,
             shutdown: stop.clone(),
             status: watch::channel(Default::default()).0,
@@ -152,14 +163,7 @@ impl QemuPreflight {
         let mut services = BootServices::start(ctx, config.clone(), lan, None)
             .await
             .map_err(|e| format!("the pre-flight network's boot services: {e}"))?;
-        self.policy.set_preflight(Some(PreflightBoot {
-            mac: VM_MAC,
-            host: g.host.clone(),
-            generation: g.number,
-            server: http_base(tap_addr, config.http.port),
-        }));
         let result = self.boot_vm(log, timeout, cancel).await;
-        self.policy.set_preflight(None);
         services.stop().await;
         stop.cancel();
         result
