@@ -7,8 +7,9 @@
 //! record every `[updates] txt_every` and updates it when the record names another revision
 //! ([`notify`] decides, pure).
 //!
-//! The pre-flight boot of a new generation (a VM boot before machines get it) is not here yet:
-//! its place is marked in `Updates::finish`, between "built" and "promoted".
+//! Between "built" and "promoted", `Updates::finish` waits for each new generation's pre-flight
+//! boot ([`crate::preflight`]); a failed one is recorded as the reason the update was not
+//! promoted.
 
 pub mod notify;
 pub mod schedule;
