@@ -175,6 +175,16 @@ async fn the_page_shows_preflight_and_asks_before_pinning_a_failed_generation() 
     assert_eq!(h.flakes.pinned_of("fleet#alpha"), Some(2));
 }
 
+/// The entry of `name` in `GET /api/v1/hosts`.
+fn host<'a>(hosts: &'a serde_json::Value, name: &str) -> &'a serde_json::Value {
+    hosts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == name)
+        .unwrap()
+}
+
 #[tokio::test]
 async fn hosts_show_the_current_preflight_and_a_newer_failed_one() {
     let h = Harness::new();
@@ -184,12 +194,7 @@ async fn hosts_show_the_current_preflight_and_a_newer_failed_one() {
     two_generations(&h, &browser, &tmp.path().join("g2.log")).await;
 
     let hosts = json(h.api("GET", "/api/v1/hosts", &t, None).await).await;
-    let alpha = hosts
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "fleet#alpha")
-        .unwrap();
+    let alpha = host(&hosts, "fleet#alpha");
     assert_eq!(alpha["generation"], 1, "{alpha}");
     assert_eq!(alpha["preflight"]["state"], "passed", "{alpha}");
     assert_eq!(alpha["newest"]["number"], 2, "{alpha}");
@@ -199,12 +204,7 @@ async fn hosts_show_the_current_preflight_and_a_newer_failed_one() {
         "{alpha}"
     );
     // A host whose newest generation is current has no `newest`.
-    let beta = hosts
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "fleet#beta")
-        .unwrap();
+    let beta = host(&hosts, "fleet#beta");
     assert!(beta["newest"].is_null(), "{beta}");
 
     let html = body(h.get("/hosts", Some(&browser)).await).await;
@@ -233,12 +233,7 @@ async fn hosts_show_the_current_preflight_and_a_newer_failed_one() {
     )
     .await;
     let hosts = json(h.api("GET", "/api/v1/hosts", &t, None).await).await;
-    let alpha = hosts
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|v| v["name"] == "fleet#alpha")
-        .unwrap();
+    let alpha = host(&hosts, "fleet#alpha");
     assert_eq!(alpha["generation"], 2, "{alpha}");
     assert_eq!(alpha["preflight"]["state"], "failed", "{alpha}");
     assert!(alpha["newest"].is_null(), "{alpha}");
