@@ -10,7 +10,8 @@
 //!
 //! Then a commit breaks `node`'s stage 2 (it stops reporting): `flakeboot flake update` builds
 //! generation 2, its pre-flight fails, generation 1 stays current, and a BIOS machine assigned
-//! to `lab#node` boots generation 1 (its command line and its report say so).
+//! to `lab#node` boots generation 1 (its command line and its report say so). The update's
+//! entry in the flake's history says it was not promoted because the pre-flight failed.
 
 // A test helper outside #[test] fails loudly; JSON indexing yields Null, never panics.
 #![allow(clippy::panic, clippy::indexing_slicing)]
@@ -52,6 +53,45 @@ fn generation(v: &Value, number: u64) -> Value {
         .and_then(|gens| gens.iter().find(|g| g["number"] == number))
         .cloned()
         .unwrap_or(Value::Null)
+}
+
+/// The update that built the broken generation ends in the flake's history as not promoted,
+/// because its pre-flight failed (`flakeboot flake history lab --json`).
+fn expect_not_promoted(s: &Scenario, cli: &FlakeCli) {
+    // `silent` is in the same update: its pre-flight may come after `node`'s.
+    let deadline = Instant::now() + TIMEOUT + Duration::from_secs(60);
+    let update = loop {
+        let out = cli.run(&["history", "lab", "--json"]).unwrap_or_default();
+        let history: Value = serde_json::from_str(&out).unwrap_or(Value::Null);
+        let newest = history["updates"]
+            .as_array()
+            .and_then(|u| u.iter().max_by_key(|u| u["seq"].as_u64()))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if !newest.is_null() && newest["state"] != "building" {
+            break newest;
+        }
+        if Instant::now() > deadline {
+            s.fail(&format!("the update did not end in the history: {history}"));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    };
+    let reason = update["reason"].as_str().unwrap_or("");
+    let build = update["builds"]
+        .as_array()
+        .and_then(|b| b.iter().find(|b| b["host"] == "node"))
+        .cloned()
+        .unwrap_or(Value::Null);
+    if update["trigger"] != "manual"
+        || update["state"] != "not_promoted"
+        || update["promoted"] != false
+        || !reason.contains("pre-flight")
+        || !reason.contains("failed")
+        || build["generation"] != 2
+        || build["promoted"] != false
+    {
+        s.fail(&format!("the broken generation's update: {update}"));
+    }
 }
 
 /// Commit a change to the fixture that makes `node`'s stage 2 power off without reporting.
@@ -193,6 +233,7 @@ fn a_generation_that_reports_passes_and_a_silent_one_fails_preflight() {
     if !broken_log.contains("FLAKEBOOT-NIXOS not reporting (host node)") {
         s.fail(&format!("generation 2's console log: {broken_log}"));
     }
+    expect_not_promoted(&s, &cli);
     let client = s.power_on("node1", ClientKind::Bios, 0, MAC[0]);
     for needle in [
         "flakeboot.generation=1",
