@@ -54,6 +54,8 @@ pub struct ApplianceConfig {
     /// `[preflight] timeout` with pre-flight on; `None`: `[preflight] enabled = false` (most
     /// scenarios' hosts are not systems that report).
     preflight: Option<Duration>,
+    /// `[preflight] firmware = "uefi"` (default: BIOS).
+    preflight_uefi: bool,
 }
 
 /// A `[[hosts]]` entry.
@@ -86,6 +88,7 @@ impl ApplianceConfig {
             allowed_paths: Vec::new(),
             report_timeout: None,
             preflight: None,
+            preflight_uefi: false,
         }
     }
 
@@ -127,6 +130,12 @@ impl ApplianceConfig {
     /// Pre-flight on: every new generation boots in the daemon's VM first, within `timeout`.
     pub fn preflight(mut self, timeout: Duration) -> Self {
         self.preflight = Some(timeout);
+        self
+    }
+
+    /// Pre-flight VMs boot under UEFI (OVMF) instead of BIOS.
+    pub fn preflight_uefi(mut self) -> Self {
+        self.preflight_uefi = true;
         self
     }
 
@@ -218,6 +227,9 @@ impl ApplianceConfig {
                     "\n[preflight]\nenabled = true\ntimeout = \"{}s\"",
                     timeout.as_secs(),
                 );
+                if self.preflight_uefi {
+                    let _ = writeln!(t, "firmware = \"uefi\"");
+                }
             }
             None => {
                 let _ = writeln!(t, "\n[preflight]\nenabled = false");
@@ -275,6 +287,27 @@ impl Appliance {
             config_path,
             _dir: dir,
         })
+    }
+
+    /// Stop the daemon and start it again with `config`, on the same state directory (its
+    /// store, generations and pre-flight logs kept).
+    pub fn restart(
+        &mut self,
+        lan: &TestLan,
+        config: &ApplianceConfig,
+    ) -> Result<(), ApplianceError> {
+        self.proc.stop();
+        std::fs::write(&self.config_path, config.to_toml()).map_err(|source| {
+            ApplianceError::Write {
+                path: self.config_path.clone(),
+                source,
+            }
+        })?;
+        self.proc = Serve::new(&self.config_path, &self.state_dir)
+            .arg("--log-format")
+            .arg("json")
+            .start(&lan.server)?;
+        Ok(())
     }
 
     /// Every boot event logged so far.

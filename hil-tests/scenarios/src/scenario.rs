@@ -141,6 +141,22 @@ impl Scenario {
         }
     }
 
+    /// Restart the appliance with another config, keeping its state directory.
+    pub fn restart_appliance(&mut self, config: &ApplianceConfig) {
+        eprintln!(
+            "== {}: appliance config (restart)\n{}",
+            self.name,
+            config.to_toml()
+        );
+        let result = match self.appliance.as_mut() {
+            Some(a) => a.restart(&self.lan, config),
+            None => self.fail("no appliance was started"),
+        };
+        if let Err(e) = result {
+            self.fail(&format!("the appliance did not restart: {e}"));
+        }
+    }
+
     /// Stop the appliance (its store can then be read with [`Scenario::appliance`]).
     pub fn stop_appliance(&mut self) {
         match self.appliance.as_mut() {

@@ -8,10 +8,12 @@
 //! probe says TCG), the first VM stops printing under KVM, the daemon tries TCG after 30 s and,
 //! once that passes, keeps TCG, which the test checks in its log.
 //!
-//! Then a commit breaks `node`'s stage 2 (it stops reporting): `flakeboot flake update` builds
-//! generation 2, its pre-flight fails, generation 1 stays current, and a BIOS machine assigned
-//! to `lab#node` boots generation 1 (its command line and its report say so). The update's
-//! entry in the flake's history says it was not promoted because the pre-flight failed.
+//! Then the daemon restarts with `[preflight] firmware = "uefi"` and a commit breaks `node`'s
+//! stage 2 (it stops reporting): `flakeboot flake update` builds generation 2, its pre-flight
+//! (OVMF and iPXE's EFI build; the kernel's EFI stub on its console) fails, generation 1 stays
+//! current, and a BIOS machine assigned to `lab#node` boots generation 1 (its command line and
+//! its report say so). The update's entry in the flake's history says it was not promoted
+//! because the pre-flight failed.
 
 // A test helper outside #[test] fails loudly; JSON indexing yields Null, never panics.
 #![allow(clippy::panic, clippy::indexing_slicing)]
@@ -25,6 +27,9 @@ use serde_json::Value;
 /// `[preflight] timeout` here: the passing boot needs about a minute under TCG (plus 30 s of
 /// KVM's silence where KVM opens but runs nothing).
 const TIMEOUT: Duration = Duration::from_secs(150);
+
+/// A line only a UEFI boot prints on the console (the kernel's EFI stub, which BIOS never runs).
+const UEFI_MARK: &str = "EFI stub:";
 
 /// `flakeboot flake generations HOST --json`, the host's view.
 fn view(cli: &FlakeCli, host: &str) -> Value {
@@ -208,6 +213,9 @@ fn a_generation_that_reports_passes_and_a_silent_one_fails_preflight() {
     }
 
     let node_secs = node["generations"][0]["preflight"]["duration_secs"].clone();
+    // The next pre-flight boots under UEFI (OVMF, iPXE's EFI build): the daemon restarted
+    // with `firmware = "uefi"` on the same state directory.
+    s.restart_appliance(&config.clone().preflight_uefi());
     // A commit that breaks stage 2: generation 2 is built, fails its pre-flight, and is not
     // current; a machine assigned to the host still boots generation 1.
     break_node(&s, &flake);
@@ -230,7 +238,9 @@ fn a_generation_that_reports_passes_and_a_silent_one_fails_preflight() {
     }
     let broken_log =
         std::fs::read_to_string(state_dir.join("preflight/lab-node-2.log")).unwrap_or_default();
-    if !broken_log.contains("FLAKEBOOT-NIXOS not reporting (host node)") {
+    if !broken_log.contains("FLAKEBOOT-NIXOS not reporting (host node)")
+        || !broken_log.contains(UEFI_MARK)
+    {
         s.fail(&format!("generation 2's console log: {broken_log}"));
     }
     expect_not_promoted(&s, &cli);
