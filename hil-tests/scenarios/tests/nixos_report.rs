@@ -2,8 +2,9 @@
 //! nixpkgs) built by the daemon with real nix and netbooted by a BIOS client: stage 1 execs
 //! `init=` from the ramdisk's /nix/store, stage 2 loads virtio_net, applies
 //! `flakeboot.hostname=` and reports up with the NixOS module's own `nixos/flakeboot-report.sh`.
-//! One boot checks: the console shows stage 2 and the host name, and the appliance records the
-//! `system` event with outcome ok. A second machine, UEFI, boots the flake's host that never
+//! One boot checks: the console shows stage 2 and the host name, the appliance records the
+//! `system` event with outcome ok, and a line stage 2 wrote to the kernel log is among the
+//! machine's logs, sent by the real kernel's netconsole. A second machine, UEFI, boots the flake's host that never
 //! reports (`silent`): its stage 2 runs under OVMF too, and `[boot] report_timeout` (1 minute
 //! here) after its initrd its last boot is "no report" while the first machine's is "up".
 
@@ -38,6 +39,33 @@ fn last_boot(state_dir: &std::path::Path, mac: &str) -> Value {
         .and_then(|ms| ms.iter().find(|m| m["mac"] == mac))
         .map(|m| m["last_boot"].clone())
         .unwrap_or(Value::Null)
+}
+
+/// The line stage 2 wrote to the kernel log reached the appliance through the real kernel's
+/// netconsole (UDP 6666, configured by the NixOS module's `flakeboot-logs.sh`) and is among the
+/// machine's lines (`flakeboot machine logs MAC --json`, over the API socket), proto `netconsole`.
+fn expect_netconsole_line(s: &Scenario, mac: &str, host: &str) {
+    let want = format!("FLAKEBOOT-NIXOS kernel log of host {host} over netconsole");
+    let mut logs = Value::Null;
+    for _ in 0..50 {
+        let out = Command::new(flakeboot_bin())
+            .args(["machine", "logs", mac, "--json", "--state-dir"])
+            .arg(s.appliance().state_dir())
+            .output()
+            .unwrap_or_else(|e| panic!("flakeboot machine logs: {e}"));
+        logs = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        let found = logs.as_array().and_then(|lines| {
+            lines.iter().find(|l| {
+                l["proto"] == "netconsole" && l["text"].as_str().is_some_and(|t| t.contains(&want))
+            })
+        });
+        if let Some(line) = found {
+            println!("netconsole line of {mac}: {line}");
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    s.fail(&format!("no netconsole line `{want}` for {mac}: {logs}"));
 }
 
 #[test]
@@ -120,6 +148,7 @@ fn nixos_shaped_host_sets_its_hostname_and_reports_up() {
             "expected a `system` event with outcome ok: {other:?}"
         )),
     }
+    expect_netconsole_line(&s, MAC[0], "node");
     let up = last_boot(s.appliance().state_dir(), MAC[0]);
     let host_is = |v: &Value, name: &str| v["host"].as_str().is_some_and(|h| h.ends_with(name));
     if up["state"] != "up" || up["generation"] != 1 || !host_is(&up, "node") {
