@@ -1,7 +1,9 @@
 //! The real daemon in a namespace made by plain `unshare --net`, which leaves the host's `/sys`
 //! mounted: `/sys/class/net` there lists the host's interfaces, not the namespace's. The daemon
 //! must find its LAN port (`tap0`, only in the namespace) through the kernel of its own network
-//! namespace, and serve on it.
+//! namespace, and serve on it: a QEMU machine (BIOS, iPXE from the NIC's option ROM) on that tap
+//! gets its address from the daemon's DHCP (router mode), its script, the pinned Debian kernel
+//! and a marker initramfs over HTTP, and runs them.
 
 // Helpers here run only inside tests: a failed step panics with its message.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
@@ -9,7 +11,10 @@
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use flakeboot_testbed::{Proc, require_root, require_tool};
+use flakeboot_testbed::{
+    ClientKind, Netns, Proc, QemuClient, kernel, marker_initramfs, marker_line, require_root,
+    require_tool, unique_token,
+};
 
 const LAN_IF: &str = "tap0";
 const SERVER_IP: &str = "10.79.0.1";
@@ -41,8 +46,8 @@ fn daemon_under_unshare_net_serves_on_a_namespace_only_interface() {
 
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name);
-    std::fs::write(path("vmlinuz"), b"not really a kernel").unwrap();
-    std::fs::write(path("initrd"), b"not really an initrd").unwrap();
+    let token = unique_token();
+    marker_initramfs(&path("initrd"), &token).unwrap();
     let config = path("flakeboot.toml");
     std::fs::write(
         &config,
@@ -52,19 +57,20 @@ fn daemon_under_unshare_net_serves_on_a_namespace_only_interface() {
 interface = "{LAN_IF}"
 
 [dhcp]
-mode = "off"
+mode = "router"
+range = ["10.79.0.100", "10.79.0.109"]
 
 [[hosts]]
 name = "demo"
 kernel = "{kernel}"
 initrd = "{initrd}"
-cmdline = "console=ttyS0"
+cmdline = "console=ttyS0 panic=-1 fbt.marker=unshare1"
 
 [[machines]]
 mac = "{CLIENT_MAC}"
 host = "demo"
 "#,
-            kernel = path("vmlinuz").display(),
+            kernel = kernel().unwrap().display(),
             initrd = path("initrd").display(),
         ),
     )
@@ -154,12 +160,42 @@ host = "demo"
         .collect();
     assert_eq!(offered, [LAN_IF], "LAN ports on the setup page");
 
+    // A machine on tap0 netboots from the daemon: QEMU runs in the daemon's namespace, named
+    // for `ip netns exec` (which mounts a /sys of its own for QEMU, not for the daemon).
+    let ns = Netns::attach("unshare", daemon.pid()).unwrap();
+    let mut client = QemuClient::start(&ns, "unshare1", ClientKind::Bios, LAN_IF, CLIENT_MAC)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let marker = marker_line(&token, "unshare1");
+    if let Err(e) = client.wait_for_serial(&marker, Duration::from_secs(180)) {
+        panic!(
+            "the machine did not boot its host: {e}\nconsole:\n{}\ndaemon log:\n{}",
+            client.console_tail(30),
+            daemon.tail(40)
+        );
+    }
+    client.stop();
+    drop(ns);
+
     let status = daemon.stop().unwrap();
     assert!(
         status.success(),
         "daemon exit: {status}\n{}",
         daemon.tail(40)
     );
+    // The boot as the store has it: DHCP, the script, kernel and initrd (QEMU's option ROM is
+    // iPXE already: no TFTP).
+    let out = Command::new(env!("CARGO_BIN_EXE_flakeboot"))
+        .args(["events", "--mac", CLIENT_MAC, "--state-dir"])
+        .arg(path("state"))
+        .output()
+        .unwrap();
+    let events = String::from_utf8_lossy(&out.stdout);
+    for stage in [" dhcp Ok", " script Ok", " kernel Ok", " initrd Ok"] {
+        assert!(
+            events.lines().any(|l| l.contains(stage)),
+            "no `{stage}` among the machine's events:\n{events}"
+        );
+    }
 }
 
 /// curl, from inside the daemon's network namespace.

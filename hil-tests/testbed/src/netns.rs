@@ -30,6 +30,21 @@ impl Netns {
         Ok(ns)
     }
 
+    /// A name for the network namespace process `pid` is in (`ip netns attach`), for one made
+    /// some other way (plain `unshare --net`). Dropping it removes the name; the namespace lives
+    /// on while a process is in it.
+    pub fn attach(tag: &str, pid: u32) -> io::Result<Netns> {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tag: String = tag
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(8)
+            .collect();
+        let name = format!("fbt-{tag}-{}-{n}", std::process::id());
+        run_checked(Command::new("ip").args(["netns", "attach", &name, &pid.to_string()]))?;
+        Ok(Netns { name })
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
