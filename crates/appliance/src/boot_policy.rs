@@ -515,6 +515,9 @@ impl Catalogue for BootPolicy {
             if let (Some(peer), Some(mac)) = (peer, event.mac) {
                 self.bind(peer, mac);
             }
+        } else if event.stage == flakeboot_catalogue::BootStage::OtherDhcp {
+            // Another server's reply names its client: shown in that machine's timeline if
+            // the store knows it (never a new record), and it binds nothing.
         } else {
             // Whatever MAC the request names, it is the event of the MAC its address is bound
             // to, or of nobody: a claim never reaches another machine's timeline.
@@ -977,6 +980,26 @@ hostname = "node1"
         let _dhcp = rx.try_recv().unwrap();
         assert_eq!(rx.try_recv().unwrap().mac, Some(mac));
         assert_eq!(rx.try_recv().unwrap().mac, None);
+    }
+
+    /// Another server's reply keeps the MAC it answers (its timeline) but binds no address: a
+    /// later fetch from the server's address is still nobody's.
+    #[test]
+    fn another_servers_reply_names_its_client_and_binds_nothing() {
+        use flakeboot_catalogue::{BootStage, Outcome};
+        let (tx, mut rx) = mpsc::channel(8);
+        let cat = BootPolicy::new(PolicyState::default(), tx);
+        let mac: MacAddr = "52:54:00:12:34:56".parse().unwrap();
+        let server: IpAddr = "10.77.0.2".parse().unwrap();
+        cat.record(
+            BootEvent::new(BootStage::OtherDhcp, Outcome::Ok, "offer from 10.77.0.2")
+                .mac(mac)
+                .peer(server),
+        );
+        cat.record(BootEvent::new(BootStage::Kernel, Outcome::Ok, "k").peer(server));
+        assert_eq!(rx.try_recv().unwrap().mac, Some(mac));
+        assert_eq!(rx.try_recv().unwrap().mac, None);
+        assert_eq!(cat.machine_at(server), None);
     }
 
     /// The real boot: iPXE fetches `boot.ipxe?mac=<its MAC>` from the address its DHCP exchange

@@ -636,9 +636,10 @@ fn spawn_watch(ctx: &BootContext, config: &Config, lan: &LanInfo) -> Running {
         expiry: config.dhcp.server_expiry,
     };
     let (servers, status) = (ctx.lan_actions.dhcp_servers().clone(), ctx.status.clone());
+    let catalogue = ctx.catalogue.clone();
     spawn(ctx, move |stop| {
         Box::pin(async move {
-            dhcp_servers::run(servers, start, status, stop).await;
+            dhcp_servers::run(servers, start, catalogue, status, stop).await;
             Ok(())
         })
     })

@@ -3,9 +3,10 @@
 //! the warnings the dashboard shows ([`warnings`], pure).
 
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use flakeboot_catalogue::MacAddr;
+use flakeboot_catalogue::{Catalogue, MacAddr};
 use flakeboot_config::DhcpMode;
 use flakeboot_dhcp::seen::{SeenLimits, SeenServer, SeenServers, ServerKind};
 use flakeboot_dhcp::server::watch::{self, ProbeTrigger, SharedSeen, WatchConfig};
@@ -178,6 +179,7 @@ pub(crate) struct WatchStart {
 pub(crate) async fn run(
     servers: DhcpServers,
     start: WatchStart,
+    catalogue: Arc<dyn Catalogue>,
     status: tokio_watch::Sender<DaemonStatus>,
     stop: CancellationToken,
 ) {
@@ -192,6 +194,7 @@ pub(crate) async fn run(
         cfg,
         servers.seen.clone(),
         servers.trigger.clone(),
+        catalogue,
         stop.clone(),
     );
     let began = Instant::now();

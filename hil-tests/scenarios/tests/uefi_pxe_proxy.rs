@@ -1,11 +1,12 @@
 //! Scenario 3: UEFI's own PXE client (OVMF, no iPXE option ROM) on a LAN whose DHCP server is
 //! dnsmasq with no PXE options; flakeboot in proxy mode adds the boot information. The path:
 //! DHCP from dnsmasq + proxyDHCP from flakeboot, TFTP ipxe.efi, iPXE, HTTP script, kernel,
-//! initrd.
+//! initrd. dnsmasq's replies to the machine, which the appliance hears on the LAN, are in the
+//! machine's timeline as the store keeps it (`other-dhcp` events).
 
 use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Script, Tftp};
 use flakeboot_catalogue::ClientFirmware;
-use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, MAC, Mode, Scenario};
+use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, MAC, Mode, ROUTER_V4, Scenario};
 use flakeboot_testbed::ClientKind;
 
 #[test]
@@ -41,4 +42,18 @@ fn uefi_native_pxe_boots_through_proxy_dhcp_beside_dnsmasq() {
     s.expect_stages(&client, &[Dhcp, Tftp, Script, Kernel, Initrd], true);
     s.expect_firmware(&client, ClientFirmware::UefiX64Pxe);
     s.report(&client, true);
+
+    s.stop_appliance();
+    let stored = s
+        .appliance()
+        .stored_events(MAC[0])
+        .unwrap_or_else(|e| s.fail(&e.to_string()));
+    if !stored.lines().any(|l| {
+        l.contains(" other-dhcp Ok ")
+            && l.contains(&format!("from {ROUTER_V4} (full DHCP): address 10.77.0."))
+    }) {
+        s.fail(&format!(
+            "no offer from the LAN's dnsmasq in the machine's stored timeline:\n{stored}"
+        ));
+    }
 }

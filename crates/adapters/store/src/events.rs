@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use flakeboot_catalogue::{BootEvent, MacAddr};
+use flakeboot_catalogue::{BootEvent, BootStage, MacAddr};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
 
 use crate::schema::{
@@ -178,6 +178,17 @@ impl Store {
             let mut touched = BTreeSet::new();
             for event in events {
                 let mac = event.mac.filter(MacAddr::is_station);
+                if event.stage == BootStage::OtherDhcp {
+                    let known = match mac {
+                        Some(m) => machines.get(mac_key(m))?.is_some(),
+                        None => false,
+                    };
+                    if !known {
+                        // Another server's reply to a machine this appliance does not know (a
+                        // phone, a forged packet): not kept, so such packets cannot fill it.
+                        continue;
+                    }
+                }
                 let bytes = if mac.is_none() && event.mac.is_some() {
                     let mut anonymous = event.clone();
                     anonymous.mac = None;
@@ -445,6 +456,33 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().0.value())
             .collect()
+    }
+
+    /// Another server's reply is kept for a machine the store has, in that machine's events,
+    /// and not at all for any other MAC (no record, no event of nobody).
+    #[test]
+    fn other_servers_replies_are_kept_only_for_known_machines() {
+        let store = Store::in_memory().unwrap();
+        let stranger = MacAddr([0x02, 0xbb, 0, 0, 0, 1]);
+        store
+            .record_events(&[
+                named(BootStage::OtherDhcp, Some(stranger), 1),
+                named(BootStage::OtherDhcp, None, 2),
+                named(BootStage::Dhcp, Some(MACS[0]), 3),
+                named(BootStage::OtherDhcp, Some(MACS[0]), 4),
+            ])
+            .unwrap();
+        assert!(store.events_for(stranger, 10).unwrap().is_empty());
+        assert_eq!(store.machines().unwrap().len(), 1);
+        assert!(
+            unattributed(&store).is_empty(),
+            "{:?}",
+            unattributed(&store)
+        );
+        let own = store.events_for(MACS[0], 10).unwrap();
+        assert_eq!(own.len(), 2);
+        assert_eq!(own[1].stage, BootStage::OtherDhcp);
+        assert_eq!(store.recent_events(10).unwrap().len(), 2);
     }
 
     #[test]

@@ -49,7 +49,9 @@ impl Stage {
             BootStage::Script => Some(Stage::Script),
             BootStage::Kernel => Some(Stage::Kernel),
             BootStage::Initrd => Some(Stage::Initrd),
-            BootStage::System | BootStage::Local | BootStage::Console => None,
+            BootStage::System | BootStage::Local | BootStage::Console | BootStage::OtherDhcp => {
+                None
+            }
         }
     }
 
@@ -204,6 +206,17 @@ pub struct Attempt {
     pub local_disk: Option<SystemTime>,
     /// The first line of its console or logs that said it failed, if one did.
     pub console: Option<ConsoleFailure>,
+    /// Offers other DHCP servers on the LAN made it, as the appliance heard them (oldest
+    /// first).
+    pub other_offers: Vec<OtherOffer>,
+}
+
+/// Another DHCP server's OFFER or ACK to the machine: a [`BootStage::OtherDhcp`] event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OtherOffer {
+    /// What the server offered, as recorded ("offer from 10.77.0.2 (full): 10.77.0.150").
+    pub detail: String,
+    pub at: SystemTime,
 }
 
 impl Attempt {
@@ -260,9 +273,10 @@ fn starts_new_attempt(group: &[&BootEvent], event: &BootEvent) -> bool {
             BootStage::System | BootStage::Local | BootStage::Console
         )
     });
-    if event.stage == BootStage::Console {
+    if matches!(event.stage, BootStage::Console | BootStage::OtherDhcp) {
         // A console line belongs to the boot under way, however long it ran (a panic after
-        // an hour up is that boot's end).
+        // an hour up is that boot's end); another server's offer answers the DHCP packet that
+        // began it.
         return false;
     }
     let Some(stage) = Stage::of(event.stage) else {
@@ -297,12 +311,20 @@ fn fold(events: &[&BootEvent]) -> Attempt {
     let mut system = None;
     let mut local_disk = None;
     let mut console = None;
+    let mut other_offers = Vec::new();
     for event in events {
         if event.firmware.is_some() {
             firmware = event.firmware;
         }
         if event.stage == BootStage::Local {
             local_disk = Some(event.at);
+            continue;
+        }
+        if event.stage == BootStage::OtherDhcp {
+            other_offers.push(OtherOffer {
+                detail: event.detail.clone(),
+                at: event.at,
+            });
             continue;
         }
         if event.stage == BootStage::Console {
@@ -364,6 +386,7 @@ fn fold(events: &[&BootEvent]) -> Attempt {
         system,
         local_disk,
         console,
+        other_offers,
     }
 }
 

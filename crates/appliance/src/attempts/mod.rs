@@ -12,7 +12,8 @@ mod lines;
 mod verdict;
 
 pub use fold::{
-    Attempt, ConsoleFailure, NEW_ATTEMPT_GAP, Stage, StageRun, StageState, SystemReport, attempts,
+    Attempt, ConsoleFailure, NEW_ATTEMPT_GAP, OtherOffer, Stage, StageRun, StageState,
+    SystemReport, attempts,
 };
 pub use lines::{attempt_of, group_by_attempt};
 pub use verdict::{BootState, Verdict, generation_of};

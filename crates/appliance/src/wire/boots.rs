@@ -162,8 +162,20 @@ pub struct Attempt {
     /// 1's error), if one did.
     #[serde(default)]
     pub console: Option<ConsoleFailure>,
+    /// Offers other DHCP servers on the LAN made it, as the appliance heard them (oldest first).
+    #[serde(default)]
+    pub other_offers: Vec<OtherOffer>,
     /// How it ended (or stands) now.
     pub result: LastBoot,
+}
+
+/// Another DHCP server's OFFER or ACK to the machine.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OtherOffer {
+    /// The server and what it offered: "offer from 10.77.0.2 (full DHCP): 10.77.0.150, ...".
+    pub detail: String,
+    #[serde(with = "rfc3339")]
+    pub at: SystemTime,
 }
 
 /// A line of the machine's console or logs that said the boot failed.
@@ -193,6 +205,14 @@ impl Attempt {
                 line: c.line.clone(),
                 at: c.at,
             }),
+            other_offers: attempt
+                .other_offers
+                .iter()
+                .map(|o| OtherOffer {
+                    detail: o.detail.clone(),
+                    at: o.at,
+                })
+                .collect(),
             result: verdict.into(),
         }
     }

@@ -66,6 +66,11 @@ pub enum BootStage {
     /// A line from the machine's console or logs (netconsole, syslog) that says its boot failed:
     /// a kernel panic, NixOS stage 1's error. Its detail is the line.
     Console,
+    /// Another DHCP server's OFFER or ACK to this machine, as the appliance heard it on the LAN
+    /// (its detail names the server and what it offered). Its MAC is the reply's `chaddr`: it
+    /// is shown in a known machine's timeline, but makes no machine record and binds no
+    /// address (anyone on the LAN can send such a packet).
+    OtherDhcp,
 }
 
 impl BootStage {
@@ -81,6 +86,7 @@ impl BootStage {
             BootStage::System => "system",
             BootStage::Local => "local",
             BootStage::Console => "console",
+            BootStage::OtherDhcp => "other-dhcp",
         }
     }
 
@@ -196,6 +202,7 @@ mod tests {
             BootStage::System,
             BootStage::Local,
             BootStage::Console,
+            BootStage::OtherDhcp,
         ];
         for stage in all {
             let json = serde_json::to_string(&stage).unwrap();

@@ -202,6 +202,16 @@ pub fn render(
             } @else if verdict.state == BootState::Booting {
                 p.small.verdict { "Booting: " (verdict.detail) "." }
             }
+            @if !attempt.other_offers.is_empty() {
+                div.other-offers {
+                    div.notice.warn { "Other DHCP servers on the LAN answered this machine too: it takes whichever answers first." }
+                    ul.small {
+                        @for o in &attempt.other_offers {
+                            li { span.mono { (timestamp(o.at)) } " " (o.detail) }
+                        }
+                    }
+                }
+            }
             @if !lines.is_empty() {
                 (log_lines(lines, attempt.console.as_ref().map(|c| c.line.as_str())))
             }
@@ -304,6 +314,39 @@ mod tests {
             "{html}"
         );
         assert!(html.contains(">no report<"), "{html}");
+    }
+
+    /// Another server's offer is shown with the attempt it answered, escaped; it starts no
+    /// attempt of its own and changes no stage.
+    #[test]
+    fn other_servers_offers_are_shown_with_the_attempt() {
+        use BootStage::*;
+        let events = vec![
+            ev(0, Dhcp, Outcome::Ok, "proxy offer"),
+            ev(
+                1,
+                OtherDhcp,
+                Outcome::Ok,
+                "offer from 10.77.0.2 (full DHCP): boot file <b>x</b>",
+            ),
+            ev(2, Script, Outcome::Ok, "GET /boot.ipxe 200"),
+        ];
+        let list = attempts(&events);
+        assert_eq!(list.len(), 1);
+        let a = &list[0];
+        assert_eq!(a.other_offers.len(), 1);
+        let v = Verdict::of(a, at(3), Duration::from_secs(600));
+        let html = render(a, &v, at(3), &[]).into_string();
+        assert!(
+            html.contains("Other DHCP servers on the LAN answered this machine too"),
+            "{html}"
+        );
+        assert!(
+            html.contains("offer from 10.77.0.2 (full DHCP): boot file &lt;b&gt;x&lt;/b&gt;"),
+            "{html}"
+        );
+        let without = attempts(&[events[0].clone(), events[2].clone()]);
+        assert_eq!(without[0].stages, a.stages, "the offer changed a stage");
     }
 
     /// A kernel panic on the console: the boot failed with that line as its reason, and its

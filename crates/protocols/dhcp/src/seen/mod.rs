@@ -106,6 +106,10 @@ pub struct ServerReply {
     pub boot_file: Option<String>,
     /// It answers PXE clients (option 60 `PXEClient`/`HTTPClient`, option 43 or a boot file).
     pub pxe: bool,
+    /// The client it answers (`chaddr`, Ethernet with a 6-byte address of one station).
+    pub client: Option<MacAddr>,
+    /// An ACK (else an OFFER).
+    pub ack: bool,
 }
 
 impl ServerReply {
@@ -163,12 +167,104 @@ impl ServerReply {
             router,
             boot_file,
             pxe,
+            // hlen <= 16 was checked by parse_reply, so chaddr() cannot panic.
+            client: (msg.htype() == HType::Eth && msg.hlen() == 6)
+                .then(|| MacAddr::from_slice(msg.chaddr()))
+                .flatten()
+                .filter(MacAddr::is_station),
+            ack: message_type == Some(MessageType::Ack),
         })
+    }
+
+    /// What the client was offered, for its timeline: "offer from 10.77.0.2 (full DHCP):
+    /// address 10.77.0.150, router 10.77.0.2, boot file pxelinux.0". The boot file is the
+    /// sender's text: control characters escaped, at most 64 characters.
+    pub fn describe(&self) -> String {
+        let what = if self.ack { "ack" } else { "offer" };
+        let kind = match self.kind {
+            ServerKind::Full => "full DHCP",
+            ServerKind::Proxy => "proxyDHCP",
+        };
+        let mut parts = Vec::new();
+        if let Some(ip) = self.offered {
+            parts.push(format!("address {ip}"));
+        }
+        if let Some(ip) = self.router {
+            parts.push(format!("router {ip}"));
+        }
+        if let Some(file) = &self.boot_file {
+            let shown: String = file
+                .chars()
+                .take(64)
+                .flat_map(char::escape_default)
+                .collect();
+            parts.push(format!("boot file {shown}"));
+        }
+        if parts.is_empty() {
+            parts.push("PXE boot information".into());
+        }
+        format!(
+            "{what} from {} ({kind}): {}",
+            self.server_id,
+            parts.join(", ")
+        )
     }
 
     /// Whether this reply is the appliance's own (its server identifier is one of `own`).
     pub fn is_from(&self, own: &[Ipv4Addr]) -> bool {
         own.contains(&self.server_id)
+    }
+}
+
+/// Which other servers' replies reach machines' timelines: one per client and server every
+/// [`ReplyLog::EVERY`] (a client's retries and its OFFER-ACK pair are one line), and at most
+/// [`ReplyLog::PER_SECOND`] in all, so a LAN flooding forged replies cannot flood timelines.
+/// Bounded: at most [`ReplyLog::MAX_PAIRS`] pairs remembered.
+#[derive(Debug, Default)]
+pub struct ReplyLog {
+    last: std::collections::HashMap<(MacAddr, Ipv4Addr), SystemTime>,
+    second: Option<SystemTime>,
+    in_second: u32,
+}
+
+impl ReplyLog {
+    /// The same client and server at most once in this time.
+    pub const EVERY: Duration = Duration::from_secs(10);
+    /// At most this many a second in all.
+    pub const PER_SECOND: u32 = 20;
+    /// Pairs remembered.
+    pub const MAX_PAIRS: usize = 1024;
+
+    /// Whether `reply` (to `client`) goes to the client's timeline, at `now`.
+    pub fn admit(&mut self, client: MacAddr, server: Ipv4Addr, now: SystemTime) -> bool {
+        let key = (client, server);
+        if let Some(at) = self.last.get(&key)
+            && now.duration_since(*at).unwrap_or_default() < Self::EVERY
+            && *at <= now
+        {
+            return false;
+        }
+        let same_second = self.second.is_some_and(|s| {
+            now.duration_since(s)
+                .is_ok_and(|d| d < Duration::from_secs(1))
+        });
+        if !same_second {
+            self.second = Some(now);
+            self.in_second = 0;
+        }
+        if self.in_second >= Self::PER_SECOND {
+            return false;
+        }
+        self.in_second += 1;
+        if self.last.len() >= Self::MAX_PAIRS {
+            self.last
+                .retain(|_, at| now.duration_since(*at).is_ok_and(|d| d < Self::EVERY));
+            if self.last.len() >= Self::MAX_PAIRS {
+                self.last.clear();
+            }
+        }
+        self.last.insert(key, now);
+        true
     }
 }
 

@@ -49,6 +49,62 @@ fn a_full_offer_tells_its_address_router_and_kind() {
     assert_eq!(r.router, Some(Ipv4Addr::new(10, 9, 0, 1)));
     assert_eq!(r.boot_file, None);
     assert!(!r.pxe);
+    assert_eq!(r.client, Some(MacAddr([2, 0, 0, 0, 0, 1])));
+    assert!(!r.ack);
+    assert_eq!(
+        r.describe(),
+        "offer from 10.9.0.2 (full DHCP): address 10.9.0.50, router 10.9.0.1"
+    );
+}
+
+#[test]
+fn a_replys_boot_file_is_escaped_and_cut_for_the_timeline() {
+    let mut m = proxy_offer(SRV);
+    m.set_fname_str("evil\x1b[31m\nname");
+    m.set_chaddr(&[0xff; 6]);
+    let mut r = ServerReply::from_message(&parse_reply(&bytes(&m)).unwrap(), SRV).unwrap();
+    assert_eq!(r.client, None, "a broadcast chaddr is nobody's");
+    r.boot_file = Some("a\u{1b}[31m\nb".into());
+    assert_eq!(
+        r.describe(),
+        "offer from 10.9.0.2 (proxyDHCP): boot file a\\u{1b}[31m\\nb"
+    );
+    r.boot_file = Some("x".repeat(300));
+    assert!(
+        r.describe()
+            .ends_with(&format!("boot file {}", "x".repeat(64)))
+    );
+}
+
+#[test]
+fn replies_reach_timelines_once_per_client_and_server_and_at_a_bounded_rate() {
+    let mut log = ReplyLog::default();
+    let a = MacAddr([2, 0, 0, 0, 0, 1]);
+    let b = MacAddr([2, 0, 0, 0, 0, 2]);
+    assert!(log.admit(a, SRV, t(0)));
+    assert!(!log.admit(a, SRV, t(1)), "its ACK or a retry");
+    assert!(log.admit(b, SRV, t(1)));
+    assert!(
+        log.admit(a, Ipv4Addr::new(10, 9, 0, 3), t(1)),
+        "another server"
+    );
+    assert!(log.admit(a, SRV, t(11)), "the next boot");
+    // A flood of forged replies to many clients in one second: PER_SECOND pass.
+    let passed = (0..1000u16)
+        .filter(|n| {
+            let [hi, lo] = n.to_be_bytes();
+            log.admit(MacAddr([2, 1, 0, 0, hi, lo]), SRV, t(100))
+        })
+        .count();
+    assert_eq!(passed, ReplyLog::PER_SECOND as usize);
+    // Many seconds of it: the memory stays bounded.
+    for sec in 0..200u64 {
+        for n in 0..20u16 {
+            let [hi, lo] = n.to_be_bytes();
+            log.admit(MacAddr([2, 2, sec as u8, 0, hi, lo]), SRV, t(200 + sec));
+        }
+    }
+    assert!(log.last.len() <= ReplyLog::MAX_PAIRS);
 }
 
 #[test]
@@ -144,6 +200,8 @@ fn reply(server: Ipv4Addr, offered: Option<Ipv4Addr>) -> ServerReply {
         router: None,
         boot_file: None,
         pxe: offered.is_none(),
+        client: None,
+        ack: false,
     }
 }
 

@@ -4,19 +4,21 @@
 //! when asked ([`ProbeTrigger`]) and every `probe_interval` makes every server answer. It never
 //! sends a REQUEST, so it never takes an address. Replies carrying one of the appliance's own
 //! addresses as server identifier are its own and skipped; anything that is not an OFFER or ACK
-//! is logged at debug and dropped.
+//! is logged at debug and dropped. A reply to a client goes to that client's timeline as a
+//! [`BootStage::OtherDhcp`] event (through the catalogue, which keeps it only for a machine it
+//! knows), at most once per client and server every few seconds ([`ReplyLog`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
-use flakeboot_catalogue::MacAddr;
+use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, MacAddr, Outcome};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::DhcpError;
 use super::socket::{CLIENT_PORT, SERVER_PORT, bind_udp};
-use crate::seen::{SeenServers, ServerReply, parse_reply, probe_discover, probe_mac};
+use crate::seen::{ReplyLog, SeenServers, ServerReply, parse_reply, probe_discover, probe_mac};
 
 /// How the watcher runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,10 +84,12 @@ impl ProbeTrigger {
 }
 
 /// Watch until `shutdown`: returns early only when the socket cannot be bound or fails for good.
+/// Replies to clients are recorded in `catalogue` (machines' timelines).
 pub async fn run(
     cfg: WatchConfig,
     seen: SharedSeen,
     trigger: ProbeTrigger,
+    catalogue: Arc<dyn Catalogue>,
     shutdown: CancellationToken,
 ) -> Result<(), DhcpError> {
     let socket =
@@ -102,6 +106,7 @@ pub async fn run(
     let mut probe_timer = tokio::time::interval(cfg.probe_interval.max(Duration::from_secs(1)));
     let mut mac_timer = tokio::time::interval(Duration::from_secs(2));
     let mut buf = vec![0u8; 1500];
+    let mut replies = ReplyLog::default();
     tracing::info!(interface = %cfg.interface, probe_mac = %mac, every = ?cfg.probe_interval, "watching for other DHCP servers");
     loop {
         let probe = tokio::select! {
@@ -115,7 +120,9 @@ pub async fn run(
             received = socket.recv_from(&mut buf) => {
                 let (len, src) = received.map_err(|source| DhcpError::Socket { port: cfg.client_port, source })?;
                 let bytes = buf.get(..len).unwrap_or_default();
-                observe(&cfg, &seen, &socket, bytes, src).await;
+                if let Some(reply) = observe(&cfg, &seen, &socket, bytes, src).await {
+                    to_timeline(&reply, &mut replies, catalogue.as_ref());
+                }
                 false
             }
         };
@@ -133,26 +140,43 @@ pub async fn run(
     }
 }
 
+/// Another server's reply to a client, on that client's timeline (when [`ReplyLog`] admits it).
+fn to_timeline(reply: &ServerReply, log: &mut ReplyLog, catalogue: &dyn Catalogue) {
+    let Some(client) = reply.client else {
+        return;
+    };
+    let now = SystemTime::now();
+    if !log.admit(client, reply.server_id, now) {
+        return;
+    }
+    let mut event = BootEvent::new(BootStage::OtherDhcp, Outcome::Ok, reply.describe())
+        .mac(client)
+        .peer(IpAddr::V4(reply.server_id));
+    event.at = now;
+    catalogue.record(event);
+}
+
+/// Another server's reply, into the table; the reply, unless it is not one or is our own.
 async fn observe(
     cfg: &WatchConfig,
     seen: &SharedSeen,
     socket: &tokio::net::UdpSocket,
     bytes: &[u8],
     src: SocketAddr,
-) {
+) -> Option<ServerReply> {
     let source = match src.ip() {
         IpAddr::V4(ip) => ip,
-        IpAddr::V6(_) => return,
+        IpAddr::V6(_) => return None,
     };
     let reply = match parse_reply(bytes).and_then(|m| ServerReply::from_message(&m, source)) {
         Ok(reply) => reply,
         Err(e) => {
             tracing::debug!(from = %src, error = %e, "not another server's OFFER or ACK");
-            return;
+            return None;
         }
     };
     if reply.is_from(&cfg.own) || cfg.own.contains(&source) {
-        return;
+        return None;
     }
     let mac = neighbour_mac(&cfg.interface, reply.server_id);
     let new = {
@@ -173,6 +197,7 @@ async fn observe(
         let discard = SocketAddr::V4(SocketAddrV4::new(reply.server_id, 9));
         let _ = socket.send_to(&[], discard).await;
     }
+    Some(reply)
 }
 
 fn fill_macs(seen: &SharedSeen, interface: &str) {
