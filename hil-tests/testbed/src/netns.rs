@@ -17,13 +17,7 @@ pub struct Netns {
 impl Netns {
     /// `tag` is for people reading `ip netns list` while a test runs.
     pub fn new(tag: &str) -> io::Result<Netns> {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tag: String = tag
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(8)
-            .collect();
-        let name = format!("fbt-{tag}-{}-{n}", std::process::id());
+        let name = unique_name(tag);
         run_checked(Command::new("ip").args(["netns", "add", &name]))?;
         let ns = Netns { name };
         ns.run(&["ip", "link", "set", "lo", "up"])?;
@@ -34,13 +28,7 @@ impl Netns {
     /// some other way (plain `unshare --net`). Dropping it removes the name; the namespace lives
     /// on while a process is in it.
     pub fn attach(tag: &str, pid: u32) -> io::Result<Netns> {
-        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let tag: String = tag
-            .chars()
-            .filter(|c| c.is_ascii_alphanumeric())
-            .take(8)
-            .collect();
-        let name = format!("fbt-{tag}-{}-{n}", std::process::id());
+        let name = unique_name(tag);
         run_checked(Command::new("ip").args(["netns", "attach", &name, &pid.to_string()]))?;
         Ok(Netns { name })
     }
@@ -104,6 +92,17 @@ impl Netns {
         self.run(&["ip", "link", "set", dev, "up"])?;
         Ok(())
     }
+}
+
+/// `fbt-<tag>-<pid>-<n>`: a name no other namespace of this run or another has.
+fn unique_name(tag: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let tag: String = tag
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(8)
+        .collect();
+    format!("fbt-{tag}-{}-{n}", std::process::id())
 }
 
 impl Drop for Netns {
