@@ -5,12 +5,14 @@
 //! in the flake's update history (`flakeboot_store::UpdateRecord`). A flake with a
 //! `notify_txt` record is not re-locked on the schedule: [`txt_watch`] (one task) asks the
 //! record every `[updates] txt_every` and updates it when the record names another revision
-//! ([`notify`] decides, pure).
+//! ([`notify`] decides, pure; [`notice`] reads the record's `rev=`, pure), through the DNS
+//! forwarder's resolver (`flakeboot_dns::Upstream`: hickory-resolver, UDP and TCP).
 //!
 //! Between "built" and "promoted", `Updates::finish` waits for each new generation's pre-flight
 //! boot ([`crate::preflight`]); a failed one is recorded as the reason the update was not
 //! promoted.
 
+pub mod notice;
 pub mod notify;
 pub mod schedule;
 pub mod scheduler;

@@ -1,7 +1,8 @@
 //! The one task that asks the flakes' `notify_txt` records (every `[updates] txt_every`, a
 //! minute by default) and starts an update (trigger `dns`) when a record names another
-//! revision than the flake's locked one ([`Notices`] decides). One lookup at a time, each
-//! bounded by [`LOOKUP_TIMEOUT`] per name server; the updates it starts run beside it (at most
+//! revision than the flake's locked one ([`Notices`] decides). One lookup at a time, through
+//! hickory-resolver (`flakeboot_dns::Upstream`, the DNS forwarder's: UDP, TCP when truncated,
+//! 2 s a try, two tries a server); the updates it starts run beside it (at most
 //! one per flake, [`Updates::run`]). What the last check found is kept for the API
 //! ([`Updates::dns_status`]); nothing here stops the task but `stop`.
 
@@ -10,21 +11,22 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use flakeboot_config::UpdatesConfig;
-use flakeboot_dnstxt::{RESOLV_CONF, lookup_txt, nameservers, read_notice};
+use flakeboot_dns::{Upstream, resolv_conf_servers};
 use flakeboot_store::UpdateTrigger;
-use tokio::io::AsyncReadExt;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
+use super::notice::read_notice;
 use super::notify::{Action, DnsStatus, Notices};
 use super::{FollowError, Started, Updates};
 
-/// How long one name server has to answer.
-pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(3);
+/// The system's resolver configuration.
+pub const RESOLV_CONF: &str = "/etc/resolv.conf";
 
-/// The most of a resolv.conf read.
-const RESOLV_CONF_MAX: u64 = 64 * 1024;
+/// Asked when the system names no name server (as glibc does).
+pub const DEFAULT_NAMESERVER: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 53);
 
 /// Which name servers are asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,16 +52,21 @@ impl Resolver {
         match self {
             Resolver::Fixed(addr) => vec![*addr],
             Resolver::System(path) => {
-                let mut text = String::new();
-                let read = match tokio::fs::File::open(path).await {
-                    Ok(file) => file.take(RESOLV_CONF_MAX).read_to_string(&mut text).await,
-                    Err(e) => Err(e),
-                };
-                if let Err(e) = read {
-                    debug!(path = %path.display(), "no resolver configuration, asking 127.0.0.1:53: {e}");
-                    text.clear();
+                let path = path.clone();
+                let read = tokio::task::spawn_blocking(move || {
+                    resolv_conf_servers(&path, std::net::Ipv4Addr::UNSPECIFIED)
+                })
+                .await
+                .unwrap_or_default();
+                let servers: Vec<SocketAddr> =
+                    read.into_iter().map(|ip| SocketAddr::new(ip, 53)).collect();
+                if servers.is_empty() {
+                    debug!(
+                        "no name server in the system's resolver configuration: asking 127.0.0.1:53"
+                    );
+                    return vec![DEFAULT_NAMESERVER];
                 }
-                nameservers(&text)
+                servers
             }
         }
     }
@@ -72,8 +79,6 @@ pub struct TxtWatch {
     pub resolver: Resolver,
     /// How often each record is asked.
     pub every: Duration,
-    /// How long each name server has to answer.
-    pub timeout: Duration,
 }
 
 impl TxtWatch {
@@ -82,7 +87,6 @@ impl TxtWatch {
         TxtWatch {
             resolver: Resolver::from_config(updates),
             every: updates.txt_every,
-            timeout: LOOKUP_TIMEOUT,
         }
     }
 }
@@ -116,11 +120,14 @@ pub async fn run(updates: Updates, watch: TxtWatch, stop: CancellationToken) {
         notices.retain(&names);
         updates.set_dns_status(&names, None);
         if !list.is_empty() {
+            // A resolver of its own each round (its cache lives one round: a changed record
+            // is read at the next round, whatever its TTL).
             let servers = watch.resolver.servers().await;
+            let upstream = Upstream::new(servers, 64).map_err(|e| e.to_string());
             for w in list {
                 let read = tokio::select! {
                     _ = stop.cancelled() => return,
-                    read = check(&servers, &w.record, watch.timeout) => read,
+                    read = check(&upstream, &w.record) => read,
                 };
                 let action = notices.judge(
                     &w.name,
@@ -150,12 +157,10 @@ pub async fn run(updates: Updates, watch: TxtWatch, stop: CancellationToken) {
 }
 
 /// The revision `record` names, or why it names none.
-async fn check(servers: &[SocketAddr], record: &str, timeout: Duration) -> Result<String, String> {
-    let records = lookup_txt(servers, record, timeout)
-        .await
-        .map_err(|e| e.to_string())?;
-    let strings: Vec<Vec<Vec<u8>>> = records.into_iter().map(|r| r.strings).collect();
-    read_notice(&strings)
+async fn check(upstream: &Result<Upstream, String>, record: &str) -> Result<String, String> {
+    let upstream = upstream.as_ref().map_err(Clone::clone)?;
+    let records = upstream.txt(record).await.map_err(|e| e.to_string())?;
+    read_notice(&records)
         .map(|n| n.rev)
         .map_err(|e| e.to_string())
 }
@@ -244,7 +249,7 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert_eq!(
             Resolver::System(path).servers().await,
-            vec![flakeboot_dnstxt::DEFAULT_NAMESERVER]
+            vec![DEFAULT_NAMESERVER]
         );
         assert_eq!(TxtWatch::from_config(&none).every, Duration::from_secs(60));
     }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use hickory_proto::op::Query;
+use hickory_proto::rr::{Name, RData, RecordType};
 use hickory_resolver::config::{NameServerConfig, ResolveHosts, ResolverConfig, ResolverOpts};
 use hickory_resolver::lookup::Lookup;
 use hickory_resolver::net::NetError;
@@ -20,6 +21,32 @@ const TRY_TIMEOUT: Duration = Duration::from_secs(2);
 pub enum UpstreamError {
     #[error("the resolver: {0}")]
     Resolver(#[from] NetError),
+}
+
+/// Why [`Upstream::txt`] found no answer.
+#[derive(Debug, thiserror::Error)]
+pub enum TxtError {
+    #[error("{name} is not a DNS name: {reason}")]
+    Name { name: String, reason: String },
+    #[error("no such name: {0}")]
+    NoSuchName(String),
+    #[error("asking {}: {source}", shown(servers))]
+    Lookup {
+        servers: Vec<SocketAddr>,
+        #[source]
+        source: NetError,
+    },
+}
+
+fn shown(servers: &[SocketAddr]) -> String {
+    if servers.is_empty() {
+        return "no name server".to_owned();
+    }
+    servers
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The resolver and the servers it asks.
@@ -69,6 +96,38 @@ impl Upstream {
     /// The servers it asks.
     pub fn servers(&self) -> &[SocketAddr] {
         &self.servers
+    }
+
+    /// The TXT records of `name` (each its character-strings in order); none when the name
+    /// exists without one. No such name, and every failure, is an error that says which.
+    pub async fn txt(&self, name: &str) -> Result<Vec<Vec<Vec<u8>>>, TxtError> {
+        let asked = Name::from_ascii(name).map_err(|e| TxtError::Name {
+            name: name
+                .chars()
+                .take(64)
+                .flat_map(char::escape_default)
+                .collect(),
+            reason: e.to_string(),
+        })?;
+        let lookup = match self.resolver.lookup(asked, RecordType::TXT).await {
+            Ok(lookup) => lookup,
+            Err(e) if e.is_nx_domain() => return Err(TxtError::NoSuchName(name.to_owned())),
+            Err(e) if e.is_no_records_found() => return Ok(Vec::new()),
+            Err(e) => {
+                return Err(TxtError::Lookup {
+                    servers: self.servers.clone(),
+                    source: e,
+                });
+            }
+        };
+        Ok(lookup
+            .answers()
+            .iter()
+            .filter_map(|record| match &record.data {
+                RData::TXT(txt) => Some(txt.txt_data.iter().map(|s| s.to_vec()).collect()),
+                _ => None,
+            })
+            .collect())
     }
 
     /// The answer to `query` from the cache or the servers.
@@ -121,5 +180,67 @@ mod tests {
         );
         assert!(resolv_conf_servers(&dir.join("missing"), Ipv4Addr::LOCALHOST).is_empty());
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
+
+#[cfg(test)]
+mod txt_tests {
+    use hickory_proto::op::{Message, OpCode, ResponseCode};
+    use hickory_proto::rr::Record;
+    use hickory_proto::rr::rdata::TXT;
+    use tokio::net::UdpSocket;
+
+    use super::*;
+
+    /// A server on loopback that answers each query with what `reply` makes of it.
+    async fn server(reply: fn(&Message) -> Message) -> SocketAddr {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut buf = vec![0u8; 512];
+            loop {
+                let (len, from) = socket.recv_from(&mut buf).await.unwrap();
+                let query = Message::from_vec(&buf[..len]).unwrap();
+                let bytes = reply(&query).to_vec().unwrap();
+                socket.send_to(&bytes, from).await.unwrap();
+            }
+        });
+        addr
+    }
+
+    fn response(query: &Message) -> Message {
+        let mut m = Message::response(query.metadata.id, OpCode::Query);
+        m.add_queries(query.queries.clone());
+        m
+    }
+
+    #[tokio::test]
+    async fn txt_records_come_with_their_strings_and_a_missing_name_says_so() {
+        let addr = server(|q| {
+            let mut m = response(q);
+            match q.queries[0].name().to_ascii().as_str() {
+                "_flakeboot.test.lan." => {
+                    m.add_answer(Record::from_rdata(
+                        q.queries[0].name().clone(),
+                        60,
+                        RData::TXT(TXT::new(vec!["rev=ab".into(), "cd".into()])),
+                    ));
+                }
+                "empty.test.lan." => {}
+                _ => {
+                    m.metadata.response_code = ResponseCode::NXDomain;
+                }
+            }
+            m
+        })
+        .await;
+        let upstream = Upstream::new(vec![addr], 16).unwrap();
+        let records = upstream.txt("_flakeboot.test.lan").await.unwrap();
+        assert_eq!(records, vec![vec![b"rev=ab".to_vec(), b"cd".to_vec()]]);
+        assert!(upstream.txt("empty.test.lan").await.unwrap().is_empty());
+        let err = upstream.txt("nothing.test.lan").await.unwrap_err();
+        assert!(matches!(err, TxtError::NoSuchName(_)), "{err}");
+        let err = upstream.txt("bad..name").await.unwrap_err();
+        assert!(matches!(err, TxtError::Name { .. }), "{err}");
     }
 }

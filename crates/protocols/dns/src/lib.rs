@@ -21,7 +21,7 @@ pub mod stats;
 /// hickory-proto, whose messages and names this crate speaks.
 pub use hickory_proto as proto;
 
-pub use forward::{Upstream, UpstreamError, resolv_conf_servers};
+pub use forward::{TxtError, Upstream, UpstreamError, resolv_conf_servers};
 pub use local::{LocalEntry, LocalNames, MAX_LOCAL_NAMES};
 pub use server::{DnsServer, DnsServerConfig, DnsServerError, DnsState};
 pub use stats::{DnsStats, DnsStatsSnapshot};
