@@ -8,9 +8,11 @@
 # `node` with nix (its log follows on the terminal), then a QEMU BIOS machine assigned to `node`
 # (host name demo-machine) netboots it with its serial console on this terminal: SeaBIOS, iPXE,
 # DHCP, kernel and initrd over HTTP, stage 1 execs init= from /nix/store, stage 2 loads
-# virtio_net, sets the host name, takes an address by DHCP and reports up to flakeboot. The machine
-# powers off by itself; then its timeline (`flakeboot events --mac`) is shown. Everything is removed on exit, also on Ctrl-C. Nothing touches the host's
-# own network interfaces.
+# virtio_net, sets the host name, takes an address by DHCP, sends its kernel messages to flakeboot
+# with the kernel's netconsole, and reports up to flakeboot. The machine powers off by itself;
+# then its timeline (`flakeboot events --mac`) and its kernel lines as flakeboot received them
+# (`flakeboot machine logs`) are shown. Everything is removed on exit, also on Ctrl-C. Nothing
+# touches the host's own network interfaces.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
@@ -179,3 +181,5 @@ else
     say "no 'system' event: the machine did not report"
     exit 1
 fi
+say "its console and logs as flakeboot received them (flakeboot machine logs $mac):"
+"$flakeboot" machine logs "$mac" --state-dir "$tmp/state" || true
