@@ -53,7 +53,8 @@ fn ev(mac: MacAddr, secs_ago: u64, stage: BootStage, outcome: Outcome, detail: &
     e
 }
 
-/// Two boots of MAC (one stopped at the initrd, then one complete) and one of OTHER.
+/// Two boots of MAC (one stopped at the initrd, then one complete, which the LAN's router
+/// offered an address to as well) and one of OTHER.
 fn seed(store: &Store) {
     use BootStage::*;
     store
@@ -77,6 +78,13 @@ fn seed(store: &Store) {
                 "client closed the connection after 12 MB of 40 MB",
             ),
             ev(MAC, 400, Dhcp, Outcome::Ok, "proxyDHCP: undionly.kpxe"),
+            ev(
+                MAC,
+                399,
+                OtherDhcp,
+                Outcome::Ok,
+                "offer from 10.77.0.2 (full DHCP): address 10.77.0.150, router 10.77.0.2",
+            ),
             ev(MAC, 399, Tftp, Outcome::Ok, "undionly.kpxe 72 KB"),
             ev(MAC, 397, Dhcp, Outcome::Ok, "proxyDHCP: iPXE script"),
             ev(MAC, 396, Script, Outcome::Ok, "menu"),
@@ -501,7 +509,12 @@ async fn hosts_and_a_big_lan(c: &fantoccini::Client, shots: &Shots, store: &Stor
     c.goto(&format!("{BASE}/machines/52:54:00:12:34:56"))
         .await
         .unwrap();
-    wait_text(c, "Boot timeline").await;
+    let page = wait_text(c, "Boot timeline").await;
+    assert!(
+        page.contains("Other DHCP servers on the LAN answered this machine too")
+            && page.contains("offer from 10.77.0.2 (full DHCP): address 10.77.0.150"),
+        "{page}"
+    );
     let bars = c
         .find_all(Locator::Css("svg.timeline-svg rect"))
         .await
