@@ -11,6 +11,15 @@
 //! to that MAC. Any other event (a script, a file, a report) is the event of the MAC its address
 //! is bound to, or of nobody: the MAC a request names (`?mac=`, a report's form) is a claim,
 //! and a claim never writes into another machine's timeline or makes an address its.
+//!
+//! A machine boots, in this order: its boot-once host (a rescue system for one boot), its own
+//! host, its local disk (host `local`: [`BootSpec::Local`]), or the menu. The boot-once host is
+//! taken when its kernel was delivered to that machine (the `kernel` event, outcome ok, of a
+//! `GET` of that host's kernel from the machine's address), not when the script is fetched: a
+//! script fetched again in the same boot (iPXE retrying, a reset before the kernel came) still
+//! gets it. It is cleared in memory at once and in the store right after
+//! ([`flakeboot_store::Store::clear_boot_once`]), so the following boot reverts, also after a
+//! restart.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
@@ -19,8 +28,8 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::SystemTime;
 
 use flakeboot_catalogue::{
-    BootEvent, BootFile, BootSpec, Catalogue, FileKind, HostBoot, IpxeBinary, MacAddr, Menu,
-    MenuEntry,
+    BootEvent, BootFile, BootSpec, BootStage, Catalogue, FileKind, HostBoot, IpxeBinary,
+    LOCAL_DISK, MacAddr, Menu, MenuEntry, Outcome,
 };
 use flakeboot_config::Config;
 use flakeboot_nix::{CurrentGenerations, FlakeBoot};
@@ -42,9 +51,12 @@ struct StaticHost {
 /// What one machine boots and with which extra parameters.
 #[derive(Debug, Clone, Default)]
 pub struct MachinePolicy {
+    /// A host name, `local` (its local disk), or `None` (the menu).
     host: Option<String>,
     extra_cmdline: String,
     hostname: Option<String>,
+    /// The host its next boot gets instead (until that host's kernel was delivered to it).
+    boot_once: Option<String>,
 }
 
 /// Everything the catalogue answers from; replaced whole when the config or the store changes.
@@ -97,6 +109,7 @@ impl PolicyState {
                     host: m.host.clone(),
                     extra_cmdline: m.extra_cmdline.clone(),
                     hostname: m.hostname.clone(),
+                    boot_once: None,
                 },
             );
         }
@@ -176,6 +189,16 @@ impl PolicyState {
 
     pub fn boot_spec(&self, mac: Option<MacAddr>) -> BootSpec {
         let machine = mac.and_then(|m| self.machines.get(&m));
+        // Boot once: a host that cannot boot now (removed since) is skipped, not an error.
+        if let Some(boot) = machine
+            .and_then(|m| m.boot_once.as_deref())
+            .and_then(|name| self.host_boot(name, machine))
+        {
+            return BootSpec::Host(boot);
+        }
+        if machine.and_then(|m| m.host.as_deref()) == Some(LOCAL_DISK) {
+            return BootSpec::Local;
+        }
         if let Some(boot) = machine
             .and_then(|m| m.host.as_deref())
             .and_then(|name| self.host_boot(name, machine))
@@ -298,8 +321,46 @@ pub fn stored_policies(
         let policy = policies.entry(mac).or_default();
         policy.hostname = options.hostname;
         policy.extra_cmdline = options.kernel_params;
+        policy.boot_once = options.boot_once;
     }
     Ok(policies.into_iter().collect())
+}
+
+/// The host whose kernel a `kernel` event's detail says was fetched with `GET` (the HTTP boot
+/// server's detail starts with the request: `GET /boot/<host>/<version>/kernel 200 ...`); `None`
+/// for a `HEAD`, another file, or a detail of another shape.
+fn kernel_get_of(detail: &str) -> Option<&str> {
+    let path = detail.strip_prefix("GET ")?.split_whitespace().next()?;
+    let mut parts = path.strip_prefix("/boot/")?.split('/');
+    let (host, _version, kind) = (parts.next()?, parts.next()?, parts.next()?);
+    (kind == FileKind::Kernel.as_str() && parts.next().is_none()).then_some(host)
+}
+
+/// Sets `mac`'s boot-once host in the policy in effect to what `change` returns for the current
+/// one (`None`: leave it). A machine the state does not know is left alone.
+fn set_boot_once(
+    state: &RwLock<Arc<PolicyState>>,
+    mac: MacAddr,
+    change: impl FnOnce(&Option<String>) -> Option<Option<String>>,
+) {
+    let mut guard = match state.write() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let Some(machine) = guard.machines.get(&mac) else {
+        return;
+    };
+    let Some(next) = change(&machine.boot_once) else {
+        return;
+    };
+    if next == machine.boot_once {
+        return;
+    }
+    let mut updated = PolicyState::clone(&guard);
+    if let Some(machine) = updated.machines.get_mut(&mac) {
+        machine.boot_once = next;
+    }
+    *guard = Arc::new(updated);
 }
 
 fn push_arg(cmdline: &mut String, arg: &str) {
@@ -331,7 +392,8 @@ pub struct PreflightBoot {
 /// The catalogue the boot services share.
 #[derive(Debug)]
 pub struct BootPolicy {
-    state: RwLock<Arc<PolicyState>>,
+    /// Shared with the task that clears a boot-once host in the store.
+    state: Arc<RwLock<Arc<PolicyState>>>,
     events: mpsc::Sender<BootEvent>,
     dropped_events: std::sync::atomic::AtomicU64,
     /// Which MAC holds which address, learned from DHCP only (a DHCP event's MAC from the wire
@@ -342,8 +404,9 @@ pub struct BootPolicy {
     /// Events that named a MAC the address they came from is not bound to (a `?mac=` or
     /// report for someone else, or from an address no DHCP exchange bound).
     unbound_claims: std::sync::atomic::AtomicU64,
-    /// Router-mode leases: a report is also accepted from the address a MAC holds.
-    leases: Option<flakeboot_store::Store>,
+    /// Router-mode leases (a report is also accepted from the address a MAC holds), and where
+    /// a boot-once host that was taken is cleared.
+    store: Option<flakeboot_store::Store>,
     /// Every event, counted for `/metrics` once attributed.
     boots: Arc<BootCounters>,
 }
@@ -354,12 +417,12 @@ const MAX_PEERS: usize = 4096;
 impl BootPolicy {
     pub fn new(state: PolicyState, events: mpsc::Sender<BootEvent>) -> BootPolicy {
         BootPolicy {
-            state: RwLock::new(Arc::new(state)),
+            state: Arc::new(RwLock::new(Arc::new(state))),
             events,
             dropped_events: std::sync::atomic::AtomicU64::new(0),
             peers: Mutex::new(HashMap::new()),
             unbound_claims: std::sync::atomic::AtomicU64::new(0),
-            leases: None,
+            store: None,
             boots: Arc::default(),
         }
     }
@@ -380,15 +443,16 @@ impl BootPolicy {
         self
     }
 
-    /// Also accept reports from the address a MAC holds in the store's (router-mode) leases.
-    pub fn with_leases(mut self, store: flakeboot_store::Store) -> BootPolicy {
-        self.leases = Some(store);
+    /// The store: reports are also accepted from the address a MAC holds in its (router-mode)
+    /// leases, and a boot-once host that was taken is cleared there.
+    pub fn with_store(mut self, store: flakeboot_store::Store) -> BootPolicy {
+        self.store = Some(store);
         self
     }
 
     /// Whether `from` is leased to `mac` now (a bound lease that has not expired).
     fn holds_lease(&self, mac: MacAddr, from: Ipv4Addr) -> bool {
-        let Some(store) = &self.leases else {
+        let Some(store) = &self.store else {
             return false;
         };
         match store.lease(from) {
@@ -418,6 +482,48 @@ impl BootPolicy {
         match self.state.write() {
             Ok(mut guard) => *guard = Arc::new(state),
             Err(poisoned) => *poisoned.into_inner() = Arc::new(state),
+        }
+    }
+
+    /// A kernel was delivered to `mac` (`event`, attributed): if it is the kernel of the
+    /// machine's boot-once host, that host was taken. Cleared in memory now (the next script
+    /// reverts) and in the store off the async threads; then the memory takes the store's
+    /// value, so a rebuild from the store in between, or a host chosen since, is not lost.
+    fn kernel_delivered(&self, mac: MacAddr, event: &BootEvent) {
+        let snapshot = self.snapshot();
+        let Some(machine) = snapshot.machines.get(&mac) else {
+            return;
+        };
+        let Some(once) = machine.boot_once.clone() else {
+            return;
+        };
+        let Some(boot) = snapshot.host_boot(&once, Some(machine)) else {
+            return;
+        };
+        if kernel_get_of(&event.detail) != Some(boot.host.as_str()) {
+            return;
+        }
+        tracing::info!(%mac, host = %once, "boot once: the host's kernel was delivered; the next boot reverts");
+        let taken = once.clone();
+        set_boot_once(&self.state, mac, move |current| {
+            (current.as_deref() == Some(taken.as_str())).then_some(None)
+        });
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let state = Arc::clone(&self.state);
+        let clear = move || match store.clear_boot_once(mac, &once) {
+            Ok(options) => set_boot_once(&state, mac, move |_| Some(options.boot_once)),
+            Err(err) => {
+                tracing::error!(error = %err, %mac, "could not clear the boot-once host in the store");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn_blocking(clear);
+            }
+            // Called outside a runtime (a test): one small write, here.
+            Err(_) => clear(),
         }
     }
 
@@ -535,6 +641,12 @@ impl Catalogue for BootPolicy {
             }
             event.mac = bound;
         }
+        if event.stage == BootStage::Kernel
+            && event.outcome == Outcome::Ok
+            && let Some(mac) = event.mac
+        {
+            self.kernel_delivered(mac, &event);
+        }
         self.boots.observe(&event);
         // Never block a packet loop: when the writer is behind, count and drop.
         if self.events.try_send(event).is_err() {
@@ -569,7 +681,7 @@ impl Catalogue for BootPolicy {
         let IpAddr::V4(v4) = ip.to_canonical() else {
             return None;
         };
-        let store = self.leases.as_ref()?;
+        let store = self.store.as_ref()?;
         let lease = match store.lease(v4) {
             Ok(lease) => lease?,
             Err(err) => {
@@ -856,9 +968,190 @@ hostname = "node1"
         let host = |mac| match state.boot_spec(Some(mac)) {
             BootSpec::Host(b) => b.host,
             BootSpec::Menu(_) => "menu".into(),
+            BootSpec::Local => "local".into(),
         };
         assert_eq!(host(pinned), "demo");
         assert_eq!(host(free), "other");
+    }
+
+    /// What `mac` boots now, in one word: the host, `menu` or `local`.
+    fn boots(policy: &BootPolicy, mac: MacAddr) -> String {
+        match policy.boot_spec(Some(mac)) {
+            BootSpec::Host(b) => b.host,
+            BootSpec::Menu(_) => "menu".into(),
+            BootSpec::Local => "local".into(),
+        }
+    }
+
+    fn once(host: Option<&str>, boot_once: &str) -> MachinePolicy {
+        MachinePolicy {
+            host: host.map(str::to_owned),
+            boot_once: Some(boot_once.into()),
+            ..MachinePolicy::default()
+        }
+    }
+
+    /// A `kernel` event of `GET /boot/<host>/static/kernel` from `peer`.
+    fn kernel(host: &str, peer: &str, outcome: Outcome) -> BootEvent {
+        BootEvent::new(
+            BootStage::Kernel,
+            outcome,
+            format!("GET /boot/{host}/static/kernel 200 bytes 0-99/100"),
+        )
+        .peer(peer.parse().unwrap())
+    }
+
+    #[test]
+    fn a_machine_set_to_its_local_disk_gets_the_local_script_and_a_config_pin_can_say_so() {
+        let free = MacAddr([2, 0, 0, 0, 0, 9]);
+        let text = BASE.replace("host = \"demo\"", "host = \"local\"");
+        let state = PolicyState::from_config(
+            &config(&text),
+            vec![(free, assigned(LOCAL_DISK))],
+            CurrentGenerations::default(),
+            SERVER.into(),
+        );
+        assert_eq!(state.boot_spec(Some(free)), BootSpec::Local);
+        let pinned: MacAddr = "52:54:00:12:34:56".parse().unwrap();
+        assert_eq!(state.boot_spec(Some(pinned)), BootSpec::Local);
+        // Nobody else: the menu, whose default is still the first host.
+        assert!(matches!(state.boot_spec(None), BootSpec::Menu(_)));
+    }
+
+    #[test]
+    fn boot_once_wins_until_its_kernel_is_delivered_then_the_machine_reverts() {
+        let (local, menu, assigned_mac) = (
+            MacAddr([2, 0, 0, 0, 0, 1]),
+            MacAddr([2, 0, 0, 0, 0, 2]),
+            MacAddr([2, 0, 0, 0, 0, 3]),
+        );
+        let state = PolicyState::from_config(
+            &config(BASE),
+            vec![
+                (local, once(Some(LOCAL_DISK), "other")),
+                (menu, once(None, "other")),
+                (assigned_mac, once(Some("demo"), "other")),
+            ],
+            CurrentGenerations::default(),
+            SERVER.into(),
+        );
+        let (tx, _rx) = mpsc::channel(64);
+        let policy = BootPolicy::new(state, tx);
+        for (i, (mac, after)) in [(local, "local"), (menu, "menu"), (assigned_mac, "demo")]
+            .into_iter()
+            .enumerate()
+        {
+            let peer = format!("10.77.0.{}", 10 + i);
+            policy.record(dhcp(mac, &peer));
+            // The script, fetched again in the same boot (iPXE retries, a reset): still once.
+            assert_eq!(boots(&policy, mac), "other");
+            let BootSpec::Host(boot) = policy.boot_spec(Some(mac)) else {
+                panic!()
+            };
+            assert!(boot.cmdline.contains("flakeboot.host=other"), "{boot:?}");
+            assert_eq!(boots(&policy, mac), "other");
+            // Not taken by: a cut-off kernel, a HEAD, another host's kernel, its initrd, or
+            // the kernel fetched from an address no DHCP exchange bound to it.
+            policy.record(kernel("other", &peer, Outcome::Failed));
+            let mut head = kernel("other", &peer, Outcome::Ok);
+            head.detail = head.detail.replacen("GET", "HEAD", 1);
+            policy.record(head);
+            policy.record(kernel("demo", &peer, Outcome::Ok));
+            let mut initrd = kernel("other", &peer, Outcome::Ok);
+            initrd.detail = initrd.detail.replace("/kernel", "/initrd");
+            policy.record(initrd);
+            policy.record(kernel("other", "10.77.0.99", Outcome::Ok).mac(mac));
+            assert_eq!(boots(&policy, mac), "other", "{mac}");
+            // Its kernel delivered to it: the next boot is the machine's own choice again.
+            policy.record(kernel("other", &peer, Outcome::Ok));
+            assert_eq!(boots(&policy, mac), after, "{mac}");
+        }
+    }
+
+    #[test]
+    fn a_boot_once_host_that_cannot_boot_now_is_skipped() {
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        let state = PolicyState::from_config(
+            &config(BASE),
+            vec![(mac, once(Some("demo"), "gone"))],
+            CurrentGenerations::default(),
+            SERVER.into(),
+        );
+        let BootSpec::Host(boot) = state.boot_spec(Some(mac)) else {
+            panic!()
+        };
+        assert_eq!(boot.host, "demo");
+    }
+
+    #[tokio::test]
+    async fn a_taken_boot_once_is_cleared_in_the_store_and_survives_a_rebuild_from_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = flakeboot_store::Store::open(tmp.path()).unwrap();
+        let mac = MacAddr([2, 0, 0, 0, 0, 1]);
+        store
+            .set_machine_host(mac, Some(LOCAL_DISK.into()))
+            .unwrap();
+        store
+            .set_machine_options(
+                mac,
+                &flakeboot_store::MachineOptions {
+                    hostname: Some("node".into()),
+                    boot_once: Some("other".into()),
+                    ..flakeboot_store::MachineOptions::default()
+                },
+            )
+            .unwrap();
+        let rebuild = || {
+            PolicyState::from_config(
+                &config(BASE),
+                stored_policies(&store).unwrap(),
+                CurrentGenerations::default(),
+                SERVER.into(),
+            )
+        };
+        let (tx, _rx) = mpsc::channel(64);
+        let policy = BootPolicy::new(rebuild(), tx).with_store(store.clone());
+        policy.record(dhcp(mac, "10.77.0.10"));
+        assert_eq!(boots(&policy, mac), "other");
+        policy.record(kernel("other", "10.77.0.10", Outcome::Ok));
+        assert_eq!(boots(&policy, mac), "local", "cleared in memory at once");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while store.machine_options(mac).unwrap().boot_once.is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "never cleared in the store"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(
+            store.machine_options(mac).unwrap().hostname.as_deref(),
+            Some("node")
+        );
+        // A rebuild from the store (a restart, another machine's change) keeps it cleared.
+        policy.replace(rebuild());
+        assert_eq!(boots(&policy, mac), "local");
+    }
+
+    #[test]
+    fn only_a_get_of_a_kernel_names_its_host() {
+        assert_eq!(
+            kernel_get_of("GET /boot/demo/static/kernel 200 bytes 0-9/10"),
+            Some("demo")
+        );
+        assert_eq!(
+            kernel_get_of("GET /boot/alpha/lab.g3/kernel 200"),
+            Some("alpha")
+        );
+        for detail in [
+            "HEAD /boot/demo/static/kernel 200",
+            "GET /boot/demo/static/initrd 200",
+            "GET /boot/demo/static/kernel/x 404",
+            "GET /boot/demo/kernel 404",
+            "GET /ipxe/ipxe.efi 200",
+            "",
+        ] {
+            assert_eq!(kernel_get_of(detail), None, "{detail:?}");
+        }
     }
 
     /// The longest flake name the config accepts makes the longest version label
@@ -1138,7 +1431,7 @@ hostname = "node1"
         let (tx, rx) = mpsc::channel(8);
         (
             tmp,
-            BootPolicy::new(PolicyState::default(), tx).with_leases(store),
+            BootPolicy::new(PolicyState::default(), tx).with_store(store),
             rx,
         )
     }

@@ -351,16 +351,34 @@ pub struct MachineArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum MachineCommand {
-    /// Make a machine boot a host (`flake#host`, or a config host), or the boot menu.
+    /// Make a machine boot a host (`flake#host`, or a config host), its local disk, or the boot
+    /// menu. A machine the config file pins is refused (change it there).
     Assign {
         /// The machine's MAC, like 52:54:00:12:34:56.
         mac: String,
-        /// The host to boot.
-        #[arg(required_unless_present = "menu")]
+        /// The host to boot (`local`: its local disk).
+        #[arg(required_unless_present_any = ["menu", "local_disk"])]
         host: Option<String>,
         /// Boot the menu instead of a host.
-        #[arg(long, conflicts_with = "host")]
+        #[arg(long, conflicts_with_all = ["host", "local_disk"])]
         menu: bool,
+        /// Boot its local disk: iPXE exits to the firmware, which boots the next device in its
+        /// boot order (network boot first, the disk next: the appliance decides).
+        #[arg(long, conflicts_with = "host")]
+        local_disk: bool,
+    },
+    /// Boot a host once: the machine's next boot gets HOST (a rescue system, a memory test),
+    /// the one after its own host, local disk or menu again. Taken when HOST's kernel was
+    /// delivered to it. A machine the config file pins is refused.
+    BootOnce {
+        /// The machine's MAC, like 52:54:00:12:34:56.
+        mac: String,
+        /// The host its next boot gets (`flake#host`, or a config host).
+        #[arg(required_unless_present = "clear")]
+        host: Option<String>,
+        /// Clear it: the next boot is the machine's own choice.
+        #[arg(long, conflicts_with = "host")]
+        clear: bool,
     },
     /// Power a machine on: send the Wake-on-LAN magic packet on the LAN (a UDP broadcast to
     /// port 9 and an ethernet frame of type 0x0842).

@@ -399,12 +399,19 @@ fn machine(client: &ApiClient, args: MachineArgs) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-        MachineCommand::Assign { mac, host, menu } => {
+        MachineCommand::Assign {
+            mac,
+            host,
+            menu,
+            local_disk,
+        } => {
             let mac: MacAddr = mac.parse().map_err(|e| {
                 anyhow::anyhow!("{mac:?} is not a MAC address like 52:54:00:12:34:56: {e}")
             })?;
             let host = if menu {
                 String::new()
+            } else if local_disk {
+                flakeboot_catalogue::LOCAL_DISK.to_owned()
             } else {
                 host.unwrap_or_default()
             };
@@ -416,10 +423,34 @@ fn machine(client: &ApiClient, args: MachineArgs) -> anyhow::Result<ExitCode> {
                 return print_json(&v);
             }
             let m: Machine = typed(v, "a machine")?;
-            match &m.host {
+            match m.host.as_deref() {
+                Some(flakeboot_catalogue::LOCAL_DISK) => {
+                    println!("{} boots its local disk now.", m.mac);
+                }
                 Some(h) => println!("{} boots {h} now.", m.mac),
                 None => println!("{} boots the menu now.", m.mac),
             }
+            Ok(ExitCode::SUCCESS)
+        }
+        MachineCommand::BootOnce { mac, host, clear } => {
+            let mac = parse_mac(&mac)?;
+            let host = if clear {
+                String::new()
+            } else {
+                host.unwrap_or_default()
+            };
+            let v = client.post(
+                &format!("/machines/{}", encode(&mac.to_string())),
+                &json!({ "boot_once": host }),
+            )?;
+            if args.json {
+                return print_json(&v);
+            }
+            let next = v
+                .get("next_boot")
+                .and_then(Value::as_str)
+                .context("the appliance's answer has no next_boot (is it the same version?)")?;
+            println!("{mac}'s next boot: {next}.");
             Ok(ExitCode::SUCCESS)
         }
     }

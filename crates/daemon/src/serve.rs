@@ -112,7 +112,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
             ),
             events_tx,
         )
-        .with_leases(store.clone())
+        .with_store(store.clone())
         .with_boot_counters(metrics.boots.clone()),
     );
     let writer = tokio::spawn(events::run(events_rx, store.clone()));

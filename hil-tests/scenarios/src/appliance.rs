@@ -357,6 +357,12 @@ impl Appliance {
         self.inspect(&["events", "--mac", mac])
     }
 
+    /// `flakeboot <args> --state-dir <its state dir>`: with the daemon running, over its
+    /// owner-only API socket (no token); stopped, from its store. Its stdout, or the error.
+    pub fn cli(&self, args: &[&str]) -> Result<String, ApplianceError> {
+        self.inspect(args)
+    }
+
     fn inspect(&self, args: &[&str]) -> Result<String, ApplianceError> {
         let out = Command::new(flakeboot_bin())
             .args(args)

@@ -224,9 +224,54 @@ impl Scenario {
         std::thread::sleep(Duration::from_millis(300));
     }
 
+    /// This run's marker token (in every marker line).
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
     /// Power on a client on tap `tap`.
     pub fn power_on(&self, name: &str, kind: ClientKind, tap: usize, mac: &str) -> QemuClient {
-        match QemuClient::start(&self.lan.server, name, kind, self.lan.tap_dev(tap), mac) {
+        self.started(
+            name,
+            kind,
+            mac,
+            QemuClient::start(&self.lan.server, name, kind, self.lan.tap_dev(tap), mac),
+        )
+    }
+
+    /// Power on a client on tap `tap` with a local disk (a raw image, see
+    /// [`flakeboot_testbed::marker_disk`]) after the network in its boot order.
+    pub fn power_on_with_disk(
+        &self,
+        name: &str,
+        kind: ClientKind,
+        tap: usize,
+        mac: &str,
+        disk: &Path,
+    ) -> QemuClient {
+        self.started(
+            name,
+            kind,
+            mac,
+            QemuClient::start_with_disk(
+                &self.lan.server,
+                name,
+                kind,
+                self.lan.tap_dev(tap),
+                mac,
+                disk,
+            ),
+        )
+    }
+
+    fn started(
+        &self,
+        name: &str,
+        kind: ClientKind,
+        mac: &str,
+        started: Result<QemuClient, flakeboot_testbed::QemuError>,
+    ) -> QemuClient {
+        match started {
             Ok(c) => {
                 self.consoles
                     .lock()

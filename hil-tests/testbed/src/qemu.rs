@@ -94,6 +94,41 @@ impl QemuClient {
         mac: &str,
         memory_mib: Option<u32>,
     ) -> Result<QemuClient, QemuError> {
+        QemuClient::spawn(ns, name, kind, tap, mac, memory_mib, &[])
+    }
+
+    /// [`QemuClient::start`] with a local disk: the raw image `disk` as the first IDE disk
+    /// (BIOS drive 0x80). The boot order stays network first (`-boot n`); SeaBIOS tries the
+    /// disk when iPXE exits.
+    pub fn start_with_disk(
+        ns: &Netns,
+        name: &str,
+        kind: ClientKind,
+        tap: &str,
+        mac: &str,
+        disk: &Path,
+    ) -> Result<QemuClient, QemuError> {
+        let drive = format!("file={},format=raw,if=ide", disk.display());
+        QemuClient::spawn(
+            ns,
+            name,
+            kind,
+            tap,
+            mac,
+            None,
+            &["-drive".to_owned(), drive],
+        )
+    }
+
+    fn spawn(
+        ns: &Netns,
+        name: &str,
+        kind: ClientKind,
+        tap: &str,
+        mac: &str,
+        memory_mib: Option<u32>,
+        extra_args: &[String],
+    ) -> Result<QemuClient, QemuError> {
         let kernel = artifacts::kernel().map_err(|source| QemuError::Artifact {
             name: name.to_owned(),
             source,
@@ -110,6 +145,7 @@ impl QemuClient {
         let stderr = File::create(dir.path().join("qemu.stderr")).map_err(spawn_err)?;
         let mut cmd = ns.command(qemu_dir().join("client.sh"));
         cmd.args([kind.as_str(), tap, mac, "-"])
+            .args(extra_args)
             .env("QEMU_ACCEL", accel.as_str())
             .env("QEMU_VARS", dir.path().join("OVMF_VARS.fd"))
             .envs(memory_mib.map(|m| ("QEMU_MEM", m.to_string())))

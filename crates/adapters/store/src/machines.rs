@@ -365,7 +365,7 @@ mod tests {
         assert_eq!(macs, vec![other, MAC]);
         let options = crate::MachineOptions {
             hostname: Some("node1".into()),
-            kernel_params: String::new(),
+            ..crate::MachineOptions::default()
         };
         store.set_machine_options(other, &options).unwrap();
         store
@@ -425,7 +425,7 @@ mod tests {
                 m(6),
                 &MachineOptions {
                     hostname: Some("six".into()),
-                    kernel_params: String::new(),
+                    ..MachineOptions::default()
                 },
             )
             .unwrap();

@@ -1,6 +1,6 @@
 //! What the web UI changes: the appliance's settings (LAN port, DHCP mode, ranges,
 //! reservations, menu, nix substituters and builders) and per-machine boot options (hostname,
-//! extra kernel parameters).
+//! extra kernel parameters, the host its next boot gets once).
 //!
 //! - `settings`: a key -> JSON; the key `appliance` holds [`ApplianceSettings`].
 //! - `machine_options`: MAC (6 bytes) -> JSON [`MachineOptions`].
@@ -104,12 +104,16 @@ pub struct MachineOptions {
     pub hostname: Option<String>,
     /// Appended to the host's kernel command line for this machine only.
     pub kernel_params: String,
+    /// "Boot once": the host (`flake#host` or a config host) its next boot gets instead of its
+    /// own choice; cleared when that host's kernel was delivered to it
+    /// ([`Store::clear_boot_once`]).
+    pub boot_once: Option<String>,
 }
 
 impl MachineOptions {
     /// True when nothing is set (the record can be deleted).
     pub fn is_empty(&self) -> bool {
-        self.hostname.is_none() && self.kernel_params.is_empty()
+        self.hostname.is_none() && self.kernel_params.is_empty() && self.boot_once.is_none()
     }
 }
 
@@ -194,6 +198,31 @@ impl Store {
         txn.commit()?;
         Ok(())
     }
+
+    /// Clears one machine's boot-once host if it is still `host` (its boot took it), in one
+    /// write transaction: a host chosen since is kept. Returns the options now stored.
+    pub fn clear_boot_once(&self, mac: MacAddr, host: &str) -> Result<MachineOptions, StoreError> {
+        let txn = self.db.begin_write()?;
+        let options = {
+            let mut table = txn.open_table(MACHINE_OPTIONS)?;
+            let mut options = match table.get(mac_key(mac))? {
+                Some(v) => decode("machine_options", mac, v.value())?,
+                None => MachineOptions::default(),
+            };
+            if options.boot_once.as_deref() == Some(host) {
+                options.boot_once = None;
+                if options.is_empty() {
+                    table.remove(mac_key(mac))?;
+                } else {
+                    let bytes = encode("machine_options", &options)?;
+                    table.insert(mac_key(mac), bytes.as_slice())?;
+                }
+            }
+            options
+        };
+        txn.commit()?;
+        Ok(options)
+    }
 }
 
 #[cfg(test)]
@@ -238,6 +267,7 @@ mod tests {
         let options = MachineOptions {
             hostname: Some("alpha".into()),
             kernel_params: "console=ttyS0".into(),
+            boot_once: None,
         };
         store.set_machine_options(MAC, &options).unwrap();
         assert_eq!(store.machine_options(MAC).unwrap(), options);
@@ -246,5 +276,46 @@ mod tests {
             .set_machine_options(MAC, &MachineOptions::default())
             .unwrap();
         assert!(store.all_machine_options().unwrap().is_empty());
+    }
+
+    #[test]
+    fn boot_once_is_kept_and_cleared_only_while_it_is_the_host_that_booted() {
+        let tmp = tempfile::tempdir().unwrap();
+        let once = MachineOptions {
+            boot_once: Some("lab#rescue".into()),
+            ..MachineOptions::default()
+        };
+        {
+            let store = Store::open(tmp.path()).unwrap();
+            store.set_machine_options(MAC, &once).unwrap();
+        }
+        // It survives a restart.
+        let store = Store::open(tmp.path()).unwrap();
+        assert_eq!(store.machine_options(MAC).unwrap(), once);
+        // Another host's boot leaves it.
+        assert_eq!(store.clear_boot_once(MAC, "lab#memtest").unwrap(), once);
+        assert_eq!(store.machine_options(MAC).unwrap(), once);
+        // Its own boot clears it; nothing else set: the record goes.
+        assert_eq!(
+            store.clear_boot_once(MAC, "lab#rescue").unwrap(),
+            MachineOptions::default()
+        );
+        assert!(store.all_machine_options().unwrap().is_empty());
+        // The other options stay.
+        let both = MachineOptions {
+            hostname: Some("node".into()),
+            ..once.clone()
+        };
+        store.set_machine_options(MAC, &both).unwrap();
+        let left = store.clear_boot_once(MAC, "lab#rescue").unwrap();
+        assert_eq!(left.hostname.as_deref(), Some("node"));
+        assert_eq!(left.boot_once, None);
+        assert_eq!(store.machine_options(MAC).unwrap(), left);
+        // A machine without options: nothing to clear, nothing written.
+        let other = MacAddr([0x52, 0x54, 0, 0, 0, 10]);
+        assert_eq!(
+            store.clear_boot_once(other, "lab#rescue").unwrap(),
+            MachineOptions::default()
+        );
     }
 }

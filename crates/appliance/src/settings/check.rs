@@ -25,8 +25,10 @@ pub struct FieldError {
 /// What a machine's page or the API would save for one machine.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MachineSettings {
-    /// The host it boots; `None`: the boot menu.
+    /// The host it boots, `local` for its local disk; `None`: the boot menu.
     pub host: Option<String>,
+    /// The host its next boot gets once.
+    pub boot_once: Option<String>,
     /// The host name it is given (`flakeboot.hostname=`).
     pub hostname: Option<String>,
     /// Extra kernel parameters for this machine only.
@@ -111,6 +113,20 @@ impl SettingsCheck {
         };
         let hosts = HostNames::of(&self.file, Some(flake_hosts));
         let mut errors = Vec::new();
+        if let Some(once) = &machine.boot_once {
+            let message = if once == flakeboot_catalogue::LOCAL_DISK {
+                Some("boot once takes a host; for the local disk, set the machine's host to \"local\"".to_owned())
+            } else if !hosts.knows(once) {
+                Some(format!(
+                    "there is no host named {once:?} to boot once: use a [[hosts]] name or a flake's host (flake#host)"
+                ))
+            } else {
+                None
+            };
+            if let Some(message) = message {
+                push_once(&mut errors, "boot_once", message);
+            }
+        }
         for p in flakeboot_config::machine_problems(&config, &hosts) {
             let field = match p.field.keys().as_slice() {
                 ["host"] => "host",
@@ -369,14 +385,34 @@ mod tests {
             host: Some("demo".into()),
             hostname: Some("rack3-node1".into()),
             kernel_params: "console=ttyS0 loglevel=7".into(),
+            boot_once: Some("demo".into()),
         };
         assert_eq!(check.machine(mac, &ok, FLAKE_HOSTS), []);
+        let local = MachineSettings {
+            host: Some("local".into()),
+            boot_once: Some("demo".into()),
+            ..MachineSettings::default()
+        };
+        assert_eq!(check.machine(mac, &local, FLAKE_HOSTS), []);
         let bad = MachineSettings {
             host: Some("ghost".into()),
             hostname: Some("bad name".into()),
             kernel_params: "quiet || shell".into(),
+            boot_once: Some("lab#ghost".into()),
         };
         let e = check.machine(mac, &bad, FLAKE_HOSTS);
-        assert_eq!(fields(&e), ["host", "hostname", "kernel_params"], "{e:?}");
+        assert_eq!(
+            fields(&e),
+            ["boot_once", "host", "hostname", "kernel_params"],
+            "{e:?}"
+        );
+        assert!(e[0].message.contains("\"lab#ghost\""), "{e:?}");
+        // Boot once is a host; the local disk is the machine's own host.
+        let once_local = MachineSettings {
+            boot_once: Some("local".into()),
+            ..MachineSettings::default()
+        };
+        let e = check.machine(mac, &once_local, FLAKE_HOSTS);
+        assert_eq!(fields(&e), ["boot_once"], "{e:?}");
     }
 }

@@ -417,6 +417,8 @@ impl Default for Settings {
 pub struct MachineOptions {
     pub hostname: Option<String>,
     pub kernel_params: String,
+    /// The host its next boot gets once (then it boots its own choice again), if set.
+    pub boot_once: Option<String>,
 }
 
 impl From<flakeboot_store::ApplianceSettings> for Settings {
@@ -480,6 +482,7 @@ impl From<flakeboot_store::MachineOptions> for MachineOptions {
         MachineOptions {
             hostname: o.hostname,
             kernel_params: o.kernel_params,
+            boot_once: o.boot_once,
         }
     }
 }

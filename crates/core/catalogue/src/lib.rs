@@ -15,7 +15,7 @@ pub use event::{BootEvent, BootStage, ClientFirmware, Outcome};
 pub use file::{BootFile, FileKind, IpxeBinary};
 pub use mac::{MacAddr, ParseMacError};
 pub use recording::RecordingCatalogue;
-pub use spec::{BootSpec, HostBoot, Menu, MenuEntry};
+pub use spec::{BootSpec, HostBoot, LOCAL_DISK, Menu, MenuEntry};
 
 use std::net::IpAddr;
 use std::path::PathBuf;

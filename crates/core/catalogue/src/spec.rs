@@ -12,7 +12,13 @@ pub enum BootSpec {
     Host(HostBoot),
     /// Unassigned: show a menu of every bootable host.
     Menu(Menu),
+    /// Set to its local disk: leave iPXE (after telling the appliance), so the firmware boots
+    /// the next device in its boot order.
+    Local,
 }
+
+/// The host value that means "the local disk" (a machine's host, the menu's default).
+pub const LOCAL_DISK: &str = "local";
 
 /// Everything needed to boot one host: its files and its full kernel command line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -284,6 +284,8 @@ pub struct HostConfig {
 #[serde(deny_unknown_fields)]
 pub struct MachineConfig {
     pub mac: MacAddr,
+    /// The host it boots: a `[[hosts]]` name, a flake's host (`flake#host`), or `"local"` (its
+    /// local disk); none: the menu.
     pub host: Option<String>,
     /// Appended to the host's command line for this machine only.
     #[serde(default)]

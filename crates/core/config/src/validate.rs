@@ -324,11 +324,12 @@ pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
 pub fn machine_problems(m: &MachineConfig, hosts: &HostNames<'_>) -> Vec<Problem> {
     let mut problems = Vec::new();
     if let Some(host) = &m.host
+        && host != flakeboot_catalogue::LOCAL_DISK
         && !hosts.knows(host)
     {
         problems.push(Problem::new(
             Field::key("host"),
-            format!("there is no host named {host:?}: use a [[hosts]] name or a flake's host (flake#host)"),
+            format!("there is no host named {host:?}: use a [[hosts]] name, a flake's host (flake#host) or \"local\" (the local disk)"),
         ));
     }
     if let Some(h) = &m.hostname
@@ -616,6 +617,16 @@ mod tests {
             "{p:?}"
         );
         assert!(p[1].starts_with("machines[0].hostname: \"-x\""), "{p:?}");
+    }
+
+    #[test]
+    fn a_machine_may_boot_its_local_disk() {
+        let text = format!(
+            "[lan]\ninterface = \"eth0\"\n{HOST}\
+             [[machines]]\nmac = \"52:54:00:00:00:01\"\nhost = \"local\"\n"
+        );
+        assert!(fields(&text, None).is_empty());
+        assert!(fields(&text, Some(&[])).is_empty());
     }
 
     #[test]

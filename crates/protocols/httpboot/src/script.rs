@@ -1,7 +1,13 @@
 //! iPXE scripts, rendered from a [`BootSpec`]: pure, golden-tested (`tests/golden/*.ipxe`).
 //!
 //! The scripts use only commands present in Debian's 2019 iPXE build, under BIOS and EFI:
-//! `kernel`, `initrd`, `boot`, `menu`, `item`, `choose`, `goto`, `echo`, `imgfree`, `shell`, `exit`.
+//! `kernel`, `initrd`, `boot`, `menu`, `item`, `choose`, `goto`, `echo`, `imgfetch`, `imgfree`,
+//! `shell`, `exit`.
+//!
+//! The local disk (a machine set to it, the menu's `local` entry) is `exit`: iPXE returns to the
+//! firmware, which boots the next device in its boot order (SeaBIOS and OVMF both do). `sanboot
+//! --no-describe --drive 0x80` boots the first BIOS disk too, but only under BIOS, and it skips the
+//! boot order the owner set; see docs/boot-flow.md.
 //!
 //! EFI iPXE (2019) hands the initrd to the kernel's EFI stub only when the command line names it
 //! (`initrd=NAME`), and NAME is the image name iPXE takes from the last segment of the URL *path*
@@ -63,7 +69,39 @@ pub fn render(spec: &BootSpec, ctx: &ScriptContext<'_>) -> Result<Rendered, Scri
     match spec {
         BootSpec::Host(host) => render_host(host, ctx),
         BootSpec::Menu(menu) => Ok(render_menu(menu, ctx)),
+        BootSpec::Local => Ok(render_local(ctx)),
     }
+}
+
+/// A machine set to its local disk: tell the appliance, then leave iPXE.
+fn render_local(ctx: &ScriptContext<'_>) -> Rendered {
+    let mut s = String::from("#!ipxe\n");
+    s.push_str(
+        "# flakeboot: boot from the local disk (the next device in the firmware's boot order)\n",
+    );
+    s.push_str(&local_commands(ctx));
+    Rendered {
+        script: s,
+        summary: "local disk".to_owned(),
+        skipped: Vec::new(),
+    }
+}
+
+/// Tell the appliance (so the boot timeline ends this attempt as "local disk" instead of waiting
+/// for files that never come), then leave iPXE; a failed fetch changes nothing. Starts with the
+/// label `:local`.
+fn local_commands(ctx: &ScriptContext<'_>) -> String {
+    let local_url = match ctx.mac {
+        Some(mac) => format!("{}{LOCAL_PATH}?mac={mac}", ctx.base_url),
+        None => format!("{}{LOCAL_PATH}", ctx.base_url),
+    };
+    let mut s = String::from(":local\necho flakeboot: booting from the local disk\n");
+    let _ = writeln!(
+        s,
+        "imgfetch --name local-disk {local_url} || goto local-exit"
+    );
+    s.push_str("imgfree local-disk\n:local-exit\nexit\n");
+    s
 }
 
 fn render_host(host: &HostBoot, ctx: &ScriptContext<'_>) -> Result<Rendered, ScriptError> {
@@ -184,18 +222,8 @@ fn render_menu(menu: &Menu, ctx: &ScriptContext<'_>) -> Rendered {
     }
     s.push_str("goto ${selected}\n");
     s.push_str(&targets);
-    // Tell the appliance (so the boot timeline ends this attempt as "local disk" instead of
-    // waiting for files that never come), then leave iPXE; a failed fetch changes nothing.
-    let local_url = match ctx.mac {
-        Some(mac) => format!("{}{LOCAL_PATH}?mac={mac}", ctx.base_url),
-        None => format!("{}{LOCAL_PATH}", ctx.base_url),
-    };
-    s.push_str("\n:local\necho flakeboot: booting from the local disk\n");
-    let _ = writeln!(
-        s,
-        "imgfetch --name local-disk {local_url} || goto local-exit"
-    );
-    s.push_str("imgfree local-disk\n:local-exit\nexit\n");
+    s.push('\n');
+    s.push_str(&local_commands(ctx));
     s.push_str("\n:shell\necho flakeboot: type exit to return to the menu\nshell\ngoto menu\n");
     s.push_str("\n:failed\n");
     s.push_str("echo flakeboot: ${selected} failed (see the boot timeline on the appliance)\n");
@@ -312,6 +340,40 @@ mod tests {
         assert!(r.script.contains("item local Boot from local disk\n"));
         assert!(r.script.contains("item shell iPXE shell\n"));
         assert!(r.script.contains("--default local"));
+    }
+
+    #[test]
+    fn golden_local_disk() {
+        let r = render(&BootSpec::Local, &ctx(Some(mac()))).unwrap();
+        assert_eq!(r.summary, "local disk");
+        assert!(r.skipped.is_empty());
+        golden("local.ipxe", &r.script);
+        // It tells the appliance (stage `local`) before it leaves iPXE, and boots nothing.
+        let fetch = r.script.find("imgfetch --name local-disk").unwrap();
+        assert!(fetch < r.script.rfind("\nexit\n").unwrap(), "{}", r.script);
+        assert!(
+            r.script
+                .contains("http://10.77.0.1/boot/local?mac=52:54:00:12:34:56 "),
+            "{}",
+            r.script
+        );
+        for command in ["kernel ", "initrd ", "boot", "sanboot", "chain"] {
+            assert!(
+                !r.script.lines().any(|l| l.starts_with(command)),
+                "{command}: {}",
+                r.script
+            );
+        }
+        // The menu's local entry runs the very same commands.
+        let menu = render(&menu(vec![], None), &ctx(Some(mac()))).unwrap();
+        let local = r.script.split_once(":local\n").unwrap().1;
+        assert!(menu.script.contains(local), "{}", menu.script);
+        // Without a MAC, the fetch carries none.
+        let r = render(&BootSpec::Local, &ctx(None)).unwrap();
+        assert!(
+            r.script
+                .contains(" http://10.77.0.1/boot/local || goto local-exit\n")
+        );
     }
 
     #[test]

@@ -314,8 +314,20 @@ pub struct MachineView {
     /// What the store knows, the host it boots now and its last boot.
     #[serde(flatten)]
     pub machine: wire::Machine,
-    /// Host name and extra kernel parameters.
+    /// Host name, extra kernel parameters and the boot-once host.
     pub options: wire::MachineOptions,
+    /// What its next boot is, in words: "lab#rescue once, then its local disk".
+    pub next_boot: String,
+}
+
+impl MachineView {
+    fn new(machine: wire::Machine, options: wire::MachineOptions) -> MachineView {
+        MachineView {
+            next_boot: machines::next_boot(machine.host.as_deref(), options.boot_once.as_deref()),
+            machine,
+            options,
+        }
+    }
 }
 
 /// GET /api/v1/machines[?q=&state=&page=&per_page=]: every machine (or one page of those that
@@ -350,12 +362,12 @@ pub async fn machines(
     let list: Vec<MachineView> = page
         .rows
         .into_iter()
-        .map(|row| MachineView {
-            options: options
+        .map(|row| {
+            let options = options
                 .get(&row.machine.mac)
                 .map(|o| o.clone().into())
-                .unwrap_or_default(),
-            machine: row.into(),
+                .unwrap_or_default();
+            MachineView::new(row.into(), options)
         })
         .collect();
     let mut response = Json(list).into_response();
@@ -393,10 +405,7 @@ async fn machine_detail(
         what: format!("machine {mac}"),
     })?;
     Ok(MachineDetail {
-        view: MachineView {
-            machine: row.into(),
-            options: options.into(),
-        },
+        view: MachineView::new(row.into(), options.into()),
         attempts: list.iter().map(|(a, v)| wire::Attempt::new(a, v)).collect(),
     })
 }
@@ -430,7 +439,8 @@ pub async fn machine_attempts(
     Ok(Json(detail.attempts))
 }
 
-/// POST /api/v1/machines/{mac}: assign, label, host name, kernel parameters.
+/// POST /api/v1/machines/{mac}: assign (a host, `local`, or the menu), label, host name, kernel
+/// parameters, boot once.
 pub async fn update_machine(
     State(state): State<WebState>,
     Path(mac): Path<String>,

@@ -1,5 +1,5 @@
 //! Machines: every machine seen, and one machine's page (assignment, label, boot options, boot
-//! timeline).
+//! once, what its next boot is, boot timeline).
 
 use std::time::SystemTime;
 
@@ -10,7 +10,7 @@ use axum::{Extension, Form};
 use flakeboot_appliance::attempts::{BootState, Verdict, attempts};
 use flakeboot_appliance::overview;
 use flakeboot_appliance::{FieldError, MachineSettings};
-use flakeboot_catalogue::{BootEvent, MacAddr};
+use flakeboot_catalogue::{BootEvent, LOCAL_DISK, MacAddr};
 use flakeboot_store::{MachineOptions, MachineRecord};
 use maud::{Markup, html};
 use serde::{Deserialize, Serialize};
@@ -32,8 +32,10 @@ const LOG_LINES_READ: usize = 2000;
 /// A change to one machine (form or API). `None` leaves a field as it is.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
 pub struct MachineUpdate {
-    /// A host to boot; the empty string means the boot menu.
+    /// A host to boot, `local` for its local disk; the empty string means the boot menu.
     pub host: Option<String>,
+    /// A host its next boot gets once; the empty string clears it.
+    pub boot_once: Option<String>,
     /// A name for the machine; empty removes it.
     pub label: Option<String>,
     /// The host name it is given; empty removes it.
@@ -47,6 +49,8 @@ pub struct MachineUpdate {
 pub struct MachineErrors {
     /// Unknown host.
     pub host: Option<String>,
+    /// Unknown boot-once host.
+    pub boot_once: Option<String>,
     /// Bad label.
     pub label: Option<String>,
     /// Bad host name.
@@ -61,6 +65,7 @@ impl MachineErrors {
         for e in errors {
             let slot = match e.field {
                 "host" => &mut out.host,
+                "boot_once" => &mut out.boot_once,
                 "label" => &mut out.label,
                 "hostname" => &mut out.hostname,
                 _ => &mut out.kernel_params,
@@ -90,6 +95,7 @@ pub(crate) async fn validate(
         // The file's `[[machines]]` entry gives its host, host name and kernel parameters.
         for (field, changed) in [
             ("host", update.host.is_some()),
+            ("boot_once", update.boot_once.is_some()),
             ("hostname", update.hostname.is_some()),
             ("kernel_params", update.kernel_params.is_some()),
         ] {
@@ -114,6 +120,7 @@ pub(crate) async fn validate(
     }
     let machine = MachineSettings {
         host: update.host.as_deref().and_then(none_if_empty),
+        boot_once: update.boot_once.as_deref().and_then(none_if_empty),
         hostname: update.hostname.as_deref().and_then(none_if_empty),
         kernel_params: update
             .kernel_params
@@ -124,6 +131,23 @@ pub(crate) async fn validate(
     };
     errors.extend(state.check_machine(mac, machine).await?);
     Ok(errors)
+}
+
+/// What a machine's own choice boots, in words: a host, its local disk, or the boot menu.
+pub(crate) fn boots_in_words(host: Option<&str>) -> String {
+    match host {
+        Some(LOCAL_DISK) => "its local disk".to_owned(),
+        Some(h) => h.to_owned(),
+        None => "the boot menu".to_owned(),
+    }
+}
+
+/// What its next boot is: "lab#rescue once, then its local disk", or its own choice.
+pub(crate) fn next_boot(host: Option<&str>, boot_once: Option<&str>) -> String {
+    match boot_once {
+        Some(once) => format!("{once} once, then {}", boots_in_words(host)),
+        None => boots_in_words(host),
+    }
 }
 
 fn none_if_empty(s: &str) -> Option<String> {
@@ -145,13 +169,23 @@ pub(crate) async fn apply(
             if let Some(label) = &update.label {
                 s.set_machine_label(mac, none_if_empty(label))?;
             }
-            if update.hostname.is_some() || update.kernel_params.is_some() {
+            if update.boot_once.is_some() && s.machine(mac)?.is_none() {
+                // Boot once for a machine not seen yet: the user makes its record.
+                s.set_machine_label(mac, None)?;
+            }
+            if update.hostname.is_some()
+                || update.kernel_params.is_some()
+                || update.boot_once.is_some()
+            {
                 let mut options = s.machine_options(mac)?;
                 if let Some(h) = &update.hostname {
                     options.hostname = none_if_empty(h);
                 }
                 if let Some(p) = &update.kernel_params {
                     options.kernel_params = p.trim().to_owned();
+                }
+                if let Some(once) = &update.boot_once {
+                    options.boot_once = none_if_empty(once);
                 }
                 s.set_machine_options(mac, &options)?;
             }
@@ -323,7 +357,8 @@ pub async fn list(
                                             }
                                         }
                                         td data-label="Boots" {
-                                            @match &row.host {
+                                            @match row.host.as_deref() {
+                                                Some(LOCAL_DISK) => "local disk",
                                                 Some(h) => code { (h) },
                                                 None => span.muted { "boot menu" },
                                             }
@@ -425,6 +460,17 @@ fn render_detail(
         .clone()
         .or_else(|| m.host.clone())
         .unwrap_or_default();
+    let boot_once = form
+        .boot_once
+        .clone()
+        .or_else(|| d.options.boot_once.clone())
+        .unwrap_or_default();
+    // What the next boot is: a config-file pin gives the machine's own choice.
+    let own_host = match state.config().pinned_machines.get(&m.mac) {
+        Some(pinned) => pinned.clone(),
+        None => m.host.clone(),
+    };
+    let next = next_boot(own_host.as_deref(), d.options.boot_once.as_deref());
     let label = form
         .label
         .clone()
@@ -469,6 +515,7 @@ fn render_detail(
                     dt { "Vendor" } dd { (m.vendor_class.as_deref().unwrap_or("—")) }
                     dt { "First seen" } dd { (timestamp(m.first_seen)) }
                     dt { "Last seen" } dd { (ago(m.last_seen, now)) " (" (timestamp(m.last_seen)) ")" }
+                    dt { "Next boot" } dd #next-boot { (next) }
                 }
             }
             div.card {
@@ -480,14 +527,28 @@ fn render_detail(
                         label for="host" { "Boots" }
                         select #host name="host" {
                             option value="" selected[current_host.is_empty()] { "The boot menu (choose at boot)" }
+                            option value=(LOCAL_DISK) selected[current_host == LOCAL_DISK] { "Local disk (leave the network boot)" }
                             @for h in &hosts {
                                 option value=(h) selected[*h == current_host] { (h) }
                             }
-                            @if !current_host.is_empty() && !hosts.contains(&current_host) {
+                            @if !current_host.is_empty() && current_host != LOCAL_DISK && !hosts.contains(&current_host) {
                                 option value=(current_host) selected { (current_host) " (no longer available)" }
                             }
                         }
                         (field_error(errors.host.as_deref()))
+                    }
+                    div {
+                        label for="boot_once" { "Boot once" span.hint { "Its next boot only (a rescue system, a memory test); the one after boots the above again." } }
+                        select #boot_once name="boot_once" {
+                            option value="" selected[boot_once.is_empty()] { "—" }
+                            @for h in &hosts {
+                                option value=(h) selected[*h == boot_once] { (h) }
+                            }
+                            @if !boot_once.is_empty() && !hosts.contains(&boot_once) {
+                                option value=(boot_once) selected { (boot_once) " (not available now)" }
+                            }
+                        }
+                        (field_error(errors.boot_once.as_deref()))
                     }
                     div.row.aligned {
                         div {
