@@ -109,7 +109,6 @@ impl WanSide {
         // The firewall first: the port never answers before it is filtered.
         flakeboot_firewall::apply(&ruleset)?;
         self.table = true;
-        self.static_address(config, &ruleset.wan)?;
         match (ruleset.forward, self.forward.take()) {
             (true, None) => {
                 let forward = IpForward::enable()?;
@@ -126,7 +125,8 @@ impl WanSide {
             wan = %ruleset.wan, forward = ruleset.forward, wireguard = ?ruleset.wireguard_ports,
             "WAN firewall loaded (table inet flakeboot)"
         );
-        Ok(())
+        // Last: a port that is not there (unplugged) still gets its firewall and forwarding.
+        self.static_address(config, &ruleset.wan)
     }
 
     /// The static address and default route `config` asks for on the port `wan`: what the
@@ -405,6 +405,42 @@ mod tests {
             std::path::Path::new("t.toml"),
         )
         .unwrap()
+    }
+
+    /// The dashboard: a change that failed is a warning until one succeeds; the "WAN" line goes
+    /// with the WAN.
+    #[test]
+    fn a_failed_change_warns_and_the_line_goes_with_the_wan() {
+        let (status, rx) = watch::channel(DaemonStatus::default());
+        let mut running = Running {
+            side: WanSide {
+                address: None,
+                route: None,
+                forward: None,
+                table: false,
+            },
+            config: config("[wan]\ninterface = \"nosuchwan9\"\n"),
+            lan: "lan0".into(),
+            ports: Vec::new(),
+            status: Some(status),
+            failure: Some("the WAN port \"nosuchwan9\" does not exist".into()),
+            published: None,
+        };
+        running.report();
+        let s = rx.borrow().clone();
+        let line = s.services.iter().find(|l| l.name == "WAN").unwrap();
+        assert!(line.detail.starts_with("nosuchwan9 missing"), "{line:?}");
+        assert_eq!(s.warnings.len(), 1, "{s:?}");
+        assert!(s.warnings[0].starts_with("The WAN settings could not be applied: the WAN port"));
+        // Reported again (every few seconds): still one warning.
+        running.report();
+        assert_eq!(rx.borrow().warnings.len(), 1);
+        running.failure = None;
+        running.config = config("");
+        running.report();
+        let s = rx.borrow().clone();
+        assert!(s.services.iter().all(|l| l.name != "WAN"), "{s:?}");
+        assert!(s.warnings.is_empty(), "{s:?}");
     }
 
     #[test]

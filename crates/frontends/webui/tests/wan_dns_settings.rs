@@ -62,7 +62,7 @@ async fn the_wan_and_dns_forms_save_and_show_what_they_saved() {
     }
     // Setup chose proxy mode: the WAN would only be firewalled, the forwarder is off.
     assert!(html.contains("Not in router mode now: the LAN is not forwarded"));
-    assert!(html.contains("Now: <strong>off</strong>"));
+    assert!(html.contains("With these settings it is <strong>off</strong>"));
     let mut changes = h.state.settings_changes();
     changes.borrow_and_update();
 
@@ -122,10 +122,33 @@ async fn the_wan_and_dns_forms_save_and_show_what_they_saved() {
     assert_eq!(saved.wan.unwrap().interface.as_deref(), Some("wan0"));
     let html = body(h.get("/settings", Some(&browser)).await).await;
     assert!(html.contains(r#"<option value="on" selected>On</option>"#));
-    assert!(html.contains("Now: <strong>on</strong>"));
+    assert!(html.contains("With these settings it is <strong>on</strong>"));
     assert!(next_to(&html, "dns_upstream").contains("9.9.9.9\n1.1.1.1"));
 
-    // Back to DHCP with no WAN port, the forwarder with router mode.
+    // DHCP on the same port: the static fields, still filled in, are not saved (with DHCP
+    // the file's rules would refuse them; the API does).
+    let resp = h
+        .post(
+            "/settings/wan",
+            &browser,
+            &[
+                ("wan_interface", "wan0"),
+                ("wan_mode", "dhcp"),
+                ("wan_address", "198.51.100.2/24"),
+                ("wan_gateway", "not checked"),
+                ("wan_dns", "198.51.100.53"),
+            ],
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER, "{}", body(resp).await);
+    assert_eq!(
+        h.store.appliance_settings().unwrap().unwrap().wan,
+        Some(WanSettings {
+            interface: Some("wan0".into()),
+            ..WanSettings::default()
+        })
+    );
+    // No WAN port, the forwarder with router mode.
     let resp = h
         .post(
             "/settings/wan",
@@ -154,7 +177,7 @@ async fn the_wan_and_dns_forms_save_and_show_what_they_saved() {
         .map(|a| a.action)
         .collect();
     assert!(
-        actions.iter().filter(|a| *a == "settings.wan").count() == 2
+        actions.iter().filter(|a| *a == "settings.wan").count() == 3
             && actions.iter().filter(|a| *a == "settings.dns").count() == 2,
         "{actions:?}"
     );
@@ -220,12 +243,6 @@ async fn bad_wan_and_dns_values_are_refused_next_to_their_field() {
             "wan_address",
             "WAN address",
             "holds the LAN address 10.0.0.2",
-        ),
-        (
-            wan("wan0", "dhcp", "198.51.100.2/24", ""),
-            "wan_address",
-            "WAN address",
-            "is only used with mode = &quot;static&quot;",
         ),
     ] {
         let resp = h.post("/settings/wan", &browser, &form).await;
@@ -354,6 +371,11 @@ async fn wan_and_dns_round_trip_through_the_api() {
             json!({"wan": {"interface": "lan0"}}),
             "wan.interface",
             "is the LAN port too",
+        ),
+        (
+            json!({"wan": {"interface": "wan0", "mode": "dhcp", "address": "198.51.100.2/24"}}),
+            "wan.address",
+            "is only used with mode = \"static\"",
         ),
         (
             json!({"dns": {"upstream": ["9.9.9.9", "10.0.0.2"]}}),

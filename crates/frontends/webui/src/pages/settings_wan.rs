@@ -66,7 +66,7 @@ pub(crate) fn wan_section(state: &WebState, csrf: &str, view: &View) -> Markup {
                     (field_error(err("wan.interface")))
                 }
                 fieldset.plain {
-                    legend { "Address" }
+                    legend { "How it gets its address" }
                     div.choices {
                         label.choice {
                             input type="radio" name="wan_mode" value="dhcp" checked[mode != "static"];
@@ -81,7 +81,7 @@ pub(crate) fn wan_section(state: &WebState, csrf: &str, view: &View) -> Markup {
                 }
                 div.row {
                     div {
-                        label for="wan_address" { "Address" span.hint { "Static only: with its prefix, like 203.0.113.2/24." } }
+                        label for="wan_address" { "Address" span.hint { "Static only (not saved with DHCP): with its prefix, like 203.0.113.2/24." } }
                         input #wan_address type="text" name="wan_address" inputmode="decimal" placeholder="203.0.113.2/24"
                             value=(draft("wan.address", wan.address.clone().unwrap_or_default()));
                         (field_error(err("wan.address")))
@@ -121,7 +121,7 @@ pub(crate) fn dns_section(state: &WebState, csrf: &str, view: &View) -> Markup {
                 "A caching DNS forwarder on the LAN address: it answers the machines' own names (from their leases and settings) \
                  and forwards every other name upstream. In router mode DHCP hands it out as the LAN's DNS server."
             }
-            p.small { "Now: " strong { @if on_now { "on" } @else { "off" } } "." }
+            p.small { "With these settings it is " strong { @if on_now { "on" } @else { "off" } } "." }
             form.stack method="post" action="/settings/dns" {
                 (csrf_field(csrf))
                 div.row {
@@ -209,19 +209,24 @@ pub async fn wan(
                 .insert("wan.mode", "Choose DHCP or static.".into());
         }
     }
+    // The static fields count with "Static" chosen only (their hints say so): a switch to DHCP
+    // needs no clearing them first. The API, explicit, refuses them with DHCP as the file does.
+    let fixed = wan.mode == WanModeSetting::Static;
     // The address's form is the wire's rule (`a.b.c.d/n`), the API's too.
     let address = wire::Wan {
         address: Some(form.wan_address.clone()),
         ..wire::Wan::default()
     };
     match address.into_store() {
-        Ok(w) => wan.address = w.address,
-        Err(e) => {
+        Ok(w) if fixed => wan.address = w.address,
+        Ok(_) => {}
+        Err(e) if fixed => {
             view.errors.insert(e.field, e.message);
         }
+        Err(_) => {}
     }
     let gateway = form.wan_gateway.trim();
-    if !gateway.is_empty() {
+    if fixed && !gateway.is_empty() {
         match gateway.parse() {
             Ok(g) => wan.gateway = Some(g),
             Err(_) => {
@@ -233,10 +238,12 @@ pub async fn wan(
         }
     }
     match parse_addresses(&form.wan_dns) {
-        Ok(d) => wan.dns = d,
-        Err(e) => {
+        Ok(d) if fixed => wan.dns = d,
+        Ok(_) => {}
+        Err(e) if fixed => {
             view.errors.insert("wan.dns", e);
         }
+        Err(_) => {}
     }
     next.wan = Some(wan);
     if view.errors.is_empty() {
