@@ -10,7 +10,8 @@
 //! (a wireguard-go peer in the internet shakes hands through the WAN) and closes it when turned
 //! off; proxy mode in the settings takes NAT and forwarding away, router mode brings them back;
 //! the static WAN set through the settings API moves the address, goes (no table, forwarding
-//! or address left) and comes back, all in the same daemon.
+//! or address left) and comes back, all in the same daemon; a saved WAN whose port is gone at
+//! the next start falls back to the config file's.
 //! A DHCP WAN (dnsmasq upstream, udhcpc on the WAN standing in for systemd-networkd): the
 //! dashboard shows the leased address and gateway read from the kernel, the LAN goes out.
 //! DNS: the LAN client is handed the appliance as its DNS server; `dig` from it resolves a
@@ -522,9 +523,54 @@ fn wireguard_and_the_dhcp_mode_change_the_wan_table_live() {
     assert!(status.success(), "{}", daemon.tail(30));
     assert!(!nft_table(&lan.server).contains("flakeboot"));
     assert!(!addrs().contains(WAN_IP2), "{}", addrs());
+
+    // A WAN saved in Settings that cannot be set up at the next start (its port is gone): the
+    // daemon starts with the config file's [wan], says why, and keeps the saved settings.
+    veth(&lan.server, "wan1", &inet, "eth1").unwrap();
+    let mut daemon = lan.start(&config);
+    let (_, mut settings) = api(&lan, "GET", "/api/v1/settings", &Value::Null);
+    settings["wan"] = json!({"interface": "wan1", "mode": "static",
+                             "address": "198.51.100.2/24", "gateway": "198.51.100.1"});
+    let (code, saved) = api(&lan, "PUT", "/api/v1/settings", &settings);
+    assert_eq!(code, 200, "{saved}");
+    let wan1 = || {
+        lan.server
+            .run(&["ip", "-4", "-o", "addr", "show", "dev", "wan1"])
+            .unwrap()
+    };
+    let t = Instant::now();
+    while !wan1().contains("198.51.100.2/24") {
+        assert!(t.elapsed() < Duration::from_secs(5), "{}", daemon.tail(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!addrs().contains(WAN_IP2), "{}", addrs());
+    assert!(daemon.stop().unwrap().success(), "{}", daemon.tail(30));
+    lan.server.run(&["ip", "link", "del", "wan1"]).unwrap();
+    let fallback = Instant::now();
+    let mut daemon = lan.start(&config);
+    let fallback = fallback.elapsed();
+    assert!(
+        daemon
+            .output()
+            .contains("the WAN settings saved in Settings cannot be used"),
+        "{}",
+        daemon.tail(30)
+    );
+    assert!(
+        wan_line(&lan).starts_with(&format!("wan0 {WAN_IP}/24 via {INET_IP}:")),
+        "{}",
+        wan_line(&lan)
+    );
+    let (_, now) = api(&lan, "GET", "/api/v1/settings", &Value::Null);
+    assert_eq!(now["wan"]["interface"], "wan1", "{now}");
+    assert!(daemon.stop().unwrap().success(), "{}", daemon.tail(30));
+    assert!(!nft_table(&lan.server).contains("flakeboot"));
+    assert!(!addrs().contains(WAN_IP), "{}", addrs());
     eprintln!(
-        "router_nat wireguard: handshake {} ms after the tunnel was up; total {} ms",
+        "router_nat wireguard: handshake {} ms after the tunnel was up; a start with an unusable \
+         saved WAN served in {} ms; total {} ms",
         handshake.as_millis(),
+        fallback.as_millis(),
         started.elapsed().as_millis()
     );
 }
