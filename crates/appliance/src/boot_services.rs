@@ -250,7 +250,8 @@ impl BootServices {
         &self.lan
     }
 
-    /// Go to `next`: move to a new LAN port, restart DHCP with its new mode or pool. Never
+    /// Go to `next`: move to a new LAN port, restart DHCP with its new mode or pool, restart
+    /// the DNS forwarder with its new settings or upstream. Never
     /// fails: a LAN port that cannot be used keeps the services where they are (with a warning),
     /// a service that cannot start shows as failed with its reason. Returns what was done.
     pub async fn apply(&mut self, next: &Config) -> Plan {
@@ -311,13 +312,15 @@ impl BootServices {
                 tracing::info!("DHCP turned off");
             }
         }
-        if plan.move_lan || plan.restart_dhcp {
-            // A new port, or a mode that turns it on or off: DNS follows.
+        if plan.move_lan || plan.restart_dhcp || plan.restart_dns {
+            // A new port, a mode that turns it on or off, its own settings or upstream: DNS
+            // starts again with them (its cache with it).
             if let Some(dns) = self.dns.take() {
                 dns.stop(DNS).await;
             }
             self.lines[3] = dns_line(&next, &self.lan);
             if next.dns.is_on(next.dhcp.mode) {
+                tracing::info!(upstream = ?next.dns.upstream, "starting the DNS forwarder with new settings");
                 let lan = self.lan.clone();
                 self.dns = started(
                     &mut self.lines[3],
@@ -325,6 +328,8 @@ impl BootServices {
                     || dns_line(&next, &lan),
                 );
             }
+        }
+        if plan.move_lan || plan.restart_dhcp {
             // A new port or mode: the watcher starts again with it, and probes at once.
             if let Some(watch) = self.watch.take() {
                 watch.stop("DHCP server watch").await;
@@ -763,7 +768,7 @@ fn dns_line(config: &Config, lan: &LanInfo) -> ServiceStatus {
         line(
             DNS,
             ServiceState::Disabled,
-            "off (on in router mode, or with [dns] enabled = true)".into(),
+            "off (on in router mode, or turned on in Settings or [dns] enabled = true)".into(),
         )
     }
 }

@@ -2,7 +2,9 @@
 //! `static`), flakeboot's nftables table (the WAN firewall whenever there is a WAN; in router
 //! mode also forwarding from the LAN to the WAN with NAT) and IPv4 forwarding (router mode).
 //! Everything is undone at stop: the table removed, forwarding put back as it was, a static
-//! address and route the daemon added taken away.
+//! address and route the daemon added taken away. A change of the settings (`[wan]` saved in
+//! the UI or API, router mode, the LAN port) goes from what is set up to what is asked for
+//! without a restart: a WAN may appear, go, move to another port or change its address.
 //!
 //! What the table says is decided here ([`ruleset`], pure); `flakeboot-firewall` writes and
 //! loads it; `flakeboot-netif` applies the static address.
@@ -76,10 +78,7 @@ impl WanSide {
             forward: None,
             table: false,
         };
-        let Some(ruleset) = ruleset(config, lan, wireguard_ports) else {
-            return Ok(side);
-        };
-        match side.set_up(config, &ruleset) {
+        match side.update(config, lan, wireguard_ports) {
             Ok(()) => Ok(side),
             Err(e) => {
                 side.stop();
@@ -88,41 +87,10 @@ impl WanSide {
         }
     }
 
-    fn set_up(&mut self, config: &Config, ruleset: &Ruleset) -> Result<(), WanError> {
-        // The firewall first: the port never answers before it is filtered.
-        flakeboot_firewall::apply(ruleset)?;
-        self.table = true;
-        if config.wan.mode == WanMode::Static
-            && let Some(cidr) = config.wan.address
-        {
-            let index = flakeboot_netif::interface(&ruleset.wan)?
-                .ok_or_else(|| WanError::NoInterface(ruleset.wan.clone()))?
-                .index;
-            if flakeboot_netif::add_ipv4(index, cidr.address, cidr.prefix_len)? {
-                self.address = Some((index, cidr.address, cidr.prefix_len));
-            }
-            if let Some(gateway) = config.wan.gateway {
-                if flakeboot_netif::add_default_route(index, gateway)? {
-                    self.route = Some((index, gateway));
-                } else {
-                    tracing::warn!(%gateway, "there is a default route already: [wan] gateway is not added");
-                }
-            }
-        }
-        if ruleset.forward {
-            let forward = IpForward::enable()?;
-            tracing::info!(
-                wan = %ruleset.wan, lan = %ruleset.lan, was_on = forward.was_on(),
-                "router mode: the LAN is forwarded to the WAN with NAT"
-            );
-            self.forward = Some(forward);
-        }
-        tracing::info!(wan = %ruleset.wan, wireguard = ?ruleset.wireguard_ports, "WAN firewall loaded (table inet flakeboot)");
-        Ok(())
-    }
-
-    /// Replaces the table for changed settings (one nft transaction) and turns forwarding on or
-    /// back as router mode comes or goes.
+    /// Goes to `config` from whatever was set up before (blocking): the table replaced in one
+    /// nft transaction (loaded when a WAN appears, removed with everything else when it goes),
+    /// a static address and route that changed taken away and the new ones added, forwarding
+    /// turned on or put back as router mode comes or goes.
     pub fn update(
         &mut self,
         config: &Config,
@@ -130,20 +98,84 @@ impl WanSide {
         wireguard_ports: Vec<u16>,
     ) -> Result<(), WanError> {
         let Some(ruleset) = ruleset(config, lan, wireguard_ports) else {
+            if self.table || self.address.is_some() || self.route.is_some() {
+                tracing::info!(
+                    "no WAN port any more: its firewall, forwarding and static address are taken away"
+                );
+            }
+            self.stop();
             return Ok(());
         };
-        if !self.table {
-            // There was no WAN at start; `[wan]` is the config file's, so it does not appear
-            // later.
-            return Ok(());
-        }
+        // The firewall first: the port never answers before it is filtered.
         flakeboot_firewall::apply(&ruleset)?;
+        self.table = true;
         match (ruleset.forward, self.forward.take()) {
-            (true, None) => self.forward = Some(IpForward::enable()?),
+            (true, None) => {
+                let forward = IpForward::enable()?;
+                tracing::info!(
+                    wan = %ruleset.wan, lan = %ruleset.lan, was_on = forward.was_on(),
+                    "router mode: the LAN is forwarded to the WAN with NAT"
+                );
+                self.forward = Some(forward);
+            }
             (false, Some(before)) => before.restore()?,
             (_, kept) => self.forward = kept,
         }
-        tracing::info!(wan = %ruleset.wan, forward = ruleset.forward, "WAN firewall replaced");
+        tracing::info!(
+            wan = %ruleset.wan, forward = ruleset.forward, wireguard = ?ruleset.wireguard_ports,
+            "WAN firewall loaded (table inet flakeboot)"
+        );
+        // Last: a port that is not there (unplugged) still gets its firewall and forwarding.
+        self.static_address(config, &ruleset.wan)
+    }
+
+    /// The static address and default route `config` asks for on the port `wan`: what the
+    /// daemon added before and is no longer asked for is taken away (the route first), then
+    /// what is new is added. An address or route that was there already is left to whoever
+    /// put it there.
+    fn static_address(&mut self, config: &Config, wan: &str) -> Result<(), WanError> {
+        let (want_address, want_route) = match (config.wan.mode, config.wan.address) {
+            (WanMode::Static, Some(cidr)) => {
+                let index = flakeboot_netif::interface(wan)?
+                    .ok_or_else(|| WanError::NoInterface(wan.to_owned()))?
+                    .index;
+                (
+                    Some((index, cidr.address, cidr.prefix_len)),
+                    config.wan.gateway.map(|g| (index, g)),
+                )
+            }
+            _ => (None, None),
+        };
+        // The kernel drops a route through the gateway with the address it is reached by:
+        // an address that changes takes the route along, added again after it.
+        let address_changes = self.address.is_some() && self.address != want_address;
+        if let Some((index, gateway)) = self.route
+            && (self.route != want_route || address_changes)
+        {
+            flakeboot_netif::del_default_route(index, gateway)?;
+            self.route = None;
+        }
+        if let Some((index, address, prefix)) = self.address
+            && self.address != want_address
+        {
+            flakeboot_netif::del_ipv4(index, address, prefix)?;
+            self.address = None;
+        }
+        if let Some((index, address, prefix)) = want_address
+            && self.address != want_address
+            && flakeboot_netif::add_ipv4(index, address, prefix)?
+        {
+            self.address = want_address;
+        }
+        if let Some((index, gateway)) = want_route
+            && self.route != want_route
+        {
+            if flakeboot_netif::add_default_route(index, gateway)? {
+                self.route = want_route;
+            } else {
+                tracing::warn!(%gateway, "there is a default route already: [wan] gateway is not added");
+            }
+        }
         Ok(())
     }
 
@@ -186,6 +218,10 @@ struct Running {
     ports: Vec<u16>,
     /// The dashboard's report, where the "WAN" line goes.
     status: Option<watch::Sender<DaemonStatus>>,
+    /// Why the last change could not be applied (shown on the dashboard until one is).
+    failure: Option<String>,
+    /// The warning last put on the dashboard (to replace it, and only it).
+    published: Option<String>,
 }
 
 impl Running {
@@ -228,13 +264,26 @@ impl Running {
         })
     }
 
-    fn report(&self) {
-        let (Some(status), Some(line)) = (&self.status, self.line()) else {
+    /// Puts the "WAN" line (none without a WAN) and the warning of a change that failed on the
+    /// dashboard.
+    fn report(&mut self) {
+        let Some(status) = &self.status else {
             return;
         };
-        status.send_modify(|s| match s.services.iter_mut().find(|l| l.name == "WAN") {
-            Some(old) => *old = line,
-            None => s.services.push(line),
+        let line = self.line();
+        let warning = self.failure.as_ref().map(|e| {
+            format!("The WAN settings could not be applied: {e}. The firewall and addresses set up before stay; check the WAN port in Settings.")
+        });
+        let old = std::mem::replace(&mut self.published, warning.clone());
+        status.send_modify(|s| {
+            match (s.services.iter_mut().find(|l| l.name == "WAN"), line) {
+                (Some(old), Some(line)) => *old = line,
+                (None, Some(line)) => s.services.push(line),
+                (Some(_), None) => s.services.retain(|l| l.name != "WAN"),
+                (None, None) => {}
+            }
+            s.warnings.retain(|w| Some(w) != old.as_ref());
+            s.warnings.extend(warning);
         });
     }
 }
@@ -248,6 +297,8 @@ impl WanFirewall {
             lan,
             ports,
             status: None,
+            failure: None,
+            published: None,
         })))
     }
 
@@ -271,9 +322,13 @@ impl WanFirewall {
                 ports,
                 ..
             } = &mut *running;
-            if let Err(e) = side.update(config, lan, ports.clone()) {
-                tracing::error!(error = %e, "the WAN firewall could not be changed: the earlier rules stay");
-            }
+            running.failure = match side.update(config, lan, ports.clone()) {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::error!(error = %e, "the WAN side could not be changed: what was set up before stays");
+                    Some(e.to_string())
+                }
+            };
             running.report();
         })
         .await;
@@ -287,7 +342,7 @@ impl WanFirewall {
         self.change(move |r| r.ports = ports).await;
     }
 
-    /// The settings changed (router or proxy mode, the LAN port).
+    /// The settings changed (router or proxy mode, the LAN port, `[wan]`).
     pub async fn follow_settings(&self, config: &Config, lan: &str) {
         let (config, lan) = (config.clone(), lan.to_owned());
         self.change(move |r| {
@@ -313,7 +368,7 @@ impl WanFirewall {
             }
             let shared = self.0.clone();
             let _ = tokio::task::spawn_blocking(move || {
-                if let Ok(running) = shared.lock() {
+                if let Ok(mut running) = shared.lock() {
                     running.report();
                 }
             })
@@ -350,6 +405,42 @@ mod tests {
             std::path::Path::new("t.toml"),
         )
         .unwrap()
+    }
+
+    /// The dashboard: a change that failed is a warning until one succeeds; the "WAN" line goes
+    /// with the WAN.
+    #[test]
+    fn a_failed_change_warns_and_the_line_goes_with_the_wan() {
+        let (status, rx) = watch::channel(DaemonStatus::default());
+        let mut running = Running {
+            side: WanSide {
+                address: None,
+                route: None,
+                forward: None,
+                table: false,
+            },
+            config: config("[wan]\ninterface = \"nosuchwan9\"\n"),
+            lan: "lan0".into(),
+            ports: Vec::new(),
+            status: Some(status),
+            failure: Some("the WAN port \"nosuchwan9\" does not exist".into()),
+            published: None,
+        };
+        running.report();
+        let s = rx.borrow().clone();
+        let line = s.services.iter().find(|l| l.name == "WAN").unwrap();
+        assert!(line.detail.starts_with("nosuchwan9 missing"), "{line:?}");
+        assert_eq!(s.warnings.len(), 1, "{s:?}");
+        assert!(s.warnings[0].starts_with("The WAN settings could not be applied: the WAN port"));
+        // Reported again (every few seconds): still one warning.
+        running.report();
+        assert_eq!(rx.borrow().warnings.len(), 1);
+        running.failure = None;
+        running.config = config("");
+        running.report();
+        let s = rx.borrow().clone();
+        assert!(s.services.iter().all(|l| l.name != "WAN"), "{s:?}");
+        assert!(s.warnings.is_empty(), "{s:?}");
     }
 
     #[test]

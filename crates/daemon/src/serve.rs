@@ -126,7 +126,20 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
 
     // The WAN side ([wan]): the firewall table, router mode's forwarding and NAT, a static
     // address; undone at stop.
-    let wan = start_wan(&config, &lan.interface, &store).await?;
+    let wan = match start_wan(&config, &lan.interface, &store).await {
+        Ok(wan) => wan,
+        // The WAN saved in Settings (an unplugged port): the file's, so the appliance starts
+        // and stays reachable to fix it; the next saved change tries the saved WAN again.
+        Err(err) if config.wan != file_config.wan => {
+            tracing::error!(
+                error = format!("{err:#}"),
+                "the WAN settings saved in Settings cannot be used: the config file's [wan] is in effect until they are saved again"
+            );
+            config.wan = file_config.wan.clone();
+            start_wan(&config, &lan.interface, &store).await?
+        }
+        Err(err) => return Err(err),
+    };
 
     let shutdown = CancellationToken::new();
     start_preflight(&config, &store, &flakes, &catalogue, &shutdown);

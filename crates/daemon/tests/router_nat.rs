@@ -8,13 +8,17 @@
 //! and the static address are gone, and the same probes are refused again (the control).
 //! The table follows changes live: the WireGuard server enabled through the API opens its port
 //! (a wireguard-go peer in the internet shakes hands through the WAN) and closes it when turned
-//! off; proxy mode in the settings takes NAT and forwarding away, router mode brings them back.
+//! off; proxy mode in the settings takes NAT and forwarding away, router mode brings them back;
+//! the static WAN set through the settings API moves the address, goes (no table, forwarding
+//! or address left) and comes back, all in the same daemon; a saved WAN whose port is gone at
+//! the next start falls back to the config file's.
 //! A DHCP WAN (dnsmasq upstream, udhcpc on the WAN standing in for systemd-networkd): the
 //! dashboard shows the leased address and gateway read from the kernel, the LAN goes out.
 //! DNS: the LAN client is handed the appliance as its DNS server; `dig` from it resolves a
 //! name the internet's dnsmasq serves through the forwarder (the second time from its cache,
 //! with dnsmasq asked once, then gone), its own `<hostname>.<domain>` from its lease, and an
-//! unknown LAN name as NXDOMAIN; port 53 answers nothing from the WAN.
+//! unknown LAN name as NXDOMAIN; port 53 answers nothing from the WAN; another upstream saved
+//! through the settings API answers from then on, without a daemon restart.
 
 // Helpers here run only inside tests: a failed step panics with its message.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
@@ -31,7 +35,11 @@ use flakeboot_testbed::{Netns, require_tool, veth};
 use serde_json::{Value, json};
 
 const WAN_IP: &str = "203.0.113.2";
+/// The WAN address the settings move it to.
+const WAN_IP2: &str = "203.0.113.4";
 const INET_IP: &str = "203.0.113.1";
+/// A second address of the internet namespace (a second name server).
+const INET_IP2: &str = "203.0.113.3";
 
 /// What a probe from the internet got.
 #[derive(Debug, PartialEq, Eq)]
@@ -421,12 +429,148 @@ fn wireguard_and_the_dhcp_mode_change_the_wan_table_live() {
         );
     }
 
+    // The static WAN through `PUT /api/v1/settings` (`wan`): another address moves the
+    // address and the default route; no WAN port takes the table, forwarding and the address
+    // away; the WAN set again brings them back. The same daemon all along.
+    let pid = daemon.pid();
+    let addrs = || {
+        lan.server
+            .run(&["ip", "-4", "-o", "addr", "show", "dev", "wan0"])
+            .unwrap()
+    };
+    let default_route = || {
+        lan.server
+            .run(&["ip", "-4", "route", "show", "default"])
+            .unwrap()
+    };
+    let (code, mut settings) = api(&lan, "GET", "/api/v1/settings", &Value::Null);
+    assert_eq!(code, 200, "{settings}");
+    assert_eq!(
+        settings["wan"],
+        json!({"interface": "wan0", "mode": "static", "address": format!("{WAN_IP}/24"),
+               "gateway": INET_IP, "dns": [INET_IP]})
+    );
+    settings["wan"]["address"] = json!(format!("{WAN_IP2}/24"));
+    let (code, saved) = api(&lan, "PUT", "/api/v1/settings", &settings);
+    assert_eq!(code, 200, "{saved}");
+    let t = Instant::now();
+    while !wan_line(&lan).starts_with(&format!("wan0 {WAN_IP2}/24 via {INET_IP}:")) {
+        assert!(
+            t.elapsed() < Duration::from_secs(5),
+            "{}\n{}\n{}",
+            wan_line(&lan),
+            addrs(),
+            daemon.tail(20)
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!addrs().contains(&format!("{WAN_IP}/")), "{}", addrs());
+    assert!(
+        default_route().contains(&format!("via {INET_IP} dev wan0")),
+        "{}",
+        default_route()
+    );
+    // The new address is firewalled like the old one: nothing answers there.
+    assert_eq!(tcp_probe(&inet, WAN_IP2, 443), Probe::Nothing);
+    // A static address without its prefix is refused on its field.
+    let mut bad = settings.clone();
+    bad["wan"]["address"] = json!(WAN_IP2);
+    let (code, refused) = api(&lan, "PUT", "/api/v1/settings", &bad);
+    assert_eq!(code, 422, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "wan.address", "{refused}");
+
+    // No WAN port: nothing of it stays.
+    let mut none = settings.clone();
+    none["wan"] = json!({"interface": null, "mode": "dhcp"});
+    let (code, saved) = api(&lan, "PUT", "/api/v1/settings", &none);
+    assert_eq!(code, 200, "{saved}");
+    let t = Instant::now();
+    while nft_table(&lan.server).contains("flakeboot") {
+        assert!(t.elapsed() < Duration::from_secs(5), "{}", table());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(forwarding(), "0");
+    assert!(!addrs().contains(WAN_IP2), "{}", addrs());
+    assert!(default_route().trim().is_empty(), "{}", default_route());
+    let (_, status) = api(&lan, "GET", "/api/v1/status", &Value::Null);
+    assert!(
+        !status["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["name"] == "WAN"),
+        "{status}"
+    );
+    // And back: the table, NAT, forwarding, the address and the route.
+    let (code, saved) = api(&lan, "PUT", "/api/v1/settings", &settings);
+    assert_eq!(code, 200, "{saved}");
+    let t = Instant::now();
+    while !(nft_table(&lan.server).contains("flakeboot") && addrs().contains(WAN_IP2)) {
+        assert!(t.elapsed() < Duration::from_secs(5), "{}", daemon.tail(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(table().contains("masquerade"));
+    assert_eq!(forwarding(), "1");
+    assert!(
+        default_route().contains(&format!("via {INET_IP} dev wan0")),
+        "{}",
+        default_route()
+    );
+    assert_eq!(daemon.pid(), pid);
+    assert_eq!(daemon.output().matches("starting flakeboot").count(), 1);
+
     let status = daemon.stop().unwrap();
     assert!(status.success(), "{}", daemon.tail(30));
     assert!(!nft_table(&lan.server).contains("flakeboot"));
+    assert!(!addrs().contains(WAN_IP2), "{}", addrs());
+
+    // A WAN saved in Settings that cannot be set up at the next start (its port is gone): the
+    // daemon starts with the config file's [wan], says why, and keeps the saved settings.
+    veth(&lan.server, "wan1", &inet, "eth1").unwrap();
+    let mut daemon = lan.start(&config);
+    let (_, mut settings) = api(&lan, "GET", "/api/v1/settings", &Value::Null);
+    settings["wan"] = json!({"interface": "wan1", "mode": "static",
+                             "address": "198.51.100.2/24", "gateway": "198.51.100.1"});
+    let (code, saved) = api(&lan, "PUT", "/api/v1/settings", &settings);
+    assert_eq!(code, 200, "{saved}");
+    let wan1 = || {
+        lan.server
+            .run(&["ip", "-4", "-o", "addr", "show", "dev", "wan1"])
+            .unwrap()
+    };
+    let t = Instant::now();
+    while !wan1().contains("198.51.100.2/24") {
+        assert!(t.elapsed() < Duration::from_secs(5), "{}", daemon.tail(20));
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!addrs().contains(WAN_IP2), "{}", addrs());
+    assert!(daemon.stop().unwrap().success(), "{}", daemon.tail(30));
+    lan.server.run(&["ip", "link", "del", "wan1"]).unwrap();
+    let fallback = Instant::now();
+    let mut daemon = lan.start(&config);
+    let fallback = fallback.elapsed();
+    assert!(
+        daemon
+            .output()
+            .contains("the WAN settings saved in Settings cannot be used"),
+        "{}",
+        daemon.tail(30)
+    );
+    assert!(
+        wan_line(&lan).starts_with(&format!("wan0 {WAN_IP}/24 via {INET_IP}:")),
+        "{}",
+        wan_line(&lan)
+    );
+    let (_, now) = api(&lan, "GET", "/api/v1/settings", &Value::Null);
+    assert_eq!(now["wan"]["interface"], "wan1", "{now}");
+    assert!(daemon.stop().unwrap().success(), "{}", daemon.tail(30));
+    assert!(!nft_table(&lan.server).contains("flakeboot"));
+    assert!(!addrs().contains(WAN_IP), "{}", addrs());
     eprintln!(
-        "router_nat wireguard: handshake {} ms after the tunnel was up; total {} ms",
+        "router_nat wireguard: handshake {} ms after the tunnel was up; a start with an unusable \
+         saved WAN served in {} ms; total {} ms",
         handshake.as_millis(),
+        fallback.as_millis(),
         started.elapsed().as_millis()
     );
 }
@@ -786,13 +930,78 @@ fn the_lan_resolves_through_the_forwarder_and_the_wan_gets_no_dns() {
     assert!(counter("local") >= 5, "{metrics}");
     assert_eq!(counter("forwarded"), 3, "{metrics}");
     assert!(counter("failed") >= 1, "{metrics}");
+
+    // Another upstream set through `PUT /api/v1/settings` (`dns.upstream`): a second name
+    // server on the internet with another answer for the same name. The forwarder asks it from
+    // then on (its cache, which still holds the first answer, goes with the restart), with no
+    // daemon restart.
+    inet.addr("eth0", &format!("{INET_IP2}/24")).unwrap();
+    let mut second = inet
+        .spawn(
+            "upstream-dns-2",
+            &[
+                "dnsmasq",
+                "--no-daemon",
+                "--conf-file=/dev/null",
+                "--no-resolv",
+                "--no-hosts",
+                "--user=root",
+                "--bind-interfaces",
+                &format!("--listen-address={INET_IP2}"),
+                "--address=/www.example.test/198.51.100.8",
+                "--log-queries",
+                "--log-facility=-",
+            ],
+        )
+        .unwrap();
+    second.wait_for("started", Duration::from_secs(10)).unwrap();
+    let pid = daemon.pid();
+    let (code, mut settings) = api(&lan, "GET", "/api/v1/settings", &Value::Null);
+    assert_eq!(code, 200, "{settings}");
+    assert_eq!(settings["dns"], json!({"enabled": null, "upstream": []}));
+    settings["dns"]["upstream"] = json!([INET_IP2]);
+    let switched = Instant::now();
+    let (code, saved) = api(&lan, "PUT", "/api/v1/settings", &settings);
+    assert_eq!(code, 200, "{saved}");
+    loop {
+        let (status, answers) = dig(client, &dns, "www.example.test", &[]);
+        if status == "NOERROR" && answers == ["198.51.100.8"] {
+            break;
+        }
+        assert!(
+            switched.elapsed() < Duration::from_secs(8),
+            "still {status} {answers:?} after the new upstream was saved\n{}\n{}",
+            daemon.tail(20),
+            second.tail(10)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let switched = switched.elapsed();
+    assert!(
+        second.output().contains("query[A] www.example.test"),
+        "{}",
+        second.tail(10)
+    );
+    // The LAN's own names still answer, and the same daemon serves.
+    assert_eq!(dig(client, &dns, "labpc.lan.test", &[]).1, [ip.as_str()]);
+    assert_eq!(daemon.pid(), pid);
+    assert_eq!(daemon.output().matches("starting flakeboot").count(), 1);
+    // A value the file's rules refuse is refused here too, on its field.
+    settings["dns"]["upstream"] = json!([SERVER_IP]);
+    let (code, refused) = api(&lan, "PUT", "/api/v1/settings", &settings);
+    assert_eq!(code, 422, "{refused}");
+    assert_eq!(refused["errors"][0]["field"], "dns.upstream", "{refused}");
+    second.stop();
+
     let status = daemon.stop().unwrap();
     assert!(status.success(), "{}", daemon.tail(30));
     eprintln!(
-        "router_nat dns: first forwarded answer {} ms, cached {} ms, SERVFAIL without upstream {} ms; total {} ms",
+        "router_nat dns: first forwarded answer {} ms, cached {} ms, SERVFAIL without upstream {} ms; \
+         answers from the upstream saved in settings {} ms after the PUT; total {} ms",
         first.as_millis(),
         cached.as_millis(),
         servfail.as_millis(),
+        switched.as_millis(),
         started.elapsed().as_millis()
     );
 }

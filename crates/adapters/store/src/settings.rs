@@ -1,6 +1,7 @@
 //! What the web UI changes: the appliance's settings (LAN port, DHCP mode, ranges,
-//! reservations, menu, nix substituters and builders) and per-machine boot options (hostname,
-//! extra kernel parameters, the host its next boot gets once).
+//! reservations, menu, nix substituters and builders, the WAN port, the DNS forwarder) and
+//! per-machine boot options (hostname, extra kernel parameters, the host its next boot gets
+//! once).
 //!
 //! - `settings`: a key -> JSON; the key `appliance` holds [`ApplianceSettings`].
 //! - `machine_options`: MAC (6 bytes) -> JSON [`MachineOptions`].
@@ -58,6 +59,54 @@ pub struct ReservationSetting {
     pub hostname: Option<String>,
 }
 
+/// How the WAN port gets its address (mirrors the config file's `[wan] mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WanModeSetting {
+    /// From the upstream's DHCP server.
+    #[default]
+    Dhcp,
+    /// The address, gateway and name servers set here.
+    Static,
+}
+
+impl WanModeSetting {
+    /// The name used in the config file and the API.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WanModeSetting::Dhcp => "dhcp",
+            WanModeSetting::Static => "static",
+        }
+    }
+}
+
+/// The WAN port (mirrors the config file's `[wan]`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct WanSettings {
+    /// The upstream port; `None`: no WAN.
+    pub interface: Option<String>,
+    /// DHCP or static.
+    pub mode: WanModeSetting,
+    /// Static: the port's address and prefix length.
+    pub address: Option<(Ipv4Addr, u8)>,
+    /// Static: the default gateway.
+    pub gateway: Option<Ipv4Addr>,
+    /// Static: the upstream's name servers.
+    pub dns: Vec<Ipv4Addr>,
+}
+
+/// The DNS forwarder (the config file's `[dns] enabled` and `upstream`; its limits stay the
+/// file's).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(default)]
+pub struct DnsSettings {
+    /// On, off, or `None`: in router mode only.
+    pub enabled: Option<bool>,
+    /// The name servers forwarded to; empty: a static WAN's, else `/etc/resolv.conf`'s.
+    pub upstream: Vec<Ipv4Addr>,
+}
+
 /// The appliance's settings as the web UI edits them. Seeded from the config file; once saved
 /// here they win over it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,6 +128,24 @@ pub struct ApplianceSettings {
     pub substituters: Vec<String>,
     /// Nix remote builders (`builders`), one machine spec each.
     pub builders: Vec<String>,
+    /// The WAN port; `None` in records saved before it was a setting: the config file's.
+    pub wan: Option<WanSettings>,
+    /// The DNS forwarder; `None` in records saved before it was a setting: the config file's.
+    pub dns: Option<DnsSettings>,
+}
+
+impl ApplianceSettings {
+    /// These settings with what they leave unset (`wan`, `dns`: a record of an earlier
+    /// version) taken from `file` (the config file's, [`ApplianceSettings`] form).
+    pub fn or_file(mut self, file: &ApplianceSettings) -> ApplianceSettings {
+        if self.wan.is_none() {
+            self.wan = file.wan.clone();
+        }
+        if self.dns.is_none() {
+            self.dns = file.dns.clone();
+        }
+        self
+    }
 }
 
 impl Default for ApplianceSettings {
@@ -92,6 +159,8 @@ impl Default for ApplianceSettings {
             menu_timeout_secs: 10,
             substituters: Vec::new(),
             builders: Vec::new(),
+            wan: None,
+            dns: None,
         }
     }
 }
@@ -247,6 +316,17 @@ mod tests {
             menu_timeout_secs: 3,
             substituters: vec!["https://cache.example".into()],
             builders: vec!["ssh://b x86_64-linux".into()],
+            wan: Some(WanSettings {
+                interface: Some("wan0".into()),
+                mode: WanModeSetting::Static,
+                address: Some((Ipv4Addr::new(203, 0, 113, 2), 24)),
+                gateway: Some(Ipv4Addr::new(203, 0, 113, 1)),
+                dns: vec![Ipv4Addr::new(203, 0, 113, 53)],
+            }),
+            dns: Some(DnsSettings {
+                enabled: Some(true),
+                upstream: vec![Ipv4Addr::new(9, 9, 9, 9)],
+            }),
         };
         {
             let store = Store::open(tmp.path()).unwrap();
@@ -255,6 +335,43 @@ mod tests {
         }
         let store = Store::open(tmp.path()).unwrap();
         assert_eq!(store.appliance_settings().unwrap(), Some(settings));
+    }
+
+    /// A record an earlier version saved (no `wan`, no `dns`) still reads: those are unset, so
+    /// the config file's `[wan]` and `[dns]` stay in effect, and `or_file` fills them in.
+    #[test]
+    fn a_record_without_wan_and_dns_reads_as_unset() {
+        let store = Store::in_memory().unwrap();
+        let old = br#"{"lan_interface":"lan0","dhcp_mode":"router","dhcp_ranges":[["10.0.0.100","10.0.0.200"]],"reservations":[],"menu_default":null,"menu_timeout_secs":3,"substituters":[],"builders":[]}"#;
+        let txn = store.db.begin_write().unwrap();
+        txn.open_table(SETTINGS)
+            .unwrap()
+            .insert(APPLIANCE_KEY, old.as_slice())
+            .unwrap();
+        txn.commit().unwrap();
+        let read = store.appliance_settings().unwrap().unwrap();
+        assert_eq!(read.lan_interface, "lan0");
+        assert_eq!(read.dhcp_mode, DhcpModeSetting::Router);
+        assert_eq!(read.menu_timeout_secs, 3);
+        assert_eq!((read.wan.clone(), read.dns.clone()), (None, None));
+        let file = ApplianceSettings {
+            wan: Some(WanSettings {
+                interface: Some("wan0".into()),
+                ..WanSettings::default()
+            }),
+            dns: Some(DnsSettings::default()),
+            ..ApplianceSettings::default()
+        };
+        let filled = read.clone().or_file(&file);
+        assert_eq!(filled.wan, file.wan);
+        assert_eq!(filled.dns, file.dns);
+        assert_eq!(filled.lan_interface, "lan0");
+        // Saved values are never replaced by the file's.
+        let saved = ApplianceSettings {
+            wan: Some(WanSettings::default()),
+            ..read
+        };
+        assert_eq!(saved.or_file(&file).wan, Some(WanSettings::default()));
     }
 
     #[test]

@@ -6,7 +6,13 @@
 //!   ([`BootServices::apply`]);
 //! - menu default and timeout, machine assignments and options: the catalogue is rebuilt (the
 //!   next menu fetched has them);
-//! - substituters and builders: the build runner gets new nix settings for its next build.
+//! - substituters and builders: the build runner gets new nix settings for its next build;
+//! - the WAN port (`[wan]`: port, DHCP or static address, gateway, name servers): the WAN side
+//!   goes to it ([`crate::wan::WanFirewall::follow_settings`]: the firewall table replaced, a
+//!   static address and route swapped, forwarding and NAT with router mode);
+//! - the DNS forwarder (on, off, upstream; a static WAN's name servers are its default
+//!   upstream): it restarts on the LAN address with them, and router-mode DHCP restarts when
+//!   the DNS servers it hands out (option 6) change.
 //!
 //! Settings are checked before they are saved ([`crate::settings::check`]); settings that
 //! still break one of the config's rules are logged and not applied. A change that cannot be

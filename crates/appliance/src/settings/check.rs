@@ -86,6 +86,10 @@ impl SettingsCheck {
                 &config,
                 system.as_ref(),
             ));
+            problems.extend(flakeboot_config::system::wan_problems(
+                &config,
+                system.as_ref(),
+            ));
         }
         let mut errors: Vec<FieldError> = Vec::new();
         for p in problems {
@@ -149,7 +153,8 @@ fn push_once(errors: &mut Vec<FieldError>, field: &'static str, message: String)
 }
 
 /// The settings field a config field comes from (see [`effective_config`]), or `None` for the
-/// config file's own values.
+/// config file's own values. The WAN's and the forwarder's are named by their place in the
+/// API's `wan` and `dns` objects.
 fn settings_field(field: &Field) -> Option<&'static str> {
     Some(match field.keys().as_slice() {
         ["lan", ..] => "lan_interface",
@@ -162,6 +167,13 @@ fn settings_field(field: &Field) -> Option<&'static str> {
         ["menu", "timeout"] => "menu_timeout_secs",
         ["nix", "substituters", ..] => "substituters",
         ["nix", "builders", ..] => "builders",
+        ["wan", "interface"] => "wan.interface",
+        ["wan", "mode"] => "wan.mode",
+        ["wan", "address"] => "wan.address",
+        ["wan", "gateway"] => "wan.gateway",
+        ["wan", "dns", ..] => "wan.dns",
+        ["dns", "enabled"] => "dns.enabled",
+        ["dns", "upstream", ..] => "dns.upstream",
         _ => return None,
     })
 }
@@ -173,7 +185,9 @@ mod tests {
     use std::path::Path;
 
     use flakeboot_config::{InterfaceFacts, PathKind};
-    use flakeboot_store::{DhcpModeSetting, ReservationSetting};
+    use flakeboot_store::{
+        DhcpModeSetting, DnsSettings, ReservationSetting, WanModeSetting, WanSettings,
+    };
 
     use super::*;
     use crate::settings::from_config::settings_from_config;
@@ -206,6 +220,7 @@ mod tests {
         interfaces.insert("lan0", facts([10, 0, 0, 2]));
         interfaces.insert("lan1", facts([10, 1, 0, 2]));
         interfaces.insert("bare0", InterfaceFacts::default());
+        interfaces.insert("wan0", InterfaceFacts::default());
         (
             SettingsCheck::new(file, Some(Arc::new(Fake(interfaces)))),
             settings,
@@ -263,7 +278,7 @@ mod tests {
         let e = check.settings(&s, FLAKE_HOSTS);
         assert_eq!(fields(&e), ["lan_interface"]);
         assert!(
-            e[0].message.contains("use one of: bare0, lan0, lan1"),
+            e[0].message.contains("use one of: bare0, lan0, lan1, wan0"),
             "{e:?}"
         );
         s.lan_interface = "bare0".into();
@@ -293,6 +308,112 @@ mod tests {
             fields(&check.settings(&s, FLAKE_HOSTS)),
             ["menu_timeout_secs"]
         );
+    }
+
+    /// The WAN port and the forwarder are refused for what the file would be refused for, each
+    /// problem on its field.
+    #[test]
+    fn the_wan_and_the_forwarder_are_checked_like_the_file() {
+        let (checker, mut s) = check();
+        let ip = |a, b, c, d| Ipv4Addr::new(a, b, c, d);
+        let wan = WanSettings {
+            interface: Some("wan0".into()),
+            mode: WanModeSetting::Static,
+            address: None,
+            gateway: Some(ip(198, 51, 100, 1)),
+            dns: vec![ip(203, 0, 113, 53)],
+        };
+        let mut try_wan = |edit: &dyn Fn(&mut WanSettings)| {
+            let mut w = wan.clone();
+            edit(&mut w);
+            s.wan = Some(w);
+            checker.settings(&s, FLAKE_HOSTS)
+        };
+        let e = try_wan(&|_| {});
+        assert_eq!(fields(&e), ["wan.address"], "{e:?}");
+        assert!(e[0].message.contains("needs the port's address"), "{e:?}");
+        let e = try_wan(&|w| w.address = Some((ip(203, 0, 113, 2), 24)));
+        assert_eq!(fields(&e), ["wan.gateway"], "{e:?}");
+        assert!(
+            e[0].message
+                .contains("not another address in 203.0.113.2/24's subnet")
+        );
+        let good = |w: &mut WanSettings| {
+            w.address = Some((ip(203, 0, 113, 2), 24));
+            w.gateway = Some(ip(203, 0, 113, 1));
+        };
+        assert_eq!(try_wan(&good), []);
+        let e = try_wan(&|w| {
+            good(w);
+            w.interface = Some("lan0".into());
+        });
+        assert_eq!(fields(&e), ["wan.interface"], "{e:?}");
+        assert!(e[0].message.contains("is the LAN port too"), "{e:?}");
+        let e = try_wan(&|w| {
+            good(w);
+            w.interface = Some("nosuch1".into());
+        });
+        assert_eq!(fields(&e), ["wan.interface"], "{e:?}");
+        assert!(
+            e[0].message.contains("does not exist on this machine"),
+            "{e:?}"
+        );
+        let e = try_wan(&|w| {
+            good(w);
+            w.address = Some((ip(10, 0, 0, 9), 16));
+            w.gateway = Some(ip(10, 0, 0, 1));
+        });
+        assert_eq!(fields(&e), ["wan.address"], "{e:?}");
+        assert!(
+            e[0].message.contains("holds the LAN address 10.0.0.2"),
+            "{e:?}"
+        );
+        // DHCP on the WAN takes no static values.
+        let e = try_wan(&|w| {
+            good(w);
+            w.mode = WanModeSetting::Dhcp;
+        });
+        assert_eq!(
+            fields(&e),
+            ["wan.address", "wan.gateway", "wan.dns"],
+            "{e:?}"
+        );
+        assert_eq!(
+            try_wan(&|w| *w = WanSettings {
+                interface: Some("wan0".into()),
+                ..WanSettings::default()
+            }),
+            []
+        );
+        // No WAN but static values.
+        let e = try_wan(&|w| {
+            good(w);
+            w.interface = None;
+        });
+        assert_eq!(fields(&e), ["wan.interface"], "{e:?}");
+
+        // The forwarder's upstream: addresses of name servers, never the LAN address (found on
+        // the port: the file does not pin it).
+        let (check, mut s) = check();
+        s.dns = Some(DnsSettings {
+            enabled: Some(true),
+            upstream: vec![ip(9, 9, 9, 9), ip(10, 0, 0, 2), ip(0, 0, 0, 0)],
+        });
+        let e = check.settings(&s, FLAKE_HOSTS);
+        assert_eq!(fields(&e), ["dns.upstream", "dns.upstream"], "{e:?}");
+        assert!(
+            e.iter()
+                .any(|e| e.message.contains("is the appliance's LAN address"))
+        );
+        assert!(
+            e.iter()
+                .any(|e| e.message.contains("0.0.0.0 is not a name server"))
+        );
+        s.dns = Some(DnsSettings {
+            enabled: None,
+            upstream: vec![ip(9, 9, 9, 9)],
+        });
+        assert_eq!(check.settings(&s, FLAKE_HOSTS), []);
     }
 
     /// Whatever passes the checks boots: random host names, command lines, machine host names

@@ -1,8 +1,11 @@
 //! The config file's settings in the saved-settings form: what the appliance runs with until
 //! settings are saved in the UI or API.
 
-use flakeboot_config::{Config, DhcpMode};
-use flakeboot_store::{ApplianceSettings, DhcpModeSetting, ReservationSetting};
+use flakeboot_config::{Config, DhcpMode, WanMode};
+use flakeboot_store::{
+    ApplianceSettings, DhcpModeSetting, DnsSettings, ReservationSetting, WanModeSetting,
+    WanSettings,
+};
 
 /// The config file's settings in the UI's terms.
 pub fn settings_from_config(config: &Config) -> ApplianceSettings {
@@ -28,5 +31,19 @@ pub fn settings_from_config(config: &Config) -> ApplianceSettings {
         menu_timeout_secs: config.menu.timeout.as_secs(),
         substituters: config.nix.substituters.clone().unwrap_or_default(),
         builders: config.nix.builders.clone(),
+        wan: Some(WanSettings {
+            interface: config.wan.interface.clone(),
+            mode: match config.wan.mode {
+                WanMode::Dhcp => WanModeSetting::Dhcp,
+                WanMode::Static => WanModeSetting::Static,
+            },
+            address: config.wan.address.map(|a| (a.address, a.prefix_len)),
+            gateway: config.wan.gateway,
+            dns: config.wan.dns.clone(),
+        }),
+        dns: Some(DnsSettings {
+            enabled: config.dns.enabled,
+            upstream: config.dns.upstream.clone(),
+        }),
     }
 }

@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use flakeboot_config::{Config, DhcpMode, Reservation};
+use flakeboot_config::{Config, DhcpMode, Ipv4Cidr, Reservation, WanConfig, WanMode};
 use flakeboot_nix::NixSettings;
-use flakeboot_store::{ApplianceSettings, DhcpModeSetting};
+use flakeboot_store::{ApplianceSettings, DhcpModeSetting, WanModeSetting};
 
 /// The DHCP mode a saved setting means.
 pub fn dhcp_mode_of(setting: DhcpModeSetting) -> DhcpMode {
@@ -55,6 +55,26 @@ pub fn effective_config(file: &Config, settings: &ApplianceSettings) -> Config {
         Some(settings.substituters.clone())
     };
     config.nix.builders = settings.builders.clone();
+    // Unset (a record saved before these were settings): the file's.
+    if let Some(wan) = &settings.wan {
+        config.wan = WanConfig {
+            interface: wan.interface.clone().filter(|i| !i.is_empty()),
+            mode: match wan.mode {
+                WanModeSetting::Dhcp => WanMode::Dhcp,
+                WanModeSetting::Static => WanMode::Static,
+            },
+            address: wan.address.map(|(address, prefix_len)| Ipv4Cidr {
+                address,
+                prefix_len,
+            }),
+            gateway: wan.gateway,
+            dns: wan.dns.clone(),
+        };
+    }
+    if let Some(dns) = &settings.dns {
+        config.dns.enabled = dns.enabled;
+        config.dns.upstream = dns.upstream.clone();
+    }
     config
 }
 
@@ -69,17 +89,31 @@ pub struct Plan {
     pub rebuild_catalogue: bool,
     /// Substituters or builders changed: the next build runs nix with new settings.
     pub nix: bool,
+    /// `[wan]` changed: the WAN port's firewall, static address and route, NAT.
+    pub wan: bool,
+    /// The forwarder's settings or its upstream (a static WAN's `dns`) changed: restart it.
+    pub restart_dns: bool,
 }
 
 impl Plan {
     /// The changes from `old` to `new`.
     pub fn between(old: &Config, new: &Config) -> Plan {
         let move_lan = old.lan != new.lan;
+        let upstream_changed = crate::wan::upstream_dns(old) != crate::wan::upstream_dns(new);
+        // Router mode hands out the DNS servers (option 6, `router_mode::dns_servers`):
+        // `[dhcp] dns` (in `dhcp`), else the forwarder on port 53 (`None`), else a static WAN's.
+        let option_6 = |c: &Config| {
+            let forwarder = c.dns.is_on(c.dhcp.mode) && c.dns.port == 53;
+            (!forwarder).then(|| crate::wan::upstream_dns(c))
+        };
+        let option_6_changed = new.dhcp.mode == DhcpMode::Router && option_6(old) != option_6(new);
         Plan {
             move_lan,
-            restart_dhcp: move_lan || old.dhcp != new.dhcp,
+            restart_dhcp: move_lan || old.dhcp != new.dhcp || option_6_changed,
             rebuild_catalogue: old.menu != new.menu,
             nix: old.nix != new.nix,
+            wan: old.wan != new.wan,
+            restart_dns: old.dns != new.dns || upstream_changed,
         }
     }
 
@@ -105,7 +139,7 @@ mod tests {
     use std::path::Path;
 
     use crate::settings::from_config::settings_from_config;
-    use flakeboot_store::ReservationSetting;
+    use flakeboot_store::{DnsSettings, ReservationSetting, WanSettings};
 
     use super::*;
 
@@ -199,6 +233,69 @@ initrd = "/srv/i"
         let (p, c) = plan(|s| s.lan_interface.clear());
         assert!(p.is_empty());
         assert_eq!(c.lan.address, Some(Ipv4Addr::new(10, 0, 0, 2)));
+    }
+
+    #[test]
+    fn wan_and_dns_changes_restart_what_they_touch() {
+        let ip = |a, b, c, d| Ipv4Addr::new(a, b, c, d);
+        // Unset (a record of an earlier version): the file's.
+        let (p, c) = plan(|s| {
+            s.wan = None;
+            s.dns = None;
+        });
+        assert!(p.is_empty());
+        assert_eq!(c.wan, file().wan);
+        // Another upstream: the forwarder restarts; DHCP still hands out the forwarder.
+        let (p, c) = plan(|s| {
+            s.dns = Some(DnsSettings {
+                enabled: None,
+                upstream: vec![ip(9, 9, 9, 9)],
+            })
+        });
+        assert_eq!(
+            p,
+            Plan {
+                restart_dns: true,
+                ..Plan::default()
+            }
+        );
+        assert_eq!(c.dns.upstream, [ip(9, 9, 9, 9)]);
+        // The forwarder off in router mode: DHCP hands out other servers now.
+        let (p, c) = plan(|s| {
+            s.dns = Some(DnsSettings {
+                enabled: Some(false),
+                upstream: Vec::new(),
+            })
+        });
+        assert!(p.restart_dns && p.restart_dhcp && !p.wan && !p.move_lan);
+        assert!(!c.dns.is_on(c.dhcp.mode));
+        // A static WAN: the WAN side changes, and its name servers are the forwarder's upstream.
+        let wan = WanSettings {
+            interface: Some("wan0".into()),
+            mode: WanModeSetting::Static,
+            address: Some((ip(203, 0, 113, 2), 24)),
+            gateway: Some(ip(203, 0, 113, 1)),
+            dns: vec![ip(203, 0, 113, 53)],
+        };
+        let (p, c) = plan(|s| s.wan = Some(wan.clone()));
+        assert_eq!(
+            p,
+            Plan {
+                wan: true,
+                restart_dns: true,
+                ..Plan::default()
+            }
+        );
+        assert_eq!(c.wan.address.unwrap().to_string(), "203.0.113.2/24");
+        assert_eq!(crate::wan::upstream_dns(&c), [ip(203, 0, 113, 53)]);
+        // An empty port is no WAN.
+        let (_, c) = plan(|s| {
+            s.wan = Some(WanSettings {
+                interface: Some(String::new()),
+                ..WanSettings::default()
+            })
+        });
+        assert_eq!(c.wan.interface, None);
     }
 
     #[test]

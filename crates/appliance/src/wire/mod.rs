@@ -6,11 +6,13 @@ pub mod boots;
 pub mod follow;
 pub mod logs;
 pub mod preflight;
+pub mod settings;
 pub mod time;
 
 pub use boots::{Attempt, BootState, LastBoot, Stage, SystemReport};
 pub use logs::LogLine;
 pub use preflight::Preflight;
+pub use settings::{DhcpMode, Dns, Reservation, Settings, Wan, WanMode};
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -372,45 +374,6 @@ pub fn all<R, W: From<R>>(list: Vec<R>) -> Vec<W> {
     list.into_iter().map(W::from).collect()
 }
 
-/// How the appliance takes part in DHCP on the LAN.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DhcpMode {
-    #[default]
-    Proxy,
-    Router,
-    Off,
-}
-
-/// A fixed address for one machine (router mode).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Reservation {
-    pub mac: MacAddr,
-    pub address: Ipv4Addr,
-    pub hostname: Option<String>,
-}
-
-/// The settings the UI and `GET`/`PUT /api/v1/settings` edit. A field left out of a PUT keeps
-/// its default.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default)]
-pub struct Settings {
-    pub lan_interface: String,
-    pub dhcp_mode: DhcpMode,
-    pub dhcp_ranges: Vec<[Ipv4Addr; 2]>,
-    pub reservations: Vec<Reservation>,
-    pub menu_default: Option<String>,
-    pub menu_timeout_secs: u64,
-    pub substituters: Vec<String>,
-    pub builders: Vec<String>,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        flakeboot_store::ApplianceSettings::default().into()
-    }
-}
-
 /// A machine's boot-time settings.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(default)]
@@ -419,62 +382,6 @@ pub struct MachineOptions {
     pub kernel_params: String,
     /// The host its next boot gets once (then it boots its own choice again), if set.
     pub boot_once: Option<String>,
-}
-
-impl From<flakeboot_store::ApplianceSettings> for Settings {
-    fn from(s: flakeboot_store::ApplianceSettings) -> Settings {
-        use flakeboot_store::DhcpModeSetting as M;
-        Settings {
-            lan_interface: s.lan_interface,
-            dhcp_mode: match s.dhcp_mode {
-                M::Proxy => DhcpMode::Proxy,
-                M::Router => DhcpMode::Router,
-                M::Off => DhcpMode::Off,
-            },
-            dhcp_ranges: s.dhcp_ranges,
-            reservations: s
-                .reservations
-                .into_iter()
-                .map(|r| Reservation {
-                    mac: r.mac,
-                    address: r.address,
-                    hostname: r.hostname,
-                })
-                .collect(),
-            menu_default: s.menu_default,
-            menu_timeout_secs: s.menu_timeout_secs,
-            substituters: s.substituters,
-            builders: s.builders,
-        }
-    }
-}
-
-impl From<Settings> for flakeboot_store::ApplianceSettings {
-    fn from(s: Settings) -> flakeboot_store::ApplianceSettings {
-        use flakeboot_store::DhcpModeSetting as M;
-        flakeboot_store::ApplianceSettings {
-            lan_interface: s.lan_interface,
-            dhcp_mode: match s.dhcp_mode {
-                DhcpMode::Proxy => M::Proxy,
-                DhcpMode::Router => M::Router,
-                DhcpMode::Off => M::Off,
-            },
-            dhcp_ranges: s.dhcp_ranges,
-            reservations: s
-                .reservations
-                .into_iter()
-                .map(|r| flakeboot_store::ReservationSetting {
-                    mac: r.mac,
-                    address: r.address,
-                    hostname: r.hostname,
-                })
-                .collect(),
-            menu_default: s.menu_default,
-            menu_timeout_secs: s.menu_timeout_secs,
-            substituters: s.substituters,
-            builders: s.builders,
-        }
-    }
 }
 
 impl From<flakeboot_store::MachineOptions> for MachineOptions {

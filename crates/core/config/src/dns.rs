@@ -83,15 +83,12 @@ pub(crate) fn problems(dns: &DnsConfig, lan_address: Option<Ipv4Addr>) -> Vec<Pr
                 field("upstream").at(i),
                 format!("{server} is not a name server's address"),
             );
-        } else if Some(*server) == lan_address {
-            add(
-                field("upstream").at(i),
-                format!(
-                    "{server} is the appliance's LAN address: the forwarder would ask itself; name the WAN's servers"
-                ),
-            );
         }
     }
+    if let Some(lan) = lan_address {
+        problems.extend(upstream_problems(dns, lan));
+    }
+    let mut add = |f: Field, m: String| problems.push(Problem::new(f, m));
     if !(1..=1_000_000).contains(&dns.cache_size) {
         add(
             field("cache_size"),
@@ -140,6 +137,23 @@ pub(crate) fn problems(dns: &DnsConfig, lan_address: Option<Ipv4Addr>) -> Vec<Pr
         );
     }
     problems
+}
+
+/// An upstream server that is the appliance's LAN address `lan`.
+pub(crate) fn upstream_problems(dns: &DnsConfig, lan: Ipv4Addr) -> Vec<Problem> {
+    dns.upstream
+        .iter()
+        .enumerate()
+        .filter(|(_, server)| **server == lan)
+        .map(|(i, server)| {
+            Problem::new(
+                Field::key("dns").then("upstream").at(i),
+                format!(
+                    "{server} is the appliance's LAN address: the forwarder would ask itself; name the WAN's servers"
+                ),
+            )
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -51,12 +51,26 @@ pub fn netmask(prefix_len: u8) -> Ipv4Addr {
 /// Every problem of `c` on the machine `system` describes.
 pub fn problems(c: &Config, system: &dyn System) -> Vec<Problem> {
     let mut problems = lan_problems(c, system);
-    let lan_address = c.lan.address.or_else(|| {
+    problems.extend(wan_problems(c, system));
+    problems.extend(path_problems(c, system));
+    problems
+}
+
+/// The WAN port and the DNS forwarder's upstream against this machine: the port exists, a
+/// static WAN's subnet does not hold the LAN address, and no upstream server is the LAN address
+/// the port has (the file's `[lan] address`, when set, is checked without a machine).
+pub fn wan_problems(c: &Config, system: &dyn System) -> Vec<Problem> {
+    let found = || {
         let facts = system.interface(&c.lan.interface).ok().flatten()?;
         facts.ipv4.first().map(|(a, _)| *a)
-    });
-    problems.extend(crate::wan::system_problems(&c.wan, lan_address, system));
-    problems.extend(path_problems(c, system));
+    };
+    let lan_address = c.lan.address.or_else(found);
+    let mut problems = crate::wan::system_problems(&c.wan, lan_address, system);
+    if c.lan.address.is_none()
+        && let Some(lan) = lan_address
+    {
+        problems.extend(crate::dns::upstream_problems(&c.dns, lan));
+    }
     problems
 }
 
@@ -347,6 +361,26 @@ mod tests {
                 "wan.address: 10.0.0.9/16 holds the LAN address 10.0.0.2: the WAN and the LAN need different subnets"
             ]
         );
+    }
+
+    #[test]
+    fn an_upstream_server_is_not_the_lan_address_the_port_has() {
+        let p =
+            check("[lan]\ninterface = \"lan0\"\n[dns]\nupstream = [\"9.9.9.9\", \"10.0.0.2\"]\n");
+        assert_eq!(
+            p,
+            [
+                "dns.upstream[1]: 10.0.0.2 is the appliance's LAN address: the forwarder would ask itself; name the WAN's servers"
+            ]
+        );
+        // With `[lan] address` pinned, the file's own rules say it (once).
+        let c = Config::parse_unchecked(
+            "[lan]\ninterface = \"lan0\"\naddress = \"10.0.0.2\"\n[dns]\nupstream = [\"10.0.0.2\"]\n",
+            Path::new("t.toml"),
+        )
+        .unwrap();
+        assert!(wan_problems(&c, &fake()).is_empty());
+        assert_eq!(crate::problems(&c, None).len(), 1);
     }
 
     #[test]

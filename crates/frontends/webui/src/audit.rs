@@ -40,6 +40,8 @@ pub const ACTIONS: &[(&str, &str, &str)] = &[
     ("POST", "/generations/rollback", "generation.rollback"),
     ("POST", "/generations/unpin", "generation.unpin"),
     ("POST", "/settings/network", "settings.network"),
+    ("POST", "/settings/wan", "settings.wan"),
+    ("POST", "/settings/dns", "settings.dns"),
     ("POST", "/settings/menu", "settings.menu"),
     ("POST", "/settings/nix", "settings.nix"),
     ("POST", "/settings/password", "password.change"),

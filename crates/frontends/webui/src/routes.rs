@@ -15,7 +15,8 @@ use crate::auth::guard::require_auth;
 use crate::error::WebError;
 use crate::pages::{
     access_tokens, account, audit_log, build, dashboard, flake_follow, flake_remove, flakes,
-    generations, hosts, layout, login, machine_actions, machines, settings, setup, vpn, vpn_peers,
+    generations, hosts, layout, login, machine_actions, machines, settings, settings_wan, setup,
+    vpn, vpn_peers,
 };
 use crate::state::WebState;
 
@@ -138,6 +139,8 @@ fn table() -> Vec<Entry> {
         r("POST", "/generations/unpin", P, post(flakes::unpin)),
         r("GET", "/settings", P, get(settings::show)),
         r("POST", "/settings/network", P, post(settings::network)),
+        r("POST", "/settings/wan", P, post(settings_wan::wan)),
+        r("POST", "/settings/dns", P, post(settings_wan::dns)),
         r("POST", "/settings/menu", P, post(settings::menu)),
         r("POST", "/settings/nix", P, post(settings::nix)),
         r(

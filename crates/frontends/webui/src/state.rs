@@ -154,9 +154,11 @@ impl WebState {
         status: watch::Receiver<DaemonStatus>,
         certs: Option<CertStore>,
     ) -> Result<WebState, WebError> {
-        let settings = store
-            .appliance_settings()?
-            .unwrap_or_else(|| config.default_settings.clone());
+        // A record of an earlier version has no WAN or DNS settings: the file's are in effect.
+        let settings = match store.appliance_settings()? {
+            Some(saved) => saved.or_file(&config.default_settings),
+            None => config.default_settings.clone(),
+        };
         let setup_done = !store.users()?.is_empty();
         let setup_code = if setup_done {
             None

@@ -16,7 +16,6 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use flakeboot_store::ApplianceSettings;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -544,7 +543,11 @@ pub async fn put_settings(
     Query(confirm): Query<ConfirmQuery>,
     Json(next): Json<wire::Settings>,
 ) -> ApiResult<Response> {
-    let next = ApplianceSettings::from(next);
+    // `wan` and `dns` left out (a client of an earlier version) stay as they are.
+    let next = match next.into_store() {
+        Ok(next) => next.or_file(&state.settings()),
+        Err(errors) => return Ok(unprocessable(&errors)),
+    };
     let errors = state.check_settings(next.clone()).await?;
     if !errors.is_empty() {
         return Ok(unprocessable(&errors));

@@ -17,6 +17,7 @@ pub mod machine_actions;
 pub mod machines;
 pub mod settings;
 pub mod settings_input;
+pub mod settings_wan;
 pub mod setup;
 pub mod timeline;
 pub mod vpn;

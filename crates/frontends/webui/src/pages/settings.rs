@@ -1,6 +1,7 @@
-//! The settings page: LAN and DHCP (mode, ranges, reservations), the boot menu, Nix
-//! substituters and builders (saved in the store and announced to the daemon at once, no
-//! restart); its password, token and certificate forms are handled in [`super::account`].
+//! The settings page: LAN and DHCP (mode, ranges, reservations), the WAN port and the DNS
+//! forwarder ([`super::settings_wan`]), the boot menu, Nix substituters and builders (saved in
+//! the store and announced to the daemon at once, no restart); its password, token and
+//! certificate forms are handled in [`super::account`].
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -19,6 +20,7 @@ use crate::pages::layout::{Frame, Nav, csrf_field, field_error, page, timestamp}
 use crate::pages::settings_input::{
     FieldErrors, by_field, lines, parse_ranges, parse_reservations,
 };
+use crate::pages::settings_wan;
 use crate::pages::setup::{dhcp_mode_choices, parse_mode};
 use crate::state::WebState;
 
@@ -69,6 +71,8 @@ pub(crate) async fn render(
         h1 { "Settings" }
         nav.jump {
             a href="#network" { "LAN and DHCP" }
+            a href="#wan" { "WAN" }
+            a href="#dns" { "DNS" }
             a href="#menu" { "Boot menu" }
             a href="#nix" { "Nix" }
             a href="#password" { "Password" }
@@ -119,6 +123,8 @@ pub(crate) async fn render(
                 div.actions { button type="submit" { "Save LAN and DHCP" } }
             }
         }
+        (settings_wan::wan_section(state, csrf, &view))
+        (settings_wan::dns_section(state, csrf, &view))
         div.card #menu {
             h2 { "Boot menu" }
             p.small.muted { "Machines not assigned to a host get a menu of every host." }
@@ -320,6 +326,13 @@ fn field_place(field: &str) -> (&'static str, &'static str) {
         "dhcp_mode" => ("DHCP mode", "network"),
         "dhcp_ranges" => ("Address ranges", "network"),
         "reservations" => ("Reservations", "network"),
+        "wan.interface" => ("WAN port", "wan"),
+        "wan.mode" => ("WAN address mode", "wan"),
+        "wan.address" => ("WAN address", "wan"),
+        "wan.gateway" => ("WAN gateway", "wan"),
+        "wan.dns" => ("WAN name servers", "wan"),
+        "dns.enabled" => ("DNS forwarder", "dns"),
+        "dns.upstream" => ("Upstream name servers", "dns"),
         "menu_default" => ("Default entry", "menu"),
         "menu_timeout_secs" => ("Timeout", "menu"),
         "substituters" => ("Substituters", "nix"),
@@ -360,8 +373,10 @@ pub async fn show(
     Extension(principal): Extension<Principal>,
     axum::extract::Query(q): axum::extract::Query<SavedQuery>,
 ) -> Result<Response, WebError> {
-    let notice = q.saved.map(|_| {
-        html! { div.notice.ok role="status" { "Saved. The change is in effect now." } }
+    let notice = q.saved.map(|section| match section.as_str() {
+        // Set up by the daemon in the background (netlink, nftables): it may fail there.
+        "wan" => html! { div.notice.ok role="status" { "Saved. The WAN port is set up with it now, without a restart; if that fails, the dashboard says why." } },
+        _ => html! { div.notice.ok role="status" { "Saved. The change is in effect now." } },
     });
     Ok(render(
         &state,
