@@ -1,7 +1,7 @@
 //! The LAN's other DHCP servers through the real daemon: a rogue dnsmasq appears on the test
 //! LAN, `flakeboot lan dhcp-servers --json` lists it with what it offers and the dashboard's
-//! warnings follow; while it answers, switching to router mode needs a confirmation (the API's
-//! `409` and `?confirm=router`, the settings form's checkbox); after it stops it is gone once
+//! warnings follow; while it answers, switching to router mode needs a confirmation (first-run
+//! setup's checkbox, the API's `409` and `?confirm=router`, the settings form's checkbox); after it stops it is gone once
 //! the (short, configured) expiry has passed.
 
 // Helpers here run only inside tests: a failed step panics with its message.
@@ -12,7 +12,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use flakeboot_hil_tests::https_admin::{Admin, Curl};
+use flakeboot_hil_tests::https_admin::{Admin, Curl, PASSWORD, input_value};
+use flakeboot_hil_tests::wait_for_setup_code;
 use flakeboot_testbed::{Proc, require_tool};
 use serde_json::{Value, json};
 
@@ -108,12 +109,44 @@ fn lan_with_the_rogue_address() -> Lan {
     lan
 }
 
+/// First-run setup choosing router mode while the rogue server answers: refused (422, setup not
+/// done) with the server named and a box to tick; nothing is saved.
+fn setup_asks_before_router_mode(curl: &Curl, daemon: &Proc) {
+    let base = format!("https://{SERVER_IP}");
+    wait_until("the web UI", Duration::from_secs(10), || {
+        curl.answers(&format!("{base}/login"), 3).then_some(())
+    });
+    let page = curl.ok(&["--fail-with-body", &format!("{base}/setup")]);
+    let form = input_value(&page, "form");
+    let code = wait_for_setup_code(|| daemon.output(), Duration::from_secs(10)).unwrap();
+    let mut argv = vec!["-w".to_owned(), "\n%{http_code}".to_owned()];
+    for field in [
+        format!("form={form}"),
+        format!("code={code}"),
+        format!("password={PASSWORD}"),
+        format!("confirm={PASSWORD}"),
+        "lan_interface=lan0".to_owned(),
+        "dhcp_mode=router".to_owned(),
+    ] {
+        argv.extend(["--data-urlencode".to_owned(), field]);
+    }
+    argv.push(format!("{base}/setup"));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let out = curl.ok(&argv);
+    assert!(out.ends_with("\n422"), "{out}");
+    assert!(
+        out.contains("Use router mode anyway") && out.contains(&format!("({ROGUE_IP})")),
+        "{out}"
+    );
+}
+
 /// While the rogue full server answers: router mode through the API is `409` naming it and
 /// changes nothing, and is saved with `?confirm=router`; the settings form asks (its page keeps
 /// router mode chosen and shows the checkbox) and saves with the box ticked. Ends in proxy mode.
 fn router_switch_needs_a_confirmation(lan: &Lan, daemon: &Proc) {
     lan.client().addr("eth0", "10.77.0.50/24").unwrap();
     let curl = Curl::new(lan.client(), None, lan.path("cookies.txt"));
+    setup_asks_before_router_mode(&curl, daemon);
     let admin = Admin::set_up(
         curl,
         &format!("https://{SERVER_IP}"),

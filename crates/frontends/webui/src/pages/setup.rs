@@ -37,6 +37,9 @@ pub struct SetupForm {
     lan_interface: String,
     #[serde(default)]
     dhcp_mode: String,
+    /// "yes": router mode although another full DHCP server answers on the LAN.
+    #[serde(default)]
+    confirm_router: String,
 }
 
 #[derive(Debug, Default)]
@@ -45,6 +48,8 @@ struct Errors {
     password: Option<String>,
     lan: Option<String>,
     mode: Option<String>,
+    /// Router mode was chosen beside another full DHCP server: ask to confirm it.
+    confirm_router: bool,
 }
 
 /// The plain explanation of the DHCP modes, shared with the settings page.
@@ -128,6 +133,12 @@ fn render(state: &WebState, form: &SetupForm, token: &str, errors: &Errors) -> M
                     legend { "DHCP mode" }
                     (dhcp_mode_choices(mode))
                     (field_error(errors.mode.as_deref()))
+                    @if errors.confirm_router {
+                        label.choice.confirm {
+                            input type="checkbox" name="confirm_router" value="yes";
+                            span { strong { "Use router mode anyway" } span.muted.small { "I will turn the other DHCP server off." } }
+                        }
+                    }
                 }
                 div.actions { button type="submit" { "Finish setup" } }
             }
@@ -255,7 +266,7 @@ pub async fn submit(
         let mut next = state.settings();
         next.lan_interface = form.lan_interface.clone();
         next.dhcp_mode = mode;
-        for e in state.check_settings(next).await? {
+        for e in state.check_settings(next.clone()).await? {
             match e.field {
                 "lan_interface" => errors.lan = Some(e.message),
                 "dhcp_ranges" => {
@@ -268,6 +279,15 @@ pub async fn submit(
                 }
                 _ => errors.mode = Some(e.message),
             }
+        }
+        // Router mode beside another full DHCP server (the watcher has heard it): asked, as
+        // the settings page asks.
+        if errors.mode.is_none()
+            && form.confirm_router != "yes"
+            && let Some(message) = state.router_conflict(&next)
+        {
+            errors.mode = Some(message);
+            errors.confirm_router = true;
         }
     }
     let (Some(mode), None, None, None, None) = (
