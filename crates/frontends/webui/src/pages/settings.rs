@@ -21,7 +21,7 @@ use crate::pages::settings_input::{
     FieldErrors, by_field, lines, parse_ranges, parse_reservations,
 };
 use crate::pages::settings_wan;
-use crate::pages::setup::{dhcp_mode_choices, parse_mode};
+use crate::pages::setup::{confirm_router_box, dhcp_mode_choices, parse_mode};
 use crate::state::WebState;
 
 /// What a failed form sends back into the page.
@@ -101,12 +101,7 @@ pub(crate) async fn render(
                     legend { "DHCP mode" }
                     (dhcp_mode_choices(view.drafts.get("dhcp_mode").and_then(|m| parse_mode(m)).unwrap_or(s.dhcp_mode)))
                     (field_error(err("dhcp_mode")))
-                    @if view.confirm_router {
-                        label.choice.confirm {
-                            input type="checkbox" name="confirm_router" value="yes";
-                            span { strong { "Switch to router mode anyway" } span.muted.small { "I will turn the other DHCP server off." } }
-                        }
-                    }
+                    @if view.confirm_router { (confirm_router_box("Switch to router mode anyway")) }
                 }
                 div.row {
                     div {

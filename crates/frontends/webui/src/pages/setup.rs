@@ -52,6 +52,17 @@ struct Errors {
     confirm_router: bool,
 }
 
+/// The box that confirms router mode beside another full DHCP server (form field
+/// `confirm_router=yes`), shared with the settings page; `label` says what ticking it does.
+pub fn confirm_router_box(label: &str) -> Markup {
+    html! {
+        label.choice.confirm {
+            input type="checkbox" name="confirm_router" value="yes";
+            span { strong { (label) } span.muted.small { "I will turn the other DHCP server off." } }
+        }
+    }
+}
+
 /// The plain explanation of the DHCP modes, shared with the settings page.
 pub fn dhcp_mode_choices(current: DhcpModeSetting) -> Markup {
     let choice = |value: DhcpModeSetting, title: &str, text: &str| {
@@ -133,12 +144,7 @@ fn render(state: &WebState, form: &SetupForm, token: &str, errors: &Errors) -> M
                     legend { "DHCP mode" }
                     (dhcp_mode_choices(mode))
                     (field_error(errors.mode.as_deref()))
-                    @if errors.confirm_router {
-                        label.choice.confirm {
-                            input type="checkbox" name="confirm_router" value="yes";
-                            span { strong { "Use router mode anyway" } span.muted.small { "I will turn the other DHCP server off." } }
-                        }
-                    }
+                    @if errors.confirm_router { (confirm_router_box("Use router mode anyway")) }
                 }
                 div.actions { button type="submit" { "Finish setup" } }
             }
