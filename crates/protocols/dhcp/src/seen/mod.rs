@@ -238,10 +238,8 @@ impl ReplyLog {
     /// Whether `reply` (to `client`) goes to the client's timeline, at `now`.
     pub fn admit(&mut self, client: MacAddr, server: Ipv4Addr, now: SystemTime) -> bool {
         let key = (client, server);
-        if let Some(at) = self.last.get(&key)
-            && now.duration_since(*at).unwrap_or_default() < Self::EVERY
-            && *at <= now
-        {
+        let recent = |at: &SystemTime| now.duration_since(*at).is_ok_and(|d| d < Self::EVERY);
+        if self.last.get(&key).is_some_and(recent) {
             return false;
         }
         let same_second = self.second.is_some_and(|s| {
@@ -257,8 +255,7 @@ impl ReplyLog {
         }
         self.in_second += 1;
         if self.last.len() >= Self::MAX_PAIRS {
-            self.last
-                .retain(|_, at| now.duration_since(*at).is_ok_and(|d| d < Self::EVERY));
+            self.last.retain(|_, at| recent(at));
             if self.last.len() >= Self::MAX_PAIRS {
                 self.last.clear();
             }
