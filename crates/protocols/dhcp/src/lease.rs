@@ -5,8 +5,10 @@
 //! bound and declined leases are [`Lease`]s, persisted by the caller through a [`LeaseStore`].
 
 mod client;
+mod index;
 mod outcome;
 mod pool;
+mod records;
 mod reply;
 mod store;
 #[cfg(test)]

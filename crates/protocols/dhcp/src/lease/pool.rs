@@ -1,7 +1,6 @@
 //! The lease state machine: DISCOVER/REQUEST/DECLINE/RELEASE/INFORM in, replies and lease records
 //! out (RFC 2131 4.3).
 
-use std::collections::{BTreeMap, HashMap};
 use std::net::Ipv4Addr;
 use std::time::{Duration, SystemTime};
 
@@ -11,38 +10,30 @@ use flakeboot_catalogue::MacAddr;
 use super::PoolConfig;
 use super::client::Client;
 use super::outcome::{Handled, Ignored, NakReason, Verdict, ignored};
+use super::records::{Offer, Records};
 use super::reply::{self, Grant};
 use super::store::{Lease, LeaseState};
 
 /// How long an OFFER holds its address for the client (in memory only).
 pub const OFFER_HOLD: Duration = Duration::from_secs(60);
 
-/// An address offered, held for a client until `expires`.
-#[derive(Debug, Clone)]
-struct Offer {
-    mac: MacAddr,
-    client_id: Option<Vec<u8>>,
-    expires: SystemTime,
-}
-
 /// The address pool of router mode and its leases.
+///
+/// Every request costs O(log n) in the number of leases and offers (see [`Records`]): records
+/// are indexed by owner and the held addresses kept as runs, so the first free address of a range
+/// is one lookup.
 #[derive(Debug)]
 pub struct Pool {
     cfg: PoolConfig,
-    /// Bound and declined leases by address, expired ones included until reused (so a returning
-    /// client gets its old address back).
-    leases: BTreeMap<Ipv4Addr, Lease>,
-    offers: HashMap<Ipv4Addr, Offer>,
+    records: Records,
 }
 
 impl Pool {
     /// A pool with the leases persisted by an earlier run.
     pub fn new(cfg: PoolConfig, existing: Vec<Lease>) -> Pool {
-        let leases = existing.into_iter().map(|r| (r.ip, r)).collect();
         Pool {
             cfg,
-            leases,
-            offers: HashMap::new(),
+            records: Records::new(existing),
         }
     }
 
@@ -53,29 +44,19 @@ impl Pool {
 
     /// The lease record of an address (bound or declined, possibly expired).
     pub fn lease(&self, ip: Ipv4Addr) -> Option<&Lease> {
-        self.leases.get(&ip)
+        self.records.lease(ip)
     }
 
     /// Forgets every bound lease and every offer of `mac` (the user released it from the
     /// UI, the API or the CLI): the addresses to delete from the store. Declined addresses
     /// stay quarantined. The client's next DISCOVER gets an address as if it were new.
     pub fn release_mac(&mut self, mac: MacAddr) -> Vec<Ipv4Addr> {
-        self.offers.retain(|_, offer| offer.mac != mac);
-        let released: Vec<Ipv4Addr> = self
-            .leases
-            .values()
-            .filter(|l| l.mac == mac && l.state == LeaseState::Bound)
-            .map(|l| l.ip)
-            .collect();
-        for ip in &released {
-            self.leases.remove(ip);
-        }
-        released
+        self.records.release_mac(mac)
     }
 
     /// Handle one request received at `now`.
     pub fn handle(&mut self, now: SystemTime, msg: &Message) -> Handled {
-        self.offers.retain(|_, offer| offer.expires > now);
+        self.records.expire(now);
         if msg.opcode() != Opcode::BootRequest {
             return ignored(Ignored::NotARequest);
         }
@@ -108,9 +89,8 @@ impl Pool {
                 verdict: Verdict::Exhausted,
             };
         };
-        self.offers
-            .retain(|_, o| !client.is(o.mac, o.client_id.as_deref()));
-        self.offers.insert(
+        self.records.drop_offers_of(client);
+        self.records.put_offer(
             ip,
             Offer {
                 mac: client.mac,
@@ -145,15 +125,10 @@ impl Pool {
         {
             return Some(ip);
         }
-        let own_offer = self
-            .offers
-            .iter()
-            .find(|(_, o)| client.is(o.mac, o.client_id.as_deref()))
-            .map(|(ip, _)| *ip);
+        let own_offer = self.records.offers_of(client).into_iter().next();
         let own_lease = self
-            .leases
-            .values()
-            .filter(|r| r.state == LeaseState::Bound && client.owns(r))
+            .records
+            .bound_leases_of(client)
             .max_by_key(|r| r.expires)
             .map(|r| r.ip);
         let requested = requested_ip(msg).filter(|ip| self.cfg.in_range(*ip));
@@ -165,12 +140,29 @@ impl Pool {
         {
             return Some(ip);
         }
-        self.cfg
-            .ranges
-            .iter()
-            .filter(|(first, _)| self.cfg.same_subnet(*first, link))
-            .flat_map(|&(first, last)| (u32::from(first)..=u32::from(last)).map(Ipv4Addr::from))
-            .find(usable)
+        self.first_free(now, client, link)
+    }
+
+    /// The first address of the link's ranges that `client` may have. The runs of held addresses
+    /// are skipped in one step each; what is left to test one by one are the few free addresses
+    /// never handed out (the server's, the router's, a subnet's edges, those reserved for others).
+    fn first_free(&self, now: SystemTime, client: &Client, link: Ipv4Addr) -> Option<Ipv4Addr> {
+        for &(first, last) in &self.cfg.ranges {
+            if !self.cfg.same_subnet(first, link) {
+                continue;
+            }
+            let mut from = first;
+            while let Some(ip) = self.records.first_not_held(from, last) {
+                if self.is_available(now, ip, client) {
+                    return Some(ip);
+                }
+                match u32::from(ip).checked_add(1) {
+                    Some(next) => from = Ipv4Addr::from(next),
+                    None => break,
+                }
+            }
+        }
+        None
     }
 
     /// Whether `ip` may be this client's now: in a range or reserved for it, not reserved for
@@ -186,7 +178,7 @@ impl Pool {
             None if !self.cfg.in_range(ip) => return false,
             None => {}
         }
-        if let Some(record) = self.leases.get(&ip) {
+        if let Some(record) = self.records.lease(ip) {
             let active = record.expires > now;
             let taken = match record.state {
                 LeaseState::Declined => active,
@@ -196,7 +188,7 @@ impl Pool {
                 return false;
             }
         }
-        match self.offers.get(&ip) {
+        match self.records.offer(ip) {
             Some(o) => client.is(o.mac, o.client_id.as_deref()),
             None => true,
         }
@@ -210,8 +202,7 @@ impl Pool {
         let ciaddr = msg.ciaddr();
         match server_id {
             Some(id) if id != self.cfg.server_ip => {
-                self.offers
-                    .retain(|_, o| !client.is(o.mac, o.client_id.as_deref()));
+                self.records.drop_offers_of(client);
                 ignored(Ignored::OtherServer)
             }
             Some(_) => {
@@ -248,8 +239,8 @@ impl Pool {
         }
         let reserved = self.cfg.reservation_of(client.mac).map(|(r, _)| r);
         let own = self
-            .leases
-            .get(&ip)
+            .records
+            .lease(ip)
             .is_some_and(|r| r.state == LeaseState::Bound && client.owns(r));
         if reserved == Some(ip) || (own && reserved.is_none()) {
             return if self.is_available(now, ip, client) {
@@ -265,9 +256,9 @@ impl Pool {
             return self.nak(msg, NakReason::NotAvailable);
         }
         let knows_client = self
-            .leases
-            .values()
-            .any(|r| r.state == LeaseState::Bound && r.expires > now && client.owns(r));
+            .records
+            .bound_leases_of(client)
+            .any(|r| r.expires > now);
         if knows_client {
             return self.nak(msg, NakReason::NotItsLease);
         }
@@ -308,17 +299,16 @@ impl Pool {
         };
         // A client holds one lease: an older one elsewhere goes.
         let forget: Vec<Ipv4Addr> = self
-            .leases
-            .values()
-            .filter(|r| r.ip != ip && r.state == LeaseState::Bound && client.owns(r))
+            .records
+            .bound_leases_of(client)
             .map(|r| r.ip)
+            .filter(|old| *old != ip)
             .collect();
         for old in &forget {
-            self.leases.remove(old);
+            self.records.take_lease(*old);
         }
-        self.offers
-            .retain(|_, o| !client.is(o.mac, o.client_id.as_deref()));
-        self.leases.insert(ip, record.clone());
+        self.records.drop_offers_of(client);
+        self.records.put_lease(record.clone());
 
         let mut ack = reply::base(msg, MessageType::Ack, self.cfg.server_ip);
         ack.set_yiaddr(ip);
@@ -359,17 +349,17 @@ impl Pool {
             return ignored(Ignored::Incomplete);
         };
         let leased = self
-            .leases
-            .get(&ip)
+            .records
+            .lease(ip)
             .is_some_and(|r| r.state == LeaseState::Bound && client.owns(r));
         let offered = self
-            .offers
-            .get(&ip)
+            .records
+            .offer(ip)
             .is_some_and(|o| client.is(o.mac, o.client_id.as_deref()));
         if !leased && !offered {
             return ignored(Ignored::NotItsLease);
         }
-        self.offers.remove(&ip);
+        self.records.take_offer(ip);
         let record = Lease {
             ip,
             mac: client.mac,
@@ -378,7 +368,7 @@ impl Pool {
             expires: now + self.cfg.decline_quarantine,
             state: LeaseState::Declined,
         };
-        self.leases.insert(ip, record.clone());
+        self.records.put_lease(record.clone());
         Handled {
             reply: None,
             persist: vec![record],
@@ -391,13 +381,13 @@ impl Pool {
     fn release(&mut self, msg: &Message, client: &Client) -> Handled {
         let ip = msg.ciaddr();
         let own = self
-            .leases
-            .get(&ip)
+            .records
+            .lease(ip)
             .is_some_and(|r| r.state == LeaseState::Bound && client.owns(r));
         if !own {
             return ignored(Ignored::NotItsLease);
         }
-        self.leases.remove(&ip);
+        self.records.take_lease(ip);
         Handled {
             reply: None,
             persist: Vec::new(),
@@ -444,6 +434,36 @@ impl Pool {
             hostname,
         };
         reply::add_options(reply, &self.cfg, &grant);
+    }
+
+    /// Panics unless every index agrees with the records and a new client gets the address a
+    /// walk over every address would give it (for the tests' random walks).
+    #[cfg(test)]
+    pub(crate) fn check_indexes(&self) {
+        let addresses =
+            self.cfg.ranges.iter().flat_map(|&(first, last)| {
+                (u32::from(first)..=u32::from(last)).map(Ipv4Addr::from)
+            });
+        self.records.check(addresses);
+        let clock = self.records.clock();
+        let stranger = Client {
+            mac: MacAddr([0x02, 0xff, 0xff, 0xff, 0xff, 0xfe]),
+            client_id: None,
+            hostname: None,
+        };
+        for &(first, _) in &self.cfg.ranges {
+            let by_walk = self.cfg.ranges.iter().find_map(|&(from, to)| {
+                (u32::from(from)..=u32::from(to))
+                    .map(Ipv4Addr::from)
+                    .filter(|ip| self.cfg.same_subnet(*ip, first))
+                    .find(|ip| self.is_available(clock, *ip, &stranger))
+            });
+            assert_eq!(
+                self.first_free(clock, &stranger, first),
+                by_walk,
+                "first free address on the link of {first}"
+            );
+        }
     }
 
     /// Whether this server has a range on the link's subnet.

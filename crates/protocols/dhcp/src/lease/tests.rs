@@ -12,6 +12,8 @@ use flakeboot_catalogue::MacAddr;
 
 use super::{Ignored, Lease, LeaseState, NakReason, Pool, PoolConfig, Verdict};
 
+mod random_walk;
+
 const SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 1);
 const OTHER_SERVER: Ipv4Addr = Ipv4Addr::new(10, 77, 0, 2);
 const MAC_A: MacAddr = MacAddr([0x52, 0x54, 0x00, 0x00, 0x00, 0x0a]);
