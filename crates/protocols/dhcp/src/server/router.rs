@@ -1,17 +1,18 @@
 //! The router-mode receive loop, with group commit.
 //!
 //! [`decide`] is the whole decision for one datagram, pure (bytes, sender, time and pool in;
-//! reply, lease changes, boot event and counter out). [`run`] receives a datagram, drains every
-//! datagram already queued (up to [`BATCH_CAP`]), decides each, makes the batch's lease changes
-//! durable in ONE [`LeaseStore::commit`], and only then sends the replies: an ACK never leaves
-//! before its lease is on disk, and a burst of clients costs one fsync, not one each.
+//! reply, lease changes, boot event and counter out). [`run`] receives a datagram, decides it and
+//! sends a reply that changes no lease (an OFFER, a NAK) at once; a decision that changes leases
+//! goes to the [`committer`], which makes each batch's changes durable in ONE
+//! [`LeaseStore::commit`] (up to [`BATCH_CAP`] decisions, gathered while the previous commit was
+//! on disk) and only then sends their replies: an ACK never leaves before its lease is on disk,
+//! a burst of clients costs one fsync, not one each, and no OFFER waits for an fsync.
 
 use std::collections::BTreeMap;
-use std::io;
 use std::net::IpAddr;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode, UnknownOption};
 use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, Outcome};
@@ -25,6 +26,7 @@ use crate::boot::{BootConfig, BootDecision, decide as decide_boot};
 use crate::lease::{Lease, LeaseStore, Pool, PoolConfig, Verdict};
 use crate::options::{ClientInfo, PacketError, parse_request};
 use crate::proxy::{add_boot_options, echo_client_guid, encode_reply};
+use committer::Pending;
 
 /// iPXE option 175.176 (`no-pxedhcp`) = 1: this reply already has the boot file, so iPXE need
 /// not wait (about 3 s) for ProxyDHCP offers. Only router mode says so: in proxy mode flakeboot
@@ -40,7 +42,7 @@ fn skip_ipxe_proxydhcp_wait(reply: &mut Message) {
         )));
 }
 
-/// At most this many datagrams go into one batch (one [`LeaseStore::commit`]).
+/// At most this many decisions go into one batch (one [`LeaseStore::commit`]).
 pub const BATCH_CAP: usize = 256;
 
 /// Which counter of [`DhcpStats`] a datagram ends in.
@@ -73,8 +75,14 @@ impl Decided {
     /// The reply to send after a commit that did (`durable`) or did not succeed: a reply
     /// that depends on lease changes (an ACK) goes only when they are on disk.
     pub fn sendable(&self, durable: bool) -> Option<&(Vec<u8>, SocketAddr)> {
-        let needs_commit = !self.persist.is_empty() || !self.forget.is_empty();
-        self.reply.as_ref().filter(|_| durable || !needs_commit)
+        self.reply
+            .as_ref()
+            .filter(|_| durable || !self.needs_commit())
+    }
+
+    /// Whether this decision changes leases, so that its reply waits for the commit.
+    pub fn needs_commit(&self) -> bool {
+        !self.persist.is_empty() || !self.forget.is_empty()
     }
 
     fn dropped(counter: Counter, note: String) -> Decided {
@@ -252,102 +260,58 @@ pub(crate) async fn run(
     }
     let mut pool = Pool::new(pool, existing);
     let local_port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
+    let (queue, pending) = mpsc::channel(committer::QUEUE);
+    let out = committer::Outbox {
+        socket: Arc::clone(&socket),
+        catalogue: Arc::clone(&catalogue),
+        stats: Arc::clone(&stats),
+    };
+    let committer = tokio::spawn(committer::run(pending, leases, out));
     let mut buf = vec![0u8; 4096];
-    let mut batch: Vec<(Decided, SocketAddr, Instant)> = Vec::with_capacity(BATCH_CAP);
     loop {
-        let first = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
+        let received = tokio::select! {
+            () = shutdown.cancelled() => break,
             Some(request) = releases.recv() => {
-                release(&mut pool, &leases, request).await;
+                let ips = pool.release_mac(request.mac);
+                if queue.send(Pending::Release { ips, request }).await.is_err() {
+                    break;
+                }
                 continue;
             }
             r = socket.recv_from(&mut buf) => r,
         };
-        let now = SystemTime::now();
-        let mut received = Some(first);
-        while let Some(r) = received.take() {
-            match r {
-                Ok((len, src)) => {
-                    DhcpStats::bump(&stats.received);
-                    DhcpStats::add_bytes(&stats.received_bytes, len);
-                    let bytes = buf.get(..len).unwrap_or_default();
-                    let decided = decide(&mut pool, &cfg.boot, bytes, src, now);
-                    batch.push((decided, src, Instant::now()));
-                }
-                // ICMP errors from earlier sends surface here: not fatal.
-                Err(e) => tracing::debug!(port = local_port, error = %e, "DHCP receive error"),
+        let (len, src) = match received {
+            Ok(got) => got,
+            // ICMP errors from earlier sends surface here: not fatal.
+            Err(e) => {
+                tracing::debug!(port = local_port, error = %e, "DHCP receive error");
+                continue;
             }
-            if batch.len() < BATCH_CAP {
-                match socket.try_recv_from(&mut buf) {
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    r => received = Some(r),
-                }
+        };
+        DhcpStats::bump(&stats.received);
+        DhcpStats::add_bytes(&stats.received_bytes, len);
+        let arrived = Instant::now();
+        let bytes = buf.get(..len).unwrap_or_default();
+        let decided = decide(&mut pool, &cfg.boot, bytes, src, SystemTime::now());
+        if decided.needs_commit() {
+            let pending = Pending::Reply {
+                decided: Box::new(decided),
+                src,
+                arrived,
+            };
+            if queue.send(pending).await.is_err() {
+                break;
             }
-        }
-        if batch.is_empty() {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-            continue;
-        }
-        let durable = commit(&leases, batch.iter().map(|(d, _, _)| d)).await;
-        for (decided, src, arrived) in batch.drain(..) {
-            finish(&socket, decided, src, arrived, durable, &catalogue, &stats).await;
+        } else {
+            finish(&socket, decided, src, arrived, true, &catalogue, &stats).await;
         }
     }
-}
-
-/// Forget a MAC's leases in the pool and delete them from the store, then answer.
-async fn release(pool: &mut Pool, leases: &Arc<dyn LeaseStore>, request: ReleaseRequest) {
-    let ips = pool.release_mac(request.mac);
-    let answer = if ips.is_empty() {
-        Ok(ips)
-    } else {
-        let (store, delete) = (Arc::clone(leases), ips.clone());
-        match tokio::task::spawn_blocking(move || store.commit(&[], &delete)).await {
-            Ok(Ok(())) => {
-                tracing::info!(mac = %request.mac, released = ?ips, "leases released by the user");
-                Ok(ips)
-            }
-            Ok(Err(e)) => Err(e.into()),
-            Err(e) => Err(super::LeaseControlError::Store(
-                crate::lease::LeaseStoreError::Commit {
-                    written: 0,
-                    deleted: ips.len(),
-                    source: Box::new(std::io::Error::other(e.to_string())),
-                },
-            )),
-        }
-    };
-    // The asker may have gone away: nothing to tell then.
-    let _ = request.reply.send(answer);
-}
-
-/// Make a batch's net lease changes durable: one [`LeaseStore::commit`], on a blocking thread.
-/// Whether it worked.
-async fn commit<'a>(
-    leases: &Arc<dyn LeaseStore>,
-    decided: impl IntoIterator<Item = &'a Decided>,
-) -> bool {
-    let (put, delete) = net_changes(decided);
-    if put.is_empty() && delete.is_empty() {
-        return true;
+    // What was decided is still committed and answered before the loop is gone.
+    drop(queue);
+    if let Err(e) = committer.await {
+        tracing::error!(error = %e, "the lease committer failed");
     }
-    let leases = Arc::clone(leases);
-    let count = (put.len(), delete.len());
-    let result = tokio::task::spawn_blocking(move || leases.commit(&put, &delete)).await;
-    match result {
-        Ok(Ok(())) => {
-            tracing::debug!(written = count.0, deleted = count.1, "leases committed");
-            true
-        }
-        Ok(Err(e)) => {
-            tracing::error!(error = %e, "leases not stored: no ACK for this batch");
-            false
-        }
-        Err(e) => {
-            tracing::error!(error = %e, "lease writer task failed: no ACK for this batch");
-            false
-        }
-    }
+    Ok(())
 }
 
 /// Send one decided reply (unless it needed the failed commit), record and count.
@@ -415,5 +379,6 @@ async fn finish(
     });
 }
 
+mod committer;
 #[cfg(test)]
 mod tests;

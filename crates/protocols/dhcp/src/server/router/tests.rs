@@ -9,7 +9,8 @@ use dhcproto::v4::{DhcpOption, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
 use flakeboot_catalogue::{BootStage, ClientFirmware, IpxeBinary, MacAddr, Outcome};
 
-use super::{Counter, Decided, commit, decide, net_changes};
+use super::committer::commit;
+use super::{Counter, Decided, decide, net_changes};
 use crate::boot::BootConfig;
 use crate::lease::{Lease, LeaseState, LeaseStore, LeaseStoreError, Pool, PoolConfig, Verdict};
 
@@ -399,4 +400,117 @@ fn ipxe_clients_are_told_not_to_wait_for_proxydhcp_and_pxe_roms_are_not() {
     // The option as encoded: code 175, length 3, sub-option 176 of length 1 with value 1.
     assert_eq!(ipxe_175(Some(b"\x04iPXE")), Some(vec![175, 3, 176, 1, 1]));
     assert_eq!(ipxe_175(None), None, "a PXE ROM gets no iPXE options");
+}
+
+/// A store whose every commit waits for the test to let it through (a slow disk), recording
+/// the commits in order.
+#[derive(Debug)]
+struct GatedLeases {
+    commits: Mutex<Vec<(Vec<Lease>, Vec<Ipv4Addr>)>>,
+    started: std::sync::atomic::AtomicUsize,
+    gate: Mutex<std::sync::mpsc::Receiver<()>>,
+}
+
+impl LeaseStore for GatedLeases {
+    fn load(&self) -> Result<Vec<Lease>, LeaseStoreError> {
+        Ok(Vec::new())
+    }
+
+    fn commit(&self, write: &[Lease], delete: &[Ipv4Addr]) -> Result<(), LeaseStoreError> {
+        self.started
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let gate = self.gate.lock().unwrap();
+        gate.recv_timeout(Duration::from_secs(10)).unwrap();
+        self.commits
+            .lock()
+            .unwrap()
+            .push((write.to_vec(), delete.to_vec()));
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_committer_batches_behind_a_slow_commit_in_order_and_acks_only_when_durable() {
+    use super::committer::{self, Outbox, Pending};
+    use tokio::net::UdpSocket;
+
+    let (open, gate) = std::sync::mpsc::channel();
+    let store = Arc::new(GatedLeases {
+        commits: Mutex::new(Vec::new()),
+        started: Default::default(),
+        gate: Mutex::new(gate),
+    });
+    let leases: Arc<dyn LeaseStore> = store.clone();
+    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let to = client.local_addr().unwrap();
+    let out = Outbox {
+        socket: Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()),
+        catalogue: Arc::new(flakeboot_catalogue::RecordingCatalogue::default()),
+        stats: Arc::new(super::DhcpStats::default()),
+    };
+    let (queue, pending) = tokio::sync::mpsc::channel(committer::QUEUE);
+    let task = tokio::spawn(committer::run(pending, leases, out));
+    let (a, b, c) = (
+        Ipv4Addr::new(10, 77, 0, 100),
+        Ipv4Addr::new(10, 77, 0, 101),
+        Ipv4Addr::new(10, 77, 0, 102),
+    );
+    let ack = |lease: Lease, text: &str| Pending::Reply {
+        decided: Box::new(Decided {
+            reply: Some((text.as_bytes().to_vec(), to)),
+            counter: Counter::Replied,
+            ..with_changes(vec![lease], vec![])
+        }),
+        src: to,
+        arrived: std::time::Instant::now(),
+    };
+    let sent = |p| {
+        let queue = queue.clone();
+        async move { assert!(queue.send(p).await.is_ok()) }
+    };
+
+    sent(ack(record(a, 1), "ack a")).await;
+    while store.started.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // While the first commit is on disk, more arrive: a reply, a user's release, a reply.
+    sent(ack(record(b, 2), "ack b")).await;
+    let (reply, released) = tokio::sync::oneshot::channel();
+    let request = super::ReleaseRequest {
+        mac: MacAddr([2, 0, 0, 0, 0, 1]),
+        reply,
+    };
+    sent(Pending::Release {
+        ips: vec![a],
+        request,
+    })
+    .await;
+    sent(ack(record(c, 3), "ack c")).await;
+    let mut buf = [0u8; 64];
+    let early = tokio::time::timeout(Duration::from_millis(300), client.recv(&mut buf)).await;
+    assert!(early.is_err(), "an ACK left before its lease was on disk");
+
+    for _ in 0..4 {
+        open.send(()).unwrap();
+    }
+    for expected in ["ack a", "ack b", "ack c"] {
+        let n = tokio::time::timeout(Duration::from_secs(10), client.recv(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(&buf[..n], expected.as_bytes());
+    }
+    assert_eq!(released.await.unwrap().unwrap(), vec![a]);
+    drop(queue);
+    task.await.unwrap();
+    assert_eq!(
+        *store.commits.lock().unwrap(),
+        vec![
+            (vec![record(a, 1)], vec![]),
+            (vec![record(b, 2)], vec![]),
+            (vec![], vec![a]),
+            (vec![record(c, 3)], vec![]),
+        ],
+        "one commit per batch, the release between the replies decided before and after it"
+    );
 }
