@@ -235,6 +235,15 @@ pub fn problems(c: &Config, flake_hosts: Option<&[String]>) -> Vec<Problem> {
                 ),
             );
         }
+        if h.name == flakeboot_catalogue::LOCAL_DISK {
+            add(
+                field.clone().then("name"),
+                format!(
+                    "{:?} is reserved: it means a machine's local disk (a menu default or a machine's host); name the host otherwise",
+                    h.name
+                ),
+            );
+        }
         if !host_names.insert(h.name.as_str()) {
             add(
                 field.clone().then("name"),
@@ -578,6 +587,21 @@ mod tests {
     }
 
     const HOST: &str = "[[hosts]]\nname = \"demo\"\nkernel = \"/k\"\ninitrd = \"/i\"\n";
+
+    #[test]
+    fn a_host_named_local_is_refused_for_local_means_the_disk() {
+        let text = format!(
+            "[lan]\ninterface = \"eth0\"\n{}",
+            HOST.replace("demo", "local")
+        );
+        let p = fields(&text, None);
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(
+            p[0].starts_with("hosts[0].name: \"local\" is reserved"),
+            "{p:?}"
+        );
+        assert!(fields(&format!("[lan]\ninterface = \"eth0\"\n{HOST}"), None).is_empty());
+    }
 
     #[test]
     fn command_lines_that_would_break_the_boot_script_are_refused() {
