@@ -117,6 +117,9 @@ fn seen_in_dhcp(event: &BootEvent) -> bool {
     event.stage.mac_from_wire()
 }
 
+/// At the cap, eviction makes room for this fraction of the cap beyond what the batch needs.
+const EVICTION_SLACK_DIVISOR: usize = 64;
+
 /// Creates a record for each MAC that `events` show in DHCP and that has none yet, inside a
 /// write transaction. At `max_machines`, the least recently seen machines that nobody
 /// configured are forgotten (with their events) to make room; when there are none, the new
@@ -148,9 +151,11 @@ pub(crate) fn admit(
     if new.len() > room {
         let in_batch: HashSet<MacAddr> = events.iter().filter_map(|e| e.mac).collect();
         let candidates = evictable(txn, &machines, limits, &in_batch)?;
-        // Past the cap (a lowered max_machines) evict down to it as well.
+        // Past the cap (a lowered max_machines) evict down to it as well. Finding candidates
+        // reads every record, so make room for the next 1/64 of the cap too: at the default cap a
+        // LAN full of strangers costs one such pass per 64 new MACs, not one per batch.
         let over = count.saturating_sub(limits.max_machines);
-        let wanted = new.len() - room + over;
+        let wanted = new.len() - room + over + limits.max_machines / EVICTION_SLACK_DIVISOR;
         let mut evicted = 0;
         for mac in candidates.into_iter().take(wanted) {
             machines.remove(mac_key(mac))?;
@@ -463,6 +468,43 @@ mod tests {
         store.record_events(&[seen(m(3), 60)]).unwrap();
         assert_eq!(store.machine(m(3)).unwrap().unwrap().first_seen, at(60));
         assert_eq!(macs(&store), [3, 4, 5, 6, 7, 9, 10]);
+    }
+
+    /// At a cap of 640, one eviction pass makes room for the batch and 10 more (1/64 of the
+    /// cap): the next 10 new machines are admitted without forgetting anyone else.
+    #[test]
+    fn an_eviction_makes_room_for_the_next_few_new_machines_too() {
+        use crate::StoreOptions;
+        let m = |n: u16| MacAddr([0x52, 0x54, 0, 0, (n >> 8) as u8, n as u8]);
+        let options = StoreOptions {
+            max_machines: 640,
+            ..StoreOptions::default()
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let store = Store::open_with(tmp.path(), options).unwrap();
+        let first: Vec<BootEvent> = (0..640).map(|n| seen(m(n), u64::from(n))).collect();
+        store.record_events(&first).unwrap();
+        assert_eq!(store.machines().unwrap().len(), 640);
+        store.record_events(&[seen(m(1000), 2000)]).unwrap();
+        let left: Vec<MacAddr> = store.machines().unwrap().iter().map(|r| r.mac).collect();
+        assert_eq!(
+            left.len(),
+            640 - 10,
+            "the one new machine and room for 10 more"
+        );
+        assert!(left.contains(&m(1000)));
+        // The 11 seen longest ago went; the rest stayed.
+        assert!((0..11).all(|n| !left.contains(&m(n))));
+        assert!((11..640).all(|n| left.contains(&m(n))));
+        for n in 0..10 {
+            store.record_events(&[seen(m(1001 + n), 3000)]).unwrap();
+        }
+        let after: Vec<MacAddr> = store.machines().unwrap().iter().map(|r| r.mac).collect();
+        assert_eq!(after.len(), 640);
+        assert!(
+            (11..640).all(|n| after.contains(&m(n))),
+            "nobody else forgotten"
+        );
     }
 
     #[test]
