@@ -1,24 +1,21 @@
 //! Serving one file from disk: validators, conditional requests, a single byte range, streamed.
 //!
 //! [`plan`] is the pure part (metadata and request headers in, what to send out); [`serve_file`]
-//! opens the file, plans, and streams the planned bytes (seek + take + `ReaderStream`): a file
-//! is never read into memory whole.
+//! looks the file up (an open descriptor kept per path, see [`crate::open_files`]), plans, and
+//! streams the planned bytes in positioned reads of up to 512 KiB: a file is never read into
+//! memory whole.
 
-use std::io::SeekFrom;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use crate::conditional::{Conditions, Precondition, Validators};
+use crate::open_files::{OpenFiles, body};
 use crate::range::{RangeDecision, content_range, unsatisfied_range};
-
-/// Read size of the body stream.
-const CHUNK: usize = 64 * 1024;
 
 /// Why a file from the catalogue could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -35,11 +32,10 @@ pub enum FileError {
     },
     #[error("{path} is not a regular file")]
     NotRegular { path: PathBuf },
-    #[error("cannot seek to byte {offset} of {path}: {source}")]
-    Seek {
+    #[error("the blocking task opening {path} failed: {source}")]
+    Task {
         path: PathBuf,
-        offset: u64,
-        source: std::io::Error,
+        source: tokio::task::JoinError,
     },
 }
 
@@ -100,32 +96,30 @@ pub struct Served {
     pub detail: String,
 }
 
-/// Open `path` and answer `req` from it.
-pub async fn serve_file(path: &Path, req: &FileRequest<'_>) -> Result<Served, FileError> {
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(|source| FileError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-    let meta = file
-        .metadata()
-        .await
-        .map_err(|source| FileError::Metadata {
-            path: path.to_owned(),
-            source,
-        })?;
-    if !meta.is_file() {
-        return Err(FileError::NotRegular {
-            path: path.to_owned(),
-        });
+/// Answer `req` from the file at `path`, opened through `files` (a cached descriptor while the
+/// path still names the same file).
+pub(crate) async fn serve_file(
+    files: &Arc<OpenFiles>,
+    path: &Path,
+    req: &FileRequest<'_>,
+) -> Result<Served, FileError> {
+    let file = {
+        let files = files.clone();
+        let path = path.to_owned();
+        tokio::task::spawn_blocking(move || files.open(&path))
     }
+    .await
+    .map_err(|source| FileError::Task {
+        path: path.to_owned(),
+        source,
+    })??;
+    let meta = file.metadata();
     let len = meta.len();
     let mtime = meta.modified().map_err(|source| FileError::Metadata {
         path: path.to_owned(),
         source,
     })?;
-    let v = Validators::new(len, mtime, std::os::unix::fs::MetadataExt::ino(&meta));
+    let v = Validators::new(len, mtime, std::os::unix::fs::MetadataExt::ino(meta));
 
     let plan = plan(len, &v, req);
     let (status, body_range) = match &plan {
@@ -169,20 +163,7 @@ pub async fn serve_file(path: &Path, req: &FileRequest<'_>) -> Result<Served, Fi
     }
 
     let body = match body_range {
-        Some(r) if !req.head && plan != Plan::NotModified => {
-            let start = *r.start();
-            if start > 0 {
-                file.seek(SeekFrom::Start(start))
-                    .await
-                    .map_err(|source| FileError::Seek {
-                        path: path.to_owned(),
-                        offset: start,
-                        source,
-                    })?;
-            }
-            let take = r.end() - start + 1;
-            Body::from_stream(ReaderStream::with_capacity(file.take(take), CHUNK))
-        }
+        Some(r) if !req.head && plan != Plan::NotModified => Body::from_stream(body(file, r)),
         _ => Body::empty(),
     };
     let response = match builder.body(body) {
@@ -320,5 +301,145 @@ mod tests {
             FileError::NotRegular { path: "/".into() }.status(),
             StatusCode::NOT_FOUND
         );
+    }
+
+    /// Through `serve_file`, sharing one cache of open files as the router does.
+    mod served {
+        use std::sync::Arc;
+
+        use axum::http::{StatusCode, header};
+
+        use super::super::{FileRequest, serve_file};
+        use crate::open_files::{CHUNK, OpenFiles};
+
+        fn pattern(len: usize) -> Vec<u8> {
+            (0..len)
+                .map(|i| (i % 253) as u8 ^ (i >> 16) as u8)
+                .collect()
+        }
+
+        struct Got {
+            status: StatusCode,
+            headers: axum::http::HeaderMap,
+            body: Vec<u8>,
+        }
+
+        async fn get(files: &Arc<OpenFiles>, path: &std::path::Path, range: Option<&str>) -> Got {
+            let req = FileRequest {
+                range: range.map(str::as_bytes),
+                ..Default::default()
+            };
+            let served = serve_file(files, path, &req).await.unwrap();
+            let (parts, body) = served.response.into_parts();
+            assert_eq!(parts.status, served.status);
+            let body = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap()
+                .to_vec();
+            Got {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            }
+        }
+
+        fn header(g: &Got, name: header::HeaderName) -> &str {
+            g.headers.get(name).unwrap().to_str().unwrap()
+        }
+
+        #[tokio::test]
+        async fn a_file_larger_than_a_chunk_is_served_byte_exact() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("initrd");
+            let data = pattern(3 * CHUNK + 4097);
+            std::fs::write(&path, &data).unwrap();
+            let files = Arc::new(OpenFiles::default());
+            let full = get(&files, &path, None).await;
+            assert_eq!(full.status, StatusCode::OK);
+            assert_eq!(
+                header(&full, header::CONTENT_LENGTH),
+                data.len().to_string()
+            );
+            assert!(full.body == data, "the body differs from the file");
+            // Again from the cached descriptor, and a range across a chunk boundary.
+            let from = 2 * CHUNK - 1000;
+            let to = 2 * CHUNK + 1000;
+            let part = get(&files, &path, Some(&format!("bytes={from}-{to}"))).await;
+            assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+            assert!(
+                part.body == data[from..=to],
+                "the range differs from the file"
+            );
+        }
+
+        #[tokio::test]
+        async fn a_range_at_the_end_of_the_file() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("initrd");
+            let data = pattern(CHUNK + 777);
+            let len = data.len();
+            std::fs::write(&path, &data).unwrap();
+            let files = Arc::new(OpenFiles::default());
+            let suffix = get(&files, &path, Some("bytes=-10")).await;
+            assert_eq!(suffix.status, StatusCode::PARTIAL_CONTENT);
+            assert_eq!(
+                header(&suffix, header::CONTENT_RANGE),
+                format!("bytes {}-{}/{len}", len - 10, len - 1)
+            );
+            assert_eq!(suffix.body, &data[len - 10..]);
+            let last = get(&files, &path, Some(&format!("bytes={}-", len - 1))).await;
+            assert_eq!(last.body, &data[len - 1..]);
+            assert_eq!(header(&last, header::CONTENT_LENGTH), "1");
+            // Past the end runs to the end; starting past it is 416.
+            let over = get(
+                &files,
+                &path,
+                Some(&format!("bytes={}-{}", len - 3, len + 50)),
+            )
+            .await;
+            assert_eq!(over.body, &data[len - 3..]);
+            let beyond = get(&files, &path, Some(&format!("bytes={len}-"))).await;
+            assert_eq!(beyond.status, StatusCode::RANGE_NOT_SATISFIABLE);
+            assert!(beyond.body.is_empty());
+        }
+
+        #[tokio::test]
+        async fn an_empty_file() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("empty");
+            std::fs::write(&path, b"").unwrap();
+            let files = Arc::new(OpenFiles::default());
+            let full = get(&files, &path, None).await;
+            assert_eq!(full.status, StatusCode::OK);
+            assert_eq!(header(&full, header::CONTENT_LENGTH), "0");
+            assert!(full.body.is_empty());
+            let ranged = get(&files, &path, Some("bytes=0-")).await;
+            assert_eq!(ranged.status, StatusCode::RANGE_NOT_SATISFIABLE);
+            assert_eq!(header(&ranged, header::CONTENT_RANGE), "bytes */0");
+        }
+
+        /// The router keeps one cache for all requests: a file replaced between two requests is
+        /// served new, bytes and validators, never from the old descriptor.
+        #[tokio::test]
+        async fn a_replaced_file_is_never_served_stale() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("kernel");
+            let old = pattern(CHUNK + 5);
+            std::fs::write(&path, &old).unwrap();
+            let files = Arc::new(OpenFiles::default());
+            let first = get(&files, &path, None).await;
+            assert!(first.body == old);
+            let new: Vec<u8> = old.iter().map(|b| !b).collect();
+            let tmp = dir.path().join("kernel.new");
+            std::fs::write(&tmp, &new).unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+            let second = get(&files, &path, None).await;
+            assert!(second.body == new, "served the replaced file's bytes");
+            assert_ne!(header(&second, header::ETAG), header(&first, header::ETAG));
+            // Removed: 404, not the last descriptor.
+            std::fs::remove_file(&path).unwrap();
+            let gone = serve_file(&files, &path, &FileRequest::default()).await;
+            assert_eq!(gone.unwrap_err().status(), StatusCode::NOT_FOUND);
+        }
     }
 }
