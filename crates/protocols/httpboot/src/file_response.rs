@@ -9,12 +9,12 @@ use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use crate::conditional::{Conditions, Precondition, Validators};
-use crate::open_files::{OpenFiles, body};
+use crate::open_files::{OpenFile, OpenFiles, body, first_chunk};
 use crate::range::{RangeDecision, content_range, unsatisfied_range};
 
 /// Why a file from the catalogue could not be served.
@@ -32,6 +32,12 @@ pub enum FileError {
     },
     #[error("{path} is not a regular file")]
     NotRegular { path: PathBuf },
+    #[error("cannot read {path} at byte {offset}: {source}")]
+    Read {
+        path: PathBuf,
+        offset: u64,
+        source: std::io::Error,
+    },
     #[error("the blocking task opening {path} failed: {source}")]
     Task {
         path: PathBuf,
@@ -96,6 +102,89 @@ pub struct Served {
     pub detail: String,
 }
 
+/// A [`FileRequest`] that owns its header values, to take to the blocking pool.
+#[derive(Debug, Clone, Default)]
+struct OwnedRequest {
+    head: bool,
+    range: Option<Vec<u8>>,
+    if_none_match: Option<Vec<u8>>,
+    if_modified_since: Option<Vec<u8>>,
+    if_range: Option<Vec<u8>>,
+}
+
+impl OwnedRequest {
+    fn of(req: &FileRequest<'_>) -> OwnedRequest {
+        let own = |v: Option<&[u8]>| v.map(<[u8]>::to_vec);
+        OwnedRequest {
+            head: req.head,
+            range: own(req.range),
+            if_none_match: own(req.conditions.if_none_match),
+            if_modified_since: own(req.conditions.if_modified_since),
+            if_range: own(req.conditions.if_range),
+        }
+    }
+
+    fn borrow(&self) -> FileRequest<'_> {
+        FileRequest {
+            head: self.head,
+            range: self.range.as_deref(),
+            conditions: Conditions {
+                if_none_match: self.if_none_match.as_deref(),
+                if_modified_since: self.if_modified_since.as_deref(),
+                if_range: self.if_range.as_deref(),
+            },
+        }
+    }
+}
+
+/// What [`look_up`] found and decided.
+#[derive(Debug)]
+struct LookedUp {
+    file: Arc<OpenFile>,
+    len: u64,
+    validators: Validators,
+    plan: Plan,
+    /// The bytes to send and the first chunk of them, read already; `None` without a body.
+    body: Option<(RangeInclusive<u64>, Bytes)>,
+}
+
+/// The file, its plan and the first chunk of its body, in one trip to the blocking pool.
+fn look_up(files: &OpenFiles, path: &Path, req: &OwnedRequest) -> Result<LookedUp, FileError> {
+    let file = files.open(path)?;
+    let meta = file.metadata();
+    let len = meta.len();
+    let mtime = meta.modified().map_err(|source| FileError::Metadata {
+        path: path.to_owned(),
+        source,
+    })?;
+    let validators = Validators::new(len, mtime, std::os::unix::fs::MetadataExt::ino(meta));
+    let plan = plan(len, &validators, &req.borrow());
+    let range = match &plan {
+        _ if req.head => None,
+        Plan::Full => (len > 0).then(|| 0..=len - 1),
+        Plan::Partial(r) => Some(r.clone()),
+        Plan::NotModified | Plan::Unsatisfiable => None,
+    };
+    let body = match range {
+        Some(r) => {
+            let first = first_chunk(&file, &r).map_err(|source| FileError::Read {
+                path: path.to_owned(),
+                offset: *r.start(),
+                source,
+            })?;
+            Some((r, first))
+        }
+        None => None,
+    };
+    Ok(LookedUp {
+        file,
+        len,
+        validators,
+        plan,
+        body,
+    })
+}
+
 /// Answer `req` from the file at `path`, opened through `files` (a cached descriptor while the
 /// path still names the same file).
 pub(crate) async fn serve_file(
@@ -103,25 +192,24 @@ pub(crate) async fn serve_file(
     path: &Path,
     req: &FileRequest<'_>,
 ) -> Result<Served, FileError> {
-    let file = {
+    let found = {
         let files = files.clone();
         let path = path.to_owned();
-        tokio::task::spawn_blocking(move || files.open(&path))
+        let req = OwnedRequest::of(req);
+        tokio::task::spawn_blocking(move || look_up(&files, &path, &req))
     }
     .await
     .map_err(|source| FileError::Task {
         path: path.to_owned(),
         source,
     })??;
-    let meta = file.metadata();
-    let len = meta.len();
-    let mtime = meta.modified().map_err(|source| FileError::Metadata {
-        path: path.to_owned(),
-        source,
-    })?;
-    let v = Validators::new(len, mtime, std::os::unix::fs::MetadataExt::ino(meta));
-
-    let plan = plan(len, &v, req);
+    let LookedUp {
+        file,
+        len,
+        validators: v,
+        plan,
+        body: to_send,
+    } = found;
     let (status, body_range) = match &plan {
         Plan::NotModified => (StatusCode::NOT_MODIFIED, None),
         Plan::Full => (StatusCode::OK, (len > 0).then(|| 0..=len - 1)),
@@ -162,9 +250,9 @@ pub(crate) async fn serve_file(
         _ => {}
     }
 
-    let body = match body_range {
-        Some(r) if !req.head && plan != Plan::NotModified => Body::from_stream(body(file, r)),
-        _ => Body::empty(),
+    let body = match to_send {
+        Some((r, first)) => Body::from_stream(body(file, r, first)),
+        None => Body::empty(),
     };
     let response = match builder.body(body) {
         Ok(response) => response,
@@ -301,6 +389,13 @@ mod tests {
             FileError::NotRegular { path: "/".into() }.status(),
             StatusCode::NOT_FOUND
         );
+        // A file cut short between its lookup and its first read: our side, not a 404.
+        let short = FileError::Read {
+            path: "/x".into(),
+            offset: 0,
+            source: std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+        };
+        assert_eq!(short.status(), StatusCode::INTERNAL_SERVER_ERROR);
     }
 
     /// Through `serve_file`, sharing one cache of open files as the router does.

@@ -23,8 +23,10 @@
 //!   so a deleted generation's files are not held open for long.
 //! - Bodies are positioned reads (`pread`, [`FileExt::read_exact_at`]) of up to [`CHUNK`] bytes
 //!   on the blocking pool, each becoming one `Bytes` that hyper writes without copying it again:
-//!   one thread hop per 512 KiB instead of one per 64 KiB, and a 64 KiB Range request is one
-//!   lookup and one read. Reads at an offset share the cached descriptor safely (no seek).
+//!   one thread hop per 512 KiB instead of one per 64 KiB. The lookup, the plan and the first
+//!   chunk go in one trip ([`first_chunk`]), so a 64 KiB Range request costs one hop where it
+//!   cost four (open, fstat, seek, read). Reads at an offset share the cached descriptor safely
+//!   (no seek).
 //! - No `mmap`: a mapped file that shrinks under us raises SIGBUS and kills the daemon, the
 //!   workspace denies `unsafe_code`, and boot files are not guaranteed immutable (a host's
 //!   kernel may be any path in the config). A read of a file that shrank after it was planned
@@ -41,7 +43,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
-use futures_util::Stream;
+use futures_util::{Stream, StreamExt};
 
 use crate::file_response::FileError;
 
@@ -187,24 +189,39 @@ fn open_regular(path: &Path) -> Result<OpenFile, FileError> {
     })
 }
 
-/// The bytes `range` of `file`, in chunks of at most [`CHUNK`], each read on the blocking pool
-/// when the connection asks for it.
+/// The length of the chunk that starts at `pos` of a body ending before `end`.
+fn chunk_len(pos: u64, end: u64) -> usize {
+    usize::try_from(end.saturating_sub(pos)).map_or(CHUNK, |left| left.min(CHUNK))
+}
+
+/// The first chunk of the body `range` of `file`. Blocking: read it on the blocking pool with
+/// the lookup (one trip for a small Range request).
+pub(crate) fn first_chunk(file: &OpenFile, range: &RangeInclusive<u64>) -> io::Result<Bytes> {
+    let start = *range.start();
+    file.read_at(start, chunk_len(start, range.end().saturating_add(1)))
+}
+
+/// The bytes `range` of `file`: `first` (from [`first_chunk`]), then chunks of at most
+/// [`CHUNK`], each read on the blocking pool when the connection asks for it.
 pub(crate) fn body(
     file: Arc<OpenFile>,
     range: RangeInclusive<u64>,
+    first: Bytes,
 ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
     let end = range.end().saturating_add(1);
-    futures_util::stream::try_unfold((file, *range.start()), move |(file, pos)| async move {
+    let next = range.start().saturating_add(first.len() as u64);
+    let rest = futures_util::stream::try_unfold((file, next), move |(file, pos)| async move {
         if pos >= end {
             return Ok(None);
         }
-        let len = usize::try_from(end - pos).map_or(CHUNK, |left| left.min(CHUNK));
+        let len = chunk_len(pos, end);
         let reader = file.clone();
         let chunk = tokio::task::spawn_blocking(move || reader.read_at(pos, len))
             .await
             .map_err(io::Error::other)??;
         Ok(Some((chunk, (file, pos + len as u64))))
-    })
+    });
+    futures_util::stream::once(std::future::ready(Ok(first))).chain(rest)
 }
 
 #[cfg(test)]
@@ -218,7 +235,8 @@ mod tests {
     }
 
     async fn collect(file: Arc<OpenFile>, range: RangeInclusive<u64>) -> io::Result<Vec<u8>> {
-        let chunks: Vec<Bytes> = body(file, range).try_collect().await?;
+        let first = first_chunk(&file, &range)?;
+        let chunks: Vec<Bytes> = body(file, range, first).try_collect().await?;
         Ok(chunks.concat())
     }
 
@@ -325,10 +343,9 @@ mod tests {
         let data = pattern(2 * CHUNK + 12_345);
         write(&path, &data);
         let file = OpenFiles::default().open(&path).unwrap();
-        let chunks: Vec<Bytes> = body(file.clone(), 0..=data.len() as u64 - 1)
-            .try_collect()
-            .await
-            .unwrap();
+        let all = 0..=data.len() as u64 - 1;
+        let first = first_chunk(&file, &all).unwrap();
+        let chunks: Vec<Bytes> = body(file.clone(), all, first).try_collect().await.unwrap();
         assert_eq!(chunks.len(), 3);
         assert!(chunks.iter().all(|c| c.len() <= CHUNK));
         assert_eq!(chunks.concat(), data);
@@ -357,7 +374,12 @@ mod tests {
             .unwrap()
             .set_len(CHUNK as u64 + 10)
             .unwrap();
-        let err = collect(file, 0..=CHUNK as u64 + 99).await.unwrap_err();
+        let err = collect(file.clone(), 0..=CHUNK as u64 + 99)
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        // The first chunk too (read before the response starts: a 500, see file_response).
+        let err = first_chunk(&file, &(CHUNK as u64..=CHUNK as u64 + 99)).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 }
