@@ -124,13 +124,17 @@ impl OpenFiles {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         entries.retain(|e| now.duration_since(e.used) < IDLE);
         let cached = entries.iter().position(|e| e.path == path);
+        // Gone, or no longer a regular file (never opened: a FIFO would block the open until a
+        // writer came): the error, and the entry closed.
         let current = match current {
-            Ok(meta) => meta,
-            Err(e) => {
+            Ok(meta) if meta.is_file() => meta,
+            Ok(_) | Err(_) => {
                 if let Some(i) = cached {
                     entries.remove(i);
                 }
-                return Err(e);
+                return Err(current.err().unwrap_or_else(|| FileError::NotRegular {
+                    path: path.to_owned(),
+                }));
             }
         };
         // A stale entry is taken out here and dropped (closed) once no body reads from it.
@@ -311,6 +315,16 @@ mod tests {
             files.open(dir.path()),
             Err(FileError::NotRegular { .. })
         ));
+        // A cached file replaced by a directory: not regular, and the entry is closed.
+        write(&path, b"x");
+        files.open(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        std::fs::create_dir(&path).unwrap();
+        assert!(matches!(
+            files.open(&path),
+            Err(FileError::NotRegular { .. })
+        ));
+        assert_eq!(files.len(), 0);
     }
 
     #[test]
