@@ -1,24 +1,21 @@
 //! Serving one file from disk: validators, conditional requests, a single byte range, streamed.
 //!
 //! [`plan`] is the pure part (metadata and request headers in, what to send out); [`serve_file`]
-//! opens the file, plans, and streams the planned bytes (seek + take + `ReaderStream`): a file
-//! is never read into memory whole.
+//! looks the file up (an open descriptor kept per path, see [`crate::open_files`]), plans, and
+//! streams the planned bytes in positioned reads of up to 512 KiB: a file is never read into
+//! memory whole.
 
-use std::io::SeekFrom;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
-use tokio_util::io::ReaderStream;
 
 use crate::conditional::{Conditions, Precondition, Validators};
+use crate::open_files::{OpenFile, OpenFiles, body, first_chunk};
 use crate::range::{RangeDecision, content_range, unsatisfied_range};
-
-/// Read size of the body stream.
-const CHUNK: usize = 64 * 1024;
 
 /// Why a file from the catalogue could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -35,11 +32,16 @@ pub enum FileError {
     },
     #[error("{path} is not a regular file")]
     NotRegular { path: PathBuf },
-    #[error("cannot seek to byte {offset} of {path}: {source}")]
-    Seek {
+    #[error("cannot read {path} at byte {offset}: {source}")]
+    Read {
         path: PathBuf,
         offset: u64,
         source: std::io::Error,
+    },
+    #[error("the blocking task opening {path} failed: {source}")]
+    Task {
+        path: PathBuf,
+        source: tokio::task::JoinError,
     },
 }
 
@@ -100,34 +102,114 @@ pub struct Served {
     pub detail: String,
 }
 
-/// Open `path` and answer `req` from it.
-pub async fn serve_file(path: &Path, req: &FileRequest<'_>) -> Result<Served, FileError> {
-    let mut file = tokio::fs::File::open(path)
-        .await
-        .map_err(|source| FileError::Open {
-            path: path.to_owned(),
-            source,
-        })?;
-    let meta = file
-        .metadata()
-        .await
-        .map_err(|source| FileError::Metadata {
-            path: path.to_owned(),
-            source,
-        })?;
-    if !meta.is_file() {
-        return Err(FileError::NotRegular {
-            path: path.to_owned(),
-        });
+/// A [`FileRequest`] that owns its header values, to take to the blocking pool.
+#[derive(Debug, Clone, Default)]
+struct OwnedRequest {
+    head: bool,
+    range: Option<Vec<u8>>,
+    if_none_match: Option<Vec<u8>>,
+    if_modified_since: Option<Vec<u8>>,
+    if_range: Option<Vec<u8>>,
+}
+
+impl OwnedRequest {
+    fn of(req: &FileRequest<'_>) -> OwnedRequest {
+        let own = |v: Option<&[u8]>| v.map(<[u8]>::to_vec);
+        OwnedRequest {
+            head: req.head,
+            range: own(req.range),
+            if_none_match: own(req.conditions.if_none_match),
+            if_modified_since: own(req.conditions.if_modified_since),
+            if_range: own(req.conditions.if_range),
+        }
     }
+
+    fn borrow(&self) -> FileRequest<'_> {
+        FileRequest {
+            head: self.head,
+            range: self.range.as_deref(),
+            conditions: Conditions {
+                if_none_match: self.if_none_match.as_deref(),
+                if_modified_since: self.if_modified_since.as_deref(),
+                if_range: self.if_range.as_deref(),
+            },
+        }
+    }
+}
+
+/// What [`look_up`] found and decided.
+#[derive(Debug)]
+struct LookedUp {
+    file: Arc<OpenFile>,
+    len: u64,
+    validators: Validators,
+    plan: Plan,
+    /// The bytes to send and the first chunk of them, read already; `None` without a body.
+    body: Option<(RangeInclusive<u64>, Bytes)>,
+}
+
+/// The file, its plan and the first chunk of its body, in one trip to the blocking pool.
+fn look_up(files: &OpenFiles, path: &Path, req: &OwnedRequest) -> Result<LookedUp, FileError> {
+    let file = files.open(path)?;
+    let meta = file.metadata();
     let len = meta.len();
     let mtime = meta.modified().map_err(|source| FileError::Metadata {
         path: path.to_owned(),
         source,
     })?;
-    let v = Validators::new(len, mtime, std::os::unix::fs::MetadataExt::ino(&meta));
+    let validators = Validators::new(len, mtime, std::os::unix::fs::MetadataExt::ino(meta));
+    let plan = plan(len, &validators, &req.borrow());
+    let range = match &plan {
+        _ if req.head => None,
+        Plan::Full => (len > 0).then(|| 0..=len - 1),
+        Plan::Partial(r) => Some(r.clone()),
+        Plan::NotModified | Plan::Unsatisfiable => None,
+    };
+    let body = match range {
+        Some(r) => {
+            let first = first_chunk(&file, &r).map_err(|source| FileError::Read {
+                path: path.to_owned(),
+                offset: *r.start(),
+                source,
+            })?;
+            Some((r, first))
+        }
+        None => None,
+    };
+    Ok(LookedUp {
+        file,
+        len,
+        validators,
+        plan,
+        body,
+    })
+}
 
-    let plan = plan(len, &v, req);
+/// Answer `req` from the file at `path`, opened through `files` (a cached descriptor while the
+/// path still names the same file).
+pub(crate) async fn serve_file(
+    files: &Arc<OpenFiles>,
+    path: &Path,
+    req: &FileRequest<'_>,
+) -> Result<Served, FileError> {
+    let found = {
+        let files = files.clone();
+        let path = path.to_owned();
+        let req = OwnedRequest::of(req);
+        tokio::task::spawn_blocking(move || look_up(&files, &path, &req))
+    }
+    .await
+    .map_err(|source| FileError::Task {
+        path: path.to_owned(),
+        source,
+    })??;
+    let LookedUp {
+        file,
+        len,
+        validators: v,
+        plan,
+        body: to_send,
+    } = found;
     let (status, body_range) = match &plan {
         Plan::NotModified => (StatusCode::NOT_MODIFIED, None),
         Plan::Full => (StatusCode::OK, (len > 0).then(|| 0..=len - 1)),
@@ -168,22 +250,9 @@ pub async fn serve_file(path: &Path, req: &FileRequest<'_>) -> Result<Served, Fi
         _ => {}
     }
 
-    let body = match body_range {
-        Some(r) if !req.head && plan != Plan::NotModified => {
-            let start = *r.start();
-            if start > 0 {
-                file.seek(SeekFrom::Start(start))
-                    .await
-                    .map_err(|source| FileError::Seek {
-                        path: path.to_owned(),
-                        offset: start,
-                        source,
-                    })?;
-            }
-            let take = r.end() - start + 1;
-            Body::from_stream(ReaderStream::with_capacity(file.take(take), CHUNK))
-        }
-        _ => Body::empty(),
+    let body = match to_send {
+        Some((r, first)) => Body::from_stream(body(file, r, first)),
+        None => Body::empty(),
     };
     let response = match builder.body(body) {
         Ok(response) => response,
@@ -320,5 +389,152 @@ mod tests {
             FileError::NotRegular { path: "/".into() }.status(),
             StatusCode::NOT_FOUND
         );
+        // A file cut short between its lookup and its first read: our side, not a 404.
+        let short = FileError::Read {
+            path: "/x".into(),
+            offset: 0,
+            source: std::io::Error::from(std::io::ErrorKind::UnexpectedEof),
+        };
+        assert_eq!(short.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    /// Through `serve_file`, sharing one cache of open files as the router does.
+    mod served {
+        use std::sync::Arc;
+
+        use axum::http::{StatusCode, header};
+
+        use super::super::{FileRequest, serve_file};
+        use crate::open_files::{CHUNK, OpenFiles};
+
+        fn pattern(len: usize) -> Vec<u8> {
+            (0..len)
+                .map(|i| (i % 253) as u8 ^ (i >> 16) as u8)
+                .collect()
+        }
+
+        struct Got {
+            status: StatusCode,
+            headers: axum::http::HeaderMap,
+            body: Vec<u8>,
+        }
+
+        async fn get(files: &Arc<OpenFiles>, path: &std::path::Path, range: Option<&str>) -> Got {
+            let req = FileRequest {
+                range: range.map(str::as_bytes),
+                ..Default::default()
+            };
+            let served = serve_file(files, path, &req).await.unwrap();
+            let (parts, body) = served.response.into_parts();
+            assert_eq!(parts.status, served.status);
+            let body = axum::body::to_bytes(body, usize::MAX)
+                .await
+                .unwrap()
+                .to_vec();
+            Got {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            }
+        }
+
+        fn header(g: &Got, name: header::HeaderName) -> &str {
+            g.headers.get(name).unwrap().to_str().unwrap()
+        }
+
+        #[tokio::test]
+        async fn a_file_larger_than_a_chunk_is_served_byte_exact() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("initrd");
+            let data = pattern(3 * CHUNK + 4097);
+            std::fs::write(&path, &data).unwrap();
+            let files = Arc::new(OpenFiles::default());
+            let full = get(&files, &path, None).await;
+            assert_eq!(full.status, StatusCode::OK);
+            assert_eq!(
+                header(&full, header::CONTENT_LENGTH),
+                data.len().to_string()
+            );
+            assert!(full.body == data, "the body differs from the file");
+            // Again from the cached descriptor, and a range across a chunk boundary.
+            let from = 2 * CHUNK - 1000;
+            let to = 2 * CHUNK + 1000;
+            let part = get(&files, &path, Some(&format!("bytes={from}-{to}"))).await;
+            assert_eq!(part.status, StatusCode::PARTIAL_CONTENT);
+            assert!(
+                part.body == data[from..=to],
+                "the range differs from the file"
+            );
+        }
+
+        #[tokio::test]
+        async fn a_range_at_the_end_of_the_file() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("initrd");
+            let data = pattern(CHUNK + 777);
+            let len = data.len();
+            std::fs::write(&path, &data).unwrap();
+            let files = Arc::new(OpenFiles::default());
+            let suffix = get(&files, &path, Some("bytes=-10")).await;
+            assert_eq!(suffix.status, StatusCode::PARTIAL_CONTENT);
+            assert_eq!(
+                header(&suffix, header::CONTENT_RANGE),
+                format!("bytes {}-{}/{len}", len - 10, len - 1)
+            );
+            assert_eq!(suffix.body, &data[len - 10..]);
+            let last = get(&files, &path, Some(&format!("bytes={}-", len - 1))).await;
+            assert_eq!(last.body, &data[len - 1..]);
+            assert_eq!(header(&last, header::CONTENT_LENGTH), "1");
+            // Past the end runs to the end; starting past it is 416.
+            let over = get(
+                &files,
+                &path,
+                Some(&format!("bytes={}-{}", len - 3, len + 50)),
+            )
+            .await;
+            assert_eq!(over.body, &data[len - 3..]);
+            let beyond = get(&files, &path, Some(&format!("bytes={len}-"))).await;
+            assert_eq!(beyond.status, StatusCode::RANGE_NOT_SATISFIABLE);
+            assert!(beyond.body.is_empty());
+        }
+
+        #[tokio::test]
+        async fn an_empty_file() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("empty");
+            std::fs::write(&path, b"").unwrap();
+            let files = Arc::new(OpenFiles::default());
+            let full = get(&files, &path, None).await;
+            assert_eq!(full.status, StatusCode::OK);
+            assert_eq!(header(&full, header::CONTENT_LENGTH), "0");
+            assert!(full.body.is_empty());
+            let ranged = get(&files, &path, Some("bytes=0-")).await;
+            assert_eq!(ranged.status, StatusCode::RANGE_NOT_SATISFIABLE);
+            assert_eq!(header(&ranged, header::CONTENT_RANGE), "bytes */0");
+        }
+
+        /// The router keeps one cache for all requests: a file replaced between two requests is
+        /// served new, bytes and validators, never from the old descriptor.
+        #[tokio::test]
+        async fn a_replaced_file_is_never_served_stale() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("kernel");
+            let old = pattern(CHUNK + 5);
+            std::fs::write(&path, &old).unwrap();
+            let files = Arc::new(OpenFiles::default());
+            let first = get(&files, &path, None).await;
+            assert!(first.body == old);
+            let new: Vec<u8> = old.iter().map(|b| !b).collect();
+            let tmp = dir.path().join("kernel.new");
+            std::fs::write(&tmp, &new).unwrap();
+            std::fs::rename(&tmp, &path).unwrap();
+            let second = get(&files, &path, None).await;
+            assert!(second.body == new, "served the replaced file's bytes");
+            assert_ne!(header(&second, header::ETAG), header(&first, header::ETAG));
+            // Removed: 404, not the last descriptor.
+            std::fs::remove_file(&path).unwrap();
+            let gone = serve_file(&files, &path, &FileRequest::default()).await;
+            assert_eq!(gone.unwrap_err().status(), StatusCode::NOT_FOUND);
+        }
     }
 }

@@ -11,7 +11,8 @@
 //! - `GET /`: a line saying what this port is.
 //!
 //! Files are served with `Content-Length`, `Accept-Ranges`, single byte ranges (206/416),
-//! `ETag`/`Last-Modified` and conditional requests (304), streamed from disk. Every script and
+//! `ETag`/`Last-Modified` and conditional requests (304), streamed from disk through descriptors
+//! kept open per file (`open_files`: why not `sendfile`, and what instead). Every script and
 //! file request, and every accepted report, records one
 //! [`BootEvent`](flakeboot_catalogue::BootEvent).
 //!
@@ -22,6 +23,7 @@ mod conditional;
 mod delivery;
 mod file_response;
 mod ipxe_text;
+mod open_files;
 mod query;
 mod range;
 mod report;
@@ -86,5 +88,9 @@ pub fn boot_router(state: HttpBootState, stats: Arc<HttpBootStats>) -> Router {
         .route("/boot/{host}/{version}/{kind}", get(routes::host_file))
         .route("/ipxe/{name}", get(routes::ipxe_binary))
         .fallback(routes::fallback)
-        .with_state(routes::App { boot: state, stats })
+        .with_state(routes::App {
+            boot: state,
+            stats,
+            files: Arc::default(),
+        })
 }

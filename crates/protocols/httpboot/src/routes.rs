@@ -20,6 +20,7 @@ use crate::conditional::Conditions;
 use crate::delivery::{Pending, tracked};
 use crate::file_response::{FileRequest, serve_file};
 use crate::ipxe_text::{check_host_name, check_version};
+use crate::open_files::OpenFiles;
 use crate::query::{MacParam, mac_param};
 use crate::script::{ScriptContext, render};
 use crate::stats::HttpBootStats;
@@ -29,6 +30,8 @@ use crate::stats::HttpBootStats;
 pub(crate) struct App {
     pub boot: HttpBootState,
     pub stats: Arc<HttpBootStats>,
+    /// Boot files kept open between requests.
+    pub files: Arc<OpenFiles>,
 }
 
 /// The peer's IP address, when the daemon serves with `into_make_service_with_connect_info`
@@ -269,7 +272,7 @@ async fn serve_boot_file(
             if_range: h(header::IF_RANGE),
         },
     };
-    match serve_file(&path, &req).await {
+    match serve_file(&fetch.app.files, &path, &req).await {
         Ok(served) => {
             tracing::debug!(peer = ?fetch.peer, mac = ?fetch.mac, "{} {}", fetch.what, served.detail);
             HttpBootStats::bump(&stats.files);
