@@ -265,7 +265,8 @@ struct Link {
     peer: SocketAddr,
     /// The receive timeout set on the socket (changed only when it must be).
     timeout: Option<Duration>,
-    headers: MultiHeaders<SockaddrStorage>,
+    /// `sendmmsg`'s headers, allocated at the first window of more than one block.
+    headers: Option<MultiHeaders<SockaddrStorage>>,
 }
 
 impl Link {
@@ -274,7 +275,7 @@ impl Link {
             socket,
             peer,
             timeout: None,
-            headers: MultiHeaders::preallocate(BATCH, None),
+            headers: None,
         }
     }
 
@@ -316,9 +317,12 @@ impl Link {
         let slices: Vec<[IoSlice<'_>; 1]> = datagrams.iter().map(|d| [IoSlice::new(d)]).collect();
         let addrs = vec![Some(SockaddrStorage::from(self.peer)); slices.len()];
         let no_control: [ControlMessage<'_>; 0] = [];
+        let headers = self
+            .headers
+            .get_or_insert_with(|| MultiHeaders::preallocate(BATCH, None));
         sendmmsg(
             self.socket.as_raw_fd(),
-            &mut self.headers,
+            headers,
             &slices,
             &addrs,
             no_control,
