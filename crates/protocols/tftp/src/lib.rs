@@ -13,8 +13,9 @@
 //! - [`refusal_log`]: at most one report line a second about refusals, driven with explicit
 //!   time;
 //! - [`session`]: one transfer as a state machine driven with explicit time;
-//! - [`server`]: the tokio loop: receives requests, decides through the above, spawns one task
-//!   and one socket per transfer, records a boot event at each transfer's end.
+//! - [`server`]: the tokio loop: receives requests, decides through the above, starts one thread
+//!   and one socket per transfer (a lock-step block is one receive and one send on that
+//!   thread), records a boot event at each transfer's end.
 
 pub mod admission;
 pub mod names;

@@ -1,7 +1,8 @@
-//! The tokio server: one listening socket for requests, one task and one socket per transfer.
+//! The tokio server: one listening socket for requests; one thread and one socket per transfer.
 //!
 //! The loop only receives, decides through [`crate::request::decide`], sends and logs; each
-//! transfer task drives a pure [`crate::session::Session`].
+//! transfer thread drives a pure [`crate::session::Session`] ([`crate::transfer`]), and a task
+//! of the loop's [`JoinSet`] waits for it, so a slot is the transfer's until its thread ends.
 
 use std::collections::HashMap;
 use std::io;
@@ -77,12 +78,23 @@ pub struct TftpServer {
     stats: Arc<TftpStats>,
 }
 
-/// A non-blocking UDP socket on `addr`, bound to `interface` if set.
+/// A non-blocking UDP socket on `addr` for tokio, bound to `interface` if set.
 pub(crate) fn udp_socket(
     addr: SocketAddr,
     interface: Option<&str>,
     reuse_address: bool,
 ) -> Result<UdpSocket, TftpError> {
+    let socket = std_udp_socket(addr, interface, reuse_address, true)?;
+    UdpSocket::from_std(socket).map_err(|source| TftpError::Socket { addr, source })
+}
+
+/// A UDP socket on `addr`, bound to `interface` if set; blocking unless `nonblocking`.
+pub(crate) fn std_udp_socket(
+    addr: SocketAddr,
+    interface: Option<&str>,
+    reuse_address: bool,
+    nonblocking: bool,
+) -> Result<std::net::UdpSocket, TftpError> {
     let socket_err = |source| TftpError::Socket { addr, source };
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
         .map_err(socket_err)?;
@@ -97,11 +109,11 @@ pub(crate) fn udp_socket(
                 source,
             })?;
     }
-    socket.set_nonblocking(true).map_err(socket_err)?;
+    socket.set_nonblocking(nonblocking).map_err(socket_err)?;
     socket
         .bind(&addr.into())
         .map_err(|source| TftpError::Bind { addr, source })?;
-    UdpSocket::from_std(socket.into()).map_err(socket_err)
+    Ok(socket.into())
 }
 
 /// Binds the request socket (SO_REUSEADDR, SO_BINDTODEVICE when an interface is set).
@@ -163,6 +175,10 @@ impl TftpServer {
             transfers: JoinSet::new(),
             refusals: RefusalLog::default(),
         };
+        // Every transfer's shutdown token, cancelled with `shutdown` and also when this future
+        // is dropped before its end: transfer threads do not outlive their server.
+        let stop_transfers = shutdown.child_token();
+        let _stop_on_drop = stop_transfers.clone().drop_guard();
         let mut buf = vec![0u8; MAX_PACKET_LEN];
         info!(
             addr = %self.local_addr, interface = ?self.cfg.interface,
@@ -206,7 +222,7 @@ impl TftpServer {
                         Err(source) => break Err(TftpError::Receive { addr: self.local_addr, source }),
                     };
                     let bytes = buf.get(..len).unwrap_or_default();
-                    self.on_datagram(bytes, peer, &catalogue, &mut slots, &shutdown).await;
+                    self.on_datagram(bytes, peer, &catalogue, &mut slots, &stop_transfers).await;
                 }
             }
         };
@@ -339,7 +355,7 @@ impl TftpServer {
             evicted: evicted.clone(),
             started: Instant::now(),
         };
-        let id = slots.transfers.spawn(transfer::run(transfer)).id();
+        let id = slots.transfers.spawn(transfer::start(transfer)).id();
         slots.admission.insert(id, peer);
         slots.evict.insert(id, evicted);
     }

@@ -619,6 +619,30 @@ async fn shutdown_ends_running_transfers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aborted_server_ends_its_transfers_too() {
+    // Transfers run on threads of their own: dropping the server's future (an abort after a
+    // stop that took too long) must still end them, not leave them serving.
+    let s = start(config(), false).await;
+    let c = Raw::new().await;
+    c.send(s.addr, &rrq(b"undionly.kpxe", &[])).await;
+    c.recv(Duration::from_secs(2)).await.expect("DATA 1");
+    s.task.abort();
+    let (bytes, _) = c.recv(Duration::from_secs(2)).await.expect("an ERROR");
+    assert_eq!(
+        Packet::parse(&bytes).unwrap(),
+        Packet::Error {
+            code: ErrorCode::NOT_DEFINED,
+            message: b"server shutting down"
+        }
+    );
+    let events = s.wait_events(1).await;
+    assert!(
+        events[0].detail.contains("server shutting down"),
+        "{events:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_full_a_client_with_nothing_evicts_the_heaviest_clients_newest_transfer() {
     let cfg = TftpServerConfig {
         max_transfers: 2,
