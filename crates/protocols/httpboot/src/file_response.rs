@@ -14,7 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use crate::conditional::{Conditions, Precondition, Validators};
-use crate::open_files::{OpenFile, OpenFiles, body, first_chunk};
+use crate::open_files::{InFlight, OpenFile, OpenFiles, body, first_chunk};
 use crate::range::{RangeDecision, content_range, unsatisfied_range};
 
 /// Why a file from the catalogue could not be served.
@@ -145,7 +145,7 @@ struct LookedUp {
     validators: Validators,
     plan: Plan,
     /// The bytes to send and the first chunk of them, read already; `None` without a body.
-    body: Option<(RangeInclusive<u64>, Bytes)>,
+    body: Option<(RangeInclusive<u64>, Bytes, InFlight)>,
 }
 
 /// The file, its plan and the first chunk of its body, in one trip to the blocking pool.
@@ -167,12 +167,14 @@ fn look_up(files: &OpenFiles, path: &Path, req: &OwnedRequest) -> Result<LookedU
     };
     let body = match range {
         Some(r) => {
-            let first = first_chunk(&file, &r).map_err(|source| FileError::Read {
-                path: path.to_owned(),
-                offset: *r.start(),
-                source,
-            })?;
-            Some((r, first))
+            let counted = files.in_flight();
+            let first =
+                first_chunk(&file, &r, counted.chunk()).map_err(|source| FileError::Read {
+                    path: path.to_owned(),
+                    offset: *r.start(),
+                    source,
+                })?;
+            Some((r, first, counted))
         }
         None => None,
     };
@@ -251,7 +253,7 @@ pub(crate) async fn serve_file(
     }
 
     let body = match to_send {
-        Some((r, first)) => Body::from_stream(body(file, r, first)),
+        Some((r, first, counted)) => Body::from_stream(body(file, r, first, counted)),
         None => Body::empty(),
     };
     let response = match builder.body(body) {

@@ -39,6 +39,7 @@ use std::io;
 use std::ops::RangeInclusive;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -49,6 +50,13 @@ use crate::file_response::FileError;
 
 /// Bytes read per blocking call, at most: one body chunk.
 pub(crate) const CHUNK: usize = 512 * 1024;
+/// The smallest chunk, when many bodies are in flight.
+pub(crate) const MIN_CHUNK: usize = 64 * 1024;
+/// What the chunks of all bodies in flight may hold together: the chunk shrinks from [`CHUNK`]
+/// toward [`MIN_CHUNK`] as bodies are added (32 at full size; a 200-client storm gets 80 KiB
+/// chunks), so memory stays bounded however many machines boot at once. Each body holds about
+/// two chunks (one being written, one read).
+pub(crate) const BODY_BUDGET: usize = 16 * 1024 * 1024;
 /// Files kept open at most.
 pub(crate) const MAX_OPEN: usize = 32;
 /// An entry unused this long is closed at the next lookup.
@@ -110,9 +118,39 @@ struct Entry {
 pub(crate) struct OpenFiles {
     /// Most recently used first; short enough to scan.
     entries: Mutex<VecDeque<Entry>>,
+    /// Bodies being sent now (see [`BODY_BUDGET`]).
+    bodies: Arc<AtomicUsize>,
+}
+
+/// One body in flight, counted while it lives.
+#[derive(Debug)]
+pub(crate) struct InFlight(Arc<AtomicUsize>);
+
+impl InFlight {
+    /// The chunk size for a body now: [`BODY_BUDGET`] shared by the bodies in flight.
+    pub(crate) fn chunk(&self) -> usize {
+        chunk_for(self.0.load(Ordering::Relaxed))
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The chunk size when `bodies` are in flight.
+fn chunk_for(bodies: usize) -> usize {
+    (BODY_BUDGET / bodies.max(1)).clamp(MIN_CHUNK, CHUNK)
 }
 
 impl OpenFiles {
+    /// Count a body from now until the returned guard is dropped (with its stream).
+    pub(crate) fn in_flight(&self) -> InFlight {
+        self.bodies.fetch_add(1, Ordering::Relaxed);
+        InFlight(Arc::clone(&self.bodies))
+    }
+
     /// The regular file `path` names now, from the cache when it is still the same file.
     /// Blocking (a `stat`, and an `open` on a miss): call it on the blocking pool.
     pub(crate) fn open(&self, path: &Path) -> Result<Arc<OpenFile>, FileError> {
@@ -193,37 +231,51 @@ fn open_regular(path: &Path) -> Result<OpenFile, FileError> {
     })
 }
 
-/// The length of the chunk that starts at `pos` of a body ending before `end`.
-fn chunk_len(pos: u64, end: u64) -> usize {
-    usize::try_from(end.saturating_sub(pos)).map_or(CHUNK, |left| left.min(CHUNK))
+/// The length of the chunk of at most `chunk` bytes that starts at `pos` of a body ending
+/// before `end`.
+fn chunk_len(pos: u64, end: u64, chunk: usize) -> usize {
+    usize::try_from(end.saturating_sub(pos)).map_or(chunk, |left| left.min(chunk))
 }
 
-/// The first chunk of the body `range` of `file`. Blocking: read it on the blocking pool with
-/// the lookup (one trip for a small Range request).
-pub(crate) fn first_chunk(file: &OpenFile, range: &RangeInclusive<u64>) -> io::Result<Bytes> {
+/// The first chunk of the body `range` of `file`, at most `chunk` bytes. Blocking: read it on
+/// the blocking pool with the lookup (one trip for a small Range request).
+pub(crate) fn first_chunk(
+    file: &OpenFile,
+    range: &RangeInclusive<u64>,
+    chunk: usize,
+) -> io::Result<Bytes> {
     let start = *range.start();
-    file.read_at(start, chunk_len(start, range.end().saturating_add(1)))
+    file.read_at(
+        start,
+        chunk_len(start, range.end().saturating_add(1), chunk),
+    )
 }
 
 /// The bytes `range` of `file`: `first` (from [`first_chunk`]), then chunks of at most
-/// [`CHUNK`], each read on the blocking pool when the connection asks for it.
+/// [`InFlight::chunk`], each read on the blocking pool when the connection asks for it. The
+/// body is counted in flight until the stream is dropped.
 pub(crate) fn body(
     file: Arc<OpenFile>,
     range: RangeInclusive<u64>,
     first: Bytes,
+    counted: InFlight,
 ) -> impl Stream<Item = io::Result<Bytes>> + Send + 'static {
     let end = range.end().saturating_add(1);
     let next = range.start().saturating_add(first.len() as u64);
-    let rest = futures_util::stream::try_unfold((file, next), move |(file, pos)| async move {
-        if pos >= end {
-            return Ok(None);
+    let counted = Arc::new(counted);
+    let rest = futures_util::stream::try_unfold((file, next), move |(file, pos)| {
+        let counted = Arc::clone(&counted);
+        async move {
+            if pos >= end {
+                return Ok(None);
+            }
+            let len = chunk_len(pos, end, counted.chunk());
+            let reader = file.clone();
+            let chunk = tokio::task::spawn_blocking(move || reader.read_at(pos, len))
+                .await
+                .map_err(io::Error::other)??;
+            Ok(Some((chunk, (file, pos + len as u64))))
         }
-        let len = chunk_len(pos, end);
-        let reader = file.clone();
-        let chunk = tokio::task::spawn_blocking(move || reader.read_at(pos, len))
-            .await
-            .map_err(io::Error::other)??;
-        Ok(Some((chunk, (file, pos + len as u64))))
     });
     futures_util::stream::once(std::future::ready(Ok(first))).chain(rest)
 }
@@ -239,8 +291,9 @@ mod tests {
     }
 
     async fn collect(file: Arc<OpenFile>, range: RangeInclusive<u64>) -> io::Result<Vec<u8>> {
-        let first = first_chunk(&file, &range)?;
-        let chunks: Vec<Bytes> = body(file, range, first).try_collect().await?;
+        let first = first_chunk(&file, &range, CHUNK)?;
+        let counted = OpenFiles::default().in_flight();
+        let chunks: Vec<Bytes> = body(file, range, first, counted).try_collect().await?;
         Ok(chunks.concat())
     }
 
@@ -349,6 +402,35 @@ mod tests {
             .collect()
     }
 
+    /// The chunk shrinks as bodies are added, never below MIN_CHUNK, and grows back as they end.
+    #[tokio::test]
+    async fn many_bodies_in_flight_share_the_budget() {
+        assert_eq!(chunk_for(0), CHUNK);
+        assert_eq!(chunk_for(32), CHUNK);
+        assert_eq!(chunk_for(200), BODY_BUDGET / 200);
+        assert!(chunk_for(200) < 100 * 1024);
+        assert_eq!(chunk_for(10_000), MIN_CHUNK);
+
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("initrd");
+        let data = pattern(3 * CHUNK);
+        write(&path, &data);
+        let files = OpenFiles::default();
+        let file = files.open(&path).unwrap();
+        let others: Vec<InFlight> = (0..199).map(|_| files.in_flight()).collect();
+        let all = 0..=data.len() as u64 - 1;
+        let counted = files.in_flight();
+        assert_eq!(counted.chunk(), BODY_BUDGET / 200);
+        let first = first_chunk(&file, &all, counted.chunk()).unwrap();
+        let stream = body(file.clone(), all.clone(), first, counted);
+        let chunks: Vec<Bytes> = stream.try_collect().await.unwrap();
+        assert!(chunks.iter().all(|c| c.len() <= BODY_BUDGET / 200));
+        assert_eq!(chunks.concat(), data);
+        // The finished body and the 199 others are no longer counted.
+        drop(others);
+        assert_eq!(files.in_flight().chunk(), CHUNK);
+    }
+
     /// More than one chunk, an odd length: every byte in order, chunks of at most CHUNK.
     #[tokio::test]
     async fn a_body_longer_than_a_chunk_is_byte_exact() {
@@ -358,8 +440,12 @@ mod tests {
         write(&path, &data);
         let file = OpenFiles::default().open(&path).unwrap();
         let all = 0..=data.len() as u64 - 1;
-        let first = first_chunk(&file, &all).unwrap();
-        let chunks: Vec<Bytes> = body(file.clone(), all, first).try_collect().await.unwrap();
+        let first = first_chunk(&file, &all, CHUNK).unwrap();
+        let counted = OpenFiles::default().in_flight();
+        let chunks: Vec<Bytes> = body(file.clone(), all, first, counted)
+            .try_collect()
+            .await
+            .unwrap();
         assert_eq!(chunks.len(), 3);
         assert!(chunks.iter().all(|c| c.len() <= CHUNK));
         assert_eq!(chunks.concat(), data);
@@ -393,7 +479,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         // The first chunk too (read before the response starts: a 500, see file_response).
-        let err = first_chunk(&file, &(CHUNK as u64..=CHUNK as u64 + 99)).unwrap_err();
+        let err = first_chunk(&file, &(CHUNK as u64..=CHUNK as u64 + 99), CHUNK).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 }
