@@ -11,47 +11,52 @@
 
 use std::net::UdpSocket;
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::thread::JoinHandle;
 
-use flakeboot_catalogue::{BootFile, BootSpec, MacAddr, Menu};
+use flakeboot_catalogue::RecordingCatalogue;
 
 use super::*;
 
-#[derive(Debug, Default)]
-struct Events(Mutex<Vec<BootEvent>>);
-
-impl Catalogue for Events {
-    fn boot_spec(&self, _mac: Option<MacAddr>) -> BootSpec {
-        BootSpec::Menu(Menu {
-            entries: vec![],
-            default: None,
-            timeout: Duration::from_secs(5),
-        })
-    }
-
-    fn boot_file(&self, _file: &BootFile) -> Option<PathBuf> {
-        None
-    }
-
-    fn record(&self, event: BootEvent) {
-        self.0.lock().unwrap().push(event);
-    }
-
-    fn accept_report(&self, _mac: MacAddr, _from: std::net::IpAddr) -> bool {
-        false
-    }
-}
-
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
+}
+
+/// A transfer of the file at `path` to `client`, with the tests' limits and no options.
+fn transfer(
+    client: &UdpSocket,
+    path: PathBuf,
+    events: Arc<RecordingCatalogue>,
+    stats: Arc<TftpStats>,
+    timeout: Duration,
+) -> Transfer {
+    Transfer {
+        peer: client.local_addr().unwrap(),
+        name: "ipxe.efi",
+        path,
+        options: Vec::new(),
+        local: "127.0.0.1:0".parse().unwrap(),
+        interface: None,
+        limits: Limits {
+            max_blksize: 1468,
+            max_windowsize: 64,
+            mtu: None,
+        },
+        timeout,
+        retries: 5,
+        first_ack_timeout: Duration::from_secs(10),
+        catalogue: events,
+        stats,
+        shutdown: CancellationToken::new(),
+        evicted: CancellationToken::new(),
+        started: Instant::now(),
+    }
 }
 
 /// A transfer of a `len`-byte file to a client socket on loopback, and its thread.
 struct Scripted {
     client: UdpSocket,
     file: Vec<u8>,
-    events: Arc<Events>,
+    events: Arc<RecordingCatalogue>,
     stats: Arc<TftpStats>,
     shutdown: CancellationToken,
     evicted: CancellationToken,
@@ -65,34 +70,17 @@ fn scripted(len: usize, options: &[(&str, &str)], timeout: Duration) -> Scripted
     let file = pattern(len);
     std::fs::write(&path, &file).unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let events = Arc::new(Events::default());
+    let events = Arc::new(RecordingCatalogue::default());
     let stats = Arc::new(TftpStats::default());
     let shutdown = CancellationToken::new();
     let evicted = CancellationToken::new();
-    let t = Transfer {
-        peer: client.local_addr().unwrap(),
-        name: "ipxe.efi",
-        path,
-        options: options
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect(),
-        local: "127.0.0.1:0".parse().unwrap(),
-        interface: None,
-        limits: Limits {
-            max_blksize: 1468,
-            max_windowsize: 64,
-            mtu: None,
-        },
-        timeout,
-        retries: 5,
-        first_ack_timeout: Duration::from_secs(10),
-        catalogue: events.clone(),
-        stats: stats.clone(),
-        shutdown: shutdown.clone(),
-        evicted: evicted.clone(),
-        started: Instant::now(),
-    };
+    let mut t = transfer(&client, path, events.clone(), stats.clone(), timeout);
+    t.options = options
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    t.shutdown = shutdown.clone();
+    t.evicted = evicted.clone();
     Scripted {
         client,
         file,
@@ -133,7 +121,7 @@ impl Scripted {
     /// Waits for the thread and returns what it handed back, with the recorded events.
     fn join(self) -> (Option<Unanswered>, Vec<BootEvent>, Arc<TftpStats>) {
         let handed_back = self.thread.join().unwrap();
-        let events = self.events.0.lock().unwrap().clone();
+        let events = self.events.events();
         (handed_back, events, self.stats)
     }
 }
@@ -292,27 +280,16 @@ fn the_first_ack_timeout_hands_the_transfer_back_to_the_server() {
     let path = dir.path().join("f");
     std::fs::write(&path, pattern(600)).unwrap();
     let client = UdpSocket::bind("127.0.0.1:0").unwrap();
-    let events = Arc::new(Events::default());
+    let events = Arc::new(RecordingCatalogue::default());
     let t = Transfer {
-        peer: client.local_addr().unwrap(),
-        name: "ipxe.efi",
-        path,
-        options: Vec::new(),
-        local: "127.0.0.1:0".parse().unwrap(),
-        interface: None,
-        limits: Limits {
-            max_blksize: 1468,
-            max_windowsize: 64,
-            mtu: None,
-        },
-        timeout: Duration::from_secs(1),
-        retries: 5,
         first_ack_timeout: Duration::from_millis(250),
-        catalogue: events.clone(),
-        stats: Arc::default(),
-        shutdown: CancellationToken::new(),
-        evicted: CancellationToken::new(),
-        started: Instant::now(),
+        ..transfer(
+            &client,
+            path,
+            events.clone(),
+            Arc::default(),
+            Duration::from_secs(1),
+        )
     };
     let began = Instant::now();
     let handed_back = run(&t).expect("handed back to the server");
@@ -328,7 +305,7 @@ fn the_first_ack_timeout_hands_the_transfer_back_to_the_server() {
             .contains("not acknowledged within 250 ms"),
         "{handed_back:?}"
     );
-    assert!(events.0.lock().unwrap().is_empty());
+    assert!(events.events().is_empty());
 }
 
 #[test]
