@@ -31,6 +31,8 @@ case $serial in
 esac
 [ -e "$vars" ] || cp "$ovmf_vars" "$vars"
 
+# With two vCPUs OVMF now and then hangs after a reset under TCG on a loaded host, waiting for
+# its second vCPU (image/README.md); the image tests reset such a VM themselves.
 # ICH9-LPC.noreboot=false: the q35 chipset's TCO watchdog may reset the machine, like a real
 # board's (QEMU's default pins it to "no reboot"); the image arms it (systemd's watchdog).
 exec qemu-system-x86_64 -machine q35 -accel "$accel" -cpu max -smp "${QEMU_SMP:-2}" \

@@ -5,6 +5,8 @@
 //!
 //! [`BootPhases::observe`] is pure: it takes the whole console text so far and `now`, and counts
 //! boots, restarts and resets that no console line announced (a watchdog or a hard reset).
+//! A test that resets a VM whose firmware made no progress ([`BootPhases::stuck_in_firmware`])
+//! says so with [`BootPhases::reset_by_test`]; the count is part of every summary.
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -88,6 +90,8 @@ pub struct BootPhases {
     /// The longest firmware phase after a restart: a restart that hung until the watchdog
     /// reset the machine shows here (the watchdog's delay instead of 10-30 s).
     pub slowest_restart: Duration,
+    /// Resets the test made itself because the firmware hung (see [`BootPhases::reset_by_test`]).
+    pub test_resets: usize,
 }
 
 impl BootPhases {
@@ -102,7 +106,21 @@ impl BootPhases {
             restarts: 0,
             unannounced_resets: 0,
             slowest_restart: Duration::ZERO,
+            test_resets: 0,
         }
+    }
+
+    /// Whether the VM has been in the firmware phase (power-on or a restart, no kernel yet)
+    /// for longer than `limit`.
+    pub fn stuck_in_firmware(&self, now: Instant, limit: Duration) -> bool {
+        self.phase == Phase::Firmware && now.saturating_duration_since(self.since) > limit
+    }
+
+    /// The test reset the VM at `now` (as a person would press reset on a board whose firmware
+    /// hung): the firmware phase and its deadline start again, and the reset is counted.
+    pub fn reset_by_test(&mut self, now: Instant) {
+        self.test_resets += 1;
+        self.enter(Phase::Firmware, now);
     }
 
     pub fn phase(&self) -> Phase {
@@ -173,11 +191,12 @@ impl fmt::Display for BootPhases {
         write!(
             f,
             "{} boots, {} announced restarts, {} resets with no restart announced, \
-             slowest restart to the next kernel {:.0}s",
+             slowest restart to the next kernel {:.0}s, {} firmware hangs reset by the test",
             self.boots,
             self.restarts,
             self.unannounced_resets,
-            self.slowest_restart.as_secs_f64()
+            self.slowest_restart.as_secs_f64(),
+            self.test_resets
         )
     }
 }
@@ -257,7 +276,32 @@ mod tests {
         assert_eq!(
             p.to_string(),
             "4 boots, 2 announced restarts, 1 resets with no restart announced, \
-             slowest restart to the next kernel 149s"
+             slowest restart to the next kernel 149s, 0 firmware hangs reset by the test"
+        );
+    }
+
+    #[test]
+    fn a_firmware_reset_by_the_test_restarts_the_firmware_deadline_and_is_counted() {
+        let t0 = Instant::now();
+        let mut p = BootPhases::new(rules(), t0);
+        let c = "Linux version 6.12\nhealth: healthy\nreboot: machine restart\n";
+        assert_eq!(p.observe(c, t0 + S(100)), Ok(()));
+        assert!(!p.stuck_in_firmware(t0 + S(250), S(150)));
+        assert!(p.stuck_in_firmware(t0 + S(251), S(150)));
+        p.reset_by_test(t0 + S(251));
+        assert!(!p.stuck_in_firmware(t0 + S(300), S(150)));
+        // The deadline counts from the reset: 240 s after it, not after the restart.
+        assert_eq!(p.observe(c, t0 + S(480)), Ok(()));
+        let c = format!("{c}Linux version 6.12\n");
+        assert_eq!(p.observe(&c, t0 + S(490)), Ok(()));
+        assert_eq!(p.phase(), Phase::Kernel);
+        assert!(!p.stuck_in_firmware(t0 + S(1000), S(150)));
+        assert_eq!((p.boots, p.restarts, p.unannounced_resets), (2, 1, 0));
+        assert!(
+            p.to_string().ends_with(
+                "slowest restart to the next kernel 239s, 1 firmware hangs reset by the test"
+            ),
+            "{p}"
         );
     }
 }
