@@ -5,6 +5,7 @@
 
 pub mod boot;
 pub mod clients;
+pub mod delay;
 pub mod dhcp;
 pub mod error;
 pub mod http;

@@ -72,6 +72,14 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
             name,
             mib_of(hwm(&group)),
         );
+        let anon = |g: &[Server]| g.iter().map(|s| s.memory().anon_kib).sum::<u64>();
+        c.add(
+            "anonymous memory idle (RssAnon)",
+            "MiB",
+            Better::Lower,
+            name,
+            mib_of(anon(&group)),
+        );
         let cpu = |g: &[Server]| g.iter().map(Server::cpu_seconds).sum::<f64>();
         let before = cpu(&group);
         let rate = k.dhcp_latency_rate;
@@ -100,6 +108,16 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
             name,
             mib_of(hwm(&group)),
         );
+        c.add(
+            &format!(
+                "anonymous memory after {}s of DHCP at {rate}/s",
+                k.dhcp_seconds
+            ),
+            "MiB",
+            Better::Lower,
+            name,
+            mib_of(anon(&group)),
+        );
         for s in group {
             s.stop();
         }
@@ -108,6 +126,10 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
     c.note(
         "peak RSS idle",
         "flakeboot runs DHCP, TFTP and HTTP in one process; dnsmasq+nginx is the sum of dnsmasq and nginx's master and workers",
+    );
+    c.note(
+        "anonymous memory idle (RssAnon)",
+        "the RSS less the file pages mapped (each binary's code around what it ran, shared libraries: clean and reclaimable)",
     );
     Ok(c.rows())
 }

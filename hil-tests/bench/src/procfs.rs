@@ -3,14 +3,17 @@
 
 use std::path::Path;
 
-/// Peak and current resident set size of a process, in KiB.
+/// Peak and current resident set size of a process, and its anonymous (private, unshared)
+/// part now, in KiB. The rest of the RSS is file pages the kernel mapped (the binary's code
+/// around each page it ran, shared libraries): clean, shared, reclaimable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Memory {
     pub hwm_kib: u64,
     pub rss_kib: u64,
+    pub anon_kib: u64,
 }
 
-/// Parse `VmHWM` and `VmRSS` out of a /proc/PID/status text.
+/// Parse `VmHWM`, `VmRSS` and `RssAnon` out of a /proc/PID/status text.
 pub fn parse_status(text: &str) -> Memory {
     let field = |name: &str| {
         text.lines()
@@ -21,6 +24,7 @@ pub fn parse_status(text: &str) -> Memory {
     Memory {
         hwm_kib: field("VmHWM:"),
         rss_kib: field("VmRSS:"),
+        anon_kib: field("RssAnon:"),
     }
 }
 
@@ -74,6 +78,7 @@ pub fn memory(root: u32) -> Memory {
         .fold(Memory::default(), |a, m| Memory {
             hwm_kib: a.hwm_kib + m.hwm_kib,
             rss_kib: a.rss_kib + m.rss_kib,
+            anon_kib: a.anon_kib + m.anon_kib,
         })
 }
 
@@ -109,13 +114,14 @@ mod tests {
 
     #[test]
     fn status_fields_in_kib() {
-        let text =
-            "Name:\tflakeboot\nVmPeak:\t  100 kB\nVmHWM:\t    9876 kB\nVmRSS:\t    5432 kB\n";
+        let text = "Name:\tflakeboot\nVmPeak:\t  100 kB\nVmHWM:\t    9876 kB\nVmRSS:\t    5432 kB\n\
+             RssAnon:\t    1234 kB\nRssFile:\t    4198 kB\n";
         assert_eq!(
             parse_status(text),
             Memory {
                 hwm_kib: 9876,
-                rss_kib: 5432
+                rss_kib: 5432,
+                anon_kib: 1234,
             }
         );
         assert_eq!(parse_status("garbage"), Memory::default());
