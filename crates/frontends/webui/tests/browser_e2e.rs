@@ -32,7 +32,7 @@ use flakeboot_appliance::{
     DaemonStatus, ServiceState, ServiceStatus, VpnServerSettings, VpnService,
 };
 use flakeboot_catalogue::{BootEvent, BootStage, ClientFirmware, MacAddr, Outcome};
-use flakeboot_store::Store;
+use flakeboot_store::{PreflightRecord, PreflightState, Store};
 use flakeboot_testbed::{Netns, require_root, require_tool};
 use flakeboot_webui::{CertStore, TlsSetup, WebConfig, WebState, serve_tls};
 use tokio::sync::watch;
@@ -341,7 +341,7 @@ async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
     c.goto(&format!("{BASE}/")).await.unwrap();
     shots.take(&c, "14-dashboard-after").await;
 
-    hosts_and_a_big_lan(&c, &shots, &store).await;
+    hosts_and_a_big_lan(&c, &shots, &store, &flakes).await;
     remote_access(&c, &shots, &vpn, &profile_downloads(&state_dir)).await;
     housekeeping(&c, &shots, &store).await;
 
@@ -466,14 +466,68 @@ async fn page_height(c: &fantoccini::Client, width: u32, height: u32, mobile: bo
 
 /// The Hosts page, the timeline's picture, and the Machines page of a 1,002-machine LAN at
 /// laptop and phone widths: it loads, pages, filters, and stays short.
-async fn hosts_and_a_big_lan(c: &fantoccini::Client, shots: &Shots, store: &Store) {
+async fn hosts_and_a_big_lan(
+    c: &fantoccini::Client,
+    shots: &Shots,
+    store: &Store,
+    flakes: &FakeFlakes,
+) {
+    // Generation 1 passed its pre-flight; generation 2 failed its own, so machines keep 1.
+    let ago = |secs: u64| Some(SystemTime::now() - Duration::from_secs(secs));
+    let ran = |state, started, finished: Option<u64>, reason: Option<&str>| PreflightRecord {
+        state,
+        started_at: ago(started),
+        finished_at: finished.and_then(ago),
+        reason: reason.map(str::to_owned),
+        log: None,
+    };
+    flakes.set_preflight(
+        "fixture#alpha",
+        1,
+        ran(PreflightState::Passed, 700, Some(610), None),
+    );
+    let second = flakes
+        .add_generation(
+            "fixture#alpha",
+            ran(
+                PreflightState::Failed,
+                400,
+                Some(100),
+                Some("no report within 300 s"),
+            ),
+        )
+        .expect("fixture#alpha was built");
     c.goto(&format!("{BASE}/hosts")).await.unwrap();
     let page = wait_text(c, "fixture#alpha").await;
     assert!(
         page.contains("Rack 3, top") && page.contains("demo"),
         "{page}"
     );
+    assert!(
+        page.contains("generation 1 pre-flight passed"),
+        "the current generation and its pre-flight: {page}"
+    );
+    let newest = text_of(c, "dd.newest[data-preflight=failed]").await;
+    assert!(
+        newest.contains(&format!("generation {second} pre-flight failed"))
+            && newest.contains("no report within 300 s")
+            && newest.contains("machines keep generation 1"),
+        "{newest}"
+    );
     shots.take(c, "21-hosts").await;
+    // The next try of it boots in the pre-flight VM now.
+    flakes.set_preflight(
+        "fixture#alpha",
+        second,
+        ran(PreflightState::Running, 40, None, None),
+    );
+    c.refresh().await.unwrap();
+    let newest = text_of(c, "dd.newest[data-preflight=running]").await;
+    assert!(
+        newest.contains(&format!("generation {second} pre-flight running")),
+        "{newest}"
+    );
+    shots.take(c, "21-hosts-preflight-running").await;
     // Every page of the navigation fits a phone's width: the Hosts link is there, not cut off.
     cdp(
         c,

@@ -114,6 +114,25 @@ impl FakeFlakes {
         }
     }
 
+    /// A newer generation of `host` like its newest, with `preflight` (as a later build and
+    /// the pre-flight runner would leave it); its number, or `None` for a host never built.
+    #[allow(dead_code)]
+    pub fn add_generation(
+        &self,
+        host: &str,
+        preflight: flakeboot_store::PreflightRecord,
+    ) -> Option<u32> {
+        let mut inner = lock(&self.inner);
+        let gens = inner.generations.get_mut(host)?;
+        let mut next = gens.iter().max_by_key(|g| g.number)?.clone();
+        next.number += 1;
+        next.built_at = SystemTime::now();
+        next.preflight = preflight;
+        let number = next.number;
+        gens.push(next);
+        Some(number)
+    }
+
     /// Ends a build successfully (a new generation) or with an error.
     pub fn finish(&self, id: u64, ok: bool) {
         let mut inner = lock(&self.inner);
