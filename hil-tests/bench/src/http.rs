@@ -27,7 +27,7 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
     for name in ["flakeboot", "nginx"] {
         let server = start(&lan, k, name, &www)?;
         let url = url(name, "initrd");
-        measure(&lan, k, &mut c, name, &url, size);
+        measure(&lan, k, &mut c, &server, &url, size);
         server.stop();
         settle();
     }
@@ -63,7 +63,8 @@ fn start(lan: &TestLan, k: &Knobs, name: &str, www: &std::path::Path) -> Result<
     }
 }
 
-fn measure(lan: &TestLan, k: &Knobs, c: &mut Collector, name: &str, url: &str, size: u64) {
+fn measure(lan: &TestLan, k: &Knobs, c: &mut Collector, server: &Server, url: &str, size: u64) {
+    let name = server.name.as_str();
     let label = format!("{} MiB", k.http_mib);
     // One client: the median of three downloads.
     let single: Result<f64> = (0..3)
@@ -79,8 +80,21 @@ fn measure(lan: &TestLan, k: &Knobs, c: &mut Collector, name: &str, url: &str, s
     );
     let n = k.http_clients;
     let metric = format!("{label}, {n} curl clients at once: aggregate");
+    let cpu_before = server.cpu_seconds();
     match curl_parallel(lan.client(), url, &[], n, size) {
         Ok((ok, wall, times)) => {
+            // The server's own CPU (user + system, its children included) per GB it sent;
+            // only from 1 GB up: CPU time comes in 10 ms ticks (the smoke run sends 32 MiB).
+            let gb = (size * ok as u64) as f64 / 1e9;
+            if (size * n as u64) >= 1_000_000_000 && gb > 0.0 {
+                c.add(
+                    &format!("{label}, {n} curl clients at once: server CPU per GB"),
+                    "s",
+                    Better::Lower,
+                    name,
+                    (server.cpu_seconds() - cpu_before) / gb,
+                );
+            }
             c.add(
                 &metric,
                 "MB/s",
