@@ -240,9 +240,13 @@ impl ApplianceVm {
         pred: impl Fn(&[String]) -> bool,
     ) -> Vec<String> {
         let deadline = Instant::now() + timeout;
+        let resets_before = self.phases.borrow().test_resets;
         loop {
             let console = self.console();
             self.check_phases(&console);
+            // A firmware hang the test reset cost its wait: the deadline moves by as much.
+            let resets = self.phases.borrow().test_resets - resets_before;
+            let deadline = deadline + FIRMWARE_HANG * resets as u32;
             let lines: Vec<String> = console
                 .lines()
                 .filter(|l| l.contains(needle))
