@@ -8,7 +8,6 @@
 use std::fs::File;
 use std::io::{Read, Write};
 use std::net::UdpSocket;
-use std::os::fd::AsRawFd;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -17,11 +16,6 @@ use flakeboot_testbed::{Netns, TestLan};
 use crate::clients::percentile;
 use crate::error::{BenchError, Result};
 use crate::lan::{CLIENT_IF, CLIENT_IP, PREFIX, SERVER_IF, SERVER_IP};
-
-/// `TUNSETIFF` (`_IOW('T', 202, int)`).
-const TUNSETIFF: libc::c_ulong = 0x4004_54ca;
-/// `IFF_TAP | IFF_NO_PI`, as `ip tuntap add mode tap` makes them.
-const TAP_FLAGS: libc::c_short = 0x0002 | 0x1000;
 
 /// Server `lan0` ([`SERVER_IP`]) and client `eth0` ([`CLIENT_IP`]) joined through this
 /// process, each frame held `one_way` before it goes on. The relay's threads end when the
@@ -56,36 +50,17 @@ pub fn delayed_lan(tag: &str, one_way: Duration) -> Result<TestLan> {
 fn attach(ns: &Netns, dev: &str) -> Result<File> {
     let name = dev.to_owned();
     let opened = ns
-        .thread(move || -> std::io::Result<File> {
-            let tun = std::fs::OpenOptions::new()
-                .read(true)
-                .write(true)
-                .open("/dev/net/tun")?;
-            // struct ifreq: the name (16 bytes, NUL-terminated) then the flags; 40 bytes in all.
-            let mut ifreq = [0u8; 40];
-            for (slot, byte) in ifreq.iter_mut().take(15).zip(name.bytes()) {
-                *slot = byte;
-            }
-            if let Some(flags) = ifreq.get_mut(16..18) {
-                flags.copy_from_slice(&TAP_FLAGS.to_ne_bytes());
-            }
-            // SAFETY: `ifreq` is a live 40-byte buffer laid out as `struct ifreq` (name,
-            // flags), large enough for what TUNSETIFF reads and writes; the fd is the open
-            // tun device.
-            #[allow(unsafe_code)]
-            let set = unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF, ifreq.as_mut_ptr()) };
-            if set < 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            Ok(tun)
-        })
+        .thread(move || flakeboot_netif::open_tap(&name))
         .map_err(BenchError::io("a thread in the LAN's namespace"))?
         .join()
         .map_err(|_| BenchError::Incomplete {
             what: format!("attaching to tap {dev}"),
             detail: "thread panicked".to_owned(),
         })?;
-    opened.map_err(BenchError::io(format!("attaching to tap {dev}")))
+    opened.map_err(|e| BenchError::Incomplete {
+        what: format!("attaching to tap {dev}"),
+        detail: e.to_string(),
+    })
 }
 
 /// One direction: a reader stamps each frame with when it may go on; a writer holds it until

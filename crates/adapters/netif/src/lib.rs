@@ -20,7 +20,7 @@ use netlink_packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 
 pub use change::{add_default_route, add_ipv4, default_gateway, del_default_route, del_ipv4};
 pub use dump::NetifError;
-pub use tap::{Tap, TapError};
+pub use tap::{Tap, TapError, open_tap};
 
 /// One network interface of the current namespace.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! TUN driver's ioctls (rtnetlink cannot make one), given its address and brought up over
 //! rtnetlink, and deleted over rtnetlink when dropped. Never the LAN port.
 
+use std::fs::File;
 use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 
@@ -53,42 +54,54 @@ const TUNSETPERSIST: libc::c_ulong = 0x4004_54cb;
 /// `IFF_TAP | IFF_NO_PI`.
 const TAP_FLAGS: libc::c_short = 0x0002 | 0x1000;
 
+/// Opens `/dev/net/tun` for the tap `name` (`IFF_TAP | IFF_NO_PI`): the kernel makes the tap
+/// in the calling thread's network namespace, or attaches to the one already there. Frames are
+/// read and written on the returned file; a tap made here goes away with it unless persisted.
+pub fn open_tap(name: &str) -> Result<File, TapError> {
+    let valid = !name.is_empty()
+        && name.len() <= 15
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !valid {
+        return Err(TapError::Name(name.to_owned()));
+    }
+    let create = |source| TapError::Create {
+        name: name.to_owned(),
+        source,
+    };
+    let tun = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/net/tun")
+        .map_err(create)?;
+    // struct ifreq: the name (16 bytes, NUL-terminated) then the flags; 40 bytes in all.
+    let mut ifreq = [0u8; 40];
+    for (slot, byte) in ifreq.iter_mut().zip(name.bytes()) {
+        *slot = byte;
+    }
+    let [f0, f1] = TAP_FLAGS.to_ne_bytes();
+    if let Some(flags) = ifreq.get_mut(16..18) {
+        flags.copy_from_slice(&[f0, f1]);
+    }
+    // SAFETY: `ifreq` is a live 40-byte buffer laid out as `struct ifreq` (name, flags),
+    // large enough for what TUNSETIFF reads and writes; the fd is the open tun device.
+    #[allow(unsafe_code)]
+    let set = unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF, ifreq.as_mut_ptr()) };
+    if set < 0 {
+        return Err(create(std::io::Error::last_os_error()));
+    }
+    Ok(tun)
+}
+
 impl Tap {
     /// Creates tap `name`, gives it `address/prefix_len` and brings it up.
     pub fn create(name: &str, address: Ipv4Addr, prefix_len: u8) -> Result<Tap, TapError> {
-        let valid = !name.is_empty()
-            && name.len() <= 15
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if !valid {
-            return Err(TapError::Name(name.to_owned()));
-        }
         let create = |source| TapError::Create {
             name: name.to_owned(),
             source,
         };
-        let tun = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/net/tun")
-            .map_err(create)?;
-        // struct ifreq: the name (16 bytes, NUL-terminated) then the flags; 40 bytes in all.
-        let mut ifreq = [0u8; 40];
-        for (slot, byte) in ifreq.iter_mut().zip(name.bytes()) {
-            *slot = byte;
-        }
-        let [f0, f1] = TAP_FLAGS.to_ne_bytes();
-        if let Some(flags) = ifreq.get_mut(16..18) {
-            flags.copy_from_slice(&[f0, f1]);
-        }
-        // SAFETY: `ifreq` is a live 40-byte buffer laid out as `struct ifreq` (name, flags),
-        // large enough for what TUNSETIFF reads and writes; the fd is the open tun device.
-        #[allow(unsafe_code)]
-        let set = unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETIFF, ifreq.as_mut_ptr()) };
-        if set < 0 {
-            return Err(create(std::io::Error::last_os_error()));
-        }
+        let tun = open_tap(name)?;
         // SAFETY: TUNSETPERSIST takes an int by value; the fd is the tun device set up above.
         #[allow(unsafe_code)]
         let persist = unsafe { libc::ioctl(tun.as_raw_fd(), TUNSETPERSIST, 1 as libc::c_ulong) };
