@@ -24,7 +24,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::dhcp_servers;
-use crate::http_serve::{self, ConnLimits, Plain};
+use crate::http_serve::{self, ConnLimits};
 use crate::lan::LanInfo;
 use crate::lan_actions::LanActions;
 use crate::listen_addrs::ListenAddr;
@@ -504,7 +504,7 @@ async fn spawn_http(
     tracing::info!(%addr, ?limits, "HTTP boot listening");
     Ok(spawn(ctx, move |stop| {
         Box::pin(async move {
-            http_serve::serve(listener, app, limits, conns, Plain, stop).await;
+            http_serve::serve_boot(listener, app, limits, conns, stop).await;
             Ok(())
         })
     }))

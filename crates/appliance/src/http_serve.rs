@@ -33,6 +33,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::Request;
+use flakeboot_httpboot::h1;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -130,7 +131,8 @@ impl Handshake for Plain {
 }
 
 /// Serves `router` on `listener` until `shutdown`, within `limits`; returns when every
-/// connection has finished or the drain time is over.
+/// connection has finished or the drain time is over. Each connection runs hyper (HTTP/1.1
+/// and HTTP/2) over what `handshake` makes of it.
 pub async fn serve<H: Handshake>(
     listener: TcpListener,
     router: Router,
@@ -139,6 +141,69 @@ pub async fn serve<H: Handshake>(
     handshake: H,
     shutdown: CancellationToken,
 ) {
+    let stop = shutdown.clone();
+    accept_loop(listener, limits, stats, stop, move |stream, peer, stats| {
+        let (router, handshake, shutdown) = (router.clone(), handshake.clone(), shutdown.clone());
+        async move {
+            let Some(io) = handshake.handshake(stream, peer).await else {
+                ConnStats::count(&stats.handshakes_failed);
+                return;
+            };
+            connection(io, peer, router, limits, &stats, shutdown).await;
+        }
+    })
+    .await;
+}
+
+/// [`serve`] for the plain-HTTP boot port: each connection is the boot port's own HTTP/1.1
+/// loop ([`flakeboot_httpboot::h1`]), which writes boot files' bodies with `sendfile(2)`. Same limits, same
+/// counters. A connection still sending a file when the drain time is over is dropped (its
+/// boot event says the body was cut off).
+pub async fn serve_boot(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnLimits,
+    stats: Arc<ConnStats>,
+    shutdown: CancellationToken,
+) {
+    let stop = shutdown.clone();
+    accept_loop(listener, limits, stats, stop, move |stream, peer, stats| {
+        let (router, shutdown) = (router.clone(), shutdown.clone());
+        async move {
+            let drained = async {
+                shutdown.cancelled().await;
+                tokio::time::sleep(limits.drain_timeout).await;
+            };
+            let timeouts = h1::Timeouts {
+                header_read: limits.header_read_timeout,
+                idle: limits.idle_timeout,
+            };
+            tokio::select! {
+                ended = h1::serve_connection(stream, peer, router, timeouts, shutdown.clone()) => {
+                    if ended == h1::Ended::TimedOut {
+                        ConnStats::count(&stats.closed_idle);
+                    }
+                }
+                () = drained => {}
+            }
+        }
+    })
+    .await;
+}
+
+/// Accepts connections until `shutdown`, refuses those beyond the per-address cap, and runs
+/// `serve_one` for each other one while it holds its address's slot; returns when every
+/// connection has finished or the drain time is over.
+async fn accept_loop<F, Fut>(
+    listener: TcpListener,
+    limits: ConnLimits,
+    stats: Arc<ConnStats>,
+    shutdown: CancellationToken,
+    serve_one: F,
+) where
+    F: Fn(TcpStream, SocketAddr, Arc<ConnStats>) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let clients = ClientSlots::new(limits.max_per_client);
     let conns = tokio_util::task::TaskTracker::new();
     loop {
@@ -165,19 +230,10 @@ pub async fn serve<H: Handshake>(
         if let Err(e) = stream.set_nodelay(true) {
             tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
         }
-        let (router, stats, handshake, shutdown) = (
-            router.clone(),
-            Arc::clone(&stats),
-            handshake.clone(),
-            shutdown.clone(),
-        );
+        let served = serve_one(stream, peer, Arc::clone(&stats));
         conns.spawn(async move {
             let _slot = slot;
-            let Some(io) = handshake.handshake(stream, peer).await else {
-                ConnStats::count(&stats.handshakes_failed);
-                return;
-            };
-            connection(io, peer, router, limits, &stats, shutdown).await;
+            served.await;
         });
     }
     drop(listener);

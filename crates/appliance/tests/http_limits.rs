@@ -2,7 +2,9 @@
 //! limits so the timeouts show in seconds: a half-sent request is cut off at the header-read
 //! timeout, a kept-alive connection that goes quiet is closed, the per-address cap closes the
 //! extra connection at once while another address is served, and `ConnectInfo` reaches the
-//! handler. Clients come from 127.0.0.1 and 127.0.0.2 (all of 127/8 is loopback).
+//! handler. Clients come from 127.0.0.1 and 127.0.0.2 (all of 127/8 is loopback). Each test
+//! runs against both loops: `serve` (hyper, the management port's) and `serve_boot` (the boot
+//! port's own HTTP/1.1).
 
 // Test helpers outside `#[test]` functions: a failed unwrap is a failed test.
 #![allow(
@@ -38,7 +40,14 @@ struct Server {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn start() -> Server {
+/// Which accept loop serves.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Hyper,
+    Boot,
+}
+
+async fn start(kind: Kind) -> Server {
     let app = Router::new().route(
         "/peer",
         get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
@@ -47,14 +56,23 @@ async fn start() -> Server {
     let addr = listener.local_addr().unwrap();
     let stats = Arc::new(ConnStats::default());
     let shutdown = CancellationToken::new();
-    let task = tokio::spawn(http_serve::serve(
-        listener,
-        app,
-        LIMITS,
-        stats.clone(),
-        Plain,
-        shutdown.clone(),
-    ));
+    let task = match kind {
+        Kind::Hyper => tokio::spawn(http_serve::serve(
+            listener,
+            app,
+            LIMITS,
+            stats.clone(),
+            Plain,
+            shutdown.clone(),
+        )),
+        Kind::Boot => tokio::spawn(http_serve::serve_boot(
+            listener,
+            app,
+            LIMITS,
+            stats.clone(),
+            shutdown.clone(),
+        )),
+    };
     Server {
         addr,
         stats,
@@ -102,9 +120,8 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn half_sent_request_is_cut_off_at_the_header_timeout() {
-    let s = start().await;
+async fn half_sent_request_is_cut_off_at_the_header_timeout(kind: Kind) {
+    let s = start(kind).await;
     let addr = s.addr;
     let (got, took) = blocking(move || {
         let mut c = connect([127, 0, 0, 1], addr);
@@ -116,15 +133,14 @@ async fn half_sent_request_is_cut_off_at_the_header_timeout() {
         took < LIMITS.header_read_timeout + Duration::from_millis(700),
         "{took:?}"
     );
-    // hyper answers 408 before closing.
+    // Both answer 408 before closing.
     assert!(got.is_empty() || got.starts_with("HTTP/1.1 408"), "{got:?}");
     s.shutdown.cancel();
     s.task.await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_and_kept_alive_connections_are_closed() {
-    let s = start().await;
+async fn silent_and_kept_alive_connections_are_closed(kind: Kind) {
+    let s = start(kind).await;
     let addr = s.addr;
     let (silent, kept) = blocking(move || {
         let mut silent = connect([127, 0, 0, 1], addr);
@@ -144,9 +160,8 @@ async fn silent_and_kept_alive_connections_are_closed() {
     s.task.await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_per_address_cap_closes_the_extra_connection_and_others_are_served() {
-    let s = start().await;
+async fn the_per_address_cap_closes_the_extra_connection_and_others_are_served(kind: Kind) {
+    let s = start(kind).await;
     let addr = s.addr;
     blocking(move || {
         let held: Vec<TcpStream> = (0..LIMITS.max_per_client)
@@ -183,9 +198,8 @@ async fn the_per_address_cap_closes_the_extra_connection_and_others_are_served()
     s.task.await.unwrap();
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn shutdown_lets_the_loop_return_with_connections_open() {
-    let s = start().await;
+async fn shutdown_lets_the_loop_return_with_connections_open(kind: Kind) {
+    let s = start(kind).await;
     let addr = s.addr;
     let _open = blocking(move || connect([127, 0, 0, 1], addr)).await;
     s.shutdown.cancel();
@@ -193,4 +207,44 @@ async fn shutdown_lets_the_loop_return_with_connections_open() {
         .await
         .expect("serve returns after the drain time")
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_request_is_cut_off_at_the_header_timeout_hyper() {
+    half_sent_request_is_cut_off_at_the_header_timeout(Kind::Hyper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn half_sent_request_is_cut_off_at_the_header_timeout_boot() {
+    half_sent_request_is_cut_off_at_the_header_timeout(Kind::Boot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_kept_alive_connections_are_closed_hyper() {
+    silent_and_kept_alive_connections_are_closed(Kind::Hyper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_kept_alive_connections_are_closed_boot() {
+    silent_and_kept_alive_connections_are_closed(Kind::Boot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_address_cap_closes_the_extra_connection_and_others_are_served_hyper() {
+    the_per_address_cap_closes_the_extra_connection_and_others_are_served(Kind::Hyper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_per_address_cap_closes_the_extra_connection_and_others_are_served_boot() {
+    the_per_address_cap_closes_the_extra_connection_and_others_are_served(Kind::Boot).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_the_loop_return_with_connections_open_hyper() {
+    shutdown_lets_the_loop_return_with_connections_open(Kind::Hyper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_the_loop_return_with_connections_open_boot() {
+    shutdown_lets_the_loop_return_with_connections_open(Kind::Boot).await;
 }

@@ -26,7 +26,7 @@ pub(crate) struct Pending {
 }
 
 impl Pending {
-    fn finish(self, sent: u64, error: Option<String>) {
+    pub(crate) fn finish(self, sent: u64, error: Option<String>) {
         let (outcome, detail) = match error {
             None if sent == self.expected => (Outcome::Ok, self.detail),
             None => (

@@ -14,6 +14,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::Response;
 
 use crate::conditional::{Conditions, Precondition, Validators};
+use crate::file_body::FileBody;
 use crate::open_files::{InFlight, OpenFile, OpenFiles, body, first_chunk};
 use crate::range::{RangeDecision, content_range, unsatisfied_range};
 
@@ -100,6 +101,8 @@ pub struct Served {
     pub response: Response,
     pub status: StatusCode,
     pub detail: String,
+    /// The body, when the connection writes it (the response's own body is then empty).
+    pub file_body: Option<FileBody>,
 }
 
 /// A [`FileRequest`] that owns its header values, to take to the blocking pool.
@@ -137,6 +140,15 @@ impl OwnedRequest {
     }
 }
 
+/// The body [`look_up`] prepared.
+#[derive(Debug)]
+enum ToSend {
+    /// Read in chunks by this process: the first chunk is read already.
+    Chunks(RangeInclusive<u64>, Bytes, InFlight),
+    /// Written from the descriptor by the connection ([`FileBody`]): nothing read here.
+    Descriptor(RangeInclusive<u64>),
+}
+
 /// What [`look_up`] found and decided.
 #[derive(Debug)]
 struct LookedUp {
@@ -144,12 +156,18 @@ struct LookedUp {
     len: u64,
     validators: Validators,
     plan: Plan,
-    /// The bytes to send and the first chunk of them, read already; `None` without a body.
-    body: Option<(RangeInclusive<u64>, Bytes, InFlight)>,
+    /// `None` without a body.
+    body: Option<ToSend>,
 }
 
-/// The file, its plan and the first chunk of its body, in one trip to the blocking pool.
-fn look_up(files: &OpenFiles, path: &Path, req: &OwnedRequest) -> Result<LookedUp, FileError> {
+/// The file, its plan and (unless the connection writes the body itself) the first chunk of
+/// its body, in one trip to the blocking pool.
+fn look_up(
+    files: &OpenFiles,
+    path: &Path,
+    req: &OwnedRequest,
+    by_connection: bool,
+) -> Result<LookedUp, FileError> {
     let file = files.open(path)?;
     let meta = file.metadata();
     let len = meta.len();
@@ -166,6 +184,7 @@ fn look_up(files: &OpenFiles, path: &Path, req: &OwnedRequest) -> Result<LookedU
         Plan::NotModified | Plan::Unsatisfiable => None,
     };
     let body = match range {
+        Some(r) if by_connection => Some(ToSend::Descriptor(r)),
         Some(r) => {
             let counted = files.in_flight();
             let first =
@@ -174,7 +193,7 @@ fn look_up(files: &OpenFiles, path: &Path, req: &OwnedRequest) -> Result<LookedU
                     offset: *r.start(),
                     source,
                 })?;
-            Some((r, first, counted))
+            Some(ToSend::Chunks(r, first, counted))
         }
         None => None,
     };
@@ -188,17 +207,19 @@ fn look_up(files: &OpenFiles, path: &Path, req: &OwnedRequest) -> Result<LookedU
 }
 
 /// Answer `req` from the file at `path`, opened through `files` (a cached descriptor while the
-/// path still names the same file).
+/// path still names the same file). With `by_connection` (the server writes file bodies
+/// itself) the body is left in [`Served::file_body`] and the response's body is empty.
 pub(crate) async fn serve_file(
     files: &Arc<OpenFiles>,
     path: &Path,
     req: &FileRequest<'_>,
+    by_connection: bool,
 ) -> Result<Served, FileError> {
     let found = {
         let files = files.clone();
         let path = path.to_owned();
         let req = OwnedRequest::of(req);
-        tokio::task::spawn_blocking(move || look_up(&files, &path, &req))
+        tokio::task::spawn_blocking(move || look_up(&files, &path, &req, by_connection))
     }
     .await
     .map_err(|source| FileError::Task {
@@ -252,9 +273,12 @@ pub(crate) async fn serve_file(
         _ => {}
     }
 
-    let body = match to_send {
-        Some((r, first, counted)) => Body::from_stream(body(file, r, first, counted)),
-        None => Body::empty(),
+    let (body, file_body) = match to_send {
+        Some(ToSend::Chunks(r, first, counted)) => {
+            (Body::from_stream(body(file, r, first, counted)), None)
+        }
+        Some(ToSend::Descriptor(r)) => (Body::empty(), Some(FileBody::new(file, &r))),
+        None => (Body::empty(), None),
     };
     let response = match builder.body(body) {
         Ok(response) => response,
@@ -268,6 +292,7 @@ pub(crate) async fn serve_file(
         response,
         status,
         detail,
+        file_body,
     })
 }
 
@@ -426,7 +451,7 @@ mod tests {
                 range: range.map(str::as_bytes),
                 ..Default::default()
             };
-            let served = serve_file(files, path, &req).await.unwrap();
+            let served = serve_file(files, path, &req, false).await.unwrap();
             let (parts, body) = served.response.into_parts();
             assert_eq!(parts.status, served.status);
             let body = axum::body::to_bytes(body, usize::MAX)
@@ -535,7 +560,7 @@ mod tests {
             assert_ne!(header(&second, header::ETAG), header(&first, header::ETAG));
             // Removed: 404, not the last descriptor.
             std::fs::remove_file(&path).unwrap();
-            let gone = serve_file(&files, &path, &FileRequest::default()).await;
+            let gone = serve_file(&files, &path, &FileRequest::default(), false).await;
             assert_eq!(gone.unwrap_err().status(), StatusCode::NOT_FOUND);
         }
     }

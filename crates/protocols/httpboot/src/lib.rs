@@ -11,8 +11,9 @@
 //! - `GET /`: a line saying what this port is.
 //!
 //! Files are served with `Content-Length`, `Accept-Ranges`, single byte ranges (206/416),
-//! `ETag`/`Last-Modified` and conditional requests (304), streamed from disk through descriptors
-//! kept open per file (`open_files`: why not `sendfile`, and what instead). Every script and
+//! `ETag`/`Last-Modified` and conditional requests (304), from descriptors kept open per file:
+//! streamed in positioned reads through hyper, or, when the server marks a request with
+//! [`WritesFileBodies`], handed to the connection as a [`FileBody`] to `sendfile(2)`. Every script and
 //! file request, and every accepted report, records one
 //! [`BootEvent`](flakeboot_catalogue::BootEvent).
 //!
@@ -21,7 +22,9 @@
 
 mod conditional;
 mod delivery;
+mod file_body;
 mod file_response;
+pub mod h1;
 mod ipxe_text;
 mod open_files;
 mod query;
@@ -39,6 +42,7 @@ use axum::routing::{get, post};
 use flakeboot_catalogue::Catalogue;
 
 pub use conditional::{Conditions, Precondition, Validators};
+pub use file_body::{FileBody, FileBodySlot, WritesFileBodies};
 pub use file_response::FileError;
 pub use ipxe_text::TextError;
 pub use range::RangeDecision;

@@ -1,19 +1,17 @@
 //! Boot files kept open between requests, and the bodies read from them.
 //!
-//! # Why not `sendfile(2)`
+//! # Two ways a body leaves
 //! nginx sends a file with `sendfile(2)`: the kernel moves page-cache pages to the socket, no
-//! copy through user space and no thread hop. This server cannot do that without giving up
-//! hyper for file responses. `axum::serve` wraps each accepted `TcpStream` in hyper-util's
-//! `TokioIo` and hands it to hyper's connection (`serve_connection_with_upgrades`); from then on
-//! hyper owns the socket. A response body is an `http_body::Body` of `Frame<Bytes>`, and hyper's
-//! h1 dispatcher (`proto/h1/dispatch.rs`, `proto/h1/io.rs`) writes each frame's bytes with
-//! `poll_write`/`poll_write_vectored` on that IO: a body can hand hyper bytes, never a file
-//! descriptor and an offset. The only way to the raw socket is `hyper::upgrade`, which exists
-//! for 101 Switching Protocols and CONNECT, not for a 200 or 206. Reaching `sendfile` would mean
-//! writing the HTTP/1.1 response for files ourselves beside hyper (our own connection loop on
-//! the listener): a rewrite of the server, not done here.
+//! copy through user space and no thread hop. hyper cannot: it owns the socket and writes a
+//! body only from the bytes it is handed (`http_body::Body` frames of `Bytes`; the only way to
+//! the raw socket is `hyper::upgrade`, for 101 and CONNECT). So the boot port runs its own
+//! HTTP/1.1 loop ([`crate::h1`]), which marks each request with
+//! [`WritesFileBodies`](crate::WritesFileBodies); a file response then carries the open
+//! descriptor and the range ([`FileBody`](crate::FileBody)) and the loop sends it with
+//! `sendfile`. Under any other server (hyper, the tests' `axum::serve`) bodies are read as
+//! below.
 //!
-//! # What instead
+//! # Read bodies, and what both ways share
 //! - Open files are cached per path ([`OpenFiles`]): a request costs one `stat(2)` of the path,
 //!   not an open, an `fstat` and a seek. An entry is used only while the path still names the
 //!   same file: device, inode, length and mtime (to the nanosecond) all equal to what the open
@@ -31,7 +29,8 @@
 //!   workspace denies `unsafe_code`, and boot files are not guaranteed immutable (a host's
 //!   kernel may be any path in the config). A read of a file that shrank after it was planned
 //!   fails with `UnexpectedEof`: the body ends with an error, the connection is cut, and the
-//!   boot event says the transfer was cut off, as before.
+//!   boot event says the transfer was cut off, as before. Under `sendfile` the same file makes
+//!   the call return 0 before the planned end: the same cut-off.
 
 use std::collections::VecDeque;
 use std::fs::{File, Metadata};
@@ -103,6 +102,12 @@ impl OpenFile {
         let mut buf = vec![0u8; len];
         self.file.read_exact_at(&mut buf, offset)?;
         Ok(Bytes::from(buf))
+    }
+}
+
+impl std::os::fd::AsFd for OpenFile {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.file.as_fd()
     }
 }
 

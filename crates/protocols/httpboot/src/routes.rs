@@ -18,6 +18,7 @@ use flakeboot_catalogue::{BootEvent, BootFile, BootStage, FileKind, IpxeBinary, 
 use crate::HttpBootState;
 use crate::conditional::Conditions;
 use crate::delivery::{Pending, tracked};
+use crate::file_body::{FileBodySlot, WritesFileBodies};
 use crate::file_response::{FileRequest, serve_file};
 use crate::ipxe_text::{check_host_name, check_version};
 use crate::open_files::OpenFiles;
@@ -45,6 +46,25 @@ impl<S: Send + Sync> FromRequestParts<S> for Peer {
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let info = ConnectInfo::<SocketAddr>::from_request_parts(parts, state).await;
         Ok(Peer(info.ok().map(|ConnectInfo(addr)| addr.ip())))
+    }
+}
+
+/// What shapes a file response besides the file: the request's headers (range, conditions),
+/// and whether the connection writes file bodies itself ([`WritesFileBodies`]).
+#[derive(Debug, Clone)]
+pub(crate) struct FileAsk {
+    headers: HeaderMap,
+    by_connection: bool,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for FileAsk {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(FileAsk {
+            headers: parts.headers.clone(),
+            by_connection: parts.extensions.get::<WritesFileBodies>().is_some(),
+        })
     }
 }
 
@@ -186,7 +206,7 @@ pub(crate) async fn host_file(
     method: Method,
     uri: Uri,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    ask: FileAsk,
     path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> Response {
     let fetch = Fetch::new(&app, peer, &method, &uri, query.as_deref());
@@ -206,7 +226,7 @@ pub(crate) async fn host_file(
         version,
         kind,
     };
-    serve_boot_file(&fetch, stage, &file, &method, &headers).await
+    serve_boot_file(&fetch, stage, &file, &method, &ask).await
 }
 
 /// `GET|HEAD /ipxe/{name}`: an iPXE binary, for UEFI HTTP boot.
@@ -216,7 +236,7 @@ pub(crate) async fn ipxe_binary(
     method: Method,
     uri: Uri,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
+    ask: FileAsk,
     path: Result<Path<String>, PathRejection>,
 ) -> Response {
     let fetch = Fetch::new(&app, peer, &method, &uri, query.as_deref());
@@ -226,7 +246,7 @@ pub(crate) async fn ipxe_binary(
     match IpxeBinary::from_file_name(&name) {
         Some(binary) => {
             let file = BootFile::Ipxe(binary);
-            serve_boot_file(&fetch, BootStage::HttpIpxe, &file, &method, &headers).await
+            serve_boot_file(&fetch, BootStage::HttpIpxe, &file, &method, &ask).await
         }
         None => refused(&fetch, BootStage::HttpIpxe),
     }
@@ -253,7 +273,7 @@ async fn serve_boot_file(
     stage: BootStage,
     file: &BootFile,
     method: &Method,
-    headers: &HeaderMap,
+    ask: &FileAsk,
 ) -> Response {
     let stats = &fetch.app.stats;
     let Some(path) = fetch.app.boot.catalogue.boot_file(file) else {
@@ -262,7 +282,7 @@ async fn serve_boot_file(
         fetch.record(stage, Outcome::Failed, "404: no host or kept generation has this file (removed, or its generation no longer kept)");
         return not_found();
     };
-    let h = |name| headers.get(name).map(HeaderValue::as_bytes);
+    let h = |name| ask.headers.get(name).map(HeaderValue::as_bytes);
     let req = FileRequest {
         head: method == Method::HEAD,
         range: h(header::RANGE),
@@ -272,8 +292,8 @@ async fn serve_boot_file(
             if_range: h(header::IF_RANGE),
         },
     };
-    match serve_file(&fetch.app.files, &path, &req).await {
-        Ok(served) => {
+    match serve_file(&fetch.app.files, &path, &req, ask.by_connection).await {
+        Ok(mut served) => {
             tracing::debug!(peer = ?fetch.peer, mac = ?fetch.mac, "{} {}", fetch.what, served.detail);
             HttpBootStats::bump(&stats.files);
             let ok = served.status.is_success() || served.status == StatusCode::NOT_MODIFIED;
@@ -289,7 +309,6 @@ async fn serve_boot_file(
                 return served.response;
             }
             // A body to send: the event says whether all of it went (recorded when it ends).
-            let (parts, body) = served.response.into_parts();
             let pending = Pending {
                 catalogue: fetch.app.boot.catalogue.clone(),
                 stage,
@@ -299,6 +318,15 @@ async fn serve_boot_file(
                 expected,
                 started: std::time::SystemTime::now(),
             };
+            if let Some(mut file_body) = served.file_body.take() {
+                file_body.record_with(pending);
+                let mut response = served.response;
+                response
+                    .extensions_mut()
+                    .insert(FileBodySlot::new(file_body));
+                return response;
+            }
+            let (parts, body) = served.response.into_parts();
             Response::from_parts(parts, tracked(body, pending))
         }
         Err(e) => {

@@ -1,5 +1,7 @@
 //! Black-box: the router on a real TCP socket (127.0.0.1, an ephemeral port), driven by the real
-//! `curl` binary: byte ranges of an 8 MiB initrd, a full download, HEAD, conditional GET.
+//! `curl` binary: byte ranges of an 8 MiB initrd, a full download, HEAD, conditional GET. Each
+//! test runs twice: under hyper (`axum::serve`, bodies read in chunks) and under the boot port's
+//! own HTTP/1.1 loop (`h1::serve_connection`, bodies sent with `sendfile`).
 
 // Test helpers outside #[test] functions: a failed unwrap is a failed test.
 #![allow(
@@ -13,15 +15,25 @@ mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use flakeboot_catalogue::{BootStage, Outcome};
-use flakeboot_httpboot::router;
+use flakeboot_httpboot::{h1, router};
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use common::{ASSIGNED, Fixture};
 
 const INITRD_LEN: usize = 8 * 1024 * 1024;
+
+/// Which HTTP server runs the router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `axum::serve`: hyper, bodies streamed in chunks.
+    Hyper,
+    /// The boot port's loop: `h1::serve_connection`, bodies with `sendfile`.
+    Own,
+}
 
 struct Server {
     base: String,
@@ -29,19 +41,43 @@ struct Server {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn serve(fx: &Fixture) -> Server {
+async fn serve(fx: &Fixture, kind: Kind) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = router(fx.state(&base)).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(fx.state(&base));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+    let task = match kind {
+        Kind::Hyper => tokio::spawn(async move {
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
             .with_graceful_shutdown(async {
                 let _ = stopped.await;
             })
             .await
             .unwrap();
-    });
+        }),
+        Kind::Own => tokio::spawn(async move {
+            let shutdown = CancellationToken::new();
+            let timeouts = h1::Timeouts {
+                header_read: Duration::from_secs(10),
+                idle: Duration::from_secs(10),
+            };
+            tokio::pin!(stopped);
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    accepted = listener.accept() => {
+                        let (stream, peer) = accepted.unwrap();
+                        let (app, shutdown) = (app.clone(), shutdown.clone());
+                        tokio::spawn(h1::serve_connection(stream, peer, app, timeouts, shutdown));
+                    }
+                }
+            }
+            shutdown.cancel();
+        }),
+    };
     Server {
         base,
         stop: Some(stop),
@@ -88,10 +124,9 @@ async fn fetch(url: &str, dest: &Path, extra: &[&str]) -> u16 {
     curl(&args).await.trim().parse().unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn curl_ranges_full_download_head_and_conditional_get() {
+async fn curl_ranges_full_download_head_and_conditional_get(kind: Kind) {
     let fx = Fixture::new(64 * 1024, INITRD_LEN);
-    let server = serve(&fx).await;
+    let server = serve(&fx, kind).await;
     let url = format!(
         "{}/boot/demo/static/initrd?mac=52:54:00:12:34:56",
         server.base
@@ -180,10 +215,9 @@ async fn curl_ranges_full_download_head_and_conditional_get() {
     server.shutdown().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn curl_gets_the_script_with_the_servers_base_url() {
+async fn curl_gets_the_script_with_the_servers_base_url(kind: Kind) {
     let fx = Fixture::new(1024, 1024);
-    let server = serve(&fx).await;
+    let server = serve(&fx, kind).await;
     let script = curl(&[&format!("{}/boot.ipxe?mac=52-54-00-12-34-56", server.base)]).await;
     assert!(script.starts_with("#!ipxe\n"), "{script}");
     let kernel_url = format!(
@@ -206,11 +240,10 @@ async fn curl_gets_the_script_with_the_servers_base_url() {
 
 /// A client that hangs up part way through the initrd (a cut-off download) is recorded as a
 /// failed initrd with how far it got, never as delivered; a whole download is `ok`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_cut_off_initrd_is_recorded_as_failed_with_how_far_it_got() {
+async fn a_cut_off_initrd_is_recorded_as_failed_with_how_far_it_got(kind: Kind) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let fx = Fixture::new(1024, 8 * 1024 * 1024);
-    let server = serve(&fx).await;
+    let server = serve(&fx, kind).await;
     let addr = server.base.trim_start_matches("http://").to_owned();
     let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let request =
@@ -270,4 +303,34 @@ async fn a_cut_off_initrd_is_recorded_as_failed_with_how_far_it_got() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_ranges_full_download_head_and_conditional_get_hyper() {
+    curl_ranges_full_download_head_and_conditional_get(Kind::Hyper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_ranges_full_download_head_and_conditional_get_own_loop() {
+    curl_ranges_full_download_head_and_conditional_get(Kind::Own).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_gets_the_script_with_the_servers_base_url_hyper() {
+    curl_gets_the_script_with_the_servers_base_url(Kind::Hyper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn curl_gets_the_script_with_the_servers_base_url_own_loop() {
+    curl_gets_the_script_with_the_servers_base_url(Kind::Own).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_initrd_is_recorded_as_failed_with_how_far_it_got_hyper() {
+    a_cut_off_initrd_is_recorded_as_failed_with_how_far_it_got(Kind::Hyper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_initrd_is_recorded_as_failed_with_how_far_it_got_own_loop() {
+    a_cut_off_initrd_is_recorded_as_failed_with_how_far_it_got(Kind::Own).await;
 }
