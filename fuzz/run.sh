@@ -28,7 +28,7 @@ for t in "${targets[@]}"; do
   dict=()
   case $t in
     tftp_*) dict=(-dict=dict/tftp.dict) ;;
-    http_path | http_range | ipxe_script) dict=(-dict="dict/$t.dict") ;;
+    http_path | http_range | http_head | ipxe_script) dict=(-dict="dict/$t.dict") ;;
   esac
   echo "==> $t: up to $RUNS executions or ${MAX_SECONDS}s ($(date -u +%FT%TZ))"
   start=$(date +%s)

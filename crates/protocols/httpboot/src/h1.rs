@@ -45,13 +45,13 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceExt;
 
 /// The longest request head (request line and headers).
-pub(crate) const MAX_HEAD: usize = 16 * 1024;
+pub const MAX_HEAD: usize = 16 * 1024;
 /// The most headers in a request.
-pub(crate) const MAX_HEADERS: usize = 64;
+pub const MAX_HEADERS: usize = 64;
 /// The longest request body (a system's report is at most 4 KiB; its route says 413 beyond).
-pub(crate) const MAX_BODY: usize = 64 * 1024;
+pub const MAX_BODY: usize = 64 * 1024;
 /// The longest response the router may build (boot scripts and menus are a few KiB).
-pub(crate) const MAX_RESPONSE: usize = 4 * 1024 * 1024;
+pub const MAX_RESPONSE: usize = 4 * 1024 * 1024;
 /// The most one `sendfile` call moves (Linux moves at most 0x7ffff000 bytes per call).
 const SENDFILE_MAX: usize = 0x7fff_f000;
 /// How long a closing connection reads what its client still sends.
@@ -59,7 +59,7 @@ const LINGER: Duration = Duration::from_secs(1);
 
 /// A parsed request head.
 #[derive(Debug)]
-pub(crate) struct Head {
+pub struct Head {
     pub method: Method,
     pub uri: Uri,
     pub version: Version,
@@ -70,7 +70,7 @@ pub(crate) struct Head {
 
 /// What the bytes so far hold.
 #[derive(Debug)]
-pub(crate) enum Parsed {
+pub enum Parsed {
     Complete(Box<Head>),
     /// Not a whole head yet.
     Partial,
@@ -79,7 +79,7 @@ pub(crate) enum Parsed {
 }
 
 /// Parses a request head from the start of `buf`. Pure.
-pub(crate) fn parse_head(buf: &[u8]) -> Parsed {
+pub fn parse_head(buf: &[u8]) -> Parsed {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     let len = match req.parse(buf) {
@@ -128,7 +128,7 @@ pub(crate) fn parse_head(buf: &[u8]) -> Parsed {
 }
 
 /// The length of the request's body, or the status that refuses it. Pure.
-pub(crate) fn body_len(headers: &HeaderMap) -> Result<usize, StatusCode> {
+pub fn body_len(headers: &HeaderMap) -> Result<usize, StatusCode> {
     if headers.contains_key(TRANSFER_ENCODING) {
         return Err(StatusCode::NOT_IMPLEMENTED);
     }
@@ -155,7 +155,7 @@ pub(crate) fn body_len(headers: &HeaderMap) -> Result<usize, StatusCode> {
 }
 
 /// Whether the connection stays open after this request. Pure.
-pub(crate) fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
+pub fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
     let has = |token: &str| {
         headers
             .get_all(CONNECTION)
@@ -171,7 +171,7 @@ pub(crate) fn keep_alive(version: Version, headers: &HeaderMap) -> bool {
 }
 
 /// The status line and headers of a response. Pure but for the `Date` it adds.
-pub(crate) fn response_head(
+pub fn response_head(
     status: StatusCode,
     headers: &HeaderMap,
     keep: bool,
