@@ -134,6 +134,10 @@ pub struct BootEvent {
     /// Bytes delivered, for a transfer (every byte on success, how far it got on failure).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes: Option<u64>,
+    /// For a host's kernel or initrd fetched with `GET` (HTTP boot): that host. What boot once
+    /// checks (its host's kernel delivered), instead of reading the detail text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
 }
 
 impl BootEvent {
@@ -149,6 +153,7 @@ impl BootEvent {
             detail: detail.into(),
             started: None,
             bytes: None,
+            host: None,
         }
     }
 
@@ -161,6 +166,12 @@ impl BootEvent {
     /// It delivered `bytes`.
     pub fn bytes(mut self, bytes: u64) -> Self {
         self.bytes = Some(bytes);
+        self
+    }
+
+    /// It was the `GET` of one of `host`'s files.
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
         self
     }
 

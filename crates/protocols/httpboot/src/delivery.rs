@@ -23,6 +23,8 @@ pub(crate) struct Pending {
     pub expected: u64,
     /// When the response started.
     pub started: std::time::SystemTime,
+    /// The host whose file this is, for a `GET` of a host's kernel or initrd.
+    pub host: Option<String>,
 }
 
 impl Pending {
@@ -49,6 +51,7 @@ impl Pending {
             .bytes(sent);
         event.mac = self.mac;
         event.peer = self.peer;
+        event.host = self.host;
         self.catalogue.record(event);
     }
 }

@@ -75,6 +75,8 @@ struct Fetch<'a> {
     mac: Option<MacAddr>,
     /// `GET /boot/demo/static/initrd` (the path without the query).
     what: String,
+    /// For a `GET` of a host's file: the host (the event's `host`).
+    host: Option<String>,
 }
 
 impl<'a> Fetch<'a> {
@@ -94,6 +96,7 @@ impl<'a> Fetch<'a> {
             peer: peer.0,
             mac,
             what: format!("{method} {}", uri.path()),
+            host: None,
         }
     }
 
@@ -101,6 +104,7 @@ impl<'a> Fetch<'a> {
         let mut event = BootEvent::new(stage, outcome, format!("{} {detail}", self.what));
         event.mac = self.mac;
         event.peer = self.peer;
+        event.host.clone_from(&self.host);
         self.app.boot.catalogue.record(event);
     }
 }
@@ -209,7 +213,7 @@ pub(crate) async fn host_file(
     ask: FileAsk,
     path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> Response {
-    let fetch = Fetch::new(&app, peer, &method, &uri, query.as_deref());
+    let mut fetch = Fetch::new(&app, peer, &method, &uri, query.as_deref());
     let Ok(Path((host, version, kind))) = path else {
         return bad_path(&fetch, BootStage::Kernel);
     };
@@ -220,6 +224,9 @@ pub(crate) async fn host_file(
     };
     if check_host_name(&host).is_err() || check_version(&version).is_err() {
         return refused(&fetch, stage);
+    }
+    if method == Method::GET {
+        fetch.host = Some(host.clone());
     }
     let file = BootFile::Host {
         host,
@@ -317,6 +324,7 @@ async fn serve_boot_file(
                 detail: format!("{} {}", fetch.what, served.detail),
                 expected,
                 started: std::time::SystemTime::now(),
+                host: fetch.host.clone(),
             };
             if let Some(mut file_body) = served.file_body.take() {
                 file_body.record_with(pending);

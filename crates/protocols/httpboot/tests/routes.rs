@@ -625,3 +625,41 @@ async fn requests_are_counted() {
         }
     );
 }
+
+/// A `GET` of a host's kernel or initrd names the host in its event (boot once reads it);
+/// a `HEAD`, an iPXE binary, a refused path or a missing file does not.
+#[tokio::test]
+async fn a_get_of_a_hosts_file_names_the_host_in_its_event() {
+    let fx = fixture();
+    assert_eq!(
+        get(&fx, "/boot/demo/static/kernel").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        get(&fx, "/boot/demo/static/initrd?mac=52:54:00:12:34:56")
+            .await
+            .status,
+        StatusCode::OK
+    );
+    send(&fx, Method::HEAD, "/boot/demo/static/kernel", &[]).await;
+    get(&fx, "/ipxe/ipxe.efi").await;
+    get(&fx, "/boot/demo/static/vmlinuz").await;
+    get(&fx, "/boot/other/static/kernel").await;
+    let events = fx.catalogue.events();
+    let hosts: Vec<_> = events
+        .iter()
+        .map(|e| (e.stage, e.host.as_deref()))
+        .collect();
+    assert_eq!(
+        hosts,
+        [
+            (BootStage::Kernel, Some("demo")),
+            (BootStage::Initrd, Some("demo")),
+            (BootStage::Kernel, None),
+            (BootStage::HttpIpxe, None),
+            (BootStage::Kernel, None),
+            (BootStage::Kernel, Some("other")),
+        ],
+        "{events:#?}"
+    );
+}
