@@ -19,6 +19,15 @@ impl Accel {
             Accel::Tcg => "tcg",
         }
     }
+
+    /// The accelerator `-accel` calls `name` (`kvm`, `tcg`; surrounding space ignored).
+    pub fn from_name(name: &str) -> Option<Accel> {
+        match name.trim() {
+            "kvm" => Some(Accel::Kvm),
+            "tcg" => Some(Accel::Tcg),
+            _ => None,
+        }
+    }
 }
 
 /// KVM when `dev` (normally `/dev/kvm`) opens read-write, else TCG.
@@ -38,5 +47,13 @@ mod tests {
         assert_eq!(detect_accel(Path::new("/nonexistent/kvm")), Accel::Tcg);
         let tmp = tempfile::NamedTempFile::new().unwrap();
         assert_eq!(detect_accel(tmp.path()), Accel::Kvm);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for a in [Accel::Kvm, Accel::Tcg] {
+            assert_eq!(Accel::from_name(&format!(" {}\n", a.as_str())), Some(a));
+        }
+        assert_eq!(Accel::from_name("hvf"), None);
     }
 }
