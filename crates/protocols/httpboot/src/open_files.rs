@@ -156,6 +156,15 @@ impl OpenFiles {
         InFlight(Arc::clone(&self.bodies))
     }
 
+    /// Whether the cache has an entry for `path` (still to be checked against the file).
+    pub(crate) fn holds(&self, path: &Path) -> bool {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .any(|e| e.path == path)
+    }
+
     /// The regular file `path` names now, from the cache when it is still the same file.
     /// Blocking (a `stat`, and an `open` on a miss): call it on the blocking pool.
     pub(crate) fn open(&self, path: &Path) -> Result<Arc<OpenFile>, FileError> {

@@ -385,3 +385,43 @@ async fn a_client_that_stops_reading_is_closed_at_the_idle_timeout_and_recorded_
     drop(conn);
     server.shutdown.cancel();
 }
+
+/// A cached file replaced on disk (a new generation renamed over the path) is served new at
+/// the next request: the cache hit's inline `stat` sees the new inode.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_replaced_between_requests_is_served_new() {
+    let fx = Fixture::new(1000, 4096);
+    let server = serve(&fx).await;
+    let url = format!("http://{}/boot/demo/static/initrd", server.addr);
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("got");
+    let fetch = |dest: std::path::PathBuf, url: String| async move {
+        let out = tokio::process::Command::new(flakeboot_testbed::require_tool("curl"))
+            .args(["--silent", "--show-error", "--max-time", "30", "-o"])
+            .arg(&dest)
+            .arg(&url)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(&dest).unwrap()
+    };
+    assert!(fetch(dest.clone(), url.clone()).await == fx.initrd);
+    assert!(
+        fetch(dest.clone(), url.clone()).await == fx.initrd,
+        "a cache hit"
+    );
+    let path = fx.dir.path().join("initrd.gz");
+    let next = fx.dir.path().join("initrd.next");
+    std::fs::write(&next, b"the next generation's initrd").unwrap();
+    std::fs::rename(&next, &path).unwrap();
+    assert_eq!(
+        fetch(dest.clone(), url.clone()).await,
+        b"the next generation's initrd"
+    );
+    server.shutdown.cancel();
+}
