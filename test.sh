@@ -12,6 +12,19 @@ fi
 
 ./scripts/install-deps.sh
 
+# A fresh clone (CI) gains nothing from incremental compilation, and its test binaries need
+# line numbers for backtraces, not full debug info: together about 10 GiB less in target/.
+if [ "${CI:-}" = true ]; then
+  export CARGO_INCREMENTAL=0 CARGO_PROFILE_DEV_DEBUG=line-tables-only
+fi
+mkdir -p "${CARGO_TARGET_DIR:-target}"
+disk() { df -BG --output=avail "${CARGO_TARGET_DIR:-target}" | tail -1 | tr -dc 0-9; }
+echo "==> disk: $(disk) GiB free where target/ is"
+if [ "$(disk)" -lt 20 ]; then
+  echo "warning: a whole run needs about 20 GiB free there (the build, the appliance's test images," >&2
+  echo "the tests' VM disks); with less it may stop with 'No space left on device'" >&2
+fi
+
 echo "==> rustfmt"
 cargo fmt --all -- --check
 echo "==> clippy"
@@ -41,4 +54,7 @@ echo "==> the appliance's test images (built here, not inside the first image te
 ./image/test-artifacts.sh "${CARGO_TARGET_DIR:-target}/image-tests"
 echo "==> tests"
 cargo test --workspace --doc --locked -q
-cargo nextest run --workspace --locked --no-fail-fast --profile ci
+status=0
+cargo nextest run --workspace --locked --no-fail-fast --profile ci || status=$?
+echo "==> disk: $(disk) GiB free where target/ is, after the tests"
+exit "$status"

@@ -11,6 +11,8 @@
 #   FLAKEBOOT_OUT       output directory (default: image/out)
 #   FLAKEBOOT_NO_IMAGE  set to 1 to write only the bundle (updates)
 #   FLAKEBOOT_NO_CARGO  set to 1 when the release binaries are already built
+#   FLAKEBOOT_NO_ZST    set to 1 to skip the compressed copy of the image (the tests boot the
+#                       raw image; the .zst is what is published)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -254,7 +256,9 @@ place "$work/verity.img" $off;          off=$(( off + FB_VERITY_MIB ))
 # Slot B (root-b, verity-b) stays empty until the first update.
 off=$(( off + FB_ROOT_MIB + FB_VERITY_MIB ))
 place "$work/data.img" $off
-zstd -q -T2 -f "$img" -o "$img.zst"
+[ "${FLAKEBOOT_NO_ZST:-0}" = 1 ] || zstd -q -T2 -f "$img" -o "$img.zst"
 echo "$roothash" > "$out/flakeboot-$version-$FB_BOARD.roothash"
 rm -rf "$work"
-echo "==> $img ($(( $(size "$img") / mib )) MiB raw, $(( $(size "$img.zst") / mib )) MiB zst), roothash $roothash, $(( $(date +%s) - t0 ))s"
+zst="no .zst"
+[ -f "$img.zst" ] && zst="$(( $(size "$img.zst") / mib )) MiB zst"
+echo "==> $img ($(( $(size "$img") / mib )) MiB raw, $zst), roothash $roothash, $(( $(date +%s) - t0 ))s"

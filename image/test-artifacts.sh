@@ -23,6 +23,8 @@ fi
 rm -f "$out/.key" "$out"/*.img "$out"/*.tar "$out"/*.zst
 t0=$(date +%s)
 export FLAKEBOOT_NO_CARGO=1
+# The tests boot the raw image: no compressed copy (about 230 MiB of disk saved).
+export FLAKEBOOT_NO_ZST=1
 FLAKEBOOT_OUT="$out" "$here/build.sh" "$board"
 t1=$(date +%s)
 FLAKEBOOT_OUT="$out" FLAKEBOOT_VERSION=0.1.0+update FLAKEBOOT_NO_IMAGE=1 "$here/build.sh" "$board"
