@@ -123,10 +123,11 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 async fn half_sent_request_is_cut_off_at_the_header_timeout(kind: Kind) {
     let s = start(kind).await;
     let addr = s.addr;
-    let (got, took) = blocking(move || {
+    let (got, took, _still_open) = blocking(move || {
         let mut c = connect([127, 0, 0, 1], addr);
         c.write_all(b"GET /pe").unwrap();
-        until_closed(&mut c)
+        let (got, took) = until_closed(&mut c);
+        (got, took, c)
     })
     .await;
     assert!(
@@ -135,6 +136,18 @@ async fn half_sent_request_is_cut_off_at_the_header_timeout(kind: Kind) {
     );
     // Both answer 408 before closing.
     assert!(got.is_empty() || got.starts_with("HTTP/1.1 408"), "{got:?}");
+    // The slow client has not closed its end, yet its address's slot is free: a full set of
+    // connections from that address right away is accepted, none refused.
+    let _full = blocking(move || {
+        let held: Vec<TcpStream> = (0..LIMITS.max_per_client)
+            .map(|_| connect([127, 0, 0, 1], addr))
+            .collect();
+        std::thread::sleep(Duration::from_millis(200));
+        held
+    })
+    .await;
+    let stats = s.stats.snapshot();
+    assert_eq!(stats.refused_per_client, 0, "{stats:?}");
     s.shutdown.cancel();
     s.task.await.unwrap();
 }

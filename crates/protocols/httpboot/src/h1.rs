@@ -23,8 +23,10 @@
 //! are read again and again by every machine that boots, so they stay cached; a machine's
 //! first boot after a build pays the disk once.
 //!
-//! A connection closes by shutting down its write side and reading what the client still
-//! sends for a moment, so the answer is not lost to a reset.
+//! A connection closes by shutting down its write side; after refusing a request whose bytes
+//! may still be coming it also reads them away for a moment, so the answer is not lost to a
+//! reset. A slow client's 408 closes at once (its address's slot is free as soon as it is
+//! answered).
 
 use std::io;
 use std::net::SocketAddr;
@@ -270,8 +272,12 @@ pub async fn serve_connection(
             }
             Err(_) => {
                 tracing::debug!(%peer, "connection closed: no request head within {} ms", limits.header_read.as_millis());
-                if !conn.buf.is_empty() {
-                    conn.refuse(StatusCode::REQUEST_TIMEOUT).await;
+                // A client this slow is not sending more: answered and closed at once, its
+                // address's slot freed now (no lingering read).
+                if !conn.buf.is_empty()
+                    && conn.send_error(StatusCode::REQUEST_TIMEOUT).await.is_ok()
+                {
+                    conn.close().await;
                 }
                 return Ended::TimedOut;
             }
@@ -279,7 +285,7 @@ pub async fn serve_connection(
         match conn.handle(head, peer, &router, &shutdown).await {
             Ok(true) => {}
             Ok(false) => {
-                conn.linger().await;
+                conn.close().await;
                 return Ended::Closed;
             }
             Err(e) => {
@@ -344,7 +350,9 @@ impl Conn {
         let len = match body_len(&head.headers) {
             Ok(len) => len,
             Err(status) => {
+                // The refused body may still be on its way: read it away before closing.
                 self.send_error(status).await?;
+                self.linger().await;
                 return Ok(false);
             }
         };
@@ -528,8 +536,15 @@ impl Conn {
         }
     }
 
+    /// Closes the write side (the connection itself closes when dropped).
+    async fn close(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        let _ = self.stream.shutdown().await;
+    }
+
     /// Closes the write side, then reads what the client still sends for a moment so the
-    /// answer is not destroyed by a reset (a close with unread bytes sends one).
+    /// answer is not destroyed by a reset (a close with unread bytes sends one): after refusing
+    /// a request whose bytes may still be coming (a head too large, a body refused).
     async fn linger(&mut self) {
         use tokio::io::AsyncWriteExt;
         if self.stream.shutdown().await.is_err() {
