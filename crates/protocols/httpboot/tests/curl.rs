@@ -22,7 +22,7 @@ use flakeboot_httpboot::{h1, router};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use common::{ASSIGNED, Fixture};
+use common::{ASSIGNED, Fixture, curl};
 
 const INITRD_LEN: usize = 8 * 1024 * 1024;
 
@@ -95,24 +95,6 @@ impl Server {
             .expect("server did not shut down")
             .unwrap();
     }
-}
-
-/// Run curl with `args`; returns its `-w` output (curl must exit 0).
-async fn curl(args: &[&str]) -> String {
-    let bin = flakeboot_testbed::require_tool("curl");
-    let out = tokio::process::Command::new(bin)
-        .args(["--silent", "--show-error", "--max-time", "30"])
-        .args(args)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "curl {args:?}: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
 }
 
 /// Download `url` with extra curl args into `dest`; returns the HTTP status.

@@ -23,7 +23,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use common::{ASSIGNED, Fixture};
+use common::{ASSIGNED, Fixture, curl};
 
 const TIMEOUTS: h1::Timeouts = h1::Timeouts {
     header_read: Duration::from_secs(2),
@@ -129,30 +129,17 @@ async fn curl_fetches_script_kernel_initrd_and_ipxe_over_one_connection() {
         format!("{base}/boot/demo/static/initrd?mac={ASSIGNED}"),
         format!("{base}/ipxe/ipxe.efi"),
     ];
-    let mut args: Vec<String> = ["--silent", "--show-error", "--max-time", "30", "-w"]
-        .map(String::from)
-        .to_vec();
-    args.push("%{http_code} %{num_connects}\\n".into());
-    for (name, url) in names.iter().zip(&urls) {
-        args.push("-o".into());
-        args.push(dir.path().join(name).to_str().unwrap().into());
-        args.push(url.clone());
+    let dests: Vec<String> = names
+        .iter()
+        .map(|name| dir.path().join(name).to_str().unwrap().to_owned())
+        .collect();
+    let mut args = vec!["-w", "%{http_code} %{num_connects}\\n"];
+    for (dest, url) in dests.iter().zip(&urls) {
+        args.extend(["-o", dest, url]);
     }
-    let out = tokio::process::Command::new(flakeboot_testbed::require_tool("curl"))
-        .args(&args)
-        .output()
-        .await
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let printed = curl(&args).await;
     // One connection made for the first URL, none for the others: all kept alive.
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        "200 1\n200 0\n200 0\n200 0\n"
-    );
+    assert_eq!(printed, "200 1\n200 0\n200 0\n200 0\n");
     let read = |name: &str| std::fs::read(dir.path().join(name)).unwrap();
     assert!(
         String::from_utf8(read("script"))
@@ -379,18 +366,7 @@ async fn a_file_replaced_between_requests_is_served_new() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("got");
     let fetch = |dest: std::path::PathBuf, url: String| async move {
-        let out = tokio::process::Command::new(flakeboot_testbed::require_tool("curl"))
-            .args(["--silent", "--show-error", "--max-time", "30", "-o"])
-            .arg(&dest)
-            .arg(&url)
-            .output()
-            .await
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        curl(&["-o", dest.to_str().unwrap(), &url]).await;
         std::fs::read(&dest).unwrap()
     };
     assert!(fetch(dest.clone(), url.clone()).await == fx.initrd);

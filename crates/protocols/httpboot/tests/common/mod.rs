@@ -153,3 +153,22 @@ impl Fixture {
         }
     }
 }
+
+/// Runs curl (`--silent --show-error --max-time 30`) with `args`; returns what it printed on
+/// stdout (its `-w` output, or the body). curl must exit 0.
+pub async fn curl(args: &[&str]) -> String {
+    let bin = flakeboot_testbed::require_tool("curl");
+    let out = tokio::process::Command::new(bin)
+        .args(["--silent", "--show-error", "--max-time", "30"])
+        .args(args)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
