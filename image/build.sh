@@ -13,6 +13,14 @@
 #   FLAKEBOOT_NO_CARGO  set to 1 when the release binaries are already built
 #   FLAKEBOOT_NO_ZST    set to 1 to skip the compressed copy of the image (the tests boot the
 #                       raw image; the .zst is what is published)
+#   FLAKEBOOT_SIGNING_KEY  the ed25519 private key (PEM: `openssl genpkey -algorithm ed25519`)
+#                       the bundle is signed with; the image accepts bundles signed by it.
+#                       Without it a development key is used (made once in image/cache) and
+#                       the image says "development build" on its console and dashboard
+#   FLAKEBOOT_ACCEPT_KEYS  more public keys (PEM files, space-separated) the image accepts, for
+#                       moving to a new signing key
+# Beside the outputs, update-keys/ holds the public keys the image accepts (`flakeboot update
+# apply --disk IMG --keys DIR` uses them offline).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -22,7 +30,7 @@ board_file="$root/board/$board_name.toml"
 [ "$(id -u)" = 0 ] || { echo "build.sh: run as root (the base tree is built with mmdebstrap)" >&2; exit 1; }
 # The Debian packages it needs, installed with apt-get when missing (as qemu/demo.sh does).
 "$root/scripts/install-deps.sh" image
-for t in mmdebstrap mksquashfs veritysetup objcopy mkfs.fat mcopy mmd sfdisk zstd mkfs.ext4; do
+for t in mmdebstrap mksquashfs veritysetup objcopy mkfs.fat mcopy mmd sfdisk zstd mkfs.ext4 openssl; do
   command -v "$t" >/dev/null || { echo "build.sh: $t is missing: scripts/install-deps.sh installs it" >&2; exit 1; }
 done
 export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1700000000}"
@@ -43,6 +51,32 @@ derive() { printf 'flakeboot/%s/%s' "$version" "$1" | sha256sum | cut -c1-64; }
 uuid_of() { local h; h="$(derive "$1")"; echo "${h:0:8}-${h:8:4}-4${h:13:3}-8${h:17:3}-${h:20:12}"; }
 salt="$(derive verity-salt)"
 size() { stat -c %s "$1"; }
+
+echo "==> signing key"
+signing_key="${FLAKEBOOT_SIGNING_KEY:-}"
+development=0
+if [ -z "$signing_key" ]; then
+  development=1
+  signing_key="$here/cache/development-signing-key.pem"
+  if [ ! -s "$signing_key" ]; then
+    mkdir -p "$here/cache"
+    (umask 077 && openssl genpkey -algorithm ed25519 -out "$signing_key.tmp")
+    mv "$signing_key.tmp" "$signing_key"
+  fi
+  echo "    no FLAKEBOOT_SIGNING_KEY: a development build, signed with $signing_key"
+fi
+[ -r "$signing_key" ] || { echo "build.sh: cannot read the signing key $signing_key" >&2; exit 1; }
+key_name="$(basename "$signing_key" .pem)"
+[ "$development" = 0 ] || key_name=development
+keys="$out/update-keys"
+rm -rf "$keys"
+mkdir -p "$keys"
+openssl pkey -in "$signing_key" -pubout -out "$keys/$key_name.pem" ||
+  { echo "build.sh: $signing_key is not a private key openssl can read" >&2; exit 1; }
+for extra in ${FLAKEBOOT_ACCEPT_KEYS:-}; do
+  openssl pkey -pubin -in "$extra" -out "$keys/$(basename "$extra" .pem).pem" ||
+    { echo "build.sh: FLAKEBOOT_ACCEPT_KEYS: $extra is not a public key" >&2; exit 1; }
+done
 
 echo "==> base tree"
 tree="$("$here/base.sh")"
@@ -67,6 +101,12 @@ write() { # write DEST MODE  (content on stdin)
 done
 put "$bin" /usr/bin/flakeboot 755
 echo "$version" | write /usr/lib/flakeboot/version 644
+echo "$FB_BOARD" | write /usr/lib/flakeboot/board 644
+for k in "$keys"/*.pem; do put "$k" "/usr/lib/flakeboot/update-keys/$(basename "$k")" 644; done
+if [ "$development" = 1 ]; then
+  echo "development build: updates are signed with a development key, not a release key" |
+    write /usr/lib/flakeboot/development-build 644
+fi
 "$root/target/release/flakeboot-board" shell "$board_file" | write /usr/lib/flakeboot/board.env 644
 put "$root/README.md" /usr/share/doc/flakeboot/README.md 644
 # The board's WAN port (if it has one) is the config's [wan]: its address by DHCP
@@ -175,7 +215,7 @@ stub_end=$(objdump -h "$stub" | awk 'NF == 7 && $1 ~ /^[0-9]+$/ {print $3, $4}' 
 up() { echo $(( ($1 + align - 1) / align * align )); }
 hex() { printf '0x%x' "$1"; }
 for slot in a b; do
-  printf 'NAME=flakeboot\nID=flakeboot\nPRETTY_NAME="flakeboot %s (slot %s)"\n' "$version" "$slot" > "$work/osrel-$slot"
+  printf 'NAME=flakeboot\nID=flakeboot\nVERSION_ID="%s"\nPRETTY_NAME="flakeboot %s (slot %s)"\n' "$version" "$version" "$slot" > "$work/osrel-$slot"
   printf '%s' "root=/dev/mapper/root rootfstype=squashfs ro roothash=$roothash systemd.verity_root_data=/dev/disk/by-partlabel/root-$slot systemd.verity_root_hash=/dev/disk/by-partlabel/verity-$slot systemd.verity_root_options=panic-on-corruption panic=5 rd.shell=0 rd.emergency=reboot flakeboot.slot=$slot $FB_CMDLINE" > "$work/cmdline-$slot"
   osrel=$(up "$stub_end")
   cmdline=$(up $((osrel + $(size "$work/osrel-$slot"))))
@@ -207,8 +247,9 @@ cat > "$work/manifest.json" <<JSON
   ]
 }
 JSON
+openssl pkeyutl -sign -rawin -inkey "$signing_key" -in "$work/manifest.json" -out "$work/manifest.sig"
 tar --format=gnu --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work" \
-  -cf "$bundle" manifest.json root.sqfs verity.img uki-a.efi uki-b.efi
+  -cf "$bundle" manifest.json manifest.sig root.sqfs verity.img uki-a.efi uki-b.efi
 echo "    $bundle ($(( $(size "$bundle") / 1048576 )) MiB)"
 
 if [ "${FLAKEBOOT_NO_IMAGE:-0}" = 1 ]; then

@@ -5,6 +5,8 @@
 
 mod error;
 mod shell;
+pub mod signing;
+pub mod uki;
 pub mod update;
 
 pub use error::BoardError;

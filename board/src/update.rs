@@ -1,8 +1,10 @@
 //! A/B updates: installs an update bundle into the slot that is not running (`flakeboot update`).
 //!
 //! A bundle is an uncompressed tar (`image/build.sh` writes it): `manifest.json` first (version,
-//! root hash, each file's size and sha256), then `root.sqfs`, `verity.img`, `uki-a.efi` and
-//! `uki-b.efi`. `apply` streams it once: the other slot's UKI is removed from the ESP first, the
+//! board, root hash, each file's size and sha256), `manifest.sig` (its ed25519 signature, see
+//! [`crate::signing`]), then `root.sqfs`, `verity.img`, `uki-a.efi` and `uki-b.efi`. Nothing is
+//! written before the signature verifies with a key the image accepts and the manifest names
+//! this board. `apply` streams it once: the other slot's UKI is removed from the ESP first, the
 //! root and verity images are written to that slot's partitions while being hashed, and only
 //! when every hash matches is the slot's UKI installed as `flakeboot-<n>-<slot>+3.efi` (three
 //! tries; systemd-boot prefers the highest `<n>` and falls back when the tries run out;
@@ -20,6 +22,8 @@ use std::process::Command;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::signing::{Trust, TrustError};
+
 /// Tries a freshly installed slot gets before systemd-boot gives up on it.
 pub const TRIES: u32 = 3;
 const SECTOR: u64 = 512;
@@ -29,6 +33,10 @@ const SECTOR: u64 = 512;
 pub enum UpdateError {
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
+    #[error(
+        "this is not an update bundle: it does not start with a tar header (image/build.sh writes flakeboot-<version>-<board>.bundle.tar)"
+    )]
+    NotABundle,
     #[error("the bundle does not start with manifest.json (found {found:?})")]
     NoManifest { found: String },
     #[error("manifest.json: {0}")]
@@ -60,7 +68,12 @@ pub enum UpdateError {
     Gpt(String),
     #[error("{command} failed: {status}")]
     Tool { command: String, status: String },
+    #[error(transparent)]
+    Trust(#[from] TrustError),
 }
+
+/// A signature is 64 bytes; a `manifest.sig` entry larger than this is not one.
+const MAX_SIG: u64 = 1024;
 
 /// An A/B root slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,14 +411,15 @@ fn open_bundle(path: &Path) -> Result<tar::Archive<File>, UpdateError> {
     Ok(tar::Archive::new(f))
 }
 
-/// Reads the manifest (the bundle's first entry) and returns it with its own sha256.
+/// Reads the manifest (the bundle's first entry): it, its sha256 and its bytes.
 fn read_manifest<R: Read>(
     entries: &mut tar::Entries<'_, R>,
-) -> Result<(Manifest, String), UpdateError> {
+) -> Result<(Manifest, String, Vec<u8>), UpdateError> {
+    // tar's own message quotes the bad header: nothing of a stranger's file goes into it.
     let mut first = entries
         .next()
         .ok_or_else(|| UpdateError::Missing("manifest.json".to_owned()))?
-        .map_err(io_err("reading the bundle"))?;
+        .map_err(|_| UpdateError::NotABundle)?;
     let name = first
         .path()
         .map_err(io_err("reading the bundle"))?
@@ -419,7 +433,42 @@ fn read_manifest<R: Read>(
         .read_to_end(&mut text)
         .map_err(io_err("reading manifest.json"))?;
     let id = hex(&Sha256::digest(&text));
-    Ok((serde_json::from_slice(&text)?, id))
+    Ok((serde_json::from_slice(&text)?, id, text))
+}
+
+/// Reads the manifest and checks it is signed by a key of `trust` for its board; the next
+/// entry is the first payload file.
+fn read_trusted<R: Read>(
+    entries: &mut tar::Entries<'_, R>,
+    trust: &Trust,
+) -> Result<(Manifest, String), UpdateError> {
+    let (manifest, id, text) = read_manifest(entries)?;
+    let mut sig = None;
+    if let Some(entry) = entries.next() {
+        let mut entry = entry.map_err(io_err("reading the bundle"))?;
+        let name = entry.path().map_err(io_err("reading the bundle"))?;
+        if name == Path::new("manifest.sig") && entry.size() <= MAX_SIG {
+            let mut bytes = Vec::new();
+            entry
+                .read_to_end(&mut bytes)
+                .map_err(io_err("reading manifest.sig"))?;
+            sig = Some(bytes);
+        }
+    }
+    let key = trust.verify(&text, sig.as_deref())?;
+    trust.check_board(&manifest.board)?;
+    eprintln!(
+        "flakeboot: update: bundle {} ({id}) signed by {key}",
+        manifest.version
+    );
+    Ok((manifest, id))
+}
+
+/// Checks `bundle`'s signature and board without writing anything: its manifest and identity.
+pub fn verify(bundle: &Path, trust: &Trust) -> Result<(Manifest, String), UpdateError> {
+    let mut archive = open_bundle(bundle)?;
+    let mut entries = archive.entries().map_err(io_err("reading the bundle"))?;
+    read_trusted(&mut entries, trust)
 }
 
 /// Installs `bundle` into the slot that is not `current`. Returns the manifest and the UKI name.
@@ -428,11 +477,12 @@ fn apply(
     target: &Target,
     current: Slot,
     scratch: &Path,
+    trust: &Trust,
 ) -> Result<(Manifest, String), UpdateError> {
     let slot = current.other();
     let mut archive = open_bundle(bundle)?;
     let mut entries = archive.entries().map_err(io_err("reading the bundle"))?;
-    let (manifest, _) = read_manifest(&mut entries)?;
+    let (manifest, _) = read_trusted(&mut entries, trust)?;
     let uki_file = format!("uki-{}.efi", slot.letter());
     for needed in ["root.sqfs", "verity.img", uki_file.as_str()] {
         if !manifest.files.iter().any(|f| f.name == needed) {
@@ -538,16 +588,17 @@ pub struct Installed {
 pub fn bundle_id(bundle: &Path) -> Result<(String, String), UpdateError> {
     let mut archive = open_bundle(bundle)?;
     let mut entries = archive.entries().map_err(io_err("reading the bundle"))?;
-    let (manifest, id) = read_manifest(&mut entries)?;
+    let (manifest, id, _) = read_manifest(&mut entries)?;
     Ok((id, manifest.version))
 }
 
-/// Installs `bundle` into the slot that is not running: on the appliance (ESP at `esp`), or,
-/// with `disk`, on a disk image.
+/// Installs `bundle`, once it verifies with `trust`, into the slot that is not running: on the
+/// appliance (ESP at `esp`), or, with `disk`, on a disk image.
 pub fn install(
     bundle: &Path,
     disk: Option<PathBuf>,
     esp: PathBuf,
+    trust: &Trust,
 ) -> Result<Installed, UpdateError> {
     let (target, current) = match disk {
         Some(path) => {
@@ -573,7 +624,7 @@ pub fn install(
         }
     };
     let scratch = scratch_dir()?;
-    let result = apply(bundle, &target, current, &scratch);
+    let result = apply(bundle, &target, current, &scratch, trust);
     let _ = std::fs::remove_dir_all(&scratch);
     let (manifest, uki) = result?;
     Ok(Installed {

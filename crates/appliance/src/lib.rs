@@ -25,7 +25,8 @@
 //! - [`http_serve`]: the accept loop of the HTTP boot and management listeners: header-read
 //!   and idle timeouts, a per-address connection cap.
 //! - [`listen_addrs`]: where management listens (LAN plus tunnels), each bound to its interface.
-//! - [`status`]: what the daemon reports about itself.
+//! - [`status`]: what the daemon reports about itself; [`firmware`]: the appliance's A/B
+//!   slots and signed updates uploaded through the API.
 //! - [`attempts`]: a machine's boot events folded into boot attempts, and how each ended;
 //!   [`overview`]: every machine with its last boot, searched, filtered and paged.
 
@@ -36,6 +37,7 @@ pub mod boot_services;
 pub mod dhcp_servers;
 pub mod dns;
 pub mod events;
+pub mod firmware;
 pub mod flakes;
 pub mod follow;
 pub mod http_serve;

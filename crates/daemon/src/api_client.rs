@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{self, HeaderValue};
 use hyper::{Method, Request, StatusCode};
@@ -437,10 +438,34 @@ impl ApiClient {
     async fn send(
         &self,
         peer: &Peer,
-        mut sender: Sender,
+        sender: Sender,
         method: Method,
         path: &str,
         body: Option<&Value>,
+    ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
+        let (content_type, bytes) = match body {
+            Some(v) => (
+                Some("application/json"),
+                Bytes::from(serde_json::to_vec(v).map_err(|e| ClientError::Http {
+                    addr: peer.clone(),
+                    reason: e.to_string(),
+                })?),
+            ),
+            None => (None, Bytes::new()),
+        };
+        let body = Full::new(bytes).map_err(|never| match never {}).boxed();
+        self.send_body(peer, sender, method, path, content_type, body)
+            .await
+    }
+
+    async fn send_body(
+        &self,
+        peer: &Peer,
+        mut sender: Sender,
+        method: Method,
+        path: &str,
+        content_type: Option<&str>,
+        body: ReqBody,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let uri = format!("/api/v1{path}");
         let mut request = Request::builder()
@@ -457,30 +482,94 @@ impl ApiClient {
                 .header(header::AUTHORIZATION, token.header()?),
             Endpoint::Local { .. } => request.header(header::HOST, "localhost"),
         };
-        let bytes = match body {
-            Some(v) => {
-                request = request.header(header::CONTENT_TYPE, "application/json");
-                Bytes::from(serde_json::to_vec(v).map_err(|e| ClientError::Http {
-                    addr: peer.clone(),
-                    reason: e.to_string(),
-                })?)
-            }
-            None => Bytes::new(),
-        };
-        let request = request
-            .body(Full::new(bytes))
-            .map_err(|e| ClientError::Http {
-                addr: peer.clone(),
-                reason: format!("cannot make the request for {uri}: {e}"),
-            })?;
+        if let Some(content_type) = content_type {
+            request = request.header(header::CONTENT_TYPE, content_type);
+        }
+        let request = request.body(body).map_err(|e| ClientError::Http {
+            addr: peer.clone(),
+            reason: format!("cannot make the request for {uri}: {e}"),
+        })?;
         sender
             .send_request(request)
             .await
             .map_err(|e| http_error(peer, &e))
     }
+
+    /// POSTs the file at `file` (its `len` bytes) to `path` as `application/octet-stream`,
+    /// telling `progress` the bytes sent so far; the answer as JSON. Waits up to `wait` for
+    /// the answer after the last byte.
+    pub fn upload(
+        &self,
+        path: &str,
+        file: std::fs::File,
+        len: u64,
+        wait: Duration,
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<Value, ClientError> {
+        use futures_util::TryStreamExt;
+        self.runtime.block_on(async {
+            let (peer, sender) = self.connect().await?;
+            let sent = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let chunks = tokio_util::io::ReaderStream::with_capacity(
+                tokio::fs::File::from_std(file),
+                1 << 20,
+            )
+            .inspect_ok(move |chunk| {
+                let total =
+                    sent.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+                progress(total + chunk.len() as u64);
+            })
+            .map_ok(hyper::body::Frame::data);
+            let body = http_body_util::StreamBody::new(chunks).boxed();
+            let body = BodyWithLength { inner: body, len };
+            let answer = tokio::time::timeout(wait, async {
+                let response = self
+                    .send_body(
+                        &peer,
+                        sender,
+                        Method::POST,
+                        path,
+                        Some("application/octet-stream"),
+                        body.boxed(),
+                    )
+                    .await?;
+                read_answer(&peer, path, response).await
+            })
+            .await;
+            answer.unwrap_or(Err(ClientError::Timeout {
+                addr: peer,
+                waited: wait,
+            }))
+        })
+    }
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+/// A request body.
+type ReqBody = BoxBody<Bytes, std::io::Error>;
+
+/// A streamed body whose length is known, so it is sent with `Content-Length`.
+struct BodyWithLength {
+    inner: ReqBody,
+    len: u64,
+}
+
+impl hyper::body::Body for BodyWithLength {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        std::pin::Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.len)
+    }
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<ReqBody>;
 
 async fn handshake<IO>(peer: &Peer, io: IO) -> Result<Sender, ClientError>
 where

@@ -137,8 +137,12 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Install an update bundle into the other A/B slot of the appliance.
+    /// Install an update bundle into the other A/B slot of the appliance (on the appliance,
+    /// from a file or disk; `flakeboot firmware upload` does it over the API).
     Update(UpdateArgs),
+    /// The appliance's firmware over the API: both slots and the last update (status), a
+    /// signed update bundle uploaded and installed (upload), a reboot into it (reboot).
+    Firmware(FirmwareArgs),
     /// Print the DHCP leases (with the daemon stopped, read from its store).
     Leases {
         #[arg(long, default_value = "/var/lib/flakeboot")]
@@ -160,6 +164,7 @@ impl Command {
             Command::Lease(a) => Some(&a.state_dir),
             Command::Lan(a) => Some(&a.state_dir),
             Command::AccessToken(a) => Some(&a.state_dir),
+            Command::Firmware(a) => Some(&a.state_dir),
             Command::Machines { state_dir, .. }
             | Command::Leases { state_dir, .. }
             | Command::Health { state_dir }
@@ -311,9 +316,29 @@ pub enum UpdateCommand {
         /// Do not reboot after installing.
         #[arg(long)]
         no_reboot: bool,
+        #[command(flatten)]
+        trust: TrustArgs,
+    },
+    /// Check the bundle's signature and board without writing anything.
+    Verify {
+        bundle: PathBuf,
+        #[command(flatten)]
+        trust: TrustArgs,
     },
     /// Print the bundle's identity (its manifest's sha256) and version.
     Id { bundle: PathBuf },
+}
+
+/// Which bundles `flakeboot update` accepts: those signed by one of the keys, for the board.
+#[derive(Debug, Args)]
+pub struct TrustArgs {
+    /// The accepted public keys (*.pem); the image's own by default.
+    #[arg(long, default_value = flakeboot_board::signing::KEYS_DIR)]
+    pub keys: PathBuf,
+    /// The board bundles must be built for; the image's own (/usr/lib/flakeboot/board) by
+    /// default.
+    #[arg(long)]
+    pub board: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -424,6 +449,34 @@ pub struct LanArgs {
     pub json: bool,
     #[command(subcommand)]
     pub command: LanCommand,
+}
+
+#[derive(Debug, Args)]
+pub struct FirmwareArgs {
+    /// The daemon's state directory (its API socket lives there; unused with --server).
+    #[arg(long, global = true, default_value = "/var/lib/flakeboot")]
+    pub state_dir: PathBuf,
+    /// Print the API's JSON.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: FirmwareCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FirmwareCommand {
+    /// Both slots (version, boot entry, which runs), the image and the last update's result.
+    Status,
+    /// Send a signed update bundle (image/build.sh's .bundle.tar); the appliance checks its
+    /// signature and board, then installs it into the slot not running.
+    Upload {
+        bundle: PathBuf,
+        /// Reboot into the new slot once it is installed.
+        #[arg(long)]
+        reboot: bool,
+    },
+    /// Reboot the appliance now (into a newly installed slot).
+    Reboot,
 }
 
 #[derive(Debug, Args)]

@@ -55,6 +55,7 @@ pub fn run(command: Command, remote: &RemoteArgs, state_dir: &Path) -> anyhow::R
         Command::DeployKey { json, .. } => deploy_key(&client, json),
         Command::AccessToken(args) => access_token(&client, args),
         Command::Audit { limit, json, .. } => audit(&client, limit, json),
+        Command::Firmware(args) => crate::firmware_cmd::run(&client, args),
         other => Err(anyhow::anyhow!("{other:?} does not work over the API")),
     }
 }
@@ -81,7 +82,7 @@ fn typed<T: DeserializeOwned>(value: Value, what: &str) -> anyhow::Result<T> {
 
 /// Prints `value` as pretty JSON. A reader that stops early (`| grep -q`, `| head`) is no
 /// error: the rest is not wanted.
-fn print_json(value: &Value) -> anyhow::Result<ExitCode> {
+pub(crate) fn print_json(value: &Value) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
     let text = serde_json::to_string_pretty(value)?;
     match writeln!(std::io::stdout().lock(), "{text}") {

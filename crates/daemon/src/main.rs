@@ -6,6 +6,7 @@ mod api_tls;
 mod build_log;
 mod cli;
 mod commands;
+mod firmware_cmd;
 mod inspect;
 mod known_hosts;
 mod logging;

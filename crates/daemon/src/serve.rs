@@ -8,6 +8,7 @@ use flakeboot_appliance::LanActions;
 use flakeboot_appliance::access_tokens::AccessTokens;
 use flakeboot_appliance::boot_policy::{BootPolicy, PolicyState, stored_policies};
 use flakeboot_appliance::boot_services::{BootContext, BootServices, RedirectRoutes, http_base};
+use flakeboot_appliance::firmware::{Firmware, ImagePaths};
 use flakeboot_appliance::follow::Updates;
 use flakeboot_appliance::listen_addrs::ManagementAddrs;
 use flakeboot_appliance::metrics::ServiceMetrics;
@@ -182,6 +183,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     api_state.set_lan_actions(lan_actions.clone());
     api_state.set_metrics(metrics.clone());
     api_state.set_deploy_key(deploy_key);
+    api_state.set_firmware(Firmware::new(&config.state_dir, ImagePaths::default()));
     api_state.set_access_tokens(AccessTokens::new(
         &config.state_dir,
         config.nix.access_tokens_file.clone(),

@@ -2,9 +2,11 @@
 
 use std::process::{Command, ExitCode};
 
-use flakeboot_board::update::{bundle_id, install};
+use anyhow::Context;
+use flakeboot_board::signing::{BOARD_FILE, Trust};
+use flakeboot_board::update::{bundle_id, install, verify};
 
-use crate::cli::{UpdateArgs, UpdateCommand};
+use crate::cli::{TrustArgs, UpdateArgs, UpdateCommand};
 
 pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
     match args.command {
@@ -12,13 +14,21 @@ pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
             let (id, version) = bundle_id(&bundle)?;
             println!("{id} {version}");
         }
+        UpdateCommand::Verify { bundle, trust } => {
+            let (manifest, id) = verify(&bundle, &load(trust)?)?;
+            println!(
+                "flakeboot: bundle {} for {} ({id}) verifies",
+                manifest.version, manifest.board
+            );
+        }
         UpdateCommand::Apply {
             bundle,
             disk,
             esp,
             no_reboot,
+            trust,
         } => {
-            let done = install(&bundle, disk, esp)?;
+            let done = install(&bundle, disk, esp, &load(trust)?)?;
             println!(
                 "flakeboot: update {} installed in slot {} as {} (running slot {})",
                 done.version,
@@ -35,4 +45,15 @@ pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn load(args: TrustArgs) -> anyhow::Result<Trust> {
+    let board = match args.board {
+        Some(board) => board,
+        None => std::fs::read_to_string(BOARD_FILE)
+            .with_context(|| format!("{BOARD_FILE} (not an appliance image? pass --board)"))?
+            .trim()
+            .to_owned(),
+    };
+    Ok(Trust::load(&args.keys, board)?)
 }

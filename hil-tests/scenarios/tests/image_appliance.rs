@@ -2,7 +2,9 @@
 //! to dnsmasq as the LAN's DHCP server:
 //! - it boots to flakeboot serving on its LAN port with the data partition grown to the disk
 //!   and DNS from the lease; set up through its HTTPS API, it builds a flake served on the LAN
-//!   with its own nix, and a second QEMU machine netboots the result, which reports up;
+//!   with its own nix, and a second QEMU machine netboots the result, which reports up; then
+//!   `flakeboot firmware upload` from the LAN: an unsigned and a tampered bundle are refused,
+//!   the signed update is installed, and after `flakeboot firmware reboot` slot b is blessed;
 //! - a good update (from an update disk) boots the new slot, which is blessed;
 //! - a bad update (its daemon fails health) falls back to the old slot with /var intact;
 //! - a corrupted slot (written offline, then bytes overwritten) falls back too;
@@ -598,6 +600,176 @@ fn image_boots_to_flakeboot_serving_and_a_client_netboots_from_it() {
         mib.is_some_and(|m| m > IMAGE_DATA_MIB + DISK_SPARE_MIB * 3 / 4),
         "the data partition should take the whole disk: {size}"
     );
+
+    firmware_update_over_the_api(&s, &vm, &admin, &out);
+}
+
+/// The admin's laptop: `flakeboot firmware ARGS` from the LAN with `--server`, the
+/// certificate pinned and the token in a file → (exit status 0, stdout and stderr).
+fn firmware_cli(s: &Scenario, admin: &Admin, args: &[&str]) -> (bool, String) {
+    let token = s.dir().join("api-token");
+    if !token.exists() {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&token)
+            .unwrap_or_else(|e| panic!("{}: {e}", token.display()));
+        std::io::Write::write_all(&mut f, admin.token.as_bytes())
+            .unwrap_or_else(|e| panic!("{}: {e}", token.display()));
+    }
+    let out = s
+        .lan()
+        .server
+        .command(workspace_root().join("target/release/flakeboot"))
+        .arg("firmware")
+        .args(args)
+        .args(["--server", &admin.base, "--pin", &admin.fingerprint])
+        .arg("--token-file")
+        .arg(&token)
+        .output()
+        .unwrap_or_else(|e| panic!("flakeboot firmware {args:?}: {e}"));
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), said)
+}
+
+/// Bundles an attacker could hand over, made from the good one in the scenario's directory:
+/// its manifest alone (unsigned), and its first MiB with the signed manifest's version changed
+/// (the signature no longer matches; the refusal comes before any payload byte matters).
+fn untrusted_bundles(s: &Scenario, good: &Path) -> [(&'static str, PathBuf, &'static str); 2] {
+    let dir = s.dir().join("untrusted");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let run = |cmd: &mut Command| {
+        let st = cmd.status().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+        assert!(st.success(), "{cmd:?}: {st}");
+    };
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-xf")
+        .arg(good)
+        .arg("manifest.json"));
+    let unsigned = dir.join("unsigned.bundle.tar");
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&dir)
+        .arg("-cf")
+        .arg(&unsigned)
+        .arg("manifest.json"));
+    let mut head = vec![0u8; 1 << 20];
+    std::io::Read::read_exact(
+        &mut std::fs::File::open(good).unwrap_or_else(|e| panic!("{}: {e}", good.display())),
+        &mut head,
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", good.display()));
+    let at = head
+        .windows(6)
+        .position(|w| w == b"+updat")
+        .unwrap_or_else(|| panic!("no version in {}'s manifest", good.display()));
+    head[at + 1] = b'U';
+    let tampered = dir.join("tampered.bundle.tar");
+    std::fs::write(&tampered, &head).unwrap_or_else(|e| panic!("{}: {e}", tampered.display()));
+    [
+        ("unsigned", unsigned, "not signed"),
+        ("tampered", tampered, "does not verify"),
+    ]
+}
+
+/// Firmware through the API: the development build on slot a; an unsigned and a tampered
+/// bundle refused by `flakeboot firmware upload` with nothing installed; the good update
+/// uploaded and installed, `flakeboot firmware reboot` into slot b, which is blessed, and the
+/// API then shows slot b running with the new version and the upload's result.
+fn firmware_update_over_the_api(s: &Scenario, vm: &ApplianceVm, admin: &Admin, out: &Path) {
+    vm.wait_for("FLAKEBOOT-DEVELOPMENT-BUILD development build", BOOT);
+    let (code, fw) = admin.api("GET", "/api/v1/firmware", None);
+    assert_eq!(code, 200, "{fw}");
+    assert_eq!(
+        (&fw["image"], &fw["running_slot"], &fw["version"]),
+        (&json!(true), &json!("a"), &json!(VERSION)),
+        "{fw}"
+    );
+    assert!(
+        fw["development"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("development build")),
+        "{fw}"
+    );
+    // Slot a's version comes from its UKI's .osrel on the ESP; slot b is empty.
+    assert_eq!(fw["slots"][0]["entry"]["version"], VERSION, "{fw}");
+    assert_eq!(fw["slots"][0]["entry"]["state"], "good", "{fw}");
+    assert!(fw["slots"][1]["entry"].is_null(), "{fw}");
+
+    let good = bundle(out, "update");
+    for (what, path, says) in untrusted_bundles(s, &good) {
+        let (ok, said) = firmware_cli(s, admin, &["upload", &path.display().to_string()]);
+        assert!(!ok && said.contains(says), "the {what} bundle: {said}");
+    }
+    let (_, fw) = admin.api("GET", "/api/v1/firmware", None);
+    assert!(fw["slots"][1]["entry"].is_null(), "a refused bundle: {fw}");
+    assert_eq!(fw["last_update"]["ok"], false, "{fw}");
+
+    let started = Instant::now();
+    let (ok, said) = firmware_cli(s, admin, &["upload", &good.display().to_string(), "--json"]);
+    assert!(ok, "uploading the good bundle: {said}");
+    let size = std::fs::metadata(&good)
+        .map(|m| m.len())
+        .unwrap_or_default();
+    println!(
+        "HIL-TIMING firmware upload of {} MiB checked and installed in {:.0}s",
+        size >> 20,
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        said.contains("\"slot\": \"b\"") && said.contains("\"version\": \"0.1.0+update\""),
+        "{said}"
+    );
+    let (_, fw) = admin.api("GET", "/api/v1/firmware", None);
+    assert_eq!(fw["slots"][1]["entry"]["state"], "trying", "{fw}");
+    assert_eq!(fw["slots"][1]["entry"]["version"], "0.1.0+update", "{fw}");
+
+    let (ok, said) = firmware_cli(s, admin, &["reboot"]);
+    assert!(ok, "flakeboot firmware reboot: {said}");
+    vm.wait_lines("flakeboot-health: healthy", BOOT, |l| {
+        l.iter().any(|l| l.contains("slot b"))
+    });
+    let slots = vm.wait_lines("flakeboot-slots:", BOOT, |l| {
+        l.iter().any(|l| l.contains("running slot b"))
+    });
+    let last = slots.last().cloned().unwrap_or_default();
+    assert!(
+        last.contains("flakeboot-2-b.efi") && !last.contains("flakeboot-2-b+"),
+        "slot b was not blessed: {last}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let fw = loop {
+        let (code, fw) = admin.api("GET", "/api/v1/firmware", None);
+        if code == 200 && fw["running_slot"] == "b" {
+            break fw;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the API after the reboot: {code} {fw}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    };
+    assert_eq!(fw["version"], "0.1.0+update", "{fw}");
+    assert_eq!(fw["slots"][1]["entry"]["state"], "good", "{fw}");
+    assert_eq!(fw["last_update"]["ok"], true, "{fw}");
+    assert_eq!(fw["last_update"]["version"], "0.1.0+update", "{fw}");
+    let (ok, said) = firmware_cli(s, admin, &["status"]);
+    assert!(
+        ok && said.contains("* slot b: 0.1.0+update (good"),
+        "{said}"
+    );
+    println!(
+        "HIL-TIMING firmware: slot b running and blessed at {:.0}s",
+        vm.secs()
+    );
 }
 
 #[test]
@@ -708,6 +880,9 @@ fn image_corrupted_slot_falls_back() {
         .arg(bundle(&out, "update"))
         .arg("--disk")
         .arg(&disk)
+        .arg("--keys")
+        .arg(out.join("update-keys"))
+        .args(["--board", "qemu-x86_64"])
         .output()
         .unwrap_or_else(|e| panic!("{}: {e}", flakeboot.display()));
     let said = String::from_utf8_lossy(&apply.stdout).into_owned();

@@ -14,6 +14,7 @@ use crate::pages::layout;
 use crate::tls::TlsError;
 use flakeboot_appliance::LanActionError;
 use flakeboot_appliance::access_tokens::AccessTokenError;
+use flakeboot_appliance::firmware::FirmwareError;
 use flakeboot_appliance::flakes::FlakeServiceError;
 
 /// Why a request failed.
@@ -37,6 +38,9 @@ pub enum WebError {
     /// An access token could not be listed, saved or removed.
     #[error("access tokens: {0}")]
     AccessTokens(#[from] AccessTokenError),
+    /// A firmware upload was refused or failed, or the reboot failed.
+    #[error("firmware: {0}")]
+    Firmware(#[from] FirmwareError),
     /// A blocking task died.
     #[error("background task failed: {0}")]
     Task(String),
@@ -124,6 +128,18 @@ impl WebError {
             WebError::AccessTokens(e @ AccessTokenError::NotFound(_)) => {
                 (StatusCode::NOT_FOUND, e.to_string())
             }
+            WebError::Firmware(e) => match e {
+                FirmwareError::NotAnImage(_) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+                FirmwareError::Busy => (StatusCode::CONFLICT, e.to_string()),
+                FirmwareError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
+                FirmwareError::Upload { .. } => (StatusCode::BAD_REQUEST, e.to_string()),
+                FirmwareError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+                // The admin needs to know what went wrong with the bundle or the reboot.
+                FirmwareError::Failed(_) | FirmwareError::Reboot(_) | FirmwareError::Io { .. } => {
+                    tracing::error!("firmware: {e}");
+                    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                }
+            },
             WebError::Flake(FlakeServiceError::Internal { .. })
             | WebError::AccessTokens(AccessTokenError::File(_))
             | WebError::Store(_)
@@ -189,6 +205,9 @@ impl IntoResponse for ApiError {
         let body = match &self.0 {
             WebError::Flake(FlakeServiceError::Invalid { field, .. }) => {
                 serde_json::json!({ "error": message, "field": field })
+            }
+            WebError::Firmware(FirmwareError::Refused(_)) => {
+                serde_json::json!({ "error": message, "field": "bundle" })
             }
             _ => serde_json::json!({ "error": message }),
         };

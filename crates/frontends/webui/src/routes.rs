@@ -14,9 +14,9 @@ use crate::audit;
 use crate::auth::guard::require_auth;
 use crate::error::WebError;
 use crate::pages::{
-    access_tokens, account, audit_log, build, dashboard, flake_follow, flake_remove, flakes,
-    generations, hosts, layout, login, machine_actions, machines, settings, settings_wan, setup,
-    vpn, vpn_peers,
+    access_tokens, account, audit_log, build, dashboard, firmware, flake_follow, flake_remove,
+    flakes, generations, hosts, layout, login, machine_actions, machines, settings, settings_wan,
+    setup, vpn, vpn_peers,
 };
 use crate::state::WebState;
 
@@ -64,6 +64,7 @@ fn table() -> Vec<Entry> {
     vec![
         r("GET", "/static/style.css", O, get(style)),
         r("GET", "/static/live.js", O, get(script)),
+        r("GET", "/static/firmware.js", O, get(firmware_script)),
         r("GET", "/setup", O, get(setup::show)),
         r("POST", "/setup", O, post(setup::submit)),
         r("GET", "/login", O, get(login::show)),
@@ -320,6 +321,21 @@ fn table() -> Vec<Entry> {
         r("PUT", "/api/v1/vpn/server", P, put(api::vpn::put_server)),
         r("PUT", "/api/v1/vpn/hub", P, put(api::vpn::put_hub)),
         r("POST", "/api/v1/vpn/peers", P, post(api::vpn::add_peer)),
+        r("GET", "/firmware", P, get(firmware::show)),
+        r("POST", "/firmware/reboot", P, post(firmware::reboot)),
+        r("GET", "/api/v1/firmware", P, get(api::firmware::status)),
+        r(
+            "POST",
+            "/api/v1/firmware",
+            P,
+            post(api::firmware::upload).layer(DefaultBodyLimit::disable()),
+        ),
+        r(
+            "POST",
+            "/api/v1/firmware/reboot",
+            P,
+            post(api::firmware::reboot),
+        ),
         r(
             "PATCH",
             "/api/v1/vpn/peers/{id}",
@@ -413,12 +429,20 @@ async fn style() -> Response {
 }
 
 async fn script() -> Response {
+    javascript(layout::LIVE_JS)
+}
+
+async fn firmware_script() -> Response {
+    javascript(layout::FIRMWARE_JS)
+}
+
+fn javascript(source: &'static str) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
             (header::CACHE_CONTROL, "public, max-age=3600"),
         ],
-        layout::LIVE_JS,
+        source,
     )
         .into_response()
 }

@@ -20,6 +20,7 @@ use crate::clock::Clock;
 use crate::error::WebError;
 use crate::tls::CertStore;
 use flakeboot_appliance::access_tokens::{AccessTokenError, AccessTokens};
+use flakeboot_appliance::firmware::Firmware;
 use flakeboot_appliance::flakes::{FlakeService, FlakeServiceError};
 use flakeboot_appliance::metrics::ServiceMetrics;
 use flakeboot_appliance::status::DaemonStatus;
@@ -130,6 +131,7 @@ struct Inner {
     metrics: OnceLock<ServiceMetrics>,
     deploy_key: OnceLock<Result<wire::DeployKey, String>>,
     access_tokens: OnceLock<Arc<AccessTokens>>,
+    firmware: OnceLock<Firmware>,
     hook_limiter: Mutex<crate::api::follow::HookLimiter>,
 }
 
@@ -192,6 +194,7 @@ impl WebState {
             metrics: OnceLock::new(),
             deploy_key: OnceLock::new(),
             access_tokens: OnceLock::new(),
+            firmware: OnceLock::new(),
             hook_limiter: Mutex::new(crate::api::follow::HookLimiter::default()),
         };
         Ok(WebState {
@@ -285,6 +288,22 @@ impl WebState {
                 message: "There is no SSH deploy key on this appliance.".into(),
             }),
         }
+    }
+
+    /// Wires the appliance's firmware (once; later calls are ignored). Without it the firmware
+    /// routes say updates are not available.
+    pub fn set_firmware(&self, firmware: Firmware) {
+        let _ = self.inner.firmware.set(firmware);
+    }
+
+    /// The firmware, or why there is none.
+    pub(crate) fn firmware(&self) -> Result<&Firmware, WebError> {
+        self.inner
+            .firmware
+            .get()
+            .ok_or_else(|| WebError::Unavailable {
+                message: "firmware updates are not available on this daemon".into(),
+            })
     }
 
     /// Wires the access tokens for private flakes (once; later calls are ignored). Without it

@@ -4,6 +4,7 @@
 
 pub mod access_tokens;
 pub mod builds;
+pub mod firmware;
 pub mod follow;
 pub mod housekeeping;
 pub mod metrics;

@@ -164,6 +164,7 @@ pub async fn show(
     let active: Vec<&BuildRecord> = builds.iter().filter(|b| b.state.is_active()).collect();
     let mut warnings = status.warnings.clone();
     warnings.extend(own_warnings(&state, &builds));
+    let development = state.firmware().ok().and_then(|f| f.development());
     let settings = state.settings();
     let label_of = |mac| {
         machines
@@ -174,6 +175,9 @@ pub async fn show(
 
     let body = html! {
         h1 { "Dashboard" }
+        @if let Some(dev) = &development {
+            div.notice.warn role="alert" #development { (dev) " " a href="/firmware" { "Firmware" } }
+        }
         @for w in &warnings { div.notice.warn role="alert" { (w) } }
         div.grid {
             div.card {

@@ -10,6 +10,8 @@ use crate::auth::guard::CSRF_FIELD;
 pub const STYLE_CSS: &str = include_str!("../../assets/style.css");
 /// The live-update script of the build page, embedded in the binary.
 pub const LIVE_JS: &str = include_str!("../../assets/live.js");
+/// The Firmware page's upload with progress, embedded in the binary.
+pub const FIRMWARE_JS: &str = include_str!("../../assets/firmware.js");
 
 /// Which navigation entry is active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

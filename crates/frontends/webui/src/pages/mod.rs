@@ -1,11 +1,13 @@
 //! Server-rendered pages (maud). They work without JavaScript; only the build page adds a
-//! small embedded script for its live log.
+//! small embedded script for its live log, and the Firmware page one for its upload (which
+//! has no form fallback: `flakeboot firmware upload` does it without a browser).
 
 pub mod access_tokens;
 pub mod account;
 pub mod audit_log;
 pub mod build;
 pub mod dashboard;
+pub mod firmware;
 pub mod flake_follow;
 pub mod flake_remove;
 pub mod flakes;

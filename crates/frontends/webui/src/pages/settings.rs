@@ -79,6 +79,7 @@ pub(crate) async fn render(
             a href="#tokens" { "API tokens" }
             a href="#certificate" { "Certificate" }
             a href="/audit" { "Audit log" }
+            a href="/firmware" { "Firmware" }
         }
         @if let Some(n) = &view.notice { (n) }
         (problems(&view.errors))

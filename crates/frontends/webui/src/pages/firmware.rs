@@ -1,0 +1,105 @@
+//! The Firmware page: both A/B slots (version, boot entry, which runs), the last update's
+//! result, a signed bundle's upload with a progress bar (`/static/firmware.js` posts it to
+//! `POST /api/v1/firmware`) and the reboot into the new slot.
+
+use axum::Extension;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use flakeboot_appliance::firmware::{Firmware, FirmwareStatus};
+use maud::html;
+
+use crate::auth::guard::Principal;
+use crate::error::WebError;
+use crate::pages::layout::{Frame, Nav, csrf_field, message_page, page};
+use crate::state::WebState;
+
+/// The firmware's status off the async threads (it reads the ESP and the UKIs' headers).
+pub(crate) async fn status(firmware: &Firmware) -> Result<FirmwareStatus, WebError> {
+    let firmware = firmware.clone();
+    tokio::task::spawn_blocking(move || firmware.status())
+        .await
+        .map_err(|e| WebError::Task(e.to_string()))
+}
+
+/// GET /firmware
+pub async fn show(
+    State(state): State<WebState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Response, WebError> {
+    let fw = status(state.firmware()?).await?;
+    let body = html! {
+        h1 { "Firmware" }
+        @if let Some(dev) = &fw.development { div.notice.warn role="alert" #development { (dev) } }
+        @if !fw.image {
+            p { "This daemon does not run on the appliance image: it has no A/B slots to update." }
+        } @else {
+            p.muted {
+                "flakeboot " (fw.version.as_deref().unwrap_or("?")) " on "
+                (fw.board.as_deref().unwrap_or("?")) ". An update goes into the slot that is not "
+                "running; the appliance boots it at the next reboot and goes back to the running "
+                "slot by itself if the new one does not come up healthy three times."
+            }
+            div.table-wrap { table #slots {
+                thead { tr { th { "Slot" } th { "Version" } th { "Boot entry" } th { "State" } } }
+                tbody {
+                    @for s in &fw.slots {
+                        tr {
+                            td { strong { (s.slot) } @if s.running { " " span.badge.ok { "running" } } }
+                            @if let Some(e) = &s.entry {
+                                td { (e.version.as_deref().unwrap_or("unknown")) }
+                                td { code { (e.name) } }
+                                td { (e.state) @if let Some(n) = e.tries_left { @if n > 0 { " (" (n) " tries left)" } } }
+                            } @else {
+                                td.muted colspan="3" { "empty" }
+                            }
+                        }
+                    }
+                }
+            } }
+            @if let Some(last) = &fw.last_update {
+                p #last-update {
+                    "Last update: "
+                    @if last.ok { span.badge.ok { "installed" } } @else { span.badge.bad { "failed" } }
+                    " " (last.message)
+                }
+            }
+            h2 { "Install an update" }
+            p.muted {
+                "A signed update bundle (" code { "flakeboot-<version>-<board>.bundle.tar" }
+                ", from image/build.sh). Its signature and board are checked before anything is "
+                "written. From a laptop: " code { "flakeboot firmware upload FILE --server ..." } "."
+            }
+            form #firmware-upload data-csrf=(principal.csrf()) {
+                input type="file" name="bundle" accept=".tar" required;
+                " "
+                button type="submit" { "Upload and install" }
+            }
+            progress #firmware-progress hidden value="0" max="100" {}
+            p #firmware-result role="status" {}
+            form #firmware-reboot method="post" action="/firmware/reboot" {
+                (csrf_field(principal.csrf()))
+                button type="submit" { "Reboot now" }
+            }
+            script src="/static/firmware.js" {}
+        }
+    };
+    Ok(page(
+        Frame {
+            title: "Firmware",
+            nav: Nav::Settings,
+            csrf: principal.csrf(),
+        },
+        body,
+    )
+    .into_response())
+}
+
+/// POST /firmware/reboot
+pub async fn reboot(State(state): State<WebState>) -> Result<Response, WebError> {
+    state.firmware()?.reboot()?;
+    Ok(message_page(
+        "Rebooting",
+        "The appliance is rebooting. This page works again when it is back (about a minute).",
+    )
+    .into_response())
+}
