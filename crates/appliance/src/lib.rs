@@ -25,6 +25,8 @@
 //! - [`http_serve`]: the accept loop of the HTTP boot and management listeners: header-read
 //!   and idle timeouts, a per-address connection cap.
 //! - [`listen_addrs`]: where management listens (LAN plus tunnels), each bound to its interface.
+//! - [`backup`]: the state directory and config as one passphrase-encrypted archive, and its
+//!   restore into a new state directory.
 //! - [`status`]: what the daemon reports about itself; [`firmware`]: the appliance's A/B
 //!   slots and signed updates uploaded through the API.
 //! - [`attempts`]: a machine's boot events folded into boot attempts, and how each ended;
@@ -32,6 +34,7 @@
 
 pub mod access_tokens;
 pub mod attempts;
+pub mod backup;
 pub mod boot_policy;
 pub mod boot_services;
 pub mod dhcp_servers;

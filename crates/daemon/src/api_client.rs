@@ -352,12 +352,25 @@ impl ApiClient {
     }
 
     /// GET `path` and hand every chunk of the body to `chunk` until the server ends it.
-    pub fn stream(&self, path: &str, mut chunk: impl FnMut(&[u8])) -> Result<(), ClientError> {
+    pub fn stream(&self, path: &str, chunk: impl FnMut(&[u8])) -> Result<(), ClientError> {
+        self.stream_with(path, &[], chunk)
+    }
+
+    /// [`ApiClient::stream`] with more request headers.
+    pub fn stream_with(
+        &self,
+        path: &str,
+        extra: &[(&str, &str)],
+        mut chunk: impl FnMut(&[u8]),
+    ) -> Result<(), ClientError> {
         self.runtime.block_on(async {
             let (peer, sender) = self.connect().await?;
+            let empty = Full::new(Bytes::new())
+                .map_err(|never| match never {})
+                .boxed();
             let response = tokio::time::timeout(
                 ANSWER_TIMEOUT,
-                self.send(&peer, sender, Method::GET, path, None),
+                self.send_body(&peer, sender, Method::GET, path, extra, empty),
             )
             .await
             .unwrap_or(Err(ClientError::Timeout {
@@ -454,7 +467,11 @@ impl ApiClient {
             None => (None, Bytes::new()),
         };
         let body = Full::new(bytes).map_err(|never| match never {}).boxed();
-        self.send_body(peer, sender, method, path, content_type, body)
+        let headers: &[(&str, &str)] = match content_type {
+            Some(t) => &[("content-type", t)],
+            None => &[],
+        };
+        self.send_body(peer, sender, method, path, headers, body)
             .await
     }
 
@@ -464,7 +481,7 @@ impl ApiClient {
         mut sender: Sender,
         method: Method,
         path: &str,
-        content_type: Option<&str>,
+        headers: &[(&str, &str)],
         body: ReqBody,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
         let uri = format!("/api/v1{path}");
@@ -482,8 +499,8 @@ impl ApiClient {
                 .header(header::AUTHORIZATION, token.header()?),
             Endpoint::Local { .. } => request.header(header::HOST, "localhost"),
         };
-        if let Some(content_type) = content_type {
-            request = request.header(header::CONTENT_TYPE, content_type);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let request = request.body(body).map_err(|e| ClientError::Http {
             addr: peer.clone(),
@@ -529,7 +546,7 @@ impl ApiClient {
                         sender,
                         Method::POST,
                         path,
-                        Some("application/octet-stream"),
+                        &[("content-type", "application/octet-stream")],
                         body.boxed(),
                     )
                     .await?;

@@ -14,7 +14,7 @@ pub struct Cli {
 
 /// The commands that work on this machine's files: `--server` and its companions mean nothing
 /// to them, so their help leaves them out.
-const LOCAL_COMMANDS: [&str; 3] = ["serve", "check-config", "update"];
+const LOCAL_COMMANDS: [&str; 4] = ["serve", "check-config", "update", "restore"];
 const REMOTE_ARGS: [&str; 4] = ["server", "token_file", "cacert", "pin"];
 
 impl Cli {
@@ -140,6 +140,28 @@ pub enum Command {
     /// Install an update bundle into the other A/B slot of the appliance (on the appliance,
     /// from a file or disk; `flakeboot firmware upload` does it over the API).
     Update(UpdateArgs),
+    /// Save the appliance's config and state (store, TLS, WireGuard and SSH keys) as one
+    /// archive encrypted with a passphrase (the age format), over the API. The passphrase is
+    /// read from FLAKEBOOT_BACKUP_PASSPHRASE, else from standard input.
+    Backup {
+        #[arg(long, default_value = "/var/lib/flakeboot")]
+        state_dir: PathBuf,
+        /// Where to write the archive (created owner-only; never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into a new (absent or empty) state directory, with the daemon stopped;
+    /// then start the daemon on it. The passphrase as for `backup`.
+    Restore {
+        /// The archive `flakeboot backup` wrote.
+        file: PathBuf,
+        #[arg(long, default_value = "/var/lib/flakeboot")]
+        state_dir: PathBuf,
+        /// Where to write the config file, when the backup holds one from outside the state
+        /// directory.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
     /// The appliance's firmware over the API: both slots and the last update (status), a
     /// signed update bundle uploaded and installed (upload), a reboot into it (reboot).
     Firmware(FirmwareArgs),
@@ -169,9 +191,13 @@ impl Command {
             | Command::Leases { state_dir, .. }
             | Command::Health { state_dir }
             | Command::Audit { state_dir, .. }
+            | Command::Backup { state_dir, .. }
             | Command::DeployKey { state_dir, .. } => Some(state_dir),
             Command::Events(a) => Some(&a.state_dir),
-            Command::Serve(_) | Command::CheckConfig { .. } | Command::Update(_) => None,
+            Command::Serve(_)
+            | Command::CheckConfig { .. }
+            | Command::Update(_)
+            | Command::Restore { .. } => None,
         }
     }
 }

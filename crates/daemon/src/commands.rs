@@ -56,6 +56,7 @@ pub fn run(command: Command, remote: &RemoteArgs, state_dir: &Path) -> anyhow::R
         Command::AccessToken(args) => access_token(&client, args),
         Command::Audit { limit, json, .. } => audit(&client, limit, json),
         Command::Firmware(args) => crate::firmware_cmd::run(&client, args),
+        Command::Backup { out, .. } => crate::backup_cmd::backup(&client, &out),
         other => Err(anyhow::anyhow!("{other:?} does not work over the API")),
     }
 }

@@ -3,6 +3,7 @@
 
 mod api_client;
 mod api_tls;
+mod backup_cmd;
 mod build_log;
 mod cli;
 mod commands;
@@ -51,6 +52,11 @@ fn run_local(command: Command) -> anyhow::Result<ExitCode> {
             state_dir,
         } => inspect::check_config(&file, for_another_machine, state_dir.as_deref()),
         Command::Update(args) => update::run(args),
+        Command::Restore {
+            file,
+            state_dir,
+            config,
+        } => backup_cmd::restore(&file, &state_dir, config.as_deref()),
         other => Err(anyhow::anyhow!("{other:?} works over the API")),
     }
 }

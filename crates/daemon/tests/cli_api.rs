@@ -289,7 +289,10 @@ fn the_cli_drives_the_appliance_over_https_with_a_token() {
     // Firmware: this daemon is not on the appliance image; an upload is streamed and refused
     // with what to do.
     let status = laptop.ok(&["firmware", "status"]);
-    assert!(status.contains("not running the appliance image"), "{status}");
+    assert!(
+        status.contains("not running the appliance image"),
+        "{status}"
+    );
     let bundle = lan.path("some.bundle.tar");
     std::fs::write(&bundle, vec![7u8; 100_000]).unwrap();
     let said = laptop.fails(&["firmware", "upload", bundle.to_str().unwrap()]);

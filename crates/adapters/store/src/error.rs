@@ -62,6 +62,15 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
+    /// The database file could not be copied for a backup.
+    #[error("cannot copy the database {}: {source}", path.display())]
+    Snapshot {
+        /// The database file.
+        path: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+
     /// A migration step failed.
     #[error("cannot migrate the database from schema {from} to {}: {reason}", from + 1)]
     Migration {

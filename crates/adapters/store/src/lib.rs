@@ -30,6 +30,7 @@ mod preflight;
 pub mod schema;
 mod sessions;
 mod settings;
+mod snapshot;
 mod users;
 mod vpn;
 

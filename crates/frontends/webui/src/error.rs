@@ -38,6 +38,9 @@ pub enum WebError {
     /// An access token could not be listed, saved or removed.
     #[error("access tokens: {0}")]
     AccessTokens(#[from] AccessTokenError),
+    /// A backup could not be made.
+    #[error("backup: {0}")]
+    Backup(#[from] flakeboot_appliance::backup::BackupError),
     /// A firmware upload was refused or failed, or the reboot failed.
     #[error("firmware: {0}")]
     Firmware(#[from] FirmwareError),
@@ -140,7 +143,11 @@ impl WebError {
                     (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
                 }
             },
+            WebError::Backup(flakeboot_appliance::backup::BackupError::WeakPassphrase) => {
+                (StatusCode::UNPROCESSABLE_ENTITY, self.to_string())
+            }
             WebError::Flake(FlakeServiceError::Internal { .. })
+            | WebError::Backup(_)
             | WebError::AccessTokens(AccessTokenError::File(_))
             | WebError::Store(_)
             | WebError::Lan(_)

@@ -25,6 +25,7 @@ pub mod serve;
 pub mod state;
 pub mod tls;
 
+pub use api::backup::PASSPHRASE_HEADER as BACKUP_PASSPHRASE_HEADER;
 pub use auth::sessions::SessionLimits;
 pub use auth::setup_code::SetupCode;
 pub use error::{ApiError, WebError};

@@ -323,6 +323,7 @@ fn table() -> Vec<Entry> {
         r("POST", "/api/v1/vpn/peers", P, post(api::vpn::add_peer)),
         r("GET", "/firmware", P, get(firmware::show)),
         r("POST", "/firmware/reboot", P, post(firmware::reboot)),
+        r("GET", "/api/v1/backup", P, get(api::backup::download)),
         r("GET", "/api/v1/firmware", P, get(api::firmware::status)),
         r(
             "POST",

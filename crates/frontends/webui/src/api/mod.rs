@@ -3,6 +3,7 @@
 //! docs/api.md.
 
 pub mod access_tokens;
+pub mod backup;
 pub mod builds;
 pub mod firmware;
 pub mod follow;
