@@ -58,6 +58,21 @@ impl Default for ImagePaths {
     }
 }
 
+impl ImagePaths {
+    /// The same layout under `root` (`keys/`, `board`, `version`, `development-build`, `esp/`,
+    /// `cmdline`): an image unpacked somewhere else, or a test's.
+    pub fn in_dir(root: &Path) -> ImagePaths {
+        ImagePaths {
+            keys: root.join("keys"),
+            board: root.join("board"),
+            version: root.join("version"),
+            development: root.join("development-build"),
+            esp: root.join("esp"),
+            cmdline: root.join("cmdline"),
+        }
+    }
+}
+
 /// Why a firmware request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum FirmwareError {

@@ -23,14 +23,7 @@ fn run(cmd: &mut Command) {
 /// An image in `root`: board qemu-x86_64 on slot a (blessed), slot b's entry out of tries,
 /// accepting the public half of `root/release.key`.
 fn image(root: &Path) -> ImagePaths {
-    let paths = ImagePaths {
-        keys: root.join("keys"),
-        board: root.join("board"),
-        version: root.join("version"),
-        development: root.join("development-build"),
-        esp: root.join("esp"),
-        cmdline: root.join("cmdline"),
-    };
+    let paths = ImagePaths::in_dir(root);
     fs::create_dir_all(&paths.keys).unwrap();
     fs::create_dir_all(paths.esp.join("EFI/Linux")).unwrap();
     fs::write(&paths.board, "qemu-x86_64\n").unwrap();

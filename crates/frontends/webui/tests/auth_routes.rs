@@ -710,11 +710,7 @@ async fn an_api_token_opens_no_page_and_no_form() {
 async fn token_with(h: &Harness, browser: &common::Browser, fields: &[(&str, &str)]) -> String {
     let mut all = vec![("name", "script")];
     all.extend_from_slice(fields);
-    let resp = h.post("/settings/tokens", browser, &all).await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let html = body(resp).await;
-    let start = html.find("id=\"new-token\">").expect("token shown") + "id=\"new-token\">".len();
-    html[start..].split('<').next().unwrap().to_owned()
+    h.token_with(browser, &all).await
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
-use common::{Harness, body, json};
+use common::{Harness, json};
 use flakeboot_store::Store;
 
 async fn get_backup(
@@ -62,16 +62,9 @@ async fn a_backup_is_an_admins_encrypted_download() {
         "{disposition}"
     );
 
-    let resp = h
-        .post(
-            "/settings/tokens",
-            &browser,
-            &[("name", "ro"), ("scope", "read_only")],
-        )
+    let read_only = h
+        .token_with(&browser, &[("name", "ro"), ("scope", "read_only")])
         .await;
-    let html = body(resp).await;
-    let start = html.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
-    let read_only = html[start..].split('<').next().unwrap().to_owned();
     let (status, answer, _) = get_backup(&h, &read_only, Some("twelve chars or more")).await;
     assert_eq!(
         status,

@@ -26,8 +26,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use common::fake_vpn::{FakeVpn, PRIVATE_MARKER};
+use common::firmware_image::firmware_image;
 use common::{FakeFlakes, PASSWORD};
 use fantoccini::Locator;
+use flakeboot_appliance::firmware::Firmware;
 use flakeboot_appliance::{
     DaemonStatus, ServiceState, ServiceStatus, VpnServerSettings, VpnService,
 };
@@ -344,6 +346,7 @@ async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
     hosts_and_a_big_lan(&c, &shots, &store, &flakes).await;
     remote_access(&c, &shots, &vpn, &profile_downloads(&state_dir)).await;
     housekeeping(&c, &shots, &store).await;
+    firmware(&c, &shots, &state, &state_dir).await;
 
     c.close().await.unwrap();
     shutdown.cancel();
@@ -352,6 +355,58 @@ async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
         .unwrap()
         .unwrap()
         .unwrap();
+}
+
+/// The Firmware page: the slots and the development notice, and a bundle chosen in the file
+/// input and sent by the page's script with its progress bar filling up; this image accepts no
+/// key, so the appliance refuses it and the page says why (the real install is the image
+/// test's, through the same API).
+async fn firmware(
+    c: &fantoccini::Client,
+    shots: &Shots,
+    state: &WebState,
+    state_dir: &std::path::Path,
+) {
+    let root = state_dir.parent().unwrap().join("image");
+    state.set_firmware(Firmware::new(state_dir, firmware_image(&root)));
+    c.goto(&format!("{BASE}/settings")).await.unwrap();
+    click(c, "a[href='/firmware']").await;
+    wait_path(c, "/firmware").await;
+    let page = wait_text(c, "Install an update").await;
+    for t in [
+        "flakeboot-1-a.efi",
+        "flakeboot-2-b+2-1.efi",
+        "2 tries left",
+        "development build: test key",
+    ] {
+        assert!(page.contains(t), "{t} not on the firmware page:\n{page}");
+    }
+    let bundle = root.join("flakeboot-0.4.0-qemu-x86_64.bundle.tar");
+    std::fs::write(&bundle, vec![0x5au8; 8 << 20]).unwrap();
+    c.find(Locator::Css("#firmware-upload input[type=file]"))
+        .await
+        .unwrap()
+        .send_keys(bundle.to_str().unwrap())
+        .await
+        .unwrap();
+    click(c, "#firmware-upload button").await;
+    let said = wait_text(c, "Not installed: refused").await;
+    assert!(said.contains("no accepted update keys"), "{said}");
+    let bar = c
+        .execute(
+            "const b = document.getElementById('firmware-progress'); return [b.hidden, b.value, b.max];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        bar,
+        serde_json::json!([false, 8 << 20, 8 << 20]),
+        "the progress bar"
+    );
+    shots.take(c, "30-firmware").await;
+    c.goto(&format!("{BASE}/")).await.unwrap();
+    wait_text(c, "development build: test key").await;
 }
 
 /// Removing a flake through its confirmation page (which lists the machine assigned to its

@@ -14,31 +14,9 @@ mod common;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
+use common::firmware_image::firmware_image;
 use common::{Harness, body, json};
-use flakeboot_appliance::firmware::{Firmware, ImagePaths};
-
-/// An image on slot b (a try left) over slot a (blessed), a development build, whose keys
-/// directory holds no key: every bundle is refused before anything is written.
-fn image(root: &std::path::Path) -> ImagePaths {
-    let paths = ImagePaths {
-        keys: root.join("keys"),
-        board: root.join("board"),
-        version: root.join("version"),
-        development: root.join("development-build"),
-        esp: root.join("esp"),
-        cmdline: root.join("cmdline"),
-    };
-    std::fs::create_dir_all(&paths.keys).unwrap();
-    std::fs::create_dir_all(paths.esp.join("EFI/Linux")).unwrap();
-    std::fs::write(&paths.board, "qemu-x86_64\n").unwrap();
-    std::fs::write(&paths.version, "0.3.0\n").unwrap();
-    std::fs::write(&paths.development, "development build: test key\n").unwrap();
-    std::fs::write(&paths.cmdline, "flakeboot.slot=b\n").unwrap();
-    for name in ["flakeboot-1-a.efi", "flakeboot-2-b+2-1.efi"] {
-        std::fs::write(paths.esp.join("EFI/Linux").join(name), b"MZ").unwrap();
-    }
-    paths
-}
+use flakeboot_appliance::firmware::Firmware;
 
 async fn upload(
     h: &Harness,
@@ -69,8 +47,10 @@ async fn firmware_page_and_api() {
     assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
 
     let tmp = tempfile::tempdir().unwrap();
-    h.state
-        .set_firmware(Firmware::new(&tmp.path().join("state"), image(tmp.path())));
+    h.state.set_firmware(Firmware::new(
+        &tmp.path().join("state"),
+        firmware_image(tmp.path()),
+    ));
 
     let resp = h.api("GET", "/api/v1/firmware", &token, None).await;
     assert_eq!(resp.status(), StatusCode::OK);
@@ -127,16 +107,9 @@ async fn firmware_page_and_api() {
     assert_eq!(status, StatusCode::FORBIDDEN);
 
     // A read-only token reads the status but uploads nothing and reboots nothing.
-    let resp = h
-        .post(
-            "/settings/tokens",
-            &browser,
-            &[("name", "ro"), ("scope", "read_only")],
-        )
+    let read_only = h
+        .token_with(&browser, &[("name", "ro"), ("scope", "read_only")])
         .await;
-    let html = body(resp).await;
-    let start = html.find("id=\"new-token\">").unwrap() + "id=\"new-token\">".len();
-    let read_only = html[start..].split('<').next().unwrap().to_owned();
     let resp = h.api("GET", "/api/v1/firmware", &read_only, None).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let (status, _) = upload(&h, ("authorization", &format!("Bearer {read_only}")), None).await;

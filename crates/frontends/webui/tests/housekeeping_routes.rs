@@ -259,16 +259,9 @@ async fn a_lease_is_released_and_waking_needs_the_lan() {
             .contains("Wake-on-LAN is not available")
     );
     // A read-only token may not wake or remove anything.
-    let resp = h
-        .post(
-            "/settings/tokens",
-            &browser,
-            &[("name", "ro"), ("scope", "read_only")],
-        )
+    let ro = h
+        .token_with(&browser, &[("name", "ro"), ("scope", "read_only")])
         .await;
-    let html = body(resp).await;
-    let start = html.find("id=\"new-token\">").expect("token shown") + "id=\"new-token\">".len();
-    let ro = html[start..].split('<').next().unwrap().to_owned();
     for (method, path) in [
         ("POST", "/api/v1/machines/52:54:00:ab:00:02/wake"),
         ("DELETE", "/api/v1/machines/52:54:00:ab:00:02"),

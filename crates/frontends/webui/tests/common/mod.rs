@@ -11,6 +11,7 @@
 pub mod browser;
 pub mod fake_flakes;
 pub mod fake_vpn;
+pub mod firmware_image;
 pub mod real_daemon;
 
 use std::net::SocketAddr;
@@ -249,9 +250,12 @@ impl Harness {
 
     /// Creates an API token through the settings page and returns it.
     pub async fn token(&self, browser: &Browser) -> String {
-        let resp = self
-            .post("/settings/tokens", browser, &[("name", "ci")])
-            .await;
+        self.token_with(browser, &[("name", "ci")]).await
+    }
+
+    /// Creates an API token with these form fields (`name`, `scope`, `expires`): the token.
+    pub async fn token_with(&self, browser: &Browser, fields: &[(&str, &str)]) -> String {
+        let resp = self.post("/settings/tokens", browser, fields).await;
         assert_eq!(resp.status(), StatusCode::OK);
         let html = body(resp).await;
         let start =
