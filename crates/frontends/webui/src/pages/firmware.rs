@@ -67,7 +67,7 @@ pub async fn show(
             p.muted {
                 "A signed update bundle (" code { "flakeboot-<version>-<board>.bundle.tar" }
                 ", from image/build.sh). Its signature and board are checked before anything is "
-                "written. From a laptop: " code { "flakeboot firmware upload FILE --server ..." } "."
+                "written. From a laptop: " code { "flakeboot firmware upload FILE --server URL" } "."
             }
             form #firmware-upload data-csrf=(principal.csrf()) {
                 input type="file" name="bundle" accept=".tar" required;
