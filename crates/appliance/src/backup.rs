@@ -29,8 +29,9 @@ pub const FORMAT: u32 = 1;
 pub const MIN_PASSPHRASE: usize = 12;
 /// The first entry's name.
 const MANIFEST: &str = "flakeboot-backup.json";
-/// What of the state directory stays out of a backup (top-level names).
-const LEFT_OUT: [&str; 3] = ["firmware", "build-logs", "api.sock"];
+/// What of the state directory stays out of a backup (top-level names; the API socket, like
+/// any socket, is no file and stays out by its type).
+const LEFT_OUT: [&str; 2] = ["firmware", "build-logs"];
 
 /// Why a backup or restore failed.
 #[derive(Debug, thiserror::Error)]
@@ -185,10 +186,7 @@ fn append_tree<W: Write>(
             .map(|c| c.as_os_str().to_string_lossy().into_owned());
         if dir == root
             && top.as_deref().is_some_and(|t| {
-                LEFT_OUT.contains(&t)
-                    || t == DB_FILE
-                    || t.starts_with(DB_FILE)
-                    || t.starts_with(".backup-")
+                LEFT_OUT.contains(&t) || t.starts_with(DB_FILE) || t.starts_with(".backup-")
             })
         {
             continue;

@@ -223,7 +223,7 @@ impl Firmware {
                 running: running == Some(slot),
                 entry: entries
                     .iter()
-                    .filter(|(serial, e)| e.slot == slot.letter().to_string() && *serial > 0)
+                    .filter(|(_, e)| e.slot == slot.letter().to_string())
                     .max_by_key(|(serial, _)| *serial)
                     .map(|(_, e)| e.clone()),
             })
@@ -246,8 +246,7 @@ impl Firmware {
         let Ok(list) = fs::read_dir(&dir) else {
             return Vec::new();
         };
-        let mut out: Vec<(u32, BootEntry)> = list
-            .filter_map(|e| e.ok())
+        list.filter_map(|e| e.ok())
             .filter_map(|e| {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let parsed = parse_uki_name(&name)?;
@@ -272,9 +271,7 @@ impl Firmware {
                     },
                 ))
             })
-            .collect();
-        out.sort_by_key(|(serial, _)| *serial);
-        out
+            .collect()
     }
 
     fn last(&self) -> Option<LastUpdate> {
