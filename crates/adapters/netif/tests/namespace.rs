@@ -10,6 +10,7 @@
 )]
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::time::{Duration, Instant};
 
 use flakeboot_netif::{IfAddr, Interface, interface, interfaces};
 use flakeboot_testbed::{Netns, require_root};
@@ -100,9 +101,17 @@ fn veth_pair_in_a_fresh_namespace() {
         [(Ipv4Addr::LOCALHOST, Ipv4Addr::new(255, 0, 0, 0))]
     );
 
-    // Both ends up: carrier.
+    // Both ends up: carrier. The kernel reports it asynchronously (its link watch runs up to a
+    // second later, longer on a busy machine), so wait for it.
     ns.run(&["ip", "link", "set", "nv1", "up"]).unwrap();
-    assert!(get(&ns, "nv0").running);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !get(&ns, "nv0").running {
+        assert!(
+            Instant::now() < deadline,
+            "nv0 has no carrier 10 s after nv1 came up"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 
     assert_eq!(in_ns(&ns, || interface("eth-none")).unwrap(), None);
 }
