@@ -19,19 +19,21 @@ if [ "${CI:-}" = true ]; then
 fi
 mkdir -p "${CARGO_TARGET_DIR:-target}"
 disk() { df -BG --output=avail "${CARGO_TARGET_DIR:-target}" | tail -1 | tr -dc 0-9; }
+# Each stage's line says when it began (minutes into the run): CI has a time budget.
+stage() { printf '==> %s  [%dm%02ds]\n' "$1" $((SECONDS / 60)) $((SECONDS % 60)); }
 echo "==> disk: $(disk) GiB free where target/ is"
 if [ "$(disk)" -lt 20 ]; then
   echo "warning: a whole run needs about 20 GiB free there (the build, the appliance's test images," >&2
   echo "the tests' VM disks); with less it may stop with 'No space left on device'" >&2
 fi
 
-echo "==> rustfmt"
+stage "rustfmt"
 cargo fmt --all -- --check
-echo "==> clippy"
+stage "clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
-echo "==> build"
+stage "build"
 cargo build --workspace --all-targets --locked
-echo "==> the application layer's tests as an unprivileged user (no root, no namespaces)"
+stage "the application layer's tests as an unprivileged user (no root, no namespaces)"
 unpriv=$(mktemp -d)
 chmod 755 "$unpriv"
 cargo test -p flakeboot-appliance --locked --no-run --message-format=json 2>/dev/null |
@@ -46,15 +48,15 @@ for l in sys.stdin:
       "$unpriv/$(basename "$bin")" -q
   done
 rm -rf "$unpriv"
-echo "==> nixos/: every .nix file parses, the NixOS module's boot-time scripts"
+stage "nixos/: every .nix file parses, the NixOS module's boot-time scripts"
 ./nixos/check.sh
-echo "==> fuzz smoke (every cargo-fuzz target over its corpus; long runs: docs/security.md)"
+stage "fuzz smoke (every cargo-fuzz target over its corpus; long runs: docs/security.md)"
 ./fuzz/smoke.sh
-echo "==> the appliance's test images (built here, not inside the first image test's time limit)"
+stage "the appliance's test images (built here, not inside the first image test's time limit)"
 ./image/test-artifacts.sh "${CARGO_TARGET_DIR:-target}/image-tests"
-echo "==> tests"
+stage "tests"
 cargo test --workspace --doc --locked -q
 status=0
 cargo nextest run --workspace --locked --no-fail-fast --profile ci || status=$?
-echo "==> disk: $(disk) GiB free where target/ is, after the tests"
+stage "end: $(disk) GiB free where target/ is, after the tests"
 exit "$status"
