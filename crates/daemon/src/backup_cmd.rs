@@ -99,5 +99,9 @@ pub fn restore(file: &Path, state_dir: &Path, config: Option<&Path>) -> anyhow::
         _ => {}
     }
     println!("flakeboot: start the daemon on it (its setup, keys and tokens are the old ones)");
+    println!(
+        "flakeboot: generations whose store paths this machine lacks are built again from their \
+         locked revisions when it starts"
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -155,10 +155,12 @@ pub fn check_generation(g: &GenerationRecord) -> Result<(), GenerationError> {
 
 /// Where a host's GC roots live: `<state>/gcroots/<flake>/<host>`.
 pub fn roots_dir(state_dir: &Path, build: &BuildRecord) -> PathBuf {
-    state_dir
-        .join("gcroots")
-        .join(&build.flake)
-        .join(&build.host)
+    host_roots_dir(state_dir, &build.flake, &build.host)
+}
+
+/// `<state>/gcroots/<flake>/<host>`: where the GC roots of a host's generations are.
+pub fn host_roots_dir(state_dir: &Path, flake: &str, host: &str) -> PathBuf {
+    state_dir.join("gcroots").join(flake).join(host)
 }
 
 /// Store the generation and register its GC roots. If the roots cannot be registered, the
@@ -186,7 +188,7 @@ pub async fn record_generation(
 }
 
 /// `nix build --out-link <roots_dir>/<n> <store paths>`: returns the generation with its roots.
-async fn add_roots(
+pub(crate) async fn add_roots(
     settings: &NixSettings,
     roots_dir: &Path,
     mut generation: GenerationRecord,

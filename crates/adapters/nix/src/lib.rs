@@ -13,7 +13,8 @@
 //! which builds what [`outputs`] names and matches nix's results to it by derivation;
 //! [`deploy_key`] is the appliance's SSH key for `git+ssh://` flakes, [`git_ssh`] how nix's git
 //! uses it; [`tokens`] the access tokens for private GitHub/GitLab flakes set from the UI;
-//! [`generation`] turns builds into generations with GC roots; [`flakes`] is the operations
+//! [`generation`] turns builds into generations with GC roots, [`rebuild`] builds again those
+//! whose store paths are gone (a restored backup); [`flakes`] is the operations
 //! API (add, update, build, rollback) and [`current`] the generations the boot services serve now.
 
 mod blocking;
@@ -34,6 +35,7 @@ pub mod outputs;
 pub mod preflight_gate;
 mod procs;
 pub mod progress;
+pub mod rebuild;
 pub mod runner;
 pub mod tokens;
 

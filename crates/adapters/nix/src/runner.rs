@@ -26,6 +26,7 @@ use crate::live::{LiveBuild, LogFile, LogFollower, lock};
 use crate::outputs;
 use crate::preflight_gate::PreflightGate;
 use crate::progress::{BuildProgress, ProgressTracker};
+use crate::rebuild;
 
 /// How the runner works.
 #[derive(Debug, Clone)]
@@ -212,6 +213,10 @@ impl Runner {
         for worker in 0..inner.config.max_concurrent {
             let inner = inner.clone();
             tokio::spawn(async move { inner.work(worker).await });
+        }
+        {
+            let inner = inner.clone();
+            tokio::spawn(async move { inner.rebuild_missing().await });
         }
         if inner.storage.scheduled() {
             let inner = inner.clone();
@@ -586,6 +591,53 @@ impl Inner {
             self.storage.after_build(&settings, &self.shutdown).await;
         }
         Ok(())
+    }
+
+    /// Generations whose store paths are gone (a restored backup) are built again from their
+    /// locked references (see [`crate::rebuild`]); no garbage collection meanwhile.
+    async fn rebuild_missing(&self) {
+        let in_flight = self.storage.build_in_flight().await;
+        let settings = self.settings();
+        let done = rebuild::rebuild_missing(
+            &self.store,
+            &settings,
+            &self.config.state_dir,
+            &self.shutdown,
+            self.config.timeout,
+        )
+        .await;
+        drop(in_flight);
+        let done = match done {
+            Ok(done) => done,
+            Err(e) => {
+                warn!(error = %e, "cannot look for generations whose store paths are missing");
+                return;
+            }
+        };
+        for rebuilt in &done {
+            match &rebuilt.result {
+                Ok(()) => info!(
+                    host = %rebuilt.host,
+                    generation = rebuilt.number,
+                    "store paths were missing (a restored backup?): rebuilt from the locked revision"
+                ),
+                Err(e) => warn!(
+                    host = %rebuilt.host,
+                    generation = rebuilt.number,
+                    error = %e,
+                    "store paths are missing and the generation could not be rebuilt"
+                ),
+            }
+        }
+        if done.iter().any(|r| r.result.is_ok()) {
+            let current = self.current.clone();
+            match on_store(&self.store, move |s| current.refresh(s)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => warn!(error = %e, "cannot reload the generations"),
+                Err(e) => warn!(error = %e, "cannot reload the generations"),
+            }
+            self.generations.send_modify(|n| *n += 1);
+        }
     }
 
     async fn make_generation(

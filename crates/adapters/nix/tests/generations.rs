@@ -18,7 +18,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
-use flakeboot_nix::{FlakeError, Flakes, RunnerConfig};
+use flakeboot_nix::{FlakeError, Flakes, Runner, RunnerConfig};
 use flakeboot_store::{BuildRecord, BuildState};
 use flakeboot_testbed::require_tool;
 
@@ -269,4 +269,88 @@ async fn outputs_are_matched_by_derivation_whatever_their_names() {
         let current = flakes.current().boot(host, false).unwrap().unwrap();
         assert_eq!((&current.kernel, &current.initrd), (&g.kernel, &g.initrd));
     }
+}
+
+/// As on a new appliance a backup was restored onto: the generation's record, but neither its
+/// GC roots nor its store paths. A runner started on that state builds it again from its
+/// locked revision, gets the very paths it recorded and roots them; a record whose paths no
+/// build gives is reported and left as it is.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_generation_whose_store_paths_are_gone_is_rebuilt_at_start() {
+    let _nix = NIX_STORE_LOCK.read().await;
+    let repo = FixtureRepo::new("rebuild");
+    let (_tmp, state) = state_dir();
+    let g = {
+        let flakes = Flakes::new(start(&state, runner_config(&state)));
+        flakes.add(&repo.url(), Some("lab")).await.unwrap();
+        assert_eq!(build_alpha(&flakes).await.state, BuildState::Succeeded);
+        flakes.generations("alpha").unwrap().remove(0)
+    };
+    // A new commit after the build: the rebuild must use the locked revision, not the branch.
+    repo.commit("after-the-backup");
+
+    // The ramdisk and toplevel carry this test's marker (the kernel may be another test's).
+    std::fs::remove_dir_all(state.join("gcroots")).unwrap();
+    let gone: Vec<String> = g.store_paths[1..]
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let (ok, out) = nix_store(
+        &[
+            &["--delete"][..],
+            &gone.iter().map(String::as_str).collect::<Vec<_>>(),
+        ]
+        .concat(),
+    );
+    assert!(ok, "nix-store --delete: {out}");
+    assert!(g.store_paths[1..].iter().all(|p| !exists(p)));
+
+    let runner = Runner::start(reopen(&state), runner_config(&state)).unwrap();
+    let rebuilt = eventually(Duration::from_secs(240), || {
+        g.store_paths.iter().all(|p| exists(p))
+            && g.gc_roots
+                .iter()
+                .zip(&g.store_paths)
+                .all(|(root, path)| std::fs::read_link(root).ok().as_ref() == Some(path))
+    });
+    assert!(rebuilt, "generation 1 was not rebuilt and rooted: {g:#?}");
+    let flakes = Flakes::new(runner);
+    let now = flakes.generations("alpha").unwrap();
+    assert_eq!(now.len(), 1, "no new generation: {now:#?}");
+    assert_eq!(now[0].store_paths, g.store_paths);
+    let current = flakes.current().boot("alpha", false).unwrap().unwrap();
+    assert_eq!(current.generation, 1);
+    // Rooted: the garbage collector would keep every path.
+    let (ok, dead) = nix_store(&["--gc", "--print-dead"]);
+    assert!(ok, "{dead}");
+    for path in &gone {
+        assert!(!dead.contains(path.as_str()), "{path} is not rooted");
+    }
+    drop(flakes);
+
+    // A record no build matches (as if the flake's build read the clock): reported, kept.
+    let store = reopen(&state);
+    let mut odd = g.clone();
+    odd.store_paths[2] = "/nix/store/00000000000000000000000000000000-not-this".into();
+    store.put_generation(&odd).unwrap();
+    let settings = runner_config(&state).settings;
+    let done = flakeboot_nix::rebuild::rebuild_missing(
+        &store,
+        &settings,
+        &state,
+        &tokio_util::sync::CancellationToken::new(),
+        Duration::from_secs(240),
+    )
+    .await
+    .unwrap();
+    assert_eq!(done.len(), 1, "{done:?}");
+    let err = done[0].result.as_ref().unwrap_err().to_string();
+    assert!(
+        err.contains("not reproducible") && err.contains("not-this"),
+        "{err}"
+    );
+    assert_eq!(
+        store.generations("lab#alpha").unwrap()[0].store_paths,
+        odd.store_paths
+    );
 }
