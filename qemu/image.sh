@@ -2,7 +2,8 @@
 # usage: image.sh DISK TAP MAC SERIAL [EXTRA_QEMU_ARGS...]
 # Boot a built appliance image (image/build.sh) in QEMU: q35, OVMF in pflash with a writable
 # variable store, the image as a virtio disk, its LAN port on an existing tap device, the serial
-# console to SERIAL (a file path, `-` for stdout, or `terminal`).
+# console to SERIAL (a file path, appended to, so a restarted VM's console follows the last
+# one's; `-` for stdout, or `terminal`).
 # The VM reboots in place (no -no-reboot): rollbacks are reboots. The disk is used directly
 # (make a copy first to keep the built image pristine).
 # Environment: QEMU_ACCEL (tcg | kvm; default tcg), QEMU_MEM (MiB, 1024), QEMU_SMP (2),
@@ -27,12 +28,14 @@ ovmf_vars=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
 case $serial in
     -) vars=${QEMU_VARS:?QEMU_VARS must name the OVMF variable store}; set -- -display none -serial stdio "$@" ;;
     terminal) vars=${QEMU_VARS:-$disk.vars.fd}; set -- -nographic -serial stdio "$@" ;;
-    *) vars=${QEMU_VARS:-$serial.vars.fd}; set -- -display none -serial "file:$serial" "$@" ;;
+    *) vars=${QEMU_VARS:-$serial.vars.fd}
+       set -- -display none -chardev "file,id=console,path=$serial,append=on" -serial chardev:console "$@" ;;
 esac
 [ -e "$vars" ] || cp "$ovmf_vars" "$vars"
 
-# With two vCPUs OVMF now and then hangs after a reset under TCG on a loaded host, waiting for
-# its second vCPU (image/README.md); the image tests reset such a VM themselves.
+# With two vCPUs OVMF now and then hangs after a warm reset under TCG on a loaded host, waiting
+# for its second vCPU (image/README.md); the image tests pass -no-reboot and start a new QEMU
+# for each boot.
 # ICH9-LPC.noreboot=false: the q35 chipset's TCO watchdog may reset the machine, like a real
 # board's (QEMU's default pins it to "no reboot"); the image arms it (systemd's watchdog).
 exec qemu-system-x86_64 -machine q35 -accel "$accel" -cpu max -smp "${QEMU_SMP:-2}" \
