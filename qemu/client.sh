@@ -12,7 +12,8 @@
 # reads and timestamps it), or `terminal` (-nographic on this terminal; Ctrl-C ends QEMU).
 # Environment: QEMU_ACCEL (tcg | kvm; default tcg: see qemu/kvm-probe.sh), QEMU_MEM (MiB, 512),
 # QEMU_VARS (the writable OVMF variable store to create; default SERIAL.vars.fd, required when
-# SERIAL is not a file), OVMF_CODE / OVMF_VARS (firmware images).
+# SERIAL is not a file), OVMF_CODE / OVMF_VARS (firmware images), QEMU_NIC_BOOTINDEX (uefi: the
+# NIC's bootindex, for a local disk passed with a later one).
 # The script execs QEMU: the caller's PID is QEMU's, so ending that PID ends the VM.
 # -no-reboot: QEMU exits when the guest powers off or panics (panic=-1).
 set -eu
@@ -45,6 +46,9 @@ case $kind in
         cp "$ovmf_vars" "$vars"
         nic="virtio-net-pci,netdev=n0,mac=$mac"
         [ "$kind" = uefi-pxe ] && nic="$nic,romfile="
+        # With a local disk given a later bootindex, the NIC first: OVMF orders its boot
+        # options by bootindex (it ignores -boot).
+        [ -n "${QEMU_NIC_BOOTINDEX:-}" ] && nic="$nic,bootindex=$QEMU_NIC_BOOTINDEX"
         set -- -machine q35 \
             -drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" \
             -drive "if=pflash,format=raw,file=$vars" \

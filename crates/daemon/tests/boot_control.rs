@@ -99,7 +99,7 @@ fn boot_once_and_the_local_disk_from_the_cli_locally_and_over_https() {
     assert_eq!(out.trim(), format!("{NEW_MAC} boots its local disk now."));
     let s = script(&lan, NEW_MAC);
     assert!(
-        s.contains("boot from the local disk") && s.ends_with("\nexit\n"),
+        s.contains("boot from the local disk") && s.ends_with("\nexit 1\n"),
         "{s}"
     );
 
@@ -157,7 +157,7 @@ fn boot_once_and_the_local_disk_from_the_cli_locally_and_over_https() {
         out.trim(),
         format!("{NEW_MAC}'s next boot: its local disk.")
     );
-    assert!(script(&lan, NEW_MAC).ends_with("\nexit\n"));
+    assert!(script(&lan, NEW_MAC).ends_with("\nexit 1\n"));
     let out = both(&["machine", "assign", NEW_MAC, "--menu"]);
     assert_eq!(out.trim(), format!("{NEW_MAC} boots the menu now."));
     assert!(script(&lan, NEW_MAC).contains("\nchoose "));

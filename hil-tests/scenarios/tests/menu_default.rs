@@ -3,14 +3,15 @@
 //! menu's default, a second machine leaves iPXE for its local disk (SeaBIOS boots the disk's
 //! boot sector, which prints a marker) and its boot ends as "local". Then boot control: a third
 //! machine set to its local disk with the marker host once (through the CLI on the API socket)
-//! boots the marker host, and powered on again, its local disk.
+//! boots the marker host, and powered on again (now with UEFI firmware), its local disk's EFI
+//! application.
 
 use std::time::{Duration, Instant};
 
 use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Local, Script};
 use flakeboot_catalogue::ClientFirmware;
 use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, HOST_DESCRIPTION, MAC, Mode, Scenario, first_ok};
-use flakeboot_testbed::{ClientKind, QemuClient, marker_disk};
+use flakeboot_testbed::{ClientKind, QemuClient, marker_disk, marker_efi_disk};
 
 /// What the local disk's boot sector prints: the run's token and the machine.
 fn disk_line(s: &Scenario, client: &str) -> String {
@@ -24,6 +25,14 @@ fn disk(s: &Scenario, client: &str) -> std::path::PathBuf {
     path
 }
 
+/// A GPT disk for `client` whose EFI system partition's `BOOTX64.EFI` prints [`disk_line`].
+fn efi_disk(s: &Scenario, client: &str) -> std::path::PathBuf {
+    let path = s.dir().join(format!("{client}-efi-disk.img"));
+    marker_efi_disk(&path, &disk_line(s, client))
+        .unwrap_or_else(|e| s.fail(&format!("EFI disk: {e}")));
+    path
+}
+
 /// `client` left iPXE for its local disk: the script's echo, then the disk's own line.
 fn expect_local_disk(s: &Scenario, client: &QemuClient, disk_of: &str) {
     if let Err(e) = client.wait_for_serial("flakeboot: booting from the local disk", BOOT_TIMEOUT) {
@@ -32,7 +41,7 @@ fn expect_local_disk(s: &Scenario, client: &QemuClient, disk_of: &str) {
             client.name()
         ));
     }
-    match client.wait_for_serial(&disk_line(s, disk_of), Duration::from_secs(30)) {
+    match client.wait_for_serial(&disk_line(s, disk_of), Duration::from_secs(90)) {
         Ok(line) => eprintln!("== {} booted its local disk: {line}", client.name()),
         Err(e) => s.fail(&format!(
             "the firmware did not boot {}'s disk: {e}",
@@ -130,8 +139,12 @@ fn boot_once_then_local_disk(s: &Scenario) {
     wait_boot_once_cleared(s, mac, &cli);
     drop(first);
 
-    // The next boot: its own choice again, the local disk.
-    let again = s.power_on_with_disk("once-again", ClientKind::Bios, 2, mac, &disk);
+    // The next boot: its own choice again, the local disk. This time the machine starts with
+    // UEFI firmware (OVMF, iPXE's EFI ROM): iPXE's `exit 1` fails the network boot option, and
+    // the firmware's boot manager goes on through the NIC's other options to the disk's
+    // `\EFI\BOOT\BOOTX64.EFI` (with plain `exit` OVMF stopped in its boot menu).
+    let efi = efi_disk(s, "once");
+    let again = s.power_on_with_disk("once-again", ClientKind::Uefi, 2, mac, &efi);
     expect_local_disk(s, &again, "once");
     s.expect_stages(&again, &[Local], false);
     s.report(&again, false);

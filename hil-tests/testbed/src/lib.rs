@@ -30,7 +30,7 @@ pub use artifacts::{
     ArtifactError, cache_dir, kernel, marker_initramfs, marker_line, qemu_dir, unique_token,
 };
 pub use boot_phase::{BootPhases, LINUX_KERNEL_START, LINUX_RESTART, Overdue, Phase, PhaseRules};
-pub use disk::{marker_boot_sector, marker_disk};
+pub use disk::{marker_boot_sector, marker_disk, marker_efi_app, marker_efi_disk};
 pub use kvm::{Accel, accel};
 pub use lan::{CLIENT_IF, LanBuilder, LanPort, TestLan, add_bridge, plug};
 pub use monitor::{cpu_pointers, hmp, monitor_args};

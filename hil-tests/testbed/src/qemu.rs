@@ -97,9 +97,9 @@ impl QemuClient {
         QemuClient::spawn(ns, name, kind, tap, mac, memory_mib, &[])
     }
 
-    /// [`QemuClient::start`] with a local disk: the raw image `disk` as the first IDE disk
-    /// (BIOS drive 0x80). The boot order stays network first (`-boot n`); SeaBIOS tries the
-    /// disk when iPXE exits.
+    /// [`QemuClient::start`] with a local disk, the raw image `disk`, booted when iPXE exits.
+    /// BIOS: the first IDE disk (drive 0x80), the boot order network first (`-boot n`). UEFI:
+    /// a virtio disk with bootindex 2, the NIC 1 (OVMF orders its boot options by bootindex).
     pub fn start_with_disk(
         ns: &Netns,
         name: &str,
@@ -108,16 +108,23 @@ impl QemuClient {
         mac: &str,
         disk: &Path,
     ) -> Result<QemuClient, QemuError> {
-        let drive = format!("file={},format=raw,if=ide", disk.display());
-        QemuClient::spawn(
-            ns,
-            name,
-            kind,
-            tap,
-            mac,
-            None,
-            &["-drive".to_owned(), drive],
-        )
+        let args = match kind {
+            ClientKind::Bios => vec![
+                "-drive".to_owned(),
+                format!("file={},format=raw,if=ide", disk.display()),
+            ],
+            ClientKind::Uefi | ClientKind::UefiPxe => vec![
+                "-drive".to_owned(),
+                format!("if=none,id=disk0,file={},format=raw", disk.display()),
+                "-device".to_owned(),
+                "virtio-blk-pci,drive=disk0,bootindex=2".to_owned(),
+                // OVMF's PXE over IPv6 waits about 70 s (under TCG) for a DHCPv6 offer
+                // before the firmware goes on to the disk; this LAN has none.
+                "-fw_cfg".to_owned(),
+                "name=opt/org.tianocore/IPv6PXESupport,string=no".to_owned(),
+            ],
+        };
+        QemuClient::spawn(ns, name, kind, tap, mac, None, &args)
     }
 
     fn spawn(
@@ -149,6 +156,12 @@ impl QemuClient {
             .env("QEMU_ACCEL", accel.as_str())
             .env("QEMU_VARS", dir.path().join("OVMF_VARS.fd"))
             .envs(memory_mib.map(|m| ("QEMU_MEM", m.to_string())))
+            .envs(
+                extra_args
+                    .iter()
+                    .any(|a| a.contains("bootindex"))
+                    .then_some(("QEMU_NIC_BOOTINDEX", "1")),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));

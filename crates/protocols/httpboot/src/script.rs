@@ -89,7 +89,9 @@ fn render_local(ctx: &ScriptContext<'_>) -> Rendered {
 
 /// Tell the appliance (so the boot timeline ends this attempt as "local disk" instead of waiting
 /// for files that never come), then leave iPXE; a failed fetch changes nothing. Starts with the
-/// label `:local`.
+/// label `:local`. `exit 1`, a failure: SeaBIOS then boots the next device either way, but UEFI
+/// firmware (OVMF) treats a boot option that returns success as "show the boot menu" and only
+/// goes on to the next option (the disk) after a failure.
 fn local_commands(ctx: &ScriptContext<'_>) -> String {
     let local_url = match ctx.mac {
         Some(mac) => format!("{}{LOCAL_PATH}?mac={mac}", ctx.base_url),
@@ -100,7 +102,7 @@ fn local_commands(ctx: &ScriptContext<'_>) -> String {
         s,
         "imgfetch --name local-disk {local_url} || goto local-exit"
     );
-    s.push_str("imgfree local-disk\n:local-exit\nexit\n");
+    s.push_str("imgfree local-disk\n:local-exit\nexit 1\n");
     s
 }
 
@@ -350,7 +352,11 @@ mod tests {
         golden("local.ipxe", &r.script);
         // It tells the appliance (stage `local`) before it leaves iPXE, and boots nothing.
         let fetch = r.script.find("imgfetch --name local-disk").unwrap();
-        assert!(fetch < r.script.rfind("\nexit\n").unwrap(), "{}", r.script);
+        assert!(
+            fetch < r.script.rfind("\nexit 1\n").unwrap(),
+            "{}",
+            r.script
+        );
         assert!(
             r.script
                 .contains("http://10.77.0.1/boot/local?mac=52:54:00:12:34:56 "),

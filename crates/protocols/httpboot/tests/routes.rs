@@ -179,7 +179,8 @@ async fn the_menus_local_entry_is_recorded() {
         .unwrap_or_else(|| panic!("no local fetch in {script}"));
     assert_eq!(url, format!("{BASE}/boot/local?mac=00:11:22:33:44:55"));
     assert!(
-        script.contains("\n:local\n") && script.contains("imgfree local-disk\n:local-exit\nexit\n"),
+        script.contains("\n:local\n")
+            && script.contains("imgfree local-disk\n:local-exit\nexit 1\n"),
         "{script}"
     );
     let r = get(&fx, url.strip_prefix(BASE).unwrap()).await;
