@@ -97,6 +97,11 @@ impl Proc {
         }
     }
 
+    /// Its exit status if it has exited, without waiting.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Wait for the process to exit by itself.
     pub fn wait_exit(&mut self, timeout: Duration) -> Result<ExitStatus, WaitError> {
         let start = Instant::now();

@@ -65,12 +65,12 @@ pub struct Rebuilt {
 }
 
 /// Whether a store path of the generation is missing.
-pub fn is_missing(generation: &GenerationRecord) -> bool {
+fn is_missing(generation: &GenerationRecord) -> bool {
     generation.store_paths.iter().any(|p| !p.exists())
 }
 
-/// Every generation with a store path missing, oldest host first.
-pub fn missing_generations(store: &Store) -> Result<Vec<GenerationRecord>, StoreError> {
+/// Every generation with a store path missing, host by host.
+fn missing_generations(store: &Store) -> Result<Vec<GenerationRecord>, StoreError> {
     let mut missing = Vec::new();
     for host in store.generation_hosts()? {
         missing.extend(store.generations(&host)?.into_iter().filter(is_missing));
