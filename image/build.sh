@@ -19,8 +19,13 @@
 #                       the image says "development build" on its console and dashboard
 #   FLAKEBOOT_ACCEPT_KEYS  more public keys (PEM files, space-separated) the image accepts, for
 #                       moving to a new signing key
+#   FLAKEBOOT_UEFI_KEY, FLAKEBOOT_UEFI_CERT  the RSA private key and X.509 certificate (PEM) that
+#                       sign systemd-boot and the UKIs for UEFI Secure Boot (sbsign); enroll the
+#                       certificate in the board's db. Without them a development pair is made
+#                       once in image/cache (a development build either way when the bundle key
+#                       is the development one)
 # Beside the outputs, update-keys/ holds the public keys the image accepts (`flakeboot update
-# apply --disk IMG --keys DIR` uses them offline).
+# apply --disk IMG --keys DIR` uses them offline) and uefi-db.pem the certificate to enroll.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/.." && pwd)"
@@ -30,7 +35,7 @@ board_file="$root/board/$board_name.toml"
 [ "$(id -u)" = 0 ] || { echo "build.sh: run as root (the base tree is built with mmdebstrap)" >&2; exit 1; }
 # The Debian packages it needs, installed with apt-get when missing (as qemu/demo.sh does).
 "$root/scripts/install-deps.sh" image
-for t in mmdebstrap mksquashfs veritysetup objcopy mkfs.fat mcopy mmd sfdisk zstd mkfs.ext4 openssl; do
+for t in mmdebstrap mksquashfs veritysetup objcopy mkfs.fat mcopy mmd sfdisk zstd mkfs.ext4 openssl sbsign sbverify; do
   command -v "$t" >/dev/null || { echo "build.sh: $t is missing: scripts/install-deps.sh installs it" >&2; exit 1; }
 done
 export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1700000000}"
@@ -77,6 +82,31 @@ for extra in ${FLAKEBOOT_ACCEPT_KEYS:-}; do
   openssl pkey -pubin -in "$extra" -out "$keys/$(basename "$extra" .pem).pem" ||
     { echo "build.sh: FLAKEBOOT_ACCEPT_KEYS: $extra is not a public key" >&2; exit 1; }
 done
+
+echo "==> UEFI Secure Boot key"
+uefi_key="${FLAKEBOOT_UEFI_KEY:-}" uefi_cert="${FLAKEBOOT_UEFI_CERT:-}"
+if [ -z "$uefi_key" ] && [ -z "$uefi_cert" ]; then
+  uefi_key="$here/cache/development-uefi-key.pem" uefi_cert="$here/cache/development-uefi-cert.pem"
+  if [ ! -s "$uefi_cert" ]; then
+    mkdir -p "$here/cache"
+    # RSA 2048: the key type UEFI firmware verifies Authenticode signatures with.
+    (umask 077 && openssl req -new -x509 -newkey rsa:2048 -nodes -sha256 -days 3650 \
+      -subj "/CN=flakeboot development UEFI key/" -keyout "$uefi_key.tmp" -out "$uefi_cert.tmp" 2>/dev/null)
+    mv "$uefi_key.tmp" "$uefi_key"
+    mv "$uefi_cert.tmp" "$uefi_cert"
+  fi
+  echo "    no FLAKEBOOT_UEFI_KEY: systemd-boot and the UKIs are signed with $uefi_cert"
+fi
+[ -r "$uefi_key" ] && [ -r "$uefi_cert" ] ||
+  { echo "build.sh: FLAKEBOOT_UEFI_KEY and FLAKEBOOT_UEFI_CERT name a readable key and certificate, both or neither" >&2; exit 1; }
+openssl x509 -in "$uefi_cert" -out "$out/uefi-db.pem" ||
+  { echo "build.sh: $uefi_cert is not an X.509 certificate (PEM)" >&2; exit 1; }
+# sbsign SRC DEST: an Authenticode signature the firmware checks against its db.
+efi_sign() {
+  sbsign --key "$uefi_key" --cert "$uefi_cert" --output "$2" "$1" 2>/dev/null ||
+    { echo "build.sh: sbsign $1 failed" >&2; exit 1; }
+  sbverify --cert "$uefi_cert" "$2" >/dev/null 2>&1 || { echo "build.sh: sbverify $2 failed" >&2; exit 1; }
+}
 
 echo "==> base tree"
 tree="$("$here/base.sh")"
@@ -228,6 +258,8 @@ for slot in a b; do
     --add-section .initrd="$tree/boot/initrd.img-$kver" --change-section-vma .initrd="$(hex "$initrd")" \
     "$stub" "$work/uki-$slot.efi"
   pe_fix "$work/uki-$slot.efi"
+  efi_sign "$work/uki-$slot.efi" "$work/uki-$slot.signed.efi"
+  mv "$work/uki-$slot.signed.efi" "$work/uki-$slot.efi"
 done
 
 echo "==> update bundle"
@@ -262,7 +294,8 @@ echo "==> ESP (systemd-boot, slot A's UKI)"
 esp="$work/esp.img"
 mkfs.fat -C -F 32 -n ESP -i "$(derive esp | cut -c1-8)" "$esp" $(( FB_ESP_MIB * 1024 )) >/dev/null
 mmd -i "$esp" ::EFI ::EFI/BOOT ::EFI/Linux ::loader
-mcopy -i "$esp" "$tree/usr/lib/systemd/boot/efi/systemd-bootx64.efi" ::EFI/BOOT/BOOTX64.EFI
+efi_sign "$tree/usr/lib/systemd/boot/efi/systemd-bootx64.efi" "$work/BOOTX64.EFI"
+mcopy -i "$esp" "$work/BOOTX64.EFI" ::EFI/BOOT/BOOTX64.EFI
 printf 'timeout 0\neditor no\n' > "$work/loader.conf"
 mcopy -i "$esp" "$work/loader.conf" ::loader/loader.conf
 mcopy -i "$esp" "$work/uki-a.efi" ::EFI/Linux/flakeboot-1-a.efi

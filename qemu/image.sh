@@ -8,7 +8,9 @@
 # (make a copy first to keep the built image pristine).
 # Environment: QEMU_ACCEL (tcg | kvm; default tcg), QEMU_MEM (MiB, 1024), QEMU_SMP (2),
 # QEMU_VARS (the OVMF variable store; created from OVMF_VARS when missing; default SERIAL.vars.fd),
-# OVMF_CODE / OVMF_VARS (firmware images).
+# OVMF_CODE / OVMF_VARS (firmware images), QEMU_SECURE_BOOT=1 (OVMF's Secure Boot build, with
+# SMM; OVMF_VARS should then be a store with the image's certificate enrolled, as
+# image/test-artifacts.sh makes: ovmf-vars-secboot.fd).
 # Extra arguments are passed to QEMU, e.g. an update disk for the update-disk hook:
 #   -drive if=none,id=upd,format=raw,readonly=on,file=BUNDLE.tar
 #   -device virtio-blk-pci,drive=upd,serial=flakeboot-update
@@ -23,6 +25,13 @@ shift 4
 accel=${QEMU_ACCEL:-tcg}
 [ "$accel" = tcg ] && accel=tcg,thread=multi
 ovmf_code=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.fd}
+machine=q35
+if [ "${QEMU_SECURE_BOOT:-0}" = 1 ]; then
+  # The Secure Boot build keeps its variables in SMM-only flash, so the OS cannot rewrite them.
+  ovmf_code=${OVMF_CODE:-/usr/share/OVMF/OVMF_CODE_4M.secboot.fd}
+  machine=q35,smm=on
+  set -- -global driver=cfi.pflash01,property=secure,value=on -global ICH9-LPC.disable_s3=1 "$@"
+fi
 ovmf_vars=${OVMF_VARS:-/usr/share/OVMF/OVMF_VARS_4M.fd}
 
 case $serial in
@@ -38,7 +47,7 @@ esac
 # for each boot.
 # ICH9-LPC.noreboot=false: the q35 chipset's TCO watchdog may reset the machine, like a real
 # board's (QEMU's default pins it to "no reboot"); the image arms it (systemd's watchdog).
-exec qemu-system-x86_64 -machine q35 -accel "$accel" -cpu max -smp "${QEMU_SMP:-2}" \
+exec qemu-system-x86_64 -machine "$machine" -accel "$accel" -cpu max -smp "${QEMU_SMP:-2}" \
     -m "${QEMU_MEM:-1024}" -nodefaults -global ICH9-LPC.noreboot=false \
     -drive "if=pflash,format=raw,readonly=on,file=$ovmf_code" \
     -drive "if=pflash,format=raw,file=$vars" \

@@ -11,6 +11,11 @@
 //! - a corrupted slot (written offline, then bytes overwritten) falls back too, and slot a,
 //!   with no DHCP server on the LAN, takes the documented static fallback address.
 //!
+//!
+//! Every boot is under OVMF's Secure Boot build, enforcing, with the image's own UEFI certificate
+//! enrolled (`ovmf-vars-secboot.fd`): the first boot checks that the kernel reports it, and the
+//! corrupted-slot test first shows a UKI changed by one byte refused by the firmware.
+//!
 //! Boots share work: each VM boot checks as much as it can (a CI run has a time budget).
 //! The images come from `image/test-artifacts.sh` (rebuilt only when an input changed). Each
 //! boot under TCG takes 60-90 s; the rollback tests boot 4-5 times, each in a fresh QEMU
@@ -79,9 +84,7 @@ fn artifacts() -> PathBuf {
         require_tool(tool);
     }
     let root = workspace_root();
-    let out = std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), PathBuf::from)
-        .join("image-tests");
+    let out = artifacts_dir();
     let started = Instant::now();
     let status = Command::new(root.join("image/test-artifacts.sh"))
         .arg(&out)
@@ -93,6 +96,13 @@ fn artifacts() -> PathBuf {
         started.elapsed().as_secs_f64()
     );
     out
+}
+
+/// Where `image/test-artifacts.sh` puts the test images.
+fn artifacts_dir() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map_or_else(|| workspace_root().join("target"), PathBuf::from)
+        .join("image-tests")
 }
 
 fn image(out: &Path) -> PathBuf {
@@ -132,6 +142,33 @@ fn disk_copy(s: &Scenario, out: &Path) -> PathBuf {
     disk
 }
 
+/// Reads a file off the ESP of the image `disk` (at 1 MiB, as image/build.sh lays it out), or,
+/// given `bytes`, replaces it; returns what was read (or `bytes`).
+fn esp_file(disk: &Path, path: &str, bytes: Option<&[u8]>) -> Vec<u8> {
+    let fs = format!("{}@@1M", disk.display());
+    let local = disk.with_extension("esp-file");
+    let mut cmd = Command::new("mcopy");
+    cmd.args(["-o", "-i", &fs]).env("MTOOLS_SKIP_CHECK", "1");
+    match bytes {
+        Some(bytes) => {
+            std::fs::write(&local, bytes).unwrap_or_else(|e| panic!("{}: {e}", local.display()));
+            cmd.arg(&local).arg(path);
+        }
+        None => {
+            cmd.arg(path).arg(&local);
+        }
+    }
+    let out = cmd.output().unwrap_or_else(|e| panic!("mcopy: {e}"));
+    assert!(
+        out.status.success(),
+        "mcopy {path}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let read = std::fs::read(&local).unwrap_or_else(|e| panic!("{}: {e}", local.display()));
+    let _ = std::fs::remove_file(&local);
+    read
+}
+
 /// The MiB on a `FLAKEBOOT-DATA-SIZE N MiB` console line (the data file system's size).
 fn data_size_mib(line: &str) -> Option<u64> {
     line.split("FLAKEBOOT-DATA-SIZE ")
@@ -167,7 +204,12 @@ impl ApplianceVm {
         let serial = s.dir().join("appliance-serial.log");
         let monitor = s.dir().join("appliance-monitor.sock");
         let script = workspace_root().join("qemu/image.sh");
+        // Secure Boot enforcing, the image's own certificate enrolled: a board as shipped.
+        let vars = artifacts_dir().join("ovmf-vars-secboot.fd");
         let mut argv: Vec<String> = vec![
+            "env".to_owned(),
+            "QEMU_SECURE_BOOT=1".to_owned(),
+            format!("OVMF_VARS={}", vars.display()),
             script.display().to_string(),
             disk.display().to_string(),
             s.lan().tap_dev(0).to_owned(),
@@ -533,6 +575,11 @@ fn image_boots_to_flakeboot_serving_and_a_client_netboots_from_it() {
     );
     vm.wait_for("flakeboot-health: healthy", BOOT);
     let boot_secs = vm.secs();
+    // OVMF enforcing Secure Boot with the image's certificate enrolled let this kernel start.
+    assert!(
+        vm.console().contains("Secure boot enabled"),
+        "the kernel does not report Secure Boot enforcing"
+    );
     println!("HIL-TIMING image boot to a healthy flakeboot: {boot_secs:.0}s (LAN address {cidr})");
 
     // The image's nix can evaluate nixpkgs, and builds as nixbld users out of the box.
@@ -897,6 +944,34 @@ fn image_corrupted_slot_falls_back_and_takes_the_static_fallback_address() {
         .addr(LAN_IF, "192.168.1.1/24")
         .unwrap_or_else(|e| panic!("address on {LAN_IF}: {e}"));
     let disk = disk_copy(&s, &out);
+
+    // Secure Boot enforcing: slot a's UKI with one byte changed is refused by the firmware (its
+    // Authenticode signature no longer matches), and no kernel starts; systemd-boot itself,
+    // signed with the same key, is loaded.
+    let uki = "::EFI/Linux/flakeboot-1-a.efi";
+    let signed = esp_file(&disk, uki, None);
+    let mut changed = signed.clone();
+    let middle = changed.len() / 2;
+    changed[middle] ^= 0x20;
+    esp_file(&disk, uki, Some(&changed));
+    {
+        let refused = ApplianceVm::start(&s, &disk, None);
+        // systemd-boot's LoadImage of it fails: "Error loading \EFI\Linux\...: Access denied".
+        let line = refused.wait_for("flakeboot-1-a.efi: Access denied", BOOT);
+        println!(
+            "HIL-TIMING a changed UKI refused by the firmware after {:.0}s: {}",
+            refused.secs(),
+            line.trim()
+        );
+        assert!(
+            !refused.console().contains("Linux version"),
+            "a kernel started from a changed UKI"
+        );
+    }
+    let serial = s.dir().join("appliance-serial.log");
+    std::fs::rename(&serial, s.dir().join("appliance-serial-refused-uki.log"))
+        .unwrap_or_else(|e| panic!("{}: {e}", serial.display()));
+    esp_file(&disk, uki, Some(&signed));
 
     // Install the good update into slot b offline, then overwrite 4 MiB at the start of root-b.
     let flakeboot = workspace_root().join("target/release/flakeboot");
