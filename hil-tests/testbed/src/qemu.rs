@@ -94,7 +94,11 @@ impl QemuClient {
         mac: &str,
         memory_mib: Option<u32>,
     ) -> Result<QemuClient, QemuError> {
-        QemuClient::spawn(ns, name, kind, tap, mac, memory_mib, &[])
+        let env: Vec<_> = memory_mib
+            .map(|m| ("QEMU_MEM", m.to_string()))
+            .into_iter()
+            .collect();
+        QemuClient::spawn(ns, name, kind, tap, mac, &[], &env)
     }
 
     /// [`QemuClient::start`] with a local disk, the raw image `disk`, booted when iPXE exits.
@@ -108,23 +112,30 @@ impl QemuClient {
         mac: &str,
         disk: &Path,
     ) -> Result<QemuClient, QemuError> {
-        let args = match kind {
-            ClientKind::Bios => vec![
-                "-drive".to_owned(),
-                format!("file={},format=raw,if=ide", disk.display()),
-            ],
-            ClientKind::Uefi | ClientKind::UefiPxe => vec![
-                "-drive".to_owned(),
-                format!("if=none,id=disk0,file={},format=raw", disk.display()),
-                "-device".to_owned(),
-                "virtio-blk-pci,drive=disk0,bootindex=2".to_owned(),
-                // OVMF's PXE over IPv6 waits about 70 s (under TCG) for a DHCPv6 offer
-                // before the firmware goes on to the disk; this LAN has none.
-                "-fw_cfg".to_owned(),
-                "name=opt/org.tianocore/IPv6PXESupport,string=no".to_owned(),
-            ],
+        // UEFI: the NIC's bootindex, so that OVMF orders the disk after it.
+        let (args, env) = match kind {
+            ClientKind::Bios => (
+                vec![
+                    "-drive".to_owned(),
+                    format!("file={},format=raw,if=ide", disk.display()),
+                ],
+                vec![],
+            ),
+            ClientKind::Uefi | ClientKind::UefiPxe => (
+                vec![
+                    "-drive".to_owned(),
+                    format!("if=none,id=disk0,file={},format=raw", disk.display()),
+                    "-device".to_owned(),
+                    "virtio-blk-pci,drive=disk0,bootindex=2".to_owned(),
+                    // OVMF's PXE over IPv6 waits about 70 s (under TCG) for a DHCPv6 offer
+                    // before the firmware goes on to the disk; this LAN has none.
+                    "-fw_cfg".to_owned(),
+                    "name=opt/org.tianocore/IPv6PXESupport,string=no".to_owned(),
+                ],
+                vec![("QEMU_NIC_BOOTINDEX", "1".to_owned())],
+            ),
         };
-        QemuClient::spawn(ns, name, kind, tap, mac, None, &args)
+        QemuClient::spawn(ns, name, kind, tap, mac, &args, &env)
     }
 
     fn spawn(
@@ -133,8 +144,8 @@ impl QemuClient {
         kind: ClientKind,
         tap: &str,
         mac: &str,
-        memory_mib: Option<u32>,
         extra_args: &[String],
+        extra_env: &[(&str, String)],
     ) -> Result<QemuClient, QemuError> {
         let kernel = artifacts::kernel().map_err(|source| QemuError::Artifact {
             name: name.to_owned(),
@@ -155,13 +166,7 @@ impl QemuClient {
             .args(extra_args)
             .env("QEMU_ACCEL", accel.as_str())
             .env("QEMU_VARS", dir.path().join("OVMF_VARS.fd"))
-            .envs(memory_mib.map(|m| ("QEMU_MEM", m.to_string())))
-            .envs(
-                extra_args
-                    .iter()
-                    .any(|a| a.contains("bootindex"))
-                    .then_some(("QEMU_NIC_BOOTINDEX", "1")),
-            )
+            .envs(extra_env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(stderr));
