@@ -27,6 +27,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 /// fit with room to spare.
 pub const MAX_BUNDLE: u64 = 4 << 30;
 
+/// The UEFI global variable `SecureBoot` in efivarfs.
+const SECURE_BOOT_VAR: &str =
+    "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
+
 /// Where the running image keeps what this module reads; [`ImagePaths::default`] is the image's
 /// layout (`image/build.sh`).
 #[derive(Debug, Clone)]
@@ -43,6 +47,9 @@ pub struct ImagePaths {
     pub esp: PathBuf,
     /// The kernel command line (`flakeboot.slot=`).
     pub cmdline: PathBuf,
+    /// The firmware's `SecureBoot` variable (efivarfs: 4 bytes of attributes, then 1 when the
+    /// firmware enforces Secure Boot).
+    pub secure_boot: PathBuf,
 }
 
 impl Default for ImagePaths {
@@ -54,13 +61,14 @@ impl Default for ImagePaths {
             development: "/usr/lib/flakeboot/development-build".into(),
             esp: "/efi".into(),
             cmdline: "/proc/cmdline".into(),
+            secure_boot: SECURE_BOOT_VAR.into(),
         }
     }
 }
 
 impl ImagePaths {
     /// The same layout under `root` (`keys/`, `board`, `version`, `development-build`, `esp/`,
-    /// `cmdline`): an image unpacked somewhere else, or a test's.
+    /// `cmdline`, `SecureBoot`): an image unpacked somewhere else, or a test's.
     pub fn in_dir(root: &Path) -> ImagePaths {
         ImagePaths {
             keys: root.join("keys"),
@@ -69,6 +77,7 @@ impl ImagePaths {
             development: root.join("development-build"),
             esp: root.join("esp"),
             cmdline: root.join("cmdline"),
+            secure_boot: root.join("SecureBoot"),
         }
     }
 }
@@ -101,6 +110,14 @@ pub enum FirmwareError {
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> FirmwareError {
     let what = what.into();
     move |source| FirmwareError::Io { what, source }
+}
+
+/// The `SecureBoot` variable's value: its data byte after the 4 bytes of attributes.
+fn secure_boot(var: &Path) -> Option<bool> {
+    match fs::read(var).ok()?.as_slice() {
+        [_, _, _, _, value] => Some(*value == 1),
+        _ => None,
+    }
 }
 
 /// One UKI on the ESP.
@@ -155,6 +172,9 @@ pub struct FirmwareStatus {
     pub board: Option<String>,
     /// The development-build notice, on an image signed with a development key.
     pub development: Option<String>,
+    /// Whether the firmware enforces UEFI Secure Boot (its `SecureBoot` variable); absent when
+    /// the machine did not boot with UEFI or the variable cannot be read.
+    pub secure_boot: Option<bool>,
     /// The running slot (`"a"` or `"b"`).
     pub running_slot: Option<String>,
     /// Both slots.
@@ -233,6 +253,7 @@ impl Firmware {
             version: Self::read(&p.version),
             board,
             development: self.development(),
+            secure_boot: secure_boot(&p.secure_boot),
             running_slot: running.map(|s| s.letter().to_string()),
             slots,
             last_update: self.last(),
@@ -446,5 +467,27 @@ fn classify(e: UpdateError) -> FirmwareError {
             FirmwareError::Refused(e)
         }
         e => FirmwareError::Failed(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_secure_boot_variable_is_its_byte_after_the_attributes() {
+        let dir = tempfile::tempdir().unwrap();
+        let var = dir.path().join("SecureBoot");
+        assert_eq!(secure_boot(&var), None, "no variable: not booted with UEFI");
+        for (bytes, want) in [
+            (&[6u8, 0, 0, 0, 1][..], Some(true)),
+            (&[6, 0, 0, 0, 0][..], Some(false)),
+            (&[6, 0, 0, 0][..], None),
+            (&[6, 0, 0, 0, 1, 0][..], None),
+            (&[][..], None),
+        ] {
+            fs::write(&var, bytes).unwrap();
+            assert_eq!(secure_boot(&var), want, "{bytes:?}");
+        }
     }
 }

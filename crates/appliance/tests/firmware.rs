@@ -29,6 +29,8 @@ fn image(root: &Path) -> ImagePaths {
     fs::write(&paths.board, "qemu-x86_64\n").unwrap();
     fs::write(&paths.version, "0.1.0\n").unwrap();
     fs::write(&paths.development, "development build: a development key\n").unwrap();
+    // efivarfs: attributes (NV, BS, RT), then 1: Secure Boot enforced.
+    fs::write(&paths.secure_boot, [6, 0, 0, 0, 1]).unwrap();
     fs::write(
         &paths.cmdline,
         "root=/dev/mapper/root flakeboot.slot=a quiet\n",
@@ -93,6 +95,7 @@ async fn slots_and_uploads_on_an_image() {
     assert_eq!(status.board.as_deref(), Some("qemu-x86_64"));
     assert_eq!(status.running_slot.as_deref(), Some("a"));
     assert!(status.development.unwrap().starts_with("development build"));
+    assert_eq!(status.secure_boot, Some(true));
     let a = &status.slots[0];
     let b = &status.slots[1];
     assert!(a.running && !b.running);

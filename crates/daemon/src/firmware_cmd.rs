@@ -87,6 +87,11 @@ fn status_text(v: &FirmwareStatus) -> String {
     if let Some(dev) = &v.development {
         out.push_str(&format!("{dev}\n"));
     }
+    match v.secure_boot {
+        Some(true) => out.push_str("UEFI Secure Boot: enforcing\n"),
+        Some(false) => out.push_str("UEFI Secure Boot: off\n"),
+        None => {}
+    }
     for slot in &v.slots {
         let mark = if slot.running { "*" } else { " " };
         match &slot.entry {

@@ -794,6 +794,8 @@ fn firmware_update_over_the_api(s: &Scenario, vm: &ApplianceVm, admin: &Admin, o
         (&json!(true), &json!("a"), &json!(VERSION)),
         "{fw}"
     );
+    // The firmware's SecureBoot variable, read by the daemon from efivarfs.
+    assert_eq!(fw["secure_boot"], true, "{fw}");
     assert!(
         fw["development"]
             .as_str()
@@ -877,7 +879,8 @@ fn firmware_update_over_the_api(s: &Scenario, vm: &ApplianceVm, admin: &Admin, o
     assert_eq!(fw["last_update"]["version"], "0.1.0+update", "{fw}");
     let (ok, said) = firmware_cli(s, admin, &["status"]);
     assert!(
-        ok && said.contains("* slot b: 0.1.0+update (good"),
+        ok && said.contains("* slot b: 0.1.0+update (good")
+            && said.contains("UEFI Secure Boot: enforcing"),
         "{said}"
     );
     println!(

@@ -60,6 +60,7 @@ async fn firmware_page_and_api() {
     assert_eq!(fw["slots"][0]["entry"]["state"], "good");
     assert_eq!(fw["slots"][1]["entry"]["state"], "trying");
     assert_eq!(fw["slots"][1]["entry"]["tries_left"], 2);
+    assert_eq!(fw["secure_boot"], false);
 
     let page = body(h.get("/firmware", Some(&browser)).await).await;
     assert!(page.contains("id=\"slots\""), "{page}");
@@ -68,6 +69,10 @@ async fn firmware_page_and_api() {
         "{page}"
     );
     assert!(page.contains("/static/firmware.js"), "{page}");
+    assert!(
+        page.contains("id=\"secure-boot\"") && page.contains("Secure Boot off"),
+        "{page}"
+    );
     assert!(
         page.contains(&format!("data-csrf=\"{}\"", browser.csrf)),
         "{page}"

@@ -39,6 +39,11 @@ pub async fn show(
                 "running; the appliance boots it at the next reboot and goes back to the running "
                 "slot by itself if the new one does not come up healthy three times."
             }
+            @match fw.secure_boot {
+                Some(true) => p #secure-boot { span.badge.ok { "Secure Boot" } " The firmware enforces UEFI Secure Boot: it starts only boot loaders and UKIs signed with an enrolled key." },
+                Some(false) => p #secure-boot { span.badge { "Secure Boot off" } " The firmware does not enforce UEFI Secure Boot: enroll the image's certificate (uefi-db.pem) and turn it on in the firmware's setup." },
+                None => {},
+            }
             div.table-wrap { table #slots {
                 thead { tr { th { "Slot" } th { "Version" } th { "Boot entry" } th { "State" } } }
                 tbody {
