@@ -417,12 +417,18 @@ fn wireguard_and_the_dhcp_mode_change_the_wan_table_live() {
         settings["dhcp_mode"] = json!(mode);
         let (code, saved) = api(&lan, "PUT", "/api/v1/settings", &settings);
         assert_eq!(code, 200, "{saved}");
+        // The daemon loads the firewall first, then turns forwarding on or off: wait for both.
+        let want = if nat { "1" } else { "0" };
         let t = Instant::now();
-        while table().contains("masquerade") != nat {
-            assert!(t.elapsed() < Duration::from_secs(5), "{mode}: {}", table());
+        while table().contains("masquerade") != nat || forwarding() != want {
+            assert!(
+                t.elapsed() < Duration::from_secs(5),
+                "{mode}: forwarding {}, {}",
+                forwarding(),
+                table()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
-        assert_eq!(forwarding(), if nat { "1" } else { "0" }, "{mode}");
         assert!(
             table().contains("nothing else answers on the WAN"),
             "{mode}"
