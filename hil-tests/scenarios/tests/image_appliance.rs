@@ -11,7 +11,6 @@
 //! - a corrupted slot (written offline, then bytes overwritten) falls back too, and slot a,
 //!   with no DHCP server on the LAN, takes the documented static fallback address.
 //!
-//!
 //! Every boot is under OVMF's Secure Boot build, enforcing, with the image's own UEFI certificate
 //! enrolled (`ovmf-vars-secboot.fd`): the first boot checks that the kernel reports it, and the
 //! corrupted-slot test first shows a UKI changed by one byte refused by the firmware.
@@ -957,7 +956,7 @@ fn image_corrupted_slot_falls_back_and_takes_the_static_fallback_address() {
     let middle = changed.len() / 2;
     changed[middle] ^= 0x20;
     esp_file(&disk, uki, Some(&changed));
-    {
+    let serial = {
         let refused = ApplianceVm::start(&s, &disk, None);
         // systemd-boot's LoadImage of it fails: "Error loading \EFI\Linux\...: Access denied".
         let line = refused.wait_for("flakeboot-1-a.efi: Access denied", BOOT);
@@ -970,8 +969,9 @@ fn image_corrupted_slot_falls_back_and_takes_the_static_fallback_address() {
             !refused.console().contains("Linux version"),
             "a kernel started from a changed UKI"
         );
-    }
-    let serial = s.dir().join("appliance-serial.log");
+        refused.serial.clone()
+    };
+    // The next VM starts a console file of its own (its boots are counted from it).
     std::fs::rename(&serial, s.dir().join("appliance-serial-refused-uki.log"))
         .unwrap_or_else(|e| panic!("{}: {e}", serial.display()));
     esp_file(&disk, uki, Some(&signed));

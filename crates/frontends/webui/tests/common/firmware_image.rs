@@ -1,7 +1,7 @@
 //! An appliance image laid out in a temporary directory for the firmware page and API: slot b
-//! running with a try left, slot a blessed, a development build, Secure Boot off, and a keys directory without a
-//! key, so that every bundle is refused before anything is written (the real install is the
-//! image test's).
+//! running with a try left, slot a blessed, a development build, Secure Boot off, and a keys
+//! directory without a key, so that every bundle is refused before anything is written (the real
+//! install is the image test's).
 
 use std::path::Path;
 
