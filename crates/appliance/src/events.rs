@@ -1,5 +1,15 @@
 //! Boot events flow from the boot services through a bounded channel to one writer task that
 //! logs each and stores them in batches (one store transaction per batch).
+//!
+//! Another DHCP server's reply to a client can arrive before this appliance's own DHCP event
+//! for that client has made its machine record (both answer the same DISCOVER; the other
+//! server may be a few milliseconds quicker). The store does not keep such a reply
+//! ([`Store::record_events`] gives it back); the writer offers it again with the following
+//! batches for [`HOLD`], so the machine's first exchange shows both servers. Bounded: at most
+//! [`HELD`] replies wait, the oldest dropped first.
+
+use std::collections::VecDeque;
+use std::time::{Duration, SystemTime};
 
 use flakeboot_catalogue::BootEvent;
 use flakeboot_store::Store;
@@ -7,11 +17,16 @@ use tokio::sync::mpsc;
 
 /// Most events written in one transaction.
 const BATCH: usize = 512;
+/// How long another server's reply waits for its client's record.
+const HOLD: Duration = Duration::from_secs(5);
+/// Most replies waiting at once.
+const HELD: usize = 128;
 
 /// Runs until every sender is gone (the daemon drops its catalogue at shutdown), so the last
 /// events are stored before the process exits.
 pub async fn run(mut rx: mpsc::Receiver<BootEvent>, store: Store) {
     let mut batch = Vec::with_capacity(BATCH);
+    let mut held = Held::default();
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         for ev in &batch {
             tracing::info!(
@@ -24,13 +39,93 @@ pub async fn run(mut rx: mpsc::Receiver<BootEvent>, store: Store) {
                 "boot event"
             );
         }
-        let events = std::mem::take(&mut batch);
+        let mut events = held.take(SystemTime::now());
+        events.append(&mut batch);
         let store = store.clone();
         let result = tokio::task::spawn_blocking(move || store.record_events(&events)).await;
         match result {
-            Ok(Ok(())) => {}
+            Ok(Ok(unknown)) => held.hold(unknown),
             Ok(Err(err)) => tracing::error!(error = %err, "could not store boot events"),
             Err(err) => tracing::error!(error = %err, "boot event writer task failed"),
         }
+    }
+}
+
+/// Other servers' replies waiting for their client's record.
+#[derive(Debug, Default)]
+struct Held(VecDeque<BootEvent>);
+
+impl Held {
+    /// The replies still young enough to offer again (in the order they came), at `now`.
+    fn take(&mut self, now: SystemTime) -> Vec<BootEvent> {
+        let young = |e: &BootEvent| now.duration_since(e.at).map_or(true, |age| age < HOLD);
+        self.0.drain(..).filter(young).collect()
+    }
+
+    /// Keep `unknown` for the next batch, the oldest making room past [`HELD`].
+    fn hold(&mut self, unknown: Vec<BootEvent>) {
+        self.0.extend(unknown);
+        while self.0.len() > HELD {
+            self.0.pop_front();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use flakeboot_catalogue::{BootStage, MacAddr, Outcome};
+
+    const CLIENT: MacAddr = MacAddr([0x52, 0x54, 0, 0x12, 0x34, 0x56]);
+
+    fn event(stage: BootStage, at: SystemTime) -> BootEvent {
+        let mut e = BootEvent::new(stage, Outcome::Ok, "x").mac(CLIENT);
+        e.at = at;
+        e
+    }
+
+    /// The LAN's server answered the DISCOVER before the appliance's own DHCP event came: the
+    /// reply is in the machine's events once the record exists, written once.
+    #[tokio::test]
+    async fn a_reply_quicker_than_the_clients_record_reaches_its_timeline() {
+        let store = Store::in_memory().unwrap();
+        let (tx, rx) = mpsc::channel(16);
+        let writer = tokio::spawn(run(rx, store.clone()));
+        let now = SystemTime::now();
+        tx.send(event(BootStage::OtherDhcp, now)).await.unwrap();
+        // Its own batch: wait until the writer has taken it.
+        while tx.capacity() < 16 {
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(store.events_for(CLIENT, 10).unwrap().is_empty());
+        tx.send(event(BootStage::Dhcp, now + Duration::from_millis(9)))
+            .await
+            .unwrap();
+        drop(tx);
+        writer.await.unwrap();
+        let stages: Vec<_> = store
+            .events_for(CLIENT, 10)
+            .unwrap()
+            .iter()
+            .map(|e| e.stage)
+            .collect();
+        assert_eq!(stages, [BootStage::OtherDhcp, BootStage::Dhcp]);
+    }
+
+    #[test]
+    fn held_replies_age_out_and_are_bounded() {
+        let now = SystemTime::now();
+        let mut held = Held::default();
+        held.hold(vec![event(BootStage::OtherDhcp, now - HOLD)]);
+        assert!(held.take(now).is_empty(), "older than HOLD: dropped");
+        let many: Vec<_> = (0..HELD as u64 + 10)
+            .map(|i| event(BootStage::OtherDhcp, now + Duration::from_millis(i)))
+            .collect();
+        held.hold(many.clone());
+        let kept = held.take(now);
+        assert_eq!(kept.len(), HELD);
+        assert_eq!(kept[0], many[10], "the oldest made room");
+        assert!(held.take(now).is_empty(), "taken once");
     }
 }

@@ -161,9 +161,15 @@ impl Store {
     /// they are kept (and listed under their MAC) as events of no machine. A MAC that is not a
     /// machine's own (zero, broadcast, multicast) is dropped from the event. Then the oldest
     /// events are dropped past each bound of [`crate::StoreOptions`].
-    pub fn record_events(&self, events: &[BootEvent]) -> Result<(), StoreError> {
+    ///
+    /// Another server's reply (`other-dhcp`) is kept only for a machine with a record. Those
+    /// for a station MAC with none are returned, not stored: that server may have answered the
+    /// client's DISCOVER before this appliance's own DHCP event made its record, and the caller
+    /// may offer them again with a later batch ([`crate::Store`] never holds them).
+    pub fn record_events(&self, events: &[BootEvent]) -> Result<Vec<BootEvent>, StoreError> {
+        let mut unknown = Vec::new();
         if events.is_empty() {
-            return Ok(());
+            return Ok(unknown);
         }
         let limits = &self.limits;
         let txn = self.db.begin_write()?;
@@ -185,7 +191,11 @@ impl Store {
                     };
                     if !known {
                         // Another server's reply to a machine this appliance does not know (a
-                        // phone, a forged packet): not kept, so such packets cannot fill it.
+                        // phone, a forged packet, or one whose own DHCP event is still on its
+                        // way): not kept, so such packets cannot fill it.
+                        if mac.is_some() {
+                            unknown.push(event.clone());
+                        }
                         continue;
                     }
                 }
@@ -217,7 +227,7 @@ impl Store {
             tables.trim_all(limits.max_events)?;
         }
         txn.commit()?;
-        Ok(())
+        Ok(unknown)
     }
 
     /// The newest `limit` events of one machine, newest last.
@@ -464,7 +474,7 @@ mod tests {
     fn other_servers_replies_are_kept_only_for_known_machines() {
         let store = Store::in_memory().unwrap();
         let stranger = MacAddr([0x02, 0xbb, 0, 0, 0, 1]);
-        store
+        let unknown = store
             .record_events(&[
                 named(BootStage::OtherDhcp, Some(stranger), 1),
                 named(BootStage::OtherDhcp, None, 2),
@@ -472,6 +482,11 @@ mod tests {
                 named(BootStage::OtherDhcp, Some(MACS[0]), 4),
             ])
             .unwrap();
+        // Given back to the caller: the stranger's only (no MAC: nobody's, ever).
+        assert_eq!(
+            unknown,
+            vec![named(BootStage::OtherDhcp, Some(stranger), 1)]
+        );
         assert!(store.events_for(stranger, 10).unwrap().is_empty());
         assert_eq!(store.machines().unwrap().len(), 1);
         assert!(
