@@ -20,7 +20,8 @@
 #   FLAKEBOOT_ACCEPT_KEYS  more public keys (PEM files, space-separated) the image accepts, for
 #                       moving to a new signing key
 #   FLAKEBOOT_UEFI_KEY, FLAKEBOOT_UEFI_CERT  the RSA private key and X.509 certificate (PEM) that
-#                       sign systemd-boot and the UKIs for UEFI Secure Boot (sbsign); enroll the
+#                       sign systemd-boot and the UKIs for UEFI Secure Boot (osslsigncode, the
+#                       signing time SOURCE_DATE_EPOCH; checked with sbverify); enroll the
 #                       certificate in the board's db. Without them a development pair is made
 #                       once in image/cache (a development build either way when the bundle key
 #                       is the development one)
@@ -35,7 +36,7 @@ board_file="$root/board/$board_name.toml"
 [ "$(id -u)" = 0 ] || { echo "build.sh: run as root (the base tree is built with mmdebstrap)" >&2; exit 1; }
 # The Debian packages it needs, installed with apt-get when missing (as qemu/demo.sh does).
 "$root/scripts/install-deps.sh" image
-for t in mmdebstrap mksquashfs veritysetup objcopy mkfs.fat mcopy mmd sfdisk zstd mkfs.ext4 openssl sbsign sbverify; do
+for t in mmdebstrap mksquashfs veritysetup objcopy mkfs.fat mcopy mmd sfdisk zstd mkfs.ext4 openssl osslsigncode sbverify; do
   command -v "$t" >/dev/null || { echo "build.sh: $t is missing: scripts/install-deps.sh installs it" >&2; exit 1; }
 done
 export MTOOLS_SKIP_CHECK=1 SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1700000000}"
@@ -101,10 +102,13 @@ fi
   { echo "build.sh: FLAKEBOOT_UEFI_KEY and FLAKEBOOT_UEFI_CERT name a readable key and certificate, both or neither" >&2; exit 1; }
 openssl x509 -in "$uefi_cert" -out "$out/uefi-db.pem" ||
   { echo "build.sh: $uefi_cert is not an X.509 certificate (PEM)" >&2; exit 1; }
-# sbsign SRC DEST: an Authenticode signature the firmware checks against its db.
+# efi_sign SRC DEST: an Authenticode signature the firmware checks against its db. Its signing
+# time is SOURCE_DATE_EPOCH (sbsign would put the current time in it): the same inputs and
+# osslsigncode version give the same signed bytes.
 efi_sign() {
-  sbsign --key "$uefi_key" --cert "$uefi_cert" --output "$2" "$1" 2>/dev/null ||
-    { echo "build.sh: sbsign $1 failed" >&2; exit 1; }
+  rm -f "$2"
+  osslsigncode sign -h sha256 -certs "$uefi_cert" -key "$uefi_key" -time "$SOURCE_DATE_EPOCH" \
+    -in "$1" -out "$2" >/dev/null 2>&1 || { echo "build.sh: osslsigncode could not sign $1" >&2; exit 1; }
   sbverify --cert "$uefi_cert" "$2" >/dev/null 2>&1 || { echo "build.sh: sbverify $2 failed" >&2; exit 1; }
 }
 

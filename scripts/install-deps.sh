@@ -6,7 +6,7 @@
 set -euo pipefail
 
 demo=(qemu-system-x86 ipxe-qemu ipxe ovmf busybox-static cpio iproute2 curl ca-certificates nix-bin git)
-image=(mmdebstrap cryptsetup-bin squashfs-tools dosfstools mtools fdisk zstd binutils e2fsprogs openssl sbsigntool)
+image=(mmdebstrap cryptsetup-bin squashfs-tools dosfstools mtools fdisk zstd binutils e2fsprogs openssl osslsigncode sbsigntool)
 tests=("${demo[@]}" "${image[@]}" nftables python3 bsdutils dnsmasq-base kea-admin isc-dhcp-client udhcpc bind9-dnsutils tftp-hpa tcpdump nix-bin git kea-dhcp4-server tftpd-hpa nginx-light wrk chromium chromium-driver wireguard-go wireguard-tools prometheus openssh-server openssh-client python3-venv)
 
 want=("${tests[@]}")

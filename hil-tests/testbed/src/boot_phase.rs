@@ -8,6 +8,7 @@
 //! A test that resets a VM whose firmware made no progress ([`BootPhases::stuck_in_firmware`])
 //! says so with [`BootPhases::reset_by_test`]; the count is part of every summary.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -92,7 +93,17 @@ pub struct BootPhases {
     pub slowest_restart: Duration,
     /// Resets the test made itself because the firmware hung (see [`BootPhases::reset_by_test`]).
     pub test_resets: usize,
+    /// The last console lines read (at most [`CONTEXT`]).
+    recent: VecDeque<String>,
+    /// For each of the first [`CONTEXT_KEPT`] unannounced resets, the console lines before it:
+    /// what the summary shows, since nothing else says why the machine went away.
+    pub before_unannounced: Vec<Vec<String>>,
 }
+
+/// Console lines kept from before an unannounced reset.
+const CONTEXT: usize = 12;
+/// Unannounced resets whose console lines are kept.
+const CONTEXT_KEPT: usize = 3;
 
 impl BootPhases {
     /// A VM powered on at `now`.
@@ -107,6 +118,8 @@ impl BootPhases {
             unannounced_resets: 0,
             slowest_restart: Duration::ZERO,
             test_resets: 0,
+            recent: VecDeque::new(),
+            before_unannounced: Vec::new(),
         }
     }
 
@@ -142,9 +155,14 @@ impl BootPhases {
     }
 
     fn line(&mut self, line: &str, now: Instant) {
+        self.remember(line);
         if line.contains(self.rules.kernel_start) {
             if self.phase != Phase::Firmware && self.boots > 0 {
                 self.unannounced_resets += 1;
+                if self.before_unannounced.len() < CONTEXT_KEPT {
+                    self.before_unannounced
+                        .push(self.recent.iter().cloned().collect());
+                }
             }
             if self.boots > 0 && self.phase == Phase::Firmware {
                 let took = now.saturating_duration_since(self.since);
@@ -161,6 +179,17 @@ impl BootPhases {
         } else if line.contains(self.rules.verdict) && self.phase == Phase::Kernel {
             self.enter(Phase::Running, now);
         }
+    }
+
+    /// Keeps `line` among the last [`CONTEXT`] (the current one is kept only after it is read).
+    fn remember(&mut self, line: &str) {
+        if line.contains(self.rules.kernel_start) {
+            return;
+        }
+        if self.recent.len() == CONTEXT {
+            self.recent.pop_front();
+        }
+        self.recent.push_back(line.chars().take(200).collect());
     }
 
     fn enter(&mut self, phase: Phase, now: Instant) {
@@ -197,7 +226,14 @@ impl fmt::Display for BootPhases {
             self.unannounced_resets,
             self.slowest_restart.as_secs_f64(),
             self.test_resets
-        )
+        )?;
+        for (n, lines) in self.before_unannounced.iter().enumerate() {
+            write!(f, "\n  console before unannounced reset {}:", n + 1)?;
+            for l in lines {
+                write!(f, "\n    {l}")?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -269,6 +305,14 @@ mod tests {
                  reboot: machine restart\nLinux version 6.12\nhealth: ok\nLinux version 6.12\n";
         assert_eq!(p.observe(c, t0 + S(1)), Ok(()));
         assert_eq!((p.boots, p.restarts, p.unannounced_resets), (3, 1, 1));
+        // What the console said before the silent reset is kept for the summary.
+        let before = vec![
+            "Kernel panic - not syncing".to_owned(),
+            "Rebooting in 5 seconds..".to_owned(),
+            "reboot: machine restart".to_owned(),
+            "health: ok".to_owned(),
+        ];
+        assert_eq!(p.before_unannounced, vec![before]);
         let c2 = format!("{c}reboot: machine restart\n");
         assert_eq!(p.observe(&c2, t0 + S(2)), Ok(()));
         let c3 = format!("{c2}Linux version 6.12\n");
@@ -276,7 +320,9 @@ mod tests {
         assert_eq!(
             p.to_string(),
             "4 boots, 2 announced restarts, 1 resets with no restart announced, \
-             slowest restart to the next kernel 149s, 0 firmware hangs reset by the test"
+             slowest restart to the next kernel 149s, 0 firmware hangs reset by the test\n  \
+             console before unannounced reset 1:\n    Kernel panic - not syncing\n    \
+             Rebooting in 5 seconds..\n    reboot: machine restart\n    health: ok"
         );
     }
 
