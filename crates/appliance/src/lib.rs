@@ -53,6 +53,7 @@ pub mod overview;
 pub mod preflight;
 pub mod router_mode;
 pub mod settings;
+pub mod setup_restore;
 pub mod status;
 pub mod system;
 pub mod vpn;

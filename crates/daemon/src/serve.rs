@@ -14,6 +14,7 @@ use flakeboot_appliance::listen_addrs::ManagementAddrs;
 use flakeboot_appliance::metrics::ServiceMetrics;
 use flakeboot_appliance::settings::apply::{Changes, SettingsApplier, resolve_start_lan};
 use flakeboot_appliance::settings::plan::effective_config;
+use flakeboot_appliance::setup_restore::SetupRestore;
 use flakeboot_appliance::vpn::{VpnManager, VpnOptions};
 use flakeboot_appliance::wan::{WanFirewall, WanSide};
 use flakeboot_appliance::{DaemonStatus, ServiceState, ServiceStatus, events};
@@ -43,8 +44,36 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(config, &args.config))?;
-    Ok(ExitCode::SUCCESS)
+    let ending = runtime.block_on(serve(config, &args.config))?;
+    // Every task ends with the runtime (a stuck one is left after 5 s: the process goes on).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+    match ending {
+        Ending::Stopped => Ok(ExitCode::SUCCESS),
+        Ending::Restart => Err(start_again()),
+    }
+}
+
+/// Why [`serve`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    /// A signal: the daemon stops.
+    Stopped,
+    /// A backup was restored from the setup page: the daemon starts again on it.
+    Restart,
+}
+
+/// Replaces this process with a new run of the same binary and arguments (the same PID, so
+/// systemd or whoever started it goes on watching it). Returns only when that fails.
+fn start_again() -> anyhow::Error {
+    use std::os::unix::process::CommandExt;
+    let mut args = std::env::args_os();
+    let arg0 = args.next().unwrap_or_else(|| "flakeboot".into());
+    tracing::info!("starting again on the restored state");
+    let err = std::process::Command::new("/proc/self/exe")
+        .arg0(arg0)
+        .args(args)
+        .exec();
+    anyhow::Error::new(err).context("starting again on the restored backup")
 }
 
 /// The store's bounds from `[boot]` and `[logs]`; the machines the config file names are never forgotten.
@@ -64,7 +93,7 @@ fn store_options(config: &Config) -> StoreOptions {
     }
 }
 
-async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Result<()> {
+async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Result<Ending> {
     let store = Store::open_with(&file_config.state_dir, store_options(&file_config))?;
     // Settings saved in the web UI or API win over the file's (they are the file's until saved).
     let settings = match store.appliance_settings()? {
@@ -184,6 +213,11 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     api_state.set_metrics(metrics.clone());
     api_state.set_deploy_key(deploy_key);
     api_state.set_firmware(Firmware::new(&config.state_dir, ImagePaths::default()));
+    // A fresh appliance can take a backup from its setup page; the daemon then starts again
+    // on the restored state.
+    let setup_restore = SetupRestore::new(&config.state_dir, config_file);
+    let restart = setup_restore.restart_requested();
+    api_state.set_setup_restore(setup_restore);
     api_state.set_access_tokens(AccessTokens::new(
         &config.state_dir,
         config.nix.access_tokens_file.clone(),
@@ -312,7 +346,11 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
     let outcome = tokio::select! {
         signal = wait_for_signal() => {
             tracing::info!(signal, "stopping");
-            Ok(())
+            Ok(Ending::Stopped)
+        }
+        _ = restart.cancelled() => {
+            tracing::info!("a backup was restored: stopping to start again on it");
+            Ok(Ending::Restart)
         }
         Some(done) = services.join_next() => match done {
             Ok((name, Ok(()))) => Err(anyhow::anyhow!("{name} stopped unexpectedly")),

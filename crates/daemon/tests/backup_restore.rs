@@ -208,4 +208,114 @@ fn a_backup_restored_into_a_new_state_directory_boots_the_machine_as_before() {
         .unwrap();
     assert_eq!(got.stdout, std::fs::read(lan.path("vmlinuz")).unwrap());
     assert!(restored.stop().unwrap().success(), "{}", restored.tail(20));
+
+    from_the_setup_page(&lan, &config, &archive, &admin, &ip);
 }
+
+/// `POST /setup/restore` as the setup page's script sends it: the archive as the body, the
+/// form token, setup code and passphrase in headers. The HTTP status and the JSON answer.
+fn post_restore(curl: &Curl, form: &str, code: &str, passphrase: &str, file: &Path) -> String {
+    curl.ok(&[
+        "-w",
+        " %{http_code}",
+        "-H",
+        &format!("X-Flakeboot-Form: {form}"),
+        "-H",
+        &format!("X-Flakeboot-Setup-Code: {code}"),
+        "-H",
+        &format!("X-Flakeboot-Passphrase: {passphrase}"),
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+        &format!("@{}", file.display()),
+        &format!("{BASE}/setup/restore"),
+    ])
+}
+
+/// A fresh appliance (its own state, not set up) takes the backup from its setup page: wrong
+/// code and passphrase refused with nothing changed, then the backup replaces its state and
+/// the daemon starts again on it in the same process: the old certificate and admin token,
+/// the machine's old lease and host.
+fn from_the_setup_page(lan: &Lan, config: &Path, archive: &Path, admin: &Admin, ip: &str) {
+    let state = lan.path("setup-state");
+    let mut daemon = Serve::new(config, &state)
+        .bin(env!("CARGO_BIN_EXE_flakeboot"))
+        .start(&lan.server)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let fresh_key = std::fs::read(state.join("tls/key.pem")).unwrap();
+    // Its own new certificate: not the one the admin pinned.
+    let curl = Curl::new(lan.client(), None, lan.path("setup-cookies.txt"));
+    let start = std::time::Instant::now();
+    while !curl.answers(&format!("{BASE}/login"), 3) {
+        assert!(start.elapsed().as_secs() < 10, "{}", daemon.tail(20));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let page = curl.ok(&["--fail-with-body", &format!("{BASE}/setup")]);
+    assert!(page.contains("id=\"restore-upload\""), "{page}");
+    let form = flakeboot_hil_tests::https_admin::input_value(&page, "form");
+    let code = flakeboot_hil_tests::wait_for_setup_code(|| daemon.output(), TEN_SECONDS)
+        .unwrap_or_else(|| panic!("no setup code: {}", daemon.tail(20)));
+
+    let said = post_restore(&curl, &form, "AAAA-BBBB-CCCC", PASSPHRASE, archive);
+    assert!(
+        said.ends_with(" 422") && said.contains("\"field\":\"code\""),
+        "{said}"
+    );
+    let said = post_restore(&curl, &form, &code, "not the passphrase at all", archive);
+    assert!(
+        said.ends_with(" 422") && said.contains("\"field\":\"passphrase\""),
+        "{said}"
+    );
+    let said = post_restore(&curl, "", &code, PASSPHRASE, archive);
+    assert!(said.ends_with(" 403"), "no form token: {said}");
+    assert_eq!(std::fs::read(state.join("tls/key.pem")).unwrap(), fresh_key);
+
+    let pid = daemon.pid();
+    let said = post_restore(&curl, &form, &code, PASSPHRASE, archive);
+    assert!(
+        said.ends_with(" 200") && said.contains("\"restarting\":true"),
+        "{said}\n{}",
+        daemon.tail(20)
+    );
+    // The same process, started again on the backup: serving again, with the old pinned
+    // certificate and token.
+    let start = std::time::Instant::now();
+    let served_again = |log: &str| {
+        log.split_once("starting again on the restored state")
+            .is_some_and(|(_, after)| after.contains("serving"))
+    };
+    while !(served_again(&daemon.output()) && curl.answers(&format!("{BASE}/login"), 3)) {
+        assert!(
+            start.elapsed().as_secs() < 30 && daemon.exited().is_none(),
+            "the daemon did not come back on the restored state:\n{}",
+            daemon.tail(30)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    assert_eq!(daemon.pid(), pid);
+    let (status, health) = admin.api("GET", "/api/v1/health", None);
+    assert_eq!(
+        status, 200,
+        "the old token and pinned certificate: {health}"
+    );
+    let (_, audit) = admin.api("GET", "/api/v1/audit?limit=5", None);
+    assert!(audit.to_string().contains("\"setup.restore\""), "{audit}");
+    assert_ne!(std::fs::read(state.join("tls/key.pem")).unwrap(), fresh_key);
+    let leftovers: Vec<_> = std::fs::read_dir(lan.dir())
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            name.starts_with(".setup-state.").then_some(name)
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    let (again, script) = boot_script(lan);
+    assert_eq!(again, ip, "the machine's lease came back with the backup");
+    assert!(script.contains("# flakeboot: boot host demo"), "{script}");
+    // Setup is done: the page and the route say so.
+    let said = post_restore(&curl, &form, &code, PASSPHRASE, archive);
+    assert!(said.ends_with(" 409"), "{said}");
+    assert!(daemon.stop().unwrap().success(), "{}", daemon.tail(20));
+}
+
+const TEN_SECONDS: std::time::Duration = std::time::Duration::from_secs(10);

@@ -98,8 +98,13 @@ pub const AUDITED_READS: &[(&str, &str)] = &[("GET", "/api/v1/backup")];
 /// Targets are cut to this many characters.
 const MAX_TARGET: usize = 200;
 
-/// The public routes that change state and record their own entries (sign-in, setup).
-pub const SELF_RECORDED: &[(&str, &str)] = &[("POST", "/login"), ("POST", "/setup")];
+/// The public routes that change state and record their own entries (sign-in, setup, and
+/// setup's restore of a backup, whose success goes into the restored store's log).
+pub const SELF_RECORDED: &[(&str, &str)] = &[
+    ("POST", "/login"),
+    ("POST", "/setup"),
+    ("POST", "/setup/restore"),
+];
 
 /// Public routes that are no admin's action and stay out of the audit log: the forges' push
 /// webhook (its handler logs each call with the caller's address and counts it in

@@ -16,7 +16,7 @@ use crate::error::WebError;
 use crate::pages::{
     access_tokens, account, audit_log, build, dashboard, firmware, flake_follow, flake_remove,
     flakes, generations, hosts, layout, login, machine_actions, machines, settings, settings_wan,
-    setup, vpn, vpn_peers,
+    setup, setup_restore, vpn, vpn_peers,
 };
 use crate::state::WebState;
 
@@ -65,8 +65,10 @@ fn table() -> Vec<Entry> {
         r("GET", "/static/style.css", O, get(style)),
         r("GET", "/static/live.js", O, get(script)),
         r("GET", "/static/firmware.js", O, get(firmware_script)),
+        r("GET", "/static/restore.js", O, get(restore_script)),
         r("GET", "/setup", O, get(setup::show)),
         r("POST", "/setup", O, post(setup::submit)),
+        r("POST", "/setup/restore", O, post(setup_restore::submit)),
         r("GET", "/login", O, get(login::show)),
         r("POST", "/login", O, post(login::submit)),
         r("POST", "/logout", P, post(login::logout)),
@@ -435,6 +437,10 @@ async fn script() -> Response {
 
 async fn firmware_script() -> Response {
     javascript(layout::FIRMWARE_JS)
+}
+
+async fn restore_script() -> Response {
+    javascript(layout::RESTORE_JS)
 }
 
 fn javascript(source: &'static str) -> Response {

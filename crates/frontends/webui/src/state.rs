@@ -23,6 +23,7 @@ use flakeboot_appliance::access_tokens::{AccessTokenError, AccessTokens};
 use flakeboot_appliance::firmware::Firmware;
 use flakeboot_appliance::flakes::{FlakeService, FlakeServiceError};
 use flakeboot_appliance::metrics::ServiceMetrics;
+use flakeboot_appliance::setup_restore::SetupRestore;
 use flakeboot_appliance::status::DaemonStatus;
 use flakeboot_appliance::vpn::VpnService;
 use flakeboot_appliance::wire;
@@ -132,6 +133,7 @@ struct Inner {
     deploy_key: OnceLock<Result<wire::DeployKey, String>>,
     access_tokens: OnceLock<Arc<AccessTokens>>,
     firmware: OnceLock<Firmware>,
+    setup_restore: OnceLock<SetupRestore>,
     hook_limiter: Mutex<crate::api::follow::HookLimiter>,
 }
 
@@ -195,6 +197,7 @@ impl WebState {
             deploy_key: OnceLock::new(),
             access_tokens: OnceLock::new(),
             firmware: OnceLock::new(),
+            setup_restore: OnceLock::new(),
             hook_limiter: Mutex::new(crate::api::follow::HookLimiter::default()),
         };
         Ok(WebState {
@@ -304,6 +307,17 @@ impl WebState {
             .ok_or_else(|| WebError::Unavailable {
                 message: "firmware updates are not available on this daemon".into(),
             })
+    }
+
+    /// Wires restoring a backup from the setup page (once; later calls are ignored). Without
+    /// it the setup page offers no restore.
+    pub fn set_setup_restore(&self, restore: SetupRestore) {
+        let _ = self.inner.setup_restore.set(restore);
+    }
+
+    /// Restoring a backup from the setup page, when the daemon offers it.
+    pub(crate) fn setup_restore(&self) -> Option<&SetupRestore> {
+        self.inner.setup_restore.get()
     }
 
     /// Wires the access tokens for private flakes (once; later calls are ignored). Without it

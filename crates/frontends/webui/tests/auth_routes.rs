@@ -92,8 +92,9 @@ async fn every_protected_route_refuses_anonymous_and_bad_token_requests() {
     );
     assert!(h.flakes.builds_len() == 0);
 
-    // The public routes are exactly sign-in, setup, the static assets and the flakes' push
-    // webhook (its own secret authenticates it: `api::follow::hook`).
+    // The public routes are exactly sign-in, setup (and its restore of a backup, guarded by
+    // the setup code like setup), the static assets and the flakes' push webhook (its own
+    // secret authenticates it: `api::follow::hook`).
     let public: Vec<String> = table
         .iter()
         .filter(|r| r.access == Access::Public)
@@ -105,8 +106,10 @@ async fn every_protected_route_refuses_anonymous_and_bad_token_requests() {
             "GET /static/style.css",
             "GET /static/live.js",
             "GET /static/firmware.js",
+            "GET /static/restore.js",
             "GET /setup",
             "POST /setup",
+            "POST /setup/restore",
             "GET /login",
             "POST /login",
             "POST /api/v1/flakes/{name}/hook"

@@ -29,7 +29,9 @@ use common::fake_vpn::{FakeVpn, PRIVATE_MARKER};
 use common::firmware_image::firmware_image;
 use common::{FakeFlakes, PASSWORD};
 use fantoccini::Locator;
+use flakeboot_appliance::backup::write_backup;
 use flakeboot_appliance::firmware::Firmware;
+use flakeboot_appliance::setup_restore::SetupRestore;
 use flakeboot_appliance::{
     DaemonStatus, ServiceState, ServiceStatus, VpnServerSettings, VpnService,
 };
@@ -214,10 +216,42 @@ async fn scenario(state_dir: PathBuf, profile: PathBuf, shots: Shots) {
     let c = connect(&profile).await;
     c.set_window_size(1366, 768).await.unwrap();
 
-    // First visit: setup.
+    // First visit: setup, and beside it the restore of a backup (restore.js): one sent with
+    // the wrong passphrase goes with the code and the form token, is refused by the appliance
+    // and said on the page, with the progress bar full; nothing changes.
+    state.set_setup_restore(SetupRestore::new(
+        &state_dir,
+        &state_dir.join("flakeboot.toml"),
+    ));
+    let backup = state_dir.parent().unwrap().join("old-appliance.age");
+    {
+        let old = Store::open(&state_dir.parent().unwrap().join("old-state")).unwrap();
+        let out = std::fs::File::create(&backup).unwrap();
+        write_backup(&old, None, "the old appliance's passphrase", out).unwrap();
+    }
     c.goto(&format!("{BASE}/")).await.unwrap();
     assert_eq!(path(&c).await, "/setup");
     shots.take(&c, "01-setup").await;
+    fill(&c, "#restore-code", &code).await;
+    fill(&c, "#restore-passphrase", "not the passphrase at all").await;
+    c.find(Locator::Css("#restore-file"))
+        .await
+        .unwrap()
+        .send_keys(backup.to_str().unwrap())
+        .await
+        .unwrap();
+    click(&c, "#restore-upload button").await;
+    wait_text(&c, "Not restored: cannot decrypt the backup").await;
+    let bar = c
+        .execute(
+            "const b = document.getElementById('restore-progress'); return [b.hidden, b.value == b.max];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(bar, serde_json::json!([false, true]), "the progress bar");
+    shots.take(&c, "01-setup-restore-refused").await;
+    assert!(!state.setup_done());
     fill(&c, "#code", "WRONG-CODE").await;
     fill(&c, "#password", PASSWORD).await;
     fill(&c, "#confirm", PASSWORD).await;

@@ -12,6 +12,8 @@ pub const STYLE_CSS: &str = include_str!("../../assets/style.css");
 pub const LIVE_JS: &str = include_str!("../../assets/live.js");
 /// The Firmware page's upload with progress, embedded in the binary.
 pub const FIRMWARE_JS: &str = include_str!("../../assets/firmware.js");
+/// The setup page's restore of a backup (progress bar, the appliance's answer).
+pub const RESTORE_JS: &str = include_str!("../../assets/restore.js");
 
 /// Which navigation entry is active.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -21,6 +21,7 @@ pub mod settings;
 pub mod settings_input;
 pub mod settings_wan;
 pub mod setup;
+pub mod setup_restore;
 pub mod timeline;
 pub mod vpn;
 pub mod vpn_config;

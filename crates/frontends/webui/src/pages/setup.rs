@@ -148,8 +148,44 @@ fn render(state: &WebState, form: &SetupForm, token: &str, errors: &Errors) -> M
                 }
                 div.actions { button type="submit" { "Finish setup" } }
             }
+            @if state.setup_restore().is_some() {
+                (restore_form(token))
+            }
         },
     )
+}
+
+/// Restoring a backup instead of setting up: the archive, its passphrase and the setup code,
+/// sent by `/static/restore.js` to `POST /setup/restore` (pages/setup_restore.rs).
+fn restore_form(token: &str) -> Markup {
+    html! {
+        hr;
+        h2 { "Or restore a backup" }
+        p.muted {
+            "Replacing an appliance? Restore the old one's backup here instead: its settings, \
+             machines, keys and admin password come back, and the appliance starts again with \
+             them (your browser may ask again about its certificate: it is the old one's)."
+        }
+        form.stack #restore-upload data-form=(token) {
+            div {
+                label for="restore-code" { "Setup code" }
+                input #restore-code type="text" name="code" autocomplete="off"
+                    autocapitalize="characters" placeholder="XXXX-XXXX-XXXX";
+            }
+            div {
+                label for="restore-file" { "Backup file" span.hint { "flakeboot-backup-….age" } }
+                input #restore-file type="file" name="file" accept=".age";
+            }
+            div {
+                label for="restore-passphrase" { "The backup's passphrase" }
+                input #restore-passphrase type="password" name="passphrase" autocomplete="off";
+            }
+            progress.bar #restore-progress hidden {}
+            p #restore-result aria-live="polite" {}
+            div.actions { button type="submit" { "Restore" } }
+        }
+        script src="/static/restore.js" {}
+    }
 }
 
 /// Parses a DHCP mode from a form.
