@@ -21,7 +21,9 @@ use flakeboot_board::signing::{BOARD_FILE, KEYS_DIR, Trust, TrustError};
 use flakeboot_board::uki;
 use flakeboot_board::update::{self, Slot, UpdateError, parse_uki_name, slot_from_cmdline};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncRead;
+
+use crate::upload::{self, ReceiveError};
 
 /// The largest bundle accepted: the biggest board's root and verity partitions and two UKIs
 /// fit with room to spare.
@@ -105,6 +107,16 @@ pub enum FirmwareError {
     Failed(UpdateError),
     #[error("rebooting failed: {0}")]
     Reboot(String),
+}
+
+impl From<ReceiveError> for FirmwareError {
+    fn from(e: ReceiveError) -> Self {
+        match e {
+            ReceiveError::TooLarge { max } => FirmwareError::TooLarge { max },
+            ReceiveError::Upload { got, reason } => FirmwareError::Upload { got, reason },
+            ReceiveError::Io { what, source } => FirmwareError::Io { what, source },
+        }
+    }
 }
 
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> FirmwareError {
@@ -335,7 +347,9 @@ impl Firmware {
             .create(&self.dir)
             .map_err(io_err(self.dir.display().to_string()))?;
         let path = self.dir.join("upload.bundle");
-        let received = receive(&mut body, &path).await;
+        let received = upload::receive(&mut body, &path, MAX_BUNDLE)
+            .await
+            .map_err(|e| (FirmwareError::from(e), None));
         let result = match received {
             Ok(bytes) => {
                 let paths = Arc::clone(&self.paths);
@@ -406,38 +420,6 @@ fn now() -> u64 {
 
 /// An update's outcome; a failure carries the bundle's version when its manifest was read.
 type Attempt<T> = Result<T, (FirmwareError, Option<String>)>;
-
-/// Streams `body` into a new owner-only file at `path`: its length.
-async fn receive(body: &mut (impl AsyncRead + Unpin), path: &Path) -> Attempt<u64> {
-    let file_err = |e| (io_err(path.display().to_string())(e), None);
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .await
-        .map_err(file_err)?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut got: u64 = 0;
-    loop {
-        let n = body.read(&mut buf).await.map_err(|e| {
-            let reason = e.to_string();
-            (FirmwareError::Upload { got, reason }, None)
-        })?;
-        if n == 0 {
-            break;
-        }
-        got += n as u64;
-        if got > MAX_BUNDLE {
-            return Err((FirmwareError::TooLarge { max: MAX_BUNDLE }, None));
-        }
-        let chunk = buf.get(..n).unwrap_or_default();
-        file.write_all(chunk).await.map_err(file_err)?;
-    }
-    file.sync_all().await.map_err(file_err)?;
-    Ok(got)
-}
 
 /// Checks the bundle at `path` against the image's keys and board, then installs it.
 fn check_and_install(paths: &ImagePaths, path: &Path, bytes: u64) -> Attempt<FirmwareInstalled> {

@@ -56,6 +56,7 @@ pub mod settings;
 pub mod setup_restore;
 pub mod status;
 pub mod system;
+pub mod upload;
 pub mod vpn;
 pub mod wan;
 pub mod wire;

@@ -14,12 +14,13 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncRead;
 use tokio_util::sync::CancellationToken;
 
 use flakeboot_store::{AuditRecord, Store};
 
 use crate::backup::{self, BackupError, Restored};
+use crate::upload::{self, ReceiveError};
 
 /// The largest archive received (the store of a large site, its logs and keys).
 pub const MAX_ARCHIVE: u64 = 2 << 30;
@@ -31,10 +32,8 @@ pub enum SetupRestoreError {
     Backup(#[from] BackupError),
     #[error("another restore is running")]
     Busy,
-    #[error("the backup is larger than {} MiB", MAX_ARCHIVE >> 20)]
-    TooLarge,
-    #[error("the upload ended after {got} bytes: {reason}")]
-    Upload { got: u64, reason: String },
+    #[error("the backup was not received: {0}")]
+    Receive(#[from] ReceiveError),
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
 }
@@ -86,9 +85,9 @@ impl SetupRestore {
             return Err(BackupError::WeakPassphrase.into());
         }
         let upload = beside(&self.state_dir, "upload");
-        let received = receive(&mut body, &upload).await;
+        let received = upload::receive(&mut body, &upload, MAX_ARCHIVE).await;
         let result = match received {
-            Ok(()) => {
+            Ok(_) => {
                 let (upload, state, config) = (
                     upload.clone(),
                     self.state_dir.clone(),
@@ -105,7 +104,7 @@ impl SetupRestore {
                     })
                 })
             }
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         };
         let _ = fs::remove_file(&upload);
         if result.is_ok() {
@@ -123,44 +122,6 @@ fn beside(state_dir: &Path, what: &str) -> PathBuf {
         .unwrap_or_else(|| "state".into());
     let parent = state_dir.parent().unwrap_or(Path::new("/"));
     parent.join(format!(".{name}.{what}-{}", std::process::id()))
-}
-
-/// The body into an owner-only file, at most [`MAX_ARCHIVE`] bytes.
-async fn receive(
-    body: &mut (impl AsyncRead + Unpin),
-    path: &Path,
-) -> Result<(), SetupRestoreError> {
-    let mut file = tokio::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .await
-        .map_err(io_err(path))?;
-    let mut buf = vec![0u8; 1 << 20];
-    let mut got: u64 = 0;
-    loop {
-        let n = body
-            .read(&mut buf)
-            .await
-            .map_err(|e| SetupRestoreError::Upload {
-                got,
-                reason: e.to_string(),
-            })?;
-        if n == 0 {
-            break;
-        }
-        got += n as u64;
-        if got > MAX_ARCHIVE {
-            return Err(SetupRestoreError::TooLarge);
-        }
-        file.write_all(buf.get(..n).unwrap_or_default())
-            .await
-            .map_err(io_err(path))?;
-    }
-    file.sync_all().await.map_err(io_err(path))?;
-    Ok(())
 }
 
 /// Restores `archive` into a new directory beside `state_dir`, then swaps the two; the config

@@ -1,16 +1,16 @@
 // The Firmware page's upload: the bundle is POSTed to /api/v1/firmware as the request body with
-// the session's CSRF token, with a progress bar while it is sent and the appliance's answer
-// (installed, or why it was refused) afterwards.
+// the session's CSRF token (upload.js: progress bar), and the appliance's answer (installed,
+// or why it was refused) is shown afterwards.
 "use strict";
 (function () {
   var form = document.getElementById("firmware-upload");
   if (!form) {
     return;
   }
-  var bar = document.getElementById("firmware-progress");
   var out = document.getElementById("firmware-result");
-  var mib = function (n) {
-    return Math.round(n / 1048576);
+  var say = function (text, kind) {
+    out.textContent = text;
+    out.className = kind || "";
   };
   form.addEventListener("submit", function (ev) {
     ev.preventDefault();
@@ -20,48 +20,24 @@
     }
     var button = form.querySelector("button");
     button.disabled = true;
-    bar.hidden = false;
-    bar.max = file.size || 1;
-    bar.value = 0;
-    out.textContent = "Sending " + file.name + " (" + mib(file.size) + " MiB)";
-    var xhr = new XMLHttpRequest();
-    xhr.open("POST", "/api/v1/firmware");
-    xhr.setRequestHeader("X-CSRF-Token", form.dataset.csrf);
-    xhr.setRequestHeader("Content-Type", "application/octet-stream");
-    xhr.setRequestHeader("Accept", "application/json");
-    xhr.upload.onprogress = function (e) {
-      if (e.lengthComputable) {
-        bar.max = e.total;
-        bar.value = e.loaded;
-        out.textContent = "Sent " + mib(e.loaded) + " of " + mib(e.total) + " MiB";
-      }
-    };
-    xhr.upload.onload = function () {
-      bar.value = bar.max;
-      out.textContent = "Sent. Checking the signature and installing...";
-    };
-    xhr.onload = function () {
-      button.disabled = false;
-      var answer = {};
-      try {
-        answer = JSON.parse(xhr.responseText);
-      } catch (e) {
-        answer = { error: "HTTP " + xhr.status };
-      }
-      if (xhr.status === 200) {
-        out.textContent = "Installed " + answer.version + " in slot " + answer.slot +
-          ". Reboot to start it.";
-        out.className = "ok";
-      } else {
-        out.textContent = "Not installed: " + (answer.error || "HTTP " + xhr.status);
-        out.className = "bad";
-      }
-    };
-    xhr.onerror = function () {
-      button.disabled = false;
-      out.textContent = "The upload failed: the connection to the appliance ended.";
-      out.className = "bad";
-    };
-    xhr.send(file);
+    window.flakebootUpload({
+      url: "/api/v1/firmware",
+      headers: { "X-CSRF-Token": form.dataset.csrf },
+      file: file,
+      bar: document.getElementById("firmware-progress"),
+      say: say,
+      sent: "Sent. Checking the signature and installing...",
+      done: function (status, answer) {
+        button.disabled = false;
+        if (status === 200) {
+          say("Installed " + answer.version + " in slot " + answer.slot +
+            ". Reboot to start it.", "ok");
+        } else if (status === 0) {
+          say("The upload failed: " + answer.error + ".", "bad");
+        } else {
+          say("Not installed: " + (answer.error || "HTTP " + status), "bad");
+        }
+      },
+    });
   });
 })();

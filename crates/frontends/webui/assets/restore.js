@@ -1,20 +1,16 @@
-// The setup page's restore: the backup is POSTed to /setup/restore as the request body with
-// the setup code, the passphrase and the page's form token in headers, with a progress bar
-// while it is sent and the appliance's answer afterwards. On success the appliance starts
-// again on the backup: the page waits for it and goes to the sign-in page.
+// The setup page's restore: the backup is POSTed to /setup/restore as the request body with the
+// setup code, the passphrase and the page's form token in headers (upload.js: progress bar),
+// and the appliance's answer is shown. On success the appliance starts again on the backup:
+// the page waits for it and goes to the sign-in page.
 "use strict";
 (function () {
   var form = document.getElementById("restore-upload");
   if (!form) {
     return;
   }
-  var bar = document.getElementById("restore-progress");
   var out = document.getElementById("restore-result");
   var value = function (id) {
     return document.getElementById(id).value;
-  };
-  var mib = function (n) {
-    return Math.round(n / 1048576);
   };
   var say = function (text, kind) {
     out.textContent = text;
@@ -33,7 +29,8 @@
         if (tries < 60) {
           window.setTimeout(poll, 2000);
         } else {
-          say("The appliance did not come back within two minutes: look at its console.", "notice bad");
+          say("The appliance did not come back within two minutes: look at its console.",
+            "notice bad");
         }
       };
       xhr.send();
@@ -49,47 +46,32 @@
     }
     var button = form.querySelector("button");
     button.disabled = true;
-    bar.hidden = false;
-    bar.max = file.size || 1;
-    bar.value = 0;
-    say("Sending " + file.name + " (" + mib(file.size) + " MiB)");
-    var xhr = new XMLHttpRequest();
-    xhr.open("POST", "/setup/restore");
-    xhr.setRequestHeader("X-Flakeboot-Form", form.dataset.form);
-    xhr.setRequestHeader("X-Flakeboot-Setup-Code", value("restore-code"));
-    xhr.setRequestHeader("X-Flakeboot-Passphrase", value("restore-passphrase"));
-    xhr.setRequestHeader("Content-Type", "application/octet-stream");
-    xhr.upload.onprogress = function (e) {
-      if (e.lengthComputable) {
-        bar.max = e.total;
-        bar.value = e.loaded;
-        say("Sent " + mib(e.loaded) + " of " + mib(e.total) + " MiB");
-      }
-    };
-    xhr.upload.onload = function () {
-      bar.value = bar.max;
-      say("Sent. Decrypting and checking the backup...");
-    };
-    xhr.onload = function () {
-      var answer = {};
-      try {
-        answer = JSON.parse(xhr.responseText);
-      } catch (e) {
-        answer = { error: "HTTP " + xhr.status };
-      }
-      if (xhr.status === 200) {
-        say("Restored the backup of flakeboot " + answer.restored +
-          ". The appliance starts again with it; sign in with the old admin password.", "notice ok");
-        waitForRestart();
-      } else {
+    window.flakebootUpload({
+      url: "/setup/restore",
+      headers: {
+        "X-Flakeboot-Form": form.dataset.form,
+        "X-Flakeboot-Setup-Code": value("restore-code"),
+        "X-Flakeboot-Passphrase": value("restore-passphrase"),
+      },
+      file: file,
+      bar: document.getElementById("restore-progress"),
+      say: say,
+      sent: "Sent. Decrypting and checking the backup...",
+      done: function (status, answer) {
+        if (status === 200) {
+          say("Restored the backup of flakeboot " + answer.restored +
+            ". The appliance starts again with it; sign in with the old admin password.",
+            "notice ok");
+          waitForRestart();
+          return;
+        }
         button.disabled = false;
-        say("Not restored: " + (answer.error || "HTTP " + xhr.status), "notice bad");
-      }
-    };
-    xhr.onerror = function () {
-      button.disabled = false;
-      say("The upload failed: the connection to the appliance ended.", "notice bad");
-    };
-    xhr.send(file);
+        if (status === 0) {
+          say("The upload failed: " + answer.error + ".", "notice bad");
+        } else {
+          say("Not restored: " + (answer.error || "HTTP " + status), "notice bad");
+        }
+      },
+    });
   });
 })();

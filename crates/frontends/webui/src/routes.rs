@@ -64,6 +64,7 @@ fn table() -> Vec<Entry> {
     vec![
         r("GET", "/static/style.css", O, get(style)),
         r("GET", "/static/live.js", O, get(script)),
+        r("GET", "/static/upload.js", O, get(upload_script)),
         r("GET", "/static/firmware.js", O, get(firmware_script)),
         r("GET", "/static/restore.js", O, get(restore_script)),
         r("GET", "/setup", O, get(setup::show)),
@@ -433,6 +434,10 @@ async fn style() -> Response {
 
 async fn script() -> Response {
     javascript(layout::LIVE_JS)
+}
+
+async fn upload_script() -> Response {
+    javascript(layout::UPLOAD_JS)
 }
 
 async fn firmware_script() -> Response {

@@ -105,6 +105,7 @@ async fn every_protected_route_refuses_anonymous_and_bad_token_requests() {
         [
             "GET /static/style.css",
             "GET /static/live.js",
+            "GET /static/upload.js",
             "GET /static/firmware.js",
             "GET /static/restore.js",
             "GET /setup",

@@ -85,6 +85,7 @@ pub async fn show(
                 (csrf_field(principal.csrf()))
                 button type="submit" { "Reboot now" }
             }
+            script src="/static/upload.js" {}
             script src="/static/firmware.js" {}
         }
     };

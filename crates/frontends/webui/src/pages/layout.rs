@@ -10,6 +10,8 @@ use crate::auth::guard::CSRF_FIELD;
 pub const STYLE_CSS: &str = include_str!("../../assets/style.css");
 /// The live-update script of the build page, embedded in the binary.
 pub const LIVE_JS: &str = include_str!("../../assets/live.js");
+/// A file upload with a progress bar, shared by the two scripts below.
+pub const UPLOAD_JS: &str = include_str!("../../assets/upload.js");
 /// The Firmware page's upload with progress, embedded in the binary.
 pub const FIRMWARE_JS: &str = include_str!("../../assets/firmware.js");
 /// The setup page's restore of a backup (progress bar, the appliance's answer).

@@ -184,6 +184,7 @@ fn restore_form(token: &str) -> Markup {
             p #restore-result aria-live="polite" {}
             div.actions { button type="submit" { "Restore" } }
         }
+        script src="/static/upload.js" {}
         script src="/static/restore.js" {}
     }
 }

@@ -15,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use flakeboot_appliance::backup::{self, BackupError};
 use flakeboot_appliance::setup_restore::SetupRestoreError;
 use flakeboot_appliance::setup_restore::{MAX_ARCHIVE, SetupRestore};
+use flakeboot_appliance::upload::ReceiveError;
 use flakeboot_store::AuditRecord;
 use futures_util::{StreamExt, TryStreamExt};
 use serde_json::json;
@@ -188,12 +189,16 @@ fn refused(e: &SetupRestoreError) -> Response {
         SetupRestoreError::Backup(BackupError::NotABackup(_) | BackupError::NewerFormat(_)) => {
             answer(StatusCode::UNPROCESSABLE_ENTITY, Some("file"), &message)
         }
-        SetupRestoreError::TooLarge => {
+        SetupRestoreError::Receive(ReceiveError::TooLarge { .. }) => {
             answer(StatusCode::PAYLOAD_TOO_LARGE, Some("file"), &message)
         }
-        SetupRestoreError::Upload { .. } => answer(StatusCode::BAD_REQUEST, Some("file"), &message),
+        SetupRestoreError::Receive(ReceiveError::Upload { .. }) => {
+            answer(StatusCode::BAD_REQUEST, Some("file"), &message)
+        }
         SetupRestoreError::Busy => answer(StatusCode::CONFLICT, None, &message),
-        SetupRestoreError::Backup(_) | SetupRestoreError::Io { .. } => {
+        SetupRestoreError::Backup(_)
+        | SetupRestoreError::Receive(ReceiveError::Io { .. })
+        | SetupRestoreError::Io { .. } => {
             tracing::error!(error = %message, "restoring a backup from the setup page failed");
             answer(StatusCode::INTERNAL_SERVER_ERROR, None, &message)
         }
