@@ -44,12 +44,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let ending = runtime.block_on(serve(config, &args.config))?;
-    // Every task ends with the runtime (a stuck one is left after 5 s: the process goes on).
-    runtime.shutdown_timeout(std::time::Duration::from_secs(5));
-    match ending {
+    match runtime.block_on(serve(config, &args.config))? {
         Ending::Stopped => Ok(ExitCode::SUCCESS),
-        Ending::Restart => Err(start_again()),
+        Ending::Restart => {
+            // A fresh appliance (nothing builds yet): its tasks get 5 s to end, then the
+            // process is replaced.
+            runtime.shutdown_timeout(std::time::Duration::from_secs(5));
+            Err(start_again())
+        }
     }
 }
 
