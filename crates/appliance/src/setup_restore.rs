@@ -6,8 +6,8 @@
 //! restores it into a new directory next to it (checked as any restore: paths, the store
 //! opens), swaps the two, and asks the daemon to start again on the restored state (the
 //! daemon replaces its process with a new one, [`SetupRestore::restart_requested`]). The fresh
-//! state is deleted: it held nothing but the setup code. Setup's code guards it, checked by
-//! the caller before anything is received.
+//! state is deleted: its setup code, its own TLS key and what it saw on the LAN before setup.
+//! Setup's code guards it, checked by the caller before anything is received.
 
 use std::fs;
 use std::io;
