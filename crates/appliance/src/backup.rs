@@ -73,7 +73,9 @@ pub struct BackupManifest {
     pub config_file: Option<String>,
 }
 
-fn check_passphrase(passphrase: &str) -> Result<SecretString, BackupError> {
+/// The passphrase, when it is long enough ([`MIN_PASSPHRASE`] characters) to encrypt or
+/// restore a backup with; else [`BackupError::WeakPassphrase`].
+pub fn check_passphrase(passphrase: &str) -> Result<SecretString, BackupError> {
     if passphrase.chars().count() < MIN_PASSPHRASE {
         return Err(BackupError::WeakPassphrase);
     }

@@ -81,9 +81,7 @@ impl SetupRestore {
         audit: AuditRecord,
     ) -> Result<Restored, SetupRestoreError> {
         let _held = self.busy.try_lock().map_err(|_| SetupRestoreError::Busy)?;
-        if passphrase.chars().count() < backup::MIN_PASSPHRASE {
-            return Err(BackupError::WeakPassphrase.into());
-        }
+        backup::check_passphrase(&passphrase)?;
         let upload = beside(&self.state_dir, "upload");
         let received = upload::receive(&mut body, &upload, MAX_ARCHIVE).await;
         let result = match received {

@@ -32,12 +32,7 @@ fn passphrase() -> anyhow::Result<String> {
 /// `flakeboot backup --out FILE`.
 pub fn backup(client: &ApiClient, out: &Path) -> anyhow::Result<ExitCode> {
     let passphrase = passphrase()?;
-    if passphrase.chars().count() < backup::MIN_PASSPHRASE {
-        anyhow::bail!(
-            "the passphrase must have at least {} characters",
-            backup::MIN_PASSPHRASE
-        );
-    }
+    backup::check_passphrase(&passphrase)?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -49,7 +49,7 @@ pub async fn download(
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    if passphrase.chars().count() < backup::MIN_PASSPHRASE {
+    if backup::check_passphrase(&passphrase).is_err() {
         return Ok(unprocessable(&[FieldError {
             field: "passphrase",
             message: format!(

@@ -21,13 +21,12 @@ use futures_util::{StreamExt, TryStreamExt};
 use serde_json::json;
 use tokio_util::io::StreamReader;
 
+use crate::api::backup::PASSPHRASE_HEADER;
 use crate::pages::{Peer, check_form_token};
 use crate::state::WebState;
 
 /// The setup code (as on the console).
 pub const CODE_HEADER: &str = "x-flakeboot-setup-code";
-/// The backup's passphrase.
-pub const PASSPHRASE_HEADER: &str = "x-flakeboot-passphrase";
 /// The setup page's form token (its cookie's twin).
 pub const FORM_HEADER: &str = "x-flakeboot-form";
 
@@ -171,9 +170,8 @@ async fn admitted(
         ));
     }
     state.attempt_succeeded(attempt);
-    if header_text(headers, PASSPHRASE_HEADER).chars().count() < backup::MIN_PASSPHRASE {
-        let e = SetupRestoreError::Backup(BackupError::WeakPassphrase);
-        return Err(refused(&e));
+    if let Err(e) = backup::check_passphrase(&header_text(headers, PASSPHRASE_HEADER)) {
+        return Err(refused(&SetupRestoreError::Backup(e)));
     }
     Ok(restore)
 }
