@@ -256,10 +256,11 @@ impl Token {
 
 /// How the client reaches the API.
 enum Endpoint {
-    /// A laptop: HTTPS to the appliance's management address with a token.
+    /// A laptop: HTTPS to the appliance's management address with a token (none for a fresh
+    /// appliance's setup routes).
     Https {
         server: Server,
-        token: Token,
+        token: Option<Token>,
         trust: Trust,
         tls: TlsConnector,
     },
@@ -270,6 +271,8 @@ enum Endpoint {
 /// A client for one appliance.
 pub struct ApiClient {
     endpoint: Endpoint,
+    /// What request paths are under: `/api/v1`, or nothing for the setup routes.
+    prefix: &'static str,
     runtime: tokio::runtime::Runtime,
 }
 
@@ -300,18 +303,41 @@ impl ApiClient {
         Ok(ApiClient {
             endpoint: Endpoint::Https {
                 server,
-                token,
+                token: Some(token),
                 trust,
                 tls,
             },
+            prefix: "/api/v1",
             runtime: runtime()?,
         })
+    }
+
+    /// A client of a fresh appliance's setup routes (`/setup/...`) at `server`, before any
+    /// token exists: its paths are the routes' own, and it sends no token.
+    pub fn setup(server: Server, trust: Trust) -> Result<ApiClient, ClientError> {
+        let tls = TlsConnector::from(Arc::new(trust.client_config()?));
+        Ok(ApiClient {
+            endpoint: Endpoint::Https {
+                server,
+                token: None,
+                trust,
+                tls,
+            },
+            prefix: "",
+            runtime: runtime()?,
+        })
+    }
+
+    /// The request URI of `path`.
+    fn uri(&self, path: &str) -> String {
+        format!("{}{path}", self.prefix)
     }
 
     /// A client of the daemon on this machine, over its API socket.
     pub fn local(socket: PathBuf) -> Result<ApiClient, ClientError> {
         Ok(ApiClient {
             endpoint: Endpoint::Local { socket },
+            prefix: "/api/v1",
             runtime: runtime()?,
         })
     }
@@ -341,7 +367,7 @@ impl ApiClient {
             let (peer, sender) = self.connect().await?;
             let answer = tokio::time::timeout(ANSWER_TIMEOUT, async {
                 let response = self.send(&peer, sender, method, path, body).await?;
-                read_answer(&peer, path, response).await
+                read_answer(&peer, &self.uri(path), response).await
             })
             .await;
             answer.unwrap_or(Err(ClientError::Timeout {
@@ -378,7 +404,9 @@ impl ApiClient {
                 waited: ANSWER_TIMEOUT,
             }))?;
             if !response.status().is_success() {
-                return read_answer(&peer, path, response).await.map(drop);
+                return read_answer(&peer, &self.uri(path), response)
+                    .await
+                    .map(drop);
             }
             let mut body = response.into_body();
             loop {
@@ -484,7 +512,7 @@ impl ApiClient {
         headers: &[(&str, &str)],
         body: ReqBody,
     ) -> Result<hyper::Response<hyper::body::Incoming>, ClientError> {
-        let uri = format!("/api/v1{path}");
+        let uri = self.uri(path);
         let mut request = Request::builder()
             .method(method)
             .uri(&uri)
@@ -494,9 +522,13 @@ impl ApiClient {
                 concat!("flakeboot-cli/", env!("CARGO_PKG_VERSION")),
             );
         request = match &self.endpoint {
-            Endpoint::Https { server, token, .. } => request
-                .header(header::HOST, server.authority())
-                .header(header::AUTHORIZATION, token.header()?),
+            Endpoint::Https { server, token, .. } => {
+                let request = request.header(header::HOST, server.authority());
+                match token {
+                    Some(token) => request.header(header::AUTHORIZATION, token.header()?),
+                    None => request,
+                }
+            }
             Endpoint::Local { .. } => request.header(header::HOST, "localhost"),
         };
         for (name, value) in headers {
@@ -518,6 +550,19 @@ impl ApiClient {
     pub fn upload(
         &self,
         path: &str,
+        file: std::fs::File,
+        len: u64,
+        wait: Duration,
+        progress: impl Fn(u64) + Send + Sync + 'static,
+    ) -> Result<Value, ClientError> {
+        self.upload_with(path, &[], file, len, wait, progress)
+    }
+
+    /// [`upload`](Self::upload) with more request headers.
+    pub fn upload_with(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
         file: std::fs::File,
         len: u64,
         wait: Duration,
@@ -546,11 +591,11 @@ impl ApiClient {
                         sender,
                         Method::POST,
                         path,
-                        &[("content-type", "application/octet-stream")],
+                        &[&[("content-type", "application/octet-stream")], headers].concat(),
                         body.boxed(),
                     )
                     .await?;
-                read_answer(&peer, path, response).await
+                read_answer(&peer, &self.uri(path), response).await
             })
             .await;
             answer.unwrap_or(Err(ClientError::Timeout {
@@ -658,10 +703,10 @@ fn http_error(addr: &Peer, err: &dyn std::error::Error) -> ClientError {
     }
 }
 
-/// The whole answer from `addr` to a request for `path`, read as [`answer`] does.
+/// The whole answer from `addr` to a request for `uri`, read as [`answer`] does.
 async fn read_answer(
     addr: &Peer,
-    path: &str,
+    uri: &str,
     response: hyper::Response<hyper::body::Incoming>,
 ) -> Result<Value, ClientError> {
     let status = response.status();
@@ -671,13 +716,13 @@ async fn read_answer(
         .await
         .map_err(|e| http_error(addr, &e))?
         .to_bytes();
-    answer(path, status, &bytes)
+    answer(uri, status, &bytes)
 }
 
-/// A call's answer: the JSON of a success, else the API's error message.
-fn answer(path: &str, status: StatusCode, body: &[u8]) -> Result<Value, ClientError> {
+/// A call's answer (to `uri`): the JSON of a success, else the API's error message.
+fn answer(uri: &str, status: StatusCode, body: &[u8]) -> Result<Value, ClientError> {
     let bad = |why: String| ClientError::BadAnswer {
-        path: format!("/api/v1{path}"),
+        path: uri.to_owned(),
         status,
         why,
     };
@@ -831,7 +876,7 @@ mod tests {
             answer("/flakes", StatusCode::UNAUTHORIZED, b""),
             Err(ClientError::Unauthorized)
         ));
-        let err = answer("/flakes", StatusCode::OK, b"<html>").unwrap_err();
+        let err = answer("/api/v1/flakes", StatusCode::OK, b"<html>").unwrap_err();
         assert!(err.to_string().contains("/api/v1/flakes"), "{err}");
         assert_eq!(answer("/x", StatusCode::OK, b"").unwrap(), Value::Null);
     }

@@ -1,4 +1,5 @@
-//! `flakeboot backup` (over the API) and `flakeboot restore` (on this machine's files).
+//! `flakeboot backup` (over the API) and `flakeboot restore` (on this machine's files, or
+//! onto a fresh appliance through its setup route with `--server`).
 
 use std::io::{BufRead, Write};
 use std::os::unix::fs::OpenOptionsExt;
@@ -8,24 +9,39 @@ use std::process::ExitCode;
 use anyhow::Context;
 use flakeboot_appliance::backup;
 use flakeboot_webui::BACKUP_PASSPHRASE_HEADER;
+use flakeboot_webui::auth::secret::random_token;
+use flakeboot_webui::pages::FORM_COOKIE;
+use flakeboot_webui::pages::setup_restore::{CODE_HEADER, FORM_HEADER};
 
-use crate::api_client::ApiClient;
+use crate::api_client::{ApiClient, Server};
+use crate::cli::RemoteArgs;
 
 /// The passphrase variable.
 const PASSPHRASE_ENV: &str = "FLAKEBOOT_BACKUP_PASSPHRASE";
 
-/// The passphrase from the environment, else the first line of standard input.
+/// The setup code variable (`restore --server`).
+const SETUP_CODE_ENV: &str = "FLAKEBOOT_SETUP_CODE";
+/// How long a fresh appliance may take to decrypt, check and swap in a backup after its last
+/// byte (the store of a big site on slow flash).
+const RESTORE_WAIT: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// The passphrase from the environment, else the next line of standard input.
 fn passphrase() -> anyhow::Result<String> {
-    if let Ok(p) = std::env::var(PASSPHRASE_ENV) {
+    secret(PASSPHRASE_ENV, "backup passphrase")
+}
+
+/// `var`'s value, else the next line of standard input (asked for as `what`).
+fn secret(var: &str, what: &str) -> anyhow::Result<String> {
+    if let Ok(p) = std::env::var(var) {
         return Ok(p);
     }
-    eprint!("flakeboot: backup passphrase (or set {PASSPHRASE_ENV}): ");
+    eprint!("flakeboot: {what} (or set {var}): ");
     let _ = std::io::stderr().flush();
     let mut line = String::new();
     std::io::stdin()
         .lock()
         .read_line(&mut line)
-        .context("reading the passphrase from standard input")?;
+        .with_context(|| format!("reading the {what} from standard input"))?;
     Ok(line.trim_end_matches(['\r', '\n']).to_owned())
 }
 
@@ -97,6 +113,46 @@ pub fn restore(file: &Path, state_dir: &Path, config: Option<&Path>) -> anyhow::
     println!(
         "flakeboot: generations whose store paths this machine lacks are built again from their \
          locked revisions when it starts"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `flakeboot restore FILE --server URL`: onto a fresh appliance (not set up yet) through
+/// `POST /setup/restore`, as its setup page sends it: the archive as the body, the setup code,
+/// the passphrase and a form token (this client's own, as its cookie and its header) in
+/// headers. The appliance starts again on the backup.
+pub fn restore_remote(server: &str, remote: &RemoteArgs, file: &Path) -> anyhow::Result<ExitCode> {
+    let client = ApiClient::setup(Server::parse(server)?, crate::commands::trust(remote)?)?;
+    let input =
+        std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let len = input.metadata()?.len();
+    let code = secret(
+        SETUP_CODE_ENV,
+        "setup code shown on the appliance's console",
+    )?;
+    let passphrase = passphrase()?;
+    backup::check_passphrase(&passphrase)?;
+    let form = random_token()?;
+    let cookie = format!("{FORM_COOKIE}={form}");
+    let headers = [
+        ("cookie", cookie.as_str()),
+        (FORM_HEADER, form.as_str()),
+        (CODE_HEADER, code.trim()),
+        (BACKUP_PASSPHRASE_HEADER, passphrase.as_str()),
+    ];
+    let answer =
+        client.upload_with("/setup/restore", &headers, input, len, RESTORE_WAIT, |_| {})?;
+    println!(
+        "flakeboot: the appliance restored the backup of flakeboot {} and is starting again on \
+         it (its setup, certificate, keys and tokens are the old ones)",
+        answer
+            .get("restored")
+            .and_then(|v| v.as_str())
+            .unwrap_or("?")
+    );
+    println!(
+        "flakeboot: pin its old certificate again; generations whose store paths it lacks are \
+         built again from their locked revisions"
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -68,12 +68,16 @@ fn connect(server: &str, remote: &RemoteArgs) -> anyhow::Result<ApiClient> {
         remote.token_file.as_deref(),
         std::env::var("FLAKEBOOT_TOKEN").ok(),
     )?;
-    let trust = match (&remote.cacert, &remote.pin) {
-        (Some(file), None) => Trust::CaFile(file.clone()),
-        (None, Some(pin)) => Trust::pin(pin)?,
-        _ => return Err(crate::api_client::ClientError::NoTrust.into()),
-    };
-    Ok(ApiClient::new(server, token, trust)?)
+    Ok(ApiClient::new(server, token, trust(remote)?)?)
+}
+
+/// How to trust the appliance's certificate: `--cacert` or `--pin`.
+pub(crate) fn trust(remote: &RemoteArgs) -> anyhow::Result<Trust> {
+    match (&remote.cacert, &remote.pin) {
+        (Some(file), None) => Ok(Trust::CaFile(file.clone())),
+        (None, Some(pin)) => Ok(Trust::pin(pin)?),
+        _ => Err(crate::api_client::ClientError::NoTrust.into()),
+    }
 }
 
 fn typed<T: DeserializeOwned>(value: Value, what: &str) -> anyhow::Result<T> {

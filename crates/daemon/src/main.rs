@@ -27,7 +27,7 @@ fn main() -> ExitCode {
             let state_dir = state_dir.to_owned();
             commands::run(cli.command, &cli.remote, &state_dir)
         }
-        None => run_local(cli.command),
+        None => run_local(cli.command, &cli.remote),
     };
     match result {
         Ok(code) => code,
@@ -39,8 +39,8 @@ fn main() -> ExitCode {
 }
 
 /// The commands that work on this machine's files: the daemon itself, a config file, the
-/// A/B slots.
-fn run_local(command: Command) -> anyhow::Result<ExitCode> {
+/// A/B slots; and a restore, here or onto a fresh appliance with `--server`.
+fn run_local(command: Command, remote: &cli::RemoteArgs) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => {
             logging::init(args.log_format);
@@ -56,7 +56,17 @@ fn run_local(command: Command) -> anyhow::Result<ExitCode> {
             file,
             state_dir,
             config,
-        } => backup_cmd::restore(&file, &state_dir, config.as_deref()),
+        } => match &remote.server {
+            Some(server) => {
+                anyhow::ensure!(
+                    config.is_none(),
+                    "--config is for a restore on this machine; with --server the appliance \
+                     puts the backup's config file where its daemon reads its config"
+                );
+                backup_cmd::restore_remote(server, remote, &file)
+            }
+            None => backup_cmd::restore(&file, &state_dir, config.as_deref()),
+        },
         other => Err(anyhow::anyhow!("{other:?} works over the API")),
     }
 }

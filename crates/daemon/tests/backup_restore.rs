@@ -3,7 +3,9 @@
 //! the appliance over the API socket, and from a laptop with `--server` and a token); the
 //! daemon stops; `flakeboot restore` refuses a wrong passphrase and a used state directory,
 //! then restores into a new one; a daemon started on it has the same TLS key, admin token and
-//! lease, and the machine, asking DHCP again, gets its old address and its old host.
+//! lease, and the machine, asking DHCP again, gets its old address and its old host. Then a
+//! fresh appliance takes the backup through its setup route, from the laptop with `flakeboot
+//! restore --server`, and starts again on it.
 
 // Helpers here run only inside tests: a failed step panics with its message.
 #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
@@ -232,10 +234,11 @@ fn post_restore(curl: &Curl, form: &str, code: &str, passphrase: &str, file: &Pa
     ])
 }
 
-/// A fresh appliance (its own state, not set up) takes the backup from its setup page: wrong
-/// code and passphrase refused with nothing changed, then the backup replaces its state and
-/// the daemon starts again on it in the same process: the old certificate and admin token,
-/// the machine's old lease and host.
+/// A fresh appliance (its own state, not set up) takes the backup through its setup page's
+/// route: wrong code and passphrase refused with nothing changed (as the page's script sends
+/// them, and from `flakeboot restore --server`), then the laptop's `flakeboot restore
+/// --server` replaces its state and the daemon starts again on it in the same process: the old
+/// certificate and admin token, the machine's old lease and host.
 fn from_the_setup_page(lan: &Lan, config: &Path, archive: &Path, admin: &Admin, ip: &str) {
     let state = lan.path("setup-state");
     let mut daemon = Serve::new(config, &state)
@@ -270,11 +273,35 @@ fn from_the_setup_page(lan: &Lan, config: &Path, archive: &Path, admin: &Admin, 
     assert!(said.ends_with(" 403"), "no form token: {said}");
     assert_eq!(std::fs::read(state.join("tls/key.pem")).unwrap(), fresh_key);
 
-    let pid = daemon.pid();
-    let said = post_restore(&curl, &form, &code, PASSPHRASE, archive);
+    // From the admin's laptop: `flakeboot restore --server`, trusting the fresh certificate.
+    let laptop_restore = |code: &str| {
+        let out = lan
+            .client()
+            .command(env!("CARGO_BIN_EXE_flakeboot"))
+            .args(["--server", BASE, "--cacert"])
+            .arg(state.join("tls/cert.pem"))
+            .arg("restore")
+            .arg(archive)
+            .env("FLAKEBOOT_SETUP_CODE", code)
+            .env("FLAKEBOOT_BACKUP_PASSPHRASE", PASSPHRASE)
+            .env_remove("FLAKEBOOT_TOKEN_FILE")
+            .env_remove("FLAKEBOOT_TOKEN")
+            .output()
+            .unwrap();
+        (out.status.success(), self::said(&out))
+    };
+    let (ok, out) = laptop_restore("AAAA-BBBB-CCCC");
     assert!(
-        said.ends_with(" 200") && said.contains("\"restarting\":true"),
-        "{said}\n{}",
+        !ok && out.contains("code: That is not the setup code"),
+        "{out}"
+    );
+    assert_eq!(std::fs::read(state.join("tls/key.pem")).unwrap(), fresh_key);
+
+    let pid = daemon.pid();
+    let (ok, out) = laptop_restore(&code);
+    assert!(
+        ok && out.contains("restored the backup of flakeboot"),
+        "{out}\n{}",
         daemon.tail(20)
     );
     // The same process, started again on the backup: serving again, with the old pinned
