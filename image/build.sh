@@ -248,19 +248,51 @@ stub_end=$(objdump -h "$stub" | awk 'NF == 7 && $1 ~ /^[0-9]+$/ {print $3, $4}' 
   while read -r size vma; do echo $((16#$vma + 16#$size)); done | sort -n | tail -1)
 up() { echo $(( ($1 + align - 1) / align * align )); }
 hex() { printf '0x%x' "$1"; }
+# Each UKI has two profiles (systemd-stub's multi-profile UKIs; systemd-boot shows one entry for
+# each, `flakeboot-<n>-<slot>.efi` and `flakeboot-<n>-<slot>.efi@dev`): profile 0 is the normal
+# boot with the base sections, profile 1 (ID=dev) the development mode, whose own .cmdline adds
+# `flakeboot.dev=1` (the daemon and the console banner show it), `systemd.volatile=overlay` (the
+# initrd mounts a writable overlay in memory over the read-only root: image/dracut/90flakeboot-dev)
+# and `systemd.debug_shell` (a root shell on tty9, for someone at the appliance's screen and
+# keyboard). Nothing of it reaches the disk: the next normal boot is the read-only root again.
+# Profile 1 has its own .osrel with ID=flakeboot-dev: systemd-boot sorts entries by that ID
+# before versions, and does not order a UKI's profile 0 before its other profiles itself, so
+# without it the default (the first entry) could be a development one. objcopy cannot add a
+# section whose name is already there, so the profile sections are added under other names and
+# renamed after.
 for slot in a b; do
   printf 'NAME=flakeboot\nID=flakeboot\nVERSION_ID="%s"\nPRETTY_NAME="flakeboot %s (slot %s)"\n' "$version" "$version" "$slot" > "$work/osrel-$slot"
-  printf '%s' "root=/dev/mapper/root rootfstype=squashfs ro roothash=$roothash systemd.verity_root_data=/dev/disk/by-partlabel/root-$slot systemd.verity_root_hash=/dev/disk/by-partlabel/verity-$slot systemd.verity_root_options=panic-on-corruption panic=5 rd.shell=0 rd.emergency=reboot flakeboot.slot=$slot $FB_CMDLINE" > "$work/cmdline-$slot"
+  base_cmdline="root=/dev/mapper/root rootfstype=squashfs ro roothash=$roothash systemd.verity_root_data=/dev/disk/by-partlabel/root-$slot systemd.verity_root_hash=/dev/disk/by-partlabel/verity-$slot systemd.verity_root_options=panic-on-corruption panic=5 rd.shell=0 rd.emergency=reboot flakeboot.slot=$slot $FB_CMDLINE"
+  printf '%s' "$base_cmdline" > "$work/cmdline-$slot"
+  printf 'ID=main\nTITLE=flakeboot %s (slot %s)\n' "$version" "$slot" > "$work/profile0-$slot"
+  printf 'ID=dev\nTITLE=flakeboot %s (slot %s): development mode, writable root in memory\n' "$version" "$slot" > "$work/profile1-$slot"
+  printf 'NAME=flakeboot\nID=flakeboot-dev\nVERSION_ID="%s"\nPRETTY_NAME="flakeboot %s (slot %s, development mode)"\n' "$version" "$version" "$slot" > "$work/osrel1-$slot"
+  printf '%s' "$base_cmdline flakeboot.dev=1 systemd.volatile=overlay systemd.debug_shell" > "$work/cmdline1-$slot"
   osrel=$(up "$stub_end")
   cmdline=$(up $((osrel + $(size "$work/osrel-$slot"))))
   linux=$(up $((cmdline + $(size "$work/cmdline-$slot"))))
   initrd=$(up $((linux + $(size "$tree/boot/vmlinuz-$kver"))))
+  profile0=$(up $((initrd + $(size "$tree/boot/initrd.img-$kver"))))
+  profile1=$(up $((profile0 + $(size "$work/profile0-$slot"))))
+  osrel1=$(up $((profile1 + $(size "$work/profile1-$slot"))))
+  cmdline1=$(up $((osrel1 + $(size "$work/osrel1-$slot"))))
   objcopy \
     --add-section .osrel="$work/osrel-$slot" --change-section-vma .osrel="$(hex "$osrel")" \
     --add-section .cmdline="$work/cmdline-$slot" --change-section-vma .cmdline="$(hex "$cmdline")" \
     --add-section .linux="$tree/boot/vmlinuz-$kver" --change-section-vma .linux="$(hex "$linux")" \
     --add-section .initrd="$tree/boot/initrd.img-$kver" --change-section-vma .initrd="$(hex "$initrd")" \
-    "$stub" "$work/uki-$slot.efi"
+    --add-section .fbprof0="$work/profile0-$slot" --change-section-vma .fbprof0="$(hex "$profile0")" \
+    --add-section .fbprof1="$work/profile1-$slot" --change-section-vma .fbprof1="$(hex "$profile1")" \
+    --add-section .fbosr1="$work/osrel1-$slot" --change-section-vma .fbosr1="$(hex "$osrel1")" \
+    --add-section .fbcmd1="$work/cmdline1-$slot" --change-section-vma .fbcmd1="$(hex "$cmdline1")" \
+    "$stub" "$work/uki-$slot.named.efi"
+  objcopy --rename-section .fbprof0=.profile --rename-section .fbprof1=.profile \
+    --rename-section .fbosr1=.osrel --rename-section .fbcmd1=.cmdline \
+    "$work/uki-$slot.named.efi" "$work/uki-$slot.efi"
+  rm "$work/uki-$slot.named.efi"
+  last=$(objdump -h "$work/uki-$slot.efi" | awk 'NF == 7 && $1 ~ /^[0-9]+$/ {print $2}' | tail -5 | paste -sd' ')
+  [ "$last" = ".initrd .profile .profile .osrel .cmdline" ] ||
+    { echo "build.sh: the UKI's last sections are $last, not the two profiles" >&2; exit 1; }
   pe_fix "$work/uki-$slot.efi"
   efi_sign "$work/uki-$slot.efi" "$work/uki-$slot.signed.efi"
   mv "$work/uki-$slot.signed.efi" "$work/uki-$slot.efi"

@@ -9,9 +9,10 @@
 set -eu
 root=$1
 here=$(cd "$(dirname "$0")" && pwd)
-# flakeboot's own dracut module (image/dracut/): the data partition grows in the initrd. Added here,
-# not in dracut.conf: the kernel package's own dracut run comes before this hook.
-cp -r "$here/dracut/90flakeboot-grow-data" "$root/usr/lib/dracut/modules.d/"
+# flakeboot's own dracut modules (image/dracut/): the data partition grows in the initrd, and the
+# development mode's overlay root. Added here, not in dracut.conf: the kernel package's own dracut
+# run comes before this hook.
+cp -r "$here/dracut/90flakeboot-grow-data" "$here/dracut/90flakeboot-dev" "$root/usr/lib/dracut/modules.d/"
 for dir in "$root"/usr/lib/modules/*/; do
   kver=$(basename "$dir")
   k="$dir/kernel"
@@ -22,5 +23,5 @@ for dir in "$root"/usr/lib/modules/*/; do
   done
   find "$k" -name '*.ko.xz' -exec xz -d {} +
   chroot "$root" depmod -a "$kver"
-  chroot "$root" dracut -q -f --add flakeboot-grow-data "/boot/initrd.img-$kver" "$kver"
+  chroot "$root" dracut -q -f --add "flakeboot-grow-data flakeboot-dev" "/boot/initrd.img-$kver" "$kver"
 done

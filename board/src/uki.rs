@@ -11,7 +11,9 @@ const MAX_OSREL: u32 = 64 * 1024;
 /// More sections than this is not a UKI.
 const MAX_SECTIONS: u16 = 96;
 
-/// The `.osrel` section of the UKI at `path`, or `None` when it has none or is no PE file.
+/// The `.osrel` section of the UKI at `path`, or `None` when it has none or is no PE file. In a
+/// multi-profile UKI that is the first one, the base profile's (image/build.sh gives the
+/// development profile one of its own after it).
 pub fn osrel(path: &Path) -> Option<String> {
     let mut f = File::open(path).ok()?;
     let mut dos = [0u8; 64];

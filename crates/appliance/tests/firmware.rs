@@ -9,7 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::process::Command;
 
-use flakeboot_appliance::firmware::{Firmware, FirmwareError, ImagePaths};
+use flakeboot_appliance::firmware::{Firmware, FirmwareError, ImagePaths, boot_loader};
 
 fn run(cmd: &mut Command) {
     let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
@@ -30,7 +30,12 @@ fn image(root: &Path) -> ImagePaths {
     fs::write(&paths.version, "0.1.0\n").unwrap();
     fs::write(&paths.development, "development build: a development key\n").unwrap();
     // efivarfs: attributes (NV, BS, RT), then 1: Secure Boot enforced.
-    fs::write(&paths.secure_boot, [6, 0, 0, 0, 1]).unwrap();
+    fs::create_dir_all(&paths.efivars).unwrap();
+    fs::write(
+        boot_loader::variable(&paths.efivars, "SecureBoot"),
+        [6, 0, 0, 0, 1],
+    )
+    .unwrap();
     fs::write(
         &paths.cmdline,
         "root=/dev/mapper/root flakeboot.slot=a quiet\n",
@@ -172,8 +177,90 @@ async fn a_host_that_is_not_the_image_has_no_updates() {
     let err = firmware.upload(&b"x"[..]).await.unwrap_err();
     assert!(matches!(err, FirmwareError::NotAnImage(_)), "{err:?}");
     assert!(err.to_string().contains("not the appliance image"), "{err}");
-    assert!(matches!(
-        firmware.reboot(),
-        Err(FirmwareError::NotAnImage(_))
-    ));
+    for development in [false, true] {
+        assert!(matches!(
+            firmware.reboot(development),
+            Err(FirmwareError::NotAnImage(_))
+        ));
+    }
+}
+
+/// The reboot into the development mode: refused without the running UKI's development entry
+/// (nothing rebooted), else systemd-boot's one-shot entry set and then the reboot; the status
+/// of a development boot says so and names the overlay root.
+#[test]
+fn a_reboot_into_the_development_mode_sets_the_one_shot_entry_first() {
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = image(tmp.path());
+    let rebooted = tmp.path().join("rebooted");
+    fs::write(
+        &paths.reboot[0],
+        format!("#!/bin/sh\necho \"$@\" >> {}\n", rebooted.display()),
+    )
+    .unwrap();
+    fs::set_permissions(&paths.reboot[0], fs::Permissions::from_mode(0o755)).unwrap();
+    let firmware = Firmware::new(tmp.path(), paths.clone());
+    let one_shot = boot_loader::variable(&paths.efivars, "LoaderEntryOneShot");
+
+    // An image older than the development mode: its UKI has no profiles.
+    let var = |name| boot_loader::variable(&paths.efivars, name);
+    fs::write(
+        var("LoaderEntrySelected"),
+        boot_loader::encode(&["flakeboot-1-a.efi"]),
+    )
+    .unwrap();
+    fs::write(
+        var("LoaderEntries"),
+        boot_loader::encode(&["flakeboot-1-a.efi"]),
+    )
+    .unwrap();
+    let err = firmware.reboot(true).unwrap_err();
+    assert!(matches!(err, FirmwareError::Development(_)), "{err:?}");
+    assert!(err.to_string().contains("no development entry"), "{err}");
+    assert!(!rebooted.exists() && !one_shot.exists());
+
+    let entries = [
+        "flakeboot-1-a.efi",
+        "flakeboot-1-a.efi@dev",
+        "flakeboot-2-b.efi",
+    ];
+    fs::write(
+        var("LoaderEntrySelected"),
+        boot_loader::encode(&entries[..1]),
+    )
+    .unwrap();
+    fs::write(var("LoaderEntries"), boot_loader::encode(&entries)).unwrap();
+    firmware.reboot(true).unwrap();
+    assert_eq!(
+        fs::read(&one_shot).unwrap(),
+        boot_loader::encode(&["flakeboot-1-a.efi@dev"])
+    );
+    assert_eq!(
+        fs::read_to_string(&rebooted).unwrap(),
+        "\n",
+        "rebooted once"
+    );
+    // A plain reboot leaves the boot loader's choice alone.
+    fs::remove_file(&one_shot).unwrap();
+    firmware.reboot(false).unwrap();
+    assert!(!one_shot.exists());
+    assert_eq!(fs::read_to_string(&rebooted).unwrap(), "\n\n");
+
+    let status = firmware.status();
+    assert!(!status.development_mode);
+    assert_eq!(status.root_fs, None, "no mount table");
+    fs::write(
+        &paths.cmdline,
+        "root=/dev/mapper/root flakeboot.slot=a flakeboot.dev=1 systemd.volatile=overlay\n",
+    )
+    .unwrap();
+    fs::write(
+        &paths.mounts,
+        "30 1 0:31 / / rw,relatime shared:1 - overlay overlay rw,lowerdir=/run/systemd/overlay-sysroot/lower\n",
+    )
+    .unwrap();
+    let status = firmware.status();
+    assert!(status.development_mode);
+    assert_eq!(status.root_fs.as_deref(), Some("overlay"));
+    assert_eq!(status.running_slot.as_deref(), Some("a"));
 }

@@ -15,6 +15,7 @@ use flakeboot_webui::pages::setup_restore::{CODE_HEADER, FORM_HEADER};
 
 use crate::api_client::{ApiClient, Server};
 use crate::cli::RemoteArgs;
+use crate::progress::Progress;
 
 /// The passphrase variable.
 const PASSPHRASE_ENV: &str = "FLAKEBOOT_BACKUP_PASSPHRASE";
@@ -140,8 +141,16 @@ pub fn restore_remote(server: &str, remote: &RemoteArgs, file: &Path) -> anyhow:
         (CODE_HEADER, code.trim()),
         (BACKUP_PASSPHRASE_HEADER, passphrase.as_str()),
     ];
-    let answer =
-        client.upload_with("/setup/restore", &headers, input, len, RESTORE_WAIT, |_| {})?;
+    let shown = Progress::new(len, "decrypting and restoring");
+    let answer = client.upload_with(
+        "/setup/restore",
+        &headers,
+        input,
+        len,
+        RESTORE_WAIT,
+        move |sent| shown.sent(sent),
+    )?;
+    eprintln!();
     println!(
         "flakeboot: the appliance restored the backup of flakeboot {} and is starting again on \
          it (its setup, certificate, keys and tokens are the old ones)",

@@ -151,7 +151,10 @@ pub enum Command {
         out: PathBuf,
     },
     /// Restore a backup into a new (absent or empty) state directory, with the daemon stopped;
-    /// then start the daemon on it. The passphrase as for `backup`.
+    /// then start the daemon on it. The passphrase as for `backup`. With --server: onto a
+    /// fresh appliance that is not set up yet, as its setup page does (it starts again on the
+    /// backup); its setup code (on its console) is read from FLAKEBOOT_SETUP_CODE, else from
+    /// standard input, and its new certificate trusted with --pin or --cacert.
     Restore {
         /// The archive `flakeboot backup` wrote.
         file: PathBuf,
@@ -502,7 +505,13 @@ pub enum FirmwareCommand {
         reboot: bool,
     },
     /// Reboot the appliance now (into a newly installed slot).
-    Reboot,
+    Reboot {
+        /// Boot the running slot once in the development mode: a writable overlay in memory
+        /// over the read-only root and a root shell on the ninth console; the boot after it is
+        /// a normal one.
+        #[arg(long)]
+        development: bool,
+    },
 }
 
 #[derive(Debug, Args)]

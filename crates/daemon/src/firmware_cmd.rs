@@ -1,8 +1,7 @@
 //! `flakeboot firmware`: the appliance's slots and signed updates, over the API.
 
-use std::io::Write as _;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use flakeboot_appliance::firmware::{FirmwareInstalled, FirmwareStatus};
@@ -10,6 +9,7 @@ use serde_json::json;
 
 use crate::api_client::ApiClient;
 use crate::cli::{FirmwareArgs, FirmwareCommand};
+use crate::progress::Progress;
 
 /// How long the appliance may take to check and install a bundle after its last byte (a
 /// small board writes a few hundred MiB and hashes them).
@@ -28,7 +28,7 @@ pub fn run(client: &ApiClient, args: FirmwareArgs) -> anyhow::Result<ExitCode> {
             let file = std::fs::File::open(&bundle)
                 .with_context(|| format!("cannot open {}", bundle.display()))?;
             let len = file.metadata()?.len();
-            let shown = Progress::new(len);
+            let shown = Progress::new(len, "checking and installing");
             let v = client.upload("/firmware", file, len, INSTALL_WAIT, move |sent| {
                 shown.sent(sent)
             })?;
@@ -54,12 +54,17 @@ pub fn run(client: &ApiClient, args: FirmwareArgs) -> anyhow::Result<ExitCode> {
                 client.post("/firmware/reboot", &json!({}))?;
             }
         }
-        FirmwareCommand::Reboot => {
-            let v = client.post("/firmware/reboot", &json!({}))?;
+        FirmwareCommand::Reboot { development } => {
+            let v = client.post("/firmware/reboot", &json!({ "development": development }))?;
             if args.json {
                 return crate::commands::print_json(&v);
             }
-            println!("flakeboot: the appliance is rebooting");
+            match development {
+                true => println!(
+                    "flakeboot: the appliance is rebooting into the development mode (this boot only)"
+                ),
+                false => println!("flakeboot: the appliance is rebooting"),
+            }
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -87,6 +92,12 @@ fn status_text(v: &FirmwareStatus) -> String {
     if let Some(dev) = &v.development {
         out.push_str(&format!("{dev}\n"));
     }
+    if v.development_mode {
+        out.push_str(&format!(
+            "development mode: the root is a writable overlay in memory ({}), discarded at the next boot\n",
+            v.root_fs.as_deref().unwrap_or("unknown")
+        ));
+    }
     match v.secure_boot {
         Some(true) => out.push_str("UEFI Secure Boot: enforcing\n"),
         Some(false) => out.push_str("UEFI Secure Boot: off\n"),
@@ -110,47 +121,4 @@ fn status_text(v: &FirmwareStatus) -> String {
         out.push_str(&format!("last update: {result}: {}\n", last.message));
     }
     out
-}
-
-/// Upload progress on standard error, at most once a second and at the end.
-struct Progress {
-    total: u64,
-    started: Instant,
-    last: std::sync::Mutex<Option<Instant>>,
-}
-
-impl Progress {
-    fn new(total: u64) -> Progress {
-        Progress {
-            total,
-            started: Instant::now(),
-            last: std::sync::Mutex::new(None),
-        }
-    }
-
-    fn sent(&self, sent: u64) {
-        let Ok(mut last) = self.last.lock() else {
-            return;
-        };
-        let now = Instant::now();
-        if sent < self.total && last.is_some_and(|l| now - l < Duration::from_secs(1)) {
-            return;
-        }
-        *last = Some(now);
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let mib = |b: u64| b as f64 / 1_048_576.0;
-        let pct = (sent * 100).checked_div(self.total).unwrap_or(100);
-        let note = if sent >= self.total {
-            ", checking and installing"
-        } else {
-            ""
-        };
-        eprint!(
-            "\rflakeboot: sent {:.0} of {:.0} MiB ({pct}%, {:.1} MiB/s){note}",
-            mib(sent),
-            mib(self.total),
-            mib(sent) / secs
-        );
-        let _ = std::io::stderr().flush();
-    }
 }

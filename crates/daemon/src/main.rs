@@ -11,6 +11,7 @@ mod firmware_cmd;
 mod inspect;
 mod known_hosts;
 mod logging;
+mod progress;
 mod serve;
 mod tables;
 mod update;

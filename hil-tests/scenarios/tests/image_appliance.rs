@@ -3,9 +3,11 @@
 //! - it boots to flakeboot serving on its LAN port with the data partition grown to the disk
 //!   and DNS from the lease; set up through its HTTPS API, it builds a flake served on the LAN
 //!   with its own nix, and a second QEMU machine netboots the result, which reports up; then
+//!   `flakeboot firmware reboot --development` boots slot a once in the development mode (a
+//!   writable overlay root, the debug shell); then
 //!   `flakeboot firmware upload` from the LAN: an unsigned and a tampered bundle are refused,
-//!   the signed update is installed, and after `flakeboot firmware reboot` slot b is blessed;
-//!   (the same data partition on both slots);
+//!   the signed update is installed, and after `flakeboot firmware reboot` slot b is blessed,
+//!   a normal boot again (the same data partition on every boot);
 //! - a bad update (from an update disk; its daemon fails health) falls back to the old slot
 //!   with /var intact;
 //! - a corrupted slot (written offline, then bytes overwritten) falls back too, and slot a,
@@ -765,7 +767,74 @@ fn image_boots_to_flakeboot_serving_and_a_client_netboots_from_it() {
     // The client VM is done: the appliance's reboot below gets the host's CPUs to itself
     // (OVMF's AP wake-up hang after a reset under TCG comes with load, image/README.md).
     drop(client);
+    development_mode_boot(&s, &vm, &admin);
     firmware_update_over_the_api(&s, &vm, &admin, &out);
+}
+
+/// The firmware's status once the daemon answers again after a reboot and `done` holds.
+fn firmware_after_reboot(admin: &Admin, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let (code, fw) = admin.api("GET", "/api/v1/firmware", None);
+        if code == 200 && done(&fw) {
+            return fw;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the API after the reboot: {code} {fw}"
+        );
+        std::thread::sleep(Duration::from_secs(2));
+    }
+}
+
+/// `flakeboot firmware reboot --development` from the LAN: systemd-boot starts slot a's
+/// development profile once; its root is a writable overlay (the console banner writes to
+/// /usr and says so), the debug shell runs, and the API says development mode. The boot after
+/// it (the update's, below) is a normal one again.
+fn development_mode_boot(s: &Scenario, vm: &ApplianceVm, admin: &Admin) {
+    let (_, fw) = admin.api("GET", "/api/v1/firmware", None);
+    assert_eq!(
+        (&fw["development_mode"], &fw["root_fs"]),
+        (&json!(false), &json!("squashfs")),
+        "{fw}"
+    );
+    let (ok, said) = firmware_cli(s, admin, &["reboot", "--development"]);
+    assert!(
+        ok && said.contains("development mode"),
+        "flakeboot firmware reboot --development: {said}"
+    );
+    let dev = vm.wait_lines("FLAKEBOOT-DEV-MODE", BOOT, |l| !l.is_empty());
+    assert_eq!(
+        dev.first().map(String::as_str).map(str::trim_end),
+        Some("FLAKEBOOT-DEV-MODE root overlay writable, debug shell on tty9 active"),
+        "{dev:?}"
+    );
+    let kernel = vm
+        .console()
+        .lines()
+        .rfind(|l| l.contains("Command line:"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        kernel.contains("flakeboot.slot=a") && kernel.contains("flakeboot.dev=1"),
+        "the development boot's kernel: {kernel}"
+    );
+    vm.wait_lines("flakeboot-health: healthy", BOOT, |l| l.len() >= 2);
+    let fw = firmware_after_reboot(admin, |fw| fw["development_mode"] == true);
+    assert_eq!(
+        (&fw["root_fs"], &fw["running_slot"]),
+        (&json!("overlay"), &json!("a")),
+        "{fw}"
+    );
+    let (ok, said) = firmware_cli(s, admin, &["status"]);
+    assert!(
+        ok && said.contains("development mode: the root is a writable overlay"),
+        "{said}"
+    );
+    println!(
+        "HIL-TIMING development mode: slot a's overlay root up and answering at {:.0}s",
+        vm.secs()
+    );
 }
 
 /// The admin's laptop: `flakeboot firmware ARGS` from the LAN with `--server`, the
@@ -919,24 +988,29 @@ fn firmware_update_over_the_api(s: &Scenario, vm: &ApplianceVm, admin: &Admin, o
         .iter()
         .map(|d| (d.1, d.2.as_str(), d.3.as_str()))
         .collect();
-    assert_eq!(summary, [(1, "a", VERSION), (2, "b", "0.1.0+update")]);
+    // Boot 2 is the development mode's: /var is the data partition there too.
     assert_eq!(
-        data[0].0, data[1].0,
-        "the data partition changed across the update"
+        summary,
+        [
+            (1, "a", VERSION),
+            (2, "a", VERSION),
+            (3, "b", "0.1.0+update")
+        ]
     );
-    let deadline = Instant::now() + Duration::from_secs(120);
-    let fw = loop {
-        let (code, fw) = admin.api("GET", "/api/v1/firmware", None);
-        if code == 200 && fw["running_slot"] == "b" {
-            break fw;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the API after the reboot: {code} {fw}"
-        );
-        std::thread::sleep(Duration::from_secs(2));
-    };
+    assert!(
+        data.iter().all(|d| d.0 == data[0].0),
+        "the data partition changed across the update: {data:?}"
+    );
+    let fw = firmware_after_reboot(admin, |fw| fw["running_slot"] == "b");
     assert_eq!(fw["version"], "0.1.0+update", "{fw}");
+    // A normal boot again: the development mode was that one boot only.
+    assert_eq!(
+        (&fw["development_mode"], &fw["root_fs"]),
+        (&json!(false), &json!("squashfs")),
+        "{fw}"
+    );
+    let dev_lines = vm.console().matches("FLAKEBOOT-DEV-MODE").count();
+    assert_eq!(dev_lines, 1, "only the development boot prints its banner");
     assert_eq!(fw["slots"][1]["entry"]["state"], "good", "{fw}");
     assert_eq!(fw["last_update"]["ok"], true, "{fw}");
     assert_eq!(fw["last_update"]["version"], "0.1.0+update", "{fw}");

@@ -9,7 +9,14 @@
 //! The uploaded file is removed either way. Every attempt's outcome is kept in
 //! `<state_dir>/firmware/last.json` (written to a temporary file, synced and renamed), so the
 //! result survives the reboot into the new slot. One update runs at a time.
+//!
+//! The development mode (`flakeboot.dev=1`: a writable overlay in memory over the read-only
+//! root) is the UKIs' second profile; a reboot into it sets systemd-boot's one-shot entry
+//! ([`boot_loader`]), so the boot after it is a normal one again.
 
+pub mod boot_loader;
+
+use std::ffi::OsString;
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -29,9 +36,8 @@ use crate::upload::{self, ReceiveError};
 /// fit with room to spare.
 pub const MAX_BUNDLE: u64 = 4 << 30;
 
-/// The UEFI global variable `SecureBoot` in efivarfs.
-const SECURE_BOOT_VAR: &str =
-    "/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c";
+/// The kernel command line's word for the development mode (the UKIs' profile 1, `ID=dev`).
+pub const DEVELOPMENT_MODE_ARG: &str = "flakeboot.dev=1";
 
 /// Where the running image keeps what this module reads; [`ImagePaths::default`] is the image's
 /// layout (`image/build.sh`).
@@ -47,11 +53,14 @@ pub struct ImagePaths {
     pub development: PathBuf,
     /// Where the ESP is mounted (`EFI/Linux` holds the slots' UKIs).
     pub esp: PathBuf,
-    /// The kernel command line (`flakeboot.slot=`).
+    /// The kernel command line (`flakeboot.slot=`, `flakeboot.dev=1`).
     pub cmdline: PathBuf,
-    /// The firmware's `SecureBoot` variable (efivarfs: 4 bytes of attributes, then 1 when the
-    /// firmware enforces Secure Boot).
-    pub secure_boot: PathBuf,
+    /// The UEFI variables (efivarfs): the firmware's `SecureBoot`, systemd-boot's entries.
+    pub efivars: PathBuf,
+    /// The mount table (`/proc/self/mountinfo`): what the root file system is.
+    pub mounts: PathBuf,
+    /// The command that reboots the machine (program and arguments).
+    pub reboot: Vec<OsString>,
 }
 
 impl Default for ImagePaths {
@@ -63,14 +72,19 @@ impl Default for ImagePaths {
             development: "/usr/lib/flakeboot/development-build".into(),
             esp: "/efi".into(),
             cmdline: "/proc/cmdline".into(),
-            secure_boot: SECURE_BOOT_VAR.into(),
+            efivars: "/sys/firmware/efi/efivars".into(),
+            mounts: "/proc/self/mountinfo".into(),
+            reboot: ["systemctl", "reboot", "--no-block"]
+                .map(OsString::from)
+                .to_vec(),
         }
     }
 }
 
 impl ImagePaths {
     /// The same layout under `root` (`keys/`, `board`, `version`, `development-build`, `esp/`,
-    /// `cmdline`, `SecureBoot`): an image unpacked somewhere else, or a test's.
+    /// `cmdline`, `efivars/`, `mountinfo`, and `reboot`, the program run to reboot): an image
+    /// unpacked somewhere else, or a test's.
     pub fn in_dir(root: &Path) -> ImagePaths {
         ImagePaths {
             keys: root.join("keys"),
@@ -79,7 +93,9 @@ impl ImagePaths {
             development: root.join("development-build"),
             esp: root.join("esp"),
             cmdline: root.join("cmdline"),
-            secure_boot: root.join("SecureBoot"),
+            efivars: root.join("efivars"),
+            mounts: root.join("mountinfo"),
+            reboot: vec![root.join("reboot").into()],
         }
     }
 }
@@ -107,6 +123,8 @@ pub enum FirmwareError {
     Failed(UpdateError),
     #[error("rebooting failed: {0}")]
     Reboot(String),
+    #[error("cannot reboot into the development mode: {0}")]
+    Development(#[from] boot_loader::BootLoaderError),
 }
 
 impl From<ReceiveError> for FirmwareError {
@@ -124,12 +142,15 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> FirmwareError {
     move |source| FirmwareError::Io { what, source }
 }
 
-/// The `SecureBoot` variable's value: its data byte after the 4 bytes of attributes.
-fn secure_boot(var: &Path) -> Option<bool> {
-    match fs::read(var).ok()?.as_slice() {
-        [_, _, _, _, value] => Some(*value == 1),
-        _ => None,
-    }
+/// The file system type mounted at `/` last (the one processes see), from a mountinfo table.
+fn root_fs(mountinfo: &str) -> Option<String> {
+    mountinfo
+        .lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            (left.split(' ').nth(4)? == "/").then(|| right.split(' ').next().map(str::to_owned))?
+        })
+        .next_back()
 }
 
 /// One UKI on the ESP.
@@ -187,6 +208,11 @@ pub struct FirmwareStatus {
     /// Whether the firmware enforces UEFI Secure Boot (its `SecureBoot` variable); absent when
     /// the machine did not boot with UEFI or the variable cannot be read.
     pub secure_boot: Option<bool>,
+    /// Booted into the development mode (`flakeboot.dev=1`): the root is a writable overlay in
+    /// memory, discarded at the next boot.
+    pub development_mode: bool,
+    /// The root file system's type (`squashfs` normally, `overlay` in the development mode).
+    pub root_fs: Option<String>,
     /// The running slot (`"a"` or `"b"`).
     pub running_slot: Option<String>,
     /// Both slots.
@@ -242,11 +268,25 @@ impl Firmware {
         Self::read(&self.paths.development)
     }
 
+    /// Whether this boot is the development mode (`flakeboot.dev=1` on the kernel's command
+    /// line), and the root file system's type: cheap, for every page.
+    pub fn development_mode(&self) -> (bool, Option<String>) {
+        let cmdline = Self::read(&self.paths.cmdline).unwrap_or_default();
+        let on = cmdline
+            .split_whitespace()
+            .any(|w| w == DEVELOPMENT_MODE_ARG);
+        let root = fs::read_to_string(&self.paths.mounts)
+            .ok()
+            .and_then(|m| root_fs(&m));
+        (on, root)
+    }
+
     /// The slots, the running one, the image's version and the last upload's outcome.
     pub fn status(&self) -> FirmwareStatus {
         let p = &self.paths;
         let board = Self::read(&p.board);
         let running = Self::read(&p.cmdline).and_then(|c| slot_from_cmdline(&c));
+        let (development_mode, root_fs) = self.development_mode();
         let entries = self.entries();
         let slots = [Slot::A, Slot::B]
             .into_iter()
@@ -265,7 +305,9 @@ impl Firmware {
             version: Self::read(&p.version),
             board,
             development: self.development(),
-            secure_boot: secure_boot(&p.secure_boot),
+            secure_boot: boot_loader::secure_boot(&p.efivars),
+            development_mode,
+            root_fs,
             running_slot: running.map(|s| s.letter().to_string()),
             slots,
             last_update: self.last(),
@@ -394,19 +436,30 @@ impl Firmware {
         result.map_err(|(e, _)| e)
     }
 
-    /// Reboots the appliance (into the newly installed slot, if there is one).
-    pub fn reboot(&self) -> Result<(), FirmwareError> {
+    /// Reboots the appliance (into the newly installed slot, if there is one). With
+    /// `development`, the next boot (only that one) is the running slot's development mode.
+    pub fn reboot(&self, development: bool) -> Result<(), FirmwareError> {
         if !self.paths.board.exists() {
             return Err(FirmwareError::NotAnImage(self.paths.board.clone()));
         }
-        tracing::warn!("rebooting the appliance (requested through the API)");
-        std::process::Command::new("systemctl")
-            .args(["reboot", "--no-block"])
+        if development {
+            let entry = boot_loader::development_entry(&self.paths.efivars)?;
+            boot_loader::set_one_shot(&self.paths.efivars, &entry)?;
+            tracing::warn!(%entry, "rebooting the appliance into the development mode (requested through the API)");
+        } else {
+            tracing::warn!("rebooting the appliance (requested through the API)");
+        }
+        let Some((program, args)) = self.paths.reboot.split_first() else {
+            return Err(FirmwareError::Reboot("no reboot command".into()));
+        };
+        let shown = program.to_string_lossy().into_owned();
+        std::process::Command::new(program)
+            .args(args)
             .status()
-            .map_err(|e| FirmwareError::Reboot(format!("systemctl: {e}")))
+            .map_err(|e| FirmwareError::Reboot(format!("{shown}: {e}")))
             .and_then(|s| match s.success() {
                 true => Ok(()),
-                false => Err(FirmwareError::Reboot(format!("systemctl reboot: {s}"))),
+                false => Err(FirmwareError::Reboot(format!("{shown}: {s}"))),
             })
     }
 }
@@ -457,19 +510,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_secure_boot_variable_is_its_byte_after_the_attributes() {
-        let dir = tempfile::tempdir().unwrap();
-        let var = dir.path().join("SecureBoot");
-        assert_eq!(secure_boot(&var), None, "no variable: not booted with UEFI");
-        for (bytes, want) in [
-            (&[6u8, 0, 0, 0, 1][..], Some(true)),
-            (&[6, 0, 0, 0, 0][..], Some(false)),
-            (&[6, 0, 0, 0][..], None),
-            (&[6, 0, 0, 0, 1, 0][..], None),
-            (&[][..], None),
-        ] {
-            fs::write(&var, bytes).unwrap();
-            assert_eq!(secure_boot(&var), want, "{bytes:?}");
-        }
+    fn the_root_file_system_is_the_last_mount_at_slash() {
+        let normal = "22 1 253:0 / / ro,relatime shared:1 - squashfs /dev/mapper/root ro\n\
+                      23 22 0:21 / /proc rw shared:2 - proc proc rw\n";
+        assert_eq!(root_fs(normal).as_deref(), Some("squashfs"));
+        let overlay = "22 1 0:30 / / rw,relatime shared:1 - overlay overlay rw,lowerdir=/run/x\n\
+                       24 22 0:21 / /proc rw shared:2 - proc proc rw\n";
+        assert_eq!(root_fs(overlay).as_deref(), Some("overlay"));
+        let stacked = "1 0 8:1 / / ro - ext4 /dev/sda1 ro\n2 1 0:30 / / rw - overlay overlay rw\n";
+        assert_eq!(root_fs(stacked).as_deref(), Some("overlay"));
+        assert_eq!(root_fs(""), None);
+        assert_eq!(root_fs("garbage\n1 2 3\n - \n"), None);
     }
 }

@@ -15,6 +15,7 @@ use crate::tls::TlsError;
 use flakeboot_appliance::LanActionError;
 use flakeboot_appliance::access_tokens::AccessTokenError;
 use flakeboot_appliance::firmware::FirmwareError;
+use flakeboot_appliance::firmware::boot_loader::BootLoaderError;
 use flakeboot_appliance::flakes::FlakeServiceError;
 
 /// Why a request failed.
@@ -137,6 +138,13 @@ impl WebError {
                 FirmwareError::TooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, e.to_string()),
                 FirmwareError::Upload { .. } => (StatusCode::BAD_REQUEST, e.to_string()),
                 FirmwareError::Refused(_) => (StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+                FirmwareError::Development(
+                    BootLoaderError::NoSelected(_) | BootLoaderError::NoDevelopmentEntry { .. },
+                ) => (StatusCode::CONFLICT, e.to_string()),
+                FirmwareError::Development(BootLoaderError::Write { .. }) => {
+                    tracing::error!("firmware: {e}");
+                    (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                }
                 // The admin needs to know what went wrong with the bundle or the reboot.
                 FirmwareError::Failed(_) | FirmwareError::Reboot(_) | FirmwareError::Io { .. } => {
                     tracing::error!("firmware: {e}");

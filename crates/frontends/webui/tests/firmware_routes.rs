@@ -140,3 +140,116 @@ async fn firmware_page_and_api() {
         "{audit:?}"
     );
 }
+
+/// The reboot into the development mode, through the API and the page's form: refused with 409
+/// while the boot loader offers no development entry (nothing rebooted), else the one-shot
+/// entry set before the reboot; a development boot is named on the dashboard and in the API.
+#[tokio::test]
+async fn reboot_into_the_development_mode() {
+    use std::os::unix::fs::PermissionsExt;
+
+    use flakeboot_appliance::firmware::boot_loader::{encode, variable};
+
+    let h = Harness::new();
+    let browser = h.setup().await;
+    let token = h.token(&browser).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let paths = firmware_image(tmp.path());
+    let rebooted = tmp.path().join("rebooted");
+    std::fs::write(
+        &paths.reboot[0],
+        format!("#!/bin/sh\ntouch {}\n", rebooted.display()),
+    )
+    .unwrap();
+    std::fs::set_permissions(&paths.reboot[0], std::fs::Permissions::from_mode(0o755)).unwrap();
+    h.state
+        .set_firmware(Firmware::new(&tmp.path().join("state"), paths.clone()));
+    let development = Some(serde_json::json!({ "development": true }));
+
+    // Not booted through systemd-boot (no LoaderEntrySelected): 409, nothing rebooted.
+    let resp = h
+        .api(
+            "POST",
+            "/api/v1/firmware/reboot",
+            &token,
+            development.clone(),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert!(body(resp).await.contains("did not say which entry"));
+    assert!(!rebooted.exists());
+    // Not a reboot request.
+    let resp = h
+        .api(
+            "POST",
+            "/api/v1/firmware/reboot",
+            &token,
+            Some(serde_json::json!({ "developer": 1 })),
+        )
+        .await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(!rebooted.exists());
+
+    let var = |name| variable(&paths.efivars, name);
+    std::fs::write(var("LoaderEntrySelected"), encode(&["flakeboot-2-b.efi"])).unwrap();
+    std::fs::write(
+        var("LoaderEntries"),
+        encode(&[
+            "flakeboot-2-b.efi",
+            "flakeboot-2-b.efi@dev",
+            "flakeboot-1-a.efi",
+        ]),
+    )
+    .unwrap();
+    let resp = h
+        .api("POST", "/api/v1/firmware/reboot", &token, development)
+        .await;
+    assert_eq!(resp.status(), StatusCode::ACCEPTED);
+    let answer = json(resp).await;
+    assert_eq!(answer["rebooting"], true);
+    assert_eq!(answer["development"], true);
+    assert!(rebooted.exists());
+    let one_shot = var("LoaderEntryOneShot");
+    assert_eq!(
+        std::fs::read(&one_shot).unwrap(),
+        encode(&["flakeboot-2-b.efi@dev"])
+    );
+
+    // The page's form does the same.
+    std::fs::remove_file(&one_shot).unwrap();
+    std::fs::remove_file(&rebooted).unwrap();
+    let page = body(h.get("/firmware", Some(&browser)).await).await;
+    assert!(
+        page.contains("id=\"firmware-reboot-development\""),
+        "{page}"
+    );
+    let resp = h
+        .post("/firmware/reboot", &browser, &[("development", "1")])
+        .await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(body(resp).await.contains("development mode"));
+    assert!(rebooted.exists() && one_shot.exists());
+
+    // A development boot: the dashboard, the firmware page and the API say so.
+    let dashboard = body(h.get("/", Some(&browser)).await).await;
+    assert!(
+        !dashboard.contains("id=\"development-mode\""),
+        "{dashboard}"
+    );
+    std::fs::write(&paths.cmdline, "flakeboot.slot=b flakeboot.dev=1\n").unwrap();
+    std::fs::write(
+        &paths.mounts,
+        "30 1 0:31 / / rw - overlay overlay rw,lowerdir=/run/systemd/overlay-sysroot/lower\n",
+    )
+    .unwrap();
+    let dashboard = body(h.get("/", Some(&browser)).await).await;
+    assert!(
+        dashboard.contains("id=\"development-mode\"") && dashboard.contains("(overlay)"),
+        "{dashboard}"
+    );
+    let page = body(h.get("/firmware", Some(&browser)).await).await;
+    assert!(page.contains("id=\"development-mode\""), "{page}");
+    let fw = json(h.api("GET", "/api/v1/firmware", &token, None).await).await;
+    assert_eq!(fw["development_mode"], true);
+    assert_eq!(fw["root_fs"], "overlay");
+}

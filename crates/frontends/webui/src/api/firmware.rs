@@ -2,15 +2,17 @@
 //! body, streamed) and `POST /api/v1/firmware/reboot`.
 
 use axum::Json;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::StatusCode;
 use flakeboot_appliance::firmware::{FirmwareInstalled, FirmwareStatus};
 use futures_util::TryStreamExt;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio_util::io::StreamReader;
 
 use super::ApiResult;
+use crate::error::WebError;
 use crate::state::WebState;
 
 /// GET /api/v1/firmware: both slots (their versions and boot entries' states), the running
@@ -20,7 +22,7 @@ pub async fn status(State(state): State<WebState>) -> ApiResult<Json<FirmwareSta
     let firmware = state.firmware()?.clone();
     let status = tokio::task::spawn_blocking(move || firmware.status())
         .await
-        .map_err(|e| crate::error::WebError::Task(e.to_string()))?;
+        .map_err(|e| WebError::Task(e.to_string()))?;
     Ok(Json(status))
 }
 
@@ -38,9 +40,33 @@ pub async fn upload(
     Ok((StatusCode::OK, Json(installed)))
 }
 
-/// POST /api/v1/firmware/reboot: reboot the appliance now (into a newly installed slot) →
-/// 202.
-pub async fn reboot(State(state): State<WebState>) -> ApiResult<(StatusCode, Json<Value>)> {
-    state.firmware()?.reboot()?;
-    Ok((StatusCode::ACCEPTED, Json(json!({ "rebooting": true }))))
+/// What `POST /api/v1/firmware/reboot` may ask for; no body is a plain reboot.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RebootRequest {
+    /// The next boot (only that one) is the running slot's development mode: a writable
+    /// overlay in memory over the read-only root.
+    #[serde(default)]
+    pub development: bool,
+}
+
+/// POST /api/v1/firmware/reboot: reboot the appliance now (into a newly installed slot), or
+/// with `{"development": true}` once into the development mode → 202; 409 when the running
+/// image's boot loader offers no development entry.
+pub async fn reboot(
+    State(state): State<WebState>,
+    body: Bytes,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let request: RebootRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        RebootRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| WebError::BadRequest {
+            message: format!("the body is not a reboot request ({{\"development\": true}}): {e}"),
+        })?
+    };
+    state.firmware()?.reboot(request.development)?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({ "rebooting": true, "development": request.development })),
+    ))
 }

@@ -1,12 +1,13 @@
 //! The Firmware page: both A/B slots (version, boot entry, which runs), the last update's
 //! result, a signed bundle's upload with a progress bar (`/static/firmware.js` posts it to
-//! `POST /api/v1/firmware`) and the reboot into the new slot.
+//! `POST /api/v1/firmware`), the reboot into the new slot and the one into the development mode.
 
-use axum::Extension;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Form};
 use flakeboot_appliance::firmware::{Firmware, FirmwareStatus};
-use maud::html;
+use maud::{Markup, html};
+use serde::Deserialize;
 
 use crate::auth::guard::Principal;
 use crate::error::WebError;
@@ -30,6 +31,7 @@ pub async fn show(
     let body = html! {
         h1 { "Firmware" }
         @if let Some(dev) = &fw.development { div.notice.warn role="alert" #development { (dev) } }
+        @if fw.development_mode { (development_mode_notice(fw.root_fs.as_deref())) }
         @if !fw.image {
             p { "This daemon does not run on the appliance image: it has no A/B slots to update." }
         } @else {
@@ -85,6 +87,20 @@ pub async fn show(
                 (csrf_field(principal.csrf()))
                 button type="submit" { "Reboot now" }
             }
+            h2 { "Development mode" }
+            p.muted {
+                "For debugging on site: the next boot (only that one) runs this slot with a "
+                "writable overlay in memory over its read-only root, and a root shell on the "
+                "ninth console (Alt+F9) for someone at the appliance's screen and keyboard. "
+                "Whatever is changed there is gone at the next boot. Netboot, the web UI and "
+                "the data partition work as usual. From a laptop: "
+                code { "flakeboot firmware reboot --development --server URL" } "."
+            }
+            form #firmware-reboot-development method="post" action="/firmware/reboot" {
+                (csrf_field(principal.csrf()))
+                input type="hidden" name="development" value="1";
+                button type="submit" { "Reboot into development mode" }
+            }
             script src="/static/upload.js" {}
             script src="/static/firmware.js" {}
         }
@@ -100,12 +116,42 @@ pub async fn show(
     .into_response())
 }
 
+/// The notice on the dashboard and this page while the development mode runs (`root_fs`: the
+/// root file system's type).
+pub(crate) fn development_mode_notice(root_fs: Option<&str>) -> Markup {
+    html! {
+        div.notice.warn role="alert" #development-mode {
+            strong { "Development mode." }
+            " The root file system is a writable overlay in memory ("
+            (root_fs.unwrap_or("unknown"))
+            "): changes to it are discarded at the next boot, which is a normal one. "
+            a href="/firmware" { "Firmware" }
+        }
+    }
+}
+
+/// The reboot form: `development` (any value) asks for the development mode.
+#[derive(Debug, Deserialize)]
+pub struct RebootForm {
+    #[serde(default)]
+    development: Option<String>,
+}
+
 /// POST /firmware/reboot
-pub async fn reboot(State(state): State<WebState>) -> Result<Response, WebError> {
-    state.firmware()?.reboot()?;
-    Ok(message_page(
-        "Rebooting",
-        "The appliance is rebooting. This page works again when it is back (about a minute).",
-    )
-    .into_response())
+pub async fn reboot(
+    State(state): State<WebState>,
+    Form(form): Form<RebootForm>,
+) -> Result<Response, WebError> {
+    let development = form.development.is_some();
+    state.firmware()?.reboot(development)?;
+    let text = match development {
+        true => {
+            "The appliance is rebooting into the development mode. This page works again when \
+             it is back (about a minute); the dashboard then says so."
+        }
+        false => {
+            "The appliance is rebooting. This page works again when it is back (about a minute)."
+        }
+    };
+    Ok(message_page("Rebooting", text).into_response())
 }

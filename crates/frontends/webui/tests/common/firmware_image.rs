@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use flakeboot_appliance::firmware::ImagePaths;
+use flakeboot_appliance::firmware::{ImagePaths, boot_loader};
 
 pub fn firmware_image(root: &Path) -> ImagePaths {
     let paths = ImagePaths::in_dir(root);
@@ -16,7 +16,9 @@ pub fn firmware_image(root: &Path) -> ImagePaths {
     std::fs::write(&paths.development, "development build: test key\n").unwrap();
     std::fs::write(&paths.cmdline, "flakeboot.slot=b\n").unwrap();
     // efivarfs's SecureBoot: attributes, then 0: the firmware does not enforce it.
-    std::fs::write(&paths.secure_boot, [6, 0, 0, 0, 0]).unwrap();
+    std::fs::create_dir_all(&paths.efivars).unwrap();
+    let secure_boot = boot_loader::variable(&paths.efivars, "SecureBoot");
+    std::fs::write(secure_boot, [6, 0, 0, 0, 0]).unwrap();
     for name in ["flakeboot-1-a.efi", "flakeboot-2-b+2-1.efi"] {
         std::fs::write(paths.esp.join("EFI/Linux").join(name), b"MZ").unwrap();
     }
