@@ -142,6 +142,13 @@ fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> FirmwareError {
     move |source| FirmwareError::Io { what, source }
 }
 
+/// Whether a kernel command line asks for the development mode.
+fn is_development(cmdline: &str) -> bool {
+    cmdline
+        .split_whitespace()
+        .any(|w| w == DEVELOPMENT_MODE_ARG)
+}
+
 /// The file system type mounted at `/` last (the one processes see), from a mountinfo table.
 fn root_fs(mountinfo: &str) -> Option<String> {
     mountinfo
@@ -269,24 +276,25 @@ impl Firmware {
     }
 
     /// Whether this boot is the development mode (`flakeboot.dev=1` on the kernel's command
-    /// line), and the root file system's type: cheap, for every page.
-    pub fn development_mode(&self) -> (bool, Option<String>) {
-        let cmdline = Self::read(&self.paths.cmdline).unwrap_or_default();
-        let on = cmdline
-            .split_whitespace()
-            .any(|w| w == DEVELOPMENT_MODE_ARG);
-        let root = fs::read_to_string(&self.paths.mounts)
+    /// line): cheap, for every page.
+    pub fn development_mode(&self) -> bool {
+        Self::read(&self.paths.cmdline).is_some_and(|c| is_development(&c))
+    }
+
+    /// The root file system's type (`squashfs`; `overlay` in the development mode).
+    pub fn root_fs(&self) -> Option<String> {
+        fs::read_to_string(&self.paths.mounts)
             .ok()
-            .and_then(|m| root_fs(&m));
-        (on, root)
+            .and_then(|m| root_fs(&m))
     }
 
     /// The slots, the running one, the image's version and the last upload's outcome.
     pub fn status(&self) -> FirmwareStatus {
         let p = &self.paths;
         let board = Self::read(&p.board);
-        let running = Self::read(&p.cmdline).and_then(|c| slot_from_cmdline(&c));
-        let (development_mode, root_fs) = self.development_mode();
+        let cmdline = Self::read(&p.cmdline);
+        let running = cmdline.as_deref().and_then(slot_from_cmdline);
+        let development_mode = cmdline.as_deref().is_some_and(is_development);
         let entries = self.entries();
         let slots = [Slot::A, Slot::B]
             .into_iter()
@@ -307,7 +315,7 @@ impl Firmware {
             development: self.development(),
             secure_boot: boot_loader::secure_boot(&p.efivars),
             development_mode,
-            root_fs,
+            root_fs: self.root_fs(),
             running_slot: running.map(|s| s.letter().to_string()),
             slots,
             last_update: self.last(),

@@ -165,7 +165,12 @@ pub async fn show(
     let mut warnings = status.warnings.clone();
     warnings.extend(own_warnings(&state, &builds));
     let development = state.firmware().ok().and_then(|f| f.development());
-    let development_mode = state.firmware().ok().map(|f| f.development_mode());
+    // In the development mode: the root file system's type.
+    let development_mode = state
+        .firmware()
+        .ok()
+        .filter(|f| f.development_mode())
+        .map(|f| f.root_fs());
     let settings = state.settings();
     let label_of = |mac| {
         machines
@@ -179,7 +184,7 @@ pub async fn show(
         @if let Some(dev) = &development {
             div.notice.warn role="alert" #development { (dev) " " a href="/firmware" { "Firmware" } }
         }
-        @if let Some((true, root_fs)) = &development_mode {
+        @if let Some(root_fs) = &development_mode {
             (crate::pages::firmware::development_mode_notice(root_fs.as_deref()))
         }
         @for w in &warnings { div.notice.warn role="alert" { (w) } }
