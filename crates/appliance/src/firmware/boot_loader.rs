@@ -84,7 +84,7 @@ pub fn secure_boot(efivars: &Path) -> Option<bool> {
     }
 }
 
-/// The entry systemd-boot started this time (`flakeboot-1-a.efi@0`).
+/// The entry systemd-boot started this time (`flakeboot-1-a.efi`, `flakeboot-1-a.efi@dev`).
 pub fn selected(efivars: &Path) -> Option<String> {
     let bytes = fs::read(variable(efivars, "LoaderEntrySelected")).ok()?;
     strings(&bytes).into_iter().next()
