@@ -974,3 +974,87 @@ async fn sign_ins_beyond_the_hash_queue_are_refused_not_queued() {
     *h.peer.lock().unwrap() = "10.9.0.39:40000".parse().unwrap();
     assert_eq!(h.login(PASSWORD).await.status(), StatusCode::SEE_OTHER);
 }
+
+/// A refused request's body is read before the answer goes out (an HTTP/2 client still sending
+/// it would otherwise see a reset stream instead of the answer), but only so far: a stranger's
+/// endless body is read to about 1 MiB and no further.
+#[tokio::test]
+async fn refused_bodies_are_drained_before_the_answer_and_only_so_far() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    /// A body of `chunks` chunks of `size` bytes, each a little late, counting what was read.
+    fn counted(chunks: Option<u64>, size: usize, read: Arc<AtomicU64>) -> Body {
+        let stream = futures_util::stream::unfold(0u64, move |n| {
+            let read = Arc::clone(&read);
+            async move {
+                if chunks.is_some_and(|c| n >= c) {
+                    return None;
+                }
+                tokio::time::sleep(Duration::from_millis(if chunks.is_some() { 20 } else { 0 }))
+                    .await;
+                read.fetch_add(size as u64, Ordering::SeqCst);
+                Some((Ok::<_, std::io::Error>(vec![b'x'; size]), n + 1))
+            }
+        });
+        Body::from_stream(stream)
+    }
+
+    let h = Harness::new();
+    let browser = h.setup().await;
+    let read_only = h
+        .token_with(&browser, &[("name", "ro"), ("scope", "read_only")])
+        .await;
+    let cases = [
+        (
+            "read-only token",
+            format!("Bearer {read_only}"),
+            StatusCode::FORBIDDEN,
+        ),
+        (
+            "no such token",
+            "Bearer fbt_nobody".to_owned(),
+            StatusCode::UNAUTHORIZED,
+        ),
+    ];
+    for (what, auth, status) in cases {
+        let read = Arc::new(AtomicU64::new(0));
+        let req = Request::post("/api/v1/access-tokens")
+            .header(header::AUTHORIZATION, auth)
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(counted(Some(5), 100, Arc::clone(&read)))
+            .unwrap();
+        let resp = h.send(req).await;
+        assert_eq!(resp.status(), status, "{what}");
+        assert_eq!(
+            read.load(Ordering::SeqCst),
+            500,
+            "{what}: the whole body read first"
+        );
+    }
+    // A session's write without its CSRF header: drained as well.
+    let read = Arc::new(AtomicU64::new(0));
+    let req = Request::post("/api/v1/access-tokens")
+        .header(header::COOKIE, &browser.cookie)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(counted(Some(3), 10, Arc::clone(&read)))
+        .unwrap();
+    assert_eq!(h.send(req).await.status(), StatusCode::FORBIDDEN);
+    assert_eq!(read.load(Ordering::SeqCst), 30);
+
+    // An endless body: read to the bound, then answered.
+    let read = Arc::new(AtomicU64::new(0));
+    let req = Request::post("/api/v1/access-tokens")
+        .header(header::AUTHORIZATION, "Bearer fbt_nobody")
+        .body(counted(None, 64 * 1024, Arc::clone(&read)))
+        .unwrap();
+    let resp = tokio::time::timeout(Duration::from_secs(10), h.send(req))
+        .await
+        .expect("answered, not stuck reading");
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let got = read.load(Ordering::SeqCst);
+    assert!(
+        (1 << 20..=(1 << 20) + 2 * 64 * 1024).contains(&got),
+        "read {got} bytes"
+    );
+}

@@ -28,6 +28,12 @@ pub const CSRF_FIELD: &str = "csrf";
 
 /// Largest form body read to find the CSRF token (certificate uploads are the biggest).
 const MAX_FORM: usize = 256 * 1024;
+/// A refused request's body is read (and dropped) up to this much, for at most
+/// [`DRAIN_TIME`], before the answer goes out: an HTTP/2 client still sending its body when the
+/// answer ends the stream sees a reset stream instead of the answer (curl: "Stream error in
+/// the HTTP/2 framing layer"). Bounded: a stranger's large body is not read to its end.
+const DRAIN_MAX: u64 = 1 << 20;
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Who made a request (inserted into the request's extensions by [`require_auth`]).
 #[derive(Debug, Clone)]
@@ -146,11 +152,30 @@ fn changes_state(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
+/// Reads `body` to its end, or `max` bytes, or for `within`, whichever comes first, and drops
+/// it (see [`DRAIN_MAX`]).
+pub(crate) async fn drain(body: Body, max: u64, within: std::time::Duration) {
+    use futures_util::StreamExt;
+    let mut stream = body.into_data_stream();
+    let _ = tokio::time::timeout(within, async {
+        let mut got: u64 = 0;
+        while let Some(Ok(chunk)) = stream.next().await {
+            got += chunk.len() as u64;
+            if got > max {
+                break;
+            }
+        }
+    })
+    .await;
+}
+
 /// Refuses anonymous requests (pages: redirect to login or setup; API: 401) and
 /// state-changing session requests without the session's CSRF token (403).
 pub async fn require_auth(State(state): State<WebState>, req: Request, next: Next) -> Response {
     let api = is_api(&req);
-    let refuse = |e: WebError| -> Response {
+    // The answer to a refused request, once its body is drained.
+    let refuse = |e: WebError, body: Body| async move {
+        drain(body, DRAIN_MAX, DRAIN_TIME).await;
         if api {
             ApiError(e).into_response()
         } else {
@@ -160,9 +185,8 @@ pub async fn require_auth(State(state): State<WebState>, req: Request, next: Nex
     if req.extensions().get::<LocalOwner>().is_some() {
         // The API only: pages are for browsers, which never reach the socket.
         if !api {
-            return refuse(WebError::NotFound {
-                what: "this page (the API socket serves /api/v1 only)".into(),
-            });
+            let what = "this page (the API socket serves /api/v1 only)".into();
+            return refuse(WebError::NotFound { what }, req.into_body()).await;
         }
         let mut req = req;
         req.extensions_mut().insert(Principal::Local);
@@ -170,7 +194,7 @@ pub async fn require_auth(State(state): State<WebState>, req: Request, next: Nex
     }
     if !state.setup_done() {
         return if api {
-            refuse(WebError::Unauthorized)
+            refuse(WebError::Unauthorized, req.into_body()).await
         } else {
             Redirect::to("/setup").into_response()
         };
@@ -179,12 +203,12 @@ pub async fn require_auth(State(state): State<WebState>, req: Request, next: Nex
         Ok(Some(p)) => p,
         Ok(None) => {
             return if api || changes_state(req.method()) {
-                refuse(WebError::Unauthorized)
+                refuse(WebError::Unauthorized, req.into_body()).await
             } else {
                 Redirect::to("/login").into_response()
             };
         }
-        Err(e) => return refuse(e),
+        Err(e) => return refuse(e, req.into_body()).await,
     };
     if let Principal::Token {
         id,
@@ -194,9 +218,8 @@ pub async fn require_auth(State(state): State<WebState>, req: Request, next: Nex
         && !matches!(*req.method(), Method::GET | Method::HEAD)
     {
         tracing::debug!(id, method = %req.method(), "refused a write with a read-only API token");
-        return refuse(WebError::Forbidden {
-            message: "this API token is read-only".into(),
-        });
+        let message = "this API token is read-only".into();
+        return refuse(WebError::Forbidden { message }, req.into_body()).await;
     }
     let mut req = req;
     if let Principal::Session { csrf, .. } = &principal
@@ -204,9 +227,9 @@ pub async fn require_auth(State(state): State<WebState>, req: Request, next: Nex
     {
         match check_csrf(req, csrf).await {
             Ok(checked) => req = checked,
-            Err(e) => {
+            Err((e, rest)) => {
                 tracing::debug!("refused a request without a valid CSRF token");
-                return refuse(e);
+                return refuse(e, rest).await;
             }
         }
     }
@@ -215,13 +238,13 @@ pub async fn require_auth(State(state): State<WebState>, req: Request, next: Nex
 }
 
 /// Checks the CSRF token of a session request (header, else the form field) and gives the
-/// request back with its body intact.
-async fn check_csrf(req: Request, expected: &str) -> Result<Request, WebError> {
+/// request back with its body intact; a refusal gives back what is left of the body.
+async fn check_csrf(req: Request, expected: &str) -> Result<Request, (WebError, Body)> {
     if let Some(v) = req.headers().get(CSRF_HEADER) {
         return if v.to_str().is_ok_and(|v| constant_time_eq(v, expected)) {
             Ok(req)
         } else {
-            Err(WebError::BadCsrf)
+            Err((WebError::BadCsrf, req.into_body()))
         };
     }
     let is_form = req
@@ -230,21 +253,21 @@ async fn check_csrf(req: Request, expected: &str) -> Result<Request, WebError> {
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
     if !is_form {
-        return Err(WebError::BadCsrf);
+        return Err((WebError::BadCsrf, req.into_body()));
     }
     let (parts, body) = req.into_parts();
-    let bytes = to_bytes(body, MAX_FORM)
-        .await
-        .map_err(|_| WebError::BadRequest {
-            message: "the form is too large".into(),
-        })?;
+    // A form too large went into the attempt to read it: the rest of it is not drained.
+    let bytes = to_bytes(body, MAX_FORM).await.map_err(|_| {
+        let message = "the form is too large".into();
+        (WebError::BadRequest { message }, Body::empty())
+    })?;
     let fields: Vec<(String, String)> =
-        serde_urlencoded::from_bytes(&bytes).map_err(|_| WebError::BadCsrf)?;
+        serde_urlencoded::from_bytes(&bytes).map_err(|_| (WebError::BadCsrf, Body::empty()))?;
     let ok = fields
         .iter()
         .any(|(k, v)| k == CSRF_FIELD && constant_time_eq(v, expected));
     if !ok {
-        return Err(WebError::BadCsrf);
+        return Err((WebError::BadCsrf, Body::empty()));
     }
     Ok(Request::from_parts(parts, Body::from(bytes)))
 }

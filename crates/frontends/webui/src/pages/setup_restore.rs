@@ -17,11 +17,12 @@ use flakeboot_appliance::setup_restore::SetupRestoreError;
 use flakeboot_appliance::setup_restore::{MAX_ARCHIVE, SetupRestore};
 use flakeboot_appliance::upload::ReceiveError;
 use flakeboot_store::AuditRecord;
-use futures_util::{StreamExt, TryStreamExt};
+use futures_util::TryStreamExt;
 use serde_json::json;
 use tokio_util::io::StreamReader;
 
 use crate::api::backup::PASSPHRASE_HEADER;
+use crate::auth::guard::drain;
 use crate::pages::{Peer, check_form_token};
 use crate::state::WebState;
 
@@ -98,16 +99,14 @@ pub async fn submit(
     }
 }
 
-/// `refusal`, once the request's body is read to its end or past [`MAX_ARCHIVE`].
+/// How long a refused archive is read before the answer goes out (a 2 GiB archive takes a few
+/// minutes on a slow LAN or VPN).
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
+/// `refusal`, once the request's body is read to its end or past [`MAX_ARCHIVE`] (or for
+/// [`DRAIN_TIME`]).
 async fn drained(body: Body, refusal: Response) -> Response {
-    let mut stream = body.into_data_stream();
-    let mut got: u64 = 0;
-    while let Some(Ok(chunk)) = stream.next().await {
-        got += chunk.len() as u64;
-        if got > MAX_ARCHIVE {
-            break;
-        }
-    }
+    drain(body, MAX_ARCHIVE, DRAIN_TIME).await;
     refusal
 }
 
