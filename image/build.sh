@@ -17,6 +17,10 @@
 #                       the bundle is signed with; the image accepts bundles signed by it.
 #                       Without it a development key is used (made once in image/cache) and
 #                       the image says "development build" on its console and dashboard
+#   FLAKEBOOT_DELTA_FROM  a full bundle of an earlier version (its .bundle.tar): also write
+#                       flakeboot-<version>-<board>.delta-from-<that version>.bundle.tar, which
+#                       carries only what changed against it and installs only onto a slot
+#                       running it (image/README.md)
 #   FLAKEBOOT_ACCEPT_KEYS  more public keys (PEM files, space-separated) the image accepts, for
 #                       moving to a new signing key
 #   FLAKEBOOT_UEFI_KEY, FLAKEBOOT_UEFI_CERT  the RSA private key and X.509 certificate (PEM) that
@@ -319,6 +323,54 @@ openssl pkeyutl -sign -rawin -inkey "$signing_key" -in "$work/manifest.json" -ou
 tar --format=gnu --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work" \
   -cf "$bundle" manifest.json manifest.sig root.sqfs verity.img uki-a.efi uki-b.efi
 echo "    $bundle ($(( $(size "$bundle") / 1048576 )) MiB)"
+
+if [ -n "${FLAKEBOOT_DELTA_FROM:-}" ]; then
+  # The same payloads as deltas against the full bundle an appliance runs now: root.sqfs
+  # against its root, each slot's UKI against the other slot's (the one running when it is
+  # installed); verity.img whole (every hash in it changes). The manifest names the base.
+  echo "==> delta bundle from $FLAKEBOOT_DELTA_FROM"
+  base="$work/base"
+  mkdir -p "$base"
+  tar -C "$base" -xf "$FLAKEBOOT_DELTA_FROM" manifest.json root.sqfs uki-a.efi uki-b.efi
+  field() { sed -n "s/^  \"$1\": \"\(.*\)\",\$/\1/p" "$base/manifest.json"; }
+  base_version="$(field version)"
+  [ -n "$base_version" ] && [ "$(field board)" = "$FB_BOARD" ] || {
+    echo "build.sh: $FLAKEBOOT_DELTA_FROM is not a $FB_BOARD bundle made by image/build.sh" >&2; exit 1; }
+  entry() { echo "{ \"name\": \"$1\", \"size\": $(size "$2"), \"sha256\": \"$(sha "$2")\" }"; }
+  delta_entry() { # NAME BASE-NAME
+    "$root/target/release/flakeboot-board" delta "$base/$2" "$work/$1" "$work/$1.delta" | sed "s/^/    /" >&2
+    local whole; whole="$(entry "$1" "$work/$1")"
+    echo "${whole% \}}, \"delta\": { \"base\": \"$2\", \"size\": $(size "$work/$1.delta"), \"sha256\": \"$(sha "$work/$1.delta")\" } }"
+  }
+  cat > "$work/manifest.json" <<JSON
+{
+  "format": 2,
+  "version": "$version",
+  "board": "$FB_BOARD",
+  "roothash": "$roothash",
+  "base": {
+    "version": "$base_version",
+    "roothash": "$(field roothash)",
+    "files": [
+      $(entry root.sqfs "$base/root.sqfs"),
+      $(entry uki-a.efi "$base/uki-a.efi"),
+      $(entry uki-b.efi "$base/uki-b.efi")
+    ]
+  },
+  "files": [
+    $(delta_entry root.sqfs root.sqfs),
+    $(entry verity.img "$work/verity.img"),
+    $(delta_entry uki-a.efi uki-b.efi),
+    $(delta_entry uki-b.efi uki-a.efi)
+  ]
+}
+JSON
+  openssl pkeyutl -sign -rawin -inkey "$signing_key" -in "$work/manifest.json" -out "$work/manifest.sig"
+  delta_bundle="$out/flakeboot-$version-$FB_BOARD.delta-from-$base_version.bundle.tar"
+  tar --format=gnu --mtime=@0 --owner=0 --group=0 --numeric-owner -C "$work" \
+    -cf "$delta_bundle" manifest.json manifest.sig root.sqfs.delta verity.img uki-a.efi.delta uki-b.efi.delta
+  echo "    $delta_bundle ($(size "$delta_bundle") bytes, the full bundle $(size "$bundle"))"
+fi
 
 if [ "${FLAKEBOOT_NO_IMAGE:-0}" = 1 ]; then
   rm -rf "$work"

@@ -4,6 +4,7 @@
 #   image/test-artifacts.sh OUTDIR
 # OUTDIR/flakeboot-0.1.0-qemu-x86_64.img                 the appliance image (slot A)
 # OUTDIR/flakeboot-0.1.0+update-qemu-x86_64.bundle.tar   a good update (another version)
+# OUTDIR/flakeboot-0.1.0+update-qemu-x86_64.delta-from-0.1.0.bundle.tar  the same as a delta
 # OUTDIR/flakeboot-0.1.0+broken-qemu-x86_64.bundle.tar   a bad update: its daemon exits 1
 # OUTDIR/ovmf-vars-secboot.fd                            OVMF variables, its UEFI key enrolled
 set -euo pipefail
@@ -34,7 +35,8 @@ export FLAKEBOOT_NO_CARGO=1
 export FLAKEBOOT_NO_ZST=1
 FLAKEBOOT_OUT="$out" "$here/build.sh" "$board"
 t1=$(date +%s)
-FLAKEBOOT_OUT="$out" FLAKEBOOT_VERSION=0.1.0+update FLAKEBOOT_NO_IMAGE=1 "$here/build.sh" "$board"
+FLAKEBOOT_OUT="$out" FLAKEBOOT_VERSION=0.1.0+update FLAKEBOOT_NO_IMAGE=1 \
+  FLAKEBOOT_DELTA_FROM="$out/flakeboot-0.1.0-$board.bundle.tar" "$here/build.sh" "$board"
 printf '#!/bin/sh\necho "flakeboot: broken test build" >&2\nexit 1\n' > "$out/broken-flakeboot"
 chmod +x "$out/broken-flakeboot"
 FLAKEBOOT_OUT="$out" FLAKEBOOT_VERSION=0.1.0+broken FLAKEBOOT_BIN="$out/broken-flakeboot" \

@@ -3,6 +3,7 @@
 //! kernel command line additions. Unknown keys are errors; `image/build.sh` reads a board
 //! through this crate's binary (`flakeboot-board shell FILE`).
 
+pub mod delta;
 mod error;
 mod shell;
 pub mod signing;

@@ -10,42 +10,15 @@
     clippy::indexing_slicing
 )]
 
+mod common;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use common::{digest, disk, file_entry, openssl_key, run, sign, tar};
 use flakeboot_board::signing::{Trust, TrustError};
 use flakeboot_board::update::{UpdateError, install, verify};
-use sha2::{Digest, Sha256};
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-/// A private key made by openssl and its public key in `keys/NAME.pem`.
-fn openssl_key(dir: &Path, keys: &Path, name: &str) -> PathBuf {
-    let key = dir.join(format!("{name}.key"));
-    run(Command::new("openssl")
-        .args(["genpkey", "-algorithm", "ed25519", "-out"])
-        .arg(&key));
-    fs::create_dir_all(keys).unwrap();
-    run(Command::new("openssl")
-        .args(["pkey", "-pubout", "-in"])
-        .arg(&key)
-        .arg("-out")
-        .arg(keys.join(format!("{name}.pem"))));
-    key
-}
 
 /// Writes a bundle: the manifest for `board`, its signature by `key` (none: unsigned), and the
 /// payloads. `tamper` changes the manifest after signing.
@@ -62,11 +35,7 @@ fn bundle(dir: &Path, name: &str, board: &str, key: Option<&Path>, tamper: bool)
         .iter()
         .map(|(n, data)| {
             fs::write(work.join(n), data).unwrap();
-            format!(
-                r#"{{"name":"{n}","size":{},"sha256":"{}"}}"#,
-                data.len(),
-                hex(&Sha256::digest(data))
-            )
+            file_entry(n, data)
         })
         .collect();
     let manifest = format!(
@@ -76,13 +45,7 @@ fn bundle(dir: &Path, name: &str, board: &str, key: Option<&Path>, tamper: bool)
     fs::write(work.join("manifest.json"), &manifest).unwrap();
     let mut names = vec!["manifest.json"];
     if let Some(key) = key {
-        run(Command::new("openssl")
-            .args(["pkeyutl", "-sign", "-rawin", "-inkey"])
-            .arg(key)
-            .arg("-in")
-            .arg(work.join("manifest.json"))
-            .arg("-out")
-            .arg(work.join("manifest.sig")));
+        sign(&work, key);
         names.push("manifest.sig");
     }
     if tamper {
@@ -94,59 +57,8 @@ fn bundle(dir: &Path, name: &str, board: &str, key: Option<&Path>, tamper: bool)
     }
     names.extend(payloads.iter().map(|(n, _)| *n));
     let out = dir.join(format!("{name}.bundle.tar"));
-    run(Command::new("tar")
-        .arg("-C")
-        .arg(&work)
-        .arg("-cf")
-        .arg(&out)
-        .args(&names));
+    tar(&work, &names, &out);
     out
-}
-
-/// A 40 MiB disk: GPT with esp, root-a, verity-a, root-b, verity-b; slot A's UKI blessed.
-fn disk(dir: &Path) -> PathBuf {
-    let img = dir.join("disk.img");
-    run(Command::new("truncate").args(["-s", "40M"]).arg(&img));
-    let mut sfdisk = Command::new("sfdisk");
-    sfdisk
-        .arg("-q")
-        .arg(&img)
-        .stdin(std::process::Stdio::piped());
-    let mut child = sfdisk.spawn().expect("sfdisk (util-linux)");
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            b"label: gpt\nfirst-lba: 2048\nsize=16MiB, name=esp\nsize=8MiB, name=root-a\nsize=2MiB, name=verity-a\nsize=8MiB, name=root-b\nsize=2MiB, name=verity-b\n",
-        )
-        .unwrap();
-    assert!(child.wait().unwrap().success());
-    let esp = dir.join("esp.img");
-    run(Command::new("mkfs.fat")
-        .args(["-C", "-F", "16"])
-        .arg(&esp)
-        .arg("16384"));
-    let at = |tool: &str| {
-        let mut c = Command::new(tool);
-        c.env("MTOOLS_SKIP_CHECK", "1").arg("-i").arg(&esp);
-        c
-    };
-    run(at("mmd").args(["::EFI", "::EFI/Linux"]));
-    fs::write(dir.join("a.efi"), b"slot a").unwrap();
-    run(at("mcopy")
-        .arg(dir.join("a.efi"))
-        .arg("::EFI/Linux/flakeboot-1-a.efi"));
-    run(Command::new("dd")
-        .arg(format!("if={}", esp.display()))
-        .arg(format!("of={}", img.display()))
-        .args(["bs=1M", "seek=1", "conv=notrunc", "status=none"]));
-    img
-}
-
-fn digest(path: &Path) -> String {
-    hex(&Sha256::digest(fs::read(path).unwrap()))
 }
 
 #[test]
@@ -157,7 +69,7 @@ fn only_bundles_signed_for_this_board_are_installed() {
     let key = openssl_key(dir, &keys, "release");
     let stranger = openssl_key(dir, &dir.join("other-keys"), "stranger");
     let trust = Trust::load(&keys, "qemu-x86_64").unwrap();
-    let img = disk(dir);
+    let img = disk(dir, b"slot a");
     let before = digest(&img);
 
     let refused = [

@@ -38,8 +38,11 @@ pub fn run(client: &ApiClient, args: FirmwareArgs) -> anyhow::Result<ExitCode> {
             } else {
                 let done: FirmwareInstalled = typed(v)?;
                 println!(
-                    "flakeboot: firmware {} installed in slot {} as {} (running slot {}); {}",
+                    "flakeboot: firmware {}{} installed in slot {} as {} (running slot {}); {}",
                     done.version,
+                    done.delta_from
+                        .map(|from| format!(" (a delta of {} bytes from {from})", done.bytes))
+                        .unwrap_or_default(),
                     done.slot,
                     done.uki,
                     done.running_slot,

@@ -30,8 +30,11 @@ pub fn run(args: UpdateArgs) -> anyhow::Result<ExitCode> {
         } => {
             let done = install(&bundle, disk, esp, &load(trust)?)?;
             println!(
-                "flakeboot: update {} installed in slot {} as {} (running slot {})",
+                "flakeboot: update {}{} installed in slot {} as {} (running slot {})",
                 done.version,
+                done.delta_from
+                    .map(|from| format!(" (delta from {from})"))
+                    .unwrap_or_default(),
                 done.slot.letter(),
                 done.uki,
                 done.running.letter()

@@ -116,6 +116,13 @@ fn bundle(out: &Path, flavour: &str) -> PathBuf {
     ))
 }
 
+/// The `flavour` update as a delta bundle against the image's own version.
+fn delta_bundle(out: &Path, flavour: &str) -> PathBuf {
+    out.join(format!(
+        "flakeboot-{VERSION}+{flavour}-qemu-x86_64.delta-from-{VERSION}.bundle.tar"
+    ))
+}
+
 /// The qemu board's `disk.data_mib`: the data partition's size in the image file.
 const IMAGE_DATA_MIB: u64 = 320;
 
@@ -915,8 +922,9 @@ fn untrusted_bundles(s: &Scenario, good: &Path) -> [(&'static str, PathBuf, &'st
 
 /// Firmware through the API: the development build on slot a; an unsigned and a tampered
 /// bundle refused by `flakeboot firmware upload` with nothing installed; the good update
-/// uploaded and installed, `flakeboot firmware reboot` into slot b, which is blessed, and the
-/// API then shows slot b running with the new version and the upload's result.
+/// uploaded as a delta bundle (against slot a's version) and installed, `flakeboot firmware
+/// reboot` into slot b, which is blessed, and the API then shows slot b running with the new
+/// version and the upload's result; the same delta is then refused (slot b is not its base).
 fn firmware_update_over_the_api(s: &Scenario, vm: &ApplianceVm, admin: &Admin, out: &Path) {
     vm.wait_for("FLAKEBOOT-DEVELOPMENT-BUILD development build", BOOT);
     let (code, fw) = admin.api("GET", "/api/v1/firmware", None);
@@ -948,19 +956,34 @@ fn firmware_update_over_the_api(s: &Scenario, vm: &ApplianceVm, admin: &Admin, o
     assert!(fw["slots"][1]["entry"].is_null(), "a refused bundle: {fw}");
     assert_eq!(fw["last_update"]["ok"], false, "{fw}");
 
-    let started = Instant::now();
-    let (ok, said) = firmware_cli(s, admin, &["upload", &good.display().to_string(), "--json"]);
-    assert!(ok, "uploading the good bundle: {said}");
-    let size = std::fs::metadata(&good)
-        .map(|m| m.len())
-        .unwrap_or_default();
+    // The update as a delta against slot a: the same slot b as the full bundle would make.
+    let delta = delta_bundle(out, "update");
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or_default();
+    let (full_bytes, delta_bytes) = (size(&good), size(&delta));
     println!(
-        "HIL-TIMING firmware upload of {} MiB checked and installed in {:.0}s",
-        size >> 20,
+        "HIL-SIZE update bundle {full_bytes} bytes, its delta from {VERSION} {delta_bytes} bytes ({:.2}%)",
+        delta_bytes as f64 * 100.0 / full_bytes as f64
+    );
+    assert!(
+        delta_bytes > 0 && delta_bytes * 20 < full_bytes,
+        "the delta is not much smaller: {delta_bytes} of {full_bytes} bytes"
+    );
+    let started = Instant::now();
+    let (ok, said) = firmware_cli(
+        s,
+        admin,
+        &["upload", &delta.display().to_string(), "--json"],
+    );
+    assert!(ok, "uploading the delta bundle: {said}");
+    println!(
+        "HIL-TIMING firmware upload of a {} KiB delta checked and installed in {:.0}s",
+        delta_bytes >> 10,
         started.elapsed().as_secs_f64()
     );
     assert!(
-        said.contains("\"slot\": \"b\"") && said.contains("\"version\": \"0.1.0+update\""),
+        said.contains("\"slot\": \"b\"")
+            && said.contains("\"version\": \"0.1.0+update\"")
+            && said.contains(&format!("\"delta_from\": \"{VERSION}\"")),
         "{said}"
     );
     let (_, fw) = admin.api("GET", "/api/v1/firmware", None);
@@ -1014,6 +1037,17 @@ fn firmware_update_over_the_api(s: &Scenario, vm: &ApplianceVm, admin: &Admin, o
     assert_eq!(fw["slots"][1]["entry"]["state"], "good", "{fw}");
     assert_eq!(fw["last_update"]["ok"], true, "{fw}");
     assert_eq!(fw["last_update"]["version"], "0.1.0+update", "{fw}");
+    // Slot b runs 0.1.0+update: the delta from 0.1.0 has no base here and is refused, with
+    // slot a (0.1.0) left bootable.
+    let (ok, said) = firmware_cli(s, admin, &["upload", &delta.display().to_string()]);
+    assert!(
+        !ok && said.contains(&format!("delta bundle from version {VERSION}"))
+            && said.contains("slot b's root")
+            && said.contains("install the full bundle"),
+        "the delta on slot b: {said}"
+    );
+    let (_, fw) = admin.api("GET", "/api/v1/firmware", None);
+    assert_eq!(fw["slots"][0]["entry"]["version"], VERSION, "{fw}");
     let (ok, said) = firmware_cli(s, admin, &["status"]);
     assert!(
         ok && said.contains("* slot b: 0.1.0+update (good")

@@ -115,7 +115,8 @@ pub enum FirmwareError {
     Upload { got: u64, reason: String },
     #[error("{what}: {source}")]
     Io { what: String, source: io::Error },
-    /// The bundle is not trusted: unsigned, badly signed, for another board, or not a bundle.
+    /// The bundle is not trusted (unsigned, badly signed, for another board, or not a bundle),
+    /// or not for this appliance (a delta made against another version, a newer format).
     #[error("refused: {0}")]
     Refused(UpdateError),
     /// Installing failed after the bundle was trusted.
@@ -242,6 +243,9 @@ pub struct FirmwareInstalled {
     pub running_slot: String,
     /// The uploaded bundle's size.
     pub bytes: u64,
+    /// For a delta bundle, the version it was made against (the one running).
+    #[serde(default)]
+    pub delta_from: Option<String>,
 }
 
 /// Firmware status and updates; cheap to clone.
@@ -422,8 +426,13 @@ impl Firmware {
                 version: Some(done.version.clone()),
                 slot: Some(done.slot.clone()),
                 message: format!(
-                    "installed {} in slot {}; reboot to start it",
-                    done.version, done.slot
+                    "installed {}{} in slot {}; reboot to start it",
+                    done.version,
+                    done.delta_from
+                        .as_ref()
+                        .map(|from| format!(" (a delta of {} bytes from {from})", done.bytes))
+                        .unwrap_or_default(),
+                    done.slot
                 ),
             },
             Err((e, version)) => LastUpdate {
@@ -500,15 +509,17 @@ fn check_and_install(paths: &ImagePaths, path: &Path, bytes: u64) -> Attempt<Fir
         uki: done.uki,
         running_slot: done.running.letter().to_string(),
         bytes,
+        delta_from: done.delta_from,
     })
 }
 
-/// A trust error found while installing is still a refusal; anything else is a failure.
+/// A trust error found while installing is still a refusal, and so is a bundle this appliance
+/// cannot take (a delta for another version, a newer format); anything else is a failure.
 fn classify(e: UpdateError) -> FirmwareError {
     match e {
-        e @ UpdateError::Trust(TrustError::Unsigned | TrustError::BadSignature { .. }) => {
-            FirmwareError::Refused(e)
-        }
+        e @ (UpdateError::Trust(TrustError::Unsigned | TrustError::BadSignature { .. })
+        | UpdateError::NotTheBase { .. }
+        | UpdateError::NewerFormat(_)) => FirmwareError::Refused(e),
         e => FirmwareError::Failed(e),
     }
 }

@@ -14,19 +14,28 @@
 //! is mounted at `/efi`. With `--disk IMAGE` the same steps run on a disk image (partitions
 //! found in its GPT, the ESP written with mtools), which is how tests prepare a slot offline.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::fs::File;
+use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::signing::{Trust, TrustError};
 
+mod base;
+mod disk;
+
+use base::Bases;
+pub use base::{BaseImage, DeltaPayload};
+use disk::Target;
+pub use disk::{Partition, parse_gpt};
+
 /// Tries a freshly installed slot gets before systemd-boot gives up on it.
 pub const TRIES: u32 = 3;
 const SECTOR: u64 = 512;
+/// The newest manifest format this updater reads (2: delta bundles, with `base`).
+pub const FORMAT: u32 = 2;
 
 /// Why an update could not be applied.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +79,17 @@ pub enum UpdateError {
     Tool { command: String, status: String },
     #[error(transparent)]
     Trust(#[from] TrustError),
+    #[error(
+        "the bundle's manifest format {0} is newer than this updater's ({FORMAT}): update in steps"
+    )]
+    NewerFormat(u32),
+    #[error("this is a delta bundle from version {version}, and {why}: install the full bundle")]
+    NotTheBase { version: String, why: String },
+    #[error("{name}: {source}")]
+    Delta {
+        name: String,
+        source: crate::delta::DeltaError,
+    },
 }
 
 /// A signature is 64 bytes; a `manifest.sig` entry larger than this is not one.
@@ -107,6 +127,9 @@ pub struct Manifest {
     pub board: String,
     pub roothash: String,
     pub files: Vec<ManifestFile>,
+    /// A delta bundle's base: the full bundle whose files its deltas are made against.
+    #[serde(default)]
+    pub base: Option<BaseImage>,
 }
 
 /// One payload file of a bundle.
@@ -115,6 +138,9 @@ pub struct ManifestFile {
     pub name: String,
     pub size: u64,
     pub sha256: String,
+    /// Carried as a delta (the entry `<name>.delta`) instead of whole.
+    #[serde(default)]
+    pub delta: Option<DeltaPayload>,
 }
 
 /// The slot named by `flakeboot.slot=` on a kernel command line.
@@ -184,199 +210,9 @@ pub fn next_uki_name(names: &[String], slot: Slot) -> String {
     format!("flakeboot-{serial}-{}+{TRIES}.efi", slot.letter())
 }
 
-/// A partition found in a GPT: its name and byte range.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Partition {
-    pub name: String,
-    pub offset: u64,
-    pub size: u64,
-}
-
-/// Parses a GPT from the first 34 sectors of a disk (512-byte sectors).
-pub fn parse_gpt(head: &[u8]) -> Result<Vec<Partition>, UpdateError> {
-    let bad = |why: &str| UpdateError::Gpt(why.to_owned());
-    let header = head.get(512..604).ok_or_else(|| bad("short header"))?;
-    if header.get(..8) != Some(b"EFI PART".as_slice()) {
-        return Err(bad("no GPT signature"));
-    }
-    let u64_at = |b: &[u8], at: usize| -> Option<u64> {
-        Some(u64::from_le_bytes(b.get(at..at + 8)?.try_into().ok()?))
-    };
-    let u32_at = |b: &[u8], at: usize| -> Option<u32> {
-        Some(u32::from_le_bytes(b.get(at..at + 4)?.try_into().ok()?))
-    };
-    let entries_lba = u64_at(header, 72).ok_or_else(|| bad("header"))?;
-    let count = u32_at(header, 80).ok_or_else(|| bad("header"))? as usize;
-    let entry_size = u32_at(header, 84).ok_or_else(|| bad("header"))? as usize;
-    if entry_size < 128 || count > 1024 {
-        return Err(bad("implausible partition entry table"));
-    }
-    let start = entries_lba
-        .checked_mul(SECTOR)
-        .and_then(|b| usize::try_from(b).ok())
-        .ok_or_else(|| bad("entry table offset"))?;
-    let mut parts = Vec::new();
-    for i in 0..count {
-        let at = start.saturating_add(i.saturating_mul(entry_size));
-        let Some(entry) = head.get(at..at.saturating_add(128)) else {
-            break;
-        };
-        if entry.get(..16).is_some_and(|t| t.iter().all(|&b| b == 0)) {
-            continue;
-        }
-        let first = u64_at(entry, 32).ok_or_else(|| bad("entry"))?;
-        let last = u64_at(entry, 40).ok_or_else(|| bad("entry"))?;
-        let units: Vec<u16> = entry
-            .get(56..128)
-            .unwrap_or_default()
-            .chunks_exact(2)
-            .filter_map(|c| Some(u16::from_le_bytes(c.try_into().ok()?)))
-            .take_while(|&u| u != 0)
-            .collect();
-        if last < first {
-            return Err(bad("partition ends before it starts"));
-        }
-        let (Some(offset), Some(size)) = (
-            first.checked_mul(SECTOR),
-            (last - first)
-                .checked_add(1)
-                .and_then(|n| n.checked_mul(SECTOR)),
-        ) else {
-            return Err(bad("partition beyond any disk"));
-        };
-        parts.push(Partition {
-            name: String::from_utf16_lossy(&units),
-            offset,
-            size,
-        });
-    }
-    Ok(parts)
-}
-
-/// Where a slot's partitions and the ESP are.
-#[derive(Debug)]
-enum Target {
-    /// The running appliance: partitions by label, the ESP mounted at a directory.
-    Device { esp: PathBuf },
-    /// A disk image file: partitions from its GPT, the ESP through mtools.
-    Image {
-        path: PathBuf,
-        parts: Vec<Partition>,
-    },
-}
-
 fn io_err(what: impl Into<String>) -> impl FnOnce(io::Error) -> UpdateError {
     let what = what.into();
     move |source| UpdateError::Io { what, source }
-}
-
-impl Target {
-    /// Opens the partition `label` for writing: the file, its start and its capacity.
-    fn open_partition(&self, label: &str) -> Result<(File, u64, u64), UpdateError> {
-        match self {
-            Target::Device { .. } => {
-                let path = format!("/dev/disk/by-partlabel/{label}");
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .map_err(io_err(&path))?;
-                let size = f.seek(SeekFrom::End(0)).map_err(io_err(&path))?;
-                f.seek(SeekFrom::Start(0)).map_err(io_err(&path))?;
-                Ok((f, 0, size))
-            }
-            Target::Image { path, parts } => {
-                let p = parts
-                    .iter()
-                    .find(|p| p.name == label)
-                    .ok_or_else(|| UpdateError::Gpt(format!("no partition named {label}")))?;
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(io_err(path.display().to_string()))?;
-                f.seek(SeekFrom::Start(p.offset))
-                    .map_err(io_err(path.display().to_string()))?;
-                Ok((f, p.offset, p.size))
-            }
-        }
-    }
-
-    fn esp_list(&self) -> Result<Vec<String>, UpdateError> {
-        match self {
-            Target::Device { esp } => {
-                let dir = esp.join("EFI/Linux");
-                let mut names = Vec::new();
-                for entry in std::fs::read_dir(&dir).map_err(io_err(dir.display().to_string()))? {
-                    let entry = entry.map_err(io_err(dir.display().to_string()))?;
-                    names.push(entry.file_name().to_string_lossy().into_owned());
-                }
-                Ok(names)
-            }
-            Target::Image { .. } => {
-                let out = self.mtools("mdir", &["-b", "::EFI/Linux"])?;
-                Ok(out
-                    .lines()
-                    .filter_map(|l| l.rsplit('/').next())
-                    .map(str::to_owned)
-                    .collect())
-            }
-        }
-    }
-
-    fn esp_remove(&self, name: &str) -> Result<(), UpdateError> {
-        match self {
-            Target::Device { esp } => {
-                let path = esp.join("EFI/Linux").join(name);
-                std::fs::remove_file(&path).map_err(io_err(path.display().to_string()))
-            }
-            Target::Image { .. } => self
-                .mtools("mdel", &[&format!("::EFI/Linux/{name}")])
-                .map(drop),
-        }
-    }
-
-    fn esp_install(&self, src: &Path, name: &str) -> Result<(), UpdateError> {
-        match self {
-            Target::Device { esp } => {
-                let tmp = esp.join("EFI/Linux").join(format!("{name}.tmp"));
-                std::fs::copy(src, &tmp).map_err(io_err(tmp.display().to_string()))?;
-                File::open(&tmp)
-                    .and_then(|f| f.sync_all())
-                    .map_err(io_err(tmp.display().to_string()))?;
-                let dest = esp.join("EFI/Linux").join(name);
-                std::fs::rename(&tmp, &dest).map_err(io_err(dest.display().to_string()))
-            }
-            Target::Image { .. } => {
-                let src = src.display().to_string();
-                self.mtools("mcopy", &[&src, &format!("::EFI/Linux/{name}")])
-                    .map(drop)
-            }
-        }
-    }
-
-    fn mtools(&self, tool: &str, args: &[&str]) -> Result<String, UpdateError> {
-        let Target::Image { path, parts } = self else {
-            return Err(UpdateError::Gpt("mtools on a device target".to_owned()));
-        };
-        let esp = parts
-            .iter()
-            .find(|p| p.name == "esp")
-            .ok_or_else(|| UpdateError::Gpt("no partition named esp".to_owned()))?;
-        let image = format!("{}@@{}", path.display(), esp.offset);
-        let out = Command::new(tool)
-            .env("MTOOLS_SKIP_CHECK", "1")
-            .arg("-i")
-            .arg(&image)
-            .args(args)
-            .output()
-            .map_err(io_err(format!("running {tool} (install mtools)")))?;
-        if !out.status.success() {
-            return Err(UpdateError::Tool {
-                command: format!("{tool} {}", args.join(" ")),
-                status: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
-            });
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    }
 }
 
 /// Copies `len` bytes from `from` to `to`, returning their sha256 in hex.
@@ -483,12 +319,18 @@ fn apply(
     let mut archive = open_bundle(bundle)?;
     let mut entries = archive.entries().map_err(io_err("reading the bundle"))?;
     let (manifest, _) = read_trusted(&mut entries, trust)?;
+    if manifest.format > FORMAT {
+        return Err(UpdateError::NewerFormat(manifest.format));
+    }
     let uki_file = format!("uki-{}.efi", slot.letter());
-    for needed in ["root.sqfs", "verity.img", uki_file.as_str()] {
+    let installing = ["root.sqfs", "verity.img", uki_file.as_str()];
+    for needed in installing {
         if !manifest.files.iter().any(|f| f.name == needed) {
             return Err(UpdateError::Missing(needed.to_owned()));
         }
     }
+    // A delta bundle's base is checked on the running slot before anything changes.
+    let bases = Bases::find(target, current, &manifest, &installing, scratch)?;
     // Never leave a bootable entry pointing at a half-written slot.
     for name in target.esp_list()? {
         if parse_uki_name(&name).is_some_and(|u| u.slot == slot) {
@@ -508,50 +350,75 @@ fn apply(
             .map_err(io_err("reading the bundle"))?
             .display()
             .to_string();
-        let Some(expected) = manifest.files.iter().find(|f| f.name == name) else {
+        // `<name>` carries the file whole, `<name>.delta` as a delta; the manifest says which.
+        let Some((expected, delta)) = manifest.files.iter().find_map(|f| match &f.delta {
+            None => (f.name == name).then_some((f, None)),
+            Some(d) => (name.strip_suffix(".delta") == Some(&f.name)).then_some((f, Some(d))),
+        }) else {
             continue;
         };
         let size = entry.size();
-        if size != expected.size {
+        let want = delta.map_or(expected.size, |d| d.size);
+        if size != want {
             return Err(UpdateError::SizeMismatch {
                 name,
-                expected: expected.size,
+                expected: want,
                 actual: size,
             });
         }
-        let partition = match name.as_str() {
+        let partition = match expected.name.as_str() {
             "root.sqfs" => Some(format!("root-{}", slot.letter())),
             "verity.img" => Some(format!("verity-{}", slot.letter())),
             _ => None,
         };
+        let mut payload = |out: &mut dyn Write| match delta {
+            None => copy_hashed(&mut entry, &mut &mut *out, size).map_err(io_err(&name)),
+            Some(d) => bases.decode(&mut entry, expected, d, &mut &mut *out),
+        };
         let actual = if let Some(partition) = partition {
-            let (mut f, _, capacity) = target.open_partition(&partition)?;
-            if size > capacity {
+            let (mut f, _, capacity) = target.open_partition(&partition, true)?;
+            if expected.size > capacity {
                 return Err(UpdateError::TooBig {
-                    name,
+                    name: expected.name.clone(),
                     partition,
-                    size,
+                    size: expected.size,
                     capacity,
                 });
             }
-            eprintln!("flakeboot: update: writing {name} ({size} bytes) to {partition}");
-            let sum = copy_hashed(&mut entry, &mut f, size).map_err(io_err(&partition))?;
+            eprintln!(
+                "flakeboot: update: writing {} ({} bytes{}) to {partition}",
+                expected.name,
+                expected.size,
+                if delta.is_some() { " from a delta" } else { "" }
+            );
+            let sum = payload(&mut f)?;
             f.sync_all().map_err(io_err(&partition))?;
             sum
-        } else if name == uki_file {
+        } else if expected.name == uki_file {
             let mut f = File::create(&uki_tmp).map_err(io_err(uki_tmp.display().to_string()))?;
-            copy_hashed(&mut entry, &mut f, size).map_err(io_err(&name))?
+            payload(&mut f)?
         } else {
-            copy_hashed(&mut entry, &mut io::sink(), size).map_err(io_err(&name))?
+            // Not installed (the other slot's UKI): only its bytes are checked.
+            let sum = copy_hashed(&mut entry, &mut io::sink(), size).map_err(io_err(&name))?;
+            let signed = delta.map_or(&expected.sha256, |d| &d.sha256);
+            if sum != *signed {
+                return Err(UpdateError::HashMismatch {
+                    name,
+                    expected: signed.clone(),
+                    actual: sum,
+                });
+            }
+            verified.push(expected.name.clone());
+            continue;
         };
         if actual != expected.sha256 {
             return Err(UpdateError::HashMismatch {
-                name,
+                name: expected.name.clone(),
                 expected: expected.sha256.clone(),
                 actual,
             });
         }
-        verified.push(name);
+        verified.push(expected.name.clone());
     }
     for needed in ["root.sqfs", "verity.img", uki_file.as_str()] {
         if !verified.iter().any(|v| v == needed) {
@@ -582,6 +449,8 @@ pub struct Installed {
     pub uki: String,
     /// True on the running appliance (a reboot starts the new slot); false for a disk image.
     pub on_device: bool,
+    /// For a delta bundle, the version it was made against (the one that was running).
+    pub delta_from: Option<String>,
 }
 
 /// A bundle's identity (its manifest's sha256) and version.
@@ -628,6 +497,7 @@ pub fn install(
     let _ = std::fs::remove_dir_all(&scratch);
     let (manifest, uki) = result?;
     Ok(Installed {
+        delta_from: manifest.base.map(|b| b.version),
         version: manifest.version,
         slot: current.other(),
         running: current,
@@ -689,55 +559,6 @@ mod tests {
         let esp = names(&["flakeboot-1-a.efi", "flakeboot-2-b.efi"]);
         assert_eq!(slot_from_esp(&esp), Some(Slot::B));
         assert_eq!(slot_from_esp(&names(&["flakeboot-3-a+2-1.efi"])), None);
-    }
-
-    fn gpt_with(parts: &[(&str, u64, u64)]) -> Vec<u8> {
-        let mut disk = vec![0u8; 34 * 512];
-        disk[512..520].copy_from_slice(b"EFI PART");
-        disk[512 + 72..512 + 80].copy_from_slice(&2u64.to_le_bytes());
-        disk[512 + 80..512 + 84].copy_from_slice(&128u32.to_le_bytes());
-        disk[512 + 84..512 + 88].copy_from_slice(&128u32.to_le_bytes());
-        for (i, (name, first, last)) in parts.iter().enumerate() {
-            let e = 1024 + i * 128;
-            disk[e] = 0xaf; // any non-zero type GUID
-            disk[e + 32..e + 40].copy_from_slice(&first.to_le_bytes());
-            disk[e + 40..e + 48].copy_from_slice(&last.to_le_bytes());
-            for (j, u) in name.encode_utf16().enumerate() {
-                disk[e + 56 + 2 * j..e + 58 + 2 * j].copy_from_slice(&u.to_le_bytes());
-            }
-        }
-        disk
-    }
-
-    #[test]
-    fn gpt_partitions_by_name() {
-        let disk = gpt_with(&[("esp", 2048, 4095), ("root-b", 4096, 8191)]);
-        let parts = parse_gpt(&disk).unwrap();
-        assert_eq!(
-            parts,
-            vec![
-                Partition {
-                    name: "esp".to_owned(),
-                    offset: 2048 * 512,
-                    size: 2048 * 512
-                },
-                Partition {
-                    name: "root-b".to_owned(),
-                    offset: 4096 * 512,
-                    size: 4096 * 512
-                },
-            ]
-        );
-    }
-
-    #[test]
-    fn garbage_is_not_a_gpt_and_never_panics() {
-        assert!(parse_gpt(&[0u8; 100]).is_err());
-        assert!(parse_gpt(&vec![0u8; 34 * 512]).is_err());
-        let mut disk = gpt_with(&[("x", 10, 5)]);
-        assert!(parse_gpt(&disk).is_err());
-        disk[512 + 72..512 + 80].copy_from_slice(&u64::MAX.to_le_bytes());
-        assert!(parse_gpt(&disk).is_err());
     }
 
     #[test]
