@@ -43,6 +43,30 @@ if [ -z "${1:-}" ] && [ ! -x "$vfw/bin/virt-fw-vars" ]; then
   "$vfw/bin/pip" install -q --disable-pip-version-check 'virt-firmware==26.10'
 fi
 
+# Debian 13's iPXE (the binaries the appliance image serves, 1.21.1+git20250501): the tests serve
+# it where Debian 12's 2019 build behaves differently (its ipxe.efi never returns to UEFI firmware
+# after `exit`). Architecture `all`, no dependencies: unpacked, not installed.
+ipxe13=/opt/flakeboot/ipxe-trixie
+if [ -z "${1:-}" ] && [ ! -f "$ipxe13/ipxe.efi" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "flakeboot: $ipxe13 is missing (Debian 13's iPXE, for the tests); run as root to install it" >&2
+    exit 1
+  fi
+  echo "==> unpacking Debian 13's ipxe into $ipxe13"
+  apt13="$(mktemp -d)"
+  mkdir -p "$apt13/lists/partial" "$apt13/cache/archives/partial"
+  echo "deb http://deb.debian.org/debian trixie main" > "$apt13/sources.list"
+  T=(-o "Dir::Etc::sourcelist=$apt13/sources.list" -o Dir::Etc::sourceparts=- \
+     -o "Dir::State::Lists=$apt13/lists" -o "Dir::Cache=$apt13/cache" -o APT::Sandbox::User=root)
+  apt-get "${T[@]}" update -qq
+  (cd "$apt13" && apt-get "${T[@]}" download -qq ipxe)
+  dpkg -x "$apt13"/ipxe_*.deb "$apt13/x"
+  rm -rf "$ipxe13.tmp" && mkdir -p "$ipxe13.tmp"
+  cp -L "$apt13"/x/usr/lib/ipxe/{ipxe.efi,snponly.efi,undionly.kpxe} "$ipxe13.tmp/"
+  rm -rf "$ipxe13" && mv "$ipxe13.tmp" "$ipxe13"
+  rm -rf "$apt13"
+fi
+
 if ! command -v cargo >/dev/null; then
   echo "flakeboot: cargo is not installed: install the Rust toolchain (rustup) first" >&2
   exit 1

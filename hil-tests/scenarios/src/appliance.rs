@@ -50,6 +50,8 @@ pub struct ApplianceConfig {
     offline_nix: bool,
     /// `[nix] allowed_paths`: the directories local flakes may come from.
     allowed_paths: Vec<PathBuf>,
+    /// `[ipxe] dir`: where the iPXE binaries come from (default: Debian's `/usr/lib/ipxe`).
+    ipxe_dir: Option<PathBuf>,
     report_timeout: Option<std::time::Duration>,
     /// `[preflight] timeout` with pre-flight on; `None`: `[preflight] enabled = false` (most
     /// scenarios' hosts are not systems that report).
@@ -86,6 +88,7 @@ impl ApplianceConfig {
             flakes: Vec::new(),
             offline_nix: false,
             allowed_paths: Vec::new(),
+            ipxe_dir: None,
             report_timeout: None,
             preflight: None,
             preflight_uefi: false,
@@ -169,6 +172,12 @@ impl ApplianceConfig {
 
     /// Let nix run offline as root (as [`ApplianceConfig::flake`] does) with no `[[flakes]]`
     /// entry: for flakes added at run time, through the web UI or the API.
+    /// `[ipxe] dir`: serve the iPXE binaries in `dir`.
+    pub fn ipxe_dir(mut self, dir: &Path) -> Self {
+        self.ipxe_dir = Some(dir.to_owned());
+        self
+    }
+
     pub fn offline_nix(mut self) -> Self {
         self.offline_nix = true;
         self
@@ -249,6 +258,9 @@ impl ApplianceConfig {
                 .map(|d| format!("{:?}", d.display().to_string()))
                 .collect();
             let _ = writeln!(t, "allowed_paths = [{}]", dirs.join(", "));
+        }
+        if let Some(dir) = &self.ipxe_dir {
+            let _ = writeln!(t, "\n[ipxe]\ndir = {:?}", dir.display().to_string());
         }
         t
     }

@@ -1,14 +1,16 @@
 //! Scenario 4: a machine nobody assigned gets the menu, boots its default entry when the timeout
 //! runs out, and is then in the store with its firmware type. Then, with the local disk as the
 //! menu's default, a second machine leaves iPXE for its local disk (SeaBIOS boots the disk's
-//! boot sector, which prints a marker) and its boot ends as "local". Then boot control: a third
+//! boot sector, which prints a marker) and its boot ends as "local"; so does a UEFI machine
+//! whose firmware's own PXE client loads the appliance's `ipxe.efi` (Debian 13's iPXE, the one
+//! the appliance image serves), which leaves for its disk's EFI application. Then boot control: a third
 //! machine set to its local disk with the marker host once (through the CLI on the API socket)
 //! boots the marker host, and powered on again (now with UEFI firmware), its local disk's EFI
 //! application.
 
 use std::time::{Duration, Instant};
 
-use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Local, Script};
+use flakeboot_catalogue::BootStage::{Dhcp, Initrd, Kernel, Local, Script, Tftp};
 use flakeboot_catalogue::ClientFirmware;
 use flakeboot_hil_tests::{BOOT_TIMEOUT, HOST, HOST_DESCRIPTION, MAC, Mode, Scenario, first_ok};
 use flakeboot_testbed::{ClientKind, QemuClient, marker_disk, marker_efi_disk};
@@ -31,6 +33,19 @@ fn efi_disk(s: &Scenario, client: &str) -> std::path::PathBuf {
     marker_efi_disk(&path, &disk_line(s, client))
         .unwrap_or_else(|e| s.fail(&format!("EFI disk: {e}")));
     path
+}
+
+/// Debian 13's iPXE binaries (`scripts/install-deps.sh` puts them there), what the appliance
+/// image serves.
+fn trixie_ipxe(s: &Scenario) -> std::path::PathBuf {
+    let dir = std::path::PathBuf::from("/opt/flakeboot/ipxe-trixie");
+    if !dir.join("ipxe.efi").is_file() {
+        s.fail(&format!(
+            "{} has no ipxe.efi: run scripts/install-deps.sh (as root)",
+            dir.display()
+        ));
+    }
+    dir
 }
 
 /// `client` left iPXE for its local disk: the script's echo, then the disk's own line.
@@ -94,7 +109,10 @@ fn unassigned_machine_boots_the_menu_default_and_is_recorded() {
     // The menu's default set to the local disk: its local entry runs when the timeout runs
     // out. iPXE tells the appliance, then exits to the firmware, which boots the next device
     // in its boot order: the disk (its boot sector prints a line of its own).
-    let config = s.config(Mode::Router).menu("local", Duration::from_secs(1));
+    let config = s
+        .config(Mode::Router)
+        .menu("local", Duration::from_secs(1))
+        .ipxe_dir(&trixie_ipxe(&s));
     s.start_appliance(&config);
     let local = s.power_on_with_disk("menu2", ClientKind::Bios, 1, MAC[1], &disk(&s, "menu2"));
     expect_local_disk(&s, &local, "menu2");
@@ -102,14 +120,35 @@ fn unassigned_machine_boots_the_menu_default_and_is_recorded() {
     s.report(&local, false);
     drop(local);
 
+    // UEFI's own PXE client (no iPXE in the NIC's ROM), the usual UEFI machine: the firmware
+    // loads ipxe.efi over TFTP, whose `exit 1` returns to the firmware, which goes on to the
+    // disk's `\EFI\BOOT\BOOTX64.EFI`. Debian 12's 2019 iPXE never returns (docs/boot-flow.md).
+    let efi = efi_disk(&s, "menu4");
+    let pxe = s.power_on_with_disk("menu4", ClientKind::UefiPxe, 1, MAC[3], &efi);
+    expect_local_disk(&s, &pxe, "menu4");
+    s.expect_stages(&pxe, &[Dhcp, Tftp, Script, Local], false);
+    s.expect_firmware(&pxe, ClientFirmware::UefiX64Pxe);
+    s.report(&pxe, false);
+    drop(pxe);
+
     boot_once_then_local_disk(&s);
 
     s.stop_appliance();
     let machine = stored_machine(&s, MAC[1]);
     assert_eq!(machine["last_boot"]["state"], "local", "{machine}");
+    assert_eq!(
+        machine["last_boot"]["detail"], "local disk: the boot menu's local entry",
+        "{machine}"
+    );
+    let machine = stored_machine(&s, MAC[3]);
+    assert_eq!(machine["last_boot"]["state"], "local", "{machine}");
     let machine = stored_machine(&s, MAC[2]);
     assert_eq!(machine["host"], "local", "{machine}");
     assert_eq!(machine["last_boot"]["state"], "local", "{machine}");
+    assert_eq!(
+        machine["last_boot"]["detail"], "local disk: the machine is set to boot its local disk",
+        "{machine}"
+    );
 }
 
 /// A machine set to its local disk with the marker host once (the CLI over the API socket):

@@ -212,7 +212,17 @@ impl Verdict {
             v.state = BootState::Local;
             v.stage = None;
             v.ended = Some(at);
-            v.detail = "local disk: the boot menu's local entry".into();
+            // The script's event says what iPXE was given: the machine's own local-disk script,
+            // or the menu (whose local entry was then chosen).
+            let own = attempt
+                .stages
+                .iter()
+                .any(|s| s.stage == Stage::Script && s.detail.ends_with("200 local disk"));
+            v.detail = match own {
+                true => "local disk: the machine is set to boot its local disk",
+                false => "local disk: the boot menu's local entry",
+            }
+            .into();
             return v;
         }
         if let Some(bad) = attempt.failed_stage() {
@@ -399,6 +409,20 @@ mod tests {
             BootState::Booting
         );
         assert_eq!(BootState::parse("local"), Some(BootState::Local));
+        // A machine set to its local disk got that script, not the menu.
+        let own = [
+            ev(0, Dhcp, Outcome::Ok, "proxy offer"),
+            ev(1, Script, Outcome::Ok, "GET /boot.ipxe 200 local disk"),
+            ev(2, Local, Outcome::Ok, "GET /boot/local 200"),
+        ];
+        let v = Verdict::last(&attempts(&own), at(3), TEN_MIN);
+        assert_eq!(
+            (v.state, v.detail.as_str()),
+            (
+                BootState::Local,
+                "local disk: the machine is set to boot its local disk"
+            )
+        );
     }
 
     /// A kernel panic (or stage 1's error) on the console is the reason the boot failed: at
