@@ -229,6 +229,18 @@ async fn reboot_into_the_development_mode() {
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(body(resp).await.contains("development mode"));
     assert!(rebooted.exists() && one_shot.exists());
+    // The audit log says both reboots were into the development mode.
+    let audit = h.store.recent_audit(50).unwrap();
+    let reboots: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.action == "firmware.reboot" && e.status < 300)
+        .map(|e| e.target.as_str())
+        .collect();
+    assert_eq!(
+        reboots,
+        ["development mode", "development mode"],
+        "{audit:?}"
+    );
 
     // A development boot: the dashboard, the firmware page and the API say so.
     let dashboard = body(h.get("/", Some(&browser)).await).await;

@@ -5,13 +5,15 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use flakeboot_appliance::firmware::{FirmwareInstalled, FirmwareStatus};
 use futures_util::TryStreamExt;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio_util::io::StreamReader;
 
 use super::ApiResult;
+use crate::audit::noted;
 use crate::error::WebError;
 use crate::state::WebState;
 
@@ -53,10 +55,7 @@ pub struct RebootRequest {
 /// POST /api/v1/firmware/reboot: reboot the appliance now (into a newly installed slot), or
 /// with `{"development": true}` once into the development mode → 202; 409 when the running
 /// image's boot loader offers no development entry.
-pub async fn reboot(
-    State(state): State<WebState>,
-    body: Bytes,
-) -> ApiResult<(StatusCode, Json<Value>)> {
+pub async fn reboot(State(state): State<WebState>, body: Bytes) -> ApiResult<Response> {
     let request: RebootRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RebootRequest::default()
     } else {
@@ -65,8 +64,17 @@ pub async fn reboot(
         })?
     };
     state.firmware()?.reboot(request.development)?;
-    Ok((
+    let answer = (
         StatusCode::ACCEPTED,
         Json(json!({ "rebooting": true, "development": request.development })),
-    ))
+    );
+    Ok(reboot_noted(answer, request.development))
+}
+
+/// A reboot's answer; the audit entry's target says when it was into the development mode.
+pub(crate) fn reboot_noted(answer: impl IntoResponse, development: bool) -> Response {
+    match development {
+        true => noted(answer, "development mode"),
+        false => answer.into_response(),
+    }
 }

@@ -153,5 +153,8 @@ pub async fn reboot(
             "The appliance is rebooting. This page works again when it is back (about a minute)."
         }
     };
-    Ok(message_page("Rebooting", text).into_response())
+    Ok(crate::api::firmware::reboot_noted(
+        message_page("Rebooting", text),
+        development,
+    ))
 }
