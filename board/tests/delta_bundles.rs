@@ -34,6 +34,16 @@ fn noise(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// A delta bundle's entries, in the order image/build.sh writes them.
+const ENTRIES: [&str; 6] = [
+    "manifest.json",
+    "manifest.sig",
+    "root.sqfs.delta",
+    "verity.img",
+    "uki-a.efi.delta",
+    "uki-b.efi.delta",
+];
+
 struct Release {
     root: Vec<u8>,
     uki_a: Vec<u8>,
@@ -98,18 +108,7 @@ fn delta_bundle(dir: &Path, key: &Path, base: &Release, new: &Release) -> (PathB
     fs::write(work.join("manifest.json"), manifest).unwrap();
     sign(&work, key);
     let out = dir.join("delta.bundle.tar");
-    tar(
-        &work,
-        &[
-            "manifest.json",
-            "manifest.sig",
-            "root.sqfs.delta",
-            "verity.img",
-            "uki-a.efi.delta",
-            "uki-b.efi.delta",
-        ],
-        &out,
-    );
+    tar(&work, &ENTRIES, &out);
     (out, delta_bytes)
 }
 
@@ -234,18 +233,7 @@ fn a_delta_bundle_installs_onto_its_base_and_nothing_else() {
     d[at] ^= 0x40;
     fs::write(work.join("root.sqfs.delta"), &d).unwrap();
     let bad = dir.join("bad.bundle.tar");
-    tar(
-        &work,
-        &[
-            "manifest.json",
-            "manifest.sig",
-            "root.sqfs.delta",
-            "verity.img",
-            "uki-a.efi.delta",
-            "uki-b.efi.delta",
-        ],
-        &bad,
-    );
+    tar(&work, &ENTRIES, &bad);
     let second = dir.join("second");
     fs::create_dir_all(&second).unwrap();
     let img2 = disk(&second, &base.uki_a);
