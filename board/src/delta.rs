@@ -300,11 +300,7 @@ pub fn decode(
     if delta.read(&mut rest).map_err(DeltaError::Read)? != 0 {
         return Err(DeltaError::Trailing);
     }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
+    Ok(crate::hex(&hasher.finalize()))
 }
 
 #[cfg(test)]

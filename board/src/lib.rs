@@ -11,6 +11,11 @@ pub mod uki;
 pub mod update;
 
 pub use error::BoardError;
+
+/// Bytes (a digest) as lowercase hex.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
 pub use shell::to_shell;
 
 use std::path::Path;

@@ -4,15 +4,17 @@
 //! written; a slot running anything else refuses the bundle.
 
 use std::fs::File;
-use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
-use super::{Manifest, ManifestFile, Slot, Target, UpdateError, hex, io_err, parse_uki_name};
+use super::{
+    Manifest, ManifestFile, Slot, Target, UpdateError, copy_hashed, io_err, parse_uki_name,
+};
 use crate::delta::{self, FileBase};
+use crate::hex;
 
 /// What a delta bundle was made against: the full bundle of `version`.
 #[derive(Debug, Clone, Deserialize, PartialEq, Eq)]
@@ -62,18 +64,9 @@ impl<R: Read> Read for Hashing<R> {
 }
 
 /// The sha256 of `len` bytes of `file` from `start`.
-fn hash_region(file: &File, start: u64, len: u64) -> io::Result<String> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut done = 0u64;
-    while done < len {
-        let n = usize::try_from((len - done).min(buf.len() as u64)).unwrap_or(buf.len());
-        let piece = buf.get_mut(..n).unwrap_or_default();
-        file.read_exact_at(piece, start + done)?;
-        hasher.update(&*piece);
-        done += n as u64;
-    }
-    Ok(hex(&hasher.finalize()))
+fn hash_region(mut file: &File, start: u64, len: u64) -> io::Result<String> {
+    file.seek(SeekFrom::Start(start))?;
+    copy_hashed(&mut file.take(len), &mut io::sink(), len)
 }
 
 impl Bases {

@@ -10,6 +10,10 @@
 //! tries; systemd-boot prefers the highest `<n>` and falls back when the tries run out;
 //! systemd-bless-boot renames it to `flakeboot-<n>-<slot>.efi` once `flakeboot-health` passes).
 //!
+//! A delta bundle (format 2, `image/build.sh` with `FLAKEBOOT_DELTA_FROM`) carries some payloads
+//! as `<name>.delta` files ([`crate::delta`]) against the full bundle the running slot holds,
+//! which its manifest names; [`base`] finds and checks that base before anything is written.
+//!
 //! On the appliance the partitions are `/dev/disk/by-partlabel/{root,verity}-<slot>` and the ESP
 //! is mounted at `/efi`. With `--disk IMAGE` the same steps run on a disk image (partitions
 //! found in its GPT, the ESP written with mtools), which is how tests prepare a slot offline.
@@ -21,6 +25,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+use crate::hex;
 use crate::signing::{Trust, TrustError};
 
 mod base;
@@ -236,10 +241,6 @@ fn copy_hashed(from: &mut impl Read, to: &mut impl Write, len: u64) -> io::Resul
         left -= n as u64;
     }
     Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn open_bundle(path: &Path) -> Result<tar::Archive<File>, UpdateError> {
