@@ -62,6 +62,22 @@ pub enum StoreError {
         source: serde_json::Error,
     },
 
+    /// The lease journal could not be read or written.
+    #[error("lease journal {}: {source}", path.display())]
+    LeaseJournal {
+        /// The journal file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+
+    /// Lease changes are safe in the journal but the database refused them; they are applied
+    /// again at the next start.
+    #[error(
+        "leases could not be written to the database ({0}); restart flakeboot to apply them from the journal"
+    )]
+    LeasesNotApplied(String),
+
     /// The database file could not be copied for a backup.
     #[error("cannot copy the database {}: {source}", path.display())]
     Snapshot {

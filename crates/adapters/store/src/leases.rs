@@ -1,4 +1,6 @@
-//! DHCP leases (router mode), by IPv4 address. A lease is durable before `put_leases` returns.
+//! DHCP leases (router mode), by IPv4 address. A lease is durable before `put_leases` (or the
+//! DHCP server's `commit`) returns: in the lease journal first, then in the table
+//! (`crate::lease_log`).
 //!
 //! [`Store`] is the DHCP server's [`flakeboot_dhcp::LeaseStore`]: the server's
 //! [`flakeboot_dhcp::Lease`] is converted to and from this crate's [`LeaseRecord`] (the JSON
@@ -9,9 +11,10 @@ use std::time::SystemTime;
 
 use flakeboot_catalogue::MacAddr;
 use flakeboot_dhcp::{Lease, LeaseStore, LeaseStoreError};
-use redb::{Durability, ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable};
 use serde::{Deserialize, Serialize};
 
+use crate::lease_log::{Op, Ops};
 use crate::schema::{LEASES, decode, encode, ip_key};
 use crate::{Store, StoreError};
 
@@ -45,41 +48,37 @@ pub enum LeaseState {
 }
 
 impl Store {
-    /// Inserts or replaces leases (by address) in ONE durable transaction: when this returns,
-    /// the whole batch is on disk (fsync), so the DHCP server may send the ACKs.
+    /// Inserts or replaces leases (by address): when this returns, the whole batch is on disk
+    /// and in the table.
     pub fn put_leases(&self, leases: &[LeaseRecord]) -> Result<(), StoreError> {
-        if leases.is_empty() {
-            return Ok(());
-        }
-        let mut txn = self.db.begin_write()?;
-        // The default, but leases depend on it: say so.
-        txn.set_durability(Durability::Immediate)
-            .map_err(redb::Error::from)?;
-        {
-            let mut table = txn.open_table(LEASES)?;
-            for lease in leases {
-                let bytes = encode(TABLE, lease)?;
-                table.insert(ip_key(lease.ip), bytes.as_slice())?;
-            }
-        }
-        txn.commit()?;
-        Ok(())
+        let seq = self.log_leases(leases, &[])?;
+        self.lease_log.settle(seq)
     }
 
-    /// Removes the leases of these addresses (absent ones are ignored), in one transaction.
+    /// Removes the leases of these addresses (absent ones are ignored): on disk and out of the
+    /// table when this returns.
     pub fn delete_leases(&self, ips: &[Ipv4Addr]) -> Result<(), StoreError> {
-        if ips.is_empty() {
-            return Ok(());
+        let seq = self.log_leases(&[], ips)?;
+        self.lease_log.settle(seq)
+    }
+
+    /// Writes and deletes leases as one change, durable when this returns (in the lease
+    /// journal); the table shows it a moment later (readers wait for it). Its sequence number.
+    pub(crate) fn log_leases(
+        &self,
+        put: &[LeaseRecord],
+        delete: &[Ipv4Addr],
+    ) -> Result<u64, StoreError> {
+        let mut ops = Vec::with_capacity(put.len() + delete.len());
+        for lease in put {
+            ops.push(Op::Put(ip_key(lease.ip), encode(TABLE, lease)?));
         }
-        let txn = self.db.begin_write()?;
-        {
-            let mut table = txn.open_table(LEASES)?;
-            for ip in ips {
-                table.remove(ip_key(*ip))?;
-            }
+        ops.extend(delete.iter().map(|ip| Op::Delete(ip_key(*ip))));
+        let ops = Ops(ops);
+        if ops.is_empty() {
+            return Ok(0);
         }
-        txn.commit()?;
-        Ok(())
+        self.lease_log.log(ops)
     }
 
     /// Removes the bound leases of `mac` in one durable transaction; returns their addresses.
@@ -98,6 +97,7 @@ impl Store {
 
     /// The lease of one address.
     pub fn lease(&self, ip: Ipv4Addr) -> Result<Option<LeaseRecord>, StoreError> {
+        self.lease_log.settle_all()?;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(LEASES)?;
         match table.get(ip_key(ip))? {
@@ -108,6 +108,7 @@ impl Store {
 
     /// Every lease, ordered by address.
     pub fn leases(&self) -> Result<Vec<LeaseRecord>, StoreError> {
+        self.lease_log.settle_all()?;
         let txn = self.db.begin_read()?;
         let table = txn.open_table(LEASES)?;
         let mut out = Vec::new();
@@ -180,9 +181,9 @@ impl From<LeaseRecord> for Lease {
     }
 }
 
-/// The DHCP server's leases: [`Store::leases`] to load, and a batch committed as one durable
-/// [`Store::put_leases`] (one fsync) followed, when the batch releases addresses, by one
-/// [`Store::delete_leases`]. Blocking, like every `Store` method.
+/// The DHCP server's leases: [`Store::leases`] to load, and a batch's writes and deletes
+/// committed as one record of the lease journal (one `fdatasync` of a page or two; the table
+/// follows). Blocking, like every `Store` method.
 impl LeaseStore for Store {
     fn load(&self) -> Result<Vec<Lease>, LeaseStoreError> {
         let records = self.leases().map_err(|e| LeaseStoreError::Load {
@@ -193,8 +194,8 @@ impl LeaseStore for Store {
 
     fn commit(&self, write: &[Lease], delete: &[Ipv4Addr]) -> Result<(), LeaseStoreError> {
         let records: Vec<LeaseRecord> = write.iter().cloned().map(LeaseRecord::from).collect();
-        self.put_leases(&records)
-            .and_then(|()| self.delete_leases(delete))
+        self.log_leases(&records, delete)
+            .map(drop)
             .map_err(|e| LeaseStoreError::Commit {
                 written: write.len(),
                 deleted: delete.len(),

@@ -22,6 +22,7 @@ mod error;
 mod events;
 mod follow;
 mod generations;
+mod lease_log;
 mod leases;
 mod logs;
 mod machines;
@@ -39,6 +40,7 @@ pub use builds::*;
 pub use error::StoreError;
 pub use follow::*;
 pub use generations::*;
+pub use lease_log::journal::JOURNAL_FILE;
 pub use leases::{LeaseRecord, LeaseState};
 pub use logs::LogRecord;
 pub use machines::MachineRecord;
@@ -184,12 +186,23 @@ impl Limits {
     }
 }
 
+/// Where lease changes are journaled.
+enum Journal {
+    /// In [`lease_log::journal::JOURNAL_FILE`] beside the database.
+    Beside,
+    /// Nowhere: a store in memory.
+    None,
+}
+
 /// flakeboot's database. Clones share one open file.
 #[derive(Clone)]
 pub struct Store {
     db: Arc<redb::Database>,
     dir: PathBuf,
     limits: Arc<Limits>,
+    /// Lease changes: journaled, then applied ([`lease_log`]). Dropped after `db`: the last
+    /// clone's drop applies and checkpoints what is left before the file closes.
+    lease_log: Arc<lease_log::LeaseLog>,
 }
 
 impl fmt::Debug for Store {
@@ -243,7 +256,7 @@ impl Store {
             // redb created it with the process's umask.
             restrict(&path, DB_FILE_MODE, false);
         }
-        Store::ready(db, dir.to_owned(), &options)
+        Store::ready(db, dir.to_owned(), &options, Journal::Beside)
     }
 
     /// A store in memory, for tests of code that uses a store: nothing touches the disk and
@@ -257,7 +270,7 @@ impl Store {
                 path: PathBuf::from(":memory:"),
                 source,
             })?;
-        Store::ready(db, PathBuf::new(), &options)
+        Store::ready(db, PathBuf::new(), &options, Journal::None)
     }
 
     /// Brings a just-opened database up to the current schema and wraps it.
@@ -265,16 +278,23 @@ impl Store {
         db: redb::Database,
         dir: PathBuf,
         options: &StoreOptions,
+        journal: Journal,
     ) -> Result<Store, StoreError> {
         if let Some(from) = migrations::upgrade(&db)? {
             tracing::debug!(dir = %dir.display(), from, "opened the store");
         } else {
             tracing::info!(dir = %dir.display(), "created a new store");
         }
+        let db = Arc::new(db);
+        let lease_log = match journal {
+            Journal::Beside => lease_log::LeaseLog::open(Arc::clone(&db), &dir)?,
+            Journal::None => lease_log::LeaseLog::Direct(Arc::clone(&db)),
+        };
         Ok(Store {
-            db: Arc::new(db),
+            db,
             dir,
             limits: Arc::new(Limits::new(options)),
+            lease_log: Arc::new(lease_log),
         })
     }
 

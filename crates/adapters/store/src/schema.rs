@@ -48,6 +48,11 @@ pub const LOGS_ORDER: TableDefinition<u64, MacKey> = TableDefinition::new("logs_
 /// [`crate::LeaseRecord`].
 pub const LEASES: TableDefinition<IpKey, &[u8]> = TableDefinition::new("leases");
 
+/// The lease journal's marks (`crate::lease_log`): `id` -> the id of the journal this database
+/// belongs to, `applied` -> the sequence number of the last journal record in [`LEASES`].
+/// Created by its first write (older files read as having no journal): no schema change.
+pub const LEASE_JOURNAL: TableDefinition<&str, u64> = TableDefinition::new("lease_journal");
+
 /// A MAC address as a table key.
 pub type MacKey = [u8; 6];
 

@@ -1,8 +1,9 @@
 //! A consistent copy of the open database, for backups.
 //!
-//! Every commit of this store is durable (redb's default; the leases' batches ask for it too),
-//! so the file on disk always holds the last commit. While a write transaction is open no
-//! other commit can happen, so copying the file then copies exactly that commit. The copy is a
+//! The file on disk holds the last flushed commit. Every commit of this store is flushed but the
+//! lease journal's (`crate::lease_log`), so a snapshot first checkpoints the journal (its
+//! changes applied, then one flushed commit). While a write transaction is open no other
+//! commit can happen, so copying the file then copies exactly that commit. The copy is a
 //! file redb opens as after a crash (it checks and repairs its allocator state), which
 //! [`crate::Store::open`] does on restore.
 
@@ -19,6 +20,7 @@ impl Store {
             path: path.clone(),
             source,
         };
+        self.lease_log.checkpoint()?;
         let txn = self.db.begin_write()?;
         let copied = std::fs::File::open(&path)
             .and_then(|mut f| std::io::copy(&mut f, out))

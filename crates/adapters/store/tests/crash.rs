@@ -1,7 +1,8 @@
 //! Crash safety, black-box: a child process (this test binary, re-executed) writes leases in a
-//! loop, printing each address after `put_leases` returns, and is SIGKILLed mid-way. The file
-//! must then open cleanly and hold every lease the child reported as committed. While the child
-//! is alive, a second `Store::open` (another daemon) must fail with `AlreadyOpen`.
+//! loop, printing each address after `put_leases` (or the DHCP server's `commit`) returns, and
+//! is SIGKILLed mid-way. The file must then open cleanly and hold every lease the child reported
+//! as committed (the lease journal's records applied again). While the child is alive, a
+//! second `Store::open` (another daemon) must fail with `AlreadyOpen`.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -60,7 +61,13 @@ fn crash_child() {
     for batch in 0..100_000 {
         let start = first + batch * BATCH;
         let leases: Vec<LeaseRecord> = (start..start + BATCH).map(lease).collect();
-        store.put_leases(&leases).unwrap();
+        if batch % 2 == 0 {
+            store.put_leases(&leases).unwrap();
+        } else {
+            // The DHCP server's way: durable in the lease journal, the table a moment later.
+            let dhcp: Vec<flakeboot_dhcp::Lease> = leases.iter().cloned().map(Into::into).collect();
+            flakeboot_dhcp::LeaseStore::commit(&store, &dhcp, &[]).unwrap();
+        }
         for lease in &leases {
             writeln!(out, "committed {}", lease.ip).unwrap();
         }
