@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Span, debug, info, warn};
 
 use crate::options::{Limits, Negotiated, negotiate};
-use crate::packet::{ErrorCode, MAX_PACKET_LEN, Packet};
+use crate::packet::{ErrorCode, Packet};
 use crate::server::{is_transient, std_udp_socket};
 use crate::session::{Done, Failure, Output, Session};
 use crate::stats::TftpStats;
@@ -43,6 +43,11 @@ pub(crate) const SLICE: Duration = Duration::from_millis(100);
 /// File bytes read ahead per `pread` (a lock-step block would otherwise cost a system call of
 /// its own); small, as every running transfer holds this much.
 const READ_AHEAD: usize = 16 * 1024;
+
+/// Receive buffer of a transfer. Its client sends ACKs (4 bytes) and ERRORs (a short message):
+/// a longer datagram is cut here and reads the same (trailing bytes after an ACK are ignored,
+/// an ERROR's message needs no NUL). Every running transfer holds one, so not 64 KiB.
+const RECV_LEN: usize = 2048;
 
 /// Datagrams per `sendmmsg` (a larger window goes out in several calls).
 const BATCH: usize = 64;
@@ -149,7 +154,7 @@ fn drive(t: &Transfer) -> (End, Option<Negotiated>, u64) {
         .with_first_ack_timeout(t.first_ack_timeout);
     let mut reader = Reader::new(file);
     let mut queue: VecDeque<Output> = session.start(Instant::now()).into();
-    let mut datagram = vec![0u8; MAX_PACKET_LEN];
+    let mut datagram = vec![0u8; RECV_LEN];
     let end = loop {
         if let Some(end) = carry_out(t, &mut link, &mut session, &mut reader, &mut queue) {
             break end;

@@ -16,6 +16,7 @@ use std::thread::JoinHandle;
 use flakeboot_catalogue::RecordingCatalogue;
 
 use super::*;
+use crate::packet::MAX_PACKET_LEN;
 
 fn pattern(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 7 + i / 251) as u8).collect()
@@ -249,6 +250,32 @@ fn shutdown_ends_a_transfer_midway_within_a_slice() {
 #[test]
 fn eviction_ends_a_transfer_midway_within_a_slice() {
     ended_midway(|s| &s.evicted, "server busy, retry", "evicted");
+}
+
+#[test]
+fn datagrams_longer_than_the_receive_buffer_read_as_the_packets_they_start_with() {
+    let s = scripted(1100, &[], Duration::from_secs(2));
+    let (block, _, tid) = s.data();
+    assert_eq!(block, 1);
+    // An ACK padded far past the transfer's 2 KiB buffer is still the ACK of block 1.
+    let mut padded = Packet::Ack { block: 1 }.emit();
+    padded.resize(9000, 0xAA);
+    s.client.send_to(&padded, tid).unwrap();
+    let (block, _, _) = s.data();
+    assert_eq!(block, 2, "the padded ACK moved the transfer on");
+    // An ERROR with a 5,000-byte message (cut, so without its NUL) still ends it.
+    let long = vec![b'x'; 5000];
+    let error = Packet::Error {
+        code: ErrorCode::NOT_DEFINED,
+        message: &long,
+    }
+    .emit();
+    s.client.send_to(&error, tid).unwrap();
+    let (handed_back, events, _) = s.join();
+    assert!(handed_back.is_none());
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].outcome, Outcome::Failed);
+    assert!(events[0].detail.contains("xxxx"), "{events:?}");
 }
 
 #[test]
