@@ -121,7 +121,7 @@ impl LeaseLog {
                     .finish();
                 let journal =
                     Journal::create(&path, id, applied + 1).map_err(|e| journal_error(&path, e))?;
-                write_marks(&db, Some(id), applied, Durability::Immediate)?;
+                name_journal(&db, id, applied)?;
                 journal
             }
         };
@@ -427,19 +427,15 @@ fn read_marks(db: &Database) -> Result<(Option<u64>, u64), StoreError> {
     Ok((id, applied))
 }
 
-fn write_marks(
-    db: &Database,
-    id: Option<u64>,
-    applied: u64,
-    durability: Durability,
-) -> Result<(), StoreError> {
+/// Names the journal `id` as this database's, its records continuing after `applied`: one
+/// flushed commit.
+fn name_journal(db: &Database, id: u64, applied: u64) -> Result<(), StoreError> {
     let mut txn = db.begin_write()?;
-    txn.set_durability(durability).map_err(redb::Error::from)?;
+    txn.set_durability(Durability::Immediate)
+        .map_err(redb::Error::from)?;
     {
         let mut table = txn.open_table(LEASE_JOURNAL)?;
-        if let Some(id) = id {
-            table.insert(ID, id)?;
-        }
+        table.insert(ID, id)?;
         table.insert(APPLIED, applied)?;
     }
     txn.commit()?;
