@@ -9,7 +9,9 @@
 use std::collections::BTreeSet;
 
 use flakeboot_catalogue::{BootEvent, BootStage, MacAddr};
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction};
+use redb::{
+    Durability, ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteTransaction,
+};
 
 use crate::schema::{
     EVENTS, EVENTS_BY_MAC, EVENTS_UNATTRIBUTED, EventMac, MACHINES, MacKey, decode, encode, mac_key,
@@ -167,12 +169,33 @@ impl Store {
     /// client's DISCOVER before this appliance's own DHCP event made its record, and the caller
     /// may offer them again with a later batch ([`crate::Store`] never holds them).
     pub fn record_events(&self, events: &[BootEvent]) -> Result<Vec<BootEvent>, StoreError> {
+        self.record_events_with(events, Durability::Immediate)
+    }
+
+    /// [`Store::record_events`] in a commit that does not flush: the events are read back at
+    /// once, and are on disk after the next flushed commit ([`Store::flush`], or any other
+    /// write that flushes). A crash before it loses them, so the caller flushes soon (the boot
+    /// event writer does within 50 ms): many small commits spread the work, and the disk sees
+    /// a few flushes a second instead of one per batch.
+    pub fn record_events_unflushed(
+        &self,
+        events: &[BootEvent],
+    ) -> Result<Vec<BootEvent>, StoreError> {
+        self.record_events_with(events, Durability::None)
+    }
+
+    fn record_events_with(
+        &self,
+        events: &[BootEvent],
+        durability: Durability,
+    ) -> Result<Vec<BootEvent>, StoreError> {
         let mut unknown = Vec::new();
         if events.is_empty() {
             return Ok(unknown);
         }
         let limits = &self.limits;
-        let txn = self.db.begin_write()?;
+        let mut txn = self.db.begin_write()?;
+        txn.set_durability(durability).map_err(redb::Error::from)?;
         {
             let mut tables = EventTables::open(&txn)?;
             machines::admit(&txn, &mut tables, events, limits)?;

@@ -95,9 +95,18 @@ impl Store {
         Ok(released)
     }
 
-    /// The lease of one address.
+    /// The lease of one address, as the DHCP server last decided (waits for the lease
+    /// journal's applier to catch up: normally well under a millisecond, longer behind a flush).
     pub fn lease(&self, ip: Ipv4Addr) -> Result<Option<LeaseRecord>, StoreError> {
         self.lease_log.settle_all()?;
+        self.lease_applied(ip)
+    }
+
+    /// The lease of one address as the table has it now, without waiting: a change the DHCP
+    /// server made in the last few milliseconds may not be in it yet. For lookups on the boot
+    /// services' threads, which must not wait for a disk: a machine that sends a request or a
+    /// report from an address got its lease well before.
+    pub fn lease_applied(&self, ip: Ipv4Addr) -> Result<Option<LeaseRecord>, StoreError> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(LEASES)?;
         match table.get(ip_key(ip))? {

@@ -273,6 +273,13 @@ impl Store {
         Store::ready(db, PathBuf::new(), &options, Journal::None)
     }
 
+    /// One flushed commit: whatever was committed without a flush before it (boot events of
+    /// [`Store::record_events_unflushed`], leases the journal's applier wrote) is on disk when it
+    /// returns.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        lease_log::flush(&self.db).map(drop)
+    }
+
     /// Brings a just-opened database up to the current schema and wraps it.
     fn ready(
         db: redb::Database,

@@ -1,8 +1,10 @@
 //! Crash safety, black-box: a child process (this test binary, re-executed) writes leases in a
 //! loop, printing each address after `put_leases` (or the DHCP server's `commit`) returns, and
 //! is SIGKILLed mid-way. The file must then open cleanly and hold every lease the child reported
-//! as committed (the lease journal's records applied again). While the child is alive, a
-//! second `Store::open` (another daemon) must fail with `AlreadyOpen`.
+//! as committed (the lease journal's records applied again). The child also stores a boot event
+//! after each batch in a commit that does not flush (as the daemon's event writer does) and
+//! flushes every few batches: every event before a reported flush must be there too. While the
+//! child is alive, a second `Store::open` (another daemon) must fail with `AlreadyOpen`.
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
@@ -12,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use flakeboot_catalogue::MacAddr;
+use flakeboot_catalogue::{BootEvent, BootStage, MacAddr, Outcome};
 use flakeboot_store::{LeaseRecord, LeaseState, Store, StoreError};
 
 /// The state directory the child writes to; set only for the child.
@@ -21,6 +23,8 @@ const CHILD_DIR: &str = "FLAKEBOOT_STORE_CRASH_DIR";
 const CHILD_FIRST: &str = "FLAKEBOOT_STORE_CRASH_FIRST";
 /// Leases per `put_leases` call in the child (one group commit).
 const BATCH: u32 = 8;
+/// The child flushes its unflushed boot events after every this many batches.
+const FLUSH_EVERY: u32 = 4;
 /// SIGKILL's number (9 on every Linux architecture), as `ExitStatus::signal` reports it.
 const SIGKILL: i32 = 9;
 
@@ -71,8 +75,21 @@ fn crash_child() {
         for lease in &leases {
             writeln!(out, "committed {}", lease.ip).unwrap();
         }
+        // A boot event of a machine of its own (a DHCP event makes the record), not flushed.
+        store.record_events_unflushed(&[event_of(start)]).unwrap();
+        if batch % FLUSH_EVERY == FLUSH_EVERY - 1 {
+            store.flush().unwrap();
+            writeln!(out, "flushed {start}").unwrap();
+        }
         out.flush().unwrap();
     }
+}
+
+/// The boot event the child stores after the batch starting at address number `n`.
+fn event_of(n: u32) -> BootEvent {
+    let [_, b, c, d] = n.to_be_bytes();
+    BootEvent::new(BootStage::Dhcp, Outcome::Ok, format!("batch {n}"))
+        .mac(MacAddr([0x52, 0x54, 0xee, b, c, d]))
 }
 
 /// When the parent kills the child.
@@ -141,23 +158,28 @@ fn sigkill_mid_write_loses_no_committed_lease() {
         // commit line (the child is then usually inside the next commit), or after a delay.
         let started = Instant::now();
         let mut this_round = Vec::new();
-        let mut next_commit = || {
+        let mut flushed = Vec::new();
+        let mut next_commit = |flushed: &mut Vec<u32>| {
             let line = lines
                 .next()
                 .unwrap_or_else(|| panic!("child exited early: {:?}", child_log()))
                 .unwrap();
+            flushed.extend(
+                line.strip_prefix("flushed ")
+                    .map(|n| n.parse::<u32>().unwrap()),
+            );
             line.strip_prefix("committed ")
                 .map(|ip| ip.parse::<Ipv4Addr>().unwrap())
         };
         match trigger {
             Trigger::AfterCommits(target) => {
                 while this_round.len() < target {
-                    this_round.extend(next_commit());
+                    this_round.extend(next_commit(&mut flushed));
                 }
             }
             Trigger::AfterDelay(delay) => {
                 while this_round.is_empty() {
-                    this_round.extend(next_commit());
+                    this_round.extend(next_commit(&mut flushed));
                 }
                 std::thread::sleep(delay);
             }
@@ -167,9 +189,14 @@ fn sigkill_mid_write_loses_no_committed_lease() {
         assert_eq!(status.signal(), Some(SIGKILL), "{status:?}");
         // Lines the child printed before it died are still in the pipe: all committed.
         for line in lines {
-            if let Some(ip) = line.unwrap().strip_prefix("committed ") {
+            let line = line.unwrap();
+            if let Some(ip) = line.strip_prefix("committed ") {
                 this_round.push(ip.parse().unwrap());
             }
+            flushed.extend(
+                line.strip_prefix("flushed ")
+                    .map(|n| n.parse::<u32>().unwrap()),
+            );
         }
         let elapsed = started.elapsed();
         assert!(
@@ -203,5 +230,28 @@ fn sigkill_mid_write_loses_no_committed_lease() {
             let n = u32::from(record.ip) - u32::from(Ipv4Addr::new(10, 0, 0, 0));
             assert_eq!(record, &lease(n), "round {round}");
         }
+        // Every event stored before the last reported flush is there (the events of the
+        // batches since then may or may not be).
+        let first = u32::try_from(round * 1_000_000).unwrap();
+        let last_flush = flushed.iter().max().copied();
+        let events_lost: Vec<u32> = match last_flush {
+            Some(last) => (first..=last)
+                .step_by(BATCH as usize)
+                .filter(|&n| {
+                    let event = event_of(n);
+                    let stored = store.events_for(event.mac.unwrap(), 1).unwrap();
+                    stored.iter().map(|e| &e.detail).ne([&event.detail])
+                })
+                .collect(),
+            None => Vec::new(),
+        };
+        assert!(
+            events_lost.is_empty(),
+            "round {round}: events flushed but lost (their batches): {events_lost:?}"
+        );
+        eprintln!(
+            "round {round}: events of {} batches flushed before SIGKILL",
+            last_flush.map_or(0, |last| (last - first) / BATCH + 1)
+        );
     }
 }

@@ -80,6 +80,39 @@ struct Applied {
     failed: Option<String>,
 }
 
+impl Progress {
+    /// Waits until the records up to `seq` are applied, or the applier has failed.
+    fn wait(&self, seq: u64) -> Result<(), StoreError> {
+        let mut state = lock(&self.state);
+        while state.seq < seq && state.failed.is_none() {
+            state = self
+                .changed
+                .wait(state)
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        match &state.failed {
+            Some(reason) => Err(StoreError::LeasesNotApplied(reason.clone())),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Held by the applier thread: should it panic, readers waiting for it get an error instead of
+/// waiting for ever (the journal keeps what it did not apply, for the next open).
+struct PanicGuard<'a>(&'a Progress);
+
+impl Drop for PanicGuard<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let mut state = lock(&self.0.state);
+            state
+                .failed
+                .get_or_insert_with(|| "the lease applier stopped (a panic)".to_owned());
+            self.0.changed.notify_all();
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -136,7 +169,10 @@ impl LeaseLog {
             let (db, progress) = (Arc::clone(&db), Arc::clone(&progress));
             std::thread::Builder::new()
                 .name("lease-applier".into())
-                .spawn(move || apply_loop(&db, &rx, &progress))
+                .spawn(move || {
+                    let _guard = PanicGuard(&progress);
+                    apply_loop(&db, &rx, &progress);
+                })
                 .map_err(|e| journal_error(&path, e))?
         };
         Ok(LeaseLog::Journaled(Journaled {
@@ -220,18 +256,7 @@ impl LeaseLog {
 
 impl Journaled {
     fn wait_applied(&self, seq: u64) -> Result<(), StoreError> {
-        let mut state = lock(&self.progress.state);
-        while state.seq < seq && state.failed.is_none() {
-            state = self
-                .progress
-                .changed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
-        }
-        match &state.failed {
-            Some(reason) => Err(StoreError::LeasesNotApplied(reason.clone())),
-            None => Ok(()),
-        }
+        self.progress.wait(seq)
     }
 
     /// Waits until the records up to `seq` are applied, and flushes the database unless the
@@ -337,7 +362,7 @@ fn record(progress: &Progress, result: Result<(u64, u64, bool), StoreError>) -> 
 
 /// One flushed commit of the database (what the journal's applier wrote since the last one
 /// becomes durable): the last record applied, as the database has it.
-fn flush(db: &Database) -> Result<u64, StoreError> {
+pub(crate) fn flush(db: &Database) -> Result<u64, StoreError> {
     let mut txn = db.begin_write()?;
     txn.set_durability(Durability::Immediate)
         .map_err(redb::Error::from)?;

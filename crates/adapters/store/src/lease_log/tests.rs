@@ -179,3 +179,23 @@ fn the_applier_flushes_the_database_when_idle() {
         "flushed before it was idle"
     );
 }
+
+/// A panic in the applier fails the readers waiting for it; they do not wait for ever.
+#[test]
+fn readers_of_a_panicked_applier_get_an_error() {
+    let progress = std::sync::Arc::new(super::Progress::default());
+    let thread = {
+        let progress = std::sync::Arc::clone(&progress);
+        std::thread::spawn(move || {
+            let _guard = super::PanicGuard(&progress);
+            panic!("a bug in the applier");
+        })
+    };
+    assert!(thread.join().is_err());
+    let err = progress.wait(1).unwrap_err();
+    assert!(err.to_string().contains("a panic"), "{err}");
+    // A guard on a thread that ends normally changes nothing.
+    let progress = super::Progress::default();
+    drop(super::PanicGuard(&progress));
+    assert!(super::lock(&progress.state).failed.is_none());
+}
