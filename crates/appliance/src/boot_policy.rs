@@ -445,7 +445,7 @@ impl BootPolicy {
         let Some(store) = &self.store else {
             return false;
         };
-        match store.lease(from) {
+        match store.lease_applied(from) {
             Ok(Some(lease)) => {
                 lease.mac == mac
                     && lease.state == flakeboot_store::LeaseState::Bound
@@ -672,7 +672,7 @@ impl Catalogue for BootPolicy {
             return None;
         };
         let store = self.store.as_ref()?;
-        let lease = match store.lease(v4) {
+        let lease = match store.lease_applied(v4) {
             Ok(lease) => lease?,
             Err(err) => {
                 tracing::warn!(error = %err, "could not read a lease to attribute a log line");
