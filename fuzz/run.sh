@@ -5,6 +5,7 @@
 #
 #   fuzz/run.sh                       # every target
 #   RUNS=1000000 fuzz/run.sh tftp_packet http_range
+#   FORK=2 fuzz/run.sh tftp_session   # libFuzzer's fork mode: 2 worker processes, one corpus
 #
 # Working corpora and logs stay in fuzz/work/ (not committed). Crashes land in
 # fuzz/artifacts/<target>/; reproduce one with
@@ -16,6 +17,7 @@ cd "$(dirname "$0")"
 export CARGO_INCREMENTAL=0
 RUNS=${RUNS:-10000000}
 MAX_SECONDS=${MAX_SECONDS:-600}
+FORK=${FORK:-1}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   mapfile -t targets < <(cargo fuzz list)
@@ -38,13 +40,22 @@ for t in "${targets[@]}"; do
   case $t in
     tftp_session) build=(--no-trace-compares) ;;
   esac
-  echo "==> $t: up to $RUNS executions or ${MAX_SECONDS}s ($(date -u +%FT%TZ))"
+  # Fork mode: the parent runs FORK workers on slices of the corpus and merges what they find
+  # into the first corpus directory; it counts the executions of all of them against RUNS.
+  fork=()
+  [ "$FORK" -gt 1 ] && fork=(-fork="$FORK")
+  echo "==> $t: up to $RUNS executions or ${MAX_SECONDS}s, $FORK process(es) ($(date -u +%FT%TZ))"
   start=$(date +%s)
   status=0
   cargo fuzz run -O --sanitizer none "${build[@]}" "$t" "work/$t" "corpus/$t" -- \
-    -runs="$RUNS" -max_total_time="$MAX_SECONDS" "${dict[@]}" -print_final_stats=1 \
+    -runs="$RUNS" -max_total_time="$MAX_SECONDS" "${fork[@]}" "${dict[@]}" -print_final_stats=1 \
     >"work/logs/$t.log" 2>&1 || status=$?
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "work/logs/$t.log" | tail -1)
+  if [ "$FORK" -gt 1 ]; then
+    # The parent's status lines: "#<executions>: cov: ...".
+    execs=$(sed -n 's/^#\([0-9]*\): cov:.*/\1/p' "work/logs/$t.log" | tail -1)
+  else
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "work/logs/$t.log" | tail -1)
+  fi
   echo "    exit $status, ${execs:-?} executions in $(($(date +%s) - start))s"
   grep -E '^(==|SUMMARY|thread .* panicked)' "work/logs/$t.log" | head -5 || true
   # Keep the committed corpus small: only inputs that add edge coverage (hit counts ignored).
