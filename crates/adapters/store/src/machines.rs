@@ -117,8 +117,11 @@ fn seen_in_dhcp(event: &BootEvent) -> bool {
     event.stage.mac_from_wire()
 }
 
-/// At the cap, eviction makes room for this fraction of the cap beyond what the batch needs.
-const EVICTION_SLACK_DIVISOR: usize = 64;
+/// At the cap, eviction makes room for this fraction of the cap beyond what the batch needs:
+/// finding candidates reads every record, so a flood of new MACs (a proxy-mode storm, a LAN of
+/// strangers) costs one such pass per 1/16 of the cap (256 MACs at the default), not one per
+/// batch.
+const EVICTION_SLACK_DIVISOR: usize = 16;
 
 /// Creates a record for each MAC that `events` show in DHCP and that has none yet, inside a
 /// write transaction. At `max_machines`, the least recently seen machines that nobody
@@ -151,9 +154,8 @@ pub(crate) fn admit(
     if new.len() > room {
         let in_batch: HashSet<MacAddr> = events.iter().filter_map(|e| e.mac).collect();
         let candidates = evictable(txn, &machines, limits, &in_batch)?;
-        // Past the cap (a lowered max_machines) evict down to it as well. Finding candidates
-        // reads every record, so make room for the next 1/64 of the cap too: at the default cap a
-        // LAN full of strangers costs one such pass per 64 new MACs, not one per batch.
+        // Past the cap (a lowered max_machines) evict down to it as well, and make room for
+        // the next EVICTION_SLACK_DIVISOR-th of the cap too.
         let over = count.saturating_sub(limits.max_machines);
         let wanted = new.len() - room + over + limits.max_machines / EVICTION_SLACK_DIVISOR;
         let mut evicted = 0;
@@ -185,6 +187,18 @@ pub(crate) fn admit(
     Ok(())
 }
 
+/// What eviction reads of a machine record: when it was last seen and whether a user assigned or
+/// named it. The other fields are skipped, not decoded (no strings allocated, no MAC parsed):
+/// eviction reads every record, at the cap once per [`EVICTION_SLACK_DIVISOR`]th of it.
+#[derive(Deserialize)]
+struct EvictionView {
+    last_seen: SystemTime,
+    #[serde(default)]
+    host: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    label: Option<serde::de::IgnoredAny>,
+}
+
 /// Machines that may be forgotten, least recently seen first: no host, no label, no boot
 /// options, no reservation, not pinned by the config file, and not in this batch. An
 /// unreadable record comes first.
@@ -207,7 +221,7 @@ fn evictable(
         {
             continue;
         }
-        let last_seen = match decode::<MachineRecord>(TABLE, mac, value.value()) {
+        let last_seen = match decode::<EvictionView>(TABLE, mac, value.value()) {
             Ok(r) if r.host.is_some() || r.label.is_some() => continue,
             Ok(r) => r.last_seen,
             Err(_) => SystemTime::UNIX_EPOCH,
@@ -470,8 +484,8 @@ mod tests {
         assert_eq!(macs(&store), [3, 4, 5, 6, 7, 9, 10]);
     }
 
-    /// At a cap of 640, one eviction pass makes room for the batch and 10 more (1/64 of the
-    /// cap): the next 10 new machines are admitted without forgetting anyone else.
+    /// At a cap of 640, one eviction pass makes room for the batch and 40 more (1/16 of the
+    /// cap): the next 40 new machines are admitted without forgetting anyone else.
     #[test]
     fn an_eviction_makes_room_for_the_next_few_new_machines_too() {
         use crate::StoreOptions;
@@ -486,23 +500,24 @@ mod tests {
         store.record_events(&first).unwrap();
         assert_eq!(store.machines().unwrap().len(), 640);
         store.record_events(&[seen(m(1000), 2000)]).unwrap();
+        let slack = u16::try_from(640 / EVICTION_SLACK_DIVISOR).unwrap();
         let left: Vec<MacAddr> = store.machines().unwrap().iter().map(|r| r.mac).collect();
         assert_eq!(
             left.len(),
-            640 - 10,
-            "the one new machine and room for 10 more"
+            640 - usize::from(slack),
+            "the one new machine and room for {slack} more"
         );
         assert!(left.contains(&m(1000)));
-        // The 11 seen longest ago went; the rest stayed.
-        assert!((0..11).all(|n| !left.contains(&m(n))));
-        assert!((11..640).all(|n| left.contains(&m(n))));
-        for n in 0..10 {
+        // The slack + 1 seen longest ago went; the rest stayed.
+        assert!((0..=slack).all(|n| !left.contains(&m(n))));
+        assert!((slack + 1..640).all(|n| left.contains(&m(n))));
+        for n in 0..slack {
             store.record_events(&[seen(m(1001 + n), 3000)]).unwrap();
         }
         let after: Vec<MacAddr> = store.machines().unwrap().iter().map(|r| r.mac).collect();
         assert_eq!(after.len(), 640);
         assert!(
-            (11..640).all(|n| after.contains(&m(n))),
+            (slack + 1..640).all(|n| after.contains(&m(n))),
             "nobody else forgotten"
         );
     }
