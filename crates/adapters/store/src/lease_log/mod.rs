@@ -36,6 +36,12 @@ use crate::{StoreError, restrict};
 /// its last change when idle.
 const FLUSH_EVERY: Duration = Duration::from_millis(500);
 
+/// Under load the applier commits at most this often: each commit that does not flush leaves
+/// its pages for the next flush to write (redb reuses no page before a flushed commit), so
+/// fewer, larger commits make each flush a small write that the journal's `fdatasync` does not
+/// queue behind for long. A reader waiting for the applier cuts the wait short.
+const GATHER: Duration = Duration::from_millis(20);
+
 /// Keys of [`LEASE_JOURNAL`].
 const ID: &str = "id";
 const APPLIED: &str = "applied";
@@ -78,17 +84,39 @@ struct Applied {
     /// The database refused a change: nothing more is applied, and the journal is kept (it is
     /// applied again at the next open).
     failed: Option<String>,
+    /// Readers waiting in [`Progress::wait`]: the applier does not gather while there are any.
+    waiting: usize,
 }
 
 impl Progress {
+    /// Waits until `until`, or until a reader waits for the applier.
+    fn gather_until(&self, until: Instant) {
+        let mut state = lock(&self.state);
+        loop {
+            let now = Instant::now();
+            if state.waiting > 0 || now >= until {
+                return;
+            }
+            state = match self.changed.wait_timeout(state, until - now) {
+                Ok((state, _)) => state,
+                Err(poisoned) => poisoned.into_inner().0,
+            };
+        }
+    }
+
     /// Waits until the records up to `seq` are applied, or the applier has failed.
     fn wait(&self, seq: u64) -> Result<(), StoreError> {
         let mut state = lock(&self.state);
-        while state.seq < seq && state.failed.is_none() {
-            state = self
-                .changed
-                .wait(state)
-                .unwrap_or_else(PoisonError::into_inner);
+        if state.seq < seq && state.failed.is_none() {
+            state.waiting += 1;
+            self.changed.notify_all();
+            while state.seq < seq && state.failed.is_none() {
+                state = self
+                    .changed
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+            state.waiting -= 1;
         }
         match &state.failed {
             Some(reason) => Err(StoreError::LeasesNotApplied(reason.clone())),
@@ -292,10 +320,12 @@ impl Drop for Journaled {
     }
 }
 
-/// The applier: takes what was logged, in order, and applies it in commits that flush only
-/// every [`FLUSH_EVERY`], and once more when it has been idle that long.
+/// The applier: takes what was logged, in order, and applies it in commits at most every
+/// [`GATHER`] that flush only every [`FLUSH_EVERY`], and once more when it has been idle that
+/// long.
 fn apply_loop(db: &Database, rx: &mpsc::Receiver<(u64, Ops)>, progress: &Progress) {
     let mut last_flush = Instant::now();
+    let mut last_commit: Option<Instant> = None;
     loop {
         let first = match rx.recv_timeout(FLUSH_EVERY) {
             Ok(first) => first,
@@ -315,6 +345,9 @@ fn apply_loop(db: &Database, rx: &mpsc::Receiver<(u64, Ops)>, progress: &Progres
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => return,
         };
+        if let Some(last) = last_commit {
+            progress.gather_until(last + GATHER);
+        }
         let mut batch = vec![first];
         while batch.len() < 1024
             && let Ok(next) = rx.try_recv()
@@ -329,6 +362,7 @@ fn apply_loop(db: &Database, rx: &mpsc::Receiver<(u64, Ops)>, progress: &Progres
             Durability::None
         };
         let result = apply(db, &batch, durability, true);
+        last_commit = Some(Instant::now());
         if flush_now {
             last_flush = Instant::now();
         }

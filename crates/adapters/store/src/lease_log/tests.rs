@@ -199,3 +199,33 @@ fn readers_of_a_panicked_applier_get_an_error() {
     drop(super::PanicGuard(&progress));
     assert!(super::lock(&progress.state).failed.is_none());
 }
+
+/// The applier's gathering ends as soon as a reader waits for it, and lasts its time otherwise.
+#[test]
+fn a_waiting_reader_cuts_the_appliers_gathering_short() {
+    use std::time::Instant;
+    let progress = std::sync::Arc::new(super::Progress::default());
+    let started = Instant::now();
+    progress.gather_until(started + Duration::from_millis(50));
+    assert!(
+        started.elapsed() >= Duration::from_millis(50),
+        "no reader: the whole time"
+    );
+    let reader = {
+        let progress = std::sync::Arc::clone(&progress);
+        std::thread::spawn(move || progress.wait(1))
+    };
+    let started = Instant::now();
+    progress.gather_until(started + Duration::from_secs(30));
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "a reader waits: cut short"
+    );
+    {
+        let mut state = super::lock(&progress.state);
+        state.seq = 1;
+        progress.changed.notify_all();
+    }
+    reader.join().unwrap().unwrap();
+    assert_eq!(super::lock(&progress.state).waiting, 0);
+}
