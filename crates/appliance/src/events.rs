@@ -2,11 +2,13 @@
 //! logs each and stores them in batches (one store transaction per batch). A batch waits until
 //! [`GATHER`] after the last commit, so a boot storm's thousands of events a second make about a
 //! hundred small commits, and those commits do not flush: the writer flushes the database at
-//! most every [`FLUSH_EVERY`] (and that long after the last unflushed commit when events stop).
-//! So the disk sees twenty flushes a second, not hundreds, and the flushes that DHCP ACKs wait
-//! for (the lease journal's) do not queue behind them; and no commit holds a core long enough
-//! to delay a packet loop beside it (one commit of 50 ms of proxy DISCOVERs did: p99 12 ms).
-//! An event is on disk at most about `GATHER + FLUSH_EVERY` after it came.
+//! most every [`FLUSH_EVERY`], as the lease journal's applier does (and that long after the last
+//! unflushed commit when events stop). So the disk sees a few flushes of the database a second,
+//! not hundreds, and the flushes that DHCP ACKs wait for (the lease journal's) seldom queue
+//! behind one; and no commit holds a core long enough to delay a packet loop beside it (one
+//! commit of 50 ms of proxy DISCOVERs did: p99 12 ms). An event is on disk at most about
+//! `GATHER + FLUSH_EVERY` after it came; a crash loses at most that much of the timeline (the
+//! leases are in their journal).
 //!
 //! Another DHCP server's reply to a client can arrive before this appliance's own DHCP event
 //! for that client has made its machine record (both answer the same DISCOVER; the other
@@ -27,7 +29,7 @@ const BATCH: usize = 512;
 /// Least time between two commits: a batch that comes sooner waits, gathering more.
 const GATHER: Duration = Duration::from_millis(10);
 /// Least time between two flushed commits, and the longest an unflushed one waits for a flush.
-const FLUSH_EVERY: Duration = Duration::from_millis(50);
+const FLUSH_EVERY: Duration = Duration::from_millis(500);
 /// How long another server's reply waits for its client's record.
 const HOLD: Duration = Duration::from_secs(5);
 /// Most replies waiting at once.
