@@ -42,9 +42,17 @@ pub struct Knobs {
     /// The NixOS-shaped host with a 400 MiB closure too (nix builds it once; minutes per boot
     /// under TCG).
     pub boot_large: bool,
+    /// Only peers whose name contains one of these (empty: every peer).
+    pub peers: Vec<String>,
 }
 
 impl Knobs {
+    /// Whether the server called `name` runs: flakeboot always, a peer unless `--peers` leaves
+    /// it out.
+    pub fn runs(&self, name: &str) -> bool {
+        name == "flakeboot" || self.peers.is_empty() || self.peers.iter().any(|p| name.contains(p))
+    }
+
     /// The full-size benchmark, as the issue describes it.
     pub fn full(flakeboot_bin: PathBuf) -> Knobs {
         Knobs {
@@ -66,6 +74,7 @@ impl Knobs {
             boot_repeats: 3,
             boot_uefi: true,
             boot_large: true,
+            peers: Vec::new(),
         }
     }
 
@@ -90,6 +99,7 @@ impl Knobs {
             boot_repeats: 1,
             boot_uefi: false,
             boot_large: false,
+            peers: Vec::new(),
         }
     }
 }

@@ -57,6 +57,11 @@ struct Cli {
     /// Skip the 400 MiB NixOS-shaped boot (nix builds it first; minutes per boot under TCG).
     #[arg(long)]
     no_large: bool,
+    /// Only the peers whose name contains one of these (comma-separated, e.g. `kea`); flakeboot
+    /// always runs. For quick comparisons while changing one thing; figures for the record
+    /// run every peer.
+    #[arg(long, value_delimiter = ',')]
+    peers: Vec<String>,
 }
 
 /// One comparison (subcommand).
@@ -205,6 +210,7 @@ fn knobs(cli: &Cli) -> Knobs {
     k.boots &= !cli.no_boots;
     k.boot_uefi |= cli.uefi;
     k.boot_large = (k.boot_large || cli.large) && !cli.no_large;
+    k.peers.clone_from(&cli.peers);
     k
 }
 

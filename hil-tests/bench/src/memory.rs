@@ -27,7 +27,10 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
     write_pattern(&www.join("initrd"), 1024 * 1024)?;
     crate::tftp::copy_ipxe(&www, "ipxe.efi")?;
     let mut c = Collector::new("memory");
-    for name in ["flakeboot", "dnsmasq+nginx", "kea (memfile)"] {
+    for name in ["flakeboot", "dnsmasq+nginx", "kea (memfile)"]
+        .into_iter()
+        .filter(|n| k.runs(n))
+    {
         let started: Result<Vec<Server>> = match name {
             "flakeboot" => servers::flakeboot(
                 &lan,
