@@ -24,7 +24,7 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
     write_pattern(&www.join("initrd"), size as usize)?;
     write_pattern(&www.join("kernel"), 1024 * 1024)?;
     let mut c = Collector::new("http");
-    for name in ["flakeboot", "nginx"] {
+    for name in ["flakeboot", "nginx"].into_iter().filter(|n| k.runs(n)) {
         let server = start(&lan, k, name, &www)?;
         let url = url(name, "initrd");
         measure(&lan, k, &mut c, &server, &url, size);

@@ -44,7 +44,10 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
     let opts = pxe_options();
     let extra: Vec<&str> = opts.iter().map(String::as_str).collect();
     let mut c = Collector::new("proxy");
-    for name in ["flakeboot", "dnsmasq (proxy)"] {
+    for name in ["flakeboot", "dnsmasq (proxy)"]
+        .into_iter()
+        .filter(|n| k.runs(n))
+    {
         let server = if name == "flakeboot" {
             servers::flakeboot(
                 &lan,

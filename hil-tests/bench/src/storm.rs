@@ -41,7 +41,10 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
     )
     .map_err(BenchError::io("writing boot.ipxe"))?;
     let mut c = Collector::new("storm");
-    for name in ["flakeboot", "dnsmasq+nginx"] {
+    for name in ["flakeboot", "dnsmasq+nginx"]
+        .into_iter()
+        .filter(|n| k.runs(n))
+    {
         let group = match start(&lan, k, name, &www) {
             Ok(g) => g,
             Err(e) => {
