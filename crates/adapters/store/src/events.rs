@@ -73,6 +73,14 @@ impl<'txn> EventTables<'txn> {
         })
     }
 
+    /// Drops one event of `mac` (its index entry is `(mac, seq)`), without reading the event.
+    fn remove_of(&mut self, mac: MacAddr, seq: u64) -> Result<(), StoreError> {
+        self.events.remove(seq)?;
+        self.index.remove((mac_key(mac), seq))?;
+        self.unattributed.remove(seq)?;
+        Ok(())
+    }
+
     /// Drops one event and its index entries.
     fn remove(&mut self, seq: u64) -> Result<(), StoreError> {
         let mac = self
@@ -99,7 +107,7 @@ impl<'txn> EventTables<'txn> {
     /// Drops every event of a machine that is being forgotten.
     pub(crate) fn remove_machine(&mut self, mac: MacAddr) -> Result<(), StoreError> {
         for seq in self.of_mac(mac)? {
-            self.remove(seq)?;
+            self.remove_of(mac, seq)?;
         }
         Ok(())
     }
@@ -109,7 +117,7 @@ impl<'txn> EventTables<'txn> {
         let seqs = self.of_mac(mac)?;
         let excess = seqs.len().saturating_sub(max);
         for seq in seqs.into_iter().take(excess) {
-            self.remove(seq)?;
+            self.remove_of(mac, seq)?;
         }
         Ok(())
     }
@@ -198,8 +206,16 @@ impl Store {
         txn.set_durability(durability).map_err(redb::Error::from)?;
         {
             let mut tables = EventTables::open(&txn)?;
-            machines::admit(&txn, &mut tables, events, limits)?;
             let mut machines = txn.open_table(MACHINES)?;
+            let admitted = machines::admit(
+                &txn,
+                &mut machines,
+                &mut tables,
+                events,
+                limits,
+                &self.evictions,
+            )?;
+            let mut records = machines::Touched::new(admitted);
             let mut seq = match tables.events.last()? {
                 Some((key, _)) => key.value().saturating_add(1),
                 None => 0,
@@ -209,7 +225,7 @@ impl Store {
                 let mac = event.mac.filter(MacAddr::is_station);
                 if event.stage == BootStage::OtherDhcp {
                     let known = match mac {
-                        Some(m) => machines.get(mac_key(m))?.is_some(),
+                        Some(m) => records.known(&machines, m, event.at)?,
                         None => false,
                     };
                     if !known {
@@ -234,7 +250,7 @@ impl Store {
                     Some(mac) => {
                         tables.index.insert((mac_key(mac), seq), ())?;
                         touched.insert(mac);
-                        machines::observe_known(&mut machines, mac, event)?
+                        records.observe(&machines, mac, event)?
                     }
                     None => false,
                 };
@@ -243,6 +259,7 @@ impl Store {
                 }
                 seq = seq.saturating_add(1);
             }
+            records.write(&mut machines)?;
             for mac in touched {
                 tables.trim_machine(mac, limits.events_per_machine)?;
             }

@@ -20,6 +20,7 @@ mod audit;
 mod builds;
 mod error;
 mod events;
+mod eviction;
 mod follow;
 mod generations;
 mod lease_log;
@@ -200,6 +201,8 @@ pub struct Store {
     db: Arc<redb::Database>,
     dir: PathBuf,
     limits: Arc<Limits>,
+    /// The machines that make room at the cap, from the last pass over them ([`eviction`]).
+    evictions: Arc<eviction::Evictions>,
     /// Lease changes: journaled, then applied ([`lease_log`]). Dropped after `db`: the last
     /// clone's drop applies and checkpoints what is left before the file closes.
     lease_log: Arc<lease_log::LeaseLog>,
@@ -301,6 +304,7 @@ impl Store {
             db,
             dir,
             limits: Arc::new(Limits::new(options)),
+            evictions: Arc::default(),
             lease_log: Arc::new(lease_log),
         })
     }

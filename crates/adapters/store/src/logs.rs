@@ -44,15 +44,19 @@ pub struct LogRecord {
     pub truncated: bool,
 }
 
-/// Drops every line of `mac` (the machine is forgotten).
-pub(crate) fn remove_machine(txn: &WriteTransaction, mac: MacAddr) -> Result<(), StoreError> {
+/// Drops every line of each of `macs` (the machines are forgotten).
+pub(crate) fn remove_machines(txn: &WriteTransaction, macs: &[MacAddr]) -> Result<(), StoreError> {
+    if macs.is_empty() {
+        return Ok(());
+    }
     let mut lines = txn.open_table(LOGS)?;
     let mut order = txn.open_table(LOGS_ORDER)?;
-    let key = mac_key(mac);
-    let seqs = seqs_of(&lines, key)?;
-    for seq in seqs {
-        lines.remove((key, seq))?;
-        order.remove(seq)?;
+    for &mac in macs {
+        let key = mac_key(mac);
+        for seq in seqs_of(&lines, key)? {
+            lines.remove((key, seq))?;
+            order.remove(seq)?;
+        }
     }
     Ok(())
 }

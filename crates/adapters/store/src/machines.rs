@@ -7,6 +7,7 @@
 //! configured is forgotten.
 
 use std::collections::HashSet;
+use std::collections::hash_map::{Entry, HashMap};
 use std::time::SystemTime;
 
 use flakeboot_catalogue::{BootEvent, ClientFirmware, MacAddr};
@@ -14,8 +15,9 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteT
 use serde::{Deserialize, Serialize};
 
 use crate::events::EventTables;
+use crate::eviction::Evictions;
 use crate::schema::{MACHINES, MacKey, decode, encode, mac_key};
-use crate::settings::{self, MACHINE_OPTIONS};
+use crate::settings::MACHINE_OPTIONS;
 use crate::{Limits, Store, StoreError};
 
 const TABLE: &str = "machines";
@@ -86,29 +88,76 @@ fn put(table: &mut Table<MacKey, &[u8]>, record: &MachineRecord) -> Result<(), S
     Ok(())
 }
 
-/// Updates the machine of `event` (which has `mac`) if it has a record, inside a write
-/// transaction; whether it had one.
+/// The machine records one batch of boot events touches: each read at most once and written
+/// once at the end ([`Touched::write`]), however many of the batch's events it has.
 ///
 /// An unreadable record is replaced by a fresh one (and logged): one bad record must not stop
 /// every later boot event from being recorded.
-pub(crate) fn observe_known(
-    table: &mut Table<MacKey, &[u8]>,
-    mac: MacAddr,
-    event: &BootEvent,
-) -> Result<bool, StoreError> {
-    let existing = match get(table, mac) {
-        Err(StoreError::Corrupt { source, .. }) => {
-            tracing::warn!(%mac, error = %source, "unreadable machine record replaced");
-            MachineRecord::new(mac, event.at)
+pub(crate) struct Touched {
+    /// `None`: the MAC has no record.
+    records: HashMap<MacAddr, Option<MachineRecord>>,
+}
+
+impl Touched {
+    /// Starts with the records [`admit`] just made (not yet in the table).
+    pub(crate) fn new(admitted: Vec<MachineRecord>) -> Self {
+        Touched {
+            records: admitted.into_iter().map(|r| (r.mac, Some(r))).collect(),
         }
-        Ok(Some(record)) => record,
-        Ok(None) => return Ok(false),
-        Err(other) => return Err(other),
-    };
-    let mut record = existing;
-    record.observe(event);
-    put(table, &record)?;
-    Ok(true)
+    }
+
+    /// The record of `mac`, read from `table` the first time (`at`: since when a replaced
+    /// unreadable record knows the machine).
+    fn record(
+        &mut self,
+        table: &Table<MacKey, &[u8]>,
+        mac: MacAddr,
+        at: SystemTime,
+    ) -> Result<Option<&mut MachineRecord>, StoreError> {
+        let slot = match self.records.entry(mac) {
+            Entry::Occupied(slot) => slot.into_mut(),
+            Entry::Vacant(slot) => slot.insert(match get(table, mac) {
+                Err(StoreError::Corrupt { source, .. }) => {
+                    tracing::warn!(%mac, error = %source, "unreadable machine record replaced");
+                    Some(MachineRecord::new(mac, at))
+                }
+                other => other?,
+            }),
+        };
+        Ok(slot.as_mut())
+    }
+
+    /// Whether `mac` has a record.
+    pub(crate) fn known(
+        &mut self,
+        table: &Table<MacKey, &[u8]>,
+        mac: MacAddr,
+        at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.record(table, mac, at)?.is_some())
+    }
+
+    /// Folds `event` (which has `mac`) into the machine's record if it has one; whether it had.
+    pub(crate) fn observe(
+        &mut self,
+        table: &Table<MacKey, &[u8]>,
+        mac: MacAddr,
+        event: &BootEvent,
+    ) -> Result<bool, StoreError> {
+        let Some(record) = self.record(table, mac, event.at)? else {
+            return Ok(false);
+        };
+        record.observe(event);
+        Ok(true)
+    }
+
+    /// Writes every record read or made (each was observed, or replaced an unreadable one).
+    pub(crate) fn write(self, table: &mut Table<MacKey, &[u8]>) -> Result<(), StoreError> {
+        for record in self.records.into_values().flatten() {
+            put(table, &record)?;
+        }
+        Ok(())
+    }
 }
 
 /// Whether a boot event shows its MAC on the wire in a DHCP packet from that client: only
@@ -117,23 +166,18 @@ fn seen_in_dhcp(event: &BootEvent) -> bool {
     event.stage.mac_from_wire()
 }
 
-/// At the cap, eviction makes room for this fraction of the cap beyond what the batch needs:
-/// finding candidates reads every record, so a flood of new MACs (a proxy-mode storm, a LAN of
-/// strangers) costs one such pass per 1/16 of the cap (256 MACs at the default), not one per
-/// batch.
-const EVICTION_SLACK_DIVISOR: usize = 16;
-
-/// Creates a record for each MAC that `events` show in DHCP and that has none yet, inside a
-/// write transaction. At `max_machines`, the least recently seen machines that nobody
-/// configured are forgotten (with their events) to make room; when there are none, the new
+/// A record for each MAC that `events` show in DHCP and that has none yet, for the caller to
+/// write ([`Touched`]). At `max_machines`, the least recently seen machines that nobody
+/// configured are forgotten (with their events) to make room ([`Evictions`]); when there are none, the new
 /// MAC gets no record (its events are kept as events of no machine) and that is logged.
 pub(crate) fn admit(
     txn: &WriteTransaction,
+    machines: &mut Table<MacKey, &[u8]>,
     tables: &mut EventTables<'_>,
     events: &[BootEvent],
     limits: &Limits,
-) -> Result<(), StoreError> {
-    let mut machines = txn.open_table(MACHINES)?;
+    evictions: &Evictions,
+) -> Result<Vec<MachineRecord>, StoreError> {
     let mut new: Vec<(MacAddr, SystemTime)> = Vec::new();
     for event in events.iter().filter(|e| seen_in_dhcp(e)) {
         let Some(mac) = event.mac.filter(MacAddr::is_station) else {
@@ -146,33 +190,23 @@ pub(crate) fn admit(
         }
     }
     if new.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let count = usize::try_from(machines.len()?).unwrap_or(usize::MAX);
     let room = limits.max_machines.saturating_sub(count);
     let mut admitted = room.min(new.len());
     if new.len() > room {
         let in_batch: HashSet<MacAddr> = events.iter().filter_map(|e| e.mac).collect();
-        let candidates = evictable(txn, &machines, limits, &in_batch)?;
-        // Past the cap (a lowered max_machines) evict down to it as well, and make room for
-        // the next EVICTION_SLACK_DIVISOR-th of the cap too.
+        // Past the cap (a lowered max_machines) evict down to it as well.
         let over = count.saturating_sub(limits.max_machines);
-        let wanted = new.len() - room + over + limits.max_machines / EVICTION_SLACK_DIVISOR;
-        let mut evicted = 0;
-        for mac in candidates.into_iter().take(wanted) {
+        let wanted = new.len() - room + over;
+        let evict = evictions.choose(txn, machines, limits, &in_batch, wanted)?;
+        for &mac in &evict {
             machines.remove(mac_key(mac))?;
             tables.remove_machine(mac)?;
-            crate::logs::remove_machine(txn, mac)?;
-            evicted += 1;
         }
-        admitted = (room + evicted).saturating_sub(over).min(new.len());
-        if evicted > 0 {
-            tracing::info!(
-                evicted,
-                max_machines = limits.max_machines,
-                "machine records at their cap: forgot the least recently seen unconfigured ones"
-            );
-        }
+        crate::logs::remove_machines(txn, &evict)?;
+        admitted = (room + evict.len()).saturating_sub(over).min(new.len());
         if admitted < new.len() {
             tracing::warn!(
                 refused = new.len() - admitted,
@@ -181,55 +215,11 @@ pub(crate) fn admit(
             );
         }
     }
-    for (mac, at) in new.into_iter().take(admitted) {
-        put(&mut machines, &MachineRecord::new(mac, at))?;
-    }
-    Ok(())
-}
-
-/// What eviction reads of a machine record: when it was last seen and whether a user assigned or
-/// named it. The other fields are skipped, not decoded (no strings allocated, no MAC parsed):
-/// eviction reads every record, at the cap once per [`EVICTION_SLACK_DIVISOR`]th of it.
-#[derive(Deserialize)]
-struct EvictionView {
-    last_seen: SystemTime,
-    #[serde(default)]
-    host: Option<serde::de::IgnoredAny>,
-    #[serde(default)]
-    label: Option<serde::de::IgnoredAny>,
-}
-
-/// Machines that may be forgotten, least recently seen first: no host, no label, no boot
-/// options, no reservation, not pinned by the config file, and not in this batch. An
-/// unreadable record comes first.
-fn evictable(
-    txn: &WriteTransaction,
-    machines: &Table<MacKey, &[u8]>,
-    limits: &Limits,
-    in_batch: &HashSet<MacAddr>,
-) -> Result<Vec<MacAddr>, StoreError> {
-    let options = txn.open_table(MACHINE_OPTIONS)?;
-    let reserved = settings::reserved_macs(txn)?;
-    let mut candidates = Vec::new();
-    for entry in machines.iter()? {
-        let (key, value) = entry?;
-        let mac = MacAddr(key.value());
-        if in_batch.contains(&mac)
-            || limits.pinned_machines.contains(&mac)
-            || reserved.contains(&mac)
-            || options.get(key.value())?.is_some()
-        {
-            continue;
-        }
-        let last_seen = match decode::<EvictionView>(TABLE, mac, value.value()) {
-            Ok(r) if r.host.is_some() || r.label.is_some() => continue,
-            Ok(r) => r.last_seen,
-            Err(_) => SystemTime::UNIX_EPOCH,
-        };
-        candidates.push((last_seen, mac));
-    }
-    candidates.sort();
-    Ok(candidates.into_iter().map(|(_, mac)| mac).collect())
+    Ok(new
+        .into_iter()
+        .take(admitted)
+        .map(|(mac, at)| MachineRecord::new(mac, at))
+        .collect())
 }
 
 impl Store {
@@ -270,7 +260,7 @@ impl Store {
             let existed = txn.open_table(MACHINES)?.remove(mac_key(mac))?.is_some();
             txn.open_table(MACHINE_OPTIONS)?.remove(mac_key(mac))?;
             EventTables::open(&txn)?.remove_machine(mac)?;
-            crate::logs::remove_machine(&txn, mac)?;
+            crate::logs::remove_machines(&txn, &[mac])?;
             existed
         };
         txn.commit()?;
@@ -484,11 +474,13 @@ mod tests {
         assert_eq!(macs(&store), [3, 4, 5, 6, 7, 9, 10]);
     }
 
-    /// At a cap of 640, one eviction pass makes room for the batch and 40 more (1/16 of the
-    /// cap): the next 40 new machines are admitted without forgetting anyone else.
+    /// At the cap, one pass over the records lists every evictable machine, and the evictions
+    /// after it take that list in order: a cap's worth of new machines, one batch each, costs
+    /// one pass, the store stays at its cap, and the least recently seen go first. A listed
+    /// machine seen, labelled or given boot options since the pass is skipped, not forgotten.
     #[test]
-    fn an_eviction_makes_room_for_the_next_few_new_machines_too() {
-        use crate::StoreOptions;
+    fn one_pass_serves_the_evictions_after_it_in_order() {
+        use crate::{MachineOptions, StoreOptions};
         let m = |n: u16| MacAddr([0x52, 0x54, 0, 0, (n >> 8) as u8, n as u8]);
         let options = StoreOptions {
             max_machines: 640,
@@ -498,28 +490,55 @@ mod tests {
         let store = Store::open_with(tmp.path(), options).unwrap();
         let first: Vec<BootEvent> = (0..640).map(|n| seen(m(n), u64::from(n))).collect();
         store.record_events(&first).unwrap();
-        assert_eq!(store.machines().unwrap().len(), 640);
+        assert_eq!(store.evictions.passes(), 0, "below the cap: no pass");
+
+        // 1000 arrives: one pass, and 0 (seen longest ago) makes room for it alone.
         store.record_events(&[seen(m(1000), 2000)]).unwrap();
-        let slack = u16::try_from(640 / EVICTION_SLACK_DIVISOR).unwrap();
+        assert_eq!(store.evictions.passes(), 1);
         let left: Vec<MacAddr> = store.machines().unwrap().iter().map(|r| r.mac).collect();
-        assert_eq!(
-            left.len(),
-            640 - usize::from(slack),
-            "the one new machine and room for {slack} more"
-        );
-        assert!(left.contains(&m(1000)));
-        // The slack + 1 seen longest ago went; the rest stayed.
-        assert!((0..=slack).all(|n| !left.contains(&m(n))));
-        assert!((slack + 1..640).all(|n| left.contains(&m(n))));
-        for n in 0..slack {
-            store.record_events(&[seen(m(1001 + n), 3000)]).unwrap();
+        assert_eq!(left.len(), 640);
+        assert!(!left.contains(&m(0)) && left.contains(&m(1000)));
+
+        // Since the pass: 1 is seen again, 2 labelled, 3 given boot options.
+        store.record_events(&[seen(m(1), 2001)]).unwrap();
+        store.set_machine_label(m(2), Some("rack".into())).unwrap();
+        store
+            .set_machine_options(
+                m(3),
+                &MachineOptions {
+                    hostname: Some("three".into()),
+                    ..MachineOptions::default()
+                },
+            )
+            .unwrap();
+        // 600 new machines, one batch each: the list serves them all, no second pass.
+        for n in 0..600 {
+            store
+                .record_events(&[seen(m(1001 + n), 3000 + u64::from(n))])
+                .unwrap();
         }
-        let after: Vec<MacAddr> = store.machines().unwrap().iter().map(|r| r.mac).collect();
-        assert_eq!(after.len(), 640);
-        assert!(
-            (slack + 1..640).all(|n| after.contains(&m(n))),
-            "nobody else forgotten"
-        );
+        assert_eq!(store.evictions.passes(), 1, "one pass for 601 evictions");
+        let left: Vec<MacAddr> = store.machines().unwrap().iter().map(|r| r.mac).collect();
+        assert_eq!(left.len(), 640);
+        // 1, 2 and 3 were skipped; 4..=603 went, oldest first; 604.. stayed.
+        assert!([1, 2, 3].iter().all(|&n| left.contains(&m(n))), "{left:?}");
+        assert!((4..=603).all(|n| !left.contains(&m(n))));
+        assert!((604..640).all(|n| left.contains(&m(n))));
+        assert!((1000..1601).all(|n| left.contains(&m(n))));
+        assert!(store.events_for(m(4), 10).unwrap().is_empty());
+
+        // The list runs out after 639: the 37th needs a second pass, whose least recently seen
+        // is 1000 (seen at 2000; 1 at 2001).
+        for n in 0..37 {
+            store
+                .record_events(&[seen(m(2000 + n), 5000 + u64::from(n))])
+                .unwrap();
+        }
+        assert_eq!(store.evictions.passes(), 2);
+        let left: Vec<MacAddr> = store.machines().unwrap().iter().map(|r| r.mac).collect();
+        assert!((604..640).all(|n| !left.contains(&m(n))));
+        assert!(!left.contains(&m(1000)) && left.contains(&m(1)));
+        assert_eq!(left.len(), 640);
     }
 
     #[test]
