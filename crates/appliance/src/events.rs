@@ -1,5 +1,5 @@
 //! Boot events flow from the boot services through a bounded channel to one writer task that
-//! logs each and stores them in batches (one store transaction per batch). A batch waits until
+//! logs each (within a [`log_budget`]) and stores them in batches (one store transaction per batch). A batch waits until
 //! [`GATHER`] after the last commit, so a boot storm's thousands of events a second make about a
 //! hundred small commits, and those commits do not flush: the writer flushes the database at
 //! most every [`FLUSH_EVERY`], as the lease journal's applier does (and that long after the last
@@ -24,6 +24,10 @@ use flakeboot_catalogue::BootEvent;
 use flakeboot_store::Store;
 use tokio::sync::mpsc;
 
+use log_budget::LogBudget;
+
+mod log_budget;
+
 /// Most events written in one transaction.
 const BATCH: usize = 512;
 /// Least time between two commits: a batch that comes sooner waits, gathering more.
@@ -43,6 +47,7 @@ pub async fn run(mut rx: mpsc::Receiver<BootEvent>, store: Store) {
     let mut last_commit: Option<Instant> = None;
     let mut last_flush = Instant::now();
     let mut unflushed = false;
+    let mut budget = LogBudget::new(Instant::now());
     loop {
         let received = if unflushed {
             let due = tokio::time::Instant::from_std(last_flush + FLUSH_EVERY);
@@ -74,8 +79,12 @@ pub async fn run(mut rx: mpsc::Receiver<BootEvent>, store: Store) {
                 }
             }
         }
-        last_commit = Some(Instant::now());
+        let now = Instant::now();
+        last_commit = Some(now);
         for ev in &batch {
+            if !budget.allow(now) {
+                continue;
+            }
             tracing::info!(
                 mac = ev.mac.map(|m| m.to_string()).unwrap_or_default(),
                 peer = ev.peer.map(|p| p.to_string()).unwrap_or_default(),
@@ -84,6 +93,13 @@ pub async fn run(mut rx: mpsc::Receiver<BootEvent>, store: Store) {
                 firmware = ev.firmware.map(|f| f.as_str()).unwrap_or(""),
                 detail = %ev.detail,
                 "boot event"
+            );
+        }
+        if let Some(skipped) = budget.report(now) {
+            tracing::info!(
+                skipped,
+                "boot events not logged (more than {} a second): the timeline keeps every one",
+                log_budget::PER_SECOND
             );
         }
         let mut events = held.take(SystemTime::now());

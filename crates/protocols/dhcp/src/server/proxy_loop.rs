@@ -232,7 +232,9 @@ pub(crate) async fn run(
             match socket.send_to(reply, dest).await {
                 Ok(_) => {
                     stats.sent(reply.len(), arrived);
-                    tracing::info!(peer = %src, %dest, port = local_port,
+                    // Debug, as the router's OFFERs: the boot event of the reply is logged
+                    // (`boot event`, with the same detail) and kept in the timeline.
+                    tracing::debug!(peer = %src, %dest, port = local_port,
                         detail = handled.event.as_ref().map(|e| e.detail.as_str()).unwrap_or_default(),
                         "DHCP reply sent");
                 }
