@@ -27,6 +27,8 @@ pub struct Knobs {
     pub proxy_rates: Vec<u32>,
     /// DHCP: the fixed rate for latency percentiles.
     pub dhcp_latency_rate: u32,
+    /// Proxy: the fixed rate (DISCOVERs/s) at which each server's CPU per DISCOVER is measured.
+    pub proxy_cpu_rate: u32,
     /// DHCP: distinct simulated clients (perfdhcp -R).
     pub dhcp_clients: u32,
     /// Storm: simulated clients.
@@ -67,6 +69,7 @@ impl Knobs {
             dhcp_rates: vec![100, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000],
             proxy_rates: vec![1000, 2000, 4000, 8000, 12000, 16000, 24000],
             dhcp_latency_rate: 1000,
+            proxy_cpu_rate: 12_000,
             dhcp_clients: 50_000,
             storm_clients: 200,
             storm_initrd_mib: 50,
@@ -92,6 +95,7 @@ impl Knobs {
             dhcp_rates: vec![100],
             proxy_rates: vec![100],
             dhcp_latency_rate: 100,
+            proxy_cpu_rate: 100,
             dhcp_clients: 1000,
             storm_clients: 10,
             storm_initrd_mib: 1,

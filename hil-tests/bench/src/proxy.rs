@@ -1,6 +1,7 @@
 //! Proxy mode: PXE DISCOVERs answered per second. perfdhcp sends DISCOVERs that look like BIOS
 //! PXE firmware (vendor class `PXEClient:Arch:00000:UNDI:002001`, client arch 0, a UUID) and
-//! counts the proxy OFFERs (`-i`: DISCOVER-OFFER only, a proxy hands out no address). Servers:
+//! counts the proxy OFFERs (`-i`: DISCOVER-OFFER only, a proxy hands out no address), and each
+//! server's CPU per DISCOVER at a fixed rate. Servers:
 //! flakeboot in proxy mode and dnsmasq in proxy mode (`--dhcp-range=...,proxy` + `--pxe-service`).
 
 use crate::clients::settle;
@@ -93,6 +94,27 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
             Better::Higher,
             name,
             best,
+        );
+        // CPU per DISCOVER at a rate both sustain: on a machine whose cores perfdhcp shares
+        // with the server, the highest rate is where their CPU together runs out.
+        let rate = k.proxy_cpu_rate;
+        let cpu_before = server.cpu_seconds();
+        let loaded = perfdhcp::run(
+            lan.client(),
+            CLIENT_IF,
+            rate,
+            k.dhcp_seconds,
+            k.dhcp_clients,
+            false,
+            &extra,
+        );
+        let cpu = server.cpu_seconds() - cpu_before;
+        c.add_result(
+            &format!("CPU seconds per 1,000 DISCOVERs at {rate}/s"),
+            "s",
+            Better::Lower,
+            name,
+            loaded.map(|r| cpu * 1000.0 / (r.completed().max(1) as f64)),
         );
         let rate = k.dhcp_latency_rate;
         let fixed = perfdhcp::run(
