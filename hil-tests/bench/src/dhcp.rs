@@ -154,17 +154,7 @@ pub fn measure(
         best,
     );
     let rate = k.dhcp_latency_rate;
-    let cpu_before = server.cpu_seconds();
-    let fixed = perfdhcp::run(
-        lan.client(),
-        CLIENT_IF,
-        rate,
-        k.dhcp_seconds,
-        k.dhcp_clients,
-        true,
-        extra,
-    );
-    let cpu = server.cpu_seconds() - cpu_before;
+    let (fixed, cpu) = perfdhcp::run_with_cpu(lan, k, rate, true, extra, || server.cpu_seconds());
     match fixed {
         Ok(r) => add_fixed(c, name, rate, &r, cpu),
         Err(e) => c.add_result(

@@ -9,7 +9,7 @@ use crate::clients::settle;
 use crate::error::Result;
 use crate::knobs::Knobs;
 
-use crate::lan::{CLIENT_IF, subdir, veth_lan, write_pattern};
+use crate::lan::{subdir, veth_lan, write_pattern};
 use crate::perfdhcp;
 use crate::report::{Better, Collector, Row};
 use crate::servers::{self, DhcpMode, DnsmasqSetup, FlakebootSetup, Server};
@@ -84,18 +84,8 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
             mib_of(anon(&group)),
         );
         let cpu = |g: &[Server]| g.iter().map(Server::cpu_seconds).sum::<f64>();
-        let before = cpu(&group);
         let rate = k.dhcp_latency_rate;
-        let r = perfdhcp::run(
-            lan.client(),
-            CLIENT_IF,
-            rate,
-            k.dhcp_seconds,
-            k.dhcp_clients,
-            false,
-            &[],
-        );
-        let spent = cpu(&group) - before;
+        let (r, spent) = perfdhcp::run_with_cpu(&lan, k, rate, false, &[], || cpu(&group));
         let exchanges = r.map(|r| r.request_ack.map_or(0, |ra| ra.received) as f64);
         c.add_result(
             &format!("CPU seconds per 1,000 DORA at {rate}/s"),

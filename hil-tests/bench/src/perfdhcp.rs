@@ -4,10 +4,12 @@
 
 use std::process::Stdio;
 
-use flakeboot_testbed::{Netns, require_tool};
+use flakeboot_testbed::{Netns, TestLan, require_tool};
 
 use crate::clients::percentile;
 use crate::error::{BenchError, Result};
+use crate::knobs::Knobs;
+use crate::lan::CLIENT_IF;
 
 /// One exchange kind's statistics (`DISCOVER-OFFER` or `REQUEST-ACK`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -123,6 +125,29 @@ fn exchange(text: &str, kind: &str) -> Option<Exchange> {
         max_ms: field("max delay:").unwrap_or(0.0),
         delays_ms,
     })
+}
+
+/// [`run`] from `lan`'s client at `rate` for the knobs' seconds and clients, with the CPU
+/// seconds `cpu` (a server's, or a group's) counted meanwhile.
+pub fn run_with_cpu(
+    lan: &TestLan,
+    k: &Knobs,
+    rate: u32,
+    timed: bool,
+    extra: &[&str],
+    cpu: impl Fn() -> f64,
+) -> (Result<PerfReport>, f64) {
+    let before = cpu();
+    let report = run(
+        lan.client(),
+        CLIENT_IF,
+        rate,
+        k.dhcp_seconds,
+        k.dhcp_clients,
+        timed,
+        extra,
+    );
+    (report, cpu() - before)
 }
 
 /// Run perfdhcp in `ns` on `iface` at `rate` exchanges/s for `secs` seconds with `clients`

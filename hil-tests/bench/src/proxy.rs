@@ -98,17 +98,8 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
         // CPU per DISCOVER at a rate both sustain: on a machine whose cores perfdhcp shares
         // with the server, the highest rate is where their CPU together runs out.
         let rate = k.proxy_cpu_rate;
-        let cpu_before = server.cpu_seconds();
-        let loaded = perfdhcp::run(
-            lan.client(),
-            CLIENT_IF,
-            rate,
-            k.dhcp_seconds,
-            k.dhcp_clients,
-            false,
-            &extra,
-        );
-        let cpu = server.cpu_seconds() - cpu_before;
+        let (loaded, cpu) =
+            perfdhcp::run_with_cpu(&lan, k, rate, false, &extra, || server.cpu_seconds());
         c.add_result(
             &format!("CPU seconds per 1,000 DISCOVERs at {rate}/s"),
             "s",
