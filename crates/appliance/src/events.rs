@@ -1,14 +1,14 @@
 //! Boot events flow from the boot services through a bounded channel to one writer task that
-//! logs each (within a [`log_budget`]) and stores them in batches (one store transaction per batch). A batch waits until
-//! [`GATHER`] after the last commit, so a boot storm's thousands of events a second make about a
-//! hundred small commits, and those commits do not flush: the writer flushes the database at
-//! most every [`FLUSH_EVERY`], as the lease journal's applier does (and that long after the last
-//! unflushed commit when events stop). So the disk sees a few flushes of the database a second,
-//! not hundreds, and the flushes that DHCP ACKs wait for (the lease journal's) seldom queue
-//! behind one; and no commit holds a core long enough to delay a packet loop beside it (one
-//! commit of 50 ms of proxy DISCOVERs did: p99 12 ms). An event is on disk at most about
-//! `GATHER + FLUSH_EVERY` after it came; a crash loses at most that much of the timeline (the
-//! leases are in their journal).
+//! logs each (within a [`log_budget`]) and stores them in batches (one store transaction per
+//! batch). A batch waits until [`GATHER`] after the last commit, so a boot storm's thousands of
+//! events a second make about a hundred small commits, and those commits do not flush: the
+//! writer flushes the database at most every [`FLUSH_EVERY`], as the lease journal's applier
+//! does (and that long after the last unflushed commit when events stop). So the disk sees a
+//! few flushes of the database a second, not hundreds, and the flushes that DHCP ACKs wait for
+//! (the lease journal's) seldom queue behind one; and no commit holds a core long enough to
+//! delay a packet loop beside it (one commit of 50 ms of proxy DISCOVERs did: p99 12 ms). An
+//! event is on disk at most about `GATHER + FLUSH_EVERY` after it came; a crash loses at most
+//! that much of the timeline (the leases are in their journal).
 //!
 //! Another DHCP server's reply to a client can arrive before this appliance's own DHCP event
 //! for that client has made its machine record (both answer the same DISCOVER; the other

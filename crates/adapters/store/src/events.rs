@@ -183,8 +183,8 @@ impl Store {
     /// [`Store::record_events`] in a commit that does not flush: the events are read back at
     /// once, and are on disk after the next flushed commit ([`Store::flush`], or any other
     /// write that flushes). A crash before it loses them, so the caller flushes soon (the boot
-    /// event writer does within half a second): many small commits spread the work, and the disk sees
-    /// a few flushes a second instead of one per batch.
+    /// event writer does within half a second): many small commits spread the work, and the
+    /// disk sees a few flushes a second instead of one per batch.
     pub fn record_events_unflushed(
         &self,
         events: &[BootEvent],

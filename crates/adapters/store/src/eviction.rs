@@ -5,10 +5,11 @@
 //! for the evictions after it: each takes the list's head once it has checked, in the
 //! transaction, that the machine is still evictable as listed (its record there and unchanged
 //! since: not seen, assigned or named since, which a hash of the record's bytes tells without
-//! decoding it; no boot options or reservation since). A flood of new MACs at the cap (proxy mode on a busy LAN, or a
-//! stranger inventing MACs) so costs one pass per list's worth of evictions, not one per batch,
-//! and the store stays at its cap instead of making room ahead. The list is a cache, never the
-//! truth: a failed transaction, a restore or another writer can only make it skip entries.
+//! decoding it; no boot options or reservation since). A flood of new MACs at the cap (proxy
+//! mode on a busy LAN, or a stranger inventing MACs) so costs one pass per list's worth of
+//! evictions, not one per batch, and the store stays at its cap instead of making room ahead.
+//! The list is a cache, never the truth: a failed transaction, a restore or another writer can
+//! only make it skip entries.
 
 use std::collections::{HashSet, VecDeque};
 use std::hash::{Hash, Hasher};

@@ -168,8 +168,9 @@ fn seen_in_dhcp(event: &BootEvent) -> bool {
 
 /// A record for each MAC that `events` show in DHCP and that has none yet, for the caller to
 /// write ([`Touched`]). At `max_machines`, the least recently seen machines that nobody
-/// configured are forgotten (with their events) to make room ([`Evictions`]); when there are none, the new
-/// MAC gets no record (its events are kept as events of no machine) and that is logged.
+/// configured are forgotten (with their events) to make room ([`Evictions`]); when there are
+/// none, the new MAC gets no record (its events are kept as events of no machine) and that is
+/// logged.
 pub(crate) fn admit(
     txn: &WriteTransaction,
     machines: &mut Table<MacKey, &[u8]>,

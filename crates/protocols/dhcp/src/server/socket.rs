@@ -15,7 +15,8 @@ pub const CLIENT_PORT: u16 = 68;
 pub const RECV_BUFFER: usize = 1 << 20;
 
 /// A UDP socket bound to `ip:port` on `interface` only (SO_BINDTODEVICE), with SO_REUSEADDR,
-/// SO_BROADCAST, IP_FREEBIND and a [`RECV_BUFFER`] receive buffer, non-blocking, registered with the current tokio runtime.
+/// SO_BROADCAST, IP_FREEBIND and a [`RECV_BUFFER`] receive buffer, non-blocking, registered
+/// with the current tokio runtime.
 ///
 /// `ip` is usually [`Ipv4Addr::UNSPECIFIED`]: clients without an address broadcast to
 /// 255.255.255.255, which a socket bound to the interface's address would not receive.
