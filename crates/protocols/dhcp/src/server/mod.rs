@@ -1,4 +1,6 @@
-//! The tokio DHCP server: sockets, the receive loops and the public API the daemon calls.
+//! The DHCP server: sockets, the receive loops and the public API the daemon calls. The router
+//! loop is a tokio task; the proxy loops (port 67 in proxy mode, and 4011 in both modes) each
+//! run on a blocking thread of their own ([`proxy_loop`]).
 //!
 //! The loops only receive, call the pure functions of this crate ([`crate::options`],
 //! [`crate::boot`], [`crate::proxy`], [`crate::lease`]), send and log. A malformed packet is
@@ -172,8 +174,8 @@ pub enum DhcpError {
 #[derive(Debug)]
 pub struct DhcpServer {
     cfg: DhcpServerConfig,
-    dhcp_socket: Arc<UdpSocket>,
-    pxe_socket: Arc<UdpSocket>,
+    dhcp_socket: std::net::UdpSocket,
+    pxe_socket: std::net::UdpSocket,
     stats: Arc<DhcpStats>,
     control: LeaseControl,
     requests: mpsc::Receiver<router::ReleaseRequest>,
@@ -214,10 +216,9 @@ impl LeaseControl {
 
 impl DhcpServer {
     /// Bind the DHCP port and the PXE boot server port on the configured interface.
-    /// Must be called inside a tokio runtime.
     pub async fn bind(cfg: DhcpServerConfig) -> Result<DhcpServer, DhcpError> {
         let bind = |ip, port| {
-            socket::bind_udp(&cfg.interface, ip, port).map_err(|source| DhcpError::Bind {
+            socket::bind_std(&cfg.interface, ip, port).map_err(|source| DhcpError::Bind {
                 interface: cfg.interface.clone(),
                 port,
                 source,
@@ -226,8 +227,8 @@ impl DhcpServer {
         // Port 67 on 0.0.0.0: clients without an address broadcast. Port 4011 on the server
         // address: clients unicast there (to option 54 of the proxy offer), and a reply from
         // a socket bound to that address carries it as source, which UEFI firmware checks.
-        let dhcp_socket = Arc::new(bind(Ipv4Addr::UNSPECIFIED, cfg.port)?);
-        let pxe_socket = Arc::new(bind(cfg.server_ip, cfg.pxe_port)?);
+        let dhcp_socket = bind(Ipv4Addr::UNSPECIFIED, cfg.port)?;
+        let pxe_socket = bind(cfg.server_ip, cfg.pxe_port)?;
         let (control, requests) = mpsc::channel(8);
         Ok(DhcpServer {
             cfg,
@@ -308,8 +309,15 @@ impl DhcpServer {
                     .await
                 }
                 ServerMode::Router(pool) => {
+                    let dhcp_socket = dhcp_socket
+                        .set_nonblocking(true)
+                        .and_then(|()| UdpSocket::from_std(dhcp_socket))
+                        .map_err(|source| DhcpError::Socket {
+                            port: cfg.port,
+                            source,
+                        })?;
                     router::run(
-                        dhcp_socket,
+                        Arc::new(dhcp_socket),
                         &cfg,
                         pool.clone(),
                         Arc::clone(&catalogue),

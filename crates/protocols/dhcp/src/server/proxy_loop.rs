@@ -9,7 +9,6 @@ use std::sync::atomic::AtomicU64;
 use std::time::{Duration, SystemTime};
 
 use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, Outcome};
-use tokio::net::UdpSocket;
 use tokio_util::sync::CancellationToken;
 
 use super::socket::{boot_server_destination, reply_destination};
@@ -194,10 +193,20 @@ pub fn handle_datagram(
     handled
 }
 
+/// How long a blocked receive waits before it looks at the stop flag again. A stop also wakes
+/// it at once ([`Stop`]); this is the fallback.
+const POLL: Duration = Duration::from_secs(5);
+
 /// Receive on `socket` until `shutdown`: every datagram through [`handle_datagram`], the
 /// reply sent, the event recorded, the counter bumped.
+///
+/// The loop runs on a blocking thread of its own, not as a task: a thread asleep in
+/// `recvfrom(2)` is woken by the kernel with the datagram, where a task pays for a receive
+/// that finds nothing, the reactor's `epoll_wait`, a wake-up and a poll per datagram once the
+/// queue is drained (a third of the daemon's CPU per DISCOVER in a flood, as measured in
+/// docs/benchmarks.md). The boot policy's calls are synchronous and do not block.
 pub(crate) async fn run(
-    socket: Arc<UdpSocket>,
+    socket: std::net::UdpSocket,
     port: ProxyPort,
     cfg: BootConfig,
     catalogue: Arc<dyn Catalogue>,
@@ -205,35 +214,104 @@ pub(crate) async fn run(
     shutdown: CancellationToken,
 ) -> Result<(), DhcpError> {
     let local_port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
+    let failed = |source| DhcpError::Socket {
+        port: local_port,
+        source,
+    };
+    socket.set_nonblocking(false).map_err(failed)?;
+    socket.set_read_timeout(Some(POLL)).map_err(failed)?;
+    let socket = Arc::new(socket);
+    // Dropped when this future ends or is dropped (the other loop of the server failed):
+    // the thread stops either way.
+    let stop = Stop {
+        flag: CancellationToken::new(),
+        socket: Arc::clone(&socket),
+    };
+    let flag = stop.flag.clone();
+    let mut thread = tokio::task::spawn_blocking(move || {
+        receive(&socket, port, &cfg, catalogue.as_ref(), &stats, &flag);
+    });
+    tokio::select! {
+        joined = &mut thread => return ended(joined),
+        () = shutdown.cancelled() => {}
+    }
+    drop(stop);
+    ended(thread.await)
+}
+
+/// The thread's end: a panic is logged and ends the server like a failed socket.
+fn ended(joined: Result<(), tokio::task::JoinError>) -> Result<(), DhcpError> {
+    joined.map_err(|e| {
+        tracing::error!(error = %e, "DHCP receive thread failed");
+        DhcpError::Socket {
+            port: 0,
+            source: std::io::Error::other(e.to_string()),
+        }
+    })
+}
+
+/// Stops a [`receive`] thread when dropped: raises its flag and shuts the socket's receive
+/// side, which wakes a `recvfrom(2)` asleep on it at once (Linux sets the shutdown and wakes
+/// the socket's waiters even on an unconnected UDP socket, though the call reports ENOTCONN).
+struct Stop {
+    flag: CancellationToken,
+    socket: Arc<std::net::UdpSocket>,
+}
+
+impl Drop for Stop {
+    fn drop(&mut self) {
+        self.flag.cancel();
+        let _ = socket2::SockRef::from(self.socket.as_ref()).shutdown(std::net::Shutdown::Read);
+    }
+}
+
+/// The blocking loop of [`run`], until `stop` is raised.
+fn receive(
+    socket: &std::net::UdpSocket,
+    port: ProxyPort,
+    cfg: &BootConfig,
+    catalogue: &dyn Catalogue,
+    stats: &DhcpStats,
+    stop: &CancellationToken,
+) {
+    let local_port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
     let mut buf = vec![0u8; 4096];
-    loop {
-        let (len, src) = tokio::select! {
-            () = shutdown.cancelled() => return Ok(()),
-            r = socket.recv_from(&mut buf) => match r {
-                Ok(r) => r,
-                Err(e) => {
-                    // ICMP errors from earlier sends surface here: not fatal.
-                    tracing::debug!(port = local_port, error = %e, "DHCP receive error");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
+    while !stop.is_cancelled() {
+        let (len, src) = match socket.recv_from(&mut buf) {
+            Ok(r) => r,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                continue;
+            }
+            Err(e) => {
+                // ICMP errors from earlier sends surface here: not fatal.
+                tracing::debug!(port = local_port, error = %e, "DHCP receive error");
+                std::thread::sleep(Duration::from_millis(10));
+                continue;
+            }
         };
+        if stop.is_cancelled() {
+            break;
+        }
         let arrived = std::time::Instant::now();
         DhcpStats::bump(&stats.received);
         DhcpStats::add_bytes(&stats.received_bytes, len);
         let bytes = buf.get(..len).unwrap_or_default();
-        let handled = handle_datagram(port, bytes, src, &cfg, SystemTime::now());
+        let handled = handle_datagram(port, bytes, src, cfg, SystemTime::now());
         if let Some(note) = &handled.note {
             tracing::debug!(peer = %src, port = local_port, counter = ?handled.counter, "DHCP request dropped: {note}");
         }
         let mut counter = handled.counter;
         if let Some((reply, dest)) = &handled.reply {
-            match socket.send_to(reply, dest).await {
+            match socket.send_to(reply, dest) {
                 Ok(_) => {
                     stats.sent(reply.len(), arrived);
-                    // Debug, as the router's OFFERs: the boot event of the reply is logged
-                    // (`boot event`, with the same detail) and kept in the timeline.
+                    // Debug, as the router's OFFERs: the reply's boot event is logged
+                    // (`boot event`, with the same detail) and recorded.
                     tracing::debug!(peer = %src, %dest, port = local_port,
                         detail = handled.event.as_ref().map(|e| e.detail.as_str()).unwrap_or_default(),
                         "DHCP reply sent");
@@ -253,7 +331,7 @@ pub(crate) async fn run(
             }
             catalogue.record(event);
         }
-        DhcpStats::bump(counter.of(&stats));
+        DhcpStats::bump(counter.of(stats));
     }
 }
 

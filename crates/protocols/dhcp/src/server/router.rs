@@ -353,13 +353,18 @@ async fn finish(
             Some((reply, dest)) => match socket.send_to(reply, dest).await {
                 Ok(_) => {
                     stats.sent(reply.len(), arrived);
-                    match decided.verdict {
-                        Some(Verdict::Offered(_) | Verdict::Informed) | None => {
-                            tracing::debug!(peer = %src, %dest, verdict = ?decided.verdict, "DHCP reply sent");
-                        }
-                        Some(verdict) => {
-                            tracing::info!(peer = %src, %dest, ?verdict, "DHCP reply sent");
-                        }
+                    // An ACK with a boot event is that event's `boot event` line already
+                    // (within its budget: a flood of them is not a flood of log lines); a
+                    // lease for a machine that does not netboot is logged here.
+                    let quiet = match decided.verdict {
+                        Some(Verdict::Offered(_) | Verdict::Informed) | None => true,
+                        Some(Verdict::Acked(_)) => decided.event.is_some(),
+                        Some(_) => false,
+                    };
+                    if quiet {
+                        tracing::debug!(peer = %src, %dest, verdict = ?decided.verdict, "DHCP reply sent");
+                    } else {
+                        tracing::info!(peer = %src, %dest, verdict = ?decided.verdict, "DHCP reply sent");
                     }
                 }
                 Err(e) => {

@@ -14,14 +14,21 @@ pub const CLIENT_PORT: u16 = 68;
 /// The receive buffer asked for (SO_RCVBUF; the kernel doubles it for its bookkeeping).
 pub const RECV_BUFFER: usize = 1 << 20;
 
+/// [`bind_std`], non-blocking and registered with the current tokio runtime. Must be called
+/// from inside a tokio runtime.
+pub fn bind_udp(interface: &str, ip: Ipv4Addr, port: u16) -> io::Result<tokio::net::UdpSocket> {
+    let socket = bind_std(interface, ip, port)?;
+    socket.set_nonblocking(true)?;
+    tokio::net::UdpSocket::from_std(socket)
+}
+
 /// A UDP socket bound to `ip:port` on `interface` only (SO_BINDTODEVICE), with SO_REUSEADDR,
-/// SO_BROADCAST, IP_FREEBIND and a [`RECV_BUFFER`] receive buffer, non-blocking, registered
-/// with the current tokio runtime.
+/// SO_BROADCAST, IP_FREEBIND and a [`RECV_BUFFER`] receive buffer; blocking (the proxy loops
+/// receive on a thread of their own: [`super::proxy_loop`]).
 ///
 /// `ip` is usually [`Ipv4Addr::UNSPECIFIED`]: clients without an address broadcast to
 /// 255.255.255.255, which a socket bound to the interface's address would not receive.
-/// Must be called from inside a tokio runtime.
-pub fn bind_udp(interface: &str, ip: Ipv4Addr, port: u16) -> io::Result<tokio::net::UdpSocket> {
+pub fn bind_std(interface: &str, ip: Ipv4Addr, port: u16) -> io::Result<std::net::UdpSocket> {
     let socket = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
     socket.set_reuse_address(true)?;
     socket.set_broadcast(true)?;
@@ -37,13 +44,12 @@ pub fn bind_udp(interface: &str, ip: Ipv4Addr, port: u16) -> io::Result<tokio::n
         })?;
     // The address may be configured a moment later (or be a VIP): bind anyway.
     socket.set_freebind_v4(true)?;
-    socket.set_nonblocking(true)?;
     // Room for a burst (a rack powered on at once) while the loop waits for a core: the
     // default (208 KiB, about 90 datagrams) is 7 ms at 12,000 DISCOVERs a second. The kernel
     // caps it at net.core.rmem_max; a smaller buffer still works, so a refusal is not fatal.
     let _ = socket.set_recv_buffer_size(RECV_BUFFER);
     socket.bind(&SocketAddr::V4(SocketAddrV4::new(ip, port)).into())?;
-    tokio::net::UdpSocket::from_std(socket.into())
+    Ok(socket.into())
 }
 
 /// Where the reply to `req` (received from `src`) goes, per RFC 2131 section 4.1:

@@ -165,14 +165,14 @@ async fn loop_survives_garbage_and_answers_on_loopback() {
     // Server and client on 127.0.0.1 (lo), ephemeral ports: the loop's receive/send/record
     // path without namespaces. A client on loopback sends from 127.0.0.1, so the 4011 reply
     // (unicast to the source) comes back to it.
-    let server = Arc::new(super::super::socket::bind_udp("lo", Ipv4Addr::LOCALHOST, 0).unwrap());
+    let server = super::super::socket::bind_std("lo", Ipv4Addr::LOCALHOST, 0).unwrap();
     let addr = server.local_addr().unwrap();
-    let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let client = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let catalogue = Arc::new(RecordingCatalogue::default());
     let stats = Arc::new(DhcpStats::default());
     let shutdown = CancellationToken::new();
     let task = tokio::spawn(run(
-        Arc::clone(&server),
+        server,
         ProxyPort::BootServer,
         cfg(),
         catalogue.clone(),
@@ -208,6 +208,37 @@ async fn loop_survives_garbage_and_answers_on_loopback() {
     assert_eq!(events[0].stage, BootStage::PxeBootServer);
     assert_eq!(events[0].peer, Some(Ipv4Addr::LOCALHOST.into()));
 
+    // A stop wakes the thread asleep in its receive (not the next POLL), and the loop ends
+    // with its socket closed: the port is free for a socket that does not share it.
+    let stopping = std::time::Instant::now();
     shutdown.cancel();
     task.await.unwrap().unwrap();
+    assert!(stopping.elapsed() < POLL / 5, "{:?}", stopping.elapsed());
+    std::net::UdpSocket::bind(addr).expect("the loop's socket is closed");
+}
+
+/// The server's other loop failed: this one's future is dropped, and its thread stops too
+/// (the socket closes), though `shutdown` was never cancelled.
+#[tokio::test]
+async fn a_dropped_loop_stops_its_thread() {
+    let server = super::super::socket::bind_std("lo", Ipv4Addr::LOCALHOST, 0).unwrap();
+    let addr = server.local_addr().unwrap();
+    let task = tokio::spawn(run(
+        server,
+        ProxyPort::Dhcp,
+        cfg(),
+        Arc::new(RecordingCatalogue::default()),
+        Arc::new(DhcpStats::default()),
+        CancellationToken::new(),
+    ));
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    task.abort();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::UdpSocket::bind(addr).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the thread still holds its socket"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
