@@ -161,6 +161,19 @@ fn event_mac(bytes: &[u8]) -> Option<MacAddr> {
         .and_then(|e| e.mac)
 }
 
+/// What one batch of boot events did ([`Store::record_events_within`]).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RecordedEvents {
+    /// Other servers' replies to MACs with no record, not kept (see [`Store::record_events`]).
+    pub unknown: Vec<BootEvent>,
+    /// Machine records made.
+    pub new_machines: usize,
+    /// New MACs past the batch's `max_new`: no record made.
+    pub refused_machines: usize,
+    /// Their events, not kept.
+    pub refused_events: usize,
+}
+
 impl Store {
     /// Appends boot events and updates the machines they belong to (first/last seen, firmware,
     /// vendor class), in ONE write transaction.
@@ -177,7 +190,7 @@ impl Store {
     /// client's DISCOVER before this appliance's own DHCP event made its record, and the caller
     /// may offer them again with a later batch ([`crate::Store`] never holds them).
     pub fn record_events(&self, events: &[BootEvent]) -> Result<Vec<BootEvent>, StoreError> {
-        self.record_events_with(events, Durability::Immediate)
+        Ok(self.record_events_within(events, true, usize::MAX)?.unknown)
     }
 
     /// [`Store::record_events`] in a commit that does not flush: the events are read back at
@@ -189,33 +202,47 @@ impl Store {
         &self,
         events: &[BootEvent],
     ) -> Result<Vec<BootEvent>, StoreError> {
-        self.record_events_with(events, Durability::None)
+        Ok(self
+            .record_events_within(events, false, usize::MAX)?
+            .unknown)
     }
 
-    fn record_events_with(
+    /// [`Store::record_events`] (`flush`) or [`Store::record_events_unflushed`], making at most
+    /// `max_new` machine records: the new MACs past it (in the order the batch shows them) get
+    /// none, and none of their events are kept (the caller's budget of new machines, so a
+    /// flood of invented MACs costs the store a lookup each, not a record and its events).
+    pub fn record_events_within(
         &self,
         events: &[BootEvent],
-        durability: Durability,
-    ) -> Result<Vec<BootEvent>, StoreError> {
-        let mut unknown = Vec::new();
+        flush: bool,
+        max_new: usize,
+    ) -> Result<RecordedEvents, StoreError> {
+        let mut recorded = RecordedEvents::default();
         if events.is_empty() {
-            return Ok(unknown);
+            return Ok(recorded);
         }
         let limits = &self.limits;
         let mut txn = self.db.begin_write()?;
+        let durability = match flush {
+            true => Durability::Immediate,
+            false => Durability::None,
+        };
         txn.set_durability(durability).map_err(redb::Error::from)?;
         {
             let mut tables = EventTables::open(&txn)?;
             let mut machines = txn.open_table(MACHINES)?;
+            let mut records = machines::Touched::default();
             let admitted = machines::admit(
                 &txn,
                 &mut machines,
                 &mut tables,
                 events,
-                limits,
-                &self.evictions,
+                self,
+                max_new,
+                &mut records,
             )?;
-            let mut records = machines::Touched::new(admitted);
+            recorded.new_machines = admitted.made;
+            recorded.refused_machines = admitted.refused.len();
             let mut seq = match tables.events.last()? {
                 Some((key, _)) => key.value().saturating_add(1),
                 None => 0,
@@ -223,6 +250,10 @@ impl Store {
             let mut touched = BTreeSet::new();
             for event in events {
                 let mac = event.mac.filter(MacAddr::is_station);
+                if mac.is_some_and(|m| admitted.refused.contains(&m)) {
+                    recorded.refused_events += 1;
+                    continue;
+                }
                 if event.stage == BootStage::OtherDhcp {
                     let known = match mac {
                         Some(m) => records.known(&machines, m, event.at)?,
@@ -233,7 +264,7 @@ impl Store {
                         // phone, a forged packet, or one whose own DHCP event is still on its
                         // way): not kept, so such packets cannot fill it.
                         if mac.is_some() {
-                            unknown.push(event.clone());
+                            recorded.unknown.push(event.clone());
                         }
                         continue;
                     }
@@ -267,7 +298,7 @@ impl Store {
             tables.trim_all(limits.max_events)?;
         }
         txn.commit()?;
-        Ok(unknown)
+        Ok(recorded)
     }
 
     /// The newest `limit` events of one machine, newest last.
@@ -506,6 +537,53 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().0.value())
             .collect()
+    }
+
+    /// Past the caller's `max_new`, a batch's further new MACs get no record and none of their
+    /// events are kept; known machines and events of no MAC are kept as ever.
+    #[test]
+    fn new_machines_past_the_batchs_budget_are_counted_not_kept() {
+        let store = Store::in_memory().unwrap();
+        store
+            .record_events(&[named(BootStage::Dhcp, Some(MACS[0]), 0)])
+            .unwrap();
+        let strangers: Vec<MacAddr> = (1..=4).map(|i| MacAddr([0x02, 0xcc, 0, 0, 0, i])).collect();
+        let mut batch: Vec<BootEvent> = strangers
+            .iter()
+            .zip(1..)
+            .map(|(mac, n)| named(BootStage::Dhcp, Some(*mac), n))
+            .collect();
+        batch.push(named(BootStage::Dhcp, Some(MACS[0]), 5));
+        batch.push(named(BootStage::Tftp, Some(strangers[3]), 6));
+        batch.push(named(BootStage::Tftp, None, 7));
+        let recorded = store.record_events_within(&batch, false, 2).unwrap();
+        assert_eq!(
+            recorded,
+            RecordedEvents {
+                unknown: Vec::new(),
+                new_machines: 2,
+                refused_machines: 2,
+                refused_events: 3,
+            }
+        );
+        let mut macs: Vec<MacAddr> = store.machines().unwrap().iter().map(|m| m.mac).collect();
+        macs.sort();
+        let mut expected = vec![MACS[0], strangers[0], strangers[1]];
+        expected.sort();
+        assert_eq!(macs, expected, "the first two new MACs of the batch");
+        assert!(store.events_for(strangers[2], 10).unwrap().is_empty());
+        assert!(store.events_for(strangers[3], 10).unwrap().is_empty());
+        assert_eq!(store.events_for(MACS[0], 10).unwrap().len(), 2);
+        assert_eq!(
+            details(&store.recent_events(10).unwrap()),
+            ["event 0", "event 1", "event 2", "event 5", "event 7"]
+        );
+        // A later batch with room makes the refused MAC's record.
+        let recorded = store
+            .record_events_within(&[named(BootStage::Dhcp, Some(strangers[2]), 8)], true, 1)
+            .unwrap();
+        assert_eq!((recorded.new_machines, recorded.refused_events), (1, 0));
+        assert!(store.machine(strangers[2]).unwrap().is_some());
     }
 
     /// Another server's reply is kept for a machine the store has, in that machine's events,

@@ -15,10 +15,9 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, Table, WriteT
 use serde::{Deserialize, Serialize};
 
 use crate::events::EventTables;
-use crate::eviction::Evictions;
 use crate::schema::{MACHINES, MacKey, decode, encode, mac_key};
 use crate::settings::MACHINE_OPTIONS;
-use crate::{Limits, Store, StoreError};
+use crate::{Store, StoreError};
 
 const TABLE: &str = "machines";
 
@@ -93,17 +92,16 @@ fn put(table: &mut Table<MacKey, &[u8]>, record: &MachineRecord) -> Result<(), S
 ///
 /// An unreadable record is replaced by a fresh one (and logged): one bad record must not stop
 /// every later boot event from being recorded.
+#[derive(Default)]
 pub(crate) struct Touched {
     /// `None`: the MAC has no record.
     records: HashMap<MacAddr, Option<MachineRecord>>,
 }
 
 impl Touched {
-    /// Starts with the records [`admit`] just made (not yet in the table).
-    pub(crate) fn new(admitted: Vec<MachineRecord>) -> Self {
-        Touched {
-            records: admitted.into_iter().map(|r| (r.mac, Some(r))).collect(),
-        }
+    /// A record [`admit`] just made (not yet in the table).
+    fn made(&mut self, record: MachineRecord) {
+        self.records.insert(record.mac, Some(record));
     }
 
     /// The record of `mac`, read from `table` the first time (`at`: since when a replaced
@@ -166,19 +164,30 @@ fn seen_in_dhcp(event: &BootEvent) -> bool {
     event.stage.mac_from_wire()
 }
 
-/// A record for each MAC that `events` show in DHCP and that has none yet, for the caller to
-/// write ([`Touched`]). At `max_machines`, the least recently seen machines that nobody
-/// configured are forgotten (with their events) to make room ([`Evictions`]); when there are
-/// none, the new MAC gets no record (its events are kept as events of no machine) and that is
-/// logged.
+/// What [`admit`] decided for a batch's new MACs.
+pub(crate) struct Admitted {
+    /// Records made (in [`Touched`], for the caller to write).
+    pub(crate) made: usize,
+    /// New MACs past the caller's `max_new`: no record, and their events are not kept.
+    pub(crate) refused: HashSet<MacAddr>,
+}
+
+/// A record (in `records`) for each MAC that `events` show in DHCP and that has none yet, the
+/// first `max_new` of them (in the order the batch shows them; the rest are refused). Each MAC
+/// is looked up once, by `records`, which keeps what it read for the batch's events. At
+/// `max_machines`, the least recently seen machines that nobody configured are forgotten (with
+/// their events) to make room ([`crate::eviction::Evictions`]); when there are none, the new
+/// MAC gets no record (its events are kept as events of no machine) and that is logged.
 pub(crate) fn admit(
     txn: &WriteTransaction,
     machines: &mut Table<MacKey, &[u8]>,
     tables: &mut EventTables<'_>,
     events: &[BootEvent],
-    limits: &Limits,
-    evictions: &Evictions,
-) -> Result<Vec<MachineRecord>, StoreError> {
+    store: &Store,
+    max_new: usize,
+    records: &mut Touched,
+) -> Result<Admitted, StoreError> {
+    let (limits, evictions) = (&store.limits, &store.evictions);
     let mut new: Vec<(MacAddr, SystemTime)> = Vec::new();
     for event in events.iter().filter(|e| seen_in_dhcp(e)) {
         let Some(mac) = event.mac.filter(MacAddr::is_station) else {
@@ -186,12 +195,17 @@ pub(crate) fn admit(
         };
         if let Some(entry) = new.iter_mut().find(|(m, _)| *m == mac) {
             entry.1 = entry.1.min(event.at);
-        } else if machines.get(mac_key(mac))?.is_none() {
+        } else if !records.known(machines, mac, event.at)? {
             new.push((mac, event.at));
         }
     }
+    let refused = new
+        .split_off(max_new.min(new.len()))
+        .into_iter()
+        .map(|(mac, _)| mac)
+        .collect();
     if new.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Admitted { made: 0, refused });
     }
     let count = usize::try_from(machines.len()?).unwrap_or(usize::MAX);
     let room = limits.max_machines.saturating_sub(count);
@@ -216,11 +230,13 @@ pub(crate) fn admit(
             );
         }
     }
-    Ok(new
-        .into_iter()
-        .take(admitted)
-        .map(|(mac, at)| MachineRecord::new(mac, at))
-        .collect())
+    for (mac, at) in new.into_iter().take(admitted) {
+        records.made(MachineRecord::new(mac, at));
+    }
+    Ok(Admitted {
+        made: admitted,
+        refused,
+    })
 }
 
 impl Store {
