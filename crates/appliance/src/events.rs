@@ -10,6 +10,18 @@
 //! event is on disk at most about `GATHER + FLUSH_EVERY` after it came; a crash loses at most
 //! that much of the timeline (the leases are in their journal).
 //!
+//! New machines are within a budget ([`NEW_MACHINES_BURST`] at once, [`NEW_MACHINES_PER_SECOND`]
+//! after): a machine record costs the store a dozen B-tree changes (and, at `max_machines`,
+//! forgetting another), so a stranger inventing MACs at line rate would otherwise spend half
+//! the daemon's CPU (proxy mode: 28 us a DISCOVER against dnsmasq's 20) and write the flash
+//! thousands of times a second for records that are forgotten a moment later. Past it, the new
+//! MACs of a batch get no record and their events are not kept; every one is still answered,
+//! logged (within the [`log_budget`]) and counted in `/metrics`
+//! (`flakeboot_boot_events_not_recorded_total`), and a warning every ten seconds says how
+//! many. A MAC refused once gets its record with a later DHCP exchange once the budget has
+//! room (a PXE client asks again within seconds); known machines are never refused. The
+//! budget is far above what a LAN's machines need: a thousand powered on at once.
+//!
 //! Another DHCP server's reply to a client can arrive before this appliance's own DHCP event
 //! for that client has made its machine record (both answer the same DISCOVER; the other
 //! server may be a few milliseconds quicker). The store does not keep such a reply
@@ -18,14 +30,18 @@
 //! [`HELD`] replies wait, the oldest dropped first.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use flakeboot_catalogue::BootEvent;
-use flakeboot_store::Store;
+use flakeboot_store::{RecordedEvents, Store};
 use tokio::sync::mpsc;
 
+use crate::metrics::BootCounters;
+use bucket::TokenBucket;
 use log_budget::LogBudget;
 
+mod bucket;
 mod log_budget;
 
 /// Most events written in one transaction.
@@ -38,16 +54,24 @@ const FLUSH_EVERY: Duration = Duration::from_millis(500);
 const HOLD: Duration = Duration::from_secs(5);
 /// Most replies waiting at once.
 const HELD: usize = 128;
+/// New machine records made at once after a quiet spell.
+pub const NEW_MACHINES_BURST: u32 = 1_000;
+/// New machine records a second after the burst.
+pub const NEW_MACHINES_PER_SECOND: u32 = 100;
+/// Least time between two warnings about new machines past the budget.
+const REFUSED_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs until every sender is gone (the daemon drops its catalogue at shutdown), so the last
-/// events are stored and flushed before the process exits.
-pub async fn run(mut rx: mpsc::Receiver<BootEvent>, store: Store) {
+/// events are stored and flushed before the process exits. Events not kept (new machines past
+/// the budget) are counted in `counters`.
+pub async fn run(mut rx: mpsc::Receiver<BootEvent>, store: Store, counters: Arc<BootCounters>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut held = Held::default();
     let mut last_commit: Option<Instant> = None;
     let mut last_flush = Instant::now();
     let mut unflushed = false;
     let mut budget = LogBudget::new(Instant::now());
+    let mut refused = Refused::new(Instant::now());
     loop {
         let received = if unflushed {
             let due = tokio::time::Instant::from_std(last_flush + FLUSH_EVERY);
@@ -98,20 +122,21 @@ pub async fn run(mut rx: mpsc::Receiver<BootEvent>, store: Store) {
         if let Some(skipped) = budget.report(now) {
             tracing::info!(
                 skipped,
-                "boot events not logged (more than {} a second): the timeline keeps every one",
+                "boot events not logged (more than {} a second)",
                 log_budget::PER_SECOND
             );
         }
         let mut events = held.take(SystemTime::now());
         events.append(&mut batch);
         let flush = last_flush.elapsed() >= FLUSH_EVERY;
-        let stored = store_blocking(&store, move |store| match flush {
-            true => store.record_events(&events),
-            false => store.record_events_unflushed(&events),
+        let max_new = usize::try_from(refused.machines.available(now)).unwrap_or(usize::MAX);
+        let stored = store_blocking(&store, move |store| {
+            store.record_events_within(&events, flush, max_new)
         })
         .await;
-        if let Some(unknown) = stored {
-            held.hold(unknown);
+        if let Some(recorded) = stored {
+            refused.count(&recorded, &counters, Instant::now());
+            held.hold(recorded.unknown);
         }
         if flush {
             last_flush = Instant::now();
@@ -138,6 +163,50 @@ async fn store_blocking<T: Send + 'static>(
         Err(err) => {
             tracing::error!(error = %err, "boot event writer task failed");
             None
+        }
+    }
+}
+
+/// The budget of new machine records, and the count of those refused since the last warning.
+#[derive(Debug)]
+struct Refused {
+    machines: TokenBucket,
+    since_report: (u64, u64),
+    /// The last warning (none yet: the first refusal warns at once).
+    reported: Option<Instant>,
+}
+
+impl Refused {
+    fn new(now: Instant) -> Self {
+        Refused {
+            machines: TokenBucket::new(NEW_MACHINES_BURST, NEW_MACHINES_PER_SECOND, now),
+            since_report: (0, 0),
+            reported: None,
+        }
+    }
+
+    /// Spends the batch's new records, counts what it refused, and warns at most every
+    /// [`REFUSED_REPORT_EVERY`].
+    fn count(&mut self, recorded: &RecordedEvents, counters: &BootCounters, now: Instant) {
+        let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        self.machines.take(as_u64(recorded.new_machines));
+        counters.not_recorded(as_u64(recorded.refused_events));
+        let (machines, events) = &mut self.since_report;
+        *machines = machines.saturating_add(as_u64(recorded.refused_machines));
+        *events = events.saturating_add(as_u64(recorded.refused_events));
+        let due = self
+            .reported
+            .is_none_or(|last| now.saturating_duration_since(last) >= REFUSED_REPORT_EVERY);
+        if *machines > 0 && due {
+            tracing::warn!(
+                machines = *machines,
+                events = *events,
+                "new MACs past the budget of {NEW_MACHINES_PER_SECOND} new machines a second \
+                 (a flood of invented MACs?): answered, but no record made and their boot \
+                 events not kept"
+            );
+            self.since_report = (0, 0);
+            self.reported = Some(now);
         }
     }
 }
@@ -181,7 +250,7 @@ mod tests {
     async fn a_reply_quicker_than_the_clients_record_reaches_its_timeline() {
         let store = Store::in_memory().unwrap();
         let (tx, rx) = mpsc::channel(16);
-        let writer = tokio::spawn(run(rx, store.clone()));
+        let writer = tokio::spawn(run(rx, store.clone(), Arc::default()));
         let now = SystemTime::now();
         tx.send(event(BootStage::OtherDhcp, now)).await.unwrap();
         // Its own batch: wait until the writer has taken it.
@@ -229,7 +298,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         let (tx, rx) = mpsc::channel(64);
-        let writer = tokio::spawn(run(rx, store.clone()));
+        let writer = tokio::spawn(run(rx, store.clone(), Arc::default()));
         let send = |i: usize| {
             let mut e = event(BootStage::Dhcp, SystemTime::now());
             e.detail = format!("event {i}");
@@ -263,6 +332,45 @@ mod tests {
         writer.await.unwrap();
         let expected: Vec<String> = (0..32).map(|i| format!("event {i}")).collect();
         assert_eq!(details_on_disk(dir.path()), expected, "flushed at the end");
+    }
+
+    /// A flood of new MACs: the first NEW_MACHINES_BURST (and what the budget earns while the
+    /// flood lasts) get records; the rest are counted, not kept; a known machine's events are
+    /// all kept.
+    #[tokio::test]
+    async fn new_machines_past_the_budget_are_counted_and_not_kept() {
+        let store = Store::in_memory().unwrap();
+        let counters = Arc::new(BootCounters::default());
+        let (tx, rx) = mpsc::channel(4096);
+        let writer = tokio::spawn(run(rx, store.clone(), counters.clone()));
+        let start = Instant::now();
+        const FLOOD: u32 = NEW_MACHINES_BURST + 500;
+        for i in 0..FLOOD {
+            let [a, b, c, d] = i.to_be_bytes();
+            let mut e = event(BootStage::Dhcp, SystemTime::now());
+            e.mac = Some(MacAddr([0x02, a, b, c, d, 1]));
+            tx.send(e).await.unwrap();
+            // The known machine, every tenth event.
+            if i % 10 == 0 {
+                tx.send(event(BootStage::Dhcp, SystemTime::now()))
+                    .await
+                    .unwrap();
+            }
+        }
+        drop(tx);
+        writer.await.unwrap();
+        let took = start.elapsed().as_secs_f64();
+        let machines = store.machines().unwrap().len();
+        let earned = (took * f64::from(NEW_MACHINES_PER_SECOND)).ceil() as usize;
+        let burst = NEW_MACHINES_BURST as usize;
+        assert!(
+            (burst + 1..=burst + 1 + earned).contains(&machines),
+            "{machines} machines in {took:.2} s"
+        );
+        assert_eq!(store.events_for(CLIENT, 1000).unwrap().len(), 150);
+        let refused = FLOOD as usize + 1 - machines;
+        assert_eq!(counters.snapshot().not_recorded, refused as u64);
+        assert_eq!(store.event_count().unwrap(), 150 + machines as u64 - 1);
     }
 
     #[test]

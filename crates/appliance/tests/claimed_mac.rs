@@ -75,7 +75,11 @@ impl Lan {
             "http://10.77.0.1".into(),
         );
         let (tx, rx) = tokio::sync::mpsc::channel(64);
-        let writer = tokio::spawn(flakeboot_appliance::events::run(rx, store.clone()));
+        let writer = tokio::spawn(flakeboot_appliance::events::run(
+            rx,
+            store.clone(),
+            Default::default(),
+        ));
         Lan {
             policy: Arc::new(BootPolicy::new(state, tx)),
             stats: Arc::new(HttpBootStats::default()),

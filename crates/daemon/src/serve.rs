@@ -147,7 +147,7 @@ async fn serve(file_config: Config, config_file: &std::path::Path) -> anyhow::Re
         .with_store(store.clone())
         .with_boot_counters(metrics.boots.clone()),
     );
-    let writer = tokio::spawn(events::run(events_rx, store.clone()));
+    let writer = tokio::spawn(events::run(events_rx, store.clone(), metrics.boots.clone()));
     // The machines' log lines: the receiver (beside the boot services) -> one writer task.
     let (logs_tx, logs_rx) = mpsc::channel(flakeboot_appliance::logs::QUEUE);
     tokio::spawn(flakeboot_appliance::logs::run(

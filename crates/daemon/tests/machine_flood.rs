@@ -207,3 +207,71 @@ fn a_mac_flood_over_http_makes_no_machine_and_only_dhcp_does() {
         daemon.tail(30)
     );
 }
+
+/// A DHCP flood of new MACs (perfdhcp: PXE DISCOVERs from 3,000 simulated clients at 2,000 a
+/// second): every one is answered, but machine records are made within the boot event
+/// writer's budget (1,000 at once, 100 a second after), the rest counted and warned about.
+/// Then a real machine's DISCOVER, once the budget has room, makes its record.
+#[test]
+fn a_dhcp_flood_of_new_macs_makes_records_within_the_budget() {
+    let perfdhcp = require_tool("perfdhcp");
+    let lan = Lan::new();
+    lan.client().addr("eth0", "10.77.0.50/24").unwrap();
+    let config = lan.write_config("[dhcp]\nmode = \"proxy\"");
+    let mut daemon = lan.start(&config);
+
+    const CLIENTS: u64 = 3_000;
+    let hex: String = b"PXEClient:Arch:00000:UNDI:002001"
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let started = Instant::now();
+    let output = lan
+        .client()
+        .command(&perfdhcp)
+        .args(["-4", "-l", "eth0", "-i", "-r", "2000", "-n"])
+        .arg(CLIENTS.to_string())
+        .args(["-R"])
+        .arg(CLIENTS.to_string())
+        .args(["-o", &format!("60,{hex}"), "-o", "93,0000"])
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    let received = report
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("received packets:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("no received count in perfdhcp's report:\n{report}"));
+    // Answered, every one (perfdhcp may leave before the very last offer).
+    assert!(received + 1 >= CLIENTS, "{report}");
+
+    let log = daemon.log_path().to_owned();
+    wait_until(&mut daemon, "the budget's warning", || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("past the budget of 100 new machines a second")
+    });
+    let machines = machine_macs(&lan).len() as f64;
+    let earned = 100.0 * started.elapsed().as_secs_f64();
+    eprintln!("{received} offers to {CLIENTS} new MACs; {machines} machine records");
+    assert!(
+        (1_000.0..=1_000.0 + earned + 1.0).contains(&machines),
+        "{machines} machine records from {CLIENTS} new MACs, {earned:.0} earned after the burst"
+    );
+
+    // The flood is over: a real machine's first DISCOVER makes its record.
+    let on_the_wire = [0x52, 0x54, 0x00, 0xfb, 0x00, 0x43];
+    std::thread::sleep(Duration::from_millis(50));
+    let offer = pxe_discover(lan.client(), on_the_wire).expect("no proxy offer");
+    assert_eq!(offer.message_type, OFFER);
+    wait_until(&mut daemon, "the real machine's record", || {
+        machine_macs(&lan).iter().any(|m| m == "52:54:00:fb:00:43")
+    });
+
+    let status = daemon.stop().unwrap();
+    assert!(
+        status.success(),
+        "daemon exit: {status}\n{}",
+        daemon.tail(30)
+    );
+}

@@ -7,6 +7,8 @@
 
 use std::time::{Duration, Instant};
 
+use super::bucket::TokenBucket;
+
 /// Lines logged at once after a quiet spell.
 pub const BURST: u32 = 1_000;
 /// Lines a second after the burst.
@@ -14,12 +16,10 @@ pub const PER_SECOND: u32 = 200;
 /// Least time between two reports of lines left out.
 const REPORT_EVERY: Duration = Duration::from_secs(1);
 
-/// A token bucket of log lines (time is a parameter).
+/// The `boot event` lines' bucket, and the count of those left out.
 #[derive(Debug)]
 pub struct LogBudget {
-    /// Lines that may be logged now, in thousandths of a line.
-    milli_tokens: u64,
-    refilled: Instant,
+    lines: TokenBucket,
     /// Lines left out since the last report.
     skipped: u64,
     reported: Instant,
@@ -29,8 +29,7 @@ impl LogBudget {
     /// A full bucket at `now`.
     pub fn new(now: Instant) -> Self {
         LogBudget {
-            milli_tokens: u64::from(BURST) * 1_000,
-            refilled: now,
+            lines: TokenBucket::new(BURST, PER_SECOND, now),
             skipped: 0,
             reported: now,
         }
@@ -38,22 +37,8 @@ impl LogBudget {
 
     /// Whether one more line may be logged at `now` (if not, it is counted as left out).
     pub fn allow(&mut self, now: Instant) -> bool {
-        let elapsed = now.saturating_duration_since(self.refilled);
-        let earned = elapsed
-            .as_micros()
-            .saturating_mul(u128::from(PER_SECOND))
-            .checked_div(1_000)
-            .and_then(|m| u64::try_from(m).ok())
-            .unwrap_or(u64::MAX);
-        if earned > 0 {
-            self.milli_tokens = self
-                .milli_tokens
-                .saturating_add(earned)
-                .min(u64::from(BURST) * 1_000);
-            self.refilled = now;
-        }
-        if self.milli_tokens >= 1_000 {
-            self.milli_tokens -= 1_000;
+        if self.lines.available(now) >= 1 {
+            self.lines.take(1);
             true
         } else {
             self.skipped = self.skipped.saturating_add(1);

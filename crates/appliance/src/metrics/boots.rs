@@ -31,6 +31,8 @@ struct Inner {
     /// Each booting machine's first DHCP exchange of this boot.
     booting: HashMap<MacAddr, SystemTime>,
     durations: Durations,
+    /// Events the timeline did not keep (their MAC a new machine past the writer's budget).
+    not_recorded: u64,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -51,6 +53,9 @@ pub struct BootsSnapshot {
     pub durations_cumulative: [u64; DURATION_BUCKETS.len()],
     pub durations_count: u64,
     pub durations_sum: f64,
+    /// Events the timeline did not keep: their MAC was a new machine past the boot event
+    /// writer's budget of new machines.
+    pub not_recorded: u64,
 }
 
 fn outcome_str(o: Outcome) -> &'static str {
@@ -107,6 +112,13 @@ impl BootCounters {
     }
 
     /// The current values.
+    /// Count events the timeline did not keep.
+    pub fn not_recorded(&self, events: u64) {
+        if let Ok(mut inner) = self.inner.lock() {
+            inner.not_recorded = inner.not_recorded.saturating_add(events);
+        }
+    }
+
     pub fn snapshot(&self) -> BootsSnapshot {
         let Ok(inner) = self.inner.lock() else {
             return BootsSnapshot::default();
@@ -123,6 +135,7 @@ impl BootCounters {
             durations_cumulative: cumulative,
             durations_count: inner.durations.count,
             durations_sum: inner.durations.sum,
+            not_recorded: inner.not_recorded,
         }
     }
 }

@@ -363,6 +363,12 @@ fn boots(e: &mut Exposition, b: &BootsSnapshot) {
         "Bytes of boot files sent over TFTP and HTTP, by stage.",
         &bytes,
     );
+    e.family(
+        "flakeboot_boot_events_not_recorded_total",
+        Kind::Counter,
+        "Boot events the timeline did not keep: their MAC was a new machine past the budget of new machine records (a flood of new MACs); counted in flakeboot_boot_events_total too.",
+        &[(&[], n(b.not_recorded))],
+    );
     e.histogram(
         "flakeboot_boot_duration_seconds",
         "Boots that reported up: from the machine's first DHCP exchange to its system's report.",
