@@ -67,7 +67,9 @@ impl Knobs {
             http_seconds: 10,
             dhcp_seconds: 10,
             dhcp_rates: vec![100, 250, 500, 1000, 1500, 2000, 3000, 4000, 6000, 8000],
-            proxy_rates: vec![1000, 2000, 4000, 8000, 12000, 16000, 24000],
+            proxy_rates: vec![
+                1000, 2000, 4000, 8000, 12000, 16000, 24000, 32000, 40000, 48000,
+            ],
             dhcp_latency_rate: 1000,
             proxy_cpu_rate: 12_000,
             dhcp_clients: 50_000,
