@@ -11,6 +11,7 @@ mod firmware_cmd;
 mod inspect;
 mod known_hosts;
 mod logging;
+mod malloc;
 mod progress;
 mod serve;
 mod tables;
@@ -44,6 +45,7 @@ fn main() -> ExitCode {
 fn run_local(command: Command, remote: &cli::RemoteArgs) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => {
+            malloc::limit_arenas();
             logging::init(args.log_format);
             serve::run(args)
         }
