@@ -34,7 +34,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use flakeboot_catalogue::BootEvent;
-use flakeboot_store::{RecordedEvents, Store};
+use flakeboot_store::{Admission, RecordedEvents, Store};
 use tokio::sync::mpsc;
 
 use crate::metrics::BootCounters;
@@ -58,6 +58,10 @@ const HELD: usize = 128;
 pub const NEW_MACHINES_BURST: u32 = 1_000;
 /// New machine records a second after the burst.
 pub const NEW_MACHINES_PER_SECOND: u32 = 100;
+/// Events of no machine kept at once after a quiet spell (the store keeps this many of them).
+pub const UNATTRIBUTED_BURST: u32 = 1_000;
+/// Events of no machine kept a second after the burst.
+pub const UNATTRIBUTED_PER_SECOND: u32 = 200;
 /// Least time between two warnings about new machines past the budget.
 const REFUSED_REPORT_EVERY: Duration = Duration::from_secs(10);
 
@@ -129,9 +133,9 @@ pub async fn run(mut rx: mpsc::Receiver<BootEvent>, store: Store, counters: Arc<
         let mut events = held.take(SystemTime::now());
         events.append(&mut batch);
         let flush = last_flush.elapsed() >= FLUSH_EVERY;
-        let max_new = usize::try_from(refused.machines.available(now)).unwrap_or(usize::MAX);
+        let admission = refused.admission(now);
         let stored = store_blocking(&store, move |store| {
-            store.record_events_within(&events, flush, max_new)
+            store.record_events_within(&events, flush, admission)
         })
         .await;
         if let Some(recorded) = stored {
@@ -167,11 +171,14 @@ async fn store_blocking<T: Send + 'static>(
     }
 }
 
-/// The budget of new machine records, and the count of those refused since the last warning.
+/// The budgets of new machine records and of events of no machine, and the counts of what
+/// they refused since the last warning.
 #[derive(Debug)]
 struct Refused {
     machines: TokenBucket,
-    since_report: (u64, u64),
+    unattributed: TokenBucket,
+    /// New MACs refused, their events, and events of no machine refused.
+    since_report: (u64, u64, u64),
     /// The last warning (none yet: the first refusal warns at once).
     reported: Option<Instant>,
 }
@@ -180,24 +187,40 @@ impl Refused {
     fn new(now: Instant) -> Self {
         Refused {
             machines: TokenBucket::new(NEW_MACHINES_BURST, NEW_MACHINES_PER_SECOND, now),
-            since_report: (0, 0),
+            unattributed: TokenBucket::new(UNATTRIBUTED_BURST, UNATTRIBUTED_PER_SECOND, now),
+            since_report: (0, 0, 0),
             reported: None,
         }
     }
 
-    /// Spends the batch's new records, counts what it refused, and warns at most every
+    /// What the next batch may keep, at `now`.
+    fn admission(&mut self, now: Instant) -> Admission {
+        let size = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+        Admission {
+            new_machines: size(self.machines.available(now)),
+            unattributed: size(self.unattributed.available(now)),
+        }
+    }
+
+    /// Spends what the batch kept, counts what it refused, and warns at most every
     /// [`REFUSED_REPORT_EVERY`].
     fn count(&mut self, recorded: &RecordedEvents, counters: &BootCounters, now: Instant) {
         let as_u64 = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
         self.machines.take(as_u64(recorded.new_machines));
-        counters.not_recorded(as_u64(recorded.refused_events));
-        let (machines, events) = &mut self.since_report;
+        self.unattributed.take(as_u64(recorded.unattributed));
+        counters.not_recorded("new_machine", as_u64(recorded.refused_events));
+        counters.not_recorded("no_machine", as_u64(recorded.refused_unattributed));
+        let (machines, events, nobodys) = &mut self.since_report;
         *machines = machines.saturating_add(as_u64(recorded.refused_machines));
         *events = events.saturating_add(as_u64(recorded.refused_events));
+        *nobodys = nobodys.saturating_add(as_u64(recorded.refused_unattributed));
         let due = self
             .reported
             .is_none_or(|last| now.saturating_duration_since(last) >= REFUSED_REPORT_EVERY);
-        if *machines > 0 && due {
+        if !due {
+            return;
+        }
+        if *machines > 0 {
             tracing::warn!(
                 machines = *machines,
                 events = *events,
@@ -205,7 +228,17 @@ impl Refused {
                  (a flood of invented MACs?): answered, but no record made and their boot \
                  events not kept"
             );
-            self.since_report = (0, 0);
+        }
+        if *nobodys > 0 {
+            tracing::warn!(
+                events = *nobodys,
+                "boot events of no machine past the budget of {UNATTRIBUTED_PER_SECOND} a \
+                 second (requests from addresses no DHCP exchange gave a machine): served, \
+                 but not kept"
+            );
+        }
+        if *machines > 0 || *nobodys > 0 {
+            self.since_report = (0, 0, 0);
             self.reported = Some(now);
         }
     }
@@ -369,8 +402,40 @@ mod tests {
         );
         assert_eq!(store.events_for(CLIENT, 1000).unwrap().len(), 150);
         let refused = FLOOD as usize + 1 - machines;
-        assert_eq!(counters.snapshot().not_recorded, refused as u64);
+        assert_eq!(
+            counters.snapshot().not_recorded.get("new_machine").copied(),
+            Some(refused as u64)
+        );
         assert_eq!(store.event_count().unwrap(), 150 + machines as u64 - 1);
+    }
+
+    /// A flood of requests from addresses no machine holds (events of no MAC): the burst and
+    /// what the budget earns are kept, the rest counted.
+    #[tokio::test]
+    async fn events_of_no_machine_past_the_budget_are_counted_and_not_kept() {
+        let store = Store::in_memory().unwrap();
+        let counters = Arc::new(BootCounters::default());
+        let (tx, rx) = mpsc::channel(4096);
+        let writer = tokio::spawn(run(rx, store.clone(), counters.clone()));
+        let start = Instant::now();
+        const FLOOD: u32 = UNATTRIBUTED_BURST + 500;
+        for _ in 0..FLOOD {
+            let mut e = event(BootStage::Initrd, SystemTime::now());
+            e.mac = None;
+            tx.send(e).await.unwrap();
+        }
+        drop(tx);
+        writer.await.unwrap();
+        let earned = (start.elapsed().as_secs_f64() * f64::from(UNATTRIBUTED_PER_SECOND)).ceil();
+        let refused = counters.snapshot().not_recorded.get("no_machine").copied();
+        let refused = refused.unwrap_or_default() as f64;
+        assert!(
+            (500.0 - earned..=500.0).contains(&refused),
+            "{refused} refused, {earned} earned"
+        );
+        // The store's own ring of them keeps the newest 1,000 of those kept.
+        let kept = (f64::from(FLOOD) - refused).min(1_000.0);
+        assert_eq!(store.event_count().unwrap() as f64, kept);
     }
 
     #[test]

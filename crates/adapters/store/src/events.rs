@@ -161,6 +161,26 @@ fn event_mac(bytes: &[u8]) -> Option<MacAddr> {
         .and_then(|e| e.mac)
 }
 
+/// How much of a batch [`Store::record_events_within`] may keep: the caller's budgets, so a
+/// flood a stranger makes (invented MACs, requests from addresses no machine holds) costs the
+/// store a lookup per event, not records and events made and dropped again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Admission {
+    /// Most machine records made: the new MACs past it (in the order the batch shows them)
+    /// get none, and none of their events are kept.
+    pub new_machines: usize,
+    /// Most events of no machine kept (no MAC, or a MAC with no record); the rest are not.
+    pub unattributed: usize,
+}
+
+impl Admission {
+    /// No budget: every event as [`Store::record_events`] keeps it.
+    pub const ALL: Admission = Admission {
+        new_machines: usize::MAX,
+        unattributed: usize::MAX,
+    };
+}
+
 /// What one batch of boot events did ([`Store::record_events_within`]).
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct RecordedEvents {
@@ -172,6 +192,10 @@ pub struct RecordedEvents {
     pub refused_machines: usize,
     /// Their events, not kept.
     pub refused_events: usize,
+    /// Events of no machine kept.
+    pub unattributed: usize,
+    /// Events of no machine past the batch's budget, not kept.
+    pub refused_unattributed: usize,
 }
 
 impl Store {
@@ -190,7 +214,9 @@ impl Store {
     /// client's DISCOVER before this appliance's own DHCP event made its record, and the caller
     /// may offer them again with a later batch ([`crate::Store`] never holds them).
     pub fn record_events(&self, events: &[BootEvent]) -> Result<Vec<BootEvent>, StoreError> {
-        Ok(self.record_events_within(events, true, usize::MAX)?.unknown)
+        Ok(self
+            .record_events_within(events, true, Admission::ALL)?
+            .unknown)
     }
 
     /// [`Store::record_events`] in a commit that does not flush: the events are read back at
@@ -203,19 +229,18 @@ impl Store {
         events: &[BootEvent],
     ) -> Result<Vec<BootEvent>, StoreError> {
         Ok(self
-            .record_events_within(events, false, usize::MAX)?
+            .record_events_within(events, false, Admission::ALL)?
             .unknown)
     }
 
-    /// [`Store::record_events`] (`flush`) or [`Store::record_events_unflushed`], making at most
-    /// `max_new` machine records: the new MACs past it (in the order the batch shows them) get
-    /// none, and none of their events are kept (the caller's budget of new machines, so a
-    /// flood of invented MACs costs the store a lookup each, not a record and its events).
+    /// [`Store::record_events`] (`flush`) or [`Store::record_events_unflushed`], keeping what
+    /// `admission` allows: at most that many new machine records (the new MACs past it get
+    /// none, and none of their events are kept) and events of no machine.
     pub fn record_events_within(
         &self,
         events: &[BootEvent],
         flush: bool,
-        max_new: usize,
+        admission: Admission,
     ) -> Result<RecordedEvents, StoreError> {
         let mut recorded = RecordedEvents::default();
         if events.is_empty() {
@@ -238,7 +263,7 @@ impl Store {
                 &mut tables,
                 events,
                 self,
-                max_new,
+                admission.new_machines,
                 &mut records,
             )?;
             recorded.new_machines = admitted.made;
@@ -248,26 +273,33 @@ impl Store {
                 None => 0,
             };
             let mut touched = BTreeSet::new();
+            let mut unattributed_left = admission.unattributed;
             for event in events {
                 let mac = event.mac.filter(MacAddr::is_station);
                 if mac.is_some_and(|m| admitted.refused.contains(&m)) {
                     recorded.refused_events += 1;
                     continue;
                 }
-                if event.stage == BootStage::OtherDhcp {
-                    let known = match mac {
-                        Some(m) => records.known(&machines, m, event.at)?,
-                        None => false,
-                    };
-                    if !known {
-                        // Another server's reply to a machine this appliance does not know (a
-                        // phone, a forged packet, or one whose own DHCP event is still on its
-                        // way): not kept, so such packets cannot fill it.
-                        if mac.is_some() {
-                            recorded.unknown.push(event.clone());
-                        }
+                let known = match mac {
+                    Some(m) => records.known(&machines, m, event.at)?,
+                    None => false,
+                };
+                if event.stage == BootStage::OtherDhcp && !known {
+                    // Another server's reply to a machine this appliance does not know (a
+                    // phone, a forged packet, or one whose own DHCP event is still on its way):
+                    // not kept, so such packets cannot fill it.
+                    if mac.is_some() {
+                        recorded.unknown.push(event.clone());
+                    }
+                    continue;
+                }
+                if !known {
+                    if unattributed_left == 0 {
+                        recorded.refused_unattributed += 1;
                         continue;
                     }
+                    unattributed_left -= 1;
+                    recorded.unattributed += 1;
                 }
                 let bytes = if mac.is_none() && event.mac.is_some() {
                     let mut anonymous = event.clone();
@@ -277,15 +309,12 @@ impl Store {
                     encode(TABLE, event)?
                 };
                 tables.events.insert(seq, bytes.as_slice())?;
-                let attributed = match mac {
-                    Some(mac) => {
-                        tables.index.insert((mac_key(mac), seq), ())?;
-                        touched.insert(mac);
-                        records.observe(&machines, mac, event)?
-                    }
-                    None => false,
-                };
-                if !attributed {
+                if let Some(mac) = mac {
+                    tables.index.insert((mac_key(mac), seq), ())?;
+                    touched.insert(mac);
+                    records.observe(&machines, mac, event)?;
+                }
+                if !known {
                     tables.unattributed.insert(seq, ())?;
                 }
                 seq = seq.saturating_add(1);
@@ -556,7 +585,13 @@ mod tests {
         batch.push(named(BootStage::Dhcp, Some(MACS[0]), 5));
         batch.push(named(BootStage::Tftp, Some(strangers[3]), 6));
         batch.push(named(BootStage::Tftp, None, 7));
-        let recorded = store.record_events_within(&batch, false, 2).unwrap();
+        let admission = Admission {
+            new_machines: 2,
+            unattributed: 5,
+        };
+        let recorded = store
+            .record_events_within(&batch, false, admission)
+            .unwrap();
         assert_eq!(
             recorded,
             RecordedEvents {
@@ -564,6 +599,8 @@ mod tests {
                 new_machines: 2,
                 refused_machines: 2,
                 refused_events: 3,
+                unattributed: 1,
+                refused_unattributed: 0,
             }
         );
         let mut macs: Vec<MacAddr> = store.machines().unwrap().iter().map(|m| m.mac).collect();
@@ -580,10 +617,50 @@ mod tests {
         );
         // A later batch with room makes the refused MAC's record.
         let recorded = store
-            .record_events_within(&[named(BootStage::Dhcp, Some(strangers[2]), 8)], true, 1)
+            .record_events_within(
+                &[named(BootStage::Dhcp, Some(strangers[2]), 8)],
+                true,
+                Admission {
+                    new_machines: 1,
+                    unattributed: 0,
+                },
+            )
             .unwrap();
         assert_eq!((recorded.new_machines, recorded.refused_events), (1, 0));
         assert!(store.machine(strangers[2]).unwrap().is_some());
+    }
+
+    /// Past the batch's budget of events of no machine, the rest of them (no MAC, or a MAC
+    /// with no record) are counted, not kept; a machine's events are kept whatever the budget.
+    #[test]
+    fn events_of_no_machine_past_the_batchs_budget_are_counted_not_kept() {
+        let store = Store::in_memory().unwrap();
+        store
+            .record_events(&[named(BootStage::Dhcp, Some(MACS[0]), 0)])
+            .unwrap();
+        let stranger = MacAddr([0x02, 0xdd, 0, 0, 0, 1]);
+        let batch = [
+            named(BootStage::Initrd, None, 1),
+            named(BootStage::Initrd, Some(stranger), 2),
+            named(BootStage::Initrd, Some(MACS[0]), 3),
+            named(BootStage::Initrd, None, 4),
+            named(BootStage::Initrd, Some(stranger), 5),
+        ];
+        let admission = Admission {
+            new_machines: usize::MAX,
+            unattributed: 2,
+        };
+        let recorded = store.record_events_within(&batch, true, admission).unwrap();
+        assert_eq!(
+            (recorded.unattributed, recorded.refused_unattributed),
+            (2, 2)
+        );
+        assert_eq!(
+            details(&store.recent_events(10).unwrap()),
+            ["event 0", "event 1", "event 2", "event 3"]
+        );
+        assert_eq!(unattributed(&store).len(), 2);
+        assert_eq!(store.events_for(stranger, 10).unwrap().len(), 1);
     }
 
     /// Another server's reply is kept for a machine the store has, in that machine's events,

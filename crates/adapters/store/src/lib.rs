@@ -39,7 +39,7 @@ mod vpn;
 pub use audit::*;
 pub use builds::*;
 pub use error::StoreError;
-pub use events::RecordedEvents;
+pub use events::{Admission, RecordedEvents};
 pub use follow::*;
 pub use generations::*;
 pub use lease_log::journal::JOURNAL_FILE;

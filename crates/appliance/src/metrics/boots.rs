@@ -31,8 +31,8 @@ struct Inner {
     /// Each booting machine's first DHCP exchange of this boot.
     booting: HashMap<MacAddr, SystemTime>,
     durations: Durations,
-    /// Events the timeline did not keep (their MAC a new machine past the writer's budget).
-    not_recorded: u64,
+    /// Events the timeline did not keep, by reason (the writer's budgets).
+    not_recorded: BTreeMap<&'static str, u64>,
 }
 
 #[derive(Debug, Default, Clone, Copy, PartialEq)]
@@ -53,9 +53,10 @@ pub struct BootsSnapshot {
     pub durations_cumulative: [u64; DURATION_BUCKETS.len()],
     pub durations_count: u64,
     pub durations_sum: f64,
-    /// Events the timeline did not keep: their MAC was a new machine past the boot event
-    /// writer's budget of new machines.
-    pub not_recorded: u64,
+    /// Events the timeline did not keep, by reason: `new_machine` (their MAC was a new machine
+    /// past the boot event writer's budget of new machines), `no_machine` (events of no machine
+    /// past its budget of those).
+    pub not_recorded: BTreeMap<&'static str, u64>,
 }
 
 fn outcome_str(o: Outcome) -> &'static str {
@@ -112,10 +113,14 @@ impl BootCounters {
     }
 
     /// The current values.
-    /// Count events the timeline did not keep.
-    pub fn not_recorded(&self, events: u64) {
+    /// Count events the timeline did not keep, and why (`new_machine`, `no_machine`).
+    pub fn not_recorded(&self, reason: &'static str, events: u64) {
+        if events == 0 {
+            return;
+        }
         if let Ok(mut inner) = self.inner.lock() {
-            inner.not_recorded = inner.not_recorded.saturating_add(events);
+            let count = inner.not_recorded.entry(reason).or_default();
+            *count = count.saturating_add(events);
         }
     }
 
@@ -135,7 +140,7 @@ impl BootCounters {
             durations_cumulative: cumulative,
             durations_count: inner.durations.count,
             durations_sum: inner.durations.sum,
-            not_recorded: inner.not_recorded,
+            not_recorded: inner.not_recorded.clone(),
         }
     }
 }

@@ -363,11 +363,22 @@ fn boots(e: &mut Exposition, b: &BootsSnapshot) {
         "Bytes of boot files sent over TFTP and HTTP, by stage.",
         &bytes,
     );
+    let not_recorded: Vec<([(&str, &str); 1], f64)> = ["new_machine", "no_machine"]
+        .iter()
+        .map(|r| {
+            let v = b.not_recorded.get(r).copied().unwrap_or_default();
+            ([("reason", *r)], n(v))
+        })
+        .collect();
+    let not_recorded: Vec<(Labels<'_>, f64)> = not_recorded
+        .iter()
+        .map(|(l, v)| (l.as_slice(), *v))
+        .collect();
     e.family(
         "flakeboot_boot_events_not_recorded_total",
         Kind::Counter,
-        "Boot events the timeline did not keep: their MAC was a new machine past the budget of new machine records (a flood of new MACs); counted in flakeboot_boot_events_total too.",
-        &[(&[], n(b.not_recorded))],
+        "Boot events the timeline did not keep, by reason: new_machine (their MAC a new machine past the budget of new machine records), no_machine (events of no machine past their budget); counted in flakeboot_boot_events_total too.",
+        &not_recorded,
     );
     e.histogram(
         "flakeboot_boot_duration_seconds",
