@@ -20,7 +20,10 @@
 //! (`flakeboot_boot_events_not_recorded_total`), and a warning every ten seconds says how
 //! many. A MAC refused once gets its record with a later DHCP exchange once the budget has
 //! room (a PXE client asks again within seconds); known machines are never refused. The
-//! budget is far above what a LAN's machines need: a thousand powered on at once.
+//! budget is far above what a LAN's machines need: a thousand powered on at once. Events of no
+//! machine (requests from an address no DHCP exchange gave a machine) have a budget of their
+//! own ([`UNATTRIBUTED_BURST`], [`UNATTRIBUTED_PER_SECOND`]; the store keeps the newest 1,000 of
+//! them anyway): a Range flood made one per request, inserted and trimmed out again at once.
 //!
 //! Another DHCP server's reply to a client can arrive before this appliance's own DHCP event
 //! for that client has made its machine record (both answer the same DISCOVER; the other
@@ -62,12 +65,12 @@ pub const NEW_MACHINES_PER_SECOND: u32 = 100;
 pub const UNATTRIBUTED_BURST: u32 = 1_000;
 /// Events of no machine kept a second after the burst.
 pub const UNATTRIBUTED_PER_SECOND: u32 = 200;
-/// Least time between two warnings about new machines past the budget.
+/// Least time between two warnings about what the budgets refused.
 const REFUSED_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// Runs until every sender is gone (the daemon drops its catalogue at shutdown), so the last
-/// events are stored and flushed before the process exits. Events not kept (new machines past
-/// the budget) are counted in `counters`.
+/// events are stored and flushed before the process exits. Events not kept (past the budgets of
+/// new machines and of events of no machine) are counted in `counters`.
 pub async fn run(mut rx: mpsc::Receiver<BootEvent>, store: Store, counters: Arc<BootCounters>) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut held = Held::default();

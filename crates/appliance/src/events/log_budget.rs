@@ -1,6 +1,6 @@
 //! How many `boot event` lines the log gets: every one up to a burst, then a steady rate, and
-//! once a second a count of those left out. The timeline in the store keeps every event; the
-//! log is for a person reading along (and for the journal, which itself drops lines past
+//! once a second a count of those left out. The timeline in the store keeps the events (within
+//! the writer's own budgets, see [`super`]); the log is for a person reading along (and for the journal, which itself drops lines past
 //! 10,000 in 30 s per service by default). A flood of DHCP packets (a stranger inventing MACs)
 //! would otherwise cost a formatted line and a write for each, about a tenth of the daemon's
 //! CPU in proxy mode.

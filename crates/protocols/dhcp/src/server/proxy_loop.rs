@@ -232,19 +232,19 @@ pub(crate) async fn run(
         receive(&socket, port, &cfg, catalogue.as_ref(), &stats, &flag);
     });
     tokio::select! {
-        joined = &mut thread => return ended(joined),
+        joined = &mut thread => return ended(joined, local_port),
         () = shutdown.cancelled() => {}
     }
     drop(stop);
-    ended(thread.await)
+    ended(thread.await, local_port)
 }
 
 /// The thread's end: a panic is logged and ends the server like a failed socket.
-fn ended(joined: Result<(), tokio::task::JoinError>) -> Result<(), DhcpError> {
+fn ended(joined: Result<(), tokio::task::JoinError>, port: u16) -> Result<(), DhcpError> {
     joined.map_err(|e| {
-        tracing::error!(error = %e, "DHCP receive thread failed");
+        tracing::error!(port, error = %e, "DHCP receive thread failed");
         DhcpError::Socket {
-            port: 0,
+            port,
             source: std::io::Error::other(e.to_string()),
         }
     })
