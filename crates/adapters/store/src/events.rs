@@ -188,7 +188,7 @@ pub struct RecordedEvents {
     pub unknown: Vec<BootEvent>,
     /// Machine records made.
     pub new_machines: usize,
-    /// New MACs past the batch's `max_new`: no record made.
+    /// New MACs past the batch's [`Admission::new_machines`]: no record made.
     pub refused_machines: usize,
     /// Their events, not kept.
     pub refused_events: usize,
@@ -273,7 +273,6 @@ impl Store {
                 None => 0,
             };
             let mut touched = BTreeSet::new();
-            let mut unattributed_left = admission.unattributed;
             for event in events {
                 let mac = event.mac.filter(MacAddr::is_station);
                 if mac.is_some_and(|m| admitted.refused.contains(&m)) {
@@ -294,11 +293,10 @@ impl Store {
                     continue;
                 }
                 if !known {
-                    if unattributed_left == 0 {
+                    if recorded.unattributed >= admission.unattributed {
                         recorded.refused_unattributed += 1;
                         continue;
                     }
-                    unattributed_left -= 1;
                     recorded.unattributed += 1;
                 }
                 let bytes = if mac.is_none() && event.mac.is_some() {
@@ -568,7 +566,7 @@ mod tests {
             .collect()
     }
 
-    /// Past the caller's `max_new`, a batch's further new MACs get no record and none of their
+    /// Past the caller's `Admission::new_machines`, a batch's further new MACs get no record and none of their
     /// events are kept; known machines and events of no MAC are kept as ever.
     #[test]
     fn new_machines_past_the_batchs_budget_are_counted_not_kept() {
