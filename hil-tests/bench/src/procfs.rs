@@ -28,16 +28,18 @@ pub fn parse_status(text: &str) -> Memory {
     }
 }
 
-/// `(ppid, utime + stime in clock ticks)` out of a /proc/PID/stat text. The command name (field
-/// 2) may hold spaces and parentheses, so fields are counted after its last `)`.
+/// `(ppid, CPU clock ticks)` out of a /proc/PID/stat text: utime + stime, and cutime + cstime,
+/// what its children that ended and were waited for used (tftp-hpa forks one per transfer).
+/// The command name (field 2) may hold spaces and parentheses, so fields are counted after its
+/// last `)`.
 pub fn parse_stat(text: &str) -> Option<(u32, u64)> {
     let rest = text.get(text.rfind(')')? + 1..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // After the name: state(3) ppid(4) ... utime(14) stime(15); index = field - 3.
+    // After the name: state(3) ppid(4) ... utime(14) stime(15) cutime(16) cstime(17);
+    // index = field - 3.
     let ppid = fields.get(1)?.parse().ok()?;
-    let utime: u64 = fields.get(11)?.parse().ok()?;
-    let stime: u64 = fields.get(12)?.parse().ok()?;
-    Some((ppid, utime + stime))
+    let ticks = |i: usize| -> Option<u64> { fields.get(i)?.parse().ok() };
+    Some((ppid, ticks(11)? + ticks(12)? + ticks(13)? + ticks(14)?))
 }
 
 /// The process and every descendant of it, by scanning /proc.
@@ -132,6 +134,9 @@ mod tests {
         // A real line, with a name that has a space and a parenthesis in it.
         let text = "4242 (nginx: wor) ker) S 4241 4241 4241 0 -1 4194624 120 0 0 0 37 12 0 0 20 0 1 0 1234 10000 300 18446744073709551615";
         assert_eq!(parse_stat(text), Some((4241, 49)));
+        // Children that ended count too (cutime 5, cstime 3).
+        let forked = text.replace(" 37 12 0 0 ", " 37 12 5 3 ");
+        assert_eq!(parse_stat(&forked), Some((4241, 57)));
         assert_eq!(parse_stat("1 (x) S"), None);
     }
 

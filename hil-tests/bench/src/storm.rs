@@ -69,8 +69,9 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
                 crate::http::url("nginx", "initrd"),
             )
         };
+        let cpu_before: f64 = group.iter().map(Server::cpu_seconds).sum();
         let start = Instant::now();
-        let results: Vec<Result<f64>> = std::thread::scope(|s| {
+        let results: Vec<Result<Phases>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..n)
                 .map(|i| {
                     let lan = &lan;
@@ -91,16 +92,18 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
                 .collect()
         });
         let total = start.elapsed().as_secs_f64();
-        let mut times = Vec::new();
+        let cpu = group.iter().map(Server::cpu_seconds).sum::<f64>() - cpu_before;
+        let mut phases = Vec::new();
         let mut first_error = None;
         for r in results {
             match r {
-                Ok(t) => times.push(t),
+                Ok(p) => phases.push(p),
                 Err(e) => {
                     first_error.get_or_insert(e.to_string());
                 }
             }
         }
+        let times: Vec<f64> = phases.iter().map(Phases::total).collect();
         let done = format!("{n} clients completed");
         c.add(&done, "clients", Better::Higher, name, times.len() as f64);
         if let Some(e) = first_error {
@@ -129,6 +132,22 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
             Better::Lower,
             name,
             percentile(&times, 99.0),
+        );
+        for (phase, secs) in Phases::NAMES.iter().zip(Phases::columns(&phases)) {
+            c.add(
+                &format!("{n} clients: p50 {phase} per client"),
+                "s",
+                Better::Lower,
+                name,
+                percentile(&secs, 50.0),
+            );
+        }
+        c.add(
+            "server CPU seconds in the storm",
+            "s",
+            Better::Lower,
+            name,
+            cpu,
         );
         let hwm: u64 = group.iter().map(|s| s.memory().hwm_kib).sum();
         c.add(
@@ -201,15 +220,33 @@ fn add_macvlans(lan: &TestLan, n: usize) -> Result<()> {
     Ok(())
 }
 
-/// DHCP, TFTP, script, initrd for client `i`; its total time in seconds.
+/// How long each step of one client's boot took, in seconds: where a storm's time goes.
+#[derive(Debug, Clone, Copy)]
+struct Phases([f64; 4]);
+
+impl Phases {
+    /// The steps, in the order a client takes them.
+    const NAMES: [&'static str; 4] = ["DHCP", "TFTP ipxe.efi", "HTTP script", "HTTP initrd"];
+
+    fn total(&self) -> f64 {
+        self.0.iter().sum()
+    }
+
+    /// Each step's times over all clients.
+    fn columns(all: &[Phases]) -> [Vec<f64>; 4] {
+        std::array::from_fn(|step| all.iter().filter_map(|p| p.0.get(step).copied()).collect())
+    }
+}
+
+/// DHCP, TFTP, script, initrd for client `i`; how long each took.
 fn one_client(
     ns: &Netns,
     i: usize,
     (script_url, initrd_url): &(String, String),
     ipxe_size: u64,
     initrd_size: u64,
-) -> Result<f64> {
-    let start = Instant::now();
+) -> Result<Phases> {
+    let mut lap = Lap(Instant::now());
     let iface = format!("mv{i}");
     let out = ns
         .command(require_tool("udhcpc"))
@@ -226,26 +263,42 @@ fn one_client(
             detail: log,
         });
     }
+    let dhcp = lap.next();
     curl(
         ns,
         &format!("tftp://{SERVER_IP}/ipxe.efi"),
         &["--tftp-blksize", "1468"],
         ipxe_size,
     )?;
-    let script = ns
+    let tftp = lap.next();
+    let reply = ns
         .command(require_tool("curl"))
         .args(["-s", "-S", "-f", "--max-time", "60", script_url])
         .stdin(Stdio::null())
         .output()
         .map_err(BenchError::io("running curl"))?;
-    if !script.status.success() || !script.stdout.starts_with(b"#!ipxe") {
+    if !reply.status.success() || !reply.stdout.starts_with(b"#!ipxe") {
         return Err(BenchError::Incomplete {
             what: format!("script {script_url}"),
-            detail: String::from_utf8_lossy(&script.stderr).into_owned(),
+            detail: String::from_utf8_lossy(&reply.stderr).into_owned(),
         });
     }
+    let script = lap.next();
     curl(ns, initrd_url, &[], initrd_size)?;
-    Ok(start.elapsed().as_secs_f64())
+    Ok(Phases([dhcp, tftp, script, lap.next()]))
+}
+
+/// A stopwatch read in laps.
+struct Lap(Instant);
+
+impl Lap {
+    /// Seconds since the last lap (or the start).
+    fn next(&mut self) -> f64 {
+        let now = Instant::now();
+        let secs = now.duration_since(self.0).as_secs_f64();
+        self.0 = now;
+        secs
+    }
 }
 
 #[cfg(test)]
@@ -258,5 +311,16 @@ mod tests {
         assert_eq!(client_mac(259), "02:fb:00:00:01:03");
         let all: std::collections::HashSet<String> = (0..1000).map(client_mac).collect();
         assert_eq!(all.len(), 1000);
+    }
+
+    #[test]
+    fn phases_split_by_step_and_add_up() {
+        let all = [Phases([1.0, 2.0, 0.5, 4.0]), Phases([3.0, 1.0, 0.25, 2.0])];
+        assert_eq!(all[0].total(), 7.5);
+        let [dhcp, tftp, script, initrd] = Phases::columns(&all);
+        assert_eq!(dhcp, [1.0, 3.0]);
+        assert_eq!(tftp, [2.0, 1.0]);
+        assert_eq!(script, [0.5, 0.25]);
+        assert_eq!(initrd, [4.0, 2.0]);
     }
 }
