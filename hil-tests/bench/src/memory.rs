@@ -83,9 +83,10 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
             name,
             mib_of(anon(&group)),
         );
-        let cpu = |g: &[Server]| g.iter().map(Server::cpu_seconds).sum::<f64>();
         let rate = k.dhcp_latency_rate;
-        let (r, spent) = perfdhcp::run_with_cpu(&lan, k, rate, false, &[], || cpu(&group));
+        let (r, spent) = perfdhcp::run_with_cpu(&lan, k, rate, false, &[], || {
+            Server::group_cpu_seconds(&group)
+        });
         let exchanges = r.map(|r| r.request_ack.map_or(0, |ra| ra.received) as f64);
         c.add_result(
             &format!("CPU seconds per 1,000 DORA at {rate}/s"),

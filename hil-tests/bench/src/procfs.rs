@@ -29,7 +29,8 @@ pub fn parse_status(text: &str) -> Memory {
 }
 
 /// `(ppid, CPU clock ticks)` out of a /proc/PID/stat text: utime + stime, and cutime + cstime,
-/// what its children that ended and were waited for used (tftp-hpa forks one per transfer).
+/// what its children that ended and were waited for used (a child nobody waits for, as
+/// tftp-hpa's per-transfer ones, is in neither).
 /// The command name (field 2) may hold spaces and parentheses, so fields are counted after its
 /// last `)`.
 pub fn parse_stat(text: &str) -> Option<(u32, u64)> {

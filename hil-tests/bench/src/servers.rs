@@ -38,6 +38,12 @@ impl Server {
         procfs::cpu_seconds(self.pid())
     }
 
+    /// CPU seconds used so far by a group of servers (dnsmasq and nginx together) and their
+    /// children.
+    pub fn group_cpu_seconds(group: &[Server]) -> f64 {
+        group.iter().map(Server::cpu_seconds).sum()
+    }
+
     /// The last lines of its log (for error messages).
     pub fn tail(&self, n: usize) -> String {
         self.proc.tail(n)

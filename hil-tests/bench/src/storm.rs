@@ -69,7 +69,7 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
                 crate::http::url("nginx", "initrd"),
             )
         };
-        let cpu_before: f64 = group.iter().map(Server::cpu_seconds).sum();
+        let cpu_before = Server::group_cpu_seconds(&group);
         let start = Instant::now();
         let results: Vec<Result<Phases>> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..n)
@@ -92,7 +92,7 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
                 .collect()
         });
         let total = start.elapsed().as_secs_f64();
-        let cpu = group.iter().map(Server::cpu_seconds).sum::<f64>() - cpu_before;
+        let cpu = Server::group_cpu_seconds(&group) - cpu_before;
         let mut phases = Vec::new();
         let mut first_error = None;
         for r in results {
