@@ -17,6 +17,10 @@ fi
 ./scripts/install-deps.sh
 
 echo "==> building flakeboot and flakeboot-bench (release)"
-cargo build --release --locked -p flakeboot -p flakeboot-bench
+# The daemon as the image builds it: built together with the bench, its dependencies' features
+# would differ, and so would the symbol names crates/daemon/startup-order.txt places.
+cargo build --release --locked -p flakeboot -p flakeboot-board
+cargo build --release --locked -p flakeboot-bench
+./scripts/startup-order.sh check ./target/release/flakeboot
 
 exec ./target/release/flakeboot-bench --flakeboot ./target/release/flakeboot "${@:-all}"
