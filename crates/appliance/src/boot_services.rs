@@ -579,7 +579,6 @@ async fn spawn_dhcp(ctx: &BootContext, cfg: DhcpServerConfig) -> Result<Running,
         ServerMode::Proxy => 0,
     };
     let dhcp = DhcpServer::bind(cfg)
-        .await
         .map_err(|e| bind_error(format!("binding the DHCP server on {interface}"))(&e))?
         .with_stats(ctx.metrics.dhcp.clone());
     ctx.metrics.set_pool_addresses(pool_addresses);

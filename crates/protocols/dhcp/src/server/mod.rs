@@ -13,7 +13,7 @@
 //! #   leases: std::sync::Arc<dyn flakeboot_dhcp::LeaseStore>)
 //! #   -> Result<(), flakeboot_dhcp::server::DhcpError> {
 //! let shutdown = tokio_util::sync::CancellationToken::new();
-//! let server = flakeboot_dhcp::server::DhcpServer::bind(cfg).await?;
+//! let server = flakeboot_dhcp::server::DhcpServer::bind(cfg)?;
 //! let stats = server.stats();
 //! server.run(catalogue, leases, shutdown.clone()).await?;
 //! # Ok(()) }
@@ -216,7 +216,7 @@ impl LeaseControl {
 
 impl DhcpServer {
     /// Bind the DHCP port and the PXE boot server port on the configured interface.
-    pub async fn bind(cfg: DhcpServerConfig) -> Result<DhcpServer, DhcpError> {
+    pub fn bind(cfg: DhcpServerConfig) -> Result<DhcpServer, DhcpError> {
         let bind = |ip, port| {
             socket::bind_std(&cfg.interface, ip, port).map_err(|source| DhcpError::Bind {
                 interface: cfg.interface.clone(),

@@ -69,7 +69,7 @@ impl Server {
                 rt.block_on(async move {
                     let started = async {
                         let store = Store::open(&state_dir).map_err(|e| e.to_string())?;
-                        let server = DhcpServer::bind(cfg).await.map_err(|e| e.to_string())?;
+                        let server = DhcpServer::bind(cfg).map_err(|e| e.to_string())?;
                         Ok::<_, String>((store, server))
                     };
                     let (store, server) = match started.await {
