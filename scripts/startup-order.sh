@@ -3,8 +3,8 @@
 #
 # The idle RSS is mostly code pages: start-up runs a few thousand functions spread over 12 MB of
 # code, and the kernel maps the cached pages 64 KiB around each page that faults
-# (fault-around). Placed together at the start of `.text`, in the order they first ran, those
-# functions map a few MiB instead (docs/benchmarks.md, "The start-up's code placed together").
+# (fault-around). Placed together at the start of `.text` (by the slice of the run they first
+# ran in, by name within a slice), those functions map a few MiB instead (docs/benchmarks.md, "The start-up's code placed together").
 # crates/daemon/build.rs hands crates/daemon/startup-order.txt to the linker (lld's
 # `--symbol-ordering-file`) for release builds; names it does not find are ignored, so a
 # stale file costs memory, never a failed build.
@@ -12,7 +12,8 @@
 #   scripts/startup-order.sh generate   run the release daemon under valgrind's callgrind
 #                                       (started, idle, then DHCP at 1,000/s: the bench's
 #                                       `memory` run) and rewrite startup-order.txt from the
-#                                       functions it ran, in the order they first ran
+#                                       functions it ran, by the slice of 20 million basic
+#                                       blocks they first ran in, by name within a slice
 #   scripts/startup-order.sh check BIN  fail if fewer than 90 % of the file's names are
 #                                       symbols of BIN (a toolchain or dependency update
 #                                       renames them: regenerate)

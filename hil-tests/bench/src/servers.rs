@@ -350,6 +350,11 @@ pub fn tftp_hpa(lan: &TestLan, root: &Path) -> Result<Server> {
 
 /// Start nginx (`daemon off;`, its own prefix in the scratch dir) serving `root` on port 80.
 pub fn nginx(lan: &TestLan, root: &Path) -> Result<Server> {
+    nginx_on(lan, root, 80)
+}
+
+/// [`nginx`] on another port (beside a server that holds port 80).
+pub fn nginx_on(lan: &TestLan, root: &Path, port: u16) -> Result<Server> {
     let bin = require_tool("nginx");
     let n = next_id();
     let prefix = subdir(lan, &format!("nginx-{n}"))?;
@@ -361,7 +366,7 @@ pub fn nginx(lan: &TestLan, root: &Path) -> Result<Server> {
            default_type application/octet-stream;\n\
            client_body_temp_path {t}/body;\n  proxy_temp_path {t}/proxy;\n\
            fastcgi_temp_path {t}/fastcgi;\n  uwsgi_temp_path {t}/uwsgi;\n  scgi_temp_path {t}/scgi;\n\
-           server {{\n    listen {SERVER_IP}:80;\n    root {root};\n  }}\n}}\n",
+           server {{\n    listen {SERVER_IP}:{port};\n    root {root};\n  }}\n}}\n",
         pid = p("nginx.pid"),
         err = p("error.log"),
         access = p("access.log"),
@@ -383,7 +388,7 @@ pub fn nginx(lan: &TestLan, root: &Path) -> Result<Server> {
             &p("error.log"),
         ],
     )?;
-    wait_for_tcp_port(lan, 80)?;
+    wait_for_tcp_port(lan, port)?;
     Ok(server)
 }
 
