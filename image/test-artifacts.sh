@@ -25,7 +25,8 @@ done
 # The code layout that keeps the idle RSS small still names this build's functions.
 "$root/scripts/startup-order.sh" check "$root/target/release/flakeboot"
 key="$(cd "$root" && { find image -path image/out -prune -o -path image/cache -prune -o -type f -print; \
-  echo "board/$board.toml"; echo target/release/flakeboot; } | sort | xargs sha256sum | sha256sum | cut -c1-16)"
+  echo "board/$board.toml"; echo target/release/flakeboot; echo target/release/flakeboot-board; } \
+  | sort | xargs sha256sum | sha256sum | cut -c1-16)"
 if [ "$(cat "$out/.key" 2>/dev/null)" = "$key" ]; then
   echo "test images are up to date ($key)"
   exit 0

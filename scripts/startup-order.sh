@@ -4,7 +4,8 @@
 # The idle RSS is mostly code pages: start-up runs a few thousand functions spread over 12 MB of
 # code, and the kernel maps the cached pages 64 KiB around each page that faults
 # (fault-around). Placed together at the start of `.text` (by the slice of the run they first
-# ran in, by name within a slice), those functions map a few MiB instead (docs/benchmarks.md, "The start-up's code placed together").
+# ran in, by name within a slice), those functions map a few MiB instead (docs/benchmarks.md,
+# "The start-up's code placed together").
 # crates/daemon/build.rs hands crates/daemon/startup-order.txt to the linker (lld's
 # `--symbol-ordering-file`) for release builds; names it does not find are ignored, so a
 # stale file costs memory, never a failed build.

@@ -18,6 +18,9 @@
 //! Requests carry `ConnectInfo<SocketAddr>` as `axum::serve` would give them. On shutdown the
 //! listener closes, open connections finish their current request (graceful shutdown) within
 //! [`ConnLimits::drain_timeout`], then they are dropped.
+//!
+//! Management connections run on the daemon's runtime; boot connections on event loops of
+//! their own ([`event_loops`]), one per core, each connection on one loop for its life.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -41,6 +44,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tower::Service;
+
+pub mod event_loops;
+
+use event_loops::{EventLoops, Job};
 
 /// The budget of one listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,7 +149,7 @@ pub async fn serve<H: Handshake>(
     shutdown: CancellationToken,
 ) {
     let stop = shutdown.clone();
-    accept_loop(listener, limits, stats, stop, move |stream, peer, stats| {
+    let serve_one = move |stream, peer, stats: Arc<ConnStats>| {
         let (router, handshake, shutdown) = (router.clone(), handshake.clone(), shutdown.clone());
         async move {
             let Some(io) = handshake.handshake(stream, peer).await else {
@@ -151,14 +158,16 @@ pub async fn serve<H: Handshake>(
             };
             connection(io, peer, router, limits, &stats, shutdown).await;
         }
-    })
-    .await;
+    };
+    let run = |job: Job| drop(tokio::spawn(job));
+    accept_loop(listener, limits, stats, stop, serve_one, run).await;
 }
 
 /// [`serve`] for the plain-HTTP boot port: each connection is the boot port's own HTTP/1.1
-/// loop ([`flakeboot_httpboot::h1`]), which writes boot files' bodies with `sendfile(2)`. Same limits, same
-/// counters. A connection still sending a file when the drain time is over is dropped (its
-/// boot event says the body was cut off).
+/// loop ([`flakeboot_httpboot::h1`]), which writes boot files' bodies with `sendfile(2)`, on
+/// one of the boot port's [`EventLoops`]. Same limits, same counters. A connection still
+/// sending a file when the drain time is over is dropped (its boot event says the body was cut
+/// off).
 pub async fn serve_boot(
     listener: TcpListener,
     router: Router,
@@ -167,9 +176,19 @@ pub async fn serve_boot(
     shutdown: CancellationToken,
 ) {
     let stop = shutdown.clone();
-    accept_loop(listener, limits, stats, stop, move |stream, peer, stats| {
+    let loops = EventLoops::per_core("http-boot");
+    let serve_one = move |stream: TcpStream, peer, stats: Arc<ConnStats>| {
         let (router, shutdown) = (router.clone(), shutdown.clone());
+        // Off this runtime's reactor; the loop that runs it registers it with its own.
+        let stream = stream.into_std();
         async move {
+            let stream = match stream.and_then(TcpStream::from_std) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::debug!(%peer, "cannot hand the connection to an event loop: {e}");
+                    return;
+                }
+            };
             let drained = async {
                 shutdown.cancelled().await;
                 tokio::time::sleep(limits.drain_timeout).await;
@@ -187,19 +206,21 @@ pub async fn serve_boot(
                 () = drained => {}
             }
         }
-    })
-    .await;
+    };
+    let run = |job: Job| loops.spawn(job);
+    accept_loop(listener, limits, stats, stop, serve_one, run).await;
 }
 
-/// Accepts connections until `shutdown`, refuses those beyond the per-address cap, and runs
-/// `serve_one` for each other one while it holds its address's slot; returns when every
-/// connection has finished or the drain time is over.
+/// Accepts connections until `shutdown`, refuses those beyond the per-address cap, and has
+/// `run` run `serve_one` for each other one while it holds its address's slot; returns when
+/// every connection has finished or the drain time is over.
 async fn accept_loop<F, Fut>(
     listener: TcpListener,
     limits: ConnLimits,
     stats: Arc<ConnStats>,
     shutdown: CancellationToken,
     serve_one: F,
+    run: impl Fn(Job),
 ) where
     F: Fn(TcpStream, SocketAddr, Arc<ConnStats>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
@@ -231,10 +252,10 @@ async fn accept_loop<F, Fut>(
             tracing::debug!(%peer, "cannot set TCP_NODELAY: {e}");
         }
         let served = serve_one(stream, peer, Arc::clone(&stats));
-        conns.spawn(async move {
+        run(Box::pin(conns.track_future(async move {
             let _slot = slot;
             served.await;
-        });
+        })));
     }
     drop(listener);
     conns.close();

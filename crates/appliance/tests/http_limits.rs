@@ -4,7 +4,7 @@
 //! extra connection at once while another address is served, and `ConnectInfo` reaches the
 //! handler. Clients come from 127.0.0.1 and 127.0.0.2 (all of 127/8 is loopback). Each test
 //! runs against both loops: `serve` (hyper, the management port's) and `serve_boot` (the boot
-//! port's own HTTP/1.1).
+//! port's own HTTP/1.1, its connections on event loops of their own).
 
 // Test helpers outside `#[test]` functions: a failed unwrap is a failed test.
 #![allow(
@@ -48,10 +48,15 @@ enum Kind {
 }
 
 async fn start(kind: Kind) -> Server {
-    let app = Router::new().route(
-        "/peer",
-        get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
-    );
+    let app = Router::new()
+        .route(
+            "/peer",
+            get(|ConnectInfo(peer): ConnectInfo<SocketAddr>| async move { peer.ip().to_string() }),
+        )
+        .route(
+            "/thread",
+            get(|| async { std::thread::current().name().unwrap_or("").to_owned() }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let stats = Arc::new(ConnStats::default());
@@ -220,6 +225,40 @@ async fn shutdown_lets_the_loop_return_with_connections_open(kind: Kind) {
         .await
         .expect("serve returns after the drain time")
         .unwrap();
+}
+
+/// The thread that answers a request on a new connection.
+fn answering_thread(addr: SocketAddr) -> String {
+    let mut c = connect([127, 0, 0, 1], addr);
+    c.write_all(b"GET /thread HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let (got, _) = until_closed(&mut c);
+    assert!(got.starts_with("HTTP/1.1 200"), "{got:?}");
+    got.rsplit("\r\n\r\n").next().unwrap().to_owned()
+}
+
+/// Boot connections run on the boot port's event loops, in turn (one per core, this
+/// machine's count); management connections on the runtime that serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn boot_connections_run_on_event_loops_of_their_own() {
+    let loops = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let boot = start(Kind::Boot).await;
+    let addr = boot.addr;
+    let threads: Vec<String> =
+        blocking(move || (0..loops + 1).map(|_| answering_thread(addr)).collect()).await;
+    let expected: Vec<String> = (0..loops + 1)
+        .map(|i| format!("http-boot-{}", i % loops))
+        .collect();
+    assert_eq!(threads, expected);
+    boot.shutdown.cancel();
+    boot.task.await.unwrap();
+
+    let hyper = start(Kind::Hyper).await;
+    let addr = hyper.addr;
+    let thread = blocking(move || answering_thread(addr)).await;
+    assert!(!thread.starts_with("http-boot"), "{thread:?}");
+    hyper.shutdown.cancel();
+    hyper.task.await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

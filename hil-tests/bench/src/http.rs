@@ -1,9 +1,11 @@
 //! HTTP: a big initrd with one client and with many at once (curl, and wrk), and Range
 //! requests. flakeboot (port 80) and nginx (port 8080) run side by side on `lan0`, serving the
 //! same file, and take turns: each curl measurement alternates between them round by round, so
-//! whatever else the machine does at a moment weighs on both alike. A 100 MiB download takes
-//! 25-65 ms here, for both servers alike: where the lone client, the server and the kernel's
-//! TCP work land on the two cores decides it, so one client's figure is the median of many.
+//! whatever else the machine does at a moment weighs on both alike. One client's download of
+//! 100 MiB takes 25-65 ms here with either server: where the client, the server and the
+//! kernel's TCP work land on the two cores decides it (both servers at 1.5-1.7 GB/s when pinned
+//! to the client's core, 1.3-5 GB/s when not), so that figure is the median of 101 downloads
+//! each; medians of 21 still differed by up to a fifth between the servers from set to set.
 //! wrk's runs, 10 s each, go one server after the other.
 
 use std::process::Stdio;
@@ -22,7 +24,7 @@ const RANGE_LEN: u64 = 64 * 1024;
 /// nginx's port here (flakeboot's boot port is 80).
 const NGINX_PORT: u16 = 8080;
 /// Downloads by one client per server (the figure is their median).
-const SINGLE_ROUNDS: usize = 21;
+const SINGLE_ROUNDS: usize = 101;
 /// Rounds of many clients at once per server (the figure is the median round).
 const MANY_ROUNDS: usize = 3;
 
