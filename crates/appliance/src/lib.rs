@@ -23,7 +23,8 @@
 //!   WAN firewall; router mode's forwarding and NAT) and IPv4 forwarding, undone at stop.
 //! - [`vpn`]: remote management over WireGuard: the [`VpnService`] seam and [`vpn::VpnManager`].
 //! - [`http_serve`]: the accept loop of the HTTP boot and management listeners: header-read
-//!   and idle timeouts, a per-address connection cap.
+//!   and idle timeouts, a per-address connection cap; boot connections on event loops of
+//!   their own ([`http_serve::event_loops`]).
 //! - [`listen_addrs`]: where management listens (LAN plus tunnels), each bound to its interface.
 //! - [`backup`]: the state directory and config as one passphrase-encrypted archive, and its
 //!   restore into a new state directory.

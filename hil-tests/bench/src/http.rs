@@ -80,15 +80,7 @@ fn start_flakeboot(lan: &TestLan, k: &Knobs, www: &std::path::Path) -> Result<Se
     servers::flakeboot(
         lan,
         &k.flakeboot_bin,
-        &FlakebootSetup {
-            dhcp: DhcpMode::Off,
-            ipxe_dir: www.to_owned(),
-            kernel: www.join("kernel"),
-            initrd: www.join("initrd"),
-            cmdline: String::new(),
-            machines: Vec::new(),
-            ra: false,
-        },
+        &FlakebootSetup::serving(DhcpMode::Off, www),
     )
 }
 

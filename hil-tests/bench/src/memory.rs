@@ -35,15 +35,7 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
             "flakeboot" => servers::flakeboot(
                 &lan,
                 &k.flakeboot_bin,
-                &FlakebootSetup {
-                    dhcp: DhcpMode::Router,
-                    ipxe_dir: www.clone(),
-                    kernel: www.join("kernel"),
-                    initrd: www.join("initrd"),
-                    cmdline: String::new(),
-                    machines: Vec::new(),
-                    ra: false,
-                },
+                &FlakebootSetup::serving(DhcpMode::Router, &www),
             )
             .map(|s| vec![s]),
             "dnsmasq+nginx" => servers::dnsmasq(

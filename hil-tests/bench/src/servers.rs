@@ -110,6 +110,19 @@ pub struct FlakebootSetup {
 }
 
 impl FlakebootSetup {
+    /// `dir`'s iPXE binaries, `kernel` and `initrd`, with `dhcp`; no machines, no RA.
+    pub fn serving(dhcp: DhcpMode, dir: &Path) -> FlakebootSetup {
+        FlakebootSetup {
+            dhcp,
+            ipxe_dir: dir.to_owned(),
+            kernel: dir.join("kernel"),
+            initrd: dir.join("initrd"),
+            cmdline: String::new(),
+            machines: Vec::new(),
+            ra: false,
+        }
+    }
+
     /// The TOML config a user would write for this setup.
     pub fn to_toml(&self) -> String {
         let mode = match self.dhcp {

@@ -177,15 +177,7 @@ fn start(lan: &TestLan, k: &Knobs, name: &str, www: &Path) -> Result<Vec<Server>
         return servers::flakeboot(
             lan,
             &k.flakeboot_bin,
-            &FlakebootSetup {
-                dhcp: DhcpMode::Router,
-                ipxe_dir: www.to_owned(),
-                kernel: www.join("kernel"),
-                initrd: www.join("initrd"),
-                cmdline: String::new(),
-                machines: Vec::new(),
-                ra: false,
-            },
+            &FlakebootSetup::serving(DhcpMode::Router, www),
         )
         .map(|s| vec![s]);
     }

@@ -95,6 +95,8 @@ fn start(name: &str, index: usize) -> io::Result<UnboundedSender<Job>> {
         .max_blocking_threads(BLOCKING_THREADS)
         .thread_name(format!("{name}-pool"))
         .build()?;
+    // Unbounded: a job is a connection the accept loop admitted (within its per-address
+    // slots), and the loop spawns each one as soon as it arrives.
     let (queue, mut jobs) = mpsc::unbounded_channel::<Job>();
     std::thread::Builder::new()
         .name(format!("{name}-{index}"))
