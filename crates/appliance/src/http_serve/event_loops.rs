@@ -89,18 +89,32 @@ impl EventLoops {
 
 /// Starts loop `index`: a current-thread runtime on a thread of its own that runs every job
 /// its queue brings until the queue closes.
+///
+/// The runtime is built on that thread, which says whether it could: a runtime must not be
+/// dropped where the caller runs (inside a runtime), as it would be if the thread could not
+/// start. The caller waits for that answer, once per loop, well under a millisecond.
 fn start(name: &str, index: usize) -> io::Result<UnboundedSender<Job>> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .max_blocking_threads(BLOCKING_THREADS)
-        .thread_name(format!("{name}-pool"))
-        .build()?;
     // Unbounded: a job is a connection the accept loop admitted (within its per-address
     // slots), and the loop spawns each one as soon as it arrives.
     let (queue, mut jobs) = mpsc::unbounded_channel::<Job>();
+    let (built, ready) = std::sync::mpsc::sync_channel::<io::Result<()>>(1);
+    let pool = format!("{name}-pool");
     std::thread::Builder::new()
         .name(format!("{name}-{index}"))
         .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .max_blocking_threads(BLOCKING_THREADS)
+                .thread_name(pool)
+                .build();
+            let runtime = match runtime {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = built.send(Err(e));
+                    return;
+                }
+            };
+            let _ = built.send(Ok(()));
             runtime.block_on(async move {
                 while let Some(job) = jobs.recv().await {
                     drop(tokio::spawn(job));
@@ -108,6 +122,11 @@ fn start(name: &str, index: usize) -> io::Result<UnboundedSender<Job>> {
             });
             // The runtime drops here, and with it whatever still runs on it.
         })?;
+    ready.recv().unwrap_or_else(|_| {
+        Err(io::Error::other(
+            "the loop's thread ended before it started",
+        ))
+    })?;
     Ok(queue)
 }
 
