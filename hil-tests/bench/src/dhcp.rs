@@ -12,6 +12,7 @@ use crate::lan::{CLIENT_IF, subdir, veth_lan};
 use crate::perfdhcp::{self, PerfReport};
 use crate::report::{Better, Collector, Row};
 use crate::servers::{self, DhcpMode, DnsmasqSetup, FlakebootSetup, Server};
+use crate::udp_counters;
 
 /// The most drops a rate may cause and still count as sustained, in percent.
 pub const MAX_DROP_PERCENT: f64 = 0.1;
@@ -90,6 +91,10 @@ pub fn start(lan: &TestLan, k: &Knobs, name: &str) -> Result<Server> {
 /// one; returns the highest achieved clean rate (0 if none).
 pub fn highest_rate(lan: &TestLan, k: &Knobs, rates: &[u32], extra: &[&str]) -> Result<f64> {
     let try_rate = |rate: u32| -> Result<Option<f64>> {
+        let before = (
+            udp_counters::read(&lan.server),
+            udp_counters::read(lan.client()),
+        );
         let r = perfdhcp::run(
             lan.client(),
             CLIENT_IF,
@@ -101,8 +106,18 @@ pub fn highest_rate(lan: &TestLan, k: &Knobs, rates: &[u32], extra: &[&str]) -> 
         )?;
         let clean =
             r.drop_percent() < MAX_DROP_PERCENT && r.rate >= f64::from(rate) * MIN_RATE_SHARE;
+        let losses = match (
+            before,
+            udp_counters::read(&lan.server),
+            udp_counters::read(lan.client()),
+        ) {
+            ((Some(s0), Some(c0)), Some(s1), Some(c1)) => {
+                format!(" ({})", udp_counters::losses(s1.since(s0), c1.since(c0)))
+            }
+            _ => String::new(),
+        };
         eprintln!(
-            "   rate {rate}/s: achieved {:.0}/s, drops {:.3} %{}",
+            "   rate {rate}/s: achieved {:.0}/s, drops {:.3} %{}{losses}",
             r.rate,
             r.drop_percent(),
             if clean { "" } else { " (not sustained)" }

@@ -45,7 +45,14 @@ pub fn run(k: &Knobs) -> Result<Vec<Row>> {
     let mut sides = Vec::new();
     for name in ["flakeboot", "nginx"].into_iter().filter(|n| k.runs(n)) {
         let (server, url) = match name {
-            "flakeboot" => (start_flakeboot(&lan, k, &www)?, url(name, "initrd")),
+            "flakeboot" => (
+                servers::flakeboot(
+                    &lan,
+                    &k.flakeboot_bin,
+                    &FlakebootSetup::serving(DhcpMode::Off, &www),
+                )?,
+                url(name, "initrd"),
+            ),
             _ => (
                 servers::nginx_on(&lan, &www, NGINX_PORT)?,
                 format!("http://{SERVER_IP}:{NGINX_PORT}/initrd"),
@@ -74,14 +81,6 @@ pub fn url(server: &str, file: &str) -> String {
     } else {
         format!("http://{SERVER_IP}/{file}")
     }
-}
-
-fn start_flakeboot(lan: &TestLan, k: &Knobs, www: &std::path::Path) -> Result<Server> {
-    servers::flakeboot(
-        lan,
-        &k.flakeboot_bin,
-        &FlakebootSetup::serving(DhcpMode::Off, www),
-    )
 }
 
 /// `rounds` results of `measure` per side, the sides taking turns in each round; a side's

@@ -19,6 +19,7 @@ pub mod report;
 pub mod servers;
 pub mod storm;
 pub mod tftp;
+pub mod udp_counters;
 
 pub use error::{BenchError, Result};
 pub use knobs::Knobs;

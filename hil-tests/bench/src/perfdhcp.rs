@@ -11,6 +11,59 @@ use crate::error::{BenchError, Result};
 use crate::knobs::Knobs;
 use crate::lan::CLIENT_IF;
 
+/// perfdhcp's receive buffer while it runs. It sets none of its own, so its sockets take
+/// `net.core.rmem_default`, 208 KiB by the kernel's default: about 90 replies, 11 ms at
+/// 8,000/s, less than its receiving thread may wait for one of a 2-core machine's cores, and
+/// replies the server sent were dropped in perfdhcp's socket and counted against the server
+/// (docs/benchmarks.md, "perfdhcp's own socket"). The default is raised only while perfdhcp
+/// runs: the servers' sockets, made when they started, keep theirs (dnsmasq's the kernel's
+/// default, flakeboot's the 1 MiB it asks for).
+const CLIENT_RECV_BUFFER: u64 = 4 * 1024 * 1024;
+
+/// The sysctl new sockets take their receive buffer from (one for the whole machine: it
+/// cannot be set in a namespace of its own).
+const RMEM_DEFAULT: &str = "/proc/sys/net/core/rmem_default";
+
+/// `net.core.rmem_default` raised to [`CLIENT_RECV_BUFFER`] until dropped, then put back.
+struct ClientBuffer {
+    previous: Option<String>,
+}
+
+impl ClientBuffer {
+    fn raise() -> ClientBuffer {
+        let previous = std::fs::read_to_string(RMEM_DEFAULT).ok();
+        let low = previous
+            .as_deref()
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .is_some_and(|v| v < CLIENT_RECV_BUFFER);
+        if !low {
+            return ClientBuffer { previous: None };
+        }
+        match std::fs::write(RMEM_DEFAULT, CLIENT_RECV_BUFFER.to_string()) {
+            Ok(()) => ClientBuffer { previous },
+            Err(e) => {
+                eprintln!(
+                    "   cannot raise {RMEM_DEFAULT} for perfdhcp ({e}): its own socket may drop replies"
+                );
+                ClientBuffer { previous: None }
+            }
+        }
+    }
+}
+
+impl Drop for ClientBuffer {
+    fn drop(&mut self) {
+        if let Some(previous) = &self.previous
+            && let Err(e) = std::fs::write(RMEM_DEFAULT, previous.trim())
+        {
+            eprintln!(
+                "   cannot put {RMEM_DEFAULT} back to {}: {e}",
+                previous.trim()
+            );
+        }
+    }
+}
+
 /// One exchange kind's statistics (`DISCOVER-OFFER` or `REQUEST-ACK`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Exchange {
@@ -179,11 +232,14 @@ pub fn run(
     if timed {
         cmd.args(["-x", "t"]);
     }
+    let buffer = ClientBuffer::raise();
     let out = cmd
         .args(extra)
         .stdin(Stdio::null())
         .output()
-        .map_err(BenchError::io("running perfdhcp"))?;
+        .map_err(BenchError::io("running perfdhcp"));
+    drop(buffer);
+    let out = out?;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     // perfdhcp exits non-zero when packets were dropped: that is a figure, not a failure.
     let mut report = parse(&text).ok_or_else(|| BenchError::Parse {

@@ -33,6 +33,10 @@ fn every_comparison_produces_figures_for_both_sides() {
         "{} is missing: build the daemon first (cargo build -p flakeboot)",
         daemon.display()
     );
+    // perfdhcp runs with a raised net.core.rmem_default (hil-tests/bench/src/perfdhcp.rs):
+    // the machine's value is put back after each run.
+    let rmem_default = || std::fs::read_to_string("/proc/sys/net/core/rmem_default").unwrap();
+    let rmem_before = rmem_default();
     let dir = tempfile::tempdir().unwrap();
     let json = dir.path().join("results.json");
     let out = Command::new(env!("CARGO_BIN_EXE_flakeboot-bench"))
@@ -48,6 +52,17 @@ fn every_comparison_produces_figures_for_both_sides() {
         out.status.success(),
         "flakeboot-bench failed ({}):\n{stdout}\n{stderr}",
         out.status
+    );
+    assert_eq!(
+        rmem_default(),
+        rmem_before,
+        "net.core.rmem_default not put back"
+    );
+    // Each DHCP rate step says where its losses were, from both namespaces' UDP counters.
+    assert!(
+        stderr.contains("dropped in its socket;")
+            && stderr.contains("dropped in perfdhcp's socket"),
+        "no losses per namespace in the rate steps:\n{stderr}"
     );
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();

@@ -3,7 +3,7 @@
 //!
 //! Why: on the daemon's multi-thread runtime a lone download's task is woken by whichever
 //! worker holds the I/O driver and can move from worker to worker; against nginx one client's
-//! download ran at 0.91-0.97x in five runs, and at 0.99-1.07x with the whole runtime on one
+//! download ran at 0.91-0.99x in eight runs, and at 0.99-1.07x with the whole runtime on one
 //! worker (docs/benchmarks.md, "The boot port's connections on event loops of their own"). Here
 //! a connection stays on one loop, one thread, for its life.
 //!
