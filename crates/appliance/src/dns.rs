@@ -33,9 +33,14 @@ pub const REFRESH: Duration = Duration::from_secs(2);
 /// 6.5 s; with a LAN's few hundred, every [`REFRESH`].
 const REFRESH_SHARE: u32 = 100;
 
+/// The longest wait between two reads of the names, however long a read took: a new lease's
+/// name is answered at most this late.
+const REFRESH_MAX: Duration = Duration::from_secs(30);
+
 /// How long to wait after a read that took `took`.
 fn next_refresh(took: Duration) -> Duration {
-    REFRESH.max(took.saturating_mul(REFRESH_SHARE))
+    took.saturating_mul(REFRESH_SHARE)
+        .clamp(REFRESH, REFRESH_MAX)
 }
 
 /// Where the system's name servers are read when nothing else names them.
@@ -151,17 +156,20 @@ pub async fn refresh(
             () = tokio::time::sleep(wait) => {}
         }
         let (c, l, s) = (config.clone(), lan.clone(), store.clone());
-        let started = std::time::Instant::now();
         let read = tokio::task::spawn_blocking(move || {
+            // The read itself, not its wait for a blocking thread.
+            let started = std::time::Instant::now();
             let names = read_names(&c, &l, &s);
+            let took = started.elapsed();
             let upstream = upstream_servers(&c, l.address, Path::new(RESOLV_CONF));
-            (names, upstream)
+            (names, upstream, took)
         })
         .await;
-        wait = next_refresh(started.elapsed());
-        let Ok((names, upstream)) = read else {
+        let Ok((names, upstream, took)) = read else {
+            wait = REFRESH;
             continue;
         };
+        wait = next_refresh(took);
         match names {
             Ok(names) => state.set_names(names),
             Err(e) => {
