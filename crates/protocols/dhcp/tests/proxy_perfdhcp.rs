@@ -80,7 +80,7 @@ fn perfdhcp_pxe_discovers_all_get_proxy_offers() {
     );
     assert_eq!(sent, count);
     // flakeboot answered every DISCOVER...
-    let stats = lan.stats();
+    let stats = lan.stats_once(|s| s.replied >= count);
     assert_eq!(stats.received, count, "{stats:?}");
     assert_eq!(stats.replied, count, "{stats:?}");
     // ...and perfdhcp saw them all but possibly the very last: perfdhcp 2.2 rejects `-W`

@@ -131,6 +131,19 @@ impl Lan {
         self.flakeboot.stats.snapshot()
     }
 
+    /// The counters once `done` holds of them, or as they are after 5 s: a client can end
+    /// (perfdhcp exits after its last send) before the server's thread has counted what it sent.
+    pub fn stats_once(&self, done: impl Fn(&DhcpStatsSnapshot) -> bool) -> DhcpStatsSnapshot {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            let stats = self.stats();
+            if done(&stats) || std::time::Instant::now() > deadline {
+                return stats;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
+
     pub fn events(&self) -> Vec<BootEvent> {
         self.flakeboot.events.events()
     }

@@ -199,6 +199,16 @@ async fn loop_survives_garbage_and_answers_on_loopback() {
     assert_eq!(reply.xid(), req.xid());
     assert_eq!(reply.opts().msg_type(), Some(MessageType::Ack));
 
+    // A stop wakes the thread asleep in its receive (not the next POLL), and the loop ends
+    // with its socket closed: the port is free for a socket that does not share it.
+    let stopping = std::time::Instant::now();
+    shutdown.cancel();
+    task.await.unwrap().unwrap();
+    assert!(stopping.elapsed() < POLL / 5, "{:?}", stopping.elapsed());
+    std::net::UdpSocket::bind(addr).expect("the loop's socket is closed");
+
+    // Read once the thread has ended: it sends the reply before it records the event and
+    // bumps the counter, so a client woken by the reply can get here first (a CI run did).
     let snap = stats.snapshot();
     assert_eq!(snap.received, 4);
     assert_eq!(snap.malformed, 3);
@@ -207,14 +217,6 @@ async fn loop_survives_garbage_and_answers_on_loopback() {
     assert_eq!(events.len(), 1);
     assert_eq!(events[0].stage, BootStage::PxeBootServer);
     assert_eq!(events[0].peer, Some(Ipv4Addr::LOCALHOST.into()));
-
-    // A stop wakes the thread asleep in its receive (not the next POLL), and the loop ends
-    // with its socket closed: the port is free for a socket that does not share it.
-    let stopping = std::time::Instant::now();
-    shutdown.cancel();
-    task.await.unwrap().unwrap();
-    assert!(stopping.elapsed() < POLL / 5, "{:?}", stopping.elapsed());
-    std::net::UdpSocket::bind(addr).expect("the loop's socket is closed");
 }
 
 /// The server's other loop failed: this one's future is dropped, and its thread stops too
