@@ -62,6 +62,10 @@ struct Cli {
     /// run every peer.
     #[arg(long, value_delimiter = ',')]
     peers: Vec<String>,
+    /// DHCP (router mode): the rates to step through for the highest clean rate (comma-separated,
+    /// e.g. `1000` to skip the grid while looking at the fixed run's latency).
+    #[arg(long, value_delimiter = ',')]
+    dhcp_rates: Vec<u32>,
 }
 
 /// One comparison (subcommand).
@@ -211,6 +215,9 @@ fn knobs(cli: &Cli) -> Knobs {
     k.boot_uefi |= cli.uefi;
     k.boot_large = (k.boot_large || cli.large) && !cli.no_large;
     k.peers.clone_from(&cli.peers);
+    if !cli.dhcp_rates.is_empty() {
+        k.dhcp_rates.clone_from(&cli.dhcp_rates);
+    }
     k
 }
 

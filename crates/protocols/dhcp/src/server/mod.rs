@@ -22,6 +22,7 @@
 pub mod latency;
 mod proxy_loop;
 pub(crate) mod ra_sender;
+mod receiver;
 pub mod router;
 pub mod socket;
 pub mod watch;
@@ -32,7 +33,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use flakeboot_catalogue::Catalogue;
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -309,15 +309,8 @@ impl DhcpServer {
                     .await
                 }
                 ServerMode::Router(pool) => {
-                    let dhcp_socket = dhcp_socket
-                        .set_nonblocking(true)
-                        .and_then(|()| UdpSocket::from_std(dhcp_socket))
-                        .map_err(|source| DhcpError::Socket {
-                            port: cfg.port,
-                            source,
-                        })?;
                     router::run(
-                        Arc::new(dhcp_socket),
+                        dhcp_socket,
                         &cfg,
                         pool.clone(),
                         Arc::clone(&catalogue),

@@ -6,13 +6,13 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, Outcome};
 use tokio_util::sync::CancellationToken;
 
 use super::socket::{boot_server_destination, reply_destination};
-use super::{DhcpError, DhcpStats};
+use super::{DhcpError, DhcpStats, receiver};
 use crate::boot::{BootConfig, BootDecision};
 use crate::options::{PacketError, parse_request};
 use crate::proxy::{IgnoreReason, ProxyOutcome, ProxyPort, answer, encode_reply};
@@ -193,18 +193,9 @@ pub fn handle_datagram(
     handled
 }
 
-/// How long a blocked receive waits before it looks at the stop flag again. A stop also wakes
-/// it at once ([`Stop`]); this is the fallback.
-const POLL: Duration = Duration::from_secs(5);
-
-/// Receive on `socket` until `shutdown`: every datagram through [`handle_datagram`], the
-/// reply sent, the event recorded, the counter bumped.
-///
-/// The loop runs on a blocking thread of its own, not as a task: a thread asleep in
-/// `recvfrom(2)` is woken by the kernel with the datagram, where a task pays for a receive
-/// that finds nothing, the reactor's `epoll_wait`, a wake-up and a poll per datagram once the
-/// queue is drained (a third of the daemon's CPU per DISCOVER in a flood, as measured in
-/// docs/benchmarks.md). The boot policy's calls are synchronous and do not block.
+/// Receive on `socket` until `shutdown`, on a thread of its own ([`super::receiver`]): every
+/// datagram through [`handle_datagram`], the reply sent, the event recorded, the counter
+/// bumped. The boot policy's calls are synchronous and do not block.
 pub(crate) async fn run(
     socket: std::net::UdpSocket,
     port: ProxyPort,
@@ -213,56 +204,21 @@ pub(crate) async fn run(
     stats: Arc<DhcpStats>,
     shutdown: CancellationToken,
 ) -> Result<(), DhcpError> {
-    let local_port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
-    let failed = |source| DhcpError::Socket {
-        port: local_port,
-        source,
-    };
-    socket.set_nonblocking(false).map_err(failed)?;
-    socket.set_read_timeout(Some(POLL)).map_err(failed)?;
-    let socket = Arc::new(socket);
+    let local_port = receiver::local_port(&socket);
+    let socket = receiver::blocking(socket)?;
     // Dropped when this future ends or is dropped (the other loop of the server failed):
     // the thread stops either way.
-    let stop = Stop {
-        flag: CancellationToken::new(),
-        socket: Arc::clone(&socket),
-    };
+    let stop = receiver::Stop::new(&socket);
     let flag = stop.flag.clone();
     let mut thread = tokio::task::spawn_blocking(move || {
         receive(&socket, port, &cfg, catalogue.as_ref(), &stats, &flag);
     });
     tokio::select! {
-        joined = &mut thread => return ended(joined, local_port),
+        joined = &mut thread => return receiver::ended(joined, local_port),
         () = shutdown.cancelled() => {}
     }
     drop(stop);
-    ended(thread.await, local_port)
-}
-
-/// The thread's end: a panic is logged and ends the server like a failed socket.
-fn ended(joined: Result<(), tokio::task::JoinError>, port: u16) -> Result<(), DhcpError> {
-    joined.map_err(|e| {
-        tracing::error!(port, error = %e, "DHCP receive thread failed");
-        DhcpError::Socket {
-            port,
-            source: std::io::Error::other(e.to_string()),
-        }
-    })
-}
-
-/// Stops a [`receive`] thread when dropped: raises its flag and shuts the socket's receive
-/// side, which wakes a `recvfrom(2)` asleep on it at once (Linux sets the shutdown and wakes
-/// the socket's waiters even on an unconnected UDP socket, though the call reports ENOTCONN).
-struct Stop {
-    flag: CancellationToken,
-    socket: Arc<std::net::UdpSocket>,
-}
-
-impl Drop for Stop {
-    fn drop(&mut self) {
-        self.flag.cancel();
-        let _ = socket2::SockRef::from(self.socket.as_ref()).shutdown(std::net::Shutdown::Read);
-    }
+    receiver::ended(thread.await, local_port)
 }
 
 /// The blocking loop of [`run`], until `stop` is raised.
@@ -274,29 +230,9 @@ fn receive(
     stats: &DhcpStats,
     stop: &CancellationToken,
 ) {
-    let local_port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
+    let local_port = receiver::local_port(socket);
     let mut buf = vec![0u8; 4096];
-    while !stop.is_cancelled() {
-        let (len, src) = match socket.recv_from(&mut buf) {
-            Ok(r) => r,
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                continue;
-            }
-            Err(e) => {
-                // ICMP errors from earlier sends surface here: not fatal.
-                tracing::debug!(port = local_port, error = %e, "DHCP receive error");
-                std::thread::sleep(Duration::from_millis(10));
-                continue;
-            }
-        };
-        if stop.is_cancelled() {
-            break;
-        }
+    while let Some((len, src)) = receiver::next(socket, &mut buf, stop) {
         let arrived = std::time::Instant::now();
         DhcpStats::bump(&stats.received);
         DhcpStats::add_bytes(&stats.received_bytes, len);

@@ -11,17 +11,16 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use dhcproto::v4::{DhcpOption, Message, MessageType, OptionCode, UnknownOption};
 use flakeboot_catalogue::{BootEvent, BootStage, Catalogue, Outcome};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::socket::{CLIENT_PORT, reply_destination};
-use super::{DhcpError, DhcpServerConfig, DhcpStats, ra_sender};
+use super::{DhcpError, DhcpServerConfig, DhcpStats, ra_sender, receiver};
 use crate::boot::{BootConfig, BootDecision, decide as decide_boot};
 use crate::lease::{Lease, LeaseStore, Pool, PoolConfig, Verdict};
 use crate::options::{ClientInfo, PacketError, parse_request};
@@ -234,9 +233,10 @@ pub struct ReleaseRequest {
 
 /// Serve router mode on `socket` until `shutdown`. Leases load from `leases` first; user
 /// releases arrive on `releases`; the IPv6 router advertisement sender runs beside it when
-/// `pool.ra` is set.
+/// `pool.ra` is set. Datagrams are received and decided on a thread of their own
+/// ([`super::receiver`]); what needs a commit goes on to the [`committer`]'s thread.
 pub(crate) async fn run(
-    socket: Arc<UdpSocket>,
+    socket: std::net::UdpSocket,
     cfg: &DhcpServerConfig,
     pool: PoolConfig,
     catalogue: Arc<dyn Catalogue>,
@@ -258,70 +258,123 @@ pub(crate) async fn run(
             }
         });
     }
-    let mut pool = Pool::new(pool, existing);
-    let local_port = socket.local_addr().map(|a| a.port()).unwrap_or_default();
+    let pool = Arc::new(Mutex::new(Pool::new(pool, existing)));
+    let local_port = receiver::local_port(&socket);
+    let socket = receiver::blocking(socket)?;
     let (queue, pending) = mpsc::channel(committer::QUEUE);
     let out = committer::Outbox {
         socket: Arc::clone(&socket),
         catalogue: Arc::clone(&catalogue),
         stats: Arc::clone(&stats),
     };
-    let committer = tokio::spawn(committer::run(pending, leases, out));
-    let mut buf = vec![0u8; 4096];
-    loop {
-        let received = tokio::select! {
-            () = shutdown.cancelled() => break,
-            Some(request) = releases.recv() => {
+    let committer = committer::spawn(pending, leases, out);
+    // Dropped when this future ends or is dropped: the receive thread stops either way.
+    let stop = receiver::Stop::new(&socket);
+    let mut thread = {
+        let (pool, queue, boot, flag) = (
+            Arc::clone(&pool),
+            queue.clone(),
+            cfg.boot.clone(),
+            stop.flag.clone(),
+        );
+        tokio::task::spawn_blocking(move || {
+            receive(
+                &socket,
+                &boot,
+                &pool,
+                &queue,
+                catalogue.as_ref(),
+                &stats,
+                &flag,
+            );
+        })
+    };
+    let releasing = async {
+        while let Some(request) = releases.recv().await {
+            let (pool, queue) = (Arc::clone(&pool), queue.clone());
+            // The pool's lock is held until the release is queued behind what the pool
+            // decided before it; the queue may be full, so not on the runtime's threads.
+            let _ = tokio::task::spawn_blocking(move || {
+                let mut pool = lock(&pool);
                 let ips = pool.release_mac(request.mac);
-                if queue.send(Pending::Release { ips, request }).await.is_err() {
-                    break;
-                }
-                continue;
-            }
-            r = socket.recv_from(&mut buf) => r,
-        };
-        let (len, src) = match received {
-            Ok(got) => got,
-            // ICMP errors from earlier sends surface here: not fatal.
-            Err(e) => {
-                tracing::debug!(port = local_port, error = %e, "DHCP receive error");
-                continue;
-            }
-        };
+                queue.blocking_send(Pending::Release { ips, request })
+            })
+            .await;
+        }
+        // The API's side is gone (the server is stopping): serve on until `shutdown`.
+        std::future::pending::<()>().await;
+    };
+    let ended = tokio::select! {
+        joined = &mut thread => receiver::ended(joined, local_port),
+        () = shutdown.cancelled() => {
+            drop(stop);
+            receiver::ended(thread.await, local_port)
+        }
+        () = releasing => Ok(()),
+    };
+    // What was decided is still committed and answered before the loop is gone.
+    drop(queue);
+    if let Err(e) = committer.await {
+        tracing::error!(error = %e, "the lease committer failed");
+    }
+    ended
+}
+
+/// The pool, also after a panic of another holder (its state is still a pool: every change
+/// to it is one call).
+fn lock(pool: &Mutex<Pool>) -> std::sync::MutexGuard<'_, Pool> {
+    pool.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The receive thread of [`run`], until `stop` is raised: decides each datagram, sends what
+/// needs no commit at once and queues the rest for the committer, in the pool's order.
+fn receive(
+    socket: &std::net::UdpSocket,
+    boot: &BootConfig,
+    pool: &Mutex<Pool>,
+    queue: &mpsc::Sender<Pending>,
+    catalogue: &dyn Catalogue,
+    stats: &DhcpStats,
+    stop: &CancellationToken,
+) {
+    let mut buf = vec![0u8; 4096];
+    while let Some((len, src)) = receiver::next(socket, &mut buf, stop) {
         DhcpStats::bump(&stats.received);
         DhcpStats::add_bytes(&stats.received_bytes, len);
         let arrived = Instant::now();
         let bytes = buf.get(..len).unwrap_or_default();
-        let decided = decide(&mut pool, &cfg.boot, bytes, src, SystemTime::now());
+        let mut pool = lock(pool);
+        let decided = decide(&mut pool, boot, bytes, src, SystemTime::now());
         if decided.needs_commit() {
             let pending = Pending::Reply {
                 decided: Box::new(decided),
                 src,
                 arrived,
             };
-            if queue.send(pending).await.is_err() {
-                break;
+            // Queued under the pool's lock: a user's release queues behind it.
+            if queue.blocking_send(pending).is_err() {
+                return;
             }
         } else {
-            finish(&socket, decided, src, arrived, true, &catalogue, &stats).await;
+            drop(pool);
+            let sent = decided
+                .sendable(true)
+                .map(|(reply, dest)| socket.send_to(reply, dest));
+            finish(decided, src, arrived, true, sent, catalogue, stats);
         }
     }
-    // What was decided is still committed and answered before the loop is gone.
-    drop(queue);
-    if let Err(e) = committer.await {
-        tracing::error!(error = %e, "the lease committer failed");
-    }
-    Ok(())
 }
 
-/// Send one decided reply (unless it needed the failed commit), record and count.
-async fn finish(
-    socket: &UdpSocket,
+/// Log, record and count one decided datagram, whose reply (if it had one it could send
+/// after a commit that did or did not succeed, `durable`) went out with the result `sent`.
+fn finish(
     decided: Decided,
     src: SocketAddr,
     arrived: Instant,
     durable: bool,
-    catalogue: &Arc<dyn Catalogue>,
+    sent: Option<std::io::Result<usize>>,
+    catalogue: &dyn Catalogue,
     stats: &DhcpStats,
 ) {
     let mut counter = decided.counter;
@@ -343,35 +396,33 @@ async fn finish(
         }
     }
     let mut event = decided.event.clone();
-    if decided.reply.is_some() {
-        match decided.sendable(durable) {
+    if let Some((reply, dest)) = &decided.reply {
+        match sent {
             None => {
                 // The commit failed (logged): no ACK, and no boot event claiming one.
                 counter = Counter::Ignored;
                 event = None;
             }
-            Some((reply, dest)) => match socket.send_to(reply, dest).await {
-                Ok(_) => {
-                    stats.sent(reply.len(), arrived);
-                    // An ACK with a boot event is that event's `boot event` line already
-                    // (within its budget: a flood of them is not a flood of log lines); a
-                    // lease for a machine that does not netboot is logged here.
-                    let quiet = match decided.verdict {
-                        Some(Verdict::Offered(_) | Verdict::Informed) | None => true,
-                        Some(Verdict::Acked(_)) => decided.event.is_some(),
-                        Some(_) => false,
-                    };
-                    if quiet {
-                        tracing::debug!(peer = %src, %dest, verdict = ?decided.verdict, "DHCP reply sent");
-                    } else {
-                        tracing::info!(peer = %src, %dest, verdict = ?decided.verdict, "DHCP reply sent");
-                    }
+            Some(Ok(_)) => {
+                stats.sent(reply.len(), arrived);
+                // An ACK with a boot event is that event's `boot event` line already
+                // (within its budget: a flood of them is not a flood of log lines); a
+                // lease for a machine that does not netboot is logged here.
+                let quiet = match decided.verdict {
+                    Some(Verdict::Offered(_) | Verdict::Informed) | None => true,
+                    Some(Verdict::Acked(_)) => decided.event.is_some(),
+                    Some(_) => false,
+                };
+                if quiet {
+                    tracing::debug!(peer = %src, %dest, verdict = ?decided.verdict, "DHCP reply sent");
+                } else {
+                    tracing::info!(peer = %src, %dest, verdict = ?decided.verdict, "DHCP reply sent");
                 }
-                Err(e) => {
-                    tracing::warn!(peer = %src, %dest, error = %e, "DHCP reply not sent");
-                    counter = Counter::Ignored;
-                }
-            },
+            }
+            Some(Err(e)) => {
+                tracing::warn!(peer = %src, %dest, error = %e, "DHCP reply not sent");
+                counter = Counter::Ignored;
+            }
         }
     }
     if let Some(event) = event {

@@ -1,6 +1,9 @@
 use super::*;
 
 use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use super::super::receiver::POLL;
 
 use dhcproto::v4::{DhcpOption, Message, MessageType};
 use dhcproto::{Decodable, Decoder, Encodable};

@@ -291,32 +291,31 @@ impl LeaseStore for FakeLeases {
     }
 }
 
-#[tokio::test]
-async fn a_batch_is_one_commit_of_its_net_changes() {
-    let fake = Arc::new(FakeLeases::default());
-    let leases: Arc<dyn LeaseStore> = fake.clone();
+#[test]
+fn a_batch_is_one_commit_of_its_net_changes() {
+    let fake = FakeLeases::default();
     let (a, b) = (Ipv4Addr::new(10, 77, 0, 100), Ipv4Addr::new(10, 77, 0, 101));
     let batch = [
         with_changes(vec![record(a, 1)], vec![]),
         with_changes(vec![], vec![a]),
         with_changes(vec![record(b, 2)], vec![]),
     ];
-    assert!(commit(&leases, &batch).await);
+    assert!(commit(&fake, &batch));
     assert_eq!(
         *fake.commits.lock().unwrap(),
         vec![(vec![record(b, 2)], vec![a])]
     );
     // A batch without lease changes (offers, NAKs) needs no commit.
-    assert!(commit(&leases, &[with_changes(vec![], vec![])]).await);
+    assert!(commit(&fake, &[with_changes(vec![], vec![])]));
     assert_eq!(fake.commits.lock().unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn a_failed_commit_holds_back_the_ack_but_not_the_offer() {
-    let leases: Arc<dyn LeaseStore> = Arc::new(FakeLeases {
+#[test]
+fn a_failed_commit_holds_back_the_ack_but_not_the_offer() {
+    let leases = FakeLeases {
         failing: true,
         ..FakeLeases::default()
-    });
+    };
     let mut pool = pool();
     let src: SocketAddr = SRC.parse().unwrap();
     let ip = Ipv4Addr::new(10, 77, 0, 100);
@@ -335,10 +334,29 @@ async fn a_failed_commit_holds_back_the_ack_but_not_the_offer() {
         now(),
     );
     assert_eq!(ack.verdict, Some(Verdict::Acked(ip)));
-    let durable = commit(&leases, [&offer, &ack]).await;
+    let durable = commit(&leases, [&offer, &ack]);
     assert!(!durable);
     assert!(offer.sendable(durable).is_some());
     assert!(ack.sendable(durable).is_none());
+}
+
+/// A store that panics (a bug in it) fails its batch like a full disk: no ACK, and the
+/// committer, a thread of its own, is still there for the next batch.
+#[test]
+fn a_panicking_store_is_a_failed_commit() {
+    #[derive(Debug)]
+    struct Panicking;
+    impl LeaseStore for Panicking {
+        fn load(&self) -> Result<Vec<Lease>, LeaseStoreError> {
+            Ok(Vec::new())
+        }
+        fn commit(&self, _: &[Lease], _: &[Ipv4Addr]) -> Result<(), LeaseStoreError> {
+            panic!("a bug in the store")
+        }
+    }
+    let ack = with_changes(vec![record(Ipv4Addr::new(10, 77, 0, 100), 1)], vec![]);
+    assert!(!commit(&Panicking, [&ack]));
+    assert!(!commit(&Panicking, [&ack]));
 }
 
 #[test]
@@ -444,12 +462,12 @@ async fn the_committer_batches_behind_a_slow_commit_in_order_and_acks_only_when_
     let client = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let to = client.local_addr().unwrap();
     let out = Outbox {
-        socket: Arc::new(UdpSocket::bind("127.0.0.1:0").await.unwrap()),
+        socket: Arc::new(std::net::UdpSocket::bind("127.0.0.1:0").unwrap()),
         catalogue: Arc::new(flakeboot_catalogue::RecordingCatalogue::default()),
         stats: Arc::new(super::DhcpStats::default()),
     };
     let (queue, pending) = tokio::sync::mpsc::channel(committer::QUEUE);
-    let task = tokio::spawn(committer::run(pending, leases, out));
+    let task = committer::spawn(pending, leases, out);
     let (a, b, c) = (
         Ipv4Addr::new(10, 77, 0, 100),
         Ipv4Addr::new(10, 77, 0, 101),
